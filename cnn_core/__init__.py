@@ -1,0 +1,16 @@
+"""cnn_core: neural networks from scratch on compiled Cython/C kernels."""
+from cnn_core._version import __version__
+from cnn_core._config import get_num_threads, openmp_enabled, set_num_threads
+
+SUPPORTED_DTYPES = ("float32", "float64")
+
+
+def show_config() -> None:
+    """Print the version, the OpenMP build flag, the thread count in use and the supported dtypes."""
+    print(f"cnn_core {__version__}")
+    print(f"  OpenMP:  {'enabled' if openmp_enabled() else 'disabled (serial build)'}")
+    print(f"  threads: {get_num_threads()}")
+    print(f"  dtypes:  {', '.join(SUPPORTED_DTYPES)}")
+
+
+__all__ = ["__version__", "show_config", "openmp_enabled", "get_num_threads", "set_num_threads"]

@@ -1,0 +1,5 @@
+"""Compiled kernels: the hot loops every layer and model stands on.
+
+All kernels take NCHW float32 or float64 arrays, validate their arguments here at the Python boundary,
+and run compiled loops with the GIL released (OpenMP over the batch where it pays).
+"""
