@@ -42,20 +42,11 @@ def _check_out(out, shape: tuple, dtype: np.dtype) -> np.ndarray:
     return out
 
 
-def _unalias(x: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Copy `x` if it overlaps `out` other than exactly (a shifted overlap would read already-written data)."""
-    if (np.may_share_memory(x, out)
-            and x.__array_interface__["data"][0] != out.__array_interface__["data"][0]):
-        return x.copy()
-    return x
-
-
 def _forward(name: str, z, out, alpha: float = 1.0) -> np.ndarray:
     zc = as_float_array(z, "z")
     out = _check_out(out, z.shape, zc.dtype)
     if out.size:
-        zc = _unalias(zc, out)
-        _activations.forward(name, zc.reshape(-1), out.reshape(-1), alpha)
+        _activations.forward(_activations.OPS[name], zc.reshape(-1), out.reshape(-1), alpha)
     return out
 
 
@@ -66,9 +57,7 @@ def _backward(name: str, dy, a, out, alpha: float = 1.0) -> np.ndarray:
         raise ValueError(f"a: expected shape {dy.shape} (dy's), got {a.shape}")
     out = _check_out(out, dy.shape, dyc.dtype)
     if out.size:
-        dyc = _unalias(dyc, out)
-        ac = _unalias(ac, out)
-        _activations.backward(name, dyc.reshape(-1), ac.reshape(-1), out.reshape(-1), alpha)
+        _activations.backward(_activations.OPS[name], dyc.reshape(-1), ac.reshape(-1), out.reshape(-1), alpha)
     return out
 
 
