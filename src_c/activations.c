@@ -33,7 +33,7 @@ INLINE double sel_f64(int c, double a, double b) {
 }
 
 /* ---- float32 ---- */
-#define X_MIN_F32 (-87.3f)
+#define X_MIN_F32 (-87.33654f) /* ln(FLT_MIN) */
 
 /* expm1(r) for |r| <= ln2/2: r + r^2/2! + ... + r^7/7!; the first omitted term r^8/8! is below 2^-24 |r|. */
 INLINE float expm1_poly_f32(float r) {
@@ -74,7 +74,7 @@ INLINE float expm1_nonpos_f32(float x) {
 INLINE float absf(float x) { return sel_f32(x < 0, -x, x); }
 
 /* ---- float64 ---- */
-#define X_MIN_F64 (-708.3)
+#define X_MIN_F64 (-708.3964185) /* ln(DBL_MIN) */
 
 /* expm1(r) for |r| <= ln2/2 to degree 13; the first omitted term r^14/14! is below 2^-53 |r|. */
 INLINE double expm1_poly_f64(double r) {

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import cnn_core.kernels as K
+from cnn_core.kernels import _activations
 from oracles_activations import (elu_backward_ref, elu_ref, relu_backward_ref, relu_ref,
                                  sigmoid_backward_ref, sigmoid_ref, tanh_backward_ref, tanh_ref)
 
@@ -33,6 +34,17 @@ FWD_TOL = {np.float32: dict(rtol=2e-6, atol=np.finfo(np.float32).tiny),
 BWD_TOL = {np.float32: dict(rtol=2e-6, atol=1e-6), np.float64: dict(rtol=1e-13, atol=4e-15)}
 
 
+@pytest.fixture(params=["baseline", "avx2"])
+def simd(request):
+    """Run the test on each SIMD code path (the AVX2/FMA copy is chosen at run time on capable CPUs)."""
+    if request.param not in _activations.simd_paths():
+        pytest.skip(f"CPU cannot run the {request.param} path")
+    before = _activations.get_simd()
+    _activations.set_simd(request.param)
+    yield request.param
+    _activations.set_simd(before)
+
+
 def _rand(rng, shape, dtype, scale=3.0):
     return np.asarray(rng.normal(0.0, scale, size=shape)).astype(dtype)
 
@@ -40,7 +52,7 @@ def _rand(rng, shape, dtype, scale=3.0):
 @pytest.mark.parametrize("name", list(ACTS))
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
-def test_forward_matches_oracle(name, dtype, shape):
+def test_forward_matches_oracle(name, dtype, shape, simd):
     fwd, _, ref, _ = ACTS[name]
     z = _rand(np.random.default_rng(1), shape, dtype)
     a = fwd(z)
@@ -51,7 +63,7 @@ def test_forward_matches_oracle(name, dtype, shape):
 @pytest.mark.parametrize("name", list(ACTS))
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
-def test_backward_matches_oracle(name, dtype, shape):
+def test_backward_matches_oracle(name, dtype, shape, simd):
     fwd, bwd, _, ref = ACTS[name]
     rng = np.random.default_rng(2)
     a = fwd(_rand(rng, shape, dtype))
@@ -59,6 +71,17 @@ def test_backward_matches_oracle(name, dtype, shape):
     dz = bwd(dy, a)
     assert dz.shape == a.shape and dz.dtype == dtype
     np.testing.assert_allclose(dz, ref(dy, a), **BWD_TOL[dtype])
+
+
+@pytest.mark.parametrize("name", list(ACTS))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_forward_dense_grid(name, dtype, simd):
+    # Every range-reduction interval of the inline exp/expm1, tiny |z| (where tanh and elu need expm1's
+    # relative accuracy), and the flush-to-zero end of exp.
+    mag = np.concatenate([np.geomspace(1e-30, 1e-3, 400), np.linspace(1e-3, 90.0, 20001), np.linspace(90.0, 750.0, 2001)])
+    z = np.concatenate([-mag[::-1], [0.0], mag]).astype(dtype)
+    fwd, _, ref, _ = ACTS[name]
+    np.testing.assert_allclose(fwd(z), ref(z), **FWD_TOL[dtype])
 
 
 @pytest.mark.parametrize("name", list(ACTS))
@@ -90,7 +113,7 @@ def test_backward_matches_finite_differences(name):
 
 @pytest.mark.filterwarnings("error")
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_sigmoid_is_stable_for_large_inputs(dtype):
+def test_sigmoid_is_stable_for_large_inputs(dtype, simd):
     z = np.array([-1000.0, -100.0, -50.0, 0.0, 50.0, 100.0, 1000.0, -np.inf, np.inf], dtype=dtype)
     with np.errstate(all="raise"):
         a = K.sigmoid(z)
