@@ -15,7 +15,7 @@ def _data(rng, n, d, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n,d", [(1, 1), (40, 7), (60, 30), (25, 1)])
+@pytest.mark.parametrize("n,d", [(1, 1), (40, 7), (60, 30), (25, 1), (30, 8), (20, 16), (50, 61)])
 @pytest.mark.parametrize("use_order", [False, True])
 def test_epoch_equals_python_loop_exactly(dtype, n, d, use_order):
     rng = np.random.default_rng(n * 100 + d)
@@ -95,6 +95,11 @@ def test_X_not_2d():
     _, y, w = _ok()
     with pytest.raises(ValueError, match=r"X: expected a 2-D array, got shape \(4,\)"):
         perceptron_epoch(np.ones(4), y, w, 0.0)
+
+
+def test_X_no_features():
+    with pytest.raises(ValueError, match=r"X: expected at least one feature column, got shape \(4, 0\)"):
+        perceptron_epoch(np.ones((4, 0)), np.array([1, -1, 1, -1]), np.zeros(0), 0.0)
 
 
 def test_X_integer():

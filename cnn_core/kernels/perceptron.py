@@ -47,6 +47,8 @@ def perceptron_epoch(X: np.ndarray, y: np.ndarray, w: np.ndarray, b: float, eta:
     """
     X = as_float_array(X, "X", ndim=2)
     n, d = X.shape
+    if d == 0:
+        raise ValueError(f"X: expected at least one feature column, got shape {X.shape}")
     y = _check_labels(y, n)
     if not isinstance(w, np.ndarray):
         raise TypeError(f"w: expected a numpy.ndarray, got {type(w).__name__}")
