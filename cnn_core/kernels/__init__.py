@@ -3,3 +3,7 @@
 All kernels take NCHW float32 or float64 arrays, validate their arguments here at the Python boundary,
 and run compiled loops with the GIL released (OpenMP over the batch where it pays).
 """
+from cnn_core.kernels.dense import bias_grad, linear_backward, linear_forward
+from cnn_core.kernels.gemm import gemm
+
+__all__ = ["bias_grad", "gemm", "linear_backward", "linear_forward"]
