@@ -28,6 +28,9 @@
  * they save (about 20 us of single-core work). */
 #define CNN_GEMM_MIN_WORK_PER_THREAD (1 << 20)
 
+/* Bytes of A the unpacked path keeps in L2 while B streams past. */
+#define CNN_GEMM_SUP_A_BYTES (256 * 1024)
+
 static void *cnn_aligned_alloc(size_t bytes)
 {
 #if defined(_WIN32)
@@ -73,6 +76,14 @@ int cnn_gemm_set_simd(int enable)
 {
     cnn_simd_state = enable ? cnn_cpu_has_avx2_fma() : 0;
     return cnn_simd_state;
+}
+
+/* -1: choose packed or unpacked by problem shape; 0/1: force (tests cover both on every shape). */
+static int cnn_gemm_sup_mode = -1;
+
+void cnn_gemm_set_unpacked(int mode)
+{
+    cnn_gemm_sup_mode = mode < 0 ? -1 : mode > 0;
 }
 
 /* ---- threading ----------------------------------------------------------------------------------- */
@@ -199,6 +210,162 @@ static void d_kernel_avx2(ptrdiff_t k, const double *a, const double *b, double 
 #undef D_STORE
 }
 
+/* "Unpacked" micro-kernels for problems too small to repay packing: A is read in place through its
+ * strides (6 row streams) and B's rows, which must be contiguous, are loaded directly (masked at the
+ * right edge), so no buffer is filled. Rows past mr repeat row mr - 1 and are computed but not stored.
+ * The whole depth k is done in one pass, so C is read and written once. */
+
+__attribute__((target("avx2,fma")))
+static void s_sup_avx2(ptrdiff_t k, const float *a, ptrdiff_t rsa, ptrdiff_t csa, const float *b,
+                       ptrdiff_t rsb, float *c, ptrdiff_t ldc, float alpha, float beta,
+                       ptrdiff_t mr, ptrdiff_t nr)
+{
+    const float *a0 = a, *a1 = a + (mr > 1 ? 1 : 0) * rsa, *a2 = a + (mr > 2 ? 2 : mr - 1) * rsa;
+    const float *a3 = a + (mr > 3 ? 3 : mr - 1) * rsa, *a4 = a + (mr > 4 ? 4 : mr - 1) * rsa;
+    const float *a5 = a + (mr > 5 ? 5 : mr - 1) * rsa;
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nr), lane);
+    const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nr - 8), lane);
+#define S_SUP_STEP(B0, B1)                                                                            \
+    do {                                                                                              \
+        const __m256 b0 = (B0), b1 = (B1);                                                            \
+        __m256 ai;                                                                                    \
+        ai = _mm256_broadcast_ss(a0 + pa); c00 = _mm256_fmadd_ps(ai, b0, c00); c01 = _mm256_fmadd_ps(ai, b1, c01); \
+        ai = _mm256_broadcast_ss(a1 + pa); c10 = _mm256_fmadd_ps(ai, b0, c10); c11 = _mm256_fmadd_ps(ai, b1, c11); \
+        ai = _mm256_broadcast_ss(a2 + pa); c20 = _mm256_fmadd_ps(ai, b0, c20); c21 = _mm256_fmadd_ps(ai, b1, c21); \
+        ai = _mm256_broadcast_ss(a3 + pa); c30 = _mm256_fmadd_ps(ai, b0, c30); c31 = _mm256_fmadd_ps(ai, b1, c31); \
+        ai = _mm256_broadcast_ss(a4 + pa); c40 = _mm256_fmadd_ps(ai, b0, c40); c41 = _mm256_fmadd_ps(ai, b1, c41); \
+        ai = _mm256_broadcast_ss(a5 + pa); c50 = _mm256_fmadd_ps(ai, b0, c50); c51 = _mm256_fmadd_ps(ai, b1, c51); \
+    } while (0)
+    ptrdiff_t pa = 0;
+    const float *bp = b;
+    if (nr == 16) {
+        for (ptrdiff_t p = 0; p < k; ++p, pa += csa, bp += rsb)
+            S_SUP_STEP(_mm256_loadu_ps(bp), _mm256_loadu_ps(bp + 8));
+    } else {
+        for (ptrdiff_t p = 0; p < k; ++p, pa += csa, bp += rsb)
+            S_SUP_STEP(_mm256_maskload_ps(bp, m0), _mm256_maskload_ps(bp + 8, m1));
+    }
+#undef S_SUP_STEP
+    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    if (mr == 6 && nr == 16) {
+#define S_STORE(row, x0, x1)                                                                          \
+    do {                                                                                              \
+        float *cr = c + (row) * ldc;                                                                  \
+        if (beta == 0) {                                                                              \
+            _mm256_storeu_ps(cr, _mm256_mul_ps(va, x0));                                              \
+            _mm256_storeu_ps(cr + 8, _mm256_mul_ps(va, x1));                                          \
+        } else {                                                                                      \
+            _mm256_storeu_ps(cr, _mm256_fmadd_ps(va, x0, _mm256_mul_ps(vb, _mm256_loadu_ps(cr))));    \
+            _mm256_storeu_ps(cr + 8, _mm256_fmadd_ps(va, x1, _mm256_mul_ps(vb, _mm256_loadu_ps(cr + 8)))); \
+        }                                                                                             \
+    } while (0)
+        S_STORE(0, c00, c01); S_STORE(1, c10, c11); S_STORE(2, c20, c21);
+        S_STORE(3, c30, c31); S_STORE(4, c40, c41); S_STORE(5, c50, c51);
+#undef S_STORE
+        return;
+    }
+    /* Edge tile: masked stores (masked-off lanes are not touched), rows past mr skipped. */
+#define S_MSTORE(row, x0, x1)                                                                         \
+    do {                                                                                              \
+        float *cr = c + (row) * ldc;                                                                  \
+        if ((row) >= mr)                                                                              \
+            break;                                                                                    \
+        if (beta == 0) {                                                                              \
+            _mm256_maskstore_ps(cr, m0, _mm256_mul_ps(va, x0));                                       \
+            _mm256_maskstore_ps(cr + 8, m1, _mm256_mul_ps(va, x1));                                   \
+        } else {                                                                                      \
+            _mm256_maskstore_ps(cr, m0, _mm256_fmadd_ps(va, x0, _mm256_mul_ps(vb, _mm256_maskload_ps(cr, m0)))); \
+            _mm256_maskstore_ps(cr + 8, m1,                                                           \
+                                _mm256_fmadd_ps(va, x1, _mm256_mul_ps(vb, _mm256_maskload_ps(cr + 8, m1)))); \
+        }                                                                                             \
+    } while (0)
+    S_MSTORE(0, c00, c01); S_MSTORE(1, c10, c11); S_MSTORE(2, c20, c21);
+    S_MSTORE(3, c30, c31); S_MSTORE(4, c40, c41); S_MSTORE(5, c50, c51);
+#undef S_MSTORE
+}
+
+__attribute__((target("avx2,fma")))
+static void d_sup_avx2(ptrdiff_t k, const double *a, ptrdiff_t rsa, ptrdiff_t csa, const double *b,
+                       ptrdiff_t rsb, double *c, ptrdiff_t ldc, double alpha, double beta,
+                       ptrdiff_t mr, ptrdiff_t nr)
+{
+    const double *a0 = a, *a1 = a + (mr > 1 ? 1 : 0) * rsa, *a2 = a + (mr > 2 ? 2 : mr - 1) * rsa;
+    const double *a3 = a + (mr > 3 ? 3 : mr - 1) * rsa, *a4 = a + (mr > 4 ? 4 : mr - 1) * rsa;
+    const double *a5 = a + (mr > 5 ? 5 : mr - 1) * rsa;
+    __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd();
+    __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd();
+    __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd();
+    __m256d c30 = _mm256_setzero_pd(), c31 = _mm256_setzero_pd();
+    __m256d c40 = _mm256_setzero_pd(), c41 = _mm256_setzero_pd();
+    __m256d c50 = _mm256_setzero_pd(), c51 = _mm256_setzero_pd();
+    const __m256i lane = _mm256_setr_epi64x(0, 1, 2, 3);
+    const __m256i m0 = _mm256_cmpgt_epi64(_mm256_set1_epi64x(nr), lane);
+    const __m256i m1 = _mm256_cmpgt_epi64(_mm256_set1_epi64x(nr - 4), lane);
+#define D_SUP_STEP(B0, B1)                                                                            \
+    do {                                                                                              \
+        const __m256d b0 = (B0), b1 = (B1);                                                           \
+        __m256d ai;                                                                                   \
+        ai = _mm256_broadcast_sd(a0 + pa); c00 = _mm256_fmadd_pd(ai, b0, c00); c01 = _mm256_fmadd_pd(ai, b1, c01); \
+        ai = _mm256_broadcast_sd(a1 + pa); c10 = _mm256_fmadd_pd(ai, b0, c10); c11 = _mm256_fmadd_pd(ai, b1, c11); \
+        ai = _mm256_broadcast_sd(a2 + pa); c20 = _mm256_fmadd_pd(ai, b0, c20); c21 = _mm256_fmadd_pd(ai, b1, c21); \
+        ai = _mm256_broadcast_sd(a3 + pa); c30 = _mm256_fmadd_pd(ai, b0, c30); c31 = _mm256_fmadd_pd(ai, b1, c31); \
+        ai = _mm256_broadcast_sd(a4 + pa); c40 = _mm256_fmadd_pd(ai, b0, c40); c41 = _mm256_fmadd_pd(ai, b1, c41); \
+        ai = _mm256_broadcast_sd(a5 + pa); c50 = _mm256_fmadd_pd(ai, b0, c50); c51 = _mm256_fmadd_pd(ai, b1, c51); \
+    } while (0)
+    ptrdiff_t pa = 0;
+    const double *bp = b;
+    if (nr == 8) {
+        for (ptrdiff_t p = 0; p < k; ++p, pa += csa, bp += rsb)
+            D_SUP_STEP(_mm256_loadu_pd(bp), _mm256_loadu_pd(bp + 4));
+    } else {
+        for (ptrdiff_t p = 0; p < k; ++p, pa += csa, bp += rsb)
+            D_SUP_STEP(_mm256_maskload_pd(bp, m0), _mm256_maskload_pd(bp + 4, m1));
+    }
+#undef D_SUP_STEP
+    const __m256d va = _mm256_set1_pd(alpha), vb = _mm256_set1_pd(beta);
+    if (mr == 6 && nr == 8) {
+#define D_STORE(row, x0, x1)                                                                          \
+    do {                                                                                              \
+        double *cr = c + (row) * ldc;                                                                 \
+        if (beta == 0) {                                                                              \
+            _mm256_storeu_pd(cr, _mm256_mul_pd(va, x0));                                              \
+            _mm256_storeu_pd(cr + 4, _mm256_mul_pd(va, x1));                                          \
+        } else {                                                                                      \
+            _mm256_storeu_pd(cr, _mm256_fmadd_pd(va, x0, _mm256_mul_pd(vb, _mm256_loadu_pd(cr))));    \
+            _mm256_storeu_pd(cr + 4, _mm256_fmadd_pd(va, x1, _mm256_mul_pd(vb, _mm256_loadu_pd(cr + 4)))); \
+        }                                                                                             \
+    } while (0)
+        D_STORE(0, c00, c01); D_STORE(1, c10, c11); D_STORE(2, c20, c21);
+        D_STORE(3, c30, c31); D_STORE(4, c40, c41); D_STORE(5, c50, c51);
+#undef D_STORE
+        return;
+    }
+#define D_MSTORE(row, x0, x1)                                                                         \
+    do {                                                                                              \
+        double *cr = c + (row) * ldc;                                                                 \
+        if ((row) >= mr)                                                                              \
+            break;                                                                                    \
+        if (beta == 0) {                                                                              \
+            _mm256_maskstore_pd(cr, m0, _mm256_mul_pd(va, x0));                                       \
+            _mm256_maskstore_pd(cr + 4, m1, _mm256_mul_pd(va, x1));                                   \
+        } else {                                                                                      \
+            _mm256_maskstore_pd(cr, m0, _mm256_fmadd_pd(va, x0, _mm256_mul_pd(vb, _mm256_maskload_pd(cr, m0)))); \
+            _mm256_maskstore_pd(cr + 4, m1,                                                           \
+                                _mm256_fmadd_pd(va, x1, _mm256_mul_pd(vb, _mm256_maskload_pd(cr + 4, m1)))); \
+        }                                                                                             \
+    } while (0)
+    D_MSTORE(0, c00, c01); D_MSTORE(1, c10, c11); D_MSTORE(2, c20, c21);
+    D_MSTORE(3, c30, c31); D_MSTORE(4, c40, c41); D_MSTORE(5, c50, c51);
+#undef D_MSTORE
+}
+
 #endif /* CNN_GEMM_X86 */
 
 /* ---- float and double instantiations ------------------------------------------------------------- */
@@ -212,6 +379,7 @@ static void d_kernel_avx2(ptrdiff_t k, const double *a, const double *b, double 
 #define NC 4096
 #if CNN_GEMM_X86
 #define SIMD_KERNEL s_kernel_avx2
+#define SUP_KERNEL s_sup_avx2
 #endif
 #include "gemm_template.h"
 #undef T
@@ -222,6 +390,7 @@ static void d_kernel_avx2(ptrdiff_t k, const double *a, const double *b, double 
 #undef KC
 #undef NC
 #undef SIMD_KERNEL
+#undef SUP_KERNEL
 
 #define T double
 #define G(name) d_##name
@@ -232,6 +401,7 @@ static void d_kernel_avx2(ptrdiff_t k, const double *a, const double *b, double 
 #define NC 2048
 #if CNN_GEMM_X86
 #define SIMD_KERNEL d_kernel_avx2
+#define SUP_KERNEL d_sup_avx2
 #endif
 #include "gemm_template.h"
 #undef T
@@ -242,6 +412,7 @@ static void d_kernel_avx2(ptrdiff_t k, const double *a, const double *b, double 
 #undef KC
 #undef NC
 #undef SIMD_KERNEL
+#undef SUP_KERNEL
 
 /* ---- public entry points ------------------------------------------------------------------------- */
 

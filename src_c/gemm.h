@@ -36,6 +36,9 @@ int cnn_gemm_simd(void);
 /* Allow (1) or forbid (0) the AVX2+FMA micro-kernels; returns the kernel now in use. For tests and
  * benchmarks of the portable path: not thread-safe against concurrent gemm calls. */
 int cnn_gemm_set_simd(int enable);
+/* Small problems skip packing (AVX2 path, B rows contiguous): -1 decides by shape (default), 0 never,
+ * 1 always where possible. For tests and benchmarks; not thread-safe against concurrent gemm calls. */
+void cnn_gemm_set_unpacked(int mode);
 
 #ifdef __cplusplus
 }

@@ -7,6 +7,7 @@
  *   MC, KC, NC     cache blocks: an MC x KC block of A (packed, lives in L2), a KC x NC block of B
  *                  (packed, lives in L3); one KC x NR micro-panel of B stays in L1 across the MC rows
  *   SIMD_KERNEL    the AVX2+FMA micro-kernel, or leave undefined for the portable one only
+ *   SUP_KERNEL     the AVX2+FMA micro-kernel reading A and B in place (optional; see gemm_sup)
  *
  * Loop nest (Goto/BLIS): jc over NC columns, pc over KC depth, ic over MC rows, jr over NR, ir over MR.
  * Packed panels are zero-padded to full MR/NR width, so the micro-kernel never branches on edges; edge
@@ -193,6 +194,62 @@ static int G(gemm_serial)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
     return 0;
 }
 
+#ifdef SUP_KERNEL
+/* Unpacked path for small problems: tiles of C straight from A (any strides) and B (contiguous rows).
+ * Rows are taken MC-ish at a time so that block of A stays in L2 while every NR-column sliver of B
+ * streams past it; each B sliver then stays in L1 for the MR-row tiles of the block. */
+static void G(gemm_sup)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha, const T *a, ptrdiff_t rsa,
+                        ptrdiff_t csa, const T *b, ptrdiff_t rsb, T beta, T *c, ptrdiff_t ldc)
+{
+    ptrdiff_t mb = (ptrdiff_t)(CNN_GEMM_SUP_A_BYTES / sizeof(T)) / k / MR * MR;
+    if (mb < MR)
+        mb = MR;
+    for (ptrdiff_t ic = 0; ic < m; ic += mb) {
+        const ptrdiff_t iend = m - ic < mb ? m : ic + mb;
+        for (ptrdiff_t jr = 0; jr < n; jr += NR) {
+            const ptrdiff_t nr = n - jr < NR ? n - jr : NR;
+            for (ptrdiff_t ir = ic; ir < iend; ir += MR)
+                SUP_KERNEL(k, a + ir * rsa, rsa, csa, b + jr, rsb, c + ir * ldc + jr, ldc, alpha, beta,
+                           iend - ir < MR ? iend - ir : MR, nr);
+        }
+    }
+}
+#endif
+
+/* Packing costs about one cycle per element of A and of B, i.e. k * (m + n) cycles; the arithmetic
+ * m * n * k / (MR * NR / 6) cycles (MR * NR multiply-adds per 6 cycles). Measured on the AVX2 kernels, the
+ * unpacked path wins while packing would cost more than ~10% of the arithmetic (square sizes up to ~300
+ * in float32, ~150 in float64) and loses beyond, where its B slivers and A rows fall out of L1/L2.
+ * It needs B's rows contiguous, for the direct vector loads. */
+static int G(use_sup)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t csb)
+{
+#ifdef SUP_KERNEL
+    if (csb != 1 || !cnn_gemm_simd())
+        return 0;
+    if (cnn_gemm_sup_mode >= 0)
+        return cnn_gemm_sup_mode;
+    return (double)(m + n) * (MR * NR) * 5 >= (double)m * (double)n * 3;
+#else
+    (void)m; (void)n; (void)k; (void)csb;
+    return 0;
+#endif
+}
+
+static int G(gemm_rect)(int sup, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
+                        const T *a, ptrdiff_t rsa, ptrdiff_t csa,
+                        const T *b, ptrdiff_t rsb, ptrdiff_t csb,
+                        T beta, T *c, ptrdiff_t ldc)
+{
+#ifdef SUP_KERNEL
+    if (sup) {
+        G(gemm_sup)(m, n, k, alpha, a, rsa, csa, b, rsb, beta, c, ldc);
+        return 0;
+    }
+#endif
+    (void)sup;
+    return G(gemm_serial)(m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);
+}
+
 /* C = beta * C without reading C when beta == 0 (the alpha == 0 or k == 0 case). */
 static void G(scale_c)(ptrdiff_t m, ptrdiff_t n, T beta, T *c, ptrdiff_t ldc)
 {
@@ -219,14 +276,15 @@ static int G(gemm_strided)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
         G(scale_c)(m, n, beta, c, ldc);
         return 0;
     }
+    const int sup = G(use_sup)(m, n, k, csb);
     int tm = 1, tn = 1;
     cnn_gemm_thread_grid(m, n, k, MR, NR, &tm, &tn);
     if (tm * tn == 1)
-        return G(gemm_serial)(m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);
+        return G(gemm_rect)(sup, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);
 
     /* Each thread owns a rectangle of C (whole micro-tiles) and runs the serial driver on it: no shared
-     * state, and every element sees the same operations as in a serial run, so results do not depend on
-     * the thread count. */
+     * state, and every element sees the same operations as in a serial run (the packed/unpacked choice is
+     * made once, above), so results do not depend on the thread count. */
     const ptrdiff_t row_tiles = (m + MR - 1) / MR, col_tiles = (n + NR - 1) / NR;
     const ptrdiff_t rows_per = (row_tiles + tm - 1) / tm * MR, cols_per = (col_tiles + tn - 1) / tn * NR;
     int err = 0;
@@ -239,8 +297,8 @@ static int G(gemm_strided)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
             continue;
         const ptrdiff_t mt = m - i0 < rows_per ? m - i0 : rows_per;
         const ptrdiff_t nt = n - j0 < cols_per ? n - j0 : cols_per;
-        err |= G(gemm_serial)(mt, nt, k, alpha, a + i0 * rsa, rsa, csa, b + j0 * csb, rsb, csb,
-                              beta, c + i0 * ldc + j0, ldc);
+        err |= G(gemm_rect)(sup, mt, nt, k, alpha, a + i0 * rsa, rsa, csa, b + j0 * csb, rsb, csb,
+                            beta, c + i0 * ldc + j0, ldc);
     }
     return err;
 }

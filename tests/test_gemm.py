@@ -30,15 +30,18 @@ def assert_gemm_close(c, a, b, c0=None, alpha=1.0, beta=0.0, trans_a=False, tran
     assert np.all(err <= tol), f"{what}: max error {err.max():.3g}, at tolerance {tol.flat[np.argmax(err - tol)]:.3g}"
 
 
-@pytest.fixture(params=["simd", "portable"])
+@pytest.fixture(params=["simd", "simd-packed", "simd-unpacked", "portable"])
 def kernel(request):
-    """Run a test with the AVX2+FMA micro-kernel (when the CPU has it) and with the portable C one."""
+    """Run a test with the AVX2+FMA micro-kernels (packing chosen by shape, forced on, forced off) and with
+    the portable C one."""
     was = _gemm.simd_enabled()
     if request.param == "portable":
         _gemm.set_simd(False)
     elif not _gemm.set_simd(True):
         pytest.skip("CPU without AVX2+FMA")
+    _gemm.set_unpacked({"simd-packed": 0, "simd-unpacked": 1}.get(request.param, -1))
     yield request.param
+    _gemm.set_unpacked(-1)
     _gemm.set_simd(was)
 
 

@@ -22,6 +22,7 @@ cdef extern from "gemm.h" nogil:
                           double beta, double *c, ptrdiff_t ldc)
     int cnn_gemm_simd()
     int cnn_gemm_set_simd(int enable)
+    void cnn_gemm_set_unpacked(int mode)
 
 
 cdef int sgemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
@@ -77,3 +78,9 @@ def set_simd(bint enable) -> bool:
     Not safe to call while another thread is inside gemm.
     """
     return bool(cnn_gemm_set_simd(enable))
+
+
+def set_unpacked(mode: int) -> None:
+    """Packing policy (for tests and benchmarks): -1 by problem shape (default), 0 always pack,
+    1 skip packing wherever the AVX2 unpacked kernel applies. Not safe while another thread is in gemm."""
+    cnn_gemm_set_unpacked(mode)
