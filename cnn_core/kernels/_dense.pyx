@@ -1,3 +1,4 @@
+# distutils: depends = src_c/fast_math.h
 """Fused loops of the fully connected layer (validation lives in dense.py).
 
 Forward: z = x @ w.T on the blocked C GEMM, then one pass over each row of z, still hot in cache, that
@@ -5,9 +6,15 @@ adds the bias and applies the activation in place. Backward: two GEMMs and a com
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport exp, expf, expm1, expm1f, tanh, tanhf
+from libc.math cimport exp, expm1, expm1f, tanh
 
 from cnn_core.kernels._gemm cimport dgemm, sgemm
+
+
+cdef extern from "fast_math.h" nogil:
+    # float32 rows in SIMD (libm's expf/tanhf are scalar calls); float64 keeps libm below.
+    void cnn_sigmoid_rowf(float *z, Py_ssize_t n)
+    void cnn_tanh_rowf(float *z, Py_ssize_t n)
 
 cdef enum:
     ACT_NONE = 0
@@ -28,27 +35,13 @@ cdef enum:
     COLSUM_BLOCK = 512
 
 
-cdef inline floating _exp(floating v) noexcept nogil:
-    if floating is float:
-        return expf(v)
-    else:
-        return exp(v)
-
-
-cdef inline floating _sigmoid(floating v) noexcept nogil:
+cdef inline double _sigmoid(double v) noexcept nogil:
     # exp of a non-positive argument only: no overflow for large |v|, and 1 - tiny never cancels.
-    cdef floating e
+    cdef double e
     if v >= 0:
-        return 1 / (1 + _exp(-v))
-    e = _exp(v)
+        return 1 / (1 + exp(-v))
+    e = exp(v)
     return e / (1 + e)
-
-
-cdef inline floating _tanh(floating v) noexcept nogil:
-    if floating is float:
-        return tanhf(v)
-    else:
-        return tanh(v)
 
 
 cdef inline floating _elu(floating v, floating alpha) noexcept nogil:
@@ -68,11 +61,17 @@ cdef void _bias_act_row(floating *z, const floating *b, Py_ssize_t n, int act, f
         for j in range(n):
             z[j] += b[j]
     if act == ACT_SIGMOID:
-        for j in range(n):
-            z[j] = _sigmoid(z[j])
+        if floating is float:
+            cnn_sigmoid_rowf(z, n)
+        else:
+            for j in range(n):
+                z[j] = _sigmoid(z[j])
     elif act == ACT_TANH:
-        for j in range(n):
-            z[j] = _tanh(z[j])
+        if floating is float:
+            cnn_tanh_rowf(z, n)
+        else:
+            for j in range(n):
+                z[j] = tanh(z[j])
     elif act == ACT_RELU:
         for j in range(n):
             z[j] = 0 if z[j] < 0 else z[j]   # NaN passes through, as in torch.relu

@@ -83,6 +83,8 @@ def check_finite(x: np.ndarray, name: str) -> None:
 
 def as_real(v, name: str) -> float:
     """Return a real scalar (Python or NumPy int/float, not bool) as a Python float."""
+    if type(v) is float:   # the common case, without the slow numbers.Real check
+        return v
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise TypeError(f"{name}: expected a real number, got {v!r} ({type(v).__name__})")
     return float(v)

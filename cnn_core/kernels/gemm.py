@@ -9,7 +9,8 @@ from cnn_core.kernels._validate import as_float_array, as_real
 
 def _strided(x: np.ndarray) -> np.ndarray:
     """`x` itself when its strides are whole elements (the C code takes any such view), else a copy."""
-    if any(s % x.itemsize for s in x.strides):
+    rows, cols = x.strides
+    if rows % x.itemsize or cols % x.itemsize:
         return np.ascontiguousarray(x)
     return x
 
