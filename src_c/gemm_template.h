@@ -221,7 +221,7 @@ static void G(gemm_sup)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha, const T 
  * unpacked path wins while packing would cost more than ~10% of the arithmetic (square sizes up to ~300
  * in float32, ~150 in float64) and loses beyond, where its B slivers and A rows fall out of L1/L2.
  * It needs B's rows contiguous, for the direct vector loads. */
-static int G(use_sup)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t csb)
+static int G(use_sup)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t csb)
 {
 #ifdef SUP_KERNEL
     if (csb != 1 || !cnn_gemm_simd())
@@ -230,7 +230,7 @@ static int G(use_sup)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t csb)
         return cnn_gemm_sup_mode;
     return (double)(m + n) * (MR * NR) * 5 >= (double)m * (double)n * 3;
 #else
-    (void)m; (void)n; (void)k; (void)csb;
+    (void)m; (void)n; (void)csb;
     return 0;
 #endif
 }
@@ -276,7 +276,7 @@ static int G(gemm_strided)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
         G(scale_c)(m, n, beta, c, ldc);
         return 0;
     }
-    const int sup = G(use_sup)(m, n, k, csb);
+    const int sup = G(use_sup)(m, n, csb);
     int tm = 1, tn = 1;
     cnn_gemm_thread_grid(m, n, k, MR, NR, &tm, &tn);
     if (tm * tn == 1)

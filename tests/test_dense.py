@@ -201,6 +201,21 @@ def test_bias_grad_matches_oracle(dtype, shape):
     assert np.all(np.abs(db.astype(np.float64) - ref) <= tol)
 
 
+def test_empty_dimensions():
+    # zero batch, zero input features (z = b) and zero output features are all valid shapes
+    b = np.array([0.5, -2.0])
+    np.testing.assert_array_equal(linear_forward(np.empty((3, 0)), np.empty((2, 0)), b, "relu"), [[0.5, 0.0]] * 3)
+    assert linear_forward(np.empty((0, 4)), np.ones((2, 4))).shape == (0, 2)
+    assert linear_forward(np.ones((3, 4)), np.empty((0, 4)), np.empty(0)).shape == (3, 0)
+    dx, dw, db = linear_backward(np.empty((0, 4)), np.ones((2, 4)), np.empty((0, 2)))
+    assert dx.shape == (0, 4)
+    np.testing.assert_array_equal(dw, np.zeros((2, 4)))
+    np.testing.assert_array_equal(db, np.zeros(2))
+    dx, dw, db = linear_backward(np.ones((3, 4)), np.empty((0, 4)), np.empty((3, 0)))
+    np.testing.assert_array_equal(dx, np.zeros((3, 4)))
+    assert dw.shape == (0, 4) and db.shape == (0,)
+
+
 def test_bias_grad_non_contiguous_and_empty_batch():
     rng = np.random.default_rng(15)
     delta = rng.standard_normal((40, 30))

@@ -80,6 +80,15 @@ cdef void _bias_act_row(floating *z, const floating *b, Py_ssize_t n, int act, f
             z[j] = _elu(z[j], alpha)
 
 
+cdef inline floating *_ptr(floating[:, ::1] a) noexcept nogil:
+    """Address of a[0, 0], or NULL for an empty array (which the loops then never dereference)."""
+    return &a[0, 0] if a.shape[0] > 0 and a.shape[1] > 0 else NULL
+
+
+cdef inline const floating *_cptr(const floating[:, ::1] a) noexcept nogil:
+    return &a[0, 0] if a.shape[0] > 0 and a.shape[1] > 0 else NULL
+
+
 cdef int _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                const floating *a, Py_ssize_t lda, const floating *b, Py_ssize_t ldb,
                floating *c, Py_ssize_t ldc) noexcept nogil:
@@ -110,14 +119,14 @@ def linear_forward_into(const floating[:, ::1] x, const floating[:, ::1] w, cons
                         bint has_bias, floating[:, ::1] z, int act, double alpha):
     """z = act(x @ w.T + b): x (N, in), w (out, in), b (out,) read only if has_bias, z (N, out)."""
     cdef Py_ssize_t n = x.shape[0], n_in = x.shape[1], n_out = w.shape[0], i
-    cdef const floating *pb = &b[0] if has_bias else NULL
+    cdef const floating *pb = &b[0] if has_bias and n_out > 0 else NULL
     cdef int err = 0
     cdef bint parallel = (n * n_out >= PARALLEL_MIN_ELEMENTS
                           and act != ACT_NONE and act != ACT_RELU)  # the cheap passes are memory bound
     if n == 0 or n_out == 0:
         return
     with nogil:
-        err = _gemm(False, True, n, n_out, n_in, &x[0, 0], n_in, &w[0, 0], n_in, &z[0, 0], n_out)
+        err = _gemm(False, True, n, n_out, n_in, _cptr(x), n_in, _cptr(w), n_in, &z[0, 0], n_out)
         if err == 0 and (has_bias or act != ACT_NONE):
             if parallel:
                 for i in prange(n, schedule="static"):
@@ -135,10 +144,10 @@ def linear_backward_into(const floating[:, ::1] x, const floating[:, ::1] w, con
     cdef Py_ssize_t n = x.shape[0], n_in = x.shape[1], n_out = w.shape[0]
     cdef int err = 0
     with nogil:
-        err = _gemm(False, False, n, n_in, n_out, &delta[0, 0], n_out, &w[0, 0], n_in, &dx[0, 0], n_in)
+        err = _gemm(False, False, n, n_in, n_out, _cptr(delta), n_out, _cptr(w), n_in, _ptr(dx), n_in)
         if err == 0:
-            err = _gemm(True, False, n_out, n_in, n, &delta[0, 0], n_out, &x[0, 0], n_in, &dw[0, 0], n_in)
-        _column_sum(&delta[0, 0], n, n_out, &db[0])
+            err = _gemm(True, False, n_out, n_in, n, _cptr(delta), n_out, _cptr(x), n_in, _ptr(dw), n_in)
+        _column_sum(_cptr(delta), n, n_out, &db[0] if n_out > 0 else NULL)
     if err != 0:
         raise MemoryError("linear_backward: could not allocate the GEMM packing buffers")
 
@@ -146,4 +155,4 @@ def linear_backward_into(const floating[:, ::1] x, const floating[:, ::1] w, con
 def bias_grad_into(const floating[:, ::1] delta, floating[::1] db):
     """db = delta summed over rows: delta (N, out) -> db (out,)."""
     with nogil:
-        _column_sum(&delta[0, 0], delta.shape[0], delta.shape[1], &db[0])
+        _column_sum(_cptr(delta), delta.shape[0], delta.shape[1], &db[0] if db.shape[0] > 0 else NULL)

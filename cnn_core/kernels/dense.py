@@ -35,8 +35,8 @@ def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, ac
     alpha = as_real(alpha, "alpha")
     z = np.empty((x.shape[0], w.shape[0]), dtype=x.dtype)
     has_bias = b is not None
-    _dense.linear_forward_into(x, w, b if has_bias else z[0, :0], has_bias, z, _dense.ACTIVATIONS[activation],
-                               alpha)
+    _dense.linear_forward_into(x, w, b if has_bias else np.empty(0, x.dtype), has_bias, z,
+                               _dense.ACTIVATIONS[activation], alpha)
     return z
 
 
