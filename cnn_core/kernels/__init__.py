@@ -5,10 +5,13 @@ and run compiled loops with the GIL released (OpenMP over the batch where it pay
 """
 from cnn_core.kernels.activations import (elu, elu_backward, relu, relu_backward, sigmoid, sigmoid_backward,
                                           tanh, tanh_backward)
+from cnn_core.kernels.dense import bias_grad, linear_backward, linear_forward
+from cnn_core.kernels.gemm import gemm
 from cnn_core.kernels.perceptron import perceptron_epoch
 
 __all__ = [
     "sigmoid", "tanh", "relu", "elu",
     "sigmoid_backward", "tanh_backward", "relu_backward", "elu_backward",
+    "bias_grad", "gemm", "linear_backward", "linear_forward",
     "perceptron_epoch",
 ]

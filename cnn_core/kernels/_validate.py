@@ -12,8 +12,10 @@ import numpy as np
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def as_float_array(x, name: str, ndim: int | None = None, dtype=None) -> np.ndarray:
+def as_float_array(x, name: str, ndim: int | None = None, dtype=None, contiguous: bool = True) -> np.ndarray:
     """Return `x` as a C-contiguous float32/float64 array, checking its ndim (and dtype when given).
+
+    With ``contiguous=False`` the array is checked but returned as is (for kernels that take strides).
 
     Integer, bool, complex and object arrays are rejected rather than silently cast: a float kernel fed
     integers is almost always a bug in the caller.
@@ -26,7 +28,7 @@ def as_float_array(x, name: str, ndim: int | None = None, dtype=None) -> np.ndar
         raise TypeError(f"{name}: expected dtype {np.dtype(dtype)} (to match the other inputs), got {x.dtype}")
     if ndim is not None and x.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-D array, got shape {x.shape} ({x.ndim}-D)")
-    return np.ascontiguousarray(x)
+    return np.ascontiguousarray(x) if contiguous else x
 
 
 def as_index_array(x, name: str, ndim: int) -> np.ndarray:
@@ -77,3 +79,12 @@ def check_finite(x: np.ndarray, name: str) -> None:
     """Reject NaN and infinity, which would otherwise propagate silently through training."""
     if not np.isfinite(x).all():
         raise ValueError(f"{name}: expected finite values, got NaN or infinity")
+
+
+def as_real(v, name: str) -> float:
+    """Return a real scalar (Python or NumPy int/float, not bool) as a Python float."""
+    if type(v) is float:   # the common case, without the slow numbers.Real check
+        return v
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {v!r} ({type(v).__name__})")
+    return float(v)

@@ -1,0 +1,86 @@
+# distutils: sources = src_c/gemm.c
+# distutils: depends = src_c/gemm.h src_c/gemm_template.h
+"""Cython binding of the blocked C GEMM in src_c/gemm.c (validation lives in gemm.py)."""
+from cython cimport floating
+from libc.stddef cimport ptrdiff_t
+
+
+cdef extern from "gemm.h" nogil:
+    int cnn_sgemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                  float alpha, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
+                  float beta, float *c, ptrdiff_t ldc)
+    int cnn_dgemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                  double alpha, const double *a, ptrdiff_t lda, const double *b, ptrdiff_t ldb,
+                  double beta, double *c, ptrdiff_t ldc)
+    int cnn_sgemm_strided(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
+                          const float *a, ptrdiff_t rsa, ptrdiff_t csa,
+                          const float *b, ptrdiff_t rsb, ptrdiff_t csb,
+                          float beta, float *c, ptrdiff_t ldc)
+    int cnn_dgemm_strided(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alpha,
+                          const double *a, ptrdiff_t rsa, ptrdiff_t csa,
+                          const double *b, ptrdiff_t rsb, ptrdiff_t csb,
+                          double beta, double *c, ptrdiff_t ldc)
+    int cnn_gemm_simd()
+    int cnn_gemm_set_simd(int enable)
+    void cnn_gemm_set_unpacked(int mode)
+
+
+cdef int sgemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+               float alpha, const float *a, Py_ssize_t lda, const float *b, Py_ssize_t ldb,
+               float beta, float *c, Py_ssize_t ldc) noexcept nogil:
+    return cnn_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+
+cdef int dgemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+               double alpha, const double *a, Py_ssize_t lda, const double *b, Py_ssize_t ldb,
+               double beta, double *c, Py_ssize_t ldc) noexcept nogil:
+    return cnn_dgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+
+def gemm_into(const floating[:, :] opa, const floating[:, :] opb, floating[:, ::1] c,
+              double alpha, double beta):
+    """c = alpha * opa @ opb + beta * c, with opa (M, K) and opb (K, N) any strided views, c (M, N).
+
+    The views' strides go straight to the C packing routines, so transposes and slices cost no copy.
+    Strides must be whole elements (the caller copies other arrays).
+    """
+    cdef Py_ssize_t m = c.shape[0], n = c.shape[1], k = opa.shape[1]
+    cdef Py_ssize_t size = sizeof(floating)
+    cdef Py_ssize_t rsa = opa.strides[0] // size, csa = opa.strides[1] // size
+    cdef Py_ssize_t rsb = opb.strides[0] // size, csb = opb.strides[1] // size
+    cdef const floating *pa = NULL
+    cdef const floating *pb = NULL
+    cdef int err
+    if m == 0 or n == 0:
+        return
+    if k > 0:
+        pa = &opa[0, 0]
+        pb = &opb[0, 0]
+    with nogil:
+        if floating is float:
+            err = cnn_sgemm_strided(m, n, k, <float>alpha, pa, rsa, csa, pb, rsb, csb,
+                                    <float>beta, &c[0, 0], c.shape[1])
+        else:
+            err = cnn_dgemm_strided(m, n, k, alpha, pa, rsa, csa, pb, rsb, csb, beta, &c[0, 0], c.shape[1])
+    if err != 0:
+        raise MemoryError("gemm: could not allocate the packing buffers")
+
+
+def simd_enabled() -> bool:
+    """True when the AVX2+FMA micro-kernels are in use (chosen at run time from the CPU)."""
+    return bool(cnn_gemm_simd())
+
+
+def set_simd(bint enable) -> bool:
+    """Allow or forbid the AVX2+FMA micro-kernels (to test or time the portable C kernel).
+
+    Returns whether they are in use afterwards: allowing them on a CPU without AVX2/FMA has no effect.
+    Not safe to call while another thread is inside gemm.
+    """
+    return bool(cnn_gemm_set_simd(enable))
+
+
+def set_unpacked(mode: int) -> None:
+    """Packing policy (for tests and benchmarks): -1 by problem shape (default), 0 always pack,
+    1 skip packing wherever the AVX2 unpacked kernel applies. Not safe while another thread is in gemm."""
+    cnn_gemm_set_unpacked(mode)

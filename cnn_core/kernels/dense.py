@@ -1,0 +1,67 @@
+"""Fully connected layer kernels: fused forward (GEMM + bias + activation) and the backward pieces."""
+from __future__ import annotations
+
+import numpy as np
+
+from cnn_core.kernels import _dense
+from cnn_core.kernels._validate import as_float_array, as_real
+
+
+def _check_weight(x: np.ndarray, w) -> np.ndarray:
+    w = as_float_array(w, "w", ndim=2, dtype=x.dtype)
+    if w.shape[1] != x.shape[1]:
+        raise ValueError(f"w: expected shape (out_features, {x.shape[1]}) to match x's {x.shape[1]} "
+                         f"input features, got {w.shape}")
+    return w
+
+
+def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, activation: str | None = None,
+                   alpha: float = 1.0) -> np.ndarray:
+    """a = activation(x @ w.T + b), the bias add and activation fused into one pass over z.
+
+    x (N, in), w (out, in), b (out,) or None -> a (N, out). activation: None, 'sigmoid', 'tanh', 'relu'
+    or 'elu' (alpha is ELU's alpha: alpha * (exp(z) - 1) for z <= 0). Sigmoid is evaluated without
+    overflow for any z.
+    """
+    x = as_float_array(x, "x", ndim=2)
+    w = _check_weight(x, w)
+    if b is not None:
+        b = as_float_array(b, "b", ndim=1, dtype=x.dtype)
+        if b.shape != (w.shape[0],):
+            raise ValueError(f"b: expected shape ({w.shape[0]},) to match w's out_features, got {b.shape}")
+    if not isinstance(activation, (str, type(None))) or activation not in _dense.ACTIVATIONS:
+        names = ", ".join(repr(k) for k in _dense.ACTIVATIONS)
+        raise ValueError(f"activation: expected one of {names}, got {activation!r}")
+    alpha = as_real(alpha, "alpha")
+    z = np.empty((x.shape[0], w.shape[0]), dtype=x.dtype)
+    has_bias = b is not None
+    _dense.linear_forward_into(x, w, b if has_bias else np.empty(0, x.dtype), has_bias, z,
+                               _dense.ACTIVATIONS[activation], alpha)
+    return z
+
+
+def linear_backward(x: np.ndarray, w: np.ndarray, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of z = x @ w.T + b given delta = dLoss/dz.
+
+    x (N, in), w (out, in), delta (N, out) -> dx = delta @ w (N, in), dw = delta.T @ x (out, in),
+    db = delta summed over the batch (out,).
+    """
+    x = as_float_array(x, "x", ndim=2)
+    w = _check_weight(x, w)
+    delta = as_float_array(delta, "delta", ndim=2, dtype=x.dtype)
+    if delta.shape != (x.shape[0], w.shape[0]):
+        raise ValueError(f"delta: expected shape {(x.shape[0], w.shape[0])} (batch of x, out_features of w), "
+                         f"got {delta.shape}")
+    dx = np.empty_like(x)
+    dw = np.empty_like(w)
+    db = np.empty(w.shape[0], dtype=x.dtype)
+    _dense.linear_backward_into(x, w, delta, dx, dw, db)
+    return dx, dw, db
+
+
+def bias_grad(delta: np.ndarray) -> np.ndarray:
+    """Column sum of delta (N, out) -> (out,): the bias gradient, accumulated in double precision."""
+    delta = as_float_array(delta, "delta", ndim=2)
+    db = np.empty(delta.shape[1], dtype=delta.dtype)
+    _dense.bias_grad_into(delta, db)
+    return db

@@ -1,0 +1,62 @@
+"""Public GEMM: C = alpha * op(A) @ op(B) + beta * C on the blocked C kernel of src_c/gemm.c."""
+from __future__ import annotations
+
+import numpy as np
+
+from cnn_core.kernels import _gemm
+from cnn_core.kernels._validate import as_float_array, as_real
+
+
+def _strided(x: np.ndarray) -> np.ndarray:
+    """`x` itself when its strides are whole elements (the C code takes any such view), else a copy."""
+    rows, cols = x.strides
+    if rows % x.itemsize or cols % x.itemsize:
+        return np.ascontiguousarray(x)
+    return x
+
+
+def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, alpha: float = 1.0, beta: float = 0.0,
+         trans_a: bool = False, trans_b: bool = False) -> np.ndarray:
+    """C = alpha * op(A) @ op(B) + beta * C, where op(X) is X or X.T.
+
+    a: (M, K), or (K, M) with trans_a; b: (K, N), or (N, K) with trans_b; c: (M, N) -> returned.
+    a and b may be any views (transposed, sliced): they are read through their strides, not copied.
+    c, when given, must be C-contiguous with a's dtype; it is overwritten in place and returned. With
+    beta == 0 its old contents are never read (NaN garbage does not leak). When c is None a new array is
+    returned and beta is ignored.
+    """
+    a = as_float_array(a, "a", ndim=2, contiguous=False)
+    b = as_float_array(b, "b", ndim=2, dtype=a.dtype, contiguous=False)
+    alpha = as_real(alpha, "alpha")
+    beta = as_real(beta, "beta")
+    opa = _strided(a.T if trans_a else a)
+    opb = _strided(b.T if trans_b else b)
+    (m, k), (kb, n) = opa.shape, opb.shape
+    if kb != k:
+        raise ValueError(
+            f"b: inner dimensions do not match: op(a) is {m}x{k} (trans_a={bool(trans_a)}), "
+            f"op(b) is {kb}x{n} (trans_b={bool(trans_b)})")
+    if c is None:
+        c = np.empty((m, n), dtype=a.dtype)
+        beta = 0.0
+    else:
+        _check_output(c, a, b, (m, n))
+    _gemm.gemm_into(opa, opb, c, alpha, beta)
+    return c
+
+
+def _check_output(c, a: np.ndarray, b: np.ndarray, shape: tuple[int, int]) -> None:
+    if not isinstance(c, np.ndarray):
+        raise TypeError(f"c: expected a numpy.ndarray or None, got {type(c).__name__}")
+    if c.dtype != a.dtype:
+        raise TypeError(f"c: expected dtype {a.dtype} (to match a and b), got {c.dtype}")
+    if c.shape != shape:
+        raise ValueError(f"c: expected shape {shape}, got {c.shape}")
+    if not c.flags.c_contiguous:
+        raise ValueError("c: expected a C-contiguous array, got a non-contiguous view")
+    if not c.flags.writeable:
+        raise ValueError("c: expected a writeable array, got a read-only one")
+    # The product is written block by block while A and B are still being read.
+    for name, x in (("a", a), ("b", b)):
+        if np.may_share_memory(c, x):
+            raise ValueError(f"c: must not overlap {name} (the product is written while {name} is read)")

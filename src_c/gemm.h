@@ -1,0 +1,47 @@
+/* Dense matrix multiply: C = alpha * op(A) @ op(B) + beta * C, row-major, float and double.
+ *
+ * op(A) is M x K, op(B) is K x N, C is M x N with row stride ldc (elements).
+ * The strided entry points read element (i, p) of op(A) at a[i*rsa + p*csa] and element (p, j) of op(B)
+ * at b[p*rsb + j*csb], so transposed or sliced views need no copy (strides may be zero or negative).
+ * When beta == 0, C is only written (NaN garbage in it does not leak); when alpha == 0 or K == 0, A and B
+ * are not read. Every entry point returns 0, or -1 when the packing buffers cannot be allocated.
+ */
+#ifndef CNN_CORE_GEMM_H
+#define CNN_CORE_GEMM_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+int cnn_sgemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+              float alpha, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
+              float beta, float *c, ptrdiff_t ldc);
+int cnn_dgemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+              double alpha, const double *a, ptrdiff_t lda, const double *b, ptrdiff_t ldb,
+              double beta, double *c, ptrdiff_t ldc);
+
+int cnn_sgemm_strided(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
+                      const float *a, ptrdiff_t rsa, ptrdiff_t csa,
+                      const float *b, ptrdiff_t rsb, ptrdiff_t csb,
+                      float beta, float *c, ptrdiff_t ldc);
+int cnn_dgemm_strided(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alpha,
+                      const double *a, ptrdiff_t rsa, ptrdiff_t csa,
+                      const double *b, ptrdiff_t rsb, ptrdiff_t csb,
+                      double beta, double *c, ptrdiff_t ldc);
+
+/* Micro-kernel in use: 1 = AVX2+FMA, 0 = portable C. */
+int cnn_gemm_simd(void);
+/* Allow (1) or forbid (0) the AVX2+FMA micro-kernels; returns the kernel now in use. For tests and
+ * benchmarks of the portable path: not thread-safe against concurrent gemm calls. */
+int cnn_gemm_set_simd(int enable);
+/* Small problems skip packing (AVX2 path, B rows contiguous): -1 decides by shape (default), 0 never,
+ * 1 always where possible. For tests and benchmarks; not thread-safe against concurrent gemm calls. */
+void cnn_gemm_set_unpacked(int mode);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,304 @@
+/* Type-generic blocked GEMM driver, included once per element type by gemm.c.
+ *
+ * The caller defines:
+ *   T              element type
+ *   G(name)        name mangler (s_name / d_name)
+ *   MR, NR         micro-tile of C computed by one micro-kernel call (register block)
+ *   MC, KC, NC     cache blocks: an MC x KC block of A (packed, lives in L2), a KC x NC block of B
+ *                  (packed, lives in L3); one KC x NR micro-panel of B stays in L1 across the MC rows
+ *   SIMD_KERNEL    the AVX2+FMA micro-kernel, or leave undefined for the portable one only
+ *   SUP_KERNEL     the AVX2+FMA micro-kernel reading A and B in place (optional; see gemm_sup)
+ *
+ * Loop nest (Goto/BLIS): jc over NC columns, pc over KC depth, ic over MC rows, jr over NR, ir over MR.
+ * Packed panels are zero-padded to full MR/NR width, so the micro-kernel never branches on edges; edge
+ * tiles of C go through a small buffer instead.
+ */
+
+typedef void (*G(kernel_t))(ptrdiff_t k, const T *a, const T *b, T *c, ptrdiff_t ldc, T alpha, T beta);
+
+/* Portable micro-kernel: fixed trip counts so the compiler unrolls and vectorizes the j loop. */
+static void G(kernel_c)(ptrdiff_t k, const T *a, const T *b, T *c, ptrdiff_t ldc, T alpha, T beta)
+{
+    T acc[MR][NR];
+    for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < NR; ++j)
+            acc[i][j] = 0;
+    for (ptrdiff_t p = 0; p < k; ++p) {
+        for (int i = 0; i < MR; ++i) {
+            const T ai = a[i];
+            for (int j = 0; j < NR; ++j)
+                acc[i][j] += ai * b[j];
+        }
+        a += MR;
+        b += NR;
+    }
+    for (int i = 0; i < MR; ++i) {
+        T *ci = c + i * ldc;
+        if (beta == 0) {
+            for (int j = 0; j < NR; ++j)
+                ci[j] = alpha * acc[i][j];
+        } else {
+            for (int j = 0; j < NR; ++j)
+                ci[j] = alpha * acc[i][j] + beta * ci[j];
+        }
+    }
+}
+
+static G(kernel_t) G(pick_kernel)(void)
+{
+#ifdef SIMD_KERNEL
+    if (cnn_gemm_simd())
+        return SIMD_KERNEL;
+#endif
+    return G(kernel_c);
+}
+
+/* Pack an mc x kc block of op(A) into MR-row panels, each stored column by column (MR values per p). */
+static void G(pack_a)(ptrdiff_t mc, ptrdiff_t kc, const T *a, ptrdiff_t rsa, ptrdiff_t csa, T *dst)
+{
+    for (ptrdiff_t i0 = 0; i0 < mc; i0 += MR) {
+        const ptrdiff_t mr = mc - i0 < MR ? mc - i0 : MR;
+        const T *ap = a + i0 * rsa;
+        if (mr == MR && rsa == 1) {            /* op(A) = A.T of a row-major array: rows are contiguous */
+            for (ptrdiff_t p = 0; p < kc; ++p)
+                for (int i = 0; i < MR; ++i)
+                    dst[p * MR + i] = ap[p * csa + i];
+        } else if (mr == MR && csa == 1) {     /* plain row-major A: MR streams read in step */
+            for (ptrdiff_t p = 0; p < kc; ++p)
+                for (int i = 0; i < MR; ++i)
+                    dst[p * MR + i] = ap[i * rsa + p];
+        } else {
+            for (ptrdiff_t p = 0; p < kc; ++p) {
+                for (ptrdiff_t i = 0; i < mr; ++i)
+                    dst[p * MR + i] = ap[i * rsa + p * csa];
+                for (ptrdiff_t i = mr; i < MR; ++i)
+                    dst[p * MR + i] = 0;
+            }
+        }
+        dst += MR * kc;
+    }
+}
+
+/* Pack a kc x nc block of op(B) into NR-column panels, each stored row by row (NR values per p). */
+static void G(pack_b)(ptrdiff_t kc, ptrdiff_t nc, const T *b, ptrdiff_t rsb, ptrdiff_t csb, T *dst)
+{
+    for (ptrdiff_t j0 = 0; j0 < nc; j0 += NR) {
+        const ptrdiff_t nr = nc - j0 < NR ? nc - j0 : NR;
+        const T *bp = b + j0 * csb;
+        if (nr == NR && csb == 1) {            /* plain row-major B: contiguous copies */
+            for (ptrdiff_t p = 0; p < kc; ++p)
+                for (int j = 0; j < NR; ++j)
+                    dst[p * NR + j] = bp[p * rsb + j];
+        } else if (nr == NR && rsb == 1) {     /* op(B) = B.T of a row-major array (x @ w.T) */
+            for (ptrdiff_t p = 0; p < kc; ++p)
+                for (int j = 0; j < NR; ++j)
+                    dst[p * NR + j] = bp[j * csb + p];
+        } else {
+            for (ptrdiff_t p = 0; p < kc; ++p) {
+                for (ptrdiff_t j = 0; j < nr; ++j)
+                    dst[p * NR + j] = bp[p * rsb + j * csb];
+                for (ptrdiff_t j = nr; j < NR; ++j)
+                    dst[p * NR + j] = 0;
+            }
+        }
+        dst += NR * kc;
+    }
+}
+
+/* C[mc x nc] = alpha * packed A @ packed B + beta * C, one MR x NR tile at a time. */
+static void G(macro_kernel)(G(kernel_t) kernel, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, T alpha,
+                            const T *pa, const T *pb, T beta, T *c, ptrdiff_t ldc)
+{
+    CNN_ALIGN64 T tile[MR * NR];
+    for (ptrdiff_t jr = 0; jr < nc; jr += NR) {
+        const ptrdiff_t nr = nc - jr < NR ? nc - jr : NR;
+        for (ptrdiff_t ir = 0; ir < mc; ir += MR) {
+            const ptrdiff_t mr = mc - ir < MR ? mc - ir : MR;
+            T *cc = c + ir * ldc + jr;
+            if (mr == MR && nr == NR) {
+                kernel(kc, pa + ir * kc, pb + jr * kc, cc, ldc, alpha, beta);
+                continue;
+            }
+            kernel(kc, pa + ir * kc, pb + jr * kc, tile, NR, alpha, (T)0);
+            for (ptrdiff_t i = 0; i < mr; ++i) {
+                T *ci = cc + i * ldc;
+                const T *ti = tile + i * NR;
+                if (beta == 0) {
+                    for (ptrdiff_t j = 0; j < nr; ++j)
+                        ci[j] = ti[j];
+                } else {
+                    for (ptrdiff_t j = 0; j < nr; ++j)
+                        ci[j] = ti[j] + beta * ci[j];
+                }
+            }
+        }
+    }
+}
+
+/* Per-thread packing buffers, grown on demand and kept for the thread's lifetime: allocating (and
+ * page-faulting) fresh buffers on every call costs more than a small GEMM itself. */
+static CNN_TLS T *G(buf_a);
+static CNN_TLS T *G(buf_b);
+static CNN_TLS size_t G(cap_a);
+static CNN_TLS size_t G(cap_b);
+
+static T *G(reserve)(T **buf, size_t *cap, size_t count)
+{
+    if (count > *cap) {
+        T *fresh = (T *)cnn_aligned_alloc(count * sizeof(T));
+        if (fresh == NULL)
+            return NULL;
+        cnn_aligned_free(*buf);
+        *buf = fresh;
+        *cap = count;
+    }
+    return *buf;
+}
+
+/* Split `total` into the fewest blocks of at most `block`, of near-equal size rounded up to `unit`. */
+static ptrdiff_t G(even_block)(ptrdiff_t total, ptrdiff_t block, ptrdiff_t unit)
+{
+    const ptrdiff_t nblocks = (total + block - 1) / block;
+    const ptrdiff_t size = (total + nblocks - 1) / nblocks;
+    return (size + unit - 1) / unit * unit;
+}
+
+/* Single-threaded blocked GEMM on the calling thread's buffers (k >= 1, alpha != 0). */
+static int G(gemm_serial)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
+                          const T *a, ptrdiff_t rsa, ptrdiff_t csa,
+                          const T *b, ptrdiff_t rsb, ptrdiff_t csb,
+                          T beta, T *c, ptrdiff_t ldc)
+{
+    const G(kernel_t) kernel = G(pick_kernel)();
+    const ptrdiff_t kb = G(even_block)(k, KC, 1);
+    const ptrdiff_t mb = G(even_block)(m, MC, MR);
+    const ptrdiff_t nb = G(even_block)(n, NC, NR);
+    T *pa = G(reserve)(&G(buf_a), &G(cap_a), (size_t)(mb * kb));
+    T *pb = G(reserve)(&G(buf_b), &G(cap_b), (size_t)(kb * nb));
+    if (pa == NULL || pb == NULL)
+        return -1;
+
+    for (ptrdiff_t jc = 0; jc < n; jc += nb) {
+        const ptrdiff_t nc = n - jc < nb ? n - jc : nb;
+        for (ptrdiff_t pc = 0; pc < k; pc += kb) {
+            const ptrdiff_t kc = k - pc < kb ? k - pc : kb;
+            const T beta_pc = pc == 0 ? beta : (T)1;   /* later depth blocks accumulate */
+            G(pack_b)(kc, nc, b + pc * rsb + jc * csb, rsb, csb, pb);
+            for (ptrdiff_t ic = 0; ic < m; ic += mb) {
+                const ptrdiff_t mc = m - ic < mb ? m - ic : mb;
+                G(pack_a)(mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa);
+                G(macro_kernel)(kernel, mc, nc, kc, alpha, pa, pb, beta_pc, c + ic * ldc + jc, ldc);
+            }
+        }
+    }
+    return 0;
+}
+
+#ifdef SUP_KERNEL
+/* Unpacked path for small problems: tiles of C straight from A (any strides) and B (contiguous rows).
+ * Rows are taken MC-ish at a time so that block of A stays in L2 while every NR-column sliver of B
+ * streams past it; each B sliver then stays in L1 for the MR-row tiles of the block. */
+static void G(gemm_sup)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha, const T *a, ptrdiff_t rsa,
+                        ptrdiff_t csa, const T *b, ptrdiff_t rsb, T beta, T *c, ptrdiff_t ldc)
+{
+    ptrdiff_t mb = (ptrdiff_t)(CNN_GEMM_SUP_A_BYTES / sizeof(T)) / k / MR * MR;
+    if (mb < MR)
+        mb = MR;
+    for (ptrdiff_t ic = 0; ic < m; ic += mb) {
+        const ptrdiff_t iend = m - ic < mb ? m : ic + mb;
+        for (ptrdiff_t jr = 0; jr < n; jr += NR) {
+            const ptrdiff_t nr = n - jr < NR ? n - jr : NR;
+            for (ptrdiff_t ir = ic; ir < iend; ir += MR)
+                SUP_KERNEL(k, a + ir * rsa, rsa, csa, b + jr, rsb, c + ir * ldc + jr, ldc, alpha, beta,
+                           iend - ir < MR ? iend - ir : MR, nr);
+        }
+    }
+}
+#endif
+
+/* Packing costs about one cycle per element of A and of B, i.e. k * (m + n) cycles; the arithmetic
+ * m * n * k / (MR * NR / 6) cycles (MR * NR multiply-adds per 6 cycles). Measured on the AVX2 kernels, the
+ * unpacked path wins while packing would cost more than ~10% of the arithmetic (square sizes up to ~300
+ * in float32, ~150 in float64) and loses beyond, where its B slivers and A rows fall out of L1/L2.
+ * It needs B's rows contiguous, for the direct vector loads. */
+static int G(use_sup)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t csb)
+{
+#ifdef SUP_KERNEL
+    if (csb != 1 || !cnn_gemm_simd())
+        return 0;
+    if (cnn_gemm_sup_mode >= 0)
+        return cnn_gemm_sup_mode;
+    return (double)(m + n) * (MR * NR) * 5 >= (double)m * (double)n * 3;
+#else
+    (void)m; (void)n; (void)csb;
+    return 0;
+#endif
+}
+
+static int G(gemm_rect)(int sup, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
+                        const T *a, ptrdiff_t rsa, ptrdiff_t csa,
+                        const T *b, ptrdiff_t rsb, ptrdiff_t csb,
+                        T beta, T *c, ptrdiff_t ldc)
+{
+#ifdef SUP_KERNEL
+    if (sup) {
+        G(gemm_sup)(m, n, k, alpha, a, rsa, csa, b, rsb, beta, c, ldc);
+        return 0;
+    }
+#endif
+    (void)sup;
+    return G(gemm_serial)(m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);
+}
+
+/* C = beta * C without reading C when beta == 0 (the alpha == 0 or k == 0 case). */
+static void G(scale_c)(ptrdiff_t m, ptrdiff_t n, T beta, T *c, ptrdiff_t ldc)
+{
+    for (ptrdiff_t i = 0; i < m; ++i) {
+        T *ci = c + i * ldc;
+        if (beta == 0) {
+            for (ptrdiff_t j = 0; j < n; ++j)
+                ci[j] = 0;
+        } else {
+            for (ptrdiff_t j = 0; j < n; ++j)
+                ci[j] *= beta;
+        }
+    }
+}
+
+static int G(gemm_strided)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
+                           const T *a, ptrdiff_t rsa, ptrdiff_t csa,
+                           const T *b, ptrdiff_t rsb, ptrdiff_t csb,
+                           T beta, T *c, ptrdiff_t ldc)
+{
+    if (m <= 0 || n <= 0)
+        return 0;
+    if (k <= 0 || alpha == 0) {
+        G(scale_c)(m, n, beta, c, ldc);
+        return 0;
+    }
+    const int sup = G(use_sup)(m, n, csb);
+    int tm = 1, tn = 1;
+    cnn_gemm_thread_grid(m, n, k, MR, NR, &tm, &tn);
+    if (tm * tn == 1)
+        return G(gemm_rect)(sup, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);
+
+    /* Each thread owns a rectangle of C (whole micro-tiles) and runs the serial driver on it: no shared
+     * state, and every element sees the same operations as in a serial run (the packed/unpacked choice is
+     * made once, above), so results do not depend on the thread count. */
+    const ptrdiff_t row_tiles = (m + MR - 1) / MR, col_tiles = (n + NR - 1) / NR;
+    const ptrdiff_t rows_per = (row_tiles + tm - 1) / tm * MR, cols_per = (col_tiles + tn - 1) / tn * NR;
+    int err = 0;
+#if CNN_CORE_OPENMP
+    #pragma omp parallel for num_threads(tm * tn) schedule(static) reduction(|:err)
+#endif
+    for (int t = 0; t < tm * tn; ++t) {
+        const ptrdiff_t i0 = (t / tn) * rows_per, j0 = (t % tn) * cols_per;
+        if (i0 >= m || j0 >= n)
+            continue;
+        const ptrdiff_t mt = m - i0 < rows_per ? m - i0 : rows_per;
+        const ptrdiff_t nt = n - j0 < cols_per ? n - j0 : cols_per;
+        err |= G(gemm_rect)(sup, mt, nt, k, alpha, a + i0 * rsa, rsa, csa, b + j0 * csb, rsb, csb,
+                            beta, c + i0 * ldc + j0, ldc);
+    }
+    return err;
+}

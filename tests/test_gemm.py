@@ -1,0 +1,266 @@
+"""cnn_core.kernels.gemm against the float64 formula oracle (tests/oracles_dense.py)."""
+import numpy as np
+import pytest
+from oracles_dense import gemm_ref, gemm_tolerance, op
+
+import cnn_core
+from cnn_core.kernels import _gemm, gemm
+
+DTYPES = [np.float32, np.float64]
+TRANS = [(False, False), (False, True), (True, False), (True, True)]
+# (M, N, K): 1x1x1, odd sizes, sizes off the micro-tile (6 x 16 / 6 x 8) and above every cache block
+# (M > MC = 144, K > KC = 256, N > NC = 4096 for float32), and the LeNet-5 / MLP layer shapes.
+SHAPES = [(1, 1, 1), (1, 7, 3), (5, 1, 9), (7, 13, 5), (6, 16, 256), (13, 17, 257), (300, 520, 270),
+          (64, 100, 784), (64, 10, 100), (6, 784, 25), (16, 100, 150), (3, 4100, 20), (37, 29, 600)]
+
+
+def make(rng, shape, dtype):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def operands(rng, m, n, k, trans_a, trans_b, dtype):
+    return (make(rng, (k, m) if trans_a else (m, k), dtype), make(rng, (n, k) if trans_b else (k, n), dtype))
+
+
+def assert_gemm_close(c, a, b, c0=None, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, what=""):
+    ref = gemm_ref(a, b, c0, alpha, beta, trans_a, trans_b)
+    tol = gemm_tolerance(a, b, c0, alpha, beta, trans_a, trans_b, dtype=c.dtype)
+    err = np.abs(c.astype(np.float64) - ref)
+    assert c.shape == ref.shape
+    assert np.all(err <= tol), f"{what}: max error {err.max():.3g}, at tolerance {tol.flat[np.argmax(err - tol)]:.3g}"
+
+
+@pytest.fixture(params=["simd", "simd-packed", "simd-unpacked", "portable"])
+def kernel(request):
+    """Run a test with the AVX2+FMA micro-kernels (packing chosen by shape, forced on, forced off) and with
+    the portable C one."""
+    was = _gemm.simd_enabled()
+    if request.param == "portable":
+        _gemm.set_simd(False)
+    elif not _gemm.set_simd(True):
+        pytest.skip("CPU without AVX2+FMA")
+    _gemm.set_unpacked({"simd-packed": 0, "simd-unpacked": 1}.get(request.param, -1))
+    yield request.param
+    _gemm.set_unpacked(-1)
+    _gemm.set_simd(was)
+
+
+@pytest.fixture
+def threads():
+    """Restore the OpenMP thread count a test changes."""
+    n = cnn_core.get_num_threads()
+    yield
+    cnn_core.set_num_threads(n)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", SHAPES)
+@pytest.mark.parametrize("trans_a,trans_b", TRANS)
+def test_matches_oracle(kernel, dtype, m, n, k, trans_a, trans_b):
+    rng = np.random.default_rng(m * 10007 + n * 101 + k)
+    a, b = operands(rng, m, n, k, trans_a, trans_b, dtype)
+    c = gemm(a, b, trans_a=trans_a, trans_b=trans_b)
+    assert c.dtype == dtype and c.flags.c_contiguous
+    assert_gemm_close(c, a, b, trans_a=trans_a, trans_b=trans_b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("alpha,beta", [(1.0, 1.0), (-0.5, 2.5), (2.0, -1.0), (0.25, 0.0), (1.0, 1e-3)])
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (13, 17, 11), (150, 70, 300)])
+def test_alpha_beta_in_place(kernel, dtype, alpha, beta, m, n, k):
+    rng = np.random.default_rng(7)
+    a, b = operands(rng, m, n, k, False, True, dtype)
+    c0 = make(rng, (m, n), dtype)
+    c = c0.copy()
+    out = gemm(a, b, c, alpha=alpha, beta=beta, trans_b=True)
+    assert out is c
+    assert_gemm_close(c, a, b, c0, alpha, beta, trans_b=True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (7, 13, 5), (150, 300, 270)])
+def test_beta_zero_ignores_nan_garbage(kernel, dtype, m, n, k):
+    rng = np.random.default_rng(3)
+    a, b = operands(rng, m, n, k, False, False, dtype)
+    c = np.full((m, n), np.nan, dtype=dtype)
+    gemm(a, b, c, alpha=1.5, beta=0.0)
+    assert np.isfinite(c).all()
+    assert_gemm_close(c, a, b, alpha=1.5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_alpha_zero_scales_c_without_reading_a_b(dtype):
+    # BLAS convention: alpha == 0 means op(A) @ op(B) is not computed, so NaN in A or B does not leak.
+    rng = np.random.default_rng(4)
+    a = np.full((9, 5), np.nan, dtype=dtype)
+    b = np.full((5, 11), np.nan, dtype=dtype)
+    c0 = make(rng, (9, 11), dtype)
+    c = c0.copy()
+    gemm(a, b, c, alpha=0.0, beta=-2.0)
+    np.testing.assert_array_equal(c, -2.0 * c0)   # multiplying by -2 is exact in binary floating point
+    c[...] = np.nan
+    gemm(a, b, c, alpha=0.0, beta=0.0)
+    np.testing.assert_array_equal(c, 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_empty_dimensions(dtype):
+    rng = np.random.default_rng(5)
+    c0 = make(rng, (4, 3), dtype)
+    c = c0.copy()
+    gemm(np.empty((4, 0), dtype), np.empty((0, 3), dtype), c, beta=0.5)   # K = 0: C = beta * C
+    np.testing.assert_array_equal(c, 0.5 * c0)
+    np.testing.assert_array_equal(gemm(np.empty((4, 0), dtype), np.empty((0, 3), dtype)), np.zeros((4, 3)))
+    assert gemm(np.empty((0, 5), dtype), make(rng, (5, 3), dtype)).shape == (0, 3)
+    assert gemm(make(rng, (2, 5), dtype), np.empty((5, 0), dtype)).shape == (2, 0)
+
+
+def strided_views(rng, dtype):
+    """(name, op(A) view, op(B) view) pairs laid out in memory in every way gemm reads without copying."""
+    big_a = make(rng, (80, 90), dtype)
+    big_b = make(rng, (90, 70), dtype)
+    packed = np.zeros((45, 35), dtype=[("x", dtype), ("pad", np.int8)])  # stride not a multiple of itemsize
+    packed["x"] = make(rng, (45, 35), dtype)
+    return [
+        ("sliced", big_a[1:38:2, 3:48], big_b[5:50, ::3]),
+        ("transposed views", big_a.T[:37, :45], big_b.T[::2, :45].T),
+        ("negative strides", big_a[::-2, ::-1][:37, :45], big_b[::-1, ::-2][:45]),
+        ("fortran order", np.asfortranarray(big_a[:37, :45]), np.asfortranarray(big_b[:45, :31])),
+        ("broadcast (zero strides)", np.broadcast_to(big_a[0], (37, 90))[:, :45],
+         np.broadcast_to(big_b[:45, :1], (45, 31))),
+        ("unaligned strides (copied)", packed["x"][:37], packed["x"].T[:, :21]),
+    ]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_non_contiguous_views(kernel, dtype):
+    for name, opa, opb in strided_views(np.random.default_rng(6), dtype):
+        assert_gemm_close(gemm(opa, opb), opa, opb, what=name)
+        # the same product through the trans flags: op(X) = (X.T).T
+        c = gemm(np.ascontiguousarray(opa.T), opb.T, trans_a=True, trans_b=True)
+        assert_gemm_close(c, opa, opb, what=name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_transposed_view_equals_trans_flag(dtype):
+    # a.T read through its strides and trans_a on a follow the same code path: bit-identical results.
+    rng = np.random.default_rng(8)
+    a = make(rng, (50, 70), dtype)
+    b = make(rng, (50, 40), dtype)
+    np.testing.assert_array_equal(gemm(a.T, b), gemm(a, b, trans_a=True))
+
+
+@pytest.mark.skipif(not cnn_core.openmp_enabled(), reason="serial build")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", [(300, 520, 270), (6, 5000, 40), (257, 9, 700), (64, 100, 784)])
+@pytest.mark.parametrize("trans_a,trans_b", TRANS)
+def test_threads_match_serial_bitwise(threads, dtype, m, n, k, trans_a, trans_b):
+    # Each thread owns whole micro-tiles of C and runs the serial loop nest on them, so every element sees
+    # the same operations in the same order whatever the thread count.
+    rng = np.random.default_rng(9)
+    a, b = operands(rng, m, n, k, trans_a, trans_b, dtype)
+    cnn_core.set_num_threads(1)
+    serial = gemm(a, b, trans_a=trans_a, trans_b=trans_b)
+    for t in (2, 3):
+        cnn_core.set_num_threads(t)
+        c = gemm(a, b, trans_a=trans_a, trans_b=trans_b)
+        np.testing.assert_array_equal(c, serial)
+    assert_gemm_close(c, a, b, trans_a=trans_a, trans_b=trans_b)
+
+
+def test_concurrent_python_threads():
+    # The GIL is released: several Python threads in gemm at once must each get their own packing buffers.
+    from concurrent.futures import ThreadPoolExecutor
+    rng = np.random.default_rng(10)
+    jobs = [(*operands(rng, 90 + i, 70, 300, False, i % 2 == 1, np.float32), i % 2 == 1) for i in range(6)]
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda job: gemm(job[0], job[1], trans_b=job[2]), jobs))
+    for (a, b, trans_b), c in zip(jobs, results):
+        assert_gemm_close(c, a, b, trans_b=trans_b)
+
+
+def test_large_values_are_not_rescaled():
+    # op(A) @ op(B) is formed before alpha is applied (as in BLAS), so it may overflow to inf in float32.
+    a = np.full((2, 2), 1e20, np.float32)
+    assert np.isinf(gemm(a, a, alpha=1e-30)).all()
+    assert np.isfinite(gemm(a.astype(np.float64), a.astype(np.float64), alpha=1e-30)).all()
+
+
+# ---- bad input -----------------------------------------------------------------------------------
+
+def test_rejects_1d_a():
+    with pytest.raises(ValueError, match="a: expected a 2-D array"):
+        gemm(np.ones(3), np.ones((3, 2)))
+
+
+def test_rejects_3d_b():
+    with pytest.raises(ValueError, match="b: expected a 2-D array"):
+        gemm(np.ones((2, 3)), np.ones((3, 2, 1)))
+
+
+def test_rejects_mismatched_inner_dims():
+    with pytest.raises(ValueError, match=r"b: inner dimensions do not match: op\(a\) is 2x3.*op\(b\) is 4x5"):
+        gemm(np.ones((2, 3)), np.ones((4, 5)))
+
+
+def test_rejects_mismatched_inner_dims_with_trans():
+    with pytest.raises(ValueError, match="inner dimensions do not match"):
+        gemm(np.ones((2, 3)), np.ones((3, 4)), trans_a=True)
+
+
+def test_rejects_int_dtype():
+    with pytest.raises(TypeError, match="a: expected dtype float32 or float64, got int64"):
+        gemm(np.ones((2, 3), np.int64), np.ones((3, 2)))
+
+
+def test_rejects_mixed_dtypes():
+    with pytest.raises(TypeError, match=r"b: expected dtype float32 \(to match the other inputs\), got float64"):
+        gemm(np.ones((2, 3), np.float32), np.ones((3, 2), np.float64))
+
+
+def test_rejects_list_input():
+    with pytest.raises(TypeError, match="a: expected a numpy.ndarray, got list"):
+        gemm([[1.0, 2.0]], np.ones((2, 1)))
+
+
+def test_rejects_bad_c_shape():
+    with pytest.raises(ValueError, match=r"c: expected shape \(2, 2\), got \(2, 3\)"):
+        gemm(np.ones((2, 3)), np.ones((3, 2)), np.zeros((2, 3)))
+
+
+def test_rejects_bad_c_dtype():
+    with pytest.raises(TypeError, match="c: expected dtype float64 .*got float32"):
+        gemm(np.ones((2, 3)), np.ones((3, 2)), np.zeros((2, 2), np.float32))
+
+
+def test_rejects_non_contiguous_c():
+    with pytest.raises(ValueError, match="c: expected a C-contiguous array"):
+        gemm(np.ones((2, 3)), np.ones((3, 2)), np.zeros((2, 4))[:, ::2])
+
+
+def test_rejects_read_only_c():
+    c = np.zeros((2, 2))
+    c.flags.writeable = False
+    with pytest.raises(ValueError, match="c: expected a writeable array"):
+        gemm(np.ones((2, 3)), np.ones((3, 2)), c)
+
+
+def test_rejects_c_overlapping_a():
+    a = np.ones((3, 3))
+    with pytest.raises(ValueError, match="c: must not overlap a"):
+        gemm(a, np.ones((3, 3)), a)
+
+
+def test_rejects_non_array_c():
+    with pytest.raises(TypeError, match="c: expected a numpy.ndarray or None, got list"):
+        gemm(np.ones((1, 1)), np.ones((1, 1)), [[0.0]])
+
+
+def test_rejects_non_real_alpha():
+    with pytest.raises(TypeError, match="alpha: expected a real number"):
+        gemm(np.ones((1, 1)), np.ones((1, 1)), alpha="2")
+
+
+def test_rejects_complex_beta():
+    with pytest.raises(TypeError, match="beta: expected a real number"):
+        gemm(np.ones((1, 1)), np.ones((1, 1)), np.ones((1, 1)), beta=1j)
