@@ -3,3 +3,10 @@
 All kernels take NCHW float32 or float64 arrays, validate their arguments here at the Python boundary,
 and run compiled loops with the GIL released (OpenMP over the batch where it pays).
 """
+from cnn_core.kernels.conv import col2im, im2col
+from cnn_core.kernels.pooling import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
+
+__all__ = [
+    "im2col", "col2im",
+    "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
+]

@@ -77,3 +77,9 @@ def check_finite(x: np.ndarray, name: str) -> None:
     """Reject NaN and infinity, which would otherwise propagate silently through training."""
     if not np.isfinite(x).all():
         raise ValueError(f"{name}: expected finite values, got NaN or infinity")
+
+
+def check_nonempty(x: np.ndarray, name: str) -> None:
+    """Reject arrays with a zero-length axis: a window over an empty plane has no meaning."""
+    if x.size == 0:
+        raise ValueError(f"{name}: expected every dimension >= 1, got shape {x.shape}")
