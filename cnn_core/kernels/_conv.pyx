@@ -9,29 +9,42 @@ from cython.parallel cimport prange
 from libc.string cimport memcpy, memset
 
 
-cdef inline void _copy(floating* dst, const floating* src, Py_ssize_t n) noexcept nogil:
-    """Copy a short row (src and dst never overlap).
+# Rows here are short (often 10-30 elements; padding edges 1-3), where a memcpy/memset call per row
+# dominates, and the compiler turns plain copy/fill loops back into such calls. So rows move in fixed
+# 16-byte chunks (one SSE2 move each, SSE2 being baseline x86-64); the last chunk is aligned to the row's
+# end and may rewrite a few elements, which is harmless since src and dst never overlap. Rows shorter
+# than a chunk use straight-line stores.
 
-    Rows here are short (often 10-30 elements), where a memcpy call per row dominates. Fixed 32-byte
-    memcpy's compile to plain vector moves; the last chunk is aligned to the row's end and may rewrite
-    a few elements already copied, which is harmless.
-    """
-    cdef Py_ssize_t t, chunk = 32 // sizeof(floating)
-    if n < chunk:
-        for t in range(n):
-            dst[t] = src[t]
-        return
-    t = 0
-    while t + chunk < n:
-        memcpy(dst + t, src + t, 32)
-        t += chunk
-    memcpy(dst + n - chunk, src + n - chunk, 32)
+cdef inline void _copy(floating* dst, const floating* src, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t t = 0, chunk = 16 // sizeof(floating)
+    if n >= chunk:
+        while t + chunk < n:
+            memcpy(dst + t, src + t, 16)
+            t += chunk
+        memcpy(dst + n - chunk, src + n - chunk, 16)
+    else:
+        if n > 0:
+            dst[0] = src[0]
+        if n > 1:
+            dst[1] = src[1]
+        if n > 2:
+            dst[2] = src[2]
 
 
 cdef inline void _zero(floating* dst, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t t
-    for t in range(n):
-        dst[t] = 0
+    cdef Py_ssize_t t = 0, chunk = 16 // sizeof(floating)
+    if n >= chunk:
+        while t + chunk < n:
+            memset(dst + t, 0, 16)
+            t += chunk
+        memset(dst + n - chunk, 0, 16)
+    else:
+        if n > 0:
+            dst[0] = 0
+        if n > 1:
+            dst[1] = 0
+        if n > 2:
+            dst[2] = 0
 
 
 cdef inline void _valid_range(Py_ssize_t size, Py_ssize_t out_size, Py_ssize_t k, Py_ssize_t s,
@@ -56,8 +69,7 @@ cdef void _im2col_plane(const floating* x, floating* cols, Py_ssize_t H, Py_ssiz
                         Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW,
                         Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t OH, Py_ssize_t OW) noexcept nogil:
     """x: one (H, W) plane; cols: its KH*KW rows of length OH*OW."""
-    cdef Py_ssize_t i, j, oh, t, oh_lo, oh_hi, ow_lo, ow_hi, n_valid
-    cdef Py_ssize_t L = OH * OW
+    cdef Py_ssize_t i, j, oh, t, oh_lo, oh_hi, ow_lo, ow_hi, n_valid, step = SH * W
     cdef floating* row
     cdef floating* dst
     cdef const floating* src
@@ -66,20 +78,31 @@ cdef void _im2col_plane(const floating* x, floating* cols, Py_ssize_t H, Py_ssiz
         for j in range(KW):
             _valid_range(W, OW, j, SW, PW, &ow_lo, &ow_hi)
             n_valid = ow_hi - ow_lo
-            row = cols + (i * KW + j) * L
+            row = cols + (i * KW + j) * OH * OW
             _zero(row, oh_lo * OW)
-            for oh in range(oh_lo, oh_hi):
-                dst = row + oh * OW
-                _zero(dst, ow_lo)
-                if n_valid > 0:
-                    src = x + (oh * SH - PH + i) * W + (ow_lo * SW - PW + j)
-                    if SW == 1:
-                        _copy(dst + ow_lo, src, n_valid)
-                    else:
-                        for t in range(n_valid):
-                            dst[ow_lo + t] = src[t * SW]
-                _zero(dst + ow_hi, OW - ow_hi)
             _zero(row + oh_hi * OW, (OH - oh_hi) * OW)
+            if n_valid <= 0:
+                _zero(row + oh_lo * OW, (oh_hi - oh_lo) * OW)
+                continue
+            dst = row + oh_lo * OW
+            src = x + (oh_lo * SH - PH + i) * W + (ow_lo * SW - PW + j)
+            if n_valid < OW:  # some columns fall in the padding
+                for oh in range(oh_lo, oh_hi):
+                    _zero(dst, ow_lo)
+                    _zero(dst + ow_hi, OW - ow_hi)
+                    dst += OW
+            dst = row + oh_lo * OW + ow_lo
+            if SW == 1:
+                for oh in range(oh_lo, oh_hi):
+                    _copy(dst, src, n_valid)
+                    dst += OW
+                    src += step
+            else:
+                for oh in range(oh_lo, oh_hi):
+                    for t in range(n_valid):
+                        dst[t] = src[t * SW]
+                    dst += OW
+                    src += step
 
 
 cdef void _col2im_plane(const floating* cols, floating* x, Py_ssize_t H, Py_ssize_t W,
