@@ -24,6 +24,8 @@ CASES = [
     ((2, 2, 7, 9), 2, None),              # windows that do not tile: floor mode drops the last row/col
     ((3, 2, 11, 8), (2, 3), (3, 2)),      # odd sizes, non-square kernel and stride
     ((1, 3, 1, 9), (1, 3), (1, 2)),       # single-row input
+    ((2, 2, 9, 7), 2, (3, 2)),            # 2-wide windows with skipped rows between them
+    ((1, 2, 8, 9), (3, 2), (3, 2)),       # 3x2 windows tiling (odd trailing row and column dropped)
 ]
 
 

@@ -6,45 +6,9 @@ range of output positions whose input lies inside the image: the inner loops nev
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 
-
-# Rows here are short (often 10-30 elements; padding edges 1-3), where a memcpy/memset call per row
-# dominates, and the compiler turns plain copy/fill loops back into such calls. So rows move in fixed
-# 16-byte chunks (one SSE2 move each, SSE2 being baseline x86-64); the last chunk is aligned to the row's
-# end and may rewrite a few elements, which is harmless since src and dst never overlap. Rows shorter
-# than a chunk use straight-line stores.
-
-cdef inline void _copy(floating* dst, const floating* src, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t t = 0, chunk = 16 // sizeof(floating)
-    if n >= chunk:
-        while t + chunk < n:
-            memcpy(dst + t, src + t, 16)
-            t += chunk
-        memcpy(dst + n - chunk, src + n - chunk, 16)
-    else:
-        if n > 0:
-            dst[0] = src[0]
-        if n > 1:
-            dst[1] = src[1]
-        if n > 2:
-            dst[2] = src[2]
-
-
-cdef inline void _zero(floating* dst, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t t = 0, chunk = 16 // sizeof(floating)
-    if n >= chunk:
-        while t + chunk < n:
-            memset(dst + t, 0, 16)
-            t += chunk
-        memset(dst + n - chunk, 0, 16)
-    else:
-        if n > 0:
-            dst[0] = 0
-        if n > 1:
-            dst[1] = 0
-        if n > 2:
-            dst[2] = 0
+from cnn_core.kernels._rows cimport copy_row, zero_row
 
 
 cdef inline void _valid_range(Py_ssize_t size, Py_ssize_t out_size, Py_ssize_t k, Py_ssize_t s,
@@ -79,22 +43,22 @@ cdef void _im2col_plane(const floating* x, floating* cols, Py_ssize_t H, Py_ssiz
             _valid_range(W, OW, j, SW, PW, &ow_lo, &ow_hi)
             n_valid = ow_hi - ow_lo
             row = cols + (i * KW + j) * OH * OW
-            _zero(row, oh_lo * OW)
-            _zero(row + oh_hi * OW, (OH - oh_hi) * OW)
+            zero_row(row, oh_lo * OW)
+            zero_row(row + oh_hi * OW, (OH - oh_hi) * OW)
             if n_valid <= 0:
-                _zero(row + oh_lo * OW, (oh_hi - oh_lo) * OW)
+                zero_row(row + oh_lo * OW, (oh_hi - oh_lo) * OW)
                 continue
             dst = row + oh_lo * OW
             src = x + (oh_lo * SH - PH + i) * W + (ow_lo * SW - PW + j)
             if n_valid < OW:  # some columns fall in the padding
                 for oh in range(oh_lo, oh_hi):
-                    _zero(dst, ow_lo)
-                    _zero(dst + ow_hi, OW - ow_hi)
+                    zero_row(dst, ow_lo)
+                    zero_row(dst + ow_hi, OW - ow_hi)
                     dst += OW
             dst = row + oh_lo * OW + ow_lo
             if SW == 1:
                 for oh in range(oh_lo, oh_hi):
-                    _copy(dst, src, n_valid)
+                    copy_row(dst, src, n_valid)
                     dst += OW
                     src += step
             else:
