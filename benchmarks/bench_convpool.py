@@ -4,16 +4,17 @@ Batch 64, float32. Each NumPy baseline tries the usual candidates (stride tricks
 np.put_along_axis, loops over kernel offsets, ...) and keeps the fastest, whose name is printed. Every
 candidate is checked against our kernel's output before timing. Times are medians.
 
-    python benchmarks/bench_convpool.py
+    python benchmarks/bench_convpool.py [threads]
 """
 from __future__ import annotations
 
+import sys
 import timeit
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
-from cnn_core import get_num_threads
+from cnn_core import get_num_threads, set_num_threads
 from cnn_core.kernels import (avg_pool2d_backward, avg_pool2d_forward, col2im, im2col, max_pool2d_backward,
                               max_pool2d_forward)
 
@@ -184,8 +185,21 @@ def _compare(name, ours, candidates, rows, labels):
     labels[name] = best_name
 
 
-def run(with_labels: bool = False):
-    """Rows (name, ours_seconds, numpy_seconds), medians; with_labels also returns the baseline used per row."""
+def run(with_labels: bool = False, threads: int | None = None):
+    """Rows (name, ours_seconds, numpy_seconds), medians; with_labels also returns the baseline used per row.
+
+    threads: OpenMP thread count for our kernels during the run (default: leave as is).
+    """
+    saved = get_num_threads()
+    if threads is not None:
+        set_num_threads(threads)
+    try:
+        return _run(with_labels)
+    finally:
+        set_num_threads(saved)
+
+
+def _run(with_labels: bool):
     rng = np.random.default_rng(0)
     rows, labels = [], {}
     for tag, shape, k, p in (("conv1", (64, 1, 28, 28), 5, 2), ("conv2", (64, 6, 14, 14), 5, 0)):
@@ -213,8 +227,9 @@ def run(with_labels: bool = False):
 
 
 def main():
-    rows, labels = run(with_labels=True)
-    print(f"cnn_core conv/pool kernels vs NumPy, float32, {get_num_threads()} threads, medians")
+    threads = int(sys.argv[1]) if len(sys.argv) > 1 else get_num_threads()
+    rows, labels = run(with_labels=True, threads=threads)
+    print(f"cnn_core conv/pool kernels vs NumPy, float32, {threads} threads, medians")
     print(f"{'kernel':<40} {'ours (us)':>10} {'numpy (us)':>11} {'ratio':>7}  numpy baseline")
     for name, ours, ref in rows:
         print(f"{name:<40} {ours * 1e6:10.1f} {ref * 1e6:11.1f} {ref / ours:6.1f}x  {labels[name]}")
