@@ -6,6 +6,9 @@ and accumulate in the backward pass.
 
 NaN: a window holding a NaN yields NaN (as in torch), and argmax points to the first NaN in row-major
 window order (torch points to the last one; the pooled value is the same).
+
+Average pooling scales window sums by 1/(KH*KW) (a multiply, within an ulp of dividing; exact for
+power-of-two windows such as 2x2).
 """
 from __future__ import annotations
 
