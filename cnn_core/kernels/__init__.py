@@ -5,13 +5,17 @@ and run compiled loops with the GIL released (OpenMP over the batch where it pay
 """
 from cnn_core.kernels.activations import (elu, elu_backward, relu, relu_backward, sigmoid, sigmoid_backward,
                                           tanh, tanh_backward)
+from cnn_core.kernels.conv import col2im, im2col
 from cnn_core.kernels.dense import bias_grad, linear_backward, linear_forward
 from cnn_core.kernels.gemm import gemm
 from cnn_core.kernels.perceptron import perceptron_epoch
+from cnn_core.kernels.pooling import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
 
 __all__ = [
+    "im2col", "col2im",
+    "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
+    "gemm", "linear_forward", "linear_backward", "bias_grad",
     "sigmoid", "tanh", "relu", "elu",
     "sigmoid_backward", "tanh_backward", "relu_backward", "elu_backward",
-    "bias_grad", "gemm", "linear_backward", "linear_forward",
     "perceptron_epoch",
 ]

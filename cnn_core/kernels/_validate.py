@@ -88,3 +88,9 @@ def as_real(v, name: str) -> float:
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise TypeError(f"{name}: expected a real number, got {v!r} ({type(v).__name__})")
     return float(v)
+
+
+def check_nonempty(x: np.ndarray, name: str) -> None:
+    """Reject arrays with a zero-length axis: a window over an empty plane has no meaning."""
+    if x.size == 0:
+        raise ValueError(f"{name}: expected every dimension >= 1, got shape {x.shape}")

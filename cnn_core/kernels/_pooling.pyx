@@ -1,0 +1,199 @@
+"""Max and average pooling loops (no padding, floor mode), parallel over the N*C planes.
+
+Each (n, c) plane is pooled independently, so every thread owns whole planes of the output (forward)
+or of dx (backward) and overlapping windows accumulate without races.
+"""
+from cython cimport floating
+from cython.parallel cimport prange, threadid
+from libc.stdint cimport int64_t
+from libc.string cimport memset
+
+from cnn_core.kernels._rows cimport zero_row
+
+import numpy as np
+
+from cnn_core._config import get_num_threads
+
+
+cdef void _max_plane(const floating* x, floating* out, int64_t* argmax, Py_ssize_t W,
+                     Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW,
+                     Py_ssize_t OH, Py_ssize_t OW) noexcept nogil:
+    """Window maxima one output row at a time, visiting window offsets (i, j) in row-major order.
+
+    Every output of the row takes its (i, j) candidate in one branch-free sweep: on random data a
+    compare-and-branch mispredicts about every other element. Only the winner's index is carried (an
+    integer select via a mask); its value is re-read from x. A candidate wins when it is larger
+    (strictly: ties keep the first) or when it is the first NaN (NaN propagates).
+    """
+    cdef Py_ssize_t oh, ow, i, j, r
+    cdef int64_t cand, m
+    cdef floating v, best
+    cdef int64_t* a
+    for oh in range(OH):
+        a = argmax + oh * OW
+        r = oh * SH * W
+        for ow in range(OW):
+            a[ow] = r + ow * SW
+        for i in range(KH):
+            for j in range(KW):
+                if i == 0 and j == 0:
+                    continue
+                r = (oh * SH + i) * W + j
+                for ow in range(OW):
+                    cand = r + ow * SW
+                    v = x[cand]
+                    best = x[a[ow]]
+                    m = -<int64_t> ((v > best) | ((v != v) & (best == best)))
+                    a[ow] = (cand & m) | (a[ow] & ~m)
+        for ow in range(OW):
+            out[oh * OW + ow] = x[a[ow]]
+
+
+cdef void _avg_plane(const floating* x, floating* out, floating* acc, Py_ssize_t W,
+                     Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW,
+                     Py_ssize_t OH, Py_ssize_t OW) noexcept nogil:
+    """Window means via column sums: acc (W scratch) sums the KH input rows of an output row in
+    contiguous (vectorizable) sweeps, then each output adds its KW neighbouring column sums."""
+    cdef Py_ssize_t oh, ow, i, j, w
+    cdef const floating* r
+    cdef floating total
+    cdef floating scale = 1.0 / (KH * KW)  # multiply: a division per element costs ~10x more
+    for oh in range(OH):
+        r = x + oh * SH * W
+        for w in range(W):
+            acc[w] = r[w]
+        for i in range(1, KH):
+            r = r + W
+            for w in range(W):
+                acc[w] += r[w]
+        for ow in range(OW):
+            total = acc[ow * SW]
+            for j in range(1, KW):
+                total += acc[ow * SW + j]
+            out[oh * OW + ow] = total * scale
+
+
+cdef void _avg_backward_plane(const floating* dout, floating* dx, floating* spread, Py_ssize_t H,
+                              Py_ssize_t W, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW,
+                              Py_ssize_t OH, Py_ssize_t OW) noexcept nogil:
+    """Transpose of _avg_plane. Disjoint windows (stride >= kernel) are written with plain stores.
+    Overlapping windows go through spread (W scratch): one output row's gradient gathered along the row
+    (sweeping j outside ow keeps each sweep's stores disjoint), divided by the window size, then added
+    to each of the window's KH input rows in contiguous (vectorizable) sweeps."""
+    cdef Py_ssize_t oh, ow, i, j, w, r
+    cdef Py_ssize_t span = (OW - 1) * SW + KW  # columns any window touches
+    cdef floating scale = 1.0 / (KH * KW)  # multiply: a division per element costs ~10x more
+    cdef floating v
+    cdef const floating* g
+    cdef floating* d
+    if SH == KH and SW == KW:  # windows tile the top-left corner: zero only the dropped border
+        for r in range(OH * KH):
+            zero_row(dx + r * W + span, W - span)
+        zero_row(dx + OH * KH * W, (H - OH * KH) * W)
+    else:
+        memset(dx, 0, H * W * sizeof(floating))
+    if KW == 2 and SW == 2 and SH >= KH:
+        # the common 2-wide tiling, with the window width known to the compiler: each output row is
+        # a vectorizable duplicate-and-store sweep per input row instead of scattered scalar stores
+        for oh in range(OH):
+            g = dout + oh * OW
+            for i in range(KH):
+                d = dx + (oh * SH + i) * W
+                for ow in range(OW):
+                    v = g[ow] * scale
+                    d[2 * ow] = v
+                    d[2 * ow + 1] = v
+        return
+    if SH >= KH and SW >= KW:
+        for oh in range(OH):
+            for ow in range(OW):
+                v = dout[oh * OW + ow] * scale
+                d = dx + oh * SH * W + ow * SW
+                for i in range(KH):
+                    for j in range(KW):
+                        d[i * W + j] = v
+        return
+    for oh in range(OH):
+        g = dout + oh * OW
+        zero_row(spread, span)
+        for j in range(KW):
+            for ow in range(OW):
+                spread[ow * SW + j] += g[ow]
+        for w in range(span):
+            spread[w] = spread[w] * scale
+        d = dx + oh * SH * W
+        for i in range(KH):
+            for w in range(span):
+                d[w] += spread[w]
+            d = d + W
+
+
+def max_pool2d_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
+                       int64_t[:, :, :, ::1] argmax, Py_ssize_t KH, Py_ssize_t KW,
+                       Py_ssize_t SH, Py_ssize_t SW):
+    """Fill out and argmax (N, C, OH, OW) from x (N, C, H, W); shapes are checked by the caller."""
+    cdef Py_ssize_t NC = x.shape[0] * x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t OH = out.shape[2], OW = out.shape[3], p
+    cdef const floating* xp = &x[0, 0, 0, 0]
+    cdef floating* op = &out[0, 0, 0, 0]
+    cdef int64_t* ap = &argmax[0, 0, 0, 0]
+    with nogil:
+        for p in prange(NC, schedule="static"):
+            _max_plane(xp + p * H * W, op + p * OH * OW, ap + p * OH * OW, W, KH, KW, SH, SW, OH, OW)
+
+
+def max_pool2d_backward(const floating[:, :, :, ::1] dout, const int64_t[:, :, :, ::1] argmax,
+                        floating[:, :, :, ::1] dx):
+    """Overwrite dx (N, C, H, W) with dout routed to argmax; returns how many indices were out of range.
+
+    Out-of-range indices are skipped (never written), so a bad argmax cannot corrupt memory; the caller
+    raises when the count is non-zero.
+    """
+    cdef Py_ssize_t NC = dx.shape[0] * dx.shape[1], HW = dx.shape[2] * dx.shape[3]
+    cdef Py_ssize_t L = dout.shape[2] * dout.shape[3], p, k
+    cdef int64_t idx
+    cdef Py_ssize_t bad = 0
+    cdef const floating* gp = &dout[0, 0, 0, 0]
+    cdef const int64_t* ap = &argmax[0, 0, 0, 0]
+    cdef floating* dp = &dx[0, 0, 0, 0]
+    with nogil:
+        for p in prange(NC, schedule="static"):
+            memset(dp + p * HW, 0, HW * sizeof(floating))
+            for k in range(p * L, (p + 1) * L):
+                idx = ap[k]
+                if idx < 0 or idx >= HW:
+                    bad += 1
+                else:
+                    dp[p * HW + idx] += gp[k]
+    return bad
+
+
+def avg_pool2d_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
+                       Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW):
+    """Fill out (N, C, OH, OW) with window means of x (N, C, H, W)."""
+    cdef Py_ssize_t NC = x.shape[0] * x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t OH = out.shape[2], OW = out.shape[3], p
+    cdef const floating* xp = &x[0, 0, 0, 0]
+    cdef floating* op = &out[0, 0, 0, 0]
+    cdef int nt = get_num_threads()
+    cdef floating[:, ::1] scratch = np.empty((nt, W), dtype=np.asarray(x).dtype)  # a row per thread
+    cdef floating* sp = &scratch[0, 0]
+    with nogil:
+        for p in prange(NC, schedule="static", num_threads=nt):
+            _avg_plane(xp + p * H * W, op + p * OH * OW, sp + threadid() * W, W, KH, KW, SH, SW, OH, OW)
+
+
+def avg_pool2d_backward(const floating[:, :, :, ::1] dout, floating[:, :, :, ::1] dx,
+                        Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW):
+    """Overwrite dx (N, C, H, W) with dout (N, C, OH, OW) spread evenly over each window."""
+    cdef Py_ssize_t NC = dx.shape[0] * dx.shape[1], H = dx.shape[2], W = dx.shape[3]
+    cdef Py_ssize_t OH = dout.shape[2], OW = dout.shape[3], p
+    cdef const floating* gp = &dout[0, 0, 0, 0]
+    cdef floating* dp = &dx[0, 0, 0, 0]
+    cdef int nt = get_num_threads()
+    cdef floating[:, ::1] scratch = np.empty((nt, W), dtype=np.asarray(dx).dtype)  # a row per thread
+    cdef floating* sp = &scratch[0, 0]
+    with nogil:
+        for p in prange(NC, schedule="static", num_threads=nt):
+            _avg_backward_plane(gp + p * OH * OW, dp + p * H * W, sp + threadid() * W, H, W, KH, KW, SH, SW,
+                                OH, OW)

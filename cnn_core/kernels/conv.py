@@ -1,0 +1,54 @@
+"""im2col / col2im: unfold sliding windows into columns so that a convolution becomes one matmul.
+
+Layout follows torch.nn.functional.unfold: cols[n, c*KH*KW + i*KW + j, oh*OW + ow] =
+x_padded[n, c, oh*SH + i, ow*SW + j], so conv2d(x, weight) is weight.reshape(F, -1) @ cols[n].
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from cnn_core.kernels import _conv
+from cnn_core.kernels._validate import as_float_array, as_pair, as_shape, check_nonempty, conv_output_size
+
+Pair = int | tuple[int, int]
+
+
+def _geometry(h: int, w: int, kernel_size: Pair, stride: Pair, padding: Pair):
+    kh, kw = as_pair(kernel_size, "kernel_size")
+    sh, sw = as_pair(stride, "stride")
+    ph, pw = as_pair(padding, "padding", minimum=0)
+    oh = conv_output_size(h, kh, sh, ph, "height")
+    ow = conv_output_size(w, kw, sw, pw, "width")
+    return kh, kw, sh, sw, ph, pw, oh, ow
+
+
+def im2col(x: np.ndarray, kernel_size: Pair, stride: Pair = 1, padding: Pair = 0) -> np.ndarray:
+    """Unfold x (N, C, H, W) into cols (N, C*KH*KW, OH*OW), OH = (H + 2*PH - KH)//SH + 1 (same for OW).
+
+    Zero padding of PH rows / PW columns on each side; stride >= 1, padding >= 0.
+    """
+    x = as_float_array(x, "x", ndim=4)
+    check_nonempty(x, "x")
+    n, c, h, w = x.shape
+    kh, kw, sh, sw, ph, pw, oh, ow = _geometry(h, w, kernel_size, stride, padding)
+    cols = np.empty((n, c * kh * kw, oh * ow), dtype=x.dtype)
+    _conv.im2col(x, cols, kh, kw, sh, sw, ph, pw)
+    return cols
+
+
+def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kernel_size: Pair, stride: Pair = 1,
+           padding: Pair = 0) -> np.ndarray:
+    """Fold cols (N, C*KH*KW, OH*OW) back into x (N, C, H, W) = x_shape, summing overlapping windows.
+
+    The exact adjoint of im2col with the same geometry: <im2col(x), cols> == <x, col2im(cols)>.
+    """
+    cols = as_float_array(cols, "cols", ndim=3)
+    n, c, h, w = as_shape(x_shape, "x_shape", 4)
+    kh, kw, sh, sw, ph, pw, oh, ow = _geometry(h, w, kernel_size, stride, padding)
+    expected = (n, c * kh * kw, oh * ow)
+    if cols.shape != expected:
+        raise ValueError(f"cols: expected shape {expected} for x_shape {(n, c, h, w)}, kernel_size {(kh, kw)}, "
+                         f"stride {(sh, sw)}, padding {(ph, pw)}; got {cols.shape}")
+    x = np.empty((n, c, h, w), dtype=cols.dtype)
+    _conv.col2im(cols, x, kh, kw, sh, sw, ph, pw)
+    return x
