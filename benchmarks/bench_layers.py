@@ -91,7 +91,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=50)
     ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=None, help="thread count for both libraries")
     args = ap.parse_args()
+    if args.threads is not None:
+        cnn_core.set_num_threads(args.threads)
     threads = cnn_core.get_num_threads()
     print(f"cnn_core {cnn_core.__version__}: forward+backward, batch {args.batch}, float32, {threads} threads, "
           f"median of {args.repeat}")
