@@ -233,3 +233,11 @@ def test_float32_and_float64_init_agree_up_to_rounding():
     a = nn.Linear(5, 4, rng=3)
     b = nn.Linear(5, 4, rng=3, dtype=np.float64)
     np.testing.assert_array_equal(a.weight.data, b.weight.data.astype(np.float32))
+
+
+def test_rnn_eval_keeps_no_cache():
+    m = nn.RNN(3, 4).eval()
+    out, hn = m(np.ones((2, 5, 3), np.float32))
+    assert m._cache is None
+    with pytest.raises(RuntimeError, match="eval mode"):
+        m.backward(np.ones_like(out))
