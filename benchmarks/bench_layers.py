@@ -1,0 +1,118 @@
+"""Forward+backward time of each layer at LeNet-5 shapes (batch 64, float32), against PyTorch in the same run.
+
+    python benchmarks/bench_layers.py [--repeat 50] [--batch 64]
+
+Prints the median over `repeat` timed runs (after warm-up) and, when `import torch` works, PyTorch's median
+for the same layer with the same thread count, and the ratio ours / torch (< 1 means we are faster).
+Both sides compute the input gradient too.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+import cnn_core
+from cnn_core import nn
+
+try:
+    import torch
+except ImportError:  # PyTorch is optional: only the comparison column needs it
+    torch = None
+
+
+def lenet5(lib):
+    return lib.Sequential(lib.Conv2d(1, 6, 5, padding=2), lib.ReLU(), lib.MaxPool2d(2), lib.Conv2d(6, 16, 5),
+                          lib.ReLU(), lib.MaxPool2d(2), lib.Flatten(), lib.Linear(400, 120), lib.ReLU(),
+                          lib.Linear(120, 84), lib.ReLU(), lib.Linear(84, 10))
+
+
+def mlp(lib):
+    return lib.Sequential(lib.Linear(784, 256), lib.ReLU(), lib.Linear(256, 128), lib.ReLU(), lib.Linear(128, 10))
+
+
+def cases(lib, n):
+    """(name, layer factory, input shape)."""
+    return [
+        ("conv1 1->6 5x5 pad2", lambda: lib.Conv2d(1, 6, 5, padding=2), (n, 1, 28, 28)),
+        ("relu (N,6,28,28)", lambda: lib.ReLU(), (n, 6, 28, 28)),
+        ("sigmoid (N,6,28,28)", lambda: lib.Sigmoid(), (n, 6, 28, 28)),
+        ("tanh (N,6,28,28)", lambda: lib.Tanh(), (n, 6, 28, 28)),
+        ("elu (N,6,28,28)", lambda: lib.ELU(), (n, 6, 28, 28)),
+        ("pool1 max 2x2", lambda: lib.MaxPool2d(2), (n, 6, 28, 28)),
+        ("pool1 avg 2x2", lambda: lib.AvgPool2d(2), (n, 6, 28, 28)),
+        ("conv2 6->16 5x5", lambda: lib.Conv2d(6, 16, 5), (n, 6, 14, 14)),
+        ("pool2 max 2x2", lambda: lib.MaxPool2d(2), (n, 16, 10, 10)),
+        ("linear 400->120", lambda: lib.Linear(400, 120), (n, 400)),
+        ("relu (N,120)", lambda: lib.ReLU(), (n, 120)),
+        ("linear 120->84", lambda: lib.Linear(120, 84), (n, 120)),
+        ("linear 84->10", lambda: lib.Linear(84, 10), (n, 84)),
+        ("lenet5 whole net", lambda: lenet5(lib), (n, 1, 28, 28)),
+        ("mlp 784-256-128-10", lambda: mlp(lib), (n, 784)),
+    ]
+
+
+def median_ms(step, repeat: int) -> float:
+    for _ in range(max(3, repeat // 10)):
+        step()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
+def ours(factory, shape, repeat):
+    m = factory()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(np.float32)
+    dy = rng.standard_normal(m(x).shape).astype(np.float32)
+
+    def step():
+        m(x)
+        m.backward(dy)
+    return median_ms(step, repeat)
+
+
+def theirs(factory, shape, repeat):
+    m = factory()
+    x = torch.randn(shape, requires_grad=True)
+    dy = torch.randn(m(x).shape)
+
+    def step():
+        m(x).backward(dy)
+    return median_ms(step, repeat)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=50)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=None, help="thread count for both libraries")
+    args = ap.parse_args()
+    if args.threads is not None:
+        cnn_core.set_num_threads(args.threads)
+    threads = cnn_core.get_num_threads()
+    print(f"cnn_core {cnn_core.__version__}: forward+backward, batch {args.batch}, float32, {threads} threads, "
+          f"median of {args.repeat}")
+    if torch is not None:
+        torch.set_num_threads(threads)
+        print(f"torch {torch.__version__} with {torch.get_num_threads()} threads")
+    else:
+        print("torch not importable: no comparison column")
+    print(f"{'layer':<22}{'ours ms':>10}{'torch ms':>10}{'ours/torch':>12}")
+    torch_cases = cases(torch.nn, args.batch) if torch is not None else None
+    for i, (name, factory, shape) in enumerate(cases(nn, args.batch)):
+        t_ours = ours(factory, shape, args.repeat)
+        line = f"{name:<22}{t_ours:>10.3f}"
+        if torch_cases is not None:
+            t_torch = theirs(torch_cases[i][1], shape, args.repeat)
+            line += f"{t_torch:>10.3f}{t_ours / t_torch:>12.2f}"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Sequential: the layers of a feed-forward net, run forward in order and backward in reverse."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from cnn_core.nn.module import Module, module_from_config, module_to_config, register_module
+
+
+@register_module
+class Sequential(Module):
+    """Sequential(*modules): a = m_k(...m_1(x)); backward hands each layer's delta to the one before it.
+
+    All modules must share one dtype, which becomes the container's.
+    """
+
+    def __init__(self, *modules: Module):
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(f"modules[{i}]: expected a Module, got {type(m).__name__}")
+        dtypes = {m.dtype for m in modules}
+        if len(dtypes) > 1:
+            raise TypeError(f"modules: expected one dtype for all modules, got {sorted(d.name for d in dtypes)}; "
+                            "build them with the same dtype= or call .to() on the Sequential")
+        super().__init__(dtypes.pop() if dtypes else None)
+        for i, m in enumerate(modules):
+            setattr(self, str(i), m)
+        self._layers = list(modules)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        for m in self._layers:
+            x = m.forward(x)
+        return x
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        for m in reversed(self._layers):
+            dy = m.backward(dy)
+        return dy
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._layers)
+
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            return Sequential(*self._layers[idx])
+        return self._layers[idx]
+
+    def _to_config(self) -> dict:
+        return {"type": "Sequential", "modules": [module_to_config(m) for m in self._layers]}
+
+    @classmethod
+    def _from_config(cls, cfg: dict) -> "Sequential":
+        mods = cfg.get("modules")
+        if not isinstance(mods, list):
+            raise ValueError(f"cfg['modules']: expected a list of module configs, got {mods!r:.120}")
+        return cls(*(module_from_config(m) for m in mods))

@@ -1,0 +1,97 @@
+"""2-D convolution (cross-correlation, like PyTorch) through im2col + gemm.
+
+Forward  z^l = a^{l-1} * w^l + b^l: unroll every receptive field of a^{l-1} into a column (im2col), then
+z[n] = w.reshape(F, C*KH*KW) @ cols[n].
+Backward, the deck's three formulas in the same unrolled layout:
+  dC/db = sum_{u,v} delta_{u,v}                 (sum of delta over batch and positions)
+  dC/dw = delta * rot180(a^{l-1})               = sum_n delta[n] @ cols[n]^T
+  delta^{l-1} = delta * rot180(w)  (full conv)  = col2im(w^T @ delta[n])
+col2im is the adjoint of im2col: scattering w^T delta back onto the input positions, with overlapping windows
+accumulating, is exactly the full convolution of delta with the 180-degree-rotated kernel.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from cnn_core._random import get_rng
+from cnn_core.kernels import col2im, gemm, im2col
+from cnn_core.kernels._validate import as_pair, conv_output_size
+from cnn_core.nn.init import check_init, layer_weights
+from cnn_core.nn.module import Module, Parameter, check_size, register_module
+
+
+@register_module
+class Conv2d(Module):
+    """x (N, in_channels, H, W) -> z (N, out_channels, OH, OW); weight (out, in, KH, KW), bias (out,)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True,
+                 dtype=None, rng=None, init: str = "default"):
+        super().__init__(dtype)
+        self.in_channels = check_size(in_channels, "in_channels")
+        self.out_channels = check_size(out_channels, "out_channels")
+        self.kernel_size = as_pair(kernel_size, "kernel_size")
+        self.stride = as_pair(stride, "stride")
+        self.padding = as_pair(padding, "padding", minimum=0)
+        self.init = check_init(init)
+        w_shape = (self.out_channels, self.in_channels, *self.kernel_size)
+        w, b = layer_weights(w_shape, (self.out_channels,) if bias else None, init, get_rng(rng), self._dtype)
+        self.weight = Parameter(w)
+        self.bias = Parameter(b) if bias else None
+        self._cache = None
+        self._dcols = None  # backward scratch, reused between steps (never handed out)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._check_input(x, "x", 4, "(N, C, H, W)")
+        n, c, h, w = x.shape
+        if c != self.in_channels:
+            raise ValueError(f"Conv2d: x: expected {self.in_channels} channels (in_channels), got shape {x.shape}")
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        oh = conv_output_size(h, kh, sh, ph, "height")
+        ow = conv_output_size(w, kw, sw, pw, "width")
+        f = self.out_channels
+        cols = im2col(x, self.kernel_size, self.stride, self.padding)      # (N, C*KH*KW, OH*OW)
+        w2 = self.weight.data.reshape(f, -1)
+        z = np.empty((n, f, oh * ow), dtype=self._dtype)
+        beta = 0.0
+        if self.bias is not None:
+            z[...] = self.bias.data[None, :, None]
+            beta = 1.0
+        for i in range(n):
+            gemm(w2, cols[i], c=z[i], beta=beta)
+        self._cache = (x.shape, cols) if self.training else None
+        return z.reshape(n, f, oh, ow)
+
+    def backward(self, delta: np.ndarray) -> np.ndarray:
+        x_shape, cols = self._need_cache(self._cache)
+        n, f = x_shape[0], self.out_channels
+        self._check_grad(delta, "delta", (n, f, *self._out_hw(x_shape)))
+        delta = np.ascontiguousarray(delta).reshape(n, f, -1)
+        # dC/db = sum over u, v (and the batch) of delta.
+        if self.bias is not None:
+            self.bias.grad += delta.sum(axis=(0, 2))
+        # dC/dw = delta * rot180(a_prev): in the unrolled layout, delta[n] @ cols[n]^T, accumulated (beta=1).
+        gw = self.weight.grad.reshape(f, -1)
+        for i in range(n):
+            gemm(delta[i], cols[i], c=gw, beta=1.0, trans_b=True)
+        # delta_prev = delta * rot180(w): w^T @ delta[n] per receptive field, then col2im scatters it back.
+        if self._dcols is None or self._dcols.shape != cols.shape or self._dcols.dtype != cols.dtype:
+            self._dcols = np.empty_like(cols)
+        dcols = self._dcols
+        w2 = self.weight.data.reshape(f, -1)
+        for i in range(n):
+            gemm(w2, delta[i], c=dcols[i], trans_a=True)
+        return col2im(dcols, x_shape, self.kernel_size, self.stride, self.padding)
+
+    def _out_hw(self, x_shape) -> tuple[int, int]:
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        return (x_shape[2] + 2 * ph - kh) // sh + 1, (x_shape[3] + 2 * pw - kw) // sw + 1
+
+    def _clear_cache(self) -> None:
+        self._cache = None
+        self._dcols = None
+
+    def get_config(self) -> dict:
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": list(self.kernel_size), "stride": list(self.stride),
+                "padding": list(self.padding), "bias": self.bias is not None, "init": self.init,
+                **super().get_config()}

@@ -1,0 +1,30 @@
+"""Flatten: (N, C, H, W) -> (N, C*H*W), the bridge from the convolutional part to the fully connected one."""
+from __future__ import annotations
+
+import numpy as np
+
+from cnn_core.nn.module import Module, register_module
+
+
+@register_module
+class Flatten(Module):
+    """Keeps the batch axis and flattens the rest (torch.nn.Flatten with start_dim=1)."""
+
+    def __init__(self, dtype=None):
+        super().__init__(dtype)
+        self._x_shape = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._check_input(x, "x", None, "")
+        if x.ndim < 2:
+            raise ValueError(f"Flatten: x: expected at least 2 dimensions (batch, ...), got shape {x.shape}")
+        self._x_shape = x.shape if self.training else None
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        x_shape = self._need_cache(self._x_shape)
+        self._check_grad(dy, "dy", (x_shape[0], int(np.prod(x_shape[1:]))))
+        return dy.reshape(x_shape)
+
+    def _clear_cache(self) -> None:
+        self._x_shape = None

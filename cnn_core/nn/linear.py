@@ -1,0 +1,54 @@
+"""Fully connected layer: z = a_prev w^T + b, and its backward pass BP1-BP4 of the deck."""
+from __future__ import annotations
+
+import numpy as np
+
+from cnn_core._random import get_rng
+from cnn_core.kernels import bias_grad, gemm, linear_forward
+from cnn_core.nn.init import check_init, layer_weights
+from cnn_core.nn.module import Module, Parameter, check_size, register_module
+
+
+@register_module
+class Linear(Module):
+    """z = x w^T + b with x (N, in_features), weight (out_features, in_features), bias (out_features,)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=None, rng=None,
+                 init: str = "default"):
+        super().__init__(dtype)
+        self.in_features = check_size(in_features, "in_features")
+        self.out_features = check_size(out_features, "out_features")
+        self.init = check_init(init)
+        w, b = layer_weights((self.out_features, self.in_features), (self.out_features,) if bias else None,
+                             init, get_rng(rng), self._dtype)
+        self.weight = Parameter(w)
+        self.bias = Parameter(b) if bias else None
+        self._a_prev = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._check_input(x, "x", 2, "(batch, in_features)")
+        if x.shape[1] != self.in_features:
+            raise ValueError(f"Linear: x: expected {self.in_features} features (in_features), got shape {x.shape}")
+        x = np.ascontiguousarray(x)
+        self._a_prev = x if self.training else None
+        return linear_forward(x, self.weight.data, None if self.bias is None else self.bias.data)
+
+    def backward(self, delta: np.ndarray) -> np.ndarray:
+        """delta = dC/dz of this layer (N, out); returns dC/da_prev (N, in) and accumulates dC/dw, dC/db."""
+        a_prev = self._need_cache(self._a_prev)
+        self._check_grad(delta, "delta", (a_prev.shape[0], self.out_features))
+        delta = np.ascontiguousarray(delta)
+        # BP3: dC/db = delta, summed over the batch (column sum).
+        if self.bias is not None:
+            self.bias.grad += bias_grad(delta)
+        # BP4: dC/dw_jk = a_k^{l-1} delta_j, i.e. delta^T a_prev over the batch, accumulated in place (beta=1).
+        gemm(delta, a_prev, c=self.weight.grad, beta=1.0, trans_a=True)
+        # BP2's (w^{l})^T delta^{l} in row layout: the error handed to the previous layer (before its sigma').
+        return gemm(delta, self.weight.data)
+
+    def _clear_cache(self) -> None:
+        self._a_prev = None
+
+    def get_config(self) -> dict:
+        return {"in_features": self.in_features, "out_features": self.out_features,
+                "bias": self.bias is not None, "init": self.init, **super().get_config()}

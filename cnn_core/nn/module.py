@@ -1,0 +1,277 @@
+"""Parameter and Module: the layer framework every layer, container and model builds on.
+
+A Module computes ``forward(x)`` and, from the error of its output, ``backward(dy) -> dx`` (the delta of the
+previous layer), accumulating its parameters' gradients into ``Parameter.grad`` like PyTorch. Submodules and
+parameters are registered by attribute assignment, which gives dotted names ("0.weight") for free.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from cnn_core.kernels._validate import FLOAT_DTYPES, check_finite
+
+DEFAULT_DTYPE = np.dtype(np.float32)
+
+
+def resolve_dtype(dtype, name: str = "dtype") -> np.dtype:
+    """Normalize a dtype argument (None -> float32); only float32 and float64 are supported."""
+    if dtype is None:
+        return DEFAULT_DTYPE
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name}: expected float32 or float64, got {dtype!r}") from None
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected float32 or float64, got {dt}")
+    return dt
+
+
+def check_size(v, name: str) -> int:
+    """A positive int constructor argument."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{name}: expected a positive int, got {v!r}")
+    if v < 1:
+        raise ValueError(f"{name}: expected a positive int, got {v}")
+    return int(v)
+
+
+class Parameter:
+    """A trainable array ``data`` with its gradient ``grad`` (same shape and dtype, starting at zeros)."""
+
+    __slots__ = ("data", "grad")
+
+    def __init__(self, data: np.ndarray):
+        if not isinstance(data, np.ndarray) or data.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"data: expected a float32 or float64 numpy.ndarray, got {data!r:.80}")
+        self.data = np.ascontiguousarray(data)
+        self.grad = np.zeros_like(self.data)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+class Module:
+    """Base class of layers and containers.
+
+    Subclasses call ``super().__init__(dtype)``, assign their Parameters and submodules as attributes,
+    implement ``forward`` and ``backward``, and return their constructor arguments from ``get_config``.
+    In eval mode a layer keeps no cache, so ``backward`` is only possible after a forward in train mode.
+    """
+
+    def __init__(self, dtype=None):
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_dtype", resolve_dtype(dtype))
+
+    # -- registration ------------------------------------------------------------------------------------
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        object.__delattr__(self, name)
+
+    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+        return iter(self._modules.items())
+
+    def children(self) -> Iterator["Module"]:
+        return iter(self._modules.values())
+
+    def modules(self) -> Iterator["Module"]:
+        """This module and all its descendants, depth first."""
+        yield self
+        for m in self._modules.values():
+            yield from m.modules()
+
+    def named_parameters(self, prefix: str = "") -> list[tuple[str, Parameter]]:
+        out = [(prefix + name, p) for name, p in self._parameters.items()]
+        for name, m in self._modules.items():
+            out.extend(m.named_parameters(prefix + name + "."))
+        return out
+
+    def parameters(self) -> list[Parameter]:
+        return [p for _, p in self.named_parameters()]
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad.fill(0)
+
+    # -- forward / backward ------------------------------------------------------------------------------
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward")
+
+    def backward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} does not implement backward")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def _clear_cache(self) -> None:
+        """Drop what forward kept for backward (layers with caches override)."""
+
+    def _need_cache(self, cache):
+        """Return the forward cache for backward, or raise the RuntimeError that says why there is none."""
+        if cache is None:
+            if not self.training:
+                raise RuntimeError(f"{type(self).__name__}.backward: the module is in eval mode, which keeps no "
+                                   "forward cache; call train() and forward again before backward")
+            raise RuntimeError(f"{type(self).__name__}.backward: called before forward")
+        return cache
+
+    def _check_input(self, x, name: str, ndim: int | None, layout: str) -> None:
+        """Validate a forward input: an ndarray of this module's dtype, `ndim`-D (None: any), finite."""
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"{type(self).__name__}: {name}: expected a numpy.ndarray, got {type(x).__name__}")
+        if x.dtype != self._dtype:
+            raise TypeError(f"{type(self).__name__}: {name}: expected dtype {self._dtype} (the module's dtype; "
+                            f"cast the input or call .to()), got {x.dtype}")
+        if ndim is not None and x.ndim != ndim:
+            raise ValueError(f"{type(self).__name__}: {name}: expected a {ndim}-D array {layout}, "
+                             f"got shape {x.shape}")
+        check_finite(x, f"{type(self).__name__}: {name}")
+
+    def _check_grad(self, dy, name: str, shape: tuple[int, ...]) -> None:
+        """Validate a backward input: an ndarray of this module's dtype and of the forward output's shape."""
+        if not isinstance(dy, np.ndarray):
+            raise TypeError(f"{type(self).__name__}: {name}: expected a numpy.ndarray, got {type(dy).__name__}")
+        if dy.dtype != self._dtype:
+            raise TypeError(f"{type(self).__name__}: {name}: expected dtype {self._dtype}, got {dy.dtype}")
+        if dy.shape != shape:
+            raise ValueError(f"{type(self).__name__}: {name}: expected shape {shape} (the forward output's), "
+                             f"got {dy.shape}")
+
+    # -- modes -------------------------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> "Module":
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+            if not mode:
+                m._clear_cache()
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    # -- dtype -------------------------------------------------------------------------------------------
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dtype
+
+    def to(self, dtype) -> "Module":
+        """Cast every parameter (and its gradient) to `dtype`, in place on the Parameter objects."""
+        dt = resolve_dtype(dtype)
+        for m in self.modules():
+            object.__setattr__(m, "_dtype", dt)
+            m._clear_cache()
+            for p in m._parameters.values():
+                if p.data.dtype != dt:
+                    p.data = p.data.astype(dt)
+                    p.grad = p.grad.astype(dt)
+        return self
+
+    def float(self) -> "Module":
+        return self.to(np.float32)
+
+    def double(self) -> "Module":
+        return self.to(np.float64)
+
+    # -- weights -----------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of all parameter arrays, keyed by dotted name."""
+        return {name: p.data.copy() for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state_dict: dict[str, np.ndarray]) -> None:
+        """Copy arrays into the parameters (in place), checking names and shapes, casting to the module's dtype."""
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"state_dict: expected a dict, got {type(state_dict).__name__}")
+        params = dict(self.named_parameters())
+        missing = sorted(set(params) - set(state_dict))
+        unexpected = sorted(set(state_dict) - set(params))
+        if missing or unexpected:
+            raise KeyError(f"state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        for name, p in params.items():
+            v = state_dict[name]
+            if not isinstance(v, np.ndarray) or not (np.issubdtype(v.dtype, np.floating)
+                                                      or np.issubdtype(v.dtype, np.integer)):
+                raise TypeError(f"state_dict[{name!r}]: expected a real numpy.ndarray, got {v!r:.80}")
+            if v.shape != p.data.shape:
+                raise ValueError(f"state_dict[{name!r}]: expected shape {p.data.shape}, got {v.shape}")
+        for name, p in params.items():
+            p.data[...] = state_dict[name]
+
+    # -- architecture ------------------------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """JSON-serializable constructor keyword arguments (subclasses add theirs to this)."""
+        return {"dtype": self._dtype.name}
+
+    def extra_repr(self) -> str:
+        cfg = self.get_config()
+        if cfg.get("dtype") == DEFAULT_DTYPE.name:
+            cfg.pop("dtype")
+        return ", ".join(f"{k}={v!r}" for k, v in cfg.items())
+
+    def __repr__(self) -> str:
+        if not self._modules:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"  ({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]
+        return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
+
+
+_REGISTRY: dict[str, type] = {}
+
+
+def register_module(cls: type) -> type:
+    """Class decorator: make a Module subclass known to ``module_from_config`` under its class name."""
+    if not (isinstance(cls, type) and issubclass(cls, Module)):
+        raise TypeError(f"register_module: expected a Module subclass, got {cls!r}")
+    _REGISTRY[cls.__name__] = cls
+    return cls
+
+
+def module_to_config(module: Module) -> dict[str, Any]:
+    """The architecture as {"type": class name, "config": get_config()} (containers list their modules)."""
+    if not isinstance(module, Module):
+        raise TypeError(f"module: expected a Module, got {type(module).__name__}")
+    name = type(module).__name__
+    if _REGISTRY.get(name) is not type(module):
+        raise ValueError(f"module: {name} is not registered; decorate it with @cnn_core.nn.register_module")
+    to_config: Callable | None = getattr(module, "_to_config", None)
+    if to_config is not None:
+        return to_config()
+    return {"type": name, "config": module.get_config()}
+
+
+def module_from_config(cfg: dict[str, Any]) -> Module:
+    """Rebuild a module (with fresh weights) from ``module_to_config``'s dict."""
+    if not isinstance(cfg, dict) or "type" not in cfg:
+        raise ValueError(f"cfg: expected a dict with a 'type' key, got {cfg!r:.120}")
+    cls = _REGISTRY.get(cfg["type"])
+    if cls is None:
+        raise ValueError(f"cfg: unknown module type {cfg['type']!r}; known: {sorted(_REGISTRY)}")
+    from_config: Callable | None = getattr(cls, "_from_config", None)
+    if from_config is not None:
+        return from_config(cfg)
+    config = cfg.get("config", {})
+    if not isinstance(config, dict):
+        raise ValueError(f"cfg['config']: expected a dict of constructor arguments, got {config!r:.120}")
+    return cls(**config)

@@ -1,0 +1,110 @@
+"""Elman RNN, batch first, trained by backpropagation through time.
+
+h_t = sigma(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh),  sigma = tanh (or relu).
+The input projection for all time steps is one gemm over (T*N, D); only the recurrence loops over t, each
+step a batched (N, H) gemm. Backward walks t = T-1 .. 0 with
+  delta_t = (dC/dh_t from the output + delta_{t+1} W_hh) (.) sigma'(z_t)
+and then forms all weight gradients with one gemm each over the stacked deltas.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from cnn_core._random import get_rng
+from cnn_core.kernels import bias_grad, gemm, linear_forward, relu, relu_backward, tanh, tanh_backward
+from cnn_core.nn.init import check_init, normal, uniform
+from cnn_core.nn.module import Module, Parameter, check_size, register_module
+
+_NONLINEARITIES = {"tanh": (tanh, tanh_backward), "relu": (relu, relu_backward)}
+
+
+@register_module
+class RNN(Module):
+    """One-layer RNN: forward(x (N, T, D), h0 (N, H) or None) -> (out (N, T, H), h_n (N, H))."""
+
+    def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh", dtype=None, rng=None,
+                 init: str = "default"):
+        super().__init__(dtype)
+        self.input_size = check_size(input_size, "input_size")
+        self.hidden_size = check_size(hidden_size, "hidden_size")
+        if nonlinearity not in _NONLINEARITIES:
+            raise ValueError(f"nonlinearity: expected one of {sorted(_NONLINEARITIES)}, got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        self.init = check_init(init)
+        rng = get_rng(rng)
+        d, h, dt = self.input_size, self.hidden_size, self._dtype
+        if init == "normal":  # the deck's N(0, 1/n_in) weights, N(0, 1) biases
+            self.weight_ih = Parameter(normal((h, d), 1 / math.sqrt(d), rng, dt))
+            self.weight_hh = Parameter(normal((h, h), 1 / math.sqrt(h), rng, dt))
+            self.bias_ih = Parameter(normal((h,), 1.0, rng, dt))
+            self.bias_hh = Parameter(normal((h,), 1.0, rng, dt))
+        else:  # PyTorch: every parameter ~ U(-1/sqrt(H), 1/sqrt(H))
+            k = 1 / math.sqrt(h)
+            self.weight_ih = Parameter(uniform((h, d), k, rng, dt))
+            self.weight_hh = Parameter(uniform((h, h), k, rng, dt))
+            self.bias_ih = Parameter(uniform((h,), k, rng, dt))
+            self.bias_hh = Parameter(uniform((h,), k, rng, dt))
+        self._cache = None
+
+    def forward(self, x: np.ndarray, h0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        self._check_input(x, "x", 3, "(batch, time, input_size)")
+        n, t_len, d = x.shape
+        if d != self.input_size:
+            raise ValueError(f"RNN: x: expected {self.input_size} features (input_size), got shape {x.shape}")
+        if n == 0 or t_len == 0:
+            raise ValueError(f"RNN: x: expected at least one sample and one time step, got shape {x.shape}")
+        h = self.hidden_size
+        if h0 is not None:
+            self._check_input(h0, "h0", 2, "(batch, hidden_size)")
+            if h0.shape != (n, h):
+                raise ValueError(f"RNN: h0: expected shape {(n, h)}, got {h0.shape}")
+        sigma = _NONLINEARITIES[self.nonlinearity][0]
+        # time-major copy of x so that each step's slice is contiguous
+        x_tm = x.transpose(1, 0, 2).reshape(t_len * n, d)
+        if not x_tm.flags.c_contiguous:
+            x_tm = np.ascontiguousarray(x_tm)
+        z = linear_forward(x_tm, self.weight_ih.data, self.bias_ih.data + self.bias_hh.data).reshape(t_len, n, h)
+        hs = np.empty((t_len + 1, n, h), dtype=self._dtype)  # hs[0] = h0, hs[t+1] = h_t
+        if h0 is None:
+            hs[0] = 0
+        else:
+            hs[0] = h0
+        for t in range(t_len):
+            gemm(hs[t], self.weight_hh.data, c=z[t], beta=1.0, trans_b=True)  # z_t += h_{t-1} W_hh^T
+            sigma(z[t], out=hs[t + 1])
+        self._cache = (x_tm, hs) if self.training else None
+        return hs[1:].transpose(1, 0, 2).copy(), hs[t_len].copy()
+
+    def backward(self, d_out: np.ndarray, d_hn: np.ndarray | None = None) -> np.ndarray:
+        """d_out = dC/dout (N, T, H), d_hn = dC/dh_n (N, H) or None; returns dC/dx (N, T, D)."""
+        x_tm, hs = self._need_cache(self._cache)
+        t_len, n, h = hs.shape[0] - 1, hs.shape[1], self.hidden_size
+        self._check_grad(d_out, "d_out", (n, t_len, h))
+        if d_hn is not None:
+            self._check_grad(d_hn, "d_hn", (n, h))
+        sigma_backward = _NONLINEARITIES[self.nonlinearity][1]
+        deltas = d_out.transpose(1, 0, 2).copy()  # (T, N, H), becomes delta_t in place
+        w_hh = self.weight_hh.data
+        if d_hn is not None:
+            deltas[t_len - 1] += d_hn
+        for t in range(t_len - 1, -1, -1):
+            sigma_backward(deltas[t], hs[t + 1], out=deltas[t])      # delta_t = dC/dh_t (.) sigma'(z_t)
+            if t > 0:
+                gemm(deltas[t], w_hh, c=deltas[t - 1], beta=1.0)     # dC/dh_{t-1} += delta_t W_hh
+        d2 = deltas.reshape(t_len * n, h)
+        gemm(d2, hs[:-1].reshape(t_len * n, h), c=self.weight_hh.grad, beta=1.0, trans_a=True)
+        gemm(d2, x_tm, c=self.weight_ih.grad, beta=1.0, trans_a=True)
+        db = bias_grad(d2)
+        self.bias_ih.grad += db
+        self.bias_hh.grad += db
+        dx = gemm(d2, self.weight_ih.data)                            # (T*N, D), time-major
+        return dx.reshape(t_len, n, self.input_size).transpose(1, 0, 2).copy()
+
+    def _clear_cache(self) -> None:
+        self._cache = None
+
+    def get_config(self) -> dict:
+        return {"input_size": self.input_size, "hidden_size": self.hidden_size,
+                "nonlinearity": self.nonlinearity, "init": self.init, **super().get_config()}

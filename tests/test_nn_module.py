@@ -1,0 +1,243 @@
+"""Module framework: registration, parameters, modes, state_dict, dtype casting, config round trip, seeding."""
+import json
+
+import numpy as np
+import pytest
+
+import cnn_core
+from cnn_core import nn
+
+
+def small_net(dtype=np.float32, rng=0):
+    return nn.Sequential(nn.Conv2d(1, 2, 3, dtype=dtype, rng=rng), nn.ReLU(dtype=dtype), nn.MaxPool2d(2, dtype=dtype),
+                         nn.Flatten(dtype=dtype), nn.Linear(8, 3, dtype=dtype, rng=rng))
+
+
+def test_parameter_grad_starts_at_zero_with_same_shape_and_dtype():
+    p = nn.Parameter(np.ones((2, 3), dtype=np.float64))
+    assert p.grad.shape == (2, 3) and p.grad.dtype == np.float64 and not p.grad.any()
+
+
+def test_named_parameters_use_dotted_names():
+    names = [n for n, _ in small_net().named_parameters()]
+    assert names == ["0.weight", "0.bias", "4.weight", "4.bias"]
+    assert len(small_net().parameters()) == 4
+
+
+def test_linear_without_bias_registers_only_weight():
+    m = nn.Linear(3, 2, bias=False)
+    assert [n for n, _ in m.named_parameters()] == ["weight"] and m.bias is None
+
+
+def test_custom_module_registers_by_attribute_and_round_trips_config():
+    @nn.register_module
+    class Affine2(nn.Module):
+        def __init__(self, n, dtype=None):
+            super().__init__(dtype)
+            self.n = n
+            self.inner = nn.Linear(n, n, dtype=dtype, rng=0)
+            self.scale = nn.Parameter(np.ones(n, dtype=self.dtype))
+
+        def forward(self, x):
+            self._x = self.inner(x)
+            return self._x * self.scale.data
+
+        def backward(self, dy):
+            self.scale.grad += (dy * self._x).sum(axis=0)
+            return self.inner.backward(dy * self.scale.data)
+
+        def get_config(self):
+            return {"n": self.n, **super().get_config()}
+
+    m = Affine2(3, dtype=np.float64)
+    assert [n for n, _ in m.named_parameters()] == ["scale", "inner.weight", "inner.bias"]
+    assert cnn_core.gradcheck(m, np.random.default_rng(0).standard_normal((2, 3)))
+    m2 = nn.module_from_config(json.loads(json.dumps(nn.module_to_config(m))))
+    assert type(m2) is Affine2 and m2.dtype == np.float64 and m2.n == 3
+
+
+def test_module_without_super_init_gets_clear_error():
+    class Bad(nn.Module):
+        def __init__(self):
+            self.w = 1
+
+    with pytest.raises(AttributeError, match=r"super\(\)\.__init__"):
+        Bad()
+
+
+def test_unregistered_module_cannot_be_configured():
+    class Unregistered(nn.Module):
+        pass
+
+    with pytest.raises(ValueError, match="register_module"):
+        nn.module_to_config(Unregistered())
+
+
+def test_unknown_type_in_config():
+    with pytest.raises(ValueError, match="unknown module type"):
+        nn.module_from_config({"type": "NoSuchLayer", "config": {}})
+
+
+def test_zero_grad_clears_all():
+    m = small_net(np.float64)
+    x = np.random.default_rng(0).standard_normal((2, 1, 6, 6))
+    m.backward(np.ones_like(m(x)))
+    assert any(p.grad.any() for p in m.parameters())
+    m.zero_grad()
+    assert not any(p.grad.any() for p in m.parameters())
+
+
+def test_eval_mode_keeps_no_cache_and_backward_raises():
+    m = small_net()
+    x = np.ones((2, 1, 6, 6), np.float32)
+    m(x)
+    m.eval()
+    assert not m.training and all(not c.training for c in m)
+    assert m[0]._cache is None and m[4]._a_prev is None
+    y = m(x)
+    assert m[0]._cache is None and m[1]._a is None
+    with pytest.raises(RuntimeError, match="eval mode"):
+        m.backward(np.ones_like(y))
+    m.train()
+    assert m.training and all(c.training for c in m)
+    m.backward(np.ones_like(m(x)))
+
+
+def test_eval_output_equals_train_output():
+    m = small_net()
+    x = np.random.default_rng(1).standard_normal((3, 1, 6, 6)).astype(np.float32)
+    y_train = m(x)
+    np.testing.assert_array_equal(m.eval()(x), y_train)
+
+
+def test_state_dict_round_trip_is_a_copy_and_exact():
+    a, b = small_net(rng=0), small_net(rng=1)
+    sd = a.state_dict()
+    sd["0.weight"][...] = 0  # a copy: a is untouched
+    assert a[0].weight.data.any()
+    sd = a.state_dict()
+    w_obj = b[0].weight.data
+    b.load_state_dict(sd)
+    assert b[0].weight.data is w_obj  # loaded in place, so optimizers holding the arrays stay valid
+    for (na, pa), (nb, pb) in zip(a.named_parameters(), b.named_parameters()):
+        np.testing.assert_array_equal(pa.data, pb.data)
+    x = np.random.default_rng(0).standard_normal((2, 1, 6, 6)).astype(np.float32)
+    np.testing.assert_array_equal(a(x), b(x))
+
+
+def test_load_state_dict_casts_to_module_dtype():
+    a, b = small_net(np.float64), small_net(np.float32, rng=1)
+    b.load_state_dict(a.state_dict())
+    assert b[0].weight.data.dtype == np.float32
+    np.testing.assert_array_equal(b[0].weight.data, a[0].weight.data.astype(np.float32))
+
+
+def test_load_state_dict_missing_key():
+    sd = small_net().state_dict()
+    del sd["4.bias"]
+    with pytest.raises(KeyError, match="4.bias"):
+        small_net().load_state_dict(sd)
+
+
+def test_load_state_dict_unexpected_key():
+    sd = small_net().state_dict()
+    sd["9.weight"] = np.zeros(3, np.float32)
+    with pytest.raises(KeyError, match="9.weight"):
+        small_net().load_state_dict(sd)
+
+
+def test_load_state_dict_wrong_shape():
+    sd = small_net().state_dict()
+    sd["4.weight"] = np.zeros((3, 9), np.float32)
+    with pytest.raises(ValueError, match=r"4.weight.*\(3, 8\)"):
+        small_net().load_state_dict(sd)
+
+
+def test_load_state_dict_non_array():
+    sd = small_net().state_dict()
+    sd["4.bias"] = "zeros"
+    with pytest.raises(TypeError, match="4.bias"):
+        small_net().load_state_dict(sd)
+
+
+def test_to_double_and_back_casts_parameters_and_grads_in_place():
+    m = small_net()
+    p0 = m[0].weight
+    assert m.dtype == np.float32
+    m.double()
+    assert m.dtype == np.float64 and all(c.dtype == np.float64 for c in m)
+    assert m[0].weight is p0 and p0.data.dtype == np.float64 and p0.grad.dtype == np.float64
+    y = m(np.ones((1, 1, 6, 6)))
+    assert y.dtype == np.float64
+    m.float()
+    assert p0.data.dtype == np.float32
+    with pytest.raises(TypeError, match="dtype"):
+        m.to(np.int32)
+
+
+def test_config_round_trip_through_json():
+    m = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2, init="normal"), nn.Tanh(), nn.AvgPool2d(2, 2),
+                      nn.Conv2d(6, 16, (5, 3), stride=(1, 2), bias=False), nn.ELU(0.3), nn.MaxPool2d(2, 1),
+                      nn.Flatten(), nn.Linear(16, 3), nn.Sigmoid())
+    cfg = json.loads(json.dumps(nn.module_to_config(m)))
+    m2 = nn.module_from_config(cfg)
+    assert nn.module_to_config(m2) == cfg
+    assert repr(m2) == repr(m)
+    rnn = nn.RNN(3, 5, "relu", dtype="float64")
+    r2 = nn.module_from_config(json.loads(json.dumps(nn.module_to_config(rnn))))
+    assert r2.get_config() == rnn.get_config() and r2.dtype == np.float64
+
+
+def test_sequential_indexing_len_iteration():
+    m = small_net()
+    assert len(m) == 5 and isinstance(m[0], nn.Conv2d) and isinstance(m[-1], nn.Linear)
+    assert [type(c).__name__ for c in m] == ["Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear"]
+    head = m[3:]
+    assert isinstance(head, nn.Sequential) and len(head) == 2 and head[1] is m[4]
+
+
+def test_sequential_rejects_mixed_dtypes():
+    with pytest.raises(TypeError, match="one dtype"):
+        nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2, dtype=np.float64))
+
+
+def test_sequential_rejects_non_module():
+    with pytest.raises(TypeError, match=r"modules\[1\]"):
+        nn.Sequential(nn.Linear(2, 2), lambda x: x)
+
+
+def test_manual_seed_makes_init_reproducible():
+    cnn_core.manual_seed(123)
+    a = small_net(rng=None)
+    cnn_core.manual_seed(123)
+    b = small_net(rng=None)
+    c = small_net(rng=None)
+    np.testing.assert_array_equal(a[0].weight.data, b[0].weight.data)
+    assert not np.array_equal(b[0].weight.data, c[0].weight.data)
+
+
+def test_rng_argument_int_and_generator():
+    from cnn_core._random import get_rng
+    np.testing.assert_array_equal(nn.Linear(4, 3, rng=7).weight.data, nn.Linear(4, 3, rng=7).weight.data)
+    g = np.random.default_rng(5)
+    assert get_rng(g) is g
+    with pytest.raises(TypeError, match="rng"):
+        get_rng("seed")
+    with pytest.raises(TypeError, match="seed"):
+        cnn_core.manual_seed(1.5)
+    with pytest.raises(ValueError, match="seed"):
+        cnn_core.manual_seed(-1)
+
+
+def test_float32_and_float64_init_agree_up_to_rounding():
+    a = nn.Linear(5, 4, rng=3)
+    b = nn.Linear(5, 4, rng=3, dtype=np.float64)
+    np.testing.assert_array_equal(a.weight.data, b.weight.data.astype(np.float32))
+
+
+def test_rnn_eval_keeps_no_cache():
+    m = nn.RNN(3, 4).eval()
+    out, hn = m(np.ones((2, 5, 3), np.float32))
+    assert m._cache is None
+    with pytest.raises(RuntimeError, match="eval mode"):
+        m.backward(np.ones_like(out))
