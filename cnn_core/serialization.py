@@ -18,6 +18,7 @@ import zlib
 import numpy as np
 
 from cnn_core._version import __version__
+from cnn_core.nn import module_from_config, module_to_config
 
 FORMAT_NAME = "cnn_core.model"
 FORMAT_VERSION = 1
@@ -31,8 +32,6 @@ def save(model, path: str | os.PathLike) -> None:
     `path`, so a crash or error midway leaves any previous file at `path` intact. The file is written at
     exactly `path` (no ".npz" is appended). The model's class must be registered with cnn_core.nn.
     """
-    from cnn_core.nn import module_to_config
-
     path = os.fspath(path)
     arrays = {"__format__": np.array(FORMAT_NAME), "__version__": np.array(FORMAT_VERSION),
               "__config__": np.array(json.dumps(module_to_config(model))), "__cnn_core__": np.array(__version__)}
@@ -77,17 +76,19 @@ def load(path: str | os.PathLike):
     readable cnn_core model: truncated or corrupt, another kind of .npz/.npy, written by a newer format
     version, or holding an architecture or weights that do not fit together.
     """
-    from cnn_core.nn import module_from_config
-
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(2, f"cnn_core.load: no such file: {path!r}", path)
+        raise FileNotFoundError(f"cnn_core.load: no such file: {path!r}")
     if os.path.isdir(path):
-        raise IsADirectoryError(21, f"cnn_core.load: expected a model file, got a directory: {path!r}", path)
+        raise IsADirectoryError(f"cnn_core.load: expected a model file, got a directory: {path!r}")
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if not magic.startswith(b"PK\x03\x04"):
+        what = "a .npy array" if magic == b"\x93NUMPY" else "no zip header" if magic else "an empty file"
+        raise ValueError(f"cnn_core.load: {path!r} is not a readable cnn_core model file "
+                         f"(not an .npz archive: {what})")
     try:
         with np.load(path, allow_pickle=False) as npz:
-            if not isinstance(npz, np.lib.npyio.NpzFile):
-                raise ValueError("a .npy array, not a .npz archive")
             fields = {k: npz[k] for k in npz.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as e:
         if isinstance(e, (FileNotFoundError, PermissionError)):
