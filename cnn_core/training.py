@@ -111,22 +111,20 @@ def _output_shape(model, X: np.ndarray) -> tuple[int, ...]:
 def _accuracy_labels(y: np.ndarray, out_shape: tuple[int, ...], name: str) -> tuple[str | None, np.ndarray | None]:
     """How to score accuracy for targets `y`, and the class of each sample to compare predictions against.
 
-    Integer labels: argmax of the output over C >= 2 classes, or output > 0.5 for a single output with
-    0/1 labels. Float targets: argmax when every row is one-hot; output > 0.5 for a single output with
+    Integer labels: argmax of the output over its C classes. Float targets: argmax when every row is one-hot; output > 0.5 for a single output with
     0/1 targets; otherwise no accuracy. Labels out of range raise ValueError.
     """
     single = out_shape in ((), (1,))
     if y.dtype == np.int64:
-        width = 2 if single else (out_shape[0] if len(out_shape) == 1 else None)
-        if width is None:
+        if len(out_shape) != 1:
             raise ValueError(f"{name}: integer labels need a model output of shape (N, C), "
                              f"got per-sample output shape {out_shape}")
         lo, hi = int(y.min()), int(y.max())
-        if lo < 0 or hi >= width:
-            raise ValueError(f"{name}: labels must be in [0, {width}) for a model with output width "
-                             f"{out_shape[0] if out_shape else 1}, got values in [{lo}, {hi}]")
-        return ("binary" if single else "argmax"), y
-    if y.shape[1:] != out_shape and not (single and y.ndim == 1):
+        if lo < 0 or hi >= out_shape[0]:
+            raise ValueError(f"{name}: labels must be in [0, {out_shape[0]}) for a model with output width "
+                             f"{out_shape[0]}, got values in [{lo}, {hi}]")
+        return "argmax", y
+    if y.shape[1:] != out_shape:
         raise ValueError(f"{name}: float targets must match the model's per-sample output shape {out_shape}, "
                          f"got per-sample shape {y.shape[1:]}")
     if single:
@@ -136,6 +134,20 @@ def _accuracy_labels(y: np.ndarray, out_shape: tuple[int, ...], name: str) -> tu
     if y.ndim == 2 and (np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all()):
         return "argmax", y.argmax(axis=1)
     return None, None
+
+
+def _shape_targets(y: np.ndarray, out_shape: tuple[int, ...], dtype, name: str) -> np.ndarray:
+    """Targets in the form the losses want for a single-output model (N, 1): 0/1 integer labels and float
+    targets of shape (N,) become float (N, 1) arrays of the model's dtype (binary classification with BCELoss)."""
+    if out_shape != (1,):
+        return y
+    if y.dtype == np.int64:
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi > 1:
+            raise ValueError(f"{name}: labels for a single-output model must be 0 or 1, "
+                             f"got values in [{lo}, {hi}]")
+        return y.astype(dtype).reshape(len(y), 1)
+    return y.reshape(len(y), 1) if y.ndim == 1 else y
 
 
 def _n_correct(kind: str | None, out: np.ndarray, labels: np.ndarray | None) -> int:
@@ -201,8 +213,9 @@ def evaluate(model, loss, X: np.ndarray, y: np.ndarray, batch_size: int = 256) -
     _check_loss(loss)
     batch_size = _check_int(batch_size, "batch_size", 1)
     X = _as_inputs(X, "X", model)
-    y = _as_targets(y, "y", len(X), X.dtype)
-    kind, labels = _accuracy_labels(y, _output_shape(model, X), "y")
+    out_shape = _output_shape(model, X)
+    y = _shape_targets(_as_targets(y, "y", len(X), X.dtype), out_shape, X.dtype, "y")
+    kind, labels = _accuracy_labels(y, out_shape, "y")
     return _evaluate(model, loss, X, y, batch_size, kind, labels)
 
 
@@ -218,7 +231,9 @@ def fit(model, loss, optimizer, X: np.ndarray, y: np.ndarray, epochs: int, batch
 
     Each step: zero the model's grads, forward, loss, check the loss is finite, backward, optimizer.step().
     X: float array, samples first, cast to the model's dtype if it is another float dtype. y: integer class
-    labels (N,) or a float target array (one-hot or real) whose per-sample shape matches the model output.
+    labels (N,) or a float target array (one-hot or real) whose per-sample shape matches the model output
+    (a single-output model (N, 1) also takes 0/1 integer labels or float targets of shape (N,), turned into
+    float (N, 1) targets for BCELoss/MSELoss).
     shuffle: one permutation of the samples per epoch, drawn from np.random.default_rng(seed), or from
     cnn_core's global generator when seed is None. The last batch of an epoch may be smaller.
     validation_data: (X_val, y_val), evaluated after every epoch.
@@ -241,8 +256,8 @@ def fit(model, loss, optimizer, X: np.ndarray, y: np.ndarray, epochs: int, batch
         if not isinstance(cb, Callback):
             raise TypeError(f"callbacks[{i}]: expected a cnn_core.callbacks.Callback, got {type(cb).__name__}")
     X = _as_inputs(X, "X", model)
-    y = _as_targets(y, "y", len(X), X.dtype)
     out_shape = _output_shape(model, X)
+    y = _shape_targets(_as_targets(y, "y", len(X), X.dtype), out_shape, X.dtype, "y")
     kind, labels = _accuracy_labels(y, out_shape, "y")
     val = None
     if validation_data is not None:
@@ -252,7 +267,8 @@ def fit(model, loss, optimizer, X: np.ndarray, y: np.ndarray, epochs: int, batch
         if X_val.shape[1:] != X.shape[1:]:
             raise ValueError(f"validation_data[0]: expected per-sample shape {X.shape[1:]} like X, "
                              f"got {X_val.shape[1:]}")
-        y_val = _as_targets(validation_data[1], "validation_data[1]", len(X_val), X.dtype)
+        y_val = _shape_targets(_as_targets(validation_data[1], "validation_data[1]", len(X_val), X.dtype),
+                               out_shape, X.dtype, "validation_data[1]")
         val = (X_val, y_val) + _accuracy_labels(y_val, out_shape, "validation_data[1]")
 
     rng = np.random.default_rng(seed) if seed is not None else get_rng()

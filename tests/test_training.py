@@ -214,6 +214,8 @@ def test_single_sigmoid_output_thresholds_at_half():
     res = evaluate(model, BCELoss(), X, t)
     assert isinstance(res, EvalResult)
     assert res.accuracy == float(np.mean((predict(model, X)[:, 0] > 0.5) == y))
+    assert evaluate(model, BCELoss(), X, t[:, 0]) == res  # (N,) targets for a single output
+    assert evaluate(model, BCELoss(), X, y) == res  # integer 0/1 labels for a single output
 
 
 # ---- modes, predict, dtypes ------------------------------------------------------------------------------
@@ -432,3 +434,9 @@ def test_fit_rejects_a_non_module():
 def test_evaluate_predict_bad_input(call, exc, match):
     with pytest.raises(exc, match=match):
         call(mlp())
+
+
+def test_single_output_rejects_labels_other_than_0_1():
+    model = Sequential(Linear(2, 1, rng=np.random.default_rng(0)), Sigmoid())
+    with pytest.raises(ValueError, match=r"y: labels for a single-output model must be 0 or 1, got values in \[0, 2\]"):
+        fit(model, BCELoss(), SGD(model.parameters(), lr=0.1), X20, Y20 * 2, 1, 4)
