@@ -108,11 +108,13 @@ def _output_shape(model, X: np.ndarray) -> tuple[int, ...]:
         return _forward(model, X[:1]).shape[1:]
 
 
-def _accuracy_labels(y: np.ndarray, out_shape: tuple[int, ...], name: str) -> tuple[str | None, np.ndarray | None]:
+def _accuracy_labels(y: np.ndarray, out_shape: tuple[int, ...],
+                     name: str) -> tuple[str | None, np.ndarray | None]:
     """How to score accuracy for targets `y`, and the class of each sample to compare predictions against.
 
-    Integer labels: argmax of the output over its C classes. Float targets: argmax when every row is one-hot; output > 0.5 for a single output with
-    0/1 targets; otherwise no accuracy. Labels out of range raise ValueError.
+    Integer labels: argmax of the output over its C classes (labels out of range raise ValueError).
+    Float targets: argmax when every row is one-hot; output > 0.5 for a single output with 0/1 targets;
+    otherwise no accuracy.
     """
     single = out_shape in ((), (1,))
     if y.dtype == np.int64:
@@ -271,7 +273,7 @@ def fit(model, loss, optimizer, X: np.ndarray, y: np.ndarray, epochs: int, batch
                                out_shape, X.dtype, "validation_data[1]")
         val = (X_val, y_val) + _accuracy_labels(y_val, out_shape, "validation_data[1]")
 
-    rng = np.random.default_rng(seed) if seed is not None else get_rng()
+    rng = get_rng(seed)
     n = len(X)
     batches = -(-n // batch_size)
     info = {"epochs": epochs, "batches": batches, "samples": n, "batch_size": batch_size,

@@ -1,6 +1,4 @@
 """fit / evaluate / predict: learning, reproducibility, figures, callbacks, divergence, Ctrl-C, bad input."""
-import math
-
 import numpy as np
 import pytest
 
