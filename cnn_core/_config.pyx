@@ -1,4 +1,5 @@
 """What the compiled core was built with, and the OpenMP thread count it uses."""
+import numbers
 
 cdef extern from *:
     """
@@ -28,8 +29,10 @@ def get_num_threads() -> int:
     return cnn_get_num_threads()
 
 
-def set_num_threads(int n) -> None:
+def set_num_threads(n) -> None:
     """Set the number of threads the OpenMP kernels use (ignored in a serial build)."""
-    if n < 1:
-        raise ValueError(f"n: expected a positive thread count, got {n}")
-    cnn_set_num_threads(n)
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"n: expected an int thread count, got {type(n).__name__}")
+    if not 1 <= n <= 1 << 16:
+        raise ValueError(f"n: expected a thread count in 1..65536, got {n}")
+    cnn_set_num_threads(<int>n)

@@ -1,0 +1,19 @@
+/* Elementwise activations and their backward pieces, float32 and float64, over n contiguous elements.
+ * Output buffers may be the very same buffer as an input (in place); no other overlap is allowed. */
+#ifndef CNN_CORE_ACTIVATIONS_H
+#define CNN_CORE_ACTIVATIONS_H
+#include <stddef.h>
+
+typedef enum { CNN_SIGMOID = 0, CNN_TANH = 1, CNN_RELU = 2, CNN_ELU = 3 } cnn_act_t;
+
+/* SIMD path: 1 = AVX2/FMA, 0 = baseline x86-64 (SSE2) / portable. Chosen at first use by a CPU check. */
+int cnn_act_avx2_available(void);
+int cnn_act_get_avx2(void);
+void cnn_act_set_avx2(int on);  /* for tests: forcing 1 on a CPU without AVX2 is ignored */
+
+void cnn_act_forward_f32(cnn_act_t op, const float *z, float *a, ptrdiff_t n, float alpha);
+void cnn_act_forward_f64(cnn_act_t op, const double *z, double *a, ptrdiff_t n, double alpha);
+void cnn_act_backward_f32(cnn_act_t op, const float *dy, const float *a, float *out, ptrdiff_t n, float alpha);
+void cnn_act_backward_f64(cnn_act_t op, const double *dy, const double *a, double *out, ptrdiff_t n,
+                          double alpha);
+#endif
