@@ -1,6 +1,10 @@
 """cnn_core: neural networks from scratch on compiled Cython/C kernels."""
 from cnn_core._version import __version__
 from cnn_core._config import get_num_threads, openmp_enabled, set_num_threads
+from cnn_core import optim
+from cnn_core.callbacks import Callback, History
+from cnn_core.serialization import load, save
+from cnn_core.training import EvalResult, NonFiniteLossError, evaluate, fit, predict
 
 SUPPORTED_DTYPES = ("float32", "float64")
 
@@ -13,4 +17,5 @@ def show_config() -> None:
     print(f"  dtypes:  {', '.join(SUPPORTED_DTYPES)}")
 
 
-__all__ = ["__version__", "show_config", "openmp_enabled", "get_num_threads", "set_num_threads"]
+__all__ = ["__version__", "show_config", "openmp_enabled", "get_num_threads", "set_num_threads", "optim", "fit",
+           "evaluate", "predict", "History", "Callback", "EvalResult", "NonFiniteLossError", "save", "load"]
