@@ -75,10 +75,15 @@ def conv_output_size(size: int, k: int, s: int, p: int, what: str) -> int:
     return (size + 2 * p - k) // s + 1
 
 
+class NonFiniteError(ValueError):
+    """NaN or infinity where finite values are required; its own class so that the training loop can tell
+    a diverging model (activations overflowing inside forward) from other bad input."""
+
+
 def check_finite(x: np.ndarray, name: str) -> None:
     """Reject NaN and infinity, which would otherwise propagate silently through training."""
     if not np.isfinite(x).all():
-        raise ValueError(f"{name}: expected finite values, got NaN or infinity")
+        raise NonFiniteError(f"{name}: expected finite values, got NaN or infinity")
 
 
 def as_real(v, name: str) -> float:

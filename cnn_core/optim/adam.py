@@ -1,0 +1,65 @@
+"""Adam (Kingma & Ba) with bias correction and optional L2 weight decay (PyTorch's Adam, not AdamW)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from cnn_core.optim.optimizer import Optimizer, check_hyper
+
+
+class Adam(Optimizer):
+    """PyTorch's Adam (amsgrad off). Per parameter p with gradient g, at step t = 1, 2, ...:
+
+        g = g + weight_decay * p
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        p = p - (lr / (1 - beta1**t)) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
+
+    which is p - lr * m_hat / (sqrt(v_hat) + eps) evaluated the way PyTorch does. `.grad` is never modified.
+    """
+
+    _hyper = ("lr", "betas", "eps", "weight_decay")
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+        super().__init__(params, lr)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"betas: expected a pair (beta1, beta2), got {betas!r}")
+        self.betas = (check_hyper(betas[0], "betas[0]", 0.0, 1.0), check_hyper(betas[1], "betas[1]", 0.0, 1.0))
+        self.eps = check_hyper(eps, "eps")
+        self.weight_decay = check_hyper(weight_decay, "weight_decay")
+
+    def step(self) -> None:
+        """Apply one update to every parameter from its current `.grad`."""
+        beta1, beta2 = self.betas
+        wd, eps = self.weight_decay, self.eps
+        for i, p in enumerate(self.params):
+            state = self.state[i]
+            if not state:
+                state["step"] = 0
+                state["exp_avg"] = np.zeros_like(p.data)
+                state["exp_avg_sq"] = np.zeros_like(p.data)
+            state["step"] += 1
+            t_step, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+            t = self._scratch_buffer(i, "t")
+            g = p.grad
+            if wd != 0.0:
+                d = self._scratch_buffer(i, "d")
+                np.multiply(p.data, wd, out=d)
+                np.add(g, d, out=d)
+                g = d
+            np.multiply(m, beta1, out=m)
+            np.multiply(g, 1.0 - beta1, out=t)
+            np.add(m, t, out=m)
+            np.multiply(v, beta2, out=v)
+            np.multiply(g, g, out=t)
+            np.multiply(t, 1.0 - beta2, out=t)
+            np.add(v, t, out=v)
+            step_size = self.lr / (1.0 - beta1 ** t_step)
+            np.sqrt(v, out=t)
+            np.divide(t, math.sqrt(1.0 - beta2 ** t_step), out=t)
+            np.add(t, eps, out=t)
+            np.divide(m, t, out=t)
+            np.multiply(t, step_size, out=t)
+            np.subtract(p.data, t, out=p.data)

@@ -1,0 +1,60 @@
+"""Stochastic gradient descent with optional momentum, Nesterov momentum and L2 weight decay."""
+from __future__ import annotations
+
+import numpy as np
+
+from cnn_core.optim.optimizer import Optimizer, check_hyper
+
+
+class SGD(Optimizer):
+    """PyTorch's SGD (dampening 0). Per parameter p with gradient g, each step:
+
+        g = g + weight_decay * p
+        buf = g (first step), else buf = momentum * buf + g
+        g = g + momentum * buf (nesterov), else g = buf      (only when momentum > 0)
+        p = p - lr * g
+
+    `.grad` itself is never modified.
+    """
+
+    _hyper = ("lr", "momentum", "weight_decay", "nesterov")
+
+    def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
+                 nesterov: bool = False) -> None:
+        super().__init__(params, lr)
+        self.momentum = check_hyper(momentum, "momentum")
+        self.weight_decay = check_hyper(weight_decay, "weight_decay")
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise TypeError(f"nesterov: expected a bool, got {type(nesterov).__name__}")
+        if nesterov and self.momentum == 0.0:
+            raise ValueError("nesterov: Nesterov momentum requires momentum > 0, got momentum=0")
+        self.nesterov = bool(nesterov)
+
+    def step(self) -> None:
+        """Apply one update to every parameter from its current `.grad`."""
+        lr, mu, wd = self.lr, self.momentum, self.weight_decay
+        for i, p in enumerate(self.params):
+            g = p.grad
+            if wd != 0.0:
+                d = self._scratch_buffer(i, "d")
+                np.multiply(p.data, wd, out=d)
+                np.add(g, d, out=d)
+                g = d
+            if mu != 0.0:
+                buf = self.state[i].get("momentum_buffer")
+                if buf is None:
+                    buf = self.state[i]["momentum_buffer"] = g.copy()
+                else:
+                    np.multiply(buf, mu, out=buf)
+                    np.add(buf, g, out=buf)
+                if self.nesterov:
+                    d = self._scratch_buffer(i, "d")
+                    t = self._scratch_buffer(i, "t")
+                    np.multiply(buf, mu, out=t)
+                    np.add(g, t, out=d)
+                    g = d
+                else:
+                    g = buf
+            t = self._scratch_buffer(i, "t")
+            np.multiply(g, lr, out=t)
+            np.subtract(p.data, t, out=p.data)

@@ -1,0 +1,373 @@
+"""The training loop: fit, evaluate and predict for any cnn_core.nn module, loss and optimizer.
+
+fit runs mini-batch training (one permutation of the samples per epoch), records a History, reports to
+callbacks, stops with NonFiniteLossError on a NaN/inf loss, activation or gradient before that batch's
+update, and on Ctrl-C returns with the weights of the last finished epoch.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from collections import namedtuple
+from typing import Any, Sequence
+
+import numpy as np
+
+from cnn_core._random import get_rng
+from cnn_core.callbacks import Callback, History
+from cnn_core.kernels._validate import NonFiniteError
+
+EvalResult = namedtuple("EvalResult", ["loss", "accuracy"])
+EvalResult.__doc__ = """evaluate's result: mean loss and accuracy (None when the targets give no accuracy).
+Unpacks as a tuple: `loss, acc = evaluate(...)`."""
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training diverged: the loss, the forward pass or the gradients became NaN or infinite.
+
+    Raised before the optimizer step of the failing batch, so the model keeps the weights that batch was
+    computed with. `epoch` and `batch` are 0-based indices; the message counts from 1, as a progress display does.
+    """
+
+    def __init__(self, what: str, epoch: int, epochs: int, batch: int, batches: int) -> None:
+        super().__init__(
+            f"{what} at epoch {epoch + 1}/{epochs}, batch {batch + 1}/{batches}; training stopped and the model "
+            f"keeps the weights from before this batch (try a smaller lr or clip_grad_norm)")
+        self.epoch, self.batch = epoch, batch
+
+
+# ---- argument checks -------------------------------------------------------------------------------------
+
+def _check_int(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_model(model) -> None:
+    for attr in ("forward", "backward", "train", "eval", "zero_grad", "state_dict", "load_state_dict"):
+        if not callable(getattr(model, attr, None)):
+            raise TypeError(f"model: expected a cnn_core.nn.Module (missing {attr}()), got {type(model).__name__}")
+
+
+def _as_inputs(X, name: str, model) -> np.ndarray:
+    """X as a float array of the model's dtype, samples first.
+
+    Float inputs of another precision are cast to the model's dtype (one copy, for convenience); integer,
+    bool and non-numeric inputs are rejected, since e.g. uint8 pixels usually still need scaling.
+    """
+    if not isinstance(X, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(X).__name__}")
+    if X.dtype.kind != "f":
+        raise TypeError(f"{name}: expected a floating-point array, got dtype {X.dtype} "
+                        f"(convert explicitly, e.g. X.astype(np.float32) / 255)")
+    if X.ndim < 2:
+        raise ValueError(f"{name}: expected an array with samples along the first axis and at least 2-D, "
+                         f"got shape {X.shape}")
+    if len(X) == 0:
+        raise ValueError(f"{name}: expected at least one sample, got shape {X.shape}")
+    dtype = getattr(model, "dtype", None)
+    if dtype is not None and X.dtype != dtype:
+        X = X.astype(dtype)
+    if not np.isfinite(X).all():
+        raise ValueError(f"{name}: expected finite values, got NaN or infinity")
+    return X
+
+
+def _as_targets(y, name: str, n: int, dtype) -> np.ndarray:
+    """y as int64 labels (any integer dtype) or a float array cast to `dtype`, with n rows."""
+    if not isinstance(y, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(y).__name__}")
+    if y.ndim == 0 or len(y) != n:
+        raise ValueError(f"{name}: expected {n} targets (one per sample of X), got shape {y.shape}")
+    if y.dtype.kind in "iu":
+        if y.ndim != 1:
+            raise ValueError(f"{name}: integer labels must be 1-D, got shape {y.shape}")
+        return y.astype(np.int64, copy=False)
+    if y.dtype.kind != "f":
+        raise TypeError(f"{name}: expected integer labels or a float array, got dtype {y.dtype}")
+    if not np.isfinite(y).all():
+        raise ValueError(f"{name}: expected finite values, got NaN or infinity")
+    return y.astype(dtype, copy=False) if dtype is not None else y
+
+
+def _forward(model, x) -> np.ndarray:
+    out = model(x)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"model: forward must return one ndarray for fit/evaluate/predict, "
+                        f"got {type(out).__name__}")
+    return out
+
+
+def _output_shape(model, X: np.ndarray) -> tuple[int, ...]:
+    """Per-sample output shape, from a forward pass on one sample in eval mode (no caches, no side effects)."""
+    with _mode(model, training=False):
+        return _forward(model, X[:1]).shape[1:]
+
+
+def _accuracy_labels(y: np.ndarray, out_shape: tuple[int, ...],
+                     name: str) -> tuple[str | None, np.ndarray | None]:
+    """How to score accuracy for targets `y`, and the class of each sample to compare predictions against.
+
+    Integer labels: argmax of the output over its C classes (labels out of range raise ValueError).
+    Float targets: argmax when every row is one-hot; output > 0.5 for a single output with 0/1 targets;
+    otherwise no accuracy.
+    """
+    single = out_shape in ((), (1,))
+    if y.dtype == np.int64:
+        if len(out_shape) != 1:
+            raise ValueError(f"{name}: integer labels need a model output of shape (N, C), "
+                             f"got per-sample output shape {out_shape}")
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi >= out_shape[0]:
+            raise ValueError(f"{name}: labels must be in [0, {out_shape[0]}) for a model with output width "
+                             f"{out_shape[0]}, got values in [{lo}, {hi}]")
+        return "argmax", y
+    if y.shape[1:] != out_shape:
+        raise ValueError(f"{name}: float targets must match the model's per-sample output shape {out_shape}, "
+                         f"got per-sample shape {y.shape[1:]}")
+    if single:
+        if np.isin(y, (0, 1)).all():
+            return "binary", y.reshape(len(y)).astype(np.int64)
+        return None, None
+    if y.ndim == 2 and (np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all()):
+        return "argmax", y.argmax(axis=1)
+    return None, None
+
+
+def _shape_targets(y: np.ndarray, out_shape: tuple[int, ...], dtype, name: str) -> np.ndarray:
+    """Targets in the form the losses want for a single-output model (N, 1): 0/1 integer labels and float
+    targets of shape (N,) become float (N, 1) arrays of the model's dtype (binary classification with BCELoss)."""
+    if out_shape != (1,):
+        return y
+    if y.dtype == np.int64:
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi > 1:
+            raise ValueError(f"{name}: labels for a single-output model must be 0 or 1, "
+                             f"got values in [{lo}, {hi}]")
+        return y.astype(dtype).reshape(len(y), 1)
+    return y.reshape(len(y), 1) if y.ndim == 1 else y
+
+
+def _n_correct(kind: str | None, out: np.ndarray, labels: np.ndarray | None) -> int:
+    if kind == "argmax":
+        return int(np.count_nonzero(out.argmax(axis=1) == labels))
+    if kind == "binary":
+        return int(np.count_nonzero((out.reshape(len(out)) > 0.5) == labels))
+    return 0
+
+
+class _mode:
+    """Context manager: put the model in train or eval mode, restore its previous mode on exit."""
+
+    def __init__(self, model, training: bool) -> None:
+        self.model, self.training = model, training
+
+    def __enter__(self):
+        self.was_training = bool(getattr(self.model, "training", True))
+        self.model.train() if self.training else self.model.eval()
+
+    def __exit__(self, *exc) -> None:
+        self.model.train() if self.was_training else self.model.eval()
+
+
+# ---- public API ------------------------------------------------------------------------------------------
+
+def predict(model, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """The model's outputs for X, computed in eval mode in batches and stacked along the first axis.
+
+    X is cast to the model's dtype when it is another float dtype. The model's mode is restored afterwards.
+    """
+    _check_model(model)
+    batch_size = _check_int(batch_size, "batch_size", 1)
+    X = _as_inputs(X, "X", model)
+    out = None
+    with _mode(model, training=False):
+        for start in range(0, len(X), batch_size):
+            a = _forward(model, X[start:start + batch_size])
+            if out is None:
+                out = np.empty((len(X),) + a.shape[1:], dtype=a.dtype)
+            out[start:start + len(a)] = a
+    return out
+
+
+def _evaluate(model, loss, X, y, batch_size, kind, labels) -> EvalResult:
+    total, correct = 0.0, 0
+    with _mode(model, training=False):
+        for start in range(0, len(X), batch_size):
+            stop = min(start + batch_size, len(X))
+            a = _forward(model, X[start:stop])
+            total += loss(a, y[start:stop]) * (stop - start)
+            correct += _n_correct(kind, a, None if labels is None else labels[start:stop])
+    return EvalResult(total / len(X), correct / len(X) if kind else None)
+
+
+def evaluate(model, loss, X: np.ndarray, y: np.ndarray, batch_size: int = 256) -> EvalResult:
+    """Mean loss and accuracy of the model on (X, y), in eval mode; returns EvalResult(loss, accuracy).
+
+    The loss is averaged over samples (batch means weighted by batch size). accuracy is None when the
+    targets are neither labels, one-hot rows nor 0/1 targets of a single-output model.
+    """
+    _check_model(model)
+    _check_loss(loss)
+    batch_size = _check_int(batch_size, "batch_size", 1)
+    X = _as_inputs(X, "X", model)
+    out_shape = _output_shape(model, X)
+    y = _shape_targets(_as_targets(y, "y", len(X), X.dtype), out_shape, X.dtype, "y")
+    kind, labels = _accuracy_labels(y, out_shape, "y")
+    return _evaluate(model, loss, X, y, batch_size, kind, labels)
+
+
+def _check_loss(loss) -> None:
+    if not callable(loss) or not callable(getattr(loss, "backward", None)):
+        raise TypeError(f"loss: expected a cnn_core.nn loss (callable with backward()), got {type(loss).__name__}")
+
+
+def fit(model, loss, optimizer, X: np.ndarray, y: np.ndarray, epochs: int, batch_size: int,
+        validation_data: tuple[np.ndarray, np.ndarray] | None = None, shuffle: bool = True,
+        seed: int | None = None, callbacks: Sequence[Callback] | None = None) -> History:
+    """Train `model` on (X, y) with mini-batches and return the History of the epochs.
+
+    Each step: zero the model's grads, forward, loss, check the loss is finite, backward, optimizer.step().
+    X: float array, samples first, cast to the model's dtype if it is another float dtype. y: integer class
+    labels (N,) or a float target array (one-hot or real) whose per-sample shape matches the model output
+    (a single-output model (N, 1) also takes 0/1 integer labels or float targets of shape (N,), turned into
+    float (N, 1) targets for BCELoss/MSELoss).
+    shuffle: one permutation of the samples per epoch, drawn from np.random.default_rng(seed), or from
+    cnn_core's global generator when seed is None. The last batch of an epoch may be smaller.
+    validation_data: (X_val, y_val), evaluated after every epoch.
+    The model runs in train mode during fit (eval mode for validation); its previous mode is restored.
+    Raises NonFiniteLossError (a FloatingPointError) when the loss, an activation or a gradient is NaN/inf,
+    before that batch's update.
+    Ctrl-C (KeyboardInterrupt) ends training: the model and optimizer are restored to the end of the last
+    finished epoch and the History is returned with interrupted=True (no exception).
+    """
+    _check_model(model)
+    _check_loss(loss)
+    if not callable(getattr(optimizer, "step", None)):
+        raise TypeError(f"optimizer: expected a cnn_core.optim optimizer, got {type(optimizer).__name__}")
+    epochs = _check_int(epochs, "epochs", 0)
+    batch_size = _check_int(batch_size, "batch_size", 1)
+    if seed is not None:
+        seed = _check_int(seed, "seed", 0)
+    callbacks = list(callbacks or [])
+    for i, cb in enumerate(callbacks):
+        if not isinstance(cb, Callback):
+            raise TypeError(f"callbacks[{i}]: expected a cnn_core.callbacks.Callback, got {type(cb).__name__}")
+    X = _as_inputs(X, "X", model)
+    out_shape = _output_shape(model, X)
+    y = _shape_targets(_as_targets(y, "y", len(X), X.dtype), out_shape, X.dtype, "y")
+    kind, labels = _accuracy_labels(y, out_shape, "y")
+    val = None
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise TypeError("validation_data: expected a pair (X_val, y_val)")
+        X_val = _as_inputs(validation_data[0], "validation_data[0]", model)
+        if X_val.shape[1:] != X.shape[1:]:
+            raise ValueError(f"validation_data[0]: expected per-sample shape {X.shape[1:]} like X, "
+                             f"got {X_val.shape[1:]}")
+        y_val = _shape_targets(_as_targets(validation_data[1], "validation_data[1]", len(X_val), X.dtype),
+                               out_shape, X.dtype, "validation_data[1]")
+        val = (X_val, y_val) + _accuracy_labels(y_val, out_shape, "validation_data[1]")
+
+    rng = get_rng(seed)
+    n = len(X)
+    batches = -(-n // batch_size)
+    info = {"epochs": epochs, "batches": batches, "samples": n, "batch_size": batch_size,
+            "val_samples": 0 if val is None else len(val[0])}
+    history = History()
+    snapshot = _snapshot(model, optimizer)
+    with _mode(model, training=True):
+        try:
+            for cb in callbacks:
+                cb.on_train_begin(info)
+            for epoch in range(epochs):
+                for cb in callbacks:
+                    cb.on_epoch_begin(epoch, info)
+                logs = _train_epoch(model, loss, optimizer, X, y, kind, labels, batch_size,
+                                    rng.permutation(n) if shuffle else None, epoch, epochs, callbacks)
+                if val is not None:
+                    logs["val_loss"], logs["val_acc"] = _evaluate(model, loss, val[0], val[1], 256, val[2], val[3])
+                else:
+                    logs["val_loss"] = logs["val_acc"] = None
+                logs["seconds"] = time.perf_counter() - logs.pop("start")
+                history.append(logs)
+                snapshot = _snapshot(model, optimizer)
+                for cb in callbacks:
+                    cb.on_epoch_end(epoch, logs)
+        except KeyboardInterrupt:
+            _restore(model, optimizer, snapshot)
+            history.interrupted = True
+        for cb in callbacks:
+            cb.on_train_end(history)
+    return history
+
+
+def _train_epoch(model, loss, optimizer, X, y, kind, labels, batch_size, order, epoch, epochs,
+                 callbacks) -> dict[str, Any]:
+    params = model.parameters()
+    n = len(X)
+    batches = -(-n // batch_size)
+    start_time = time.perf_counter()
+    total, correct, seen = 0.0, 0, 0
+    for batch in range(batches):
+        lo, hi = batch * batch_size, min((batch + 1) * batch_size, n)
+        if order is None:
+            xb, yb, lb = X[lo:hi], y[lo:hi], None if labels is None else labels[lo:hi]
+        else:
+            idx = order[lo:hi]
+            xb, yb, lb = X[idx], y[idx], None if labels is None else labels[idx]
+        model.zero_grad()
+        try:
+            a = _forward(model, xb)
+            value = float(loss(a, yb))
+        except NonFiniteError as e:
+            # X and y were checked finite up front, so NaN/inf inside forward comes from the weights.
+            raise NonFiniteLossError(f"the forward pass produced NaN or infinity ({e})",
+                                     epoch, epochs, batch, batches) from e
+        if not math.isfinite(value):
+            raise NonFiniteLossError(f"loss became {value}", epoch, epochs, batch, batches)
+        # Scored before backward: a layer may reuse its output buffer in the backward pass.
+        correct += _n_correct(kind, a, lb)
+        model.backward(loss.backward())
+        if not _all_finite(params):
+            raise NonFiniteLossError("gradients became NaN or infinity", epoch, epochs, batch, batches)
+        optimizer.step()
+        size = hi - lo
+        seen += size
+        total += value * size
+        if callbacks:
+            seconds = time.perf_counter() - start_time
+            logs = {"epoch": epoch, "batch": batch, "batches": batches, "size": size, "loss": value,
+                    "running_loss": total / seen, "running_acc": correct / seen if kind else None,
+                    "samples": seen, "seconds": seconds, "samples_per_sec": seen / seconds if seconds > 0 else 0.0}
+            for cb in callbacks:
+                cb.on_batch_end(batch, logs)
+    seconds = time.perf_counter() - start_time
+    return {"train_loss": total / n, "train_acc": correct / n if kind else None,
+            "samples_per_sec": n / seconds if seconds > 0 else math.inf, "start": start_time}
+
+
+def _all_finite(params) -> bool:
+    """True when every gradient is finite: a sum per array screens (NaN/inf propagate), isfinite confirms
+    the rare overflow of a sum of large finite values."""
+    with np.errstate(over="ignore", invalid="ignore"):  # inf - inf and overflowing sums are expected here
+        for p in params:
+            if not math.isfinite(float(np.add.reduce(p.grad, axis=None))) and not np.isfinite(p.grad).all():
+                return False
+    return True
+
+
+def _snapshot(model, optimizer) -> tuple[dict, Any]:
+    """Copies of the model's (and, when it has one, the optimizer's) state, to roll back to on Ctrl-C."""
+    opt_state = optimizer.state_dict() if callable(getattr(optimizer, "state_dict", None)) else None
+    return model.state_dict(), opt_state
+
+
+def _restore(model, optimizer, snapshot) -> None:
+    model.load_state_dict(snapshot[0])
+    if snapshot[1] is not None:
+        optimizer.load_state_dict(snapshot[1])

@@ -1,0 +1,258 @@
+"""Optimizers, schedules and clipping against updates written out from the formulas in plain Python."""
+import math
+
+import numpy as np
+import pytest
+
+from cnn_core.optim import SGD, Adam, CosineAnnealingLR, StepLR, clip_grad_norm
+
+
+class P:
+    """Minimal stand-in for cnn_core.nn.Parameter: the optimizers only need .data and .grad."""
+
+    def __init__(self, data):
+        self.data = np.array(data)
+        self.grad = np.zeros_like(self.data)
+
+
+# Gradients fed at each step: a deterministic sequence with sign changes, per element.
+def grad_at(step, n):
+    return [math.sin(1.3 * step + 0.7 * k) + 0.1 * k for k in range(n)]
+
+
+TOL = {np.float64: 1e-12, np.float32: 2e-6}
+
+
+def run(opt_factory, dtype, steps=6):
+    p0 = [0.5, -1.25, 2.0, 0.0]
+    p = P(np.array(p0, dtype=dtype))
+    opt = opt_factory([p])
+    for t in range(steps):
+        p.grad[...] = np.array(grad_at(t, len(p0)), dtype=dtype)
+        grad_before = p.grad.copy()
+        opt.step()
+        np.testing.assert_array_equal(p.grad, grad_before)  # .grad is never modified
+    return p0, p.data
+
+
+def sgd_ref(p0, steps, lr, momentum=0.0, wd=0.0, nesterov=False):
+    out = []
+    for k, p in enumerate(p0):
+        buf = None
+        for t in range(steps):
+            g = grad_at(t, len(p0))[k] + wd * p
+            if momentum:
+                buf = g if buf is None else momentum * buf + g
+                g = g + momentum * buf if nesterov else buf
+            p = p - lr * g
+        out.append(p)
+    return out
+
+
+def adam_ref(p0, steps, lr, b1, b2, eps, wd=0.0):
+    out = []
+    for k, p in enumerate(p0):
+        m = v = 0.0
+        for t in range(1, steps + 1):
+            g = grad_at(t - 1, len(p0))[k] + wd * p
+            m = b1 * m + (1 - b1) * g
+            v = b2 * v + (1 - b2) * g * g
+            m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)
+            p = p - lr * m_hat / (math.sqrt(v_hat) + eps)
+        out.append(p)
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kw", [
+    {}, {"momentum": 0.9}, {"momentum": 0.5, "nesterov": True}, {"weight_decay": 0.1},
+    {"momentum": 0.9, "weight_decay": 0.05}, {"momentum": 0.8, "weight_decay": 0.2, "nesterov": True},
+])
+def test_sgd_matches_formulas(dtype, kw):
+    p0, got = run(lambda ps: SGD(ps, lr=0.1, **kw), dtype)
+    assert got.dtype == dtype
+    want = sgd_ref(p0, 6, 0.1, kw.get("momentum", 0.0), kw.get("weight_decay", 0.0), kw.get("nesterov", False))
+    np.testing.assert_allclose(got, want, rtol=TOL[dtype], atol=TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kw", [{}, {"weight_decay": 0.1}, {"betas": (0.5, 0.9), "eps": 1e-3, "lr": 0.05}])
+def test_adam_matches_formulas(dtype, kw):
+    p0, got = run(lambda ps: Adam(ps, **kw), dtype)
+    assert got.dtype == dtype
+    b1, b2 = kw.get("betas", (0.9, 0.999))
+    want = adam_ref(p0, 6, kw.get("lr", 1e-3), b1, b2, kw.get("eps", 1e-8), kw.get("weight_decay", 0.0))
+    np.testing.assert_allclose(got, want, rtol=TOL[dtype], atol=TOL[dtype])
+
+
+def test_adam_first_step_is_lr_times_sign():
+    # Bias correction makes step 1 exactly lr * g / (|g| + eps): without it the step would be ~lr*(1-b1)/sqrt(1-b2).
+    p = P(np.zeros(3))
+    p.grad[...] = [3.0, -0.2, 1e-3]
+    Adam([p], lr=0.01, eps=0.0).step()
+    np.testing.assert_allclose(p.data, [-0.01, 0.01, -0.01], rtol=1e-12)
+
+
+def test_several_parameters_updated_independently():
+    a, b = P(np.ones((2, 3))), P(np.full(4, 2.0))
+    a.grad[...] = 1.0
+    b.grad[...] = -2.0
+    opt = SGD([a, b], lr=0.5, momentum=0.9)
+    opt.step()
+    opt.step()
+    np.testing.assert_allclose(a.data, 1 - 0.5 * 1 - 0.5 * 1.9)
+    np.testing.assert_allclose(b.data, 2 + 0.5 * 2 + 0.5 * 3.8)
+
+
+def test_step_reuses_buffers_and_updates_in_place():
+    p = P(np.ones(5))
+    data = p.data
+    opt = Adam([p], weight_decay=0.1)
+    p.grad[...] = 1.0
+    opt.step()
+    bufs = [id(x) for s in (opt.state[0], opt._scratch[0]) for x in s.values() if isinstance(x, np.ndarray)]
+    opt.step()
+    assert p.data is data
+    assert bufs == [id(x) for s in (opt.state[0], opt._scratch[0]) for x in s.values() if isinstance(x, np.ndarray)]
+
+
+def test_zero_grad_in_place():
+    p = P(np.ones(3))
+    grad = p.grad
+    grad[...] = 5.0
+    SGD([p], lr=0.1).zero_grad()
+    assert p.grad is grad and not grad.any()
+
+
+def test_lr_change_takes_effect():
+    p = P(np.zeros(1))
+    p.grad[...] = 1.0
+    opt = SGD([p], lr=0.1)
+    opt.step()
+    opt.lr = 0.01
+    opt.step()
+    np.testing.assert_allclose(p.data, [-0.11])
+
+
+def test_state_dict_round_trip_continues_identically():
+    def make():
+        p = P(np.array([1.0, -2.0]))
+        return p, Adam([p], lr=0.1)
+    p1, o1 = make()
+    p2, o2 = make()
+    for t in range(3):
+        p1.grad[...] = grad_at(t, 2)
+        o1.step()
+    p2.data[...] = p1.data
+    o2.load_state_dict(o1.state_dict())
+    for t in range(3, 5):
+        p1.grad[...] = p2.grad[...] = grad_at(t, 2)
+        o1.step()
+        o2.step()
+    np.testing.assert_array_equal(p1.data, p2.data)
+
+
+# ---- schedules -------------------------------------------------------------------------------------------
+
+def test_step_lr_sequence():
+    opt = SGD([P(np.zeros(1))], lr=1.0)
+    sched = StepLR(opt, step_size=3, gamma=0.5)
+    assert sched.get_last_lr() == [1.0]
+    lrs = []
+    for _ in range(8):
+        sched.step()
+        lrs.append(opt.lr)
+        assert sched.get_last_lr() == [opt.lr]
+    assert lrs == [1.0, 1.0, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25]
+
+
+def test_cosine_lr_sequence():
+    opt = SGD([P(np.zeros(1))], lr=0.1)
+    sched = CosineAnnealingLR(opt, T_max=4, eta_min=0.01)
+    lrs = []
+    for _ in range(4):
+        sched.step()
+        lrs.append(opt.lr)
+    want = [0.01 + 0.09 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(1, 5)]
+    np.testing.assert_allclose(lrs, want, rtol=1e-15)
+    assert lrs[-1] == pytest.approx(0.01)
+    assert lrs[1] == pytest.approx(0.055)
+
+
+def test_schedule_drives_adam():
+    opt = Adam([P(np.zeros(1))], lr=0.2)
+    sched = StepLR(opt, step_size=1)
+    sched.step()
+    assert opt.lr == pytest.approx(0.02)
+
+
+# ---- clipping --------------------------------------------------------------------------------------------
+
+def test_clip_scales_to_max_norm():
+    a, b = P(np.zeros(2)), P(np.zeros((1, 2)))
+    a.grad[...] = [3.0, 0.0]
+    b.grad[...] = [[0.0, 4.0]]
+    total = clip_grad_norm([a, b], 1.0)
+    assert total == pytest.approx(5.0)
+    coef = 1.0 / (5.0 + 1e-6)
+    np.testing.assert_allclose(a.grad, [3 * coef, 0])
+    np.testing.assert_allclose(b.grad, [[0, 4 * coef]])
+    assert math.sqrt((a.grad ** 2).sum() + (b.grad ** 2).sum()) <= 1.0
+
+
+def test_clip_leaves_small_grads_alone():
+    p = P(np.zeros(3, dtype=np.float32))
+    p.grad[...] = [0.1, 0.2, 0.2]
+    before = p.grad.copy()
+    assert clip_grad_norm([p], 1.0) == pytest.approx(0.3, rel=1e-6)
+    np.testing.assert_array_equal(p.grad, before)
+
+
+def test_clip_nonfinite_norm_returned_grads_untouched():
+    p = P(np.zeros(2))
+    p.grad[...] = [np.inf, 1.0]
+    assert clip_grad_norm([p], 1.0) == math.inf
+    np.testing.assert_array_equal(p.grad, [np.inf, 1.0])
+
+
+# ---- bad input -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("make, match", [
+    (lambda p: SGD(p, lr=-0.1), "lr"),
+    (lambda p: SGD(p, lr=float("nan")), "lr"),
+    (lambda p: SGD(p, lr=0.1, momentum=-0.5), "momentum"),
+    (lambda p: SGD(p, lr=0.1, weight_decay=-1), "weight_decay"),
+    (lambda p: SGD(p, lr=0.1, nesterov=True), "nesterov"),
+    (lambda p: Adam(p, lr=-1e-3), "lr"),
+    (lambda p: Adam(p, betas=(1.0, 0.999)), r"betas\[0\]"),
+    (lambda p: Adam(p, betas=(0.9, -0.1)), r"betas\[1\]"),
+    (lambda p: Adam(p, eps=-1e-8), "eps"),
+    (lambda p: Adam(p, weight_decay=-0.1), "weight_decay"),
+    (lambda p: SGD([], lr=0.1), "params"),
+    (lambda p: Adam([], lr=0.1), "params"),
+    (lambda p: SGD(p + p, lr=0.1), "twice"),
+    (lambda p: StepLR(SGD(p, lr=0.1), step_size=0), "step_size"),
+    (lambda p: StepLR(SGD(p, lr=0.1), step_size=2, gamma=-1.0), "gamma"),
+    (lambda p: CosineAnnealingLR(SGD(p, lr=0.1), T_max=0), "T_max"),
+    (lambda p: CosineAnnealingLR(SGD(p, lr=0.1), T_max=5, eta_min=-1.0), "eta_min"),
+    (lambda p: clip_grad_norm(p, -1.0), "max_norm"),
+    (lambda p: clip_grad_norm([], 1.0), "params"),
+])
+def test_bad_values_raise_value_error(make, match):
+    with pytest.raises(ValueError, match=match):
+        make([P(np.zeros(2))])
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda p: SGD(p[0], lr=0.1), "params"),
+    (lambda p: SGD([np.zeros(2)], lr=0.1), r"params\[0\]"),
+    (lambda p: SGD([P(np.zeros(2, dtype=np.int64))], lr=0.1), r"params\[0\].*int64"),
+    (lambda p: SGD(p, lr="0.1"), "lr"),
+    (lambda p: SGD(p, lr=0.1, momentum=0.9, nesterov="yes"), "nesterov"),
+    (lambda p: Adam(p, betas=0.9), "betas"),
+    (lambda p: StepLR(object(), step_size=2), "optimizer"),
+    (lambda p: StepLR(SGD(p, lr=0.1), step_size=2.5), "step_size"),
+])
+def test_bad_types_raise_type_error(make, match):
+    with pytest.raises(TypeError, match=match):
+        make([P(np.zeros(2))])

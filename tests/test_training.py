@@ -1,0 +1,440 @@
+"""fit / evaluate / predict: learning, reproducibility, figures, callbacks, divergence, Ctrl-C, bad input."""
+import numpy as np
+import pytest
+
+from cnn_core.callbacks import Callback, History
+from cnn_core.nn import (BCELoss, CrossEntropyLoss, Linear, Module, MSELoss, QuadraticLoss, Sequential,
+                         Sigmoid, Tanh)
+from cnn_core.optim import SGD, Adam
+from cnn_core.training import EvalResult, NonFiniteLossError, evaluate, fit, predict
+
+
+def mlp(dtype=np.float32, seed=0, out=2):
+    rng = np.random.default_rng(seed)
+    return Sequential(Linear(2, 8, rng=rng, dtype=dtype), Tanh(dtype=dtype), Linear(8, out, rng=rng, dtype=dtype))
+
+
+def blobs(n=120, seed=0, dtype=np.float32):
+    """Two Gaussian clusters at (-1.5, -1.5) and (1.5, 1.5): linearly separable up to a little overlap."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    X = rng.normal(size=(n, 2)) + np.where(y[:, None] == 1, 1.5, -1.5)
+    return X.astype(dtype), y
+
+
+def states_equal(a, b):
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+class Recorder(Callback):
+    """Records every hook call and what it was given."""
+
+    def __init__(self, model=None):
+        self.calls, self.batch_logs, self.epoch_logs, self.model = [], [], [], model
+        self.after_step, self.at_epoch_end, self.modes = [], [], []
+
+    def on_train_begin(self, info):
+        self.calls.append("train_begin")
+        self.info = info
+
+    def on_epoch_begin(self, epoch, info):
+        self.calls.append(("epoch_begin", epoch))
+
+    def on_batch_end(self, batch, logs):
+        self.calls.append(("batch_end", logs["epoch"], batch))
+        self.batch_logs.append(dict(logs))
+        if self.model is not None:
+            self.after_step.append(self.model.state_dict())
+            self.modes.append(self.model.training)
+
+    def on_epoch_end(self, epoch, logs):
+        self.calls.append(("epoch_end", epoch))
+        self.epoch_logs.append(dict(logs))
+        if self.model is not None:
+            self.at_epoch_end.append(self.model.state_dict())
+
+    def on_train_end(self, history):
+        self.calls.append("train_end")
+        self.history = history
+
+
+# ---- learning and reproducibility ---------------------------------------------------------------------
+
+def test_fit_lowers_the_loss_and_learns():
+    X, y = blobs()
+    model = mlp()
+    before = evaluate(model, CrossEntropyLoss(), X, y)
+    hist = fit(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1, momentum=0.9), X, y,
+               epochs=8, batch_size=16, seed=0)
+    after = evaluate(model, CrossEntropyLoss(), X, y)
+    assert hist.epoch == 8 and not hist.interrupted
+    assert hist.train_loss[-1] < 0.5 * hist.train_loss[0]
+    assert after.loss < 0.5 * before.loss
+    assert after.accuracy >= 0.95
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fit_is_bit_reproducible_with_a_seed(dtype):
+    X, y = blobs(dtype=dtype)
+    runs = []
+    for _ in range(2):
+        model = mlp(dtype)
+        hist = fit(model, CrossEntropyLoss(), Adam(model.parameters(), lr=0.01), X, y, epochs=3, batch_size=10,
+                   validation_data=(X[:30], y[:30]), seed=7)
+        runs.append((model.state_dict(), hist))
+    assert states_equal(runs[0][0], runs[1][0])
+    for k in ("train_loss", "train_acc", "val_loss", "val_acc"):
+        assert getattr(runs[0][1], k) == getattr(runs[1][1], k)
+    model = mlp(dtype)
+    fit(model, CrossEntropyLoss(), Adam(model.parameters(), lr=0.01), X, y, epochs=3, batch_size=10, seed=8)
+    assert not states_equal(runs[0][0], model.state_dict())  # the seed does drive the shuffle
+
+
+class SeenRows(Module):
+    """A Linear that records, in train mode, which rows (X[:, 0] holds the row number) each batch held."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = Linear(1, 2, rng=np.random.default_rng(0))
+        self.seen = []
+
+    def forward(self, x):
+        if self.training:
+            self.seen.append(x[:, 0].astype(int).tolist())
+        return self.lin(x)
+
+    def backward(self, dy):
+        return self.lin.backward(dy)
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_one_permutation_per_epoch(shuffle):
+    n, bs, epochs = 23, 5, 3
+    X = np.arange(n, dtype=np.float32).reshape(n, 1)
+    model = SeenRows()
+    fit(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.0), X, np.zeros(n, dtype=int), epochs, bs,
+        shuffle=shuffle, seed=3)
+    assert [len(b) for b in model.seen] == [5, 5, 5, 5, 3] * epochs
+    orders = [sum(model.seen[e * 5:(e + 1) * 5], []) for e in range(epochs)]
+    rng = np.random.default_rng(3)
+    for order in orders:
+        assert sorted(order) == list(range(n))  # every sample exactly once: no sampling with replacement
+        assert order == (rng.permutation(n).tolist() if shuffle else list(range(n)))
+
+
+# ---- figures ---------------------------------------------------------------------------------------------
+
+def test_history_figures_and_validation():
+    X, y = blobs(100)
+    Xv, yv = blobs(40, seed=1)
+    model = mlp()
+    rec = Recorder()
+    hist = fit(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), X, y, epochs=2, batch_size=32,
+               validation_data=(Xv, yv), seed=0, callbacks=[rec])
+    assert isinstance(hist, History) and hist.epoch == 2
+    assert set(hist.history) == {"train_loss", "train_acc", "val_loss", "val_acc", "seconds", "samples_per_sec"}
+    assert all(len(v) == 2 for v in hist.history.values())
+    # Validation after the last epoch is exactly evaluate() on the final weights.
+    assert tuple(evaluate(model, CrossEntropyLoss(), Xv, yv)) == (hist.val_loss[-1], hist.val_acc[-1])
+    # train_loss is the size-weighted mean of the epoch's batch losses; train_acc in [0, 1].
+    for e in range(2):
+        logs = [l for l in rec.batch_logs if l["epoch"] == e]
+        assert [l["size"] for l in logs] == [32, 32, 32, 4]
+        assert hist.train_loss[e] == pytest.approx(sum(l["loss"] * l["size"] for l in logs) / 100, rel=1e-12)
+        assert logs[-1]["running_loss"] == pytest.approx(hist.train_loss[e], rel=1e-12)
+        assert logs[-1]["running_acc"] == hist.train_acc[e]
+        assert 0.0 <= hist.train_acc[e] <= 1.0
+    assert all(s > 0 for s in hist.seconds) and all(r > 0 for r in hist.samples_per_sec)
+    assert rec.epoch_logs[-1]["val_loss"] == hist.val_loss[-1]
+
+
+def test_no_validation_gives_none():
+    X, y = blobs(20)
+    model = mlp()
+    hist = fit(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), X, y, epochs=2, batch_size=8, seed=0)
+    assert hist.val_loss == [None, None] and hist.val_acc == [None, None]
+
+
+def test_epochs_zero_changes_nothing():
+    X, y = blobs(20)
+    model = mlp()
+    before = model.state_dict()
+    hist = fit(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), X, y, epochs=0, batch_size=8)
+    assert hist.epoch == 0 and hist.train_loss == []
+    assert states_equal(before, model.state_dict())
+
+
+def test_callbacks_called_the_right_number_of_times():
+    X, y = blobs(50)
+    model = mlp()
+    rec = Recorder()
+    hist = fit(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), X, y, epochs=3, batch_size=16,
+               validation_data=(X, y), callbacks=[rec, Callback()], seed=0)
+    expected = ["train_begin"]
+    for e in range(3):
+        expected += [("epoch_begin", e)] + [("batch_end", e, b) for b in range(4)] + [("epoch_end", e)]
+    assert rec.calls == expected + ["train_end"]
+    assert rec.info == {"epochs": 3, "batches": 4, "samples": 50, "batch_size": 16, "val_samples": 50}
+    assert [l["samples"] for l in rec.batch_logs[:4]] == [16, 32, 48, 50]
+    assert all(l["batches"] == 4 and l["samples_per_sec"] >= 0 for l in rec.batch_logs)
+    assert rec.history is hist
+
+
+# ---- accuracy for each kind of target --------------------------------------------------------------------
+
+def test_one_hot_targets_score_like_labels():
+    X, y = blobs(60)
+    onehot = np.eye(2, dtype=np.float32)[y]
+    model = mlp()
+    fit(model, QuadraticLoss(), SGD(model.parameters(), lr=0.5), X, onehot, epochs=3, batch_size=10, seed=0)
+    acc = float(np.mean(predict(model, X).argmax(axis=1) == y))
+    assert evaluate(model, QuadraticLoss(), X, onehot).accuracy == acc
+    assert evaluate(model, QuadraticLoss(), X, y).accuracy == acc
+
+
+def test_real_targets_have_no_accuracy():
+    X, _ = blobs(30)
+    target = np.stack([X.sum(axis=1), X[:, 0] - X[:, 1]], axis=1).astype(np.float32)
+    model = mlp()
+    hist = fit(model, MSELoss(), SGD(model.parameters(), lr=0.05), X, target, epochs=2, batch_size=8, seed=0)
+    assert hist.train_acc == [None, None]
+    res = evaluate(model, MSELoss(), X, target)
+    assert res.accuracy is None
+    assert res.loss == pytest.approx(float(np.mean((predict(model, X) - target) ** 2)), rel=1e-5)
+
+
+def test_single_sigmoid_output_thresholds_at_half():
+    X, y = blobs(60)
+    rng = np.random.default_rng(0)
+    model = Sequential(Linear(2, 1, rng=rng), Sigmoid())
+    t = y.astype(np.float32)[:, None]
+    fit(model, BCELoss(), SGD(model.parameters(), lr=0.5), X, t, epochs=2, batch_size=10, seed=0)
+    res = evaluate(model, BCELoss(), X, t)
+    assert isinstance(res, EvalResult)
+    assert res.accuracy == float(np.mean((predict(model, X)[:, 0] > 0.5) == y))
+    assert evaluate(model, BCELoss(), X, t[:, 0]) == res  # (N,) targets for a single output
+    assert evaluate(model, BCELoss(), X, y) == res  # integer 0/1 labels for a single output
+
+
+# ---- modes, predict, dtypes ------------------------------------------------------------------------------
+
+def test_modes_during_and_after():
+    X, y = blobs(20)
+    model = mlp()
+    model.eval()
+    rec = Recorder(model)
+    fit(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), X, y, epochs=1, batch_size=8,
+        callbacks=[rec], validation_data=(X, y))
+    assert rec.modes == [True, True, True]  # trained in train mode
+    assert model.training is False  # previous mode restored
+    model.train()
+    predict(model, X)
+    evaluate(model, CrossEntropyLoss(), X, y)
+    assert model.training is True
+
+
+def test_predict_stacks_batches():
+    X, _ = blobs(37, dtype=np.float64)
+    model = mlp(np.float64)
+    whole = model.eval()(X)
+    model.train()
+    out = predict(model, X, batch_size=5)
+    assert out.shape == (37, 2) and out.dtype == np.float64
+    # Row results do not depend on the batch a row was in, up to the GEMM's summation order.
+    np.testing.assert_allclose(out, whole, rtol=1e-12, atol=1e-12)
+
+
+def test_float_inputs_are_cast_to_the_model_dtype():
+    X, y = blobs(30, dtype=np.float64)
+    model = mlp(np.float32)
+    hist = fit(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), X, y, epochs=1, batch_size=8)
+    assert hist.epoch == 1
+    assert predict(model, X).dtype == np.float32
+
+
+# ---- divergence ------------------------------------------------------------------------------------------
+
+class NaNOnCall(CrossEntropyLoss):
+    """CrossEntropyLoss that reports NaN on its k-th call."""
+
+    def __init__(self, k):
+        super().__init__()
+        self.k, self.calls = k, 0
+
+    def forward(self, pred, target):
+        self.calls += 1
+        value = super().forward(pred, target)
+        return float("nan") if self.calls == self.k else value
+
+
+def test_non_finite_loss_names_epoch_and_batch_and_keeps_last_good_weights():
+    X, y = blobs(40)
+    model = mlp()
+    rec = Recorder(model)
+    with pytest.raises(NonFiniteLossError, match=r"loss became nan at epoch 2/3, batch 2/4") as info:
+        fit(model, NaNOnCall(6), SGD(model.parameters(), lr=0.1, momentum=0.9), X, y, epochs=3, batch_size=10,
+            seed=0, callbacks=[rec])
+    assert isinstance(info.value, FloatingPointError)
+    assert (info.value.epoch, info.value.batch) == (1, 1)
+    assert len(rec.after_step) == 5
+    assert states_equal(model.state_dict(), rec.after_step[-1])  # the weights of the 5th (last good) step
+
+
+class InfGradOnCall(CrossEntropyLoss):
+    """CrossEntropyLoss whose k-th backward hands back an infinite gradient (finite loss)."""
+
+    def __init__(self, k):
+        super().__init__()
+        self.k, self.calls = k, 0
+
+    def backward(self):
+        self.calls += 1
+        g = super().backward()
+        if self.calls == self.k:
+            g[0, 0] = np.inf
+        return g
+
+
+def test_non_finite_gradient_stops_before_the_update():
+    X, y = blobs(40)
+    model = mlp()
+    rec = Recorder(model)
+    with pytest.raises(NonFiniteLossError, match=r"gradients became NaN or infinity at epoch 1/2, batch 3/4"):
+        fit(model, InfGradOnCall(3), Adam(model.parameters()), X, y, epochs=2, batch_size=10, callbacks=[rec])
+    assert len(rec.after_step) == 2
+    assert states_equal(model.state_dict(), rec.after_step[-1])
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_real_divergence_is_caught_before_the_bad_update():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 2)).astype(np.float32) * 10
+    target = (X @ np.array([[3.0], [-2.0]], dtype=np.float32)) ** 2
+    model = Sequential(Linear(2, 1, rng=rng))
+    rec = Recorder(model)
+    with pytest.raises(NonFiniteLossError, match=r"epoch \d+/50, batch \d+/8"):
+        fit(model, MSELoss(), SGD(model.parameters(), lr=10.0), X, target, epochs=50, batch_size=8, seed=0,
+            callbacks=[rec])
+    assert rec.after_step, "diverged before any step; the test needs a slower blow-up"
+    assert states_equal(model.state_dict(), rec.after_step[-1])
+    assert all(np.isfinite(v).all() for v in model.state_dict().values())
+
+
+# ---- Ctrl-C ----------------------------------------------------------------------------------------------
+
+class InterruptAt(Recorder):
+    def __init__(self, model, optimizer, epoch, batch):
+        super().__init__(model)
+        self.optimizer, self.at, self.opt_at_epoch_end = optimizer, (epoch, batch), []
+
+    def on_epoch_end(self, epoch, logs):
+        super().on_epoch_end(epoch, logs)
+        self.opt_at_epoch_end.append(self.optimizer.state_dict())
+
+    def on_batch_end(self, batch, logs):
+        super().on_batch_end(batch, logs)
+        if (logs["epoch"], batch) == self.at:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("epoch", [0, 2])
+def test_keyboard_interrupt_keeps_the_last_finished_epoch(epoch):
+    X, y = blobs(40)
+    model = mlp()
+    initial = model.state_dict()
+    opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
+    cb = InterruptAt(model, opt, epoch, 2)
+    hist = fit(model, CrossEntropyLoss(), opt, X, y, epochs=4, batch_size=10, seed=0, callbacks=[cb])
+    assert hist.interrupted and hist.epoch == epoch
+    assert cb.calls[-1] == "train_end" and cb.history is hist
+    want = cb.at_epoch_end[-1] if epoch else initial
+    assert states_equal(model.state_dict(), want)
+    assert not states_equal(model.state_dict(), cb.after_step[-1])  # the interrupted epoch's steps undone
+    # The optimizer is rolled back too (momentum buffers as at the end of the last finished epoch).
+    if epoch:
+        want_buf = cb.opt_at_epoch_end[-1]["state"][0]["momentum_buffer"]
+        np.testing.assert_array_equal(opt.state[0]["momentum_buffer"], want_buf)
+    else:
+        assert opt.state[0] == {}
+    assert model.training is True
+
+
+# ---- bad input -------------------------------------------------------------------------------------------
+
+def _fit(**kw):
+    X, y = blobs(20)
+    model = kw.pop("model", None) or mlp()
+    args = dict(model=model, loss=CrossEntropyLoss(), optimizer=SGD(model.parameters(), lr=0.1), X=X, y=y,
+                epochs=1, batch_size=4)
+    args.update(kw)
+    return fit(**args)
+
+
+X20, Y20 = blobs(20)
+X_NAN = X20.copy()
+X_NAN[3, 1] = np.nan
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"X": X20[:19]}, "y: expected 19 targets"),
+    ({"X": X20[:, 0]}, "X: expected an array with samples along the first axis"),
+    ({"X": X20[:0], "y": Y20[:0]}, "X: expected at least one sample"),
+    ({"X": X_NAN}, "X: expected finite values"),
+    ({"y": Y20.reshape(10, 2)}, "y: expected 20 targets"),
+    ({"y": np.stack([Y20, Y20], axis=1)}, "y: integer labels must be 1-D"),
+    ({"y": np.where(Y20 == 1, 2, 0)}, r"y: labels must be in \[0, 2\).*got values in \[0, 2\]"),
+    ({"y": Y20 - 1}, r"y: labels must be in \[0, 2\)"),
+    ({"y": np.full((20, 3), 0.5, dtype=np.float32)}, r"y: float targets must match .* \(2,\)"),
+    ({"y": np.full((20, 2), np.nan, dtype=np.float32)}, "y: expected finite values"),
+    ({"batch_size": 0}, "batch_size: expected an int >= 1"),
+    ({"epochs": -1}, "epochs: expected an int >= 0"),
+    ({"seed": -5}, "seed"),
+    ({"validation_data": (X20[:, :1], Y20)}, r"validation_data\[0\]: expected per-sample shape \(2,\)"),
+    ({"validation_data": (X20, Y20 + 1)}, r"validation_data\[1\]: labels must be in \[0, 2\)"),
+    ({"validation_data": (X20, Y20[:5])}, r"validation_data\[1\]: expected 20 targets"),
+])
+def test_fit_bad_values(kw, match):
+    with pytest.raises(ValueError, match=match):
+        _fit(**kw)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"X": X20.tolist()}, "X: expected a numpy.ndarray, got list"),
+    ({"X": X20.astype(np.int32)}, "X: expected a floating-point array, got dtype int32"),
+    ({"X": X20.astype(complex)}, "X: expected a floating-point array, got dtype complex128"),
+    ({"y": Y20.astype(str)}, "y: expected integer labels or a float array"),
+    ({"y": Y20.astype(bool)}, "y: expected integer labels or a float array, got dtype bool"),
+    ({"batch_size": 2.5}, "batch_size: expected an int"),
+    ({"epochs": "3"}, "epochs: expected an int"),
+    ({"validation_data": X20}, "validation_data: expected a pair"),
+    ({"callbacks": [print]}, r"callbacks\[0\]"),
+    ({"model": None, "loss": print}, "loss"),
+    ({"optimizer": object()}, "optimizer"),
+])
+def test_fit_bad_types(kw, match):
+    with pytest.raises(TypeError, match=match):
+        _fit(**kw)
+
+
+def test_fit_rejects_a_non_module():
+    with pytest.raises(TypeError, match="model: expected a cnn_core.nn.Module"):
+        fit(object(), CrossEntropyLoss(), SGD(mlp().parameters(), lr=0.1), X20, Y20, 1, 4)
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda m: evaluate(m, CrossEntropyLoss(), X20, Y20, batch_size=0), ValueError, "batch_size"),
+    (lambda m: evaluate(m, CrossEntropyLoss(), X20, Y20 + 5), ValueError, "labels must be in"),
+    (lambda m: evaluate(m, CrossEntropyLoss(), X20.astype(np.uint8), Y20), TypeError, "X: expected a floating"),
+    (lambda m: predict(m, X20, batch_size=-1), ValueError, "batch_size"),
+    (lambda m: predict(m, X_NAN), ValueError, "X: expected finite"),
+    (lambda m: predict(m, X20.astype(np.int64)), TypeError, "X: expected a floating"),
+])
+def test_evaluate_predict_bad_input(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call(mlp())
+
+
+def test_single_output_rejects_labels_other_than_0_1():
+    model = Sequential(Linear(2, 1, rng=np.random.default_rng(0)), Sigmoid())
+    with pytest.raises(ValueError, match=r"y: labels for a single-output model must be 0 or 1, got values in \[0, 2\]"):
+        fit(model, BCELoss(), SGD(model.parameters(), lr=0.1), X20, Y20 * 2, 1, 4)
