@@ -38,15 +38,19 @@ class EpochSchedule(Callback):
 
 
 class Row:
-    def __init__(self, model: str, data: str, epochs: int | str, accuracy: float, seconds: float, target: float,
-                 settings: str) -> None:
+    def __init__(self, model: str, data: str, epochs: int | str, accuracy: float, seconds: float,
+                 target: float | None, settings: str) -> None:
         self.model, self.data, self.epochs, self.accuracy = model, data, epochs, accuracy
         self.seconds, self.target, self.settings = seconds, target, settings
 
     def line(self) -> str:
-        ok = "yes" if self.accuracy >= self.target else "NO"
-        return (f"| {self.model} | {self.data} | {self.epochs} | {100 * self.accuracy:.2f}% | {self.seconds:.0f} "
-                f"| >= {100 * self.target:.1f}% ({ok}) | {self.settings} |")
+        target = "-" if self.target is None else f">= {100 * self.target:.1f}% ({'met' if self.met else 'MISSED'})"
+        return (f"| {self.model} | {self.data} | {self.epochs} | {100 * self.accuracy:.2f}% | {self.seconds:.1f} "
+                f"| {target} | {self.settings} |")
+
+    @property
+    def met(self) -> bool:
+        return self.target is None or self.accuracy >= self.target
 
 
 def digits():
@@ -120,10 +124,10 @@ def rnn_rows(args) -> Row:
 def perceptron(args) -> Row:
     X, y, Xt, yt = digits()
     t0 = time.perf_counter()
-    clf = Perceptron(algorithm="pocket", max_epochs=30, random_state=SEED).fit(X.reshape(-1, 784), y)
+    clf = Perceptron(max_epochs=10, random_state=SEED).fit(X.reshape(-1, 784), y)
     acc = clf.score(Xt.reshape(-1, 784), yt)
-    return Row("Perceptron (pocket, one-vs-rest)", "embedded digits", f"<= {clf.max_epochs}", acc,
-               time.perf_counter() - t0, 0.0, "eta 1.0")
+    return Row("Perceptron (primal, one-vs-rest)", "embedded digits", clf.n_iter_, acc, time.perf_counter() - t0,
+               None, "eta 1.0, shuffled passes (digits are not separable: stops at max_epochs)")
 
 
 def svm(args) -> Row:
@@ -131,7 +135,7 @@ def svm(args) -> Row:
     t0 = time.perf_counter()
     clf = LinearSVM(C=1.0, random_state=SEED).fit(X.reshape(-1, 784), y)
     acc = clf.score(Xt.reshape(-1, 784), yt)
-    return Row("LinearSVM (hinge, one-vs-rest)", "embedded digits", clf.n_iter_, acc, time.perf_counter() - t0, 0.0,
+    return Row("LinearSVM (hinge, one-vs-rest)", "embedded digits", clf.n_iter_, acc, time.perf_counter() - t0, None,
                f"C 1.0, lr {clf.lr}, batch {clf.batch_size}")
 
 
@@ -161,7 +165,7 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|---|")
     for row in rows:
         print(row.line())
-    return 0 if all(r.accuracy >= r.target for r in rows) else 1
+    return 0 if all(r.met for r in rows) else 1
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ import sys
 import time
 
 THREADS = 2
+if "--threads" in sys.argv[1:-1]:
+    THREADS = int(sys.argv[sys.argv.index("--threads") + 1])
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(var, str(THREADS))
 
@@ -111,6 +113,7 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=FASHION)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--threads", type=int, default=THREADS, help="threads for both libraries (default 2)")
     args = ap.parse_args(argv)
 
     cnn_core.set_num_threads(THREADS)
