@@ -1,12 +1,14 @@
 """Training speed against PyTorch: LeNet-5 and an MLP 784-100-10 on Fashion-MNIST (60k), same settings.
 
 Settings (both libraries): ReLU, CrossEntropyLoss, SGD lr 0.05 momentum 0.9, batch 64, float32, one shuffle
-per epoch, 2 threads (cnn_core.set_num_threads(2), torch.set_num_threads(2)). Each library trains its own
-freshly initialized model (PyTorch's default init in both) for --epochs epochs; the figure per model is the
-median epoch time (training only, evaluation excluded), then both test accuracies after those epochs.
+per epoch, 2 threads (cnn_core.set_num_threads(2), torch.set_num_threads(2)). Both libraries start from the
+same initial weights (cnn_core's PyTorch-style init, copied into the torch model) and see the same batches
+in the same order, so their test accuracies differ only by floating-point rounding along the way. Each
+trains for --epochs epochs; the figure per model is the median epoch time (training only, evaluation
+excluded), then both test accuracies after those epochs.
 --batches N times the first N batches of each epoch instead (a shorter run; the output says so).
 
-Run: python benchmarks/bench_train.py [--epochs 3] [--models lenet5,mlp] [--data DIR]
+Run: python benchmarks/bench_train.py [--epochs 3] [--models lenet5,mlp] [--data DIR] [--threads 2]
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import sys
 import time
 
 THREADS = 2
+# The thread count must reach the OpenMP/BLAS environment before numpy and torch load their runtimes.
 if "--threads" in sys.argv[1:-1]:
     THREADS = int(sys.argv[sys.argv.index("--threads") + 1])
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -50,6 +53,7 @@ def cnn_core_model(name: str):
 def run_cnn_core(name, X, y, Xt, yt, epochs, limit, seed):
     cnn_core.manual_seed(seed)
     model = cnn_core_model(name)
+    init = model.state_dict()
     loss = nn.CrossEntropyLoss()
     opt = optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     rng = np.random.default_rng(seed)
@@ -65,7 +69,7 @@ def run_cnn_core(name, X, y, Xt, yt, epochs, limit, seed):
             opt.step()
         times.append(time.perf_counter() - t0)
     acc = evaluate(model, loss, Xt, yt, batch_size=1000).accuracy
-    return times, acc
+    return times, acc, init
 
 
 # ---- PyTorch -----------------------------------------------------------------------------------------------
@@ -80,9 +84,10 @@ def torch_model(torch, name: str):
     return tnn.Sequential(tnn.Linear(784, 100), tnn.ReLU(), tnn.Linear(100, 10))
 
 
-def run_torch(torch, name, X, y, Xt, yt, epochs, limit, seed):
-    torch.manual_seed(seed)
+def run_torch(torch, name, init, X, y, Xt, yt, epochs, limit, seed):
     model = torch_model(torch, name)
+    # Same layer indices in both Sequentials ("0.weight", ...), so the state dicts line up key for key.
+    model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in init.items()})
     loss = torch.nn.CrossEntropyLoss()
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     X, y = torch.from_numpy(X), torch.from_numpy(y)
@@ -134,12 +139,12 @@ def main(argv=None) -> int:
     for name in args.models.split(","):
         shape = (-1, 1, 28, 28) if name == "lenet5" else (-1, 784)
         data = (X.reshape(shape), y, Xt.reshape(shape), yt)
-        ours, ours_acc = run_cnn_core(name, *data, args.epochs, args.batches, args.seed)
+        ours, ours_acc, init = run_cnn_core(name, *data, args.epochs, args.batches, args.seed)
         print(f"  {name:7s} cnn_core epochs: {', '.join(f'{t:.2f}' for t in ours)} s; test acc {ours_acc:.4f}",
               flush=True)
         theirs = theirs_acc = None
         if torch is not None:
-            theirs, theirs_acc = run_torch(torch, name, *data, args.epochs, args.batches, args.seed)
+            theirs, theirs_acc = run_torch(torch, name, init, *data, args.epochs, args.batches, args.seed)
             print(f"  {name:7s} torch    epochs: {', '.join(f'{t:.2f}' for t in theirs)} s; "
                   f"test acc {theirs_acc:.4f}", flush=True)
         rows.append((name, ours, ours_acc, theirs, theirs_acc))
