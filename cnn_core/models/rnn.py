@@ -1,0 +1,56 @@
+"""Many-to-one recurrent classifier: an Elman RNN reads the sequence, a Linear layer scores its last state."""
+from __future__ import annotations
+
+import numpy as np
+
+from cnn_core import nn
+from cnn_core._random import get_rng
+from cnn_core.nn.module import check_size, register_module
+
+
+@register_module
+class RNNClassifier(nn.Module):
+    """logits = fc(h_T) with (out, h_T) = rnn(x): x (N, T, input_size) -> logits (N, num_classes).
+
+    Images (N, 1, H, W) are read row by row: T = H time steps of W = input_size pixels each, so an MNIST
+    digit is 28 steps of 28 features (RNNClassifier(28, hidden_size, 10)). backward(dlogits) runs the Linear
+    layer's backward and then BPTT through the RNN (only h_T feeds the loss, so dC/dout is zero), accumulating
+    all gradients and returning dC/dx in the shape of the input.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_classes: int, nonlinearity: str = "tanh",
+                 init: str = "default", dtype=None, rng=None):
+        super().__init__(dtype)
+        self.num_classes = check_size(num_classes, "num_classes")
+        rng = get_rng(rng)
+        self.rnn = nn.RNN(input_size, hidden_size, nonlinearity=nonlinearity, init=init, dtype=dtype, rng=rng)
+        self.fc = nn.Linear(hidden_size, self.num_classes, init=init, dtype=dtype, rng=rng)
+        self._x_shape = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if isinstance(x, np.ndarray) and x.ndim == 4:
+            if x.shape[1] != 1:
+                raise ValueError(f"RNNClassifier: x: images must have one channel (N, 1, H, W) to be read row by "
+                                 f"row, got shape {x.shape}")
+            seq = x.reshape(x.shape[0], x.shape[2], x.shape[3])
+        else:
+            seq = x  # nn.RNN checks type, dtype, ndim and width
+        self._x_shape = x.shape if self.training else None
+        _, h_t = self.rnn.forward(seq)
+        return self.fc.forward(h_t)
+
+    def backward(self, dlogits: np.ndarray) -> np.ndarray:
+        x_shape = self._need_cache(self._x_shape)
+        d_ht = self.fc.backward(dlogits)
+        n, h = d_ht.shape
+        t_len = x_shape[2] if len(x_shape) == 4 else x_shape[1]
+        d_out = np.zeros((n, t_len, h), dtype=self._dtype)
+        return self.rnn.backward(d_out, d_ht).reshape(x_shape)
+
+    def _clear_cache(self) -> None:
+        self._x_shape = None
+
+    def get_config(self) -> dict:
+        return {"input_size": self.rnn.input_size, "hidden_size": self.rnn.hidden_size,
+                "num_classes": self.num_classes, "nonlinearity": self.rnn.nonlinearity, "init": self.rnn.init,
+                **super().get_config()}

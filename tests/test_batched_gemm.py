@@ -1,0 +1,128 @@
+"""gemm_batched / gemm_batched_sum against a loop-over-samples NumPy oracle."""
+import numpy as np
+import pytest
+
+import cnn_core
+from cnn_core.kernels.batched_gemm import gemm_batched, gemm_batched_sum
+
+# float32: entries are sums of up to 150 standard-normal products (|entry| up to ~40); the rounding error of
+# such a sum is ~ sqrt(k) * eps32 * max partial sum ~ 1e-5, so atol 1e-4 (entries near 0 have no relative scale).
+TOL = {np.float32: dict(rtol=1e-5, atol=1e-4), np.float64: dict(rtol=1e-12, atol=1e-12)}
+
+
+def op(x, t):
+    return x.T if t else x
+
+
+def batched_ref(a, b, c, alpha, beta, ta, tb):
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    batch = max(a.shape[0] if a.ndim == 3 else 1, b.shape[0] if b.ndim == 3 else 1)
+    out = []
+    for i in range(batch):
+        ai = a64[i] if a.ndim == 3 else a64
+        bi = b64[i] if b.ndim == 3 else b64
+        out.append(alpha * op(ai, ta) @ op(bi, tb) + (beta * c[i] if beta else 0))
+    return np.array(out)
+
+
+def mat(rng, shape, dtype):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ta, tb", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("shared", ["a", "b", None])
+@pytest.mark.parametrize("batch, m, n, k", [(1, 1, 1, 1), (5, 6, 784, 25), (3, 7, 5, 9), (64, 16, 100, 150)])
+def test_gemm_batched_matches_oracle(dtype, ta, tb, shared, batch, m, n, k):
+    rng = np.random.default_rng(batch * 100 + m)
+    a_shape = (k, m) if ta else (m, k)
+    b_shape = (n, k) if tb else (k, n)
+    a = mat(rng, a_shape if shared == "a" else (batch,) + a_shape, dtype)
+    b = mat(rng, b_shape if shared == "b" else (batch,) + b_shape, dtype)
+    c0 = mat(rng, (batch, m, n), dtype)
+    np.testing.assert_allclose(gemm_batched(a, b, trans_a=ta, trans_b=tb),
+                               batched_ref(a, b, c0, 1.0, 0.0, ta, tb), **TOL[dtype])
+    c = c0.copy()
+    out = gemm_batched(a, b, c=c, alpha=0.5, beta=2.0, trans_a=ta, trans_b=tb)
+    assert out is c
+    np.testing.assert_allclose(c, batched_ref(a, b, c0, 0.5, 2.0, ta, tb), **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ta, tb", [(False, True), (False, False), (True, False)])
+@pytest.mark.parametrize("batch", [1, 3, 64])
+def test_gemm_batched_sum_matches_oracle(dtype, ta, tb, batch):
+    rng = np.random.default_rng(batch)
+    m, n, k = 6, 25, 784
+    a = mat(rng, (batch,) + ((k, m) if ta else (m, k)), dtype)
+    b = mat(rng, (batch,) + ((n, k) if tb else (k, n)), dtype)
+    c0 = mat(rng, (m, n), dtype)
+    ref = batched_ref(a, b, np.zeros((batch, m, n)), 1.0, 0.0, ta, tb).sum(axis=0)
+    # float32: a sum of batch*k products; relative error grows like sqrt(batch*k) * eps, so a 1e-4 bound.
+    tol = dict(rtol=1e-4, atol=1e-3) if dtype == np.float32 else TOL[dtype]
+    np.testing.assert_allclose(gemm_batched_sum(a, b, trans_a=ta, trans_b=tb), ref, **tol)
+    c = c0.copy()
+    assert gemm_batched_sum(a, b, c=c, alpha=-1.0, beta=1.0, trans_a=ta, trans_b=tb) is c
+    np.testing.assert_allclose(c, c0 - ref, **tol)
+
+
+def test_beta_zero_ignores_garbage_in_c():
+    rng = np.random.default_rng(0)
+    a, b = mat(rng, (4, 3, 5), np.float64), mat(rng, (4, 5, 2), np.float64)
+    c = np.full((4, 3, 2), np.nan)
+    gemm_batched(a, b, c=c)
+    assert np.isfinite(c).all()
+    s = np.full((3, 2), np.nan)
+    gemm_batched_sum(a, b, c=s)
+    np.testing.assert_allclose(s, np.matmul(a, b).sum(0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_thread_counts_agree(threads):
+    rng = np.random.default_rng(1)
+    a, b = mat(rng, (16, 100), np.float64), mat(rng, (33, 100, 150), np.float64)
+    before = cnn_core.get_num_threads()
+    try:
+        cnn_core.set_num_threads(threads)
+        c = gemm_batched(a, b)
+        s = gemm_batched_sum(b, b, trans_b=True)
+    finally:
+        cnn_core.set_num_threads(before)
+    np.testing.assert_allclose(c, np.matmul(a, b), rtol=1e-12)
+    np.testing.assert_allclose(s, np.einsum("nik,njk->ij", b, b), rtol=1e-11)
+
+
+def test_non_contiguous_inputs_are_read_correctly():
+    rng = np.random.default_rng(2)
+    a = mat(rng, (6, 8, 10), np.float64)[:, ::2, :]
+    b = mat(rng, (6, 10, 7), np.float64).transpose(0, 2, 1).copy().transpose(0, 2, 1)
+    np.testing.assert_allclose(gemm_batched(a, b), np.matmul(a, b), rtol=1e-12)
+
+
+@pytest.mark.parametrize("call, exc, words", [
+    (lambda: gemm_batched(np.ones((2, 3, 4), np.float32), np.ones((2, 5, 6), np.float32)), ValueError, "inner"),
+    (lambda: gemm_batched(np.ones((2, 3, 4), np.float32), np.ones((3, 4, 6), np.float32)), ValueError, "batch"),
+    (lambda: gemm_batched(np.ones((2, 3, 4), np.float32), np.ones((2, 4, 6), np.float64)), TypeError, "dtype"),
+    (lambda: gemm_batched(np.ones((2, 3, 4), np.int64), np.ones((2, 4, 6))), TypeError, "a: expected dtype"),
+    (lambda: gemm_batched(np.ones((2, 2, 3, 4)), np.ones((2, 4, 6))), ValueError, "a: expected a 2-D"),
+    (lambda: gemm_batched(np.ones((0, 3, 4)), np.ones((4, 6))), ValueError, "a: expected every dimension"),
+    (lambda: gemm_batched([[1.0]], np.ones((1, 1, 1))), TypeError, "a: expected a numpy"),
+    (lambda: gemm_batched(np.ones((2, 3, 4)), np.ones((2, 4, 6)), c=np.ones((2, 3, 5))), ValueError, "c: expected shape"),
+    (lambda: gemm_batched(np.ones((2, 3, 4)), np.ones((2, 4, 6)), c=np.ones((2, 3, 6), np.float32)), TypeError,
+     "c: expected dtype"),
+    (lambda: gemm_batched(np.ones((2, 3, 4)), np.ones((2, 4, 6)), c=np.ones((2, 6, 3)).transpose(0, 2, 1)),
+     ValueError, "c: expected a writeable C-contiguous"),
+    (lambda: gemm_batched(np.ones((2, 3, 4)), np.ones((2, 4, 6)), alpha="1"), TypeError, "alpha"),
+    (lambda: gemm_batched_sum(np.ones((2, 3, 4)), np.ones((1, 4, 6))), ValueError, "as many matrices"),
+    (lambda: gemm_batched_sum(np.ones((2, 3, 4)), np.ones((2, 4, 6)), c=np.ones((3, 5))), ValueError,
+     "c: expected shape"),
+])
+def test_bad_input(call, exc, words):
+    with pytest.raises(exc, match=words):
+        call()
+
+
+def test_output_overlapping_an_input_is_rejected():
+    a = np.ones((2, 3, 3))
+    with pytest.raises(ValueError, match="overlap"):
+        gemm_batched(a, np.ones((2, 3, 3)), c=a)
