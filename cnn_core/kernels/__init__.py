@@ -5,6 +5,7 @@ and run compiled loops with the GIL released (OpenMP over the batch where it pay
 """
 from cnn_core.kernels.activations import (elu, elu_backward, relu, relu_backward, sigmoid, sigmoid_backward,
                                           tanh, tanh_backward)
+from cnn_core.kernels.batched_gemm import gemm_batched, gemm_batched_sum
 from cnn_core.kernels.conv import col2im, im2col
 from cnn_core.kernels.dense import bias_grad, linear_backward, linear_forward
 from cnn_core.kernels.gemm import gemm
@@ -14,7 +15,7 @@ from cnn_core.kernels.pooling import avg_pool2d_backward, avg_pool2d_forward, ma
 __all__ = [
     "im2col", "col2im",
     "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
-    "gemm", "linear_forward", "linear_backward", "bias_grad",
+    "gemm", "gemm_batched", "gemm_batched_sum", "linear_forward", "linear_backward", "bias_grad",
     "sigmoid", "tanh", "relu", "elu",
     "sigmoid_backward", "tanh_backward", "relu_backward", "elu_backward",
     "perceptron_epoch",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnn_core._random import get_rng
-from cnn_core.kernels import col2im, gemm, im2col
+from cnn_core.kernels import col2im, gemm_batched, gemm_batched_sum, im2col
 from cnn_core.kernels._validate import as_pair, conv_output_size
 from cnn_core.nn.init import check_init, layer_weights
 from cnn_core.nn.module import Module, Parameter, check_size, register_module
@@ -56,8 +56,7 @@ class Conv2d(Module):
         if self.bias is not None:
             z[...] = self.bias.data[None, :, None]
             beta = 1.0
-        for i in range(n):
-            gemm(w2, cols[i], c=z[i], beta=beta)
+        gemm_batched(w2, cols, c=z, beta=beta)
         self._cache = (x.shape, cols) if self.training else None
         return z.reshape(n, f, oh, ow)
 
@@ -71,15 +70,13 @@ class Conv2d(Module):
             self.bias.grad += delta.sum(axis=(0, 2))
         # dC/dw = delta * rot180(a_prev): in the unrolled layout, delta[n] @ cols[n]^T, accumulated (beta=1).
         gw = self.weight.grad.reshape(f, -1)
-        for i in range(n):
-            gemm(delta[i], cols[i], c=gw, beta=1.0, trans_b=True)
+        gemm_batched_sum(delta, cols, c=gw, beta=1.0, trans_b=True)
         # delta_prev = delta * rot180(w): w^T @ delta[n] per receptive field, then col2im scatters it back.
         if self._dcols is None or self._dcols.shape != cols.shape or self._dcols.dtype != cols.dtype:
             self._dcols = np.empty_like(cols)
         dcols = self._dcols
         w2 = self.weight.data.reshape(f, -1)
-        for i in range(n):
-            gemm(w2, delta[i], c=dcols[i], trans_a=True)
+        gemm_batched(w2, delta, c=dcols, trans_a=True)
         return col2im(dcols, x_shape, self.kernel_size, self.stride, self.padding)
 
     def _out_hw(self, x_shape) -> tuple[int, int]:
