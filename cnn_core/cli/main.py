@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--optimizer", choices=("sgd", "adam"), help="networks only")
     t.add_argument("--momentum", type=_momentum, help="SGD momentum (default 0.9)")
     t.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of all randomness (default 0)")
-    t.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="default float32")
+    t.add_argument("--dtype", choices=("float32", "float64"),
+                   help="networks: default float32 (perceptron and svm compute in float64)")
     t.add_argument("--threads", type=_positive_int, help="OpenMP threads for the kernels")
     t.add_argument("--save", metavar="PATH", help="write the trained model to PATH (for evaluate/predict)")
     t.add_argument("--plot", metavar="PATH", help="write loss and accuracy curves as PNG (needs matplotlib)")

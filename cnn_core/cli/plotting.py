@@ -29,6 +29,7 @@ def _curve(ax, values: Sequence[float | None], label: str, style: str) -> bool:
         return False
     xs, ys = zip(*points)
     ax.plot(xs, ys, style, label=label, marker="o", markersize=3)
+    ax.xaxis.get_major_locator().set_params(integer=True)  # epochs are whole numbers
     return True
 
 

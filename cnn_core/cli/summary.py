@@ -51,7 +51,7 @@ def output_shapes(model, x: np.ndarray) -> dict[int, str]:
     try:
         for m in leaves:
             object.__setattr__(m, "forward", recorder(m))
-        model(x[:1])
+        model(x[:1].astype(model.dtype))
     finally:
         for m in leaves:
             if "forward" in vars(m):

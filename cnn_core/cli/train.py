@@ -105,6 +105,7 @@ def run_train(args) -> int:
             raise UsageError(f"--algorithm: {args.model} takes one of {', '.join(ALGORITHMS[args.model])}, "
                              f"got {args.algorithm!r}")
     _check_destinations(args)
+    args.dtype = args.dtype or "float32"
     if args.threads is not None:
         cnn_core.set_num_threads(args.threads)
     settings = _settings(args)
