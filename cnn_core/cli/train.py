@@ -10,6 +10,7 @@ import numpy as np
 
 import cnn_core
 from cnn_core import nn, optim
+from cnn_core.callbacks import Callback
 from cnn_core.cli.data import fit_model_input, load_split
 from cnn_core.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from cnn_core.cli.estimator_file import save_estimator
@@ -31,7 +32,7 @@ RNN_HIDDEN = 64
 # Defaults per model, chosen so that a bare `cnn-core train MODEL` learns well on the embedded digits in
 # about a minute or less on 2 cores (see the README's table for the figures they reach).
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "lenet5": {"epochs": 6, "batch_size": 32, "lr": 1e-3, "optimizer": "adam"},
+    "lenet5": {"epochs": 8, "batch_size": 32, "lr": 1e-3, "optimizer": "adam"},
     "mlp": {"epochs": 10, "batch_size": 32, "lr": 1e-3, "optimizer": "adam"},
     "rnn": {"epochs": 10, "batch_size": 32, "lr": 2e-3, "optimizer": "adam"},
     "perceptron": {"epochs": 20, "lr": 1.0, "algorithm": "primal"},
@@ -134,6 +135,16 @@ def build_network(name: str, image_shape: tuple[int, ...], num_classes: int, dty
     return model.to(dtype)
 
 
+class _StepSchedule(Callback):
+    """Steps a learning-rate schedule once per finished epoch (fit has no scheduler argument)."""
+
+    def __init__(self, schedule) -> None:
+        self.schedule = schedule
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        self.schedule.step()
+
+
 def _make_optimizer(model, s: dict[str, Any]):
     if s["optimizer"] == "adam":
         return optim.Adam(model.parameters(), lr=s["lr"])
@@ -154,15 +165,18 @@ def _train_network(args, s, X, y, X_test, y_test) -> int:
     report(summary(model, Xm, title=f"Model: {args.model}"))
     opt_text = s["optimizer"] + (f" (momentum {s['momentum']})" if s["optimizer"] == "sgd" else "")
     report(f"Training on {len(X_train):,} samples, validating on {len(X_val):,}, testing on {len(X_test):,}: "
-           f"{s['epochs']} epochs, batch {s['batch_size']}, {opt_text}, lr {s['lr']}, {args.dtype}, "
+           f"{s['epochs']} epochs, batch {s['batch_size']}, {opt_text}, lr {s['lr']} (cosine decay), {args.dtype}, "
            f"{cnn_core.get_num_threads()} thread(s), seed {args.seed}")
-    callbacks = []
+    optimizer = _make_optimizer(model, s)
+    # Cosine decay of the lr to 0 over the run: the last epochs settle into a minimum instead of hopping
+    # around it at the full lr (worth about half a point of test accuracy on the digits at no cost).
+    callbacks: list[Callback] = [_StepSchedule(optim.CosineAnnealingLR(optimizer, T_max=s["epochs"]))]
     if not args.quiet:
         callbacks.append(ProgressBar() if sys.stderr.isatty() else EpochPrinter())
     loss = nn.CrossEntropyLoss()
     t0 = time.perf_counter()
     try:
-        history = cnn_core.fit(model, loss, _make_optimizer(model, s), X_train, y_train, epochs=s["epochs"],
+        history = cnn_core.fit(model, loss, optimizer, X_train, y_train, epochs=s["epochs"],
                                batch_size=s["batch_size"], validation_data=(X_val, y_val), seed=args.seed,
                                callbacks=callbacks)
     except FloatingPointError as e:  # NonFiniteLossError: the run diverged
