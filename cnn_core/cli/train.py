@@ -153,8 +153,8 @@ def _make_optimizer(model, s: dict[str, Any]):
 
 def _train_network(args, s, X, y, X_test, y_test) -> int:
     report = Reporter(args)
-    n_val = int(round(len(X) * VALIDATION_FRACTION))
-    if len(X) - n_val < 1 or n_val < 1:
+    n_val = max(1, int(round(len(X) * VALIDATION_FRACTION)))
+    if len(X) - n_val < 1:
         raise UsageError(f"need at least 2 training samples (one held out for validation), got {len(X)}")
     num_classes = max(int(y.max()), int(y_test.max())) + 1
     cnn_core.manual_seed(args.seed)
