@@ -107,7 +107,7 @@ def test_quiet_prints_only_the_json(tmp_path):
 
 @pytest.mark.parametrize("model, extra, params", [
     ("lenet5", ["--limit", "200", "--epochs", "1"], 61706),
-    ("rnn", ["--limit", "200", "--epochs", "1"], 28 * 64 + 64 * 64 + 64 + 64 + 64 * 10 + 10),
+    ("rnn", ["--limit", "200", "--epochs", "1"], 28 * 128 + 128 * 128 + 128 + 128 + 128 * 10 + 10),
     ("mlp", ["--limit", "200", "--epochs", "1", "--optimizer", "sgd", "--lr", "0.05", "--dtype", "float64"], 79510),
 ])
 def test_train_save_evaluate_predict_networks(tmp_path, test_images, model, extra, params):
