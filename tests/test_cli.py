@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import pty
 import signal
 import struct
 import subprocess
@@ -26,6 +25,7 @@ from cnn_core.datasets import load_mnist
 PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(cnn_core.__file__)))
 HAS_MPL = importlib.util.find_spec("matplotlib") is not None
 TINY = ["--limit", "300", "--epochs", "2"]
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX terminal and SIGINT")
 
 
 def _env() -> dict:
@@ -178,8 +178,11 @@ def test_train_save_evaluate_predict_estimators(tmp_path, test_images, model, ex
     assert len(rows) == 6 and all(row["class"] in result["classes"] for row in rows)
 
 
+@posix_only
 def test_progress_bar_on_a_terminal(tmp_path):
     """stderr a terminal: the bar redraws in place with batches, loss, samples/s and ETA."""
+    import pty
+
     master, slave = pty.openpty()
     p = subprocess.Popen([sys.executable, "-m", "cnn_core", "train", "mlp", "--limit", "2000", "--epochs", "2",
                           "--batch-size", "4"], cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL,
@@ -217,6 +220,7 @@ def test_plot_without_matplotlib_says_how_to_install(tmp_path):
     assert not (tmp_path / "curves.png").exists()
 
 
+@posix_only
 def test_ctrl_c_stops_cleanly_and_keeps_the_last_epoch(tmp_path):
     p = subprocess.Popen([sys.executable, "-m", "cnn_core", "train", "mlp", "--limit", "2000", "--epochs", "1000",
                           "--batch-size", "4", "--save", "m.npz", "--json"], cwd=tmp_path, env=_env(),
