@@ -336,3 +336,11 @@ def test_wrong_image_shape_for_lenet5_and_rnn(tmp_path):
     assert_user_error(cli(tmp_path, "predict", "rnn.npz", "big.npy"), "INPUT", "28 pixels")
     np.save(tmp_path / "rgb.npy", np.zeros((2, 3, 28, 28), dtype=np.float32))
     assert_user_error(cli(tmp_path, "predict", "lenet5.npz", "rgb.npy"), "INPUT", "1 channel")
+
+
+def test_divergence_is_one_line_and_exit_1(tmp_path):
+    r = cli(tmp_path, "train", "mlp", "--optimizer", "sgd", "--momentum", "0", "--lr", "1e30", "--limit", "300",
+            "--epochs", "3", "--save", "m.npz", "--quiet")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "diverged" in r.stderr and "epoch 1/3" in r.stderr
+    assert not (tmp_path / "m.npz").exists()
