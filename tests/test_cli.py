@@ -1,0 +1,346 @@
+"""The cnn-core command line, run as a user runs it: `python -m cnn_core ...` in a subprocess.
+
+Each run uses cwd=tmp_path (so a source tree in the current directory cannot shadow the package under test)
+and PYTHONPATH pointing at the directory holding the imported cnn_core, so these tests exercise an in-place
+build and an installed wheel alike. Training runs are tiny (--limit, 1-2 epochs).
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import cnn_core
+import cnn_core.models  # noqa: F401  (registers RNNClassifier, so cnn_core.load can rebuild it here)
+from cnn_core.datasets import load_mnist
+
+PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(cnn_core.__file__)))
+HAS_MPL = importlib.util.find_spec("matplotlib") is not None
+TINY = ["--limit", "300", "--epochs", "2"]
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX terminal and SIGINT")
+
+
+def _env() -> dict:
+    return dict(os.environ, PYTHONPATH=PKG_PARENT, OMP_NUM_THREADS="1")
+
+
+def cli(cwd, *args, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cnn_core", *map(str, args)], cwd=cwd, env=_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_user_error(r: subprocess.CompletedProcess, *words: str) -> None:
+    """Exit 2, exactly one line on stderr naming what is wrong, no traceback, nothing on stdout."""
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("cnn-core: error: ")
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    assert r.stdout == ""
+
+
+def write_idx_images(path, images: np.ndarray) -> None:
+    """An IDX3 uint8 file: magic 0x00000803, the three sizes big-endian, then the pixels."""
+    with open(path, "wb") as f:
+        f.write(struct.pack(">I", 0x0803) + struct.pack(">3I", *images.shape) + images.astype(np.uint8).tobytes())
+
+
+@pytest.fixture(scope="module")
+def test_images():
+    X, y = load_mnist(split="test")
+    return (X[:6, 0] * 255).round().astype(np.uint8), y[:6]
+
+
+@pytest.fixture(scope="module")
+def mlp_file(tmp_path_factory):
+    """An MLP trained for 2 epochs on 300 digits, saved, with the metrics train reported."""
+    d = tmp_path_factory.mktemp("mlp")
+    r = cli(d, "train", "mlp", *TINY, "--save", d / "mlp.npz", "--json")
+    assert r.returncode == 0, r.stderr
+    return d / "mlp.npz", json.loads(r.stdout)
+
+
+# ---- happy paths ------------------------------------------------------------------------------------------
+
+def test_info(tmp_path):
+    r = cli(tmp_path, "info")
+    assert r.returncode == 0, r.stderr
+    assert f"cnn_core {cnn_core.__version__}" in r.stdout and "OpenMP" in r.stdout
+    r = cli(tmp_path, "info", "--json")
+    info = json.loads(r.stdout)
+    assert info["version"] == cnn_core.__version__
+    assert info["openmp"] == cnn_core.openmp_enabled()
+    assert os.path.isfile(os.path.join(info["embedded_data"], "t10k-images-idx3-ubyte.gz"))
+
+
+def test_train_mlp_json_and_epoch_lines(mlp_file, tmp_path):
+    _, result = mlp_file
+    assert result["model"] == "mlp" and result["epochs"] == 2 and not result["interrupted"]
+    assert len(result["history"]["train_loss"]) == 2 and len(result["history"]["val_acc"]) == 2
+    assert result["test_samples"] == 300 and result["parameters"] == 784 * 100 + 100 + 100 * 10 + 10
+    assert result["history"]["train_loss"][1] < result["history"]["train_loss"][0]
+    assert result["test_accuracy"] > 0.5  # 10 classes: chance is 0.1
+    # without --json: summary and results on stdout, one line per epoch on stderr (not a terminal)
+    r = cli(tmp_path, "train", "mlp", *TINY)
+    assert r.returncode == 0, r.stderr
+    assert "Total params: 79,510" in r.stdout and "Test accuracy" in r.stdout
+    epochs = [line for line in r.stderr.splitlines() if line.startswith("epoch")]
+    assert len(epochs) == 2 and "val_acc" in epochs[0] and "samples/s" in epochs[0]
+    assert "\r" not in r.stderr
+
+
+def test_quiet_prints_only_the_json(tmp_path):
+    r = cli(tmp_path, "train", "mlp", "--limit", "100", "--epochs", "1", "--quiet", "--json")
+    assert r.returncode == 0 and r.stderr == ""
+    assert json.loads(r.stdout)["epochs"] == 1
+
+
+@pytest.mark.parametrize("model, extra, params", [
+    ("lenet5", ["--limit", "200", "--epochs", "1"], 61706),
+    ("rnn", ["--limit", "200", "--epochs", "1"], 28 * 128 + 128 * 128 + 128 + 128 + 128 * 10 + 10),
+    ("mlp", ["--limit", "200", "--epochs", "1", "--optimizer", "sgd", "--lr", "0.05", "--dtype", "float64"], 79510),
+])
+def test_train_save_evaluate_predict_networks(tmp_path, test_images, model, extra, params):
+    r = cli(tmp_path, "train", model, *extra, "--save", "m.npz", "--json")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["parameters"] == params and "Total params" in r.stderr
+    # evaluate on the same test samples reproduces train's figures from the saved weights
+    r = cli(tmp_path, "evaluate", "m.npz", "--limit", "200", "--json")
+    assert r.returncode == 0, r.stderr
+    ev = json.loads(r.stdout)
+    assert ev["accuracy"] == pytest.approx(result["test_accuracy"], abs=1e-12)
+    assert ev["loss"] == pytest.approx(result["test_loss"], rel=1e-6)
+    m = np.array(ev["confusion_matrix"])
+    assert m.shape == (10, 10) and m.sum() == 200 and np.trace(m) / 200 == pytest.approx(ev["accuracy"])
+    # predict: .npy and IDX inputs agree with the model loaded in this process
+    images, _ = test_images
+    np.save(tmp_path / "x.npy", images)
+    write_idx_images(tmp_path / "x-idx3-ubyte", images)
+    loaded = cnn_core.load(tmp_path / "m.npz")
+    X = images.astype(np.float32)[:, None] / np.float32(255)
+    X = {"lenet5": X, "rnn": X[:, 0], "mlp": X.reshape(len(X), -1)}[model]
+    logits = cnn_core.predict(loaded, X.astype(loaded.dtype)).astype(np.float64)
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    for source in ("x.npy", "x-idx3-ubyte"):
+        r = cli(tmp_path, "predict", "m.npz", source, "--json")
+        assert r.returncode == 0, r.stderr
+        rows = json.loads(r.stdout)["predictions"]
+        assert [row["class"] for row in rows] == p.argmax(axis=1).tolist()
+        assert [row["probability"] for row in rows] == pytest.approx(p.max(axis=1), rel=1e-5)
+    r = cli(tmp_path, "predict", "m.npz", "x.npy")
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == len(images) and "probability" in r.stdout
+
+
+def test_evaluate_text_output(mlp_file, tmp_path):
+    path, _ = mlp_file
+    r = cli(tmp_path, "evaluate", path)
+    assert r.returncode == 0, r.stderr
+    assert "accuracy:" in r.stdout and "loss (cross-entropy)" in r.stdout and "confusion matrix" in r.stdout
+    assert "2,000 samples" in r.stdout
+
+
+@pytest.mark.parametrize("model, extra", [
+    ("perceptron", ["--classes", "3,8"]),
+    ("perceptron", ["--algorithm", "pocket", "--epochs", "2"]),
+    ("svm", []),
+    ("svm", ["--classes", "0,1", "--algorithm", "gd"]),
+])
+def test_train_save_evaluate_predict_estimators(tmp_path, test_images, model, extra):
+    r = cli(tmp_path, "train", model, "--limit", "300", *extra, "--save", "e.npz", "--json")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["epochs"] >= 1 and len(result["loss_curve"]) == result["epochs"]
+    assert result["test_accuracy"] > 0.5
+    if model == "perceptron":
+        assert result["updates"] >= 1 and isinstance(result["converged"], bool)
+    assert (result["classes"] == [3, 8]) if "3,8" in extra else len(result["classes"]) >= 2
+    r = cli(tmp_path, "evaluate", "e.npz", "--limit", "300", "--json")
+    assert r.returncode == 0, r.stderr
+    ev = json.loads(r.stdout)
+    assert ev["accuracy"] == pytest.approx(result["test_accuracy"], abs=1e-12)
+    assert ev["samples"] == result["test_samples"]
+    np.save(tmp_path / "x.npy", test_images[0])
+    r = cli(tmp_path, "predict", "e.npz", "x.npy", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)["predictions"]
+    assert len(rows) == 6 and all(row["class"] in result["classes"] for row in rows)
+
+
+@posix_only
+def test_progress_bar_on_a_terminal(tmp_path):
+    """stderr a terminal: the bar redraws in place with batches, loss, samples/s and ETA."""
+    import pty
+
+    master, slave = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "cnn_core", "train", "mlp", "--limit", "2000", "--epochs", "2",
+                          "--batch-size", "4"], cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL,
+                         stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert p.wait(timeout=60) == 0
+    out = b"".join(chunks).decode()
+    assert "\r" in out and "ETA" in out and "samples/s" in out and "/450" in out
+    assert "epoch 2/2" in out and "val_acc" in out
+
+
+@pytest.mark.skipif(not HAS_MPL, reason="matplotlib (the plot extra) is not installed")
+@pytest.mark.parametrize("model", ["mlp", "svm"])
+def test_plot_writes_png(tmp_path, model):
+    r = cli(tmp_path, "train", model, *TINY, "--plot", "curves.png")
+    assert r.returncode == 0, r.stderr
+    data = (tmp_path / "curves.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
+
+
+@pytest.mark.skipif(HAS_MPL, reason="matplotlib is installed")
+def test_plot_without_matplotlib_says_how_to_install(tmp_path):
+    r = cli(tmp_path, "train", "mlp", *TINY, "--plot", "curves.png")
+    assert_user_error(r, "matplotlib", 'pip install "cnn_core[plot]"')
+    assert not (tmp_path / "curves.png").exists()
+
+
+@posix_only
+def test_ctrl_c_stops_cleanly_and_keeps_the_last_epoch(tmp_path):
+    p = subprocess.Popen([sys.executable, "-m", "cnn_core", "train", "mlp", "--limit", "2000", "--epochs", "1000",
+                          "--batch-size", "4", "--save", "m.npz", "--json"], cwd=tmp_path, env=_env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = p.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.split()[:2] == ["epoch", "1/1000"]:
+            break
+    assert lines and lines[-1].split()[:2] == ["epoch", "1/1000"], lines
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    err = "".join(lines) + err
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+    result = json.loads(out)
+    assert result["interrupted"] and result["epochs"] >= 1 and result["saved"] == "m.npz"
+    model = cnn_core.load(tmp_path / "m.npz")
+    # the saved weights are the ones the reported test accuracy was measured on
+    r = cli(tmp_path, "evaluate", "m.npz", "--limit", "2000", "--json")
+    assert json.loads(r.stdout)["accuracy"] == pytest.approx(result["test_accuracy"], abs=1e-12)
+    assert sum(p.data.size for p in model.parameters()) == 79510
+
+
+# ---- user errors: exit 2, one line, no traceback ----------------------------------------------------------
+
+@pytest.mark.parametrize("args, words", [
+    (["train", "resnet"], ["invalid choice", "resnet"]),
+    (["train"], ["MODEL"]),
+    (["fly"], ["invalid choice"]),
+    (["train", "mlp", "--epochs", "abc"], ["--epochs", "abc"]),
+    (["train", "mlp", "--epochs", "0"], ["--epochs", "positive"]),
+    (["train", "mlp", "--lr", "-1"], ["--lr", "positive"]),
+    (["train", "mlp", "--lr", "nan"], ["--lr"]),
+    (["train", "mlp", "--batch-size", "2.5"], ["--batch-size"]),
+    (["train", "mlp", "--momentum", "1.5", "--optimizer", "sgd"], ["--momentum"]),
+    (["train", "mlp", "--threads", "-2"], ["--threads"]),
+    (["train", "mlp", "--optimizer", "rmsprop"], ["--optimizer"]),
+    (["train", "mlp", "--dtype", "float16"], ["--dtype"]),
+    (["train", "mlp", "--momentum", "0.5"], ["--momentum", "sgd"]),
+    (["train", "mlp", "--classes", "3,8"], ["--classes", "perceptron"]),
+    (["train", "lenet5", "--algorithm", "pocket"], ["--algorithm"]),
+    (["train", "perceptron", "--optimizer", "adam"], ["--optimizer", "perceptron"]),
+    (["train", "perceptron", "--batch-size", "8"], ["--batch-size"]),
+    (["train", "perceptron", "--algorithm", "magic"], ["--algorithm", "primal"]),
+    (["train", "svm", "--dtype", "float32"], ["--dtype", "float64"]),
+    (["train", "perceptron", "--classes", "3"], ["--classes", "'3'"]),
+    (["train", "perceptron", "--classes", "3,x"], ["--classes"]),
+    (["train", "svm", "--classes", "4,4"], ["--classes", "different"]),
+    (["train", "svm", "--classes", "3,42"], ["--classes", "42"]),
+    (["train", "mlp", "--data", "no/such/dir"], ["no/such/dir"]),
+    (["train", "mlp", "--save", "no/such/dir/m.npz"], ["--save", "does not exist"]),
+    (["evaluate", "missing.npz"], ["MODEL_FILE", "missing.npz"]),
+    (["evaluate"], ["MODEL_FILE"]),
+    (["predict", "missing.npz", "x.npy"], ["MODEL_FILE", "missing.npz"]),
+])
+def test_user_errors(tmp_path, args, words):
+    assert_user_error(cli(tmp_path, *args), *words)
+
+
+def test_empty_data_directory(tmp_path):
+    (tmp_path / "data").mkdir()
+    assert_user_error(cli(tmp_path, "train", "mlp", "--data", "data"), "--data", "train-images-idx3-ubyte")
+
+
+def test_corrupt_model_files(tmp_path, mlp_file):
+    path, _ = mlp_file
+    (tmp_path / "junk.npz").write_bytes(b"this is not a model" * 10)
+    assert_user_error(cli(tmp_path, "evaluate", "junk.npz"), "MODEL_FILE", "junk.npz")
+    (tmp_path / "cut.npz").write_bytes(path.read_bytes()[:300])
+    assert_user_error(cli(tmp_path, "evaluate", "cut.npz"), "MODEL_FILE", "cut.npz")
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))
+    assert_user_error(cli(tmp_path, "predict", "other.npz", "x.npy"), "MODEL_FILE", "other.npz")
+    (tmp_path / "dir.npz").mkdir()
+    assert_user_error(cli(tmp_path, "evaluate", "dir.npz"), "MODEL_FILE", "directory")
+
+
+def test_corrupt_estimator_file(tmp_path):
+    r = cli(tmp_path, "train", "perceptron", "--limit", "100", "--classes", "0,1", "--save", "p.npz", "--quiet")
+    assert r.returncode == 0, r.stderr
+    with np.load(tmp_path / "p.npz") as npz:
+        fields = dict(npz)
+    fields["coef_"] = np.zeros((3, 784))  # two classes need one row of weights
+    np.savez(tmp_path / "bad.npz", **fields)
+    assert_user_error(cli(tmp_path, "evaluate", "bad.npz"), "MODEL_FILE", "bad.npz", "shapes")
+
+
+def test_bad_predict_inputs(tmp_path, mlp_file):
+    path, _ = mlp_file
+    assert_user_error(cli(tmp_path, "predict", path, "none.npy"), "INPUT", "none.npy")
+    np.save(tmp_path / "small.npy", np.zeros((3, 20, 20), dtype=np.uint8))
+    assert_user_error(cli(tmp_path, "predict", path, "small.npy"), "INPUT", "(20, 20)", "784")
+    np.save(tmp_path / "flat.npy", np.zeros(784, dtype=np.float32))
+    assert_user_error(cli(tmp_path, "predict", path, "flat.npy"), "INPUT", "(784,)")
+    np.save(tmp_path / "nan.npy", np.full((2, 28, 28), np.nan, dtype=np.float32))
+    assert_user_error(cli(tmp_path, "predict", path, "nan.npy"), "INPUT", "NaN")
+    (tmp_path / "junk.npy").write_bytes(b"\x93NUMPY garbage")
+    assert_user_error(cli(tmp_path, "predict", path, "junk.npy"), "INPUT", "junk.npy")
+    (tmp_path / "junk-idx").write_bytes(b"\x00\x00\x08\x03\x00\x00")
+    assert_user_error(cli(tmp_path, "predict", path, "junk-idx"), "INPUT", "junk-idx")
+
+
+def test_wrong_image_shape_for_lenet5_and_rnn(tmp_path):
+    for model in ("lenet5", "rnn"):
+        r = cli(tmp_path, "train", model, "--limit", "50", "--epochs", "1", "--save", f"{model}.npz", "--quiet")
+        assert r.returncode == 0, r.stderr
+    np.save(tmp_path / "big.npy", np.zeros((2, 32, 32), dtype=np.uint8))  # LeNet's flatten gets 576, not 400
+    assert_user_error(cli(tmp_path, "predict", "lenet5.npz", "big.npy"), "INPUT", "(32, 32)")
+    assert_user_error(cli(tmp_path, "predict", "rnn.npz", "big.npy"), "INPUT", "28 pixels")
+    np.save(tmp_path / "rgb.npy", np.zeros((2, 3, 28, 28), dtype=np.float32))
+    assert_user_error(cli(tmp_path, "predict", "lenet5.npz", "rgb.npy"), "INPUT", "1 channel")
+
+
+def test_divergence_is_one_line_and_exit_1(tmp_path):
+    r = cli(tmp_path, "train", "mlp", "--optimizer", "sgd", "--momentum", "0", "--lr", "1e30", "--limit", "300",
+            "--epochs", "3", "--save", "m.npz", "--quiet")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "diverged" in r.stderr and "epoch 1/3" in r.stderr
+    assert not (tmp_path / "m.npz").exists()
