@@ -38,9 +38,9 @@ def mlp_part() -> None:
                            epochs=2000, batch_size=4, seed=0)
     model.eval()
     a = model(Xf)[:, 0]
-    print(f"  outputs a = {np.round(a, 3).tolist()}, predicted {(a > 0.5).astype(int).tolist()}, "
+    print(f"  outputs a = {[round(float(v), 3) for v in a.ravel()]}, predicted {(a > 0.5).astype(int).tolist()}, "
           f"targets {GATES['XOR']}")
-    print(f"  final loss {history.history['loss'][-1]:.4f}; XOR learned: {bool(((a > 0.5) == (y[:, 0] > 0.5)).all())}")
+    print(f"  final loss {history.train_loss[-1]:.4f}; XOR learned: {bool(((a > 0.5) == (y[:, 0] > 0.5)).all())}")
 
 
 if __name__ == "__main__":
