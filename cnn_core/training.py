@@ -161,17 +161,26 @@ def _n_correct(kind: str | None, out: np.ndarray, labels: np.ndarray | None) -> 
 
 
 class _mode:
-    """Context manager: put the model in train or eval mode, restore its previous mode on exit."""
+    """Context manager: put the model in train or eval mode, restore its previous mode on exit.
+
+    Training also turns the model's `input_grad` off: fit never reads d loss / d X, so the first layer
+    need not compute it.
+    """
 
     def __init__(self, model, training: bool) -> None:
         self.model, self.training = model, training
 
     def __enter__(self):
         self.was_training = bool(getattr(self.model, "training", True))
+        self.input_grad = getattr(self.model, "input_grad", None)
         self.model.train() if self.training else self.model.eval()
+        if self.training and self.input_grad is not None:
+            self.model.input_grad = False
 
     def __exit__(self, *exc) -> None:
         self.model.train() if self.was_training else self.model.eval()
+        if self.input_grad is not None:
+            self.model.input_grad = self.input_grad
 
 
 # ---- public API ------------------------------------------------------------------------------------------

@@ -241,3 +241,54 @@ def test_rnn_eval_keeps_no_cache():
     assert m._cache is None
     with pytest.raises(RuntimeError, match="eval mode"):
         m.backward(np.ones_like(out))
+
+
+def test_input_grad_off_skips_dx_and_keeps_parameter_grads():
+    from cnn_core.models import lenet5
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 1, 28, 28))
+    dy = rng.standard_normal((2, 10))
+    grads = []
+    for flag in (True, False):
+        model = lenet5(dtype=np.float64, rng=0)
+        model.input_grad = flag
+        assert model.input_grad is flag and model[0].input_grad is flag
+        model(x)
+        dx = model.backward(dy)
+        assert (dx is None) == (not flag)
+        grads.append([p.grad.copy() for p in model.parameters()])
+    for g_on, g_off in zip(*grads):
+        np.testing.assert_array_equal(g_on, g_off)
+
+
+def test_linear_input_grad_off_returns_none():
+    lin = nn.Linear(3, 2, dtype=np.float64)
+    lin.input_grad = False
+    lin(np.ones((4, 3)))
+    assert lin.backward(np.ones((4, 2))) is None
+    np.testing.assert_array_equal(lin.weight.grad, np.full((2, 3), 4.0))
+
+
+def test_fit_turns_input_grad_off_and_restores_it():
+    seen = []
+
+    class Spy(nn.Linear):
+        def backward(self, delta):
+            seen.append(self.input_grad)
+            return super().backward(delta)
+
+    model = nn.Sequential(Spy(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    X = np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32)
+    cnn_core.fit(model, nn.CrossEntropyLoss(), cnn_core.optim.SGD(model.parameters(), lr=0.1), X,
+                 np.arange(8) % 2, epochs=1, batch_size=4, seed=0)
+    assert seen == [False, False]
+    assert model.input_grad is True
+
+
+def test_only_the_first_layer_of_a_sequential_screens_for_nan():
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    with pytest.raises(ValueError, match="Linear: x: expected finite values"):
+        model(np.array([[np.nan, 1.0]], np.float32))
+    assert model[0]._screen_input and not model[1]._screen_input
+    with pytest.raises(ValueError, match="ReLU: z: expected finite values"):
+        nn.ReLU()(np.array([np.nan], np.float32))  # a layer used alone still screens

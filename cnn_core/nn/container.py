@@ -12,7 +12,9 @@ from cnn_core.nn.module import Module, module_from_config, module_to_config, reg
 class Sequential(Module):
     """Sequential(*modules): a = m_k(...m_1(x)); backward hands each layer's delta to the one before it.
 
-    All modules must share one dtype, which becomes the container's.
+    All modules must share one dtype, which becomes the container's. Only the first layer screens its input
+    for NaN/inf: the others are fed by a layer, and a non-finite value born inside the network reaches the
+    loss, which rejects it. ``input_grad`` is the first layer's.
     """
 
     def __init__(self, *modules: Module):
@@ -26,7 +28,24 @@ class Sequential(Module):
         super().__init__(dtypes.pop() if dtypes else None)
         for i, m in enumerate(modules):
             setattr(self, str(i), m)
+            if i:
+                m._set_screen_input(False)
         self._layers = list(modules)
+
+    def _set_screen_input(self, on: bool) -> None:
+        if self._layers:
+            self._layers[0]._set_screen_input(on)
+
+    @property
+    def input_grad(self) -> bool:
+        layers = self.__dict__.get("_layers")
+        return layers[0].input_grad if layers else True
+
+    @input_grad.setter
+    def input_grad(self, on: bool) -> None:
+        layers = self.__dict__.get("_layers")  # absent while Module.__init__ sets the default
+        if layers:
+            layers[0].input_grad = bool(on)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         for m in self._layers:

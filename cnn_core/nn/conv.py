@@ -60,7 +60,7 @@ class Conv2d(Module):
         self._cache = (x.shape, cols) if self.training else None
         return z.reshape(n, f, oh, ow)
 
-    def backward(self, delta: np.ndarray) -> np.ndarray:
+    def backward(self, delta: np.ndarray) -> np.ndarray | None:
         x_shape, cols = self._need_cache(self._cache)
         n, f = x_shape[0], self.out_channels
         self._check_grad(delta, "delta", (n, f, *self._out_hw(x_shape)))
@@ -71,6 +71,8 @@ class Conv2d(Module):
         # dC/dw = delta * rot180(a_prev): in the unrolled layout, delta[n] @ cols[n]^T, accumulated (beta=1).
         gw = self.weight.grad.reshape(f, -1)
         gemm_batched_sum(delta, cols, c=gw, beta=1.0, trans_b=True)
+        if not self.input_grad:
+            return None
         # delta_prev = delta * rot180(w): w^T @ delta[n] per receptive field, then col2im scatters it back.
         if self._dcols is None or self._dcols.shape != cols.shape or self._dcols.dtype != cols.dtype:
             self._dcols = np.empty_like(cols)

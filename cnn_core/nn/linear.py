@@ -33,8 +33,9 @@ class Linear(Module):
         self._a_prev = x if self.training else None
         return linear_forward(x, self.weight.data, None if self.bias is None else self.bias.data)
 
-    def backward(self, delta: np.ndarray) -> np.ndarray:
-        """delta = dC/dz of this layer (N, out); returns dC/da_prev (N, in) and accumulates dC/dw, dC/db."""
+    def backward(self, delta: np.ndarray) -> np.ndarray | None:
+        """delta = dC/dz of this layer (N, out); returns dC/da_prev (N, in) (None when not input_grad) and
+        accumulates dC/dw, dC/db."""
         a_prev = self._need_cache(self._a_prev)
         self._check_grad(delta, "delta", (a_prev.shape[0], self.out_features))
         delta = np.ascontiguousarray(delta)
@@ -43,6 +44,8 @@ class Linear(Module):
             self.bias.grad += bias_grad(delta)
         # BP4: dC/dw_jk = a_k^{l-1} delta_j, i.e. delta^T a_prev over the batch, accumulated in place (beta=1).
         gemm(delta, a_prev, c=self.weight.grad, beta=1.0, trans_a=True)
+        if not self.input_grad:
+            return None
         # BP2's (w^{l})^T delta^{l} in row layout: the error handed to the previous layer (before its sigma').
         return gemm(delta, self.weight.data)
 

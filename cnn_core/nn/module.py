@@ -67,6 +67,10 @@ class Module:
     Subclasses call ``super().__init__(dtype)``, assign their Parameters and submodules as attributes,
     implement ``forward`` and ``backward``, and return their constructor arguments from ``get_config``.
     In eval mode a layer keeps no cache, so ``backward`` is only possible after a forward in train mode.
+
+    ``input_grad`` (default True): when False, layers with weights skip computing dC/dx in ``backward`` and
+    return None, as PyTorch does for an input that does not require grad; ``fit`` sets it on the model while
+    training, since nobody reads the gradient with respect to the data.
     """
 
     def __init__(self, dtype=None):
@@ -74,6 +78,9 @@ class Module:
         object.__setattr__(self, "_modules", {})
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_dtype", resolve_dtype(dtype))
+        object.__setattr__(self, "input_grad", True)
+        # Whether forward screens its input for NaN/inf; off for layers fed by another layer (see Sequential).
+        object.__setattr__(self, "_screen_input", True)
 
     # -- registration ------------------------------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
@@ -149,7 +156,11 @@ class Module:
         if ndim is not None and x.ndim != ndim:
             raise ValueError(f"{type(self).__name__}: {name}: expected a {ndim}-D array {layout}, "
                              f"got shape {x.shape}")
-        check_finite(x, f"{type(self).__name__}: {name}")
+        if self._screen_input:
+            check_finite(x, f"{type(self).__name__}: {name}")
+
+    def _set_screen_input(self, on: bool) -> None:
+        object.__setattr__(self, "_screen_input", on)
 
     def _check_grad(self, dy, name: str, shape: tuple[int, ...]) -> None:
         """Validate a backward input: an ndarray of this module's dtype and of the forward output's shape."""
