@@ -59,6 +59,7 @@ def run_cnn_core(name, X, y, Xt, yt, epochs, limit, seed):
     rng = np.random.default_rng(seed)
     times = []
     model.train()
+    model.input_grad = False  # as in PyTorch, where the data does not require grad (and as cnn_core.fit does)
     for _ in range(epochs):
         t0 = time.perf_counter()
         for idx in batches(len(X), limit, rng):
