@@ -43,12 +43,7 @@ class Adam(Optimizer):
             state["step"] += 1
             t_step, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
             t = self._scratch_buffer(i, "t")
-            g = p.grad
-            if wd != 0.0:
-                d = self._scratch_buffer(i, "d")
-                np.multiply(p.data, wd, out=d)
-                np.add(g, d, out=d)
-                g = d
+            g = self._grad_with_decay(i, wd)
             np.multiply(m, beta1, out=m)
             np.multiply(g, 1.0 - beta1, out=t)
             np.add(m, t, out=m)

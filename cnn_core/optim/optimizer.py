@@ -101,6 +101,16 @@ class Optimizer:
             buf = self._scratch[i][key] = np.empty_like(self.params[i].data)
         return buf
 
+    def _grad_with_decay(self, i: int, wd: float) -> np.ndarray:
+        """g + wd * p for parameter i (L2 weight decay, PyTorch's coupled form), without touching p.grad."""
+        p = self.params[i]
+        if wd == 0.0:
+            return p.grad
+        d = self._scratch_buffer(i, "d")
+        np.multiply(p.data, wd, out=d)
+        np.add(p.grad, d, out=d)
+        return d
+
     def __repr__(self) -> str:
         hyper = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._hyper)
         return f"{type(self).__name__}({len(self.params)} parameters, {hyper})"

@@ -34,12 +34,7 @@ class SGD(Optimizer):
         """Apply one update to every parameter from its current `.grad`."""
         lr, mu, wd = self.lr, self.momentum, self.weight_decay
         for i, p in enumerate(self.params):
-            g = p.grad
-            if wd != 0.0:
-                d = self._scratch_buffer(i, "d")
-                np.multiply(p.data, wd, out=d)
-                np.add(g, d, out=d)
-                g = d
+            g = self._grad_with_decay(i, wd)
             if mu != 0.0:
                 buf = self.state[i].get("momentum_buffer")
                 if buf is None:
