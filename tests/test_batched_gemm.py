@@ -90,7 +90,7 @@ def test_thread_counts_agree(threads):
     finally:
         cnn_core.set_num_threads(before)
     np.testing.assert_allclose(c, np.matmul(a, b), rtol=1e-12)
-    # s sums 33*100 products (sum of |products| ~ 3000): its rounding error is ~ 3000 * eps64 ~ 7e-13 in
+    # s sums 33*150 products (sum of |products| ~ 3000): its rounding error is ~ 3000 * eps64 ~ 7e-13 in
     # absolute terms whatever the summation order, so off-diagonal entries that cancel to near 0 need an
     # absolute tolerance (the NT kernel sums in 4-lane partial sums, einsum sequentially).
     np.testing.assert_allclose(s, np.einsum("nik,njk->ij", b, b), rtol=1e-11, atol=1e-11)
