@@ -1,7 +1,7 @@
 /* C += A @ B^T with the inner dimension contiguous in both A (M x K) and B (N x K): a convolution's weight
  * gradient delta_n @ cols_n^T. Each entry of C is a dot product of two contiguous rows, so the AVX2 kernel
  * needs no packing: a 4 x 3 block of C keeps 12 vector accumulators running along K (7 loads per 12 FMAs),
- * with one masked load for the K tail and horizontal sums once per block. The outputs of a weight gradient
+ * with one masked load for the K tail and horizontal sums (hadd trees) once per block. The outputs of a weight gradient
  * are few (M x N ~ 2400) while K is long, where the packed GEMM spends its time on packing and edge tiles.
  * Without AVX2+FMA (or with the SIMD kernels switched off) the packed GEMM of gemm.c does the work. */
 #include "gemm.h"
@@ -32,24 +32,22 @@ NT_INLINE __m256i d_tail_mask(ptrdiff_t r)
     return _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)r), lane);
 }
 
-NT_INLINE float s_hsum(__m256 v)
+/* The four horizontal sums of a, b, c, d into s[0..3]: hadd trees, cheaper than four separate sums. */
+NT_INLINE void s_hsum4(float *s, __m256 a, __m256 b, __m256 c, __m256 d)
 {
-    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-    x = _mm_add_ss(x, _mm_movehdup_ps(x));
-    return _mm_cvtss_f32(x);
+    const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+    _mm_storeu_ps(s, _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));
 }
 
-NT_INLINE double d_hsum(__m256d v)
+NT_INLINE void d_hsum4(double *s, __m256d a, __m256d b, __m256d c, __m256d d)
 {
-    __m128d x = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
-    x = _mm_add_sd(x, _mm_unpackhi_pd(x, x));
-    return _mm_cvtsd_f64(x);
+    const __m256d ab = _mm256_hadd_pd(a, b), cd = _mm256_hadd_pd(c, d);
+    _mm256_storeu_pd(s, _mm256_add_pd(_mm256_permute2f128_pd(ab, cd, 0x20), _mm256_permute2f128_pd(ab, cd, 0x31)));
 }
 
 /* One mr x nr block of C (mr <= NT_MR, nr <= NT_NR; constants after inlining, so the accumulator arrays
  * live in registers). */
-#define NT_BLOCK(T, V, W, LOAD, MLOAD, FMA, ZERO, MASK, HSUM)                                            \
+#define NT_BLOCK(T, V, W, LOAD, MLOAD, FMA, ZERO, MASK, HSUM4)                                            \
     NT_INLINE void T##_nt_block(int mr, int nr, ptrdiff_t k, const V *a, ptrdiff_t lda, const V *b,     \
                                 ptrdiff_t ldb, V *c, ptrdiff_t ldc)                                     \
     {                                                                                                   \
@@ -78,15 +76,19 @@ NT_INLINE double d_hsum(__m256d v)
                     acc[i][j] = FMA(ai, bv[j], acc[i][j]);                                              \
             }                                                                                           \
         }                                                                                               \
-        for (int i = 0; i < mr; ++i)                                                                    \
-            for (int j = 0; j < nr; ++j)                                                                \
-                c[i * ldc + j] += HSUM(acc[i][j]);                                                      \
+        for (int j = 0; j < nr; ++j) {                                                                  \
+            V sum[4];                                                                                   \
+            HSUM4(sum, acc[0][j], mr > 1 ? acc[1][j] : ZERO(), mr > 2 ? acc[2][j] : ZERO(),            \
+                  mr > 3 ? acc[3][j] : ZERO());                                                         \
+            for (int i = 0; i < mr; ++i)                                                                \
+                c[i * ldc + j] += sum[i];                                                               \
+        }                                                                                               \
     }
 
 NT_BLOCK(s, float, __m256, _mm256_loadu_ps, _mm256_maskload_ps, _mm256_fmadd_ps, _mm256_setzero_ps,
-         s_tail_mask, s_hsum)
+         s_tail_mask, s_hsum4)
 NT_BLOCK(d, double, __m256d, _mm256_loadu_pd, _mm256_maskload_pd, _mm256_fmadd_pd, _mm256_setzero_pd,
-         d_tail_mask, d_hsum)
+         d_tail_mask, d_hsum4)
 
 /* Full blocks through the fixed 4 x 3 kernel; edge blocks through the matching smaller instance. Columns
  * outer: the NR rows of B stay in L1 while every row block of A (the smaller operand) passes. */
