@@ -31,6 +31,13 @@ int cnn_dgemm_strided(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alpha,
                       const double *b, ptrdiff_t rsb, ptrdiff_t csb,
                       double beta, double *c, ptrdiff_t ldc);
 
+/* C += A @ B^T for A (M x K, row stride lda) and B (N x K, row stride ldb), K contiguous in both
+ * (src_c/gemm_nt.c: unpacked dot-product kernel with AVX2+FMA, else the packed GEMM). Returns 0 or -1. */
+int cnn_sgemm_nt_acc(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda,
+                     const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc);
+int cnn_dgemm_nt_acc(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t lda,
+                     const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc);
+
 /* Micro-kernel in use: 1 = AVX2+FMA, 0 = portable C. */
 int cnn_gemm_simd(void);
 /* Allow (1) or forbid (0) the AVX2+FMA micro-kernels; returns the kernel now in use. For tests and

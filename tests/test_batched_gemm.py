@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import cnn_core
+from cnn_core.kernels import _gemm
 from cnn_core.kernels.batched_gemm import gemm_batched, gemm_batched_sum
 
 # float32: entries are sums of up to 150 standard-normal products (|entry| up to ~40); the rounding error of
@@ -89,7 +90,10 @@ def test_thread_counts_agree(threads):
     finally:
         cnn_core.set_num_threads(before)
     np.testing.assert_allclose(c, np.matmul(a, b), rtol=1e-12)
-    np.testing.assert_allclose(s, np.einsum("nik,njk->ij", b, b), rtol=1e-11)
+    # s sums 33*150 products (sum of |products| ~ 3000): its rounding error is ~ 3000 * eps64 ~ 7e-13 in
+    # absolute terms whatever the summation order, so off-diagonal entries that cancel to near 0 need an
+    # absolute tolerance (the NT kernel sums in 4-lane partial sums, einsum sequentially).
+    np.testing.assert_allclose(s, np.einsum("nik,njk->ij", b, b), rtol=1e-11, atol=1e-11)
 
 
 def test_non_contiguous_inputs_are_read_correctly():
@@ -126,3 +130,50 @@ def test_output_overlapping_an_input_is_rejected():
     a = np.ones((2, 3, 3))
     with pytest.raises(ValueError, match="overlap"):
         gemm_batched(a, np.ones((2, 3, 3)), c=a)
+
+
+@pytest.fixture(params=["simd", "portable"])
+def kernel(request):
+    """Run with the AVX2+FMA dot-product kernel of the NT sum (src_c/gemm_nt.c) and with its portable
+    fallback (the packed GEMM)."""
+    was = _gemm.simd_enabled()
+    if request.param == "portable":
+        _gemm.set_simd(False)
+    elif not _gemm.set_simd(True):
+        pytest.skip("CPU without AVX2+FMA")
+    yield request.param
+    _gemm.set_simd(was)
+
+
+# The NT kernel works in 4 x 3 blocks of c along 8 (float32) or 4 (float64) lanes of k: these shapes cover
+# m and n below, at and past a block edge, k below one vector, at a multiple, and with every tail length.
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m, n, k", [(1, 1, 1), (4, 3, 8), (5, 4, 9), (6, 25, 784), (16, 150, 100), (7, 2, 3),
+                                     (3, 5, 17), (2, 7, 12), (9, 1, 31), (1, 6, 4), (8, 6, 15)])
+@pytest.mark.parametrize("batch", [1, 5])
+def test_gemm_batched_sum_nt_edges(kernel, dtype, m, n, k, batch):
+    rng = np.random.default_rng(m * 1000 + n * 10 + k)
+    a, b = mat(rng, (batch, m, k), dtype), mat(rng, (batch, n, k), dtype)
+    c0 = mat(rng, (m, n), dtype)
+    ref = np.einsum("sik,sjk->ij", a.astype(np.float64), b.astype(np.float64))
+    # float32: a sum of batch*k products, error ~ sqrt(batch*k) * eps32 * |partial sums| (as above).
+    tol = dict(rtol=1e-4, atol=1e-3) if dtype == np.float32 else TOL[dtype]
+    np.testing.assert_allclose(gemm_batched_sum(a, b, trans_b=True), ref, **tol)
+    c = c0.copy()
+    gemm_batched_sum(a, b, c=c, alpha=0.5, beta=-2.0, trans_b=True)
+    np.testing.assert_allclose(c, 0.5 * ref - 2.0 * c0, **tol)
+
+
+def test_gemm_batched_sum_nt_is_deterministic():
+    rng = np.random.default_rng(3)
+    a, b = mat(rng, (64, 16, 100), np.float32), mat(rng, (64, 150, 100), np.float32)
+    first = gemm_batched_sum(a, b, trans_b=True)
+    for _ in range(3):
+        np.testing.assert_array_equal(gemm_batched_sum(a, b, trans_b=True), first)
+
+
+def test_gemm_batched_sum_nt_propagates_nan():
+    a, b = np.ones((2, 5, 9)), np.ones((2, 4, 9))
+    b[1, 2, 8] = np.nan  # in the k tail of a column edge block
+    s = gemm_batched_sum(a, b, trans_b=True)
+    assert np.isnan(s[:, 2]).all() and np.isfinite(np.delete(s, 2, axis=1)).all()

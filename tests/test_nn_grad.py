@@ -234,3 +234,20 @@ def test_non_contiguous_input_gives_same_result():
     x = rand(2, 5, 5, 2).transpose(0, 3, 1, 2)
     assert not x.flags.c_contiguous
     np.testing.assert_array_equal(m(x), m(np.ascontiguousarray(x)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv2d_bias_grad_is_delta_sum_across_batch_sizes(dtype):
+    """The bias gradient runs as a batched product with a cached ones array (keyed by shape and dtype):
+    it must equal the sum of delta over the batch and positions, accumulate, and follow batch-size changes."""
+    rng = np.random.default_rng(12)
+    conv = nn.Conv2d(3, 5, 3, dtype=dtype)
+    expect = np.zeros(5)
+    for n, h in ((4, 7), (2, 7), (3, 9)):
+        conv(rng.standard_normal((n, 3, h, 6)).astype(dtype))
+        dy = rng.standard_normal((n, 5, h - 2, 4)).astype(dtype)
+        conv.backward(dy)
+        expect += dy.astype(np.float64).sum(axis=(0, 2, 3))
+        # float32: sums of <= 3*7*4 = 84 terms of size ~1 accumulated over steps: error ~ 84 * eps32 ~ 1e-5
+        tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(conv.bias.grad, expect, **tol)

@@ -7,7 +7,7 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport calloc, free
 
-from cnn_core.kernels._gemm cimport dgemm, sgemm
+from cnn_core.kernels._gemm cimport dgemm, dgemm_nt_acc, sgemm, sgemm_nt_acc
 
 
 cdef inline int _gemm(bint ta, bint tb, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, floating alpha,
@@ -17,6 +17,18 @@ cdef inline int _gemm(bint ta, bint tb, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k
         return sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
     else:
         return dgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+
+cdef inline int _gemm_acc(bint ta, bint tb, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const floating *a,
+                          Py_ssize_t lda, const floating *b, Py_ssize_t ldb, floating *c,
+                          Py_ssize_t ldc) noexcept nogil:
+    """c += op(a) @ op(b); the NT case (a weight gradient, K contiguous in both) skips packing."""
+    if not ta and tb:
+        if floating is float:
+            return sgemm_nt_acc(m, n, k, a, lda, b, ldb, c, ldc)
+        else:
+            return dgemm_nt_acc(m, n, k, a, lda, b, ldb, c, ldc)
+    return _gemm(ta, tb, m, n, k, <floating>1, a, lda, b, ldb, <floating>1, c, ldc)
 
 
 def gemm_batched(const floating[:, :, ::1] a, const floating[:, :, ::1] b, floating[:, :, ::1] c,
@@ -66,8 +78,8 @@ def gemm_batched_sum(const floating[:, :, ::1] a, const floating[:, :, ::1] b, f
     try:
         with nogil:
             for i in prange(batch, num_threads=nt, schedule="static"):
-                err |= _gemm(trans_a, trans_b, m, n, k, <floating>1, &a[0, 0, 0] + i * sa, lda,
-                             &b[0, 0, 0] + i * sb, ldb, <floating>1, buf + threadid() * mn, n)
+                err |= _gemm_acc(trans_a, trans_b, m, n, k, &a[0, 0, 0] + i * sa, lda,
+                                 &b[0, 0, 0] + i * sb, ldb, buf + threadid() * mn, n)
             for j in range(mn):
                 cc[j] = <floating>beta * cc[j] if beta != 0 else 0
                 for t in range(nt):

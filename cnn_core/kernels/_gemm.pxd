@@ -8,3 +8,8 @@ cdef int sgemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_
 cdef int dgemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                double alpha, const double *a, Py_ssize_t lda, const double *b, Py_ssize_t ldb,
                double beta, double *c, Py_ssize_t ldc) noexcept nogil
+# c += a @ b.T with a (m, k) and b (n, k) rows contiguous (a weight gradient's NT product); see gemm.h.
+cdef int sgemm_nt_acc(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float *a, Py_ssize_t lda,
+                      const float *b, Py_ssize_t ldb, float *c, Py_ssize_t ldc) noexcept nogil
+cdef int dgemm_nt_acc(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const double *a, Py_ssize_t lda,
+                      const double *b, Py_ssize_t ldb, double *c, Py_ssize_t ldc) noexcept nogil

@@ -1,4 +1,4 @@
-# distutils: sources = src_c/gemm.c
+# distutils: sources = src_c/gemm.c src_c/gemm_nt.c
 # distutils: depends = src_c/gemm.h src_c/gemm_template.h
 """Cython binding of the blocked C GEMM in src_c/gemm.c (validation lives in gemm.py)."""
 from cython cimport floating
@@ -20,6 +20,10 @@ cdef extern from "gemm.h" nogil:
                           const double *a, ptrdiff_t rsa, ptrdiff_t csa,
                           const double *b, ptrdiff_t rsb, ptrdiff_t csb,
                           double beta, double *c, ptrdiff_t ldc)
+    int cnn_sgemm_nt_acc(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda,
+                         const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc)
+    int cnn_dgemm_nt_acc(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t lda,
+                         const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc)
     int cnn_gemm_simd()
     int cnn_gemm_set_simd(int enable)
     void cnn_gemm_set_unpacked(int mode)
@@ -35,6 +39,16 @@ cdef int dgemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_
                double alpha, const double *a, Py_ssize_t lda, const double *b, Py_ssize_t ldb,
                double beta, double *c, Py_ssize_t ldc) noexcept nogil:
     return cnn_dgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+
+cdef int sgemm_nt_acc(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float *a, Py_ssize_t lda,
+                      const float *b, Py_ssize_t ldb, float *c, Py_ssize_t ldc) noexcept nogil:
+    return cnn_sgemm_nt_acc(m, n, k, a, lda, b, ldb, c, ldc)
+
+
+cdef int dgemm_nt_acc(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const double *a, Py_ssize_t lda,
+                      const double *b, Py_ssize_t ldb, double *c, Py_ssize_t ldc) noexcept nogil:
+    return cnn_dgemm_nt_acc(m, n, k, a, lda, b, ldb, c, ldc)
 
 
 def gemm_into(const floating[:, :] opa, const floating[:, :] opb, floating[:, ::1] c,

@@ -1,3 +1,5 @@
+# distutils: sources = src_c/maxpool2x2.c
+# distutils: depends = src_c/maxpool2x2.h
 """Max and average pooling loops (no padding, floor mode), parallel over the N*C planes.
 
 Each (n, c) plane is pooled independently, so every thread owns whole planes of the output (forward)
@@ -13,6 +15,24 @@ from cnn_core.kernels._rows cimport zero_row
 import numpy as np
 
 from cnn_core._config import get_num_threads
+
+
+cdef extern from "maxpool2x2.h" nogil:
+    int cnn_smaxpool2x2_plane(const float *x, float *out, int64_t *argmax, Py_ssize_t W, Py_ssize_t OH,
+                              Py_ssize_t OW)
+    int cnn_dmaxpool2x2_plane(const double *x, double *out, int64_t *argmax, Py_ssize_t W, Py_ssize_t OH,
+                              Py_ssize_t OW)
+    int cnn_maxpool2x2_simd()
+    int cnn_maxpool2x2_set_simd(int enable)
+
+
+cdef inline bint _max_plane_2x2(const floating* x, floating* out, int64_t* argmax, Py_ssize_t W,
+                                Py_ssize_t OH, Py_ssize_t OW) noexcept nogil:
+    """The AVX2 2x2/stride-2 kernel of src_c/maxpool2x2.c; False when it is unavailable."""
+    if floating is float:
+        return cnn_smaxpool2x2_plane(x, out, argmax, W, OH, OW)
+    else:
+        return cnn_dmaxpool2x2_plane(x, out, argmax, W, OH, OW)
 
 
 cdef void _max_plane(const floating* x, floating* out, int64_t* argmax, Py_ssize_t W,
@@ -137,9 +157,24 @@ def max_pool2d_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] ou
     cdef const floating* xp = &x[0, 0, 0, 0]
     cdef floating* op = &out[0, 0, 0, 0]
     cdef int64_t* ap = &argmax[0, 0, 0, 0]
+    cdef bint fast = KH == 2 and KW == 2 and SH == 2 and SW == 2
     with nogil:
         for p in prange(NC, schedule="static"):
-            _max_plane(xp + p * H * W, op + p * OH * OW, ap + p * OH * OW, W, KH, KW, SH, SW, OH, OW)
+            if not (fast and _max_plane_2x2(xp + p * H * W, op + p * OH * OW, ap + p * OH * OW, W, OH, OW)):
+                _max_plane(xp + p * H * W, op + p * OH * OW, ap + p * OH * OW, W, KH, KW, SH, SW, OH, OW)
+
+
+def simd_enabled() -> bool:
+    """True when max pooling with 2x2 windows at stride 2 uses the AVX2 kernel."""
+    return bool(cnn_maxpool2x2_simd())
+
+
+def set_simd(bint enable) -> bool:
+    """Allow or forbid the AVX2 2x2 max-pooling kernel (to test the general loop on the same shapes).
+
+    Returns whether it is in use afterwards. Not safe to call while another thread is pooling.
+    """
+    return bool(cnn_maxpool2x2_set_simd(enable))
 
 
 def max_pool2d_backward(const floating[:, :, :, ::1] dout, const int64_t[:, :, :, ::1] argmax,

@@ -39,6 +39,7 @@ class Conv2d(Module):
         self.bias = Parameter(b) if bias else None
         self._cache = None
         self._dcols = None  # backward scratch, reused between steps (never handed out)
+        self._ones = None   # (N, 1, OH*OW) ones: the bias gradient's row sums as a batched product
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._check_input(x, "x", 4, "(N, C, H, W)")
@@ -65,9 +66,12 @@ class Conv2d(Module):
         n, f = x_shape[0], self.out_channels
         self._check_grad(delta, "delta", (n, f, *self._out_hw(x_shape)))
         delta = np.ascontiguousarray(delta).reshape(n, f, -1)
-        # dC/db = sum over u, v (and the batch) of delta.
+        # dC/db = sum over u, v (and the batch) of delta: delta[n] @ 1 summed over n, through the batched NT
+        # kernel (parallel, vectorized; numpy's sum over axes (0, 2) runs serially over short rows).
         if self.bias is not None:
-            self.bias.grad += delta.sum(axis=(0, 2))
+            if self._ones is None or self._ones.shape != (n, 1, delta.shape[2]) or self._ones.dtype != delta.dtype:
+                self._ones = np.ones((n, 1, delta.shape[2]), dtype=delta.dtype)
+            gemm_batched_sum(delta, self._ones, c=self.bias.grad.reshape(f, 1), beta=1.0, trans_b=True)
         # dC/dw = delta * rot180(a_prev): in the unrolled layout, delta[n] @ cols[n]^T, accumulated (beta=1).
         gw = self.weight.grad.reshape(f, -1)
         gemm_batched_sum(delta, cols, c=gw, beta=1.0, trans_b=True)
@@ -88,6 +92,7 @@ class Conv2d(Module):
     def _clear_cache(self) -> None:
         self._cache = None
         self._dcols = None
+        self._ones = None
 
     def get_config(self) -> dict:
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,
