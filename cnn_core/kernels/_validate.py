@@ -35,7 +35,7 @@ def as_index_array(x, name: str, ndim: int) -> np.ndarray:
     """Return `x` as a C-contiguous int64 array (any integer dtype accepted)."""
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name}: expected a numpy.ndarray, got {type(x).__name__}")
-    if not np.issubdtype(x.dtype, np.integer):
+    if x.dtype.kind not in "iu":  # signed or unsigned integers (np.issubdtype is several times slower)
         raise TypeError(f"{name}: expected an integer dtype, got {x.dtype}")
     if x.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-D array, got shape {x.shape} ({x.ndim}-D)")
@@ -59,7 +59,7 @@ def as_pair(v, name: str, minimum: int = 1) -> tuple[int, int]:
 def as_shape(shape, name: str, ndim: int) -> tuple[int, ...]:
     """Normalize a shape tuple of `ndim` positive ints."""
     try:
-        out = tuple(int(s) for s in shape)
+        out = tuple(map(int, shape))
     except TypeError:
         raise TypeError(f"{name}: expected a tuple of {ndim} ints, got {shape!r}") from None
     if len(out) != ndim or min(out) < 1:
