@@ -6,6 +6,7 @@ import numpy as np
 from cnn_core._config import get_num_threads
 from cnn_core.kernels import _batched_gemm
 from cnn_core.kernels._validate import as_float_array, as_real
+from cnn_core.kernels.gemm import check_output
 
 
 def _as_batch(x, name: str, dtype=None) -> np.ndarray:
@@ -33,20 +34,6 @@ def _operands(a, b, trans_a, trans_b):
     return a, b, m, n
 
 
-def _check_out(c, a: np.ndarray, b: np.ndarray, shape: tuple[int, ...]) -> None:
-    if not isinstance(c, np.ndarray):
-        raise TypeError(f"c: expected a numpy.ndarray or None, got {type(c).__name__}")
-    if c.dtype != a.dtype:
-        raise TypeError(f"c: expected dtype {a.dtype} (to match a and b), got {c.dtype}")
-    if c.shape != shape:
-        raise ValueError(f"c: expected shape {shape}, got {c.shape}")
-    if not (c.flags.c_contiguous and c.flags.writeable):
-        raise ValueError("c: expected a writeable C-contiguous array")
-    for name, x in (("a", a), ("b", b)):
-        if np.may_share_memory(c, x):
-            raise ValueError(f"c: must not overlap {name} (the product is written while {name} is read)")
-
-
 def gemm_batched(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, alpha: float = 1.0,
                  beta: float = 0.0, trans_a: bool = False, trans_b: bool = False) -> np.ndarray:
     """c[i] = alpha * op(a[i]) @ op(b[i]) + beta * c[i] for i < B, samples in parallel.
@@ -61,7 +48,7 @@ def gemm_batched(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, alph
     if c is None:
         c, beta = np.empty((batch, m, n), dtype=a.dtype), 0.0
     else:
-        _check_out(c, a, b, (batch, m, n))
+        check_output(c, a, b, (batch, m, n))
     _batched_gemm.gemm_batched(a, b, c, bool(trans_a), bool(trans_b), alpha, beta, get_num_threads())
     return c
 
@@ -81,6 +68,6 @@ def gemm_batched_sum(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, 
     if c is None:
         c, beta = np.empty((m, n), dtype=a.dtype), 0.0
     else:
-        _check_out(c, a, b, (m, n))
+        check_output(c, a, b, (m, n))
     _batched_gemm.gemm_batched_sum(a, b, c, bool(trans_a), bool(trans_b), alpha, beta, get_num_threads())
     return c

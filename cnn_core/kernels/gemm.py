@@ -40,12 +40,13 @@ def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, alpha: float
         c = np.empty((m, n), dtype=a.dtype)
         beta = 0.0
     else:
-        _check_output(c, a, b, (m, n))
+        check_output(c, a, b, (m, n))
     _gemm.gemm_into(opa, opb, c, alpha, beta)
     return c
 
 
-def _check_output(c, a: np.ndarray, b: np.ndarray, shape: tuple[int, int]) -> None:
+def check_output(c, a: np.ndarray, b: np.ndarray, shape: tuple[int, ...]) -> None:
+    """Validate an output buffer c of `shape` for a product of a and b (also used by the batched GEMMs)."""
     if not isinstance(c, np.ndarray):
         raise TypeError(f"c: expected a numpy.ndarray or None, got {type(c).__name__}")
     if c.dtype != a.dtype:
