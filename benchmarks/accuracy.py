@@ -81,16 +81,21 @@ def nielsen(args) -> Row:
                "QuadraticLoss, one-hot, SGD lr 3.0, batch 10")
 
 
+def adam_cosine_row(name: str, data: str, model, X, y, Xt, yt, epochs: int, batch_size: int,
+                    target: float) -> Row:
+    """The recipe shared by the LeNet-5 and RNN rows: CrossEntropyLoss, Adam lr 1e-3 with cosine decay to 0."""
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+    acc, sec = train_net(model, nn.CrossEntropyLoss(), opt, X, y, Xt, yt, epochs, batch_size,
+                         optim.CosineAnnealingLR(opt, T_max=epochs))
+    return Row(name, data, epochs, acc, sec, target,
+               f"CrossEntropyLoss, Adam lr 1e-3 cosine to 0, batch {batch_size}")
+
+
 def lenet_digits(args) -> Row:
     X, y, Xt, yt = digits()
-    epochs = 20
     cnn_core.manual_seed(SEED)
-    model = lenet5(rng=SEED)
-    opt = optim.Adam(model.parameters(), lr=1e-3)
-    acc, sec = train_net(model, nn.CrossEntropyLoss(), opt, X, y, Xt, yt, epochs, 32,
-                         optim.CosineAnnealingLR(opt, T_max=epochs))
-    return Row("LeNet-5 (ReLU, max pool)", "embedded digits", epochs, acc, sec, 0.98,
-               "CrossEntropyLoss, Adam lr 1e-3 cosine to 0, batch 32")
+    return adam_cosine_row("LeNet-5 (ReLU, max pool)", "embedded digits", lenet5(rng=SEED), X, y, Xt, yt,
+                           epochs=20, batch_size=32, target=0.98)
 
 
 def lenet_fashion(args) -> Row | None:
@@ -99,26 +104,17 @@ def lenet_fashion(args) -> Row | None:
         return None
     X, y = load_mnist(args.fashion, "train")
     Xt, yt = load_mnist(args.fashion, "test")
-    epochs = 15
     cnn_core.manual_seed(SEED)
-    model = lenet5(rng=SEED)
-    opt = optim.Adam(model.parameters(), lr=1e-3)
-    acc, sec = train_net(model, nn.CrossEntropyLoss(), opt, X, y, Xt, yt, epochs, 64,
-                         optim.CosineAnnealingLR(opt, T_max=epochs))
-    return Row("LeNet-5 (ReLU, max pool)", "Fashion-MNIST", epochs, acc, sec, 0.895,
-               "CrossEntropyLoss, Adam lr 1e-3 cosine to 0, batch 64")
+    return adam_cosine_row("LeNet-5 (ReLU, max pool)", "Fashion-MNIST", lenet5(rng=SEED), X, y, Xt, yt,
+                           epochs=15, batch_size=64, target=0.895)
 
 
 def rnn_rows(args) -> Row:
     X, y, Xt, yt = digits()
-    epochs = 20
     cnn_core.manual_seed(SEED)
-    model = RNNClassifier(28, 128, 10, rng=SEED)
-    opt = optim.Adam(model.parameters(), lr=1e-3)
-    acc, sec = train_net(model, nn.CrossEntropyLoss(), opt, X, y, Xt, yt, epochs, 32,
-                         optim.CosineAnnealingLR(opt, T_max=epochs))
-    return Row("RNNClassifier 28-128-10 (tanh), rows as steps", "embedded digits", epochs, acc, sec, 0.94,
-               "CrossEntropyLoss, Adam lr 1e-3 cosine to 0, batch 32")
+    return adam_cosine_row("RNNClassifier 28-128-10 (tanh), rows as steps", "embedded digits",
+                           RNNClassifier(28, 128, 10, rng=SEED), X, y, Xt, yt, epochs=20, batch_size=32,
+                           target=0.94)
 
 
 def perceptron(args) -> Row:
