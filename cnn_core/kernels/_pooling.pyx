@@ -203,6 +203,13 @@ def max_pool2d_backward(const floating[:, :, :, ::1] dout, const int64_t[:, :, :
     return bad
 
 
+cdef Py_ssize_t _scratch_stride(Py_ssize_t W, Py_ssize_t itemsize) noexcept:
+    """Elements between per-thread scratch rows: W rounded up to whole 64-byte cache lines, plus one line,
+    so no two threads ever write the same line (false sharing had erased all gain from a second thread)."""
+    cdef Py_ssize_t per_line = 64 // itemsize
+    return ((W + per_line - 1) // per_line + 1) * per_line
+
+
 def avg_pool2d_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
                        Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW):
     """Fill out (N, C, OH, OW) with window means of x (N, C, H, W)."""
@@ -211,11 +218,12 @@ def avg_pool2d_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] ou
     cdef const floating* xp = &x[0, 0, 0, 0]
     cdef floating* op = &out[0, 0, 0, 0]
     cdef int nt = get_num_threads()
-    cdef floating[:, ::1] scratch = np.empty((nt, W), dtype=np.asarray(x).dtype)  # a row per thread
+    cdef Py_ssize_t ld = _scratch_stride(W, sizeof(floating))
+    cdef floating[:, ::1] scratch = np.empty((nt, ld), dtype=np.asarray(x).dtype)  # a row per thread
     cdef floating* sp = &scratch[0, 0]
     with nogil:
         for p in prange(NC, schedule="static", num_threads=nt):
-            _avg_plane(xp + p * H * W, op + p * OH * OW, sp + threadid() * W, W, KH, KW, SH, SW, OH, OW)
+            _avg_plane(xp + p * H * W, op + p * OH * OW, sp + threadid() * ld, W, KH, KW, SH, SW, OH, OW)
 
 
 def avg_pool2d_backward(const floating[:, :, :, ::1] dout, floating[:, :, :, ::1] dx,
@@ -226,9 +234,10 @@ def avg_pool2d_backward(const floating[:, :, :, ::1] dout, floating[:, :, :, ::1
     cdef const floating* gp = &dout[0, 0, 0, 0]
     cdef floating* dp = &dx[0, 0, 0, 0]
     cdef int nt = get_num_threads()
-    cdef floating[:, ::1] scratch = np.empty((nt, W), dtype=np.asarray(dx).dtype)  # a row per thread
+    cdef Py_ssize_t ld = _scratch_stride(W, sizeof(floating))
+    cdef floating[:, ::1] scratch = np.empty((nt, ld), dtype=np.asarray(dx).dtype)  # a row per thread
     cdef floating* sp = &scratch[0, 0]
     with nogil:
         for p in prange(NC, schedule="static", num_threads=nt):
-            _avg_backward_plane(gp + p * OH * OW, dp + p * H * W, sp + threadid() * W, H, W, KH, KW, SH, SW,
+            _avg_backward_plane(gp + p * OH * OW, dp + p * H * W, sp + threadid() * ld, H, W, KH, KW, SH, SW,
                                 OH, OW)
