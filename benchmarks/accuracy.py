@@ -18,23 +18,13 @@ import numpy as np
 
 import cnn_core
 from cnn_core import nn, optim
-from cnn_core.callbacks import Callback
+from cnn_core.callbacks import LRSchedulerStep
 from cnn_core.datasets import load_mnist
 from cnn_core.models import LinearSVM, Perceptron, RNNClassifier, lenet5, mlp
 from cnn_core.training import evaluate, fit
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 SEED = 0
-
-
-class EpochSchedule(Callback):
-    """Step a learning-rate schedule once per epoch (fit calls this after each epoch)."""
-
-    def __init__(self, scheduler) -> None:
-        self.scheduler = scheduler
-
-    def on_epoch_end(self, epoch: int, logs: dict) -> None:
-        self.scheduler.step()
 
 
 class Row:
@@ -62,7 +52,7 @@ def digits():
 def train_net(model, loss, opt, X, y, Xt, yt, epochs, batch_size, scheduler=None):
     t0 = time.perf_counter()
     fit(model, loss, opt, X, y, epochs=epochs, batch_size=batch_size, seed=SEED,
-        callbacks=[EpochSchedule(scheduler)] if scheduler is not None else None)
+        callbacks=[LRSchedulerStep(scheduler)] if scheduler is not None else None)
     acc = evaluate(model, loss, Xt, yt, batch_size=500).accuracy
     return acc, time.perf_counter() - t0
 

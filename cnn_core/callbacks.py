@@ -39,6 +39,17 @@ class Callback:
         pass
 
 
+class LRSchedulerStep(Callback):
+    """Steps a learning-rate scheduler (cnn_core.optim.StepLR, CosineAnnealingLR, ...) once per finished
+    epoch, the usual PyTorch loop's `scheduler.step()` for `fit`, which takes no scheduler argument."""
+
+    def __init__(self, scheduler) -> None:
+        self.scheduler = scheduler
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        self.scheduler.step()
+
+
 HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "seconds", "samples_per_sec")
 
 

@@ -12,22 +12,18 @@ import time
 
 import cnn_core
 from cnn_core import nn, optim
-from cnn_core.callbacks import Callback
+from cnn_core.callbacks import Callback, LRSchedulerStep
 from cnn_core.datasets import load_mnist
 from cnn_core.models import lenet5
 from cnn_core.training import evaluate, fit
 
 
 class Report(Callback):
-    """Print each epoch and step the learning-rate schedule."""
-
-    def __init__(self, scheduler) -> None:
-        self.scheduler = scheduler
+    """Print each epoch."""
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         print(f"  epoch {epoch + 1:2d}: train loss {logs['train_loss']:.4f}, train acc {logs['train_acc']:.4f}, "
               f"test acc {logs['val_acc']:.4f}, {logs['samples_per_sec']:.0f} samples/s", flush=True)
-        self.scheduler.step()
 
 
 def train(name: str, activation: str, pool: str, X, y, Xt, yt, epochs: int, batch_size: int) -> None:
@@ -39,7 +35,7 @@ def train(name: str, activation: str, pool: str, X, y, Xt, yt, epochs: int, batc
           f"Adam lr 1e-3 with cosine decay, batch {batch_size}")
     t0 = time.perf_counter()
     fit(model, loss, opt, X, y, epochs=epochs, batch_size=batch_size, validation_data=(Xt, yt), seed=0,
-        callbacks=[Report(optim.CosineAnnealingLR(opt, T_max=epochs))])
+        callbacks=[Report(), LRSchedulerStep(optim.CosineAnnealingLR(opt, T_max=epochs))])
     result = evaluate(model, loss, Xt, yt)
     print(f"  -> test accuracy {100 * result.accuracy:.2f}% (loss {result.loss:.4f}) "
           f"in {time.perf_counter() - t0:.1f} s\n")

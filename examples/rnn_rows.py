@@ -11,20 +11,16 @@ import time
 
 import cnn_core
 from cnn_core import nn, optim
-from cnn_core.callbacks import Callback
+from cnn_core.callbacks import Callback, LRSchedulerStep
 from cnn_core.datasets import load_mnist
 from cnn_core.models import RNNClassifier
 from cnn_core.training import evaluate, fit
 
 
 class Report(Callback):
-    def __init__(self, scheduler) -> None:
-        self.scheduler = scheduler
-
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         print(f"epoch {epoch + 1:2d}: train loss {logs['train_loss']:.4f}, train acc {logs['train_acc']:.4f}, "
               f"test acc {logs['val_acc']:.4f}, {logs['seconds']:.1f} s", flush=True)
-        self.scheduler.step()
 
 
 def main(epochs: int = 20) -> None:
@@ -38,7 +34,7 @@ def main(epochs: int = 20) -> None:
           f"{sum(p.data.size for p in model.parameters())} parameters; {len(X)} train / {len(Xt)} test digits")
     t0 = time.perf_counter()
     fit(model, loss, opt, X, y, epochs=epochs, batch_size=32, validation_data=(Xt, yt), seed=0,
-        callbacks=[Report(optim.CosineAnnealingLR(opt, T_max=epochs))])
+        callbacks=[Report(), LRSchedulerStep(optim.CosineAnnealingLR(opt, T_max=epochs))])
     result = evaluate(model, loss, Xt, yt)
     print(f"test accuracy {100 * result.accuracy:.2f}% (loss {result.loss:.4f}) after {epochs} epochs "
           f"in {time.perf_counter() - t0:.1f} s")

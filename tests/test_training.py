@@ -438,3 +438,15 @@ def test_single_output_rejects_labels_other_than_0_1():
     model = Sequential(Linear(2, 1, rng=np.random.default_rng(0)), Sigmoid())
     with pytest.raises(ValueError, match=r"y: labels for a single-output model must be 0 or 1, got values in \[0, 2\]"):
         fit(model, BCELoss(), SGD(model.parameters(), lr=0.1), X20, Y20 * 2, 1, 4)
+
+
+def test_lr_scheduler_step_steps_once_per_epoch():
+    from cnn_core.callbacks import LRSchedulerStep
+    from cnn_core.optim import StepLR
+    model = Sequential(Linear(3, 2))
+    opt = SGD(model.parameters(), lr=1.0)
+    sched = StepLR(opt, step_size=1, gamma=0.5)
+    X = np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32)
+    fit(model, CrossEntropyLoss(), opt, X, np.arange(6) % 2, epochs=3, batch_size=2, seed=0,
+        callbacks=[LRSchedulerStep(sched)])
+    assert opt.lr == 0.125

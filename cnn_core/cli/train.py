@@ -10,7 +10,7 @@ import numpy as np
 
 import cnn_core
 from cnn_core import nn, optim
-from cnn_core.callbacks import Callback
+from cnn_core.callbacks import Callback, LRSchedulerStep
 from cnn_core.cli.data import fit_model_input, load_split
 from cnn_core.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from cnn_core.cli.estimator_file import save_estimator
@@ -135,16 +135,6 @@ def build_network(name: str, image_shape: tuple[int, ...], num_classes: int, dty
     return model.to(dtype)
 
 
-class _StepSchedule(Callback):
-    """Steps a learning-rate schedule once per finished epoch (fit has no scheduler argument)."""
-
-    def __init__(self, schedule) -> None:
-        self.schedule = schedule
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
-        self.schedule.step()
-
-
 def _make_optimizer(model, s: dict[str, Any]):
     if s["optimizer"] == "adam":
         return optim.Adam(model.parameters(), lr=s["lr"])
@@ -170,7 +160,7 @@ def _train_network(args, s, X, y, X_test, y_test) -> int:
     optimizer = _make_optimizer(model, s)
     # Cosine decay of the lr to 0 over the run: the last epochs settle into a minimum instead of hopping
     # around it at the full lr (worth about half a point of test accuracy on the digits at no cost).
-    callbacks: list[Callback] = [_StepSchedule(optim.CosineAnnealingLR(optimizer, T_max=s["epochs"]))]
+    callbacks: list[Callback] = [LRSchedulerStep(optim.CosineAnnealingLR(optimizer, T_max=s["epochs"]))]
     if not args.quiet:
         callbacks.append(ProgressBar() if sys.stderr.isatty() else EpochPrinter())
     loss = nn.CrossEntropyLoss()
