@@ -6,23 +6,106 @@ Layout of the archive (all plain arrays, so np.load(allow_pickle=False) reads it
   __config__   0-d str  JSON of cnn_core.nn.module_to_config(model)
   __cnn_core__ 0-d str  the cnn_core version that wrote the file (informational)
   param.<name> one array per state_dict entry, in the model's dtype
+
+Reading a file that may be hostile. ``load`` checks everything it can before it allocates anything sized by the
+file, and turns every defect into a ValueError naming the file and what is wrong:
+  - the archive: at most MAX_MEMBERS members, no duplicate names, no encryption, stored or deflated only, each
+    member inside the file; a deflated member may expand at most MAX_COMPRESSION_RATIO times (plus
+    COMPRESSION_SLACK bytes, for tiny members such as zero biases) - ``save`` never compresses;
+  - every member's .npy header (read without its data, at most MAX_NPY_HEADER bytes): no object dtype, and the
+    zip entry's uncompressed size must equal header + prod(shape) * itemsize, so a header cannot claim more
+    data than the entry holds;
+  - the config: at most MAX_CONFIG_CHARS characters of JSON, nested at most MAX_CONFIG_DEPTH arrays/objects
+    deep, at most MAX_MODULES modules, registered layer types and known keys only;
+  - the weights: the parameter shapes the config implies (each layer's ``parameter_shapes``, computed without
+    building it) must match the members' headers name for name before the model is built, so the model is
+    never bigger than the data in the file; members are float32 or float64; values must be finite and
+    representable in the model's dtype (float64 1e300 in a float32 model is refused, not turned into inf).
+A module class registered by the user without ``parameter_shapes`` is built from its config before its
+shapes can be compared; its constructor must check its own arguments. Every built-in layer declares its shapes.
+Peak memory while loading is the model plus its largest parameter.
+
+Writing. ``save`` writes a temporary file ".<name>.<host>-<pid>-<token>.tmp" next to the target (the target of a
+symlink: saving to a symlink writes through to the file it points at, as most editors do, and keeps the link),
+flushes it and renames it over the target, so the file at the path is always either the old or the new one.
+The temporary is removed on every exit path that runs Python code (exceptions, KeyboardInterrupt, SystemExit);
+one left by a killed process (SIGKILL, power loss) is removed by the next save to the same path, once its
+writer's pid, on this host, is no longer alive; a live writer's temporary (another MPI rank's, say) and those of
+other hosts are never touched. Saving over an existing file keeps its permission bits.
 """
 from __future__ import annotations
 
+import errno
+import hashlib
+import io
 import json
+import math
 import os
+import re
 import secrets
+import socket
+import struct
 import zipfile
 import zlib
+from itertools import accumulate
 
 import numpy as np
 
 from cnn_core._version import __version__
 from cnn_core.nn import module_from_config, module_to_config
+from cnn_core.nn.module import parameter_shapes_from_config
 
 FORMAT_NAME = "cnn_core.model"
 FORMAT_VERSION = 1
 _PARAM = "param."
+_META = ("__format__", "__version__", "__config__", "__cnn_core__")
+
+MAX_MEMBERS = 50_000           # archive members (params are at most a few per module)
+MAX_MODULES = 10_000           # modules in the config, containers included
+MAX_CONFIG_CHARS = 1 << 20     # JSON text of the config
+MAX_CONFIG_DEPTH = 64          # nested JSON arrays/objects (a Sequential level takes 3)
+MAX_META_BYTES = 1 << 16       # each of __format__, __version__, __cnn_core__ as a .npy member
+MAX_NPY_HEADER = 10_000        # .npy header text (NumPy's own default limit)
+MAX_COMPRESSION_RATIO = 20     # float weights deflate less than 1.2x; a zip bomb by 1000x
+COMPRESSION_SLACK = 1 << 12    # bytes a deflated member may exceed the ratio by
+_CHUNK = 1 << 20               # bytes read at a time
+
+
+# ---- save ----------------------------------------------------------------------------------------------
+
+def _host_tag() -> str:
+    """A short, file-name-safe tag of this host: temporaries of other hosts' writers are left alone."""
+    return hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    except OSError:
+        return True  # unknown: keep the file
+    return True
+
+
+def _remove_stale_temporaries(directory: str, base: str) -> None:
+    """Delete the temporaries of `base` written on this host by processes that no longer exist."""
+    if os.name != "posix":  # os.kill(pid, 0) is no liveness probe elsewhere (it terminates on Windows)
+        return
+    pattern = re.compile(rf"\.{re.escape(base)}\.{_host_tag()}-(\d+)-[0-9a-f]+\.tmp")
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        m = pattern.fullmatch(name)
+        if m and not _pid_alive(int(m.group(1))):
+            try:
+                os.unlink(os.path.join(directory, name))
+            except OSError:
+                pass  # already removed by another saver, or not ours to remove
 
 
 def save(model, path: str | os.PathLike) -> None:
@@ -31,21 +114,41 @@ def save(model, path: str | os.PathLike) -> None:
     The archive is written to a temporary file in the same directory, flushed to disk and renamed over
     `path`, so a crash or error midway leaves any previous file at `path` intact. The file is written at
     exactly `path` (no ".npz" is appended). The model's class must be registered with cnn_core.nn.
+    A symlink at `path` is written through (its target is replaced, the link kept); an existing file keeps its
+    permission bits; temporaries left by killed writers are removed (see the module docstring).
+    Raises FileNotFoundError naming `path` when its directory does not exist.
     """
-    path = os.fspath(path)
+    user_path = os.fspath(path)
     arrays = {"__format__": np.array(FORMAT_NAME), "__version__": np.array(FORMAT_VERSION),
               "__config__": np.array(json.dumps(module_to_config(model))), "__cnn_core__": np.array(__version__)}
     arrays.update({_PARAM + name: a for name, a in model.state_dict().items()})
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-    # os.open with O_EXCL: a fresh file that honours the umask (tempfile would force mode 0600).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    target = os.path.realpath(user_path)  # write through a symlink to the file it names
+    directory, base = os.path.split(target)
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(errno.ENOENT, f"cnn_core.save: no such directory {directory!r} to save into",
+                                user_path)
+    if os.path.isdir(target):
+        raise IsADirectoryError(errno.EISDIR, "cnn_core.save: expected a file path, got a directory", user_path)
+    try:
+        mode = os.stat(target).st_mode & 0o7777
+    except FileNotFoundError:
+        mode = None
+    _remove_stale_temporaries(directory, base)
+    tmp = os.path.join(directory, f".{base}.{_host_tag()}-{os.getpid()}-{secrets.token_hex(6)}.tmp")
+    try:
+        # os.open with O_EXCL: a fresh file that honours the umask (tempfile would force mode 0600).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as e:
+        raise type(e)(e.errno, f"cnn_core.save: cannot create a file in {directory!r} ({e.strerror})",
+                      user_path) from None
     try:
         with os.fdopen(fd, "wb") as f:
+            if mode is not None:
+                os.chmod(tmp, mode)
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -69,12 +172,23 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
+# ---- load ----------------------------------------------------------------------------------------------
+
+class _Corrupt(Exception):
+    """A defect of the archive itself (load reports it as 'not a readable cnn_core model file')."""
+
+
+class _Mismatch(Exception):
+    """Architecture and weights that do not fit together (load reports 'do not form a model')."""
+
+
 def load(path: str | os.PathLike):
     """Rebuild the model saved at `path` with its weights (bit-exact) and return it.
 
     Raises FileNotFoundError when there is no file, and ValueError naming the path when the file is not a
     readable cnn_core model: truncated or corrupt, another kind of .npz/.npy, written by a newer format
-    version, or holding an architecture or weights that do not fit together.
+    version, holding an architecture or weights that do not fit together, or exceeding a limit of the module
+    docstring. The model is built only after its config and the members' headers have been checked.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -82,41 +196,228 @@ def load(path: str | os.PathLike):
     if os.path.isdir(path):
         raise IsADirectoryError(f"cnn_core.load: expected a model file, got a directory: {path!r}")
     with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
         magic = f.read(6)
-    if not magic.startswith(b"PK\x03\x04"):
-        what = "a .npy array" if magic == b"\x93NUMPY" else "no zip header" if magic else "an empty file"
-        raise ValueError(f"cnn_core.load: {path!r} is not a readable cnn_core model file "
-                         f"(not an .npz archive: {what})")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            fields = {k: npz[k] for k in npz.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as e:
-        if isinstance(e, (FileNotFoundError, PermissionError)):
-            raise
-        raise ValueError(f"cnn_core.load: {path!r} is not a readable cnn_core model file "
-                         f"(truncated, corrupt or not an .npz archive: {e})") from e
-    if _scalar(fields.get("__format__"), "U") != FORMAT_NAME:
+        if not magic.startswith(b"PK\x03\x04"):
+            what = "a .npy array" if magic == b"\x93NUMPY" else "no zip header" if magic else "an empty file"
+            raise ValueError(f"cnn_core.load: {path!r} is not a readable cnn_core model file "
+                             f"(not an .npz archive: {what})")
+        try:
+            _check_member_count(f, size)
+            with zipfile.ZipFile(f) as zf:
+                return _load_archive(zf, size, path)
+        except _Mismatch as e:
+            raise ValueError(f"cnn_core.load: {path!r}: the architecture and weights do not form a model "
+                             f"({e})") from None
+        except _Corrupt as e:
+            raise ValueError(f"cnn_core.load: {path!r} is not a readable cnn_core model file ({e})") from None
+        except (zipfile.BadZipFile, zlib.error, EOFError, struct.error, ValueError, OSError) as e:
+            if isinstance(e, PermissionError) or str(e).startswith("cnn_core.load:"):
+                raise
+            raise ValueError(f"cnn_core.load: {path!r} is not a readable cnn_core model file "
+                             f"(truncated, corrupt or not an .npz archive: {type(e).__name__}: {e})") from None
+
+
+def _check_member_count(f, size: int) -> None:
+    """Refuse an end-of-central-directory record announcing more than MAX_MEMBERS members, before zipfile
+    builds an object per member."""
+    f.seek(max(0, size - (22 + 0xFFFF)))
+    tail = f.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at >= 0 and at + 22 <= len(tail):
+        (count,) = struct.unpack("<H", tail[at + 10:at + 12])
+        if count > MAX_MEMBERS:
+            raise _Corrupt(f"{count} members, more than the limit of {MAX_MEMBERS}")
+    f.seek(0)
+
+
+class _Header:
+    """A member's .npy header: shape, order and dtype, and the byte length of the header itself."""
+    __slots__ = ("shape", "fortran", "dtype", "length")
+
+    def __init__(self, shape, fortran, dtype, length):
+        self.shape, self.fortran, self.dtype, self.length = shape, fortran, dtype, length
+
+
+def _load_archive(zf: zipfile.ZipFile, size: int, path: str):
+    infos = zf.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise _Corrupt(f"{len(infos)} members, more than the limit of {MAX_MEMBERS}")
+    members: dict[str, zipfile.ZipInfo] = {}
+    for info in infos:
+        _check_entry(info, size)
+        key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+        if key in members:
+            raise _Corrupt(f"duplicate member {key!r}")
+        members[key] = info
+    headers = {key: _read_header(zf, info) for key, info in members.items()}
+
+    if "__format__" not in members or _read_meta(zf, members, headers, "__format__", "U") != FORMAT_NAME:
         raise ValueError(f"cnn_core.load: {path!r} is a .npz archive but not a cnn_core model file "
-                         f"(no {FORMAT_NAME!r} header; it holds {sorted(fields)[:8]})")
-    version = _scalar(fields.get("__version__"), "iu")
+                         f"(no {FORMAT_NAME!r} header; it holds {sorted(members)[:8]})")
+    version = _read_meta(zf, members, headers, "__version__", "iu")
     if version is None or version < 1:
-        raise ValueError(f"cnn_core.load: {path!r}: corrupt header (format version {fields.get('__version__')!r})")
+        raise ValueError(f"cnn_core.load: {path!r}: corrupt header (format version "
+                         f"{'missing' if version is None else version})")
     if version > FORMAT_VERSION:
-        written_by = _scalar(fields.get("__cnn_core__"), "U") or "a newer cnn_core"
+        written_by = _read_meta(zf, members, headers, "__cnn_core__", "U") or "a newer cnn_core"
         raise ValueError(f"cnn_core.load: {path!r} has format version {version}, written by cnn_core "
                          f"{written_by}; this cnn_core {__version__} reads up to version {FORMAT_VERSION} "
                          f"(upgrade cnn_core)")
+    unexpected = sorted(k for k in members if k not in _META and not k.startswith(_PARAM))
+    if unexpected:
+        raise _Mismatch(f"unexpected members {unexpected[:8]}")
+    cfg = _read_config(zf, members, headers)
+    params = {k[len(_PARAM):]: headers[k] for k in members if k.startswith(_PARAM)}
+    for name, h in params.items():
+        if h.dtype.kind != "f" or h.dtype.itemsize not in (4, 8):
+            raise _Mismatch(f"parameter {name!r}: expected float32 or float64 values, got {h.dtype}")
     try:
-        model = module_from_config(json.loads(_scalar(fields.get("__config__"), "U") or ""))
-        model.load_state_dict({k[len(_PARAM):]: v for k, v in fields.items() if k.startswith(_PARAM)})
+        shapes = parameter_shapes_from_config(cfg)
     except (ValueError, TypeError, KeyError) as e:
-        raise ValueError(f"cnn_core.load: {path!r}: the architecture and weights do not form a model "
-                         f"({type(e).__name__}: {e})") from e
+        raise _Mismatch(f"{type(e).__name__}: {e}") from None
+    if shapes is not None:  # the usual case: checked before anything is built
+        _compare(shapes, params)
+    try:
+        model = module_from_config(cfg)
+    except (ValueError, TypeError, KeyError, OverflowError) as e:
+        raise _Mismatch(f"{type(e).__name__}: {e}") from None
+    targets = dict(model.named_parameters())
+    _compare({name: p.shape for name, p in targets.items()}, params)
+    for name, p in targets.items():
+        values = _read_data(zf, members[_PARAM + name], params[name])
+        if not np.isfinite(values).all():
+            raise _Mismatch(f"parameter {name!r} holds NaN or infinity")
+        if values.dtype != p.dtype:
+            with np.errstate(over="ignore"):
+                cast = values.astype(p.dtype)
+            if not np.isfinite(cast).all():
+                raise _Mismatch(f"parameter {name!r} holds values up to {float(np.abs(values).max()):.3g}, "
+                                f"beyond the range of the model's dtype {p.dtype}")
+            values = cast
+        p.data[...] = values
     return model
 
 
-def _scalar(a, kinds: str):
-    """The Python value of a 0-d array of one of the dtype kinds, else None."""
-    if isinstance(a, np.ndarray) and a.ndim == 0 and a.dtype.kind in kinds:
-        return a.item()
-    return None
+def _check_entry(info: zipfile.ZipInfo, size: int) -> None:
+    """The zip entry's own plausibility, from the central directory alone."""
+    name = info.filename
+    if info.flag_bits & 0x1:
+        raise _Corrupt(f"member {name!r} is encrypted")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise _Corrupt(f"member {name!r} uses compression method {info.compress_type} "
+                       "(expected stored or deflated)")
+    if info.header_offset + info.compress_size > size:
+        raise _Corrupt(f"member {name!r} claims {info.compress_size} bytes at offset {info.header_offset}, "
+                       f"past the end of the {size}-byte file")
+    if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+        raise _Corrupt(f"stored member {name!r} claims {info.file_size} bytes but holds {info.compress_size}")
+    if (info.compress_type == zipfile.ZIP_DEFLATED
+            and info.file_size > MAX_COMPRESSION_RATIO * info.compress_size + COMPRESSION_SLACK):
+        raise _Corrupt(f"member {name!r} would expand from {info.compress_size} to {info.file_size} bytes, "
+                       f"more than the limit of {MAX_COMPRESSION_RATIO}x (a zip bomb?)")
+
+
+def _read_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> _Header:
+    """Parse a member's .npy header without reading its data, and check the entry's size against it."""
+    name = info.filename
+    with zf.open(info) as f:
+        magic = f.read(8)
+        if len(magic) < 8 or magic[:6] != b"\x93NUMPY" or magic[6:8] not in (b"\x01\x00", b"\x02\x00"):
+            raise _Corrupt(f"member {name!r} is not a .npy array of format 1.0 or 2.0")
+        len_size = 2 if magic[6] == 1 else 4
+        raw_len = f.read(len_size)
+        if len(raw_len) < len_size:
+            raise _Corrupt(f"member {name!r}: truncated .npy header")
+        (hlen,) = struct.unpack("<H" if len_size == 2 else "<I", raw_len)
+        if hlen > MAX_NPY_HEADER:
+            raise _Corrupt(f"member {name!r}: .npy header of {hlen} bytes, more than {MAX_NPY_HEADER}")
+        text = f.read(hlen)
+        if len(text) < hlen:
+            raise _Corrupt(f"member {name!r}: truncated .npy header")
+    reader = np.lib.format.read_array_header_1_0 if len_size == 2 else np.lib.format.read_array_header_2_0
+    try:
+        shape, fortran, dtype = reader(io.BytesIO(raw_len + text))
+    except (ValueError, SyntaxError, TypeError) as e:
+        raise _Corrupt(f"member {name!r}: bad .npy header ({e})") from None
+    if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
+        raise _Corrupt(f"member {name!r} holds {dtype} data (Python objects or records are refused)")
+    if any(d < 0 for d in shape):
+        raise _Corrupt(f"member {name!r}: negative dimension in shape {shape}")
+    length = 8 + len_size + hlen
+    n_bytes = math.prod(shape) * dtype.itemsize  # Python ints: a huge claim cannot overflow
+    if info.file_size != length + n_bytes:
+        raise _Corrupt(f"member {name!r}: its header declares shape {shape} of {dtype} ({n_bytes} bytes) "
+                       f"but the entry holds {info.file_size - length} bytes of data")
+    return _Header(shape, fortran, dtype, length)
+
+
+def _read_data(zf: zipfile.ZipFile, info: zipfile.ZipInfo, h: _Header) -> np.ndarray:
+    """The member's array, read in chunks into memory sized by its (already checked) header."""
+    flat = np.empty(math.prod(h.shape), h.dtype)
+    buf = memoryview(flat.view(np.uint8))
+    with zf.open(info) as f:
+        f.read(h.length)
+        pos = 0
+        while pos < len(buf):
+            n = f.readinto(buf[pos:pos + _CHUNK])
+            if not n:
+                raise _Corrupt(f"member {info.filename!r} is truncated")
+            pos += n
+        if f.read(1):  # also makes zipfile verify the CRC
+            raise _Corrupt(f"member {info.filename!r} has bytes after its data")
+    return flat.reshape(h.shape, order="F" if h.fortran else "C")
+
+
+def _read_meta(zf, members, headers, key: str, kinds: str):
+    """The Python value of a small 0-d header member of one of the dtype kinds, else None."""
+    info = members.get(key)
+    if info is None:
+        return None
+    h = headers[key]
+    if h.shape != () or h.dtype.kind not in kinds or info.file_size > MAX_META_BYTES:
+        return None
+    return _read_data(zf, info, h).item()
+
+
+def _read_config(zf, members, headers):
+    """The config as JSON, size- and depth-checked before it is parsed."""
+    info, h = members.get("__config__"), headers.get("__config__")
+    if info is None or h.shape != () or h.dtype.kind != "U":
+        raise _Mismatch("no config (expected __config__, a 0-d string)")
+    if h.dtype.itemsize // 4 > MAX_CONFIG_CHARS:
+        raise _Mismatch(f"config of {h.dtype.itemsize // 4} characters, more than the limit of "
+                        f"{MAX_CONFIG_CHARS}")
+    text = _read_data(zf, info, h).item()
+    # Nesting depth, counted on the text with strings blanked out, before the (recursive) JSON parser runs.
+    brackets = re.sub(r'[^\[\]{}]', "", re.sub(r'"(?:[^"\\]|\\.)*"', '""', text))
+    depth = max(accumulate(1 if c in "[{" else -1 for c in brackets), default=0)
+    if depth > MAX_CONFIG_DEPTH:
+        raise _Mismatch(f"config nested {depth} deep, more than the limit of {MAX_CONFIG_DEPTH}")
+    try:
+        cfg = json.loads(text)
+    except ValueError as e:
+        raise _Mismatch(f"config is not valid JSON: {e}") from None
+    n_modules, stack = 0, [cfg]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            n_modules += "type" in node
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    if n_modules > MAX_MODULES:
+        raise _Mismatch(f"config of {n_modules} modules, more than the limit of {MAX_MODULES}")
+    return cfg
+
+
+def _compare(shapes: dict[str, tuple[int, ...]], params: dict[str, _Header]) -> None:
+    missing = sorted(set(shapes) - set(params))
+    unexpected = sorted(set(params) - set(shapes))
+    if missing or unexpected:
+        raise _Mismatch(f"the config's parameters and the file's differ: missing {missing[:8]}, "
+                        f"unexpected {unexpected[:8]}")
+    for name, shape in shapes.items():
+        if tuple(shape) != tuple(params[name].shape):
+            raise _Mismatch(f"parameter {name!r}: the config implies shape {tuple(shape)}, the file holds "
+                            f"shape {tuple(params[name].shape)}")

@@ -27,6 +27,13 @@ class RNNClassifier(nn.Module):
         self.fc = nn.Linear(hidden_size, self.num_classes, init=init, dtype=dtype, rng=rng)
         self._x_shape = None
 
+    @classmethod
+    def parameter_shapes(cls, input_size, hidden_size, num_classes, **config) -> dict[str, tuple[int, ...]]:
+        """The shapes __init__ gives the parameters, without allocating them (see nn.Module)."""
+        rnn = nn.RNN.parameter_shapes(input_size, hidden_size)
+        fc = nn.Linear.parameter_shapes(hidden_size, check_size(num_classes, "num_classes"))
+        return {**{"rnn." + k: v for k, v in rnn.items()}, **{"fc." + k: v for k, v in fc.items()}}
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         if isinstance(x, np.ndarray) and x.ndim == 4:
             if x.shape[1] != 1:

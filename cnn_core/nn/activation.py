@@ -8,11 +8,13 @@ import numpy as np
 
 from cnn_core.kernels import (elu, elu_backward, relu, relu_backward, sigmoid, sigmoid_backward, tanh,
                               tanh_backward)
-from cnn_core.nn.module import Module, register_module
+from cnn_core.nn.module import Module, no_parameters, register_module
 
 
 class _Activation(Module):
     """Elementwise sigma: any shape; caches its output a in train mode."""
+
+    parameter_shapes = classmethod(no_parameters)
 
     def __init__(self, dtype=None):
         super().__init__(dtype)

@@ -5,7 +5,8 @@ from typing import Iterator
 
 import numpy as np
 
-from cnn_core.nn.module import Module, module_from_config, module_to_config, register_module
+from cnn_core.nn.module import (Module, module_from_config, module_to_config, parameter_shapes_from_config,
+                                register_module)
 
 
 @register_module
@@ -71,9 +72,27 @@ class Sequential(Module):
     def _to_config(self) -> dict:
         return {"type": "Sequential", "modules": [module_to_config(m) for m in self._layers]}
 
-    @classmethod
-    def _from_config(cls, cfg: dict) -> "Sequential":
+    @staticmethod
+    def _config_modules(cfg: dict) -> list:
+        unknown = sorted(set(cfg) - {"type", "modules"})
+        if unknown:
+            raise ValueError(f"cfg: unknown keys {unknown} in the config of Sequential (expected 'type' and "
+                             "'modules')")
         mods = cfg.get("modules")
         if not isinstance(mods, list):
             raise ValueError(f"cfg['modules']: expected a list of module configs, got {mods!r:.120}")
-        return cls(*(module_from_config(m) for m in mods))
+        return mods
+
+    @classmethod
+    def _from_config(cls, cfg: dict) -> "Sequential":
+        return cls(*(module_from_config(m) for m in cls._config_modules(cfg)))
+
+    @classmethod
+    def _parameter_shapes_from_config(cls, cfg: dict) -> dict[str, tuple[int, ...]] | None:
+        shapes: dict[str, tuple[int, ...]] = {}
+        for i, m in enumerate(cls._config_modules(cfg)):
+            sub = parameter_shapes_from_config(m)
+            if sub is None:
+                return None
+            shapes.update({f"{i}.{name}": shape for name, shape in sub.items()})
+        return shapes

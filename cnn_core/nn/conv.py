@@ -17,7 +17,7 @@ from cnn_core._random import get_rng
 from cnn_core.kernels import col2im, gemm_batched, gemm_batched_sum, im2col
 from cnn_core.kernels._validate import as_pair, conv_output_size
 from cnn_core.nn.init import check_init, layer_weights
-from cnn_core.nn.module import Module, Parameter, check_size, register_module
+from cnn_core.nn.module import Module, Parameter, check_bias_flag, check_size, register_module
 
 
 @register_module
@@ -40,6 +40,14 @@ class Conv2d(Module):
         self._cache = None
         self._dcols = None  # backward scratch, reused between steps (never handed out)
         self._ones = None   # (N, 1, OH*OW) ones: the bias gradient's row sums as a batched product
+
+    @classmethod
+    def parameter_shapes(cls, in_channels, out_channels, kernel_size, bias=True,
+                         **config) -> dict[str, tuple[int, ...]]:
+        """The shapes __init__ gives the parameters, without allocating them (see Module)."""
+        out = check_size(out_channels, "out_channels")
+        shape = (out, check_size(in_channels, "in_channels"), *as_pair(kernel_size, "kernel_size"))
+        return {"weight": shape, "bias": (out,)} if check_bias_flag(bias) else {"weight": shape}
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._check_input(x, "x", 4, "(N, C, H, W)")

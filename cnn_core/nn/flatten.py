@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn_core.nn.module import Module, register_module
+from cnn_core.nn.module import Module, no_parameters, register_module
 
 
 @register_module
 class Flatten(Module):
     """Keeps the batch axis and flattens the rest (torch.nn.Flatten with start_dim=1)."""
+
+    parameter_shapes = classmethod(no_parameters)
 
     def __init__(self, dtype=None):
         super().__init__(dtype)

@@ -6,7 +6,7 @@ import numpy as np
 from cnn_core._random import get_rng
 from cnn_core.kernels import bias_grad, gemm, linear_forward
 from cnn_core.nn.init import check_init, layer_weights
-from cnn_core.nn.module import Module, Parameter, check_size, register_module
+from cnn_core.nn.module import Module, Parameter, check_bias_flag, check_size, register_module
 
 
 @register_module
@@ -24,6 +24,12 @@ class Linear(Module):
         self.weight = Parameter(w)
         self.bias = Parameter(b) if bias else None
         self._a_prev = None
+
+    @classmethod
+    def parameter_shapes(cls, in_features, out_features, bias=True, **config) -> dict[str, tuple[int, ...]]:
+        """The shapes __init__ gives the parameters, without allocating them (see Module)."""
+        shape = (check_size(out_features, "out_features"), check_size(in_features, "in_features"))
+        return {"weight": shape, "bias": shape[:1]} if check_bias_flag(bias) else {"weight": shape}
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._check_input(x, "x", 2, "(batch, in_features)")

@@ -6,6 +6,7 @@ parameters are registered by attribute assignment, which gives dotted names ("0.
 """
 from __future__ import annotations
 
+import inspect
 import numbers
 from typing import Any, Callable, Iterator
 
@@ -68,10 +69,18 @@ class Module:
     implement ``forward`` and ``backward``, and return their constructor arguments from ``get_config``.
     In eval mode a layer keeps no cache, so ``backward`` is only possible after a forward in train mode.
 
+    ``parameter_shapes`` (classmethod, optional): ``parameter_shapes(**config) -> {name: shape}``, the
+    parameters ``__init__(**config)`` would create, computed without allocating them, so that ``cnn_core.load``
+    can check a file's weights against its architecture before building anything. None (the default) means
+    unknown: such a module is built from its config to find out. Layers without parameters set it to
+    ``no_parameters``.
+
     ``input_grad`` (default True): when False, layers with weights skip computing dC/dx in ``backward`` and
     return None, as PyTorch does for an input that does not require grad; ``fit`` sets it on the model while
     training, since nobody reads the gradient with respect to the data.
     """
+
+    parameter_shapes: Callable[..., dict[str, tuple[int, ...]]] | None = None
 
     def __init__(self, dtype=None):
         object.__setattr__(self, "_parameters", {})
@@ -248,6 +257,18 @@ class Module:
         return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
 
 
+def no_parameters(cls, **config) -> dict[str, tuple[int, ...]]:
+    """``parameter_shapes`` of a layer without parameters (use as ``parameter_shapes = classmethod(no_parameters)``)."""
+    return {}
+
+
+def check_bias_flag(bias, name: str = "bias") -> bool:
+    """The ``bias`` argument as read from a config: a bool (the constructors accept any truth value)."""
+    if not isinstance(bias, bool):
+        raise TypeError(f"{name}: expected a bool, got {bias!r}")
+    return bias
+
+
 _REGISTRY: dict[str, type] = {}
 
 
@@ -272,17 +293,55 @@ def module_to_config(module: Module) -> dict[str, Any]:
     return {"type": name, "config": module.get_config()}
 
 
-def module_from_config(cfg: dict[str, Any]) -> Module:
-    """Rebuild a module (with fresh weights) from ``module_to_config``'s dict."""
+def _resolve_config(cfg: Any) -> tuple[type, dict[str, Any]]:
+    """The registered class of a module config and its constructor arguments, with every key checked.
+
+    A config is {"type": name, "config": {arguments}} (containers with ``_from_config`` define their own keys);
+    an argument must be one of the constructor's named parameters (``rng`` excluded: a file holds weights).
+    """
     if not isinstance(cfg, dict) or "type" not in cfg:
         raise ValueError(f"cfg: expected a dict with a 'type' key, got {cfg!r:.120}")
-    cls = _REGISTRY.get(cfg["type"])
+    name = cfg["type"]
+    cls = _REGISTRY.get(name) if isinstance(name, str) else None
     if cls is None:
-        raise ValueError(f"cfg: unknown module type {cfg['type']!r}; known: {sorted(_REGISTRY)}")
-    from_config: Callable | None = getattr(cls, "_from_config", None)
-    if from_config is not None:
-        return from_config(cfg)
+        raise ValueError(f"cfg: unknown module type {name!r:.80}; known: {sorted(_REGISTRY)}")
+    if getattr(cls, "_from_config", None) is not None:
+        return cls, {}
+    unknown = sorted(set(cfg) - {"type", "config"})
+    if unknown:
+        raise ValueError(f"cfg: unknown keys {unknown} in the config of {name} (expected 'type' and 'config')")
     config = cfg.get("config", {})
     if not isinstance(config, dict):
         raise ValueError(f"cfg['config']: expected a dict of constructor arguments, got {config!r:.120}")
+    params = inspect.signature(cls.__init__).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        allowed = {n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        unknown = sorted(set(config) - (allowed - {"self", "rng"}))
+        if unknown:
+            raise ValueError(f"cfg['config']: unknown arguments {unknown} for {name} "
+                             f"(expected some of {sorted(allowed - {'self', 'rng'})})")
+    return cls, config
+
+
+def parameter_shapes_from_config(cfg: Any) -> dict[str, tuple[int, ...]] | None:
+    """The dotted parameter names and shapes ``module_from_config(cfg)`` would create, without allocating them.
+
+    None when a module in the config has no ``parameter_shapes``: then only building it tells. Raises
+    ValueError or TypeError for a config that module_from_config would refuse on these grounds.
+    """
+    cls, config = _resolve_config(cfg)
+    from_config: Callable | None = getattr(cls, "_parameter_shapes_from_config", None)
+    if from_config is not None:
+        return from_config(cfg)
+    if cls.parameter_shapes is None or getattr(cls, "_from_config", None) is not None:
+        return None
+    return cls.parameter_shapes(**config)
+
+
+def module_from_config(cfg: dict[str, Any]) -> Module:
+    """Rebuild a module (with fresh weights) from ``module_to_config``'s dict."""
+    cls, config = _resolve_config(cfg)
+    from_config: Callable | None = getattr(cls, "_from_config", None)
+    if from_config is not None:
+        return from_config(cfg)
     return cls(**config)

@@ -6,10 +6,12 @@ import numpy as np
 
 from cnn_core.kernels import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
 from cnn_core.kernels._validate import as_pair
-from cnn_core.nn.module import Module, register_module
+from cnn_core.nn.module import Module, no_parameters, register_module
 
 
 class _Pool2d(Module):
+    parameter_shapes = classmethod(no_parameters)
+
     def __init__(self, kernel_size, stride=None, dtype=None):
         super().__init__(dtype)
         self.kernel_size = as_pair(kernel_size, "kernel_size")

@@ -48,6 +48,12 @@ class RNN(Module):
             self.bias_hh = Parameter(uniform((h,), k, rng, dt))
         self._cache = None
 
+    @classmethod
+    def parameter_shapes(cls, input_size, hidden_size, **config) -> dict[str, tuple[int, ...]]:
+        """The shapes __init__ gives the parameters, without allocating them (see Module)."""
+        d, h = check_size(input_size, "input_size"), check_size(hidden_size, "hidden_size")
+        return {"weight_ih": (h, d), "weight_hh": (h, h), "bias_ih": (h,), "bias_hh": (h,)}
+
     def forward(self, x: np.ndarray, h0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         self._check_input(x, "x", 3, "(batch, time, input_size)")
         n, t_len, d = x.shape
