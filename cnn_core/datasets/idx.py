@@ -1,4 +1,10 @@
-"""Reader for the IDX format of MNIST and Fashion-MNIST (raw or gzip-compressed)."""
+"""Reader for the IDX format of MNIST and Fashion-MNIST (raw or gzip-compressed).
+
+A header's dimensions are checked against the file before anything is allocated: a raw file must be exactly
+header + prod(dims) * itemsize bytes long; a gzip file may claim at most MAX_GZIP_RATIO times its compressed
+size (deflate cannot do better than about 1032:1), and is read in chunks that stop at the real end of the
+stream, so memory follows the data actually present, never the header's claim.
+"""
 from __future__ import annotations
 
 import gzip
@@ -19,13 +25,17 @@ _IDX_DTYPES = {
     0x0E: np.dtype(">f8"),
 }
 _GZIP_MAGIC = b"\x1f\x8b"
+MAX_GZIP_RATIO = 1032  # deflate's largest possible expansion: a larger claim cannot be backed by the file
+
+
+def _is_gzip(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == _GZIP_MAGIC
 
 
 def _read_bytes(path: str, limit: int) -> bytes:
     """Read at most `limit` bytes of the (decompressed) file."""
-    with open(path, "rb") as f:
-        gzipped = f.read(2) == _GZIP_MAGIC
-    opener = gzip.open if gzipped else open
+    opener = gzip.open if _is_gzip(path) else open
     chunks, n = [], 0
     try:
         with opener(path, "rb") as f:
@@ -68,6 +78,14 @@ def load_idx(path: str | os.PathLike) -> np.ndarray:
     dtype = _IDX_DTYPES[code]
     count = math.prod(dims)  # Python ints: a corrupt header cannot overflow this
     n_bytes = count * dtype.itemsize
+    size = os.path.getsize(path)
+    if _is_gzip(path):
+        if n_bytes > MAX_GZIP_RATIO * size:
+            raise ValueError(f"{path}: IDX dimensions {dims} need {n_bytes} bytes, more than a {size}-byte gzip "
+                             f"file can hold (at most {MAX_GZIP_RATIO}x)")
+    elif size != header_len + n_bytes:
+        what = "truncated IDX data" if size < header_len + n_bytes else "unexpected bytes after the IDX data"
+        raise ValueError(f"{path}: {what}: dimensions {dims} need {n_bytes} bytes, found {size - header_len}")
     # Read one byte past the payload, to detect trailing data without reading the whole tail.
     raw = _read_bytes(path, header_len + n_bytes + 1)
     payload = len(raw) - header_len
