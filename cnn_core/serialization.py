@@ -23,7 +23,7 @@ file, and turns every defect into a ValueError naming the file and what is wrong
     representable in the model's dtype (float64 1e300 in a float32 model is refused, not turned into inf).
 A module class registered by the user without ``parameter_shapes`` is built from its config before its
 shapes can be compared; its constructor must check its own arguments. Every built-in layer declares its shapes.
-Peak memory while loading is the model plus its largest parameter.
+Peak memory while loading is the model plus about two copies of its largest parameter.
 
 Writing. ``save`` writes a temporary file ".<name>.<host>-<pid>-<token>.tmp" next to the target (the target of a
 symlink: saving to a symlink writes through to the file it points at, as most editors do, and keeps the link),
@@ -31,7 +31,8 @@ flushes it and renames it over the target, so the file at the path is always eit
 The temporary is removed on every exit path that runs Python code (exceptions, KeyboardInterrupt, SystemExit);
 one left by a killed process (SIGKILL, power loss) is removed by the next save to the same path, once its
 writer's pid, on this host, is no longer alive; a live writer's temporary (another MPI rank's, say) and those of
-other hosts are never touched. Saving over an existing file keeps its permission bits.
+other hosts are never touched (a pid recycled by a new process keeps the file until that process ends).
+Saving over an existing file keeps its permission bits.
 """
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ import struct
 import zipfile
 import zlib
 from itertools import accumulate
+from typing import NamedTuple
 
 import numpy as np
 
@@ -212,7 +214,7 @@ def load(path: str | os.PathLike):
         except _Corrupt as e:
             raise ValueError(f"cnn_core.load: {path!r} is not a readable cnn_core model file ({e})") from None
         except (zipfile.BadZipFile, zlib.error, EOFError, struct.error, ValueError, OSError) as e:
-            if isinstance(e, PermissionError) or str(e).startswith("cnn_core.load:"):
+            if str(e).startswith("cnn_core.load:"):  # already names the file and the defect
                 raise
             raise ValueError(f"cnn_core.load: {path!r} is not a readable cnn_core model file "
                              f"(truncated, corrupt or not an .npz archive: {type(e).__name__}: {e})") from None
@@ -231,12 +233,12 @@ def _check_member_count(f, size: int) -> None:
     f.seek(0)
 
 
-class _Header:
+class _Header(NamedTuple):
     """A member's .npy header: shape, order and dtype, and the byte length of the header itself."""
-    __slots__ = ("shape", "fortran", "dtype", "length")
-
-    def __init__(self, shape, fortran, dtype, length):
-        self.shape, self.fortran, self.dtype, self.length = shape, fortran, dtype, length
+    shape: tuple[int, ...]
+    fortran: bool
+    dtype: np.dtype
+    length: int
 
 
 def _load_archive(zf: zipfile.ZipFile, size: int, path: str):
