@@ -20,7 +20,6 @@ import zipfile
 import numpy as np
 import pytest
 
-import cnn_core
 from cnn_core import nn, serialization
 from cnn_core.datasets import load_idx, load_mnist
 from cnn_core.models import lenet5
@@ -298,7 +297,7 @@ def test_duplicate_member_names(tmp_path):
 
 def patch_central_directory(data: bytes, name: bytes, offset: int, fmt: str, value) -> bytes:
     """Rewrite one field of `name`'s central directory entry (offset from the entry's signature)."""
-    at = data.index(b"PK\x01\x02" + b"", data.index(b"PK\x01\x02"))
+    at = data.index(b"PK\x01\x02")
     while data[at + 46:at + 46 + len(name)] != name:
         at = data.index(b"PK\x01\x02", at + 4)
     out = bytearray(data)
