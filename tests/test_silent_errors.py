@@ -270,6 +270,37 @@ def test_predict_from_another_thread_while_fit_trains_is_refused():
     assert predict(model, X).shape == (32, 3)
 
 
+class BlockingLinear(nn.Linear):
+    """A Linear whose eval-mode forward waits until released, to hold a predict call inside the model."""
+
+    def __init__(self):
+        super().__init__(8, 3, rng=0)
+        self.inside, self.release = threading.Event(), threading.Event()
+
+    def forward(self, x):
+        if not self.training and len(x) == 5:  # fit's own one-sample shape probe is not held
+            self.inside.set()
+            assert self.release.wait(30)
+        return super().forward(x)
+
+
+def test_fit_while_another_thread_predicts_is_refused():
+    model = BlockingLinear().train()
+    X = np.random.default_rng(4).standard_normal((5, 8)).astype(np.float32)
+    t = threading.Thread(target=predict, args=(model, X))
+    t.start()
+    try:
+        assert model.inside.wait(30)
+        with pytest.raises(RuntimeError, match="fit needs it to itself"):
+            fit(model, nn.CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), X[:4], np.arange(4) % 3,
+                epochs=1, batch_size=2)
+        assert not model.training  # predict's eval mode left alone while it runs
+    finally:
+        model.release.set()
+        t.join()
+    assert model.training  # and the original mode back once it is done
+
+
 # ---- layers must not see the caller changing their input before backward ------------------------------
 
 def run_layer(make, x, dy_seed=0, mutate=False, backward_args=()):
@@ -484,3 +515,19 @@ def test_scheduler_load_state_dict_validates_every_key(key, value, exc):
     with pytest.raises(exc, match=rf"state_dict\['{key}'\]"):
         sched.load_state_dict(sd)
     assert sched.state_dict() == good
+
+
+def test_load_state_dict_of_a_subclass_with_its_own_unchecked_hyperparameter_restores_it():
+    class Scaled(SGD):
+        _hyper = SGD._hyper + ("scale",)
+
+        def __init__(self, params, lr, scale=1.0):
+            super().__init__(params, lr)
+            self.scale = scale
+    a, b = Scaled([P(np.zeros(2))], lr=0.1, scale=3.0), Scaled([P(np.zeros(2))], lr=0.5)
+    b.load_state_dict(a.state_dict())
+    assert (b.lr, b.scale) == (0.1, 3.0)
+    sd = a.state_dict()
+    sd["hyper"]["lr"] = math.nan  # the base class's keys are still checked
+    with pytest.raises(ValueError, match=r"state_dict\['hyper'\]\['lr'\]"):
+        b.load_state_dict(sd)

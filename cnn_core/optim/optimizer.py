@@ -66,6 +66,7 @@ class Optimizer:
     constructor and `load_state_dict` run, and declare their per-parameter state: `_state_arrays` (arrays
     shaped like the parameter; those in `_state_nonnegative` must be >= 0) and `_state_counters` (ints >= 0).
     A parameter's state is either empty (before its first step) or holds every one of those keys.
+    (A hyperparameter listed in `_hyper` but not checked by `_validate_hyper` is loaded as given.)
     """
 
     _hyper: tuple[str, ...] = ("lr",)
@@ -125,7 +126,8 @@ class Optimizer:
         if set(hyper) != set(self._hyper):
             raise ValueError(f"state_dict['hyper']: expected the hyperparameters {sorted(self._hyper)} of "
                              f"{type(self).__name__}, got {sorted(map(str, hyper))}")
-        hyper = self._validate_hyper(hyper, _in_hyper)
+        # a subclass that lists a hyperparameter without checking it in _validate_hyper gets it back as given
+        hyper = {**hyper, **self._validate_hyper(hyper, _in_hyper)}
         if not isinstance(state, (list, tuple)):
             raise TypeError(f"state_dict['state']: expected a list with one dict per parameter, "
                             f"got {type(state).__name__}")
