@@ -415,7 +415,12 @@ def edit(sd, path, value):
     return sd
 
 
-DELETE = object()
+class _Delete:
+    def __repr__(self):  # a stable test id
+        return "DELETE"
+
+
+DELETE = _Delete()
 
 BAD_STATE = [
     # (optimizer, path, value, exception, the message must contain)
