@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import threading
 import time
 from collections import namedtuple
 from typing import Any, Sequence
@@ -104,7 +105,7 @@ def _forward(model, x) -> np.ndarray:
 
 def _output_shape(model, X: np.ndarray) -> tuple[int, ...]:
     """Per-sample output shape, from a forward pass on one sample in eval mode (no caches, no side effects)."""
-    with _mode(model, training=False):
+    with _eval_mode(model):
         return _forward(model, X[:1]).shape[1:]
 
 
@@ -160,27 +161,86 @@ def _n_correct(kind: str | None, out: np.ndarray, labels: np.ndarray | None) -> 
     return 0
 
 
-class _mode:
-    """Context manager: put the model in train or eval mode, restore its previous mode on exit.
+# ---- modes ---------------------------------------------------------------------------------------------
+# A model's mode is shared state, so the calls that switch it coordinate through one lock: predict/evaluate
+# calls on one model count themselves in, the first saves every module's mode and switches to eval, the
+# last restores what was saved; their forward passes run outside the lock (in eval mode a layer keeps no
+# per-call state). fit owns the model while it trains: other threads' predict/evaluate calls are refused.
 
-    Training also turns the model's `input_grad` off: fit never reads d loss / d X, so the first layer
-    need not compute it.
-    """
+_modes_lock = threading.Lock()
+_eval_users: dict[int, list] = {}   # id(model) -> [calls inside, saved modes]
+_fit_threads: dict[int, int] = {}   # id(model) -> ident of the thread fitting it
 
-    def __init__(self, model, training: bool) -> None:
-        self.model, self.training = model, training
+
+def _saved_modes(model) -> list[tuple[Any, bool]]:
+    modules = model.modules() if callable(getattr(model, "modules", None)) else (model,)
+    return [(m, bool(getattr(m, "training", True))) for m in modules]
+
+
+def _restore_modes(saved: list[tuple[Any, bool]]) -> None:
+    # modules() lists parents before children: train()/eval() resets a whole subtree and the later entries
+    # then set the children back, so a mix of modes comes back exactly.
+    for m, training in saved:
+        m.train() if training else m.eval()
+
+
+class _eval_mode:
+    """Context manager: the model in eval mode; enterable from several threads at once (see above)."""
+
+    def __init__(self, model) -> None:
+        self.model = model
 
     def __enter__(self):
-        self.was_training = bool(getattr(self.model, "training", True))
-        self.input_grad = getattr(self.model, "input_grad", None)
-        self.model.train() if self.training else self.model.eval()
-        if self.training and self.input_grad is not None:
-            self.model.input_grad = False
+        key = id(self.model)
+        with _modes_lock:
+            fitter = _fit_threads.get(key)
+            if fitter is not None and fitter != threading.get_ident():
+                raise RuntimeError("model: fit is training this model in another thread; predicting with it now "
+                                   "would switch it to eval mode under fit (use fit's validation_data or a callback)")
+            users = _eval_users.get(key)
+            if users is None:
+                saved = _saved_modes(self.model)
+                self.model.eval()
+                _eval_users[key] = [1, saved]
+            else:
+                users[0] += 1
 
     def __exit__(self, *exc) -> None:
-        self.model.train() if self.was_training else self.model.eval()
+        key = id(self.model)
+        with _modes_lock:
+            users = _eval_users[key]
+            users[0] -= 1
+            if users[0] == 0:
+                del _eval_users[key]
+                _restore_modes(users[1])
+
+
+class _train_mode:
+    """Context manager for fit: the model in train mode with `input_grad` off (fit never reads d loss / d X,
+    so the first layer need not compute it); every module's mode and input_grad are restored on exit."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def __enter__(self):
+        key = id(self.model)
+        with _modes_lock:
+            if key in _fit_threads or key in _eval_users:
+                raise RuntimeError("model: another thread is already fitting or predicting with this model; "
+                                   "fit needs it to itself")
+            self.saved = _saved_modes(self.model)
+            self.input_grad = getattr(self.model, "input_grad", None)
+            self.model.train()
+            if self.input_grad is not None:
+                self.model.input_grad = False
+            _fit_threads[key] = threading.get_ident()
+
+    def __exit__(self, *exc) -> None:
+        _restore_modes(self.saved)
         if self.input_grad is not None:
             self.model.input_grad = self.input_grad
+        with _modes_lock:
+            del _fit_threads[id(self.model)]
 
 
 # ---- public API ------------------------------------------------------------------------------------------
@@ -189,12 +249,14 @@ def predict(model, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """The model's outputs for X, computed in eval mode in batches and stacked along the first axis.
 
     X is cast to the model's dtype when it is another float dtype. The model's mode is restored afterwards.
+    Several threads may predict (and evaluate) with one model at once: the mode switch is shared, and the
+    model gets back its mode when the last of them finishes. Not while another thread fits it (RuntimeError).
     """
     _check_model(model)
     batch_size = _check_int(batch_size, "batch_size", 1)
     X = _as_inputs(X, "X", model)
     out = None
-    with _mode(model, training=False):
+    with _eval_mode(model):
         for start in range(0, len(X), batch_size):
             a = _forward(model, X[start:start + batch_size])
             if out is None:
@@ -205,7 +267,7 @@ def predict(model, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
 
 def _evaluate(model, loss, X, y, batch_size, kind, labels) -> EvalResult:
     total, correct = 0.0, 0
-    with _mode(model, training=False):
+    with _eval_mode(model):
         for start in range(0, len(X), batch_size):
             stop = min(start + batch_size, len(X))
             a = _forward(model, X[start:stop])
@@ -218,7 +280,7 @@ def evaluate(model, loss, X: np.ndarray, y: np.ndarray, batch_size: int = 256) -
     """Mean loss and accuracy of the model on (X, y), in eval mode; returns EvalResult(loss, accuracy).
 
     The loss is averaged over samples (batch means weighted by batch size). accuracy is None when the
-    targets are neither labels, one-hot rows nor 0/1 targets of a single-output model.
+    targets are neither labels, one-hot rows nor 0/1 targets of a single-output model. Thread-safe like predict.
     """
     _check_model(model)
     _check_loss(loss)
@@ -289,7 +351,7 @@ def fit(model, loss, optimizer, X: np.ndarray, y: np.ndarray, epochs: int, batch
             "val_samples": 0 if val is None else len(val[0])}
     history = History()
     snapshot = _snapshot(model, optimizer)
-    with _mode(model, training=True):
+    with _train_mode(model):
         try:
             for cb in callbacks:
                 cb.on_train_begin(info)

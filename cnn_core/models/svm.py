@@ -14,6 +14,11 @@ and the step size eta_t = lr / (1 + lr * lambda * t) (t = steps taken so far): l
 1 / (lambda t) as in Pegasos (scikit-learn's 'optimal' schedule). The L2 term is applied as its proximal
 step, w <- (w - eta_t g_w) / (1 + eta_t lambda), which stays stable for any lr. Several classes are
 one-vs-rest, all problems updated together with one matrix product per batch.
+
+Range: lambda = 1/(C n) and the weights, which grow like C n |x|, must stay inside float64, so C is taken in
+[1e-100, 1e100] and every row of X must have a finite squared norm sum_j x_ij^2 (|x| below about
+1e154 / sqrt(d)). Should the solver still overflow (e.g. a huge lr), fit raises ValueError rather than
+return NaN or infinite coefficients.
 """
 from __future__ import annotations
 
@@ -23,6 +28,8 @@ from cnn_core.models._base import (LinearClassifier, check_int, check_real, chec
                                    encode_labels)
 
 __all__ = ["LinearSVM"]
+
+C_RANGE = (1e-100, 1e100)
 
 
 def svm_objective(W: np.ndarray, B: np.ndarray, X: np.ndarray, T: np.ndarray, C: float) -> float:
@@ -36,7 +43,8 @@ class LinearSVM(LinearClassifier):
 
     Parameters
     ----------
-    C : weight of the summed hinge loss (> 0), as in scikit-learn's SVC/LinearSVC (see the module docstring).
+    C : weight of the summed hinge loss, in [1e-100, 1e100], as in scikit-learn's SVC/LinearSVC (see the
+        module docstring).
     lr : initial step size (> 0) of the schedule eta_t = lr / (1 + lr lambda t), lambda = 1 / (C n).
     max_epochs : maximum number of passes over the training set (>= 1).
     batch_size : mini-batch size (>= 1; capped at n). batch_size >= n gives full-batch subgradient descent.
@@ -66,12 +74,21 @@ class LinearSVM(LinearClassifier):
     def fit(self, X, y) -> "LinearSVM":
         """Minimize J for each binary problem; returns self."""
         C = check_real(self.C, "C", 0.0)
+        if not C_RANGE[0] <= C <= C_RANGE[1]:
+            raise ValueError(f"C: expected a number in [{C_RANGE[0]:g}, {C_RANGE[1]:g}] (the solver works with "
+                             f"1/(C n_samples) and weights that grow like C n_samples |x|), got {C!r}")
         lr = check_real(self.lr, "lr", 0.0)
         max_epochs = check_int(self.max_epochs, "max_epochs", 1)
         batch_size = check_int(self.batch_size, "batch_size", 1)
         tol = check_real(self.tol, "tol", 0.0, low_inclusive=True)
         patience = check_int(self.n_iter_no_change, "n_iter_no_change", 1)
         X = check_X(X)
+        with np.errstate(over="ignore"):  # an overflow is what this looks for
+            row_sq = np.einsum("ij,ij->i", X, X)
+        if not np.isfinite(row_sq).all():
+            raise ValueError(f"X: expected rows with a finite squared norm sum_j x_ij^2 (|x| below about "
+                             f"{1.3e154 / np.sqrt(X.shape[1]):.2g} for {X.shape[1]} features), got max |x| = "
+                             f"{np.abs(X).max():.3g}; rescale the features (e.g. standardize them)")
         self.classes_, T = encode_labels(check_y(y, X.shape[0]))
         n, d = X.shape
         lam = 1.0 / (C * n)
@@ -85,18 +102,23 @@ class LinearSVM(LinearClassifier):
                 Xs, Ts = X[perm], T[perm]
             else:
                 Xs, Ts = X, T
-            for start in range(0, n, batch_size):
-                Xb, Tb = Xs[start:start + batch_size], Ts[start:start + batch_size]
-                # A_ik = y_ik where the hinge of point i is active in problem k: -A/|B| is dhinge/dz
-                A = Tb * (Tb * (Xb @ W.T + B) < 1.0)
-                eta = lr / (1.0 + lr * lam * t)
-                step = eta / Xb.shape[0]
-                W += step * (A.T @ Xb)
-                W /= 1.0 + eta * lam
-                B += step * A.sum(axis=0)
-                t += 1
+            with np.errstate(over="ignore", invalid="ignore"):  # overflow is detected below, once per pass
+                for start in range(0, n, batch_size):
+                    Xb, Tb = Xs[start:start + batch_size], Ts[start:start + batch_size]
+                    # A_ik = y_ik where the hinge of point i is active in problem k: -A/|B| is dhinge/dz
+                    A = Tb * (Tb * (Xb @ W.T + B) < 1.0)
+                    eta = lr / (1.0 + lr * lam * t)
+                    step = eta / Xb.shape[0]
+                    W += step * (A.T @ Xb)
+                    W /= 1.0 + eta * lam
+                    B += step * A.sum(axis=0)
+                    t += 1
+                J = svm_objective(W, B, X, T, C)
             self.n_iter_ += 1
-            J = svm_objective(W, B, X, T, C)
+            if not (np.isfinite(J) and np.isfinite(W).all() and np.isfinite(B).all()):
+                raise ValueError(f"LinearSVM.fit: the solver overflowed in pass {self.n_iter_} (objective {J}); "
+                                 f"lower lr (got {lr!r}) or C (got {C!r}), or rescale X (max |x| = "
+                                 f"{np.abs(X).max():.3g})")
             self.loss_curve_.append(J)
             stale = stale + 1 if J > best * (1.0 - tol) else 0
             best = min(best, J)

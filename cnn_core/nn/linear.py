@@ -35,9 +35,11 @@ class Linear(Module):
         self._check_input(x, "x", 2, "(batch, in_features)")
         if x.shape[1] != self.in_features:
             raise ValueError(f"Linear: x: expected {self.in_features} features (in_features), got shape {x.shape}")
-        x = np.ascontiguousarray(x)
-        self._a_prev = x if self.training else None
-        return linear_forward(x, self.weight.data, None if self.bias is None else self.bias.data)
+        xc = np.ascontiguousarray(x)
+        # backward needs x as it is now: keep a private copy, so that the caller changing x in place before
+        # backward cannot change the gradients (unless ascontiguousarray already copied a strided x).
+        self._a_prev = (xc.copy() if np.may_share_memory(xc, x) else xc) if self.training else None
+        return linear_forward(xc, self.weight.data, None if self.bias is None else self.bias.data)
 
     def backward(self, delta: np.ndarray) -> np.ndarray | None:
         """delta = dC/dz of this layer (N, out); returns dC/da_prev (N, in) (None when not input_grad) and

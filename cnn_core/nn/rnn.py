@@ -67,10 +67,11 @@ class RNN(Module):
             if h0.shape != (n, h):
                 raise ValueError(f"RNN: h0: expected shape {(n, h)}, got {h0.shape}")
         sigma = _NONLINEARITIES[self.nonlinearity][0]
-        # time-major copy of x so that each step's slice is contiguous
+        # time-major copy of x so that each step's slice is contiguous; backward needs it as x is now, so it
+        # is copied also when the reshape could return a view of the caller's x (T == 1 or N == 1)
         x_tm = x.transpose(1, 0, 2).reshape(t_len * n, d)
-        if not x_tm.flags.c_contiguous:
-            x_tm = np.ascontiguousarray(x_tm)
+        if not x_tm.flags.c_contiguous or (self.training and np.may_share_memory(x_tm, x)):
+            x_tm = np.array(x_tm, order="C")
         z = linear_forward(x_tm, self.weight_ih.data, self.bias_ih.data + self.bias_hh.data).reshape(t_len, n, h)
         hs = np.empty((t_len + 1, n, h), dtype=self._dtype)  # hs[0] = h0, hs[t+1] = h_t
         if h0 is None:

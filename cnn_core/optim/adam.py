@@ -21,14 +21,25 @@ class Adam(Optimizer):
 
     _hyper = ("lr", "betas", "eps", "weight_decay")
 
+    _state_arrays = ("exp_avg", "exp_avg_sq")
+    _state_nonnegative = ("exp_avg_sq",)  # its square root is taken
+    _state_counters = ("step",)
+
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0) -> None:
-        super().__init__(params, lr)
+        super().__init__(params, lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+    @classmethod
+    def _validate_hyper(cls, hyper, name):
+        out = super()._validate_hyper(hyper, name)
+        betas = hyper["betas"]
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise TypeError(f"betas: expected a pair (beta1, beta2), got {betas!r}")
-        self.betas = (check_hyper(betas[0], "betas[0]", 0.0, 1.0), check_hyper(betas[1], "betas[1]", 0.0, 1.0))
-        self.eps = check_hyper(eps, "eps")
-        self.weight_decay = check_hyper(weight_decay, "weight_decay")
+            raise TypeError(f"{name('betas')}: expected a pair (beta1, beta2), got {betas!r}")
+        out["betas"] = (check_hyper(betas[0], name("betas") + "[0]", 0.0, 1.0),
+                        check_hyper(betas[1], name("betas") + "[1]", 0.0, 1.0))
+        out["eps"] = check_hyper(hyper["eps"], name("eps"))
+        out["weight_decay"] = check_hyper(hyper["weight_decay"], name("weight_decay"))
+        return out
 
     def step(self) -> None:
         """Apply one update to every parameter from its current `.grad`."""

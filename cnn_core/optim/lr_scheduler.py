@@ -46,9 +46,20 @@ class LRScheduler:
         return {"base_lr": self.base_lr, "last_epoch": self.last_epoch, "last_lr": self._last_lr}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.base_lr = state_dict["base_lr"]
-        self.last_epoch = state_dict["last_epoch"]
-        self._last_lr = state_dict["last_lr"]
+        """Restore a `state_dict()`; every entry is checked (TypeError/ValueError naming the key) before any is set."""
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"state_dict: expected a dict from LRScheduler.state_dict(), got {type(state_dict).__name__}")
+        keys = {"base_lr", "last_epoch", "last_lr"}
+        if set(state_dict) != keys:
+            raise ValueError(f"state_dict: expected the keys {sorted(keys)}, got {sorted(map(str, state_dict))}")
+        base_lr = check_hyper(state_dict["base_lr"], "state_dict['base_lr']")
+        last_lr = check_hyper(state_dict["last_lr"], "state_dict['last_lr']")
+        last_epoch = state_dict["last_epoch"]
+        if isinstance(last_epoch, bool) or not isinstance(last_epoch, numbers.Integral):
+            raise TypeError(f"state_dict['last_epoch']: expected an int, got {type(last_epoch).__name__}")
+        if last_epoch < 0:
+            raise ValueError(f"state_dict['last_epoch']: expected an int >= 0, got {last_epoch}")
+        self.base_lr, self.last_epoch, self._last_lr = base_lr, int(last_epoch), last_lr
 
 
 class StepLR(LRScheduler):

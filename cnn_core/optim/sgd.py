@@ -18,17 +18,24 @@ class SGD(Optimizer):
     """
 
     _hyper = ("lr", "momentum", "weight_decay", "nesterov")
+    _state_arrays = ("momentum_buffer",)
 
     def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
                  nesterov: bool = False) -> None:
-        super().__init__(params, lr)
-        self.momentum = check_hyper(momentum, "momentum")
-        self.weight_decay = check_hyper(weight_decay, "weight_decay")
+        super().__init__(params, lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+
+    @classmethod
+    def _validate_hyper(cls, hyper, name):
+        out = super()._validate_hyper(hyper, name)
+        out["momentum"] = check_hyper(hyper["momentum"], name("momentum"))
+        out["weight_decay"] = check_hyper(hyper["weight_decay"], name("weight_decay"))
+        nesterov = hyper["nesterov"]
         if not isinstance(nesterov, (bool, np.bool_)):
-            raise TypeError(f"nesterov: expected a bool, got {type(nesterov).__name__}")
-        if nesterov and self.momentum == 0.0:
-            raise ValueError("nesterov: Nesterov momentum requires momentum > 0, got momentum=0")
-        self.nesterov = bool(nesterov)
+            raise TypeError(f"{name('nesterov')}: expected a bool, got {type(nesterov).__name__}")
+        if nesterov and out["momentum"] == 0.0:
+            raise ValueError(f"{name('nesterov')}: Nesterov momentum requires momentum > 0, got momentum=0")
+        out["nesterov"] = bool(nesterov)
+        return out
 
     def step(self) -> None:
         """Apply one update to every parameter from its current `.grad`."""
