@@ -108,7 +108,10 @@ def run_train(args) -> int:
     _check_destinations(args)
     args.dtype = args.dtype or "float32"
     if args.threads is not None:
-        cnn_core.set_num_threads(args.threads)
+        try:
+            cnn_core.set_num_threads(args.threads)
+        except (ValueError, TypeError) as e:  # the library's bounds (a cap the runtime starts safely)
+            raise UsageError(f"--threads: {e}") from None
     settings = _settings(args)
     X, y = _limit(*load_split(args.data, "train"), args.limit)
     X_test, y_test = _limit(*load_split(args.data, "test"), args.limit)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -13,19 +14,33 @@ from cnn_core import nn
 from cnn_core.cli.data import fit_model_input, load_split, read_images
 from cnn_core.cli.errors import EXIT_OK, UsageError
 from cnn_core.cli.estimator_file import is_estimator_file, load_estimator
+from cnn_core.cli.npyfile import is_npy
 
 
 def load_model(path: str):
-    """(model, is_estimator) from a file of cnn_core.save or of `train perceptron|svm --save`."""
+    """(model, is_estimator) from a file of cnn_core.save or of `train perceptron|svm --save`.
+
+    Both are .npz (zip) archives: anything else is refused before it is parsed. A file cnn_core.load
+    rejects (ValueError/TypeError on its contents, OSError reading it) is the user's to fix: a UsageError.
+    """
     if not os.path.exists(path):
         raise UsageError(f"MODEL_FILE: no such file: {path}")
     if os.path.isdir(path):
         raise UsageError(f"MODEL_FILE: expected a model file, got a directory: {path}")
+    try:
+        if is_npy(path):
+            raise UsageError(f"MODEL_FILE: {path} is a .npy array, not a model file (expected the .npz archive "
+                             f"written by `cnn-core train --save` or cnn_core.save)")
+        if not zipfile.is_zipfile(path):
+            raise UsageError(f"MODEL_FILE: {path} is not a model file (expected the .npz archive written by "
+                             f"`cnn-core train --save` or cnn_core.save)")
+    except OSError as e:
+        raise UsageError(f"MODEL_FILE: cannot read {path}: {e.strerror or e}") from None
     if is_estimator_file(path):
         return load_estimator(path), True
     try:
         model = cnn_core.load(path)
-    except (ValueError, OSError) as e:
+    except (ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile) as e:
         raise UsageError(f"MODEL_FILE: {e}") from None
     return model, False
 
