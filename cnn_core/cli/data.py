@@ -40,7 +40,7 @@ def as_pixels(a: np.ndarray, what: str) -> np.ndarray:
     if a.dtype.kind == "f":
         if not np.isfinite(a).all():
             raise UsageError(f"{what}: the images contain NaN or infinity")
-        lo, hi = float(a.min()), float(a.max())
+        lo, hi = float(a.min()) + 0.0, float(a.max()) + 0.0  # + 0.0: print -0.0 as 0
         if lo < 0.0 or hi > 1.0:
             raise UsageError(f"{what}: expected {PIXEL_RULE}; got {a.dtype} values in [{lo:g}, {hi:g}]: "
                              f"scale them to [0, 1] (for 0..255 pixels: a / 255) or store them as uint8")
