@@ -579,3 +579,15 @@ def test_predict_pixel_rule_for_estimators(tmp_path, capsys, estimator_members, 
     assert [r["class"] for r in rows] == [r["class"] for r in rows_f] and len({r["class"] for r in rows}) == 2
     assert [r["score"] for r in rows] == pytest.approx([r["score"] for r in rows_f], rel=1e-6)
     assert_main_user_error(capsys, ["predict", tmp_path / "p.npz", tmp_path / "f255.npy"], "INPUT", "a / 255")
+
+
+@pytest.mark.parametrize("weight, words", [(1e38, ["MODEL_FILE", "overflow"]), (np.nan, ["MODEL_FILE"])])
+def test_model_with_non_finite_outputs(tmp_path, capsys, weight, words):
+    """Logits that overflow (or NaN weights) are refused, not printed as a class at probability NaN."""
+    from cnn_core import nn
+    model = nn.Sequential(nn.Linear(784, 10))
+    model[0].weight.data[:] = weight
+    cnn_core.save(model, tmp_path / "m.npz")
+    np.save(tmp_path / "x.npy", np.full((2, 28, 28), 200, dtype=np.uint8))
+    assert_main_user_error(capsys, ["predict", tmp_path / "m.npz", tmp_path / "x.npy"], *words)
+    assert_main_user_error(capsys, ["evaluate", tmp_path / "m.npz", "--limit", "20"], *words)

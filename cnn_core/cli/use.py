@@ -59,12 +59,19 @@ def _outputs_are_probabilities(model) -> bool:
     return isinstance(_last_layer(model), nn.Sigmoid)
 
 
-def _class_scores(model, X: np.ndarray) -> np.ndarray:
-    """Per-class probabilities (N, C): softmax of the logits, or the sigmoid outputs as they are."""
+def _class_scores(model, X: np.ndarray, what: str) -> np.ndarray:
+    """Per-class probabilities (N, C): softmax of the logits, or the sigmoid outputs as they are.
+
+    Outputs that are NaN or infinite (non-finite weights, or weights so large that the logits overflow)
+    are refused: a softmax of them would print NaN, or a class at a made-up probability.
+    """
     out = cnn_core.predict(model, X.astype(model.dtype)).astype(np.float64)
     if out.ndim != 2 or out.shape[1] < 2:
         raise UsageError(f"MODEL_FILE: evaluate and predict need a classifier with one output per class, "
                          f"this model outputs per-sample shape {out.shape[1:]}")
+    if not np.isfinite(out).all():
+        raise UsageError(f"MODEL_FILE: the model's outputs on the images of {what} are NaN or infinite "
+                         f"(its weights are non-finite, or so large that the outputs overflow {model.dtype})")
     if _outputs_are_probabilities(model):
         return out
     z = out - out.max(axis=1, keepdims=True)
@@ -109,7 +116,7 @@ def run_evaluate(args) -> int:
         result.update(samples=len(y), loss=None, loss_function=None, accuracy=float(np.mean(pred == y)))
     else:
         Xm = fit_model_input(model, X, "--data")
-        probs = _class_scores(model, Xm)
+        probs = _class_scores(model, Xm, "--data")
         labels = np.arange(probs.shape[1])
         if int(y.max()) >= len(labels):
             raise UsageError(f"--data: the test labels go up to {int(y.max())}, the model has {len(labels)} outputs")
@@ -144,14 +151,17 @@ def run_predict(args) -> int:
         if Xf.shape[1] != model.coef_.shape[1]:
             raise UsageError(f"INPUT: images of shape {tuple(X.shape[1:])} do not fit this model, which expects "
                              f"{model.coef_.shape[1]} pixels")
-        classes = model.predict(Xf)
         z = model.decision_function(Xf)
+        if not np.isfinite(z).all():
+            raise UsageError("MODEL_FILE: the estimator's scores w.x + b on the images of INPUT overflow "
+                             "(its coefficients are too large)")
+        classes = model.predict(Xf)
         score = z if z.ndim == 1 else z.max(axis=1)  # w.x + b of the winning class (binary: of classes_[1])
         rows = [{"index": i, "class": int(c), "probability": None, "score": float(s)}
                 for i, (c, s) in enumerate(zip(classes, score))]
     else:
         Xm = fit_model_input(model, X, "INPUT")
-        probs = _class_scores(model, Xm)
+        probs = _class_scores(model, Xm, "INPUT")
         classes = probs.argmax(axis=1)
         rows = [{"index": i, "class": int(c), "probability": float(probs[i, c])} for i, c in enumerate(classes)]
     if args.json:
