@@ -591,3 +591,13 @@ def test_model_with_non_finite_outputs(tmp_path, capsys, weight, words):
     np.save(tmp_path / "x.npy", np.full((2, 28, 28), 200, dtype=np.uint8))
     assert_main_user_error(capsys, ["predict", tmp_path / "m.npz", tmp_path / "x.npy"], *words)
     assert_main_user_error(capsys, ["evaluate", tmp_path / "m.npz", "--limit", "20"], *words)
+
+
+@pytest.mark.parametrize("shape", [(0, 28, 28), (20, 0, 28)])
+def test_empty_images_in_data(tmp_path, capsys, shape):
+    """IDX files that parse but hold no pixels: refused by --data before a model is built from them."""
+    for prefix in ("train", "t10k"):
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte", np.zeros(shape, np.uint8), 0x08)
+        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte", np.zeros(shape[0], np.uint8), 0x08)
+    for model in ("mlp", "perceptron"):
+        assert_main_user_error(capsys, ["train", model, "--data", tmp_path], "--data", "at least one image")

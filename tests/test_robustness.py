@@ -378,6 +378,7 @@ CASES = [
     case(RNNClassifier, 28, 8, 0, exc=ValueError, match="num_classes"),
     case(RNNClassifier, 28, 8.5, 10, exc=TypeError, match="hidden_size"),
     case(_forward, RNNClassifier(28, 8, 10), z(2, 3, 28, 28), exc=ValueError, match="x"),
+    case(_forward, RNNClassifier(28, 8, 10), [[0.0] * 28], exc=TypeError, match="x"),
     case(_fit_perceptron, FakeSparse(), Y4, exc=TypeError, match="X", id="Perceptron-sparse-X"),
     case(_fit_perceptron, np.array([["a", "b"]] * 4), Y4, exc=TypeError, match="X"),
     case(_fit_perceptron, np.zeros(4), Y4, exc=ValueError, match="X"),

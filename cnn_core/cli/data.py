@@ -21,6 +21,9 @@ def load_split(data: str | None, split: str) -> tuple[np.ndarray, np.ndarray]:
         X, y = load_mnist(data, split=split)
     except (FileNotFoundError, ValueError, OSError) as e:
         raise UsageError(f"cannot read the {split} split from {where}: {e}") from None
+    if X.shape[0] == 0 or 0 in X.shape[2:]:
+        raise UsageError(f"cannot use the {split} split from {where}: expected at least one image of at least "
+                         f"1x1 pixels, got images of shape {X.shape[1:]} x {X.shape[0]}")
     if y.size and (y.min() < 0 or y.max() > 9):
         raise UsageError(f"cannot use the {split} split from {where}: expected labels 0..9, "
                          f"got values in {int(y.min())}..{int(y.max())}")
