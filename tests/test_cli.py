@@ -486,7 +486,8 @@ def test_model_file_that_is_not_an_archive(tmp_path, capsys):
 def test_hostile_npy_inputs(tmp_path, capsys, mlp_file):
     path, _ = mlp_file
     cases = {
-        "huge.npy": (npy_bytes(header=HUGE_HEADER, payload=b"\0" * 100), ["declares", "784,000,000,000 bytes", "holds 100 bytes"]),
+        "huge.npy": (npy_bytes(header=HUGE_HEADER, payload=b"\0" * 100),
+                     ["declares", "784,000,000,000 bytes", "holds 100 bytes"]),
         "short.npy": (npy_bytes(np.zeros((2, 28, 28), np.uint8))[:-5], ["declares"]),
         "long.npy": (npy_bytes(np.zeros((2, 28, 28), np.uint8)) + b"extra", ["declares"]),
         "object.npy": (npy_bytes(np.array([None, 1], dtype=object)), ["dtype object"]),

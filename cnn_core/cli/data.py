@@ -63,15 +63,10 @@ def read_images(path: str) -> np.ndarray:
     if os.path.isdir(path):
         raise UsageError(f"INPUT: expected an IDX image file or a .npy array, got a directory: {path}")
     try:
-        if is_npy(path):
-            a = read_npy(path, f"INPUT: {path}")
-        else:
-            try:
-                a = load_idx(path)
-            except ValueError as e:
-                raise ValueError(f"INPUT: {e} (expected an IDX image file, or a .npy array)") from None
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+        npy = is_npy(path)
+        a = read_npy(path, f"INPUT: {path}") if npy else load_idx(path)
+    except ValueError as e:  # read_npy's messages start with INPUT and the path; load_idx's with the path
+        raise UsageError(str(e) if npy else f"INPUT: {e} (expected an IDX image file, or a .npy array)") from None
     except OSError as e:
         raise UsageError(f"INPUT: cannot read {path}: {e.strerror or e}") from None
     if a.size == 0 or a.dtype.kind not in "buif":
