@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import tokenize
 import zipfile
 import zlib
 from typing import BinaryIO
@@ -35,7 +36,7 @@ def _read_header(f: BinaryIO, what: str) -> tuple[tuple[int, ...], bool, np.dtyp
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
         else:
             raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]} (1.0 and 2.0 are read)")
-    except (ValueError, SyntaxError, EOFError) as e:  # read_magic and the header parser raise these
+    except (ValueError, SyntaxError, EOFError, tokenize.TokenError) as e:  # what read_magic and the parser raise
         raise ValueError(f"{what}: not a readable .npy array ({e})") from None
     if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in "biufcSU":
         raise ValueError(f"{what}: expected an array of numbers or fixed-size strings, got dtype {dtype}")
@@ -67,30 +68,55 @@ def read_npy(path: str, what: str) -> np.ndarray:
         return read_npy_stream(f, os.fstat(f.fileno()).st_size, what)
 
 
-def read_npz(path: str, what: str, max_bytes: int, names: set[str] | None = None) -> dict[str, np.ndarray]:
-    """The members of the .npz archive at `path` (only `names`, when given), each read by read_npy_stream.
+def check_archive(zf: zipfile.ZipFile, what: str, max_members: int | None = None,
+                  max_bytes: int | None = None) -> list[zipfile.ZipInfo]:
+    """The members of an open .npz archive, its directory checked before any member is inflated.
 
-    The archive's directory is checked first: at most MAX_MEMBERS members of at most `max_bytes` declared
-    (uncompressed) bytes in all, so a zip bomb is refused before it is inflated.
+    Every member must be NAME.npy, stored or deflated (what np.savez / savez_compressed write), neither
+    encrypted nor patched (zipfile would raise RuntimeError / NotImplementedError on those); at most
+    `max_members` of them, declaring at most `max_bytes` uncompressed bytes in all (a zip bomb is refused
+    from the directory).
     """
+    infos = zf.infolist()
+    if max_members is not None and len(infos) > max_members:
+        raise ValueError(f"{what}: expected at most {max_members} arrays, the archive holds {len(infos)}")
+    for info in infos:
+        if not info.filename.endswith(".npy"):
+            raise ValueError(f"{what}: unexpected member {info.filename!r} (expected NAME.npy arrays)")
+        if info.flag_bits & 0x21:  # 0x1 encrypted, 0x20 compressed patched data
+            raise ValueError(f"{what}: member {info.filename} is encrypted or patched (flags {info.flag_bits:#x})")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ValueError(f"{what}: member {info.filename} uses compression method {info.compress_type} "
+                             f"(expected stored or deflated)")
+    total = sum(i.file_size for i in infos)
+    if max_bytes is not None and total > max_bytes:
+        raise ValueError(f"{what}: the archive declares {total:,} bytes of arrays, more than the "
+                         f"{max_bytes:,} this file kind can hold")
+    return infos
+
+
+def open_archive_errors(what: str, e: Exception) -> ValueError:
+    """The ValueError for an archive zipfile cannot read (see ARCHIVE_ERRORS)."""
+    return ValueError(f"{what}: not a readable .npz archive ({type(e).__name__}: {e})")
+
+
+# What zipfile raises on a damaged archive: NotImplementedError for an unknown zip version or compression
+# method, zlib.error for corrupt deflate data, EOFError for a cut stream.
+ARCHIVE_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, zlib.error)
+
+
+def read_npz(path: str, what: str, max_bytes: int, names: set[str] | None = None) -> dict[str, np.ndarray]:
+    """The members of the .npz archive at `path` (only `names`, when given), each read by read_npy_stream
+    after check_archive has passed the directory (at most MAX_MEMBERS members, `max_bytes` in all)."""
     try:
         with zipfile.ZipFile(path) as zf:
-            infos = [i for i in zf.infolist() if names is None or i.filename[:-len(".npy")] in names]
-            if len(zf.infolist()) > MAX_MEMBERS:
-                raise ValueError(f"{what}: expected at most {MAX_MEMBERS} arrays, the archive holds "
-                                 f"{len(zf.infolist())}")
-            total = sum(i.file_size for i in infos)
-            if total > max_bytes:
-                raise ValueError(f"{what}: the archive declares {total:,} bytes of arrays, more than the "
-                                 f"{max_bytes:,} this file kind can hold")
+            infos = check_archive(zf, what, MAX_MEMBERS, max_bytes)
             arrays = {}
             for info in infos:
-                if not info.filename.endswith(".npy"):
-                    raise ValueError(f"{what}: unexpected member {info.filename!r} (expected NAME.npy arrays)")
-                with zf.open(info) as f:
-                    arrays[info.filename[:-len(".npy")]] = read_npy_stream(
-                        f, info.file_size, f"{what}: member {info.filename}")
+                name = info.filename[:-len(".npy")]
+                if names is None or name in names:
+                    with zf.open(info) as f:
+                        arrays[name] = read_npy_stream(f, info.file_size, f"{what}: member {info.filename}")
             return arrays
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, zlib.error) as e:
-        # NotImplementedError: a compression method zipfile does not implement; zlib.error: corrupt deflate data
-        raise ValueError(f"{what}: not a readable .npz archive ({e})") from None
+    except ARCHIVE_ERRORS as e:
+        raise open_archive_errors(what, e) from None

@@ -14,7 +14,7 @@ from cnn_core import nn
 from cnn_core.cli.data import fit_model_input, load_split, read_images
 from cnn_core.cli.errors import EXIT_OK, UsageError
 from cnn_core.cli.estimator_file import is_estimator_file, load_estimator
-from cnn_core.cli.npyfile import is_npy
+from cnn_core.cli.npyfile import ARCHIVE_ERRORS, check_archive, is_npy, open_archive_errors
 
 
 def load_model(path: str):
@@ -34,6 +34,12 @@ def load_model(path: str):
         if not zipfile.is_zipfile(path):
             raise UsageError(f"MODEL_FILE: {path} is not a model file (expected the .npz archive written by "
                              f"`cnn-core train --save` or cnn_core.save)")
+        with zipfile.ZipFile(path) as zf:
+            check_archive(zf, f"MODEL_FILE: {path}")
+    except ARCHIVE_ERRORS as e:
+        raise UsageError(str(open_archive_errors(f"MODEL_FILE: {path}", e))) from None
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     except OSError as e:
         raise UsageError(f"MODEL_FILE: cannot read {path}: {e.strerror or e}") from None
     if is_estimator_file(path):
