@@ -68,14 +68,12 @@ def read_npy(path: str, what: str) -> np.ndarray:
         return read_npy_stream(f, os.fstat(f.fileno()).st_size, what)
 
 
-def check_archive(zf: zipfile.ZipFile, what: str, max_members: int | None = None,
-                  max_bytes: int | None = None) -> list[zipfile.ZipInfo]:
+def check_archive(zf: zipfile.ZipFile, what: str, max_members: int | None = None) -> list[zipfile.ZipInfo]:
     """The members of an open .npz archive, its directory checked before any member is inflated.
 
     Every member must be NAME.npy, stored or deflated (what np.savez / savez_compressed write), neither
     encrypted nor patched (zipfile would raise RuntimeError / NotImplementedError on those); at most
-    `max_members` of them, declaring at most `max_bytes` uncompressed bytes in all (a zip bomb is refused
-    from the directory).
+    `max_members` of them.
     """
     infos = zf.infolist()
     if max_members is not None and len(infos) > max_members:
@@ -88,10 +86,6 @@ def check_archive(zf: zipfile.ZipFile, what: str, max_members: int | None = None
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise ValueError(f"{what}: member {info.filename} uses compression method {info.compress_type} "
                              f"(expected stored or deflated)")
-    total = sum(i.file_size for i in infos)
-    if max_bytes is not None and total > max_bytes:
-        raise ValueError(f"{what}: the archive declares {total:,} bytes of arrays, more than the "
-                         f"{max_bytes:,} this file kind can hold")
     return infos
 
 
@@ -107,16 +101,21 @@ ARCHIVE_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImpleme
 
 def read_npz(path: str, what: str, max_bytes: int, names: set[str] | None = None) -> dict[str, np.ndarray]:
     """The members of the .npz archive at `path` (only `names`, when given), each read by read_npy_stream
-    after check_archive has passed the directory (at most MAX_MEMBERS members, `max_bytes` in all)."""
+    after check_archive has passed the directory (at most MAX_MEMBERS members; the members read declare at
+    most `max_bytes` in all)."""
     try:
         with zipfile.ZipFile(path) as zf:
-            infos = check_archive(zf, what, MAX_MEMBERS, max_bytes)
+            infos = [i for i in check_archive(zf, what, MAX_MEMBERS)
+                     if names is None or i.filename[:-len(".npy")] in names]
+            total = sum(i.file_size for i in infos)
+            if total > max_bytes:
+                raise ValueError(f"{what}: the archive declares {total:,} bytes of arrays, more than the "
+                                 f"{max_bytes:,} this file kind can hold")
             arrays = {}
             for info in infos:
-                name = info.filename[:-len(".npy")]
-                if names is None or name in names:
-                    with zf.open(info) as f:
-                        arrays[name] = read_npy_stream(f, info.file_size, f"{what}: member {info.filename}")
+                with zf.open(info) as f:
+                    arrays[info.filename[:-len(".npy")]] = read_npy_stream(
+                        f, info.file_size, f"{what}: member {info.filename}")
             return arrays
     except ARCHIVE_ERRORS as e:
         raise open_archive_errors(what, e) from None
