@@ -654,3 +654,12 @@ def test_archive_directory_checks(tmp_path, capsys, estimator_members, mlp_file)
     with zipfile.ZipFile(tmp_path / "extra.npz", "w") as zf:
         zf.writestr("readme.txt", "hello")
     assert_main_user_error(capsys, ["evaluate", tmp_path / "extra.npz"], "MODEL_FILE", "readme.txt")
+
+
+@posix_only
+def test_special_files_are_refused_without_opening(tmp_path, capsys, mlp_file):
+    """A FIFO would block on open and /dev/zero never ends: both refused as file arguments, at once."""
+    os.mkfifo(tmp_path / "fifo")
+    for special in (tmp_path / "fifo", "/dev/zero"):
+        assert_main_user_error(capsys, ["evaluate", special], "MODEL_FILE", "special file")
+        assert_main_user_error(capsys, ["predict", mlp_file[0], special], "INPUT", "special file")

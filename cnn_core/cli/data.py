@@ -52,16 +52,24 @@ def as_pixels(a: np.ndarray, what: str) -> np.ndarray:
                      f"a.astype(numpy.uint8) for 0..255 pixels, or (a / a.max()).astype(numpy.float32)")
 
 
+def require_file(path: str, what: str, expected: str) -> None:
+    """A UsageError unless `path` is a regular file: a directory is named as such, and a FIFO or a device
+    (/dev/zero) is refused before it is opened, since reading one can block or never end."""
+    if not os.path.exists(path):
+        raise UsageError(f"{what}: no such file: {path}")
+    if os.path.isdir(path):
+        raise UsageError(f"{what}: expected {expected}, got a directory: {path}")
+    if not os.path.isfile(path):
+        raise UsageError(f"{what}: expected {expected}, got a special file (FIFO, socket or device): {path}")
+
+
 def read_images(path: str) -> np.ndarray:
     """Images from an IDX file (raw or .gz) or a .npy array, as float32 (N, H, W) or (N, C, H, W) in [0, 1].
 
     A .npy file is recognised by its magic (any name) and read header first (see npyfile). The pixel
     scale follows as_pixels. A 2-D array is one image.
     """
-    if not os.path.exists(path):
-        raise UsageError(f"INPUT: no such file: {path}")
-    if os.path.isdir(path):
-        raise UsageError(f"INPUT: expected an IDX image file or a .npy array, got a directory: {path}")
+    require_file(path, "INPUT", "an IDX image file or a .npy array")
     try:
         npy = is_npy(path)
         a = read_npy(path, f"INPUT: {path}") if npy else load_idx(path)

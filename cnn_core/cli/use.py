@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import zipfile
 from typing import Any
@@ -11,7 +10,7 @@ import numpy as np
 
 import cnn_core
 from cnn_core import nn
-from cnn_core.cli.data import fit_model_input, load_split, read_images
+from cnn_core.cli.data import fit_model_input, load_split, read_images, require_file
 from cnn_core.cli.errors import EXIT_OK, UsageError
 from cnn_core.cli.estimator_file import is_estimator_file, load_estimator
 from cnn_core.cli.npyfile import ARCHIVE_ERRORS, check_archive, is_npy, open_archive_errors
@@ -23,10 +22,7 @@ def load_model(path: str):
     Both are .npz (zip) archives: anything else is refused before it is parsed. A file cnn_core.load
     rejects (ValueError/TypeError on its contents, OSError reading it) is the user's to fix: a UsageError.
     """
-    if not os.path.exists(path):
-        raise UsageError(f"MODEL_FILE: no such file: {path}")
-    if os.path.isdir(path):
-        raise UsageError(f"MODEL_FILE: expected a model file, got a directory: {path}")
+    require_file(path, "MODEL_FILE", "a model file")
     try:
         if is_npy(path):
             raise UsageError(f"MODEL_FILE: {path} is a .npy array, not a model file (expected the .npz archive "
