@@ -663,3 +663,12 @@ def test_special_files_are_refused_without_opening(tmp_path, capsys, mlp_file):
     for special in (tmp_path / "fifo", "/dev/zero"):
         assert_main_user_error(capsys, ["evaluate", special], "MODEL_FILE", "special file")
         assert_main_user_error(capsys, ["predict", mlp_file[0], special], "INPUT", "special file")
+
+
+def test_estimator_overflow_is_one_line_and_exit_1(tmp_path):
+    """--lr 1e308 overflows the perceptron's weights: reported like a diverging network (exit 1, one line)."""
+    r = cli(tmp_path, "train", "perceptron", "--lr", "1e308", "--limit", "300", "--epochs", "3", "--save", "p.npz",
+            "--quiet")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "diverged" in r.stderr and "eta" in r.stderr
+    assert not (tmp_path / "p.npz").exists()
