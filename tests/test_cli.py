@@ -344,3 +344,331 @@ def test_divergence_is_one_line_and_exit_1(tmp_path):
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "diverged" in r.stderr and "epoch 1/3" in r.stderr
     assert not (tmp_path / "m.npz").exists()
+
+
+# ---- issue 8: hostile or corrupt files and inputs, every file argument (one line, exit 2) --------------------
+
+def run_main(capsys, *args) -> tuple[int, str, str]:
+    """The CLI in this process (fast for the many file cases): exit status, stdout, stderr.
+
+    An exception escaping main() is exactly the traceback a user would see, so it fails the test.
+    """
+    from cnn_core.cli import main
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_main_user_error(capsys, args, *words: str) -> None:
+    code, out, err = run_main(capsys, *args)
+    assert_user_error(subprocess.CompletedProcess(args, code, out, err), *words)
+
+
+def npy_bytes(a: np.ndarray | None = None, header: dict | None = None, payload: bytes = b"") -> bytes:
+    """A .npy file's bytes: np.save of `a`, or a hand-written 1.0 header followed by `payload`."""
+    import io
+    f = io.BytesIO()
+    if a is not None:
+        np.save(f, a, allow_pickle=True)
+    else:
+        np.lib.format.write_array_header_1_0(f, header)
+        f.write(payload)
+    return f.getvalue()
+
+
+def write_npz(path, members: dict[str, bytes], compress: bool = False) -> None:
+    import zipfile
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED) as zf:
+        for name, data in members.items():
+            zf.writestr(name + ".npy", data)
+
+
+HUGE_HEADER = {"descr": "<f4", "fortran_order": False, "shape": (1_000_000, 1000, 196)}  # 730 GiB of float32
+
+
+@pytest.fixture(scope="module")
+def estimator_members(tmp_path_factory):
+    """The members (name -> .npy bytes) of a valid two-class perceptron file, for mutating."""
+    from cnn_core.cli.estimator_file import save_estimator
+    from cnn_core.models import Perceptron
+    X, y = load_mnist(split="test")
+    keep = np.isin(y, (0, 1))
+    est = Perceptron(max_epochs=3, random_state=0).fit(X[keep][:100].reshape(-1, 784), y[keep][:100])
+    path = tmp_path_factory.mktemp("est") / "p.npz"
+    save_estimator(est, str(path))
+    with np.load(path) as npz:
+        return {k: npy_bytes(npz[k]) for k in npz.files}
+
+
+@pytest.mark.parametrize("args, words", [
+    (["train", "mlp", "--threads", "70000"], ["--threads", "70000"]),  # above the library's cap: its ValueError
+    (["train", "mlp", "--threads", "0"], ["--threads", "0"]),
+])
+def test_threads_out_of_range(tmp_path, args, words):
+    assert_user_error(cli(tmp_path, *args), *words)
+
+
+def test_issue_examples_are_one_line_errors(tmp_path, mlp_file, estimator_members):
+    """The five tracebacks of issue 8 class 7, as a user runs them."""
+    path, _ = mlp_file
+    np.save(tmp_path / "x.npy", np.zeros((2, 28, 28), dtype=np.uint8))
+    assert_user_error(cli(tmp_path, "evaluate", "x.npy"), "MODEL_FILE", "x.npy", ".npy array")
+    write_npz(tmp_path / "str_coef.npz", {**estimator_members, "coef_": npy_bytes(np.array([["a"] * 784]))})
+    assert_user_error(cli(tmp_path, "evaluate", "str_coef.npz"), "MODEL_FILE", "str_coef.npz", "coef_")
+    (tmp_path / "huge.npy").write_bytes(npy_bytes(header=HUGE_HEADER, payload=b"\0" * 100))
+    assert_user_error(cli(tmp_path, "predict", path, "huge.npy"), "INPUT", "huge.npy", "declares")
+    data = tmp_path / "data"
+    data.mkdir()
+    images = np.zeros((20, 28, 28), dtype=np.uint8)
+    labels = np.arange(20, dtype=">i4") % 10
+    labels[3] = -5
+    for prefix in ("train", "t10k"):
+        write_idx_images(data / f"{prefix}-images-idx3-ubyte", images)
+        with open(data / f"{prefix}-labels-idx1-ubyte", "wb") as f:  # IDX1 of int32 (type code 0x0C)
+            f.write(struct.pack(">I", 0x0C01) + struct.pack(">I", 20) + labels.tobytes())
+    assert_user_error(cli(tmp_path, "train", "mlp", "--data", "data", "--epochs", "1"), "--data")
+    assert_user_error(cli(tmp_path, "evaluate", path, "--data", "data"), "--data")
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("coef_", np.array([["a"] * 784]), ["coef_", "<U1"]),
+    ("classes_", np.array(["zero", "one"]), ["classes_", "<U4"]),
+    ("classes_", np.array([0.0, 1.0]), ["classes_", "float64"]),
+    ("classes_", np.array([1, 0]), ["classes_", "increasing"]),
+    ("classes_", np.array([3]), ["classes_", "two"]),
+    ("coef_", np.full((1, 784), np.nan), ["coef_", "finite"]),
+    ("coef_", np.zeros(784), ["coef_", "2-D"]),
+    ("intercept_", np.zeros(2), ["shapes"]),
+    ("coef_", np.array([None] * 784, dtype=object).reshape(1, -1), ["coef_", "object"]),
+    ("__version__", np.array(99), ["version 99"]),
+    ("__version__", np.array("1"), ["__version__"]),
+    ("__estimator__", np.array("os.system"), ["__estimator__", "os.system"]),
+    ("__params__", np.array("{not json"), ["MODEL_FILE"]),
+    ("__params__", np.array("[" * 100_000 + "]" * 100_000), ["__params__"]),
+    ("__params__", np.array('{"evil": 1}'), ["__params__", "evil"]),
+    ("__params__", np.array("[1, 2]"), ["__params__"]),
+    ("__params__", np.array(" " * 70_000 + "{}"), ["__params__", "characters"]),
+])
+def test_corrupt_estimator_fields(tmp_path, capsys, estimator_members, field, value, words):
+    write_npz(tmp_path / "bad.npz", {**estimator_members, field: npy_bytes(value)})
+    assert_main_user_error(capsys, ["evaluate", tmp_path / "bad.npz"], "MODEL_FILE", "bad.npz", *words)
+    np.save(tmp_path / "x.npy", np.zeros((1, 28, 28), dtype=np.uint8))
+    assert_main_user_error(capsys, ["predict", tmp_path / "bad.npz", tmp_path / "x.npy"], "MODEL_FILE")
+
+
+def test_hostile_estimator_archives(tmp_path, capsys, estimator_members):
+    np.save(tmp_path / "x.npy", np.zeros((1, 28, 28), dtype=np.uint8))
+    cases = {
+        # a member whose header claims 730 GiB: refused from the header, nothing of that size allocated
+        "huge.npz": ({**estimator_members, "coef_": npy_bytes(header=HUGE_HEADER, payload=b"\0" * 64)}, False,
+                     ["coef_", "declares"]),
+        "missing.npz": ({k: v for k, v in estimator_members.items() if k != "coef_"}, False, ["missing coef_"]),
+        "trailing.npz": ({**estimator_members, "intercept_": estimator_members["intercept_"] + b"xx"}, False,
+                         ["intercept_", "holds"]),
+        # a 300 MB member that deflates from a few hundred KB: refused from the zip directory, before inflating
+        "bomb.npz": ({**estimator_members, "coef_": npy_bytes(np.zeros((1, 300 << 20), dtype=np.uint8))}, True,
+                     ["declares", "bytes of arrays"]),
+    }
+    for name, (members, compress, words) in cases.items():
+        write_npz(tmp_path / name, members, compress=compress)
+        assert_main_user_error(capsys, ["predict", tmp_path / name, tmp_path / "x.npy"], "MODEL_FILE", name, *words)
+
+
+def test_model_file_that_is_not_an_archive(tmp_path, capsys):
+    (tmp_path / "huge.npy").write_bytes(npy_bytes(header=HUGE_HEADER, payload=b"\0" * 100))
+    assert_main_user_error(capsys, ["evaluate", tmp_path / "huge.npy"], "MODEL_FILE", ".npy array")
+    (tmp_path / "text.npz").write_text("hello\n")
+    assert_main_user_error(capsys, ["evaluate", tmp_path / "text.npz"], "MODEL_FILE", "not a model file")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    assert_main_user_error(capsys, ["evaluate", tmp_path / "empty.npz"], "MODEL_FILE", "not a model file")
+
+
+def test_hostile_npy_inputs(tmp_path, capsys, mlp_file):
+    path, _ = mlp_file
+    cases = {
+        "huge.npy": (npy_bytes(header=HUGE_HEADER, payload=b"\0" * 100),
+                     ["declares", "784,000,000,000 bytes", "holds 100 bytes"]),
+        "short.npy": (npy_bytes(np.zeros((2, 28, 28), np.uint8))[:-5], ["declares"]),
+        "long.npy": (npy_bytes(np.zeros((2, 28, 28), np.uint8)) + b"extra", ["declares"]),
+        "object.npy": (npy_bytes(np.array([None, 1], dtype=object)), ["dtype object"]),
+        "struct.npy": (npy_bytes(np.zeros(3, dtype=[("a", "<f4")])), ["dtype"]),
+        "strings.npy": (npy_bytes(np.array([["a", "b"], ["c", "d"]])), ["numeric images"]),
+        "complex.npy": (npy_bytes(np.zeros((2, 28, 28), np.complex64)), ["numeric images"]),
+        "badheader.npy": (b"\x93NUMPY\x01\x00\x10\x00{'descr': <f4'}   \n", ["not a readable .npy"]),
+        "v9.npy": (b"\x93NUMPY\x09\x00" + b"\0" * 20, ["not a readable .npy"]),
+        "scalar.npy": (npy_bytes(np.float32(0.5)), ["shape ()"]),
+        "fivedim.npy": (npy_bytes(np.zeros((1, 1, 1, 28, 28), np.float32)), ["(1, 1, 1, 28, 28)"]),
+        "empty.npy": (npy_bytes(np.zeros((0, 28, 28), np.uint8)), ["numeric images"]),
+    }
+    for name, (data, words) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        assert_main_user_error(capsys, ["predict", path, tmp_path / name], "INPUT", name, *words)
+
+
+# ---- issue 8 class 6: one pixel rule for predict ------------------------------------------------------------
+
+def write_idx(path, a: np.ndarray, code: int) -> None:
+    dtype = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}[code]
+    with open(path, "wb") as f:
+        f.write(struct.pack(">HBB", 0, code, a.ndim) + struct.pack(f">{a.ndim}I", *a.shape) +
+                a.astype(dtype).tobytes())
+
+
+def _predictions(capsys, model, path) -> list[dict]:
+    code, out, err = run_main(capsys, "predict", model, path, "--json")
+    assert code == 0, err
+    return json.loads(out)["predictions"]
+
+
+def test_predict_pixel_rule_accepted_dtypes(tmp_path, capsys, mlp_file, test_images):
+    """uint8 is scaled by 1/255 and floats in [0, 1] are used as they are: the same images in any accepted
+    form (dtype, Fortran order, IDX or .npy, any file name) give the same classes and probabilities."""
+    path, _ = mlp_file
+    images, _ = test_images
+    scaled = images.astype(np.float64) / 255
+    np.save(tmp_path / "u8.npy", images)
+    reference = _predictions(capsys, path, tmp_path / "u8.npy")
+    probs = [r["probability"] for r in reference]
+    assert len(set(r["class"] for r in reference)) > 1 and max(probs) < 1.0
+    forms = {"f32.npy": scaled.astype(np.float32), "f64.npy": scaled, "f16.npy": scaled.astype(np.float16),
+             "fortran.npy": np.asfortranarray(scaled.astype(np.float32))}
+    for name, a in forms.items():
+        np.save(tmp_path / name, a)
+    (tmp_path / "named.dat").write_bytes((tmp_path / "f32.npy").read_bytes())  # recognised by its magic
+    write_idx(tmp_path / "f32-idx3-ubyte", scaled, 0x0D)
+    for name in [*forms, "named.dat", "f32-idx3-ubyte"]:
+        rows = _predictions(capsys, path, tmp_path / name)
+        assert [r["class"] for r in rows] == [r["class"] for r in reference], name
+        tol = 2e-3 if name == "f16.npy" else 1e-5  # float16 keeps 11 bits: pixels move by up to 2**-12
+        assert [r["probability"] for r in rows] == pytest.approx(probs, abs=tol), name
+
+
+@pytest.mark.parametrize("convert, words", [
+    (lambda u8: u8.astype(np.float32), ["float32", "[0, 255]", "a / 255"]),  # the issue's example: float 0..255
+    (lambda u8: u8.astype(np.float64), ["float64", "[0, 255]", "a / 255"]),
+    (lambda u8: u8.astype(np.float32) - 255, ["float32", "[-255, 0]"]),
+    (lambda u8: u8.astype(np.float32) / 255 + 0.5, ["float32", "[0.5, 1.5]"]),
+    (lambda u8: u8.astype(np.int16), ["int16", "astype"]),                    # the issue's other example
+    (lambda u8: u8.astype(np.int32), ["int32"]), (lambda u8: u8.astype(np.int64), ["int64"]),
+    (lambda u8: u8.astype(np.uint16), ["uint16"]), (lambda u8: (u8 // 2).astype(np.int8), ["int8"]),
+    (lambda u8: u8.astype(np.uint32), ["uint32"]), (lambda u8: u8 > 127, ["bool"]),
+])
+def test_predict_pixel_rule_refused_dtypes(tmp_path, capsys, mlp_file, test_images, convert, words):
+    path, _ = mlp_file
+    images, _ = test_images
+    np.save(tmp_path / "x.npy", convert(images))
+    assert_main_user_error(capsys, ["predict", path, tmp_path / "x.npy"], "INPUT", "x.npy", *words)
+
+
+@pytest.mark.parametrize("code, scale, words", [(0x0D, 1.0, ["[0, 255]"]), (0x0E, 1.0, ["[0, 255]"]),
+                                                (0x0B, 1, ["int16"]), (0x0C, 1, ["int32"]),
+                                                (0x09, 0.25, ["int8"])])
+def test_predict_pixel_rule_idx(tmp_path, capsys, mlp_file, test_images, code, scale, words):
+    path, _ = mlp_file
+    images, _ = test_images
+    write_idx(tmp_path / "x-idx3-ubyte", images.astype(np.float64) * scale, code)
+    assert_main_user_error(capsys, ["predict", path, tmp_path / "x-idx3-ubyte"], "INPUT", *words)
+
+
+def test_predict_pixel_rule_for_estimators(tmp_path, capsys, estimator_members, test_images):
+    write_npz(tmp_path / "p.npz", estimator_members)
+    images, _ = test_images
+    np.save(tmp_path / "u8.npy", images)
+    np.save(tmp_path / "f.npy", images.astype(np.float32) / np.float32(255))
+    np.save(tmp_path / "f255.npy", images.astype(np.float32))
+    rows, rows_f = (_predictions(capsys, tmp_path / "p.npz", tmp_path / f) for f in ("u8.npy", "f.npy"))
+    assert [r["class"] for r in rows] == [r["class"] for r in rows_f] and len({r["class"] for r in rows}) == 2
+    assert [r["score"] for r in rows] == pytest.approx([r["score"] for r in rows_f], rel=1e-6)
+    assert_main_user_error(capsys, ["predict", tmp_path / "p.npz", tmp_path / "f255.npy"], "INPUT", "a / 255")
+
+
+@pytest.mark.parametrize("weight, words", [(1e38, ["MODEL_FILE", "overflow"]), (np.nan, ["MODEL_FILE"])])
+def test_model_with_non_finite_outputs(tmp_path, capsys, weight, words):
+    """Logits that overflow (or NaN weights) are refused, not printed as a class at probability NaN."""
+    from cnn_core import nn
+    model = nn.Sequential(nn.Linear(784, 10))
+    model[0].weight.data[:] = weight
+    cnn_core.save(model, tmp_path / "m.npz")
+    np.save(tmp_path / "x.npy", np.full((2, 28, 28), 200, dtype=np.uint8))
+    assert_main_user_error(capsys, ["predict", tmp_path / "m.npz", tmp_path / "x.npy"], *words)
+    assert_main_user_error(capsys, ["evaluate", tmp_path / "m.npz", "--limit", "20"], *words)
+
+
+@pytest.mark.parametrize("shape", [(0, 28, 28), (20, 0, 28)])
+def test_empty_images_in_data(tmp_path, capsys, shape):
+    """IDX files that parse but hold no pixels: refused by --data before a model is built from them."""
+    for prefix in ("train", "t10k"):
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte", np.zeros(shape, np.uint8), 0x08)
+        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte", np.zeros(shape[0], np.uint8), 0x08)
+    for model in ("mlp", "perceptron"):
+        assert_main_user_error(capsys, ["train", model, "--data", tmp_path], "--data", "at least one image")
+
+
+def _mutations(data: bytes, seed: int, count: int):
+    """`count` copies of `data` with 1-8 random bytes overwritten, one in ten also cut short."""
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        b = bytearray(data)
+        for _ in range(rng.integers(1, 9)):
+            b[rng.integers(len(b))] = rng.integers(256)
+        yield bytes(b[:rng.integers(len(b))] if rng.random() < 0.1 else b)
+
+
+@pytest.mark.parametrize("target", ["estimator", "network", "input"])
+def test_mutated_files_never_escape(tmp_path, capsys, mlp_file, estimator_members, target):
+    """Random byte damage to each file argument ends in a result (exit 0) or one line (exit 2), never in an
+    exception escaping main(): the hostile-file class as a whole, not only the examples above."""
+    write_npz(tmp_path / "est.npz", estimator_members)
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((2, 28, 28)).astype(np.float32))
+    original = {"estimator": tmp_path / "est.npz", "network": mlp_file[0], "input": tmp_path / "x.npy"}[target]
+    codes = []
+    for data in _mutations(original.read_bytes(), seed=len(target), count=150):
+        (tmp_path / "fuzz").write_bytes(data)
+        args = ["predict", tmp_path / "fuzz", tmp_path / "x.npy"] if target != "input" else \
+            ["predict", tmp_path / "est.npz", tmp_path / "fuzz"]
+        code, _, err = run_main(capsys, *args)
+        assert code in (0, 2) and (code == 0 or len(err.strip().splitlines()) == 1), (code, err)
+        codes.append(code)
+    assert codes.count(2) >= 10  # the damage was noticed (most mutations break the archive or header)
+
+
+def test_archive_directory_checks(tmp_path, capsys, estimator_members, mlp_file):
+    """Members zipfile would choke on (RuntimeError for an encrypted one, NotImplementedError for a patched
+    one) or that np.savez never writes are refused from the archive's directory, for both file kinds."""
+    import zipfile
+    np.save(tmp_path / "x.npy", np.zeros((1, 28, 28), dtype=np.uint8))
+    with zipfile.ZipFile(tmp_path / "bz2.npz", "w", zipfile.ZIP_BZIP2) as zf:
+        for name, data in estimator_members.items():
+            zf.writestr(name + ".npy", data)
+    assert_main_user_error(capsys, ["predict", tmp_path / "bz2.npz", tmp_path / "x.npy"], "compression method 12")
+    for flag, name in ((0x1, "encrypted.npz"), (0x20, "patched.npz")):
+        data = bytearray(mlp_file[0].read_bytes())
+        # set the flag in every central-directory record (signature PK\1\2, flags at offset 8)
+        at = data.find(b"PK\x01\x02")
+        while at >= 0:
+            data[at + 8] |= flag
+            at = data.find(b"PK\x01\x02", at + 4)
+        (tmp_path / name).write_bytes(bytes(data))
+        assert_main_user_error(capsys, ["predict", tmp_path / name, tmp_path / "x.npy"], "MODEL_FILE", name,
+                               "encrypted or patched")
+    with zipfile.ZipFile(tmp_path / "extra.npz", "w") as zf:
+        zf.writestr("readme.txt", "hello")
+    assert_main_user_error(capsys, ["evaluate", tmp_path / "extra.npz"], "MODEL_FILE", "readme.txt")
+
+
+@posix_only
+def test_special_files_are_refused_without_opening(tmp_path, capsys, mlp_file):
+    """A FIFO would block on open and /dev/zero never ends: both refused as file arguments, at once."""
+    os.mkfifo(tmp_path / "fifo")
+    for special in (tmp_path / "fifo", "/dev/zero"):
+        assert_main_user_error(capsys, ["evaluate", special], "MODEL_FILE", "special file")
+        assert_main_user_error(capsys, ["predict", mlp_file[0], special], "INPUT", "special file")
+
+
+def test_estimator_overflow_is_one_line_and_exit_1(tmp_path):
+    """--lr 1e308 overflows the perceptron's weights: reported like a diverging network (exit 1, one line)."""
+    r = cli(tmp_path, "train", "perceptron", "--lr", "1e308", "--limit", "300", "--epochs", "3", "--save", "p.npz",
+            "--quiet")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "diverged" in r.stderr and "eta" in r.stderr
+    assert not (tmp_path / "p.npz").exists()

@@ -170,7 +170,7 @@ def test_rnn_classifier_learns_a_sequence_task():
     (lambda: mlp([784]), ValueError, "sizes"),
     (lambda: mlp("784,10"), TypeError, "sizes"),
     (lambda: mlp([784, 0, 10]), ValueError, "sizes[1]"),
-    (lambda: mlp([784, 2.5, 10]), ValueError, "sizes[1]"),
+    (lambda: mlp([784, 2.5, 10]), TypeError, "sizes[1]"),
     (lambda: mlp([4, 2], activation="softplus"), ValueError, "activation"),
     (lambda: mlp([4, 2], output_activation="softmax"), ValueError, "output_activation"),
     (lambda: mlp([4, 2], dtype=np.int32), TypeError, "dtype"),

@@ -229,16 +229,16 @@ def test_wrong_feature_count():
         p.predict(np.zeros((3, 3)))
 
 
-@pytest.mark.parametrize("X, match", [
-    (np.zeros(4), "2-D"),
-    (np.zeros((4, 2, 1)), "2-D"),
-    (np.zeros((0, 2)), "at least one sample"),
-    (np.array([["a", "b"]] * 4), "numeric"),
-    (np.array([[0, 0], [0, 1], [1, np.nan], [1, 1]]), "finite"),
-    (np.array([[0, 0], [0, 1], [1, np.inf], [1, 1]]), "finite"),
+@pytest.mark.parametrize("X, exc, match", [
+    (np.zeros(4), ValueError, "2-D"),
+    (np.zeros((4, 2, 1)), ValueError, "2-D"),
+    (np.zeros((0, 2)), ValueError, "at least one sample"),
+    (np.array([["a", "b"]] * 4), TypeError, "numeric"),  # a wrong dtype is a wrong type (issue 8's policy)
+    (np.array([[0, 0], [0, 1], [1, np.nan], [1, 1]]), ValueError, "finite"),
+    (np.array([[0, 0], [0, 1], [1, np.inf], [1, 1]]), ValueError, "finite"),
 ])
-def test_bad_X(X, match):
-    with pytest.raises(ValueError, match=f"X: .*{match}"):
+def test_bad_X(X, exc, match):
+    with pytest.raises(exc, match=f"X: .*{match}"):
         Perceptron().fit(X, GATES["OR"][:len(X)] if len(X) in (0, 4) else GATES["OR"])
 
 
@@ -257,12 +257,13 @@ def test_single_class():
         Perceptron().fit(GATES_X, [1, 1, 1, 1])
 
 
-@pytest.mark.parametrize("params, match", [
-    ({"eta": 0.0}, "eta"), ({"eta": -1.0}, "eta"), ({"eta": float("nan")}, "eta"),
-    ({"max_epochs": 0}, "max_epochs"), ({"max_epochs": 2.5}, "max_epochs"),
-    ({"algorithm": "dual"}, "algorithm"),
+@pytest.mark.parametrize("params, exc, match", [
+    ({"eta": 0.0}, ValueError, "eta"), ({"eta": -1.0}, ValueError, "eta"),
+    ({"eta": float("nan")}, ValueError, "eta"),
+    ({"max_epochs": 0}, ValueError, "max_epochs"), ({"max_epochs": 2.5}, TypeError, "max_epochs"),
+    ({"algorithm": "dual"}, ValueError, "algorithm"),
 ])
-def test_bad_hyperparameters(params, match):
+def test_bad_hyperparameters(params, exc, match):
     p = Perceptron(**params)  # accepted as given (scikit-learn style), rejected at fit time
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(exc, match=match):
         p.fit(GATES_X, GATES["OR"])

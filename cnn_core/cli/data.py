@@ -6,52 +6,85 @@ import os
 import numpy as np
 
 from cnn_core.cli.errors import UsageError
+from cnn_core.cli.npyfile import is_npy, read_npy
 from cnn_core.datasets import load_idx, load_mnist
 
 
 def load_split(data: str | None, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """load_mnist with its errors turned into one-line user errors naming --data."""
+    """load_mnist with its errors turned into one-line user errors naming --data.
+
+    The labels are checked here too (class indices 0..9), so that data the library would only reject deep
+    inside training (a label of -5 in an int32 IDX file) are reported before anything is built.
+    """
+    where = "the embedded digits" if data is None else f"--data {data}"
     try:
-        return load_mnist(data, split=split)
+        X, y = load_mnist(data, split=split)
     except (FileNotFoundError, ValueError, OSError) as e:
-        where = "the embedded digits" if data is None else f"--data {data}"
         raise UsageError(f"cannot read the {split} split from {where}: {e}") from None
+    if X.shape[0] == 0 or 0 in X.shape[2:]:
+        raise UsageError(f"cannot use the {split} split from {where}: expected at least one image of at least "
+                         f"1x1 pixels, got images of shape {X.shape[1:]} x {X.shape[0]}")
+    if y.size and (y.min() < 0 or y.max() > 9):
+        raise UsageError(f"cannot use the {split} split from {where}: expected labels 0..9, "
+                         f"got values in {int(y.min())}..{int(y.max())}")
+    return X, y
+
+
+PIXEL_RULE = "uint8 pixels 0..255 (scaled by 1/255) or floats already in [0, 1]"
+
+
+def as_pixels(a: np.ndarray, what: str) -> np.ndarray:
+    """Images as float32 in [0, 1] by one rule: uint8 is divided by 255, floats in [0, 1] are taken as they
+    are; anything else (floats outside [0, 1], other integer types, bool) is refused with how to convert it,
+    because guessing the scale gives confident wrong answers (float 0..255 taken as [0, 1] saturates every
+    input unit)."""
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) / np.float32(255.0)
+    if a.dtype.kind == "f":
+        if not np.isfinite(a).all():
+            raise UsageError(f"{what}: the images contain NaN or infinity")
+        lo, hi = float(a.min()) + 0.0, float(a.max()) + 0.0  # + 0.0: print -0.0 as 0
+        if lo < 0.0 or hi > 1.0:
+            raise UsageError(f"{what}: expected {PIXEL_RULE}; got {a.dtype} values in [{lo:g}, {hi:g}]: "
+                             f"scale them to [0, 1] (for 0..255 pixels: a / 255) or store them as uint8")
+        return a.astype(np.float32)
+    raise UsageError(f"{what}: expected {PIXEL_RULE}; got dtype {a.dtype}: convert it, e.g. "
+                     f"a.astype(numpy.uint8) for 0..255 pixels, or (a / a.max()).astype(numpy.float32)")
+
+
+def require_file(path: str, what: str, expected: str) -> None:
+    """A UsageError unless `path` is a regular file: a directory is named as such, and a FIFO or a device
+    (/dev/zero) is refused before it is opened, since reading one can block or never end."""
+    if not os.path.exists(path):
+        raise UsageError(f"{what}: no such file: {path}")
+    if os.path.isdir(path):
+        raise UsageError(f"{what}: expected {expected}, got a directory: {path}")
+    if not os.path.isfile(path):
+        raise UsageError(f"{what}: expected {expected}, got a special file (FIFO, socket or device): {path}")
 
 
 def read_images(path: str) -> np.ndarray:
     """Images from an IDX file (raw or .gz) or a .npy array, as float32 (N, H, W) or (N, C, H, W) in [0, 1].
 
-    uint8 pixels are scaled by 1/255; float arrays are taken as already scaled. A 2-D array is one image.
+    A .npy file is recognised by its magic (any name) and read header first (see npyfile). The pixel
+    scale follows as_pixels. A 2-D array is one image.
     """
-    if not os.path.exists(path):
-        raise UsageError(f"INPUT: no such file: {path}")
-    if os.path.isdir(path):
-        raise UsageError(f"INPUT: expected an IDX image file or a .npy array, got a directory: {path}")
-    if path.endswith(".npy"):
-        try:
-            a = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as e:
-            raise UsageError(f"INPUT: {path} is not a readable .npy array ({e})") from None
-    else:
-        try:
-            a = load_idx(path)
-        except (ValueError, OSError) as e:
-            raise UsageError(f"INPUT: {e} (expected an IDX image file, or a .npy array named *.npy)") from None
-    if not isinstance(a, np.ndarray) or a.dtype.kind not in "uif" or a.size == 0:
-        raise UsageError(f"INPUT: {path}: expected numeric images, got {getattr(a, 'dtype', type(a).__name__)} "
-                         f"of shape {getattr(a, 'shape', '?')}")
+    require_file(path, "INPUT", "an IDX image file or a .npy array")
+    try:
+        npy = is_npy(path)
+        a = read_npy(path, f"INPUT: {path}") if npy else load_idx(path)
+    except ValueError as e:  # read_npy's messages start with INPUT and the path; load_idx's with the path
+        raise UsageError(str(e) if npy else f"INPUT: {e} (expected an IDX image file, or a .npy array)") from None
+    except OSError as e:
+        raise UsageError(f"INPUT: cannot read {path}: {e.strerror or e}") from None
+    if a.size == 0 or a.dtype.kind not in "buif":
+        raise UsageError(f"INPUT: {path}: expected numeric images, got {a.dtype} of shape {a.shape}")
     if a.ndim == 2:
         a = a[None]
     if a.ndim not in (3, 4):
         raise UsageError(f"INPUT: {path}: expected images of shape (H, W), (N, H, W) or (N, C, H, W), "
                          f"got shape {a.shape}")
-    if a.dtype == np.uint8:
-        a = a.astype(np.float32) / np.float32(255.0)
-    else:
-        a = a.astype(np.float32)
-        if not np.isfinite(a).all():
-            raise UsageError(f"INPUT: {path}: the images contain NaN or infinity")
-    return a
+    return as_pixels(a, f"INPUT: {path}")
 
 
 def first_layer(model):

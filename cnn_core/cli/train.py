@@ -108,7 +108,10 @@ def run_train(args) -> int:
     _check_destinations(args)
     args.dtype = args.dtype or "float32"
     if args.threads is not None:
-        cnn_core.set_num_threads(args.threads)
+        try:
+            cnn_core.set_num_threads(args.threads)
+        except (ValueError, TypeError) as e:  # the library's bounds (a cap the runtime starts safely)
+            raise UsageError(f"--threads: {e}") from None
     settings = _settings(args)
     X, y = _limit(*load_split(args.data, "train"), args.limit)
     X_test, y_test = _limit(*load_split(args.data, "test"), args.limit)
@@ -257,7 +260,13 @@ def _train_estimator(args, s, X, y, X_test, y_test) -> int:
     report(f"Model: {type(est).__name__} ({task}): weights ({k}, {d}) + biases ({k},) = {k * (d + 1):,} parameters")
     report(f"Training on {len(Xf):,} samples, testing on {len(Xf_test):,}: {how}, seed {args.seed}")
     t0 = time.perf_counter()
-    est.fit(Xf, y)
+    try:
+        est.fit(Xf, y)
+    except ValueError as e:
+        # The data and options were checked above, so what fit still refuses is its arithmetic overflowing
+        # (--lr far too large): the estimators' counterpart of a diverging network, reported the same way.
+        print(f"cnn-core: training diverged: {e}", file=sys.stderr)
+        return EXIT_FAILED
     seconds = time.perf_counter() - t0
     train_acc, test_acc = est.score(Xf, y), est.score(Xf_test, y_test)
     result: dict[str, Any] = {"model": args.model, "classes": [int(c) for c in est.classes_],

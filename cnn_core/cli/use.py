@@ -2,30 +2,47 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
+import zipfile
 from typing import Any
 
 import numpy as np
 
 import cnn_core
 from cnn_core import nn
-from cnn_core.cli.data import fit_model_input, load_split, read_images
+from cnn_core.cli.data import fit_model_input, load_split, read_images, require_file
 from cnn_core.cli.errors import EXIT_OK, UsageError
 from cnn_core.cli.estimator_file import is_estimator_file, load_estimator
+from cnn_core.cli.npyfile import ARCHIVE_ERRORS, check_archive, is_npy, open_archive_errors
 
 
 def load_model(path: str):
-    """(model, is_estimator) from a file of cnn_core.save or of `train perceptron|svm --save`."""
-    if not os.path.exists(path):
-        raise UsageError(f"MODEL_FILE: no such file: {path}")
-    if os.path.isdir(path):
-        raise UsageError(f"MODEL_FILE: expected a model file, got a directory: {path}")
+    """(model, is_estimator) from a file of cnn_core.save or of `train perceptron|svm --save`.
+
+    Both are .npz (zip) archives: anything else is refused before it is parsed. A file cnn_core.load
+    rejects (ValueError/TypeError on its contents, OSError reading it) is the user's to fix: a UsageError.
+    """
+    require_file(path, "MODEL_FILE", "a model file")
+    try:
+        if is_npy(path):
+            raise UsageError(f"MODEL_FILE: {path} is a .npy array, not a model file (expected the .npz archive "
+                             f"written by `cnn-core train --save` or cnn_core.save)")
+        if not zipfile.is_zipfile(path):
+            raise UsageError(f"MODEL_FILE: {path} is not a model file (expected the .npz archive written by "
+                             f"`cnn-core train --save` or cnn_core.save)")
+        with zipfile.ZipFile(path) as zf:
+            check_archive(zf, f"MODEL_FILE: {path}")
+    except ARCHIVE_ERRORS as e:
+        raise UsageError(str(open_archive_errors(f"MODEL_FILE: {path}", e))) from None
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    except OSError as e:
+        raise UsageError(f"MODEL_FILE: cannot read {path}: {e.strerror or e}") from None
     if is_estimator_file(path):
         return load_estimator(path), True
     try:
         model = cnn_core.load(path)
-    except (ValueError, OSError) as e:
+    except (ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile) as e:
         raise UsageError(f"MODEL_FILE: {e}") from None
     return model, False
 
@@ -44,12 +61,19 @@ def _outputs_are_probabilities(model) -> bool:
     return isinstance(_last_layer(model), nn.Sigmoid)
 
 
-def _class_scores(model, X: np.ndarray) -> np.ndarray:
-    """Per-class probabilities (N, C): softmax of the logits, or the sigmoid outputs as they are."""
+def _class_scores(model, X: np.ndarray, what: str) -> np.ndarray:
+    """Per-class probabilities (N, C): softmax of the logits, or the sigmoid outputs as they are.
+
+    Outputs that are NaN or infinite (non-finite weights, or weights so large that the logits overflow)
+    are refused: a softmax of them would print NaN, or a class at a made-up probability.
+    """
     out = cnn_core.predict(model, X.astype(model.dtype)).astype(np.float64)
     if out.ndim != 2 or out.shape[1] < 2:
         raise UsageError(f"MODEL_FILE: evaluate and predict need a classifier with one output per class, "
                          f"this model outputs per-sample shape {out.shape[1:]}")
+    if not np.isfinite(out).all():
+        raise UsageError(f"MODEL_FILE: the model's outputs on the images of {what} are NaN or infinite "
+                         f"(its weights are non-finite, or so large that the outputs overflow {model.dtype})")
     if _outputs_are_probabilities(model):
         return out
     z = out - out.max(axis=1, keepdims=True)
@@ -94,7 +118,7 @@ def run_evaluate(args) -> int:
         result.update(samples=len(y), loss=None, loss_function=None, accuracy=float(np.mean(pred == y)))
     else:
         Xm = fit_model_input(model, X, "--data")
-        probs = _class_scores(model, Xm)
+        probs = _class_scores(model, Xm, "--data")
         labels = np.arange(probs.shape[1])
         if int(y.max()) >= len(labels):
             raise UsageError(f"--data: the test labels go up to {int(y.max())}, the model has {len(labels)} outputs")
@@ -129,14 +153,17 @@ def run_predict(args) -> int:
         if Xf.shape[1] != model.coef_.shape[1]:
             raise UsageError(f"INPUT: images of shape {tuple(X.shape[1:])} do not fit this model, which expects "
                              f"{model.coef_.shape[1]} pixels")
-        classes = model.predict(Xf)
         z = model.decision_function(Xf)
+        if not np.isfinite(z).all():
+            raise UsageError("MODEL_FILE: the estimator's scores w.x + b on the images of INPUT overflow "
+                             "(its coefficients are too large)")
+        classes = model.predict(Xf)
         score = z if z.ndim == 1 else z.max(axis=1)  # w.x + b of the winning class (binary: of classes_[1])
         rows = [{"index": i, "class": int(c), "probability": None, "score": float(s)}
                 for i, (c, s) in enumerate(zip(classes, score))]
     else:
         Xm = fit_model_input(model, X, "INPUT")
-        probs = _class_scores(model, Xm)
+        probs = _class_scores(model, Xm, "INPUT")
         classes = probs.argmax(axis=1)
         rows = [{"index": i, "class": int(c), "probability": float(probs[i, c])} for i, c in enumerate(classes)]
     if args.json:

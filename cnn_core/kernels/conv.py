@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from cnn_core.kernels import _conv
-from cnn_core.kernels._validate import as_float_array, as_pair, as_shape, check_nonempty, conv_output_size
+from cnn_core.kernels._validate import (as_float_array, as_pair, as_shape, check_nbytes, check_nonempty,
+                                        conv_output_size)
 
 Pair = int | tuple[int, int]
 
@@ -31,7 +32,9 @@ def im2col(x: np.ndarray, kernel_size: Pair, stride: Pair = 1, padding: Pair = 0
     check_nonempty(x, "x")
     n, c, h, w = x.shape
     kh, kw, sh, sw, ph, pw, oh, ow = _geometry(h, w, kernel_size, stride, padding)
-    cols = np.empty((n, c * kh * kw, oh * ow), dtype=x.dtype)
+    shape = (n, c * kh * kw, oh * ow)
+    check_nbytes(shape, x.dtype, f"im2col: kernel_size {(kh, kw)}, stride {(sh, sw)}, padding {(ph, pw)}")
+    cols = np.empty(shape, dtype=x.dtype)
     _conv.im2col(x, cols, kh, kw, sh, sw, ph, pw)
     return cols
 
@@ -49,6 +52,7 @@ def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kernel_size: Pa
     if cols.shape != expected:
         raise ValueError(f"cols: expected shape {expected} for x_shape {(n, c, h, w)}, kernel_size {(kh, kw)}, "
                          f"stride {(sh, sw)}, padding {(ph, pw)}; got {cols.shape}")
+    check_nbytes((n, c, h, w), cols.dtype, "x_shape")
     x = np.empty((n, c, h, w), dtype=cols.dtype)
     _conv.col2im(cols, x, kh, kw, sh, sw, ph, pw)
     return x

@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from cnn_core.kernels import _pooling
-from cnn_core.kernels._validate import (as_float_array, as_index_array, as_pair, as_shape, check_nonempty,
-                                        conv_output_size)
+from cnn_core.kernels._validate import (as_float_array, as_index_array, as_pair, as_shape, check_nbytes,
+                                        check_nonempty, conv_output_size)
 
 Pair = int | tuple[int, int]
 
@@ -61,6 +61,7 @@ def max_pool2d_backward(dout: np.ndarray, argmax: np.ndarray, x_shape: tuple[int
     if dout.shape[:2] != (n, c) or dout.shape[2] > h or dout.shape[3] > w:
         raise ValueError(f"x_shape: expected (N, C) = {dout.shape[:2]} and H >= {dout.shape[2]}, "
                          f"W >= {dout.shape[3]} to match dout {dout.shape}, got {(n, c, h, w)}")
+    check_nbytes((n, c, h, w), dout.dtype, "x_shape")
     dx = np.empty((n, c, h, w), dtype=dout.dtype)
     if _pooling.max_pool2d_backward(dout, argmax, dx):
         raise ValueError(f"argmax: expected flat indices in 0..{h * w - 1} (H*W - 1 for x_shape {(n, c, h, w)}), "
@@ -88,6 +89,7 @@ def avg_pool2d_backward(dout: np.ndarray, x_shape: tuple[int, int, int, int], ke
     if dout.shape != (n, c, oh, ow):
         raise ValueError(f"dout: expected shape {(n, c, oh, ow)} for x_shape {(n, c, h, w)}, kernel_size "
                          f"{(kh, kw)}, stride {(sh, sw)}; got {dout.shape}")
+    check_nbytes((n, c, h, w), dout.dtype, "x_shape")
     dx = np.empty((n, c, h, w), dtype=dout.dtype)
     _pooling.avg_pool2d_backward(dout, dx, kh, kw, sh, sw)
     return dx

@@ -11,6 +11,8 @@ import numbers
 
 import numpy as np
 
+from cnn_core.kernels._validate import is_sparse
+
 __all__ = ["NotFittedError", "LinearClassifier"]
 
 
@@ -20,9 +22,12 @@ class NotFittedError(ValueError, AttributeError):
 
 def check_X(X, name: str = "X") -> np.ndarray:
     """Return X as a C-contiguous float64 (n, d) array of finite numbers, n >= 1 and d >= 1."""
+    if is_sparse(X):
+        raise TypeError(f"{name}: sparse input is not supported; convert with {name}.toarray(), "
+                        f"got a {type(X).__name__}")
     X = np.asarray(X)
     if X.dtype.kind not in "biuf":
-        raise ValueError(f"{name}: expected numeric values (bool, int or float), got dtype {X.dtype}")
+        raise TypeError(f"{name}: expected numeric values (bool, int or float), got dtype {X.dtype}")
     if X.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D array (n_samples, n_features), got shape {X.shape}")
     if X.shape[0] < 1 or X.shape[1] < 1:
@@ -35,6 +40,8 @@ def check_X(X, name: str = "X") -> np.ndarray:
 
 def check_y(y, n: int) -> np.ndarray:
     """Return y as a 1-D array of n labels (any hashable, sortable kind; float labels must be finite)."""
+    if is_sparse(y):
+        raise TypeError(f"y: sparse input is not supported; convert with y.toarray(), got a {type(y).__name__}")
     y = np.asarray(y)
     if y.ndim != 1:
         raise ValueError(f"y: expected a 1-D array of labels, got shape {y.shape}")
@@ -47,7 +54,9 @@ def check_y(y, n: int) -> np.ndarray:
 
 def check_real(value, name: str, low: float, low_inclusive: bool = False) -> float:
     """A real hyperparameter above `low` (or at least `low` when low_inclusive)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a finite real number, got {value!r} ({type(value).__name__})")
+    if not np.isfinite(value):
         raise ValueError(f"{name}: expected a finite real number, got {value!r}")
     if value < low or (value == low and not low_inclusive):
         raise ValueError(f"{name}: expected a number {'>=' if low_inclusive else '>'} {low}, got {value!r}")
@@ -57,7 +66,7 @@ def check_real(value, name: str, low: float, low_inclusive: bool = False) -> flo
 def check_int(value, name: str, low: int) -> int:
     """An integer hyperparameter of at least `low`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name}: expected an int, got {value!r}")
+        raise TypeError(f"{name}: expected an int, got {value!r} ({type(value).__name__})")
     if value < low:
         raise ValueError(f"{name}: expected an int >= {low}, got {value!r}")
     return int(value)

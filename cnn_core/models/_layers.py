@@ -8,12 +8,16 @@ POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
 
 
 def activation_class(name: str, arg: str = "activation") -> type:
+    if not isinstance(name, str):
+        raise TypeError(f"{arg}: expected one of {sorted(ACTIVATIONS)}, got {name!r} ({type(name).__name__})")
     if name not in ACTIVATIONS:
         raise ValueError(f"{arg}: expected one of {sorted(ACTIVATIONS)}, got {name!r}")
     return ACTIVATIONS[name]
 
 
 def pool_class(name: str) -> type:
+    if not isinstance(name, str):
+        raise TypeError(f"pool: expected one of {sorted(POOLS)}, got {name!r} ({type(name).__name__})")
     if name not in POOLS:
         raise ValueError(f"pool: expected one of {sorted(POOLS)}, got {name!r}")
     return POOLS[name]

@@ -6,6 +6,7 @@ from typing import Sequence
 
 from cnn_core import nn
 from cnn_core._random import get_rng
+from cnn_core.kernels._validate import MAX_SIZE
 from cnn_core.models._layers import activation_class
 
 
@@ -25,8 +26,10 @@ def mlp(sizes: Sequence[int], activation: str = "sigmoid", output_activation: st
     if len(sizes) < 2:
         raise ValueError(f"sizes: expected at least two widths (input and output), got {list(sizes)}")
     for i, s in enumerate(sizes):
-        if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1:
-            raise ValueError(f"sizes[{i}]: expected a positive int, got {s!r}")
+        if isinstance(s, bool) or not isinstance(s, numbers.Integral):
+            raise TypeError(f"sizes[{i}]: expected a positive int, got {s!r} ({type(s).__name__})")
+        if not 1 <= s <= MAX_SIZE:
+            raise ValueError(f"sizes[{i}]: expected an int in 1..2**31-1, got {s!r}")
     act = activation_class(activation)
     out_act = None if output_activation is None else activation_class(output_activation, "output_activation")
     rng = get_rng(rng)

@@ -20,6 +20,8 @@ R = max_i ||x^_i||, the primal algorithm makes at most (R / gamma)^2 updates, wh
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from cnn_core.kernels import perceptron_epoch
@@ -147,8 +149,18 @@ class Perceptron(LinearClassifier):
     def _check_params(self) -> tuple[float, int]:
         eta = check_real(self.eta, "eta", 0.0)
         max_epochs = check_int(self.max_epochs, "max_epochs", 1)
+        if not isinstance(self.algorithm, str):
+            raise TypeError(f"algorithm: expected one of {ALGORITHMS}, got {self.algorithm!r}")
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm: expected one of {ALGORITHMS}, got {self.algorithm!r}")
+        if not isinstance(self.shuffle, (bool, np.bool_)):
+            raise TypeError(f"shuffle: expected a bool, got {self.shuffle!r}")
+        rs = self.random_state
+        if rs is not None and not isinstance(rs, np.random.Generator):
+            if isinstance(rs, bool) or not isinstance(rs, numbers.Integral):
+                raise TypeError(f"random_state: expected None, an int seed or a numpy.random.Generator, got {rs!r}")
+            if rs < 0:
+                raise ValueError(f"random_state: expected a non-negative seed, got {rs}")
         return eta, max_epochs
 
     def fit(self, X, y) -> "Perceptron":
@@ -161,11 +173,19 @@ class Perceptron(LinearClassifier):
         self.loss_curve_, self.n_updates_, self.n_iter_ = [], 0, 0
         while self.n_iter_ < max_epochs and not all(p.done for p in learners):
             order = rng.permutation(X.shape[0]) if self.shuffle else None
-            for p in learners:
-                if not p.done:
-                    self.n_updates_ += p.epoch(order)
+            # An eta so large that w, b or the margins overflow is reported by its name once the pass is
+            # over (below), instead of as NumPy warnings or a complaint about the internal w.
+            with np.errstate(over="ignore", invalid="ignore"):
+                for p in learners:
+                    if not p.done:
+                        self.n_updates_ += p.epoch(order)
+                loss = sum(perceptron_loss(p.margins(*p.weights())) for p in learners)
+            if not (np.isfinite(loss) and all(np.isfinite(p.w).all() and np.isfinite(p.b) for p in learners)):
+                raise ValueError(f"eta: the weights overflowed with eta={eta!r} and features up to "
+                                 f"{float(np.abs(X).max()):.3g} in magnitude; use a smaller eta (with w0 = 0 "
+                                 f"the primal rule predicts the same for every eta) or scale X")
             self.n_iter_ += 1
-            self.loss_curve_.append(sum(perceptron_loss(p.margins(*p.weights())) for p in learners))
+            self.loss_curve_.append(loss)
         self.coef_ = np.array([p.weights()[0] for p in learners])
         self.intercept_ = np.array([p.weights()[1] for p in learners])
         self.converged_ = all(bool((p.margins(*p.weights()) > 0).all()) for p in learners)

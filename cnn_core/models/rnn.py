@@ -35,7 +35,9 @@ class RNNClassifier(nn.Module):
         return {**{"rnn." + k: v for k, v in rnn.items()}, **{"fc." + k: v for k, v in fc.items()}}
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        if isinstance(x, np.ndarray) and x.ndim == 4:
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"RNNClassifier: x: expected a numpy.ndarray, got {type(x).__name__}")
+        if x.ndim == 4:
             if x.shape[1] != 1:
                 raise ValueError(f"RNNClassifier: x: images must have one channel (N, 1, H, W) to be read row by "
                                  f"row, got shape {x.shape}")
