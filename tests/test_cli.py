@@ -521,8 +521,8 @@ def _predictions(capsys, model, path) -> list[dict]:
 
 
 def test_predict_pixel_rule_accepted_dtypes(tmp_path, capsys, mlp_file, test_images):
-    """uint8 is scaled by 1/255 and floats in [0, 1] are used as they are: the same images in any accepted
-    form (dtype, Fortran order, IDX or .npy, any file name) give the same classes and probabilities."""
+    """Integers 0..255 are scaled by 1/255 and floats in [0, 1] are used as they are: the same images in any
+    accepted form (dtype, Fortran order, IDX or .npy, any file name) give the same classes and probabilities."""
     path, _ = mlp_file
     images, _ = test_images
     scaled = images.astype(np.float64) / 255
@@ -531,12 +531,14 @@ def test_predict_pixel_rule_accepted_dtypes(tmp_path, capsys, mlp_file, test_ima
     probs = [r["probability"] for r in reference]
     assert len(set(r["class"] for r in reference)) > 1 and max(probs) < 1.0
     forms = {"f32.npy": scaled.astype(np.float32), "f64.npy": scaled, "f16.npy": scaled.astype(np.float16),
-             "fortran.npy": np.asfortranarray(scaled.astype(np.float32))}
+             "fortran.npy": np.asfortranarray(scaled.astype(np.float32)),
+             "i16.npy": images.astype(np.int16), "u16.npy": images.astype(np.uint16), "i64.npy": images.astype(np.int64)}
     for name, a in forms.items():
         np.save(tmp_path / name, a)
     (tmp_path / "named.dat").write_bytes((tmp_path / "f32.npy").read_bytes())  # recognised by its magic
     write_idx(tmp_path / "f32-idx3-ubyte", scaled, 0x0D)
-    for name in [*forms, "named.dat", "f32-idx3-ubyte"]:
+    write_idx(tmp_path / "i16-idx3-ubyte", images, 0x0B)
+    for name in [*forms, "named.dat", "f32-idx3-ubyte", "i16-idx3-ubyte"]:
         rows = _predictions(capsys, path, tmp_path / name)
         assert [r["class"] for r in rows] == [r["class"] for r in reference], name
         tol = 2e-3 if name == "f16.npy" else 1e-5  # float16 keeps 11 bits: pixels move by up to 2**-12
@@ -548,10 +550,9 @@ def test_predict_pixel_rule_accepted_dtypes(tmp_path, capsys, mlp_file, test_ima
     (lambda u8: u8.astype(np.float64), ["float64", "[0, 255]", "a / 255"]),
     (lambda u8: u8.astype(np.float32) - 255, ["float32", "[-255, 0]"]),
     (lambda u8: u8.astype(np.float32) / 255 + 0.5, ["float32", "[0.5, 1.5]"]),
-    (lambda u8: u8.astype(np.int16), ["int16", "astype"]),                    # the issue's other example
-    (lambda u8: u8.astype(np.int32), ["int32"]), (lambda u8: u8.astype(np.int64), ["int64"]),
-    (lambda u8: u8.astype(np.uint16), ["uint16"]), (lambda u8: (u8 // 2).astype(np.int8), ["int8"]),
-    (lambda u8: u8.astype(np.uint32), ["uint32"]), (lambda u8: u8 > 127, ["bool"]),
+    (lambda u8: u8.astype(np.int16) * 4, ["int16", "[0, 1020]", "uint8"]),   # the issue's other example: int16
+    (lambda u8: u8.astype(np.int32) - 1, ["int32", "[-1, 254]"]), (lambda u8: u8.astype(np.uint16) * 257, ["uint16"]),
+    (lambda u8: u8 > 127, ["bool"]),
 ])
 def test_predict_pixel_rule_refused_dtypes(tmp_path, capsys, mlp_file, test_images, convert, words):
     path, _ = mlp_file
@@ -561,8 +562,7 @@ def test_predict_pixel_rule_refused_dtypes(tmp_path, capsys, mlp_file, test_imag
 
 
 @pytest.mark.parametrize("code, scale, words", [(0x0D, 1.0, ["[0, 255]"]), (0x0E, 1.0, ["[0, 255]"]),
-                                                (0x0B, 1, ["int16"]), (0x0C, 1, ["int32"]),
-                                                (0x09, 0.25, ["int8"])])
+                                                (0x0B, 2, ["int16"]), (0x0C, -1, ["int32"])])
 def test_predict_pixel_rule_idx(tmp_path, capsys, mlp_file, test_images, code, scale, words):
     path, _ = mlp_file
     images, _ = test_images

@@ -537,21 +537,31 @@ def test_bad_labels_are_refused_naming_the_file(tmp_path, labels, match):
         load_mnist(mnist_dir(tmp_path, np.zeros((2, 2, 2), np.uint8), labels))
 
 
-@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int32, np.float32, np.float64])
-def test_images_of_any_element_type_are_scaled_from_0_255(tmp_path, dtype):
-    pixels = np.array([[[0, 51], [255, 102]]], dtype)
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.int32])
+def test_integer_images_of_any_element_type_are_scaled_from_0_255(tmp_path, dtype):
+    pixels = np.array([[[0, 51], [127, 102]]], dtype)
     X, _ = load_mnist(mnist_dir(tmp_path, pixels, np.array([1], np.uint8)))
-    np.testing.assert_allclose(X[0, 0], [[0, 0.2], [1, 0.4]], rtol=1e-7)
+    np.testing.assert_allclose(X[0, 0], [[0, 0.2], [127 / 255, 0.4]], rtol=1e-7)
+    assert X.dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float_images_already_in_0_1_are_taken_as_they_are(tmp_path, dtype):
+    pixels = np.array([[[0, 0.2], [1, 0.4]]], dtype)
+    X, _ = load_mnist(mnist_dir(tmp_path, pixels, np.array([1], np.uint8)))
+    np.testing.assert_array_equal(X[0, 0], pixels[0].astype(np.float32))
     assert X.dtype == np.float32
 
 
 @pytest.mark.parametrize("pixels, match", [
-    (np.array([[[0, 256]]], np.int16), r"expected pixel intensities 0..255, got a 256 \(int16\) at index \(0, 0, 1\)"),
-    (np.array([[[-1, 3]]], np.int16), r"got a -1 \(int16\)"),
-    (np.array([[[0, 300.5]]], np.float32), r"got a 300.5 \(float32\)"),
-    (np.array([[[np.inf, 1]]], np.float64), r"got a inf \(float64\)"),
+    (np.array([[[0, 256]]], np.int16), r"expected integer pixels 0..255 .*got int16 values in \[0, 256\], "
+                                       r"the first outside being 256 at index \(0, 0, 1\)"),
+    (np.array([[[-1, 3]]], np.int16), r"got int16 values in \[-1, 3\], the first outside being -1"),
+    (np.array([[[0, 255.0]]], np.float32), r"got float32 values in \[0, 255\].*a / 255"),  # 0..255 floats: not guessed
+    (np.array([[[0, 300.5]]], np.float32), r"the first outside being 300.5"),
+    (np.array([[[np.inf, 1]]], np.float64), r"got NaN or infinity \(inf at index \(0, 0, 0\)\)"),
 ])
-def test_images_outside_0_255_are_refused_naming_the_file(tmp_path, pixels, match):
+def test_images_outside_the_pixel_rule_are_refused_naming_the_file(tmp_path, pixels, match):
     with pytest.raises(ValueError, match=r"train-images-idx3-ubyte: .*" + match):
         load_mnist(mnist_dir(tmp_path, pixels, np.array([1], np.uint8)))
 

@@ -8,6 +8,7 @@ import numpy as np
 from cnn_core.cli.errors import UsageError
 from cnn_core.cli.npyfile import is_npy, read_npy
 from cnn_core.datasets import load_idx, load_mnist
+from cnn_core.datasets.pixels import to_unit_range
 
 
 def load_split(data: str | None, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -30,28 +31,6 @@ def load_split(data: str | None, split: str) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-PIXEL_RULE = "uint8 pixels 0..255 (scaled by 1/255) or floats already in [0, 1]"
-
-
-def as_pixels(a: np.ndarray, what: str) -> np.ndarray:
-    """Images as float32 in [0, 1] by one rule: uint8 is divided by 255, floats in [0, 1] are taken as they
-    are; anything else (floats outside [0, 1], other integer types, bool) is refused with how to convert it,
-    because guessing the scale gives confident wrong answers (float 0..255 taken as [0, 1] saturates every
-    input unit)."""
-    if a.dtype == np.uint8:
-        return a.astype(np.float32) / np.float32(255.0)
-    if a.dtype.kind == "f":
-        if not np.isfinite(a).all():
-            raise UsageError(f"{what}: the images contain NaN or infinity")
-        lo, hi = float(a.min()) + 0.0, float(a.max()) + 0.0  # + 0.0: print -0.0 as 0
-        if lo < 0.0 or hi > 1.0:
-            raise UsageError(f"{what}: expected {PIXEL_RULE}; got {a.dtype} values in [{lo:g}, {hi:g}]: "
-                             f"scale them to [0, 1] (for 0..255 pixels: a / 255) or store them as uint8")
-        return a.astype(np.float32)
-    raise UsageError(f"{what}: expected {PIXEL_RULE}; got dtype {a.dtype}: convert it, e.g. "
-                     f"a.astype(numpy.uint8) for 0..255 pixels, or (a / a.max()).astype(numpy.float32)")
-
-
 def require_file(path: str, what: str, expected: str) -> None:
     """A UsageError unless `path` is a regular file: a directory is named as such, and a FIFO or a device
     (/dev/zero) is refused before it is opened, since reading one can block or never end."""
@@ -67,7 +46,7 @@ def read_images(path: str) -> np.ndarray:
     """Images from an IDX file (raw or .gz) or a .npy array, as float32 (N, H, W) or (N, C, H, W) in [0, 1].
 
     A .npy file is recognised by its magic (any name) and read header first (see npyfile). The pixel
-    scale follows as_pixels. A 2-D array is one image.
+    scale follows the library's one pixel rule (cnn_core.datasets.pixels). A 2-D array is one image.
     """
     require_file(path, "INPUT", "an IDX image file or a .npy array")
     try:
@@ -84,7 +63,10 @@ def read_images(path: str) -> np.ndarray:
     if a.ndim not in (3, 4):
         raise UsageError(f"INPUT: {path}: expected images of shape (H, W), (N, H, W) or (N, C, H, W), "
                          f"got shape {a.shape}")
-    return as_pixels(a, f"INPUT: {path}")
+    try:
+        return to_unit_range(a, f"INPUT: {path}")
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def first_layer(model):

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from cnn_core.datasets.idx import load_idx
+from cnn_core.datasets.pixels import to_unit_range
 
 EMBEDDED_DIR = Path(__file__).parent / "data"
 EMBEDDED_TRAIN = 8000  # the first 8,000 embedded digits are 'train', the last 2,000 'test'
@@ -27,11 +28,10 @@ def load_mnist(path: str | os.PathLike | None = None, split: str = "train") -> t
     'test'); path=DIR reads the standard file names (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz],
     t10k-...) found in full MNIST and Fashion-MNIST.
 
-    Element types: MNIST files are unsigned bytes, but any IDX type is read by the same rule. Images hold
-    intensities on the 0..255 scale whatever their type (X = pixel / 255): integer or float values outside
-    [0, 255], NaN or infinity are a ValueError naming the file (a float file already scaled to [0, 1] is
-    not told apart: it would come out 255 times too dark, so convert it to 0..255 first). Labels must be whole
-    numbers 0..9: a negative label, a fraction (1.7) or a NaN is a ValueError naming the file, never truncated.
+    Element types: MNIST files are unsigned bytes, but any IDX type is read, images by the library's one
+    pixel rule (cnn_core.datasets.pixels): integer pixels 0..255 are divided by 255, float pixels must already
+    be in [0, 1]; anything else is a ValueError naming the file. Labels must be whole numbers 0..9: a negative
+    label, a fraction (1.7) or a NaN is a ValueError naming the file, never truncated.
     """
     if split not in _PREFIX:
         raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
@@ -49,26 +49,21 @@ def load_mnist(path: str | os.PathLike | None = None, split: str = "train") -> t
     if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
         raise ValueError(f"{labels_file}: expected {images.shape[0]} labels to match {images_file}, "
                          f"got shape {labels.shape}")
-    _check_range(images, 0, 255, images_file, "pixel intensities 0..255", whole=False)
-    _check_range(labels, 0, 9, labels_file, "labels 0-9", whole=True)
+    _check_labels(labels, labels_file)
     if path is None:
         part = slice(0, EMBEDDED_TRAIN) if split == "train" else slice(EMBEDDED_TRAIN, None)
         images, labels = images[part], labels[part]
-    X = (images.astype(np.float32) / np.float32(255.0))[:, None, :, :]
+    X = to_unit_range(images, str(images_file))[:, None, :, :]
     return X, labels.astype(np.int64)
 
 
-def _check_range(a: np.ndarray, lo: int, hi: int, file: Path, what: str, whole: bool) -> None:
-    """Every value finite, in [lo, hi] and (when `whole`) a whole number, else a ValueError naming the file."""
+def _check_labels(a: np.ndarray, file: Path) -> None:
+    """Every label a whole number in 0..9, else a ValueError naming the file, the value and its index."""
     if a.size == 0:
         return
+    bad = (a < 0) | (a > 9)
     if a.dtype.kind == "f":
-        bad = ~np.isfinite(a) | (a < lo) | (a > hi)
-        if whole:
-            bad |= np.floor(a) != a
-    else:
-        bad = (a < lo) | (a > hi)
+        bad |= ~np.isfinite(a) | (np.floor(a) != a)
     if bad.any():
-        at = int(np.flatnonzero(bad.ravel())[0])
-        index = at if a.ndim == 1 else tuple(int(i) for i in np.unravel_index(at, a.shape))
-        raise ValueError(f"{file}: expected {what}, got a {a.ravel()[at].item()!r} ({a.dtype}) at index {index}")
+        at = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{file}: expected labels 0-9, got a {a[at].item()!r} ({a.dtype}) at index {at}")
