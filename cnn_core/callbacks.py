@@ -44,6 +44,9 @@ class LRSchedulerStep(Callback):
     epoch, the usual PyTorch loop's `scheduler.step()` for `fit`, which takes no scheduler argument."""
 
     def __init__(self, scheduler) -> None:
+        if not callable(getattr(scheduler, "step", None)):
+            raise TypeError(f"scheduler: expected a learning-rate scheduler with a step() method (e.g. "
+                            f"cnn_core.optim.StepLR), got {type(scheduler).__name__}")
         self.scheduler = scheduler
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import copy
-import numbers
 from typing import Any
 
 import numpy as np
+
+from cnn_core._validation import check_real
 
 
 class GradcheckError(RuntimeError):
@@ -31,11 +32,8 @@ def gradcheck(fn_or_module: Any, inputs, eps: float = 1e-6, atol: float = 1e-5, 
     An entry passes when |analytic - numeric| <= atol + rtol * |numeric|. Returns True, or raises
     GradcheckError naming the worst entry.
     """
-    for name, v in (("eps", eps), ("atol", atol), ("rtol", rtol)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not v >= 0:
-            raise ValueError(f"{name}: expected a non-negative number, got {v!r}")
-    if not eps > 0:
-        raise ValueError(f"eps: expected a positive number, got {eps!r}")
+    eps = check_real(eps, "eps", 0.0, low_open=True)
+    atol, rtol = check_real(atol, "atol", 0.0), check_real(rtol, "rtol", 0.0)
     from cnn_core.nn.module import Module  # late import: cnn_core.nn imports the kernels
 
     if isinstance(inputs, np.ndarray):

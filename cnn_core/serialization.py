@@ -53,6 +53,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from cnn_core._validation import check_path
 from cnn_core._version import __version__
 from cnn_core.nn import module_from_config, module_to_config
 from cnn_core.nn.module import parameter_shapes_from_config
@@ -120,9 +121,9 @@ def save(model, path: str | os.PathLike) -> None:
     permission bits; temporaries left by killed writers are removed (see the module docstring).
     Raises FileNotFoundError naming `path` when its directory does not exist.
     """
-    user_path = os.fspath(path)
+    user_path = check_path(path)
     arrays = {"__format__": np.array(FORMAT_NAME), "__version__": np.array(FORMAT_VERSION),
-              "__config__": np.array(json.dumps(module_to_config(model))), "__cnn_core__": np.array(__version__)}
+              "__config__": np.array(json.dumps(module_to_config(model, "model"))), "__cnn_core__": np.array(__version__)}
     arrays.update({_PARAM + name: a for name, a in model.state_dict().items()})
     target = os.path.realpath(user_path)  # write through a symlink to the file it names
     directory, base = os.path.split(target)
@@ -192,7 +193,7 @@ def load(path: str | os.PathLike):
     version, holding an architecture or weights that do not fit together, or exceeding a limit of the module
     docstring. The model is built only after its config and the members' headers have been checked.
     """
-    path = os.fspath(path)
+    path = check_path(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"cnn_core.load: no such file: {path!r}")
     if os.path.isdir(path):

@@ -7,7 +7,6 @@ update, and on Ctrl-C returns with the weights of the last finished epoch.
 from __future__ import annotations
 
 import math
-import numbers
 import threading
 import time
 from collections import namedtuple
@@ -17,7 +16,7 @@ import numpy as np
 
 from cnn_core._random import get_rng
 from cnn_core.callbacks import Callback, History
-from cnn_core.kernels._validate import NonFiniteError
+from cnn_core._validation import NonFiniteError, check_int, not_an_array
 
 EvalResult = namedtuple("EvalResult", ["loss", "accuracy"])
 EvalResult.__doc__ = """evaluate's result: mean loss and accuracy (None when the targets give no accuracy).
@@ -40,14 +39,6 @@ class NonFiniteLossError(FloatingPointError):
 
 # ---- argument checks -------------------------------------------------------------------------------------
 
-def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
-    return int(value)
-
-
 def _check_model(model) -> None:
     for attr in ("forward", "backward", "train", "eval", "zero_grad", "state_dict", "load_state_dict"):
         if not callable(getattr(model, attr, None)):
@@ -61,7 +52,7 @@ def _as_inputs(X, name: str, model) -> np.ndarray:
     bool and non-numeric inputs are rejected, since e.g. uint8 pixels usually still need scaling.
     """
     if not isinstance(X, np.ndarray):
-        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(X).__name__}")
+        raise not_an_array(X, name)
     if X.dtype.kind != "f":
         raise TypeError(f"{name}: expected a floating-point array, got dtype {X.dtype} "
                         f"(convert explicitly, e.g. X.astype(np.float32) / 255)")
@@ -253,7 +244,7 @@ def predict(model, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
     model gets back its mode when the last of them finishes. Not while another thread fits it (RuntimeError).
     """
     _check_model(model)
-    batch_size = _check_int(batch_size, "batch_size", 1)
+    batch_size = check_int(batch_size, "batch_size", 1)
     X = _as_inputs(X, "X", model)
     out = None
     with _eval_mode(model):
@@ -284,7 +275,7 @@ def evaluate(model, loss, X: np.ndarray, y: np.ndarray, batch_size: int = 256) -
     """
     _check_model(model)
     _check_loss(loss)
-    batch_size = _check_int(batch_size, "batch_size", 1)
+    batch_size = check_int(batch_size, "batch_size", 1)
     X = _as_inputs(X, "X", model)
     out_shape = _output_shape(model, X)
     y = _shape_targets(_as_targets(y, "y", len(X), X.dtype), out_shape, X.dtype, "y")
@@ -320,10 +311,10 @@ def fit(model, loss, optimizer, X: np.ndarray, y: np.ndarray, epochs: int, batch
     _check_loss(loss)
     if not callable(getattr(optimizer, "step", None)):
         raise TypeError(f"optimizer: expected a cnn_core.optim optimizer, got {type(optimizer).__name__}")
-    epochs = _check_int(epochs, "epochs", 0)
-    batch_size = _check_int(batch_size, "batch_size", 1)
+    epochs = check_int(epochs, "epochs", 0)
+    batch_size = check_int(batch_size, "batch_size", 1)
     if seed is not None:
-        seed = _check_int(seed, "seed", 0)
+        seed = check_int(seed, "seed", 0)
     callbacks = list(callbacks or [])
     for i, cb in enumerate(callbacks):
         if not isinstance(cb, Callback):

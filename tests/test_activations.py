@@ -213,7 +213,7 @@ def test_out_read_only():
 
 
 def test_out_not_array():
-    with pytest.raises(TypeError, match=r"out: expected a numpy.ndarray, got list"):
+    with pytest.raises(TypeError, match=r"out: expected a numpy.ndarray or None, got list"):
         K.sigmoid(np.zeros(3), out=[0.0, 0.0, 0.0])
 
 

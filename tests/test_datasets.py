@@ -119,7 +119,7 @@ def test_load_mnist_label_out_of_range(tmp_path):
 
 
 def test_load_mnist_bad_arguments(tmp_path):
-    with pytest.raises(ValueError, match="split: expected 'train' or 'test', got 'val'"):
+    with pytest.raises(ValueError, match="split: expected one of 'train', 'test', got 'val'"):
         load_mnist(split="val")
     with pytest.raises(FileNotFoundError, match="not a directory"):
         load_mnist(tmp_path / "missing")

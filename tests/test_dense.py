@@ -262,7 +262,7 @@ def test_forward_rejects_unknown_activation():
 
 
 def test_forward_rejects_non_string_activation():
-    with pytest.raises(ValueError, match="activation: expected one of"):
+    with pytest.raises(TypeError, match="activation: expected one of"):
         linear_forward(np.ones((5, 3)), np.ones((2, 3)), activation=np.tanh)
 
 

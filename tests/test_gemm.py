@@ -241,7 +241,7 @@ def test_rejects_non_contiguous_c():
 def test_rejects_read_only_c():
     c = np.zeros((2, 2))
     c.flags.writeable = False
-    with pytest.raises(ValueError, match="c: expected a writeable array"):
+    with pytest.raises(ValueError, match="c: expected a writable array"):
         gemm(np.ones((2, 3)), np.ones((3, 2)), c)
 
 

@@ -209,7 +209,7 @@ def test_b_not_finite():
 
 def test_b_not_a_number():
     X, y, w = _ok()
-    with pytest.raises(TypeError, match=r"b: expected a real number, got str"):
+    with pytest.raises(TypeError, match=r"b: expected a real number, got '0' \(str\)"):
         perceptron_epoch(X, y, w, "0")
 
 

@@ -15,6 +15,8 @@ import zlib
 
 import numpy as np
 
+from cnn_core._validation import check_path
+
 # IDX type code -> big-endian NumPy dtype
 _IDX_DTYPES = {
     0x08: np.dtype(">u1"),
@@ -58,7 +60,7 @@ def load_idx(path: str | os.PathLike) -> np.ndarray:
     uint32) is checked, and the payload must hold exactly prod(dims) elements: a truncated file, trailing
     bytes or a foreign file raise ValueError naming the file and what is wrong.
     """
-    path = os.fspath(path)
+    path = check_path(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such IDX file")
     head = _read_bytes(path, 4)

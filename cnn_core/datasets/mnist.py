@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cnn_core._validation import check_choice, check_path
 from cnn_core.datasets.idx import load_idx
 from cnn_core.datasets.pixels import to_unit_range
 
@@ -33,12 +34,11 @@ def load_mnist(path: str | os.PathLike | None = None, split: str = "train") -> t
     be in [0, 1]; anything else is a ValueError naming the file. Labels must be whole numbers 0..9: a negative
     label, a fraction (1.7) or a NaN is a ValueError naming the file, never truncated.
     """
-    if split not in _PREFIX:
-        raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
+    check_choice(split, "split", tuple(_PREFIX))
     if path is None:
         directory, prefix = EMBEDDED_DIR, "t10k"
     else:
-        directory, prefix = Path(path), _PREFIX[split]
+        directory, prefix = Path(check_path(path)), _PREFIX[split]
         if not directory.is_dir():
             raise FileNotFoundError(f"path: {directory} is not a directory")
     images_file = _find(directory, f"{prefix}-images-idx3-ubyte")

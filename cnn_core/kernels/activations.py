@@ -6,48 +6,24 @@ it is filled and returned, and it may be the input itself (in place).
 """
 from __future__ import annotations
 
-import math
-import numbers
-
 import numpy as np
 
 from cnn_core.kernels import _activations
-from cnn_core.kernels._validate import as_float_array
+from cnn_core._validation import as_float_array, check_output, check_real
 
 __all__ = ["sigmoid", "tanh", "relu", "elu",
            "sigmoid_backward", "tanh_backward", "relu_backward", "elu_backward"]
 
 
-def _check_alpha(alpha) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
-        raise TypeError(f"alpha: expected a real number, got {type(alpha).__name__}")
-    if not (math.isfinite(alpha) and alpha > 0):
-        raise ValueError(f"alpha: expected a finite number > 0, got {alpha!r}")
-    return float(alpha)
-
-
-def _check_out(out, shape: tuple, dtype: np.dtype) -> np.ndarray:
+def _out(out, shape: tuple, dtype: np.dtype) -> np.ndarray:
     if out is None:
         return np.empty(shape, dtype=dtype)
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"out: expected a numpy.ndarray, got {type(out).__name__}")
-    if out.dtype != dtype:
-        raise TypeError(f"out: expected dtype {dtype} (the input's), got {out.dtype}")
-    if out.shape != shape:
-        raise ValueError(f"out: expected shape {shape} (the input's), got {out.shape}")
-    if not out.flags.c_contiguous:
-        raise ValueError("out: expected a C-contiguous array, got a non-contiguous view")
-    if not out.flags.writeable:
-        raise ValueError("out: expected a writable array, got a read-only one")
-    return out
+    return check_output(out, "out", shape, dtype, "the input's")
 
 
 def _forward(name: str, z, out, alpha: float = 1.0) -> np.ndarray:
     zc = as_float_array(z, "z")
-    out = _check_out(out, z.shape, zc.dtype)
-    if out.size:
-        _activations.forward(_activations.OPS[name], zc.reshape(-1), out.reshape(-1), alpha)
-    return out
+    return _sigma(name, zc, _out(out, z.shape, zc.dtype), alpha)
 
 
 def _backward(name: str, dy, a, out, alpha: float = 1.0) -> np.ndarray:
@@ -55,9 +31,28 @@ def _backward(name: str, dy, a, out, alpha: float = 1.0) -> np.ndarray:
     ac = as_float_array(a, "a", dtype=dyc.dtype)
     if a.shape != dy.shape:
         raise ValueError(f"a: expected shape {dy.shape} (dy's), got {a.shape}")
-    out = _check_out(out, dy.shape, dyc.dtype)
+    return _sigma_backward(name, dyc, ac, _out(out, dy.shape, dyc.dtype), alpha)
+
+
+# The unchecked entry points for layers that have validated their arguments at their own boundary: every
+# array C-contiguous, one float dtype, one shape (out may alias the input); name a key of OPS, alpha > 0.
+
+def _sigma(name: str, z: np.ndarray, out: np.ndarray | None = None, alpha: float = 1.0) -> np.ndarray:
+    """out = sigma(z) for the activation `name`, without argument checks."""
+    if out is None:
+        out = np.empty_like(z)
     if out.size:
-        _activations.backward(_activations.OPS[name], dyc.reshape(-1), ac.reshape(-1), out.reshape(-1), alpha)
+        _activations.forward(_activations.OPS[name], z.reshape(-1), out.reshape(-1), alpha)
+    return out
+
+
+def _sigma_backward(name: str, dy: np.ndarray, a: np.ndarray, out: np.ndarray | None = None,
+                    alpha: float = 1.0) -> np.ndarray:
+    """out = dy * sigma'(z) from a = sigma(z), without argument checks."""
+    if out is None:
+        out = np.empty_like(dy)
+    if out.size:
+        _activations.backward(_activations.OPS[name], dy.reshape(-1), a.reshape(-1), out.reshape(-1), alpha)
     return out
 
 
@@ -78,7 +73,7 @@ def relu(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 def elu(z: np.ndarray, alpha: float = 1.0, out: np.ndarray | None = None) -> np.ndarray:
     """a = z for z > 0, alpha * (exp(z) - 1) otherwise (alpha > 0)."""
-    return _forward("elu", z, out, _check_alpha(alpha))
+    return _forward("elu", z, out, check_real(alpha, "alpha", 0.0, low_open=True))
 
 
 def sigmoid_backward(dy: np.ndarray, a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -99,4 +94,4 @@ def relu_backward(dy: np.ndarray, a: np.ndarray, out: np.ndarray | None = None) 
 def elu_backward(dy: np.ndarray, a: np.ndarray, alpha: float = 1.0,
                  out: np.ndarray | None = None) -> np.ndarray:
     """dz = dy for a > 0, dy * (a + alpha) otherwise, with a = elu(z, alpha)."""
-    return _backward("elu", dy, a, out, _check_alpha(alpha))
+    return _backward("elu", dy, a, out, check_real(alpha, "alpha", 0.0, low_open=True))

@@ -5,7 +5,7 @@ import numpy as np
 
 from cnn_core._config import get_num_threads
 from cnn_core.kernels import _batched_gemm
-from cnn_core.kernels._validate import as_float_array, as_real
+from cnn_core._validation import as_float_array, as_real
 from cnn_core.kernels.gemm import check_output
 
 
@@ -45,12 +45,9 @@ def gemm_batched(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, alph
     a, b, m, n = _operands(a, b, trans_a, trans_b)
     batch = max(a.shape[0], b.shape[0])
     alpha, beta = as_real(alpha, "alpha"), as_real(beta, "beta")
-    if c is None:
-        c, beta = np.empty((batch, m, n), dtype=a.dtype), 0.0
-    else:
+    if c is not None:
         check_output(c, a, b, (batch, m, n))
-    _batched_gemm.gemm_batched(a, b, c, bool(trans_a), bool(trans_b), alpha, beta, get_num_threads())
-    return c
+    return _gemm_batched(a, b, c, alpha, beta, bool(trans_a), bool(trans_b))
 
 
 def gemm_batched_sum(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, alpha: float = 1.0,
@@ -65,9 +62,37 @@ def gemm_batched_sum(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, 
     if a.shape[0] != b.shape[0]:
         raise ValueError(f"b: expected as many matrices as a ({a.shape[0]}), got {b.shape[0]}")
     alpha, beta = as_real(alpha, "alpha"), as_real(beta, "beta")
-    if c is None:
-        c, beta = np.empty((m, n), dtype=a.dtype), 0.0
-    else:
+    if c is not None:
         check_output(c, a, b, (m, n))
-    _batched_gemm.gemm_batched_sum(a, b, c, bool(trans_a), bool(trans_b), alpha, beta, get_num_threads())
+    return _gemm_batched_sum(a, b, c, alpha, beta, bool(trans_a), bool(trans_b))
+
+
+# The unchecked entry points for layers that have validated their arrays at their own boundary: a and b
+# C-contiguous 3-D (or 2-D, shared by every sample) of one float dtype with matching inner dimensions, c
+# None or a C-contiguous buffer of the product's shape that overlaps neither.
+
+def _as3d(x: np.ndarray) -> np.ndarray:
+    return x if x.ndim == 3 else x[None]
+
+
+def _dims(a: np.ndarray, b: np.ndarray, trans_a: bool, trans_b: bool) -> tuple[int, int]:
+    return a.shape[2] if trans_a else a.shape[1], b.shape[1] if trans_b else b.shape[2]
+
+
+def _gemm_batched(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, alpha: float = 1.0,
+                  beta: float = 0.0, trans_a: bool = False, trans_b: bool = False) -> np.ndarray:
+    """gemm_batched without argument checks."""
+    a, b = _as3d(a), _as3d(b)
+    if c is None:
+        c, beta = np.empty((max(a.shape[0], b.shape[0]), *_dims(a, b, trans_a, trans_b)), dtype=a.dtype), 0.0
+    _batched_gemm.gemm_batched(a, b, c, trans_a, trans_b, alpha, beta, get_num_threads())
+    return c
+
+
+def _gemm_batched_sum(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, alpha: float = 1.0,
+                      beta: float = 0.0, trans_a: bool = False, trans_b: bool = False) -> np.ndarray:
+    """gemm_batched_sum without argument checks."""
+    if c is None:
+        c, beta = np.empty(_dims(a, b, trans_a, trans_b), dtype=a.dtype), 0.0
+    _batched_gemm.gemm_batched_sum(a, b, c, trans_a, trans_b, alpha, beta, get_num_threads())
     return c

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnn_core.kernels import _conv
-from cnn_core.kernels._validate import (as_float_array, as_pair, as_shape, check_nbytes, check_nonempty,
+from cnn_core._validation import (as_float_array, as_pair, as_shape, check_nbytes, check_nonempty,
                                         conv_output_size)
 
 Pair = int | tuple[int, int]
@@ -34,9 +34,7 @@ def im2col(x: np.ndarray, kernel_size: Pair, stride: Pair = 1, padding: Pair = 0
     kh, kw, sh, sw, ph, pw, oh, ow = _geometry(h, w, kernel_size, stride, padding)
     shape = (n, c * kh * kw, oh * ow)
     check_nbytes(shape, x.dtype, f"im2col: kernel_size {(kh, kw)}, stride {(sh, sw)}, padding {(ph, pw)}")
-    cols = np.empty(shape, dtype=x.dtype)
-    _conv.im2col(x, cols, kh, kw, sh, sw, ph, pw)
-    return cols
+    return _im2col(x, (kh, kw), (sh, sw), (ph, pw), (oh, ow))
 
 
 def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kernel_size: Pair, stride: Pair = 1,
@@ -53,6 +51,23 @@ def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kernel_size: Pa
         raise ValueError(f"cols: expected shape {expected} for x_shape {(n, c, h, w)}, kernel_size {(kh, kw)}, "
                          f"stride {(sh, sw)}, padding {(ph, pw)}; got {cols.shape}")
     check_nbytes((n, c, h, w), cols.dtype, "x_shape")
-    x = np.empty((n, c, h, w), dtype=cols.dtype)
-    _conv.col2im(cols, x, kh, kw, sh, sw, ph, pw)
+    return _col2im(cols, (n, c, h, w), (kh, kw), (sh, sw), (ph, pw))
+
+
+# The unchecked entry points for layers that have validated the geometry and arrays at their own boundary
+# (C-contiguous float arrays, pairs of ints, (OH, OW) from conv_output_size, sizes checked by check_nbytes).
+
+def _im2col(x: np.ndarray, k: tuple[int, int], s: tuple[int, int], p: tuple[int, int],
+            out_hw: tuple[int, int]) -> np.ndarray:
+    """im2col without argument checks."""
+    cols = np.empty((x.shape[0], x.shape[1] * k[0] * k[1], out_hw[0] * out_hw[1]), dtype=x.dtype)
+    _conv.im2col(x, cols, *k, *s, *p)
+    return cols
+
+
+def _col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], k: tuple[int, int], s: tuple[int, int],
+            p: tuple[int, int]) -> np.ndarray:
+    """col2im without argument checks."""
+    x = np.empty(x_shape, dtype=cols.dtype)
+    _conv.col2im(cols, x, *k, *s, *p)
     return x

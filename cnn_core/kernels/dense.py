@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnn_core.kernels import _dense
-from cnn_core.kernels._validate import as_float_array, as_real
+from cnn_core._validation import as_float_array, as_real, check_choice
 
 
 def _check_weight(x: np.ndarray, w) -> np.ndarray:
@@ -29,10 +29,14 @@ def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, ac
         b = as_float_array(b, "b", ndim=1, dtype=x.dtype)
         if b.shape != (w.shape[0],):
             raise ValueError(f"b: expected shape ({w.shape[0]},) to match w's out_features, got {b.shape}")
-    if not isinstance(activation, (str, type(None))) or activation not in _dense.ACTIVATIONS:
-        names = ", ".join(repr(k) for k in _dense.ACTIVATIONS)
-        raise ValueError(f"activation: expected one of {names}, got {activation!r}")
-    alpha = as_real(alpha, "alpha")
+    check_choice(activation, "activation", tuple(_dense.ACTIVATIONS))
+    return _linear(x, w, b, activation, as_real(alpha, "alpha"))
+
+
+def _linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, activation: str | None = None,
+            alpha: float = 1.0) -> np.ndarray:
+    """linear_forward without argument checks, for layers that have checked x, w and b (C-contiguous, one
+    float dtype, matching shapes) at their own boundary."""
     z = np.empty((x.shape[0], w.shape[0]), dtype=x.dtype)
     has_bias = b is not None
     _dense.linear_forward_into(x, w, b if has_bias else np.empty(0, x.dtype), has_bias, z,
@@ -61,7 +65,11 @@ def linear_backward(x: np.ndarray, w: np.ndarray, delta: np.ndarray) -> tuple[np
 
 def bias_grad(delta: np.ndarray) -> np.ndarray:
     """Column sum of delta (N, out) -> (out,): the bias gradient, accumulated in double precision."""
-    delta = as_float_array(delta, "delta", ndim=2)
+    return _bias_grad(as_float_array(delta, "delta", ndim=2))
+
+
+def _bias_grad(delta: np.ndarray) -> np.ndarray:
+    """bias_grad without argument checks (delta a C-contiguous 2-D float array)."""
     db = np.empty(delta.shape[1], dtype=delta.dtype)
     _dense.bias_grad_into(delta, db)
     return db

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnn_core.kernels import _gemm
-from cnn_core.kernels._validate import as_float_array, as_real
+from cnn_core._validation import as_float_array, as_real, check_output as _check_buffer
 
 
 def _strided(x: np.ndarray) -> np.ndarray:
@@ -36,27 +36,29 @@ def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, alpha: float
         raise ValueError(
             f"b: inner dimensions do not match: op(a) is {m}x{k} (trans_a={bool(trans_a)}), "
             f"op(b) is {kb}x{n} (trans_b={bool(trans_b)})")
-    if c is None:
-        c = np.empty((m, n), dtype=a.dtype)
-        beta = 0.0
-    else:
+    if c is not None:
         check_output(c, a, b, (m, n))
+    return _gemm_op(opa, opb, c, alpha, beta)
+
+
+def _gemm_op(opa: np.ndarray, opb: np.ndarray, c: np.ndarray | None, alpha: float, beta: float) -> np.ndarray:
+    """c = alpha * opa @ opb + beta * c without argument checks: opa (M, K) and opb (K, N) float views of
+    one dtype with whole-element strides, c None (a new array, beta ignored) or (M, N) C-contiguous."""
+    if c is None:
+        c, beta = np.empty((opa.shape[0], opb.shape[1]), dtype=opa.dtype), 0.0
     _gemm.gemm_into(opa, opb, c, alpha, beta)
     return c
 
 
+def _matmul(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, alpha: float = 1.0, beta: float = 0.0,
+            trans_a: bool = False, trans_b: bool = False) -> np.ndarray:
+    """gemm for layers that have checked their arrays at their own boundary (see _gemm_op)."""
+    return _gemm_op(a.T if trans_a else a, b.T if trans_b else b, c, alpha, beta)
+
+
 def check_output(c, a: np.ndarray, b: np.ndarray, shape: tuple[int, ...]) -> None:
     """Validate an output buffer c of `shape` for a product of a and b (also used by the batched GEMMs)."""
-    if not isinstance(c, np.ndarray):
-        raise TypeError(f"c: expected a numpy.ndarray or None, got {type(c).__name__}")
-    if c.dtype != a.dtype:
-        raise TypeError(f"c: expected dtype {a.dtype} (to match a and b), got {c.dtype}")
-    if c.shape != shape:
-        raise ValueError(f"c: expected shape {shape}, got {c.shape}")
-    if not c.flags.c_contiguous:
-        raise ValueError("c: expected a C-contiguous array, got a non-contiguous view")
-    if not c.flags.writeable:
-        raise ValueError("c: expected a writeable array, got a read-only one")
+    _check_buffer(c, "c", shape, a.dtype, "to match a and b")
     # The product is written block by block while A and B are still being read.
     for name, x in (("a", a), ("b", b)):
         if np.may_share_memory(c, x):

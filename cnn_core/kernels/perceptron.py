@@ -1,25 +1,14 @@
 """The perceptron's learning pass, compiled: the sequential algorithm cannot be vectorized by NumPy."""
 from __future__ import annotations
 
-import math
-import numbers
-
 import numpy as np
 
 from cnn_core.kernels import _perceptron
-from cnn_core.kernels._validate import as_float_array, as_index_array, check_finite
+from cnn_core._validation import as_float_array, as_index_array, check_finite, check_real
 
 __all__ = ["perceptron_epoch"]
 
 _NO_ORDER = np.zeros(0, dtype=np.int64)
-
-
-def _check_real(v, name: str, positive: bool = False) -> float:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"{name}: expected a real number, got {type(v).__name__}")
-    if not math.isfinite(v) or (positive and v <= 0):
-        raise ValueError(f"{name}: expected a finite number{' > 0' if positive else ''}, got {v!r}")
-    return float(v)
 
 
 def _check_labels(y, n: int) -> np.ndarray:
@@ -59,8 +48,8 @@ def perceptron_epoch(X: np.ndarray, y: np.ndarray, w: np.ndarray, b: float, eta:
     if not w.flags.c_contiguous or not w.flags.writeable:
         raise ValueError("w: expected a C-contiguous writable array (it is updated in place), "
                          "got a non-contiguous or read-only one")
-    b = _check_real(b, "b")
-    eta = _check_real(eta, "eta", positive=True)
+    b = check_real(b, "b")
+    eta = check_real(eta, "eta", 0.0, low_open=True)
     check_finite(X, "X")
     check_finite(w, "w")
     if order is None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnn_core.kernels import _pooling
-from cnn_core.kernels._validate import (as_float_array, as_index_array, as_pair, as_shape, check_nbytes,
+from cnn_core._validation import (as_float_array, as_index_array, as_pair, as_shape, check_nbytes,
                                         check_nonempty, conv_output_size)
 
 Pair = int | tuple[int, int]
@@ -40,10 +40,7 @@ def max_pool2d_forward(x: np.ndarray, kernel_size: Pair, stride: Pair | None = N
     check_nonempty(x, "x")
     n, c, h, w = x.shape
     kh, kw, sh, sw, oh, ow = _geometry(h, w, kernel_size, stride)
-    out = np.empty((n, c, oh, ow), dtype=x.dtype)
-    argmax = np.empty((n, c, oh, ow), dtype=np.int64)
-    _pooling.max_pool2d_forward(x, out, argmax, kh, kw, sh, sw)
-    return out, argmax
+    return _max_pool2d(x, (kh, kw), (sh, sw), (oh, ow))
 
 
 def max_pool2d_backward(dout: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, int, int, int]
@@ -62,11 +59,7 @@ def max_pool2d_backward(dout: np.ndarray, argmax: np.ndarray, x_shape: tuple[int
         raise ValueError(f"x_shape: expected (N, C) = {dout.shape[:2]} and H >= {dout.shape[2]}, "
                          f"W >= {dout.shape[3]} to match dout {dout.shape}, got {(n, c, h, w)}")
     check_nbytes((n, c, h, w), dout.dtype, "x_shape")
-    dx = np.empty((n, c, h, w), dtype=dout.dtype)
-    if _pooling.max_pool2d_backward(dout, argmax, dx):
-        raise ValueError(f"argmax: expected flat indices in 0..{h * w - 1} (H*W - 1 for x_shape {(n, c, h, w)}), "
-                         f"got values in {argmax.min()}..{argmax.max()}")
-    return dx
+    return _max_pool2d_backward(dout, argmax, (n, c, h, w))
 
 
 def avg_pool2d_forward(x: np.ndarray, kernel_size: Pair, stride: Pair | None = None) -> np.ndarray:
@@ -75,9 +68,7 @@ def avg_pool2d_forward(x: np.ndarray, kernel_size: Pair, stride: Pair | None = N
     check_nonempty(x, "x")
     n, c, h, w = x.shape
     kh, kw, sh, sw, oh, ow = _geometry(h, w, kernel_size, stride)
-    out = np.empty((n, c, oh, ow), dtype=x.dtype)
-    _pooling.avg_pool2d_forward(x, out, kh, kw, sh, sw)
-    return out
+    return _avg_pool2d(x, (kh, kw), (sh, sw), (oh, ow))
 
 
 def avg_pool2d_backward(dout: np.ndarray, x_shape: tuple[int, int, int, int], kernel_size: Pair,
@@ -90,6 +81,42 @@ def avg_pool2d_backward(dout: np.ndarray, x_shape: tuple[int, int, int, int], ke
         raise ValueError(f"dout: expected shape {(n, c, oh, ow)} for x_shape {(n, c, h, w)}, kernel_size "
                          f"{(kh, kw)}, stride {(sh, sw)}; got {dout.shape}")
     check_nbytes((n, c, h, w), dout.dtype, "x_shape")
-    dx = np.empty((n, c, h, w), dtype=dout.dtype)
-    _pooling.avg_pool2d_backward(dout, dx, kh, kw, sh, sw)
+    return _avg_pool2d_backward(dout, (n, c, h, w), (kh, kw), (sh, sw))
+
+
+# The unchecked entry points for layers that have validated the geometry and arrays at their own boundary
+# (C-contiguous arrays, pairs of ints, (OH, OW) from conv_output_size).
+
+def _max_pool2d(x: np.ndarray, k: tuple[int, int], s: tuple[int, int], out_hw: tuple[int, int]
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """max_pool2d_forward without argument checks."""
+    out = np.empty((*x.shape[:2], *out_hw), dtype=x.dtype)
+    argmax = np.empty(out.shape, dtype=np.int64)
+    _pooling.max_pool2d_forward(x, out, argmax, *k, *s)
+    return out, argmax
+
+
+def _max_pool2d_backward(dout: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, int, int, int]) -> np.ndarray:
+    """max_pool2d_backward without argument checks; an argmax outside its plane is still refused (the
+    compiled loop reports it)."""
+    dx = np.empty(x_shape, dtype=dout.dtype)
+    if _pooling.max_pool2d_backward(dout, argmax, dx):
+        h, w = x_shape[2:]
+        raise ValueError(f"argmax: expected flat indices in 0..{h * w - 1} (H*W - 1 for x_shape {x_shape}), "
+                         f"got values in {argmax.min()}..{argmax.max()}")
+    return dx
+
+
+def _avg_pool2d(x: np.ndarray, k: tuple[int, int], s: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
+    """avg_pool2d_forward without argument checks."""
+    out = np.empty((*x.shape[:2], *out_hw), dtype=x.dtype)
+    _pooling.avg_pool2d_forward(x, out, *k, *s)
+    return out
+
+
+def _avg_pool2d_backward(dout: np.ndarray, x_shape: tuple[int, int, int, int], k: tuple[int, int],
+                         s: tuple[int, int]) -> np.ndarray:
+    """avg_pool2d_backward without argument checks."""
+    dx = np.empty(x_shape, dtype=dout.dtype)
+    _pooling.avg_pool2d_backward(dout, dx, *k, *s)
     return dx

@@ -7,11 +7,10 @@ problem: one column for two classes (positive = classes_[1]), one column per cla
 from __future__ import annotations
 
 import inspect
-import numbers
 
 import numpy as np
 
-from cnn_core.kernels._validate import is_sparse
+from cnn_core._validation import is_sparse, not_an_array
 
 __all__ = ["NotFittedError", "LinearClassifier"]
 
@@ -23,8 +22,7 @@ class NotFittedError(ValueError, AttributeError):
 def check_X(X, name: str = "X") -> np.ndarray:
     """Return X as a C-contiguous float64 (n, d) array of finite numbers, n >= 1 and d >= 1."""
     if is_sparse(X):
-        raise TypeError(f"{name}: sparse input is not supported; convert with {name}.toarray(), "
-                        f"got a {type(X).__name__}")
+        raise not_an_array(X, name)
     X = np.asarray(X)
     if X.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected numeric values (bool, int or float), got dtype {X.dtype}")
@@ -41,7 +39,7 @@ def check_X(X, name: str = "X") -> np.ndarray:
 def check_y(y, n: int) -> np.ndarray:
     """Return y as a 1-D array of n labels (any hashable, sortable kind; float labels must be finite)."""
     if is_sparse(y):
-        raise TypeError(f"y: sparse input is not supported; convert with y.toarray(), got a {type(y).__name__}")
+        raise not_an_array(y, "y")
     y = np.asarray(y)
     if y.ndim != 1:
         raise ValueError(f"y: expected a 1-D array of labels, got shape {y.shape}")
@@ -50,26 +48,6 @@ def check_y(y, n: int) -> np.ndarray:
     if y.dtype.kind == "f" and not np.isfinite(y).all():
         raise ValueError("y: expected finite labels, got NaN or infinity")
     return y
-
-
-def check_real(value, name: str, low: float, low_inclusive: bool = False) -> float:
-    """A real hyperparameter above `low` (or at least `low` when low_inclusive)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a finite real number, got {value!r} ({type(value).__name__})")
-    if not np.isfinite(value):
-        raise ValueError(f"{name}: expected a finite real number, got {value!r}")
-    if value < low or (value == low and not low_inclusive):
-        raise ValueError(f"{name}: expected a number {'>=' if low_inclusive else '>'} {low}, got {value!r}")
-    return float(value)
-
-
-def check_int(value, name: str, low: int) -> int:
-    """An integer hyperparameter of at least `low`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected an int, got {value!r} ({type(value).__name__})")
-    if value < low:
-        raise ValueError(f"{name}: expected an int >= {low}, got {value!r}")
-    return int(value)
 
 
 def encode_labels(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -119,7 +97,11 @@ class LinearClassifier:
     def decision_function(self, X) -> np.ndarray:
         """w.x + b: shape (n,) for two classes (positive means classes_[1]), (n, n_classes) otherwise."""
         X = self._check_fitted_X(X)
-        z = X @ self.coef_.T + self.intercept_
+        with np.errstate(over="ignore", invalid="ignore"):  # reported below, by name
+            z = X @ self.coef_.T + self.intercept_
+        if not np.isfinite(z).all():
+            raise ValueError(f"X: the decision values w.x + b overflowed float64 (max |x| = {np.abs(X).max():.3g}, "
+                             f"max |w| = {np.abs(self.coef_).max():.3g}); rescale X as the training data was")
         return z[:, 0] if self.coef_.shape[0] == 1 else z
 
     def predict(self, X) -> np.ndarray:

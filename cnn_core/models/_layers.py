@@ -2,22 +2,15 @@
 from __future__ import annotations
 
 from cnn_core import nn
+from cnn_core._validation import check_choice
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
 POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
 
 
 def activation_class(name: str, arg: str = "activation") -> type:
-    if not isinstance(name, str):
-        raise TypeError(f"{arg}: expected one of {sorted(ACTIVATIONS)}, got {name!r} ({type(name).__name__})")
-    if name not in ACTIVATIONS:
-        raise ValueError(f"{arg}: expected one of {sorted(ACTIVATIONS)}, got {name!r}")
-    return ACTIVATIONS[name]
+    return ACTIVATIONS[check_choice(name, arg, tuple(ACTIVATIONS))]
 
 
 def pool_class(name: str) -> type:
-    if not isinstance(name, str):
-        raise TypeError(f"pool: expected one of {sorted(POOLS)}, got {name!r} ({type(name).__name__})")
-    if name not in POOLS:
-        raise ValueError(f"pool: expected one of {sorted(POOLS)}, got {name!r}")
-    return POOLS[name]
+    return POOLS[check_choice(name, "pool", tuple(POOLS))]

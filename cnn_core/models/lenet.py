@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from cnn_core import nn
 from cnn_core._random import get_rng
+from cnn_core._validation import check_size
 from cnn_core.models._layers import activation_class, pool_class
-from cnn_core.nn.module import check_size
 
 
 def lenet5(activation: str = "relu", pool: str = "max", num_classes: int = 10, dtype=None,

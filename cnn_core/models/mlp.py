@@ -1,12 +1,11 @@
 """The multilayer perceptron of the deck: fully connected layers, each followed by an activation."""
 from __future__ import annotations
 
-import numbers
 from typing import Sequence
 
 from cnn_core import nn
 from cnn_core._random import get_rng
-from cnn_core.kernels._validate import MAX_SIZE
+from cnn_core._validation import check_size
 from cnn_core.models._layers import activation_class
 
 
@@ -26,10 +25,7 @@ def mlp(sizes: Sequence[int], activation: str = "sigmoid", output_activation: st
     if len(sizes) < 2:
         raise ValueError(f"sizes: expected at least two widths (input and output), got {list(sizes)}")
     for i, s in enumerate(sizes):
-        if isinstance(s, bool) or not isinstance(s, numbers.Integral):
-            raise TypeError(f"sizes[{i}]: expected a positive int, got {s!r} ({type(s).__name__})")
-        if not 1 <= s <= MAX_SIZE:
-            raise ValueError(f"sizes[{i}]: expected an int in 1..2**31-1, got {s!r}")
+        check_size(s, f"sizes[{i}]")
     act = activation_class(activation)
     out_act = None if output_activation is None else activation_class(output_activation, "output_activation")
     rng = get_rng(rng)

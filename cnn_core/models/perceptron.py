@@ -24,9 +24,9 @@ import numbers
 
 import numpy as np
 
+from cnn_core._validation import check_choice, check_int, check_real
 from cnn_core.kernels import perceptron_epoch
-from cnn_core.models._base import (LinearClassifier, check_int, check_real, check_X, check_y,
-                                   encode_labels)
+from cnn_core.models._base import LinearClassifier, check_X, check_y, encode_labels
 
 __all__ = ["Perceptron"]
 
@@ -147,12 +147,9 @@ class Perceptron(LinearClassifier):
         self.random_state = random_state
 
     def _check_params(self) -> tuple[float, int]:
-        eta = check_real(self.eta, "eta", 0.0)
+        eta = check_real(self.eta, "eta", 0.0, low_open=True)
         max_epochs = check_int(self.max_epochs, "max_epochs", 1)
-        if not isinstance(self.algorithm, str):
-            raise TypeError(f"algorithm: expected one of {ALGORITHMS}, got {self.algorithm!r}")
-        if self.algorithm not in ALGORITHMS:
-            raise ValueError(f"algorithm: expected one of {ALGORITHMS}, got {self.algorithm!r}")
+        check_choice(self.algorithm, "algorithm", ALGORITHMS)
         if not isinstance(self.shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle: expected a bool, got {self.shuffle!r}")
         rs = self.random_state

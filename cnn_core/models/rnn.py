@@ -5,7 +5,8 @@ import numpy as np
 
 from cnn_core import nn
 from cnn_core._random import get_rng
-from cnn_core.nn.module import check_size, register_module
+from cnn_core._validation import check_size
+from cnn_core.nn.module import register_module
 
 
 @register_module

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn_core.models._base import (LinearClassifier, check_int, check_real, check_X, check_y,
-                                   encode_labels)
+from cnn_core._validation import check_int, check_real
+from cnn_core.models._base import LinearClassifier, check_X, check_y, encode_labels
 
 __all__ = ["LinearSVM"]
 
@@ -73,14 +73,14 @@ class LinearSVM(LinearClassifier):
 
     def fit(self, X, y) -> "LinearSVM":
         """Minimize J for each binary problem; returns self."""
-        C = check_real(self.C, "C", 0.0)
+        C = check_real(self.C, "C", 0.0, low_open=True)
         if not C_RANGE[0] <= C <= C_RANGE[1]:
             raise ValueError(f"C: expected a number in [{C_RANGE[0]:g}, {C_RANGE[1]:g}] (the solver works with "
                              f"1/(C n_samples) and weights that grow like C n_samples |x|), got {C!r}")
-        lr = check_real(self.lr, "lr", 0.0)
+        lr = check_real(self.lr, "lr", 0.0, low_open=True)
         max_epochs = check_int(self.max_epochs, "max_epochs", 1)
         batch_size = check_int(self.batch_size, "batch_size", 1)
-        tol = check_real(self.tol, "tol", 0.0, low_inclusive=True)
+        tol = check_real(self.tol, "tol", 0.0)
         patience = check_int(self.n_iter_no_change, "n_iter_no_change", 1)
         X = check_X(X)
         with np.errstate(over="ignore"):  # an overflow is what this looks for

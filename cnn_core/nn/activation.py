@@ -2,40 +2,35 @@
 computed from the cached output a (sigmoid: a(1-a), tanh: 1-a^2, relu: [a>0], elu: 1 or a+alpha)."""
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-from cnn_core.kernels import (elu, elu_backward, relu, relu_backward, sigmoid, sigmoid_backward, tanh,
-                              tanh_backward)
+from cnn_core._validation import check_real
+from cnn_core.kernels.activations import _sigma, _sigma_backward
 from cnn_core.nn.module import Module, no_parameters, register_module
 
 
 class _Activation(Module):
-    """Elementwise sigma: any shape; caches its output a in train mode."""
+    """Elementwise sigma: any shape; caches its output a in train mode. Subclasses name their kernel in
+    `_op` (a key of cnn_core.kernels._activations.OPS) and keep ELU's alpha in `_alpha`."""
 
     parameter_shapes = classmethod(no_parameters)
+    _op = ""
+    _alpha = 1.0
 
     def __init__(self, dtype=None):
         super().__init__(dtype)
         self._a = None
 
-    def _sigma(self, z: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-    def _sigma_prime_times(self, dy: np.ndarray, a: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
     def forward(self, z: np.ndarray) -> np.ndarray:
         self._check_input(z, "z", None, "")
-        a = self._sigma(np.ascontiguousarray(z))
+        a = _sigma(self._op, np.ascontiguousarray(z), alpha=self._alpha)
         self._a = a if self.training else None
         return a
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         a = self._need_cache(self._a)
         self._check_grad(dy, "dy", a.shape)
-        return self._sigma_prime_times(np.ascontiguousarray(dy), a)
+        return _sigma_backward(self._op, np.ascontiguousarray(dy), a, alpha=self._alpha)
 
     def _clear_cache(self) -> None:
         self._a = None
@@ -45,51 +40,37 @@ class _Activation(Module):
 class Sigmoid(_Activation):
     """a = 1 / (1 + e^-z)."""
 
-    def _sigma(self, z):
-        return sigmoid(z)
-
-    def _sigma_prime_times(self, dy, a):
-        return sigmoid_backward(dy, a)
+    _op = "sigmoid"
 
 
 @register_module
 class Tanh(_Activation):
     """a = tanh(z) = 2 sigmoid(2z) - 1."""
 
-    def _sigma(self, z):
-        return tanh(z)
-
-    def _sigma_prime_times(self, dy, a):
-        return tanh_backward(dy, a)
+    _op = "tanh"
 
 
 @register_module
 class ReLU(_Activation):
     """a = max(z, 0)."""
 
-    def _sigma(self, z):
-        return relu(z)
-
-    def _sigma_prime_times(self, dy, a):
-        return relu_backward(dy, a)
+    _op = "relu"
 
 
 @register_module
 class ELU(_Activation):
     """a = z for z > 0, alpha (e^z - 1) otherwise."""
 
+    _op = "elu"
+
     def __init__(self, alpha: float = 1.0, dtype=None):
         super().__init__(dtype)
         # sigma'(z) is recovered from a, which needs sign(a) = sign(z): true only for alpha > 0.
-        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not alpha > 0:
-            raise ValueError(f"alpha: expected a positive number, got {alpha!r}")
-        self.alpha = float(alpha)
+        self._alpha = check_real(alpha, "alpha", 0.0, low_open=True)
 
-    def _sigma(self, z):
-        return elu(z, self.alpha)
-
-    def _sigma_prime_times(self, dy, a):
-        return elu_backward(dy, a, self.alpha)
+    @property
+    def alpha(self) -> float:
+        return self._alpha
 
     def get_config(self) -> dict:
         return {"alpha": self.alpha, **super().get_config()}

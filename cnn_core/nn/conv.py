@@ -14,10 +14,11 @@ from __future__ import annotations
 import numpy as np
 
 from cnn_core._random import get_rng
-from cnn_core.kernels import col2im, gemm_batched, gemm_batched_sum, im2col
-from cnn_core.kernels._validate import as_pair, conv_output_size
-from cnn_core.nn.init import check_init, layer_weights
-from cnn_core.nn.module import Module, Parameter, check_bias_flag, check_size, register_module
+from cnn_core._validation import as_pair, check_nbytes, check_nonempty, check_size, conv_output_size
+from cnn_core.kernels.batched_gemm import _gemm_batched, _gemm_batched_sum
+from cnn_core.kernels.conv import _col2im, _im2col
+from cnn_core.nn.init import check_init, check_parameter_bytes, layer_weights
+from cnn_core.nn.module import Module, Parameter, check_bias_flag, register_module
 
 
 @register_module
@@ -34,6 +35,7 @@ class Conv2d(Module):
         self.padding = as_pair(padding, "padding", minimum=0)
         self.init = check_init(init)
         w_shape = (self.out_channels, self.in_channels, *self.kernel_size)
+        check_parameter_bytes(w_shape, self._dtype, "in_channels, out_channels, kernel_size")
         w, b = layer_weights(w_shape, (self.out_channels,) if bias else None, init, get_rng(rng), self._dtype)
         self.weight = Parameter(w)
         self.bias = Parameter(b) if bias else None
@@ -58,14 +60,18 @@ class Conv2d(Module):
         oh = conv_output_size(h, kh, sh, ph, "height")
         ow = conv_output_size(w, kw, sw, pw, "width")
         f = self.out_channels
-        cols = im2col(x, self.kernel_size, self.stride, self.padding)      # (N, C*KH*KW, OH*OW)
+        check_nonempty(x, "Conv2d: x")
+        check_nbytes((n, c * kh * kw, oh * ow), x.dtype, f"Conv2d: kernel_size {self.kernel_size}, stride "
+                     f"{self.stride}, padding {self.padding}", "the im2col buffer")
+        cols = _im2col(np.ascontiguousarray(x), self.kernel_size, self.stride, self.padding,
+                       (oh, ow))                                           # (N, C*KH*KW, OH*OW)
         w2 = self.weight.data.reshape(f, -1)
         z = np.empty((n, f, oh * ow), dtype=self._dtype)
         beta = 0.0
         if self.bias is not None:
             z[...] = self.bias.data[None, :, None]
             beta = 1.0
-        gemm_batched(w2, cols, c=z, beta=beta)
+        _gemm_batched(w2, cols, c=z, beta=beta)
         self._cache = (x.shape, cols) if self.training else None
         return z.reshape(n, f, oh, ow)
 
@@ -79,10 +85,10 @@ class Conv2d(Module):
         if self.bias is not None:
             if self._ones is None or self._ones.shape != (n, 1, delta.shape[2]) or self._ones.dtype != delta.dtype:
                 self._ones = np.ones((n, 1, delta.shape[2]), dtype=delta.dtype)
-            gemm_batched_sum(delta, self._ones, c=self.bias.grad.reshape(f, 1), beta=1.0, trans_b=True)
+            _gemm_batched_sum(delta, self._ones, c=self.bias.grad.reshape(f, 1), beta=1.0, trans_b=True)
         # dC/dw = delta * rot180(a_prev): in the unrolled layout, delta[n] @ cols[n]^T, accumulated (beta=1).
         gw = self.weight.grad.reshape(f, -1)
-        gemm_batched_sum(delta, cols, c=gw, beta=1.0, trans_b=True)
+        _gemm_batched_sum(delta, cols, c=gw, beta=1.0, trans_b=True)
         if not self.input_grad:
             return None
         # delta_prev = delta * rot180(w): w^T @ delta[n] per receptive field, then col2im scatters it back.
@@ -90,8 +96,8 @@ class Conv2d(Module):
             self._dcols = np.empty_like(cols)
         dcols = self._dcols
         w2 = self.weight.data.reshape(f, -1)
-        gemm_batched(w2, delta, c=dcols, trans_a=True)
-        return col2im(dcols, x_shape, self.kernel_size, self.stride, self.padding)
+        _gemm_batched(w2, delta, c=dcols, trans_a=True)
+        return _col2im(dcols, x_shape, self.kernel_size, self.stride, self.padding)
 
     def _out_hw(self, x_shape) -> tuple[int, int]:
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding

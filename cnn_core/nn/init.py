@@ -9,13 +9,19 @@ import math
 
 import numpy as np
 
+from cnn_core._validation import check_choice, check_nbytes
+
 INIT_SCHEMES = ("default", "normal")
 
 
 def check_init(init: str) -> str:
-    if init not in INIT_SCHEMES:
-        raise ValueError(f"init: expected one of {INIT_SCHEMES}, got {init!r}")
-    return init
+    return check_choice(init, "init", INIT_SCHEMES)
+
+
+def check_parameter_bytes(shape: tuple[int, ...], dtype, name: str) -> None:
+    """Refuse, before drawing it, a parameter no process could hold (more than 2**47 bytes); `name` says
+    which constructor arguments make the shape."""
+    check_nbytes(shape, dtype, name, "a parameter")
 
 
 def fan_in(shape: tuple[int, ...]) -> int:

@@ -4,9 +4,11 @@ from __future__ import annotations
 import numpy as np
 
 from cnn_core._random import get_rng
-from cnn_core.kernels import bias_grad, gemm, linear_forward
-from cnn_core.nn.init import check_init, layer_weights
-from cnn_core.nn.module import Module, Parameter, check_bias_flag, check_size, register_module
+from cnn_core._validation import check_size
+from cnn_core.kernels.dense import _bias_grad, _linear
+from cnn_core.kernels.gemm import _matmul
+from cnn_core.nn.init import check_init, check_parameter_bytes, layer_weights
+from cnn_core.nn.module import Module, Parameter, check_bias_flag, register_module
 
 
 @register_module
@@ -19,6 +21,7 @@ class Linear(Module):
         self.in_features = check_size(in_features, "in_features")
         self.out_features = check_size(out_features, "out_features")
         self.init = check_init(init)
+        check_parameter_bytes((self.out_features, self.in_features), self._dtype, "in_features, out_features")
         w, b = layer_weights((self.out_features, self.in_features), (self.out_features,) if bias else None,
                              init, get_rng(rng), self._dtype)
         self.weight = Parameter(w)
@@ -39,7 +42,7 @@ class Linear(Module):
         # backward needs x as it is now: keep a private copy, so that the caller changing x in place before
         # backward cannot change the gradients (unless ascontiguousarray already copied a strided x).
         self._a_prev = (xc.copy() if np.may_share_memory(xc, x) else xc) if self.training else None
-        return linear_forward(xc, self.weight.data, None if self.bias is None else self.bias.data)
+        return _linear(xc, self.weight.data, None if self.bias is None else self.bias.data)
 
     def backward(self, delta: np.ndarray) -> np.ndarray | None:
         """delta = dC/dz of this layer (N, out); returns dC/da_prev (N, in) (None when not input_grad) and
@@ -49,13 +52,13 @@ class Linear(Module):
         delta = np.ascontiguousarray(delta)
         # BP3: dC/db = delta, summed over the batch (column sum).
         if self.bias is not None:
-            self.bias.grad += bias_grad(delta)
+            self.bias.grad += _bias_grad(delta)
         # BP4: dC/dw_jk = a_k^{l-1} delta_j, i.e. delta^T a_prev over the batch, accumulated in place (beta=1).
-        gemm(delta, a_prev, c=self.weight.grad, beta=1.0, trans_a=True)
+        _matmul(delta, a_prev, c=self.weight.grad, beta=1.0, trans_a=True)
         if not self.input_grad:
             return None
         # BP2's (w^{l})^T delta^{l} in row layout: the error handed to the previous layer (before its sigma').
-        return gemm(delta, self.weight.data)
+        return _matmul(delta, self.weight.data)
 
     def _clear_cache(self) -> None:
         self._a_prev = None

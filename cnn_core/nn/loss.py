@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn_core.kernels._validate import FLOAT_DTYPES, check_finite
+from cnn_core._validation import check_finite, check_float_dtype, not_an_array
 
 
 def _check_pred(pred, cls: str, ndim: int | None = None) -> np.ndarray:
     if not isinstance(pred, np.ndarray):
-        raise TypeError(f"{cls}: pred: expected a numpy.ndarray, got {type(pred).__name__}")
-    if pred.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{cls}: pred: expected dtype float32 or float64, got {pred.dtype}")
+        raise not_an_array(pred, f"{cls}: pred")
+    check_float_dtype(pred.dtype, f"{cls}: pred")
     if ndim is not None and pred.ndim != ndim:
         raise ValueError(f"{cls}: pred: expected a {ndim}-D array (batch, classes), got shape {pred.shape}")
     if pred.ndim == 0 or pred.shape[0] == 0:

@@ -7,12 +7,11 @@ parameters are registered by attribute assignment, which gives dotted names ("0.
 from __future__ import annotations
 
 import inspect
-import numbers
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from cnn_core.kernels._validate import FLOAT_DTYPES, check_finite
+from cnn_core._validation import FLOAT_DTYPES, check_finite, check_float_dtype, not_an_array
 
 DEFAULT_DTYPE = np.dtype(np.float32)
 
@@ -24,19 +23,9 @@ def resolve_dtype(dtype, name: str = "dtype") -> np.dtype:
     try:
         dt = np.dtype(dtype)
     except TypeError:
-        raise TypeError(f"{name}: expected float32 or float64, got {dtype!r}") from None
-    if dt not in FLOAT_DTYPES:
-        raise TypeError(f"{name}: expected float32 or float64, got {dt}")
+        raise TypeError(f"{name}: expected dtype float32 or float64, got {dtype!r}") from None
+    check_float_dtype(dt, name)
     return dt
-
-
-def check_size(v, name: str) -> int:
-    """A positive int constructor argument."""
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        raise TypeError(f"{name}: expected a positive int, got {v!r}")
-    if v < 1:
-        raise ValueError(f"{name}: expected a positive int, got {v}")
-    return int(v)
 
 
 class Parameter:
@@ -158,7 +147,7 @@ class Module:
     def _check_input(self, x, name: str, ndim: int | None, layout: str) -> None:
         """Validate a forward input: an ndarray of this module's dtype, `ndim`-D (None: any), finite."""
         if not isinstance(x, np.ndarray):
-            raise TypeError(f"{type(self).__name__}: {name}: expected a numpy.ndarray, got {type(x).__name__}")
+            raise not_an_array(x, f"{type(self).__name__}: {name}")
         if x.dtype != self._dtype:
             raise TypeError(f"{type(self).__name__}: {name}: expected dtype {self._dtype} (the module's dtype; "
                             f"cast the input or call .to()), got {x.dtype}")
@@ -280,13 +269,14 @@ def register_module(cls: type) -> type:
     return cls
 
 
-def module_to_config(module: Module) -> dict[str, Any]:
-    """The architecture as {"type": class name, "config": get_config()} (containers list their modules)."""
+def module_to_config(module: Module, arg: str = "module") -> dict[str, Any]:
+    """The architecture as {"type": class name, "config": get_config()} (containers list their modules);
+    `arg` is how messages name the module (the caller's argument)."""
     if not isinstance(module, Module):
-        raise TypeError(f"module: expected a Module, got {type(module).__name__}")
+        raise TypeError(f"{arg}: expected a cnn_core.nn.Module, got {type(module).__name__}")
     name = type(module).__name__
     if _REGISTRY.get(name) is not type(module):
-        raise ValueError(f"module: {name} is not registered; decorate it with @cnn_core.nn.register_module")
+        raise ValueError(f"{arg}: {name} is not registered; decorate it with @cnn_core.nn.register_module")
     to_config: Callable | None = getattr(module, "_to_config", None)
     if to_config is not None:
         return to_config()
@@ -299,10 +289,14 @@ def _resolve_config(cfg: Any) -> tuple[type, dict[str, Any]]:
     A config is {"type": name, "config": {arguments}} (containers with ``_from_config`` define their own keys);
     an argument must be one of the constructor's named parameters (``rng`` excluded: a file holds weights).
     """
-    if not isinstance(cfg, dict) or "type" not in cfg:
+    if not isinstance(cfg, dict):
+        raise TypeError(f"cfg: expected a dict with a 'type' key, got {cfg!r:.120} ({type(cfg).__name__})")
+    if "type" not in cfg:
         raise ValueError(f"cfg: expected a dict with a 'type' key, got {cfg!r:.120}")
     name = cfg["type"]
-    cls = _REGISTRY.get(name) if isinstance(name, str) else None
+    if not isinstance(name, str):
+        raise TypeError(f"cfg['type']: expected a registered class name (str), got {name!r:.80}")
+    cls = _REGISTRY.get(name)
     if cls is None:
         raise ValueError(f"cfg: unknown module type {name!r:.80}; known: {sorted(_REGISTRY)}")
     if getattr(cls, "_from_config", None) is not None:
@@ -312,7 +306,7 @@ def _resolve_config(cfg: Any) -> tuple[type, dict[str, Any]]:
         raise ValueError(f"cfg: unknown keys {unknown} in the config of {name} (expected 'type' and 'config')")
     config = cfg.get("config", {})
     if not isinstance(config, dict):
-        raise ValueError(f"cfg['config']: expected a dict of constructor arguments, got {config!r:.120}")
+        raise TypeError(f"cfg['config']: expected a dict of constructor arguments, got {config!r:.120}")
     params = inspect.signature(cls.__init__).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         allowed = {n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn_core.kernels import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
-from cnn_core.kernels._validate import as_pair
+from cnn_core._validation import as_pair, check_nonempty
+from cnn_core.kernels.pooling import _avg_pool2d, _avg_pool2d_backward, _max_pool2d, _max_pool2d_backward
 from cnn_core.nn.module import Module, no_parameters, register_module
 
 
@@ -20,6 +20,7 @@ class _Pool2d(Module):
 
     def _check_x(self, x: np.ndarray) -> np.ndarray:
         self._check_input(x, "x", 4, "(N, C, H, W)")
+        check_nonempty(x, f"{type(self).__name__}: x")
         kh, kw = self.kernel_size
         if x.shape[2] < kh or x.shape[3] < kw:
             raise ValueError(f"{type(self).__name__}: x: the {kh}x{kw} window does not fit the "
@@ -43,7 +44,7 @@ class MaxPool2d(_Pool2d):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = self._check_x(x)
-        a, argmax = max_pool2d_forward(x, self.kernel_size, self.stride)
+        a, argmax = _max_pool2d(x, self.kernel_size, self.stride, self._out_shape(x.shape)[2:])
         self._cache = (x.shape, argmax) if self.training else None
         return a
 
@@ -51,7 +52,7 @@ class MaxPool2d(_Pool2d):
         x_shape, argmax = self._need_cache(self._cache)
         self._check_grad(delta, "delta", argmax.shape)
         # upsample: delta goes to the position that won the max, zeros elsewhere.
-        return max_pool2d_backward(np.ascontiguousarray(delta), argmax, x_shape)
+        return _max_pool2d_backward(np.ascontiguousarray(delta), argmax, x_shape)
 
 
 @register_module
@@ -61,10 +62,10 @@ class AvgPool2d(_Pool2d):
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = self._check_x(x)
         self._cache = x.shape if self.training else None
-        return avg_pool2d_forward(x, self.kernel_size, self.stride)
+        return _avg_pool2d(x, self.kernel_size, self.stride, self._out_shape(x.shape)[2:])
 
     def backward(self, delta: np.ndarray) -> np.ndarray:
         x_shape = self._need_cache(self._cache)
         self._check_grad(delta, "delta", self._out_shape(x_shape))
         # upsample: each delta is spread as delta / (KH*KW) over its window.
-        return avg_pool2d_backward(np.ascontiguousarray(delta), x_shape, self.kernel_size, self.stride)
+        return _avg_pool2d_backward(np.ascontiguousarray(delta), x_shape, self.kernel_size, self.stride)

@@ -13,11 +13,14 @@ import math
 import numpy as np
 
 from cnn_core._random import get_rng
-from cnn_core.kernels import bias_grad, gemm, linear_forward, relu, relu_backward, tanh, tanh_backward
-from cnn_core.nn.init import check_init, normal, uniform
-from cnn_core.nn.module import Module, Parameter, check_size, register_module
+from cnn_core._validation import check_choice, check_size
+from cnn_core.kernels.activations import _sigma, _sigma_backward
+from cnn_core.kernels.dense import _bias_grad, _linear
+from cnn_core.kernels.gemm import _matmul
+from cnn_core.nn.init import check_init, check_parameter_bytes, normal, uniform
+from cnn_core.nn.module import Module, Parameter, register_module
 
-_NONLINEARITIES = {"tanh": (tanh, tanh_backward), "relu": (relu, relu_backward)}
+NONLINEARITIES = ("tanh", "relu")
 
 
 @register_module
@@ -29,12 +32,11 @@ class RNN(Module):
         super().__init__(dtype)
         self.input_size = check_size(input_size, "input_size")
         self.hidden_size = check_size(hidden_size, "hidden_size")
-        if nonlinearity not in _NONLINEARITIES:
-            raise ValueError(f"nonlinearity: expected one of {sorted(_NONLINEARITIES)}, got {nonlinearity!r}")
-        self.nonlinearity = nonlinearity
+        self.nonlinearity = check_choice(nonlinearity, "nonlinearity", NONLINEARITIES)
         self.init = check_init(init)
         rng = get_rng(rng)
         d, h, dt = self.input_size, self.hidden_size, self._dtype
+        check_parameter_bytes((h, max(d, h)), dt, "input_size, hidden_size")
         if init == "normal":  # the deck's N(0, 1/n_in) weights, N(0, 1) biases
             self.weight_ih = Parameter(normal((h, d), 1 / math.sqrt(d), rng, dt))
             self.weight_hh = Parameter(normal((h, h), 1 / math.sqrt(h), rng, dt))
@@ -66,21 +68,20 @@ class RNN(Module):
             self._check_input(h0, "h0", 2, "(batch, hidden_size)")
             if h0.shape != (n, h):
                 raise ValueError(f"RNN: h0: expected shape {(n, h)}, got {h0.shape}")
-        sigma = _NONLINEARITIES[self.nonlinearity][0]
         # time-major copy of x so that each step's slice is contiguous; backward needs it as x is now, so it
         # is copied also when the reshape could return a view of the caller's x (T == 1 or N == 1)
         x_tm = x.transpose(1, 0, 2).reshape(t_len * n, d)
         if not x_tm.flags.c_contiguous or (self.training and np.may_share_memory(x_tm, x)):
             x_tm = np.array(x_tm, order="C")
-        z = linear_forward(x_tm, self.weight_ih.data, self.bias_ih.data + self.bias_hh.data).reshape(t_len, n, h)
+        z = _linear(x_tm, self.weight_ih.data, self.bias_ih.data + self.bias_hh.data).reshape(t_len, n, h)
         hs = np.empty((t_len + 1, n, h), dtype=self._dtype)  # hs[0] = h0, hs[t+1] = h_t
         if h0 is None:
             hs[0] = 0
         else:
             hs[0] = h0
         for t in range(t_len):
-            gemm(hs[t], self.weight_hh.data, c=z[t], beta=1.0, trans_b=True)  # z_t += h_{t-1} W_hh^T
-            sigma(z[t], out=hs[t + 1])
+            _matmul(hs[t], self.weight_hh.data, c=z[t], beta=1.0, trans_b=True)  # z_t += h_{t-1} W_hh^T
+            _sigma(self.nonlinearity, z[t], out=hs[t + 1])
         self._cache = (x_tm, hs) if self.training else None
         return hs[1:].transpose(1, 0, 2).copy(), hs[t_len].copy()
 
@@ -91,22 +92,21 @@ class RNN(Module):
         self._check_grad(d_out, "d_out", (n, t_len, h))
         if d_hn is not None:
             self._check_grad(d_hn, "d_hn", (n, h))
-        sigma_backward = _NONLINEARITIES[self.nonlinearity][1]
         deltas = d_out.transpose(1, 0, 2).copy()  # (T, N, H), becomes delta_t in place
         w_hh = self.weight_hh.data
         if d_hn is not None:
             deltas[t_len - 1] += d_hn
         for t in range(t_len - 1, -1, -1):
-            sigma_backward(deltas[t], hs[t + 1], out=deltas[t])      # delta_t = dC/dh_t (.) sigma'(z_t)
+            _sigma_backward(self.nonlinearity, deltas[t], hs[t + 1], out=deltas[t])  # dC/dh_t (.) sigma'(z_t)
             if t > 0:
-                gemm(deltas[t], w_hh, c=deltas[t - 1], beta=1.0)     # dC/dh_{t-1} += delta_t W_hh
+                _matmul(deltas[t], w_hh, c=deltas[t - 1], beta=1.0)    # dC/dh_{t-1} += delta_t W_hh
         d2 = deltas.reshape(t_len * n, h)
-        gemm(d2, hs[:-1].reshape(t_len * n, h), c=self.weight_hh.grad, beta=1.0, trans_a=True)
-        gemm(d2, x_tm, c=self.weight_ih.grad, beta=1.0, trans_a=True)
-        db = bias_grad(d2)
+        _matmul(d2, hs[:-1].reshape(t_len * n, h), c=self.weight_hh.grad, beta=1.0, trans_a=True)
+        _matmul(d2, x_tm, c=self.weight_ih.grad, beta=1.0, trans_a=True)
+        db = _bias_grad(d2)
         self.bias_ih.grad += db
         self.bias_hh.grad += db
-        dx = gemm(d2, self.weight_ih.data)                            # (T*N, D), time-major
+        dx = _matmul(d2, self.weight_ih.data)                            # (T*N, D), time-major
         return dx.reshape(t_len, n, self.input_size).transpose(1, 0, 2).copy()
 
     def _clear_cache(self) -> None:

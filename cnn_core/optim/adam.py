@@ -5,7 +5,8 @@ import math
 
 import numpy as np
 
-from cnn_core.optim.optimizer import Optimizer, check_hyper
+from cnn_core._validation import check_real
+from cnn_core.optim.optimizer import Optimizer
 
 
 class Adam(Optimizer):
@@ -35,10 +36,10 @@ class Adam(Optimizer):
         betas = hyper["betas"]
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"{name('betas')}: expected a pair (beta1, beta2), got {betas!r}")
-        out["betas"] = (check_hyper(betas[0], name("betas") + "[0]", 0.0, 1.0),
-                        check_hyper(betas[1], name("betas") + "[1]", 0.0, 1.0))
-        out["eps"] = check_hyper(hyper["eps"], name("eps"))
-        out["weight_decay"] = check_hyper(hyper["weight_decay"], name("weight_decay"))
+        out["betas"] = (check_real(betas[0], name("betas") + "[0]", 0.0, 1.0, high_open=True),
+                        check_real(betas[1], name("betas") + "[1]", 0.0, 1.0, high_open=True))
+        out["eps"] = check_real(hyper["eps"], name("eps"), 0.0)
+        out["weight_decay"] = check_real(hyper["weight_decay"], name("weight_decay"), 0.0)
         return out
 
     def step(self) -> None:

@@ -5,13 +5,13 @@ import math
 
 import numpy as np
 
-from cnn_core.kernels._validate import NonFiniteError
-from cnn_core.optim.optimizer import check_hyper, check_params
+from cnn_core._validation import FLOAT_DTYPES, NonFiniteError, check_real
+from cnn_core.optim.optimizer import check_params
 
 # sum(g*g) in g's own precision is exact enough when it lands in [tiny / eps, max]: a finite sum means no
 # square overflowed, and the squares that underflowed (each < tiny) add at most n * tiny, a relative error
 # <= n * eps like the rounding of the sum itself. Outside that range the norm is recomputed with scaling.
-_TRUST_LOW = {np.dtype(t): np.finfo(t).tiny / np.finfo(t).eps for t in (np.float32, np.float64)}
+_TRUST_LOW = {t: np.finfo(t).tiny / np.finfo(t).eps for t in FLOAT_DTYPES}
 
 
 def _l2_norm(g: np.ndarray) -> tuple[float, float]:
@@ -48,7 +48,7 @@ def clip_grad_norm(params, max_norm: float, error_if_nonfinite: bool = False) ->
     anyway). With error_if_nonfinite=True (PyTorch's keyword) a NonFiniteError, a ValueError, is raised instead.
     """
     params = check_params(params)
-    max_norm = check_hyper(max_norm, "max_norm")
+    max_norm = check_real(max_norm, "max_norm", 0.0)
     if not isinstance(error_if_nonfinite, (bool, np.bool_)):
         raise TypeError(f"error_if_nonfinite: expected a bool, got {type(error_if_nonfinite).__name__}")
     norms = [_l2_norm(p.grad) for p in params]

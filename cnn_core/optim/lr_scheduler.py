@@ -6,17 +6,9 @@ A schedule remembers the optimizer's lr at construction (`base_lr`) and rewrites
 from __future__ import annotations
 
 import math
-import numbers
 
-from cnn_core.optim.optimizer import Optimizer, check_hyper
-
-
-def _check_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name}: expected an int >= 1, got {value}")
-    return int(value)
+from cnn_core._validation import check_int, check_real
+from cnn_core.optim.optimizer import Optimizer
 
 
 class LRScheduler:
@@ -52,14 +44,10 @@ class LRScheduler:
         keys = {"base_lr", "last_epoch", "last_lr"}
         if set(state_dict) != keys:
             raise ValueError(f"state_dict: expected the keys {sorted(keys)}, got {sorted(map(str, state_dict))}")
-        base_lr = check_hyper(state_dict["base_lr"], "state_dict['base_lr']")
-        last_lr = check_hyper(state_dict["last_lr"], "state_dict['last_lr']")
-        last_epoch = state_dict["last_epoch"]
-        if isinstance(last_epoch, bool) or not isinstance(last_epoch, numbers.Integral):
-            raise TypeError(f"state_dict['last_epoch']: expected an int, got {type(last_epoch).__name__}")
-        if last_epoch < 0:
-            raise ValueError(f"state_dict['last_epoch']: expected an int >= 0, got {last_epoch}")
-        self.base_lr, self.last_epoch, self._last_lr = base_lr, int(last_epoch), last_lr
+        base_lr = check_real(state_dict["base_lr"], "state_dict['base_lr']", 0.0)
+        last_lr = check_real(state_dict["last_lr"], "state_dict['last_lr']", 0.0)
+        last_epoch = check_int(state_dict["last_epoch"], "state_dict['last_epoch']", 0)
+        self.base_lr, self.last_epoch, self._last_lr = base_lr, last_epoch, last_lr
 
 
 class StepLR(LRScheduler):
@@ -67,8 +55,8 @@ class StepLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
         super().__init__(optimizer)
-        self.step_size = _check_int(step_size, "step_size")
-        self.gamma = check_hyper(gamma, "gamma")
+        self.step_size = check_int(step_size, "step_size", 1)
+        self.gamma = check_real(gamma, "gamma", 0.0)
 
     def get_lr(self) -> float:
         return self.base_lr * self.gamma ** (self.last_epoch // self.step_size)
@@ -82,8 +70,8 @@ class CosineAnnealingLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:
         super().__init__(optimizer)
-        self.T_max = _check_int(T_max, "T_max")
-        self.eta_min = check_hyper(eta_min, "eta_min")
+        self.T_max = check_int(T_max, "T_max", 1)
+        self.eta_min = check_real(eta_min, "eta_min", 0.0)
 
     def get_lr(self) -> float:
         return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2

@@ -6,24 +6,11 @@ buffers allocated on the first step, so a training step creates no new arrays.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def check_hyper(value, name: str, minimum: float = 0.0, below: float | None = None) -> float:
-    """Return `value` as a float, checking it is a finite real number in [minimum, below)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value) or value < minimum or (below is not None and value >= below):
-        upper = f", < {below}" if below is not None else ""
-        raise ValueError(f"{name}: expected a finite value >= {minimum}{upper}, got {value!r}")
-    return value
-
+from cnn_core._validation import FLOAT_DTYPES, check_int, check_real
 
 def check_params(params, name: str = "params") -> list:
     """Materialize an iterable of parameters, rejecting empty lists, duplicates and non-parameters."""
@@ -39,7 +26,7 @@ def check_params(params, name: str = "params") -> list:
         if not isinstance(data, np.ndarray) or not isinstance(grad, np.ndarray):
             raise TypeError(f"{name}[{i}]: expected an object with ndarray .data and .grad, "
                             f"got {type(p).__name__}")
-        if data.dtype not in _FLOAT_DTYPES or grad.dtype != data.dtype or grad.shape != data.shape:
+        if data.dtype not in FLOAT_DTYPES or grad.dtype != data.dtype or grad.shape != data.shape:
             raise TypeError(f"{name}[{i}]: expected float32/float64 .data and .grad of the same shape and "
                             f"dtype, got {data.dtype}{data.shape} and {grad.dtype}{grad.shape}")
         if id(p) in seen:
@@ -86,7 +73,7 @@ class Optimizer:
         """The hyperparameters in `hyper`, checked and normalized; `name(key)` is how a message names one.
 
         Subclasses extend the dict returned by super()._validate_hyper with their own."""
-        return {"lr": check_hyper(hyper["lr"], name("lr"))}
+        return {"lr": check_real(hyper["lr"], name("lr"), 0.0)}
 
     def step(self) -> None:
         raise NotImplementedError
@@ -147,12 +134,7 @@ class Optimizer:
         out: dict[str, Any] = {}
         for k in self._state_counters:
             if k in s:
-                v = s[k]
-                if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-                    raise TypeError(f"{name}[{k!r}]: expected an int, got {type(v).__name__}")
-                if v < 0:
-                    raise ValueError(f"{name}[{k!r}]: expected an int >= 0, got {v}")
-                out[k] = int(v)
+                out[k] = check_int(s[k], f"{name}[{k!r}]", 0)
         for k in self._state_arrays:
             if k in s:
                 v = s[k]

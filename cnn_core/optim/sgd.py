@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn_core.optim.optimizer import Optimizer, check_hyper
+from cnn_core._validation import check_real
+from cnn_core.optim.optimizer import Optimizer
 
 
 class SGD(Optimizer):
@@ -27,8 +28,8 @@ class SGD(Optimizer):
     @classmethod
     def _validate_hyper(cls, hyper, name):
         out = super()._validate_hyper(hyper, name)
-        out["momentum"] = check_hyper(hyper["momentum"], name("momentum"))
-        out["weight_decay"] = check_hyper(hyper["weight_decay"], name("weight_decay"))
+        out["momentum"] = check_real(hyper["momentum"], name("momentum"), 0.0)
+        out["weight_decay"] = check_real(hyper["weight_decay"], name("weight_decay"), 0.0)
         nesterov = hyper["nesterov"]
         if not isinstance(nesterov, (bool, np.bool_)):
             raise TypeError(f"{name('nesterov')}: expected a bool, got {type(nesterov).__name__}")
