@@ -2,6 +2,7 @@
 from cnn_core._version import __version__
 from cnn_core._config import get_num_threads, openmp_enabled, set_num_threads
 from cnn_core._random import manual_seed
+from cnn_core._validation import FLOAT_DTYPES
 from cnn_core.gradcheck import gradcheck
 from cnn_core import nn, optim
 from cnn_core.callbacks import Callback, History, LRSchedulerStep
@@ -9,7 +10,7 @@ from cnn_core.serialization import load, save
 from cnn_core.training import EvalResult, NonFiniteLossError, evaluate, fit, predict
 from cnn_core import datasets, models  # importing models registers RNNClassifier for load()
 
-SUPPORTED_DTYPES = ("float32", "float64")
+SUPPORTED_DTYPES = tuple(dt.name for dt in FLOAT_DTYPES)
 
 
 def show_config() -> None:

@@ -86,6 +86,24 @@ def check_real(value, name: str, low: float | None = None, high: float | None = 
     return v
 
 
+def check_bool(value, name: str) -> bool:
+    """A bool (Python or NumPy) as a Python bool; 0, 1, "yes" and None are TypeErrors."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected a bool, got {_show(value)}")
+    return bool(value)
+
+
+def check_seed(value, name: str):
+    """A random seed argument: None, a numpy.random.Generator, or an int >= 0 (returned as a Python int)."""
+    if value is None or isinstance(value, np.random.Generator):
+        return value
+    if not _is_int(value):
+        raise TypeError(f"{name}: expected None, an int seed or a numpy.random.Generator, got {_show(value)}")
+    if value < 0:
+        raise ValueError(f"{name}: expected a non-negative seed, got {value}")
+    return int(value)
+
+
 def check_choice(value, name: str, choices) -> Any:
     """One of `choices` (strings, or None): another type is a TypeError, another value a ValueError.
 

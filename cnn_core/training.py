@@ -15,8 +15,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from cnn_core._random import get_rng
-from cnn_core.callbacks import Callback, History
 from cnn_core._validation import NonFiniteError, check_int, not_an_array
+from cnn_core.callbacks import Callback, History
 
 EvalResult = namedtuple("EvalResult", ["loss", "accuracy"])
 EvalResult.__doc__ = """evaluate's result: mean loss and accuracy (None when the targets give no accuracy).

@@ -9,13 +9,22 @@ command line itself).
 """
 from __future__ import annotations
 
+import io
+import math
+import os
+import struct
+import tempfile
+import zipfile
+
 import numpy as np
 import pytest
 
 import cnn_core
 from cnn_core import kernels, nn, optim
 from cnn_core.cli.errors import UsageError
+from cnn_core.callbacks import LRSchedulerStep
 from cnn_core.datasets import load_idx, load_mnist
+from cnn_core.nn.init import check_init
 from cnn_core.models import LinearSVM, Perceptron, RNNClassifier, lenet5, mlp
 
 F32, F64 = np.float32, np.float64
@@ -127,6 +136,68 @@ def _load_model(path):
 def _run_train(*argv):
     from cnn_core.cli.train import run_train
     return run_train(_parse("train", *argv))
+
+
+# ---- files made at call time (a row builds its file in a fresh temporary directory, then reads it) ----------
+
+def _in_tmp(write, read):
+    """read(write(d)) for a fresh temporary directory d."""
+    with tempfile.TemporaryDirectory() as d:
+        return read(write(d))
+
+
+def _npy(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, a)
+    return buf.getvalue()
+
+
+def _model_file(model, config_text: str | None = None):
+    """A writer: `model` saved by cnn_core.save, its __config__ member replaced by `config_text` when given."""
+    def write(d):
+        path = os.path.join(d, "m.npz")
+        cnn_core.save(model, path)
+        if config_text is not None:
+            with zipfile.ZipFile(path) as zf:
+                members = {n: zf.read(n) for n in zf.namelist()}
+            members["__config__.npy"] = _npy(np.array(config_text))
+            with zipfile.ZipFile(path, "w") as zf:
+                for name, data in members.items():
+                    zf.writestr(name, data)
+        return path
+    return write
+
+
+def _nan_weights() -> nn.Module:
+    model = nn.Sequential(nn.Linear(2, 2, rng=0))
+    model[0].weight.data[0, 0] = np.nan
+    return model
+
+
+def _idx(code: int, a: np.ndarray) -> bytes:
+    dtype = {0x08: ">u1", 0x0C: ">i4"}[code]
+    return struct.pack(f">HBB{a.ndim}I", 0, code, a.ndim, *a.shape) + a.astype(dtype).tobytes()
+
+
+def _mnist_dir_with_int32_labels(d):
+    """Two digits in MNIST's file names, the labels file of IDX type int32 holding a -5."""
+    with open(os.path.join(d, "train-images-idx3-ubyte"), "wb") as f:
+        f.write(_idx(0x08, np.zeros((2, 28, 28), np.uint8)))
+    with open(os.path.join(d, "train-labels-idx1-ubyte"), "wb") as f:
+        f.write(_idx(0x0C, np.array([3, -5])))
+    return d
+
+
+def _decision_of_big_weights(X):
+    """A perceptron fitted with eta=1e300 holds weights of 2e300: features of 1e10 take w.x past float64."""
+    return Perceptron(eta=1e300, random_state=0).fit(X4, Y4).decision_function(X)
+
+
+def _sgd_load_lr(lr):
+    opt = optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1)
+    sd = opt.state_dict()
+    sd["hyper"]["lr"] = lr
+    return opt.load_state_dict(sd)
 
 
 X4 = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
@@ -414,6 +485,52 @@ CASES = [
     case(load_mnist, split="validation", exc=ValueError, match="split"),
     case(load_mnist, "/no/such/dir", exc=FileNotFoundError, match="/no/such/dir"),
     case(load_idx, "/no/such/file-idx3-ubyte", exc=FileNotFoundError, match="/no/such/file-idx3-ubyte"),
+
+    # ---- issue 9: leftovers of issue 8 class 8, one policy from cnn_core._validation ---------------------------
+    case(cnn_core.save, "not a model", "unused.npz", exc=TypeError, match="model:", id="save-model-str"),
+    case(nn.ELU, alpha="x", exc=TypeError, match="alpha", id="ELU-alpha-str"),
+    case(nn.ELU, alpha=math.inf, exc=ValueError, match="alpha", id="ELU-alpha-inf"),
+    case(cnn_core.gradcheck, nn.Linear(2, 2), z(3, 2), eps="x", exc=TypeError, match="eps", id="gradcheck-eps-str"),
+    case(check_init, 5, exc=TypeError, match="init", id="check_init-int"),
+    case(nn.module_from_config, "Linear", exc=TypeError, match="cfg", id="module_from_config-str"),
+    case(nn.module_from_config, {"type": 5}, exc=TypeError, match="cfg['type']", id="module_from_config-type-int"),
+    case(nn.RNN, 4, 4, nonlinearity=["tanh"], exc=TypeError, match="nonlinearity", id="RNN-nonlinearity-list"),
+    case(load_mnist, split=["train"], exc=TypeError, match="split", id="load_mnist-split-list"),
+    case(nn.Linear, 2**40, 2, exc=ValueError, match=("in_features", "2**31"), id="Linear-2**40"),
+    case(nn.Linear, 2**30, 2**30, exc=ValueError, match=("in_features, out_features", "2**47"),
+         id="Linear-2**60-weights"),
+    case(nn.Conv2d, 2**20, 2**20, 64, exc=ValueError, match="in_channels, out_channels, kernel_size",
+         id="Conv2d-huge-weights"),
+    case(nn.RNN, 4, 2**30, exc=ValueError, match="hidden_size", id="RNN-huge-weights"),
+    case(_sgd_step_with, lr=2**1100, exc=ValueError, match="lr", id="SGD-lr-2**1100"),
+    case(_adam_with, lr=0.1, betas=(0.9, 2**1100), exc=ValueError, match="betas[1]", id="Adam-betas-2**1100"),
+    case(cnn_core.load, 5, exc=TypeError, match="path", id="load-int"),
+    case(load_idx, 5, exc=TypeError, match="path", id="load_idx-int"),
+    case(load_mnist, 5, exc=TypeError, match="path", id="load_mnist-path-int"),
+    case(LRSchedulerStep, "x", exc=TypeError, match="scheduler", id="LRSchedulerStep-str"),
+    case(_fit, X=FakeSparse(), exc=TypeError, match=("X", "X.toarray()"), id="fit-sparse-X"),
+    case(_forward, nn.Linear(2, 2), FakeSparse(), exc=TypeError, match=("x", "x.toarray()"), id="Linear-sparse-x"),
+    case(_fit_svm, X4, Y4, C="1.0", exc=TypeError, match="C", id="LinearSVM-C-str"),
+    case(_decision_of_big_weights, np.full((1, 2), 1e10), exc=ValueError, match="X:",
+         id="decision_function-overflow"),
+    case(optim.clip_grad_norm, nn.Linear(2, 2).parameters(), 1.0, error_if_nonfinite=1, exc=TypeError,
+         match="error_if_nonfinite", id="clip_grad_norm-flag-int"),
+    case(Perceptron(shuffle=1).fit, X4, Y4, exc=TypeError, match="shuffle", id="Perceptron-shuffle-int"),
+    case(cnn_core.manual_seed, -1, exc=ValueError, match="seed", id="manual_seed-negative"),
+    case(nn.Linear, 2, 2, rng=-1, exc=ValueError, match="rng", id="Linear-rng-negative"),
+
+    # ---- rows asked for at the close of issue 8 ----------------------------------------------------------------
+    case(_in_tmp, _model_file(nn.Sequential(nn.Linear(2, 2)), "[" * 100_000 + "]" * 100_000), cnn_core.load,
+         exc=ValueError, match=("m.npz", "nested"), id="load-config-nested-100000"),
+    case(_in_tmp, _model_file(_nan_weights()), cnn_core.load, exc=ValueError, match=("m.npz", "0.weight"),
+         id="load-NaN-weights"),
+    case(_fit_svm, X4, Y4, C=1e-310, exc=ValueError, match="C:", id="LinearSVM-C-1e-310"),
+    case(_fit_svm, X4 * 1e307, Y4, exc=ValueError, match="X:", id="LinearSVM-X-1e307"),
+    case(_fit_svm, X4 * 1e100, Y4, lr=1e300, exc=ValueError, match="lr", id="LinearSVM-lr-1e300-X-1e100"),
+    case(_sgd_load_lr, math.nan, exc=ValueError, match="state_dict['hyper']['lr']", id="SGD.load_state_dict-lr-NaN"),
+    case(_sgd_load_lr, "0.1", exc=TypeError, match="state_dict['hyper']['lr']", id="SGD.load_state_dict-lr-str"),
+    case(_in_tmp, _mnist_dir_with_int32_labels, load_mnist, exc=ValueError, match=("train-labels-idx1-ubyte", "-5"),
+         id="load_mnist-int32-label--5"),
 ]
 
 
@@ -500,3 +617,14 @@ def test_catalogue_size():
     """Issue 8 asks for at least 150 bad inputs across the public functions."""
     total = len(CASES) + len(CLI_NPY_CASES) + len(CLI_ARGV_CASES) + len(CLI_MODEL_CASES) + 1
     assert total >= 150, total
+
+
+def test_clip_grad_norm_of_float32_gradients_of_1e20_is_finite():
+    """Issue 8 class 6: the float32 sum of squares of 1e20 overflows; the norm must not (sqrt(8) * 1e20)."""
+    params = nn.Linear(2, 4).parameters()   # 8 + 4 entries
+    for p in params:
+        p.grad[...] = np.float32(1e20)
+    norm = optim.clip_grad_norm(params, 1.0)
+    assert math.isfinite(norm) and norm == pytest.approx(math.sqrt(12) * 1e20, rel=1e-6)
+    total = math.sqrt(sum(float(np.sum(p.grad.astype(np.float64) ** 2)) for p in params))
+    assert total == pytest.approx(1.0, rel=1e-5) and all(np.isfinite(p.grad).all() for p in params)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn_core.kernels import _activations
 from cnn_core._validation import as_float_array, check_output, check_real
+from cnn_core.kernels import _activations
 
 __all__ = ["sigmoid", "tanh", "relu", "elu",
            "sigmoid_backward", "tanh_backward", "relu_backward", "elu_backward"]

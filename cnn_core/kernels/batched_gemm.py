@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from cnn_core._config import get_num_threads
-from cnn_core.kernels import _batched_gemm
 from cnn_core._validation import as_float_array, as_real
+from cnn_core.kernels import _batched_gemm
 from cnn_core.kernels.gemm import check_output
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn_core.kernels import _dense
 from cnn_core._validation import as_float_array, as_real, check_choice
+from cnn_core.kernels import _dense
 
 
 def _check_weight(x: np.ndarray, w) -> np.ndarray:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn_core.kernels import _gemm
 from cnn_core._validation import as_float_array, as_real, check_output as _check_buffer
+from cnn_core.kernels import _gemm
 
 
 def _strided(x: np.ndarray) -> np.ndarray:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn_core.kernels import _perceptron
 from cnn_core._validation import as_float_array, as_index_array, check_finite, check_real
+from cnn_core.kernels import _perceptron
 
 __all__ = ["perceptron_epoch"]
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn_core.kernels import _pooling
 from cnn_core._validation import (as_float_array, as_index_array, as_pair, as_shape, check_nbytes,
                                         check_nonempty, conv_output_size)
+from cnn_core.kernels import _pooling
 
 Pair = int | tuple[int, int]
 

@@ -20,11 +20,9 @@ R = max_i ||x^_i||, the primal algorithm makes at most (R / gamma)^2 updates, wh
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-from cnn_core._validation import check_choice, check_int, check_real
+from cnn_core._validation import check_bool, check_choice, check_int, check_real, check_seed
 from cnn_core.kernels import perceptron_epoch
 from cnn_core.models._base import LinearClassifier, check_X, check_y, encode_labels
 
@@ -150,14 +148,8 @@ class Perceptron(LinearClassifier):
         eta = check_real(self.eta, "eta", 0.0, low_open=True)
         max_epochs = check_int(self.max_epochs, "max_epochs", 1)
         check_choice(self.algorithm, "algorithm", ALGORITHMS)
-        if not isinstance(self.shuffle, (bool, np.bool_)):
-            raise TypeError(f"shuffle: expected a bool, got {self.shuffle!r}")
-        rs = self.random_state
-        if rs is not None and not isinstance(rs, np.random.Generator):
-            if isinstance(rs, bool) or not isinstance(rs, numbers.Integral):
-                raise TypeError(f"random_state: expected None, an int seed or a numpy.random.Generator, got {rs!r}")
-            if rs < 0:
-                raise ValueError(f"random_state: expected a non-negative seed, got {rs}")
+        check_bool(self.shuffle, "shuffle")
+        check_seed(self.random_state, "random_state")
         return eta, max_epochs
 
     def fit(self, X, y) -> "Perceptron":

@@ -14,11 +14,11 @@ from __future__ import annotations
 import numpy as np
 
 from cnn_core._random import get_rng
-from cnn_core._validation import as_pair, check_nbytes, check_nonempty, check_size, conv_output_size
+from cnn_core._validation import as_pair, check_bool, check_nbytes, check_nonempty, check_size, conv_output_size
 from cnn_core.kernels.batched_gemm import _gemm_batched, _gemm_batched_sum
 from cnn_core.kernels.conv import _col2im, _im2col
 from cnn_core.nn.init import check_init, check_parameter_bytes, layer_weights
-from cnn_core.nn.module import Module, Parameter, check_bias_flag, register_module
+from cnn_core.nn.module import Module, Parameter, register_module
 
 
 @register_module
@@ -49,7 +49,7 @@ class Conv2d(Module):
         """The shapes __init__ gives the parameters, without allocating them (see Module)."""
         out = check_size(out_channels, "out_channels")
         shape = (out, check_size(in_channels, "in_channels"), *as_pair(kernel_size, "kernel_size"))
-        return {"weight": shape, "bias": (out,)} if check_bias_flag(bias) else {"weight": shape}
+        return {"weight": shape, "bias": (out,)} if check_bool(bias, "bias") else {"weight": shape}
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._check_input(x, "x", 4, "(N, C, H, W)")

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 
 from cnn_core._random import get_rng
-from cnn_core._validation import check_size
+from cnn_core._validation import check_bool, check_size
 from cnn_core.kernels.dense import _bias_grad, _linear
 from cnn_core.kernels.gemm import _matmul
 from cnn_core.nn.init import check_init, check_parameter_bytes, layer_weights
-from cnn_core.nn.module import Module, Parameter, check_bias_flag, register_module
+from cnn_core.nn.module import Module, Parameter, register_module
 
 
 @register_module
@@ -32,7 +32,7 @@ class Linear(Module):
     def parameter_shapes(cls, in_features, out_features, bias=True, **config) -> dict[str, tuple[int, ...]]:
         """The shapes __init__ gives the parameters, without allocating them (see Module)."""
         shape = (check_size(out_features, "out_features"), check_size(in_features, "in_features"))
-        return {"weight": shape, "bias": shape[:1]} if check_bias_flag(bias) else {"weight": shape}
+        return {"weight": shape, "bias": shape[:1]} if check_bool(bias, "bias") else {"weight": shape}
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._check_input(x, "x", 2, "(batch, in_features)")

@@ -251,13 +251,6 @@ def no_parameters(cls, **config) -> dict[str, tuple[int, ...]]:
     return {}
 
 
-def check_bias_flag(bias, name: str = "bias") -> bool:
-    """The ``bias`` argument as read from a config: a bool (the constructors accept any truth value)."""
-    if not isinstance(bias, bool):
-        raise TypeError(f"{name}: expected a bool, got {bias!r}")
-    return bias
-
-
 _REGISTRY: dict[str, type] = {}
 
 

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from cnn_core._validation import FLOAT_DTYPES, NonFiniteError, check_real
+from cnn_core._validation import FLOAT_DTYPES, NonFiniteError, check_bool, check_real
 from cnn_core.optim.optimizer import check_params
 
 # sum(g*g) in g's own precision is exact enough when it lands in [tiny / eps, max]: a finite sum means no
@@ -49,8 +49,7 @@ def clip_grad_norm(params, max_norm: float, error_if_nonfinite: bool = False) ->
     """
     params = check_params(params)
     max_norm = check_real(max_norm, "max_norm", 0.0)
-    if not isinstance(error_if_nonfinite, (bool, np.bool_)):
-        raise TypeError(f"error_if_nonfinite: expected a bool, got {type(error_if_nonfinite).__name__}")
+    check_bool(error_if_nonfinite, "error_if_nonfinite")
     norms = [_l2_norm(p.grad) for p in params]
     scales = [scale for scale, _ in norms]
     if not all(map(math.isfinite, scales)):

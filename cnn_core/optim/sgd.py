@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn_core._validation import check_real
+from cnn_core._validation import check_bool, check_real
 from cnn_core.optim.optimizer import Optimizer
 
 
@@ -30,12 +30,10 @@ class SGD(Optimizer):
         out = super()._validate_hyper(hyper, name)
         out["momentum"] = check_real(hyper["momentum"], name("momentum"), 0.0)
         out["weight_decay"] = check_real(hyper["weight_decay"], name("weight_decay"), 0.0)
-        nesterov = hyper["nesterov"]
-        if not isinstance(nesterov, (bool, np.bool_)):
-            raise TypeError(f"{name('nesterov')}: expected a bool, got {type(nesterov).__name__}")
+        nesterov = check_bool(hyper["nesterov"], name("nesterov"))
         if nesterov and out["momentum"] == 0.0:
             raise ValueError(f"{name('nesterov')}: Nesterov momentum requires momentum > 0, got momentum=0")
-        out["nesterov"] = bool(nesterov)
+        out["nesterov"] = nesterov
         return out
 
     def step(self) -> None:
