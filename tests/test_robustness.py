@@ -518,6 +518,12 @@ CASES = [
     case(Perceptron(shuffle=1).fit, X4, Y4, exc=TypeError, match="shuffle", id="Perceptron-shuffle-int"),
     case(cnn_core.manual_seed, -1, exc=ValueError, match="seed", id="manual_seed-negative"),
     case(nn.Linear, 2, 2, rng=-1, exc=ValueError, match="rng", id="Linear-rng-negative"),
+    case(nn.Linear(2, 2).load_state_dict, {"weight": z(2, 2)}, exc=ValueError, match=("state_dict", "bias"),
+         id="load_state_dict-missing-key"),
+    case(nn.module_from_config, {"type": "Sequential", "modules": {"0": {}}}, exc=TypeError,
+         match="cfg['modules']", id="module_from_config-modules-dict"),
+    case(nn.module_from_config, {"type": "Linear", "config": [2, 2]}, exc=TypeError, match="cfg['config']",
+         id="module_from_config-config-list"),
 
     # ---- rows asked for at the close of issue 8 ----------------------------------------------------------------
     case(_in_tmp, _model_file(nn.Sequential(nn.Linear(2, 2)), "[" * 100_000 + "]" * 100_000), cnn_core.load,

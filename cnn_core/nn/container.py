@@ -80,7 +80,7 @@ class Sequential(Module):
                              "'modules')")
         mods = cfg.get("modules")
         if not isinstance(mods, list):
-            raise ValueError(f"cfg['modules']: expected a list of module configs, got {mods!r:.120}")
+            raise TypeError(f"cfg['modules']: expected a list of module configs, got {mods!r:.120}")
         return mods
 
     @classmethod

@@ -217,7 +217,7 @@ class Module:
         missing = sorted(set(params) - set(state_dict))
         unexpected = sorted(set(state_dict) - set(params))
         if missing or unexpected:
-            raise KeyError(f"state_dict: missing keys {missing}, unexpected keys {unexpected}")
+            raise ValueError(f"state_dict: missing keys {missing}, unexpected keys {unexpected}")
         for name, p in params.items():
             v = state_dict[name]
             if not isinstance(v, np.ndarray) or not (np.issubdtype(v.dtype, np.floating)
