@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn_core.kernels._validate import is_sparse
+from cnn_core.kernels._validate import is_sparse, not_an_array
 
 __all__ = ["accuracy_score", "confusion_matrix"]
 
@@ -18,8 +18,7 @@ _STRING_KINDS = "U"
 def _as_labels(y, name: str) -> np.ndarray:
     """y as a 1-D array of labels of a supported kind (finite when float)."""
     if is_sparse(y):
-        raise TypeError(f"{name}: sparse input is not supported; convert with {name}.toarray(), "
-                        f"got a {type(y).__name__}")
+        raise not_an_array(y, name)
     a = np.asarray(y)
     if a.dtype.kind not in _NUMBER_KINDS + _STRING_KINDS:
         raise TypeError(f"{name}: expected labels of integers, bools, floats or strings, got dtype {a.dtype}")
@@ -86,9 +85,9 @@ def confusion_matrix(y_true, y_pred, labels=None) -> np.ndarray:
         _same_kind(labels, y_true, "labels", "y_true")
         order = np.argsort(labels, kind="stable")
         labels = labels[order]
-        if (labels[1:] == labels[:-1]).any():
-            raise ValueError(f"labels: expected distinct labels, got {labels[1:][labels[1:] == labels[:-1]][0]!r} "
-                             f"more than once")
+        repeated = labels[1:][labels[1:] == labels[:-1]]
+        if repeated.size:
+            raise ValueError(f"labels: expected distinct labels, got {repeated[0].item()!r} more than once")
     n_labels = labels.shape[0]
     t, t_known = _positions(labels, y_true)
     p, p_known = _positions(labels, y_pred)

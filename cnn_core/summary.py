@@ -67,18 +67,6 @@ def _output_shapes(model: Module, x: np.ndarray) -> dict[int, str]:
     return shapes
 
 
-def _check_dtype(dtype, default: np.dtype) -> np.dtype:
-    if dtype is None:
-        return default
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype: expected a NumPy dtype (e.g. 'float32' or 'int64'), got {dtype!r}") from None
-    if dt.kind not in "biuf":
-        raise TypeError(f"dtype: expected a numeric dtype, got {dt}")
-    return dt
-
-
 def summary(model: Module, input_shape: Sequence[int], dtype=None, *, title: str | None = None) -> str:
     """The summary table of `model` for inputs of shape (N, *input_shape), as text.
 
@@ -110,7 +98,12 @@ def summary(model: Module, input_shape: Sequence[int], dtype=None, *, title: str
     if len(input_shape) == 0:
         raise ValueError("input_shape: expected the shape of one sample (at least one int), got ()")
     shape = as_shape(input_shape, "input_shape", len(input_shape))
-    in_dtype = _check_dtype(dtype, model.dtype)
+    try:
+        in_dtype = model.dtype if dtype is None else np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype: expected a NumPy dtype (e.g. 'float32' or 'int64'), got {dtype!r}") from None
+    if in_dtype.kind not in "biuf":
+        raise TypeError(f"dtype: expected a numeric dtype, got {in_dtype}")
     if title is not None and not isinstance(title, str):
         raise TypeError(f"title: expected a str or None, got {type(title).__name__}")
     x = np.zeros((1, *shape), dtype=in_dtype)

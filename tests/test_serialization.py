@@ -181,9 +181,12 @@ def test_failed_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
     np.testing.assert_array_equal(load(path)[0].weight.data, mlp(np.float32, seed=0)[0].weight.data)
 
 
-def test_interrupted_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
+@pytest.mark.parametrize("old, new", [(lambda: mlp(np.float32), lambda: mlp(np.float32, seed=3)),
+                                      (lambda: fitted("svm", 3)[0], lambda: fitted("perceptron", 2)[0])],
+                         ids=["network", "estimator"])
+def test_interrupted_write_leaves_the_old_file_intact(tmp_path, monkeypatch, old, new):
     path = tmp_path / "m.npz"
-    save(mlp(np.float32), path)
+    save(old(), path)
     before = path.read_bytes()
 
     def interrupted(*args, **kwargs):
@@ -191,7 +194,7 @@ def test_interrupted_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
 
     monkeypatch.setattr(serialization.os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        save(mlp(np.float32, seed=3), path)
+        save(new(), path)
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["m.npz"]
 
@@ -263,21 +266,6 @@ def test_estimators_that_cannot_be_stored_are_refused_before_writing(tmp_path):
     with pytest.raises(TypeError, match="model: expected a cnn_core.nn.Module, Perceptron or LinearSVM, got dict"):
         save({"coef_": 1}, path)
     assert os.listdir(tmp_path) == []
-
-
-def test_estimator_write_is_atomic(tmp_path, monkeypatch):
-    est, _ = fitted("svm", 3)
-    path = tmp_path / "e.npz"
-    save(est, path)
-    before = path.read_bytes()
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(serialization.os, "replace", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        save(fitted("perceptron", 2)[0], path)
-    assert path.read_bytes() == before and os.listdir(tmp_path) == ["e.npz"]
 
 
 @pytest.mark.parametrize("change, match", [

@@ -188,9 +188,7 @@ def _train_network(args, s, X, y, X_test, y_test) -> int:
         report(f"Test accuracy {100 * test.accuracy:.2f}% (loss {test.loss:.4f}) on {len(X_test):,} samples; "
                f"trained {finished} epoch(s) in {format_duration(seconds)}")
         if args.save:
-            _save(model, args.save)
-            result["saved"] = args.save
-            report(f"Saved the model to {args.save}")
+            _save(model, args.save, result, report)
     elif args.save:
         print("cnn-core: no epoch finished, so nothing was saved", file=sys.stderr)
     if args.plot and finished:
@@ -203,12 +201,14 @@ def _train_network(args, s, X, y, X_test, y_test) -> int:
     return EXIT_INTERRUPTED if history.interrupted else EXIT_OK
 
 
-def _save(model, path: str) -> None:
-    """cnn_core.save (networks and estimators alike), a file-system error reported as --save's."""
+def _save(model, path: str, result: dict[str, Any], report: Reporter) -> None:
+    """--save PATH: cnn_core.save (networks and estimators alike), a file-system error reported as --save's."""
     try:
         cnn_core.save(model, path)
     except OSError as e:
         raise UsageError(f"--save: cannot write {path}: {e.strerror or e}") from None
+    result["saved"] = path
+    report(f"Saved the model to {path}")
 
 
 def _emit_json(args, result: dict[str, Any]) -> None:
@@ -286,9 +286,7 @@ def _train_estimator(args, s, X, y, X_test, y_test) -> int:
     report(f"Train accuracy {100 * train_acc:.2f}%, test accuracy {100 * test_acc:.2f}% on {len(Xf_test):,} "
            f"samples; trained in {format_duration(seconds)}")
     if args.save:
-        _save(est, args.save)
-        result["saved"] = args.save
-        report(f"Saved the model to {args.save}")
+        _save(est, args.save, result, report)
     if args.plot:
         label = "perceptron loss L(w, b)" if args.model == "perceptron" else "SVM objective"
         plot_history(args.plot, f"{args.model} ({task})", est.loss_curve_, loss_label=label)
