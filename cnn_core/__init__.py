@@ -5,8 +5,10 @@ from cnn_core._random import manual_seed
 from cnn_core._validation import FLOAT_DTYPES
 from cnn_core.gradcheck import gradcheck
 from cnn_core import nn, optim
-from cnn_core.callbacks import Callback, History, LRSchedulerStep
+from cnn_core.callbacks import Callback, History, LRSchedulerStep, ProgressBar
 from cnn_core.serialization import load, save
+from cnn_core.summary import summary
+from cnn_core import metrics
 from cnn_core.training import EvalResult, NonFiniteLossError, evaluate, fit, predict
 from cnn_core import datasets, models  # importing models registers RNNClassifier for load()
 
@@ -22,5 +24,5 @@ def show_config() -> None:
 
 
 __all__ = ["__version__", "show_config", "openmp_enabled", "get_num_threads", "set_num_threads", "manual_seed",
-           "gradcheck", "nn", "optim", "datasets", "models", "fit", "evaluate", "predict", "History", "Callback", "LRSchedulerStep", "EvalResult",
-           "NonFiniteLossError", "save", "load"]
+           "gradcheck", "nn", "optim", "datasets", "models", "fit", "evaluate", "predict", "History", "Callback", "LRSchedulerStep",
+           "ProgressBar", "EvalResult", "NonFiniteLossError", "save", "load", "summary", "metrics"]

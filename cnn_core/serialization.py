@@ -1,11 +1,19 @@
-"""save / load: a model's architecture and weights in one .npz file, read back without pickle.
+"""save / load: a network's architecture and weights, or a fitted linear estimator, in one .npz file, read back
+without pickle.
 
-Layout of the archive (all plain arrays, so np.load(allow_pickle=False) reads it):
+Layout of a network's archive (all plain arrays, so np.load(allow_pickle=False) reads it):
   __format__   0-d str  "cnn_core.model"   (tells a cnn_core file from any other .npz)
   __version__  0-d int  FORMAT_VERSION     (files from a newer format are refused, not misread)
   __config__   0-d str  JSON of cnn_core.nn.module_to_config(model)
   __cnn_core__ 0-d str  the cnn_core version that wrote the file (informational)
   param.<name> one array per state_dict entry, in the model's dtype
+Layout of a fitted Perceptron's or LinearSVM's archive (the format `cnn-core train perceptron|svm --save` has
+written since it existed, so those files load too):
+  __format__ "cnn_core.estimator", __version__ ESTIMATOR_FORMAT_VERSION, __cnn_core__ (optional),
+  __estimator__ 0-d str class name, __params__ 0-d str JSON of get_params(),
+  coef_ (k, d), intercept_ (k,), classes_ (c,) integer labels
+The restored estimator predicts exactly as the saved one (predict and decision_function read only coef_,
+intercept_ and classes_); its training record (loss_curve_, n_iter_, ...) is not stored.
 
 Reading a file that may be hostile. ``load`` checks everything it can before it allocates anything sized by the
 file, and turns every defect into a ValueError naming the file and what is wrong:
@@ -21,6 +29,10 @@ file, and turns every defect into a ValueError naming the file and what is wrong
     building it) must match the members' headers name for name before the model is built, so the model is
     never bigger than the data in the file; members are float32 or float64; values must be finite and
     representable in the model's dtype (float64 1e300 in a float32 model is refused, not turned into inf).
+  - an estimator file: its arrays declare at most MAX_ESTIMATOR_BYTES in all (checked from the zip directory
+    before any member is read), __params__ at most MAX_PARAMS_CHARS characters of flat JSON with keys among the
+    class's constructor arguments, coef_/intercept_/classes_ finite numbers of consistent shapes, classes_
+    integers in increasing order, and no other members.
 A module class registered by the user without ``parameter_shapes`` is built from its config before its
 shapes can be compared; its constructor must check its own arguments. Every built-in layer declares its shapes.
 Peak memory while loading is the model plus about two copies of its largest parameter.
@@ -55,13 +67,18 @@ import numpy as np
 
 from cnn_core._validation import check_path
 from cnn_core._version import __version__
-from cnn_core.nn import module_from_config, module_to_config
+from cnn_core.models import LinearSVM, Perceptron
+from cnn_core.nn import Module, module_from_config, module_to_config
 from cnn_core.nn.module import parameter_shapes_from_config
 
 FORMAT_NAME = "cnn_core.model"
 FORMAT_VERSION = 1
 _PARAM = "param."
 _META = ("__format__", "__version__", "__config__", "__cnn_core__")
+ESTIMATOR_FORMAT_NAME = "cnn_core.estimator"
+ESTIMATOR_FORMAT_VERSION = 1
+_ESTIMATORS = {"Perceptron": Perceptron, "LinearSVM": LinearSVM}
+_ESTIMATOR_MEMBERS = ("__estimator__", "__params__", "coef_", "intercept_", "classes_")
 
 MAX_MEMBERS = 50_000           # archive members (params are at most a few per module)
 MAX_MODULES = 10_000           # modules in the config, containers included
@@ -72,6 +89,8 @@ MAX_NPY_HEADER = 10_000        # .npy header text (NumPy's own default limit)
 MAX_COMPRESSION_RATIO = 20     # float weights deflate less than 1.2x; a zip bomb by 1000x
 COMPRESSION_SLACK = 1 << 12    # bytes a deflated member may exceed the ratio by
 _CHUNK = 1 << 20               # bytes read at a time
+MAX_ESTIMATOR_BYTES = 256 << 20  # an estimator's arrays: coef_ of 10 classes x 784 pixels is 63 KB
+MAX_PARAMS_CHARS = 1 << 16     # JSON text of an estimator's hyperparameters
 
 
 # ---- save ----------------------------------------------------------------------------------------------
@@ -112,19 +131,56 @@ def _remove_stale_temporaries(directory: str, base: str) -> None:
 
 
 def save(model, path: str | os.PathLike) -> None:
-    """Write `model` (architecture and weights) to `path` atomically.
+    """Write `model` to `path` atomically: a network (architecture and weights), or a fitted Perceptron or
+    LinearSVM (hyperparameters, coef_, intercept_, classes_). `load` reads either back.
 
     The archive is written to a temporary file in the same directory, flushed to disk and renamed over
     `path`, so a crash or error midway leaves any previous file at `path` intact. The file is written at
-    exactly `path` (no ".npz" is appended). The model's class must be registered with cnn_core.nn.
+    exactly `path` (no ".npz" is appended). A network's class must be registered with cnn_core.nn; an
+    estimator must be fitted, on integer class labels, with hyperparameters JSON can hold (random_state an int
+    or None, not a Generator). Nothing is written when the model cannot be stored.
     A symlink at `path` is written through (its target is replaced, the link kept); an existing file keeps its
     permission bits; temporaries left by killed writers are removed (see the module docstring).
-    Raises FileNotFoundError naming `path` when its directory does not exist.
+    Raises TypeError for another kind of `model`, ValueError for one that cannot be stored, and
+    FileNotFoundError naming `path` when its directory does not exist.
     """
     user_path = check_path(path)
-    arrays = {"__format__": np.array(FORMAT_NAME), "__version__": np.array(FORMAT_VERSION),
-              "__config__": np.array(json.dumps(module_to_config(model, "model"))), "__cnn_core__": np.array(__version__)}
-    arrays.update({_PARAM + name: a for name, a in model.state_dict().items()})
+    if isinstance(model, Module):
+        arrays = {"__format__": np.array(FORMAT_NAME), "__version__": np.array(FORMAT_VERSION),
+                  "__config__": np.array(json.dumps(module_to_config(model, "model"))),
+                  "__cnn_core__": np.array(__version__)}
+        arrays.update({_PARAM + name: a for name, a in model.state_dict().items()})
+    elif isinstance(model, tuple(_ESTIMATORS.values())):
+        arrays = _estimator_arrays(model)
+    else:
+        raise TypeError(f"model: expected a cnn_core.nn.Module, Perceptron or LinearSVM, got {type(model).__name__}")
+    _write_atomic(arrays, user_path)
+
+
+def _estimator_arrays(est) -> dict[str, np.ndarray]:
+    """The members of a fitted estimator's file, checked so that load will read back what was saved."""
+    name = type(est).__name__
+    if not hasattr(est, "coef_"):
+        raise ValueError(f"model: this {name} is not fitted yet; call fit before saving it")
+    if est.classes_.dtype.kind not in "iu":
+        raise ValueError(f"model: {name}.classes_: the file stores integer class labels, got dtype "
+                         f"{est.classes_.dtype} (fit on integer labels to save)")
+    params = {}
+    for key, value in est.get_params().items():
+        if isinstance(value, np.generic) and value.dtype.kind in "biuf":
+            value = value.item()  # NumPy scalars as the Python numbers JSON holds
+        if value is not None and not isinstance(value, (bool, int, float, str)):
+            raise ValueError(f"model: {name} hyperparameter {key}={value!r} cannot be stored (expected None, a "
+                             f"bool, a number or a str; e.g. set_params({key}=0) before saving)")
+        params[key] = value
+    return {"__format__": np.array(ESTIMATOR_FORMAT_NAME), "__version__": np.array(ESTIMATOR_FORMAT_VERSION),
+            "__cnn_core__": np.array(__version__), "__estimator__": np.array(name),
+            "__params__": np.array(json.dumps(params)), "coef_": est.coef_, "intercept_": est.intercept_,
+            "classes_": est.classes_}
+
+
+def _write_atomic(arrays: dict[str, np.ndarray], user_path: str) -> None:
+    """np.savez of `arrays` to `user_path`, through a flushed, fsync'd temporary renamed over the target."""
     target = os.path.realpath(user_path)  # write through a symlink to the file it names
     directory, base = os.path.split(target)
     if not os.path.isdir(directory):
@@ -186,7 +242,8 @@ class _Mismatch(Exception):
 
 
 def load(path: str | os.PathLike):
-    """Rebuild the model saved at `path` with its weights (bit-exact) and return it.
+    """Rebuild the model saved at `path` and return it: a network with its weights (bit-exact), or a
+    Perceptron / LinearSVM that predicts exactly as the saved one.
 
     Raises FileNotFoundError when there is no file, and ValueError naming the path when the file is not a
     readable cnn_core model: truncated or corrupt, another kind of .npz/.npy, written by a newer format
@@ -214,7 +271,8 @@ def load(path: str | os.PathLike):
                              f"({e})") from None
         except _Corrupt as e:
             raise ValueError(f"cnn_core.load: {path!r} is not a readable cnn_core model file ({e})") from None
-        except (zipfile.BadZipFile, zlib.error, EOFError, struct.error, ValueError, OSError) as e:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, struct.error, NotImplementedError,
+                ValueError, OSError) as e:  # NotImplementedError: a zip version or feature zipfile lacks
             if str(e).startswith("cnn_core.load:"):  # already names the file and the defect
                 raise
             raise ValueError(f"cnn_core.load: {path!r} is not a readable cnn_core model file "
@@ -248,25 +306,41 @@ def _load_archive(zf: zipfile.ZipFile, size: int, path: str):
         raise _Corrupt(f"{len(infos)} members, more than the limit of {MAX_MEMBERS}")
     members: dict[str, zipfile.ZipInfo] = {}
     for info in infos:
-        _check_entry(info, size)
         key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
         if key in members:
             raise _Corrupt(f"duplicate member {key!r}")
         members[key] = info
-    headers = {key: _read_header(zf, info) for key, info in members.items()}
-
-    if "__format__" not in members or _read_meta(zf, members, headers, "__format__", "U") != FORMAT_NAME:
+    # The small __format__ member first: which kind of file this is decides the limits that apply to the rest.
+    headers: dict[str, _Header] = {}
+    if "__format__" in members:
+        _check_entry(members["__format__"], size)
+        headers["__format__"] = _read_header(zf, members["__format__"])
+    fmt = _read_meta(zf, members, headers, "__format__", "U") if headers else None
+    if fmt not in (FORMAT_NAME, ESTIMATOR_FORMAT_NAME):
         raise ValueError(f"cnn_core.load: {path!r} is a .npz archive but not a cnn_core model file "
-                         f"(no {FORMAT_NAME!r} header; it holds {sorted(members)[:8]})")
+                         f"(no {FORMAT_NAME!r} or {ESTIMATOR_FORMAT_NAME!r} header; it holds {sorted(members)[:8]})")
+    if fmt == ESTIMATOR_FORMAT_NAME:
+        declared = sum(info.file_size for info in infos)
+        if declared > MAX_ESTIMATOR_BYTES:
+            raise _Corrupt(f"the archive declares {declared:,} bytes of arrays, more than the "
+                           f"{MAX_ESTIMATOR_BYTES:,} an estimator file may hold")
+    for key, info in members.items():
+        if key not in headers:
+            _check_entry(info, size)
+            headers[key] = _read_header(zf, info)
+
+    newest = FORMAT_VERSION if fmt == FORMAT_NAME else ESTIMATOR_FORMAT_VERSION
     version = _read_meta(zf, members, headers, "__version__", "iu")
     if version is None or version < 1:
-        raise ValueError(f"cnn_core.load: {path!r}: corrupt header (format version "
-                         f"{'missing' if version is None else version})")
-    if version > FORMAT_VERSION:
+        raise ValueError(f"cnn_core.load: {path!r}: corrupt header (__version__: expected a 0-d integer >= 1, "
+                         f"got {'a missing or other kind of member' if version is None else version})")
+    if version > newest:
         written_by = _read_meta(zf, members, headers, "__cnn_core__", "U") or "a newer cnn_core"
         raise ValueError(f"cnn_core.load: {path!r} has format version {version}, written by cnn_core "
-                         f"{written_by}; this cnn_core {__version__} reads up to version {FORMAT_VERSION} "
+                         f"{written_by}; this cnn_core {__version__} reads up to version {newest} "
                          f"(upgrade cnn_core)")
+    if fmt == ESTIMATOR_FORMAT_NAME:
+        return _load_estimator(zf, members, headers)
     unexpected = sorted(k for k in members if k not in _META and not k.startswith(_PARAM))
     if unexpected:
         raise _Mismatch(f"unexpected members {unexpected[:8]}")
@@ -302,11 +376,71 @@ def _load_archive(zf: zipfile.ZipFile, size: int, path: str):
     return model
 
 
+def _load_estimator(zf: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], headers: dict[str, _Header]):
+    """The Perceptron or LinearSVM of an estimator file whose archive and headers have been checked."""
+    allowed = {"__format__", "__version__", "__cnn_core__", *_ESTIMATOR_MEMBERS}
+    unexpected = sorted(k for k in members if k not in allowed)
+    if unexpected:
+        raise _Corrupt(f"unexpected members {unexpected[:8]}")
+    missing = sorted(set(_ESTIMATOR_MEMBERS) - set(members))
+    if missing:
+        raise _Corrupt(f"missing {', '.join(missing)}")
+    name = _read_meta(zf, members, headers, "__estimator__", "U")
+    if name not in _ESTIMATORS:
+        raise _Corrupt(f"__estimator__: expected one of {sorted(_ESTIMATORS)} (a 0-d string), got "
+                       f"{name[:80] if isinstance(name, str) else name!r}")
+    cls = _ESTIMATORS[name]
+    est = cls(**_read_params(zf, members["__params__"], headers["__params__"], cls))
+    coef = _read_numbers(zf, members, headers, "coef_", 2, "iuf")
+    intercept = _read_numbers(zf, members, headers, "intercept_", 1, "iuf")
+    classes = _read_numbers(zf, members, headers, "classes_", 1, "iu")
+    if len(classes) < 2 or not (np.diff(classes) > 0).all():
+        raise _Corrupt(f"classes_: expected at least two distinct labels in increasing order, "
+                       f"got {classes[:10].tolist()}")
+    if intercept.shape != (coef.shape[0],) or coef.shape[0] != (1 if len(classes) == 2 else len(classes)):
+        raise _Corrupt(f"inconsistent shapes coef_ {coef.shape}, intercept_ {intercept.shape}, "
+                       f"classes_ {classes.shape}")
+    est.coef_ = coef.astype(np.float64)
+    est.intercept_ = intercept.astype(np.float64)
+    est.classes_ = classes.astype(classes.dtype.newbyteorder("="))
+    return est
+
+
+def _read_params(zf: zipfile.ZipFile, info: zipfile.ZipInfo, h: _Header, cls) -> dict:
+    """The estimator's hyperparameters: a JSON object with keys among cls's constructor arguments."""
+    if h.shape != () or h.dtype.kind != "U":
+        raise _Corrupt(f"__params__: expected a 0-d string of JSON, got {h.dtype} of shape {h.shape}")
+    if h.dtype.itemsize // 4 > MAX_PARAMS_CHARS:
+        raise _Corrupt(f"__params__: expected at most {MAX_PARAMS_CHARS} characters of JSON, "
+                       f"got {h.dtype.itemsize // 4}")
+    text = _read_data(zf, info, h).item()
+    try:
+        params = _parse_json(text, "__params__")
+    except ValueError as e:
+        raise _Corrupt(str(e)) from None
+    names = set(cls._param_names())
+    if not isinstance(params, dict) or not set(params) <= names:
+        raise _Corrupt(f"__params__: expected an object with keys among {sorted(names)}, got {text[:80]!r}")
+    return params
+
+
+def _read_numbers(zf, members, headers, key: str, ndim: int, kinds: str) -> np.ndarray:
+    """A non-empty `ndim`-D member of one of the dtype kinds, finite when float."""
+    h = headers[key]
+    if len(h.shape) != ndim or h.dtype.kind not in kinds or math.prod(h.shape) == 0:
+        raise _Corrupt(f"{key}: expected a non-empty {ndim}-D array of "
+                       f"{'integers' if kinds == 'iu' else 'real numbers'}, got {h.dtype} of shape {h.shape}")
+    a = _read_data(zf, members[key], h)
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise _Corrupt(f"{key}: expected finite values, got NaN or infinity")
+    return a
+
+
 def _check_entry(info: zipfile.ZipInfo, size: int) -> None:
     """The zip entry's own plausibility, from the central directory alone."""
     name = info.filename
-    if info.flag_bits & 0x1:
-        raise _Corrupt(f"member {name!r} is encrypted")
+    if info.flag_bits & 0x21:  # 0x1 encrypted, 0x20 compressed patched data: zipfile cannot read either
+        raise _Corrupt(f"member {name!r} is encrypted or patched (flags {info.flag_bits:#x})")
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         raise _Corrupt(f"member {name!r} uses compression method {info.compress_type} "
                        "(expected stored or deflated)")
@@ -391,16 +525,10 @@ def _read_config(zf, members, headers):
     if h.dtype.itemsize // 4 > MAX_CONFIG_CHARS:
         raise _Mismatch(f"config of {h.dtype.itemsize // 4} characters, more than the limit of "
                         f"{MAX_CONFIG_CHARS}")
-    text = _read_data(zf, info, h).item()
-    # Nesting depth, counted on the text with strings blanked out, before the (recursive) JSON parser runs.
-    brackets = re.sub(r'[^\[\]{}]', "", re.sub(r'"(?:[^"\\]|\\.)*"', '""', text))
-    depth = max(accumulate(1 if c in "[{" else -1 for c in brackets), default=0)
-    if depth > MAX_CONFIG_DEPTH:
-        raise _Mismatch(f"config nested {depth} deep, more than the limit of {MAX_CONFIG_DEPTH}")
     try:
-        cfg = json.loads(text)
+        cfg = _parse_json(_read_data(zf, info, h).item(), "config")
     except ValueError as e:
-        raise _Mismatch(f"config is not valid JSON: {e}") from None
+        raise _Mismatch(str(e)) from None
     n_modules, stack = 0, [cfg]
     while stack:
         node = stack.pop()
@@ -412,6 +540,20 @@ def _read_config(zf, members, headers):
     if n_modules > MAX_MODULES:
         raise _Mismatch(f"config of {n_modules} modules, more than the limit of {MAX_MODULES}")
     return cfg
+
+
+def _parse_json(text: str, what: str):
+    """`text` parsed as JSON; a ValueError naming `what` when it is not JSON or is nested more than
+    MAX_CONFIG_DEPTH deep. The depth is counted on the text with strings blanked out, before the (recursive)
+    JSON parser runs, so hostile nesting never reaches the interpreter's recursion limit."""
+    brackets = re.sub(r'[^\[\]{}]', "", re.sub(r'"(?:[^"\\]|\\.)*"', '""', text))
+    depth = max(accumulate(1 if c in "[{" else -1 for c in brackets), default=0)
+    if depth > MAX_CONFIG_DEPTH:
+        raise ValueError(f"{what} nested {depth} deep, more than the limit of {MAX_CONFIG_DEPTH}")
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise ValueError(f"{what} is not valid JSON: {e}") from None
 
 
 def _compare(shapes: dict[str, tuple[int, ...]], params: dict[str, _Header]) -> None:

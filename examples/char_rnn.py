@@ -15,6 +15,7 @@ import numpy as np
 
 import cnn_core
 from cnn_core import nn, optim
+from cnn_core.nn.functional import softmax
 
 TEXT = Path(__file__).parent / "data" / "nursery_rhymes.txt"
 HIDDEN, SEQ_LEN, BATCH, LR, CLIP = 128, 40, 32, 3e-3, 5.0
@@ -68,9 +69,7 @@ def sample(model, chars: list[str], prime: str, length: int, rng: np.random.Gene
     logits, h = model(one_hot(np.array([[index[c] for c in prime]]), v), h)
     out = []
     for _ in range(length):
-        z = logits[-1].astype(np.float64) / temperature
-        p = np.exp(z - z.max())
-        c = rng.choice(v, p=p / p.sum())
+        c = rng.choice(v, p=softmax(logits[-1].astype(np.float64) / temperature))
         out.append(chars[c])
         logits, h = model(one_hot(np.array([[c]]), v), h)
     model.train()

@@ -1,29 +1,34 @@
 """LeNet-5 on the embedded MNIST digits, then on Fashion-MNIST when its files are present.
 
 The modern form (ReLU, max pooling) is trained with Adam and a cosine learning-rate schedule; the classic
-form (tanh, average pooling) runs a few epochs on the digits for comparison. Prints per-epoch figures, the
-test accuracy and the training time.
+form (tanh, average pooling) runs a few epochs on the digits for comparison. Prints the model summary,
+per-epoch figures (the library's ProgressBar), the test accuracy, the training time and the most frequent
+confusions (from the confusion matrix).
 
 Run: python examples/lenet5_digits.py [--epochs 20] [--fashion-epochs 15] [--fashion DIR]
 """
 import argparse
 import os
+import sys
 import time
+
+import numpy as np
 
 import cnn_core
 from cnn_core import nn, optim
-from cnn_core.callbacks import Callback, LRSchedulerStep
+from cnn_core.callbacks import LRSchedulerStep, ProgressBar
 from cnn_core.datasets import load_mnist
+from cnn_core.metrics import confusion_matrix
 from cnn_core.models import lenet5
-from cnn_core.training import evaluate, fit
+from cnn_core.training import evaluate, fit, predict
 
 
-class Report(Callback):
-    """Print each epoch."""
-
-    def on_epoch_end(self, epoch: int, logs: dict) -> None:
-        print(f"  epoch {epoch + 1:2d}: train loss {logs['train_loss']:.4f}, train acc {logs['train_acc']:.4f}, "
-              f"test acc {logs['val_acc']:.4f}, {logs['samples_per_sec']:.0f} samples/s", flush=True)
+def top_confusions(y_true, y_pred, k: int = 3) -> str:
+    """The k most frequent (true -> predicted) mistakes: the largest off-diagonal cells of the confusion matrix."""
+    m = confusion_matrix(y_true, y_pred, labels=np.arange(10))
+    np.fill_diagonal(m, 0)
+    cells = np.argsort(m, axis=None)[::-1][:k]
+    return ", ".join(f"{t} as {p} ({m[t, p]})" for t, p in zip(*np.unravel_index(cells, m.shape)) if m[t, p])
 
 
 def train(name: str, activation: str, pool: str, X, y, Xt, yt, epochs: int, batch_size: int) -> None:
@@ -32,13 +37,15 @@ def train(name: str, activation: str, pool: str, X, y, Xt, yt, epochs: int, batc
     loss = nn.CrossEntropyLoss()
     opt = optim.Adam(model.parameters(), lr=1e-3)
     print(f"{name}: LeNet-5 ({activation}, {pool} pool), {len(X)} train / {len(Xt)} test, {epochs} epochs, "
-          f"Adam lr 1e-3 with cosine decay, batch {batch_size}")
+          f"Adam lr 1e-3 with cosine decay, batch {batch_size} (val = the test split)")
+    print(cnn_core.summary(model, X.shape[1:]))
     t0 = time.perf_counter()
     fit(model, loss, opt, X, y, epochs=epochs, batch_size=batch_size, validation_data=(Xt, yt), seed=0,
-        callbacks=[Report(), LRSchedulerStep(optim.CosineAnnealingLR(opt, T_max=epochs))])
+        callbacks=[ProgressBar(sys.stdout), LRSchedulerStep(optim.CosineAnnealingLR(opt, T_max=epochs))])
+    seconds = time.perf_counter() - t0
     result = evaluate(model, loss, Xt, yt)
-    print(f"  -> test accuracy {100 * result.accuracy:.2f}% (loss {result.loss:.4f}) "
-          f"in {time.perf_counter() - t0:.1f} s\n")
+    print(f"  -> test accuracy {100 * result.accuracy:.2f}% (loss {result.loss:.4f}) in {seconds:.1f} s; "
+          f"most frequent confusions: {top_confusions(yt, predict(model, Xt).argmax(axis=1))}\n")
 
 
 def main() -> None:

@@ -2,8 +2,8 @@
 
 [784, 30, 10] sigmoid neurons (output layer too), weights N(0, 1/n_in) and biases N(0, 1), the quadratic cost
 C = 1/(2n) sum_x ||y(x) - a||^2 on one-hot targets, mini-batch SGD with eta = 3.0, batch 10, 30 epochs.
-Trains on the 8,000 embedded 'train' digits and prints the test score after every epoch, as Nielsen's
-network.SGD does ("Epoch 0: 1805 / 2000").
+Trains on the 8,000 embedded 'train' digits and prints the model summary and the test accuracy after every
+epoch (val_acc of the library's ProgressBar), as Nielsen's network.SGD prints its test score per epoch.
 
 Run: python examples/mnist_nielsen.py [epochs]
 """
@@ -14,19 +14,10 @@ import numpy as np
 
 import cnn_core
 from cnn_core import nn, optim
-from cnn_core.callbacks import Callback
+from cnn_core.callbacks import ProgressBar
 from cnn_core.datasets import load_mnist
 from cnn_core.models import mlp
 from cnn_core.training import fit
-
-
-class PrintEpoch(Callback):
-    def __init__(self, n_test: int) -> None:
-        self.n_test = n_test
-
-    def on_epoch_end(self, epoch: int, logs: dict) -> None:
-        print(f"Epoch {epoch}: {round(logs['val_acc'] * self.n_test)} / {self.n_test}   "
-              f"(train cost {logs['train_loss']:.4f}, {logs['seconds']:.1f} s)", flush=True)
 
 
 def main(epochs: int = 30) -> None:
@@ -37,10 +28,10 @@ def main(epochs: int = 30) -> None:
     print(f"embedded MNIST: {len(X)} training digits, {len(Xt)} test digits")
     cnn_core.manual_seed(0)
     net = mlp([784, 30, 10], "sigmoid", output_activation="sigmoid", init="normal", rng=0)
-    print(net)
+    print(cnn_core.summary(net, (784,)))
     t0 = time.perf_counter()
     hist = fit(net, nn.QuadraticLoss(), optim.SGD(net.parameters(), lr=3.0), X, onehot[y], epochs=epochs,
-               batch_size=10, validation_data=(Xt, onehot[yt]), seed=0, callbacks=[PrintEpoch(len(Xt))])
+               batch_size=10, validation_data=(Xt, onehot[yt]), seed=0, callbacks=[ProgressBar(sys.stdout)])
     print(f"final test accuracy {100 * hist.val_acc[-1]:.2f}% (best {100 * max(hist.val_acc):.2f}%), "
           f"{epochs} epochs in {time.perf_counter() - t0:.1f} s")
 

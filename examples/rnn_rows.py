@@ -1,8 +1,8 @@
 """A recurrent network reads each digit one row at a time: 28 time steps of 28 pixels, then a Linear layer
 classifies the last hidden state (many-to-one, trained by backpropagation through time).
 
-Trains RNNClassifier(28, 128, 10) on the 8,000 embedded 'train' digits and prints per-epoch figures and the
-test accuracy on the 2,000 embedded 'test' digits.
+Trains RNNClassifier(28, 128, 10) on the 8,000 embedded 'train' digits and prints the model summary, per-epoch
+figures (the library's ProgressBar) and the test accuracy on the 2,000 embedded 'test' digits.
 
 Run: python examples/rnn_rows.py [epochs]
 """
@@ -11,16 +11,10 @@ import time
 
 import cnn_core
 from cnn_core import nn, optim
-from cnn_core.callbacks import Callback, LRSchedulerStep
+from cnn_core.callbacks import LRSchedulerStep, ProgressBar
 from cnn_core.datasets import load_mnist
 from cnn_core.models import RNNClassifier
 from cnn_core.training import evaluate, fit
-
-
-class Report(Callback):
-    def on_epoch_end(self, epoch: int, logs: dict) -> None:
-        print(f"epoch {epoch + 1:2d}: train loss {logs['train_loss']:.4f}, train acc {logs['train_acc']:.4f}, "
-              f"test acc {logs['val_acc']:.4f}, {logs['seconds']:.1f} s", flush=True)
 
 
 def main(epochs: int = 20) -> None:
@@ -30,11 +24,12 @@ def main(epochs: int = 20) -> None:
     model = RNNClassifier(input_size=28, hidden_size=128, num_classes=10, rng=0)
     loss = nn.CrossEntropyLoss()
     opt = optim.Adam(model.parameters(), lr=1e-3)
-    print(f"RNNClassifier: 28 steps x 28 pixels -> tanh RNN (128) -> Linear (10); "
-          f"{sum(p.data.size for p in model.parameters())} parameters; {len(X)} train / {len(Xt)} test digits")
+    print(f"RNNClassifier: 28 steps x 28 pixels -> tanh RNN (128) -> Linear (10); {len(X)} train / {len(Xt)} test "
+          f"digits (val = the test split)")
+    print(cnn_core.summary(model, X.shape[1:]))
     t0 = time.perf_counter()
     fit(model, loss, opt, X, y, epochs=epochs, batch_size=32, validation_data=(Xt, yt), seed=0,
-        callbacks=[Report(), LRSchedulerStep(optim.CosineAnnealingLR(opt, T_max=epochs))])
+        callbacks=[ProgressBar(sys.stdout), LRSchedulerStep(optim.CosineAnnealingLR(opt, T_max=epochs))])
     result = evaluate(model, loss, Xt, yt)
     print(f"test accuracy {100 * result.accuracy:.2f}% (loss {result.loss:.4f}) after {epochs} epochs "
           f"in {time.perf_counter() - t0:.1f} s")

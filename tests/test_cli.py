@@ -389,13 +389,12 @@ HUGE_HEADER = {"descr": "<f4", "fortran_order": False, "shape": (1_000_000, 1000
 @pytest.fixture(scope="module")
 def estimator_members(tmp_path_factory):
     """The members (name -> .npy bytes) of a valid two-class perceptron file, for mutating."""
-    from cnn_core.cli.estimator_file import save_estimator
     from cnn_core.models import Perceptron
     X, y = load_mnist(split="test")
     keep = np.isin(y, (0, 1))
     est = Perceptron(max_epochs=3, random_state=0).fit(X[keep][:100].reshape(-1, 784), y[keep][:100])
     path = tmp_path_factory.mktemp("est") / "p.npz"
-    save_estimator(est, str(path))
+    cnn_core.save(est, str(path))
     with np.load(path) as npz:
         return {k: npy_bytes(npz[k]) for k in npz.files}
 

@@ -181,9 +181,12 @@ def test_failed_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
     np.testing.assert_array_equal(load(path)[0].weight.data, mlp(np.float32, seed=0)[0].weight.data)
 
 
-def test_interrupted_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
+@pytest.mark.parametrize("old, new", [(lambda: mlp(np.float32), lambda: mlp(np.float32, seed=3)),
+                                      (lambda: fitted("svm", 3)[0], lambda: fitted("perceptron", 2)[0])],
+                         ids=["network", "estimator"])
+def test_interrupted_write_leaves_the_old_file_intact(tmp_path, monkeypatch, old, new):
     path = tmp_path / "m.npz"
-    save(mlp(np.float32), path)
+    save(old(), path)
     before = path.read_bytes()
 
     def interrupted(*args, **kwargs):
@@ -191,6 +194,130 @@ def test_interrupted_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
 
     monkeypatch.setattr(serialization.os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        save(mlp(np.float32, seed=3), path)
+        save(new(), path)
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["m.npz"]
+
+
+# ---- linear estimators (issue 9: the CLI's estimator files, now cnn_core.save / load) ---------------------
+
+def fitted(kind: str, n_classes: int, labels_dtype=np.int64, numpy_params: bool = True):
+    """A fitted estimator and its X; the SVM's batch_size and lr NumPy scalars unless numpy_params is False."""
+    from cnn_core.models import LinearSVM, Perceptron
+    rng = np.random.default_rng(n_classes)
+    X = rng.normal(size=(60, 5))
+    y = (np.argmax(X[:, :n_classes], axis=1) * 3 + 1).astype(labels_dtype)  # labels 1, 4, 7, ...
+    number = (lambda v: np.array(v)[()]) if numpy_params else (lambda v: v)
+    est = Perceptron(max_epochs=5, random_state=0) if kind == "perceptron" else \
+        LinearSVM(C=0.5, max_epochs=5, batch_size=number(16), lr=number(0.05), random_state=1)
+    return est.fit(X, y), X
+
+
+@pytest.mark.parametrize("kind", ["perceptron", "svm"])
+@pytest.mark.parametrize("n_classes, labels_dtype", [(2, np.int64), (3, np.int64), (4, np.uint8)])
+def test_estimator_round_trip(tmp_path, kind, n_classes, labels_dtype):
+    est, X = fitted(kind, n_classes, labels_dtype)
+    path = tmp_path / "e.npz"
+    save(est, path)
+    back = load(path)
+    assert type(back) is type(est) and back.get_params() == est.get_params()
+    assert back.coef_.tobytes() == est.coef_.tobytes() and back.intercept_.tobytes() == est.intercept_.tobytes()
+    assert back.classes_.dtype == est.classes_.dtype and back.classes_.tolist() == est.classes_.tolist()
+    assert back.decision_function(X).tobytes() == est.decision_function(X).tobytes()
+    np.testing.assert_array_equal(back.predict(X), est.predict(X))
+    with np.load(path, allow_pickle=False) as npz:
+        assert npz["__format__"].item() == "cnn_core.estimator" and npz["__estimator__"].item() == type(est).__name__
+        assert json.loads(npz["__params__"].item()) == est.get_params()
+    assert os.listdir(tmp_path) == ["e.npz"]
+
+
+def save_estimator_as_the_cli_did(est, path: str) -> None:
+    """The writer of cnn_core/cli/estimator_file.py before issue 9 (its file layout, byte for byte)."""
+    arrays = {"__format__": np.array("cnn_core.estimator"), "__version__": np.array(1),
+              "__estimator__": np.array(type(est).__name__), "__params__": np.array(json.dumps(est.get_params())),
+              "coef_": est.coef_, "intercept_": est.intercept_, "classes_": est.classes_}
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, path)
+
+
+@pytest.mark.parametrize("kind, n_classes", [("perceptron", 2), ("svm", 3)])
+def test_estimator_files_of_the_former_cli_still_load(tmp_path, kind, n_classes):
+    est, X = fitted(kind, n_classes, numpy_params=False)  # the CLI passed Python numbers
+    save_estimator_as_the_cli_did(est, str(tmp_path / "old.npz"))
+    back = load(tmp_path / "old.npz")
+    assert type(back) is type(est) and back.get_params() == est.get_params()
+    assert back.decision_function(X).tobytes() == est.decision_function(X).tobytes()
+    np.testing.assert_array_equal(back.predict(X), est.predict(X))
+
+
+def test_estimators_that_cannot_be_stored_are_refused_before_writing(tmp_path):
+    from cnn_core.models import LinearSVM, Perceptron
+    path = tmp_path / "e.npz"
+    with pytest.raises(ValueError, match="model: this Perceptron is not fitted yet"):
+        save(Perceptron(), path)
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    with pytest.raises(ValueError, match="model: LinearSVM.classes_: the file stores integer class labels, got "
+                                         "dtype <U3"):
+        save(LinearSVM(max_epochs=2).fit(X, np.where(X[:, 0] > 0, "yes", "no")), path)
+    with pytest.raises(ValueError, match="model: Perceptron hyperparameter random_state=Generator"):
+        save(Perceptron(max_epochs=2, random_state=np.random.default_rng(0)).fit(X, (X[:, 0] > 0) * 1), path)
+    with pytest.raises(TypeError, match="model: expected a cnn_core.nn.Module, Perceptron or LinearSVM, got dict"):
+        save({"coef_": 1}, path)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"coef_": np.zeros((2, 5))}, r"inconsistent shapes coef_ \(2, 5\)"),
+    ({"coef_": np.array([[np.inf] * 5])}, "coef_: expected finite values"),
+    ({"classes_": np.array([4, 1])}, "classes_: expected at least two distinct labels in increasing order"),
+    ({"classes_": np.array([1.0, 4.0])}, "classes_: expected a non-empty 1-D array of integers, got float64"),
+    ({"intercept_": None}, "missing intercept_"),
+    ({"extra": np.zeros(2)}, r"unexpected members \['extra'\]"),
+    ({"__estimator__": np.array("Pickle")}, "__estimator__: expected one of .'LinearSVM', 'Perceptron'."),
+    ({"__params__": np.array('{"eta": 1, "nope": 2}')}, "__params__: expected an object with keys among"),
+    ({"__params__": np.array("[" * 100 + "]" * 100)}, "__params__ nested 100 deep, more than the limit of 64"),
+    ({"__params__": np.array("{" * 3)}, "__params__ is not valid JSON"),
+    ({"__params__": np.array(" " * 70_000 + "{}")}, "__params__: expected at most 65536 characters of JSON, got "
+                                                     "70002"),
+    ({"__version__": np.array(2)}, "format version 2.*reads up to version 1"),
+    ({"__version__": np.array("1")}, "corrupt header .__version__: expected a 0-d integer >= 1"),
+])
+def test_damaged_estimator_files_are_refused_naming_the_field(tmp_path, change, match):
+    path = tmp_path / "e.npz"
+    save(fitted("perceptron", 2)[0], path)
+    _rewrite(path, **change)
+    with pytest.raises(ValueError, match=r"e\.npz.*" + match):
+        load(path)
+
+
+def test_estimator_archive_declaring_too_many_bytes_is_refused_from_the_directory(tmp_path):
+    """A deflated member that would expand to 300 MB: refused by the estimator limit before anything is read."""
+    path = tmp_path / "e.npz"
+    save(fitted("perceptron", 2)[0], path)
+    with np.load(path) as npz:
+        fields = {k: npz[k] for k in npz.files}
+    fields["coef_"] = np.zeros((1, 300 << 20), dtype=np.uint8)
+    np.savez_compressed(path, **fields)
+    with pytest.raises(ValueError, match=r"e\.npz.*declares 314,5\d\d,\d+ bytes of arrays, more than the "
+                                         r"268,435,456 an estimator file may hold"):
+        load(path)
+
+
+@pytest.mark.parametrize("offset, value, match", [
+    (8, 0x20, r"encrypted or patched \(flags 0x20\)"),   # flag bit 5, compressed patched data
+    (6, 99, "NotImplementedError: zip file version 9.9"),  # version needed to extract: zipfile cannot
+])
+def test_zip_features_zipfile_cannot_read_are_a_value_error(tmp_path, offset, value, match):
+    """Before issue 9 these escaped cnn_core.load as NotImplementedError (the CLI checked them itself)."""
+    path = tmp_path / "m.npz"
+    save(mlp(np.float32), path)
+    data = bytearray(path.read_bytes())
+    at = data.find(b"PK\x01\x02")
+    while at >= 0:  # every central directory entry
+        data[at + offset] = value
+        at = data.find(b"PK\x01\x02", at + 4)
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"m\.npz' is not a readable cnn_core model file.*" + match):
+        load(path)

@@ -10,13 +10,10 @@ import numpy as np
 
 import cnn_core
 from cnn_core import nn, optim
-from cnn_core.callbacks import Callback, LRSchedulerStep
+from cnn_core.callbacks import Callback, LRSchedulerStep, ProgressBar, format_duration
 from cnn_core.cli.data import fit_model_input, load_split
 from cnn_core.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
-from cnn_core.cli.estimator_file import save_estimator
 from cnn_core.cli.plotting import plot_history, require_matplotlib
-from cnn_core.cli.progress import EpochPrinter, ProgressBar, format_duration
-from cnn_core.cli.summary import summary
 from cnn_core.models import RNNClassifier, LinearSVM, Perceptron, lenet5, mlp
 
 NETWORKS = ("mlp", "lenet5", "rnn")
@@ -155,7 +152,7 @@ def _train_network(args, s, X, y, X_test, y_test) -> int:
     Xm = fit_model_input(model, X, "--data")
     Xm_test = fit_model_input(model, X_test, "--data")
     X_train, y_train, X_val, y_val = Xm[:-n_val], y[:-n_val], Xm[-n_val:], y[-n_val:]
-    report(summary(model, Xm, title=f"Model: {args.model}"))
+    report(cnn_core.summary(model, Xm.shape[1:], title=f"Model: {args.model}"))
     opt_text = s["optimizer"] + (f" (momentum {s['momentum']})" if s["optimizer"] == "sgd" else "")
     report(f"Training on {len(X_train):,} samples, validating on {len(X_val):,}, testing on {len(X_test):,}: "
            f"{s['epochs']} epochs, batch {s['batch_size']}, {opt_text}, lr {s['lr']} (cosine decay), {args.dtype}, "
@@ -165,7 +162,7 @@ def _train_network(args, s, X, y, X_test, y_test) -> int:
     # around it at the full lr (worth about half a point of test accuracy on the digits at no cost).
     callbacks: list[Callback] = [LRSchedulerStep(optim.CosineAnnealingLR(optimizer, T_max=s["epochs"]))]
     if not args.quiet:
-        callbacks.append(ProgressBar() if sys.stderr.isatty() else EpochPrinter())
+        callbacks.append(ProgressBar())  # a live bar on a terminal, one line per epoch otherwise
     loss = nn.CrossEntropyLoss()
     t0 = time.perf_counter()
     try:
@@ -191,12 +188,7 @@ def _train_network(args, s, X, y, X_test, y_test) -> int:
         report(f"Test accuracy {100 * test.accuracy:.2f}% (loss {test.loss:.4f}) on {len(X_test):,} samples; "
                f"trained {finished} epoch(s) in {format_duration(seconds)}")
         if args.save:
-            try:
-                cnn_core.save(model, args.save)
-            except OSError as e:
-                raise UsageError(f"--save: cannot write {args.save}: {e.strerror or e}") from None
-            result["saved"] = args.save
-            report(f"Saved the model to {args.save}")
+            _save(model, args.save, result, report)
     elif args.save:
         print("cnn-core: no epoch finished, so nothing was saved", file=sys.stderr)
     if args.plot and finished:
@@ -207,6 +199,16 @@ def _train_network(args, s, X, y, X_test, y_test) -> int:
         report(f"Wrote the curves to {args.plot}")
     _emit_json(args, result)
     return EXIT_INTERRUPTED if history.interrupted else EXIT_OK
+
+
+def _save(model, path: str, result: dict[str, Any], report: Reporter) -> None:
+    """--save PATH: cnn_core.save (networks and estimators alike), a file-system error reported as --save's."""
+    try:
+        cnn_core.save(model, path)
+    except OSError as e:
+        raise UsageError(f"--save: cannot write {path}: {e.strerror or e}") from None
+    result["saved"] = path
+    report(f"Saved the model to {path}")
 
 
 def _emit_json(args, result: dict[str, Any]) -> None:
@@ -284,9 +286,7 @@ def _train_estimator(args, s, X, y, X_test, y_test) -> int:
     report(f"Train accuracy {100 * train_acc:.2f}%, test accuracy {100 * test_acc:.2f}% on {len(Xf_test):,} "
            f"samples; trained in {format_duration(seconds)}")
     if args.save:
-        save_estimator(est, args.save)
-        result["saved"] = args.save
-        report(f"Saved the model to {args.save}")
+        _save(est, args.save, result, report)
     if args.plot:
         label = "perceptron loss L(w, b)" if args.model == "perceptron" else "SVM objective"
         plot_history(args.plot, f"{args.model} ({task})", est.loss_curve_, loss_label=label)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnn_core._validation import check_finite, check_float_dtype, not_an_array
+from cnn_core.nn.functional import _shifted_exp
 
 
 def _check_pred(pred, cls: str, ndim: int | None = None) -> np.ndarray:
@@ -69,7 +70,8 @@ def _as_target(target, cls: str) -> np.ndarray:
 class CrossEntropyLoss(_Loss):
     """C = -1/n sum_i log softmax(z_i)[y_i] on logits z (n, classes) and integer labels y (n,).
 
-    log softmax uses the stable log-sum-exp (shift by the row max); dC/dz = (softmax(z) - onehot(y)) / n.
+    log softmax uses the stable log-sum-exp (shift by the row max, as nn.functional.log_softmax does);
+    dC/dz = (softmax(z) - onehot(y)) / n.
     """
 
     def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
@@ -79,9 +81,7 @@ class CrossEntropyLoss(_Loss):
             raise TypeError(f"CrossEntropyLoss: target: expected integer class labels, got dtype {target.dtype}")
         n, k = z.shape
         y = _check_labels(target, n, k, "CrossEntropyLoss")
-        shifted = z - z.max(axis=1, keepdims=True)
-        e = np.exp(shifted)
-        sum_e = e.sum(axis=1, keepdims=True)
+        shifted, e, sum_e = _shifted_exp(z, 1)  # the pieces of log_softmax(z) and softmax(z), computed once
         rows = np.arange(n)
         loss = float(np.mean(np.log(sum_e[:, 0]) - shifted[rows, y]))
         grad = e / sum_e
