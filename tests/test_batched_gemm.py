@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 from oracles_dense import gemm_batched_ref
 
-import cnn_core
 from cnn_core.kernels.batched_gemm import gemm_batched, gemm_batched_sum
 
 # float32: entries are sums of up to 150 standard-normal products (|entry| up to ~40); the rounding error of

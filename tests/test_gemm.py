@@ -1,7 +1,7 @@
 """cnn_core.kernels.gemm against the float64 formula oracle (tests/oracles_dense.py)."""
 import numpy as np
 import pytest
-from oracles_dense import gemm_ref, gemm_tolerance, op
+from oracles_dense import gemm_ref, gemm_tolerance
 
 import cnn_core
 from cnn_core.kernels import _gemm, gemm
