@@ -11,13 +11,35 @@ from cnn_core.nn.module import (Module, fed_by_a_layer, module_from_config, modu
 
 @register_module
 class Sequential(Module):
-    """Sequential(*modules): a = m_k(...m_1(x)); backward hands each layer's delta to the one before it.
+    """``Sequential(*modules)``: ``a = m_k(...m_1(x))``; backward hands each layer's delta to the one before it.
 
     All modules must share one dtype, which becomes the container's. Only the first layer screens its input
     for NaN/inf, and only when the call enters the network there: the others are fed by a layer (they run
     inside ``fed_by_a_layer``), and a non-finite value born inside the network reaches the loss, which
     rejects it. The modules themselves are not changed, so a layer keeps screening when used alone or in
     another model. ``input_grad`` is the first layer's.
+
+    Indexing returns a module, slicing a new Sequential of the same (shared) modules.
+
+    Args:
+        *modules: the layers, in the order the input flows through them.
+
+    Shape:
+        - Input: the first module's input
+        - Output: the last module's output
+
+    Example:
+        >>> import numpy as np
+        >>> from cnn_core import nn
+        >>> model = nn.Sequential(nn.Linear(784, 30, rng=0), nn.Sigmoid(), nn.Linear(30, 10, rng=1))
+        >>> model(np.zeros((4, 784), np.float32)).shape
+        (4, 10)
+        >>> len(model), model[1]
+        (3, Sigmoid())
+        >>> model[:2](np.zeros((4, 784), np.float32)).shape
+        (4, 30)
+        >>> [name for name, _ in model.named_parameters()]
+        ['0.weight', '0.bias', '2.weight', '2.bias']
     """
 
     def __init__(self, *modules: Module):
