@@ -132,7 +132,7 @@ class ELU(_Activation):
     multiplies by ``sigma'(z)``, 1 for z > 0 and ``a + alpha`` otherwise.
 
     Args:
-        alpha: the negative saturation value -alpha, a positive number (default 1.0).
+        alpha: scale of the negative part, a positive number (default 1.0); a -> -alpha as z -> -inf.
         dtype: float32 (default) or float64, the accepted input.
 
     Shape:
