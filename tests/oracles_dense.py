@@ -1,4 +1,5 @@
-"""Plain NumPy references for gemm (single and batched) and the fully connected layer, written straight from the formulas.
+"""Plain NumPy references for gemm (single and batched) and the fully connected layer, straight from the
+formulas.
 
 Everything is computed in float64 whatever the input dtype, so the oracle's own rounding is far below the
 float32 tolerances; for float64 inputs the tolerances allow for it explicitly.
