@@ -90,6 +90,8 @@ class Module:
     Subclasses call ``super().__init__(dtype)``, assign their Parameters and submodules as attributes,
     implement ``forward`` and ``backward``, and return their constructor arguments from ``get_config``.
     In eval mode a layer keeps no cache, so ``backward`` is only possible after a forward in train mode.
+    ``_check_input`` screens a forward input for NaN/inf unless another layer produced it (a container runs
+    all but its first module inside ``fed_by_a_layer``).
 
     ``parameter_shapes`` (classmethod, optional): ``parameter_shapes(**config) -> {name: shape}``, the
     parameters ``__init__(**config)`` would create, computed without allocating them, so that ``cnn_core.load``
