@@ -14,6 +14,7 @@ import os
 import sys
 import time
 
+import _timing  # first: re-executes without OpenBLAS overrides before NumPy loads
 import numpy as np
 
 import cnn_core
@@ -140,6 +141,7 @@ def main(argv=None) -> int:
     if unknown:
         ap.error(f"--rows: unknown {unknown}; choose from {list(ROWS)}")
     cnn_core.set_num_threads(args.threads)
+    print(_timing.machine())
     print(f"cnn_core {cnn_core.__version__}, {cnn_core.get_num_threads()} threads, seed {SEED}", flush=True)
     rows = []
     for name in names:

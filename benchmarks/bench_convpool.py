@@ -4,13 +4,13 @@ Batch 64, float32. Each NumPy baseline tries the usual candidates (stride tricks
 np.put_along_axis, loops over kernel offsets, ...) and keeps the fastest, whose name is printed. Every
 candidate is checked against our kernel's output before timing. Times are medians.
 
-    python benchmarks/bench_convpool.py [threads]
+    python benchmarks/bench_convpool.py [--threads N] [--repeats N]
 """
 from __future__ import annotations
 
-import sys
-import timeit
+import argparse
 
+import _timing  # first: re-executes without OpenBLAS overrides before NumPy loads
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
@@ -20,13 +20,11 @@ from cnn_core.kernels import (avg_pool2d_backward, avg_pool2d_forward, col2im, i
 
 DTYPE = np.float32
 REPEAT = 15
+BLOCK_SECONDS = 0.02  # calls are batched so each timed block lasts >= 20 ms
 
 
-def median_time(fn, repeat: int = REPEAT) -> float:
-    """Median seconds per call; calls are batched so each timed run lasts >= ~20 ms."""
-    number, _ = timeit.Timer(fn).autorange()
-    number = max(1, number // 10)
-    return float(np.median(timeit.repeat(fn, number=number, repeat=repeat))) / number
+def median_time(fn, repeats: int) -> float:
+    return _timing.median_time(fn, repeats, min_time=BLOCK_SECONDS)
 
 
 def _pad(x, ph, pw):
@@ -171,22 +169,23 @@ def np_avg_backward(dout, x_shape, k, s):
 
 # ---- driver ----
 
-def _compare(name, ours, candidates, rows, labels):
+def _compare(name, ours, candidates, rows, labels, repeats):
     ref = ours()
     best_name, best_t = None, np.inf
     for cand_name, fn in candidates.items():
         got = fn()
         for r, g in zip(ref if isinstance(ref, tuple) else (ref,), got if isinstance(got, tuple) else (got,)):
             np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5, err_msg=f"{name}: {cand_name}")
-        t = median_time(fn)
+        t = median_time(fn, repeats)
         if t < best_t:
             best_name, best_t = cand_name, t
-    rows.append((name, median_time(ours), best_t))
+    rows.append((name, median_time(ours, repeats), best_t))
     labels[name] = best_name
 
 
-def run(with_labels: bool = False, threads: int | None = None):
-    """Rows (name, ours_seconds, numpy_seconds), medians; with_labels also returns the baseline used per row.
+def run(with_labels: bool = False, threads: int | None = None, repeats: int = REPEAT):
+    """Rows (name, ours_seconds, numpy_seconds), medians of `repeats` blocks; with_labels also returns the
+    baseline used per row.
 
     threads: OpenMP thread count for our kernels during the run (default: leave as is).
     """
@@ -194,12 +193,12 @@ def run(with_labels: bool = False, threads: int | None = None):
     if threads is not None:
         set_num_threads(threads)
     try:
-        return _run(with_labels)
+        return _run(with_labels, repeats)
     finally:
         set_num_threads(saved)
 
 
-def _run(with_labels: bool):
+def _run(with_labels: bool, repeats: int):
     rng = np.random.default_rng(0)
     rows, labels = [], {}
     for tag, shape, k, p in (("conv1", (64, 1, 28, 28), 5, 2), ("conv2", (64, 6, 14, 14), 5, 0)):
@@ -207,28 +206,33 @@ def _run(with_labels: bool):
         cols = im2col(x, k, 1, p)
         g = rng.standard_normal(cols.shape).astype(DTYPE)
         _compare(f"im2col {tag} {shape} k{k} p{p}", lambda: im2col(x, k, 1, p), np_im2col(x, k, 1, p),
-                 rows, labels)
+                 rows, labels, repeats)
         _compare(f"col2im {tag} {shape} k{k} p{p}", lambda: col2im(g, shape, k, 1, p),
-                 np_col2im(g, shape, k, 1, p), rows, labels)
+                 np_col2im(g, shape, k, 1, p), rows, labels, repeats)
     for shape, k, s in (((64, 6, 28, 28), 2, 2), ((64, 16, 10, 10), 2, 2), ((64, 6, 28, 28), 3, 2)):
         x = rng.standard_normal(shape).astype(DTYPE)
         out, argmax = max_pool2d_forward(x, k, s)
         g = rng.standard_normal(out.shape).astype(DTYPE)
         tag = f"{shape} k{k} s{s}"
         _compare(f"max_pool fwd {tag}", lambda: max_pool2d_forward(x, k, s), np_max_forward(x, k, s),
-                 rows, labels)
+                 rows, labels, repeats)
         _compare(f"max_pool bwd {tag}", lambda: max_pool2d_backward(g, argmax, shape),
-                 np_max_backward(g, argmax, shape, overlapping=s < k), rows, labels)
+                 np_max_backward(g, argmax, shape, overlapping=s < k), rows, labels, repeats)
         _compare(f"avg_pool fwd {tag}", lambda: avg_pool2d_forward(x, k, s), np_avg_forward(x, k, s),
-                 rows, labels)
+                 rows, labels, repeats)
         _compare(f"avg_pool bwd {tag}", lambda: avg_pool2d_backward(g, shape, k, s),
-                 np_avg_backward(g, shape, k, s), rows, labels)
+                 np_avg_backward(g, shape, k, s), rows, labels, repeats)
     return (rows, labels) if with_labels else rows
 
 
 def main():
-    threads = int(sys.argv[1]) if len(sys.argv) > 1 else get_num_threads()
-    rows, labels = run(with_labels=True, threads=threads)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None, help="OpenMP threads for cnn_core (default: all)")
+    parser.add_argument("--repeats", type=int, default=REPEAT, help=f"timed blocks per kernel (default {REPEAT})")
+    args = parser.parse_args()
+    threads = get_num_threads() if args.threads is None else args.threads
+    rows, labels = run(with_labels=True, threads=threads, repeats=args.repeats)
+    print(_timing.machine())
     print(f"cnn_core conv/pool kernels vs NumPy, float32, {threads} threads, medians")
     print(f"{'kernel':<40} {'ours (us)':>10} {'numpy (us)':>11} {'ratio':>7}  numpy baseline")
     for name, ours, ref in rows:

@@ -7,12 +7,13 @@ slower still). The perceptron epoch runs on the 8000 x 784 embedded MNIST traini
 from the same starting weights each repetition); NumPy cannot vectorize the sequential algorithm, so the
 baseline is the Python loop a user would write, with one np.dot per sample.
 
-Usage: python benchmarks/bench_elementwise.py
+Usage: python benchmarks/bench_elementwise.py [--repeats N]
 """
 from __future__ import annotations
 
-import time
+import argparse
 
+import _timing  # first: re-executes without OpenBLAS overrides before NumPy loads
 import numpy as np
 
 import cnn_core
@@ -21,25 +22,8 @@ import cnn_core.kernels as K
 ALPHA = 1.0
 
 
-def median_seconds(fn, repeats: int = 15, min_time: float = 2e-3) -> float:
-    """Median over `repeats` of the mean time per call, each repeat looping long enough to be measurable."""
-    fn()
-    number, t = 1, 0.0
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        t = time.perf_counter() - t0
-        if t >= min_time:
-            break
-        number *= 2
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        times.append((time.perf_counter() - t0) / number)
-    return float(np.median(times))
+REPEATS = 15
+BLOCK_SECONDS = 2e-3  # calls are batched so each timed block lasts >= 2 ms
 
 
 def _numpy_sigmoid(z, t):
@@ -78,7 +62,7 @@ def _numpy_elu_backward(dy, a, t):
     np.copyto(t, dy, where=a > 0)
 
 
-def _activation_rows(rows: list, shape: tuple, rng: np.random.Generator) -> None:
+def _activation_rows(rows: list, shape: tuple, rng: np.random.Generator, repeats: int) -> None:
     z = rng.normal(0.0, 2.0, size=shape).astype(np.float32)
     dy = rng.normal(size=shape).astype(np.float32)
     out = np.empty_like(z)
@@ -96,11 +80,12 @@ def _activation_rows(rows: list, shape: tuple, rng: np.random.Generator) -> None
         for name in ours_fwd:
             a = ours_fwd[name](z, out=np.empty_like(z))
             rows.append((f"{name} forward {tag}",
-                         median_seconds(lambda: ours_fwd[name](z, out=out)),
-                         median_seconds(lambda: numpy_fwd[name](z, t))))
+                         _timing.median_time(lambda: ours_fwd[name](z, out=out), repeats, min_time=BLOCK_SECONDS),
+                         _timing.median_time(lambda: numpy_fwd[name](z, t), repeats, min_time=BLOCK_SECONDS)))
             rows.append((f"{name} backward {tag}",
-                         median_seconds(lambda: ours_bwd[name](dy, a, out=out)),
-                         median_seconds(lambda: numpy_bwd[name](dy, a, t))))
+                         _timing.median_time(lambda: ours_bwd[name](dy, a, out=out), repeats,
+                                             min_time=BLOCK_SECONDS),
+                         _timing.median_time(lambda: numpy_bwd[name](dy, a, t), repeats, min_time=BLOCK_SECONDS)))
 
 
 def python_perceptron_epoch(X, y, w, b, eta=1.0):
@@ -114,7 +99,7 @@ def python_perceptron_epoch(X, y, w, b, eta=1.0):
     return b, n_updates
 
 
-def _perceptron_row(rows: list) -> None:
+def _perceptron_row(rows: list, repeats: int) -> None:
     from cnn_core.datasets import load_mnist
 
     images, labels = load_mnist(split="train")
@@ -123,27 +108,34 @@ def _perceptron_row(rows: list) -> None:
     w0 = np.zeros(X.shape[1], dtype=X.dtype)
     # Start from the weights after one epoch, so the timed epoch is a typical one, not the first.
     b0, _ = K.perceptron_epoch(X, y, w0, 0.0)
-    ours = median_seconds(lambda: K.perceptron_epoch(X, y, w0.copy(), b0), repeats=7)
+    # Fewer blocks than the activations: an epoch is milliseconds, the Python loop far longer.
+    ours = _timing.median_time(lambda: K.perceptron_epoch(X, y, w0.copy(), b0), max(1, repeats * 7 // 15),
+                               min_time=BLOCK_SECONDS)
     yl = [int(v) for v in y]  # Python ints: what a user's loop over labels would index
-    loop = median_seconds(lambda: python_perceptron_epoch(X, yl, w0.copy(), b0), repeats=5)
+    loop = _timing.median_time(lambda: python_perceptron_epoch(X, yl, w0.copy(), b0), max(1, repeats // 3),
+                               min_time=BLOCK_SECONDS)
     rows.append((f"perceptron epoch {X.shape[0]}x{X.shape[1]} (vs Python loop)", ours, loop))
 
 
-def run() -> list[tuple[str, float, float]]:
+def run(repeats: int = REPEATS) -> list[tuple[str, float, float]]:
     """Rows (name, ours_seconds, numpy_seconds): medians measured in this run."""
     rng = np.random.default_rng(0)
     rows: list[tuple[str, float, float]] = []
     for shape in [(64, 100), (64, 784)]:
-        _activation_rows(rows, shape, rng)
-    _perceptron_row(rows)
+        _activation_rows(rows, shape, rng, repeats)
+    _perceptron_row(rows, repeats)
     return rows
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=REPEATS, help=f"timed blocks per kernel (default {REPEATS})")
+    args = parser.parse_args()
+    print(_timing.machine())
     print(f"cnn_core {cnn_core.__version__}, OpenMP {'on' if cnn_core.openmp_enabled() else 'off'}, "
           f"{cnn_core.get_num_threads()} threads, float32, medians")
     print(f"{'kernel':<46} {'ours (us)':>11} {'numpy (us)':>11} {'speedup':>8}")
-    for name, ours, ref in run():
+    for name, ours, ref in run(args.repeats):
         print(f"{name:<46} {ours * 1e6:>11.2f} {ref * 1e6:>11.2f} {ref / ours:>7.2f}x")
 
 

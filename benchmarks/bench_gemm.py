@@ -11,32 +11,14 @@ right after the other.
 from __future__ import annotations
 
 import argparse
-import time
 
+import _timing  # first: re-executes without OpenBLAS overrides before NumPy loads
 import numpy as np
 
 from cnn_core.kernels import gemm, linear_backward, linear_forward
 
 BATCH = 64
-
-
-def _samples(fn, repeats: int) -> float:
-    fn()
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return samples
-
-
-def _compare(ours, numpy_fn, repeats: int, rounds: int = 3) -> tuple[float, float]:
-    """Median seconds of each over `rounds` alternating blocks of `repeats` calls."""
-    t_ours, t_np = [], []
-    for _ in range(rounds):
-        t_ours += _samples(ours, repeats)
-        t_np += _samples(numpy_fn, repeats)
-    return float(np.median(t_ours)), float(np.median(t_np))
+REPEATS = 30
 
 
 def _gemm_case(rng, m, n, k, trans_a=False, trans_b=False):
@@ -103,13 +85,14 @@ def cases(rng):
     return out
 
 
-def run(report=None, repeats: int = 30) -> list[tuple[str, float, float]]:
+def run(report=None, repeats: int = REPEATS) -> list[tuple[str, float, float]]:
     """Time every case; returns rows (name, ours_seconds, numpy_seconds). `report(row, flops)` is called
     per row as it completes (flops is None for non-GEMM cases)."""
     rows = []
     for name, ours, numpy_fn, flops in cases(np.random.default_rng(0)):
         reps = max(3, min(repeats, int(repeats * 2e8 / flops))) if flops else repeats
-        t_ours, t_np = _compare(ours, numpy_fn, reps)
+        # Single calls timed, `reps` per side in each of 3 alternating rounds.
+        t_ours, t_np = _timing.interleaved([ours, numpy_fn], reps, rounds=3)
         rows.append((name, t_ours, t_np))
         if report is not None:
             report(rows[-1], flops)
@@ -126,10 +109,11 @@ def print_row(row, flops) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=30, help="calls per timing block (3 blocks per side)")
+    parser.add_argument("--repeats", type=int, default=REPEATS, help="calls per timing block (3 blocks per side)")
     args = parser.parse_args()
     import cnn_core
     from cnn_core.kernels import _gemm
+    print(_timing.machine())
     print(f"float32, batch {BATCH}; threads {cnn_core.get_num_threads()}; "
           f"micro-kernel {'AVX2+FMA' if _gemm.simd_enabled() else 'portable C'}; medians; ratio = numpy/ours")
     run(print_row, args.repeats)

@@ -3,15 +3,14 @@
     python benchmarks/bench_layers.py [--repeat 50] [--batch 64]
 
 Prints the median over `repeat` timed runs (after warm-up) and, when `import torch` works, PyTorch's median
-for the same layer with the same thread count, and the ratio ours / torch (< 1 means we are faster).
-Both sides compute the input gradient too.
+for the same layer with the same thread count, and the ratio ours / torch (< 1 means we are faster); the
+two are timed in alternating rounds. Both sides compute the input gradient too.
 """
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
+import _timing  # first: re-executes without OpenBLAS overrides before NumPy loads
 import numpy as np
 
 import cnn_core
@@ -54,18 +53,11 @@ def cases(lib, n):
     ]
 
 
-def median_ms(step, repeat: int) -> float:
-    for _ in range(max(3, repeat // 10)):
-        step()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+ROUNDS = 3
 
 
-def ours(factory, shape, repeat):
+def ours(factory, shape):
+    """One forward+backward step of the layer on fixed data."""
     m = factory()
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape).astype(np.float32)
@@ -74,17 +66,23 @@ def ours(factory, shape, repeat):
     def step():
         m(x)
         m.backward(dy)
-    return median_ms(step, repeat)
+    return step
 
 
-def theirs(factory, shape, repeat):
+def theirs(factory, shape):
     m = factory()
     x = torch.randn(shape, requires_grad=True)
     dy = torch.randn(m(x).shape)
 
     def step():
         m(x).backward(dy)
-    return median_ms(step, repeat)
+    return step
+
+
+def median_ms(steps, repeat: int) -> list[float]:
+    """Median milliseconds per step of each, `repeat` single steps in all, in alternating rounds."""
+    per_round = max(1, repeat // ROUNDS)
+    return [1e3 * t for t in _timing.interleaved(steps, per_round, rounds=ROUNDS, warmup=max(3, repeat // 10))]
 
 
 def main() -> None:
@@ -96,6 +94,7 @@ def main() -> None:
     if args.threads is not None:
         cnn_core.set_num_threads(args.threads)
     threads = cnn_core.get_num_threads()
+    print(_timing.machine())
     print(f"cnn_core {cnn_core.__version__}: forward+backward, batch {args.batch}, float32, {threads} threads, "
           f"median of {args.repeat}")
     if torch is not None:
@@ -106,11 +105,11 @@ def main() -> None:
     print(f"{'layer':<22}{'ours ms':>10}{'torch ms':>10}{'ours/torch':>12}")
     torch_cases = cases(torch.nn, args.batch) if torch is not None else None
     for i, (name, factory, shape) in enumerate(cases(nn, args.batch)):
-        t_ours = ours(factory, shape, args.repeat)
+        steps = [ours(factory, shape)] + ([theirs(torch_cases[i][1], shape)] if torch_cases is not None else [])
+        t_ours, *t_torch = median_ms(steps, args.repeat)
         line = f"{name:<22}{t_ours:>10.3f}"
-        if torch_cases is not None:
-            t_torch = theirs(torch_cases[i][1], shape, args.repeat)
-            line += f"{t_torch:>10.3f}{t_ours / t_torch:>12.2f}"
+        if t_torch:
+            line += f"{t_torch[0]:>10.3f}{t_ours / t_torch[0]:>12.2f}"
         print(line)
 
 

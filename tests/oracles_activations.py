@@ -1,4 +1,4 @@
-"""Plain NumPy references for the activation kernels and a Python loop for the perceptron epoch.
+"""Plain NumPy references for the activation functions and their derivatives, straight from the formulas.
 
 The activation references work in float64 whatever the input dtype, straight from the formulas, so a
 float32 kernel is compared against the exact-as-possible value of its own (float32) input.
@@ -47,36 +47,15 @@ def elu_backward_ref(dy, a, alpha=1.0):
     return np.where(a > 0, dy, dy * (a + alpha))
 
 
-def perceptron_epoch_ref(X, y, w, b, eta=1.0, order=None):
-    """The deck's sequential algorithm as a Python loop; returns (w_new, b_new, n_updates), w untouched.
-
-    Arithmetic follows the kernel's documented precision so the two can be compared exactly: w, b and the
-    step eta*y live in X's dtype, and the dot product is a float64 sum in the kernel's fixed order (a
-    float32 product is exact in float64, so only the summation order matters): eight partial sums, lane k
-    taking j = k mod 8 over the first d - d % 8 features, combined pairwise, then the tail left to right.
-    """
-    dt = X.dtype.type
-    w = w.copy()
-    b = dt(b)
-    eta = dt(eta)
-    n_updates = 0
-    for i in (range(X.shape[0]) if order is None else order):
-        s = _dot8(w, X[i])
-        if y[i] * (s + float(b)) <= 0:
-            step = dt(eta * dt(y[i]))
-            w += step * X[i]
-            b = dt(b + step)
-            n_updates += 1
-    return w, float(b), n_updates
+_FORWARD = {"sigmoid": sigmoid_ref, "tanh": tanh_ref, "relu": relu_ref}
 
 
-def _dot8(w, x):
-    d = len(x)
-    m = d - d % 8
-    lanes = [0.0] * 8
-    for j in range(m):
-        lanes[j % 8] += float(w[j]) * float(x[j])
-    s = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
-    for j in range(m, d):
-        s += float(w[j]) * float(x[j])
-    return s
+def activation_ref(z, activation, alpha=1.0):
+    """The activation named `activation` (None: the identity) applied to z, in float64."""
+    if activation is None:
+        return np.array(z, dtype=np.float64)
+    if activation == "elu":
+        return elu_ref(z, alpha)
+    if activation not in _FORWARD:
+        raise ValueError(f"activation: expected one of None, 'elu', {sorted(_FORWARD)}, got {activation!r}")
+    return _FORWARD[activation](z)

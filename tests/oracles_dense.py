@@ -1,9 +1,11 @@
-"""Plain NumPy references for gemm and the fully connected kernels, written straight from the formulas.
+"""Plain NumPy references for gemm (single and batched) and the fully connected layer, straight from the
+formulas.
 
 Everything is computed in float64 whatever the input dtype, so the oracle's own rounding is far below the
 float32 tolerances; for float64 inputs the tolerances allow for it explicitly.
 """
 import numpy as np
+from oracles_activations import activation_ref
 
 
 def op(x, trans):
@@ -28,6 +30,14 @@ def gemm_ref(a, b, c=None, alpha=1.0, beta=0.0, trans_a=False, trans_b=False):
     return out
 
 
+def gemm_batched_ref(a, b, c=None, alpha=1.0, beta=0.0, trans_a=False, trans_b=False):
+    """C[i] = alpha * op(A[i]) @ op(B[i]) + beta * C[i], one gemm_ref per matrix; a 2-D A or B is shared by
+    every i."""
+    batch = max(a.shape[0] if a.ndim == 3 else 1, b.shape[0] if b.ndim == 3 else 1)
+    return np.array([gemm_ref(a[i] if a.ndim == 3 else a, b[i] if b.ndim == 3 else b,
+                              None if c is None else c[i], alpha, beta, trans_a, trans_b) for i in range(batch)])
+
+
 def gemm_tolerance(a, b, c=None, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, dtype=np.float32):
     """Elementwise error bound for C: |fl(C) - C| <= gamma * (|alpha| |op(A)| @ |op(B)| + |beta| |C|).
 
@@ -42,26 +52,6 @@ def gemm_tolerance(a, b, c=None, alpha=1.0, beta=0.0, trans_a=False, trans_b=Fal
     if c is not None and beta != 0:
         scale += abs(beta) * np.abs(np.asarray(c, dtype=np.float64))
     return (k + 3) * eps * scale + np.finfo(dtype).tiny
-
-
-def activation_ref(z, activation, alpha=1.0):
-    """The activations from their definitions, in float64."""
-    z = np.asarray(z, dtype=np.float64)
-    if activation is None:
-        return z.copy()
-    if activation == "sigmoid":
-        with np.errstate(over="ignore"):   # exp(-z) = inf for z << 0 gives the right limit 1/(1+inf) = 0
-            return 1.0 / (1.0 + np.exp(-z))
-    if activation == "tanh":
-        return np.tanh(z)
-    if activation == "relu":
-        return np.where(z > 0, z, 0.0)
-    if activation == "elu":
-        out = z.copy()
-        for idx in zip(*np.nonzero(z <= 0)):
-            out[idx] = alpha * (np.exp(z[idx]) - 1.0)
-        return out
-    raise ValueError(activation)
 
 
 def linear_ref(x, w, b=None, activation=None, alpha=1.0):

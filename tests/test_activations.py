@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import cnn_core.kernels as K
-from cnn_core.kernels import _activations
 from oracles_activations import (elu_backward_ref, elu_ref, relu_backward_ref, relu_ref,
                                  sigmoid_backward_ref, sigmoid_ref, tanh_backward_ref, tanh_ref)
 
@@ -32,17 +31,6 @@ FWD_TOL = {np.float32: dict(rtol=2e-6, atol=np.finfo(np.float32).tiny),
 # Backward: 1 - a*a and 1 - a cancel when |a| -> 1, so the error there is absolute, ~ulp(1) * |dy|
 # (|dy| < 6 here), not relative.
 BWD_TOL = {np.float32: dict(rtol=2e-6, atol=1e-6), np.float64: dict(rtol=1e-13, atol=4e-15)}
-
-
-@pytest.fixture(params=["baseline", "avx2"])
-def simd(request):
-    """Run the test on each SIMD code path (the AVX2/FMA copy is chosen at run time on capable CPUs)."""
-    if request.param not in _activations.simd_paths():
-        pytest.skip(f"CPU cannot run the {request.param} path")
-    before = _activations.get_simd()
-    _activations.set_simd(request.param)
-    yield request.param
-    _activations.set_simd(before)
 
 
 def _rand(rng, shape, dtype, scale=3.0):

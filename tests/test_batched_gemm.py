@@ -1,29 +1,13 @@
-"""gemm_batched / gemm_batched_sum against a loop-over-samples NumPy oracle."""
+"""gemm_batched / gemm_batched_sum against the loop-over-samples oracle (tests/oracles_dense.py)."""
 import numpy as np
 import pytest
+from oracles_dense import gemm_batched_ref
 
-import cnn_core
-from cnn_core.kernels import _gemm
 from cnn_core.kernels.batched_gemm import gemm_batched, gemm_batched_sum
 
 # float32: entries are sums of up to 150 standard-normal products (|entry| up to ~40); the rounding error of
 # such a sum is ~ sqrt(k) * eps32 * max partial sum ~ 1e-5, so atol 1e-4 (entries near 0 have no relative scale).
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-4), np.float64: dict(rtol=1e-12, atol=1e-12)}
-
-
-def op(x, t):
-    return x.T if t else x
-
-
-def batched_ref(a, b, c, alpha, beta, ta, tb):
-    a64, b64 = a.astype(np.float64), b.astype(np.float64)
-    batch = max(a.shape[0] if a.ndim == 3 else 1, b.shape[0] if b.ndim == 3 else 1)
-    out = []
-    for i in range(batch):
-        ai = a64[i] if a.ndim == 3 else a64
-        bi = b64[i] if b.ndim == 3 else b64
-        out.append(alpha * op(ai, ta) @ op(bi, tb) + (beta * c[i] if beta else 0))
-    return np.array(out)
 
 
 def mat(rng, shape, dtype):
@@ -42,11 +26,11 @@ def test_gemm_batched_matches_oracle(dtype, ta, tb, shared, batch, m, n, k):
     b = mat(rng, b_shape if shared == "b" else (batch,) + b_shape, dtype)
     c0 = mat(rng, (batch, m, n), dtype)
     np.testing.assert_allclose(gemm_batched(a, b, trans_a=ta, trans_b=tb),
-                               batched_ref(a, b, c0, 1.0, 0.0, ta, tb), **TOL[dtype])
+                               gemm_batched_ref(a, b, c0, 1.0, 0.0, ta, tb), **TOL[dtype])
     c = c0.copy()
     out = gemm_batched(a, b, c=c, alpha=0.5, beta=2.0, trans_a=ta, trans_b=tb)
     assert out is c
-    np.testing.assert_allclose(c, batched_ref(a, b, c0, 0.5, 2.0, ta, tb), **TOL[dtype])
+    np.testing.assert_allclose(c, gemm_batched_ref(a, b, c0, 0.5, 2.0, ta, tb), **TOL[dtype])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -58,7 +42,7 @@ def test_gemm_batched_sum_matches_oracle(dtype, ta, tb, batch):
     a = mat(rng, (batch,) + ((k, m) if ta else (m, k)), dtype)
     b = mat(rng, (batch,) + ((n, k) if tb else (k, n)), dtype)
     c0 = mat(rng, (m, n), dtype)
-    ref = batched_ref(a, b, np.zeros((batch, m, n)), 1.0, 0.0, ta, tb).sum(axis=0)
+    ref = gemm_batched_ref(a, b, None, 1.0, 0.0, ta, tb).sum(axis=0)
     # float32: a sum of batch*k products; relative error grows like sqrt(batch*k) * eps, so a 1e-4 bound.
     tol = dict(rtol=1e-4, atol=1e-3) if dtype == np.float32 else TOL[dtype]
     np.testing.assert_allclose(gemm_batched_sum(a, b, trans_a=ta, trans_b=tb), ref, **tol)
@@ -79,16 +63,12 @@ def test_beta_zero_ignores_garbage_in_c():
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_thread_counts_agree(threads):
+def test_thread_counts_agree(num_threads, threads):
     rng = np.random.default_rng(1)
     a, b = mat(rng, (16, 100), np.float64), mat(rng, (33, 100, 150), np.float64)
-    before = cnn_core.get_num_threads()
-    try:
-        cnn_core.set_num_threads(threads)
-        c = gemm_batched(a, b)
-        s = gemm_batched_sum(b, b, trans_b=True)
-    finally:
-        cnn_core.set_num_threads(before)
+    num_threads(threads)
+    c = gemm_batched(a, b)
+    s = gemm_batched_sum(b, b, trans_b=True)
     np.testing.assert_allclose(c, np.matmul(a, b), rtol=1e-12)
     # s sums 33*150 products (sum of |products| ~ 3000): its rounding error is ~ 3000 * eps64 ~ 7e-13 in
     # absolute terms whatever the summation order, so off-diagonal entries that cancel to near 0 need an
@@ -132,26 +112,13 @@ def test_output_overlapping_an_input_is_rejected():
         gemm_batched(a, np.ones((2, 3, 3)), c=a)
 
 
-@pytest.fixture(params=["simd", "portable"])
-def kernel(request):
-    """Run with the AVX2+FMA dot-product kernel of the NT sum (src_c/gemm_nt.c) and with its portable
-    fallback (the packed GEMM)."""
-    was = _gemm.simd_enabled()
-    if request.param == "portable":
-        _gemm.set_simd(False)
-    elif not _gemm.set_simd(True):
-        pytest.skip("CPU without AVX2+FMA")
-    yield request.param
-    _gemm.set_simd(was)
-
-
 # The NT kernel works in 4 x 3 blocks of c along 8 (float32) or 4 (float64) lanes of k: these shapes cover
 # m and n below, at and past a block edge, k below one vector, at a multiple, and with every tail length.
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("m, n, k", [(1, 1, 1), (4, 3, 8), (5, 4, 9), (6, 25, 784), (16, 150, 100), (7, 2, 3),
                                      (3, 5, 17), (2, 7, 12), (9, 1, 31), (1, 6, 4), (8, 6, 15)])
 @pytest.mark.parametrize("batch", [1, 5])
-def test_gemm_batched_sum_nt_edges(kernel, dtype, m, n, k, batch):
+def test_gemm_batched_sum_nt_edges(simd, dtype, m, n, k, batch):
     rng = np.random.default_rng(m * 1000 + n * 10 + k)
     a, b = mat(rng, (batch, m, k), dtype), mat(rng, (batch, n, k), dtype)
     c0 = mat(rng, (m, n), dtype)

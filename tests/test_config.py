@@ -34,15 +34,11 @@ def test_show_config_prints_version_openmp_threads_dtypes(capsys):
     assert "float32" in text and "float64" in text
 
 
-def test_set_num_threads_round_trip():
-    before = cnn_core.get_num_threads()
-    try:
-        cnn_core.set_num_threads(1)
-        assert cnn_core.get_num_threads() == 1
-        cnn_core.set_num_threads(3)
-        assert cnn_core.get_num_threads() == (3 if cnn_core.openmp_enabled() else 1)
-    finally:
-        cnn_core.set_num_threads(before)
+def test_set_num_threads_round_trip(num_threads):
+    num_threads(1)
+    assert cnn_core.get_num_threads() == 1
+    num_threads(3)
+    assert cnn_core.get_num_threads() == (3 if cnn_core.openmp_enabled() else 1)
 
 
 @pytest.mark.parametrize("n", [0, -2, 1 << 20])

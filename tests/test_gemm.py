@@ -1,7 +1,7 @@
 """cnn_core.kernels.gemm against the float64 formula oracle (tests/oracles_dense.py)."""
 import numpy as np
 import pytest
-from oracles_dense import gemm_ref, gemm_tolerance, op
+from oracles_dense import gemm_ref, gemm_tolerance
 
 import cnn_core
 from cnn_core.kernels import _gemm, gemm
@@ -30,27 +30,15 @@ def assert_gemm_close(c, a, b, c0=None, alpha=1.0, beta=0.0, trans_a=False, tran
     assert np.all(err <= tol), f"{what}: max error {err.max():.3g}, at tolerance {tol.flat[np.argmax(err - tol)]:.3g}"
 
 
-@pytest.fixture(params=["simd", "simd-packed", "simd-unpacked", "portable"])
-def kernel(request):
+@pytest.fixture(params=["avx2", "avx2-packed", "avx2-unpacked", "baseline"])
+def kernel(request, use_simd):
     """Run a test with the AVX2+FMA micro-kernels (packing chosen by shape, forced on, forced off) and with
     the portable C one."""
-    was = _gemm.simd_enabled()
-    if request.param == "portable":
-        _gemm.set_simd(False)
-    elif not _gemm.set_simd(True):
-        pytest.skip("CPU without AVX2+FMA")
-    _gemm.set_unpacked({"simd-packed": 0, "simd-unpacked": 1}.get(request.param, -1))
+    path, _, packing = request.param.partition("-")
+    use_simd(path)
+    _gemm.set_unpacked({"packed": 0, "unpacked": 1}.get(packing, -1))
     yield request.param
     _gemm.set_unpacked(-1)
-    _gemm.set_simd(was)
-
-
-@pytest.fixture
-def threads():
-    """Restore the OpenMP thread count a test changes."""
-    n = cnn_core.get_num_threads()
-    yield
-    cnn_core.set_num_threads(n)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -154,15 +142,15 @@ def test_transposed_view_equals_trans_flag(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m,n,k", [(300, 520, 270), (6, 5000, 40), (257, 9, 700), (64, 100, 784)])
 @pytest.mark.parametrize("trans_a,trans_b", TRANS)
-def test_threads_match_serial_bitwise(threads, dtype, m, n, k, trans_a, trans_b):
+def test_threads_match_serial_bitwise(num_threads, dtype, m, n, k, trans_a, trans_b):
     # Each thread owns whole micro-tiles of C and runs the serial loop nest on them, so every element sees
     # the same operations in the same order whatever the thread count.
     rng = np.random.default_rng(9)
     a, b = operands(rng, m, n, k, trans_a, trans_b, dtype)
-    cnn_core.set_num_threads(1)
+    num_threads(1)
     serial = gemm(a, b, trans_a=trans_a, trans_b=trans_b)
     for t in (2, 3):
-        cnn_core.set_num_threads(t)
+        num_threads(t)
         c = gemm(a, b, trans_a=trans_a, trans_b=trans_b)
         np.testing.assert_array_equal(c, serial)
     assert_gemm_close(c, a, b, trans_a=trans_a, trans_b=trans_b)

@@ -2,6 +2,9 @@
 stacked; forward passes against plain NumPy formulas."""
 import numpy as np
 import pytest
+from oracles_conv import conv2d_ref
+from oracles_pooling import avg_pool2d_ref, max_pool2d_ref
+from oracles_rnn import rnn_ref
 
 import cnn_core
 from cnn_core import nn
@@ -11,43 +14,6 @@ F64 = np.float64
 
 def rand(*shape, seed=0):
     return np.random.default_rng(seed).standard_normal(shape)
-
-
-# ---- forward oracles, straight from the formulas -------------------------------------------------------
-def conv2d_ref(x, w, b, stride, padding):
-    n, c, h, wd = x.shape
-    f, _, kh, kw = w.shape
-    (sh, sw), (ph, pw) = stride, padding
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    oh, ow = (h + 2 * ph - kh) // sh + 1, (wd + 2 * pw - kw) // sw + 1
-    z = np.zeros((n, f, oh, ow))
-    for i in range(n):
-        for j in range(f):
-            for u in range(oh):
-                for v in range(ow):
-                    z[i, j, u, v] = np.sum(xp[i, :, u * sh:u * sh + kh, v * sw:v * sw + kw] * w[j])
-            z[i, j] += 0 if b is None else b[j]
-    return z
-
-
-def pool_ref(x, k, s, op):
-    n, c, h, w = x.shape
-    oh, ow = (h - k[0]) // s[0] + 1, (w - k[1]) // s[1] + 1
-    out = np.zeros((n, c, oh, ow))
-    for u in range(oh):
-        for v in range(ow):
-            out[:, :, u, v] = op(x[:, :, u * s[0]:u * s[0] + k[0], v * s[1]:v * s[1] + k[1]], axis=(2, 3))
-    return out
-
-
-def rnn_ref(x, h0, w_ih, w_hh, b_ih, b_hh, sigma):
-    n, t_len, _ = x.shape
-    h = np.zeros((n, w_hh.shape[0])) if h0 is None else h0
-    outs = []
-    for t in range(t_len):
-        h = sigma(x[:, t] @ w_ih.T + b_ih + h @ w_hh.T + b_hh)
-        outs.append(h)
-    return np.stack(outs, axis=1), h
 
 
 @pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-5), (np.float64, 1e-12)])
@@ -63,26 +29,26 @@ def test_linear_forward_matches_formula(dtype, tol):
 def test_conv2d_forward_matches_loops(k, s, p, bias):
     m = nn.Conv2d(3, 2, k, stride=s, padding=p, bias=bias, dtype=F64, rng=2)
     x = rand(2, 3, 7, 6)
-    ref = conv2d_ref(x, m.weight.data, None if not bias else m.bias.data, m.stride, m.padding)
+    ref = conv2d_ref(x, m.weight.data, m.stride, m.padding, bias=m.bias.data if bias else None)
     np.testing.assert_allclose(m(x), ref, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("cls,op", [(nn.MaxPool2d, np.max), (nn.AvgPool2d, np.mean)])
+@pytest.mark.parametrize("cls,ref", [(nn.MaxPool2d, lambda *a: max_pool2d_ref(*a)[0]), (nn.AvgPool2d, avg_pool2d_ref)])
 @pytest.mark.parametrize("k,s", [(2, None), (3, 2), ((2, 3), (1, 2))])
-def test_pool_forward_matches_loops(cls, op, k, s):
+def test_pool_forward_matches_loops(cls, ref, k, s):
     m = cls(k, s, dtype=F64)
     x = rand(2, 3, 7, 8)
-    np.testing.assert_allclose(m(x), pool_ref(x, m.kernel_size, m.stride, op), rtol=1e-12)
+    np.testing.assert_allclose(m(x), ref(x, m.kernel_size, m.stride), rtol=1e-12)
 
 
-@pytest.mark.parametrize("nonlinearity,sigma", [("tanh", np.tanh), ("relu", lambda z: np.maximum(z, 0))])
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
 @pytest.mark.parametrize("with_h0", [False, True])
-def test_rnn_forward_matches_loop(nonlinearity, sigma, with_h0):
+def test_rnn_forward_matches_loop(nonlinearity, with_h0):
     m = nn.RNN(3, 4, nonlinearity, dtype=F64, rng=3)
     x = rand(2, 5, 3)
     h0 = rand(2, 4, seed=1) if with_h0 else None
     out, hn = m(x, h0)
-    ref_out, ref_hn = rnn_ref(x, h0, m.weight_ih.data, m.weight_hh.data, m.bias_ih.data, m.bias_hh.data, sigma)
+    ref_out, ref_hn = rnn_ref(x, h0, m.weight_ih.data, m.weight_hh.data, m.bias_ih.data, m.bias_hh.data, nonlinearity)
     np.testing.assert_allclose(out, ref_out, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(hn, ref_hn, rtol=1e-12, atol=1e-12)
 

@@ -285,10 +285,90 @@ def test_fit_turns_input_grad_off_and_restores_it():
     assert model.input_grad is True
 
 
+NAN = np.array([[np.nan, 1.0]], np.float32)
+
+
 def test_only_the_first_layer_of_a_sequential_screens_for_nan():
     model = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
     with pytest.raises(ValueError, match="Linear: x: expected finite values"):
-        model(np.array([[np.nan, 1.0]], np.float32))
-    assert model[0]._screen_input and not model[1]._screen_input
+        model(NAN)
     with pytest.raises(ValueError, match="ReLU: z: expected finite values"):
         nn.ReLU()(np.array([np.nan], np.float32))  # a layer used alone still screens
+
+
+def test_a_layer_screens_alone_after_being_put_in_a_sequential():
+    relu, lin = nn.ReLU(), nn.Linear(2, 2)
+    nn.Sequential(nn.Linear(2, 2), relu, lin)
+    with pytest.raises(ValueError, match="ReLU: z: expected finite values"):
+        relu(NAN)
+    with pytest.raises(ValueError, match="Linear: x: expected finite values"):
+        lin.forward(NAN)
+    # ... and as the first layer of another model
+    with pytest.raises(ValueError, match="ReLU: z: expected finite values"):
+        nn.Sequential(relu, nn.Linear(2, 2))(NAN)
+
+
+def test_nesting_and_slicing_leave_the_original_model_screening():
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2), nn.Tanh())
+    outer = nn.Sequential(nn.Linear(2, 2), model)   # model now runs behind a layer
+    tail = model[1:]                                # model[1] is first in the slice
+    x = np.array([[0.5, -1.0]], np.float32)
+    np.testing.assert_array_equal(outer(x), model(outer[0](x)))
+    np.testing.assert_array_equal(model(x), tail(model[0](x)))
+    with pytest.raises(ValueError, match="Linear: x: expected finite values"):
+        model(NAN)
+    with pytest.raises(ValueError, match="ReLU: z: expected finite values"):
+        tail(NAN)
+    with pytest.raises(ValueError, match="ReLU: z: expected finite values"):
+        model[1](NAN)
+    with pytest.raises(ValueError, match="Linear: x: expected finite values"):
+        outer(NAN)
+
+
+def test_nan_input_to_a_sequential_is_checked_once_at_the_boundary(monkeypatch):
+    from cnn_core.nn import module
+    calls = []
+    real = module.check_finite
+    monkeypatch.setattr(module, "check_finite", lambda x, what: (calls.append(what), real(x, what)))
+    inner = nn.Sequential(nn.Linear(2, 3), nn.ReLU())
+    model = nn.Sequential(nn.Linear(2, 2), nn.Tanh(), inner, nn.Sigmoid())
+    model(np.ones((4, 2), np.float32))
+    assert calls == ["Linear: x"]
+    calls.clear()
+    inner(np.ones((4, 2), np.float32))   # entered directly, the nested model screens its own input
+    assert calls == ["Linear: x"]
+    calls.clear()
+    with pytest.raises(ValueError, match="Linear: x: expected finite values"):
+        model(NAN)
+    assert calls == ["Linear: x"]
+
+
+def test_screen_state_is_restored_after_an_error_inside_a_sequential():
+    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(3, 2))   # the second layer's shape check fails
+    with pytest.raises(ValueError, match="expected"):
+        model(np.ones((1, 2), np.float32))
+    with pytest.raises(ValueError, match="ReLU: z: expected finite values"):
+        nn.ReLU()(NAN)
+
+
+def test_screen_is_per_thread():
+    import threading
+    entered, release = threading.Event(), threading.Event()
+
+    class Blocking(nn.Module):
+        def forward(self, x):
+            entered.set()
+            release.wait(10)
+            return x
+
+    model = nn.Sequential(nn.ReLU(), Blocking())
+    t = threading.Thread(target=model, args=(np.ones((1, 2), np.float32),))
+    t.start()
+    try:
+        assert entered.wait(10)
+        # another thread is inside model's fed_by_a_layer block: this thread's callers are still screened
+        with pytest.raises(ValueError, match="ReLU: z: expected finite values"):
+            nn.ReLU()(NAN)
+    finally:
+        release.set()
+        t.join()

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from cnn_core.kernels import perceptron_epoch
-from oracles_activations import perceptron_epoch_ref
+from oracles_perceptron import perceptron_epoch_ref
 
 DTYPES = [np.float32, np.float64]
 

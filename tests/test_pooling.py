@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from oracles_conv import avg_pool2d_backward_ref, avg_pool2d_ref, max_pool2d_backward_ref, max_pool2d_ref
+from oracles_pooling import avg_pool2d_backward_ref, avg_pool2d_ref, max_pool2d_backward_ref, max_pool2d_ref
 
-from cnn_core.kernels import _pooling, avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
+from cnn_core.kernels import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
 
 DTYPES = [np.float32, np.float64]
 # Window sums of at most KH*KW O(1) terms in a different order / precision than the float64 oracle:
@@ -289,38 +289,12 @@ def test_avg_backward_kernel_larger_than_input():
         avg_pool2d_backward(DOUT, X.shape, (2, 7))
 
 
-@pytest.fixture(params=["simd", "general"])
-def pool_kernel(request):
-    """2x2/stride-2 max pooling through the AVX2 kernel (src_c/maxpool2x2.c) and through the general loop."""
-    was = _pooling.simd_enabled()
-    if request.param == "general":
-        _pooling.set_simd(False)
-    elif not _pooling.set_simd(True):
-        pytest.skip("CPU without AVX2")
-    yield request.param
-    _pooling.set_simd(was)
-
-
-def max_pool_2x2_nan_ref(x):
-    """2x2/stride-2 windows: the first NaN of a window (row-major) if any, else its first maximum."""
-    n_, c_, h_, w_ = x.shape
-    out = np.zeros((n_, c_, h_ // 2, w_ // 2), dtype=x.dtype)
-    argmax = np.zeros(out.shape, dtype=np.int64)
-    for n, c, oh, ow in np.ndindex(*out.shape):
-        idx = [(2 * oh + i) * w_ + 2 * ow + j for i in range(2) for j in range(2)]
-        vals = [x[n, c].flat[k] for k in idx]
-        nan = [k for k, v in zip(idx, vals) if np.isnan(v)]
-        best = nan[0] if nan else idx[int(np.argmax(vals))]  # np.argmax keeps the first maximum
-        out[n, c, oh, ow], argmax[n, c, oh, ow] = x[n, c].flat[best], best
-    return out, argmax
-
-
 # The AVX2 kernel takes 8 (float32) or 4 (float64) windows per step and masks a row's last step: widths
 # cover one partial step, exact steps, a step plus every remainder, and odd sizes (a dropped row/column).
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("h, w", [(2, 2), (3, 5), (4, 8), (5, 10), (2, 16), (6, 17), (28, 28), (10, 10),
                                   (4, 30), (3, 33), (2, 35)])
-def test_max_pool_2x2_kernel_matches_oracle(pool_kernel, dtype, h, w):
+def test_max_pool_2x2_kernel_matches_oracle(simd, dtype, h, w):
     rng = np.random.default_rng(h * 100 + w)
     x = rng.integers(0, 3, (2, 3, h, w)).astype(dtype)  # few values: many ties
     out, argmax = max_pool2d_forward(x, 2)
@@ -336,29 +310,25 @@ def test_max_pool_2x2_kernel_matches_oracle(pool_kernel, dtype, h, w):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("w", [6, 18, 34])
-def test_max_pool_2x2_kernel_nan_and_infinities(pool_kernel, dtype, w):
+def test_max_pool_2x2_kernel_nan_and_infinities(simd, dtype, w):
     rng = np.random.default_rng(w)
     x = rng.standard_normal((1, 2, 6, w)).astype(dtype)
     x[rng.random(x.shape) < 0.15] = np.nan   # NaNs at every window position, some windows with two or more
     x[rng.random(x.shape) < 0.05] = np.inf
     x[rng.random(x.shape) < 0.05] = -np.inf
     out, argmax = max_pool2d_forward(x, 2)
-    ref_out, ref_argmax = max_pool_2x2_nan_ref(x)
+    ref_out, ref_argmax = max_pool2d_ref(x, 2)
     np.testing.assert_array_equal(argmax, ref_argmax)
     np.testing.assert_array_equal(out, ref_out)  # treats NaNs in the same places as equal
 
 
-def test_max_pool_2x2_kernel_agrees_with_general_loop():
+def test_max_pool_2x2_kernel_agrees_with_general_loop(use_simd):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((64, 6, 28, 28)).astype(np.float32)
     x[rng.random(x.shape) < 0.01] = np.nan
-    was = _pooling.simd_enabled()
-    try:
-        _pooling.set_simd(False)
-        expect = max_pool2d_forward(x, 2)
-        _pooling.set_simd(True)
-        got = max_pool2d_forward(x, 2)
-    finally:
-        _pooling.set_simd(was)
+    use_simd("baseline")
+    expect = max_pool2d_forward(x, 2)
+    use_simd("avx2")
+    got = max_pool2d_forward(x, 2)
     np.testing.assert_array_equal(got[1], expect[1])
     np.testing.assert_array_equal(got[0], expect[0])

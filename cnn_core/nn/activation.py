@@ -38,28 +38,99 @@ class _Activation(Module):
 
 @register_module
 class Sigmoid(_Activation):
-    """a = 1 / (1 + e^-z)."""
+    """Logistic sigmoid, elementwise: ``a = 1 / (1 + e^-z)``; backward multiplies by ``sigma'(z) = a (1 - a)``.
+
+    Args:
+        dtype: float32 (default) or float64, the accepted input.
+
+    Shape:
+        - Input: ``(*)``, any shape
+        - Output: ``(*)``, the input's shape
+
+    Example:
+        >>> import numpy as np
+        >>> from cnn_core import nn
+        >>> act = nn.Sigmoid()
+        >>> act(np.array([-100.0, 0.0, 100.0], np.float32))
+        array([0. , 0.5, 1. ], dtype=float32)
+        >>> act.backward(np.ones(3, np.float32))
+        array([0.  , 0.25, 0.  ], dtype=float32)
+    """
 
     _op = "sigmoid"
 
 
 @register_module
 class Tanh(_Activation):
-    """a = tanh(z) = 2 sigmoid(2z) - 1."""
+    """Hyperbolic tangent, elementwise: ``a = tanh(z) = 2 sigmoid(2z) - 1``; backward multiplies by
+    ``sigma'(z) = 1 - a^2``.
+
+    Args:
+        dtype: float32 (default) or float64, the accepted input.
+
+    Shape:
+        - Input: ``(*)``, any shape
+        - Output: ``(*)``, the input's shape
+
+    Example:
+        >>> import numpy as np
+        >>> from cnn_core import nn
+        >>> act = nn.Tanh()
+        >>> act(np.array([-100.0, 100.0], np.float32))
+        array([-1.,  1.], dtype=float32)
+        >>> act.backward(np.ones(2, np.float32))
+        array([0., 0.], dtype=float32)
+    """
 
     _op = "tanh"
 
 
 @register_module
 class ReLU(_Activation):
-    """a = max(z, 0)."""
+    """Rectified linear unit, elementwise: ``a = max(z, 0)``; backward multiplies by ``sigma'(z) = [a > 0]``.
+
+    Args:
+        dtype: float32 (default) or float64, the accepted input.
+
+    Shape:
+        - Input: ``(*)``, any shape
+        - Output: ``(*)``, the input's shape
+
+    Example:
+        >>> import numpy as np
+        >>> from cnn_core import nn
+        >>> act = nn.ReLU()
+        >>> act(np.array([[-1.0, 0.0, 2.0]], np.float32))
+        array([[0., 0., 2.]], dtype=float32)
+        >>> act.backward(np.array([[5.0, 5.0, 5.0]], np.float32))
+        array([[0., 0., 5.]], dtype=float32)
+    """
 
     _op = "relu"
 
 
 @register_module
 class ELU(_Activation):
-    """a = z for z > 0, alpha (e^z - 1) otherwise."""
+    """Exponential linear unit, elementwise: ``a = z`` for z > 0, ``alpha (e^z - 1)`` otherwise; backward
+    multiplies by ``sigma'(z)``, 1 for z > 0 and ``a + alpha`` otherwise.
+
+    Args:
+        alpha: scale of the negative part, a positive number (default 1.0); a -> -alpha as z -> -inf.
+        dtype: float32 (default) or float64, the accepted input.
+
+    Shape:
+        - Input: ``(*)``, any shape
+        - Output: ``(*)``, the input's shape
+
+    Example:
+        >>> import numpy as np
+        >>> from cnn_core import nn
+        >>> act = nn.ELU(alpha=2.0, dtype=np.float64)
+        >>> act(np.array([-np.log(2.0), 0.0, 3.0]))         # 2 (1/2 - 1) = -1
+        array([-1.,  0.,  3.])
+        >>> act.backward(np.ones(3))
+        array([1., 2., 1.])
+    """
 
     _op = "elu"
 

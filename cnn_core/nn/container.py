@@ -5,17 +5,41 @@ from typing import Iterator
 
 import numpy as np
 
-from cnn_core.nn.module import (Module, module_from_config, module_to_config, parameter_shapes_from_config,
-                                register_module)
+from cnn_core.nn.module import (Module, fed_by_a_layer, module_from_config, module_to_config,
+                                parameter_shapes_from_config, register_module)
 
 
 @register_module
 class Sequential(Module):
-    """Sequential(*modules): a = m_k(...m_1(x)); backward hands each layer's delta to the one before it.
+    """``Sequential(*modules)``: ``a = m_k(...m_1(x))``; backward hands each layer's delta to the one before it.
 
     All modules must share one dtype, which becomes the container's. Only the first layer screens its input
-    for NaN/inf: the others are fed by a layer, and a non-finite value born inside the network reaches the
-    loss, which rejects it. ``input_grad`` is the first layer's.
+    for NaN/inf, and only when the call enters the network there: the others are fed by a layer (they run
+    inside ``fed_by_a_layer``), and a non-finite value born inside the network reaches the loss, which
+    rejects it. The modules themselves are not changed, so a layer keeps screening when used alone or in
+    another model. ``input_grad`` is the first layer's.
+
+    Indexing returns a module, slicing a new Sequential of the same (shared) modules.
+
+    Args:
+        *modules: the layers, in the order the input flows through them.
+
+    Shape:
+        - Input: the first module's input
+        - Output: the last module's output
+
+    Example:
+        >>> import numpy as np
+        >>> from cnn_core import nn
+        >>> model = nn.Sequential(nn.Linear(784, 30, rng=0), nn.Sigmoid(), nn.Linear(30, 10, rng=1))
+        >>> model(np.zeros((4, 784), np.float32)).shape
+        (4, 10)
+        >>> len(model), model[1]
+        (3, Sigmoid())
+        >>> model[:2](np.zeros((4, 784), np.float32)).shape
+        (4, 30)
+        >>> [name for name, _ in model.named_parameters()]
+        ['0.weight', '0.bias', '2.weight', '2.bias']
     """
 
     def __init__(self, *modules: Module):
@@ -29,13 +53,7 @@ class Sequential(Module):
         super().__init__(dtypes.pop() if dtypes else None)
         for i, m in enumerate(modules):
             setattr(self, str(i), m)
-            if i:
-                m._set_screen_input(False)
         self._layers = list(modules)
-
-    def _set_screen_input(self, on: bool) -> None:
-        if self._layers:
-            self._layers[0]._set_screen_input(on)
 
     @property
     def input_grad(self) -> bool:
@@ -49,8 +67,12 @@ class Sequential(Module):
             layers[0].input_grad = bool(on)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        for m in self._layers:
-            x = m.forward(x)
+        if not self._layers:
+            return x
+        x = self._layers[0].forward(x)
+        with fed_by_a_layer():
+            for m in self._layers[1:]:
+                x = m.forward(x)
         return x
 
     def backward(self, dy: np.ndarray) -> np.ndarray:

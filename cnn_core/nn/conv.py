@@ -23,7 +23,48 @@ from cnn_core.nn.module import Module, Parameter, register_module
 
 @register_module
 class Conv2d(Module):
-    """x (N, in_channels, H, W) -> z (N, out_channels, OH, OW); weight (out, in, KH, KW), bias (out,)."""
+    """2-D convolution (cross-correlation, as in PyTorch) of a batch of images with ``out_channels`` filters.
+
+    ``z[n, f] = bias[f] + sum_c weight[f, c] * x_pad[n, c]``, where ``*`` slides the ``KH x KW`` kernel over
+    the zero-padded input with the given stride. Computed as im2col + one GEMM per batch (module docstring).
+
+    Output size, per spatial axis (no dilation: PyTorch's formula with d = 1)::
+
+        H_out = floor((H + 2 * padding[0] - kernel_size[0]) / stride[0]) + 1
+        W_out = floor((W + 2 * padding[1] - kernel_size[1]) / stride[1]) + 1
+
+    Args:
+        in_channels: C, the channels of the input.
+        out_channels: F, the number of filters (channels of the output).
+        kernel_size: KH x KW, an int (square) or a pair of ints.
+        stride: step of the window, an int or a pair (default 1).
+        padding: zeros added on both sides of each spatial axis, an int or a pair (default 0).
+        bias: whether to learn a bias per filter (default True).
+        dtype: float32 (default) or float64, for the parameters and the accepted input.
+        rng: seed or ``numpy.random.Generator`` for the initial weights (default: the global one,
+            see ``cnn_core.manual_seed``).
+        init: ``"default"``, PyTorch's (kaiming-uniform weights, biases ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)));
+            or ``"normal"``, the deck's (weights ~ N(0, 1/fan_in), biases ~ N(0, 1)).
+
+    Shape:
+        - Input: ``(N, C, H, W)``
+        - Output: ``(N, F, H_out, W_out)``
+        - weight: ``(F, C, KH, KW)``, bias: ``(F,)``
+
+    Example:
+        >>> import numpy as np
+        >>> from cnn_core import nn
+        >>> conv = nn.Conv2d(1, 6, 5, padding=2, rng=0)    # LeNet-5's first layer
+        >>> conv.weight.shape
+        (6, 1, 5, 5)
+        >>> z = conv(np.zeros((8, 1, 28, 28), np.float32))
+        >>> z.shape                                        # floor((28 + 4 - 5) / 1) + 1 = 28
+        (8, 6, 28, 28)
+        >>> nn.Conv2d(6, 16, 5, stride=2)(np.zeros((8, 6, 14, 14), np.float32)).shape
+        (8, 16, 5, 5)
+        >>> conv.backward(np.ones_like(z)).shape           # dC/dx; dC/dw, dC/db accumulate in .grad
+        (8, 1, 28, 28)
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True,
                  dtype=None, rng=None, init: str = "default"):

@@ -8,7 +8,25 @@ from cnn_core.nn.module import Module, no_parameters, register_module
 
 @register_module
 class Flatten(Module):
-    """Keeps the batch axis and flattens the rest (torch.nn.Flatten with start_dim=1)."""
+    """Keeps the batch axis and flattens the rest (torch.nn.Flatten with start_dim=1); backward reshapes
+    the delta back to the input's shape.
+
+    Args:
+        dtype: float32 (default) or float64, the accepted input.
+
+    Shape:
+        - Input: ``(N, *)``, at least 2-D
+        - Output: ``(N, prod(*))``
+
+    Example:
+        >>> import numpy as np
+        >>> from cnn_core import nn
+        >>> flat = nn.Flatten()
+        >>> flat(np.zeros((8, 16, 5, 5), np.float32)).shape      # LeNet-5: conv features into Linear(400, 120)
+        (8, 400)
+        >>> flat.backward(np.zeros((8, 400), np.float32)).shape
+        (8, 16, 5, 5)
+    """
 
     parameter_shapes = classmethod(no_parameters)
 

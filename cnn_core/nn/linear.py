@@ -13,7 +13,41 @@ from cnn_core.nn.module import Module, Parameter, register_module
 
 @register_module
 class Linear(Module):
-    """z = x w^T + b with x (N, in_features), weight (out_features, in_features), bias (out_features,)."""
+    """Fully connected layer: ``z = x w^T + b``, the deck's ``z = w a + b`` for a batch of row vectors.
+
+    Backward takes ``delta = dC/dz`` and accumulates ``dC/dw = delta^T x`` (BP4) and ``dC/db = sum_n delta``
+    (BP3) into the parameters' ``.grad``; it returns ``dC/dx = delta w`` (BP2 before the activation's
+    sigma'), or None when ``input_grad`` is False.
+
+    Args:
+        in_features: width of each input row.
+        out_features: width of each output row.
+        bias: whether to learn the bias b (default True).
+        dtype: float32 (default) or float64, for the parameters and the accepted input.
+        rng: seed or ``numpy.random.Generator`` for the initial weights (default: the global one,
+            see ``cnn_core.manual_seed``).
+        init: ``"default"``, PyTorch's (kaiming-uniform weights, biases ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)));
+            or ``"normal"``, the deck's (weights ~ N(0, 1/fan_in), biases ~ N(0, 1)).
+
+    Shape:
+        - Input: ``(N, in_features)``
+        - Output: ``(N, out_features)``
+        - weight: ``(out_features, in_features)``, bias: ``(out_features,)``
+
+    Example:
+        >>> import numpy as np
+        >>> from cnn_core import nn
+        >>> fc = nn.Linear(3, 2, rng=0)
+        >>> fc.weight.data[:] = [[1, 0, 0], [1, 1, 1]]
+        >>> fc.bias.data[:] = [0, -1]
+        >>> fc(np.array([[1, 2, 3]], np.float32))
+        array([[1., 5.]], dtype=float32)
+        >>> fc.backward(np.array([[1, 1]], np.float32))       # dC/dx = delta w
+        array([[2., 1., 1.]], dtype=float32)
+        >>> fc.weight.grad                                    # dC/dw = delta^T x
+        array([[1., 2., 3.],
+               [1., 2., 3.]], dtype=float32)
+    """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=None, rng=None,
                  init: str = "default"):

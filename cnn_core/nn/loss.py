@@ -72,6 +72,21 @@ class CrossEntropyLoss(_Loss):
 
     log softmax uses the stable log-sum-exp (shift by the row max, as nn.functional.log_softmax does);
     dC/dz = (softmax(z) - onehot(y)) / n.
+
+    Shape:
+        - pred: ``(n, classes)`` logits, float32 or float64
+        - target: ``(n,)`` integer labels in ``[0, classes)``
+        - Output: a Python float; ``backward()`` gives dC/dpred ``(n, classes)``
+
+    Example:
+        >>> import numpy as np
+        >>> from cnn_core import nn
+        >>> crit = nn.CrossEntropyLoss()
+        >>> round(crit(np.zeros((2, 4), np.float32), np.array([0, 3])), 4)     # log 4
+        1.3863
+        >>> crit.backward()
+        array([[-0.375,  0.125,  0.125,  0.125],
+               [ 0.125,  0.125,  0.125, -0.375]], dtype=float32)
     """
 
     def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
@@ -92,7 +107,22 @@ class CrossEntropyLoss(_Loss):
 
 
 class MSELoss(_Loss):
-    """C = mean over all elements of (a - y)^2; dC/da = 2 (a - y) / numel."""
+    """C = mean over all elements of (a - y)^2; dC/da = 2 (a - y) / numel.
+
+    Shape:
+        - pred: ``(*)``, float32 or float64
+        - target: ``(*)``, pred's shape and dtype
+        - Output: a Python float; ``backward()`` gives dC/dpred, pred's shape
+
+    Example:
+        >>> import numpy as np
+        >>> from cnn_core import nn
+        >>> crit = nn.MSELoss()
+        >>> crit(np.array([1.0, 2.0]), np.array([1.0, 4.0]))
+        2.0
+        >>> crit.backward()
+        array([ 0., -2.])
+    """
 
     def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
         a = _check_pred(pred, "MSELoss")
@@ -107,6 +137,20 @@ class BCELoss(_Loss):
 
     Like PyTorch the logs are clamped at -100 (so a = 0 or 1 gives a finite loss) and the gradient
     (a - y) / (a (1-a)) has its denominator clamped at 1e-12.
+
+    Shape:
+        - pred: ``(*)`` probabilities in [0, 1], float32 or float64
+        - target: ``(*)`` values in [0, 1], pred's shape and dtype
+        - Output: a Python float; ``backward()`` gives dC/dpred, pred's shape
+
+    Example:
+        >>> import numpy as np
+        >>> from cnn_core import nn
+        >>> crit = nn.BCELoss()
+        >>> round(crit(np.array([0.5, 0.5]), np.array([1.0, 0.0])), 4)       # log 2
+        0.6931
+        >>> crit.backward()
+        array([-1.,  1.])
     """
 
     def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
@@ -128,6 +172,20 @@ class QuadraticLoss(_Loss):
     """The deck's C = 1/(2n) sum_x ||y(x) - a||^2, n the batch size; dC/da = (a - y) / n.
 
     target: a real array of pred's shape (e.g. one-hot), or integer labels (n,) which are one-hot encoded.
+
+    Shape:
+        - pred: ``(n, *)``, float32 or float64; ``(n, classes)`` with integer labels
+        - target: pred's shape and dtype, or ``(n,)`` integer labels
+        - Output: a Python float; ``backward()`` gives dC/dpred, pred's shape
+
+    Example:
+        >>> import numpy as np
+        >>> from cnn_core import nn
+        >>> crit = nn.QuadraticLoss()
+        >>> crit(np.array([[0.5, 0.5]]), np.array([0]))     # (0.5^2 + 0.5^2) / 2
+        0.25
+        >>> crit.backward()
+        array([[-0.5,  0.5]])
     """
 
     def forward(self, pred: np.ndarray, target: np.ndarray) -> float:

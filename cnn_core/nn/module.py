@@ -7,6 +7,8 @@ parameters are registered by attribute assignment, which gives dotted names ("0.
 from __future__ import annotations
 
 import inspect
+import threading
+from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -14,6 +16,26 @@ import numpy as np
 from cnn_core._validation import FLOAT_DTYPES, check_finite, check_float_dtype, not_an_array
 
 DEFAULT_DTYPE = np.dtype(np.float32)
+
+# How many containers on this thread are currently feeding one layer's output to the next (see fed_by_a_layer).
+_forward_state = threading.local()
+
+
+@contextmanager
+def fed_by_a_layer() -> Iterator[None]:
+    """Within this block, forward inputs come from another layer: layers skip the NaN/inf screen.
+
+    The screen belongs to where a call enters the network, not to the modules: a container runs its first
+    module as the caller did and the rest inside this block (a non-finite value born inside the network
+    reaches the loss, which rejects it). Nothing is written into the modules, so a layer shared with another
+    model, or used alone, keeps screening its own callers' input. Per thread, and nestable.
+    """
+    depth = getattr(_forward_state, "depth", 0)
+    _forward_state.depth = depth + 1
+    try:
+        yield
+    finally:
+        _forward_state.depth = depth
 
 
 def resolve_dtype(dtype, name: str = "dtype") -> np.dtype:
@@ -57,6 +79,8 @@ class Module:
     Subclasses call ``super().__init__(dtype)``, assign their Parameters and submodules as attributes,
     implement ``forward`` and ``backward``, and return their constructor arguments from ``get_config``.
     In eval mode a layer keeps no cache, so ``backward`` is only possible after a forward in train mode.
+    ``_check_input`` screens a forward input for NaN/inf unless another layer produced it (a container runs
+    all but its first module inside ``fed_by_a_layer``).
 
     ``parameter_shapes`` (classmethod, optional): ``parameter_shapes(**config) -> {name: shape}``, the
     parameters ``__init__(**config)`` would create, computed without allocating them, so that ``cnn_core.load``
@@ -77,8 +101,6 @@ class Module:
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_dtype", resolve_dtype(dtype))
         object.__setattr__(self, "input_grad", True)
-        # Whether forward screens its input for NaN/inf; off for layers fed by another layer (see Sequential).
-        object.__setattr__(self, "_screen_input", True)
 
     # -- registration ------------------------------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
@@ -145,7 +167,8 @@ class Module:
         return cache
 
     def _check_input(self, x, name: str, ndim: int | None, layout: str) -> None:
-        """Validate a forward input: an ndarray of this module's dtype, `ndim`-D (None: any), finite."""
+        """Validate a forward input: an ndarray of this module's dtype, `ndim`-D (None: any), and finite
+        unless another layer produced it (inside ``fed_by_a_layer``)."""
         if not isinstance(x, np.ndarray):
             raise not_an_array(x, f"{type(self).__name__}: {name}")
         if x.dtype != self._dtype:
@@ -154,11 +177,8 @@ class Module:
         if ndim is not None and x.ndim != ndim:
             raise ValueError(f"{type(self).__name__}: {name}: expected a {ndim}-D array {layout}, "
                              f"got shape {x.shape}")
-        if self._screen_input:
+        if not getattr(_forward_state, "depth", 0):
             check_finite(x, f"{type(self).__name__}: {name}")
-
-    def _set_screen_input(self, on: bool) -> None:
-        object.__setattr__(self, "_screen_input", on)
 
     def _check_grad(self, dy, name: str, shape: tuple[int, ...]) -> None:
         """Validate a backward input: an ndarray of this module's dtype and of the forward output's shape."""

@@ -40,7 +40,41 @@ class _Pool2d(Module):
 
 @register_module
 class MaxPool2d(_Pool2d):
-    """a_{u,v} = max of its kernel_size window (stride defaults to kernel_size, no padding, floor mode)."""
+    """Max pooling: each output is the maximum of its ``kernel_size`` window, per channel.
+
+    ``a[n, c, u, v] = max_{i < KH, j < KW} x[n, c, u * SH + i, v * SW + j]``; a NaN in a window is its
+    maximum. Backward routes each delta to the window's winner (the first one on ties).
+
+    Output size, per spatial axis (no padding, no dilation, floor mode)::
+
+        H_out = floor((H - kernel_size[0]) / stride[0]) + 1
+        W_out = floor((W - kernel_size[1]) / stride[1]) + 1
+
+    Args:
+        kernel_size: KH x KW, an int (square) or a pair of ints.
+        stride: step of the window, an int or a pair (default: kernel_size, non-overlapping windows).
+        dtype: float32 (default) or float64, the accepted input.
+
+    Shape:
+        - Input: ``(N, C, H, W)``
+        - Output: ``(N, C, H_out, W_out)``
+
+    Example:
+        >>> import numpy as np
+        >>> from cnn_core import nn
+        >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+        >>> pool = nn.MaxPool2d(2)
+        >>> pool(x)
+        array([[[[ 5.,  7.],
+                 [13., 15.]]]], dtype=float32)
+        >>> pool.backward(np.ones((1, 1, 2, 2), np.float32))[0, 0]    # the deck's upsample
+        array([[0., 0., 0., 0.],
+               [0., 1., 0., 1.],
+               [0., 0., 0., 0.],
+               [0., 1., 0., 1.]], dtype=float32)
+        >>> nn.MaxPool2d(3, stride=2)(np.zeros((8, 6, 28, 28), np.float32)).shape   # floor(25 / 2) + 1
+        (8, 6, 13, 13)
+    """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = self._check_x(x)
@@ -57,7 +91,37 @@ class MaxPool2d(_Pool2d):
 
 @register_module
 class AvgPool2d(_Pool2d):
-    """a_{u,v} = mean of its kernel_size window (stride defaults to kernel_size, no padding, floor mode)."""
+    """Average pooling: each output is the mean of its ``kernel_size`` window, per channel.
+
+    ``a[n, c, u, v] = 1/(KH*KW) sum_{i < KH, j < KW} x[n, c, u * SH + i, v * SW + j]``. Backward spreads each
+    delta evenly, ``delta / (KH*KW)``, over its window.
+
+    Output size, per spatial axis (no padding, no dilation, floor mode)::
+
+        H_out = floor((H - kernel_size[0]) / stride[0]) + 1
+        W_out = floor((W - kernel_size[1]) / stride[1]) + 1
+
+    Args:
+        kernel_size: KH x KW, an int (square) or a pair of ints.
+        stride: step of the window, an int or a pair (default: kernel_size, non-overlapping windows).
+        dtype: float32 (default) or float64, the accepted input.
+
+    Shape:
+        - Input: ``(N, C, H, W)``
+        - Output: ``(N, C, H_out, W_out)``
+
+    Example:
+        >>> import numpy as np
+        >>> from cnn_core import nn
+        >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+        >>> pool = nn.AvgPool2d(2)
+        >>> pool(x)
+        array([[[[ 2.5,  4.5],
+                 [10.5, 12.5]]]], dtype=float32)
+        >>> pool.backward(np.ones((1, 1, 2, 2), np.float32))[0, 0, :2, :2]
+        array([[0.25, 0.25],
+               [0.25, 0.25]], dtype=float32)
+    """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = self._check_x(x)

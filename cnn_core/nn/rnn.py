@@ -25,7 +25,39 @@ NONLINEARITIES = ("tanh", "relu")
 
 @register_module
 class RNN(Module):
-    """One-layer RNN: forward(x (N, T, D), h0 (N, H) or None) -> (out (N, T, H), h_n (N, H))."""
+    """One-layer Elman RNN, batch first: ``forward(x, h0=None) -> (out, h_n)``.
+
+    ``h_t = sigma(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)`` for t = 1..T, from ``h_0 = h0`` (zeros when
+    None); ``out`` stacks every h_t and ``h_n = h_T``. ``backward(d_out, d_hn=None)`` runs backpropagation
+    through time and returns dC/dx, accumulating all four parameters' gradients.
+
+    Args:
+        input_size: D, the features of each time step.
+        hidden_size: H, the width of the state.
+        nonlinearity: sigma, ``"tanh"`` (default) or ``"relu"``.
+        dtype: float32 (default) or float64, for the parameters and the accepted input.
+        rng: seed or ``numpy.random.Generator`` for the initial weights (default: the global one,
+            see ``cnn_core.manual_seed``).
+        init: ``"default"``, PyTorch's (every parameter ~ U(-1/sqrt(H), 1/sqrt(H))); or ``"normal"``, the
+            deck's (weights ~ N(0, 1/fan_in), biases ~ N(0, 1)).
+
+    Shape:
+        - Input: x ``(N, T, D)``, h0 ``(N, H)`` or None
+        - Output: out ``(N, T, H)``, h_n ``(N, H)``
+        - weight_ih: ``(H, D)``, weight_hh: ``(H, H)``, bias_ih and bias_hh: ``(H,)``
+
+    Example:
+        >>> import numpy as np
+        >>> from cnn_core import nn
+        >>> rnn = nn.RNN(28, 64, rng=0)                    # an MNIST digit read as 28 rows of 28 pixels
+        >>> out, h_n = rnn(np.zeros((5, 28, 28), np.float32))
+        >>> out.shape, h_n.shape
+        ((5, 28, 64), (5, 64))
+        >>> bool(np.array_equal(out[:, -1], h_n))
+        True
+        >>> rnn.backward(np.zeros_like(out), np.ones_like(h_n)).shape
+        (5, 28, 28)
+    """
 
     def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh", dtype=None, rng=None,
                  init: str = "default"):

@@ -1,0 +1,140 @@
+"""The one timer of the benchmarks, and the environment they run in.
+
+Import this module before NumPy (every benchmark does, first thing): when OPENBLAS_CORETYPE or
+OPENBLAS_L2_SIZE is set, the script re-executes itself without them, because they make OpenBLAS run kernels
+for another CPU (or block for another cache size) and the NumPy column would then not be what a user of
+this machine gets. ``machine()`` says which CPU, SIMD level and BLAS core a figure came from; every
+benchmark prints it in its header.
+
+Timing: ``median_time`` (one function) and ``interleaved`` (peers timed in alternating rounds, because on a
+small machine OpenBLAS's, OpenMP's and PyTorch's spinning worker threads slow whichever library runs right
+after another). Both return seconds per call: the median over blocks, each block a warm-up call and then
+``number`` timed calls (``number=None``: doubled until a block lasts ``min_time``).
+"""
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+from typing import Callable, Sequence
+
+BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def _reexec_without_blas_overrides() -> None:
+    found = [v for v in BLAS_OVERRIDES if v in os.environ]
+    if not found:
+        return
+    if "numpy" in sys.modules or not os.path.isfile(sys.argv[0]):
+        warnings.warn(f"{', '.join(found)} set and NumPy already loaded: its BLAS figures are for the CPU "
+                      "those variables name, not this one; unset them before starting Python", stacklevel=3)
+        return
+    env = {k: v for k, v in os.environ.items() if k not in BLAS_OVERRIDES}
+    # orig_argv keeps the interpreter's own options (-X, -O, ...) along with the script and its arguments.
+    os.execve(sys.executable, getattr(sys, "orig_argv", [sys.executable, *sys.argv]), env)
+
+
+_reexec_without_blas_overrides()
+
+
+def calls_per_block(fn: Callable[[], object], min_time: float) -> int:
+    """After a warm-up call: the number of calls (a power of two) that takes at least `min_time` seconds."""
+    fn()
+    number = 1
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        if time.perf_counter() - t0 >= min_time:
+            return number
+        number *= 2
+
+
+def _blocks(fn: Callable[[], object], repeats: int, number: int, warmup: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - t0) / number)
+    return times
+
+
+def median_time(fn: Callable[[], object], repeats: int = 15, *, number: int | None = None,
+                min_time: float = 2e-3, warmup: int = 1) -> float:
+    """Median seconds per call of `fn` over `repeats` blocks of `number` calls, after `warmup` calls (or,
+    with number=None, after the calibration of ``calls_per_block``, which warms up as well)."""
+    if number is None:
+        number, warmup = calls_per_block(fn, min_time), 0
+    return statistics.median(_blocks(fn, repeats, number, warmup))
+
+
+def interleaved_samples(fns: Sequence[Callable[[], object]], repeats: int, rounds: int = 3, *, number: int = 1,
+                        warmup: int = 1) -> list[list[float]]:
+    """Seconds per call of each of `fns`, one list per function, timed in `rounds` rounds that run each in
+    turn (`warmup` calls, then `repeats` blocks of `number` calls), so that every peer sees the same machine
+    state."""
+    samples: list[list[float]] = [[] for _ in fns]
+    for _ in range(rounds):
+        for fn, times in zip(fns, samples):
+            times += _blocks(fn, repeats, number, warmup)
+    return samples
+
+
+def interleaved(fns: Sequence[Callable[[], object]], repeats: int, rounds: int = 3, *, number: int = 1,
+                warmup: int = 1) -> list[float]:
+    """The median of each function's ``interleaved_samples``."""
+    return [statistics.median(t) for t in interleaved_samples(fns, repeats, rounds, number=number, warmup=warmup)]
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _openblas_core() -> str:
+    """The core type OpenBLAS picked at run time (DYNAMIC_ARCH builds), read from the library NumPy loaded."""
+    import ctypes
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line})
+    except OSError:
+        return "unknown"
+    for path in paths:
+        lib = ctypes.CDLL(path)
+        for name in ("openblas_get_corename", "openblas_get_corename64_", "scipy_openblas_get_corename64_",
+                     "scipy_openblas_get_corename"):
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                fn.restype = ctypes.c_char_p
+                return fn().decode()
+    return "unknown"
+
+
+def machine() -> str:
+    """One line: CPU, cnn_core's SIMD paths and threads, NumPy's BLAS and the core it runs."""
+    import numpy as np
+
+    import cnn_core
+    from cnn_core.kernels import _activations, _gemm, _pooling
+    try:
+        blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
+    except TypeError:  # NumPy < 1.26 only prints its configuration
+        blas = {}
+    return (f"CPU {_cpu_model()} ({os.cpu_count()} logical); cnn_core {cnn_core.__version__}: activations "
+            f"{_activations.get_simd()}, GEMM {'AVX2+FMA' if _gemm.simd_enabled() else 'portable C'}, 2x2 max "
+            f"pool {'AVX2' if _pooling.simd_enabled() else 'portable C'}, OpenMP "
+            f"{'on' if cnn_core.openmp_enabled() else 'off'}, {cnn_core.get_num_threads()} threads; NumPy "
+            f"{np.__version__} on {blas.get('name', 'unknown BLAS')} {blas.get('version', '')} "
+            f"(core {_openblas_core()})")

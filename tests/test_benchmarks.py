@@ -1,0 +1,89 @@
+"""The benchmarks' harness (benchmarks/_timing.py), not their figures: the timer's arithmetic on a fake clock,
+the interleaving of peers, the clean BLAS environment, and every script starting from any directory."""
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+SCRIPTS = sorted(p.name for p in BENCH.glob("*.py") if not p.name.startswith("_"))
+
+
+@pytest.fixture
+def timing(monkeypatch):
+    """benchmarks/_timing.py with a fake clock that advances 1 ms per call of the timed function."""
+    spec = importlib.util.spec_from_file_location("_timing", BENCH / "_timing.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    clock = [0.0]
+    monkeypatch.setattr(mod.time, "perf_counter", lambda: clock[0])
+
+    def tick(ms=1.0):
+        clock[0] += ms * 1e-3
+    mod.tick = tick
+    return mod
+
+
+def test_scripts_found():
+    assert {"bench_kernels.py", "bench_train.py", "bench_layers.py", "accuracy.py"} <= set(SCRIPTS)
+
+
+def test_calls_per_block_doubles_until_the_block_is_long_enough(timing):
+    calls = []
+    n = timing.calls_per_block(lambda: (calls.append(1), timing.tick()), min_time=3e-3)
+    assert n == 4
+    assert len(calls) == 1 + 1 + 2 + 4   # warm-up, then blocks of 1, 2, 4
+
+
+def test_median_time_is_seconds_per_call(timing):
+    durations = iter([1.0] * 8 + [5.0, 1.0, 2.0] * 4)   # ms: calibration (1 + 1 + 2 + 4), then 3 blocks of 4
+    t = timing.median_time(lambda: timing.tick(next(durations)), repeats=3, min_time=3e-3)
+    # blocks of 4 calls each take (5+1+2+5)=13, (1+2+5+1)=9, (2+5+1+2)=10 ms: per call 3.25, 2.25, 2.5 ms
+    assert t == pytest.approx(2.5e-3)
+
+
+def test_median_time_with_a_fixed_number_and_warmup(timing):
+    calls = []
+    t = timing.median_time(lambda: (calls.append(1), timing.tick(2.0)), repeats=5, number=3, warmup=4)
+    assert len(calls) == 4 + 5 * 3
+    assert t == pytest.approx(2e-3)
+
+
+def test_interleaved_alternates_peers_round_by_round(timing):
+    order = []
+    a = lambda: (order.append("a"), timing.tick(1.0))  # noqa: E731
+    b = lambda: (order.append("b"), timing.tick(3.0))  # noqa: E731
+    samples = timing.interleaved_samples([a, b], repeats=2, rounds=2, warmup=1)
+    assert "".join(order) == "aaa" "bbb" "aaa" "bbb"
+    assert samples == [[pytest.approx(1e-3)] * 4, [pytest.approx(3e-3)] * 4]
+    assert timing.interleaved([a, b], repeats=1, rounds=1, warmup=0) == [pytest.approx(1e-3), pytest.approx(3e-3)]
+
+
+def test_openblas_overrides_are_dropped_before_numpy_loads(tmp_path):
+    script = tmp_path / "probe.py"
+    script.write_text(f"import sys\nsys.path.insert(0, {str(BENCH)!r})\nimport _timing\nimport os\n"
+                      "print(os.environ.get('OPENBLAS_CORETYPE'), os.environ.get('OPENBLAS_L2_SIZE'), sys.argv[1:])\n")
+    env = {**os.environ, "OPENBLAS_CORETYPE": "Prescott", "OPENBLAS_L2_SIZE": "1024"}
+    out = subprocess.run([sys.executable, str(script), "x", "--y"], env=env, capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    assert out.split() == ["None", "None", "['x',", "'--y']"]
+
+
+def test_machine_names_cpu_simd_and_blas():
+    spec = importlib.util.spec_from_file_location("_timing", BENCH / "_timing.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    line = mod.machine()
+    for words in ("CPU ", "activations ", "GEMM ", "threads", "NumPy "):
+        assert words in line
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_benchmark_starts_from_any_directory(script):
+    proc = subprocess.run([sys.executable, str(BENCH / script), "--help"], cwd="/", capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage:")
