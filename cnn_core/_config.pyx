@@ -28,25 +28,20 @@ cdef extern from "threads.h" nogil:
     int cnn_threads_team(ptrdiff_t work)
 
 
+# The largest thread count set_num_threads accepts (src_c/threads.h says why 256).
 MAX_NUM_THREADS: int = CNN_MAX_NUM_THREADS
-"""The largest thread count set_num_threads accepts (see src_c/threads.h for why 256)."""
 
 
 cdef int team_size(ptrdiff_t work) noexcept nogil:
     return cnn_threads_team(work)
 
 
-def _init() -> None:
-    requested = cnn_threads_init()
-    if requested < 0:
-        raise ImportError("cnn_core._config: could not register the at-fork handler (pthread_atfork)")
-    env = os.environ.get("OMP_NUM_THREADS")
-    if env is not None and requested > MAX_NUM_THREADS:
-        warnings.warn(f"OMP_NUM_THREADS={env!r} asks for {requested} threads, more than cnn_core's cap of "
-                      f"{MAX_NUM_THREADS}: using {MAX_NUM_THREADS}", RuntimeWarning, stacklevel=2)
-
-
-_init()
+cdef int _requested = cnn_threads_init()
+if _requested < 0:
+    raise ImportError("cnn_core._config: could not register the at-fork handler (pthread_atfork)")
+if "OMP_NUM_THREADS" in os.environ and _requested > MAX_NUM_THREADS:
+    warnings.warn(f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']!r} asks for {_requested} threads, more "
+                  f"than cnn_core's cap of {MAX_NUM_THREADS}: using {MAX_NUM_THREADS}", RuntimeWarning)
 
 
 def openmp_enabled() -> bool:
@@ -77,7 +72,7 @@ def set_num_threads(n) -> None:
     if not 1 <= n <= MAX_NUM_THREADS:
         raise ValueError(f"n: expected a thread count in 1..{MAX_NUM_THREADS} (MAX_NUM_THREADS), got {n}")
     cnn_threads_set(<int>n)
-    if n > 1 and cnn_threads_forked_serial() and cnn_threads_openmp():
+    if n > 1 and cnn_threads_forked_serial():
         warnings.warn(f"set_num_threads({n}): this process was forked after its parent ran OpenMP threads, "
                       "which GNU OpenMP cannot start again here; the kernels stay serial",
                       RuntimeWarning, stacklevel=2)

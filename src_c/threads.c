@@ -32,7 +32,7 @@ static void cnn_threads_atfork_child(void)
 int cnn_threads_init(void)
 {
 #if CNN_CORE_OPENMP
-    static int registered = 0;   /* module init runs under the GIL, once per process */
+    static int registered = 0;   /* called under the GIL; once more if the module is imported again */
     const int requested = omp_get_max_threads();
     atomic_store(&cnn_nthreads, requested < 1 ? 1 : requested > CNN_MAX_NUM_THREADS ? CNN_MAX_NUM_THREADS
                                                                                    : requested);
