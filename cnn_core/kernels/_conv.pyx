@@ -9,7 +9,6 @@ from cython.parallel cimport prange
 from libc.string cimport memset
 
 from cnn_core._config cimport team_size
-
 from cnn_core.kernels._rows cimport copy_row, zero_row
 
 
