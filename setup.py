@@ -4,9 +4,16 @@ A .pyx that wraps C code names its sources in a ``# distutils: sources = src_c/.
 file never needs to change when a kernel is added.
 
 Environment switches:
-  CNN_CORE_DEBUG=1     rebuild with bounds checking and wraparound on (slow; for hunting bugs)
-  CNN_CORE_NO_OPENMP=1 build serially even where the compiler supports OpenMP
+  CNN_CORE_DEBUG=1           rebuild with bounds checking and wraparound on (slow; for hunting bugs)
+  CNN_CORE_NO_OPENMP=1       build serially even where the compiler supports OpenMP
+  CNN_CORE_REQUIRE_OPENMP=1  make a missing OpenMP a build error instead of a serial build (CI uses it)
+
+OpenMP is detected by compiling and linking a small OpenMP shared object with the flags the extensions get
+(the compiler's CFLAGS and LDFLAGS included), so a build with, e.g., sanitizer flags detects it as that
+build will link it.
 """
+from __future__ import annotations
+
 import os
 import shutil
 import sys
@@ -18,7 +25,14 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).parent.resolve()
-DEBUG = os.environ.get("CNN_CORE_DEBUG", "") not in ("", "0")
+
+
+def _flag(name: str) -> bool:
+    """An environment switch: set to anything but "" or "0"."""
+    return os.environ.get(name, "") not in ("", "0")
+
+
+DEBUG = _flag("CNN_CORE_DEBUG")
 
 DIRECTIVES = {
     "language_level": 3,
@@ -31,7 +45,7 @@ DIRECTIVES = {
 
 OPENMP_PROBE = r"""
 #include <omp.h>
-int main(void) {
+int cnn_core_openmp_probe(void) {
     int n = 0;
     #pragma omp parallel reduction(+:n)
     n += 1;
@@ -40,27 +54,41 @@ int main(void) {
 """
 
 
-def compiler_supports_openmp(compiler) -> bool:
-    """Compile and link a tiny OpenMP program; any failure means a serial build."""
-    if os.environ.get("CNN_CORE_NO_OPENMP", "") not in ("", "0"):
-        return False
+def openmp_probe_error(compiler) -> str | None:
+    """Compile and link a tiny OpenMP shared object exactly as the extensions are built (the compiler's
+    shared-object compile and link commands carry CFLAGS and LDFLAGS); None when it works, else why not."""
     tmp = tempfile.mkdtemp(prefix="cnn_core_omp_")
     try:
         src = os.path.join(tmp, "probe.c")
         with open(src, "w") as f:
             f.write(OPENMP_PROBE)
         objs = compiler.compile([src], output_dir=tmp, extra_postargs=["-fopenmp"])
-        compiler.link_executable(objs, "probe", output_dir=tmp, extra_postargs=["-fopenmp"])
-        return True
-    except Exception:  # noqa: BLE001 - any compiler or linker failure means "no OpenMP"
-        return False
+        compiler.link_shared_object(objs, os.path.join(tmp, "probe.so"), extra_postargs=["-fopenmp"])
+        return None
+    except Exception as exc:  # noqa: BLE001 - any compiler or linker failure means "no OpenMP"
+        return str(exc) or type(exc).__name__
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def use_openmp(compiler) -> bool:
+    """Whether to build with OpenMP; raises when CNN_CORE_REQUIRE_OPENMP=1 and it is not available."""
+    required = _flag("CNN_CORE_REQUIRE_OPENMP")
+    if _flag("CNN_CORE_NO_OPENMP"):
+        if required:
+            raise RuntimeError("cnn_core: CNN_CORE_REQUIRE_OPENMP=1 and CNN_CORE_NO_OPENMP=1 contradict each other")
+        return False
+    error = "not used on Windows" if sys.platform == "win32" else openmp_probe_error(compiler)
+    if error is not None:
+        if required:
+            raise RuntimeError(f"cnn_core: CNN_CORE_REQUIRE_OPENMP=1 but OpenMP is not available: {error}")
+        print(f"cnn_core: OpenMP probe failed: {error}")
+    return error is None
+
+
 class BuildExt(build_ext):
     def build_extensions(self):
-        openmp = sys.platform != "win32" and compiler_supports_openmp(self.compiler)
+        openmp = use_openmp(self.compiler)
         print(f"cnn_core: OpenMP {'enabled' if openmp else 'not available, serial build'}")
         for ext in self.extensions:
             ext.extra_compile_args += ["-O3", "-fno-math-errno", "-Wno-unused-function"]
@@ -86,4 +114,5 @@ def extensions():
     return cythonize(exts, compiler_directives=DIRECTIVES, nthreads=os.cpu_count() or 1)
 
 
-setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt})
+if __name__ == "__main__":   # pip's build backend and `python setup.py` both run this file as __main__
+    setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt})

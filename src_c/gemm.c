@@ -5,8 +5,10 @@
 
 #include <stdlib.h>
 
-#if CNN_CORE_OPENMP
-#include <omp.h>
+#if defined(_WIN32)
+#include <windows.h>
+#else
+#include <pthread.h>
 #endif
 
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
@@ -17,10 +19,8 @@
 #endif
 
 #if defined(_MSC_VER)
-#define CNN_TLS __declspec(thread)
 #define CNN_ALIGN64 __declspec(align(64))
 #else
-#define CNN_TLS __thread
 #define CNN_ALIGN64 __attribute__((aligned(64)))
 #endif
 
@@ -48,6 +48,79 @@ static void cnn_aligned_free(void *p)
 #else
     free(p);
 #endif
+}
+
+/* ---- per-thread packing buffers ------------------------------------------------------------------ */
+
+/* One pair of packing buffers per thread, shared by the float and double drivers (a thread runs one GEMM
+ * at a time), grown on demand and kept between calls: allocating (and page-faulting) fresh buffers on
+ * every call costs more than a small GEMM itself. A thread-exit destructor frees them, so short-lived
+ * threads (and OpenMP pools that end with their thread) leave nothing behind. */
+typedef struct {
+    void *a, *b;
+    size_t bytes_a, bytes_b;
+} cnn_gemm_bufs;
+
+static void cnn_gemm_free_bufs(void *p)
+{
+    cnn_gemm_bufs *t = (cnn_gemm_bufs *)p;
+    cnn_aligned_free(t->a);
+    cnn_aligned_free(t->b);
+    free(t);
+}
+
+#if defined(_WIN32)
+static DWORD cnn_bufs_key = FLS_OUT_OF_INDEXES;
+static void WINAPI cnn_gemm_free_bufs_fls(void *p)
+{
+    if (p != NULL)
+        cnn_gemm_free_bufs(p);
+}
+static int cnn_bufs_key_create(void)
+{
+    cnn_bufs_key = FlsAlloc(cnn_gemm_free_bufs_fls);
+    return cnn_bufs_key == FLS_OUT_OF_INDEXES ? -1 : 0;
+}
+#define cnn_bufs_get() ((cnn_gemm_bufs *)FlsGetValue(cnn_bufs_key))
+#define cnn_bufs_set(t) (FlsSetValue(cnn_bufs_key, (t)) ? 0 : -1)
+#else
+static pthread_key_t cnn_bufs_key;
+static int cnn_bufs_key_create(void)
+{
+    return pthread_key_create(&cnn_bufs_key, cnn_gemm_free_bufs) == 0 ? 0 : -1;
+}
+#define cnn_bufs_get() ((cnn_gemm_bufs *)pthread_getspecific(cnn_bufs_key))
+#define cnn_bufs_set(t) (pthread_setspecific(cnn_bufs_key, (t)) == 0 ? 0 : -1)
+#endif
+
+static int cnn_gemm_grow(void **buf, size_t *cap, size_t bytes)
+{
+    if (bytes <= *cap)
+        return 0;
+    cnn_aligned_free(*buf);     /* the old contents are never needed: free first, lower peak */
+    *buf = cnn_aligned_alloc(bytes);
+    *cap = *buf == NULL ? 0 : bytes;
+    return *buf == NULL ? -1 : 0;
+}
+
+/* The calling thread's buffers, with room for bytes_a and bytes_b; -1 when memory runs out. */
+static int cnn_gemm_buffers(size_t bytes_a, size_t bytes_b, void **pa, void **pb)
+{
+    cnn_gemm_bufs *t = cnn_bufs_get();
+    if (t == NULL) {
+        t = (cnn_gemm_bufs *)calloc(1, sizeof *t);
+        if (t == NULL)
+            return -1;
+        if (cnn_bufs_set(t) != 0) {
+            free(t);
+            return -1;
+        }
+    }
+    if (cnn_gemm_grow(&t->a, &t->bytes_a, bytes_a) != 0 || cnn_gemm_grow(&t->b, &t->bytes_b, bytes_b) != 0)
+        return -1;
+    *pa = t->a;
+    *pb = t->b;
+    return 0;
 }
 
 /* ---- run-time kernel choice ---------------------------------------------------------------------- */
@@ -88,19 +161,34 @@ void cnn_gemm_set_unpacked(int mode)
 
 /* ---- threading ----------------------------------------------------------------------------------- */
 
+/* Team size source, installed by cnn_gemm_init: serial until then. */
+static int cnn_gemm_serial_team(ptrdiff_t work)
+{
+    (void)work;
+    return 1;
+}
+
+static cnn_team_size_fn cnn_gemm_team_size = cnn_gemm_serial_team;
+
+int cnn_gemm_init(cnn_team_size_fn team_size)
+{
+    static int done = 0;
+    if (!done && cnn_bufs_key_create() != 0)
+        return -1;
+    done = 1;
+    cnn_gemm_team_size = team_size;
+    return 0;
+}
+
 /* Choose a tm x tn grid of C rectangles, one per thread, or 1 x 1 to stay serial: serial for small
- * problems and inside an enclosing parallel region (no nested teams, no oversubscription). The grid
- * minimizes one thread's cost: its MACs / 16 (a vector FMA does ~16 per cycle) plus its packing work. */
+ * problems and inside an enclosing parallel region (the team size source gives 1 there: no nested teams,
+ * no oversubscription). The grid minimizes one thread's cost: its MACs / 16 (a vector FMA does ~16 per
+ * cycle) plus its packing work. */
 static void cnn_gemm_thread_grid(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, int mr, int nr, int *tm, int *tn)
 {
     *tm = *tn = 1;
-#if CNN_CORE_OPENMP
-    if (omp_in_parallel())
-        return;
-    int nt = omp_get_max_threads();
-    const double cap = (double)m * (double)n * (double)k / CNN_GEMM_MIN_WORK_PER_THREAD;
-    if (cap < nt)
-        nt = (int)cap;
+    const double work = (double)m * (double)n * (double)k / CNN_GEMM_MIN_WORK_PER_THREAD;
+    const int nt = cnn_gemm_team_size(work < CNN_MAX_NUM_THREADS ? (ptrdiff_t)work : CNN_MAX_NUM_THREADS);
     if (nt <= 1)
         return;
     const ptrdiff_t row_tiles = (m + mr - 1) / mr, col_tiles = (n + nr - 1) / nr;
@@ -117,9 +205,6 @@ static void cnn_gemm_thread_grid(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, int mr, 
             *tn = nt / t;
         }
     }
-#else
-    (void)m; (void)n; (void)k; (void)mr; (void)nr;
-#endif
 }
 
 /* ---- AVX2+FMA micro-kernels ---------------------------------------------------------------------- */

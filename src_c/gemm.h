@@ -11,9 +11,17 @@
 
 #include <stddef.h>
 
+#include "threads.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Once, before any other call (the _gemm module does it at import): team_size is where a parallel GEMM
+ * gets its team size (cnn_core._config's process-wide count; until then the GEMM runs serially), and the
+ * thread-exit destructor that frees each thread's packing buffers is registered. Returns 0, or -1 when
+ * the thread-local key cannot be created. */
+int cnn_gemm_init(cnn_team_size_fn team_size);
 
 int cnn_sgemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
               float alpha, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,

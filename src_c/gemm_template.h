@@ -135,26 +135,6 @@ static void G(macro_kernel)(G(kernel_t) kernel, ptrdiff_t mc, ptrdiff_t nc, ptrd
     }
 }
 
-/* Per-thread packing buffers, grown on demand and kept for the thread's lifetime: allocating (and
- * page-faulting) fresh buffers on every call costs more than a small GEMM itself. */
-static CNN_TLS T *G(buf_a);
-static CNN_TLS T *G(buf_b);
-static CNN_TLS size_t G(cap_a);
-static CNN_TLS size_t G(cap_b);
-
-static T *G(reserve)(T **buf, size_t *cap, size_t count)
-{
-    if (count > *cap) {
-        T *fresh = (T *)cnn_aligned_alloc(count * sizeof(T));
-        if (fresh == NULL)
-            return NULL;
-        cnn_aligned_free(*buf);
-        *buf = fresh;
-        *cap = count;
-    }
-    return *buf;
-}
-
 /* Split `total` into the fewest blocks of at most `block`, of near-equal size rounded up to `unit`. */
 static ptrdiff_t G(even_block)(ptrdiff_t total, ptrdiff_t block, ptrdiff_t unit)
 {
@@ -163,7 +143,7 @@ static ptrdiff_t G(even_block)(ptrdiff_t total, ptrdiff_t block, ptrdiff_t unit)
     return (size + unit - 1) / unit * unit;
 }
 
-/* Single-threaded blocked GEMM on the calling thread's buffers (k >= 1, alpha != 0). */
+/* Single-threaded blocked GEMM on the calling thread's packing buffers (k >= 1, alpha != 0). */
 static int G(gemm_serial)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
                           const T *a, ptrdiff_t rsa, ptrdiff_t csa,
                           const T *b, ptrdiff_t rsb, ptrdiff_t csb,
@@ -173,10 +153,10 @@ static int G(gemm_serial)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
     const ptrdiff_t kb = G(even_block)(k, KC, 1);
     const ptrdiff_t mb = G(even_block)(m, MC, MR);
     const ptrdiff_t nb = G(even_block)(n, NC, NR);
-    T *pa = G(reserve)(&G(buf_a), &G(cap_a), (size_t)(mb * kb));
-    T *pb = G(reserve)(&G(buf_b), &G(cap_b), (size_t)(kb * nb));
-    if (pa == NULL || pb == NULL)
+    void *va, *vb;
+    if (cnn_gemm_buffers((size_t)(mb * kb) * sizeof(T), (size_t)(kb * nb) * sizeof(T), &va, &vb) != 0)
         return -1;
+    T *pa = (T *)va, *pb = (T *)vb;
 
     for (ptrdiff_t jc = 0; jc < n; jc += nb) {
         const ptrdiff_t nc = n - jc < nb ? n - jc : nb;

@@ -8,6 +8,8 @@ overlaps the output in any other way is copied first, since a shifted overlap wo
 from cython cimport floating
 from cython.parallel cimport prange
 
+from cnn_core._config cimport team_size
+
 
 cdef extern from "activations.h" nogil:
     ctypedef enum cnn_act_t:
@@ -62,7 +64,7 @@ def forward(int op, const floating[::1] z, floating[::1] a, double alpha=1.0):
         if n < MIN_PARALLEL:
             _fwd(<cnn_act_t>op, &z[0], &a[0], n, alpha)
         else:
-            for c in prange(nchunks, schedule="static"):
+            for c in prange(nchunks, schedule="static", num_threads=team_size(nchunks)):
                 _fwd(<cnn_act_t>op, &z[c * CHUNK], &a[c * CHUNK], min(CHUNK, n - c * CHUNK), alpha)
 
 
@@ -77,7 +79,7 @@ def backward(int op, const floating[::1] dy, const floating[::1] a, floating[::1
         if n < MIN_PARALLEL:
             _bwd(<cnn_act_t>op, &dy[0], &a[0], &out[0], n, alpha)
         else:
-            for c in prange(nchunks, schedule="static"):
+            for c in prange(nchunks, schedule="static", num_threads=team_size(nchunks)):
                 _bwd(<cnn_act_t>op, &dy[c * CHUNK], &a[c * CHUNK], &out[c * CHUNK],
                      min(CHUNK, n - c * CHUNK), alpha)
 

@@ -7,6 +7,7 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport calloc, free
 
+from cnn_core._config cimport team_size
 from cnn_core.kernels._gemm cimport dgemm, dgemm_nt_acc, sgemm, sgemm_nt_acc
 
 
@@ -36,6 +37,7 @@ def gemm_batched(const floating[:, :, ::1] a, const floating[:, :, ::1] b, float
     """c[i] = alpha * op(a[i]) @ op(b[i]) + beta * c[i] for every i; a or b may have batch size 1 (shared).
 
     a (Ba, rows, cols), b (Bb, rows, cols), c (B, M, N), Ba and Bb in {1, B}; shapes checked by the caller.
+    num_threads caps the team, which is also capped by the process-wide count and the batch.
     """
     cdef Py_ssize_t batch = c.shape[0], m = c.shape[1], n = c.shape[2]
     cdef Py_ssize_t k = a.shape[1] if trans_a else a.shape[2]
@@ -44,9 +46,10 @@ def gemm_batched(const floating[:, :, ::1] a, const floating[:, :, ::1] b, float
     cdef Py_ssize_t sb = 0 if b.shape[0] == 1 else b.shape[1] * b.shape[2]
     cdef Py_ssize_t i
     cdef int err = 0
+    cdef int nt = team_size(min(batch, <Py_ssize_t>num_threads))
     if batch == 0 or m == 0 or n == 0:
         return
-    for i in prange(batch, nogil=True, num_threads=num_threads, schedule="static"):
+    for i in prange(batch, nogil=True, num_threads=nt, schedule="static"):
         err |= _gemm(trans_a, trans_b, m, n, k, <floating>alpha, &a[0, 0, 0] + i * sa, lda,
                      &b[0, 0, 0] + i * sb, ldb, <floating>beta, &c[i, 0, 0], n)
     if err:
@@ -64,14 +67,12 @@ def gemm_batched_sum(const floating[:, :, ::1] a, const floating[:, :, ::1] b, f
     cdef Py_ssize_t lda = a.shape[2], ldb = b.shape[2]
     cdef Py_ssize_t sa = a.shape[1] * a.shape[2], sb = b.shape[1] * b.shape[2]
     cdef Py_ssize_t i, j, t, mn = m * n
-    cdef int nt = num_threads if num_threads < batch else <int>batch
+    cdef int nt = team_size(min(batch, <Py_ssize_t>num_threads))
     cdef int err = 0
     cdef floating *buf
     cdef floating *cc = &c[0, 0]
     if m == 0 or n == 0:
         return
-    if nt < 1:
-        nt = 1
     buf = <floating *>calloc(nt * mn, sizeof(floating))
     if buf == NULL:
         raise MemoryError("gemm_batched_sum: could not allocate the per-thread sums")

@@ -8,6 +8,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.string cimport memset
 
+from cnn_core._config cimport team_size
 from cnn_core.kernels._rows cimport copy_row, zero_row
 
 
@@ -107,7 +108,7 @@ def im2col(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
     cdef const floating* xp = &x[0, 0, 0, 0]
     cdef floating* cp = &cols[0, 0, 0]
     with nogil:
-        for p in prange(N * C, schedule="static"):
+        for p in prange(N * C, schedule="static", num_threads=team_size(N * C)):
             _im2col_plane(xp + p * plane_in, cp + p * plane_out, H, W, KH, KW, SH, SW, PH, PW, OH, OW)
 
 
@@ -120,5 +121,5 @@ def col2im(const floating[:, :, ::1] cols, floating[:, :, :, ::1] x,
     cdef const floating* cp = &cols[0, 0, 0]
     cdef floating* xp = &x[0, 0, 0, 0]
     with nogil:
-        for p in prange(N * C, schedule="static"):
+        for p in prange(N * C, schedule="static", num_threads=team_size(N * C)):
             _col2im_plane(cp + p * plane_out, xp + p * plane_in, H, W, KH, KW, SH, SW, PH, PW, OH, OW)

@@ -8,6 +8,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport exp, expm1, expm1f, tanh
 
+from cnn_core._config cimport team_size
 from cnn_core.kernels._gemm cimport dgemm, sgemm
 
 
@@ -129,7 +130,7 @@ def linear_forward_into(const floating[:, ::1] x, const floating[:, ::1] w, cons
         err = _gemm(False, True, n, n_out, n_in, _cptr(x), n_in, _cptr(w), n_in, &z[0, 0], n_out)
         if err == 0 and (has_bias or act != ACT_NONE):
             if parallel:
-                for i in prange(n, schedule="static"):
+                for i in prange(n, schedule="static", num_threads=team_size(n)):
                     _bias_act_row(&z[i, 0], pb, n_out, act, <floating>alpha)
             else:
                 for i in range(n):

@@ -1,11 +1,15 @@
 # distutils: sources = src_c/gemm.c src_c/gemm_nt.c
-# distutils: depends = src_c/gemm.h src_c/gemm_template.h
+# distutils: depends = src_c/gemm.h src_c/gemm_template.h src_c/threads.h
 """Cython binding of the blocked C GEMM in src_c/gemm.c (validation lives in gemm.py)."""
 from cython cimport floating
 from libc.stddef cimport ptrdiff_t
 
+from cnn_core._config cimport team_size
+
 
 cdef extern from "gemm.h" nogil:
+    ctypedef int (*cnn_team_size_fn)(ptrdiff_t work) noexcept nogil
+    int cnn_gemm_init(cnn_team_size_fn team_size)
     int cnn_sgemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                   float alpha, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
                   float beta, float *c, ptrdiff_t ldc)
@@ -27,6 +31,10 @@ cdef extern from "gemm.h" nogil:
     int cnn_gemm_simd()
     int cnn_gemm_set_simd(int enable)
     void cnn_gemm_set_unpacked(int mode)
+
+
+if cnn_gemm_init(team_size) != 0:
+    raise ImportError("cnn_core.kernels._gemm: could not create the thread-local key of the packing buffers")
 
 
 cdef int sgemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,

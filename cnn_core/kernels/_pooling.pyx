@@ -10,11 +10,10 @@ from cython.parallel cimport prange, threadid
 from libc.stdint cimport int64_t
 from libc.string cimport memset
 
+from cnn_core._config cimport team_size
 from cnn_core.kernels._rows cimport zero_row
 
 import numpy as np
-
-from cnn_core._config import get_num_threads
 
 
 cdef extern from "maxpool2x2.h" nogil:
@@ -159,7 +158,7 @@ def max_pool2d_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] ou
     cdef int64_t* ap = &argmax[0, 0, 0, 0]
     cdef bint fast = KH == 2 and KW == 2 and SH == 2 and SW == 2
     with nogil:
-        for p in prange(NC, schedule="static"):
+        for p in prange(NC, schedule="static", num_threads=team_size(NC)):
             if not (fast and _max_plane_2x2(xp + p * H * W, op + p * OH * OW, ap + p * OH * OW, W, OH, OW)):
                 _max_plane(xp + p * H * W, op + p * OH * OW, ap + p * OH * OW, W, KH, KW, SH, SW, OH, OW)
 
@@ -192,7 +191,7 @@ def max_pool2d_backward(const floating[:, :, :, ::1] dout, const int64_t[:, :, :
     cdef const int64_t* ap = &argmax[0, 0, 0, 0]
     cdef floating* dp = &dx[0, 0, 0, 0]
     with nogil:
-        for p in prange(NC, schedule="static"):
+        for p in prange(NC, schedule="static", num_threads=team_size(NC)):
             memset(dp + p * HW, 0, HW * sizeof(floating))
             for k in range(p * L, (p + 1) * L):
                 idx = ap[k]
@@ -217,7 +216,7 @@ def avg_pool2d_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] ou
     cdef Py_ssize_t OH = out.shape[2], OW = out.shape[3], p
     cdef const floating* xp = &x[0, 0, 0, 0]
     cdef floating* op = &out[0, 0, 0, 0]
-    cdef int nt = get_num_threads()
+    cdef int nt = team_size(NC)
     cdef Py_ssize_t ld = _scratch_stride(W, sizeof(floating))
     cdef floating[:, ::1] scratch = np.empty((nt, ld), dtype=np.asarray(x).dtype)  # a row per thread
     cdef floating* sp = &scratch[0, 0]
@@ -233,7 +232,7 @@ def avg_pool2d_backward(const floating[:, :, :, ::1] dout, floating[:, :, :, ::1
     cdef Py_ssize_t OH = dout.shape[2], OW = dout.shape[3], p
     cdef const floating* gp = &dout[0, 0, 0, 0]
     cdef floating* dp = &dx[0, 0, 0, 0]
-    cdef int nt = get_num_threads()
+    cdef int nt = team_size(NC)
     cdef Py_ssize_t ld = _scratch_stride(W, sizeof(floating))
     cdef floating[:, ::1] scratch = np.empty((nt, ld), dtype=np.asarray(dx).dtype)  # a row per thread
     cdef floating* sp = &scratch[0, 0]

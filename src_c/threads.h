@@ -1,0 +1,58 @@
+/* One process-wide thread count for every OpenMP region of cnn_core, a fixed cap on it, and fork safety.
+ *
+ * OpenMP's own setting (omp_set_num_threads) belongs to the calling thread: a count set in the main thread
+ * would not reach kernels called from other Python threads. So threads.c keeps a single atomic count, and
+ * every parallel region asks cnn_threads_team() for its size and passes it explicitly (num_threads(...) in
+ * C, num_threads= in Cython's prange, the GEMM's thread grid).
+ *
+ * threads.c is compiled into cnn_core._config alone, so the process holds one copy of this state; the
+ * other extension modules reach cnn_threads_team() through _config.pxd's team_size (a Cython cimport),
+ * and the C GEMM through the pointer its module hands to cnn_gemm_init() at import.
+ *
+ * Fork: GNU OpenMP is not fork-safe. A thread that has started a team keeps a pool of worker threads; a
+ * child forked by that thread inherits the pool's bookkeeping but not its threads, and its next team of
+ * more than one thread waits for them forever. A team of one never touches the pool, so in such a child
+ * every region runs serially (cnn_threads_get() returns 1 there and in its own children). A child forked
+ * by a thread that never started a team keeps the full count.
+ */
+#ifndef CNN_CORE_THREADS_H
+#define CNN_CORE_THREADS_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The largest count set_num_threads accepts (cnn_core._config.MAX_NUM_THREADS). libgomp's team start
+ * allocas ~150 bytes a thread on the calling thread's stack: 256 threads start from a 64 KiB thread stack
+ * (measured), 1024 need more than 128 KiB, 65536 overflow the 8 MiB main stack (SIGSEGV). Every thread
+ * also costs a task and a stack reservation (8 MiB of address space by default). 256 keeps all of that
+ * small on any machine and stays above the hardware thread count of the machines this library targets;
+ * more threads than cores stays allowed. */
+#define CNN_MAX_NUM_THREADS 256
+
+/* A region's team size for `work` independent items: min(count, work), at least 1; 1 inside a parallel
+ * region (no nested teams). The GEMM takes this through a pointer (cnn_gemm_init). */
+typedef int (*cnn_team_size_fn)(ptrdiff_t work);
+
+/* Once, at import: the initial count from the OpenMP runtime (OMP_NUM_THREADS, else the cores), clamped
+ * to 1..CNN_MAX_NUM_THREADS, and the at-fork child handler. Returns the runtime's count before clamping
+ * (the caller warns when OMP_NUM_THREADS asked for more than the cap), or -1 if the handler could not be
+ * registered. */
+int cnn_threads_init(void);
+/* 1 when the kernels were built with OpenMP. */
+int cnn_threads_openmp(void);
+/* The count every region uses: 1 in a serial build and in a child forked after its parent's team. */
+int cnn_threads_get(void);
+/* Set the count (1..CNN_MAX_NUM_THREADS, checked by the caller); no effect in a serial build. */
+void cnn_threads_set(int n);
+/* 1 in a process forked by a thread that had started a team (the kernels then run serially). */
+int cnn_threads_forked_serial(void);
+int cnn_threads_team(ptrdiff_t work);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
