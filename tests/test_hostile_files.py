@@ -379,7 +379,10 @@ STALLED_SAVER = textwrap.dedent("""
 
 
 def start_stalled_saver(path):
-    proc = subprocess.Popen([sys.executable, "-c", STALLED_SAVER, str(path)], stdout=subprocess.PIPE, text=True)
+    # cwd: `python -c` puts the current directory first on sys.path, where an unbuilt source tree would shadow
+    # the installed package.
+    proc = subprocess.Popen([sys.executable, "-c", STALLED_SAVER, str(path)], stdout=subprocess.PIPE, text=True,
+                            cwd=path.parent)
     assert proc.stdout.readline().strip() == "writing"
     return proc
 
