@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 
+import cnn_core
 from cnn_core.cli.errors import UsageError
 from cnn_core.cli.npyfile import is_npy, read_npy
 from cnn_core.datasets import load_idx, load_mnist
@@ -117,19 +118,16 @@ def to_layout(X: np.ndarray, layout: str) -> np.ndarray:
 
 
 def fit_model_input(model, X: np.ndarray, what: str) -> np.ndarray:
-    """X in the model's layout, checked by one eval-mode forward pass on its first sample.
+    """X in the model's layout, checked by predicting its first sample (cnn_core.predict: eval mode, every
+    module's mode restored).
 
     A shape the model cannot take (wrong image size, channels or width) becomes a UsageError that names
     `what` (the input file or data directory) and what the model expects.
     """
     Xm = to_layout(X, layout_for(model))
-    was_training = model.training
-    model.eval()
     try:
-        model(Xm[:1].astype(model.dtype))
+        cnn_core.predict(model, Xm[:1].astype(model.dtype))
     except (ValueError, TypeError) as e:
         raise UsageError(f"{what}: images of shape {tuple(X.shape[1:])} do not fit this model, which expects "
                          f"{expects(model)} ({e})") from None
-    finally:
-        model.train(was_training)
     return Xm
