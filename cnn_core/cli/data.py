@@ -61,19 +61,17 @@ def read_images(path: str) -> np.ndarray:
         raise UsageError(str(e)) from None
 
 
-def first_layer(model):
-    """The first module without submodules, depth first: the one that reads the input."""
-    module = model
-    while True:
-        children = list(module.children())
-        if not children:
-            return module
-        module = children[0]
+def leaf_layers(model) -> list:
+    """The modules without submodules, in the order the input meets them (depth first); [model] if it has none.
+
+    The first one reads the input (its layout); the last one gives the output (logits or probabilities).
+    """
+    return [m for m in model.modules() if next(m.children(), None) is None]
 
 
 def layout_for(model) -> str:
     """How the model reads images: 'image' (N, C, H, W), 'flat' (N, features), or 'rows' (N, H, W) for an RNN."""
-    name = type(first_layer(model)).__name__
+    name = type(leaf_layers(model)[0]).__name__
     if name == "Linear":
         return "flat"
     if name == "RNN":
@@ -83,7 +81,7 @@ def layout_for(model) -> str:
 
 def expects(model) -> str:
     """What the model's first layer reads, for error messages."""
-    layer = first_layer(model)
+    layer = leaf_layers(model)[0]
     cfg = layer.get_config()
     name = type(layer).__name__
     if name == "Linear":

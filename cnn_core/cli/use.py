@@ -9,7 +9,7 @@ import numpy as np
 
 import cnn_core
 from cnn_core import nn
-from cnn_core.cli.data import fit_model_input, load_split, read_images
+from cnn_core.cli.data import fit_model_input, leaf_layers, load_split, read_images
 from cnn_core.cli.errors import EXIT_OK, UsageError
 from cnn_core.metrics import accuracy_score, confusion_matrix
 from cnn_core.nn.functional import softmax
@@ -31,18 +31,9 @@ def load_model(path: str):
     return model, not isinstance(model, nn.Module)
 
 
-def _last_layer(model):
-    module = model
-    while True:
-        children = list(module.children())
-        if not children:
-            return module
-        module = children[-1]
-
-
 def _outputs_are_probabilities(model) -> bool:
     """A network ending in Sigmoid (Nielsen's MLP) outputs activations in (0, 1); others output logits."""
-    return isinstance(_last_layer(model), nn.Sigmoid)
+    return isinstance(leaf_layers(model)[-1], nn.Sigmoid)
 
 
 def _class_scores(model, X: np.ndarray, what: str) -> np.ndarray:
