@@ -142,7 +142,7 @@ def _remove_stale_temporaries(directory: str, base: str) -> None:
 
 def save(model, path: str | os.PathLike) -> None:
     """Write `model` to `path` atomically: a network (architecture and weights), or a fitted Perceptron or
-    LinearSVM (hyperparameters, coef_, intercept_, classes_). `load` reads either back.
+    LinearSVM (hyperparameters, `coef_`, `intercept_`, `classes_`). `load` reads either back.
 
     The archive is written to a temporary file in the same directory, flushed to disk and renamed over
     `path`, so a crash or error midway leaves any previous file at `path` intact. The file is written at
