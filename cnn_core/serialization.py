@@ -15,14 +15,19 @@ written since it existed, so those files load too):
 The restored estimator predicts exactly as the saved one (predict and decision_function read only coef_,
 intercept_ and classes_); its training record (loss_curve_, n_iter_, ...) is not stored.
 
-Reading a file that may be hostile. ``load`` checks everything it can before it allocates anything sized by the
-file, and turns every defect into a ValueError naming the file and what is wrong:
+Reading a file that may be hostile. ``load`` and ``read_npy`` (a single .npy array, e.g. the images the CLI's
+predict reads) share one bounded reader. A path naming anything but a regular file is an OSError, since it
+is a matter of the file system (FileNotFoundError, IsADirectoryError, or OSError with errno EINVAL for a FIFO,
+socket or device, refused before it is read: a FIFO blocks until a writer comes, /dev/zero never ends).
+``load`` checks everything it can before it allocates anything sized by the file, and turns every defect of
+the contents into a ValueError naming the file and what is wrong:
   - the archive: at most MAX_MEMBERS members, no duplicate names, no encryption, stored or deflated only, each
     member inside the file; a deflated member may expand at most MAX_COMPRESSION_RATIO times (plus
     COMPRESSION_SLACK bytes, for tiny members such as zero biases) - ``save`` never compresses;
-  - every member's .npy header (read without its data, at most MAX_NPY_HEADER bytes): no object dtype, and the
-    zip entry's uncompressed size must equal header + prod(shape) * itemsize, so a header cannot claim more
-    data than the entry holds;
+  - every member's .npy header (read without its data, at most MAX_NPY_HEADER bytes): numbers or fixed-size
+    strings only (NPY_DTYPE_KINDS: no object dtype, so no pickle), and the zip entry's uncompressed size must
+    equal header + prod(shape) * itemsize, so a header cannot claim more data than the entry holds (a .npy
+    file given to ``read_npy`` is checked the same way against the file's size);
   - the config: at most MAX_CONFIG_CHARS characters of JSON, nested at most MAX_CONFIG_DEPTH arrays/objects
     deep, at most MAX_MODULES modules, registered layer types and known keys only;
   - the weights: the parameter shapes the config implies (each layer's ``parameter_shapes``, computed without
@@ -37,9 +42,10 @@ A module class registered by the user without ``parameter_shapes`` is built from
 shapes can be compared; its constructor must check its own arguments. Every built-in layer declares its shapes.
 Peak memory while loading is the model plus about two copies of its largest parameter.
 
-Writing. ``save`` writes a temporary file ".<name>.<host>-<pid>-<token>.tmp" next to the target (the target of a
-symlink: saving to a symlink writes through to the file it points at, as most editors do, and keeps the link),
-flushes it and renames it over the target, so the file at the path is always either the old or the new one.
+Writing. ``save`` (and every other file the library writes, such as ``cnn_core.plotting``'s pictures) writes a
+temporary file ".<name>.<host>-<pid>-<token>.tmp" next to the target (the target of a symlink: saving to a
+symlink writes through to the file it points at, as most editors do, and keeps the link), flushes it and
+renames it over the target, so the file at the path is always either the old or the new one.
 The temporary is removed on every exit path that runs Python code (exceptions, KeyboardInterrupt, SystemExit);
 one left by a killed process (SIGKILL, power loss) is removed by the next save to the same path, once its
 writer's pid, on this host, is no longer alive; a live writer's temporary (another MPI rank's, say) and those of
@@ -57,11 +63,13 @@ import os
 import re
 import secrets
 import socket
+import stat
 import struct
+import tokenize
 import zipfile
 import zlib
 from itertools import accumulate
-from typing import NamedTuple
+from typing import BinaryIO, Callable, NamedTuple
 
 import numpy as np
 
@@ -86,6 +94,8 @@ MAX_CONFIG_CHARS = 1 << 20     # JSON text of the config
 MAX_CONFIG_DEPTH = 64          # nested JSON arrays/objects (a Sequential level takes 3)
 MAX_META_BYTES = 1 << 16       # each of __format__, __version__, __cnn_core__ as a .npy member
 MAX_NPY_HEADER = 10_000        # .npy header text (NumPy's own default limit)
+NPY_MAGIC = b"\x93NUMPY"
+NPY_DTYPE_KINDS = "biufcSU"    # numbers and fixed-size strings: never object (pickle), records or sub-arrays
 MAX_COMPRESSION_RATIO = 20     # float weights deflate less than 1.2x; a zip bomb by 1000x
 COMPRESSION_SLACK = 1 << 12    # bytes a deflated member may exceed the ratio by
 _CHUNK = 1 << 20               # bytes read at a time
@@ -132,7 +142,7 @@ def _remove_stale_temporaries(directory: str, base: str) -> None:
 
 def save(model, path: str | os.PathLike) -> None:
     """Write `model` to `path` atomically: a network (architecture and weights), or a fitted Perceptron or
-    LinearSVM (hyperparameters, coef_, intercept_, classes_). `load` reads either back.
+    LinearSVM (hyperparameters, `coef_`, `intercept_`, `classes_`). `load` reads either back.
 
     The archive is written to a temporary file in the same directory, flushed to disk and renamed over
     `path`, so a crash or error midway leaves any previous file at `path` intact. The file is written at
@@ -154,7 +164,7 @@ def save(model, path: str | os.PathLike) -> None:
         arrays = _estimator_arrays(model)
     else:
         raise TypeError(f"model: expected a cnn_core.nn.Module, Perceptron or LinearSVM, got {type(model).__name__}")
-    _write_atomic(arrays, user_path)
+    _write_atomic(user_path, lambda f: np.savez(f, **arrays))
 
 
 def _estimator_arrays(est) -> dict[str, np.ndarray]:
@@ -179,15 +189,16 @@ def _estimator_arrays(est) -> dict[str, np.ndarray]:
             "classes_": est.classes_}
 
 
-def _write_atomic(arrays: dict[str, np.ndarray], user_path: str) -> None:
-    """np.savez of `arrays` to `user_path`, through a flushed, fsync'd temporary renamed over the target."""
+def _write_atomic(user_path: str, write: Callable[[BinaryIO], None], who: str = "cnn_core.save") -> None:
+    """`write(f)` into a temporary file next to `user_path`, flushed, fsync'd and renamed over the target: the
+    library's one writer of files (models, estimators, plots). `who` names the caller in error messages."""
     target = os.path.realpath(user_path)  # write through a symlink to the file it names
     directory, base = os.path.split(target)
     if not os.path.isdir(directory):
-        raise FileNotFoundError(errno.ENOENT, f"cnn_core.save: no such directory {directory!r} to save into",
+        raise FileNotFoundError(errno.ENOENT, f"{who}: no such directory {directory!r} to save into",
                                 user_path)
     if os.path.isdir(target):
-        raise IsADirectoryError(errno.EISDIR, "cnn_core.save: expected a file path, got a directory", user_path)
+        raise IsADirectoryError(errno.EISDIR, f"{who}: expected a file path, got a directory", user_path)
     try:
         mode = os.stat(target).st_mode & 0o7777
     except FileNotFoundError:
@@ -198,13 +209,13 @@ def _write_atomic(arrays: dict[str, np.ndarray], user_path: str) -> None:
         # os.open with O_EXCL: a fresh file that honours the umask (tempfile would force mode 0600).
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as e:
-        raise type(e)(e.errno, f"cnn_core.save: cannot create a file in {directory!r} ({e.strerror})",
+        raise type(e)(e.errno, f"{who}: cannot create a file in {directory!r} ({e.strerror})",
                       user_path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             if mode is not None:
                 os.chmod(tmp, mode)
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
@@ -231,11 +242,140 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-# ---- load ----------------------------------------------------------------------------------------------
+# ---- the bounded reader -------------------------------------------------------------------------------
+# Every file the library reads from a user goes through _open_regular, and every .npy stream (a .npy file,
+# or a member of an .npz archive) through _npy_header and _npy_data: nothing is allocated from a size the
+# file claims before the file is known to hold it.
 
 class _Corrupt(Exception):
-    """A defect of the archive itself (load reports it as 'not a readable cnn_core model file')."""
+    """A defect of the file itself (load reports it as 'not a readable cnn_core model file', read_npy as a
+    ValueError naming the file)."""
 
+
+def _open_regular(path: str | bytes) -> BinaryIO:
+    """`path` opened for binary reading, if it is a regular file.
+
+    A FIFO blocks open() until a writer comes, and a device such as /dev/zero never ends: anything but a
+    regular file is refused from os.stat before it is opened (opening some devices has effects), and once more
+    from fstat of what was opened, without blocking, in case the path changed in between. Raises
+    FileNotFoundError, IsADirectoryError, or OSError (EINVAL) for a FIFO, socket or device, each with the path
+    as its ``filename``; open()'s own errors (permissions, ...) pass through.
+    """
+    try:
+        _refuse_irregular(os.stat(path).st_mode, path)
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, "no such file", path) from None
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        _refuse_irregular(os.fstat(fd).st_mode, path)
+    except BaseException:
+        os.close(fd)
+        raise
+    # O_NONBLOCK is harmless from here on: reads of a regular file never wait on it.
+    return os.fdopen(fd, "rb")
+
+
+def _refuse_irregular(mode: int, path) -> None:
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "expected a file, got a directory", path)
+    kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+    raise OSError(errno.EINVAL, f"expected a regular file, got a special file ({kind}), which can block or "
+                                "never end", path)
+
+
+class _Header(NamedTuple):
+    """A .npy header: shape, order and dtype, and the byte length of the header itself."""
+    shape: tuple[int, ...]
+    fortran: bool
+    dtype: np.dtype
+    length: int
+
+
+def _npy_header(f: BinaryIO, size: int) -> _Header:
+    """The header of the .npy stream `f` (at its start), which holds `size` bytes in all, read without the data.
+
+    Checked: format 1.0 or 2.0, at most MAX_NPY_HEADER bytes of header text, a dtype of NPY_DTYPE_KINDS,
+    no negative dimension, and header + prod(shape) * itemsize == `size`, so that a header can neither claim
+    more data than the stream holds nor hide bytes after it. Raises _Corrupt; leaves `f` at the data.
+    """
+    magic = f.read(8)
+    if len(magic) < 8 or magic[:6] != NPY_MAGIC:
+        raise _Corrupt("not a readable .npy array (no .npy magic)")
+    if magic[6:8] not in (b"\x01\x00", b"\x02\x00"):
+        raise _Corrupt(f"not a readable .npy array (format version {magic[6]}.{magic[7]}; 1.0 and 2.0 are read)")
+    len_size = 2 if magic[6] == 1 else 4
+    raw_len = f.read(len_size)
+    if len(raw_len) < len_size:
+        raise _Corrupt("not a readable .npy array (truncated header)")
+    (hlen,) = struct.unpack("<H" if len_size == 2 else "<I", raw_len)
+    if hlen > MAX_NPY_HEADER:
+        raise _Corrupt(f"not a readable .npy array (a header of {hlen:,} bytes, more than {MAX_NPY_HEADER:,})")
+    text = f.read(hlen)
+    if len(text) < hlen:
+        raise _Corrupt("not a readable .npy array (truncated header)")
+    reader = np.lib.format.read_array_header_1_0 if len_size == 2 else np.lib.format.read_array_header_2_0
+    try:
+        shape, fortran, dtype = reader(io.BytesIO(raw_len + text))
+    except (ValueError, TypeError, SyntaxError, tokenize.TokenError) as e:  # what NumPy's header parser raises
+        raise _Corrupt(f"not a readable .npy array (bad header: {e})") from None
+    if dtype.kind not in NPY_DTYPE_KINDS:
+        raise _Corrupt(f"expected an array of numbers or fixed-size strings, got dtype {dtype}")
+    if any(d < 0 for d in shape):
+        raise _Corrupt(f"negative dimension in shape {shape}")
+    length = 8 + len_size + hlen
+    n_bytes = math.prod(shape) * dtype.itemsize  # Python ints: a huge claim cannot overflow
+    if size != length + n_bytes:
+        raise _Corrupt(f"its .npy header declares shape {shape} of {dtype} ({n_bytes:,} bytes) but it holds "
+                       f"{size - length:,} bytes of data")
+    return _Header(shape, fortran, dtype, length)
+
+
+def _npy_data(f: BinaryIO, h: _Header) -> np.ndarray:
+    """The array of a checked header, read from `f` (at the data) in chunks into memory sized by the header."""
+    flat = np.empty(math.prod(h.shape), h.dtype)
+    buf = memoryview(flat.view(np.uint8))
+    pos = 0
+    while pos < len(buf):
+        n = f.readinto(buf[pos:pos + _CHUNK])
+        if not n:
+            raise _Corrupt(f"truncated data ({pos:,} of {len(buf):,} bytes)")
+        pos += n
+    if f.read(1):
+        raise _Corrupt("bytes after the data")
+    return flat.reshape(h.shape, order="F" if h.fortran else "C")
+
+
+def read_npy(path: str | os.PathLike) -> np.ndarray:
+    """The array in the .npy file at `path`, read without trusting the file.
+
+    ``np.load`` trusts the header: a 200-byte file whose header claims shape (10**6, 1000, 196) makes it
+    allocate 730 GiB. Here the header is read and checked on its own, as every member of a model file is
+    (module docstring): numbers or fixed-size strings only (never pickle), and the declared data must be
+    exactly what the file holds after the header, before anything of that size is allocated; reading then
+    costs what the file holds. The array keeps the file's dtype (byte order included) and order.
+
+    Raises FileNotFoundError, IsADirectoryError, or OSError for a FIFO, socket or device (see ``load``), and
+    ValueError starting with the path and saying what is wrong for any other file that is no such array.
+    """
+    path = check_path(path)
+    with _open_regular(path) as f:
+        try:
+            return _npy_data(f, _npy_header(f, os.fstat(f.fileno()).st_size))
+        except _Corrupt as e:
+            raise ValueError(f"{os.fsdecode(path)}: {e}") from None
+
+
+def is_npy(path: str | os.PathLike) -> bool:
+    """True when the file at `path` starts with the .npy magic, whatever its name (a regular file only, as
+    for ``read_npy``: the same errors)."""
+    with _open_regular(check_path(path)) as f:
+        return f.read(len(NPY_MAGIC)) == NPY_MAGIC
+
+
+# ---- load ----------------------------------------------------------------------------------------------
 
 class _Mismatch(Exception):
     """Architecture and weights that do not fit together (load reports 'do not form a model')."""
@@ -245,21 +385,19 @@ def load(path: str | os.PathLike):
     """Rebuild the model saved at `path` and return it: a network with its weights (bit-exact), or a
     Perceptron / LinearSVM that predicts exactly as the saved one.
 
-    Raises FileNotFoundError when there is no file, and ValueError naming the path when the file is not a
-    readable cnn_core model: truncated or corrupt, another kind of .npz/.npy, written by a newer format
-    version, holding an architecture or weights that do not fit together, or exceeding a limit of the module
-    docstring. The model is built only after its config and the members' headers have been checked.
+    Raises FileNotFoundError when there is no file, IsADirectoryError for a directory, OSError for a FIFO,
+    socket or device (refused before reading: one can block or never end), and ValueError naming the path
+    when the file is not a readable cnn_core model: truncated or corrupt, another kind of .npz/.npy, written by
+    a newer format version, holding an architecture or weights that do not fit together, or exceeding a limit
+    of the module docstring. The model is built only after its config and the members' headers have been
+    checked.
     """
     path = check_path(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"cnn_core.load: no such file: {path!r}")
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"cnn_core.load: expected a model file, got a directory: {path!r}")
-    with open(path, "rb") as f:
+    with _open_regular(path) as f:
         size = os.fstat(f.fileno()).st_size
         magic = f.read(6)
         if not magic.startswith(b"PK\x03\x04"):
-            what = "a .npy array" if magic == b"\x93NUMPY" else "no zip header" if magic else "an empty file"
+            what = "a .npy array" if magic == NPY_MAGIC else "no zip header" if magic else "an empty file"
             raise ValueError(f"cnn_core.load: {path!r} is not a readable cnn_core model file "
                              f"(not an .npz archive: {what})")
         try:
@@ -290,14 +428,6 @@ def _check_member_count(f, size: int) -> None:
         if count > MAX_MEMBERS:
             raise _Corrupt(f"{count} members, more than the limit of {MAX_MEMBERS}")
     f.seek(0)
-
-
-class _Header(NamedTuple):
-    """A member's .npy header: shape, order and dtype, and the byte length of the header itself."""
-    shape: tuple[int, ...]
-    fortran: bool
-    dtype: np.dtype
-    length: int
 
 
 def _load_archive(zf: zipfile.ZipFile, size: int, path: str):
@@ -456,54 +586,22 @@ def _check_entry(info: zipfile.ZipInfo, size: int) -> None:
 
 
 def _read_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> _Header:
-    """Parse a member's .npy header without reading its data, and check the entry's size against it."""
-    name = info.filename
+    """A member's .npy header, read without its data and checked against the entry's size (_npy_header)."""
     with zf.open(info) as f:
-        magic = f.read(8)
-        if len(magic) < 8 or magic[:6] != b"\x93NUMPY" or magic[6:8] not in (b"\x01\x00", b"\x02\x00"):
-            raise _Corrupt(f"member {name!r} is not a .npy array of format 1.0 or 2.0")
-        len_size = 2 if magic[6] == 1 else 4
-        raw_len = f.read(len_size)
-        if len(raw_len) < len_size:
-            raise _Corrupt(f"member {name!r}: truncated .npy header")
-        (hlen,) = struct.unpack("<H" if len_size == 2 else "<I", raw_len)
-        if hlen > MAX_NPY_HEADER:
-            raise _Corrupt(f"member {name!r}: .npy header of {hlen} bytes, more than {MAX_NPY_HEADER}")
-        text = f.read(hlen)
-        if len(text) < hlen:
-            raise _Corrupt(f"member {name!r}: truncated .npy header")
-    reader = np.lib.format.read_array_header_1_0 if len_size == 2 else np.lib.format.read_array_header_2_0
-    try:
-        shape, fortran, dtype = reader(io.BytesIO(raw_len + text))
-    except (ValueError, SyntaxError, TypeError) as e:
-        raise _Corrupt(f"member {name!r}: bad .npy header ({e})") from None
-    if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
-        raise _Corrupt(f"member {name!r} holds {dtype} data (Python objects or records are refused)")
-    if any(d < 0 for d in shape):
-        raise _Corrupt(f"member {name!r}: negative dimension in shape {shape}")
-    length = 8 + len_size + hlen
-    n_bytes = math.prod(shape) * dtype.itemsize  # Python ints: a huge claim cannot overflow
-    if info.file_size != length + n_bytes:
-        raise _Corrupt(f"member {name!r}: its header declares shape {shape} of {dtype} ({n_bytes} bytes) "
-                       f"but the entry holds {info.file_size - length} bytes of data")
-    return _Header(shape, fortran, dtype, length)
+        try:
+            return _npy_header(f, info.file_size)
+        except _Corrupt as e:
+            raise _Corrupt(f"member {info.filename!r}: {e}") from None
 
 
 def _read_data(zf: zipfile.ZipFile, info: zipfile.ZipInfo, h: _Header) -> np.ndarray:
-    """The member's array, read in chunks into memory sized by its (already checked) header."""
-    flat = np.empty(math.prod(h.shape), h.dtype)
-    buf = memoryview(flat.view(np.uint8))
+    """The member's array (_npy_data), its header already checked; reading to the end verifies the CRC."""
     with zf.open(info) as f:
         f.read(h.length)
-        pos = 0
-        while pos < len(buf):
-            n = f.readinto(buf[pos:pos + _CHUNK])
-            if not n:
-                raise _Corrupt(f"member {info.filename!r} is truncated")
-            pos += n
-        if f.read(1):  # also makes zipfile verify the CRC
-            raise _Corrupt(f"member {info.filename!r} has bytes after its data")
-    return flat.reshape(h.shape, order="F" if h.fortran else "C")
+        try:
+            return _npy_data(f, h)
+        except _Corrupt as e:
+            raise _Corrupt(f"member {info.filename!r}: {e}") from None
 
 
 def _read_meta(zf, members, headers, key: str, kinds: str):

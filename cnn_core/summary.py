@@ -7,6 +7,7 @@ import numpy as np
 
 from cnn_core._validation import as_shape
 from cnn_core.nn import Module
+from cnn_core.nn.module import temporary_mode
 
 __all__ = ["summary"]
 
@@ -39,7 +40,7 @@ def _output_shapes(model: Module, x: np.ndarray) -> dict[int, str]:
 
     Each leaf's `forward` is wrapped for this one pass by an instance attribute (which Python looks up
     before the class method, so containers calling `m(x)` or `m.forward(x)` both go through it) and the
-    class's method is back in place afterwards; the model's train/eval mode is restored too.
+    class's method is back in place afterwards; every module's train/eval mode is restored too.
     """
     shapes: dict[int, str] = {}
     leaves = [m for _, m in _leaves(model)]
@@ -53,17 +54,15 @@ def _output_shapes(model: Module, x: np.ndarray) -> dict[int, str]:
             return out
         return forward
 
-    was_training = model.training
-    model.eval()
-    try:
-        for m in leaves:
-            object.__setattr__(m, "forward", recorder(m))
-        model(x)
-    finally:
-        for m in leaves:
-            if "forward" in vars(m):
-                object.__delattr__(m, "forward")
-        model.train(was_training)
+    with temporary_mode(model, False):
+        try:
+            for m in leaves:
+                object.__setattr__(m, "forward", recorder(m))
+            model(x)
+        finally:
+            for m in leaves:
+                if "forward" in vars(m):
+                    object.__delattr__(m, "forward")
     return shapes
 
 
@@ -72,7 +71,7 @@ def summary(model: Module, input_shape: Sequence[int], dtype=None, *, title: str
 
     One row per layer (each module without submodules, by dotted name): its type, its output shape with N for
     the batch, and its number of parameters; then the total. Output shapes are recorded from one eval-mode
-    forward pass of a batch of one zero input; the model's mode and weights are left as they were.
+    forward pass of a batch of one zero input; each module's train/eval mode and the weights are left as they were.
 
     model: a cnn_core.nn.Module. input_shape: the shape of one sample, without the batch dimension (for example
     (1, 28, 28) for LeNet-5, (784,) for an MLP on flattened digits). dtype: of that dummy input, default the

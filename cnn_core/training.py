@@ -17,6 +17,7 @@ import numpy as np
 from cnn_core._random import get_rng
 from cnn_core._validation import NonFiniteError, check_int, not_an_array
 from cnn_core.callbacks import Callback, History
+from cnn_core.nn.module import restore_modes, save_modes
 
 EvalResult = namedtuple("EvalResult", ["loss", "accuracy"])
 EvalResult.__doc__ = """evaluate's result: mean loss and accuracy (None when the targets give no accuracy).
@@ -154,25 +155,14 @@ def _n_correct(kind: str | None, out: np.ndarray, labels: np.ndarray | None) -> 
 
 # ---- modes ---------------------------------------------------------------------------------------------
 # A model's mode is shared state, so the calls that switch it coordinate through one lock: predict/evaluate
-# calls on one model count themselves in, the first saves every module's mode and switches to eval, the
-# last restores what was saved; their forward passes run outside the lock (in eval mode a layer keeps no
-# per-call state). fit owns the model while it trains: other threads' predict/evaluate calls are refused.
+# calls on one model count themselves in, the first saves every module's mode (nn.module.save_modes) and
+# switches to eval, the last restores what was saved; their forward passes run outside the lock (in eval
+# mode a layer keeps no per-call state). fit owns the model while it trains: other threads'
+# predict/evaluate calls are refused. One caller alone uses nn.module.temporary_mode instead.
 
 _modes_lock = threading.Lock()
 _eval_users: dict[int, list] = {}   # id(model) -> [calls inside, saved modes]
 _fit_threads: dict[int, int] = {}   # id(model) -> ident of the thread fitting it
-
-
-def _saved_modes(model) -> list[tuple[Any, bool]]:
-    modules = model.modules() if callable(getattr(model, "modules", None)) else (model,)
-    return [(m, bool(getattr(m, "training", True))) for m in modules]
-
-
-def _restore_modes(saved: list[tuple[Any, bool]]) -> None:
-    # modules() lists parents before children: train()/eval() resets a whole subtree and the later entries
-    # then set the children back, so a mix of modes comes back exactly.
-    for m, training in saved:
-        m.train() if training else m.eval()
 
 
 class _eval_mode:
@@ -190,7 +180,7 @@ class _eval_mode:
                                    "would switch it to eval mode under fit (use fit's validation_data or a callback)")
             users = _eval_users.get(key)
             if users is None:
-                saved = _saved_modes(self.model)
+                saved = save_modes(self.model)
                 self.model.eval()
                 _eval_users[key] = [1, saved]
             else:
@@ -203,7 +193,7 @@ class _eval_mode:
             users[0] -= 1
             if users[0] == 0:
                 del _eval_users[key]
-                _restore_modes(users[1])
+                restore_modes(users[1])
 
 
 class _train_mode:
@@ -219,7 +209,7 @@ class _train_mode:
             if key in _fit_threads or key in _eval_users:
                 raise RuntimeError("model: another thread is already fitting or predicting with this model; "
                                    "fit needs it to itself")
-            self.saved = _saved_modes(self.model)
+            self.saved = save_modes(self.model)
             self.input_grad = getattr(self.model, "input_grad", None)
             self.model.train()
             if self.input_grad is not None:
@@ -227,7 +217,7 @@ class _train_mode:
             _fit_threads[key] = threading.get_ident()
 
     def __exit__(self, *exc) -> None:
-        _restore_modes(self.saved)
+        restore_modes(self.saved)
         if self.input_grad is not None:
             self.model.input_grad = self.input_grad
         with _modes_lock:

@@ -477,9 +477,12 @@ def test_model_file_that_is_not_an_archive(tmp_path, capsys):
     (tmp_path / "huge.npy").write_bytes(npy_bytes(header=HUGE_HEADER, payload=b"\0" * 100))
     assert_main_user_error(capsys, ["evaluate", tmp_path / "huge.npy"], "MODEL_FILE", ".npy array")
     (tmp_path / "text.npz").write_text("hello\n")
-    assert_main_user_error(capsys, ["evaluate", tmp_path / "text.npz"], "MODEL_FILE", "not a model file")
+    # issue 9: the library's reader says it (the CLI no longer sniffs the file itself before cnn_core.load)
+    assert_main_user_error(capsys, ["evaluate", tmp_path / "text.npz"], "MODEL_FILE",
+                           "not a readable cnn_core model file", "no zip header")
     (tmp_path / "empty.npz").write_bytes(b"")
-    assert_main_user_error(capsys, ["evaluate", tmp_path / "empty.npz"], "MODEL_FILE", "not a model file")
+    assert_main_user_error(capsys, ["evaluate", tmp_path / "empty.npz"], "MODEL_FILE",
+                           "not a readable cnn_core model file", "an empty file")
 
 
 def test_hostile_npy_inputs(tmp_path, capsys, mlp_file):

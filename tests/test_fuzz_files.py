@@ -1,5 +1,5 @@
-"""Fuzzing the file readers (issue 8, class 4): random bytes and mutations of real files fed to cnn_core.load
-and to load_idx. Nothing but ValueError or OSError may come out, and the memory a file costs stays bounded
+"""Fuzzing the file readers (issue 8, class 4): random bytes and mutations of real files fed to cnn_core.load,
+to load_idx and (issue 9) to serialization.read_npy. Nothing but ValueError or OSError may come out, and the memory a file costs stays bounded
 (tracemalloc sees Python's and NumPy's allocations; every input here is at most a few KiB, so a reader that
 allocates by a header's claim instead of the file's contents would blow far past the bound)."""
 import gzip
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from cnn_core import nn
 from cnn_core.datasets import load_idx
-from cnn_core.serialization import load, save
+from cnn_core.serialization import load, read_npy, save
 
 PEAK_LIMIT = 4 << 20  # bytes; the checked readers stay under 1 MiB on these inputs (the old load needed 16 MiB)
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -188,16 +188,14 @@ IDX_FILES = [_idx(np.arange(60, dtype=np.uint8).reshape(3, 4, 5), 0x08),
 IDX_FILES += [gzip.compress(b) for b in IDX_FILES]
 
 
+def mutations(files: list[bytes]):
+    """A flip, splice or truncation of one of `files`."""
+    return st.sampled_from(files).flatmap(lambda data: flips(data) | splices(data) | truncations(data))
+
+
 @st.composite
-def idx_inputs(draw):
-    base = draw(st.sampled_from(IDX_FILES))
-    kind = draw(st.sampled_from(["flip", "splice", "truncate", "header"]))
-    if kind == "flip":
-        return draw(flips(base))
-    if kind == "splice":
-        return draw(splices(base))
-    if kind == "truncate":
-        return draw(truncations(base))
+def idx_headers(draw):
+    """A header declaring any type code and dimensions, followed by at most 512 bytes, raw or gzipped."""
     dims = draw(st.lists(st.integers(0, 2**32 - 1), min_size=0, max_size=6))
     head = struct.pack(">HBB", 0, draw(st.sampled_from([0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E, 0x07])), len(dims))
     body = head + struct.pack(f">{len(dims)}I", *dims) + draw(st.binary(max_size=512))
@@ -205,6 +203,50 @@ def idx_inputs(draw):
 
 
 @FUZZ
-@given(data=st.binary(max_size=2048) | idx_inputs())
+@given(data=st.binary(max_size=2048) | mutations(IDX_FILES) | idx_headers())
 def test_load_idx_survives_random_and_mutated_files(workdir, data):
     check_reader(load_idx, workdir / "fuzz.idx", data)
+
+
+# ---- .npy (issue 9: the one bounded reader, which the CLI's predict INPUT uses too) -------------------------
+
+NPY_FILES = [_npy(np.arange(60, dtype=np.uint8).reshape(3, 4, 5)),
+             _npy(np.asfortranarray(np.linspace(0, 1, 12).reshape(3, 4))),
+             _npy(np.arange(6, dtype=">i2")), _npy(np.array(["ab", "c"])), _npy(np.float32(0.5))]
+
+
+@st.composite
+def npy_headers(draw):
+    """A .npy header declaring any shape and dtype (pickled objects and records included), then at most 512
+    bytes."""
+    buf = io.BytesIO()
+    shape = tuple(draw(st.lists(st.integers(0, 2**40), max_size=4)))
+    descr = draw(st.sampled_from(["<f4", ">f8", "|u1", "<i8", "|b1", "|O", "<c8", "<U3", "|V8", "<M8[s]"]))
+    np.lib.format.write_array_header_1_0(buf, {"descr": descr, "fortran_order": draw(st.booleans()),
+                                               "shape": shape})
+    return buf.getvalue() + draw(st.binary(max_size=512))
+
+
+NPY_INPUTS = mutations(NPY_FILES) | npy_headers()
+
+
+@FUZZ
+@given(data=st.binary(max_size=2048) | NPY_INPUTS)
+def test_read_npy_survives_random_and_mutated_files(workdir, data):
+    check_reader(read_npy, workdir / "fuzz.npy", data)
+
+
+@FUZZ
+@given(data=NPY_INPUTS)
+def test_what_read_npy_accepts_np_load_reads_the_same(workdir, data):
+    """A differential oracle: a file read_npy accepts is one np.load(allow_pickle=False) reads to the same
+    array (dtype, byte order and values)."""
+    path = workdir / "same.npy"
+    path.write_bytes(data)
+    try:
+        got = read_npy(path)
+    except ValueError:
+        return
+    want = np.load(path, allow_pickle=False)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    assert got.tobytes(order="A") == want.tobytes(order="A")

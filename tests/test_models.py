@@ -204,3 +204,21 @@ def test_rnn_classifier_rejects_wrong_dtype():
 def test_rnn_classifier_backward_needs_forward():
     with pytest.raises(RuntimeError, match="before forward"):
         RNNClassifier(4, 3, 2, rng=0).backward(np.zeros((1, 2), np.float32))
+
+
+def test_rnn_classifier_screens_its_input_once_where_the_call_enters():
+    """Issue 9: the Linear layer reads h_T inside fed_by_a_layer, so a NaN the RNN produced (here from NaN
+    weights) reaches the output, where the loss rejects it, instead of being screened a second time; a NaN in
+    x is still refused, by the RNN."""
+    model = RNNClassifier(3, 4, 2, rng=0)
+    x = np.ones((2, 5, 3), np.float32)
+    with pytest.raises(ValueError, match="RNN: x: expected finite values"):
+        model(np.where(np.arange(3) == 1, np.nan, x).astype(np.float32))
+    model.rnn.weight_hh.data[0, 0] = np.nan
+    out = model(x)
+    assert out.shape == (2, 2) and np.isnan(out).all()
+    with pytest.raises(ValueError, match="Linear: x: expected finite values"):
+        model.fc(np.full((2, 4), np.nan, np.float32))  # the same layer called alone still screens
+    with pytest.raises(FloatingPointError, match="CrossEntropyLoss: pred: expected finite values"):
+        fit(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), x, np.array([0, 1]),
+            epochs=1, batch_size=2)

@@ -372,3 +372,23 @@ def test_screen_is_per_thread():
     finally:
         release.set()
         t.join()
+
+
+# ---- issue 9: one home for saving and restoring each module's mode ---------------------------------------
+
+@pytest.mark.parametrize("training", [True, False])
+def test_temporary_mode_restores_every_module_even_after_an_error(training):
+    from cnn_core.nn.module import temporary_mode
+    inner = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    model = nn.Sequential(nn.Linear(2, 2), inner, nn.Tanh())
+    inner.eval()
+    model[2].eval()
+    before = [m.training for m in model.modules()]
+    assert before == [True, True, False, False, False, False]
+    with temporary_mode(model, training):
+        assert all(m.training is training for m in model.modules())
+    assert [m.training for m in model.modules()] == before
+    with pytest.raises(ZeroDivisionError):
+        with temporary_mode(model, training):
+            1 / 0
+    assert [m.training for m in model.modules()] == before

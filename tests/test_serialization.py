@@ -1,6 +1,8 @@
 """save / load: bit-exact round trips, a clear error for every kind of bad file, atomic writes."""
+import errno
 import json
 import os
+import re
 import zipfile
 
 import numpy as np
@@ -321,3 +323,115 @@ def test_zip_features_zipfile_cannot_read_are_a_value_error(tmp_path, offset, va
     path.write_bytes(bytes(data))
     with pytest.raises(ValueError, match=r"m\.npz' is not a readable cnn_core model file.*" + match):
         load(path)
+
+
+# ---- issue 9: the one bounded reader (special files, read_npy) ---------------------------------------------
+
+posix_only = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs and /dev/zero")
+
+
+def returns_within(seconds: float, call):
+    """call()'s exception (or None), failing the test when it does not return in time: a FIFO's reader
+    would block forever, so it runs in a daemon thread that cannot keep the test process alive."""
+    import threading
+    outcome = []
+
+    def run():
+        try:
+            call()
+            outcome.append(None)
+        except BaseException as e:  # handed to the test thread
+            outcome.append(e)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert outcome, f"{call} still blocked after {seconds} s"
+    return outcome[0]
+
+
+@posix_only
+@pytest.mark.parametrize("reader", [load, serialization.read_npy, serialization.is_npy])
+def test_special_files_are_an_oserror_not_a_hang(tmp_path, reader):
+    """Before issue 9 cnn_core.load(fifo) blocked until a writer came (only the CLI refused special files)."""
+    os.mkfifo(tmp_path / "fifo")
+    for special, kind in ((str(tmp_path / "fifo"), "a FIFO"), ("/dev/zero", "a device")):
+        e = returns_within(10, lambda: reader(special))
+        assert type(e) is OSError and e.errno == errno.EINVAL and e.filename == special, repr(e)
+        assert f"got a special file ({kind})" in str(e)
+
+
+@posix_only
+def test_a_path_that_turns_into_a_fifo_after_stat_is_still_refused(tmp_path, monkeypatch):
+    """The check on the opened file (non-blocking open, then fstat) covers a path swapped after os.stat."""
+    regular = os.stat(__file__)
+    fifo = str(tmp_path / "fifo")
+    os.mkfifo(fifo)
+    real_stat = os.stat
+    monkeypatch.setattr(serialization.os, "stat", lambda p, *a, **k: regular if p == fifo else real_stat(p, *a, **k))
+    e = returns_within(10, lambda: load(fifo))
+    assert type(e) is OSError and "special file (a FIFO)" in str(e)
+
+
+def test_missing_file_and_directory_errors_name_the_path(tmp_path):
+    for reader in (load, serialization.read_npy, serialization.is_npy):
+        with pytest.raises(FileNotFoundError) as e:
+            reader(tmp_path / "nope.npy")
+        assert e.value.errno == errno.ENOENT and e.value.filename == str(tmp_path / "nope.npy")
+        with pytest.raises(IsADirectoryError) as e:
+            reader(tmp_path)
+        assert e.value.filename == str(tmp_path)
+
+
+@pytest.mark.parametrize("a", [np.arange(60, dtype=np.uint8).reshape(3, 4, 5), np.arange(6, dtype=">i2"),
+                               np.asfortranarray(np.linspace(0, 1, 12).reshape(3, 4)), np.float32(0.5),
+                               np.zeros((0, 28, 28), np.float32), np.array([[1 + 2j]], np.complex64),
+                               np.array(["ab", "c"]), np.array([True, False])],
+                         ids=["u8", "i2-big-endian", "f8-fortran", "scalar", "empty", "complex", "str", "bool"])
+def test_read_npy_reads_what_np_save_wrote(tmp_path, a):
+    path = tmp_path / "a.data"  # any name: the contents decide
+    np.save(path, a, allow_pickle=False)
+    path = path.with_suffix(".data.npy")
+    got = serialization.read_npy(path)
+    assert got.dtype == np.asarray(a).dtype and got.shape == np.shape(a) and got.flags.writeable
+    assert got.flags.f_contiguous == np.asarray(a).flags.f_contiguous
+    np.testing.assert_array_equal(got, a)
+    assert serialization.is_npy(path)
+
+
+def npy_with_header(header: dict, payload: bytes = b"", version=(1, 0)) -> bytes:
+    import io
+    buf = io.BytesIO()
+    write = np.lib.format.write_array_header_1_0 if version == (1, 0) else np.lib.format.write_array_header_2_0
+    write(buf, header)
+    return buf.getvalue() + payload
+
+
+@pytest.mark.parametrize("data, match", [
+    (npy_with_header({"descr": "<f8", "fortran_order": False, "shape": (10**6, 1000, 196)}, b"\0" * 100),
+     r"declares shape \(1000000, 1000, 196\) of float64 \(1,568,000,000,000 bytes\) but it holds 100 bytes"),
+    (npy_with_header({"descr": "<f4", "fortran_order": False, "shape": (2, 2)}, b"\0" * 17), "holds 17 bytes"),
+    (npy_with_header({"descr": "|O", "fortran_order": False, "shape": (2,)}, b"\0" * 16), "got dtype object"),
+    (npy_with_header({"descr": [("a", "<f4")], "fortran_order": False, "shape": (2,)}, b"\0" * 8),
+     r"numbers or fixed-size strings, got dtype \[\('a', '<f4'\)\]"),
+    (npy_with_header({"descr": "<f4", "fortran_order": False, "shape": (2,)}, b"\0" * 8, (2, 0))[:12],
+     r"truncated header"),
+    (b"\x93NUMPY\x03\x00" + b"\0" * 20, r"format version 3\.0"),
+    (b"\x93NUMPY\x01\x00\xff\xff" + b" " * 100, "a header of 65,535 bytes, more than 10,000"),
+    (b"\x93NUMPY\x01\x00\x10\x00{'descr': <f4'}   \n", "bad header"),
+    (b"PK\x03\x04 not an array", "no .npy magic"),
+    (b"", "no .npy magic"),
+])
+def test_read_npy_refuses_bad_files_before_allocating(tmp_path, data, match):
+    import tracemalloc
+    path = tmp_path / "bad.npy"
+    path.write_bytes(data)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=f"^{re.escape(str(path))}: .*{match}"):
+            serialization.read_npy(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+    assert serialization.is_npy(path) == data.startswith(b"\x93NUMPY")

@@ -102,6 +102,21 @@ def test_the_model_is_left_as_it_was(training):
     assert all("forward" not in vars(m) for m in model.modules())
 
 
+def test_a_mix_of_modes_comes_back_module_by_module():
+    """Before issue 9 summary restored the top module's flag only, which train()/eval() spreads to the whole
+    tree: a model in train mode with some layers in eval mode came back all in train mode."""
+    model = lenet5(rng=0)
+    model[1].eval()
+    model[6].eval()
+    before = [m.training for m in model.modules()]
+    assert len(set(before)) == 2
+    cnn_core.summary(model, (1, 28, 28))
+    assert [m.training for m in model.modules()] == before
+    with pytest.raises(ValueError):
+        cnn_core.summary(model, (1, 9, 9))  # too small for the second convolution: fails mid-pass
+    assert [m.training for m in model.modules()] == before
+
+
 @pytest.mark.parametrize("args, kwargs, exc, match", [
     (({"not": "a model"}, (3,)), {}, TypeError, "model: expected a cnn_core.nn.Module, got dict"),
     ((nn.Linear(3, 2), 3), {}, TypeError, "input_shape: expected a tuple of ints"),

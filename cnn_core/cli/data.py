@@ -1,14 +1,13 @@
 """Getting images into the CLI and into the layout a model reads: (N, C, H, W), (N, H*W) or rows (N, H, W)."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
+import cnn_core
 from cnn_core.cli.errors import UsageError
-from cnn_core.cli.npyfile import is_npy, read_npy
 from cnn_core.datasets import load_idx, load_mnist
 from cnn_core.datasets.pixels import to_unit_range
+from cnn_core.serialization import is_npy, read_npy
 
 
 def load_split(data: str | None, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -31,29 +30,22 @@ def load_split(data: str | None, split: str) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-def require_file(path: str, what: str, expected: str) -> None:
-    """A UsageError unless `path` is a regular file: a directory is named as such, and a FIFO or a device
-    (/dev/zero) is refused before it is opened, since reading one can block or never end."""
-    if not os.path.exists(path):
-        raise UsageError(f"{what}: no such file: {path}")
-    if os.path.isdir(path):
-        raise UsageError(f"{what}: expected {expected}, got a directory: {path}")
-    if not os.path.isfile(path):
-        raise UsageError(f"{what}: expected {expected}, got a special file (FIFO, socket or device): {path}")
-
-
 def read_images(path: str) -> np.ndarray:
     """Images from an IDX file (raw or .gz) or a .npy array, as float32 (N, H, W) or (N, C, H, W) in [0, 1].
 
-    A .npy file is recognised by its magic (any name) and read header first (see npyfile). The pixel
-    scale follows the library's one pixel rule (cnn_core.datasets.pixels). A 2-D array is one image.
+    A .npy file is recognised by its magic (any name) and read header first (cnn_core.serialization.read_npy).
+    The pixel scale follows the library's one pixel rule (cnn_core.datasets.pixels). A 2-D array is one image.
+    A missing file, a directory or a special file (a FIFO would block) is refused by the library's reader.
     """
-    require_file(path, "INPUT", "an IDX image file or a .npy array")
+    hint = ""
     try:
-        npy = is_npy(path)
-        a = read_npy(path, f"INPUT: {path}") if npy else load_idx(path)
-    except ValueError as e:  # read_npy's messages start with INPUT and the path; load_idx's with the path
-        raise UsageError(str(e) if npy else f"INPUT: {e} (expected an IDX image file, or a .npy array)") from None
+        if is_npy(path):
+            a = read_npy(path)
+        else:
+            hint = " (expected an IDX image file, or a .npy array)"
+            a = load_idx(path)
+    except ValueError as e:  # both readers' messages start with the path
+        raise UsageError(f"INPUT: {e}{hint}") from None
     except OSError as e:
         raise UsageError(f"INPUT: cannot read {path}: {e.strerror or e}") from None
     if a.size == 0 or a.dtype.kind not in "buif":
@@ -69,19 +61,17 @@ def read_images(path: str) -> np.ndarray:
         raise UsageError(str(e)) from None
 
 
-def first_layer(model):
-    """The first module without submodules, depth first: the one that reads the input."""
-    module = model
-    while True:
-        children = list(module.children())
-        if not children:
-            return module
-        module = children[0]
+def leaf_layers(model) -> list:
+    """The modules without submodules, in the order the input meets them (depth first); [model] if it has none.
+
+    The first one reads the input (its layout); the last one gives the output (logits or probabilities).
+    """
+    return [m for m in model.modules() if next(m.children(), None) is None]
 
 
 def layout_for(model) -> str:
     """How the model reads images: 'image' (N, C, H, W), 'flat' (N, features), or 'rows' (N, H, W) for an RNN."""
-    name = type(first_layer(model)).__name__
+    name = type(leaf_layers(model)[0]).__name__
     if name == "Linear":
         return "flat"
     if name == "RNN":
@@ -91,7 +81,7 @@ def layout_for(model) -> str:
 
 def expects(model) -> str:
     """What the model's first layer reads, for error messages."""
-    layer = first_layer(model)
+    layer = leaf_layers(model)[0]
     cfg = layer.get_config()
     name = type(layer).__name__
     if name == "Linear":
@@ -117,19 +107,16 @@ def to_layout(X: np.ndarray, layout: str) -> np.ndarray:
 
 
 def fit_model_input(model, X: np.ndarray, what: str) -> np.ndarray:
-    """X in the model's layout, checked by one eval-mode forward pass on its first sample.
+    """X in the model's layout, checked by predicting its first sample (cnn_core.predict: eval mode, every
+    module's mode restored).
 
     A shape the model cannot take (wrong image size, channels or width) becomes a UsageError that names
     `what` (the input file or data directory) and what the model expects.
     """
     Xm = to_layout(X, layout_for(model))
-    was_training = model.training
-    model.eval()
     try:
-        model(Xm[:1].astype(model.dtype))
+        cnn_core.predict(model, Xm[:1].astype(model.dtype))
     except (ValueError, TypeError) as e:
         raise UsageError(f"{what}: images of shape {tuple(X.shape[1:])} do not fit this model, which expects "
                          f"{expects(model)} ({e})") from None
-    finally:
-        model.train(was_training)
     return Xm

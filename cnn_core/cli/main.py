@@ -120,12 +120,11 @@ def run_info(args) -> int:
     import numpy as np
 
     import cnn_core
-    from cnn_core.cli.plotting import INSTALL_HINT
     from cnn_core.datasets import EMBEDDED_DIR
+    from cnn_core.plotting import INSTALL_HINT, require_matplotlib
 
     try:
-        import matplotlib
-        plot = f"matplotlib {matplotlib.__version__}"
+        plot = f"matplotlib {require_matplotlib().__version__}"
     except ImportError:
         plot = None
     info = {"version": cnn_core.__version__, "openmp": cnn_core.openmp_enabled(),

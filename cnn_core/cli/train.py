@@ -13,8 +13,8 @@ from cnn_core import nn, optim
 from cnn_core.callbacks import Callback, LRSchedulerStep, ProgressBar, format_duration
 from cnn_core.cli.data import fit_model_input, load_split
 from cnn_core.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
-from cnn_core.cli.plotting import plot_history, require_matplotlib
 from cnn_core.models import RNNClassifier, LinearSVM, Perceptron, lenet5, mlp
+from cnn_core.plotting import plot_history, require_matplotlib
 
 NETWORKS = ("mlp", "lenet5", "rnn")
 ESTIMATORS = ("perceptron", "svm")
@@ -56,8 +56,11 @@ def _check_destinations(args) -> None:
             raise UsageError(f"{option}: {path} is a directory; give a file name")
         if not os.access(directory, os.W_OK):
             raise UsageError(f"{option}: directory {directory} is not writable")
-    if args.plot is not None:
-        require_matplotlib()
+    if args.plot is not None:  # a missing extra is reported before any time is spent training
+        try:
+            require_matplotlib()
+        except ImportError as e:
+            raise UsageError(f"--plot: {e}") from None
 
 
 def _settings(args) -> dict[str, Any]:
@@ -192,9 +195,8 @@ def _train_network(args, s, X, y, X_test, y_test) -> int:
     elif args.save:
         print("cnn-core: no epoch finished, so nothing was saved", file=sys.stderr)
     if args.plot and finished:
-        h = history
-        plot_history(args.plot, f"{args.model} on {'the embedded digits' if args.data is None else args.data}",
-                     h.train_loss, h.val_loss, h.train_acc, h.val_acc, loss_label="cross-entropy loss")
+        _plot(history, args.plot, f"{args.model} on {'the embedded digits' if args.data is None else args.data}",
+              "cross-entropy loss")
         result["plot"] = args.plot
         report(f"Wrote the curves to {args.plot}")
     _emit_json(args, result)
@@ -209,6 +211,14 @@ def _save(model, path: str, result: dict[str, Any], report: Reporter) -> None:
         raise UsageError(f"--save: cannot write {path}: {e.strerror or e}") from None
     result["saved"] = path
     report(f"Saved the model to {path}")
+
+
+def _plot(history, path: str, title: str, loss_label: str) -> None:
+    """--plot PATH: cnn_core.plotting.plot_history, a file-system error reported as --plot's."""
+    try:
+        plot_history(history, path, title=title, loss_label=loss_label)
+    except OSError as e:
+        raise UsageError(f"--plot: cannot write {path}: {e.strerror or e}") from None
 
 
 def _emit_json(args, result: dict[str, Any]) -> None:
@@ -289,7 +299,7 @@ def _train_estimator(args, s, X, y, X_test, y_test) -> int:
         _save(est, args.save, result, report)
     if args.plot:
         label = "perceptron loss L(w, b)" if args.model == "perceptron" else "SVM objective"
-        plot_history(args.plot, f"{args.model} ({task})", est.loss_curve_, loss_label=label)
+        _plot(est.loss_curve_, args.plot, f"{args.model} ({task})", label)
         result["plot"] = args.plot
         report(f"Wrote the curve to {args.plot}")
     _emit_json(args, result)

@@ -3,55 +3,37 @@ from __future__ import annotations
 
 import json
 import sys
-import zipfile
 from typing import Any
 
 import numpy as np
 
 import cnn_core
 from cnn_core import nn
-from cnn_core.cli.data import fit_model_input, load_split, read_images, require_file
+from cnn_core.cli.data import fit_model_input, leaf_layers, load_split, read_images
 from cnn_core.cli.errors import EXIT_OK, UsageError
-from cnn_core.cli.npyfile import is_npy
 from cnn_core.metrics import accuracy_score, confusion_matrix
 from cnn_core.nn.functional import softmax
 
 
 def load_model(path: str):
-    """(model, is_estimator) from a file of cnn_core.save or of `train perceptron|svm --save`.
+    """(model, is_estimator) from a file of cnn_core.save (a network, or `train perceptron|svm --save`).
 
-    A file that is no .npz (zip) archive at all is named as such, with the files this command reads; what
-    cnn_core.load rejects (ValueError/TypeError on its contents, OSError reading it) is the user's to fix:
-    a UsageError.
+    What cnn_core.load refuses is the user's to fix: a ValueError on the file's contents (it names the file
+    and the defect, a .npy array or another non-archive included), an OSError reading it (no such file, a
+    directory, a FIFO or device, permissions): a UsageError.
     """
-    require_file(path, "MODEL_FILE", "a model file")
     try:
-        if is_npy(path):
-            raise UsageError(f"MODEL_FILE: {path} is a .npy array, not a model file (expected the .npz archive "
-                             f"written by `cnn-core train --save` or cnn_core.save)")
-        if not zipfile.is_zipfile(path):
-            raise UsageError(f"MODEL_FILE: {path} is not a model file (expected the .npz archive written by "
-                             f"`cnn-core train --save` or cnn_core.save)")
         model = cnn_core.load(path)
-    except (ValueError, TypeError, EOFError, zipfile.BadZipFile) as e:
+    except ValueError as e:
         raise UsageError(f"MODEL_FILE: {e}") from None
     except OSError as e:
         raise UsageError(f"MODEL_FILE: cannot read {path}: {e.strerror or e}") from None
     return model, not isinstance(model, nn.Module)
 
 
-def _last_layer(model):
-    module = model
-    while True:
-        children = list(module.children())
-        if not children:
-            return module
-        module = children[-1]
-
-
 def _outputs_are_probabilities(model) -> bool:
     """A network ending in Sigmoid (Nielsen's MLP) outputs activations in (0, 1); others output logits."""
-    return isinstance(_last_layer(model), nn.Sigmoid)
+    return isinstance(leaf_layers(model)[-1], nn.Sigmoid)
 
 
 def _class_scores(model, X: np.ndarray, what: str) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 from cnn_core import nn
 from cnn_core._random import get_rng
 from cnn_core._validation import check_size
-from cnn_core.nn.module import register_module
+from cnn_core.nn.module import fed_by_a_layer, register_module
 
 
 @register_module
@@ -17,6 +17,8 @@ class RNNClassifier(nn.Module):
     digit is 28 steps of 28 features (RNNClassifier(28, hidden_size, 10)). backward(dlogits) runs the Linear
     layer's backward and then BPTT through the RNN (only h_T feeds the loss, so dC/dout is zero), accumulating
     all gradients and returning dC/dx in the shape of the input.
+    Like a Sequential, the model screens x for NaN/inf where the call enters (in the RNN) and not again
+    inside: the Linear layer reads h_T, which the RNN produced, within ``nn.module.fed_by_a_layer``.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_classes: int, nonlinearity: str = "tanh",
@@ -47,7 +49,8 @@ class RNNClassifier(nn.Module):
             seq = x  # nn.RNN checks type, dtype, ndim and width
         self._x_shape = x.shape if self.training else None
         _, h_t = self.rnn.forward(seq)
-        return self.fc.forward(h_t)
+        with fed_by_a_layer():  # h_t is the RNN's output: screening it again is the loss's job (nn.Module)
+            return self.fc.forward(h_t)
 
     def backward(self, dlogits: np.ndarray) -> np.ndarray:
         x_shape = self._need_cache(self._x_shape)

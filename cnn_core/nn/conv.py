@@ -43,8 +43,9 @@ class Conv2d(Module):
         dtype: float32 (default) or float64, for the parameters and the accepted input.
         rng: seed or ``numpy.random.Generator`` for the initial weights (default: the global one,
             see ``cnn_core.manual_seed``).
-        init: ``"default"``, PyTorch's (kaiming-uniform weights, biases ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)));
-            or ``"normal"``, the deck's (weights ~ N(0, 1/fan_in), biases ~ N(0, 1)).
+        init: ``"default"``, PyTorch's: weight and bias ~ U(-1/sqrt(k), 1/sqrt(k)) with k = C * KH * KW, the
+            inputs of one output (for the weight, the kaiming-uniform of ``nn.init.layer_weights``); or
+            ``"normal"``, the deck's: weight ~ N(0, 1/k), bias ~ N(0, 1).
 
     Shape:
         - Input: ``(N, C, H, W)``

@@ -266,6 +266,47 @@ class Module:
         return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
 
 
+def save_modes(module) -> list[tuple[Any, bool]]:
+    """Every module's train/eval flag, the module's own first and then its descendants' (``modules()``
+    order), for ``restore_modes``. A model that is not a Module (duck-typed, as ``fit`` accepts) is one entry."""
+    modules = module.modules() if callable(getattr(module, "modules", None)) else (module,)
+    return [(m, bool(getattr(m, "training", True))) for m in modules]
+
+
+def restore_modes(saved: list[tuple[Any, bool]]) -> None:
+    """Put every module of ``save_modes``'s list back in the mode it had, a mix of modes included."""
+    # Parents come before children: train()/eval() resets a whole subtree, and the later entries then set
+    # the children back, so a mix of modes comes back exactly.
+    for m, training in saved:
+        m.train() if training else m.eval()
+
+
+@contextmanager
+def temporary_mode(module, training: bool) -> Iterator[None]:
+    """Within the block, `module` and all its submodules are in train (True) or eval (False) mode; on exit
+    (an exception included) each module is back in the mode it had.
+
+    For one caller at a time (``cnn_core.summary``, a one-off check): ``fit``, ``predict`` and ``evaluate``
+    build their thread coordination on ``save_modes``/``restore_modes`` (see ``cnn_core.training``).
+
+    Example:
+        >>> from cnn_core import nn
+        >>> model = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+        >>> _ = model[1].eval()                          # a mix: the ReLU alone in eval mode
+        >>> with temporary_mode(model, False):
+        ...     [m.training for m in model.modules()]
+        [False, False, False]
+        >>> [m.training for m in model.modules()]
+        [True, True, False]
+    """
+    saved = save_modes(module)
+    module.train() if training else module.eval()
+    try:
+        yield
+    finally:
+        restore_modes(saved)
+
+
 def no_parameters(cls, **config) -> dict[str, tuple[int, ...]]:
     """``parameter_shapes`` of a layer without parameters (use as ``parameter_shapes = classmethod(no_parameters)``)."""
     return {}
