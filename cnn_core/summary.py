@@ -67,13 +67,13 @@ def _output_shapes(model: Module, x: np.ndarray) -> dict[int, str]:
 
 
 def summary(model: Module, input_shape: Sequence[int], dtype=None, *, title: str | None = None) -> str:
-    """The summary table of `model` for inputs of shape (N, *input_shape), as text.
+    """The summary table of `model` for inputs of shape ``(N, *input_shape)``, as text.
 
     One row per layer (each module without submodules, by dotted name): its type, its output shape with N for
     the batch, and its number of parameters; then the total. Output shapes are recorded from one eval-mode
     forward pass of a batch of one zero input; each module's train/eval mode and the weights are left as they were.
 
-    model: a cnn_core.nn.Module. input_shape: the shape of one sample, without the batch dimension (for example
+    model: a ``cnn_core.nn.Module``. input_shape: the shape of one sample, without the batch dimension (for example
     (1, 28, 28) for LeNet-5, (784,) for an MLP on flattened digits). dtype: of that dummy input, default the
     model's dtype; give an integer dtype for models that read indices. title: the first line's name, default
     "Model: <class name>".
