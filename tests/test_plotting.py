@@ -20,9 +20,12 @@ needs_mpl = pytest.mark.skipif(not HAS_MPL, reason="matplotlib (the plot extra) 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def test_importing_cnn_core_and_plotting_does_not_import_matplotlib():
+def test_importing_cnn_core_and_plotting_does_not_import_matplotlib(tmp_path):
     code = "import sys, cnn_core, cnn_core.plotting, cnn_core.cli.main; print('matplotlib' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    # cwd: `python -c` puts the current directory first on sys.path, where the unbuilt source tree would
+    # shadow the installed package.
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=tmp_path).stdout
     assert out.strip() == "False"
 
 
