@@ -34,6 +34,53 @@ def test_show_config_prints_version_openmp_threads_dtypes(capsys):
     assert "float32" in text and "float64" in text
 
 
+def test_show_config_reports_simd_level_and_cpu_levels(capsys, use_simd):
+    for level in cnn_core.cpu_simd_levels():
+        use_simd(level)
+        cnn_core.show_config()
+        line = next(line for line in capsys.readouterr().out.splitlines() if "SIMD" in line)
+        assert re.search(rf"SIMD:\s+{level}\b", line)
+        assert line.endswith("CPU: " + ", ".join(cnn_core.cpu_simd_levels()))
+
+
+def test_cpu_simd_levels_are_known_and_include_baseline():
+    levels = cnn_core.cpu_simd_levels()
+    assert levels[0] == "baseline"
+    assert set(levels) <= {"baseline", "avx2", "avx512"}
+    assert list(levels) == sorted(levels, key=["baseline", "avx2", "avx512"].index)
+    assert "avx2" in levels or "avx512" not in levels   # avx512 implies avx2
+
+
+@pytest.mark.parametrize("level", ["baseline", "avx2", "avx512"])
+def test_set_simd_round_trip_or_refuses_what_the_cpu_lacks(use_simd, level):
+    if level in cnn_core.cpu_simd_levels():
+        cnn_core.set_simd(level)
+        assert cnn_core.get_simd() == level
+    else:
+        before = cnn_core.get_simd()
+        with pytest.raises(ValueError, match=rf"level: this CPU cannot run '{level}'; it has baseline"):
+            cnn_core.set_simd(level)
+        assert cnn_core.get_simd() == before
+
+
+def test_set_simd_auto_picks_the_best_cpu_level(use_simd):
+    use_simd("baseline")
+    cnn_core.set_simd("auto")
+    assert cnn_core.get_simd() == cnn_core.cpu_simd_levels()[-1]
+
+
+@pytest.mark.parametrize("level", ["AVX2", "sse2", "", "avx-512"])
+def test_set_simd_rejects_unknown_level(use_simd, level):
+    with pytest.raises(ValueError, match=rf"level: expected one of 'auto', 'avx512', 'avx2', 'baseline'; got '{level}'"):
+        cnn_core.set_simd(level)
+
+
+@pytest.mark.parametrize("level", [None, 2, True, b"avx2"])
+def test_set_simd_rejects_non_str(use_simd, level):
+    with pytest.raises(TypeError, match=rf"level: expected a str.*got {type(level).__name__}"):
+        cnn_core.set_simd(level)
+
+
 def test_set_num_threads_round_trip(num_threads):
     num_threads(1)
     assert cnn_core.get_num_threads() == 1
