@@ -60,19 +60,21 @@ INLINE float reduce_f32(float x, float *two_n) {
     return expm1_poly_f32((xc - nf * 0.693359375f) - nf * -2.12194440e-4f);
 }
 
-INLINE float exp_nonpos_f32(float x) {
-    float two_n, q = reduce_f32(x, &two_n);
-    float e = two_n + two_n * q;
-    return sel_f32(x < X_MIN_F32, 0.0f, e);
-}
+/* exp and expm1 of x <= 0 from the reduction exp(x) = 2^n (1 + q), and |x|, per dtype. */
+#define EXP_NONPOS(T, SFX, X_MIN, ABS)                                                                   \
+    INLINE T exp_nonpos_##SFX(T x) {                                                                   \
+        T two_n, q = reduce_##SFX(x, &two_n);                                                          \
+        T e = two_n + two_n * q;                                                                       \
+        return sel_##SFX(x < X_MIN, (T)0, e);                                                          \
+    }                                                                                                  \
+    INLINE T expm1_nonpos_##SFX(T x) {                                                                 \
+        /* 2^n q + (2^n - 1): no cancellation for n = 0, where the result is q itself. */             \
+        T two_n, q = reduce_##SFX(x, &two_n);                                                          \
+        return two_n * q + (two_n - (T)1);                                                             \
+    }                                                                                                  \
+    INLINE T ABS(T x) { return sel_##SFX(x < 0, -x, x); }
 
-INLINE float expm1_nonpos_f32(float x) {
-    /* 2^n q + (2^n - 1): no cancellation for n = 0, where the result is q itself. */
-    float two_n, q = reduce_f32(x, &two_n);
-    return two_n * q + (two_n - 1.0f);
-}
-
-INLINE float absf(float x) { return sel_f32(x < 0, -x, x); }
+EXP_NONPOS(float, f32, X_MIN_F32, absf)
 
 /* ---- float64 ---- */
 #define X_MIN_F64 (-708.3964185) /* ln(DBL_MIN) */
@@ -107,18 +109,7 @@ INLINE double reduce_f64(double x, double *two_n) {
     return expm1_poly_f64((xc - nf * 6.93147180369123816490e-01) - nf * 1.90821492927058770002e-10);
 }
 
-INLINE double exp_nonpos_f64(double x) {
-    double two_n, q = reduce_f64(x, &two_n);
-    double e = two_n + two_n * q;
-    return sel_f64(x < X_MIN_F64, 0.0, e);
-}
-
-INLINE double expm1_nonpos_f64(double x) {
-    double two_n, q = reduce_f64(x, &two_n);
-    return two_n * q + (two_n - 1.0);
-}
-
-INLINE double absd(double x) { return sel_f64(x < 0, -x, x); }
+EXP_NONPOS(double, f64, X_MIN_F64, absd)
 
 /* ---- loops, instantiated per dtype (T, SFX: f32/f64, ABS) and per target (TGT, ATTR) ---- */
 #define SEL(SFX) sel_##SFX

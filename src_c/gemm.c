@@ -304,39 +304,21 @@ AVX2_KERNELS(d, double, __m256d, pd, sd, 4)
 
 #endif /* CNN_X86 */
 
-/* ---- float and double instantiations of the blocked driver ------------------------------------------ */
+/* ---- float and double instantiations of the blocked driver ------------------------------------------
+ *
+ * Block sizes are data, one line per dtype (BLIS's blocksizes): MR x NR the micro-tile (the AVX2 kernels'
+ * 6 rows x 2 vectors), MC x KC the block of A kept in L2, KC x NC the block of B kept in L3. */
 
+/*                   MR  NR   MC   KC    NC */
 #define T float
 #define G(name) s_##name
-#define MR 6
-#define NR 16
-#define MC 144
-#define KC 256
-#define NC 4096
+#define BLOCKING      6, 16, 144, 256, 4096
 #include "gemm_template.h"
-#undef T
-#undef G
-#undef MR
-#undef NR
-#undef MC
-#undef KC
-#undef NC
 
 #define T double
 #define G(name) d_##name
-#define MR 6
-#define NR 8
-#define MC 96
-#define KC 256
-#define NC 2048
+#define BLOCKING      6,  8,  96, 256, 2048
 #include "gemm_template.h"
-#undef T
-#undef G
-#undef MR
-#undef NR
-#undef MC
-#undef KC
-#undef NC
 
 /* ---- the kernels of each instruction-set level ----------------------------------------------------- */
 

@@ -107,24 +107,18 @@ NT_DRIVER(d, double)
 
 #endif /* CNN_X86 */
 
-int cnn_sgemm_nt_acc(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda,
-                     const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc)
-{
-    const s_nt_t nt = cnn_gemm_context()->s_nt;
-    if (nt != NULL) {
-        nt(m, n, k, a, lda, b, ldb, c, ldc);
-        return 0;
+/* The level's unpacked kernel where it has one, else the packed GEMM (C = 1 * A @ B^T + 1 * C). */
+#define NT_ENTRY(T, V)                                                                                  \
+    int cnn_##T##gemm_nt_acc(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const V *a, ptrdiff_t lda,          \
+                             const V *b, ptrdiff_t ldb, V *c, ptrdiff_t ldc)                            \
+    {                                                                                                   \
+        const T##_nt_t nt = cnn_gemm_context()->T##_nt;                                                 \
+        if (nt != NULL) {                                                                               \
+            nt(m, n, k, a, lda, b, ldb, c, ldc);                                                        \
+            return 0;                                                                                   \
+        }                                                                                               \
+        return cnn_##T##gemm(0, 1, m, n, k, 1, a, lda, b, ldb, 1, c, ldc);                              \
     }
-    return cnn_sgemm(0, 1, m, n, k, 1.0f, a, lda, b, ldb, 1.0f, c, ldc);
-}
 
-int cnn_dgemm_nt_acc(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t lda,
-                     const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc)
-{
-    const d_nt_t nt = cnn_gemm_context()->d_nt;
-    if (nt != NULL) {
-        nt(m, n, k, a, lda, b, ldb, c, ldc);
-        return 0;
-    }
-    return cnn_dgemm(0, 1, m, n, k, 1.0, a, lda, b, ldb, 1.0, c, ldc);
-}
+NT_ENTRY(s, float)
+NT_ENTRY(d, double)

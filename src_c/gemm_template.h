@@ -1,10 +1,11 @@
 /* Type-generic blocked GEMM driver, included once per element type by gemm.c.
  *
- * The caller defines:
+ * The caller defines (and this file #undefs at its end):
  *   T              element type
  *   G(name)        name mangler (s_name / d_name)
- *   MR, NR         micro-tile of C computed by one micro-kernel call (register block)
- *   MC, KC, NC     cache blocks: an MC x KC block of A (packed, lives in L2), a KC x NC block of B
+ *   BLOCKING       MR, NR, MC, KC, NC, where
+ *     MR, NR       micro-tile of C computed by one micro-kernel call (register block)
+ *     MC, KC, NC   cache blocks: an MC x KC block of A (packed, lives in L2), a KC x NC block of B
  *                  (packed, lives in L3); one KC x NR micro-panel of B stays in L1 across the MC rows
  * The micro-kernels come from the context of the level in use (gemm_cntx.h), read once per call; the
  * portable G(kernel_c) below is the baseline level's.
@@ -13,6 +14,18 @@
  * Packed panels are zero-padded to full MR/NR width, so the micro-kernel never branches on edges; edge
  * tiles of C go through a small buffer instead.
  */
+
+#define CNN_APPLY(f, ...) f(__VA_ARGS__)
+#define CNN_BLK_MR(mr, nr, mc, kc, nc) mr
+#define CNN_BLK_NR(mr, nr, mc, kc, nc) nr
+#define CNN_BLK_MC(mr, nr, mc, kc, nc) mc
+#define CNN_BLK_KC(mr, nr, mc, kc, nc) kc
+#define CNN_BLK_NC(mr, nr, mc, kc, nc) nc
+#define MR CNN_APPLY(CNN_BLK_MR, BLOCKING)
+#define NR CNN_APPLY(CNN_BLK_NR, BLOCKING)
+#define MC CNN_APPLY(CNN_BLK_MC, BLOCKING)
+#define KC CNN_APPLY(CNN_BLK_KC, BLOCKING)
+#define NC CNN_APPLY(CNN_BLK_NC, BLOCKING)
 
 /* Portable micro-kernel: fixed trip counts so the compiler unrolls and vectorizes the j loop. */
 static void G(kernel_c)(ptrdiff_t k, const T *a, const T *b, T *c, ptrdiff_t ldc, T alpha, T beta)
@@ -42,56 +55,46 @@ static void G(kernel_c)(ptrdiff_t k, const T *a, const T *b, T *c, ptrdiff_t ldc
     }
 }
 
-/* Pack an mc x kc block of op(A) into MR-row panels, each stored column by column (MR values per p). */
-static void G(pack_a)(ptrdiff_t mc, ptrdiff_t kc, const T *a, ptrdiff_t rsa, ptrdiff_t csa, T *dst)
+/* Pack `extent` lines of length kc into panels of W lines (W = MR for A, NR for B), each panel stored
+ * step by step (W values per p), the last panel zero-padded to W. Element p of line i is x[i*ls + p*ps].
+ * A is packed by rows (lines = rows of op(A): ls = rsa, ps = csa), B by columns (ls = csb, ps = rsb). */
+static inline __attribute__((always_inline)) void G(pack)(int W, ptrdiff_t extent, ptrdiff_t kc, const T *x,
+                                                          ptrdiff_t ls, ptrdiff_t ps, T *dst)
 {
-    for (ptrdiff_t i0 = 0; i0 < mc; i0 += MR) {
-        const ptrdiff_t mr = mc - i0 < MR ? mc - i0 : MR;
-        const T *ap = a + i0 * rsa;
-        if (mr == MR && rsa == 1) {            /* op(A) = A.T of a row-major array: rows are contiguous */
+    for (ptrdiff_t i0 = 0; i0 < extent; i0 += W) {
+        const ptrdiff_t w = extent - i0 < W ? extent - i0 : W;
+        const T *xp = x + i0 * ls;
+        if (w == W && ls == 1) {               /* the W lines' elements are adjacent: contiguous copies */
             for (ptrdiff_t p = 0; p < kc; ++p)
-                for (int i = 0; i < MR; ++i)
-                    dst[p * MR + i] = ap[p * csa + i];
-        } else if (mr == MR && csa == 1) {     /* plain row-major A: MR streams read in step */
+                for (int i = 0; i < W; ++i)
+                    dst[p * W + i] = xp[p * ps + i];
+        } else if (w == W && ps == 1) {        /* each line contiguous: W streams read in step */
             for (ptrdiff_t p = 0; p < kc; ++p)
-                for (int i = 0; i < MR; ++i)
-                    dst[p * MR + i] = ap[i * rsa + p];
+                for (int i = 0; i < W; ++i)
+                    dst[p * W + i] = xp[i * ls + p];
         } else {
             for (ptrdiff_t p = 0; p < kc; ++p) {
-                for (ptrdiff_t i = 0; i < mr; ++i)
-                    dst[p * MR + i] = ap[i * rsa + p * csa];
-                for (ptrdiff_t i = mr; i < MR; ++i)
-                    dst[p * MR + i] = 0;
+                for (ptrdiff_t i = 0; i < w; ++i)
+                    dst[p * W + i] = xp[i * ls + p * ps];
+                for (ptrdiff_t i = w; i < W; ++i)
+                    dst[p * W + i] = 0;
             }
         }
-        dst += MR * kc;
+        dst += W * kc;
     }
 }
 
-/* Pack a kc x nc block of op(B) into NR-column panels, each stored row by row (NR values per p). */
+/* Pack an mc x kc block of op(A) into MR-row panels (op(A) = A.T of a row-major array has rsa == 1). */
+static void G(pack_a)(ptrdiff_t mc, ptrdiff_t kc, const T *a, ptrdiff_t rsa, ptrdiff_t csa, T *dst)
+{
+    G(pack)(MR, mc, kc, a, rsa, csa, dst);
+}
+
+/* Pack a kc x nc block of op(B) into NR-column panels (plain row-major B has csb == 1; op(B) = B.T of a
+ * row-major array, as in x @ w.T, has rsb == 1). */
 static void G(pack_b)(ptrdiff_t kc, ptrdiff_t nc, const T *b, ptrdiff_t rsb, ptrdiff_t csb, T *dst)
 {
-    for (ptrdiff_t j0 = 0; j0 < nc; j0 += NR) {
-        const ptrdiff_t nr = nc - j0 < NR ? nc - j0 : NR;
-        const T *bp = b + j0 * csb;
-        if (nr == NR && csb == 1) {            /* plain row-major B: contiguous copies */
-            for (ptrdiff_t p = 0; p < kc; ++p)
-                for (int j = 0; j < NR; ++j)
-                    dst[p * NR + j] = bp[p * rsb + j];
-        } else if (nr == NR && rsb == 1) {     /* op(B) = B.T of a row-major array (x @ w.T) */
-            for (ptrdiff_t p = 0; p < kc; ++p)
-                for (int j = 0; j < NR; ++j)
-                    dst[p * NR + j] = bp[j * csb + p];
-        } else {
-            for (ptrdiff_t p = 0; p < kc; ++p) {
-                for (ptrdiff_t j = 0; j < nr; ++j)
-                    dst[p * NR + j] = bp[p * rsb + j * csb];
-                for (ptrdiff_t j = nr; j < NR; ++j)
-                    dst[p * NR + j] = 0;
-            }
-        }
-        dst += NR * kc;
-    }
+    G(pack)(NR, nc, kc, b, csb, rsb, dst);
 }
 
 /* C[mc x nc] = alpha * packed A @ packed B + beta * C, one MR x NR tile at a time. */
@@ -261,3 +264,12 @@ static int G(gemm_strided)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
     }
     return err;
 }
+
+#undef MR
+#undef NR
+#undef MC
+#undef KC
+#undef NC
+#undef BLOCKING
+#undef G
+#undef T
