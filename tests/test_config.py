@@ -4,9 +4,11 @@ import re
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import cnn_core
+from cnn_core import kernels
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,6 +81,38 @@ def test_set_simd_rejects_unknown_level(use_simd, level):
 def test_set_simd_rejects_non_str(use_simd, level):
     with pytest.raises(TypeError, match=rf"level: expected a str.*got {type(level).__name__}"):
         cnn_core.set_simd(level)
+
+
+def _outputs_per_family():
+    """Results of the GEMM (packed and NT paths) and activation kernels, on fixed data."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((64, 64), dtype=np.float32), rng.standard_normal((64, 64), dtype=np.float32)
+    z = rng.standard_normal(10_000).astype(np.float32)
+    return {"gemm": kernels.gemm(a, b), "gemm_nt": kernels.gemm_batched_sum(a[None], b[None], trans_b=True),
+            "sigmoid": kernels.sigmoid(z), "tanh": kernels.tanh(z)}
+
+
+@pytest.mark.skipif("avx2" not in cnn_core.cpu_simd_levels(), reason="CPU without AVX2")
+def test_set_simd_reaches_every_dispatch_table(use_simd):
+    # The AVX2 kernels fuse multiply-adds (one rounding) where the portable C ones round twice, so the one
+    # switch is seen in the last bits of each family's results (the oracle tests bound both paths).
+    outputs = {}
+    for level in ("avx2", "baseline"):
+        use_simd(level)
+        outputs[level] = _outputs_per_family()
+    for family, got in outputs["avx2"].items():
+        assert not (got == outputs["baseline"][family]).all(), f"{family}: the same bits on both levels"
+
+
+@pytest.mark.skipif("avx512" not in cnn_core.cpu_simd_levels(), reason="CPU without AVX-512")
+def test_avx512_runs_the_avx2_kernels(use_simd):
+    # No kernel has an AVX-512 version yet: the avx512 tables hold the AVX2 kernels, bit for bit.
+    outputs = {}
+    for level in ("avx512", "avx2"):
+        use_simd(level)
+        outputs[level] = _outputs_per_family()
+    for family, got in outputs["avx512"].items():
+        assert (got == outputs["avx2"][family]).all(), family
 
 
 def test_set_num_threads_round_trip(num_threads):
