@@ -54,7 +54,8 @@ cdef int simd_level() noexcept nogil:
 
 # The instruction-set levels by their index in src_c/cpu.h, lowest first.
 SIMD_LEVELS: tuple = ("baseline", "avx2", "avx512")
-assert len(SIMD_LEVELS) == CNN_SIMD_NLEVELS
+if len(SIMD_LEVELS) != CNN_SIMD_NLEVELS:
+    raise ImportError(f"cnn_core._config: SIMD_LEVELS names {len(SIMD_LEVELS)} levels, src_c/cpu.h has {CNN_SIMD_NLEVELS}")
 
 
 cdef int _requested = cnn_threads_init()
