@@ -123,18 +123,16 @@ def _openblas_core() -> str:
 
 
 def machine() -> str:
-    """One line: CPU, cnn_core's SIMD paths and threads, NumPy's BLAS and the core it runs."""
+    """One line: CPU, cnn_core's SIMD level and threads, NumPy's BLAS and the core it runs."""
     import numpy as np
 
     import cnn_core
-    from cnn_core.kernels import _activations, _gemm, _pooling
     try:
         blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
     except TypeError:  # NumPy < 1.26 only prints its configuration
         blas = {}
-    return (f"CPU {_cpu_model()} ({os.cpu_count()} logical); cnn_core {cnn_core.__version__}: activations "
-            f"{_activations.get_simd()}, GEMM {'AVX2+FMA' if _gemm.simd_enabled() else 'portable C'}, 2x2 max "
-            f"pool {'AVX2' if _pooling.simd_enabled() else 'portable C'}, OpenMP "
+    return (f"CPU {_cpu_model()} ({os.cpu_count()} logical); cnn_core {cnn_core.__version__}: SIMD "
+            f"{cnn_core.get_simd()} (CPU: {', '.join(cnn_core.cpu_simd_levels())}), OpenMP "
             f"{'on' if cnn_core.openmp_enabled() else 'off'}, {cnn_core.get_num_threads()} threads; NumPy "
             f"{np.__version__} on {blas.get('name', 'unknown BLAS')} {blas.get('version', '')} "
             f"(core {_openblas_core()})")

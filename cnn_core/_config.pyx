@@ -1,6 +1,7 @@
-# distutils: sources = src_c/threads.c
-# distutils: depends = src_c/threads.h
-"""What the compiled core was built with, and the one process-wide thread count every kernel uses.
+# distutils: sources = src_c/threads.c src_c/cpu.c
+# distutils: depends = src_c/threads.h src_c/cpu.h
+"""What the compiled core was built with, the one process-wide thread count and the one instruction-set
+level (SIMD) every kernel uses.
 
 The count is shared by all Python threads (like ``torch.set_num_threads``): every parallel region of the
 kernels takes its team size from it explicitly, never from OpenMP's per-thread setting. It starts at
@@ -10,11 +11,15 @@ A process forked (``os.fork``, ``multiprocessing``'s 'fork' start method) by a t
 parallel kernel cannot start OpenMP threads again (GNU OpenMP is not fork-safe): there, and in its own
 children, every kernel runs serially and ``get_num_threads()`` is 1. A child forked before any parallel
 kernel ran keeps the full count.
+
+The SIMD level (``set_simd``/``get_simd``) starts at the best one the CPU can run; every kernel family (GEMM,
+2x2 max pooling, activations) takes its kernels from that level's table (src_c/cpu.h).
 """
 import numbers
 import os
 import warnings
 
+cimport cython
 from libc.stddef cimport ptrdiff_t
 
 
@@ -27,6 +32,13 @@ cdef extern from "threads.h" nogil:
     int cnn_threads_forked_serial()
     int cnn_threads_team(ptrdiff_t work)
 
+cdef extern from "cpu.h" nogil:
+    int CNN_SIMD_NLEVELS
+    unsigned cnn_cpu_levels()
+    int cnn_cpu_best_level()
+    int cnn_simd_get()
+    int cnn_simd_set(int level)
+
 
 # The largest thread count set_num_threads accepts (src_c/threads.h says why 256).
 MAX_NUM_THREADS: int = CNN_MAX_NUM_THREADS
@@ -34,6 +46,16 @@ MAX_NUM_THREADS: int = CNN_MAX_NUM_THREADS
 
 cdef int team_size(ptrdiff_t work) noexcept nogil:
     return cnn_threads_team(work)
+
+
+cdef int simd_level() noexcept nogil:
+    return cnn_simd_get()
+
+
+# The instruction-set levels by their index in src_c/cpu.h, lowest first.
+SIMD_LEVELS: tuple = ("baseline", "avx2", "avx512")
+if len(SIMD_LEVELS) != CNN_SIMD_NLEVELS:
+    raise ImportError(f"cnn_core._config: SIMD_LEVELS names {len(SIMD_LEVELS)} levels, src_c/cpu.h has {CNN_SIMD_NLEVELS}")
 
 
 cdef int _requested = cnn_threads_init()
@@ -76,3 +98,40 @@ def set_num_threads(n) -> None:
         warnings.warn(f"set_num_threads({n}): this process was forked after its parent ran OpenMP threads, "
                       "which GNU OpenMP cannot start again here; the kernels stay serial",
                       RuntimeWarning, stacklevel=2)
+
+
+def cpu_simd_levels() -> tuple:
+    """The SIMD levels this CPU can run, lowest first: ``"baseline"`` always, ``"avx2"`` with AVX2 and FMA,
+    ``"avx512"`` with AVX-512 F, VL, BW and DQ."""
+    levels = cnn_cpu_levels()
+    return tuple(name for i, name in enumerate(SIMD_LEVELS) if levels & (1 << i))
+
+
+def get_simd() -> str:
+    """The SIMD level every kernel uses now: ``"baseline"``, ``"avx2"`` or ``"avx512"`` (see set_simd)."""
+    return SIMD_LEVELS[cnn_simd_get()]
+
+
+@cython.annotation_typing(False)   # the hint documents; the check below gives the policy's TypeError
+def set_simd(level: str) -> None:
+    """Choose the instruction set of every kernel, process-wide: ``"auto"`` (the default at import: the best
+    level this CPU can run), ``"avx512"``, ``"avx2"`` or ``"baseline"`` (portable C; SSE2 on x86-64).
+
+    For tests and benchmarks that compare code paths; every level computes the same results up to rounding.
+    No kernel has an AVX-512 version yet: at ``"avx512"`` every family runs its AVX2 kernels, so that level
+    is accepted wherever the CPU has AVX-512 and will pick up AVX-512 kernels when they are added. A kernel
+    call already running in another thread may finish on the level it started with.
+
+    Raises TypeError when level is not a str, ValueError when it names no level or one this CPU cannot run.
+    """
+    if not isinstance(level, str):
+        raise TypeError(f"level: expected a str, one of 'auto', {', '.join(map(repr, SIMD_LEVELS[::-1]))}; "
+                        f"got {type(level).__name__}")
+    if level == "auto":
+        index = cnn_cpu_best_level()
+    elif level in SIMD_LEVELS:
+        index = SIMD_LEVELS.index(level)
+    else:
+        raise ValueError(f"level: expected one of 'auto', {', '.join(map(repr, SIMD_LEVELS[::-1]))}; got {level!r}")
+    if cnn_simd_set(index) != 0:
+        raise ValueError(f"level: this CPU cannot run {level!r}; it has {', '.join(cpu_simd_levels())}")

@@ -1,7 +1,8 @@
 /* Activation kernels written so the compiler vectorizes them: exp and expm1 are computed inline
  * (Cody-Waite range reduction x = n ln2 + r, |r| <= ln2/2, then a Taylor polynomial for expm1(r) and 2^n
  * built from exponent bits), every branch is a select. Each loop is compiled twice, for baseline x86-64
- * and for AVX2/FMA, and the AVX2 copy is picked at run time by a CPU check (one wheel for any x86-64).
+ * and for AVX2/FMA, and the table of the instruction-set level in use (cpu.h) picks one at run time (one
+ * wheel for any x86-64). These loops are cnn_core's only sigmoid and tanh.
  *
  * Every exp/expm1 here takes a non-positive argument (sigmoid: -|z|, tanh: -2|z|, elu: min(z, 0)), so
  * nothing overflows. Below X_MIN = ~ln(smallest normal) exp flushes to 0 and expm1 is -1. NaN propagates. */
@@ -59,19 +60,21 @@ INLINE float reduce_f32(float x, float *two_n) {
     return expm1_poly_f32((xc - nf * 0.693359375f) - nf * -2.12194440e-4f);
 }
 
-INLINE float exp_nonpos_f32(float x) {
-    float two_n, q = reduce_f32(x, &two_n);
-    float e = two_n + two_n * q;
-    return sel_f32(x < X_MIN_F32, 0.0f, e);
-}
+/* exp and expm1 of x <= 0 from the reduction exp(x) = 2^n (1 + q), and |x|, per dtype. */
+#define EXP_NONPOS(T, SFX, X_MIN, ABS)                                                                   \
+    INLINE T exp_nonpos_##SFX(T x) {                                                                   \
+        T two_n, q = reduce_##SFX(x, &two_n);                                                          \
+        T e = two_n + two_n * q;                                                                       \
+        return sel_##SFX(x < X_MIN, (T)0, e);                                                          \
+    }                                                                                                  \
+    INLINE T expm1_nonpos_##SFX(T x) {                                                                 \
+        /* 2^n q + (2^n - 1): no cancellation for n = 0, where the result is q itself. */             \
+        T two_n, q = reduce_##SFX(x, &two_n);                                                          \
+        return two_n * q + (two_n - (T)1);                                                             \
+    }                                                                                                  \
+    INLINE T ABS(T x) { return sel_##SFX(x < 0, -x, x); }
 
-INLINE float expm1_nonpos_f32(float x) {
-    /* 2^n q + (2^n - 1): no cancellation for n = 0, where the result is q itself. */
-    float two_n, q = reduce_f32(x, &two_n);
-    return two_n * q + (two_n - 1.0f);
-}
-
-INLINE float absf(float x) { return sel_f32(x < 0, -x, x); }
+EXP_NONPOS(float, f32, X_MIN_F32, absf)
 
 /* ---- float64 ---- */
 #define X_MIN_F64 (-708.3964185) /* ln(DBL_MIN) */
@@ -106,21 +109,13 @@ INLINE double reduce_f64(double x, double *two_n) {
     return expm1_poly_f64((xc - nf * 6.93147180369123816490e-01) - nf * 1.90821492927058770002e-10);
 }
 
-INLINE double exp_nonpos_f64(double x) {
-    double two_n, q = reduce_f64(x, &two_n);
-    double e = two_n + two_n * q;
-    return sel_f64(x < X_MIN_F64, 0.0, e);
-}
-
-INLINE double expm1_nonpos_f64(double x) {
-    double two_n, q = reduce_f64(x, &two_n);
-    return two_n * q + (two_n - 1.0);
-}
-
-INLINE double absd(double x) { return sel_f64(x < 0, -x, x); }
+EXP_NONPOS(double, f64, X_MIN_F64, absd)
 
 /* ---- loops, instantiated per dtype (T, SFX: f32/f64, ABS) and per target (TGT, ATTR) ---- */
 #define SEL(SFX) sel_##SFX
+#define COPYSIGN(SFX) copysign_##SFX
+#define copysign_f32 __builtin_copysignf
+#define copysign_f64 __builtin_copysign
 #define ACT_LOOPS(T, SFX, ABS, TGT, ATTR)                                                                \
     ATTR static void sigmoid_##SFX##_##TGT(const T *z, T *a, ptrdiff_t n) {                            \
         for (ptrdiff_t i = 0; i < n; i++) {                                                            \
@@ -131,12 +126,13 @@ INLINE double absd(double x) { return sel_f64(x < 0, -x, x); }
         }                                                                                              \
     }                                                                                                  \
     ATTR static void tanh_##SFX##_##TGT(const T *z, T *a, ptrdiff_t n) {                               \
-        /* tanh|z| = -m / (2 + m) with m = expm1(-2|z|): accurate for small |z| too. */                \
+        /* tanh|z| = -m / (2 + m) with m = expm1(-2|z|): accurate for small |z| too. The sign is z's     \
+         * sign bit (copysign, a vectorizable bit operation), so tanh(+0) = +0 and tanh(-0) = -0 even    \
+         * though m may be -0 there. */                                                                \
         for (ptrdiff_t i = 0; i < n; i++) {                                                            \
             T zi = z[i];                                                                               \
             T m = expm1_nonpos_##SFX(-2 * ABS(zi));                                                    \
-            T t = -m / (2 + m);                                                                        \
-            a[i] = SEL(SFX)(zi < 0, -t, t);                                                            \
+            a[i] = COPYSIGN(SFX)(-m / (2 + m), zi);                                                    \
         }                                                                                              \
     }                                                                                                  \
     ATTR static void relu_##SFX##_##TGT(const T *z, T *a, ptrdiff_t n) {                               \
@@ -180,50 +176,53 @@ INLINE double absd(double x) { return sel_f64(x < 0, -x, x); }
 ACT_LOOPS(float, f32, absf, base, )
 ACT_LOOPS(double, f64, absd, base, )
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#define HAVE_AVX2_PATH 1
+#if CNN_X86
 #define AVX2_ATTR __attribute__((target("avx2,fma")))
 ACT_LOOPS(float, f32, absf, avx2, AVX2_ATTR)
 ACT_LOOPS(double, f64, absd, avx2, AVX2_ATTR)
-#else
-#define HAVE_AVX2_PATH 0
 #endif
 
-static int use_avx2 = -1; /* -1: not yet decided */
-
-int cnn_act_avx2_available(void) {
-#if HAVE_AVX2_PATH
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+/* The loops of each instruction-set level. */
+static const struct {
+    void (*forward_f32)(cnn_act_t, const float *, float *, ptrdiff_t, float);
+    void (*forward_f64)(cnn_act_t, const double *, double *, ptrdiff_t, double);
+    void (*backward_f32)(cnn_act_t, const float *, const float *, float *, ptrdiff_t, float);
+    void (*backward_f64)(cnn_act_t, const double *, const double *, double *, ptrdiff_t, double);
+} cnn_act_table[CNN_SIMD_NLEVELS] = {
+    [CNN_SIMD_BASELINE] = {forward_f32_base, forward_f64_base, backward_f32_base, backward_f64_base},
+#if CNN_X86
+    [CNN_SIMD_AVX2] = {forward_f32_avx2, forward_f64_avx2, backward_f32_avx2, backward_f64_avx2},
+    /* no AVX-512 loops yet (issue 10): the AVX2 ones */
+    [CNN_SIMD_AVX512] = {forward_f32_avx2, forward_f64_avx2, backward_f32_avx2, backward_f64_avx2},
 #else
-    return 0;
+    [CNN_SIMD_AVX2] = {forward_f32_base, forward_f64_base, backward_f32_base, backward_f64_base},
+    [CNN_SIMD_AVX512] = {forward_f32_base, forward_f64_base, backward_f32_base, backward_f64_base},
 #endif
+};
+
+static int cnn_act_baseline(void) { return CNN_SIMD_BASELINE; }
+
+static cnn_simd_level_fn cnn_act_level = cnn_act_baseline;
+
+void cnn_act_init(cnn_simd_level_fn simd_level) { cnn_act_level = simd_level; }
+
+static inline int act_level(void) {
+    const int level = cnn_act_level();
+    return level >= 0 && level < CNN_SIMD_NLEVELS ? level : CNN_SIMD_BASELINE;
 }
 
-int cnn_act_get_avx2(void) {
-    if (use_avx2 < 0) use_avx2 = cnn_act_avx2_available();
-    return use_avx2;
-}
-
-void cnn_act_set_avx2(int on) { use_avx2 = on && cnn_act_avx2_available(); }
-
-#if HAVE_AVX2_PATH
-#define DISPATCH(fn, SFX, ...) \
-    (cnn_act_get_avx2() ? fn##_##SFX##_avx2(__VA_ARGS__) : fn##_##SFX##_base(__VA_ARGS__))
-#else
-#define DISPATCH(fn, SFX, ...) fn##_##SFX##_base(__VA_ARGS__)
-#endif
+#define ACT_CNTX() (&cnn_act_table[act_level()])
 
 void cnn_act_forward_f32(cnn_act_t op, const float *z, float *a, ptrdiff_t n, float alpha) {
-    DISPATCH(forward, f32, op, z, a, n, alpha);
+    ACT_CNTX()->forward_f32(op, z, a, n, alpha);
 }
 void cnn_act_forward_f64(cnn_act_t op, const double *z, double *a, ptrdiff_t n, double alpha) {
-    DISPATCH(forward, f64, op, z, a, n, alpha);
+    ACT_CNTX()->forward_f64(op, z, a, n, alpha);
 }
 void cnn_act_backward_f32(cnn_act_t op, const float *dy, const float *a, float *out, ptrdiff_t n, float alpha) {
-    DISPATCH(backward, f32, op, dy, a, out, n, alpha);
+    ACT_CNTX()->backward_f32(op, dy, a, out, n, alpha);
 }
 void cnn_act_backward_f64(cnn_act_t op, const double *dy, const double *a, double *out, ptrdiff_t n,
                           double alpha) {
-    DISPATCH(backward, f64, op, dy, a, out, n, alpha);
+    ACT_CNTX()->backward_f64(op, dy, a, out, n, alpha);
 }

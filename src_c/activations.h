@@ -4,12 +4,13 @@
 #define CNN_CORE_ACTIVATIONS_H
 #include <stddef.h>
 
+#include "cpu.h"
+
 typedef enum { CNN_SIGMOID = 0, CNN_TANH = 1, CNN_RELU = 2, CNN_ELU = 3 } cnn_act_t;
 
-/* SIMD path: 1 = AVX2/FMA, 0 = baseline x86-64 (SSE2) / portable. Chosen at first use by a CPU check. */
-int cnn_act_avx2_available(void);
-int cnn_act_get_avx2(void);
-void cnn_act_set_avx2(int on);  /* for tests: forcing 1 on a CPU without AVX2 is ignored */
+/* Once, at import (the _activations module): where the loops read the instruction-set level in use
+ * (cnn_core._config's process-wide one); baseline until then. */
+void cnn_act_init(cnn_simd_level_fn simd_level);
 
 void cnn_act_forward_f32(cnn_act_t op, const float *z, float *a, ptrdiff_t n, float alpha);
 void cnn_act_forward_f64(cnn_act_t op, const double *z, double *a, ptrdiff_t n, double alpha);

@@ -1,7 +1,9 @@
 /* Dense GEMM for cnn_core: cache-blocked Goto/BLIS loop nest with packed panels (gemm_template.h),
- * register-blocked micro-kernels (AVX2+FMA when the CPU has them, chosen once at run time; portable C
- * otherwise) and OpenMP over rectangles of C when the problem is big enough to pay for the threads. */
+ * register-blocked micro-kernels taken from the table of the instruction-set level in use (cpu.h: AVX2+FMA
+ * or portable C) and OpenMP over rectangles of C when the problem is big enough to pay for the threads. */
 #include "gemm.h"
+#include "gemm_cntx.h"
+#include "thresholds.h"
 
 #include <stdlib.h>
 
@@ -11,11 +13,8 @@
 #include <pthread.h>
 #endif
 
-#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-#define CNN_GEMM_X86 1
-#include <immintrin.h>
-#else
-#define CNN_GEMM_X86 0
+#if CNN_X86
+#include "avx2.h"
 #endif
 
 #if defined(_MSC_VER)
@@ -23,10 +22,6 @@
 #else
 #define CNN_ALIGN64 __attribute__((aligned(64)))
 #endif
-
-/* Below this many multiply-adds per thread, thread start-up and the duplicated packing cost more than
- * they save (about 20 us of single-core work). */
-#define CNN_GEMM_MIN_WORK_PER_THREAD (1 << 20)
 
 /* Bytes of A the unpacked path keeps in L2 while B streams past. */
 #define CNN_GEMM_SUP_A_BYTES (256 * 1024)
@@ -123,32 +118,32 @@ static int cnn_gemm_buffers(size_t bytes_a, size_t bytes_b, void **pa, void **pb
     return 0;
 }
 
-/* ---- run-time kernel choice ---------------------------------------------------------------------- */
+/* ---- threading ----------------------------------------------------------------------------------- */
 
-static int cnn_cpu_has_avx2_fma(void)
+/* Team size and level sources, installed by cnn_gemm_init: serial and portable until then. */
+static int cnn_gemm_serial_team(ptrdiff_t work)
 {
-#if CNN_GEMM_X86
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
+    (void)work;
+    return 1;
+}
+
+static int cnn_gemm_baseline(void)
+{
+    return CNN_SIMD_BASELINE;
+}
+
+static cnn_team_size_fn cnn_gemm_team_size = cnn_gemm_serial_team;
+static cnn_simd_level_fn cnn_gemm_level = cnn_gemm_baseline;
+
+int cnn_gemm_init(cnn_team_size_fn team_size, cnn_simd_level_fn simd_level)
+{
+    static int done = 0;
+    if (!done && cnn_bufs_key_create() != 0)
+        return -1;
+    done = 1;
+    cnn_gemm_team_size = team_size;
+    cnn_gemm_level = simd_level;
     return 0;
-#endif
-}
-
-/* -1 = not decided yet. Deciding twice from two threads is harmless: both store the same value. */
-static volatile int cnn_simd_state = -1;
-
-int cnn_gemm_simd(void)
-{
-    if (cnn_simd_state < 0)
-        cnn_simd_state = cnn_cpu_has_avx2_fma();
-    return cnn_simd_state;
-}
-
-int cnn_gemm_set_simd(int enable)
-{
-    cnn_simd_state = enable ? cnn_cpu_has_avx2_fma() : 0;
-    return cnn_simd_state;
 }
 
 /* -1: choose packed or unpacked by problem shape; 0/1: force (tests cover both on every shape). */
@@ -157,27 +152,6 @@ static int cnn_gemm_sup_mode = -1;
 void cnn_gemm_set_unpacked(int mode)
 {
     cnn_gemm_sup_mode = mode < 0 ? -1 : mode > 0;
-}
-
-/* ---- threading ----------------------------------------------------------------------------------- */
-
-/* Team size source, installed by cnn_gemm_init: serial until then. */
-static int cnn_gemm_serial_team(ptrdiff_t work)
-{
-    (void)work;
-    return 1;
-}
-
-static cnn_team_size_fn cnn_gemm_team_size = cnn_gemm_serial_team;
-
-int cnn_gemm_init(cnn_team_size_fn team_size)
-{
-    static int done = 0;
-    if (!done && cnn_bufs_key_create() != 0)
-        return -1;
-    done = 1;
-    cnn_gemm_team_size = team_size;
-    return 0;
 }
 
 /* Choose a tm x tn grid of C rectangles, one per thread, or 1 x 1 to stay serial: serial for small
@@ -207,297 +181,164 @@ static void cnn_gemm_thread_grid(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, int mr, 
     }
 }
 
-/* ---- AVX2+FMA micro-kernels ---------------------------------------------------------------------- */
+/* ---- AVX2+FMA micro-kernels, one definition for both dtypes ----------------------------------------
+ *
+ * Instantiated by AVX2_KERNELS(T, V, W, SFX, BC, LANES): T the s/d prefix, V the element type, W its
+ * 256-bit vector type, SFX the intrinsics' ps/pd suffix, BC the broadcast's ss/sd suffix, LANES elements
+ * per vector. The micro-tile is 6 x 2*LANES (6 x 16 floats, 6 x 8 doubles): 12 accumulators c<i><j> hold
+ * row i, vector j of the tile, plus 2 registers for the B row and 1 for the broadcast of A: 15 of 16 ymm. */
 
-#if CNN_GEMM_X86
+#if CNN_X86
 
-/* 6 x 16 floats: 12 ymm accumulators + 2 for the B row + 1 broadcast of A = 15 of 16 registers. */
-__attribute__((target("avx2,fma")))
-static void s_kernel_avx2(ptrdiff_t k, const float *a, const float *b, float *c, ptrdiff_t ldc,
-                          float alpha, float beta)
-{
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-    for (int i = 0; i < 6; ++i)
-        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
-    for (ptrdiff_t p = 0; p < k; ++p) {
-        const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-        __m256 ai;
-        ai = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(ai, b0, c00); c01 = _mm256_fmadd_ps(ai, b1, c01);
-        ai = _mm256_broadcast_ss(a + 1); c10 = _mm256_fmadd_ps(ai, b0, c10); c11 = _mm256_fmadd_ps(ai, b1, c11);
-        ai = _mm256_broadcast_ss(a + 2); c20 = _mm256_fmadd_ps(ai, b0, c20); c21 = _mm256_fmadd_ps(ai, b1, c21);
-        ai = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(ai, b0, c30); c31 = _mm256_fmadd_ps(ai, b1, c31);
-        ai = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(ai, b0, c40); c41 = _mm256_fmadd_ps(ai, b1, c41);
-        ai = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(ai, b0, c50); c51 = _mm256_fmadd_ps(ai, b1, c51);
-        a += 6;
-        b += 16;
+#define AVX2_ZERO_ACC(W, SFX)                                                                             \
+    W c00 = _mm256_setzero_##SFX(), c01 = _mm256_setzero_##SFX();                                         \
+    W c10 = _mm256_setzero_##SFX(), c11 = _mm256_setzero_##SFX();                                         \
+    W c20 = _mm256_setzero_##SFX(), c21 = _mm256_setzero_##SFX();                                         \
+    W c30 = _mm256_setzero_##SFX(), c31 = _mm256_setzero_##SFX();                                         \
+    W c40 = _mm256_setzero_##SFX(), c41 = _mm256_setzero_##SFX();                                         \
+    W c50 = _mm256_setzero_##SFX(), c51 = _mm256_setzero_##SFX()
+
+/* One depth step: the accumulators += A column (6 values at A0..A5) x the B row (b0, b1). */
+#define AVX2_RANK1(W, SFX, BC, A0, A1, A2, A3, A4, A5)                                                    \
+    do {                                                                                                  \
+        W ai;                                                                                             \
+        ai = _mm256_broadcast_##BC(A0); c00 = _mm256_fmadd_##SFX(ai, b0, c00); c01 = _mm256_fmadd_##SFX(ai, b1, c01); \
+        ai = _mm256_broadcast_##BC(A1); c10 = _mm256_fmadd_##SFX(ai, b0, c10); c11 = _mm256_fmadd_##SFX(ai, b1, c11); \
+        ai = _mm256_broadcast_##BC(A2); c20 = _mm256_fmadd_##SFX(ai, b0, c20); c21 = _mm256_fmadd_##SFX(ai, b1, c21); \
+        ai = _mm256_broadcast_##BC(A3); c30 = _mm256_fmadd_##SFX(ai, b0, c30); c31 = _mm256_fmadd_##SFX(ai, b1, c31); \
+        ai = _mm256_broadcast_##BC(A4); c40 = _mm256_fmadd_##SFX(ai, b0, c40); c41 = _mm256_fmadd_##SFX(ai, b1, c41); \
+        ai = _mm256_broadcast_##BC(A5); c50 = _mm256_fmadd_##SFX(ai, b0, c50); c51 = _mm256_fmadd_##SFX(ai, b1, c51); \
+    } while (0)
+
+/* The epilogues: row `row` of C = alpha * (x0 | x1) + beta * C; with beta == 0, C is never read.
+ * AVX2_STORE writes a full row; AVX2_MSTORE the first nr columns (masks m0, m1) of rows below mr. */
+#define AVX2_STORE(V, SFX, LANES, row, x0, x1)                                                            \
+    do {                                                                                                  \
+        V *cr = c + (row) * ldc;                                                                          \
+        if (beta == 0) {                                                                                  \
+            _mm256_storeu_##SFX(cr, _mm256_mul_##SFX(va, x0));                                            \
+            _mm256_storeu_##SFX(cr + LANES, _mm256_mul_##SFX(va, x1));                                    \
+        } else {                                                                                          \
+            _mm256_storeu_##SFX(cr, _mm256_fmadd_##SFX(va, x0, _mm256_mul_##SFX(vb, _mm256_loadu_##SFX(cr)))); \
+            _mm256_storeu_##SFX(cr + LANES,                                                               \
+                                _mm256_fmadd_##SFX(va, x1, _mm256_mul_##SFX(vb, _mm256_loadu_##SFX(cr + LANES)))); \
+        }                                                                                                 \
+    } while (0)
+
+#define AVX2_MSTORE(V, SFX, LANES, row, x0, x1)                                                           \
+    do {                                                                                                  \
+        V *cr = c + (row) * ldc;                                                                          \
+        if ((row) >= mr)                                                                                  \
+            break;                                                                                        \
+        if (beta == 0) {                                                                                  \
+            _mm256_maskstore_##SFX(cr, m0, _mm256_mul_##SFX(va, x0));                                     \
+            _mm256_maskstore_##SFX(cr + LANES, m1, _mm256_mul_##SFX(va, x1));                             \
+        } else {                                                                                          \
+            _mm256_maskstore_##SFX(cr, m0,                                                                \
+                                   _mm256_fmadd_##SFX(va, x0, _mm256_mul_##SFX(vb, _mm256_maskload_##SFX(cr, m0)))); \
+            _mm256_maskstore_##SFX(cr + LANES, m1,                                                        \
+                                   _mm256_fmadd_##SFX(va, x1,                                             \
+                                                      _mm256_mul_##SFX(vb, _mm256_maskload_##SFX(cr + LANES, m1)))); \
+        }                                                                                                 \
+    } while (0)
+
+#define AVX2_EPILOGUE(STORE, V, SFX, LANES)                                                               \
+    STORE(V, SFX, LANES, 0, c00, c01); STORE(V, SFX, LANES, 1, c10, c11);                                 \
+    STORE(V, SFX, LANES, 2, c20, c21); STORE(V, SFX, LANES, 3, c30, c31);                                 \
+    STORE(V, SFX, LANES, 4, c40, c41); STORE(V, SFX, LANES, 5, c50, c51)
+
+#define AVX2_KERNELS(T, V, W, SFX, BC, LANES)                                                             \
+    /* Packed: A panel 6 values per depth step, B panel 2*LANES values per step. */                      \
+    CNN_AVX2 static void T##_kernel_avx2(ptrdiff_t k, const V *a, const V *b, V *c, ptrdiff_t ldc,       \
+                                         V alpha, V beta)                                                 \
+    {                                                                                                     \
+        AVX2_ZERO_ACC(W, SFX);                                                                            \
+        for (int i = 0; i < 6; ++i)                                                                       \
+            _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);                                       \
+        for (ptrdiff_t p = 0; p < k; ++p) {                                                               \
+            const W b0 = _mm256_loadu_##SFX(b), b1 = _mm256_loadu_##SFX(b + LANES);                       \
+            AVX2_RANK1(W, SFX, BC, a + 0, a + 1, a + 2, a + 3, a + 4, a + 5);                             \
+            a += 6;                                                                                       \
+            b += 2 * LANES;                                                                               \
+        }                                                                                                 \
+        const W va = _mm256_set1_##SFX(alpha), vb = _mm256_set1_##SFX(beta);                              \
+        AVX2_EPILOGUE(AVX2_STORE, V, SFX, LANES);                                                         \
+    }                                                                                                     \
+                                                                                                          \
+    /* Unpacked, for problems too small to repay packing: A read in place through its strides (6 row     \
+     * streams; rows past mr repeat row mr - 1, computed but not stored), B's contiguous rows loaded      \
+     * directly (masked past nr), the whole depth in one pass, so C is read and written once. */          \
+    CNN_AVX2 static void T##_sup_avx2(ptrdiff_t k, const V *a, ptrdiff_t rsa, ptrdiff_t csa, const V *b, \
+                                      ptrdiff_t rsb, V *c, ptrdiff_t ldc, V alpha, V beta, ptrdiff_t mr,  \
+                                      ptrdiff_t nr)                                                       \
+    {                                                                                                     \
+        const V *a0 = a, *a1 = a + (mr > 1 ? 1 : 0) * rsa, *a2 = a + (mr > 2 ? 2 : mr - 1) * rsa;         \
+        const V *a3 = a + (mr > 3 ? 3 : mr - 1) * rsa, *a4 = a + (mr > 4 ? 4 : mr - 1) * rsa;             \
+        const V *a5 = a + (mr > 5 ? 5 : mr - 1) * rsa;                                                    \
+        AVX2_ZERO_ACC(W, SFX);                                                                            \
+        const __m256i m0 = cnn_lanes_##SFX(nr), m1 = cnn_lanes_##SFX(nr - LANES);                         \
+        ptrdiff_t pa = 0;                                                                                 \
+        const V *bp = b;                                                                                  \
+        if (nr == 2 * LANES) {                                                                            \
+            for (ptrdiff_t p = 0; p < k; ++p, pa += csa, bp += rsb) {                                     \
+                const W b0 = _mm256_loadu_##SFX(bp), b1 = _mm256_loadu_##SFX(bp + LANES);                 \
+                AVX2_RANK1(W, SFX, BC, a0 + pa, a1 + pa, a2 + pa, a3 + pa, a4 + pa, a5 + pa);             \
+            }                                                                                             \
+        } else {                                                                                          \
+            for (ptrdiff_t p = 0; p < k; ++p, pa += csa, bp += rsb) {                                     \
+                const W b0 = _mm256_maskload_##SFX(bp, m0), b1 = _mm256_maskload_##SFX(bp + LANES, m1);   \
+                AVX2_RANK1(W, SFX, BC, a0 + pa, a1 + pa, a2 + pa, a3 + pa, a4 + pa, a5 + pa);             \
+            }                                                                                             \
+        }                                                                                                 \
+        const W va = _mm256_set1_##SFX(alpha), vb = _mm256_set1_##SFX(beta);                              \
+        if (mr == 6 && nr == 2 * LANES) {                                                                 \
+            AVX2_EPILOGUE(AVX2_STORE, V, SFX, LANES);                                                     \
+            return;                                                                                       \
+        }                                                                                                 \
+        /* Edge tile: masked stores (masked-off lanes are not touched), rows past mr skipped. */          \
+        AVX2_EPILOGUE(AVX2_MSTORE, V, SFX, LANES);                                                        \
     }
-    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-#define S_STORE(row, x0, x1)                                                                          \
-    do {                                                                                              \
-        float *cr = c + (row) * ldc;                                                                  \
-        if (beta == 0) {                                                                              \
-            _mm256_storeu_ps(cr, _mm256_mul_ps(va, x0));                                              \
-            _mm256_storeu_ps(cr + 8, _mm256_mul_ps(va, x1));                                          \
-        } else {                                                                                      \
-            _mm256_storeu_ps(cr, _mm256_fmadd_ps(va, x0, _mm256_mul_ps(vb, _mm256_loadu_ps(cr))));    \
-            _mm256_storeu_ps(cr + 8, _mm256_fmadd_ps(va, x1, _mm256_mul_ps(vb, _mm256_loadu_ps(cr + 8)))); \
-        }                                                                                             \
-    } while (0)
-    S_STORE(0, c00, c01); S_STORE(1, c10, c11); S_STORE(2, c20, c21);
-    S_STORE(3, c30, c31); S_STORE(4, c40, c41); S_STORE(5, c50, c51);
-#undef S_STORE
-}
 
-/* 6 x 8 doubles: the same register budget as the float kernel. */
-__attribute__((target("avx2,fma")))
-static void d_kernel_avx2(ptrdiff_t k, const double *a, const double *b, double *c, ptrdiff_t ldc,
-                          double alpha, double beta)
-{
-    __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd();
-    __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd();
-    __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd();
-    __m256d c30 = _mm256_setzero_pd(), c31 = _mm256_setzero_pd();
-    __m256d c40 = _mm256_setzero_pd(), c41 = _mm256_setzero_pd();
-    __m256d c50 = _mm256_setzero_pd(), c51 = _mm256_setzero_pd();
-    for (int i = 0; i < 6; ++i)
-        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
-    for (ptrdiff_t p = 0; p < k; ++p) {
-        const __m256d b0 = _mm256_loadu_pd(b), b1 = _mm256_loadu_pd(b + 4);
-        __m256d ai;
-        ai = _mm256_broadcast_sd(a + 0); c00 = _mm256_fmadd_pd(ai, b0, c00); c01 = _mm256_fmadd_pd(ai, b1, c01);
-        ai = _mm256_broadcast_sd(a + 1); c10 = _mm256_fmadd_pd(ai, b0, c10); c11 = _mm256_fmadd_pd(ai, b1, c11);
-        ai = _mm256_broadcast_sd(a + 2); c20 = _mm256_fmadd_pd(ai, b0, c20); c21 = _mm256_fmadd_pd(ai, b1, c21);
-        ai = _mm256_broadcast_sd(a + 3); c30 = _mm256_fmadd_pd(ai, b0, c30); c31 = _mm256_fmadd_pd(ai, b1, c31);
-        ai = _mm256_broadcast_sd(a + 4); c40 = _mm256_fmadd_pd(ai, b0, c40); c41 = _mm256_fmadd_pd(ai, b1, c41);
-        ai = _mm256_broadcast_sd(a + 5); c50 = _mm256_fmadd_pd(ai, b0, c50); c51 = _mm256_fmadd_pd(ai, b1, c51);
-        a += 6;
-        b += 8;
-    }
-    const __m256d va = _mm256_set1_pd(alpha), vb = _mm256_set1_pd(beta);
-#define D_STORE(row, x0, x1)                                                                          \
-    do {                                                                                              \
-        double *cr = c + (row) * ldc;                                                                 \
-        if (beta == 0) {                                                                              \
-            _mm256_storeu_pd(cr, _mm256_mul_pd(va, x0));                                              \
-            _mm256_storeu_pd(cr + 4, _mm256_mul_pd(va, x1));                                          \
-        } else {                                                                                      \
-            _mm256_storeu_pd(cr, _mm256_fmadd_pd(va, x0, _mm256_mul_pd(vb, _mm256_loadu_pd(cr))));    \
-            _mm256_storeu_pd(cr + 4, _mm256_fmadd_pd(va, x1, _mm256_mul_pd(vb, _mm256_loadu_pd(cr + 4)))); \
-        }                                                                                             \
-    } while (0)
-    D_STORE(0, c00, c01); D_STORE(1, c10, c11); D_STORE(2, c20, c21);
-    D_STORE(3, c30, c31); D_STORE(4, c40, c41); D_STORE(5, c50, c51);
-#undef D_STORE
-}
+AVX2_KERNELS(s, float, __m256, ps, ss, 8)
+AVX2_KERNELS(d, double, __m256d, pd, sd, 4)
 
-/* "Unpacked" micro-kernels for problems too small to repay packing: A is read in place through its
- * strides (6 row streams) and B's rows, which must be contiguous, are loaded directly (masked at the
- * right edge), so no buffer is filled. Rows past mr repeat row mr - 1 and are computed but not stored.
- * The whole depth k is done in one pass, so C is read and written once. */
+#endif /* CNN_X86 */
 
-__attribute__((target("avx2,fma")))
-static void s_sup_avx2(ptrdiff_t k, const float *a, ptrdiff_t rsa, ptrdiff_t csa, const float *b,
-                       ptrdiff_t rsb, float *c, ptrdiff_t ldc, float alpha, float beta,
-                       ptrdiff_t mr, ptrdiff_t nr)
-{
-    const float *a0 = a, *a1 = a + (mr > 1 ? 1 : 0) * rsa, *a2 = a + (mr > 2 ? 2 : mr - 1) * rsa;
-    const float *a3 = a + (mr > 3 ? 3 : mr - 1) * rsa, *a4 = a + (mr > 4 ? 4 : mr - 1) * rsa;
-    const float *a5 = a + (mr > 5 ? 5 : mr - 1) * rsa;
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nr), lane);
-    const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nr - 8), lane);
-#define S_SUP_STEP(B0, B1)                                                                            \
-    do {                                                                                              \
-        const __m256 b0 = (B0), b1 = (B1);                                                            \
-        __m256 ai;                                                                                    \
-        ai = _mm256_broadcast_ss(a0 + pa); c00 = _mm256_fmadd_ps(ai, b0, c00); c01 = _mm256_fmadd_ps(ai, b1, c01); \
-        ai = _mm256_broadcast_ss(a1 + pa); c10 = _mm256_fmadd_ps(ai, b0, c10); c11 = _mm256_fmadd_ps(ai, b1, c11); \
-        ai = _mm256_broadcast_ss(a2 + pa); c20 = _mm256_fmadd_ps(ai, b0, c20); c21 = _mm256_fmadd_ps(ai, b1, c21); \
-        ai = _mm256_broadcast_ss(a3 + pa); c30 = _mm256_fmadd_ps(ai, b0, c30); c31 = _mm256_fmadd_ps(ai, b1, c31); \
-        ai = _mm256_broadcast_ss(a4 + pa); c40 = _mm256_fmadd_ps(ai, b0, c40); c41 = _mm256_fmadd_ps(ai, b1, c41); \
-        ai = _mm256_broadcast_ss(a5 + pa); c50 = _mm256_fmadd_ps(ai, b0, c50); c51 = _mm256_fmadd_ps(ai, b1, c51); \
-    } while (0)
-    ptrdiff_t pa = 0;
-    const float *bp = b;
-    if (nr == 16) {
-        for (ptrdiff_t p = 0; p < k; ++p, pa += csa, bp += rsb)
-            S_SUP_STEP(_mm256_loadu_ps(bp), _mm256_loadu_ps(bp + 8));
-    } else {
-        for (ptrdiff_t p = 0; p < k; ++p, pa += csa, bp += rsb)
-            S_SUP_STEP(_mm256_maskload_ps(bp, m0), _mm256_maskload_ps(bp + 8, m1));
-    }
-#undef S_SUP_STEP
-    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-    if (mr == 6 && nr == 16) {
-#define S_STORE(row, x0, x1)                                                                          \
-    do {                                                                                              \
-        float *cr = c + (row) * ldc;                                                                  \
-        if (beta == 0) {                                                                              \
-            _mm256_storeu_ps(cr, _mm256_mul_ps(va, x0));                                              \
-            _mm256_storeu_ps(cr + 8, _mm256_mul_ps(va, x1));                                          \
-        } else {                                                                                      \
-            _mm256_storeu_ps(cr, _mm256_fmadd_ps(va, x0, _mm256_mul_ps(vb, _mm256_loadu_ps(cr))));    \
-            _mm256_storeu_ps(cr + 8, _mm256_fmadd_ps(va, x1, _mm256_mul_ps(vb, _mm256_loadu_ps(cr + 8)))); \
-        }                                                                                             \
-    } while (0)
-        S_STORE(0, c00, c01); S_STORE(1, c10, c11); S_STORE(2, c20, c21);
-        S_STORE(3, c30, c31); S_STORE(4, c40, c41); S_STORE(5, c50, c51);
-#undef S_STORE
-        return;
-    }
-    /* Edge tile: masked stores (masked-off lanes are not touched), rows past mr skipped. */
-#define S_MSTORE(row, x0, x1)                                                                         \
-    do {                                                                                              \
-        float *cr = c + (row) * ldc;                                                                  \
-        if ((row) >= mr)                                                                              \
-            break;                                                                                    \
-        if (beta == 0) {                                                                              \
-            _mm256_maskstore_ps(cr, m0, _mm256_mul_ps(va, x0));                                       \
-            _mm256_maskstore_ps(cr + 8, m1, _mm256_mul_ps(va, x1));                                   \
-        } else {                                                                                      \
-            _mm256_maskstore_ps(cr, m0, _mm256_fmadd_ps(va, x0, _mm256_mul_ps(vb, _mm256_maskload_ps(cr, m0)))); \
-            _mm256_maskstore_ps(cr + 8, m1,                                                           \
-                                _mm256_fmadd_ps(va, x1, _mm256_mul_ps(vb, _mm256_maskload_ps(cr + 8, m1)))); \
-        }                                                                                             \
-    } while (0)
-    S_MSTORE(0, c00, c01); S_MSTORE(1, c10, c11); S_MSTORE(2, c20, c21);
-    S_MSTORE(3, c30, c31); S_MSTORE(4, c40, c41); S_MSTORE(5, c50, c51);
-#undef S_MSTORE
-}
+/* ---- float and double instantiations of the blocked driver ------------------------------------------
+ *
+ * Block sizes are data, one line per dtype (BLIS's blocksizes): MR x NR the micro-tile (the AVX2 kernels'
+ * 6 rows x 2 vectors), MC x KC the block of A kept in L2, KC x NC the block of B kept in L3. */
 
-__attribute__((target("avx2,fma")))
-static void d_sup_avx2(ptrdiff_t k, const double *a, ptrdiff_t rsa, ptrdiff_t csa, const double *b,
-                       ptrdiff_t rsb, double *c, ptrdiff_t ldc, double alpha, double beta,
-                       ptrdiff_t mr, ptrdiff_t nr)
-{
-    const double *a0 = a, *a1 = a + (mr > 1 ? 1 : 0) * rsa, *a2 = a + (mr > 2 ? 2 : mr - 1) * rsa;
-    const double *a3 = a + (mr > 3 ? 3 : mr - 1) * rsa, *a4 = a + (mr > 4 ? 4 : mr - 1) * rsa;
-    const double *a5 = a + (mr > 5 ? 5 : mr - 1) * rsa;
-    __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd();
-    __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd();
-    __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd();
-    __m256d c30 = _mm256_setzero_pd(), c31 = _mm256_setzero_pd();
-    __m256d c40 = _mm256_setzero_pd(), c41 = _mm256_setzero_pd();
-    __m256d c50 = _mm256_setzero_pd(), c51 = _mm256_setzero_pd();
-    const __m256i lane = _mm256_setr_epi64x(0, 1, 2, 3);
-    const __m256i m0 = _mm256_cmpgt_epi64(_mm256_set1_epi64x(nr), lane);
-    const __m256i m1 = _mm256_cmpgt_epi64(_mm256_set1_epi64x(nr - 4), lane);
-#define D_SUP_STEP(B0, B1)                                                                            \
-    do {                                                                                              \
-        const __m256d b0 = (B0), b1 = (B1);                                                           \
-        __m256d ai;                                                                                   \
-        ai = _mm256_broadcast_sd(a0 + pa); c00 = _mm256_fmadd_pd(ai, b0, c00); c01 = _mm256_fmadd_pd(ai, b1, c01); \
-        ai = _mm256_broadcast_sd(a1 + pa); c10 = _mm256_fmadd_pd(ai, b0, c10); c11 = _mm256_fmadd_pd(ai, b1, c11); \
-        ai = _mm256_broadcast_sd(a2 + pa); c20 = _mm256_fmadd_pd(ai, b0, c20); c21 = _mm256_fmadd_pd(ai, b1, c21); \
-        ai = _mm256_broadcast_sd(a3 + pa); c30 = _mm256_fmadd_pd(ai, b0, c30); c31 = _mm256_fmadd_pd(ai, b1, c31); \
-        ai = _mm256_broadcast_sd(a4 + pa); c40 = _mm256_fmadd_pd(ai, b0, c40); c41 = _mm256_fmadd_pd(ai, b1, c41); \
-        ai = _mm256_broadcast_sd(a5 + pa); c50 = _mm256_fmadd_pd(ai, b0, c50); c51 = _mm256_fmadd_pd(ai, b1, c51); \
-    } while (0)
-    ptrdiff_t pa = 0;
-    const double *bp = b;
-    if (nr == 8) {
-        for (ptrdiff_t p = 0; p < k; ++p, pa += csa, bp += rsb)
-            D_SUP_STEP(_mm256_loadu_pd(bp), _mm256_loadu_pd(bp + 4));
-    } else {
-        for (ptrdiff_t p = 0; p < k; ++p, pa += csa, bp += rsb)
-            D_SUP_STEP(_mm256_maskload_pd(bp, m0), _mm256_maskload_pd(bp + 4, m1));
-    }
-#undef D_SUP_STEP
-    const __m256d va = _mm256_set1_pd(alpha), vb = _mm256_set1_pd(beta);
-    if (mr == 6 && nr == 8) {
-#define D_STORE(row, x0, x1)                                                                          \
-    do {                                                                                              \
-        double *cr = c + (row) * ldc;                                                                 \
-        if (beta == 0) {                                                                              \
-            _mm256_storeu_pd(cr, _mm256_mul_pd(va, x0));                                              \
-            _mm256_storeu_pd(cr + 4, _mm256_mul_pd(va, x1));                                          \
-        } else {                                                                                      \
-            _mm256_storeu_pd(cr, _mm256_fmadd_pd(va, x0, _mm256_mul_pd(vb, _mm256_loadu_pd(cr))));    \
-            _mm256_storeu_pd(cr + 4, _mm256_fmadd_pd(va, x1, _mm256_mul_pd(vb, _mm256_loadu_pd(cr + 4)))); \
-        }                                                                                             \
-    } while (0)
-        D_STORE(0, c00, c01); D_STORE(1, c10, c11); D_STORE(2, c20, c21);
-        D_STORE(3, c30, c31); D_STORE(4, c40, c41); D_STORE(5, c50, c51);
-#undef D_STORE
-        return;
-    }
-#define D_MSTORE(row, x0, x1)                                                                         \
-    do {                                                                                              \
-        double *cr = c + (row) * ldc;                                                                 \
-        if ((row) >= mr)                                                                              \
-            break;                                                                                    \
-        if (beta == 0) {                                                                              \
-            _mm256_maskstore_pd(cr, m0, _mm256_mul_pd(va, x0));                                       \
-            _mm256_maskstore_pd(cr + 4, m1, _mm256_mul_pd(va, x1));                                   \
-        } else {                                                                                      \
-            _mm256_maskstore_pd(cr, m0, _mm256_fmadd_pd(va, x0, _mm256_mul_pd(vb, _mm256_maskload_pd(cr, m0)))); \
-            _mm256_maskstore_pd(cr + 4, m1,                                                           \
-                                _mm256_fmadd_pd(va, x1, _mm256_mul_pd(vb, _mm256_maskload_pd(cr + 4, m1)))); \
-        }                                                                                             \
-    } while (0)
-    D_MSTORE(0, c00, c01); D_MSTORE(1, c10, c11); D_MSTORE(2, c20, c21);
-    D_MSTORE(3, c30, c31); D_MSTORE(4, c40, c41); D_MSTORE(5, c50, c51);
-#undef D_MSTORE
-}
-
-#endif /* CNN_GEMM_X86 */
-
-/* ---- float and double instantiations ------------------------------------------------------------- */
-
+/*                   MR  NR   MC   KC    NC */
 #define T float
 #define G(name) s_##name
-#define MR 6
-#define NR 16
-#define MC 144
-#define KC 256
-#define NC 4096
-#if CNN_GEMM_X86
-#define SIMD_KERNEL s_kernel_avx2
-#define SUP_KERNEL s_sup_avx2
-#endif
+#define BLOCKING      6, 16, 144, 256, 4096
 #include "gemm_template.h"
-#undef T
-#undef G
-#undef MR
-#undef NR
-#undef MC
-#undef KC
-#undef NC
-#undef SIMD_KERNEL
-#undef SUP_KERNEL
 
 #define T double
 #define G(name) d_##name
-#define MR 6
-#define NR 8
-#define MC 96
-#define KC 256
-#define NC 2048
-#if CNN_GEMM_X86
-#define SIMD_KERNEL d_kernel_avx2
-#define SUP_KERNEL d_sup_avx2
-#endif
+#define BLOCKING      6,  8,  96, 256, 2048
 #include "gemm_template.h"
-#undef T
-#undef G
-#undef MR
-#undef NR
-#undef MC
-#undef KC
-#undef NC
-#undef SIMD_KERNEL
-#undef SUP_KERNEL
+
+/* ---- the kernels of each instruction-set level ----------------------------------------------------- */
+
+static const cnn_gemm_cntx cnn_gemm_table[CNN_SIMD_NLEVELS] = {
+    [CNN_SIMD_BASELINE] = {s_kernel_c, d_kernel_c, NULL, NULL, NULL, NULL},
+#if CNN_X86
+    [CNN_SIMD_AVX2] = {s_kernel_avx2, d_kernel_avx2, s_sup_avx2, d_sup_avx2, cnn_s_nt_avx2, cnn_d_nt_avx2},
+    /* no AVX-512 kernels yet (issue 10): the AVX2 ones */
+    [CNN_SIMD_AVX512] = {s_kernel_avx2, d_kernel_avx2, s_sup_avx2, d_sup_avx2, cnn_s_nt_avx2, cnn_d_nt_avx2},
+#else
+    [CNN_SIMD_AVX2] = {s_kernel_c, d_kernel_c, NULL, NULL, NULL, NULL},
+    [CNN_SIMD_AVX512] = {s_kernel_c, d_kernel_c, NULL, NULL, NULL, NULL},
+#endif
+};
+
+const cnn_gemm_cntx *cnn_gemm_context(void)
+{
+    const int level = cnn_gemm_level();
+    return &cnn_gemm_table[level >= 0 && level < CNN_SIMD_NLEVELS ? level : CNN_SIMD_BASELINE];
+}
 
 /* ---- public entry points ------------------------------------------------------------------------- */
 

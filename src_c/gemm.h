@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 
+#include "cpu.h"
 #include "threads.h"
 
 #ifdef __cplusplus
@@ -18,10 +19,11 @@ extern "C" {
 #endif
 
 /* Once, before any other call (the _gemm module does it at import): team_size is where a parallel GEMM
- * gets its team size (cnn_core._config's process-wide count; until then the GEMM runs serially), and the
- * thread-exit destructor that frees each thread's packing buffers is registered. Returns 0, or -1 when
- * the thread-local key cannot be created. */
-int cnn_gemm_init(cnn_team_size_fn team_size);
+ * gets its team size and simd_level where it reads the instruction-set level whose kernels it runs
+ * (cnn_core._config's process-wide count and level; until then the GEMM runs serially on portable C),
+ * and the thread-exit destructor that frees each thread's packing buffers is registered. Returns 0, or -1
+ * when the thread-local key cannot be created. */
+int cnn_gemm_init(cnn_team_size_fn team_size, cnn_simd_level_fn simd_level);
 
 int cnn_sgemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
               float alpha, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
@@ -40,19 +42,16 @@ int cnn_dgemm_strided(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alpha,
                       double beta, double *c, ptrdiff_t ldc);
 
 /* C += A @ B^T for A (M x K, row stride lda) and B (N x K, row stride ldb), K contiguous in both
- * (src_c/gemm_nt.c: unpacked dot-product kernel with AVX2+FMA, else the packed GEMM). Returns 0 or -1. */
+ * (src_c/gemm_nt.c: the level's unpacked dot-product kernel where it has one, else the packed GEMM).
+ * Returns 0 or -1. */
 int cnn_sgemm_nt_acc(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda,
                      const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc);
 int cnn_dgemm_nt_acc(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t lda,
                      const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc);
 
-/* Micro-kernel in use: 1 = AVX2+FMA, 0 = portable C. */
-int cnn_gemm_simd(void);
-/* Allow (1) or forbid (0) the AVX2+FMA micro-kernels; returns the kernel now in use. For tests and
- * benchmarks of the portable path: not thread-safe against concurrent gemm calls. */
-int cnn_gemm_set_simd(int enable);
-/* Small problems skip packing (AVX2 path, B rows contiguous): -1 decides by shape (default), 0 never,
- * 1 always where possible. For tests and benchmarks; not thread-safe against concurrent gemm calls. */
+/* Small problems skip packing (levels with an unpacked kernel, B rows contiguous): -1 decides by shape
+ * (default), 0 never, 1 always where possible. For tests and benchmarks; not thread-safe against
+ * concurrent gemm calls. */
 void cnn_gemm_set_unpacked(int mode);
 
 #ifdef __cplusplus

@@ -3,34 +3,16 @@
  * needs no packing: a 4 x 3 block of C keeps 12 vector accumulators running along K (7 loads per 12 FMAs),
  * with one masked load for the K tail and horizontal sums (hadd trees) once per block. The outputs of a weight gradient
  * are few (M x N ~ 2400) while K is long, where the packed GEMM spends its time on packing and edge tiles.
- * Without AVX2+FMA (or with the SIMD kernels switched off) the packed GEMM of gemm.c does the work. */
+ * At a level without such a kernel (baseline) the packed GEMM of gemm.c does the work. */
 #include "gemm.h"
+#include "gemm_cntx.h"
 
-#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-#define CNN_NT_X86 1
-#include <immintrin.h>
-#else
-#define CNN_NT_X86 0
-#endif
-
-#if CNN_NT_X86
+#if CNN_X86
+#include "avx2.h"
 
 #define NT_MR 4
 #define NT_NR 3
-#define NT_INLINE __attribute__((target("avx2,fma"), always_inline)) static inline
-
-/* Lanes below r set: the K tail's masked loads never touch memory past the end of a row. */
-NT_INLINE __m256i s_tail_mask(ptrdiff_t r)
-{
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r), lane);
-}
-
-NT_INLINE __m256i d_tail_mask(ptrdiff_t r)
-{
-    const __m256i lane = _mm256_setr_epi64x(0, 1, 2, 3);
-    return _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)r), lane);
-}
+#define NT_INLINE CNN_AVX2_INLINE
 
 /* The four horizontal sums of a, b, c, d into s[0..3]: hadd trees, cheaper than four separate sums. */
 NT_INLINE void s_hsum4(float *s, __m256 a, __m256 b, __m256 c, __m256 d)
@@ -86,16 +68,15 @@ NT_INLINE void d_hsum4(double *s, __m256d a, __m256d b, __m256d c, __m256d d)
     }
 
 NT_BLOCK(s, float, __m256, _mm256_loadu_ps, _mm256_maskload_ps, _mm256_fmadd_ps, _mm256_setzero_ps,
-         s_tail_mask, s_hsum4)
+         cnn_lanes_ps, s_hsum4)
 NT_BLOCK(d, double, __m256d, _mm256_loadu_pd, _mm256_maskload_pd, _mm256_fmadd_pd, _mm256_setzero_pd,
-         d_tail_mask, d_hsum4)
+         cnn_lanes_pd, d_hsum4)
 
 /* Full blocks through the fixed 4 x 3 kernel; edge blocks through the matching smaller instance. Columns
  * outer: the NR rows of B stay in L1 while every row block of A (the smaller operand) passes. */
 #define NT_DRIVER(T, V)                                                                                 \
-    __attribute__((target("avx2,fma"))) static void T##_nt_avx2(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,  \
-                                                                const V *a, ptrdiff_t lda, const V *b,  \
-                                                                ptrdiff_t ldb, V *c, ptrdiff_t ldc)     \
+    CNN_AVX2 void cnn_##T##_nt_avx2(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const V *a, ptrdiff_t lda,    \
+                                    const V *b, ptrdiff_t ldb, V *c, ptrdiff_t ldc)                     \
     {                                                                                                   \
         for (ptrdiff_t j = 0; j < n; j += NT_NR) {                                                      \
             const int nr = n - j < NT_NR ? (int)(n - j) : NT_NR;                                        \
@@ -124,28 +105,20 @@ NT_BLOCK(d, double, __m256d, _mm256_loadu_pd, _mm256_maskload_pd, _mm256_fmadd_p
 NT_DRIVER(s, float)
 NT_DRIVER(d, double)
 
-#endif /* CNN_NT_X86 */
+#endif /* CNN_X86 */
 
-int cnn_sgemm_nt_acc(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda,
-                     const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc)
-{
-#if CNN_NT_X86
-    if (cnn_gemm_simd()) {
-        s_nt_avx2(m, n, k, a, lda, b, ldb, c, ldc);
-        return 0;
+/* The level's unpacked kernel where it has one, else the packed GEMM (C = 1 * A @ B^T + 1 * C). */
+#define NT_ENTRY(T, V)                                                                                  \
+    int cnn_##T##gemm_nt_acc(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const V *a, ptrdiff_t lda,          \
+                             const V *b, ptrdiff_t ldb, V *c, ptrdiff_t ldc)                            \
+    {                                                                                                   \
+        const T##_nt_t nt = cnn_gemm_context()->T##_nt;                                                 \
+        if (nt != NULL) {                                                                               \
+            nt(m, n, k, a, lda, b, ldb, c, ldc);                                                        \
+            return 0;                                                                                   \
+        }                                                                                               \
+        return cnn_##T##gemm(0, 1, m, n, k, 1, a, lda, b, ldb, 1, c, ldc);                              \
     }
-#endif
-    return cnn_sgemm(0, 1, m, n, k, 1.0f, a, lda, b, ldb, 1.0f, c, ldc);
-}
 
-int cnn_dgemm_nt_acc(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t lda,
-                     const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc)
-{
-#if CNN_NT_X86
-    if (cnn_gemm_simd()) {
-        d_nt_avx2(m, n, k, a, lda, b, ldb, c, ldc);
-        return 0;
-    }
-#endif
-    return cnn_dgemm(0, 1, m, n, k, 1.0, a, lda, b, ldb, 1.0, c, ldc);
-}
+NT_ENTRY(s, float)
+NT_ENTRY(d, double)

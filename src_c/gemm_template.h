@@ -1,20 +1,31 @@
 /* Type-generic blocked GEMM driver, included once per element type by gemm.c.
  *
- * The caller defines:
+ * The caller defines (and this file #undefs at its end):
  *   T              element type
  *   G(name)        name mangler (s_name / d_name)
- *   MR, NR         micro-tile of C computed by one micro-kernel call (register block)
- *   MC, KC, NC     cache blocks: an MC x KC block of A (packed, lives in L2), a KC x NC block of B
+ *   BLOCKING       MR, NR, MC, KC, NC, where
+ *     MR, NR       micro-tile of C computed by one micro-kernel call (register block)
+ *     MC, KC, NC   cache blocks: an MC x KC block of A (packed, lives in L2), a KC x NC block of B
  *                  (packed, lives in L3); one KC x NR micro-panel of B stays in L1 across the MC rows
- *   SIMD_KERNEL    the AVX2+FMA micro-kernel, or leave undefined for the portable one only
- *   SUP_KERNEL     the AVX2+FMA micro-kernel reading A and B in place (optional; see gemm_sup)
+ * The micro-kernels come from the context of the level in use (gemm_cntx.h), read once per call; the
+ * portable G(kernel_c) below is the baseline level's.
  *
  * Loop nest (Goto/BLIS): jc over NC columns, pc over KC depth, ic over MC rows, jr over NR, ir over MR.
  * Packed panels are zero-padded to full MR/NR width, so the micro-kernel never branches on edges; edge
  * tiles of C go through a small buffer instead.
  */
 
-typedef void (*G(kernel_t))(ptrdiff_t k, const T *a, const T *b, T *c, ptrdiff_t ldc, T alpha, T beta);
+#define CNN_APPLY(f, ...) f(__VA_ARGS__)
+#define CNN_BLK_MR(mr, nr, mc, kc, nc) mr
+#define CNN_BLK_NR(mr, nr, mc, kc, nc) nr
+#define CNN_BLK_MC(mr, nr, mc, kc, nc) mc
+#define CNN_BLK_KC(mr, nr, mc, kc, nc) kc
+#define CNN_BLK_NC(mr, nr, mc, kc, nc) nc
+#define MR CNN_APPLY(CNN_BLK_MR, BLOCKING)
+#define NR CNN_APPLY(CNN_BLK_NR, BLOCKING)
+#define MC CNN_APPLY(CNN_BLK_MC, BLOCKING)
+#define KC CNN_APPLY(CNN_BLK_KC, BLOCKING)
+#define NC CNN_APPLY(CNN_BLK_NC, BLOCKING)
 
 /* Portable micro-kernel: fixed trip counts so the compiler unrolls and vectorizes the j loop. */
 static void G(kernel_c)(ptrdiff_t k, const T *a, const T *b, T *c, ptrdiff_t ldc, T alpha, T beta)
@@ -44,69 +55,50 @@ static void G(kernel_c)(ptrdiff_t k, const T *a, const T *b, T *c, ptrdiff_t ldc
     }
 }
 
-static G(kernel_t) G(pick_kernel)(void)
+/* Pack `extent` lines of length kc into panels of W lines (W = MR for A, NR for B), each panel stored
+ * step by step (W values per p), the last panel zero-padded to W. Element p of line i is x[i*ls + p*ps].
+ * A is packed by rows (lines = rows of op(A): ls = rsa, ps = csa), B by columns (ls = csb, ps = rsb). */
+static inline __attribute__((always_inline)) void G(pack)(int W, ptrdiff_t extent, ptrdiff_t kc, const T *x,
+                                                          ptrdiff_t ls, ptrdiff_t ps, T *dst)
 {
-#ifdef SIMD_KERNEL
-    if (cnn_gemm_simd())
-        return SIMD_KERNEL;
-#endif
-    return G(kernel_c);
+    for (ptrdiff_t i0 = 0; i0 < extent; i0 += W) {
+        const ptrdiff_t w = extent - i0 < W ? extent - i0 : W;
+        const T *xp = x + i0 * ls;
+        if (w == W && ls == 1) {               /* the W lines' elements are adjacent: contiguous copies */
+            for (ptrdiff_t p = 0; p < kc; ++p)
+                for (int i = 0; i < W; ++i)
+                    dst[p * W + i] = xp[p * ps + i];
+        } else if (w == W && ps == 1) {        /* each line contiguous: W streams read in step */
+            for (ptrdiff_t p = 0; p < kc; ++p)
+                for (int i = 0; i < W; ++i)
+                    dst[p * W + i] = xp[i * ls + p];
+        } else {
+            for (ptrdiff_t p = 0; p < kc; ++p) {
+                for (ptrdiff_t i = 0; i < w; ++i)
+                    dst[p * W + i] = xp[i * ls + p * ps];
+                for (ptrdiff_t i = w; i < W; ++i)
+                    dst[p * W + i] = 0;
+            }
+        }
+        dst += W * kc;
+    }
 }
 
-/* Pack an mc x kc block of op(A) into MR-row panels, each stored column by column (MR values per p). */
+/* Pack an mc x kc block of op(A) into MR-row panels (op(A) = A.T of a row-major array has rsa == 1). */
 static void G(pack_a)(ptrdiff_t mc, ptrdiff_t kc, const T *a, ptrdiff_t rsa, ptrdiff_t csa, T *dst)
 {
-    for (ptrdiff_t i0 = 0; i0 < mc; i0 += MR) {
-        const ptrdiff_t mr = mc - i0 < MR ? mc - i0 : MR;
-        const T *ap = a + i0 * rsa;
-        if (mr == MR && rsa == 1) {            /* op(A) = A.T of a row-major array: rows are contiguous */
-            for (ptrdiff_t p = 0; p < kc; ++p)
-                for (int i = 0; i < MR; ++i)
-                    dst[p * MR + i] = ap[p * csa + i];
-        } else if (mr == MR && csa == 1) {     /* plain row-major A: MR streams read in step */
-            for (ptrdiff_t p = 0; p < kc; ++p)
-                for (int i = 0; i < MR; ++i)
-                    dst[p * MR + i] = ap[i * rsa + p];
-        } else {
-            for (ptrdiff_t p = 0; p < kc; ++p) {
-                for (ptrdiff_t i = 0; i < mr; ++i)
-                    dst[p * MR + i] = ap[i * rsa + p * csa];
-                for (ptrdiff_t i = mr; i < MR; ++i)
-                    dst[p * MR + i] = 0;
-            }
-        }
-        dst += MR * kc;
-    }
+    G(pack)(MR, mc, kc, a, rsa, csa, dst);
 }
 
-/* Pack a kc x nc block of op(B) into NR-column panels, each stored row by row (NR values per p). */
+/* Pack a kc x nc block of op(B) into NR-column panels (plain row-major B has csb == 1; op(B) = B.T of a
+ * row-major array, as in x @ w.T, has rsb == 1). */
 static void G(pack_b)(ptrdiff_t kc, ptrdiff_t nc, const T *b, ptrdiff_t rsb, ptrdiff_t csb, T *dst)
 {
-    for (ptrdiff_t j0 = 0; j0 < nc; j0 += NR) {
-        const ptrdiff_t nr = nc - j0 < NR ? nc - j0 : NR;
-        const T *bp = b + j0 * csb;
-        if (nr == NR && csb == 1) {            /* plain row-major B: contiguous copies */
-            for (ptrdiff_t p = 0; p < kc; ++p)
-                for (int j = 0; j < NR; ++j)
-                    dst[p * NR + j] = bp[p * rsb + j];
-        } else if (nr == NR && rsb == 1) {     /* op(B) = B.T of a row-major array (x @ w.T) */
-            for (ptrdiff_t p = 0; p < kc; ++p)
-                for (int j = 0; j < NR; ++j)
-                    dst[p * NR + j] = bp[j * csb + p];
-        } else {
-            for (ptrdiff_t p = 0; p < kc; ++p) {
-                for (ptrdiff_t j = 0; j < nr; ++j)
-                    dst[p * NR + j] = bp[p * rsb + j * csb];
-                for (ptrdiff_t j = nr; j < NR; ++j)
-                    dst[p * NR + j] = 0;
-            }
-        }
-        dst += NR * kc;
-    }
+    G(pack)(NR, nc, kc, b, csb, rsb, dst);
 }
 
 /* C[mc x nc] = alpha * packed A @ packed B + beta * C, one MR x NR tile at a time. */
-static void G(macro_kernel)(G(kernel_t) kernel, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, T alpha,
+static void G(macro_kernel)(G(ukr_t) kernel, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, T alpha,
                             const T *pa, const T *pb, T beta, T *c, ptrdiff_t ldc)
 {
     CNN_ALIGN64 T tile[MR * NR];
@@ -144,12 +136,11 @@ static ptrdiff_t G(even_block)(ptrdiff_t total, ptrdiff_t block, ptrdiff_t unit)
 }
 
 /* Single-threaded blocked GEMM on the calling thread's packing buffers (k >= 1, alpha != 0). */
-static int G(gemm_serial)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
+static int G(gemm_serial)(G(ukr_t) kernel, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
                           const T *a, ptrdiff_t rsa, ptrdiff_t csa,
                           const T *b, ptrdiff_t rsb, ptrdiff_t csb,
                           T beta, T *c, ptrdiff_t ldc)
 {
-    const G(kernel_t) kernel = G(pick_kernel)();
     const ptrdiff_t kb = G(even_block)(k, KC, 1);
     const ptrdiff_t mb = G(even_block)(m, MC, MR);
     const ptrdiff_t nb = G(even_block)(n, NC, NR);
@@ -174,11 +165,10 @@ static int G(gemm_serial)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
     return 0;
 }
 
-#ifdef SUP_KERNEL
 /* Unpacked path for small problems: tiles of C straight from A (any strides) and B (contiguous rows).
  * Rows are taken MC-ish at a time so that block of A stays in L2 while every NR-column sliver of B
  * streams past it; each B sliver then stays in L1 for the MR-row tiles of the block. */
-static void G(gemm_sup)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha, const T *a, ptrdiff_t rsa,
+static void G(gemm_sup)(G(sup_t) sup, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha, const T *a, ptrdiff_t rsa,
                         ptrdiff_t csa, const T *b, ptrdiff_t rsb, T beta, T *c, ptrdiff_t ldc)
 {
     ptrdiff_t mb = (ptrdiff_t)(CNN_GEMM_SUP_A_BYTES / sizeof(T)) / k / MR * MR;
@@ -189,45 +179,36 @@ static void G(gemm_sup)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha, const T 
         for (ptrdiff_t jr = 0; jr < n; jr += NR) {
             const ptrdiff_t nr = n - jr < NR ? n - jr : NR;
             for (ptrdiff_t ir = ic; ir < iend; ir += MR)
-                SUP_KERNEL(k, a + ir * rsa, rsa, csa, b + jr, rsb, c + ir * ldc + jr, ldc, alpha, beta,
-                           iend - ir < MR ? iend - ir : MR, nr);
+                sup(k, a + ir * rsa, rsa, csa, b + jr, rsb, c + ir * ldc + jr, ldc, alpha, beta,
+                    iend - ir < MR ? iend - ir : MR, nr);
         }
     }
 }
-#endif
 
 /* Packing costs about one cycle per element of A and of B, i.e. k * (m + n) cycles; the arithmetic
  * m * n * k / (MR * NR / 6) cycles (MR * NR multiply-adds per 6 cycles). Measured on the AVX2 kernels, the
  * unpacked path wins while packing would cost more than ~10% of the arithmetic (square sizes up to ~300
  * in float32, ~150 in float64) and loses beyond, where its B slivers and A rows fall out of L1/L2.
  * It needs B's rows contiguous, for the direct vector loads. */
-static int G(use_sup)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t csb)
+static int G(use_sup)(const cnn_gemm_cntx *cx, ptrdiff_t m, ptrdiff_t n, ptrdiff_t csb)
 {
-#ifdef SUP_KERNEL
-    if (csb != 1 || !cnn_gemm_simd())
+    if (csb != 1 || cx->G(sup) == NULL)
         return 0;
     if (cnn_gemm_sup_mode >= 0)
         return cnn_gemm_sup_mode;
     return (double)(m + n) * (MR * NR) * 5 >= (double)m * (double)n * 3;
-#else
-    (void)m; (void)n; (void)csb;
-    return 0;
-#endif
 }
 
-static int G(gemm_rect)(int sup, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
+static int G(gemm_rect)(const cnn_gemm_cntx *cx, int sup, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
                         const T *a, ptrdiff_t rsa, ptrdiff_t csa,
                         const T *b, ptrdiff_t rsb, ptrdiff_t csb,
                         T beta, T *c, ptrdiff_t ldc)
 {
-#ifdef SUP_KERNEL
     if (sup) {
-        G(gemm_sup)(m, n, k, alpha, a, rsa, csa, b, rsb, beta, c, ldc);
+        G(gemm_sup)(cx->G(sup), m, n, k, alpha, a, rsa, csa, b, rsb, beta, c, ldc);
         return 0;
     }
-#endif
-    (void)sup;
-    return G(gemm_serial)(m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);
+    return G(gemm_serial)(cx->G(ukr), m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);
 }
 
 /* C = beta * C without reading C when beta == 0 (the alpha == 0 or k == 0 case). */
@@ -256,11 +237,12 @@ static int G(gemm_strided)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
         G(scale_c)(m, n, beta, c, ldc);
         return 0;
     }
-    const int sup = G(use_sup)(m, n, csb);
+    const cnn_gemm_cntx *cx = cnn_gemm_context();   /* one level for the whole call, every thread */
+    const int sup = G(use_sup)(cx, m, n, csb);
     int tm = 1, tn = 1;
     cnn_gemm_thread_grid(m, n, k, MR, NR, &tm, &tn);
     if (tm * tn == 1)
-        return G(gemm_rect)(sup, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);
+        return G(gemm_rect)(cx, sup, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);
 
     /* Each thread owns a rectangle of C (whole micro-tiles) and runs the serial driver on it: no shared
      * state, and every element sees the same operations as in a serial run (the packed/unpacked choice is
@@ -277,8 +259,17 @@ static int G(gemm_strided)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
             continue;
         const ptrdiff_t mt = m - i0 < rows_per ? m - i0 : rows_per;
         const ptrdiff_t nt = n - j0 < cols_per ? n - j0 : cols_per;
-        err |= G(gemm_rect)(sup, mt, nt, k, alpha, a + i0 * rsa, rsa, csa, b + j0 * csb, rsb, csb,
+        err |= G(gemm_rect)(cx, sup, mt, nt, k, alpha, a + i0 * rsa, rsa, csa, b + j0 * csb, rsb, csb,
                             beta, c + i0 * ldc + j0, ldc);
     }
     return err;
 }
+
+#undef MR
+#undef NR
+#undef MC
+#undef KC
+#undef NC
+#undef BLOCKING
+#undef G
+#undef T

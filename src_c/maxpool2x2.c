@@ -5,46 +5,14 @@
  * bottom-left, bottom-right) and compared with blends: 8 floats or 4 doubles per step with AVX2. The rule is
  * the general loop's: in that order, a candidate wins when it is strictly larger (ties keep the first) or
  * when it is the first NaN. A row's last windows go through masked loads and stores.
- * Without AVX2 (or with it switched off) the caller keeps the general loop.
+ * At the baseline level (no such kernel) the caller keeps the general loop.
  */
 #include "maxpool2x2.h"
 
-#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-#define CNN_MP_X86 1
-#include <immintrin.h>
-#else
-#define CNN_MP_X86 0
-#endif
+#if CNN_X86
+#include "avx2.h"
 
-static int cnn_mp_cpu_has_avx2(void)
-{
-#if CNN_MP_X86
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2");
-#else
-    return 0;
-#endif
-}
-
-/* -1 = not decided yet; deciding twice from two threads stores the same value. */
-static volatile int cnn_mp_state = -1;
-
-int cnn_maxpool2x2_simd(void)
-{
-    if (cnn_mp_state < 0)
-        cnn_mp_state = cnn_mp_cpu_has_avx2();
-    return cnn_mp_state;
-}
-
-int cnn_maxpool2x2_set_simd(int enable)
-{
-    cnn_mp_state = enable ? cnn_mp_cpu_has_avx2() : 0;
-    return cnn_mp_state;
-}
-
-#if CNN_MP_X86
-
-#define MP_AVX2 __attribute__((target("avx2"))) static inline
+#define MP_AVX2 CNN_AVX2_INLINE
 
 /* Lanes where cand beats best: cand > best (ordered), or cand is NaN while best is not. */
 MP_AVX2 __m256 s_wins(__m256 cand, __m256 best)
@@ -59,19 +27,6 @@ MP_AVX2 __m256d d_wins(__m256d cand, __m256d best)
     const __m256d nan_cand = _mm256_cmp_pd(cand, cand, _CMP_UNORD_Q);
     const __m256d nan_best = _mm256_cmp_pd(best, best, _CMP_UNORD_Q);
     return _mm256_or_pd(_mm256_cmp_pd(cand, best, _CMP_GT_OQ), _mm256_andnot_pd(nan_best, nan_cand));
-}
-
-/* Lanes below r set (r may be <= 0 or >= the lane count). */
-MP_AVX2 __m256i s_lanes(ptrdiff_t r)
-{
-    r = r < 0 ? 0 : r > 8 ? 8 : r;
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-MP_AVX2 __m256i d_lanes(ptrdiff_t r)
-{
-    r = r < 0 ? 0 : r > 4 ? 4 : r;
-    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(r), _mm256_setr_epi64x(0, 1, 2, 3));
 }
 
 /* Even (2, 0) or odd (3, 1) columns of the 16 floats a | b, in column order: the shuffle picks them within
@@ -92,7 +47,7 @@ MP_AVX2 void s_step(const float *r0, const float *r1, float *o, int64_t *am, int
         a0 = _mm256_loadu_ps(r0); a1 = _mm256_loadu_ps(r0 + 8);
         b0 = _mm256_loadu_ps(r1); b1 = _mm256_loadu_ps(r1 + 8);
     } else {
-        const __m256i m0 = s_lanes(2 * r), m1 = s_lanes(2 * r - 8);
+        const __m256i m0 = cnn_lanes_ps(2 * r), m1 = cnn_lanes_ps(2 * r - 8);
         a0 = _mm256_maskload_ps(r0, m0); a1 = _mm256_maskload_ps(r0 + 8, m1);
         b0 = _mm256_maskload_ps(r1, m0); b1 = _mm256_maskload_ps(r1 + 8, m1);
     }
@@ -119,9 +74,9 @@ MP_AVX2 void s_step(const float *r0, const float *r1, float *o, int64_t *am, int
         _mm256_storeu_si256((__m256i *)am, lo);
         _mm256_storeu_si256((__m256i *)(am + 4), hi);
     } else {
-        _mm256_maskstore_ps(o, s_lanes(r), best);
-        _mm256_maskstore_epi64((long long *)am, d_lanes(r), lo);
-        _mm256_maskstore_epi64((long long *)(am + 4), d_lanes(r - 4), hi);
+        _mm256_maskstore_ps(o, cnn_lanes_ps(r), best);
+        _mm256_maskstore_epi64((long long *)am, cnn_lanes_pd(r), lo);
+        _mm256_maskstore_epi64((long long *)(am + 4), cnn_lanes_pd(r - 4), hi);
     }
 }
 
@@ -134,7 +89,7 @@ MP_AVX2 void d_step(const double *r0, const double *r1, double *o, int64_t *am, 
         a0 = _mm256_loadu_pd(r0); a1 = _mm256_loadu_pd(r0 + 4);
         b0 = _mm256_loadu_pd(r1); b1 = _mm256_loadu_pd(r1 + 4);
     } else {
-        const __m256i m0 = d_lanes(2 * r), m1 = d_lanes(2 * r - 4);
+        const __m256i m0 = cnn_lanes_pd(2 * r), m1 = cnn_lanes_pd(2 * r - 4);
         a0 = _mm256_maskload_pd(r0, m0); a1 = _mm256_maskload_pd(r0 + 4, m1);
         b0 = _mm256_maskload_pd(r1, m0); b1 = _mm256_maskload_pd(r1 + 4, m1);
     }
@@ -159,13 +114,13 @@ MP_AVX2 void d_step(const double *r0, const double *r1, double *o, int64_t *am, 
         _mm256_storeu_pd(o, best);
         _mm256_storeu_si256((__m256i *)am, idx);
     } else {
-        _mm256_maskstore_pd(o, d_lanes(r), best);
-        _mm256_maskstore_epi64((long long *)am, d_lanes(r), idx);
+        _mm256_maskstore_pd(o, cnn_lanes_pd(r), best);
+        _mm256_maskstore_epi64((long long *)am, cnn_lanes_pd(r), idx);
     }
 }
 
 #define MP_PLANE(T, V)                                                                                   \
-    __attribute__((target("avx2"))) static void T##_plane_avx2(const V *x, V *out, int64_t *argmax,      \
+    CNN_AVX2 static void T##_plane_avx2(const V *x, V *out, int64_t *argmax,      \
                                                               ptrdiff_t W, ptrdiff_t OH, ptrdiff_t OW)   \
     {                                                                                                    \
         const ptrdiff_t lanes = 32 / sizeof(V);                                                          \
@@ -179,28 +134,46 @@ MP_AVX2 void d_step(const double *r0, const double *r1, double *o, int64_t *am, 
 MP_PLANE(s, float)
 MP_PLANE(d, double)
 
-#endif /* CNN_MP_X86 */
+#endif /* CNN_X86 */
 
-int cnn_smaxpool2x2_plane(const float *x, float *out, int64_t *argmax, ptrdiff_t W, ptrdiff_t OH, ptrdiff_t OW)
-{
-#if CNN_MP_X86
-    if (cnn_maxpool2x2_simd() && W < ((ptrdiff_t)1 << 30)) {
-        s_plane_avx2(x, out, argmax, W, OH, OW);
-        return 1;
-    }
+/* The plane kernels of each instruction-set level; NULL: the caller's general loop. */
+typedef void (*s_plane_t)(const float *, float *, int64_t *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
+typedef void (*d_plane_t)(const double *, double *, int64_t *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
+static const struct {
+    s_plane_t s_plane;
+    d_plane_t d_plane;
+} cnn_mp_table[CNN_SIMD_NLEVELS] = {
+    [CNN_SIMD_BASELINE] = {NULL, NULL},
+#if CNN_X86
+    [CNN_SIMD_AVX2] = {s_plane_avx2, d_plane_avx2},
+    [CNN_SIMD_AVX512] = {s_plane_avx2, d_plane_avx2},   /* no AVX-512 kernel yet (issue 10) */
 #endif
-    (void)x; (void)out; (void)argmax; (void)W; (void)OH; (void)OW;
-    return 0;
+};
+
+static int cnn_mp_baseline(void)
+{
+    return CNN_SIMD_BASELINE;
 }
 
-int cnn_dmaxpool2x2_plane(const double *x, double *out, int64_t *argmax, ptrdiff_t W, ptrdiff_t OH, ptrdiff_t OW)
+static cnn_simd_level_fn cnn_mp_level = cnn_mp_baseline;
+
+void cnn_maxpool2x2_init(cnn_simd_level_fn simd_level)
 {
-#if CNN_MP_X86
-    if (cnn_maxpool2x2_simd()) {
-        d_plane_avx2(x, out, argmax, W, OH, OW);
-        return 1;
-    }
-#endif
-    (void)x; (void)out; (void)argmax; (void)W; (void)OH; (void)OW;
-    return 0;
+    cnn_mp_level = simd_level;
 }
+
+#define MP_ENTRY(T, V, LIMIT)                                                                            \
+    int cnn_##T##maxpool2x2_plane(const V *x, V *out, int64_t *argmax, ptrdiff_t W, ptrdiff_t OH,        \
+                                  ptrdiff_t OW)                                                          \
+    {                                                                                                    \
+        const int level = cnn_mp_level();                                                                \
+        const T##_plane_t plane = level > 0 && level < CNN_SIMD_NLEVELS ? cnn_mp_table[level].T##_plane  \
+                                                                         : NULL;                         \
+        if (plane == NULL || W >= (LIMIT))                                                               \
+            return 0;                                                                                    \
+        plane(x, out, argmax, W, OH, OW);                                                                \
+        return 1;                                                                                        \
+    }
+/* float offsets ride in int32 lanes (s_step): W + 1 must fit */
+MP_ENTRY(s, float, (ptrdiff_t)1 << 30)
+MP_ENTRY(d, double, PTRDIFF_MAX)

@@ -1,4 +1,4 @@
-"""Fixtures shared by the kernel tests: the SIMD code path and the OpenMP thread count.
+"""Fixtures shared by the kernel tests: the SIMD level and the OpenMP thread count.
 
 The oracles (``tests/oracles_*.py``, one module per concept) are imported by name; pyproject.toml's
 ``[tool.pytest.ini_options] pythonpath = ["tests"]`` puts this directory on sys.path, so that works in every
@@ -12,51 +12,34 @@ from typing import Callable, Iterator
 import pytest
 
 import cnn_core
-from cnn_core.kernels import _activations, _gemm, _pooling
 
-# The instruction sets each test runs on: the run-time dispatch picks AVX2 (+FMA) on capable CPUs, and the
-# portable C code everywhere else.
-SIMD_PATHS = ("avx2", "baseline")
+# The instruction-set levels each test runs on (cnn_core.set_simd), highest first. Every kernel family
+# (GEMM, 2x2 max pooling, activations) switches with the one level; "avx512" runs the AVX2 kernels until
+# AVX-512 ones exist, and stays in the list so that its dispatch-table entries are exercised too.
+SIMD_PATHS = ("avx512", "avx2", "baseline")
 
 
 def simd_available(path: str) -> bool:
-    """Whether this CPU can run every kernel family's `path` code."""
-    return path in _activations.simd_paths()
-
-
-def _set_simd(path: str) -> None:
-    """Switch every kernel family (GEMM, 2x2 max pooling, activations) to `path`."""
-    on = path != "baseline"
-    if _gemm.set_simd(on) != on or _pooling.set_simd(on) != on:
-        raise RuntimeError(f"set_simd: the GEMM or pooling kernels cannot run the {path} path on this CPU")
-    _activations.set_simd(path)
-
-
-def _get_simd() -> Callable[[], None]:
-    """A function that restores the current switches of every kernel family."""
-    gemm_on, pool_on, act = _gemm.simd_enabled(), _pooling.simd_enabled(), _activations.get_simd()
-
-    def restore() -> None:
-        _gemm.set_simd(gemm_on)
-        _pooling.set_simd(pool_on)
-        _activations.set_simd(act)
-    return restore
+    """Whether this CPU can run the `path` level."""
+    return path in cnn_core.cpu_simd_levels()
 
 
 @pytest.fixture
 def use_simd() -> Iterator[Callable[[str], None]]:
-    """A function ``use_simd(path)`` that switches every kernel family to `path` (skipping the test when the
-    CPU lacks it); the switches in force before the test are restored afterwards."""
-    restore = _get_simd()
+    """A function ``use_simd(path)`` that switches every kernel family to `path` through
+    ``cnn_core.set_simd`` (skipping the test when the CPU lacks it); the level in force before the test is
+    restored afterwards."""
+    before = cnn_core.get_simd()
 
     def use(path: str) -> None:
         if not simd_available(path):
             pytest.skip(f"CPU cannot run the {path} path")
-        _set_simd(path)
+        cnn_core.set_simd(path)
+        assert cnn_core.get_simd() == path
     try:
         yield use
     finally:
-        restore()
+        cnn_core.set_simd(before)
 
 
 @pytest.fixture(params=SIMD_PATHS)

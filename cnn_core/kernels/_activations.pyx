@@ -1,4 +1,5 @@
 # distutils: sources = src_c/activations.c
+# distutils: depends = src_c/activations.h src_c/cpu.h src_c/thresholds.h
 """Elementwise activations and their backward pieces on flat contiguous buffers (C kernels in src_c/).
 
 The Python wrappers in activations.py validate and flatten; these entry points take 1-D C-contiguous
@@ -8,15 +9,14 @@ overlaps the output in any other way is copied first, since a shifted overlap wo
 from cython cimport floating
 from cython.parallel cimport prange
 
-from cnn_core._config cimport team_size
+from cnn_core._config cimport simd_level, team_size
 
 
 cdef extern from "activations.h" nogil:
     ctypedef enum cnn_act_t:
         CNN_SIGMOID, CNN_TANH, CNN_RELU, CNN_ELU
-    int cnn_act_avx2_available()
-    int cnn_act_get_avx2()
-    void cnn_act_set_avx2(int on)
+    ctypedef int (*cnn_simd_level_fn)() noexcept nogil
+    void cnn_act_init(cnn_simd_level_fn simd_level)
     void cnn_act_forward_f32(cnn_act_t op, const float *z, float *a, Py_ssize_t n, float alpha)
     void cnn_act_forward_f64(cnn_act_t op, const double *z, double *a, Py_ssize_t n, double alpha)
     void cnn_act_backward_f32(cnn_act_t op, const float *dy, const float *a, float *out, Py_ssize_t n,
@@ -24,12 +24,12 @@ cdef extern from "activations.h" nogil:
     void cnn_act_backward_f64(cnn_act_t op, const double *dy, const double *a, double *out, Py_ssize_t n,
                               double alpha)
 
-# Threads only pay off for large arrays: the vectorized loops run at ~1 ns per element or less, while
-# waking the OpenMP team costs microseconds (far more on a loaded machine), so an MLP batch stays serial.
-cdef Py_ssize_t CHUNK = 32768
-cdef Py_ssize_t MIN_PARALLEL = 1 << 20
+cdef extern from "thresholds.h":
+    # Arrays below MIN_PARALLEL elements stay serial (src_c/thresholds.h says why); threads take CHUNKs.
+    Py_ssize_t MIN_PARALLEL "CNN_ACT_MIN_PARALLEL"
+    Py_ssize_t CHUNK "CNN_ACT_CHUNK"
 
-cnn_act_get_avx2()  # decide the SIMD path once, at import, before any thread can race on it
+cnn_act_init(simd_level)
 
 OPS = {"sigmoid": CNN_SIGMOID, "tanh": CNN_TANH, "relu": CNN_RELU, "elu": CNN_ELU}
 
@@ -82,19 +82,3 @@ def backward(int op, const floating[::1] dy, const floating[::1] a, floating[::1
             for c in prange(nchunks, schedule="static", num_threads=team_size(nchunks)):
                 _bwd(<cnn_act_t>op, &dy[c * CHUNK], &a[c * CHUNK], &out[c * CHUNK],
                      min(CHUNK, n - c * CHUNK), alpha)
-
-
-def simd_paths() -> list:
-    """SIMD code paths this CPU can run: 'baseline' always, 'avx2' with AVX2 and FMA."""
-    return ["baseline", "avx2"] if cnn_act_avx2_available() else ["baseline"]
-
-
-def get_simd() -> str:
-    return "avx2" if cnn_act_get_avx2() else "baseline"
-
-
-def set_simd(str path) -> None:
-    """Force a SIMD path (tests compare both); 'avx2' requires simd_paths() to list it."""
-    if path not in simd_paths():
-        raise ValueError(f"path: expected one of {simd_paths()}, got {path!r}")
-    cnn_act_set_avx2(path == "avx2")

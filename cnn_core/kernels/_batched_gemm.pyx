@@ -8,16 +8,7 @@ from cython.parallel cimport prange, threadid
 from libc.stdlib cimport calloc, free
 
 from cnn_core._config cimport team_size
-from cnn_core.kernels._gemm cimport dgemm, dgemm_nt_acc, sgemm, sgemm_nt_acc
-
-
-cdef inline int _gemm(bint ta, bint tb, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, floating alpha,
-                      const floating *a, Py_ssize_t lda, const floating *b, Py_ssize_t ldb, floating beta,
-                      floating *c, Py_ssize_t ldc) noexcept nogil:
-    if floating is float:
-        return sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-    else:
-        return dgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+from cnn_core.kernels._gemm cimport gemm, gemm_nt_acc
 
 
 cdef inline int _gemm_acc(bint ta, bint tb, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const floating *a,
@@ -25,11 +16,8 @@ cdef inline int _gemm_acc(bint ta, bint tb, Py_ssize_t m, Py_ssize_t n, Py_ssize
                           Py_ssize_t ldc) noexcept nogil:
     """c += op(a) @ op(b); the NT case (a weight gradient, K contiguous in both) skips packing."""
     if not ta and tb:
-        if floating is float:
-            return sgemm_nt_acc(m, n, k, a, lda, b, ldb, c, ldc)
-        else:
-            return dgemm_nt_acc(m, n, k, a, lda, b, ldb, c, ldc)
-    return _gemm(ta, tb, m, n, k, <floating>1, a, lda, b, ldb, <floating>1, c, ldc)
+        return gemm_nt_acc(m, n, k, a, lda, b, ldb, c, ldc)
+    return gemm(ta, tb, m, n, k, <floating>1, a, lda, b, ldb, <floating>1, c, ldc)
 
 
 def gemm_batched(const floating[:, :, ::1] a, const floating[:, :, ::1] b, floating[:, :, ::1] c,
@@ -50,7 +38,7 @@ def gemm_batched(const floating[:, :, ::1] a, const floating[:, :, ::1] b, float
     if batch == 0 or m == 0 or n == 0:
         return
     for i in prange(batch, nogil=True, num_threads=nt, schedule="static"):
-        err |= _gemm(trans_a, trans_b, m, n, k, <floating>alpha, &a[0, 0, 0] + i * sa, lda,
+        err |= gemm(trans_a, trans_b, m, n, k, <floating>alpha, &a[0, 0, 0] + i * sa, lda,
                      &b[0, 0, 0] + i * sb, ldb, <floating>beta, &c[i, 0, 0], n)
     if err:
         raise MemoryError("gemm_batched: could not allocate the packing buffers")

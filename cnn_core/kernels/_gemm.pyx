@@ -1,15 +1,16 @@
 # distutils: sources = src_c/gemm.c src_c/gemm_nt.c
-# distutils: depends = src_c/gemm.h src_c/gemm_template.h src_c/threads.h
+# distutils: depends = src_c/gemm.h src_c/gemm_cntx.h src_c/gemm_template.h src_c/avx2.h src_c/cpu.h src_c/threads.h src_c/thresholds.h
 """Cython binding of the blocked C GEMM in src_c/gemm.c (validation lives in gemm.py)."""
 from cython cimport floating
 from libc.stddef cimport ptrdiff_t
 
-from cnn_core._config cimport team_size
+from cnn_core._config cimport simd_level, team_size
 
 
 cdef extern from "gemm.h" nogil:
     ctypedef int (*cnn_team_size_fn)(ptrdiff_t work) noexcept nogil
-    int cnn_gemm_init(cnn_team_size_fn team_size)
+    ctypedef int (*cnn_simd_level_fn)() noexcept nogil
+    int cnn_gemm_init(cnn_team_size_fn team_size, cnn_simd_level_fn simd_level)
     int cnn_sgemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                   float alpha, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
                   float beta, float *c, ptrdiff_t ldc)
@@ -28,35 +29,28 @@ cdef extern from "gemm.h" nogil:
                          const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc)
     int cnn_dgemm_nt_acc(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t lda,
                          const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc)
-    int cnn_gemm_simd()
-    int cnn_gemm_set_simd(int enable)
     void cnn_gemm_set_unpacked(int mode)
 
 
-if cnn_gemm_init(team_size) != 0:
+if cnn_gemm_init(team_size, simd_level) != 0:
     raise ImportError("cnn_core.kernels._gemm: could not create the thread-local key of the packing buffers")
 
 
-cdef int sgemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
-               float alpha, const float *a, Py_ssize_t lda, const float *b, Py_ssize_t ldb,
-               float beta, float *c, Py_ssize_t ldc) noexcept nogil:
-    return cnn_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+cdef int gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+              floating alpha, const floating *a, Py_ssize_t lda, const floating *b, Py_ssize_t ldb,
+              floating beta, floating *c, Py_ssize_t ldc) noexcept nogil:
+    if floating is float:
+        return cnn_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    else:
+        return cnn_dgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 
 
-cdef int dgemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
-               double alpha, const double *a, Py_ssize_t lda, const double *b, Py_ssize_t ldb,
-               double beta, double *c, Py_ssize_t ldc) noexcept nogil:
-    return cnn_dgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-
-
-cdef int sgemm_nt_acc(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float *a, Py_ssize_t lda,
-                      const float *b, Py_ssize_t ldb, float *c, Py_ssize_t ldc) noexcept nogil:
-    return cnn_sgemm_nt_acc(m, n, k, a, lda, b, ldb, c, ldc)
-
-
-cdef int dgemm_nt_acc(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const double *a, Py_ssize_t lda,
-                      const double *b, Py_ssize_t ldb, double *c, Py_ssize_t ldc) noexcept nogil:
-    return cnn_dgemm_nt_acc(m, n, k, a, lda, b, ldb, c, ldc)
+cdef int gemm_nt_acc(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const floating *a, Py_ssize_t lda,
+                     const floating *b, Py_ssize_t ldb, floating *c, Py_ssize_t ldc) noexcept nogil:
+    if floating is float:
+        return cnn_sgemm_nt_acc(m, n, k, a, lda, b, ldb, c, ldc)
+    else:
+        return cnn_dgemm_nt_acc(m, n, k, a, lda, b, ldb, c, ldc)
 
 
 def gemm_into(const floating[:, :] opa, const floating[:, :] opb, floating[:, ::1] c,
@@ -88,21 +82,7 @@ def gemm_into(const floating[:, :] opa, const floating[:, :] opb, floating[:, ::
         raise MemoryError("gemm: could not allocate the packing buffers")
 
 
-def simd_enabled() -> bool:
-    """True when the AVX2+FMA micro-kernels are in use (chosen at run time from the CPU)."""
-    return bool(cnn_gemm_simd())
-
-
-def set_simd(bint enable) -> bool:
-    """Allow or forbid the AVX2+FMA micro-kernels (to test or time the portable C kernel).
-
-    Returns whether they are in use afterwards: allowing them on a CPU without AVX2/FMA has no effect.
-    Not safe to call while another thread is inside gemm.
-    """
-    return bool(cnn_gemm_set_simd(enable))
-
-
 def set_unpacked(mode: int) -> None:
     """Packing policy (for tests and benchmarks): -1 by problem shape (default), 0 always pack,
-    1 skip packing wherever the AVX2 unpacked kernel applies. Not safe while another thread is in gemm."""
+    1 skip packing wherever the level's unpacked kernel applies. Not safe while another thread is in gemm."""
     cnn_gemm_set_unpacked(mode)

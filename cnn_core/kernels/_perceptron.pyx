@@ -1,7 +1,8 @@
 """One epoch of the primal perceptron (Rosenblatt's sequential learning rule)."""
 from cython cimport floating
 
-DEF LANES = 8
+cdef enum:
+    LANES = 8   # partial sums in _dot
 
 
 cdef inline double _dot(const floating* w, const floating* x, Py_ssize_t d) noexcept nogil:
@@ -11,10 +12,11 @@ cdef inline double _dot(const floating* w, const floating* x, Py_ssize_t d) noex
     # way). float32 products are exact in float64.
     cdef double s[LANES]
     cdef double total
-    cdef Py_ssize_t j, k, m = d - d % LANES
+    cdef Py_ssize_t j, k, block, m = d - d % LANES
     for k in range(LANES):
         s[k] = 0.0
-    for j in range(0, m, LANES):
+    for block in range(m // LANES):
+        j = block * LANES
         for k in range(LANES):
             s[k] += <double>w[j + k] * <double>x[j + k]
     total = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))

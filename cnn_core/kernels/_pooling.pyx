@@ -1,5 +1,5 @@
 # distutils: sources = src_c/maxpool2x2.c
-# distutils: depends = src_c/maxpool2x2.h
+# distutils: depends = src_c/maxpool2x2.h src_c/avx2.h src_c/cpu.h
 """Max and average pooling loops (no padding, floor mode), parallel over the N*C planes.
 
 Each (n, c) plane is pooled independently, so every thread owns whole planes of the output (forward)
@@ -10,7 +10,7 @@ from cython.parallel cimport prange, threadid
 from libc.stdint cimport int64_t
 from libc.string cimport memset
 
-from cnn_core._config cimport team_size
+from cnn_core._config cimport simd_level, team_size
 from cnn_core.kernels._rows cimport zero_row
 
 import numpy as np
@@ -21,13 +21,16 @@ cdef extern from "maxpool2x2.h" nogil:
                               Py_ssize_t OW)
     int cnn_dmaxpool2x2_plane(const double *x, double *out, int64_t *argmax, Py_ssize_t W, Py_ssize_t OH,
                               Py_ssize_t OW)
-    int cnn_maxpool2x2_simd()
-    int cnn_maxpool2x2_set_simd(int enable)
+    ctypedef int (*cnn_simd_level_fn)() noexcept nogil
+    void cnn_maxpool2x2_init(cnn_simd_level_fn simd_level)
+
+
+cnn_maxpool2x2_init(simd_level)
 
 
 cdef inline bint _max_plane_2x2(const floating* x, floating* out, int64_t* argmax, Py_ssize_t W,
                                 Py_ssize_t OH, Py_ssize_t OW) noexcept nogil:
-    """The AVX2 2x2/stride-2 kernel of src_c/maxpool2x2.c; False when it is unavailable."""
+    """The 2x2/stride-2 kernel of src_c/maxpool2x2.c; False when the SIMD level in use has none."""
     if floating is float:
         return cnn_smaxpool2x2_plane(x, out, argmax, W, OH, OW)
     else:
@@ -161,19 +164,6 @@ def max_pool2d_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] ou
         for p in prange(NC, schedule="static", num_threads=team_size(NC)):
             if not (fast and _max_plane_2x2(xp + p * H * W, op + p * OH * OW, ap + p * OH * OW, W, OH, OW)):
                 _max_plane(xp + p * H * W, op + p * OH * OW, ap + p * OH * OW, W, KH, KW, SH, SW, OH, OW)
-
-
-def simd_enabled() -> bool:
-    """True when max pooling with 2x2 windows at stride 2 uses the AVX2 kernel."""
-    return bool(cnn_maxpool2x2_simd())
-
-
-def set_simd(bint enable) -> bool:
-    """Allow or forbid the AVX2 2x2 max-pooling kernel (to test the general loop on the same shapes).
-
-    Returns whether it is in use afterwards. Not safe to call while another thread is pooling.
-    """
-    return bool(cnn_maxpool2x2_set_simd(enable))
 
 
 def max_pool2d_backward(const floating[:, :, :, ::1] dout, const int64_t[:, :, :, ::1] argmax,

@@ -1,9 +1,9 @@
-"""Fully connected layer kernels: fused forward (GEMM + bias + activation) and the backward pieces."""
+"""Fully connected layer kernels: the forward (GEMM + bias in one pass) and the backward pieces."""
 from __future__ import annotations
 
 import numpy as np
 
-from cnn_core._validation import as_float_array, as_real, check_choice
+from cnn_core._validation import as_float_array
 from cnn_core.kernels import _dense
 
 
@@ -15,13 +15,11 @@ def _check_weight(x: np.ndarray, w) -> np.ndarray:
     return w
 
 
-def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, activation: str | None = None,
-                   alpha: float = 1.0) -> np.ndarray:
-    """a = activation(x @ w.T + b), the bias add and activation fused into one pass over z.
+def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """z = x @ w.T + b, the bias added in one pass over z right after the GEMM.
 
-    x (N, in), w (out, in), b (out,) or None -> a (N, out). activation: None, 'sigmoid', 'tanh', 'relu'
-    or 'elu' (alpha is ELU's alpha: alpha * (exp(z) - 1) for z <= 0). Sigmoid is evaluated without
-    overflow for any z.
+    x (N, in), w (out, in), b (out,) or None -> z (N, out). The activation is a kernel of its own
+    (kernels.sigmoid, ...).
     """
     x = as_float_array(x, "x", ndim=2)
     w = _check_weight(x, w)
@@ -29,18 +27,15 @@ def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, ac
         b = as_float_array(b, "b", ndim=1, dtype=x.dtype)
         if b.shape != (w.shape[0],):
             raise ValueError(f"b: expected shape ({w.shape[0]},) to match w's out_features, got {b.shape}")
-    check_choice(activation, "activation", tuple(_dense.ACTIVATIONS))
-    return _linear(x, w, b, activation, as_real(alpha, "alpha"))
+    return _linear(x, w, b)
 
 
-def _linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, activation: str | None = None,
-            alpha: float = 1.0) -> np.ndarray:
+def _linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
     """linear_forward without argument checks, for layers that have checked x, w and b (C-contiguous, one
     float dtype, matching shapes) at their own boundary."""
     z = np.empty((x.shape[0], w.shape[0]), dtype=x.dtype)
     has_bias = b is not None
-    _dense.linear_forward_into(x, w, b if has_bias else np.empty(0, x.dtype), has_bias, z,
-                               _dense.ACTIVATIONS[activation], alpha)
+    _dense.linear_forward_into(x, w, b if has_bias else np.empty(0, x.dtype), has_bias, z)
     return z
 
 
