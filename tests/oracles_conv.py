@@ -15,12 +15,13 @@ def out_size(size, k, s, p):
     return (size + 2 * p - k) // s + 1
 
 
-def im2col_ref(x, kernel_size, stride=1, padding=0):
-    """cols[n, c*KH*KW + i*KW + j, oh*OW + ow] = x[n, c, oh*SH - PH + i, ow*SW - PW + j] (0 outside)."""
+def _taps(x_shape, kernel_size, stride, padding):
+    """Every (column entry, pixel) pair that im2col copies, straight from its definition: entry
+    (n, c*KH*KW + i*KW + j, oh*OW + ow) of the columns holds pixel (n, c, oh*SH - PH + i, ow*SW - PW + j) when
+    that pixel lies inside the image (the padding reads as 0 and has no pixel)."""
     (kh, kw), (sh, sw), (ph, pw) = pair(kernel_size), pair(stride), pair(padding)
-    n_, c_, h_, w_ = x.shape
+    n_, c_, h_, w_ = x_shape
     oh_, ow_ = out_size(h_, kh, sh, ph), out_size(w_, kw, sw, pw)
-    cols = np.zeros((n_, c_ * kh * kw, oh_ * ow_), dtype=x.dtype)
     for n in range(n_):
         for c in range(c_):
             for i in range(kh):
@@ -29,25 +30,28 @@ def im2col_ref(x, kernel_size, stride=1, padding=0):
                         for ow in range(ow_):
                             h, w = oh * sh - ph + i, ow * sw - pw + j
                             if 0 <= h < h_ and 0 <= w < w_:
-                                cols[n, c * kh * kw + i * kw + j, oh * ow_ + ow] = x[n, c, h, w]
+                                yield (n, c * kh * kw + i * kw + j, oh * ow_ + ow), (n, c, h, w)
+
+
+def _cols_shape(x_shape, kernel_size, stride, padding):
+    (kh, kw), (sh, sw), (ph, pw) = pair(kernel_size), pair(stride), pair(padding)
+    n_, c_, h_, w_ = x_shape
+    return n_, c_ * kh * kw, out_size(h_, kh, sh, ph) * out_size(w_, kw, sw, pw)
+
+
+def im2col_ref(x, kernel_size, stride=1, padding=0):
+    """cols[n, c*KH*KW + i*KW + j, oh*OW + ow] = x[n, c, oh*SH - PH + i, ow*SW - PW + j] (0 outside)."""
+    cols = np.zeros(_cols_shape(x.shape, kernel_size, stride, padding), dtype=x.dtype)
+    for entry, pixel in _taps(x.shape, kernel_size, stride, padding):
+        cols[entry] = x[pixel]
     return cols
 
 
 def col2im_ref(cols, x_shape, kernel_size, stride=1, padding=0):
     """The loop adjoint of im2col_ref: every in-image column entry is added back to its pixel."""
-    (kh, kw), (sh, sw), (ph, pw) = pair(kernel_size), pair(stride), pair(padding)
-    n_, c_, h_, w_ = x_shape
-    oh_, ow_ = out_size(h_, kh, sh, ph), out_size(w_, kw, sw, pw)
     x = np.zeros(x_shape, dtype=cols.dtype)
-    for n in range(n_):
-        for c in range(c_):
-            for i in range(kh):
-                for j in range(kw):
-                    for oh in range(oh_):
-                        for ow in range(ow_):
-                            h, w = oh * sh - ph + i, ow * sw - pw + j
-                            if 0 <= h < h_ and 0 <= w < w_:
-                                x[n, c, h, w] += cols[n, c * kh * kw + i * kw + j, oh * ow_ + ow]
+    for entry, pixel in _taps(x_shape, kernel_size, stride, padding):
+        x[pixel] += cols[entry]
     return x
 
 

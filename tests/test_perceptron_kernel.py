@@ -220,28 +220,16 @@ def test_eta_not_positive_finite(eta):
         perceptron_epoch(X, y, w, 0.0, eta=eta)
 
 
-def test_order_out_of_range():
+@pytest.mark.parametrize("order, exc, match", [
+    (np.array([0, 4]), ValueError, r"order: expected indices in 0\.\.3, got values in 0\.\.4"),
+    (np.array([2, -1]), ValueError, r"order: expected indices in 0\.\.3, got values in -1\.\.2"),
+    (np.array([0.0, 1.0]), TypeError, r"order: expected an integer dtype, got float64"),
+    (np.array([[0, 1], [2, 3]]), ValueError, r"order: expected a 1-D array, got shape \(2, 2\)"),
+])
+def test_bad_order(order, exc, match):
     X, y, w = _ok()
-    with pytest.raises(ValueError, match=r"order: expected indices in 0\.\.3, got values in 0\.\.4"):
-        perceptron_epoch(X, y, w, 0.0, order=np.array([0, 4]))
-
-
-def test_order_negative():
-    X, y, w = _ok()
-    with pytest.raises(ValueError, match=r"order: expected indices in 0\.\.3, got values in -1\.\.2"):
-        perceptron_epoch(X, y, w, 0.0, order=np.array([2, -1]))
-
-
-def test_order_float():
-    X, y, w = _ok()
-    with pytest.raises(TypeError, match=r"order: expected an integer dtype, got float64"):
-        perceptron_epoch(X, y, w, 0.0, order=np.array([0.0, 1.0]))
-
-
-def test_order_2d():
-    X, y, w = _ok()
-    with pytest.raises(ValueError, match=r"order: expected a 1-D array, got shape \(2, 2\)"):
-        perceptron_epoch(X, y, w, 0.0, order=np.array([[0, 1], [2, 3]]))
+    with pytest.raises(exc, match=match):
+        perceptron_epoch(X, y, w, 0.0, order=order)
 
 
 def test_failed_validation_leaves_w_untouched():
