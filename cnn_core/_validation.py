@@ -12,10 +12,12 @@ before it is allocated.
 """
 from __future__ import annotations
 
+import errno
 import math
 import numbers
 import os
-from typing import Any
+import stat
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -272,3 +274,38 @@ def conv_output_size(size: int, k: int, s: int, p: int, what: str) -> int:
         raise ValueError(f"padding: the {what} output would be {out} long (input {size}, padding {p}), "
                          f"expected at most 2**31-1")
     return out
+
+
+def open_regular(path: str | bytes) -> BinaryIO:
+    """`path` opened for binary reading, if it is a regular file: every file the library reads from a user
+    (models, .npy inputs, IDX data sets) is opened here.
+
+    A FIFO blocks open() until a writer comes, and a device such as /dev/zero never ends: anything but a
+    regular file is refused from os.stat before it is opened (opening some devices has effects), and once more
+    from fstat of what was opened, without blocking, in case the path changed in between. Raises
+    FileNotFoundError, IsADirectoryError, or OSError (EINVAL) for a FIFO, socket or device, each with the path
+    as its ``filename``; open()'s own errors (permissions, ...) pass through.
+    """
+    try:
+        _refuse_irregular(os.stat(path).st_mode, path)
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, "no such file", path) from None
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        _refuse_irregular(os.fstat(fd).st_mode, path)
+    except BaseException:
+        os.close(fd)
+        raise
+    # O_NONBLOCK is harmless from here on: reads of a regular file never wait on it.
+    return os.fdopen(fd, "rb")
+
+
+def _refuse_irregular(mode: int, path) -> None:
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "expected a file, got a directory", path)
+    kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+    raise OSError(errno.EINVAL, f"expected a regular file, got a special file ({kind}), which can block or "
+                                "never end", path)

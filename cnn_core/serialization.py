@@ -63,7 +63,6 @@ import os
 import re
 import secrets
 import socket
-import stat
 import struct
 import tokenize
 import zipfile
@@ -73,7 +72,7 @@ from typing import BinaryIO, Callable, NamedTuple
 
 import numpy as np
 
-from cnn_core._validation import check_path
+from cnn_core._validation import check_path, open_regular
 from cnn_core._version import __version__
 from cnn_core.models import LinearSVM, Perceptron
 from cnn_core.nn import Module, module_from_config, module_to_config
@@ -243,47 +242,13 @@ def _fsync_directory(directory: str) -> None:
 
 
 # ---- the bounded reader -------------------------------------------------------------------------------
-# Every file the library reads from a user goes through _open_regular, and every .npy stream (a .npy file,
+# Every file the library reads from a user goes through _validation.open_regular, and every .npy stream (a .npy file,
 # or a member of an .npz archive) through _npy_header and _npy_data: nothing is allocated from a size the
 # file claims before the file is known to hold it.
 
 class _Corrupt(Exception):
     """A defect of the file itself (load reports it as 'not a readable cnn_core model file', read_npy as a
     ValueError naming the file)."""
-
-
-def _open_regular(path: str | bytes) -> BinaryIO:
-    """`path` opened for binary reading, if it is a regular file.
-
-    A FIFO blocks open() until a writer comes, and a device such as /dev/zero never ends: anything but a
-    regular file is refused from os.stat before it is opened (opening some devices has effects), and once more
-    from fstat of what was opened, without blocking, in case the path changed in between. Raises
-    FileNotFoundError, IsADirectoryError, or OSError (EINVAL) for a FIFO, socket or device, each with the path
-    as its ``filename``; open()'s own errors (permissions, ...) pass through.
-    """
-    try:
-        _refuse_irregular(os.stat(path).st_mode, path)
-    except FileNotFoundError:
-        raise FileNotFoundError(errno.ENOENT, "no such file", path) from None
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    try:
-        _refuse_irregular(os.fstat(fd).st_mode, path)
-    except BaseException:
-        os.close(fd)
-        raise
-    # O_NONBLOCK is harmless from here on: reads of a regular file never wait on it.
-    return os.fdopen(fd, "rb")
-
-
-def _refuse_irregular(mode: int, path) -> None:
-    if stat.S_ISREG(mode):
-        return
-    if stat.S_ISDIR(mode):
-        raise IsADirectoryError(errno.EISDIR, "expected a file, got a directory", path)
-    kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
-            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
-    raise OSError(errno.EINVAL, f"expected a regular file, got a special file ({kind}), which can block or "
-                                "never end", path)
 
 
 class _Header(NamedTuple):
@@ -361,7 +326,7 @@ def read_npy(path: str | os.PathLike) -> np.ndarray:
     ValueError starting with the path and saying what is wrong for any other file that is no such array.
     """
     path = check_path(path)
-    with _open_regular(path) as f:
+    with open_regular(path) as f:
         try:
             return _npy_data(f, _npy_header(f, os.fstat(f.fileno()).st_size))
         except _Corrupt as e:
@@ -371,7 +336,7 @@ def read_npy(path: str | os.PathLike) -> np.ndarray:
 def is_npy(path: str | os.PathLike) -> bool:
     """True when the file at `path` starts with the .npy magic, whatever its name (a regular file only, as
     for ``read_npy``: the same errors)."""
-    with _open_regular(check_path(path)) as f:
+    with open_regular(check_path(path)) as f:
         return f.read(len(NPY_MAGIC)) == NPY_MAGIC
 
 
@@ -393,7 +358,7 @@ def load(path: str | os.PathLike):
     checked.
     """
     path = check_path(path)
-    with _open_regular(path) as f:
+    with open_regular(path) as f:
         size = os.fstat(f.fileno()).st_size
         magic = f.read(6)
         if not magic.startswith(b"PK\x03\x04"):

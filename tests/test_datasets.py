@@ -1,5 +1,7 @@
 """IDX reader and MNIST loaders: real embedded digits, files written here, and every kind of corruption."""
+import errno
 import gzip
+import os
 import struct
 
 import numpy as np
@@ -125,3 +127,21 @@ def test_load_mnist_bad_arguments(tmp_path):
         load_mnist(tmp_path / "missing")
     with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte"):
         load_mnist(tmp_path)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs and /dev/zero")
+def test_load_idx_refuses_special_files_without_blocking(tmp_path):
+    """A FIFO would block open() until a writer came and /dev/zero never ends: both are refused up front."""
+    os.mkfifo(tmp_path / "fifo")
+    for special, kind in ((tmp_path / "fifo", "a FIFO"), ("/dev/zero", "a device")):
+        with pytest.raises(OSError, match=kind) as info:
+            load_idx(special)
+        assert info.value.errno == errno.EINVAL and info.value.filename == str(special)
+
+
+def test_load_idx_missing_file_and_directory_name_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError) as info:
+        load_idx(tmp_path / "nope")
+    assert info.value.filename == str(tmp_path / "nope")
+    with pytest.raises(IsADirectoryError):
+        load_idx(tmp_path)

@@ -15,7 +15,7 @@ import zlib
 
 import numpy as np
 
-from cnn_core._validation import check_path
+from cnn_core._validation import check_path, open_regular
 
 # IDX type code -> big-endian NumPy dtype
 _IDX_DTYPES = {
@@ -30,24 +30,17 @@ _GZIP_MAGIC = b"\x1f\x8b"
 MAX_GZIP_RATIO = 1032  # deflate's largest possible expansion: a larger claim cannot be backed by the file
 
 
-def _is_gzip(path: str) -> bool:
-    with open(path, "rb") as f:
-        return f.read(2) == _GZIP_MAGIC
-
-
-def _read_bytes(path: str, limit: int) -> bytes:
-    """Read at most `limit` bytes of the (decompressed) file."""
-    opener = gzip.open if _is_gzip(path) else open
-    chunks, n = [], 0
+def _read(f, n: int, path: str) -> bytes:
+    """The next at most `n` bytes of the (decompressed) stream `f`, in chunks so that a header claiming terabytes
+    costs only what the file really holds."""
+    chunks, got = [], 0
     try:
-        with opener(path, "rb") as f:
-            # Chunked, so a corrupt header claiming terabytes costs only what the file really holds.
-            while n < limit:
-                chunk = f.read(min(limit - n, 1 << 20))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                n += len(chunk)
+        while got < n:
+            chunk = f.read(min(n - got, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
     except (OSError, EOFError, zlib.error) as e:
         raise ValueError(f"{path}: corrupt gzip stream ({e})") from None
     return b"".join(chunks)
@@ -58,12 +51,21 @@ def load_idx(path: str | os.PathLike) -> np.ndarray:
 
     The header (two zero bytes, a type code, the number of dimensions, then each dimension as a big-endian
     uint32) is checked, and the payload must hold exactly prod(dims) elements: a truncated file, trailing
-    bytes or a foreign file raise ValueError naming the file and what is wrong.
+    bytes or a foreign file raise ValueError naming the file and what is wrong. The file is opened once, and
+    only if it is a regular file (FileNotFoundError, IsADirectoryError or OSError EINVAL otherwise: a FIFO or a
+    device could block or never end).
     """
     path = check_path(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such IDX file")
-    head = _read_bytes(path, 4)
+    with open_regular(path) as raw:
+        size = os.fstat(raw.fileno()).st_size
+        gz = raw.read(2) == _GZIP_MAGIC
+        raw.seek(0)
+        with (gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw) as f:
+            return _parse(f, path, size, gz)
+
+
+def _parse(f, path: str, size: int, gz: bool) -> np.ndarray:
+    head = _read(f, 4, path)
     if len(head) < 4:
         raise ValueError(f"{path}: not an IDX file (only {len(head)} bytes)")
     zero, code, ndim = struct.unpack(">HBB", head)
@@ -73,15 +75,14 @@ def load_idx(path: str | os.PathLike) -> np.ndarray:
     if ndim == 0:
         raise ValueError(f"{path}: IDX header declares 0 dimensions")
     header_len = 4 + 4 * ndim
-    header = _read_bytes(path, header_len)
-    if len(header) < header_len:
-        raise ValueError(f"{path}: truncated IDX header ({len(header)} of {header_len} bytes)")
-    dims = struct.unpack(f">{ndim}I", header[4:])
+    dims_bytes = _read(f, 4 * ndim, path)
+    if len(dims_bytes) < 4 * ndim:
+        raise ValueError(f"{path}: truncated IDX header ({4 + len(dims_bytes)} of {header_len} bytes)")
+    dims = struct.unpack(f">{ndim}I", dims_bytes)
     dtype = _IDX_DTYPES[code]
     count = math.prod(dims)  # Python ints: a corrupt header cannot overflow this
     n_bytes = count * dtype.itemsize
-    size = os.path.getsize(path)
-    if _is_gzip(path):
+    if gz:
         if n_bytes > MAX_GZIP_RATIO * size:
             raise ValueError(f"{path}: IDX dimensions {dims} need {n_bytes} bytes, more than a {size}-byte gzip "
                              f"file can hold (at most {MAX_GZIP_RATIO}x)")
@@ -89,11 +90,10 @@ def load_idx(path: str | os.PathLike) -> np.ndarray:
         what = "truncated IDX data" if size < header_len + n_bytes else "unexpected bytes after the IDX data"
         raise ValueError(f"{path}: {what}: dimensions {dims} need {n_bytes} bytes, found {size - header_len}")
     # Read one byte past the payload, to detect trailing data without reading the whole tail.
-    raw = _read_bytes(path, header_len + n_bytes + 1)
-    payload = len(raw) - header_len
-    if payload < n_bytes:
-        raise ValueError(f"{path}: truncated IDX data: dimensions {dims} need {n_bytes} bytes, found {payload}")
-    if payload > n_bytes:
+    payload = _read(f, n_bytes + 1, path)
+    if len(payload) < n_bytes:
+        raise ValueError(f"{path}: truncated IDX data: dimensions {dims} need {n_bytes} bytes, found {len(payload)}")
+    if len(payload) > n_bytes:
         raise ValueError(f"{path}: unexpected bytes after the IDX data of dimensions {dims}")
-    data = np.frombuffer(raw, dtype=dtype, count=count, offset=header_len)
+    data = np.frombuffer(payload, dtype=dtype, count=count)
     return data.reshape(dims).astype(dtype.newbyteorder("="))
