@@ -12,6 +12,7 @@ import sys
 from typing import Sequence
 
 from cnn_core.cli.errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
+from cnn_core.datasets.pixels import PIXEL_RULE
 
 PROG = "cnn-core"
 
@@ -106,9 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("predict", help="predicted class and probability for each image of a file")
     r.add_argument("model_file", metavar="MODEL_FILE")
     r.add_argument("input", metavar="INPUT", help="IDX image file (raw or .gz) or a .npy array of images "
-                                                  "((N, H, W), (N, 1, H, W) or one (H, W)); uint8 pixels "
-                                                  "0..255 are scaled by 1/255, floats must already be in "
-                                                  "[0, 1], other types are refused")
+                                                  "((N, H, W), (N, 1, H, W) or one (H, W)); " + PIXEL_RULE +
+                                                  ", anything else is refused")
     r.add_argument("--json", action="store_true", help="print the predictions as one JSON object")
 
     i = sub.add_parser("info", help="version, OpenMP, threads, where the embedded data lives")
