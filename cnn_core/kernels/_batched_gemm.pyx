@@ -21,11 +21,11 @@ cdef inline int _gemm_acc(bint ta, bint tb, Py_ssize_t m, Py_ssize_t n, Py_ssize
 
 
 def gemm_batched(const floating[:, :, ::1] a, const floating[:, :, ::1] b, floating[:, :, ::1] c,
-                 bint trans_a, bint trans_b, double alpha, double beta, int num_threads):
+                 bint trans_a, bint trans_b, double alpha, double beta):
     """c[i] = alpha * op(a[i]) @ op(b[i]) + beta * c[i] for every i; a or b may have batch size 1 (shared).
 
     a (Ba, rows, cols), b (Bb, rows, cols), c (B, M, N), Ba and Bb in {1, B}; shapes checked by the caller.
-    num_threads caps the team, which is also capped by the process-wide count and the batch.
+    The team is the process-wide thread count, capped by the batch.
     """
     cdef Py_ssize_t batch = c.shape[0], m = c.shape[1], n = c.shape[2]
     cdef Py_ssize_t k = a.shape[1] if trans_a else a.shape[2]
@@ -34,7 +34,7 @@ def gemm_batched(const floating[:, :, ::1] a, const floating[:, :, ::1] b, float
     cdef Py_ssize_t sb = 0 if b.shape[0] == 1 else b.shape[1] * b.shape[2]
     cdef Py_ssize_t i
     cdef int err = 0
-    cdef int nt = team_size(min(batch, <Py_ssize_t>num_threads))
+    cdef int nt = team_size(batch)
     if batch == 0 or m == 0 or n == 0:
         return
     for i in prange(batch, nogil=True, num_threads=nt, schedule="static"):
@@ -45,7 +45,7 @@ def gemm_batched(const floating[:, :, ::1] a, const floating[:, :, ::1] b, float
 
 
 def gemm_batched_sum(const floating[:, :, ::1] a, const floating[:, :, ::1] b, floating[:, ::1] c,
-                     bint trans_a, bint trans_b, double alpha, double beta, int num_threads):
+                     bint trans_a, bint trans_b, double alpha, double beta):
     """c = alpha * sum_i op(a[i]) @ op(b[i]) + beta * c (a weight gradient summed over the batch).
 
     Each thread sums its samples into a private buffer (no races); the buffers are added into c at the end.
@@ -55,7 +55,7 @@ def gemm_batched_sum(const floating[:, :, ::1] a, const floating[:, :, ::1] b, f
     cdef Py_ssize_t lda = a.shape[2], ldb = b.shape[2]
     cdef Py_ssize_t sa = a.shape[1] * a.shape[2], sb = b.shape[1] * b.shape[2]
     cdef Py_ssize_t i, j, t, mn = m * n
-    cdef int nt = team_size(min(batch, <Py_ssize_t>num_threads))
+    cdef int nt = team_size(batch)
     cdef int err = 0
     cdef floating *buf
     cdef floating *cc = &c[0, 0]

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn_core._config import get_num_threads
 from cnn_core._validation import as_float_array, as_real
 from cnn_core.kernels import _batched_gemm
 from cnn_core.kernels.gemm import check_output
@@ -85,7 +84,7 @@ def _gemm_batched(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, alp
     a, b = _as3d(a), _as3d(b)
     if c is None:
         c, beta = np.empty((max(a.shape[0], b.shape[0]), *_dims(a, b, trans_a, trans_b)), dtype=a.dtype), 0.0
-    _batched_gemm.gemm_batched(a, b, c, trans_a, trans_b, alpha, beta, get_num_threads())
+    _batched_gemm.gemm_batched(a, b, c, trans_a, trans_b, alpha, beta)
     return c
 
 
@@ -94,5 +93,5 @@ def _gemm_batched_sum(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None,
     """gemm_batched_sum without argument checks."""
     if c is None:
         c, beta = np.empty(_dims(a, b, trans_a, trans_b), dtype=a.dtype), 0.0
-    _batched_gemm.gemm_batched_sum(a, b, c, trans_a, trans_b, alpha, beta, get_num_threads())
+    _batched_gemm.gemm_batched_sum(a, b, c, trans_a, trans_b, alpha, beta)
     return c
