@@ -6,7 +6,9 @@ Layout of a network's archive (all plain arrays, so np.load(allow_pickle=False) 
   __version__  0-d int  FORMAT_VERSION     (files from a newer format are refused, not misread)
   __config__   0-d str  JSON of cnn_core.nn.module_to_config(model)
   __cnn_core__ 0-d str  the cnn_core version that wrote the file (informational)
-  param.<name> one array per state_dict entry, in the model's dtype
+  param.<name> one array per parameter (named_parameters), in the model's dtype
+  buffer.<name> one array per persistent buffer (BatchNorm's running statistics: float in the model's dtype,
+               or an integer counter), present only for models that have buffers
 Layout of a fitted Perceptron's or LinearSVM's archive (the format `cnn-core train perceptron|svm --save` has
 written since it existed, so those files load too):
   __format__ "cnn_core.estimator", __version__ ESTIMATOR_FORMAT_VERSION, __cnn_core__ (optional),
@@ -81,6 +83,7 @@ from cnn_core.nn.module import parameter_shapes_from_config
 FORMAT_NAME = "cnn_core.model"
 FORMAT_VERSION = 1
 _PARAM = "param."
+_BUFFER = "buffer."
 _META = ("__format__", "__version__", "__config__", "__cnn_core__")
 ESTIMATOR_FORMAT_NAME = "cnn_core.estimator"
 ESTIMATOR_FORMAT_VERSION = 1
@@ -158,7 +161,9 @@ def save(model, path: str | os.PathLike) -> None:
         arrays = {"__format__": np.array(FORMAT_NAME), "__version__": np.array(FORMAT_VERSION),
                   "__config__": np.array(json.dumps(module_to_config(model, "model"))),
                   "__cnn_core__": np.array(__version__)}
-        arrays.update({_PARAM + name: a for name, a in model.state_dict().items()})
+        state = model.state_dict()
+        params = {name for name, _ in model.named_parameters()}
+        arrays.update({(_PARAM if name in params else _BUFFER) + name: a for name, a in state.items()})
     elif isinstance(model, tuple(_ESTIMATORS.values())):
         arrays = _estimator_arrays(model)
     else:
@@ -436,7 +441,7 @@ def _load_archive(zf: zipfile.ZipFile, size: int, path: str):
                          f"(upgrade cnn_core)")
     if fmt == ESTIMATOR_FORMAT_NAME:
         return _load_estimator(zf, members, headers)
-    unexpected = sorted(k for k in members if k not in _META and not k.startswith(_PARAM))
+    unexpected = sorted(k for k in members if k not in _META and not k.startswith((_PARAM, _BUFFER)))
     if unexpected:
         raise _Mismatch(f"unexpected members {unexpected[:8]}")
     cfg = _read_config(zf, members, headers)
@@ -468,7 +473,30 @@ def _load_archive(zf: zipfile.ZipFile, size: int, path: str):
                                 f"beyond the range of the model's dtype {p.dtype}")
             values = cast
         p.data[...] = values
+    _load_buffers(zf, members, headers, model)
     return model
+
+
+def _load_buffers(zf, members, headers, model) -> None:
+    """The model's persistent buffers from the buffer.<name> members: the same names and shapes as the built
+    model's (a buffer is the size of its layer's parameters, which were checked before building), real
+    numbers, finite, and representable in the buffer's dtype."""
+    buffers = {k[len(_BUFFER):]: headers[k] for k in members if k.startswith(_BUFFER)}
+    targets = {name: v for name, v in model.state_dict().items() if name not in dict(model.named_parameters())}
+    _compare({name: b.shape for name, b in targets.items()}, buffers)
+    state = {}
+    for name, b in targets.items():
+        h = buffers[name]
+        if h.dtype.kind not in ("f" if b.dtype.kind == "f" else "iu"):
+            raise _Mismatch(f"buffer {name!r}: expected {'float' if b.dtype.kind == 'f' else 'integer'} values, "
+                            f"got {h.dtype}")
+        values = _read_data(zf, members[_BUFFER + name], h)
+        with np.errstate(over="ignore"):
+            cast = values.astype(b.dtype)
+        if (b.dtype.kind == "f" and not np.isfinite(cast).all()) or (b.dtype.kind != "f" and not np.array_equal(cast, values)):
+            raise _Mismatch(f"buffer {name!r} holds NaN, infinity or values beyond the range of its dtype {b.dtype}")
+        state[name] = cast
+    model.load_state_dict(state, strict=False)
 
 
 def _load_estimator(zf: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], headers: dict[str, _Header]):

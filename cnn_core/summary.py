@@ -7,7 +7,7 @@ import numpy as np
 
 from cnn_core._validation import as_shape
 from cnn_core.nn import Module
-from cnn_core.nn.module import temporary_mode
+from cnn_core.nn.module import takes_integer_input, temporary_mode
 
 __all__ = ["summary"]
 
@@ -38,31 +38,23 @@ def _shape_text(out) -> str:
 def _output_shapes(model: Module, x: np.ndarray) -> dict[int, str]:
     """Output shape text of every leaf module, recorded during one eval-mode forward pass of the batch x.
 
-    Each leaf's `forward` is wrapped for this one pass by an instance attribute (which Python looks up
-    before the class method, so containers calling `m(x)` or `m.forward(x)` both go through it) and the
-    class's method is back in place afterwards; every module's train/eval mode is restored too.
+    A forward hook on each leaf records its output (containers call their modules as ``m(x)``, which runs
+    the hooks); the hooks are removed afterwards, and every module's train/eval mode is restored too.
     """
     shapes: dict[int, str] = {}
-    leaves = [m for _, m in _leaves(model)]
 
-    def recorder(module):
-        method = type(module).forward
-
-        def forward(*args, **kwargs):
-            out = method(module, *args, **kwargs)
-            shapes[id(module)] = _shape_text(out)
-            return out
-        return forward
+    def record(module, inputs, out) -> None:
+        shapes[id(module)] = _shape_text(out)
 
     with temporary_mode(model, False):
+        handles = []
         try:
-            for m in leaves:
-                object.__setattr__(m, "forward", recorder(m))
+            for _, m in _leaves(model):
+                handles.append(m.register_forward_hook(record))
             model(x)
         finally:
-            for m in leaves:
-                if "forward" in vars(m):
-                    object.__delattr__(m, "forward")
+            for h in handles:
+                h.remove()
     return shapes
 
 
@@ -75,7 +67,7 @@ def summary(model: Module, input_shape: Sequence[int], dtype=None, *, title: str
 
     model: a ``cnn_core.nn.Module``. input_shape: the shape of one sample, without the batch dimension (for example
     (1, 28, 28) for LeNet-5, (784,) for an MLP on flattened digits). dtype: of that dummy input, default the
-    model's dtype; give an integer dtype for models that read indices. title: the first line's name, default
+    model's dtype, or int64 for a model that reads indices (one starting with an Embedding). title: the first line's name, default
     "Model: <class name>".
 
     >>> from cnn_core import nn, summary
@@ -98,7 +90,8 @@ def summary(model: Module, input_shape: Sequence[int], dtype=None, *, title: str
         raise ValueError("input_shape: expected the shape of one sample (at least one int), got ()")
     shape = as_shape(input_shape, "input_shape", len(input_shape))
     try:
-        in_dtype = model.dtype if dtype is None else np.dtype(dtype)
+        in_dtype = ((np.dtype(np.int64) if takes_integer_input(model) else model.dtype) if dtype is None
+                    else np.dtype(dtype))
     except TypeError:
         raise TypeError(f"dtype: expected a NumPy dtype (e.g. 'float32' or 'int64'), got {dtype!r}") from None
     if in_dtype.kind not in "biuf":

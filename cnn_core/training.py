@@ -17,7 +17,7 @@ import numpy as np
 from cnn_core._random import get_rng
 from cnn_core._validation import NonFiniteError, check_int, not_an_array
 from cnn_core.callbacks import Callback, History
-from cnn_core.nn.module import restore_modes, save_modes
+from cnn_core.nn.module import restore_modes, save_modes, takes_integer_input
 
 EvalResult = namedtuple("EvalResult", ["loss", "accuracy"])
 EvalResult.__doc__ = """evaluate's result: mean loss and accuracy (None when the targets give no accuracy).
@@ -54,7 +54,7 @@ def _as_inputs(X, name: str, model) -> np.ndarray:
     """
     if not isinstance(X, np.ndarray):
         raise not_an_array(X, name)
-    if X.dtype.kind != "f":
+    if X.dtype.kind != "f" and not (X.dtype.kind in "iu" and takes_integer_input(model)):  # Embedding first
         raise TypeError(f"{name}: expected a floating-point array, got dtype {X.dtype} "
                         f"(convert explicitly, e.g. X.astype(np.float32) / 255)")
     if X.ndim < 2:
@@ -63,11 +63,17 @@ def _as_inputs(X, name: str, model) -> np.ndarray:
     if len(X) == 0:
         raise ValueError(f"{name}: expected at least one sample, got shape {X.shape}")
     dtype = getattr(model, "dtype", None)
-    if dtype is not None and X.dtype != dtype:
+    if dtype is not None and X.dtype != dtype and X.dtype.kind == "f":
         X = X.astype(dtype)
     if not np.isfinite(X).all():
         raise ValueError(f"{name}: expected finite values, got NaN or infinity")
     return X
+
+
+def _dtype(model, X: np.ndarray) -> np.dtype:
+    """The float dtype of targets: the model's (X may hold integer indices), else X's."""
+    dtype = getattr(model, "dtype", None)
+    return X.dtype if dtype is None else dtype
 
 
 def _as_targets(y, name: str, n: int, dtype) -> np.ndarray:
@@ -268,7 +274,7 @@ def evaluate(model, loss, X: np.ndarray, y: np.ndarray, batch_size: int = 256) -
     batch_size = check_int(batch_size, "batch_size", 1)
     X = _as_inputs(X, "X", model)
     out_shape = _output_shape(model, X)
-    y = _shape_targets(_as_targets(y, "y", len(X), X.dtype), out_shape, X.dtype, "y")
+    y = _shape_targets(_as_targets(y, "y", len(X), _dtype(model, X)), out_shape, _dtype(model, X), "y")
     kind, labels = _accuracy_labels(y, out_shape, "y")
     return _evaluate(model, loss, X, y, batch_size, kind, labels)
 
@@ -311,7 +317,7 @@ def fit(model, loss, optimizer, X: np.ndarray, y: np.ndarray, epochs: int, batch
             raise TypeError(f"callbacks[{i}]: expected a cnn_core.callbacks.Callback, got {type(cb).__name__}")
     X = _as_inputs(X, "X", model)
     out_shape = _output_shape(model, X)
-    y = _shape_targets(_as_targets(y, "y", len(X), X.dtype), out_shape, X.dtype, "y")
+    y = _shape_targets(_as_targets(y, "y", len(X), _dtype(model, X)), out_shape, _dtype(model, X), "y")
     kind, labels = _accuracy_labels(y, out_shape, "y")
     val = None
     if validation_data is not None:
@@ -321,8 +327,8 @@ def fit(model, loss, optimizer, X: np.ndarray, y: np.ndarray, epochs: int, batch
         if X_val.shape[1:] != X.shape[1:]:
             raise ValueError(f"validation_data[0]: expected per-sample shape {X.shape[1:]} like X, "
                              f"got {X_val.shape[1:]}")
-        y_val = _shape_targets(_as_targets(validation_data[1], "validation_data[1]", len(X_val), X.dtype),
-                               out_shape, X.dtype, "validation_data[1]")
+        y_val = _shape_targets(_as_targets(validation_data[1], "validation_data[1]", len(X_val), _dtype(model, X)),
+                               out_shape, _dtype(model, X), "validation_data[1]")
         val = (X_val, y_val) + _accuracy_labels(y_val, out_shape, "validation_data[1]")
 
     rng = get_rng(seed)

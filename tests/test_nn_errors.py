@@ -130,9 +130,11 @@ def test_flatten_one_dimensional_input():
 
 
 @pytest.mark.parametrize("act", [nn.Sigmoid, nn.Tanh, nn.ReLU, nn.ELU])
-def test_activation_dtype_mismatch(act):
-    with pytest.raises(TypeError, match="float32"):
-        act()(np.ones(3, np.float64))
+def test_activation_takes_either_float_dtype_but_not_integers(act):
+    """Issue 11: parameter-free layers take whichever float dtype they are given, as PyTorch's."""
+    assert act()(np.ones(3, np.float64)).dtype == np.float64
+    with pytest.raises(TypeError, match="float32 or float64"):
+        act()(np.ones(3, np.int64))
 
 
 def test_rnn_wrong_ndim():

@@ -48,9 +48,9 @@ class RNNClassifier(nn.Module):
         else:
             seq = x  # nn.RNN checks type, dtype, ndim and width
         self._x_shape = x.shape if self.training else None
-        _, h_t = self.rnn.forward(seq)
+        _, h_t = self.rnn(seq)
         with fed_by_a_layer():  # h_t is the RNN's output: screening it again is the loss's job (nn.Module)
-            return self.fc.forward(h_t)
+            return self.fc(h_t)
 
     def backward(self, dlogits: np.ndarray) -> np.ndarray:
         x_shape = self._need_cache(self._x_shape)

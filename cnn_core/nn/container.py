@@ -1,12 +1,51 @@
-"""Sequential: the layers of a feed-forward net, run forward in order and backward in reverse."""
+"""Containers: Sequential (a chain), Residual (y = block(x) + shortcut(x)), Concat (parallel branches joined
+along a dimension) and ModuleList (a list of registered modules), so that networks which are not a chain are
+built without autograd: each container's backward routes the deltas the way its forward routed the data.
+
+Containers call their modules as ``m(x)``, so forward hooks run (see ``Module.register_forward_hook``).
+"""
 from __future__ import annotations
 
-from typing import Iterator
+import numbers
+from typing import Iterable, Iterator
 
 import numpy as np
 
 from cnn_core.nn.module import (Module, fed_by_a_layer, module_from_config, module_to_config,
-                                parameter_shapes_from_config, register_module)
+                                parameter_shapes_from_config, register_module, takes_integer_input)
+
+
+def _one_dtype(modules, name: str):
+    """The dtype all `modules` share (None for no modules), else a TypeError naming `name`."""
+    for i, m in enumerate(modules):
+        if not isinstance(m, Module):
+            raise TypeError(f"{name}[{i}]: expected a Module, got {type(m).__name__}")
+    dtypes = {m.dtype for m in modules}
+    if len(dtypes) > 1:
+        raise TypeError(f"{name}: expected one dtype for all modules, got {sorted(d.name for d in dtypes)}; "
+                        "build them with the same dtype= or call .to() on the container")
+    return dtypes.pop() if dtypes else None
+
+
+def _config_list(cfg: dict, cls: str, key: str, extra: tuple[str, ...] = ()) -> list:
+    unknown = sorted(set(cfg) - {"type", key, *extra})
+    if unknown:
+        raise ValueError(f"cfg: unknown keys {unknown} in the config of {cls} (expected 'type', {key!r}"
+                         f"{''.join(', ' + repr(e) for e in extra)})")
+    mods = cfg.get(key)
+    if not isinstance(mods, list):
+        raise TypeError(f"cfg[{key!r}]: expected a list of module configs, got {mods!r:.120}")
+    return mods
+
+
+def _prefixed_shapes(named_cfgs) -> dict[str, tuple[int, ...]] | None:
+    shapes: dict[str, tuple[int, ...]] = {}
+    for prefix, m in named_cfgs:
+        sub = parameter_shapes_from_config(m)
+        if sub is None:
+            return None
+        shapes.update({f"{prefix}.{name}": shape for name, shape in sub.items()})
+    return shapes
 
 
 @register_module
@@ -43,14 +82,7 @@ class Sequential(Module):
     """
 
     def __init__(self, *modules: Module):
-        for i, m in enumerate(modules):
-            if not isinstance(m, Module):
-                raise TypeError(f"modules[{i}]: expected a Module, got {type(m).__name__}")
-        dtypes = {m.dtype for m in modules}
-        if len(dtypes) > 1:
-            raise TypeError(f"modules: expected one dtype for all modules, got {sorted(d.name for d in dtypes)}; "
-                            "build them with the same dtype= or call .to() on the Sequential")
-        super().__init__(dtypes.pop() if dtypes else None)
+        super().__init__(_one_dtype(modules, "modules"))
         for i, m in enumerate(modules):
             setattr(self, str(i), m)
         self._layers = list(modules)
@@ -66,13 +98,17 @@ class Sequential(Module):
         if layers:
             layers[0].input_grad = bool(on)
 
+    @property
+    def integer_input(self) -> bool:
+        return bool(self._layers) and takes_integer_input(self._layers[0])
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         if not self._layers:
             return x
-        x = self._layers[0].forward(x)
+        x = self._layers[0](x)
         with fed_by_a_layer():
             for m in self._layers[1:]:
-                x = m.forward(x)
+                x = m(x)
         return x
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
@@ -94,27 +130,253 @@ class Sequential(Module):
     def _to_config(self) -> dict:
         return {"type": "Sequential", "modules": [module_to_config(m) for m in self._layers]}
 
-    @staticmethod
-    def _config_modules(cfg: dict) -> list:
-        unknown = sorted(set(cfg) - {"type", "modules"})
-        if unknown:
-            raise ValueError(f"cfg: unknown keys {unknown} in the config of Sequential (expected 'type' and "
-                             "'modules')")
-        mods = cfg.get("modules")
-        if not isinstance(mods, list):
-            raise TypeError(f"cfg['modules']: expected a list of module configs, got {mods!r:.120}")
-        return mods
-
     @classmethod
     def _from_config(cls, cfg: dict) -> "Sequential":
-        return cls(*(module_from_config(m) for m in cls._config_modules(cfg)))
+        return cls(*(module_from_config(m) for m in _config_list(cfg, "Sequential", "modules")))
 
     @classmethod
     def _parameter_shapes_from_config(cls, cfg: dict) -> dict[str, tuple[int, ...]] | None:
-        shapes: dict[str, tuple[int, ...]] = {}
-        for i, m in enumerate(cls._config_modules(cfg)):
-            sub = parameter_shapes_from_config(m)
-            if sub is None:
-                return None
-            shapes.update({f"{i}.{name}": shape for name, shape in sub.items()})
-        return shapes
+        return _prefixed_shapes((str(i), m) for i, m in enumerate(_config_list(cfg, "Sequential", "modules")))
+
+
+@register_module
+class Residual(Module):
+    """``Residual(block, shortcut=None)``: ``y = block(x) + shortcut(x)``, the shortcut the identity by
+    default (ResNet's basic block); backward sums the two paths' deltas, ``dx = block'(dy) + shortcut'(dy)``
+    (``+ dy`` for the identity).
+
+    The block's and the shortcut's outputs must have one shape (a shortcut such as a 1x1 ``Conv2d`` with stride
+    matches them when the block changes channels or size). Parameters are named ``block.*`` and ``shortcut.*``.
+
+    Args:
+        block: the residual branch F, a Module.
+        shortcut: a Module for the projection path, or None for the identity.
+
+    Shape:
+        - Input: the block's input
+        - Output: the block's output, equal to the shortcut's (or the input's for the identity)
+
+    Example:
+        >>> import numpy as np
+        >>> from cnn_core import nn
+        >>> res = nn.Residual(nn.Sequential(nn.Linear(3, 3, rng=0), nn.ReLU()))
+        >>> x = np.ones((2, 3), np.float32)
+        >>> bool(np.all(res(x) >= x))                 # x + relu(...) >= x
+        True
+        >>> [name for name, _ in res.named_parameters()]
+        ['block.0.weight', 'block.0.bias']
+    """
+
+    def __init__(self, block: Module, shortcut: Module | None = None):
+        if not isinstance(block, Module):
+            raise TypeError(f"block: expected a Module, got {type(block).__name__}")
+        if shortcut is not None and not isinstance(shortcut, Module):
+            raise TypeError(f"shortcut: expected a Module or None, got {type(shortcut).__name__}")
+        super().__init__(_one_dtype([block] + ([shortcut] if shortcut is not None else []), "block, shortcut"))
+        self.block = block
+        self.shortcut = shortcut
+        self._shape = None
+
+    @property
+    def integer_input(self) -> bool:
+        return takes_integer_input(self.__dict__.get("block"))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        y = self.block(x)
+        with fed_by_a_layer():  # the block screened x already
+            s = x if self.shortcut is None else self.shortcut(x)
+        if not isinstance(y, np.ndarray) or not isinstance(s, np.ndarray) or y.shape != s.shape:
+            what = "the input's" if self.shortcut is None else "the shortcut's output's"
+            raise ValueError(f"Residual: block: expected an output of {what} shape "
+                             f"{getattr(s, 'shape', None)}, got {getattr(y, 'shape', None)}")
+        self._shape = y.shape if self.training else None
+        return y + s
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        shape = self._need_cache(self._shape)
+        self._check_grad(dy, "dy", shape)
+        dx = self.block.backward(dy)
+        ds = dy if self.shortcut is None else self.shortcut.backward(dy)
+        if dx is None or ds is None:  # a path skipped dC/dx (input_grad False): nobody needs it
+            return None
+        return dx + ds
+
+    def _clear_cache(self) -> None:
+        self._shape = None
+
+    def _to_config(self) -> dict:
+        return {"type": "Residual", "block": module_to_config(self.block),
+                "shortcut": None if self.shortcut is None else module_to_config(self.shortcut)}
+
+    @staticmethod
+    def _config_parts(cfg: dict) -> tuple[dict, dict | None]:
+        unknown = sorted(set(cfg) - {"type", "block", "shortcut"})
+        if unknown or "block" not in cfg:
+            raise ValueError(f"cfg: expected the keys 'type', 'block' and 'shortcut' in the config of Residual, "
+                             f"got {sorted(cfg)}")
+        return cfg["block"], cfg.get("shortcut")
+
+    @classmethod
+    def _from_config(cls, cfg: dict) -> "Residual":
+        block, shortcut = cls._config_parts(cfg)
+        return cls(module_from_config(block), None if shortcut is None else module_from_config(shortcut))
+
+    @classmethod
+    def _parameter_shapes_from_config(cls, cfg: dict) -> dict[str, tuple[int, ...]] | None:
+        block, shortcut = cls._config_parts(cfg)
+        return _prefixed_shapes([("block", block)] + ([("shortcut", shortcut)] if shortcut is not None else []))
+
+
+@register_module
+class Concat(Module):
+    """``Concat(*branches, dim=1)``: every branch reads the same input and their outputs are joined along
+    `dim` (Inception's parallel branches, joined along the channels); backward splits the delta along `dim`
+    and sums the branches' deltas with respect to the shared input.
+
+    Args:
+        *branches: the Modules, in the order their outputs are joined (at least one).
+        dim: the dimension to join along (negative counts from the end); the outputs must agree on every other.
+
+    Shape:
+        - Input: the branches' input
+        - Output: the branches' outputs joined along `dim`: ``(N, C_1 + ... + C_k, H, W)`` for dim=1
+
+    Example:
+        >>> import numpy as np
+        >>> from cnn_core import nn
+        >>> cat = nn.Concat(nn.Linear(4, 2, rng=0), nn.Linear(4, 3, rng=1))
+        >>> cat(np.ones((5, 4), np.float32)).shape
+        (5, 5)
+        >>> cat.backward(np.ones((5, 5), np.float32)).shape
+        (5, 4)
+    """
+
+    def __init__(self, *branches: Module, dim: int = 1):
+        if not branches:
+            raise ValueError("branches: expected at least one Module, got none")
+        if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+            raise TypeError(f"dim: expected an int, got {dim!r} ({type(dim).__name__})")
+        super().__init__(_one_dtype(branches, "branches"))
+        for i, m in enumerate(branches):
+            setattr(self, str(i), m)
+        self._branches = list(branches)
+        self.dim = int(dim)
+        self._sizes = None
+
+    @property
+    def integer_input(self) -> bool:
+        branches = self.__dict__.get("_branches")
+        return bool(branches) and takes_integer_input(branches[0])
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        outs = [self._branches[0](x)]
+        with fed_by_a_layer():  # the first branch screened x already
+            outs += [m(x) for m in self._branches[1:]]
+        shapes = [getattr(o, "shape", None) for o in outs]
+        ndim = len(shapes[0])
+        if not -ndim <= self.dim < ndim:
+            raise ValueError(f"Concat: dim: expected an int in [{-ndim}, {ndim}) for outputs of shape {shapes[0]}, "
+                             f"got {self.dim}")
+        d = self.dim % ndim
+        if any(len(s) != ndim or s[:d] + s[d + 1:] != shapes[0][:d] + shapes[0][d + 1:] for s in shapes):
+            raise ValueError(f"Concat: branches: expected outputs that agree on every dimension but dim={self.dim}, "
+                             f"got shapes {shapes}")
+        y = np.concatenate(outs, axis=d)
+        self._sizes = (d, [s[d] for s in shapes], y.shape) if self.training else None
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        d, sizes, shape = self._need_cache(self._sizes)
+        self._check_grad(dy, "dy", shape)
+        pieces = np.split(dy, np.cumsum(sizes)[:-1], axis=d)
+        dx = None
+        for m, piece in zip(self._branches, pieces):
+            g = m.backward(np.ascontiguousarray(piece))
+            if g is not None:
+                dx = g if dx is None else dx + g
+        return dx
+
+    def _clear_cache(self) -> None:
+        self._sizes = None
+
+    def __len__(self) -> int:
+        return len(self._branches)
+
+    def __getitem__(self, idx: int) -> Module:
+        return self._branches[idx]
+
+    def get_config(self) -> dict:
+        return {"dim": self.dim}
+
+    def _to_config(self) -> dict:
+        return {"type": "Concat", "branches": [module_to_config(m) for m in self._branches], "dim": self.dim}
+
+    @classmethod
+    def _from_config(cls, cfg: dict) -> "Concat":
+        branches = _config_list(cfg, "Concat", "branches", ("dim",))
+        return cls(*(module_from_config(m) for m in branches), dim=cfg.get("dim", 1))
+
+    @classmethod
+    def _parameter_shapes_from_config(cls, cfg: dict) -> dict[str, tuple[int, ...]] | None:
+        return _prefixed_shapes((str(i), m) for i, m in enumerate(_config_list(cfg, "Concat", "branches", ("dim",))))
+
+
+@register_module
+class ModuleList(Module):
+    """``ModuleList(modules=None)``: a list of modules whose parameters are registered (named ``0.weight``,
+    ``1.weight``, ... as PyTorch's), for models that call their modules in their own ``forward``. It has no
+    forward of its own.
+
+    Args:
+        modules: an iterable of Modules, or None for an empty list.
+
+    Shape:
+        - no forward: the modules' own shapes apply
+
+    Example:
+        >>> from cnn_core import nn
+        >>> layers = nn.ModuleList([nn.Linear(2, 2, rng=0) for _ in range(2)])
+        >>> _ = layers.append(nn.ReLU())
+        >>> len(layers), [name for name, _ in layers.named_parameters()][:2]
+        (3, ['0.weight', '0.bias'])
+    """
+
+    def __init__(self, modules: Iterable[Module] | None = None):
+        mods = [] if modules is None else list(modules)
+        super().__init__(_one_dtype(mods, "modules"))
+        self._list: list[Module] = []
+        self.extend(mods)
+
+    def append(self, module: Module) -> "ModuleList":
+        if not isinstance(module, Module):
+            raise TypeError(f"module: expected a Module, got {type(module).__name__}")
+        setattr(self, str(len(self._list)), module)
+        self._list.append(module)
+        return self
+
+    def extend(self, modules: Iterable[Module]) -> "ModuleList":
+        for m in modules:
+            self.append(m)
+        return self
+
+    def __len__(self) -> int:
+        return len(self._list)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._list)
+
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            return ModuleList(self._list[idx])
+        return self._list[idx]
+
+    def _to_config(self) -> dict:
+        return {"type": "ModuleList", "modules": [module_to_config(m) for m in self._list]}
+
+    @classmethod
+    def _from_config(cls, cfg: dict) -> "ModuleList":
+        return cls(module_from_config(m) for m in _config_list(cfg, "ModuleList", "modules"))
+
+    @classmethod
+    def _parameter_shapes_from_config(cls, cfg: dict) -> dict[str, tuple[int, ...]] | None:
+        return _prefixed_shapes((str(i), m) for i, m in enumerate(_config_list(cfg, "ModuleList", "modules")))

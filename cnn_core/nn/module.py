@@ -6,14 +6,16 @@ parameters are registered by attribute assignment, which gives dotted names ("0.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import threading
+from collections.abc import Mapping
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 
-from cnn_core._validation import FLOAT_DTYPES, check_finite, check_float_dtype, not_an_array
+from cnn_core._validation import FLOAT_DTYPES, check_bool, check_finite, check_float_dtype, not_an_array
 
 DEFAULT_DTYPE = np.dtype(np.float32)
 
@@ -50,16 +52,43 @@ def resolve_dtype(dtype, name: str = "dtype") -> np.dtype:
     return dt
 
 
+# Set once any Parameter is frozen: until then backward skips the scan for frozen parameters altogether.
+_any_frozen = False
+
+
 class Parameter:
-    """A trainable array ``data`` with its gradient ``grad`` (same shape and dtype, starting at zeros)."""
+    """A trainable array ``data`` with its gradient ``grad`` (same shape and dtype, starting at zeros).
 
-    __slots__ = ("data", "grad")
+    ``requires_grad=False`` freezes it, as in PyTorch: a module's backward leaves its ``grad`` at zero and the
+    optimizers skip it (they update only parameters that require a gradient).
+    """
 
-    def __init__(self, data: np.ndarray):
+    __slots__ = ("data", "grad", "_requires_grad")
+
+    def __init__(self, data: np.ndarray, requires_grad: bool = True):
         if not isinstance(data, np.ndarray) or data.dtype not in FLOAT_DTYPES:
             raise TypeError(f"data: expected a float32 or float64 numpy.ndarray, got {data!r:.80}")
         self.data = np.ascontiguousarray(data)
         self.grad = np.zeros_like(self.data)
+        self._requires_grad = True
+        self.requires_grad = requires_grad
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        global _any_frozen
+        self._requires_grad = check_bool(value, "requires_grad")
+        if not self._requires_grad:
+            _any_frozen = True
+            self.grad.fill(0)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Parameter":
+        """Set ``requires_grad`` in place and return the parameter (PyTorch's spelling)."""
+        self.requires_grad = requires_grad
+        return self
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -70,7 +99,52 @@ class Parameter:
         return self.data.dtype
 
     def __repr__(self) -> str:
-        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+        frozen = "" if self._requires_grad else ", requires_grad=False"
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype}{frozen})"
+
+
+class _IncompatibleKeys(NamedTuple):
+    """What ``load_state_dict`` returns (PyTorch's fields): the module's keys the dict lacked, and the dict's
+    keys the module does not have."""
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+class RemovableHandle:
+    """Returned by ``register_forward_hook``: ``remove()`` unregisters the hook (a second call does nothing)."""
+
+    __slots__ = ("_hooks", "_key")
+
+    def __init__(self, hooks: dict, key: int):
+        self._hooks, self._key = hooks, key
+
+    def remove(self) -> None:
+        self._hooks.pop(self._key, None)
+
+    def __enter__(self) -> "RemovableHandle":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
+_hook_ids = iter(range(1 << 62))
+
+
+def _leave_frozen_grads_at_zero(backward: Callable) -> Callable:
+    """Wrap a Module subclass's backward so that its own frozen parameters (requires_grad=False) end with a
+    zero gradient whatever the layer accumulated: layers need no code for freezing, and nothing is scanned
+    until some Parameter has been frozen."""
+    @functools.wraps(backward)
+    def wrapped(self, *args, **kwargs):
+        out = backward(self, *args, **kwargs)
+        if _any_frozen:
+            for p in self.__dict__["_parameters"].values():
+                if not p._requires_grad:
+                    p.grad.fill(0)
+        return out
+    wrapped._keeps_frozen_at_zero = True
+    return wrapped
 
 
 class Module:
@@ -94,9 +168,21 @@ class Module:
     """
 
     parameter_shapes: Callable[..., dict[str, tuple[int, ...]]] | None = None
+    # True for a layer whose input is integer indices (Embedding); containers answer for their first module
+    # (see takes_integer_input), so that fit, predict and summary pass such inputs through uncast.
+    integer_input: bool = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        backward = cls.__dict__.get("backward")
+        if backward is not None and not getattr(backward, "_keeps_frozen_at_zero", False):
+            cls.backward = _leave_frozen_grads_at_zero(backward)
 
     def __init__(self, dtype=None):
         object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_buffers", {})
+        object.__setattr__(self, "_non_persistent", set())
+        object.__setattr__(self, "_forward_hooks", {})
         object.__setattr__(self, "_modules", {})
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_dtype", resolve_dtype(dtype))
@@ -106,6 +192,14 @@ class Module:
     def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
+        buffers = self.__dict__.get("_buffers")
+        if buffers is not None and name in buffers:
+            if value is not None and not isinstance(value, np.ndarray):
+                raise TypeError(f"{type(self).__name__}.{name}: a buffer takes a numpy.ndarray or None, "
+                                f"got {type(value).__name__}")
+            buffers[name] = value
+            object.__setattr__(self, name, value)
+            return
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
         if isinstance(value, Parameter):
@@ -117,7 +211,49 @@ class Module:
     def __delattr__(self, name: str) -> None:
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
+        if name in self.__dict__.get("_buffers", ()):
+            del self._buffers[name]
+            self._non_persistent.discard(name)
         object.__delattr__(self, name)
+
+    def register_buffer(self, name: str, tensor: np.ndarray | None, persistent: bool = True) -> None:
+        """Register `tensor` as the buffer `name`: module state that is not a parameter (BatchNorm's running
+        statistics). It is an attribute, listed by ``named_buffers``, cast by ``.to()`` when it is a float
+        array, and saved in ``state_dict`` (when `persistent`) after the module's parameters; no optimizer
+        sees it. Assigning an array to the attribute later replaces the buffer."""
+        if not isinstance(name, str) or not name.isidentifier():
+            raise TypeError(f"name: expected an identifier (str), got {name!r:.80}")
+        if name in self._parameters or name in self._modules or (name in self.__dict__ and name not in self._buffers):
+            raise ValueError(f"name: {name!r} is already an attribute of {type(self).__name__}")
+        if tensor is not None and not isinstance(tensor, np.ndarray):
+            raise TypeError(f"tensor: expected a numpy.ndarray or None, got {type(tensor).__name__}")
+        self._buffers[name] = tensor
+        if persistent:
+            self._non_persistent.discard(name)
+        else:
+            self._non_persistent.add(name)
+        object.__setattr__(self, name, tensor)
+
+    def named_buffers(self, prefix: str = "") -> list[tuple[str, np.ndarray]]:
+        """(dotted name, array) of every buffer that is not None, this module's first, then its children's."""
+        out = [(prefix + name, b) for name, b in self._buffers.items() if b is not None]
+        for name, m in self._modules.items():
+            out.extend(m.named_buffers(prefix + name + "."))
+        return out
+
+    def buffers(self) -> list[np.ndarray]:
+        return [b for _, b in self.named_buffers()]
+
+    # -- hooks -------------------------------------------------------------------------------------------
+    def register_forward_hook(self, hook: Callable) -> RemovableHandle:
+        """Call ``hook(module, inputs, output)`` after every call of this module (``module(x)``; containers
+        call their modules this way), with `inputs` the tuple of positional arguments. A hook that returns
+        something other than None replaces the output. Returns a handle whose ``remove()`` unregisters it."""
+        if not callable(hook):
+            raise TypeError(f"hook: expected a callable hook(module, inputs, output), got {type(hook).__name__}")
+        key = next(_hook_ids)
+        self._forward_hooks[key] = hook
+        return RemovableHandle(self._forward_hooks, key)
 
     def named_children(self) -> Iterator[tuple[str, "Module"]]:
         return iter(self._modules.items())
@@ -152,7 +288,13 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not implement backward")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        out = self.forward(*args, **kwargs)
+        if self._forward_hooks:
+            for hook in list(self._forward_hooks.values()):
+                result = hook(self, args, out)
+                if result is not None:
+                    out = result
+        return out
 
     def _clear_cache(self) -> None:
         """Drop what forward kept for backward (layers with caches override)."""
@@ -166,12 +308,16 @@ class Module:
             raise RuntimeError(f"{type(self).__name__}.backward: called before forward")
         return cache
 
-    def _check_input(self, x, name: str, ndim: int | None, layout: str) -> None:
-        """Validate a forward input: an ndarray of this module's dtype, `ndim`-D (None: any), and finite
-        unless another layer produced it (inside ``fed_by_a_layer``)."""
+    def _check_input(self, x, name: str, ndim: int | None, layout: str, any_float: bool = False) -> None:
+        """Validate a forward input: an ndarray of this module's dtype (of either float dtype when
+        `any_float`, for layers without parameters, as PyTorch's), `ndim`-D (None: any), and finite unless
+        another layer produced it (inside ``fed_by_a_layer``)."""
         if not isinstance(x, np.ndarray):
             raise not_an_array(x, f"{type(self).__name__}: {name}")
-        if x.dtype != self._dtype:
+        if any_float:
+            if x.dtype not in FLOAT_DTYPES:
+                raise TypeError(f"{type(self).__name__}: {name}: expected dtype float32 or float64, got {x.dtype}")
+        elif x.dtype != self._dtype:
             raise TypeError(f"{type(self).__name__}: {name}: expected dtype {self._dtype} (the module's dtype; "
                             f"cast the input or call .to()), got {x.dtype}")
         if ndim is not None and x.ndim != ndim:
@@ -180,12 +326,14 @@ class Module:
         if not getattr(_forward_state, "depth", 0):
             check_finite(x, f"{type(self).__name__}: {name}")
 
-    def _check_grad(self, dy, name: str, shape: tuple[int, ...]) -> None:
-        """Validate a backward input: an ndarray of this module's dtype and of the forward output's shape."""
+    def _check_grad(self, dy, name: str, shape: tuple[int, ...], dtype=None) -> None:
+        """Validate a backward input: an ndarray of `dtype` (default this module's: the forward output's) and
+        of the forward output's shape."""
         if not isinstance(dy, np.ndarray):
             raise TypeError(f"{type(self).__name__}: {name}: expected a numpy.ndarray, got {type(dy).__name__}")
-        if dy.dtype != self._dtype:
-            raise TypeError(f"{type(self).__name__}: {name}: expected dtype {self._dtype}, got {dy.dtype}")
+        dtype = self._dtype if dtype is None else dtype
+        if dy.dtype != dtype:
+            raise TypeError(f"{type(self).__name__}: {name}: expected dtype {dtype}, got {dy.dtype}")
         if dy.shape != shape:
             raise ValueError(f"{type(self).__name__}: {name}: expected shape {shape} (the forward output's), "
                              f"got {dy.shape}")
@@ -207,7 +355,8 @@ class Module:
         return self._dtype
 
     def to(self, dtype) -> "Module":
-        """Cast every parameter (and its gradient) to `dtype`, in place on the Parameter objects."""
+        """Cast every parameter (and its gradient) to `dtype`, in place on the Parameter objects, and every
+        float buffer (integer buffers, such as a batch counter, keep their dtype)."""
         dt = resolve_dtype(dtype)
         for m in self.modules():
             object.__setattr__(m, "_dtype", dt)
@@ -216,6 +365,9 @@ class Module:
                 if p.data.dtype != dt:
                     p.data = p.data.astype(dt)
                     p.grad = p.grad.astype(dt)
+            for name, b in m._buffers.items():
+                if b is not None and b.dtype.kind == "f" and b.dtype != dt:
+                    setattr(m, name, b.astype(dt))
         return self
 
     def float(self) -> "Module":
@@ -225,28 +377,55 @@ class Module:
         return self.to(np.float64)
 
     # -- weights -----------------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """Copies of all parameter arrays, keyed by dotted name."""
-        return {name: p.data.copy() for name, p in self.named_parameters()}
+    def _named_state(self, prefix: str = "") -> list[tuple[str, Parameter | np.ndarray]]:
+        """What state_dict holds, in PyTorch's order: each module's parameters, then its persistent buffers,
+        then its children's; values are the Parameter objects and the buffer arrays themselves."""
+        out: list[tuple[str, Parameter | np.ndarray]] = [(prefix + n, p) for n, p in self._parameters.items()]
+        out += [(prefix + n, b) for n, b in self._buffers.items() if b is not None and n not in self._non_persistent]
+        for name, m in self._modules.items():
+            out.extend(m._named_state(prefix + name + "."))
+        return out
 
-    def load_state_dict(self, state_dict: dict[str, np.ndarray]) -> None:
-        """Copy arrays into the parameters (in place), checking names and shapes, casting to the module's dtype."""
-        if not isinstance(state_dict, dict):
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of all parameter arrays and persistent buffers, keyed by dotted name (PyTorch's keys)."""
+        return {name: (v.data if isinstance(v, Parameter) else v).copy() for name, v in self._named_state()}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> _IncompatibleKeys:
+        """Copy arrays into the parameters and buffers (in place), casting to their dtype.
+
+        `state_dict` maps dotted names to array-likes (NumPy arrays, nested lists, or anything ``np.asarray``
+        reads: a PyTorch ``{k: v.numpy()}`` dict loads directly). Everything is checked before anything is
+        copied: each value must hold real numbers of the target's shape. With ``strict=True`` (default) the
+        keys must match exactly (ValueError listing the missing and unexpected ones); with ``strict=False``
+        only the common keys are loaded. Returns ``(missing_keys, unexpected_keys)``, a NamedTuple.
+        """
+        if not isinstance(state_dict, Mapping):
             raise TypeError(f"state_dict: expected a dict, got {type(state_dict).__name__}")
-        params = dict(self.named_parameters())
-        missing = sorted(set(params) - set(state_dict))
-        unexpected = sorted(set(state_dict) - set(params))
-        if missing or unexpected:
+        strict = check_bool(strict, "strict")
+        targets = dict(self._named_state())
+        missing = sorted(set(targets) - set(state_dict))
+        unexpected = sorted(k for k in state_dict if k not in targets)
+        if strict and (missing or unexpected):
             raise ValueError(f"state_dict: missing keys {missing}, unexpected keys {unexpected}")
-        for name, p in params.items():
+        values = {}
+        for name, t in targets.items():
+            if name not in state_dict:
+                continue
             v = state_dict[name]
-            if not isinstance(v, np.ndarray) or not (np.issubdtype(v.dtype, np.floating)
-                                                      or np.issubdtype(v.dtype, np.integer)):
-                raise TypeError(f"state_dict[{name!r}]: expected a real numpy.ndarray, got {v!r:.80}")
-            if v.shape != p.data.shape:
-                raise ValueError(f"state_dict[{name!r}]: expected shape {p.data.shape}, got {v.shape}")
-        for name, p in params.items():
-            p.data[...] = state_dict[name]
+            try:
+                a = v if isinstance(v, np.ndarray) else np.asarray(v)
+            except Exception:
+                a = None
+            if a is None or a.dtype.kind not in "biuf":
+                raise TypeError(f"state_dict[{name!r}]: expected an array of real numbers, got {v!r:.80}")
+            shape = t.shape
+            if a.shape != shape:
+                raise ValueError(f"state_dict[{name!r}]: expected shape {shape}, got {a.shape}")
+            values[name] = a
+        for name, a in values.items():
+            t = targets[name]
+            (t.data if isinstance(t, Parameter) else t)[...] = a
+        return _IncompatibleKeys(missing, unexpected)
 
     # -- architecture ------------------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
@@ -305,6 +484,13 @@ def temporary_mode(module, training: bool) -> Iterator[None]:
         yield
     finally:
         restore_modes(saved)
+
+
+def takes_integer_input(model) -> bool:
+    """True when `model` reads integer indices (its first layer is an Embedding, say): ``fit``, ``predict``
+    and ``summary`` then pass integer inputs through instead of requiring floats. Containers answer for
+    their first module through their own ``integer_input``."""
+    return bool(getattr(model, "integer_input", False))
 
 
 def no_parameters(cls, **config) -> dict[str, tuple[int, ...]]:

@@ -17,7 +17,7 @@ def check_params(params, name: str = "params") -> list:
     if isinstance(params, np.ndarray) or not isinstance(params, Iterable):
         raise TypeError(f"{name}: expected an iterable of parameters (e.g. model.parameters()), "
                         f"got {type(params).__name__}")
-    params = list(params)
+    params = [p for p in params if getattr(p, "requires_grad", True)]  # frozen parameters are never updated
     if not params:
         raise ValueError(f"{name}: expected at least one parameter, got an empty list")
     seen = set()
