@@ -188,3 +188,20 @@ def test_matches_torch(cls, shape):
     theirs.eval()
     x = rand(shape, 30)
     np.testing.assert_allclose(ours(x), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_threads_give_bitwise_the_serial_result(num_threads):
+    """Each channel is one thread's whole task, so the team size cannot change a bit; repeated to catch a
+    race on per-channel temporaries (an earlier version shared them between threads)."""
+    x = rand((8, 64, 5, 5), 1, loc=2.0).astype(np.float32)
+    dy = rand(x.shape, 2).astype(np.float32)
+    gamma, beta = rand(64, 3).astype(np.float32), rand(64, 4).astype(np.float32)
+    num_threads(1)
+    y1, m1, v1, s1 = kernel_forward(x, gamma, beta)
+    g1 = kernel_backward(x, dy, m1, s1, gamma)
+    num_threads(2)
+    for _ in range(20):
+        y2, m2, v2, s2 = kernel_forward(x, gamma, beta)
+        g2 = kernel_backward(x, dy, m2, s2, gamma)
+        assert y1.tobytes() == y2.tobytes() and m1.tobytes() == m2.tobytes() and v1.tobytes() == v2.tobytes()
+        assert all(a.tobytes() == b.tobytes() for a, b in zip(g1, g2))

@@ -21,25 +21,30 @@ from libc.math cimport sqrt
 from cnn_core._config cimport team_size
 
 
-cdef void _channel_stats(const floating* x, Py_ssize_t N, Py_ssize_t C, Py_ssize_t L, Py_ssize_t c,
-                         double* mean, double* var) noexcept nogil:
-    """Mean and biased variance of channel c, two passes (the shifted second pass keeps var exact-ish
-    where sum x^2 - M mu^2 would cancel)."""
+cdef double _channel_mean(const floating* x, Py_ssize_t N, Py_ssize_t C, Py_ssize_t L,
+                          Py_ssize_t c) noexcept nogil:
     cdef Py_ssize_t n, l
     cdef const floating* row
-    cdef double s = 0.0, d, q = 0.0, m
+    cdef double s = 0.0
     for n in range(N):
         row = x + (n * C + c) * L
         for l in range(L):
             s = s + row[l]
-    m = s / (N * L)
+    return s / (N * L)
+
+
+cdef double _channel_var(const floating* x, Py_ssize_t N, Py_ssize_t C, Py_ssize_t L, Py_ssize_t c,
+                         double m) noexcept nogil:
+    """Biased variance of channel c about its mean m: a second, shifted pass (sum x^2 - M m^2 would cancel)."""
+    cdef Py_ssize_t n, l
+    cdef const floating* row
+    cdef double d, q = 0.0
     for n in range(N):
         row = x + (n * C + c) * L
         for l in range(L):
             d = row[l] - m
             q = q + d * d
-    mean[0] = m
-    var[0] = q / (N * L)
+    return q / (N * L)
 
 
 def forward_train(const floating[:, :, ::1] x, const floating[::1] gamma, const floating[::1] beta,
@@ -54,7 +59,9 @@ def forward_train(const floating[:, :, ::1] x, const floating[::1] gamma, const 
     cdef double m, v, s, scale, shift
     with nogil:
         for c in prange(C, schedule="static", num_threads=team_size(C)):
-            _channel_stats(xp, N, C, L, c, &m, &v)
+            # m and v are assigned in the loop body, so each thread has its own (prange makes them private)
+            m = _channel_mean(xp, N, C, L, c)
+            v = _channel_var(xp, N, C, L, c, m)
             s = 1.0 / sqrt(v + eps)
             mean[c] = <floating>m
             var[c] = <floating>v

@@ -16,11 +16,14 @@ from cnn_core.nn.module import (Module, fed_by_a_layer, module_from_config, modu
 
 
 def _one_dtype(modules, name: str):
-    """The dtype all `modules` share (None for no modules), else a TypeError naming `name`."""
+    """The dtype all `modules` with parameters or buffers share (None for no modules), else a TypeError naming
+    `name`. Modules without state (activations, dropout) take either float dtype, so theirs does not count
+    unless no module has state (then the first one's is taken)."""
     for i, m in enumerate(modules):
         if not isinstance(m, Module):
             raise TypeError(f"{name}[{i}]: expected a Module, got {type(m).__name__}")
-    dtypes = {m.dtype for m in modules}
+    stateful = [m for m in modules if m.parameters() or m.buffers()]
+    dtypes = {m.dtype for m in stateful} or {m.dtype for m in modules[:1]}
     if len(dtypes) > 1:
         raise TypeError(f"{name}: expected one dtype for all modules, got {sorted(d.name for d in dtypes)}; "
                         "build them with the same dtype= or call .to() on the container")
