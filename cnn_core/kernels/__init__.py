@@ -9,6 +9,7 @@ from cnn_core.kernels.batched_gemm import gemm_batched, gemm_batched_sum
 from cnn_core.kernels.conv import col2im, im2col
 from cnn_core.kernels.dense import bias_grad, linear_backward, linear_forward
 from cnn_core.kernels.gemm import gemm
+from cnn_core.kernels.norm import batch_norm_backward, batch_norm_forward
 from cnn_core.kernels.perceptron import perceptron_epoch
 from cnn_core.kernels.pooling import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
 
@@ -19,4 +20,5 @@ __all__ = [
     "sigmoid", "tanh", "relu", "elu",
     "sigmoid_backward", "tanh_backward", "relu_backward", "elu_backward",
     "perceptron_epoch",
+    "batch_norm_forward", "batch_norm_backward",
 ]

@@ -1,6 +1,6 @@
-"""Batch normalization, forward and backward, over the channel axis of (N, C, *) arrays.
+"""Batch normalization, forward and backward, over the channel axis of ``(N, C, *)`` arrays.
 
-Statistics are per channel over the batch and every trailing position (N * L values, L = prod(*)):
+Statistics are per channel over the batch and every trailing position (N * L values, ``L = prod(*)``):
 ``mean``, the biased variance ``var`` (what the normalization uses, as PyTorch) and ``invstd = 1/sqrt(var +
 eps)``. The compiled loops (_norm.pyx) accumulate in double and run one thread per channel.
 
@@ -73,7 +73,7 @@ def _check_x(x, name: str) -> np.ndarray:
 
 def batch_norm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5,
                        mean: np.ndarray | None = None, var: np.ndarray | None = None):
-    """Normalize x (N, C, *) per channel and apply ``gamma * xhat + beta``.
+    """Normalize x ``(N, C, *)`` per channel and apply ``gamma * xhat + beta``.
 
     Without `mean`/`var`: the batch's own statistics; returns (y, mean, var, invstd), var biased. With them
     (running statistics, eval mode): returns (y, invstd). gamma, beta, mean, var are (C,) of x's dtype.
@@ -98,7 +98,7 @@ def batch_norm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: 
 
 def batch_norm_backward(x: np.ndarray, dy: np.ndarray, mean: np.ndarray, invstd: np.ndarray,
                         gamma: np.ndarray, batch_stats: bool = True):
-    """(dx, dgamma, dbeta) of batch norm at x (N, C, *) for the upstream dy (x's shape), given the statistics
+    """(dx, dgamma, dbeta) of batch norm at x ``(N, C, *)`` for the upstream dy (x's shape), given the statistics
     the forward normalized with (mean, invstd (C,)): batch statistics (their dependence on x included) or,
     with ``batch_stats=False``, constant running statistics."""
     x = _check_x(x, "x")

@@ -207,7 +207,7 @@ class NLLLoss(_ClassLoss):
 
 class CrossEntropyLoss(_ClassLoss):
     """Cross-entropy of logits z (n, classes) and integer labels y (n,), PyTorch's formula with ``eps =
-    label_smoothing``, C classes, ``p = softmax(z_i)`` and ``log p`` by the stable log-sum-exp:
+    label_smoothing``, C classes, ``p = softmax(z_i)`` and ``log p`` by the stable log-sum-exp::
 
         l_i = (1 - eps) w[y_i] (-log p[y_i]) + (eps / C) sum_c w[c] (-log p[c])      (0 if y_i == ignore_index)
 
@@ -377,7 +377,7 @@ class QuadraticLoss(_Loss):
 
 
 class BCEWithLogitsLoss(_Loss):
-    """Binary cross-entropy on logits x (sigmoid and BCE in one, stable for any x), PyTorch's formula:
+    """Binary cross-entropy on logits x (sigmoid and BCE in one, stable for any x), PyTorch's formula::
 
         l = w [(1 - y) x + (1 + (pw - 1) y) softplus(-x)],   softplus(-x) = log1p(e^-|x|) + max(-x, 0)
 
