@@ -62,3 +62,16 @@ def test_gelu_matches_torch_and_bad_approximate_is_refused():
         layer = nn.GELU(approximate)
         np.testing.assert_allclose(layer(X), yt.detach().numpy(), rtol=1e-14, atol=1e-15)
         np.testing.assert_allclose(layer.backward(np.ones_like(X)), xt.grad.numpy(), rtol=1e-13, atol=1e-15)
+
+
+def test_inplace_layers_write_into_their_input_and_keep_a_correct_backward():
+    x = np.array([[-2.0, 3.0, -0.5]])
+    act = nn.LeakyReLU(0.1, inplace=True)
+    y = act(x)
+    assert y is x and np.allclose(x, [[-0.2, 3.0, -0.05]])
+    np.testing.assert_allclose(act.backward(np.ones((1, 3))), [[0.1, 1.0, 0.1]])
+    drop = nn.Dropout(0.5, inplace=True, rng=0)
+    x = np.ones((4, 8))
+    y = drop(x)
+    assert y is x and set(np.unique(x)) <= {0.0, 2.0}
+    np.testing.assert_array_equal(drop.backward(np.ones((4, 8))), x)

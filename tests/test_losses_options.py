@@ -174,3 +174,10 @@ def test_bce_with_logits_and_nll_match_torch(reduction):
     y = np.array([0, 2, 1, 1, 2])
     ref = torch.nn.NLLLoss(weight=torch.tensor(pw), reduction=reduction)(torch.tensor(x), torch.tensor(y))
     np.testing.assert_allclose(nn.NLLLoss(weight=pw, reduction=reduction)(x, y), ref.numpy(), rtol=1e-12)
+
+
+def test_loss_options_after_weight_are_keyword_only_as_pytorch_has_deprecated_slots_there():
+    with pytest.raises(TypeError):
+        nn.CrossEntropyLoss(None, 3)
+    with pytest.raises(TypeError):
+        nn.MSELoss("sum")

@@ -13,7 +13,7 @@ import numbers
 
 import numpy as np
 
-from cnn_core._validation import check_choice, check_real
+from cnn_core._validation import check_bool, check_choice, check_real
 from cnn_core.kernels import _special
 from cnn_core.kernels.activations import _sigma, _sigma_backward
 from cnn_core.nn.functional import _shifted_exp
@@ -190,12 +190,13 @@ class _Elementwise(Module):
 
 
 @register_module
-class LeakyReLU(_Elementwise):
+class LeakyReLU(Module):
     """Leaky ReLU, elementwise: ``a = z`` for z > 0, ``negative_slope * z`` otherwise; backward multiplies by
-    1 or ``negative_slope``.
+    1 or ``negative_slope`` (kept as the mask z > 0, so that ``inplace`` needs no copy of z).
 
     Args:
         negative_slope: the slope for z <= 0 (default 0.01), any finite number.
+        inplace: write the result into the input array (default False).
         dtype: float32 (default) or float64 (either input dtype is taken).
 
     Shape:
@@ -212,18 +213,34 @@ class LeakyReLU(_Elementwise):
         array([0.1, 1. ])
     """
 
-    def __init__(self, negative_slope: float = 0.01, dtype=None):
+    parameter_shapes = classmethod(no_parameters)
+
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False, dtype=None):
         super().__init__(dtype)
         self.negative_slope = check_real(negative_slope, "negative_slope")
+        self.inplace = check_bool(inplace, "inplace")
+        self._positive = None
 
-    def _f(self, z):
-        return np.where(z > 0, z, z * z.dtype.type(self.negative_slope))
+    def forward(self, z: np.ndarray) -> np.ndarray:
+        self._check_input(z, "z", None, "", any_float=True)
+        positive = z > 0
+        self._positive = (positive, z.dtype) if self.training else None
+        slope = z.dtype.type(self.negative_slope)
+        if self.inplace:
+            np.multiply(z, slope, out=z, where=~positive)
+            return z
+        return np.where(positive, z, z * slope)
 
-    def _df(self, z):
-        return np.where(z > 0, z.dtype.type(1), z.dtype.type(self.negative_slope))
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        positive, dtype = self._need_cache(self._positive)
+        self._check_grad(dy, "dy", positive.shape, dtype)
+        return np.where(positive, dy, dy * dy.dtype.type(self.negative_slope))
+
+    def _clear_cache(self) -> None:
+        self._positive = None
 
     def get_config(self) -> dict:
-        return {"negative_slope": self.negative_slope, **super().get_config()}
+        return {"negative_slope": self.negative_slope, "inplace": self.inplace, **super().get_config()}
 
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnn_core._random import get_rng
-from cnn_core._validation import as_real, check_seed
+from cnn_core._validation import as_real, check_bool, check_seed
 from cnn_core.nn.module import Module, no_parameters, register_module
 
 
@@ -16,8 +16,9 @@ class _Dropout(Module):
     parameter_shapes = classmethod(no_parameters)
     _min_ndim = 0
 
-    def __init__(self, p: float = 0.5, dtype=None, rng=None):
+    def __init__(self, p: float = 0.5, inplace: bool = False, dtype=None, rng=None):
         super().__init__(dtype)
+        self.inplace = check_bool(inplace, "inplace")
         p = as_real(p, "p")
         if not 0.0 <= p < 1.0:  # NaN fails too
             raise ValueError(f"p: expected a dropout probability in [0, 1), got {p}")
@@ -45,6 +46,9 @@ class _Dropout(Module):
             return x
         mask = self._draw_mask(self._mask_shape(x), x.dtype)
         self._mask = (mask, x.shape, x.dtype)
+        if self.inplace:
+            x *= mask
+            return x
         return x * mask
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
@@ -56,7 +60,7 @@ class _Dropout(Module):
         self._mask = None
 
     def get_config(self) -> dict:
-        return {"p": self.p, **super().get_config()}
+        return {"p": self.p, "inplace": self.inplace, **super().get_config()}
 
 
 @register_module
@@ -66,6 +70,7 @@ class Dropout(_Dropout):
 
     Args:
         p: probability of zeroing an element, in [0, 1) (default 0.5).
+        inplace: write the result into the input array (default False).
         dtype: float32 (default) or float64 (either input dtype is taken).
         rng: seed or ``numpy.random.Generator`` for the masks (default: the library's global generator, see
             ``cnn_core.manual_seed``).
@@ -94,6 +99,7 @@ class Dropout2d(_Dropout):
 
     Args:
         p: probability of zeroing a channel, in [0, 1) (default 0.5).
+        inplace: write the result into the input array (default False).
         dtype: float32 (default) or float64 (either input dtype is taken).
         rng: seed or ``numpy.random.Generator`` for the masks (default: the library's global generator).
 

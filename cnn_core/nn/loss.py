@@ -3,7 +3,8 @@
 ``loss = crit(pred, target)`` returns a Python float and remembers what it needs; ``crit.backward()`` returns
 dC/dpred (for the output layer this is the deck's grad_a C, which BP1 multiplies by sigma'(z^L)).
 
-Every loss takes ``reduction`` (keyword, as PyTorch's): ``'mean'`` (default) and ``'sum'`` return a Python
+Every loss takes ``reduction`` (keyword-only, like every argument after ``weight``: PyTorch's positional slots
+there are its deprecated size_average/reduce): ``'mean'`` (default) and ``'sum'`` return a Python
 float; ``'none'`` returns the unreduced array (one value per sample for the class losses, per element for the
 elementwise ones), and then ``backward(grad=None)`` takes the upstream gradient dC/dloss of that shape (ones
 by default: the gradient of the sum). For 'mean' and 'sum', ``grad`` is an optional scalar multiplier.
@@ -68,7 +69,7 @@ class _Loss:
     per-sample (or per-element) losses, their derivatives with respect to pred (pred's shape: entry i of a
     class loss's unreduced array depends only on row i of pred), and what 'mean' divides the sum by."""
 
-    def __init__(self, reduction: str = "mean"):
+    def __init__(self, *, reduction: str = "mean"):
         self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
         self._state = None
 
@@ -81,11 +82,13 @@ class _Loss:
         self._state = (unreduced.shape, local, denom)
         if self.reduction == "none":
             return unreduced
-        total = float(np.sum(unreduced, dtype=np.float64))
+        # in pred's dtype, as np.mean (and PyTorch) reduce: the mean is bit for bit what the losses computed
+        # before reductions existed
+        total = np.add.reduce(unreduced, axis=None)
         if self.reduction == "sum":
-            return total
+            return float(total)
         with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 when every target is ignored: NaN, as PyTorch
-            return float(np.float64(total) / denom)
+            return float(total / unreduced.dtype.type(denom))
 
     def _compute(self, pred: np.ndarray, target: np.ndarray):
         raise NotImplementedError
@@ -107,12 +110,13 @@ class _Loss:
             check_float_dtype(grad.dtype, f"{type(self).__name__}.backward: grad")
             g = grad.astype(local.dtype, copy=False)
             return local * g.reshape(shape + (1,) * (local.ndim - len(shape)))
-        scale = 1.0 if grad is None else as_real(grad.item() if isinstance(grad, np.ndarray) and grad.size == 1
-                                                 else grad, f"{type(self).__name__}.backward: grad")
+        out = local if grad is None else local * local.dtype.type(as_real(
+            grad.item() if isinstance(grad, np.ndarray) and grad.size == 1 else grad,
+            f"{type(self).__name__}.backward: grad"))
         if self.reduction == "mean":
             with np.errstate(invalid="ignore", divide="ignore"):
-                scale = scale / float(denom)
-        return local * local.dtype.type(scale)
+                return out / local.dtype.type(denom)
+        return out.copy() if out is local else out
 
     def extra_repr(self) -> str:
         return "" if self.reduction == "mean" else f"reduction={self.reduction!r}"
@@ -145,8 +149,8 @@ def _class_weight(weight: np.ndarray | None, k: int, dtype, cls: str) -> np.ndar
 class _ClassLoss(_Loss):
     """Shared arguments of NLLLoss and CrossEntropyLoss (PyTorch's order: weight, ..., ignore_index, reduction)."""
 
-    def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean"):
-        super().__init__(reduction)
+    def __init__(self, weight=None, *, ignore_index: int = -100, reduction: str = "mean"):
+        super().__init__(reduction=reduction)
         self.weight = _check_weight(weight, "weight", type(self).__name__)
         if self.weight is not None and (self.weight.ndim != 1 or (self.weight < 0).any()):
             raise ValueError(f"weight: expected a 1-D array of non-negative class weights, got shape "
@@ -236,9 +240,9 @@ class CrossEntropyLoss(_ClassLoss):
                [ 0.125,  0.125,  0.125, -0.375]], dtype=float32)
     """
 
-    def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean",
+    def __init__(self, weight=None, *, ignore_index: int = -100, reduction: str = "mean",
                  label_smoothing: float = 0.0):
-        super().__init__(weight, ignore_index, reduction)
+        super().__init__(weight, ignore_index=ignore_index, reduction=reduction)
         eps = as_real(label_smoothing, "label_smoothing")
         if not 0.0 <= eps <= 1.0:
             raise ValueError(f"label_smoothing: expected a number in [0, 1], got {label_smoothing!r}")
@@ -404,8 +408,8 @@ class BCEWithLogitsLoss(_Loss):
         array([-0.25,  0.  ])
     """
 
-    def __init__(self, weight=None, reduction: str = "mean", pos_weight=None):
-        super().__init__(reduction)
+    def __init__(self, weight=None, *, reduction: str = "mean", pos_weight=None):
+        super().__init__(reduction=reduction)
         self.weight = _check_weight(weight, "weight", "BCEWithLogitsLoss")
         self.pos_weight = _check_weight(pos_weight, "pos_weight", "BCEWithLogitsLoss")
 
