@@ -50,6 +50,14 @@ def cases(lib, n):
         ("linear 84->10", lambda: lib.Linear(84, 10), (n, 84)),
         ("lenet5 whole net", lambda: lenet5(lib), (n, 1, 28, 28)),
         ("mlp 784-256-128-10", lambda: mlp(lib), (n, 784)),
+        ("batchnorm2d (N,32,28,28)", lambda: lib.BatchNorm2d(32), (n, 32, 28, 28)),
+        ("batchnorm1d (N,120)", lambda: lib.BatchNorm1d(120), (n, 120)),
+        ("dropout 0.5 (N,6,28,28)", lambda: lib.Dropout(0.5), (n, 6, 28, 28)),
+        ("dropout2d (N,32,14,14)", lambda: lib.Dropout2d(0.2), (n, 32, 14, 14)),
+        ("leakyrelu (N,6,28,28)", lambda: lib.LeakyReLU(), (n, 6, 28, 28)),
+        ("gelu (N,6,28,28)", lambda: lib.GELU(), (n, 6, 28, 28)),
+        ("silu (N,6,28,28)", lambda: lib.SiLU(), (n, 6, 28, 28)),
+        ("logsoftmax (N,10)", lambda: lib.LogSoftmax(dim=1), (n, 10)),
     ]
 
 

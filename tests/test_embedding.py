@@ -60,7 +60,8 @@ def test_inputs_are_validated():
 
 
 def _model():
-    return nn.Sequential(nn.Embedding(10, 4, rng=0), nn.Flatten(), nn.Linear(12, 3, rng=1))
+    """Embedding first, and a BatchNorm1d over the 3 positions (N, 3, 4), so that save/load carries buffers too."""
+    return nn.Sequential(nn.Embedding(10, 4, rng=0), nn.BatchNorm1d(3), nn.Flatten(), nn.Linear(12, 3, rng=1))
 
 
 def test_fit_evaluate_predict_and_summary_take_integer_inputs(tmp_path):
@@ -78,6 +79,9 @@ def test_fit_evaluate_predict_and_summary_take_integer_inputs(tmp_path):
     assert "input (N, 3) int64" in text.splitlines()[0] and "(N, 3, 4)" in text
     cnn_core.save(model, tmp_path / "emb.npz")
     back = cnn_core.load(tmp_path / "emb.npz")
+    assert back[1].num_batches_tracked == model[1].num_batches_tracked == 90  # 30 epochs of 3 batches
+    for k, v in model.state_dict().items():
+        assert v.tobytes() == back.state_dict()[k].tobytes()
     assert np.array_equal(cnn_core.predict(back, X), cnn_core.predict(model, X))
 
 
