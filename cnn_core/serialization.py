@@ -482,7 +482,8 @@ def _load_buffers(zf, members, headers, model) -> None:
     model's (a buffer is the size of its layer's parameters, which were checked before building), real
     numbers, finite, and representable in the buffer's dtype."""
     buffers = {k[len(_BUFFER):]: headers[k] for k in members if k.startswith(_BUFFER)}
-    targets = {name: v for name, v in model.state_dict().items() if name not in dict(model.named_parameters())}
+    params = {name for name, _ in model.named_parameters()}
+    targets = {name: v for name, v in model._named_state() if name not in params}  # the arrays, not copies
     _compare({name: b.shape for name, b in targets.items()}, buffers)
     state = {}
     for name, b in targets.items():

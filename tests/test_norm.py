@@ -205,3 +205,20 @@ def test_threads_give_bitwise_the_serial_result(num_threads):
         g2 = kernel_backward(x, dy, m2, s2, gamma)
         assert y1.tobytes() == y2.tobytes() and m1.tobytes() == m2.tobytes() and v1.tobytes() == v2.tobytes()
         assert all(a.tobytes() == b.tobytes() for a, b in zip(g1, g2))
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda a: a.update({"buffer.1.running_var": np.array([1.0, np.nan, 1.0], np.float32)}), "NaN"),
+    (lambda a: a.pop("buffer.1.running_mean"), "missing"),
+    (lambda a: a.update({"buffer.1.num_batches_tracked": np.array(2.5)}), "integer values"),
+    (lambda a: a.update({"buffer.1.running_mean": np.zeros(4, np.float32)}), "shape"),
+])
+def test_a_file_with_bad_buffers_is_refused(tmp_path, edit, match):
+    model = nn.Sequential(nn.Linear(2, 3, rng=0), nn.BatchNorm1d(3))
+    cnn_core.save(model, tmp_path / "ok.npz")
+    with np.load(tmp_path / "ok.npz") as f:
+        arrays = {k: f[k] for k in f.files}
+    edit(arrays)
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match=match):
+        cnn_core.load(tmp_path / "bad.npz")
