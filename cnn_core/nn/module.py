@@ -60,7 +60,9 @@ class Parameter:
     """A trainable array ``data`` with its gradient ``grad`` (same shape and dtype, starting at zeros).
 
     ``requires_grad=False`` freezes it, as in PyTorch: a module's backward leaves its ``grad`` at zero and the
-    optimizers skip it (they update only parameters that require a gradient).
+    optimizers skip it. An optimizer leaves out the parameters that are frozen when it is built, so freeze
+    before building it (a parameter frozen later keeps a zero gradient, but momentum or weight decay would
+    still move it).
     """
 
     __slots__ = ("data", "grad", "_requires_grad")
