@@ -110,10 +110,10 @@ def test_step_reuses_buffers_and_updates_in_place():
     opt = Adam([p], weight_decay=0.1)
     p.grad[...] = 1.0
     opt.step()
-    bufs = [id(x) for s in (opt.state[0], opt._scratch[0]) for x in s.values() if isinstance(x, np.ndarray)]
+    bufs = [id(x) for s in (opt.state[p], opt._scratch[id(p)]) for x in s.values() if isinstance(x, np.ndarray)]
     opt.step()
     assert p.data is data
-    assert bufs == [id(x) for s in (opt.state[0], opt._scratch[0]) for x in s.values() if isinstance(x, np.ndarray)]
+    assert bufs == [id(x) for s in (opt.state[p], opt._scratch[id(p)]) for x in s.values() if isinstance(x, np.ndarray)]
 
 
 def test_zero_grad_in_place():
@@ -236,7 +236,7 @@ def test_clip_nonfinite_norm_returned_grads_untouched():
     (lambda p: CosineAnnealingLR(SGD(p, lr=0.1), T_max=0), "T_max"),
     (lambda p: CosineAnnealingLR(SGD(p, lr=0.1), T_max=5, eta_min=-1.0), "eta_min"),
     (lambda p: clip_grad_norm(p, -1.0), "max_norm"),
-    (lambda p: clip_grad_norm([], 1.0), "params"),
+    (lambda p: clip_grad_norm([], 1.0), "parameters"),
 ])
 def test_bad_values_raise_value_error(make, match):
     with pytest.raises(ValueError, match=match):
