@@ -206,3 +206,20 @@ def test_bad_arguments(make, exc, match):
 def test_transform_base_is_abstract():
     with pytest.raises(NotImplementedError):
         Transform()(images())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_finiteness_scan_and_argmax_hits(dtype):
+    from cnn_core.kernels.augment import _count_argmax_hits, all_finite
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300_001,)).astype(dtype)  # more than one FINITE_CHUNK, odd length
+    assert all_finite(x) and all_finite(x[::3]) and all_finite(np.array([np.finfo(dtype).max], dtype))
+    for bad in (np.nan, np.inf, -np.inf):
+        for at in (0, 262_143, 262_144, 300_000):
+            y = x.copy()
+            y[at] = bad
+            assert not all_finite(y)
+    logits = rng.normal(size=(50, 7)).astype(dtype)
+    logits[3] = 1.0  # ties: the first maximum wins, as in NumPy
+    labels = rng.integers(0, 7, 50)
+    assert _count_argmax_hits(logits, labels) == int((logits.argmax(axis=1) == labels).sum())

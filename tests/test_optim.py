@@ -236,7 +236,7 @@ def test_clip_nonfinite_norm_returned_grads_untouched():
     (lambda p: CosineAnnealingLR(SGD(p, lr=0.1), T_max=0), "T_max"),
     (lambda p: CosineAnnealingLR(SGD(p, lr=0.1), T_max=5, eta_min=-1.0), "eta_min"),
     (lambda p: clip_grad_norm(p, -1.0), "max_norm"),
-    (lambda p: clip_grad_norm([], 1.0), "parameters"),
+    (lambda p: clip_grad_norm([], 1.0), "params"),
 ])
 def test_bad_values_raise_value_error(make, match):
     with pytest.raises(ValueError, match=match):

@@ -356,3 +356,16 @@ def test_fit_bad_arguments(kw, exc, match):
 def test_callback_bad_arguments(make, exc, match):
     with pytest.raises(exc, match=match):
         make()
+
+
+@pytest.mark.parametrize("at", [0, 23, 39])
+def test_nan_in_training_data_is_refused_before_anything_runs(at):
+    X, y = blobs(40)
+    X[at, 1] = np.nan
+    model = mlp()
+    before = model.state_dict()
+    w = Weights()
+    with pytest.raises(ValueError, match="X: expected finite values"):
+        fit(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), X, y, epochs=2, batch_size=4, seed=0,
+            callbacks=[w])
+    assert states_equal(model.state_dict(), before) and w.calls == []

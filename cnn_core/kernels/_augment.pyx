@@ -4,8 +4,50 @@ Every entry point takes C-contiguous buffers that the Python wrappers (kernels/a
 allocated; they run without the GIL, so a batch can be prepared while other Python code runs.
 """
 from cython cimport floating
-from libc.stdint cimport int64_t
+from cython.parallel cimport prange
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
+
+from cnn_core._config cimport team_size
+
+# Elements per task of the finiteness scan: large enough that a thread's share outweighs waking it.
+cdef Py_ssize_t FINITE_CHUNK = 1 << 18
+
+
+cdef inline int _bad32(const uint32_t* b, Py_ssize_t n) noexcept nogil:
+    # NaN and +-inf are the floats whose exponent bits are all ones; an integer OR-reduction vectorizes
+    cdef uint32_t bad = 0
+    cdef Py_ssize_t i
+    for i in range(n):
+        bad |= (b[i] & 0x7f800000u) == 0x7f800000u
+    return bad
+
+
+cdef inline int _bad64(const uint64_t* b, Py_ssize_t n) noexcept nogil:
+    cdef uint64_t bad = 0
+    cdef Py_ssize_t i
+    for i in range(n):
+        bad |= (b[i] & 0x7ff0000000000000u) == 0x7ff0000000000000u
+    return <int>bad
+
+
+def all_finite(const unsigned char[::1] raw, int itemsize):
+    """True when no float in `raw` (float32 when itemsize is 4, else float64, C-contiguous bytes) is NaN or
+    infinite: one read of the data, no temporary, split over threads in FINITE_CHUNK tasks."""
+    cdef Py_ssize_t n = raw.shape[0] // itemsize, nchunks = (n + FINITE_CHUNK - 1) // FINITE_CHUNK, c, lo, m
+    cdef int bad = 0
+    if n == 0:
+        return True
+    cdef const unsigned char* base = &raw[0]
+    with nogil:
+        for c in prange(nchunks, num_threads=team_size(nchunks), schedule="static"):
+            lo = c * FINITE_CHUNK
+            m = min(FINITE_CHUNK, n - lo)
+            if itemsize == 4:
+                bad += _bad32(<const uint32_t*>base + lo, m)
+            else:
+                bad += _bad64(<const uint64_t*>base + lo, m)
+    return bad == 0
 
 
 def gather_rows(const unsigned char[:, ::1] src, const int64_t[::1] idx, unsigned char[:, ::1] out):
@@ -16,6 +58,23 @@ def gather_rows(const unsigned char[:, ::1] src, const int64_t[::1] idx, unsigne
     with nogil:
         for k in range(n):
             memcpy(&out[k, 0], &src[idx[k], 0], row)
+
+
+def count_argmax_hits(const floating[:, ::1] out, const int64_t[::1] labels):
+    """The number of rows i with argmax(out[i]) == labels[i] (the first maximum, as NumPy's argmax, for finite
+    rows: fit scores only outputs whose loss was finite)."""
+    cdef Py_ssize_t i, j, n = out.shape[0], c = out.shape[1], best, hits = 0
+    cdef floating v
+    with nogil:
+        for i in range(n):
+            best = 0
+            v = out[i, 0]
+            for j in range(1, c):
+                if out[i, j] > v:
+                    v = out[i, j]
+                    best = j
+            hits += best == labels[i]
+    return hits
 
 
 def shift_crop(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out, const int64_t[::1] oy,

@@ -10,7 +10,20 @@ import numpy as np
 from cnn_core._validation import as_float_array, check_output, not_an_array
 from cnn_core.kernels import _augment
 
-__all__ = ["gather", "shift_crop", "normalize"]
+__all__ = ["gather", "shift_crop", "normalize", "all_finite"]
+
+
+def _all_finite(x: np.ndarray) -> bool:
+    """No NaN or infinity in the float array x: one compiled pass without a temporary when x is
+    C-contiguous (np.isfinite(x).all() allocates a bool array as large as x), NumPy's otherwise."""
+    if x.flags.c_contiguous and x.dtype.kind == "f" and x.dtype.itemsize in (4, 8):
+        return _augment.all_finite(x.reshape(-1).view(np.uint8), x.dtype.itemsize)
+    return bool(np.isfinite(x).all())
+
+
+def all_finite(x: np.ndarray) -> bool:
+    """True when the float32/float64 array x holds no NaN and no infinity."""
+    return _all_finite(as_float_array(x, "x", contiguous=False))
 
 
 def _gather(src: np.ndarray, idx: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -19,6 +32,11 @@ def _gather(src: np.ndarray, idx: np.ndarray, out: np.ndarray) -> np.ndarray:
         _augment.gather_rows(src.reshape(len(src), -1).view(np.uint8), idx,
                              out.reshape(len(out), -1).view(np.uint8))
     return out
+
+
+def _count_argmax_hits(out: np.ndarray, labels: np.ndarray) -> int:
+    """Rows of a C-contiguous float (N, C) `out` whose argmax equals the int64 label (unchecked)."""
+    return _augment.count_argmax_hits(out, labels) if out.shape[1] else 0
 
 
 def gather(src: np.ndarray, idx, out: np.ndarray | None = None) -> np.ndarray:

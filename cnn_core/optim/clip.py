@@ -49,7 +49,11 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
     the gradients left untouched, since scaling by it would only turn them into NaN (PyTorch scales them
     anyway). With error_if_nonfinite=True a NonFiniteError, a ValueError, is raised instead.
     """
-    params = [p for p in check_params(parameters, "parameters") if p.grad is not None]
+    return _clip_norm(parameters, max_norm, norm_type, error_if_nonfinite, "parameters")
+
+
+def _clip_norm(parameters, max_norm, norm_type, error_if_nonfinite, name: str) -> float:
+    params = [p for p in check_params(parameters, name) if p.grad is not None]
     max_norm = check_real(max_norm, "max_norm", 0.0)
     norm_type = as_real(norm_type, "norm_type")
     if not norm_type > 0:
@@ -63,7 +67,7 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
     if not all(map(math.isfinite, scales)):
         total = math.nan if any(map(math.isnan, scales)) else math.inf
         if error_if_nonfinite:
-            raise NonFiniteError(f"parameters: the total gradient norm is {total}, so the gradients cannot be "
+            raise NonFiniteError(f"{name}: the total gradient norm is {total}, so the gradients cannot be "
                                  "clipped (set error_if_nonfinite=False to get the norm back and leave them untouched)")
         return total
     big = max(scales, default=0.0)
@@ -95,7 +99,7 @@ def _p_norm(g: np.ndarray, p: float) -> tuple[float, float]:
 
 def clip_grad_norm(params, max_norm: float, error_if_nonfinite: bool = False) -> float:
     """The former name of clip_grad_norm_ (2-norm), kept for existing code."""
-    return clip_grad_norm_(params, max_norm, 2.0, error_if_nonfinite)
+    return _clip_norm(params, max_norm, 2.0, error_if_nonfinite, "params")
 
 
 def clip_grad_value_(parameters, clip_value: float) -> None:

@@ -62,8 +62,8 @@ def _like(value, ref, name: str):
         if type(value) is not type(ref) and not (ref is None and value is None):
             raise TypeError(f"{name}: expected {type(ref).__name__}, got {type(value).__name__}")
         return value
-    if isinstance(ref, int):
-        return check_int(value, name)
+    if isinstance(ref, int):  # counters and sizes
+        return check_int(value, name, 0)
     if isinstance(ref, float):
         v = as_real(value, name)
         if math.isnan(v):

@@ -85,7 +85,8 @@ class Optimizer:
     _torch_flags: dict[str, tuple] = {}  # a subclass's fixed values of PyTorch's flags, where not the default
 
     def __init__(self, params, defaults: dict[str, Any]) -> None:
-        self.defaults = self._validate_hyper(defaults, _plain)
+        # a subclass's hyperparameter that _validate_hyper does not check is kept as given
+        self.defaults = {**defaults, **self._validate_hyper(defaults, _plain)}
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[Any, dict[str, Any]] = {}
         self._scratch: dict[int, dict[str, np.ndarray]] = {}
@@ -125,7 +126,7 @@ class Optimizer:
             if id(p) in taken:
                 raise ValueError(f"{params_name}[{i}]: this parameter is already in another group")
         hyper = {**self.defaults, **{k: v for k, v in group.items() if k in self.defaults}}
-        hyper = self._validate_hyper(hyper, lambda k: f"{name}[{k!r}]")
+        hyper = {**hyper, **self._validate_hyper(hyper, lambda k: f"{name}[{k!r}]")}
         extra = {k: check_real(group[k], f"{name}[{k!r}]", 0.0) for k in SCHEDULE_KEYS if k in group}
         self.param_groups.append({"params": params, **hyper, **extra})
 
@@ -260,7 +261,8 @@ class Optimizer:
             if hyper_keys != set(self.defaults):
                 raise ValueError(f"{name}: expected the hyperparameters {sorted(self.defaults)} of "
                                  f"{type(self).__name__}, got {sorted(map(str, hyper_keys))}")
-            new = self._validate_hyper(saved, lambda key, name=name: f"{name}[{key!r}]")
+            new = {key: saved[key] for key in self.defaults}
+            new.update(self._validate_hyper(saved, lambda key, name=name: f"{name}[{key!r}]"))
             new.update({key: check_real(saved[key], f"{name}[{key!r}]", 0.0) for key in SCHEDULE_KEYS
                         if key in saved})
             groups.append(new)
@@ -300,9 +302,10 @@ class Optimizer:
                 v = _scalar(s[k])
                 if isinstance(v, float) and v.is_integer():  # PyTorch keeps step as a float tensor
                     v = int(v)
-                if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 0:
-                    raise (ValueError if isinstance(v, numbers.Number) and not isinstance(v, bool) else TypeError)(
-                        f"{name}[{k!r}]: expected an integer >= 0, got {v!r:.80}")
+                if not isinstance(v, numbers.Integral) or isinstance(v, bool):
+                    raise TypeError(f"{name}[{k!r}]: expected an integer >= 0, got {v!r:.80}")
+                if v < 0:
+                    raise ValueError(f"{name}[{k!r}]: expected an integer >= 0, got {v!r:.80}")
                 out[k] = int(v)
         for k in arrays:
             if k in s:
