@@ -51,7 +51,12 @@ def all_finite(const unsigned char[::1] raw, int itemsize):
 
 
 def gather_rows(const unsigned char[:, ::1] src, const int64_t[::1] idx, unsigned char[:, ::1] out):
-    """out[k] = src[idx[k]] for every k: rows of raw bytes (any dtype, viewed as uint8), indices in range."""
+    """out[k] = src[idx[k]] for every k: rows of raw bytes (any dtype, viewed as uint8), indices in range.
+
+    One memcpy per row, serial: the copy is bound by the latency of the scattered rows. Measured on a Fashion-
+    MNIST epoch (938 batches of 64 rows of 3136 B) with load average ~10 on 2 cores: 40 ms, against 52 ms for
+    NumPy's fancy indexing; splitting each batch between 2 OpenMP threads took 150-190 ms (a fork and a
+    barrier per batch on a busy machine), and prefetching the next rows' first lines gained nothing."""
     cdef Py_ssize_t k, n = idx.shape[0], row = src.shape[1]
     if row == 0:
         return
