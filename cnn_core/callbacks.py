@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from cnn_core._validation import check_bool, check_choice, check_int, check_path, check_real, check_size
+from cnn_core.optim.lr_scheduler import ReduceLROnPlateau
+from cnn_core.serialization import save
 
 MONITORS = ("train_loss", "train_acc", "val_loss", "val_acc")
 
@@ -77,7 +79,7 @@ class LRSchedulerStep(Callback):
             monitor = check_choice(monitor, "monitor", MONITORS)
             if self.interval != "epoch":
                 raise ValueError("monitor: a monitored value exists once per epoch; use interval='epoch'")
-        elif type(scheduler).__name__ == "ReduceLROnPlateau":
+        elif isinstance(scheduler, ReduceLROnPlateau):
             raise ValueError("monitor: ReduceLROnPlateau steps on a metric; pass e.g. monitor='val_loss'")
         self.monitor = monitor
 
@@ -287,14 +289,13 @@ class ModelCheckpoint(Callback):
         self.best = math.inf if self.mode == "min" else -math.inf
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
-        from cnn_core.serialization import save  # serialization imports the models, which import callbacks' peers
         if self.save_best_only:
             value = _monitored(self.monitor, logs)
             if not (value < self.best if self.mode == "min" else value > self.best):
                 return
             self.best = value
         path = self.filepath.format(epoch=epoch + 1, **{k: logs.get(k) for k in MONITORS})
-        save(self.model, path)
+        save(self.model, path)  # atomic: a crash mid-write leaves the previous file
 
 
 class CSVLogger(Callback):
