@@ -1,12 +1,21 @@
-"""Training speed against PyTorch: LeNet-5 and an MLP 784-100-10 on Fashion-MNIST (60k), same settings.
+"""Training speed against PyTorch through the public API: LeNet-5 and an MLP 784-100-10 on Fashion-MNIST
+(60k) trained with `cnn_core.fit`, same settings; LeNet-5 inference through `cnn_core.predict`.
 
 Settings (both libraries): ReLU, CrossEntropyLoss, SGD lr 0.05 momentum 0.9, batch 64, float32, one shuffle
 per epoch, 2 threads (cnn_core.set_num_threads(2), torch.set_num_threads(2)). Both libraries start from the
 same initial weights (cnn_core's PyTorch-style init, copied into the torch model) and see the same batches
-in the same order, so their test accuracies differ only by floating-point rounding along the way. Each
-trains for --epochs epochs, the two libraries taking turns epoch by epoch (so both see the same machine
-state); the figure per model is the median epoch time (training only, evaluation excluded), then both test
-accuracies after those epochs.
+in the same order (epoch e's permutation is fit's, np.random.default_rng([seed, e])), so their test
+accuracies differ only by floating-point rounding along the way. Each trains for --epochs epochs, the two
+libraries taking turns epoch by epoch (so both see the same machine state): cnn_core as a user runs it,
+`cnn_core.fit(..., epochs=e + 1, initial_epoch=e)` per epoch (argument checks included), PyTorch as the usual
+hand-written loop. The figure per model is the median epoch time, then both test accuracies.
+
+fit's own work: the model, loss and optimizer that fit drives are timed from inside (forward, loss, loss
+backward, model backward, optimizer step, zero_grad); the rest of each fit call is fit's own work
+(validation of the arguments, shuffling, batch gathering, finiteness checks, scoring, snapshots), printed as
+a fraction of the call. Issue 10's target: under 3%.
+
+Inference: predict on the 10,000 test images (batch 256) against torch.inference_mode, and batch-1 latency.
 --batches N times the first N batches of each epoch instead (a shorter run; the output says so).
 
 Run: python benchmarks/bench_train.py [--epochs 3] [--models lenet5,mlp] [--data DIR] [--threads 2]
@@ -17,6 +26,7 @@ import argparse
 import os
 import statistics
 import sys
+import time
 
 import _timing  # first: re-executes without OpenBLAS overrides before NumPy loads
 
@@ -39,8 +49,9 @@ LR, MOMENTUM, BATCH = 0.05, 0.9, 64
 FASHION = "/usr/share/datasets/fashion-mnist"
 
 
-def batches(n: int, limit: int | None, rng: np.random.Generator):
-    order = rng.permutation(n)
+def batches(n: int, limit: int | None, seed: int, epoch: int):
+    """Epoch `epoch`'s batches: fit's permutation for a seeded run, cut into BATCH-sized index arrays."""
+    order = np.random.default_rng([seed, epoch]).permutation(n)
     count = -(-n // BATCH) if limit is None else limit
     for b in range(count):
         yield order[b * BATCH:(b + 1) * BATCH]
@@ -52,25 +63,70 @@ def cnn_core_model(name: str):
     return lenet5() if name == "lenet5" else mlp([784, 100, 10], activation="relu")
 
 
+class StepClock:
+    """Seconds spent in the model's, the loss's and the optimizer's own calls during fit (the rest of a fit
+    call is fit's own work). Installs timed wrappers on the instances; `seconds` accumulates."""
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    def timed(self, fn):
+        def call(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - t0
+        return call
+
+    def wrap_model(self, model):
+        for name in ("forward", "backward", "zero_grad"):
+            object.__setattr__(model, name, self.timed(getattr(model, name)))  # instance attribute, not a module
+        return model
+
+    def wrap(self, obj, methods):
+        clock = self
+
+        class Timed:
+            def __getattr__(self, name):
+                return getattr(obj, name)
+
+        timed = Timed()
+        for name in methods:
+            setattr(timed, name, clock.timed(getattr(obj, name)))
+        if "__call__" in methods:
+            Timed.__call__ = lambda self, *a, **k: self.__dict__["__call__"](*a, **k)
+        return timed
+
+
 def cnn_core_trainer(name, X, y, Xt, yt, limit, seed):
-    """(epoch, test_accuracy, initial state_dict): `epoch()` trains one epoch."""
+    """(epoch, test_accuracy, initial state_dict, model, fit_overheads): `epoch()` trains one epoch through
+    cnn_core.fit; fit_overheads collects (fit call seconds, model/loss/optimizer seconds) per epoch."""
     cnn_core.manual_seed(seed)
     model = cnn_core_model(name)
     init = model.state_dict()
-    loss = nn.CrossEntropyLoss()
-    opt = optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
-    rng = np.random.default_rng(seed)
-    model.train()
-    model.input_grad = False  # as in PyTorch, where the data does not require grad (and as cnn_core.fit does)
-
+    clock = StepClock()
+    loss = clock.wrap(nn.CrossEntropyLoss(), ("__call__", "backward"))
+    opt = clock.wrap(optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM), ("step",))
+    clock.wrap_model(model)
+    overheads: list[tuple[float, float]] = []
+    count = [0]
     def epoch():
-        for idx in batches(len(X), limit, rng):
-            xb, yb = X[idx], y[idx]
-            model.zero_grad()
-            loss(model(xb), yb)
-            model.backward(loss.backward())
-            opt.step()
-    return epoch, lambda: evaluate(model, loss, Xt, yt, batch_size=1000).accuracy, init
+        e = count[0]
+        count[0] += 1
+        if limit is None:
+            args = (X, y)
+            kw = {"epochs": e + 1, "initial_epoch": e, "seed": seed}
+        else:
+            idx = np.concatenate(list(batches(len(X), limit, seed, e)))
+            args = (X[idx], y[idx])
+            kw = {"epochs": 1, "shuffle": False}
+        clock.seconds = 0.0
+        t0 = time.perf_counter()
+        cnn_core.fit(model, loss, opt, *args, batch_size=BATCH, **kw)
+        overheads.append((time.perf_counter() - t0, clock.seconds))
+    return epoch, lambda: evaluate(model, nn.CrossEntropyLoss(), Xt, yt, batch_size=1000).accuracy, init, model, \
+        overheads
 
 
 # ---- PyTorch -----------------------------------------------------------------------------------------------
@@ -93,11 +149,12 @@ def torch_trainer(torch, name, init, X, y, Xt, yt, limit, seed):
     loss = torch.nn.CrossEntropyLoss()
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     X, y = torch.from_numpy(X), torch.from_numpy(y)
-    rng = np.random.default_rng(seed)
     model.train()
+    count = [0]
 
     def epoch():
-        for idx in batches(len(X), limit, rng):
+        count[0] += 1
+        for idx in batches(len(X), limit, seed, count[0] - 1):
             idx = torch.from_numpy(idx)
             xb, yb = X[idx], y[idx]
             opt.zero_grad()
@@ -108,8 +165,31 @@ def torch_trainer(torch, name, init, X, y, Xt, yt, limit, seed):
         model.eval()
         with torch.no_grad():
             pred = torch.cat([model(torch.from_numpy(Xt[i:i + 1000])).argmax(1) for i in range(0, len(Xt), 1000)])
+        model.train()
         return float((pred.numpy() == yt).mean())
-    return epoch, test_accuracy
+    return epoch, test_accuracy, model
+
+
+def inference(torch, ours_model, theirs_model, Xt, rounds: int) -> tuple[float, float, float | None, float | None]:
+    """(predict 10k s, batch-1 s) for cnn_core.predict and, when torch is given, torch.inference_mode."""
+    one = Xt[:1]
+    fns = [lambda: cnn_core.predict(ours_model, Xt, batch_size=256), lambda: cnn_core.predict(ours_model, one)]
+    if torch is not None:
+        theirs_model.eval()
+        T, T1 = torch.from_numpy(Xt), torch.from_numpy(one)
+
+        def torch_all():
+            with torch.inference_mode():
+                for i in range(0, len(T), 256):
+                    theirs_model(T[i:i + 256])
+
+        def torch_one():
+            with torch.inference_mode():
+                theirs_model(T1)
+        fns += [torch_all, torch_one]
+    big = _timing.interleaved([fns[0]] + fns[2:3], repeats=3, rounds=rounds)
+    small = _timing.interleaved([fns[1]] + fns[3:4], repeats=5, rounds=rounds, number=200)
+    return big[0], small[0], (big[1] if torch else None), (small[1] if torch else None)
 
 
 def main(argv=None) -> int:
@@ -120,6 +200,7 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=FASHION)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--no-predict", action="store_true", help="skip the LeNet-5 inference timings")
     ap.add_argument("--threads", type=int, default=THREADS, help="threads for both libraries (default 2)")
     args = ap.parse_args(argv)
 
@@ -138,27 +219,36 @@ def main(argv=None) -> int:
           f"float32, {THREADS} threads; {args.epochs} epochs, timing {span}")
     print(_timing.machine())
     print(f"cnn_core {cnn_core.__version__}" + (f", torch {torch.__version__}" if torch else ""))
-    rows = []
+    rows, own_rows, infer = [], [], None
     for name in args.models.split(","):
         shape = (-1, 1, 28, 28) if name == "lenet5" else (-1, 784)
         data = (X.reshape(shape), y, Xt.reshape(shape), yt)
-        ours_epoch, ours_accuracy, init = cnn_core_trainer(name, *data, args.batches, args.seed)
+        ours_epoch, ours_accuracy, init, ours_model, overheads = cnn_core_trainer(name, *data, args.batches,
+                                                                                  args.seed)
         trainers = [(ours_epoch, ours_accuracy)]
         if torch is not None:
-            trainers.append(torch_trainer(torch, name, init, *data, args.batches, args.seed))
+            theirs_epoch, theirs_accuracy, theirs_model = torch_trainer(torch, name, init, *data, args.batches,
+                                                                        args.seed)
+            trainers.append((theirs_epoch, theirs_accuracy))
         # One epoch each per round, no warm-up: every epoch trains on, so each counts.
         times = _timing.interleaved_samples([t[0] for t in trainers], repeats=1, rounds=args.epochs, warmup=0)
         ours, ours_acc = times[0], ours_accuracy()
-        print(f"  {name:7s} cnn_core epochs: {', '.join(f'{t:.2f}' for t in ours)} s; test acc {ours_acc:.4f}",
-              flush=True)
+        own = [(total - inside) / total for total, inside in overheads]
+        print(f"  {name:7s} cnn_core.fit epochs: {', '.join(f'{t:.2f}' for t in ours)} s; test acc {ours_acc:.4f}; "
+              f"fit's own work {', '.join(f'{100 * f:.2f}%' for f in own)} of each call "
+              f"({', '.join(f'{1e3 * (t - i):.1f}' for t, i in overheads)} ms)", flush=True)
+        own_rows.append((name, statistics.median(own), statistics.median(t - i for t, i in overheads)))
         theirs = theirs_acc = None
         if torch is not None:
             theirs, theirs_acc = times[1], trainers[1][1]()
-            print(f"  {name:7s} torch    epochs: {', '.join(f'{t:.2f}' for t in theirs)} s; "
+            print(f"  {name:7s} torch        epochs: {', '.join(f'{t:.2f}' for t in theirs)} s; "
                   f"test acc {theirs_acc:.4f}", flush=True)
         rows.append((name, ours, ours_acc, theirs, theirs_acc))
+        if name == "lenet5" and not args.no_predict:
+            infer = inference(torch, ours_model, theirs_model if torch is not None else None, data[2],
+                              rounds=max(3, args.epochs))
 
-    print("\n| model | cnn_core epoch (s, median) | PyTorch epoch (s, median) | ratio | cnn_core test acc "
+    print("\n| model | cnn_core.fit epoch (s, median) | PyTorch epoch (s, median) | ratio | cnn_core test acc "
           "| PyTorch test acc | epochs |")
     print("|---|---|---|---|---|---|---|")
     for name, ours, ours_acc, theirs, theirs_acc in rows:
@@ -169,6 +259,19 @@ def main(argv=None) -> int:
                   f"| {theirs_acc:.4f} | {args.epochs} |")
         else:
             print(f"| {name} | {m_ours:.2f} | - | - | {ours_acc:.4f} | - | {args.epochs} |")
+    print("\n| model | fit's own work per epoch (median) | share of the fit call (target < 3%) |")
+    print("|---|---|---|")
+    for name, frac, seconds in own_rows:
+        print(f"| {name} | {1e3 * seconds:.1f} ms | {100 * frac:.2f}% |")
+    if infer is not None:
+        ours_all, ours_one, theirs_all, theirs_one = infer
+        print("\n| LeNet-5 inference | cnn_core.predict | PyTorch inference_mode | ratio |")
+        print("|---|---|---|---|")
+        for label, a, b, unit, scale in (("10,000 images (batch 256)", ours_all, theirs_all, "s", 1.0),
+                                         ("batch 1 latency", ours_one, theirs_one, "us", 1e6)):
+            ratio = f"{a / b:.2f}x" if b else "-"
+            theirs_txt = f"{b * scale:.3g} {unit}" if b else "-"
+            print(f"| {label} | {a * scale:.3g} {unit} | {theirs_txt} | {ratio} |")
     return 0
 
 

@@ -6,10 +6,11 @@ from cnn_core._random import manual_seed
 from cnn_core._validation import FLOAT_DTYPES
 from cnn_core.gradcheck import gradcheck
 from cnn_core import nn, optim
-from cnn_core.callbacks import Callback, History, LRSchedulerStep, ProgressBar
-from cnn_core.serialization import load, save
+from cnn_core.callbacks import (CSVLogger, Callback, EarlyStopping, History, LRSchedulerStep, ModelCheckpoint,
+                                ProgressBar)
+from cnn_core.serialization import load, load_checkpoint, save, save_checkpoint
 from cnn_core.summary import summary
-from cnn_core import metrics
+from cnn_core import data, metrics
 from cnn_core.training import EvalResult, NonFiniteLossError, evaluate, fit, predict
 from cnn_core import datasets, models  # importing models registers RNNClassifier for load()
 
@@ -31,4 +32,5 @@ def show_config() -> None:
 __all__ = ["__version__", "show_config", "openmp_enabled", "get_num_threads", "set_num_threads", "get_simd",
            "set_simd", "cpu_simd_levels", "manual_seed",
            "gradcheck", "nn", "optim", "datasets", "models", "fit", "evaluate", "predict", "History", "Callback", "LRSchedulerStep",
-           "ProgressBar", "EvalResult", "NonFiniteLossError", "save", "load", "summary", "metrics"]
+           "ProgressBar", "EvalResult", "NonFiniteLossError", "save", "load", "summary", "metrics",
+           "EarlyStopping", "ModelCheckpoint", "CSVLogger", "data", "save_checkpoint", "load_checkpoint"]

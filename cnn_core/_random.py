@@ -25,3 +25,25 @@ def get_rng(rng: np.random.Generator | int | None = None) -> np.random.Generator
     if rng is None:
         return _global_rng
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+
+
+def get_rng_state() -> dict:
+    """A copy of the global generator's state (its bit generator's `state` dict), for checkpoints."""
+    return _global_rng.bit_generator.state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore the global generator to a state from get_rng_state(), in place (generators obtained from
+    get_rng() before follow it). ValueError/TypeError naming `state` when it is not such a state."""
+    bit_generator = _global_rng.bit_generator
+    name = type(bit_generator).__name__
+    if not isinstance(state, dict):
+        raise TypeError(f"state: expected a dict from get_rng_state(), got {type(state).__name__}")
+    if state.get("bit_generator") != name:
+        raise ValueError(f"state: expected the state of a {name} generator, got {str(state.get('bit_generator'))[:40]!r}")
+    trial = type(bit_generator)()
+    try:  # NumPy checks the fields; tried on a scratch generator so a bad state changes nothing
+        trial.state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as e:
+        raise ValueError(f"state: not a valid {name} state ({type(e).__name__}: {e})") from None
+    bit_generator.state = trial.state

@@ -1,31 +1,48 @@
 """Training callbacks and the History that `fit` returns.
 
-`fit` calls the hooks in this order: on_train_begin(info); for each epoch: on_epoch_begin(epoch, info),
-on_batch_end(batch, logs) after every optimizer step, on_epoch_end(epoch, logs) once the epoch's validation
-is done; finally on_train_end(history), also after an interrupt (history.interrupted is then True).
-Epoch and batch indices are 0-based (Keras's convention); `info` and `logs` carry the totals for display.
+`fit` calls the hooks in this order: set_model(model); on_train_begin(info); for each epoch:
+on_epoch_begin(epoch, info), on_batch_end(batch, logs) after every optimizer step, on_epoch_end(epoch, logs)
+once the epoch's validation is done; finally on_train_end(history) on every exit path: a finished run, an
+interrupt (history.interrupted is then True), a diverging run (NonFiniteLossError, raised after the hooks ran).
+A callback stops training as Keras's do: `self.model.stop_training = True` ends the run after the current
+epoch. Epoch and batch indices are 0-based (Keras's convention); `info` and `logs` carry the totals for display.
+
+Built in: ProgressBar, LRSchedulerStep, EarlyStopping, ModelCheckpoint, CSVLogger. Monitored names are
+History's: train_loss, train_acc, val_loss, val_acc.
 """
 from __future__ import annotations
 
+import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from cnn_core._validation import check_size
+from cnn_core._validation import check_bool, check_choice, check_int, check_path, check_real, check_size
+from cnn_core.optim.lr_scheduler import ReduceLROnPlateau
+from cnn_core.serialization import save
+
+MONITORS = ("train_loss", "train_acc", "val_loss", "val_acc")
 
 
 class Callback:
     """Base class: override the hooks you need; each one does nothing by default.
 
     info (train/epoch begin): epochs, batches (per epoch), samples, batch_size, val_samples (0 without
-    validation data).
+    validation data), initial_epoch (fit's: the first epoch this run trains).
     logs at batch end: epoch, batch, batches, size (of this batch), loss (of this batch), running_loss and
     running_acc (means over the epoch so far; acc None when the targets give no accuracy), samples (seen this
     epoch), seconds (elapsed this epoch), samples_per_sec.
     logs at epoch end: train_loss, train_acc, val_loss, val_acc (None without validation data), seconds,
     samples_per_sec: the same figures History records.
+    `self.model` is the model being trained (set by fit through set_model before on_train_begin).
     """
+
+    model: Any = None
+
+    def set_model(self, model) -> None:
+        self.model = model
 
     def on_train_begin(self, info: dict[str, Any]) -> None:
         pass
@@ -44,17 +61,59 @@ class Callback:
 
 
 class LRSchedulerStep(Callback):
-    """Steps a learning-rate scheduler (cnn_core.optim.StepLR, CosineAnnealingLR, ...) once per finished
-    epoch, the usual PyTorch loop's `scheduler.step()` for `fit`, which takes no scheduler argument."""
+    """Steps a learning-rate scheduler inside `fit` (which takes no scheduler argument): the usual PyTorch
+    loop's `scheduler.step()`.
 
-    def __init__(self, scheduler) -> None:
+    interval: 'epoch' (after each finished epoch, e.g. StepLR, CosineAnnealingLR) or 'batch' (after each
+    optimizer step, e.g. OneCycleLR). monitor: a History name ('val_loss', ...) whose value the epoch's step
+    is given, for ReduceLROnPlateau (`scheduler.step(logs[monitor])`); required for it, epoch interval only.
+    """
+
+    def __init__(self, scheduler, interval: str = "epoch", monitor: str | None = None) -> None:
         if not callable(getattr(scheduler, "step", None)):
             raise TypeError(f"scheduler: expected a learning-rate scheduler with a step() method (e.g. "
                             f"cnn_core.optim.StepLR), got {type(scheduler).__name__}")
         self.scheduler = scheduler
+        self.interval = check_choice(interval, "interval", ("epoch", "batch"))
+        if monitor is not None:
+            monitor = check_choice(monitor, "monitor", MONITORS)
+            if self.interval != "epoch":
+                raise ValueError("monitor: a monitored value exists once per epoch; use interval='epoch'")
+        elif isinstance(scheduler, ReduceLROnPlateau):
+            raise ValueError("monitor: ReduceLROnPlateau steps on a metric; pass e.g. monitor='val_loss'")
+        self.monitor = monitor
+
+    def on_train_begin(self, info: dict[str, Any]) -> None:
+        _check_monitor_available(self.monitor, info)
+
+    def on_batch_end(self, batch: int, logs: dict[str, Any]) -> None:
+        if self.interval == "batch":
+            self.scheduler.step()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
-        self.scheduler.step()
+        if self.interval == "epoch":
+            if self.monitor is None:
+                self.scheduler.step()
+            else:
+                self.scheduler.step(_monitored(self.monitor, logs))
+
+
+def _check_monitor_available(monitor: str | None, info: dict[str, Any]) -> None:
+    if monitor is not None and monitor.startswith("val_") and not info.get("val_samples"):
+        raise ValueError(f"monitor: {monitor!r} needs validation data (fit's validation_data or "
+                         "validation_split)")
+
+
+def _monitored(monitor: str, logs: dict[str, Any]) -> float:
+    value = logs.get(monitor)
+    if value is None:
+        raise ValueError(f"monitor: {monitor!r} has no value in this run (accuracy needs class labels)")
+    return value
+
+
+def _mode(mode: str, monitor: str) -> str:
+    mode = check_choice(mode, "mode", ("auto", "min", "max"))
+    return ("max" if monitor.endswith("acc") else "min") if mode == "auto" else mode
 
 
 def format_duration(seconds: float) -> str:
@@ -161,6 +220,117 @@ class ProgressBar(Callback):
             self.stream.write("\r" + " " * self._shown + "\r")
             self.stream.flush()
             self._shown = 0
+
+
+class EarlyStopping(Callback):
+    """Stop training when the monitored figure stops improving (Keras's EarlyStopping).
+
+    An epoch improves when its value beats the best so far by more than min_delta (mode 'min': value <
+    best - min_delta; 'max': value > best + min_delta; 'auto': 'max' for accuracies, else 'min'); with a
+    baseline, the best starts there. After `patience` epochs in a row without improvement, it sets
+    model.stop_training. restore_best_weights: when the run ends (stopped or not, on any exit path) the model
+    gets back the weights of its best epoch, if that was not the last one. stopped_epoch and best_epoch are
+    0-based epoch indices (stopped_epoch None when it did not stop the run).
+    """
+
+    def __init__(self, monitor: str = "val_loss", *, min_delta: float = 0.0, patience: int = 0,
+                 mode: str = "auto", baseline: float | None = None, restore_best_weights: bool = False) -> None:
+        self.monitor = check_choice(monitor, "monitor", MONITORS)
+        self.min_delta = abs(check_real(min_delta, "min_delta"))
+        self.patience = check_int(patience, "patience", 0)
+        self.mode = _mode(mode, self.monitor)
+        self.baseline = None if baseline is None else check_real(baseline, "baseline")
+        self.restore_best_weights = check_bool(restore_best_weights, "restore_best_weights")
+
+    def _improves(self, value: float, best: float) -> bool:
+        return value < best - self.min_delta if self.mode == "min" else value > best + self.min_delta
+
+    def on_train_begin(self, info: dict[str, Any]) -> None:
+        _check_monitor_available(self.monitor, info)
+        self.wait = 0
+        self.best = self.baseline if self.baseline is not None else (math.inf if self.mode == "min" else -math.inf)
+        self.best_epoch = self.stopped_epoch = self.best_weights = self._last_epoch = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        value = _monitored(self.monitor, logs)
+        self._last_epoch = epoch
+        if self._improves(value, self.best):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = self.model.state_dict()
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, history: "History") -> None:
+        if self.restore_best_weights and self.best_weights is not None and self.best_epoch != self._last_epoch:
+            self.model.load_state_dict(self.best_weights)
+
+
+class ModelCheckpoint(Callback):
+    """Save the model (cnn_core.save: architecture and weights, written atomically) after each epoch, or
+    only when the monitored figure improved (save_best_only; mode as EarlyStopping's). `filepath` may hold
+    format fields: {epoch} (1-based, as Keras) and the History names, e.g. "ckpt-{epoch:02d}-{val_loss:.3f}.npz".
+    best: the best monitored value so far.
+    """
+
+    def __init__(self, filepath: str | os.PathLike, monitor: str = "val_loss", *, save_best_only: bool = False,
+                 mode: str = "auto") -> None:
+        self.filepath = os.fsdecode(check_path(filepath, "filepath"))
+        self.monitor = check_choice(monitor, "monitor", MONITORS)
+        self.save_best_only = check_bool(save_best_only, "save_best_only")
+        self.mode = _mode(mode, self.monitor)
+
+    def on_train_begin(self, info: dict[str, Any]) -> None:
+        if self.save_best_only:
+            _check_monitor_available(self.monitor, info)
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        if self.save_best_only:
+            value = _monitored(self.monitor, logs)
+            if not (value < self.best if self.mode == "min" else value > self.best):
+                return
+            self.best = value
+        path = self.filepath.format(epoch=epoch + 1, **{k: logs.get(k) for k in MONITORS})
+        save(self.model, path)  # atomic: a crash mid-write leaves the previous file
+
+
+class CSVLogger(Callback):
+    """Write one CSV row per finished epoch: epoch (0-based, as Keras), then History's figures (empty for None).
+    The header is written when the file is new or append is False; each row is flushed as it is written, and
+    the file is closed on every exit path."""
+
+    COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "samples_per_sec")
+
+    def __init__(self, filename: str | os.PathLike, separator: str = ",", append: bool = False) -> None:
+        self.filename = os.fsdecode(check_path(filename, "filename"))
+        if not isinstance(separator, str) or len(separator) != 1 or separator in "\r\n\"":
+            raise ValueError(f"separator: expected one character (not a quote or newline), got {separator!r}")
+        self.separator = separator
+        self.append = check_bool(append, "append")
+        self._file = None
+
+    def on_train_begin(self, info: dict[str, Any]) -> None:
+        header = not (self.append and os.path.exists(self.filename) and os.path.getsize(self.filename) > 0)
+        self._file = open(self.filename, "a" if self.append else "w", encoding="utf-8")
+        if header:
+            self._write(self.COLUMNS)
+
+    def _write(self, cells) -> None:
+        self._file.write(self.separator.join(cells) + "\n")
+        self._file.flush()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        cells = [str(epoch)] + ["" if logs.get(k) is None else repr(float(logs[k])) for k in self.COLUMNS[1:]]
+        self._write(cells)
+
+    def on_train_end(self, history: "History") -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "seconds", "samples_per_sec")

@@ -53,6 +53,9 @@ one left by a killed process (SIGKILL, power loss) is removed by the next save t
 writer's pid, on this host, is no longer alive; a live writer's temporary (another MPI rank's, say) and those of
 other hosts are never touched (a pid recycled by a new process keeps the file until that process ends).
 Saving over an existing file keeps its permission bits.
+
+Training checkpoints (save_checkpoint / load_checkpoint, at the end of this file) use the same writer and the
+same bounded reader, in a format of their own ("cnn_core.checkpoint").
 """
 from __future__ import annotations
 
@@ -658,3 +661,175 @@ def _compare(shapes: dict[str, tuple[int, ...]], params: dict[str, _Header]) -> 
         if tuple(shape) != tuple(params[name].shape):
             raise _Mismatch(f"parameter {name!r}: the config implies shape {tuple(shape)}, the file holds "
                             f"shape {tuple(params[name].shape)}")
+
+
+# ---- training checkpoints ------------------------------------------------------------------------------
+# Layout (the same bounded reader and limits as a model file):
+#   __format__ "cnn_core.checkpoint", __version__ CHECKPOINT_FORMAT_VERSION, __cnn_core__ (informational)
+#   __epoch__      0-d int: epochs finished (fit's initial_epoch to continue)
+#   param.<name>   the model's state_dict arrays
+#   optim.<i>.<k>  the optimizer's state arrays (state_dict()["state"][i][k])
+#   __optim__      JSON: {"param_groups": [...], "state": {i: {counter: int}}} (the rest of the state_dict)
+#   __scheduler__  JSON of the scheduler's state_dict (absent without a scheduler)
+#   __rng__        JSON of the library's global random-generator state (cnn_core._random)
+
+CHECKPOINT_FORMAT_NAME = "cnn_core.checkpoint"
+CHECKPOINT_FORMAT_VERSION = 1
+_OPTIM = "optim."
+
+
+def save_checkpoint(path: str | os.PathLike, model, optimizer, scheduler=None, epoch: int = 0) -> None:
+    """Write everything a training run needs to continue exactly, atomically, in one .npz file: the model's
+    state, the optimizer's state (PyTorch's state_dict), the scheduler's state when given, `epoch` (the
+    number of finished epochs) and the library's random-generator state.
+
+    `load_checkpoint` restores them; `fit(..., initial_epoch=epoch)` then continues so that the run ends with
+    exactly the weights of an uninterrupted one. Call it between epochs (e.g. from a callback's on_epoch_end,
+    with epoch + 1).
+    """
+    from cnn_core._random import get_rng_state
+    from cnn_core._validation import check_int
+    user_path = check_path(path)
+    if not isinstance(model, Module):
+        raise TypeError(f"model: expected a cnn_core.nn.Module, got {type(model).__name__}")
+    if not callable(getattr(optimizer, "state_dict", None)):
+        raise TypeError(f"optimizer: expected a cnn_core.optim optimizer, got {type(optimizer).__name__}")
+    if scheduler is not None and not callable(getattr(scheduler, "state_dict", None)):
+        raise TypeError(f"scheduler: expected a cnn_core.optim schedule or None, got {type(scheduler).__name__}")
+    epoch = check_int(epoch, "epoch", 0)
+    arrays = {"__format__": np.array(CHECKPOINT_FORMAT_NAME), "__version__": np.array(CHECKPOINT_FORMAT_VERSION),
+              "__cnn_core__": np.array(__version__), "__epoch__": np.array(epoch, dtype=np.int64)}
+    arrays.update({_PARAM + name: a for name, a in model.state_dict().items()})
+    sd = optimizer.state_dict()
+    counters: dict[str, dict] = {}
+    for i, st in sd["state"].items():
+        counters[str(i)] = {}
+        for k, v in st.items():
+            if isinstance(v, np.ndarray):
+                arrays[f"{_OPTIM}{i}.{k}"] = v
+            else:
+                counters[str(i)][k] = v
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in sd["param_groups"]]
+    arrays["__optim__"] = np.array(json.dumps({"param_groups": groups, "state": counters}))
+    if scheduler is not None:
+        arrays["__scheduler__"] = np.array(json.dumps(scheduler.state_dict()))
+    arrays["__rng__"] = np.array(json.dumps(get_rng_state()))
+    _write_atomic(user_path, lambda f: np.savez(f, **arrays), "cnn_core.save_checkpoint")
+
+
+def load_checkpoint(path: str | os.PathLike, model, optimizer=None, scheduler=None) -> int:
+    """Restore a `save_checkpoint` file into `model` (and `optimizer`, `scheduler` when given, which must be
+    built as the saved ones were) and the library's random-generator state; return the saved epoch.
+
+    The file is read with the bounded reader of `load` (same limits; hostile files are refused with a
+    ValueError naming the path). Everything is checked by the objects' own load_state_dict; when anything
+    fails, the model, optimizer, scheduler and generator are put back as they were before the call.
+    """
+    from cnn_core._random import get_rng_state, set_rng_state
+    path = check_path(path)
+    if not isinstance(model, Module):
+        raise TypeError(f"model: expected a cnn_core.nn.Module, got {type(model).__name__}")
+    with open_regular(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        if not f.read(4).startswith(b"PK\x03\x04"):
+            raise ValueError(f"cnn_core.load_checkpoint: {path!r} is not a checkpoint file (not an .npz archive)")
+        try:
+            _check_member_count(f, size)
+            with zipfile.ZipFile(f) as zf:
+                parts = _read_checkpoint(zf, size, path, scheduler is not None)
+        except _Corrupt as e:
+            raise ValueError(f"cnn_core.load_checkpoint: {path!r} is not a readable checkpoint ({e})") from None
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, struct.error, NotImplementedError,
+                OSError) as e:
+            raise ValueError(f"cnn_core.load_checkpoint: {path!r} is not a readable checkpoint (truncated or "
+                             f"corrupt: {type(e).__name__}: {e})") from None
+    epoch, params, optim_state, sched_state, rng_state = parts
+    before = (model.state_dict(), optimizer.state_dict() if optimizer is not None else None,
+              scheduler.state_dict() if scheduler is not None else None, get_rng_state())
+    try:
+        model.load_state_dict(params)
+        if optimizer is not None:
+            optimizer.load_state_dict(optim_state)
+        if scheduler is not None:
+            scheduler.load_state_dict(sched_state)
+        set_rng_state(rng_state)
+    except (TypeError, ValueError, KeyError) as e:
+        model.load_state_dict(before[0])
+        if optimizer is not None:
+            optimizer.load_state_dict(before[1])
+        if scheduler is not None:
+            scheduler.load_state_dict(before[2])
+        set_rng_state(before[3])
+        raise ValueError(f"cnn_core.load_checkpoint: {path!r} does not fit the given objects "
+                         f"({type(e).__name__}: {e})") from None
+    return epoch
+
+
+def _read_checkpoint(zf: zipfile.ZipFile, size: int, path, want_scheduler: bool):
+    infos = zf.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise _Corrupt(f"{len(infos)} members, more than the limit of {MAX_MEMBERS}")
+    members: dict[str, zipfile.ZipInfo] = {}
+    headers: dict[str, _Header] = {}
+    for info in infos:
+        key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+        if key in members:
+            raise _Corrupt(f"duplicate member {key!r}")
+        _check_entry(info, size)
+        members[key] = info
+        headers[key] = _read_header(zf, info)
+    if _read_meta(zf, members, headers, "__format__", "U") != CHECKPOINT_FORMAT_NAME:
+        raise _Corrupt(f"no {CHECKPOINT_FORMAT_NAME!r} header (a model file is read by cnn_core.load)")
+    version = _read_meta(zf, members, headers, "__version__", "iu")
+    if version is None or not 1 <= version <= CHECKPOINT_FORMAT_VERSION:
+        raise _Corrupt(f"__version__: expected 1..{CHECKPOINT_FORMAT_VERSION}, got {version}")
+    epoch = _read_meta(zf, members, headers, "__epoch__", "iu")
+    if epoch is None or epoch < 0:
+        raise _Corrupt(f"__epoch__: expected a 0-d integer >= 0, got {epoch}")
+    known = {"__format__", "__version__", "__cnn_core__", "__epoch__", "__optim__", "__scheduler__", "__rng__"}
+    unexpected = sorted(k for k in members if k not in known and not k.startswith((_PARAM, _OPTIM)))
+    if unexpected:
+        raise _Corrupt(f"unexpected members {unexpected[:8]}")
+    params, optim_arrays = {}, {}
+    for key, h in headers.items():
+        if key.startswith((_PARAM, _OPTIM)):
+            if h.dtype.kind not in "iuf":
+                raise _Corrupt(f"member {key!r}: expected numbers, got {h.dtype}")
+            a = _read_data(zf, members[key], h)
+            if key.startswith(_PARAM):
+                params[key[len(_PARAM):]] = a
+            else:
+                optim_arrays[key[len(_OPTIM):]] = a
+    optim = _read_json_member(zf, members, headers, "__optim__")
+    if not isinstance(optim, dict) or set(optim) != {"param_groups", "state"} or not isinstance(optim["state"], dict):
+        raise _Corrupt("__optim__: expected an object with 'param_groups' and 'state'")
+    state: dict = {}
+    for i, counters in optim["state"].items():
+        if not isinstance(counters, dict):
+            raise _Corrupt(f"__optim__: state {i!r} is not an object")
+        state[i] = dict(counters)
+    for name, a in optim_arrays.items():
+        i, _, k = name.partition(".")
+        state.setdefault(i, {})[k] = a
+    groups = optim["param_groups"]
+    if isinstance(groups, list):
+        groups = [{k: (tuple(v) if k == "betas" and isinstance(v, list) else v) for k, v in g.items()}
+                  if isinstance(g, dict) else g for g in groups]
+    sched = _read_json_member(zf, members, headers, "__scheduler__") if want_scheduler else None
+    if want_scheduler and sched is None:
+        raise _Corrupt("no scheduler state (__scheduler__), but a scheduler was given")
+    rng = _read_json_member(zf, members, headers, "__rng__")
+    return epoch, params, {"param_groups": groups, "state": state}, sched, rng
+
+
+def _read_json_member(zf, members, headers, key: str):
+    """A 0-d string member holding JSON, size- and depth-checked; None when absent."""
+    info, h = members.get(key), headers.get(key)
+    if info is None:
+        return None
+    if h.shape != () or h.dtype.kind != "U" or h.dtype.itemsize // 4 > MAX_CONFIG_CHARS:
+        raise _Corrupt(f"{key}: expected a 0-d string of at most {MAX_CONFIG_CHARS} characters of JSON")
+    try:
+        return _parse_json(_read_data(zf, info, h).item(), key)
+    except ValueError as e:
+        raise _Corrupt(str(e)) from None

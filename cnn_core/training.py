@@ -14,9 +14,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from cnn_core._random import get_rng
-from cnn_core._validation import NonFiniteError, check_int, not_an_array
-from cnn_core.callbacks import Callback, History
+from cnn_core._validation import NonFiniteError, check_bool, check_int, check_real, not_an_array
+from cnn_core.callbacks import Callback, History, ProgressBar
+from cnn_core.data import DataLoader, _apply
+from cnn_core.kernels.augment import _all_finite as _all_finite_array, _count_argmax_hits
 from cnn_core.nn.module import restore_modes, save_modes, takes_integer_input
 
 EvalResult = namedtuple("EvalResult", ["loss", "accuracy"])
@@ -65,7 +66,7 @@ def _as_inputs(X, name: str, model) -> np.ndarray:
     dtype = getattr(model, "dtype", None)
     if dtype is not None and X.dtype != dtype and X.dtype.kind == "f":
         X = X.astype(dtype)
-    if not np.isfinite(X).all():
+    if not _all_finite_array(X):  # one compiled pass, no temporary
         raise ValueError(f"{name}: expected finite values, got NaN or infinity")
     return X
 
@@ -284,19 +285,31 @@ def _check_loss(loss) -> None:
         raise TypeError(f"loss: expected a cnn_core.nn loss (callable with backward()), got {type(loss).__name__}")
 
 
-def fit(model, loss, optimizer, X: np.ndarray, y: np.ndarray, epochs: int, batch_size: int,
-        validation_data: tuple[np.ndarray, np.ndarray] | None = None, shuffle: bool = True,
-        seed: int | None = None, callbacks: Sequence[Callback] | None = None) -> History:
-    """Train `model` on (X, y) with mini-batches and return the History of the epochs.
+def fit(model, loss, optimizer, X, y: np.ndarray | None = None, epochs: int = 1, batch_size: int | None = None,
+        validation_data: tuple[np.ndarray, np.ndarray] | None = None, shuffle: bool | None = None,
+        seed: int | None = None, callbacks: Sequence[Callback] | None = None, *, validation_split: float = 0.0,
+        initial_epoch: int = 0, verbose: int = 0) -> History:
+    """Train `model` with mini-batches and return the History of the epochs run.
 
-    Each step: zero the model's grads, forward, loss, check the loss is finite, backward, optimizer.step().
+    Each step: zero the model's grads, forward, loss, check the loss is finite, backward, check the gradients
+    are finite, optimizer.step().
+    Data: arrays X, y with batch_size (default 32), or a cnn_core.data.DataLoader in place of X (y,
+    batch_size, shuffle and seed then belong to the loader and must not be given).
     X: float array, samples first, cast to the model's dtype if it is another float dtype. y: integer class
     labels (N,) or a float target array (one-hot or real) whose per-sample shape matches the model output
     (a single-output model (N, 1) also takes 0/1 integer labels or float targets of shape (N,), turned into
-    float (N, 1) targets for BCELoss/MSELoss).
-    shuffle: one permutation of the samples per epoch, drawn from np.random.default_rng(seed), or from
-    cnn_core's global generator when seed is None. The last batch of an epoch may be smaller.
-    validation_data: (X_val, y_val), evaluated after every epoch.
+    float (N, 1) targets for BCELoss/MSELoss). Everything is checked once, before the first batch (X's values
+    by one compiled scan without a temporary).
+    shuffle (arrays; default True): one permutation per epoch, drawn from np.random.default_rng([seed, epoch])
+    with a seed, else from cnn_core's global generator (cnn_core.data explains the draws). The last batch of
+    an epoch may be smaller.
+    validation_data: (X_val, y_val), evaluated after every epoch; or validation_split in (0, 1): the last
+    fraction of X, y (taken before shuffling, as Keras does) is held out for validation instead.
+    initial_epoch: the epoch to start at (0-based), to continue a run restored with load_checkpoint: epochs
+    initial_epoch .. epochs - 1 run, with the same batches and draws as in the uninterrupted run.
+    verbose: 0 quiet, 1 a ProgressBar (live on a terminal), 2 one line per epoch.
+    callbacks: cnn_core.callbacks.Callback objects; each gets the model (set_model) first. A callback setting
+    `model.stop_training = True` ends the run after the current epoch; on_train_end runs on every exit path.
     The model runs in train mode during fit (eval mode for validation); its previous mode is restored.
     Raises NonFiniteLossError (a FloatingPointError) when the loss, an activation or a gradient is NaN/inf,
     before that batch's update.
@@ -308,15 +321,40 @@ def fit(model, loss, optimizer, X: np.ndarray, y: np.ndarray, epochs: int, batch
     if not callable(getattr(optimizer, "step", None)):
         raise TypeError(f"optimizer: expected a cnn_core.optim optimizer, got {type(optimizer).__name__}")
     epochs = check_int(epochs, "epochs", 0)
-    batch_size = check_int(batch_size, "batch_size", 1)
-    if seed is not None:
-        seed = check_int(seed, "seed", 0)
+    initial_epoch = check_int(initial_epoch, "initial_epoch", 0, epochs)
+    verbose = check_int(verbose, "verbose", 0, 2)
     callbacks = list(callbacks or [])
     for i, cb in enumerate(callbacks):
         if not isinstance(cb, Callback):
             raise TypeError(f"callbacks[{i}]: expected a cnn_core.callbacks.Callback, got {type(cb).__name__}")
+    if verbose:
+        callbacks.append(ProgressBar(live=None if verbose == 1 else False))
+    validation_split = check_real(validation_split, "validation_split", 0.0, 1.0, high_open=True)
+    if isinstance(X, DataLoader):
+        for name, value in (("y", y), ("batch_size", batch_size), ("shuffle", shuffle), ("seed", seed)):
+            if value is not None:
+                raise ValueError(f"{name}: the DataLoader given as X sets its own {name}; pass None")
+        if validation_split:
+            raise ValueError("validation_split: not available with a DataLoader (pass validation_data)")
+        loader = X
+        X, y = loader.X, loader.y
+        if y is None:
+            raise ValueError("X: the DataLoader has no targets y to train on")
+    else:
+        batch_size = 32 if batch_size is None else check_int(batch_size, "batch_size", 1)
+        shuffle = True if shuffle is None else check_bool(shuffle, "shuffle")
+        if seed is not None:
+            seed = check_int(seed, "seed", 0)
+        if y is None:
+            raise TypeError("y: expected the targets (a numpy.ndarray), got None")
+        if validation_split:
+            if validation_data is not None:
+                raise ValueError("validation_split: give validation_data or validation_split, not both")
+            X, y, validation_data = _split(X, y, validation_split)
+        loader = DataLoader(X, y, batch_size, shuffle, seed=seed)
     X = _as_inputs(X, "X", model)
-    out_shape = _output_shape(model, X)
+    sample = X[:1] if loader.transform is None else _apply(loader.transform, X[:1], np.random.default_rng(0))
+    out_shape = _output_shape(model, sample)
     y = _shape_targets(_as_targets(y, "y", len(X), _dtype(model, X)), out_shape, _dtype(model, X), "y")
     kind, labels = _accuracy_labels(y, out_shape, "y")
     val = None
@@ -324,29 +362,32 @@ def fit(model, loss, optimizer, X: np.ndarray, y: np.ndarray, epochs: int, batch
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise TypeError("validation_data: expected a pair (X_val, y_val)")
         X_val = _as_inputs(validation_data[0], "validation_data[0]", model)
-        if X_val.shape[1:] != X.shape[1:]:
-            raise ValueError(f"validation_data[0]: expected per-sample shape {X.shape[1:]} like X, "
-                             f"got {X_val.shape[1:]}")
+        if X_val.shape[1:] != sample.shape[1:]:
+            raise ValueError(f"validation_data[0]: expected per-sample shape {sample.shape[1:]} like "
+                             f"{'the transformed X' if loader.transform is not None else 'X'}, got {X_val.shape[1:]}")
         y_val = _shape_targets(_as_targets(validation_data[1], "validation_data[1]", len(X_val), _dtype(model, X)),
                                out_shape, _dtype(model, X), "validation_data[1]")
         val = (X_val, y_val) + _accuracy_labels(y_val, out_shape, "validation_data[1]")
 
-    rng = get_rng(seed)
-    n = len(X)
-    batches = -(-n // batch_size)
-    info = {"epochs": epochs, "batches": batches, "samples": n, "batch_size": batch_size,
-            "val_samples": 0 if val is None else len(val[0])}
+    batches = len(loader)
+    info = {"epochs": epochs, "batches": batches, "samples": batches * loader.batch_size if loader.drop_last
+            else len(X), "batch_size": loader.batch_size, "val_samples": 0 if val is None else len(val[0]),
+            "initial_epoch": initial_epoch}
     history = History()
+    model.stop_training = False
+    for cb in callbacks:
+        cb.set_model(model)
     snapshot = _snapshot(model, optimizer)
+    arrays = (X, y, labels if labels is not y else None)
     with _train_mode(model):
         try:
             for cb in callbacks:
                 cb.on_train_begin(info)
-            for epoch in range(epochs):
+            for epoch in range(initial_epoch, epochs):
                 for cb in callbacks:
                     cb.on_epoch_begin(epoch, info)
-                logs = _train_epoch(model, loss, optimizer, X, y, kind, labels, batch_size,
-                                    rng.permutation(n) if shuffle else None, epoch, epochs, callbacks)
+                logs = _train_epoch(model, loss, optimizer, loader._batches(arrays, epoch, reuse=True),
+                                    kind, epoch, epochs, batches, callbacks)
                 if val is not None:
                     logs["val_loss"], logs["val_acc"] = _evaluate(model, loss, val[0], val[1], 256, val[2], val[3])
                 else:
@@ -356,28 +397,36 @@ def fit(model, loss, optimizer, X: np.ndarray, y: np.ndarray, epochs: int, batch
                 snapshot = _snapshot(model, optimizer)
                 for cb in callbacks:
                     cb.on_epoch_end(epoch, logs)
+                if model.stop_training:
+                    break
         except KeyboardInterrupt:
             _restore(model, optimizer, snapshot)
             history.interrupted = True
-        for cb in callbacks:
-            cb.on_train_end(history)
+        finally:  # on every exit path: a finished run, an interrupt, a diverging run, a callback's exception
+            for cb in callbacks:
+                cb.on_train_end(history)
     return history
 
 
-def _train_epoch(model, loss, optimizer, X, y, kind, labels, batch_size, order, epoch, epochs,
-                 callbacks) -> dict[str, Any]:
+def _split(X, y, fraction: float):
+    """(X_train, y_train, (X_val, y_val)): the last `fraction` of the samples held out, as Keras splits."""
+    if not isinstance(X, np.ndarray):
+        raise not_an_array(X, "X")
+    if not isinstance(y, np.ndarray) or y.ndim == 0 or len(y) != len(X):
+        raise ValueError(f"y: expected {len(X)} targets (one per sample of X), got "
+                         f"{getattr(y, 'shape', type(y).__name__)}")
+    split_at = math.ceil(len(X) * (1.0 - fraction))
+    if split_at < 1 or split_at >= len(X):
+        raise ValueError(f"validation_split: {fraction} of {len(X)} samples leaves "
+                         f"{'no training' if split_at < 1 else 'no validation'} sample")
+    return X[:split_at], y[:split_at], (X[split_at:], y[split_at:])
+
+
+def _train_epoch(model, loss, optimizer, batches_iter, kind, epoch, epochs, batches, callbacks) -> dict[str, Any]:
     params = model.parameters()
-    n = len(X)
-    batches = -(-n // batch_size)
     start_time = time.perf_counter()
     total, correct, seen = 0.0, 0, 0
-    for batch in range(batches):
-        lo, hi = batch * batch_size, min((batch + 1) * batch_size, n)
-        if order is None:
-            xb, yb, lb = X[lo:hi], y[lo:hi], None if labels is None else labels[lo:hi]
-        else:
-            idx = order[lo:hi]
-            xb, yb, lb = X[idx], y[idx], None if labels is None else labels[idx]
+    for batch, (xb, yb, lb) in enumerate(batches_iter):
         model.zero_grad()
         try:
             a = _forward(model, xb)
@@ -389,12 +438,15 @@ def _train_epoch(model, loss, optimizer, X, y, kind, labels, batch_size, order, 
         if not math.isfinite(value):
             raise NonFiniteLossError(f"loss became {value}", epoch, epochs, batch, batches)
         # Scored before backward: a layer may reuse its output buffer in the backward pass.
-        correct += _n_correct(kind, a, lb)
+        size = len(xb)
+        if kind == "argmax" and a.dtype.kind == "f" and a.ndim == 2 and a.flags.c_contiguous:
+            correct += _count_argmax_hits(a, yb if lb is None else lb)
+        elif kind:
+            correct += _n_correct(kind, a, yb if lb is None else lb)
         model.backward(loss.backward())
         if not _all_finite(params):
             raise NonFiniteLossError("gradients became NaN or infinity", epoch, epochs, batch, batches)
         optimizer.step()
-        size = hi - lo
         seen += size
         total += value * size
         if callbacks:
@@ -405,17 +457,15 @@ def _train_epoch(model, loss, optimizer, X, y, kind, labels, batch_size, order, 
             for cb in callbacks:
                 cb.on_batch_end(batch, logs)
     seconds = time.perf_counter() - start_time
-    return {"train_loss": total / n, "train_acc": correct / n if kind else None,
-            "samples_per_sec": n / seconds if seconds > 0 else math.inf, "start": start_time}
+    return {"train_loss": total / seen, "train_acc": correct / seen if kind else None,
+            "samples_per_sec": seen / seconds if seconds > 0 else math.inf, "start": start_time}
 
 
 def _all_finite(params) -> bool:
-    """True when every gradient is finite: a sum per array screens (NaN/inf propagate), isfinite confirms
-    the rare overflow of a sum of large finite values."""
-    with np.errstate(over="ignore", invalid="ignore"):  # inf - inf and overflowing sums are expected here
-        for p in params:
-            if not math.isfinite(float(np.add.reduce(p.grad, axis=None))) and not np.isfinite(p.grad).all():
-                return False
+    """True when every gradient is finite (a compiled scan per gradient, cheap next to the step itself)."""
+    for p in params:
+        if p.grad is not None and not _all_finite_array(p.grad):
+            return False
     return True
 
 

@@ -110,10 +110,10 @@ def test_step_reuses_buffers_and_updates_in_place():
     opt = Adam([p], weight_decay=0.1)
     p.grad[...] = 1.0
     opt.step()
-    bufs = [id(x) for s in (opt.state[0], opt._scratch[0]) for x in s.values() if isinstance(x, np.ndarray)]
+    bufs = [id(x) for s in (opt.state[p], opt._scratch[id(p)]) for x in s.values() if isinstance(x, np.ndarray)]
     opt.step()
     assert p.data is data
-    assert bufs == [id(x) for s in (opt.state[0], opt._scratch[0]) for x in s.values() if isinstance(x, np.ndarray)]
+    assert bufs == [id(x) for s in (opt.state[p], opt._scratch[id(p)]) for x in s.values() if isinstance(x, np.ndarray)]
 
 
 def test_zero_grad_in_place():

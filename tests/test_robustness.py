@@ -196,7 +196,7 @@ def _decision_of_big_weights(X):
 def _sgd_load_lr(lr):
     opt = optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1)
     sd = opt.state_dict()
-    sd["hyper"]["lr"] = lr
+    sd["param_groups"][0]["lr"] = lr
     return opt.load_state_dict(sd)
 
 
@@ -531,8 +531,8 @@ CASES = [
     case(_fit_svm, X4, Y4, C=1e-310, exc=ValueError, match="C:", id="LinearSVM-C-1e-310"),
     case(_fit_svm, X4 * 1e307, Y4, exc=ValueError, match="X:", id="LinearSVM-X-1e307"),
     case(_fit_svm, X4 * 1e100, Y4, lr=1e300, exc=ValueError, match="lr", id="LinearSVM-lr-1e300-X-1e100"),
-    case(_sgd_load_lr, math.nan, exc=ValueError, match="state_dict['hyper']['lr']", id="SGD.load_state_dict-lr-NaN"),
-    case(_sgd_load_lr, "0.1", exc=TypeError, match="state_dict['hyper']['lr']", id="SGD.load_state_dict-lr-str"),
+    case(_sgd_load_lr, math.nan, exc=ValueError, match="state_dict['param_groups'][0]['lr']", id="SGD.load_state_dict-lr-NaN"),
+    case(_sgd_load_lr, "0.1", exc=TypeError, match="state_dict['param_groups'][0]['lr']", id="SGD.load_state_dict-lr-str"),
     case(_in_tmp, _mnist_dir_with_int32_labels, load_mnist, exc=ValueError, match=("train-labels-idx1-ubyte", "-5"),
          id="load_mnist-int32-label--5"),
 ]

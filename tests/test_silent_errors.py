@@ -15,7 +15,7 @@ import pytest
 from cnn_core import nn
 from cnn_core.callbacks import Callback
 from cnn_core.models import LinearSVM
-from cnn_core.optim import SGD, Adam, StepLR, clip_grad_norm
+from cnn_core.optim import SGD, Adam, Optimizer, StepLR, clip_grad_norm
 from cnn_core.training import evaluate, fit, predict
 
 
@@ -424,19 +424,21 @@ DELETE = _Delete()
 
 BAD_STATE = [
     # (optimizer, path, value, exception, the message must contain)
-    (sgd, ("hyper", "lr"), math.nan, ValueError, "state_dict['hyper']['lr']"),
-    (sgd, ("hyper", "lr"), "0.1", TypeError, "state_dict['hyper']['lr']"),
-    (sgd, ("hyper", "lr"), -0.1, ValueError, "state_dict['hyper']['lr']"),
-    (sgd, ("hyper", "lr"), math.inf, ValueError, "state_dict['hyper']['lr']"),
-    (sgd, ("hyper", "lr"), None, TypeError, "state_dict['hyper']['lr']"),
-    (sgd, ("hyper", "momentum"), -0.5, ValueError, "state_dict['hyper']['momentum']"),
-    (sgd, ("hyper", "weight_decay"), math.nan, ValueError, "state_dict['hyper']['weight_decay']"),
-    (sgd, ("hyper", "nesterov"), "yes", TypeError, "state_dict['hyper']['nesterov']"),
-    (sgd, ("hyper", "momentum"), DELETE, ValueError, "state_dict['hyper']"),
-    (sgd, ("hyper", "extra"), 1.0, ValueError, "state_dict['hyper']"),
-    (sgd, ("hyper",), [0.1], TypeError, "state_dict['hyper']"),
-    (sgd, ("state",), {}, TypeError, "state_dict['state']"),
-    (sgd, ("state",), [], ValueError, "state_dict['state']"),
+    (sgd, ("param_groups", 0, "lr"), math.nan, ValueError, "state_dict['param_groups'][0]['lr']"),
+    (sgd, ("param_groups", 0, "lr"), "0.1", TypeError, "state_dict['param_groups'][0]['lr']"),
+    (sgd, ("param_groups", 0, "lr"), -0.1, ValueError, "state_dict['param_groups'][0]['lr']"),
+    (sgd, ("param_groups", 0, "lr"), math.inf, ValueError, "state_dict['param_groups'][0]['lr']"),
+    (sgd, ("param_groups", 0, "lr"), None, TypeError, "state_dict['param_groups'][0]['lr']"),
+    (sgd, ("param_groups", 0, "momentum"), -0.5, ValueError, "state_dict['param_groups'][0]['momentum']"),
+    (sgd, ("param_groups", 0, "weight_decay"), math.nan, ValueError, "state_dict['param_groups'][0]['weight_decay']"),
+    (sgd, ("param_groups", 0, "nesterov"), "yes", TypeError, "state_dict['param_groups'][0]['nesterov']"),
+    (sgd, ("param_groups", 0, "momentum"), DELETE, ValueError, "state_dict['param_groups'][0]"),
+    (sgd, ("param_groups", 0, "extra"), 1.0, ValueError, "state_dict['param_groups'][0]"),
+    (sgd, ("param_groups", 0), [0.1], TypeError, "state_dict['param_groups'][0]"),
+    (sgd, ("param_groups",), [], ValueError, "state_dict['param_groups']"),
+    (sgd, ("param_groups", 0, "params"), [0, 1], ValueError, "state_dict['param_groups'][0]['params']"),
+    (sgd, ("state",), [], TypeError, "state_dict['state']"),
+    (sgd, ("state", 7), {}, ValueError, "state_dict['state']"),
     (sgd, ("state", 0), "buf", TypeError, "state_dict['state'][0]"),
     (sgd, ("state", 0, "momentum_buffer"), np.zeros(3, np.float32), ValueError, "'momentum_buffer'"),
     (sgd, ("state", 0, "momentum_buffer"), np.zeros(2, np.int64), TypeError, "'momentum_buffer'"),
@@ -444,11 +446,11 @@ BAD_STATE = [
     (sgd, ("state", 0, "momentum_buffer"), np.array([np.nan, 0], np.float32), ValueError, "'momentum_buffer'"),
     (sgd, ("state", 0, "momentum_buffer"), np.array([1e300, 0]), ValueError, "after the cast"),
     (sgd, ("state", 0, "velocity"), np.zeros(2, np.float32), ValueError, "state_dict['state'][0]"),
-    (adam, ("hyper", "betas"), (1.0, 0.999), ValueError, "state_dict['hyper']['betas'][0]"),
-    (adam, ("hyper", "betas"), (0.9, math.nan), ValueError, "state_dict['hyper']['betas'][1]"),
-    (adam, ("hyper", "betas"), 0.9, TypeError, "state_dict['hyper']['betas']"),
-    (adam, ("hyper", "eps"), "1e-8", TypeError, "state_dict['hyper']['eps']"),
-    (adam, ("hyper", "eps"), -1e-8, ValueError, "state_dict['hyper']['eps']"),
+    (adam, ("param_groups", 0, "betas"), (1.0, 0.999), ValueError, "state_dict['param_groups'][0]['betas'][0]"),
+    (adam, ("param_groups", 0, "betas"), (0.9, math.nan), ValueError, "state_dict['param_groups'][0]['betas'][1]"),
+    (adam, ("param_groups", 0, "betas"), 0.9, TypeError, "state_dict['param_groups'][0]['betas']"),
+    (adam, ("param_groups", 0, "eps"), "1e-8", TypeError, "state_dict['param_groups'][0]['eps']"),
+    (adam, ("param_groups", 0, "eps"), -1e-8, ValueError, "state_dict['param_groups'][0]['eps']"),
     (adam, ("state", 0, "step"), -1, ValueError, "'step'"),
     (adam, ("state", 0, "step"), 1.5, TypeError, "'step'"),
     (adam, ("state", 0, "step"), True, TypeError, "'step'"),
@@ -468,15 +470,17 @@ def test_load_state_dict_refuses_bad_entries_and_changes_nothing(make, path, val
         opt.load_state_dict(sd)
     assert where in str(info.value)
     after = opt.state_dict()
-    assert after["hyper"] == good["hyper"]
-    for s, g in zip(after["state"], good["state"]):
+    assert after["param_groups"] == good["param_groups"]
+    assert after["state"].keys() == good["state"].keys()
+    for i, s in after["state"].items():
+        g = good["state"][i]
         assert s.keys() == g.keys()
         for k in s:
             np.testing.assert_array_equal(s[k], g[k])
 
 
-@pytest.mark.parametrize("sd, exc", [(None, TypeError), ([], TypeError), ({"hyper": {}}, ValueError),
-                                     ({"hyper": {}, "state": [], "x": 1}, ValueError)])
+@pytest.mark.parametrize("sd, exc", [(None, TypeError), ([], TypeError), ({"param_groups": []}, ValueError),
+                                     ({"param_groups": [], "state": {}, "x": 1}, ValueError)])
 def test_load_state_dict_refuses_a_malformed_container(sd, exc):
     with pytest.raises(exc, match="state_dict"):
         sgd().load_state_dict(sd)
@@ -485,8 +489,8 @@ def test_load_state_dict_refuses_a_malformed_container(sd, exc):
 def test_load_state_dict_nesterov_without_momentum_is_refused_as_in_the_constructor():
     opt = SGD([P(np.zeros(2))], lr=0.1, momentum=0.9, nesterov=True)
     sd = opt.state_dict()
-    sd["hyper"]["momentum"] = 0.0
-    with pytest.raises(ValueError, match=r"state_dict\['hyper'\]\['nesterov'\].*momentum"):
+    sd["param_groups"][0]["momentum"] = 0.0
+    with pytest.raises(ValueError, match=r"state_dict\['param_groups'\]\[0\]\['nesterov'\].*momentum"):
         opt.load_state_dict(sd)
 
 
@@ -496,7 +500,8 @@ def test_load_state_dict_casts_state_to_the_parameter_dtype_and_continues_identi
     sd["state"][0] = {k: (v.astype(np.float64) if isinstance(v, np.ndarray) else np.int64(v))
                       for k, v in sd["state"][0].items()}
     b.load_state_dict(sd)
-    assert b.state[0]["exp_avg"].dtype == np.float32 and type(b.state[0]["step"]) is int
+    state = b.state[b.params[0]]
+    assert state["exp_avg"].dtype == np.float32 and type(state["step"]) is int
     for opt in (a, b):
         opt.params[0].grad[...] = [-0.5, 1.0]
         opt.step()
@@ -507,11 +512,12 @@ def test_load_state_dict_empty_state_before_the_first_step_is_accepted():
     opt = Adam([P(np.zeros(2))], lr=0.1)
     fresh = Adam([P(np.zeros(2))], lr=0.5)
     fresh.load_state_dict(opt.state_dict())
-    assert fresh.lr == 0.1 and fresh.state == [{}]
+    assert fresh.lr == 0.1 and fresh.state == {}
 
 
-@pytest.mark.parametrize("key, value, exc", [("base_lr", math.nan, ValueError), ("last_lr", "0.1", TypeError),
-                                             ("last_epoch", -1, ValueError), ("last_epoch", 2.0, TypeError)])
+@pytest.mark.parametrize("key, value, exc", [("base_lrs", [math.nan], ValueError), ("_last_lr", ["0.1"], TypeError),
+                                             ("base_lrs", 0.1, ValueError), ("last_epoch", -1, ValueError),
+                                             ("last_epoch", 2.0, TypeError)])
 def test_scheduler_load_state_dict_validates_every_key(key, value, exc):
     sched = StepLR(SGD([P(np.zeros(2))], lr=0.1), step_size=2)
     sched.step()
@@ -524,15 +530,13 @@ def test_scheduler_load_state_dict_validates_every_key(key, value, exc):
 
 def test_load_state_dict_of_a_subclass_with_its_own_unchecked_hyperparameter_restores_it():
     class Scaled(SGD):
-        _hyper = SGD._hyper + ("scale",)
-
         def __init__(self, params, lr, scale=1.0):
-            super().__init__(params, lr)
-            self.scale = scale
+            Optimizer.__init__(self, params, dict(lr=lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                                                  nesterov=False, scale=scale))
     a, b = Scaled([P(np.zeros(2))], lr=0.1, scale=3.0), Scaled([P(np.zeros(2))], lr=0.5)
     b.load_state_dict(a.state_dict())
-    assert (b.lr, b.scale) == (0.1, 3.0)
+    assert (b.lr, b.scale, b.param_groups[0]["scale"]) == (0.1, 3.0, 3.0)
     sd = a.state_dict()
-    sd["hyper"]["lr"] = math.nan  # the base class's keys are still checked
-    with pytest.raises(ValueError, match=r"state_dict\['hyper'\]\['lr'\]"):
+    sd["param_groups"][0]["lr"] = math.nan  # the base class's keys are still checked
+    with pytest.raises(ValueError, match=r"state_dict\['param_groups'\]\[0\]\['lr'\]"):
         b.load_state_dict(sd)

@@ -1,34 +1,32 @@
-"""Adam (Kingma & Ba) with bias correction and optional L2 weight decay (PyTorch's Adam, not AdamW)."""
+"""Adam (Kingma & Ba) with coupled L2 weight decay, and AdamW (Loshchilov & Hutter) with decoupled decay."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
-from cnn_core._validation import check_real
+from cnn_core._validation import check_bool, check_real
 from cnn_core.optim.optimizer import Optimizer
 
 
 class Adam(Optimizer):
-    """PyTorch's Adam (amsgrad off). Per parameter p with gradient g, at step t = 1, 2, ...:
+    """PyTorch's Adam. Per parameter p with gradient g, at step t = 1, 2, ...:
 
         g = g + weight_decay * p
         m = beta1 * m + (1 - beta1) * g
         v = beta2 * v + (1 - beta2) * g * g
+        v_max = max(v_max, v)                                   (amsgrad; v_max replaces v below)
         p = p - (lr / (1 - beta1**t)) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
 
     which is p - lr * m_hat / (sqrt(v_hat) + eps) evaluated the way PyTorch does. `.grad` is never modified.
     """
 
-    _hyper = ("lr", "betas", "eps", "weight_decay")
-
-    _state_arrays = ("exp_avg", "exp_avg_sq")
-    _state_nonnegative = ("exp_avg_sq",)  # its square root is taken
-    _state_counters = ("step",)
+    _state_nonnegative = ("exp_avg_sq", "max_exp_avg_sq")  # their square roots are taken
+    _decoupled = False
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
-        super().__init__(params, lr, betas=betas, eps=eps, weight_decay=weight_decay)
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad))
 
     @classmethod
     def _validate_hyper(cls, hyper, name):
@@ -40,33 +38,63 @@ class Adam(Optimizer):
                         check_real(betas[1], name("betas") + "[1]", 0.0, 1.0, high_open=True))
         out["eps"] = check_real(hyper["eps"], name("eps"), 0.0)
         out["weight_decay"] = check_real(hyper["weight_decay"], name("weight_decay"), 0.0)
+        out["amsgrad"] = check_bool(hyper["amsgrad"], name("amsgrad"))
         return out
 
+    def _state_spec(self, group):
+        return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ()), ("step",)
+
     def step(self) -> None:
-        """Apply one update to every parameter from its current `.grad`."""
-        beta1, beta2 = self.betas
-        wd, eps = self.weight_decay, self.eps
-        for i, p in enumerate(self.params):
-            state = self.state[i]
-            if not state:
-                state["step"] = 0
-                state["exp_avg"] = np.zeros_like(p.data)
-                state["exp_avg_sq"] = np.zeros_like(p.data)
-            state["step"] += 1
-            t_step, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
-            t = self._scratch_buffer(i, "t")
-            g = self._grad_with_decay(i, wd)
-            np.multiply(m, beta1, out=m)
-            np.multiply(g, 1.0 - beta1, out=t)
-            np.add(m, t, out=m)
-            np.multiply(v, beta2, out=v)
-            np.multiply(g, g, out=t)
-            np.multiply(t, 1.0 - beta2, out=t)
-            np.add(v, t, out=v)
-            step_size = self.lr / (1.0 - beta1 ** t_step)
-            np.sqrt(v, out=t)
-            np.divide(t, math.sqrt(1.0 - beta2 ** t_step), out=t)
-            np.add(t, eps, out=t)
-            np.divide(m, t, out=t)
-            np.multiply(t, step_size, out=t)
-            np.subtract(p.data, t, out=p.data)
+        """Apply one update to every trainable parameter from its current `.grad`."""
+        for group in self.param_groups:
+            lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+            for p, state in self._trainable(group):
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = np.zeros_like(p.data)
+                    state["exp_avg_sq"] = np.zeros_like(p.data)
+                    if group["amsgrad"]:
+                        state["max_exp_avg_sq"] = np.zeros_like(p.data)
+                state["step"] += 1
+                t_step, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+                t = self._scratch_buffer(p, "t")
+                if self._decoupled:
+                    if wd != 0.0:
+                        np.multiply(p.data, 1.0 - lr * wd, out=p.data)
+                    g = p.grad
+                else:
+                    g = self._grad_with_decay(p, wd)
+                np.multiply(m, beta1, out=m)
+                np.multiply(g, 1.0 - beta1, out=t)
+                np.add(m, t, out=m)
+                np.multiply(v, beta2, out=v)
+                np.multiply(g, g, out=t)
+                np.multiply(t, 1.0 - beta2, out=t)
+                np.add(v, t, out=v)
+                if group["amsgrad"]:
+                    np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+                    v = state["max_exp_avg_sq"]
+                step_size = lr / (1.0 - beta1 ** t_step)
+                np.sqrt(v, out=t)
+                np.divide(t, math.sqrt(1.0 - beta2 ** t_step), out=t)
+                np.add(t, eps, out=t)
+                np.divide(m, t, out=t)
+                np.multiply(t, step_size, out=t)
+                np.subtract(p.data, t, out=p.data)
+
+
+class AdamW(Adam):
+    """PyTorch's AdamW: Adam with the weight decay applied to the weights, not added to the gradient.
+
+        p = p * (1 - lr * weight_decay)
+        then Adam's update with the plain gradient g (same m, v, bias corrections, amsgrad)
+
+    Defaults are PyTorch's (weight_decay=1e-2).
+    """
+
+    _decoupled = True
+    _torch_flags = {"decoupled_weight_decay": (True,)}
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)

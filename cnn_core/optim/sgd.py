@@ -1,4 +1,4 @@
-"""Stochastic gradient descent with optional momentum, Nesterov momentum and L2 weight decay."""
+"""Stochastic gradient descent with optional momentum (with dampening), Nesterov momentum and L2 weight decay."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,54 +8,63 @@ from cnn_core.optim.optimizer import Optimizer
 
 
 class SGD(Optimizer):
-    """PyTorch's SGD (dampening 0). Per parameter p with gradient g, each step:
+    """PyTorch's SGD. Per parameter p with gradient g, each step:
 
         g = g + weight_decay * p
-        buf = g (first step), else buf = momentum * buf + g
-        g = g + momentum * buf (nesterov), else g = buf      (only when momentum > 0)
+        buf = g (first step), else buf = momentum * buf + (1 - dampening) * g      (only when momentum > 0)
+        g = g + momentum * buf (nesterov), else g = buf                             (only when momentum > 0)
         p = p - lr * g
 
-    `.grad` itself is never modified.
+    `.grad` itself is never modified. Defaults are PyTorch 2's (lr=1e-3).
     """
 
-    _hyper = ("lr", "momentum", "weight_decay", "nesterov")
-    _state_arrays = ("momentum_buffer",)
-
-    def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
-                 nesterov: bool = False) -> None:
-        super().__init__(params, lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                                      nesterov=nesterov))
 
     @classmethod
     def _validate_hyper(cls, hyper, name):
         out = super()._validate_hyper(hyper, name)
         out["momentum"] = check_real(hyper["momentum"], name("momentum"), 0.0)
+        out["dampening"] = check_real(hyper["dampening"], name("dampening"))
         out["weight_decay"] = check_real(hyper["weight_decay"], name("weight_decay"), 0.0)
         nesterov = check_bool(hyper["nesterov"], name("nesterov"))
-        if nesterov and out["momentum"] == 0.0:
-            raise ValueError(f"{name('nesterov')}: Nesterov momentum requires momentum > 0, got momentum=0")
+        if nesterov and (out["momentum"] == 0.0 or out["dampening"] != 0.0):
+            raise ValueError(f"{name('nesterov')}: Nesterov momentum requires momentum > 0 and zero dampening, "
+                             f"got momentum={out['momentum']}, dampening={out['dampening']}")
         out["nesterov"] = nesterov
         return out
 
+    def _state_spec(self, group):
+        return (("momentum_buffer",) if group["momentum"] != 0.0 else ()), ()
+
     def step(self) -> None:
-        """Apply one update to every parameter from its current `.grad`."""
-        lr, mu, wd = self.lr, self.momentum, self.weight_decay
-        for i, p in enumerate(self.params):
-            g = self._grad_with_decay(i, wd)
-            if mu != 0.0:
-                buf = self.state[i].get("momentum_buffer")
-                if buf is None:
-                    buf = self.state[i]["momentum_buffer"] = g.copy()
-                else:
-                    np.multiply(buf, mu, out=buf)
-                    np.add(buf, g, out=buf)
-                if self.nesterov:
-                    d = self._scratch_buffer(i, "d")
-                    t = self._scratch_buffer(i, "t")
-                    np.multiply(buf, mu, out=t)
-                    np.add(g, t, out=d)
-                    g = d
-                else:
-                    g = buf
-            t = self._scratch_buffer(i, "t")
-            np.multiply(g, lr, out=t)
-            np.subtract(p.data, t, out=p.data)
+        """Apply one update to every trainable parameter from its current `.grad`."""
+        for group in self.param_groups:
+            lr, mu, damp, wd = group["lr"], group["momentum"], group["dampening"], group["weight_decay"]
+            for p, state in self._trainable(group):
+                g = self._grad_with_decay(p, wd)
+                if mu != 0.0:
+                    buf = state.get("momentum_buffer")
+                    if buf is None:
+                        buf = state["momentum_buffer"] = g.copy()
+                    else:
+                        np.multiply(buf, mu, out=buf)
+                        if damp != 0.0:
+                            t = self._scratch_buffer(p, "t")
+                            np.multiply(g, 1.0 - damp, out=t)
+                            np.add(buf, t, out=buf)
+                        else:
+                            np.add(buf, g, out=buf)
+                    if group["nesterov"]:
+                        d = self._scratch_buffer(p, "d")
+                        t = self._scratch_buffer(p, "t")
+                        np.multiply(buf, mu, out=t)
+                        np.add(g, t, out=d)
+                        g = d
+                    else:
+                        g = buf
+                t = self._scratch_buffer(p, "t")
+                np.multiply(g, lr, out=t)
+                np.subtract(p.data, t, out=p.data)

@@ -1,0 +1,255 @@
+"""Batches over in-memory arrays (`DataLoader`) and per-batch augmentation transforms.
+
+`DataLoader(X, y, batch_size, shuffle, drop_last, transform, seed)` yields `(X_batch, y_batch)` pairs (or
+`X_batch` alone without y), gathering each shuffled batch by index (one compiled row copy per batch, never a
+copy of the whole set per epoch); unshuffled batches are views. `cnn_core.fit(model, loss, opt, loader,
+epochs=...)` trains from a loader; fit gathers into buffers it reuses, while iterating a loader yourself gives
+fresh arrays.
+
+Randomness. Epoch e's order and the transforms' draws come from `numpy.random.default_rng([seed, e])` when a
+seed is given (so any epoch can be replayed alone: a resumed run sees the same batches), or from the library's
+global generator (cnn_core.manual_seed) when seed is None. Within an epoch the permutation is drawn first, then
+each batch's transform draws, batch after batch. Iterating the loader counts epochs (0, 1, ...); `set_epoch`
+sets the next one, as PyTorch's DistributedSampler does.
+
+Transforms act on a whole float batch (N, C, H, W) at once in compiled code (cnn_core/kernels/_augment.pyx):
+`RandomCrop(size, padding)`, `RandomHorizontalFlip(p)`, `RandomShift(max_shift)`, `Normalize(mean, std)`,
+chained with `Compose([...])`. Any callable taking and returning a batch may serve as a transform too.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from cnn_core._random import get_rng
+from cnn_core._validation import as_float_array, check_bool, check_int, check_real, not_an_array
+from cnn_core.kernels.augment import _gather, _normalize, _shift_crop
+
+__all__ = ["DataLoader", "Transform", "Compose", "RandomCrop", "RandomHorizontalFlip", "RandomShift", "Normalize"]
+
+
+# ---- transforms ------------------------------------------------------------------------------------------
+
+class Transform:
+    """Base class of the batch transforms: `t(x, rng)` returns the transformed batch (a new array), drawing
+    any randomness from `rng` (a numpy Generator; the library's global one when None)."""
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
+
+
+def _images(x, who: str) -> np.ndarray:
+    x = as_float_array(x, "x")
+    if x.ndim != 4:
+        raise ValueError(f"x: {who} expects a batch of images (N, C, H, W), got shape {x.shape}")
+    return x
+
+
+def _pair(v, name: str, low: int) -> tuple[int, int]:
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            raise ValueError(f"{name}: expected an int or a pair (h, w), got {v!r}")
+        return check_int(v[0], f"{name}[0]", low), check_int(v[1], f"{name}[1]", low)
+    v = check_int(v, name, low)
+    return v, v
+
+
+class Compose(Transform):
+    """Apply `transforms` in order (torchvision's Compose)."""
+
+    def __init__(self, transforms: Sequence[Callable]) -> None:
+        if not isinstance(transforms, (list, tuple)):
+            raise TypeError(f"transforms: expected a list of transforms, got {type(transforms).__name__}")
+        for i, t in enumerate(transforms):
+            if not callable(t):
+                raise TypeError(f"transforms[{i}]: expected a callable transform, got {type(t).__name__}")
+        self.transforms = list(transforms)
+
+    def __call__(self, x, rng=None):
+        rng = get_rng(rng)
+        for t in self.transforms:
+            x = _apply(t, x, rng)
+        return x
+
+
+class RandomCrop(Transform):
+    """A random (h, w) crop of each image zero-padded by `padding` pixels on every side (torchvision's
+    RandomCrop with padding, fill 0). Draws: the rows' offsets rng.integers(0, H + 2*ph - h + 1, N), then the
+    columns' rng.integers(0, W + 2*pw - w + 1, N)."""
+
+    def __init__(self, size: int | tuple[int, int], padding: int | tuple[int, int] = 0) -> None:
+        self.size = _pair(size, "size", 1)
+        self.padding = _pair(padding, "padding", 0)
+
+    def __call__(self, x, rng=None):
+        x = _images(x, "RandomCrop")
+        rng = get_rng(rng)
+        (h, w), (ph, pw) = self.size, self.padding
+        H, W = x.shape[2] + 2 * ph, x.shape[3] + 2 * pw
+        if h > H or w > W:
+            raise ValueError(f"size: the crop {self.size} is larger than the padded image ({H}, {W})")
+        oy = rng.integers(0, H - h + 1, len(x)) - ph
+        ox = rng.integers(0, W - w + 1, len(x)) - pw
+        return _shift_crop(x, oy, ox, np.zeros(len(x), np.uint8), (h, w))
+
+
+class RandomHorizontalFlip(Transform):
+    """Mirror each image left-right with probability p (torchvision's). Draws rng.random(N) < p."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        self.p = check_real(p, "p", 0.0, 1.0)
+
+    def __call__(self, x, rng=None):
+        x = _images(x, "RandomHorizontalFlip")
+        flip = (get_rng(rng).random(len(x)) < self.p).astype(np.uint8)
+        zero = np.zeros(len(x), np.int64)
+        return _shift_crop(x, zero, zero, flip, x.shape[2:])
+
+
+class RandomShift(Transform):
+    """Translate each image by whole pixels, dy and dx uniform in [-max_shift, max_shift], filling with zeros
+    (out[i, j] = x[i - dy, j - dx]). Draws: dy = rng.integers(-my, my + 1, N), then dx likewise."""
+
+    def __init__(self, max_shift: int | tuple[int, int]) -> None:
+        self.max_shift = _pair(max_shift, "max_shift", 0)
+
+    def __call__(self, x, rng=None):
+        x = _images(x, "RandomShift")
+        rng = get_rng(rng)
+        my, mx = self.max_shift
+        dy = rng.integers(-my, my + 1, len(x))
+        dx = rng.integers(-mx, mx + 1, len(x))
+        return _shift_crop(x, -dy, -dx, np.zeros(len(x), np.uint8), x.shape[2:])
+
+
+class Normalize(Transform):
+    """(x - mean[c]) / std[c] per channel c on axis 1 (torchvision's Normalize), computed in x's precision.
+    mean and std: one number for all channels or one per channel; std > 0."""
+
+    def __init__(self, mean: float | Sequence[float], std: float | Sequence[float]) -> None:
+        self.mean = self._values(mean, "mean", None)
+        self.std = self._values(std, "std", 0.0)
+
+    @staticmethod
+    def _values(v, name: str, low: float | None) -> tuple[float, ...]:
+        items = v if isinstance(v, (list, tuple, np.ndarray)) else [v]
+        if len(items) == 0:
+            raise ValueError(f"{name}: expected at least one value")
+        out = tuple(check_real(a, f"{name}[{i}]" if len(items) > 1 else name, low, low_open=True)
+                    for i, a in enumerate(items))
+        return out
+
+    def __call__(self, x, rng=None):
+        x = as_float_array(x, "x")
+        if x.ndim < 2:
+            raise ValueError(f"x: Normalize expects a batch (N, C, ...) with channels on axis 1, got shape {x.shape}")
+        c = x.shape[1]
+        for name, v in (("mean", self.mean), ("std", self.std)):
+            if len(v) not in (1, c):
+                raise ValueError(f"{name}: expected 1 or {c} values (the batch's channels), got {len(v)}")
+        mean = np.broadcast_to(np.asarray(self.mean, np.float64), (c,)).copy()
+        std = np.broadcast_to(np.asarray(self.std, np.float64), (c,)).copy()
+        return _normalize(x, mean, std)
+
+
+def _apply(t: Callable, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """t(x, rng) for the library's transforms, t(x) for any other callable."""
+    out = t(x, rng) if isinstance(t, Transform) else t(x)
+    if not isinstance(out, np.ndarray) or len(out) != len(x):
+        raise TypeError(f"transform: expected a batch of {len(x)} samples back from {t!r:.60}, "
+                        f"got {type(out).__name__}")
+    return out
+
+
+# ---- DataLoader ------------------------------------------------------------------------------------------
+
+class DataLoader:
+    """Mini-batches of (X, y) in memory, optionally shuffled and augmented (PyTorch's DataLoader for arrays).
+
+    X: array with samples along the first axis; y: targets with one row per sample, or None. batch_size,
+    shuffle, drop_last: PyTorch's meanings and defaults (the last batch may be smaller unless drop_last).
+    transform: applied to each X batch (a Transform, a Compose of them, or any callable batch -> batch).
+    seed: None (the library's global generator) or an int (see the module docstring).
+    `len(loader)` is the number of batches per epoch.
+    """
+
+    def __init__(self, X: np.ndarray, y: np.ndarray | None = None, batch_size: int = 1, shuffle: bool = False,
+                 drop_last: bool = False, transform: Callable | None = None, seed: int | None = None) -> None:
+        if not isinstance(X, np.ndarray):
+            raise not_an_array(X, "X")
+        if X.ndim == 0 or len(X) == 0:
+            raise ValueError(f"X: expected at least one sample along the first axis, got shape {X.shape}")
+        if y is not None:
+            if not isinstance(y, np.ndarray):
+                raise not_an_array(y, "y")
+            if y.ndim == 0 or len(y) != len(X):
+                raise ValueError(f"y: expected {len(X)} targets (one per sample of X), got shape {y.shape}")
+        self.X, self.y = X, y
+        self.batch_size = check_int(batch_size, "batch_size", 1)
+        self.shuffle = check_bool(shuffle, "shuffle")
+        self.drop_last = check_bool(drop_last, "drop_last")
+        if transform is not None and not callable(transform):
+            raise TypeError(f"transform: expected a callable transform or None, got {type(transform).__name__}")
+        self.transform = transform
+        self.seed = None if seed is None else check_int(seed, "seed", 0)
+        if self.drop_last and len(X) < self.batch_size:
+            raise ValueError(f"batch_size: drop_last with batch_size {self.batch_size} > {len(X)} samples "
+                             "leaves no batch")
+        self._epoch = 0
+
+    def __len__(self) -> int:
+        n, b = len(self.X), self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch the next iteration runs (its order and draws when seeded)."""
+        self._epoch = check_int(epoch, "epoch", 0)
+
+    def __iter__(self) -> Iterator[Any]:
+        epoch = self._epoch
+        self._epoch += 1
+        arrays = (self.X,) if self.y is None else (self.X, self.y)
+        for batch in self._batches(arrays, epoch, reuse=False):
+            yield batch[0] if self.y is None else batch
+
+    def _rng(self, epoch: int) -> np.random.Generator:
+        return get_rng(None) if self.seed is None else np.random.default_rng([self.seed, epoch])
+
+    def _batches(self, arrays: Sequence[np.ndarray | None], epoch: int, reuse: bool) -> Iterator[tuple]:
+        """Per batch, the tuple of `arrays` gathered for it (the first, X, transformed); None entries stay
+        None. With reuse, shuffled batches are gathered into buffers reused from batch to batch (each batch
+        valid until the next is drawn: fit's case), else into fresh arrays."""
+        rng = self._rng(epoch)
+        n, b = len(self.X), self.batch_size
+        order = rng.permutation(n) if self.shuffle else None
+        bufs: dict[tuple, np.ndarray] = {}
+        for k in range(len(self)):
+            lo, hi = k * b, min((k + 1) * b, n)
+            if order is None:
+                batch = [None if a is None else a[lo:hi] for a in arrays]
+            else:
+                idx = order[lo:hi]
+                batch = []
+                for j, a in enumerate(arrays):
+                    if a is None:
+                        batch.append(None)
+                        continue
+                    shape = (hi - lo,) + a.shape[1:]
+                    out = bufs.get((j, shape)) if reuse else None
+                    if out is None:
+                        out = np.empty(shape, a.dtype)
+                        if reuse:
+                            bufs[(j, shape)] = out
+                    batch.append(_gather(a, idx, out) if a.flags.c_contiguous else np.take(a, idx, axis=0, out=out))
+            if self.transform is not None:
+                batch[0] = _apply(self.transform, batch[0], rng)
+            yield tuple(batch)
+
+    def __repr__(self) -> str:
+        return (f"DataLoader({len(self.X)} samples, batch_size={self.batch_size}, shuffle={self.shuffle}, "
+                f"drop_last={self.drop_last}, transform={self.transform!r}, seed={self.seed})")

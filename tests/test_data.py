@@ -1,0 +1,225 @@
+"""cnn_core.data: DataLoader batches (order, drop_last, seeds, no whole-set copies) and the augmentation
+transforms and batch kernels against NumPy oracles, float32 and float64."""
+import numpy as np
+import pytest
+
+from cnn_core.data import (Compose, DataLoader, Normalize, RandomCrop, RandomHorizontalFlip, RandomShift,
+                           Transform)
+from cnn_core.kernels.augment import gather, normalize, shift_crop
+
+
+# ---- oracles ---------------------------------------------------------------------------------------------
+
+def crop_oracle(x, oy, ox, flip, size):
+    """out[n, :, i, j] = x[n, :, i + oy, j' + ox] (zero outside x), j' = W_out - 1 - j where flipped."""
+    N, C, H, W = x.shape
+    h, w = size
+    out = np.zeros((N, C, h, w), x.dtype)
+    for n in range(N):
+        for i in range(h):
+            for j in range(w):
+                jj = w - 1 - j if flip[n] else j
+                si, sj = i + oy[n], jj + ox[n]
+                if 0 <= si < H and 0 <= sj < W:
+                    out[n, :, i, j] = x[n, :, si, sj]
+    return out
+
+
+def padded_crop_oracle(x, cy, cx, size, pad):
+    """torchvision's way: pad with zeros, then slice the crop."""
+    ph, pw = pad
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    return np.stack([xp[n, :, cy[n]:cy[n] + size[0], cx[n]:cx[n] + size[1]] for n in range(len(x))])
+
+
+DTYPES = [np.float32, np.float64]
+
+
+def images(n=5, c=2, h=6, w=7, dtype=np.float64, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, c, h, w)).astype(dtype)
+
+
+# ---- kernels ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES + [np.int64, np.uint8])
+def test_gather_rows_any_dtype(dtype):
+    src = (np.arange(7 * 3 * 2) % 251).astype(dtype).reshape(7, 3, 2)
+    idx = np.array([6, 0, 0, 3, 5])
+    np.testing.assert_array_equal(gather(src, idx), src[idx])
+    out = np.empty((5, 3, 2), dtype)
+    assert gather(src, idx, out=out) is out
+    np.testing.assert_array_equal(out, src[idx])
+    assert gather(src, np.array([], np.int64)).shape == (0, 3, 2)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_shift_crop_kernel_against_oracle_and_edges(dtype):
+    x = images(dtype=dtype)
+    rng = np.random.default_rng(1)
+    for size in [(6, 7), (4, 3), (8, 9)]:
+        for _ in range(5):
+            # offsets range well past the image: whole rows/columns (or the whole image) fall outside
+            oy = rng.integers(-9, 9, len(x))
+            ox = rng.integers(-10, 10, len(x))
+            flip = rng.random(len(x)) < 0.5
+            got = shift_crop(x, oy, ox, flip, size)
+            np.testing.assert_array_equal(got, crop_oracle(x, oy, ox, flip, size))
+    z = shift_crop(x, [100] * 5, [0] * 5, [True] * 5, (6, 7))
+    assert not z.any()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_normalize_kernel_matches_numpy_bitwise(dtype):
+    x = images(dtype=dtype)
+    mean, std = np.array([0.3, -1.2]), np.array([0.5, 2.5])
+    want = (x - mean.astype(dtype)[None, :, None, None]) / std.astype(dtype)[None, :, None, None]
+    np.testing.assert_array_equal(normalize(x, mean, std), want)
+    x2 = x.reshape(5, -1)  # (N, F): each feature its own "channel"
+    np.testing.assert_array_equal(normalize(x2, 0.5, 2.0), (x2 - dtype(0.5)) / dtype(2.0))
+
+
+# ---- transforms ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size, padding", [(6, 0), ((6, 7), 2), (4, 1), ((5, 3), (0, 3))])
+def test_random_crop_is_a_crop_of_the_padded_image(dtype, size, padding):
+    x = images(dtype=dtype)
+    t = RandomCrop(size, padding)
+    got = t(x, np.random.default_rng(7))
+    (h, w), (ph, pw) = t.size, t.padding
+    rng = np.random.default_rng(7)  # the documented draws, replayed
+    cy = rng.integers(0, x.shape[2] + 2 * ph - h + 1, len(x))
+    cx = rng.integers(0, x.shape[3] + 2 * pw - w + 1, len(x))
+    np.testing.assert_array_equal(got, padded_crop_oracle(x, cy, cx, (h, w), (ph, pw)))
+    assert got.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_flip_and_shift_against_numpy(dtype):
+    x = images(n=40, dtype=dtype)
+    got = RandomHorizontalFlip(0.5)(x, np.random.default_rng(3))
+    flip = np.random.default_rng(3).random(40) < 0.5
+    assert 0 < flip.sum() < 40
+    np.testing.assert_array_equal(got, np.where(flip[:, None, None, None], x[..., ::-1], x))
+    np.testing.assert_array_equal(RandomHorizontalFlip(0.0)(x), x)
+    np.testing.assert_array_equal(RandomHorizontalFlip(1.0)(x), x[..., ::-1])
+    got = RandomShift((2, 3))(x, np.random.default_rng(4))
+    rng = np.random.default_rng(4)
+    dy, dx = rng.integers(-2, 3, 40), rng.integers(-3, 4, 40)
+    xp = np.pad(x, ((0, 0), (0, 0), (2, 2), (3, 3)))
+    want = np.stack([xp[n, :, 2 - dy[n]:2 - dy[n] + 6, 3 - dx[n]:3 - dx[n] + 7] for n in range(40)])
+    np.testing.assert_array_equal(got, want)
+
+
+def test_compose_threads_one_generator_through_in_order():
+    x = images(n=8, c=3)
+    t = Compose([RandomCrop(6, padding=2), RandomHorizontalFlip(), Normalize([0.1, 0.2, 0.3], [1.0, 2.0, 4.0])])
+    got = t(x, np.random.default_rng(11))
+    rng = np.random.default_rng(11)
+    want = RandomCrop(6, padding=2)(x, rng)
+    want = RandomHorizontalFlip()(want, rng)
+    want = (want - np.array([0.1, 0.2, 0.3])[:, None, None]) / np.array([1.0, 2.0, 4.0])[:, None, None]
+    np.testing.assert_array_equal(got, want)
+    assert Compose([lambda b: b * 2])(x) is not x  # any callable batch -> batch fits in
+
+
+# ---- DataLoader ------------------------------------------------------------------------------------------
+
+def test_unshuffled_batches_are_views_in_order():
+    X, y = np.arange(20, dtype=np.float32).reshape(10, 2), np.arange(10)
+    loader = DataLoader(X, y, batch_size=4)
+    batches = list(loader)
+    assert len(loader) == 3 and [len(b[0]) for b in batches] == [4, 4, 2]
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), y)
+    assert all(np.shares_memory(b[0], X) for b in batches)  # no copy at all without shuffling
+    assert len(DataLoader(X, y, batch_size=4, drop_last=True)) == 2
+    assert [len(b[0]) for b in DataLoader(X, y, batch_size=4, drop_last=True)] == [4, 4]
+    only_x = list(DataLoader(X, batch_size=5))
+    assert isinstance(only_x[0], np.ndarray) and only_x[0].shape == (5, 2)
+
+
+def test_shuffled_orders_come_from_seed_and_epoch():
+    X, y = np.arange(23, dtype=np.float64).reshape(23, 1), np.arange(23)
+    loader = DataLoader(X, y, batch_size=5, shuffle=True, seed=9)
+    for epoch in range(3):
+        order = np.concatenate([b[1] for b in loader])
+        np.testing.assert_array_equal(order, np.random.default_rng([9, epoch]).permutation(23))
+        assert sorted(order) == list(range(23))
+    loader.set_epoch(1)
+    again = np.concatenate([b[1] for b in loader])
+    np.testing.assert_array_equal(again, np.random.default_rng([9, 1]).permutation(23))
+    batches = list(DataLoader(X, y, batch_size=5, shuffle=True, seed=9))
+    assert not any(np.shares_memory(b[0], c[0]) for b, c in zip(batches, batches[1:]))  # fresh arrays
+    for xb, yb in batches:
+        np.testing.assert_array_equal(xb[:, 0], yb)  # X and y rows stay paired
+
+
+def test_unseeded_loader_draws_from_the_global_generator():
+    import cnn_core
+    X = np.arange(30, dtype=np.float64).reshape(30, 1)
+    cnn_core.manual_seed(5)
+    a = np.concatenate(list(DataLoader(X, batch_size=7, shuffle=True)))
+    cnn_core.manual_seed(5)
+    b = np.concatenate(list(DataLoader(X, batch_size=7, shuffle=True)))
+    np.testing.assert_array_equal(a, b)
+    cnn_core.manual_seed(5)
+    np.testing.assert_array_equal(a[:, 0], np.random.default_rng(5).permutation(30))
+
+
+def test_transform_applies_per_batch_with_the_epoch_generator():
+    X = images(n=10, c=1, h=4, w=4)
+    loader = DataLoader(X, np.zeros(10), batch_size=4, shuffle=True, transform=RandomHorizontalFlip(), seed=2)
+    got = [xb for xb, _ in loader]
+    rng = np.random.default_rng([2, 0])
+    order = rng.permutation(10)
+    for k, xb in enumerate(got):
+        idx = order[4 * k:4 * k + 4]
+        np.testing.assert_array_equal(xb, RandomHorizontalFlip()(X[idx], rng))
+
+
+@pytest.mark.parametrize("make, exc, match", [
+    (lambda X: DataLoader([1, 2]), TypeError, "X"),
+    (lambda X: DataLoader(X, np.zeros(3)), ValueError, "y"),
+    (lambda X: DataLoader(X, batch_size=0), ValueError, "batch_size"),
+    (lambda X: DataLoader(X, batch_size=2.5), TypeError, "batch_size"),
+    (lambda X: DataLoader(X, shuffle=1), TypeError, "shuffle"),
+    (lambda X: DataLoader(X, batch_size=11, drop_last=True), ValueError, "batch_size"),
+    (lambda X: DataLoader(X, transform=3), TypeError, "transform"),
+    (lambda X: DataLoader(X, seed=-1), ValueError, "seed"),
+    (lambda X: RandomCrop(0), ValueError, "size"),
+    (lambda X: RandomCrop(3, padding=-1), ValueError, "padding"),
+    (lambda X: RandomCrop(9)(X), ValueError, "size"),
+    (lambda X: RandomCrop(2)(X.reshape(10, 36)), ValueError, "x"),
+    (lambda X: RandomHorizontalFlip(1.5), ValueError, "p"),
+    (lambda X: RandomShift(-1), ValueError, "max_shift"),
+    (lambda X: Normalize([0.0], [0.0]), ValueError, "std"),
+    (lambda X: Normalize([0.0, 1.0, 2.0], 1.0)(X), ValueError, "mean"),
+    (lambda X: Compose(RandomShift(1)), TypeError, "transforms"),
+    (lambda X: RandomHorizontalFlip()(X.astype(np.int64)), TypeError, "x"),
+    (lambda X: gather(X, np.array([10])), ValueError, "idx"),
+])
+def test_bad_arguments(make, exc, match):
+    with pytest.raises(exc, match=match):
+        make(images(n=10, c=1, h=6, w=6))
+
+
+def test_transform_base_is_abstract():
+    with pytest.raises(NotImplementedError):
+        Transform()(images())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_finiteness_scan_and_argmax_hits(dtype):
+    from cnn_core.kernels.augment import _count_argmax_hits, all_finite
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300_001,)).astype(dtype)  # more than one FINITE_CHUNK, odd length
+    assert all_finite(x) and all_finite(x[::3]) and all_finite(np.array([np.finfo(dtype).max], dtype))
+    for bad in (np.nan, np.inf, -np.inf):
+        for at in (0, 262_143, 262_144, 300_000):
+            y = x.copy()
+            y[at] = bad
+            assert not all_finite(y)
+    logits = rng.normal(size=(50, 7)).astype(dtype)
+    logits[3] = 1.0  # ties: the first maximum wins, as in NumPy
+    labels = rng.integers(0, 7, 50)
+    assert _count_argmax_hits(logits, labels) == int((logits.argmax(axis=1) == labels).sum())
