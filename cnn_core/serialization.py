@@ -77,6 +77,7 @@ from cnn_core._version import __version__
 from cnn_core.models import LinearSVM, Perceptron
 from cnn_core.nn import Module, module_from_config, module_to_config
 from cnn_core.nn.module import parameter_shapes_from_config
+from cnn_core.nn.rnn import legacy_parameter_names, upgrade_legacy_config
 
 FORMAT_NAME = "cnn_core.model"
 FORMAT_VERSION = 1
@@ -439,8 +440,9 @@ def _load_archive(zf: zipfile.ZipFile, size: int, path: str):
     unexpected = sorted(k for k in members if k not in _META and not k.startswith(_PARAM))
     if unexpected:
         raise _Mismatch(f"unexpected members {unexpected[:8]}")
-    cfg = _read_config(zf, members, headers)
+    cfg = upgrade_legacy_config(_read_config(zf, members, headers))  # files of the one-layer batch-first RNN
     params = {k[len(_PARAM):]: headers[k] for k in members if k.startswith(_PARAM)}
+    member_of = {name: _PARAM + name for name in params}  # parameter -> archive member (old RNN names differ)
     for name, h in params.items():
         if h.dtype.kind != "f" or h.dtype.itemsize not in (4, 8):
             raise _Mismatch(f"parameter {name!r}: expected float32 or float64 values, got {h.dtype}")
@@ -449,15 +451,17 @@ def _load_archive(zf: zipfile.ZipFile, size: int, path: str):
     except (ValueError, TypeError, KeyError) as e:
         raise _Mismatch(f"{type(e).__name__}: {e}") from None
     if shapes is not None:  # the usual case: checked before anything is built
+        _rename_legacy(params, member_of, shapes)
         _compare(shapes, params)
     try:
         model = module_from_config(cfg)
     except (ValueError, TypeError, KeyError, OverflowError) as e:
         raise _Mismatch(f"{type(e).__name__}: {e}") from None
     targets = dict(model.named_parameters())
+    _rename_legacy(params, member_of, targets)
     _compare({name: p.shape for name, p in targets.items()}, params)
     for name, p in targets.items():
-        values = _read_data(zf, members[_PARAM + name], params[name])
+        values = _read_data(zf, members[member_of[name]], params[name])
         if not np.isfinite(values).all():
             raise _Mismatch(f"parameter {name!r} holds NaN or infinity")
         if values.dtype != p.dtype:
@@ -469,6 +473,14 @@ def _load_archive(zf: zipfile.ZipFile, size: int, path: str):
             values = cast
         p.data[...] = values
     return model
+
+
+def _rename_legacy(params: dict[str, _Header], member_of: dict[str, str], expected) -> None:
+    """Give the parameters a file stores under the old RNN names (nn.rnn.LEGACY_PARAMETER_NAMES) the names
+    the model expects, in place in `params` and `member_of`."""
+    for old, new in legacy_parameter_names(params, expected).items():
+        params[new] = params.pop(old)
+        member_of[new] = member_of.pop(old)
 
 
 def _load_estimator(zf: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], headers: dict[str, _Header]):
