@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from cnn_core._random import get_rng
-from cnn_core._validation import check_bool, check_choice, check_size
+from cnn_core._validation import check_bool, check_choice, check_int, check_size
 from cnn_core.kernels.dense import _bias_grad, _linear
 from cnn_core.kernels.gemm import _matmul
 from cnn_core.kernels.recurrent import (_gru_backward, _gru_forward, _lstm_backward, _lstm_forward, _rnn_backward,
@@ -26,6 +26,9 @@ from cnn_core.nn.init import check_init, check_parameter_bytes, normal, uniform
 from cnn_core.nn.module import Module, Parameter, no_parameters, register_module
 
 NONLINEARITIES = ("tanh", "relu")
+# Stacked layers at most: far beyond any trained network, and it keeps parameter_shapes (which cnn_core.load
+# calls on a file's config before reading any weights) from looping over a hostile num_layers.
+MAX_LAYERS = 10_000
 
 
 
@@ -44,7 +47,7 @@ class _Recurrent(Module):
         super().__init__(dtype)
         self.input_size = check_size(input_size, "input_size")
         self.hidden_size = check_size(hidden_size, "hidden_size")
-        self.num_layers = check_size(num_layers, "num_layers")
+        self.num_layers = check_int(num_layers, "num_layers", 1, MAX_LAYERS)
         self.bias = check_bool(bias, "bias")
         self.batch_first = check_bool(batch_first, "batch_first")
         self.init = check_init(init)
@@ -79,7 +82,7 @@ class _Recurrent(Module):
         d, h = check_size(input_size, "input_size"), check_size(hidden_size, "hidden_size")
         bias = check_bool(bias, "bias")
         shapes: dict[str, tuple[int, ...]] = {}
-        for layer in range(check_size(num_layers, "num_layers")):
+        for layer in range(check_int(num_layers, "num_layers", 1, MAX_LAYERS)):
             shapes.update(cls._layer_shapes(layer, d, h, bias))
         return shapes
 
