@@ -4,7 +4,7 @@ Arrays are time-major: a sequence of T steps of N samples is (T, N, features). E
 projection of every step, ``xw = x W_ih^T + biases`` (T, N, G*H), already computed (the layer does it with one
 GEMM over all T*N rows), and runs the recurrence from the initial state; each backward returns the gradients
 with respect to the pre-activations (from which the layer forms the weight gradients and dC/dx with one GEMM
-each) and the initial state. Gate blocks follow PyTorch's order: LSTM (i, f, g, o), GRU (r, z, n).
+each) and the initial state. Gate blocks follow PyTorch's order: LSTM (i, f, g, o), GRU (r, z, n)::
 
   RNN   h_t = sigma(xw_t + h_{t-1} W_hh^T)                        xw = x W_ih^T + b_ih + b_hh,  G = 1
   LSTM  (i, f, g, o) = (s, s, tanh, s)(xw_t + h_{t-1} W_hh^T)     xw = x W_ih^T + b_ih + b_hh,  G = 4

@@ -31,7 +31,6 @@ NONLINEARITIES = ("tanh", "relu")
 MAX_LAYERS = 10_000
 
 
-
 class _Recurrent(Module):
     """What RNN, LSTM and GRU share: parameters, argument checks, the layer loop and the weight gradients.
 
@@ -165,7 +164,7 @@ class _Recurrent(Module):
 
     def backward(self, d_out: np.ndarray, d_state=None) -> np.ndarray | None:
         """d_out = dC/dout (out's shape), d_state = dC/d(final state) (h_n's shape; the LSTM's a tuple
-        (d_h_n, d_c_n) of which either may be None) or None; returns dC/dx (or None when input_grad is
+        (d_hn, d_cn) of which either may be None) or None; returns dC/dx (or None when input_grad is
         False), accumulates every parameter's gradient and sets h0_grad (and c0_grad) to dC/d(initial state)."""
         caches, t_len, n = self._need_cache(self._cache)
         h = self.hidden_size
@@ -221,8 +220,9 @@ class RNN(_Recurrent):
 
     For each layer l and step t, from h_0 = h0[l] (zeros when None):
     ``h_t = sigma(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)``, sigma = tanh or relu, where x_t is the
-    input for l = 0 and layer l - 1's h_t above it. ``backward(d_out, d_h_n=None)`` runs backpropagation through
-    time, accumulates every parameter's gradient, sets ``h0_grad`` = dC/dh0 and returns dC/dx.
+    input for l = 0 and layer l - 1's h_t above it. ``backward(d_out, d_state=None)`` (d_state = dC/dh_n)
+    runs backpropagation through time, accumulates every parameter's gradient, sets ``h0_grad`` = dC/dh0 and
+    returns dC/dx.
 
     Args:
         input_size: D, the features of each time step.
@@ -355,7 +355,8 @@ class GRU(_Recurrent):
         n = tanh(W_in x_t + b_in + r * (W_hn h_{t-1} + b_hn))
         h_t = (1 - z) * n + z * h_{t-1}
 
-    ``backward(d_out, d_h_n=None)`` returns dC/dx, accumulates every parameter's gradient and sets ``h0_grad``.
+    ``backward(d_out, d_state=None)`` (d_state = dC/dh_n) returns dC/dx, accumulates every parameter's gradient
+    and sets ``h0_grad``.
 
     Args:
         input_size: D, the features of each time step.
