@@ -16,7 +16,7 @@ Layouts, time-major and C-contiguous, H the hidden size, N the batch, T the step
 from cython cimport floating
 
 from cnn_core._config cimport simd_level
-from cnn_core.kernels._gemm cimport gemm
+from cnn_core.kernels._gemm cimport gemm, gemm_nt_acc
 
 
 cdef extern from "activations.h" nogil:
@@ -55,11 +55,12 @@ cdef inline void _act_backward(cnn_act_t op, const floating *dy, const floating 
         cnn_act_backward_f64(op, dy, a, out, n, 1.0)
 
 
-cdef inline int _recurrent_product(const floating *h, const floating[:, ::1] w_hh, floating beta, floating *out,
+cdef inline int _recurrent_product(const floating *h, const floating[:, ::1] w_hh, floating *out,
                                    Py_ssize_t n) noexcept nogil:
-    """out = h @ w_hh.T + beta * out: h (n, H), w_hh (G*H, H), out (n, G*H)."""
+    """out += h @ w_hh.T: h (n, H), w_hh (G*H, H), out (n, G*H); both operands have H contiguous, the NT
+    product gemm_nt_acc takes without packing where the SIMD level has its dot-product kernel."""
     cdef Py_ssize_t gh = w_hh.shape[0], hid = w_hh.shape[1]
-    return gemm(False, True, n, gh, hid, <floating>1, h, hid, &w_hh[0, 0], hid, beta, out, gh)
+    return gemm_nt_acc(n, gh, hid, h, hid, &w_hh[0, 0], hid, out, gh)
 
 
 cdef inline int _back_product(const floating *d, const floating[:, ::1] w_hh, floating beta, floating *out,
@@ -83,7 +84,7 @@ def rnn_forward(int op, floating[:, :, ::1] gates, const floating[:, ::1] w_hh, 
     cdef int err = 0
     with nogil:
         for t in range(steps):
-            err |= _recurrent_product(&hs[t, 0, 0], w_hh, 1, &gates[t, 0, 0], n)
+            err |= _recurrent_product(&hs[t, 0, 0], w_hh, &gates[t, 0, 0], n)
             _act(<cnn_act_t>op, &gates[t, 0, 0], &hs[t + 1, 0, 0], n * hid)
     _raise_if(err, "rnn_forward")
 
@@ -126,7 +127,7 @@ def lstm_forward(floating[:, :, ::1] gates, const floating[:, ::1] w_hh, floatin
     cdef int err = 0
     with nogil:
         for t in range(steps):
-            err |= _recurrent_product(&hs[t, 0, 0], w_hh, 1, &gates[t, 0, 0], n)
+            err |= _recurrent_product(&hs[t, 0, 0], w_hh, &gates[t, 0, 0], n)
             for b in range(n):
                 row = &gates[t, b, 0]
                 _act(CNN_SIGMOID, row, row, 2 * hid)               # i, f
@@ -188,7 +189,7 @@ def gru_forward(floating[:, :, ::1] gates, const floating[:, ::1] w_hh, const fl
                 floating[:, :, ::1] hs, floating[:, :, ::1] hn, floating[:, ::1] work):
     """gates (T, N, 3H): input projection x_t W_ih^T + b_ih in, activated (r, z, n) out; b_hh (3H,) (zeros
     for a layer without bias); hs (T+1, N, H): [0] read, [t+1] written; hn (T, N, H) receives
-    h_{t-1} W_hn^T + b_hn (backward reads it); work (N, 3H) scratch for h_{t-1} W_hh^T."""
+    h_{t-1} W_hn^T + b_hn (backward reads it); work (N, 3H) scratch for b_hh + h_{t-1} W_hh^T."""
     cdef Py_ssize_t t, b, j, steps = gates.shape[0], n = gates.shape[1], hid = hs.shape[2]
     cdef floating *row
     cdef floating *hrow
@@ -199,15 +200,18 @@ def gru_forward(floating[:, :, ::1] gates, const floating[:, ::1] w_hh, const fl
     cdef int err = 0
     with nogil:
         for t in range(steps):
-            err |= _recurrent_product(&hs[t, 0, 0], w_hh, 0, &work[0, 0], n)
+            for b in range(n):  # work = b_hh + h_{t-1} W_hh^T
+                for j in range(3 * hid):
+                    work[b, j] = b_hh[j]
+            err |= _recurrent_product(&hs[t, 0, 0], w_hh, &work[0, 0], n)
             for b in range(n):
                 row, hrow, hnr = &gates[t, b, 0], &work[b, 0], &hn[t, b, 0]
                 h_prev, h_new = &hs[t, b, 0], &hs[t + 1, b, 0]
                 for j in range(2 * hid):
-                    row[j] += hrow[j] + b_hh[j]
+                    row[j] += hrow[j]
                 _act(CNN_SIGMOID, row, row, 2 * hid)  # r, z
                 for j in range(hid):
-                    hnr[j] = hrow[2 * hid + j] + b_hh[2 * hid + j]
+                    hnr[j] = hrow[2 * hid + j]
                     row[2 * hid + j] += row[j] * hnr[j]
                 _act(CNN_TANH, row + 2 * hid, row + 2 * hid, hid)  # n
                 for j in range(hid):
