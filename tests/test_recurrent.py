@@ -435,3 +435,30 @@ def test_an_old_name_beside_its_new_name_is_not_renamed(tmp_path):
     np.savez(path, **arrays)
     with pytest.raises(ValueError, match="weight_ih"):
         cnn_core.load(path)
+
+
+# ---- init and learning ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_normal_init_is_the_decks(cell):
+    m = make(cell, 50, 200, 2, dtype=F64, seed=1, init="normal")
+    for name, p in m.named_parameters():
+        fan_in = 50 if name == "weight_ih_l0" else 200
+        want = 1.0 if name.startswith("bias") else 1 / np.sqrt(fan_in)
+        assert abs(p.data.std() / want - 1) < 0.1, name
+        assert abs(p.data.mean()) < 0.1 * want, name
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_gated_classifier_learns_a_sequence_task(cell):
+    """test_models' task for the Elman RNN (which of two channels carried the larger total over 8 steps: memory
+    across time steps), learned by the gated cells as well."""
+    from cnn_core import optim
+    from cnn_core.training import evaluate, fit
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((512, 8, 2)).astype(F32)
+    y = (X[:, :, 0].sum(1) > X[:, :, 1].sum(1)).astype(np.int64)
+    model = RNNClassifier(2, 16, 2, rng=0, cell=cell)
+    loss = nn.CrossEntropyLoss()
+    fit(model, loss, optim.Adam(model.parameters(), lr=1e-2), X[:384], y[:384], epochs=30, batch_size=32, seed=0)
+    assert evaluate(model, loss, X[384:], y[384:]).accuracy >= 0.9
