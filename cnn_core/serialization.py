@@ -7,6 +7,9 @@ Layout of a network's archive (all plain arrays, so np.load(allow_pickle=False) 
   __config__   0-d str  JSON of cnn_core.nn.module_to_config(model)
   __cnn_core__ 0-d str  the cnn_core version that wrote the file (informational)
   param.<name> one array per state_dict entry, in the model's dtype
+Files written before the recurrent layers took PyTorch's API (an RNN of one layer, batch first, with
+parameters weight_ih, weight_hh, bias_ih, bias_hh) load as such an RNN: nn.rnn.upgrade_legacy_config gives
+their RNN configs batch_first=True, and their parameters are read under the new names (weight_ih_l0, ...).
 Layout of a fitted Perceptron's or LinearSVM's archive (the format `cnn-core train perceptron|svm --save` has
 written since it existed, so those files load too):
   __format__ "cnn_core.estimator", __version__ ESTIMATOR_FORMAT_VERSION, __cnn_core__ (optional),
