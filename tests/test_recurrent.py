@@ -462,3 +462,37 @@ def test_gated_classifier_learns_a_sequence_task(cell):
     loss = nn.CrossEntropyLoss()
     fit(model, loss, optim.Adam(model.parameters(), lr=1e-2), X[:384], y[:384], epochs=30, batch_size=32, seed=0)
     assert evaluate(model, loss, X[384:], y[384:]).accuracy >= 0.9
+
+
+# ---- threads -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_thread_counts_and_concurrent_python_threads_agree(cell, num_threads):
+    """The time loops release the GIL and share no state: one and two OpenMP threads agree to rounding (the
+    GEMM may split its sums), and layers run at once from two Python threads give each its own result."""
+    import threading
+
+    def run(seed):
+        m = make(cell, 6, 33, 2, dtype=F64, seed=seed)
+        x = rand(9, 5, 6, seed=seed)
+        out, _ = m(x)
+        dx = m.backward(rand(*out.shape, seed=seed + 1))
+        return out, dx, [p.grad.copy() for p in m.parameters()]
+
+    num_threads(1)
+    want = [run(s) for s in (0, 1)]
+    num_threads(2)
+    for got, ref in zip([run(s) for s in (0, 1)], want):
+        np.testing.assert_allclose(got[0], ref[0], rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(got[1], ref[1], rtol=1e-13, atol=1e-14)
+    results = {}
+    threads = [threading.Thread(target=lambda s=s: results.__setitem__(s, run(s))) for s in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in (0, 1):
+        for a, b in zip(results[s][:2], want[s][:2]):
+            np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-14)
+        for a, b in zip(results[s][2], want[s][2]):
+            np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-14)
