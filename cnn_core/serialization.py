@@ -9,6 +9,9 @@ Layout of a network's archive (all plain arrays, so np.load(allow_pickle=False) 
   param.<name> one array per parameter (named_parameters), in the model's dtype
   buffer.<name> one array per persistent buffer (BatchNorm's running statistics: float in the model's dtype,
                or an integer counter), present only for models that have buffers
+Files written before the recurrent layers took PyTorch's API (an RNN of one layer, batch first, with
+parameters weight_ih, weight_hh, bias_ih, bias_hh) load as such an RNN: nn.rnn.upgrade_legacy_config gives
+their RNN configs batch_first=True, and their parameters are read under the new names (weight_ih_l0, ...).
 Layout of a fitted Perceptron's or LinearSVM's archive (the format `cnn-core train perceptron|svm --save` has
 written since it existed, so those files load too):
   __format__ "cnn_core.estimator", __version__ ESTIMATOR_FORMAT_VERSION, __cnn_core__ (optional),
@@ -82,6 +85,7 @@ from cnn_core._version import __version__
 from cnn_core.models import LinearSVM, Perceptron
 from cnn_core.nn import Module, module_from_config, module_to_config
 from cnn_core.nn.module import parameter_shapes_from_config
+from cnn_core.nn.rnn import legacy_parameter_names, upgrade_legacy_config
 
 FORMAT_NAME = "cnn_core.model"
 FORMAT_VERSION = 1
@@ -447,8 +451,9 @@ def _load_archive(zf: zipfile.ZipFile, size: int, path: str):
     unexpected = sorted(k for k in members if k not in _META and not k.startswith((_PARAM, _BUFFER)))
     if unexpected:
         raise _Mismatch(f"unexpected members {unexpected[:8]}")
-    cfg = _read_config(zf, members, headers)
+    cfg = upgrade_legacy_config(_read_config(zf, members, headers))  # files of the one-layer batch-first RNN
     params = {k[len(_PARAM):]: headers[k] for k in members if k.startswith(_PARAM)}
+    member_of = {name: _PARAM + name for name in params}  # parameter -> archive member (old RNN names differ)
     for name, h in params.items():
         if h.dtype.kind != "f" or h.dtype.itemsize not in (4, 8):
             raise _Mismatch(f"parameter {name!r}: expected float32 or float64 values, got {h.dtype}")
@@ -457,15 +462,17 @@ def _load_archive(zf: zipfile.ZipFile, size: int, path: str):
     except (ValueError, TypeError, KeyError) as e:
         raise _Mismatch(f"{type(e).__name__}: {e}") from None
     if shapes is not None:  # the usual case: checked before anything is built
+        _rename_legacy(params, member_of, shapes)
         _compare(shapes, params)
     try:
         model = module_from_config(cfg)
     except (ValueError, TypeError, KeyError, OverflowError) as e:
         raise _Mismatch(f"{type(e).__name__}: {e}") from None
     targets = dict(model.named_parameters())
+    _rename_legacy(params, member_of, targets)
     _compare({name: p.shape for name, p in targets.items()}, params)
     for name, p in targets.items():
-        values = _read_data(zf, members[_PARAM + name], params[name])
+        values = _read_data(zf, members[member_of[name]], params[name])
         if not np.isfinite(values).all():
             raise _Mismatch(f"parameter {name!r} holds NaN or infinity")
         if values.dtype != p.dtype:
@@ -501,6 +508,14 @@ def _load_buffers(zf, members, headers, model) -> None:
             raise _Mismatch(f"buffer {name!r} holds NaN, infinity or values beyond the range of its dtype {b.dtype}")
         state[name] = cast
     model.load_state_dict(state, strict=False)
+
+
+def _rename_legacy(params: dict[str, _Header], member_of: dict[str, str], expected) -> None:
+    """Give the parameters a file stores under the old RNN names (nn.rnn.LEGACY_PARAMETER_NAMES) the names
+    the model expects, in place in `params` and `member_of`."""
+    for old, new in legacy_parameter_names(params, expected).items():
+        params[new] = params.pop(old)
+        member_of[new] = member_of.pop(old)
 
 
 def _load_estimator(zf: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], headers: dict[str, _Header]):

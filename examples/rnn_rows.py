@@ -2,9 +2,10 @@
 classifies the last hidden state (many-to-one, trained by backpropagation through time).
 
 Trains RNNClassifier(28, 128, 10) on the 8,000 embedded 'train' digits and prints the model summary, per-epoch
-figures (the library's ProgressBar) and the test accuracy on the 2,000 embedded 'test' digits.
+figures (the library's ProgressBar) and the test accuracy on the 2,000 embedded 'test' digits. The recurrent
+layer is the Elman RNN (tanh) by default, or an LSTM or a GRU.
 
-Run: python examples/rnn_rows.py [epochs]
+Run: python examples/rnn_rows.py [epochs] [rnn|lstm|gru]
 """
 import sys
 
@@ -16,13 +17,14 @@ from cnn_core.models import RNNClassifier
 from cnn_core.training import fit
 
 
-def main(epochs: int = 20) -> None:
+def main(epochs: int = 20, cell: str = "rnn") -> None:
     X, y = load_mnist(split="train")    # (N, 1, 28, 28): RNNClassifier reads the rows as time steps
     Xt, yt = load_mnist(split="test")
     cnn_core.manual_seed(0)
-    model = RNNClassifier(input_size=28, hidden_size=128, num_classes=10, rng=0)
+    model = RNNClassifier(input_size=28, hidden_size=128, num_classes=10, rng=0, cell=cell)
     opt = optim.Adam(model.parameters(), lr=1e-3)
-    print(f"RNNClassifier: 28 steps x 28 pixels -> tanh RNN (128) -> Linear (10); {len(X)} train / {len(Xt)} test "
+    layer = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU"}[cell]
+    print(f"RNNClassifier: 28 steps x 28 pixels -> {layer} (128) -> Linear (10); {len(X)} train / {len(Xt)} test "
           f"digits (val = the test split)")
     print(cnn_core.summary(model, X.shape[1:]))
     h = fit(model, nn.CrossEntropyLoss(), opt, X, y, epochs=epochs, batch_size=32, validation_data=(Xt, yt),
@@ -33,4 +35,4 @@ def main(epochs: int = 20) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 20)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 20, sys.argv[2] if len(sys.argv) > 2 else "rnn")

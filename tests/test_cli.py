@@ -108,6 +108,9 @@ def test_quiet_prints_only_the_json(tmp_path):
 @pytest.mark.parametrize("model, extra, params", [
     ("lenet5", ["--limit", "200", "--epochs", "1"], 61706),
     ("rnn", ["--limit", "200", "--epochs", "1"], 28 * 128 + 128 * 128 + 128 + 128 + 128 * 10 + 10),
+    ("rnn", ["--limit", "200", "--epochs", "1", "--cell", "lstm"], 4 * (28 * 128 + 128 * 128 + 2 * 128) + 1290),
+    ("rnn", ["--limit", "200", "--epochs", "1", "--cell", "gru", "--dtype", "float64"],
+     3 * (28 * 128 + 128 * 128 + 2 * 128) + 1290),
     ("mlp", ["--limit", "200", "--epochs", "1", "--optimizer", "sgd", "--lr", "0.05", "--dtype", "float64"], 79510),
 ])
 def test_train_save_evaluate_predict_networks(tmp_path, test_images, model, extra, params):
@@ -325,6 +328,12 @@ def test_bad_predict_inputs(tmp_path, mlp_file):
     assert_user_error(cli(tmp_path, "predict", path, "junk.npy"), "INPUT", "junk.npy")
     (tmp_path / "junk-idx").write_bytes(b"\x00\x00\x08\x03\x00\x00")
     assert_user_error(cli(tmp_path, "predict", path, "junk-idx"), "INPUT", "junk-idx")
+
+
+def test_cell_is_only_for_rnn(tmp_path):
+    assert_user_error(cli(tmp_path, "train", "mlp", "--cell", "lstm"), "--cell", "rnn")
+    r = cli(tmp_path, "train", "rnn", "--cell", "transformer")
+    assert r.returncode == 2 and "--cell" in r.stderr and "lstm" in r.stderr
 
 
 def test_wrong_image_shape_for_lenet5_and_rnn(tmp_path):

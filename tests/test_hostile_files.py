@@ -333,7 +333,9 @@ def all_layers():
     return [nn.Linear(5, 3), nn.Linear(5, 3, bias=False), nn.Conv2d(2, 4, 3), nn.Conv2d(2, 4, (3, 1), bias=False),
             nn.RNN(4, 6), nn.ReLU(), nn.Sigmoid(), nn.Tanh(), nn.ELU(0.5), nn.MaxPool2d(2), nn.AvgPool2d(3, 1),
             nn.Flatten(), RNNClassifier(7, 5, 3), lenet5(rng=0),
-            nn.Sequential(nn.Sequential(nn.Linear(2, 3)), nn.ReLU(), nn.RNN(3, 2))]
+            nn.Sequential(nn.Sequential(nn.Linear(2, 3)), nn.ReLU(), nn.RNN(3, 2)),
+            nn.LSTM(4, 6, num_layers=2), nn.GRU(4, 6, bias=False), nn.RNN(3, 5, 3, "relu", batch_first=True),
+            nn.LastStep(), RNNClassifier(7, 5, 3, cell="lstm", num_layers=2), RNNClassifier(7, 5, 3, cell="gru")]
 
 
 @pytest.mark.parametrize("layer", all_layers(), ids=lambda m: type(m).__name__)

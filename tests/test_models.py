@@ -59,7 +59,7 @@ def test_rnn_classifier_parameters_and_shapes():
     model = RNNClassifier(28, 64, 10, rng=0)
     assert n_params(model) == 64 * 28 + 64 * 64 + 64 + 64 + 64 * 10 + 10
     assert [name for name, _ in model.named_parameters()] == [
-        "rnn.weight_ih", "rnn.weight_hh", "rnn.bias_ih", "rnn.bias_hh", "fc.weight", "fc.bias"]
+        "rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_ih_l0", "rnn.bias_hh_l0", "fc.weight", "fc.bias"]
     x = np.random.default_rng(1).random((5, 1, 28, 28), dtype=np.float32)
     # Rows as time steps: the image and its (N, 28 steps, 28 pixels) sequence give the same logits.
     seq_logits = model(x.reshape(5, 28, 28))
@@ -74,8 +74,9 @@ def test_rnn_classifier_parameters_and_shapes():
 def test_rnn_classifier_logits_come_from_the_last_hidden_state():
     model = RNNClassifier(3, 4, 2, dtype=np.float64, rng=0)
     x = np.random.default_rng(2).standard_normal((2, 6, 3))
-    out, h_t = model.rnn(x)
-    np.testing.assert_allclose(model(x), h_t @ model.fc.weight.data.T + model.fc.bias.data, rtol=1e-12)
+    out, h_n = model.rnn(x)
+    np.testing.assert_array_equal(out[:, -1], h_n[-1])
+    np.testing.assert_allclose(model(x), h_n[-1] @ model.fc.weight.data.T + model.fc.bias.data, rtol=1e-12)
 
 
 def test_builders_are_reproducible_from_a_seed():
@@ -214,7 +215,7 @@ def test_rnn_classifier_screens_its_input_once_where_the_call_enters():
     x = np.ones((2, 5, 3), np.float32)
     with pytest.raises(ValueError, match="RNN: x: expected finite values"):
         model(np.where(np.arange(3) == 1, np.nan, x).astype(np.float32))
-    model.rnn.weight_hh.data[0, 0] = np.nan
+    model.rnn.weight_hh_l0.data[0, 0] = np.nan
     out = model(x)
     assert out.shape == (2, 2) and np.isnan(out).all()
     with pytest.raises(ValueError, match="Linear: x: expected finite values"):

@@ -138,8 +138,10 @@ def test_activation_takes_either_float_dtype_but_not_integers(act):
 
 
 def test_rnn_wrong_ndim():
-    with pytest.raises(ValueError, match=r"3-D array \(batch, time, input_size\)"):
+    with pytest.raises(ValueError, match=r"3-D array \(time, batch, input_size\)"):
         nn.RNN(3, 4)(np.ones((2, 3), F32))
+    with pytest.raises(ValueError, match=r"3-D array \(batch, time, input_size\)"):
+        nn.RNN(3, 4, batch_first=True)(np.ones((2, 3), F32))
 
 
 def test_rnn_input_size_mismatch():
@@ -148,25 +150,29 @@ def test_rnn_input_size_mismatch():
 
 
 def test_rnn_h0_shape_mismatch():
-    with pytest.raises(ValueError, match=r"h0: expected shape \(2, 4\)"):
-        nn.RNN(3, 4)(np.ones((2, 5, 3), F32), np.zeros((2, 5), F32))
+    with pytest.raises(ValueError, match=r"h0: expected shape \(1, 2, 4\)"):
+        nn.RNN(3, 4, batch_first=True)(np.ones((2, 5, 3), F32), np.zeros((1, 2, 5), F32))
+    with pytest.raises(ValueError, match=r"h0: expected shape \(1, 5, 4\)"):   # time-major: N = 5
+        nn.RNN(3, 4)(np.ones((2, 5, 3), F32), np.zeros((1, 2, 4), F32))
 
 
 def test_rnn_h0_dtype_mismatch():
     with pytest.raises(TypeError, match="h0"):
-        nn.RNN(3, 4)(np.ones((2, 5, 3), F32), np.zeros((2, 4)))
+        nn.RNN(3, 4, batch_first=True)(np.ones((2, 5, 3), F32), np.zeros((1, 2, 4)))
 
 
 def test_rnn_nan_h0():
-    h0 = np.zeros((2, 4), F32)
-    h0[0, 0] = np.nan
-    with pytest.raises(ValueError, match="h0"):
-        nn.RNN(3, 4)(np.ones((2, 5, 3), F32), h0)
+    h0 = np.zeros((1, 2, 4), F32)
+    h0[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="h0: expected finite values"):
+        nn.RNN(3, 4, batch_first=True)(np.ones((2, 5, 3), F32), h0)
 
 
 def test_rnn_zero_time_steps():
     with pytest.raises(ValueError, match="time step"):
-        nn.RNN(3, 4)(np.ones((2, 0, 3), F32))
+        nn.RNN(3, 4, batch_first=True)(np.ones((2, 0, 3), F32))
+    with pytest.raises(ValueError, match="time step"):
+        nn.RNN(3, 4)(np.ones((0, 2, 3), F32))
 
 
 # ---- backward ------------------------------------------------------------------------------------------
@@ -205,8 +211,8 @@ def test_maxpool_backward_wrong_shape():
 def test_rnn_d_hn_wrong_shape():
     m = nn.RNN(3, 4)
     out, _ = m(np.ones((2, 5, 3), F32))
-    with pytest.raises(ValueError, match="d_hn"):
-        m.backward(np.ones_like(out), np.ones((2, 3), F32))
+    with pytest.raises(ValueError, match=r"d_hn: expected shape \(1, 5, 4\)"):
+        m.backward(np.ones_like(out), np.ones((5, 4), F32))
 
 
 # ---- losses --------------------------------------------------------------------------------------------

@@ -44,13 +44,15 @@ def test_pool_forward_matches_loops(cls, ref, k, s):
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
 @pytest.mark.parametrize("with_h0", [False, True])
 def test_rnn_forward_matches_loop(nonlinearity, with_h0):
-    m = nn.RNN(3, 4, nonlinearity, dtype=F64, rng=3)
+    m = nn.RNN(3, 4, nonlinearity=nonlinearity, batch_first=True, dtype=F64, rng=3)
     x = rand(2, 5, 3)
     h0 = rand(2, 4, seed=1) if with_h0 else None
-    out, hn = m(x, h0)
-    ref_out, ref_hn = rnn_ref(x, h0, m.weight_ih.data, m.weight_hh.data, m.bias_ih.data, m.bias_hh.data, nonlinearity)
+    out, hn = m(x, None if h0 is None else h0[None])
+    ref_out, ref_hn = rnn_ref(x, h0, m.weight_ih_l0.data, m.weight_hh_l0.data, m.bias_ih_l0.data, m.bias_hh_l0.data,
+                              nonlinearity)
     np.testing.assert_allclose(out, ref_out, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(hn, ref_hn, rtol=1e-12, atol=1e-12)
+    assert hn.shape == (1, 2, 4)
+    np.testing.assert_allclose(hn[0], ref_hn, rtol=1e-12, atol=1e-12)
 
 
 # ---- backward vs finite differences --------------------------------------------------------------------
@@ -109,20 +111,20 @@ def test_flatten_gradcheck_and_shape():
 @pytest.mark.parametrize("with_h0", [False, True])
 @pytest.mark.parametrize("n,t_len", [(3, 6), (1, 1), (2, 4)])
 def test_rnn_bptt_gradcheck(nonlinearity, with_h0, n, t_len):
-    m = nn.RNN(3, 4, nonlinearity, dtype=F64, rng=5)
-    inputs = (rand(n, t_len, 3),) + ((rand(n, 4, seed=1),) if with_h0 else ())
+    m = nn.RNN(3, 4, nonlinearity=nonlinearity, batch_first=True, dtype=F64, rng=5)
+    inputs = (rand(n, t_len, 3),) + ((rand(1, n, 4, seed=1),) if with_h0 else ())
     # gradcheck feeds random weights to both outputs: d_out and d_hn are both exercised
     assert cnn_core.gradcheck(m, inputs)
 
 
 def test_rnn_backward_without_d_hn_equals_zero_d_hn():
-    m = nn.RNN(2, 3, dtype=F64, rng=0)
+    m = nn.RNN(2, 3, batch_first=True, dtype=F64, rng=0)
     x, d_out = rand(2, 4, 2), rand(2, 4, 3, seed=1)
     m(x)
     dx1 = m.backward(d_out)
     g1 = [p.grad.copy() for p in m.parameters()]
     m.zero_grad()
-    dx2 = m.backward(d_out, np.zeros((2, 3)))
+    dx2 = m.backward(d_out, np.zeros((1, 2, 3)))
     np.testing.assert_array_equal(dx1, dx2)
     for a, b in zip(g1, m.parameters()):
         np.testing.assert_array_equal(a, b.grad)

@@ -36,7 +36,7 @@ def test_rnn_default_init_bounds():
     k = 1 / math.sqrt(64)
     for p in m.parameters():
         assert np.abs(p.data).max() <= k
-    assert np.abs(m.weight_hh.data).max() > 0.95 * k
+    assert np.abs(m.weight_hh_l0.data).max() > 0.95 * k
 
 
 def test_unknown_init_scheme():

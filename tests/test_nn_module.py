@@ -183,7 +183,7 @@ def test_config_round_trip_through_json():
     m2 = nn.module_from_config(cfg)
     assert nn.module_to_config(m2) == cfg
     assert repr(m2) == repr(m)
-    rnn = nn.RNN(3, 5, "relu", dtype="float64")
+    rnn = nn.RNN(3, 5, 2, "relu", dtype="float64")
     r2 = nn.module_from_config(json.loads(json.dumps(nn.module_to_config(rnn))))
     assert r2.get_config() == rnn.get_config() and r2.dtype == np.float64
 

@@ -328,8 +328,13 @@ LAYERS = [
     ("elu", lambda: nn.ELU(), (3, 7)),
     ("flatten", lambda: nn.Flatten(), (2, 3, 2, 2)),
     ("rnn", lambda: nn.RNN(4, 5, rng=0), (3, 6, 4)),
-    ("rnn T=1", lambda: nn.RNN(4, 5, rng=0), (3, 1, 4)),
-    ("rnn N=1", lambda: nn.RNN(4, 5, rng=0), (1, 6, 4)),
+    ("rnn N=1", lambda: nn.RNN(4, 5, rng=0), (3, 1, 4)),       # time-major (T, N, D)
+    ("rnn T=1", lambda: nn.RNN(4, 5, rng=0), (1, 6, 4)),
+    ("rnn batch_first", lambda: nn.RNN(4, 5, batch_first=True, rng=0), (3, 6, 4)),
+    ("lstm", lambda: nn.LSTM(4, 5, num_layers=2, rng=0), (3, 6, 4)),
+    ("lstm T=1", lambda: nn.LSTM(4, 5, rng=0), (1, 6, 4)),
+    ("gru", lambda: nn.GRU(4, 5, num_layers=2, rng=0), (3, 6, 4)),
+    ("gru N=1 batch_first", lambda: nn.GRU(4, 5, batch_first=True, rng=0), (1, 6, 4)),
     ("flatten+linear", lambda: nn.Sequential(nn.Flatten(), nn.Linear(12, 4, rng=0)), (2, 3, 2, 2)),
     ("mlp", lambda: nn.Sequential(nn.Linear(5, 6, rng=0), nn.Tanh(), nn.Linear(6, 2, rng=1)), (4, 5)),
 ]

@@ -153,7 +153,8 @@ def test_check_nbytes_refuses_what_no_process_can_address():
 PUBLIC = ["linear_forward", "linear_backward", "bias_grad", "gemm", "gemm_batched", "gemm_batched_sum",
           "im2col", "col2im", "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward",
           "avg_pool2d_backward", "sigmoid", "tanh", "relu", "elu", "sigmoid_backward", "tanh_backward",
-          "relu_backward", "elu_backward"]
+          "relu_backward", "elu_backward", "rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward",
+          "gru_forward", "gru_backward"]
 
 
 def _layers():
@@ -161,7 +162,8 @@ def _layers():
     return [(nn.Linear(5, 3, rng=rng), (4, 5)), (nn.Conv2d(2, 3, 3, padding=1, rng=rng), (2, 2, 6, 6)),
             (nn.MaxPool2d(2), (2, 3, 6, 6)), (nn.AvgPool2d(2), (2, 3, 6, 6)), (nn.Sigmoid(), (3, 4)),
             (nn.Tanh(), (3, 4)), (nn.ReLU(), (3, 4)), (nn.ELU(alpha=0.5), (3, 4)),
-            (nn.RNN(3, 4, rng=rng), (2, 5, 3)), (nn.RNN(3, 4, nonlinearity="relu", rng=rng), (2, 5, 3))]
+            (nn.RNN(3, 4, rng=rng), (2, 5, 3)), (nn.RNN(3, 4, nonlinearity="relu", rng=rng), (2, 5, 3)),
+            (nn.LSTM(3, 4, num_layers=2, rng=rng), (2, 5, 3)), (nn.GRU(3, 4, batch_first=True, rng=rng), (2, 5, 3))]
 
 
 def _run(layer, shape):
@@ -180,12 +182,12 @@ def test_layers_do_not_call_the_validating_kernel_wrappers(monkeypatch, layer, s
     import cnn_core.kernels.activations as act, cnn_core.kernels.batched_gemm as bg, cnn_core.kernels.conv as conv
     import cnn_core.kernels.dense as dense, cnn_core.kernels.gemm as gemm, cnn_core.kernels.pooling as pool
     import cnn_core.nn.activation as nn_act, cnn_core.nn.conv as nn_conv, cnn_core.nn.linear as nn_linear
-    import cnn_core.nn.pooling as nn_pool, cnn_core.nn.rnn as nn_rnn
+    import cnn_core.nn.pooling as nn_pool, cnn_core.nn.rnn as nn_rnn, cnn_core.kernels.recurrent as rec
 
     def refuse(*args, **kwargs):
         raise AssertionError("a layer called a public (validating) kernel wrapper")
     # where a layer could reach a wrapper: the kernel modules, and the names a layer module imported
-    for module in (kernels, act, bg, conv, dense, gemm, pool, nn_act, nn_conv, nn_linear, nn_pool, nn_rnn):
+    for module in (kernels, act, bg, conv, dense, gemm, pool, rec, nn_act, nn_conv, nn_linear, nn_pool, nn_rnn):
         for name in PUBLIC:
             if hasattr(module, name):
                 monkeypatch.setattr(module, name, refuse)

@@ -9,6 +9,8 @@ from cnn_core.datasets import load_idx, load_mnist
 from cnn_core.datasets.pixels import to_unit_range
 from cnn_core.serialization import is_npy, read_npy
 
+RECURRENT = ("RNN", "LSTM", "GRU")  # layers that read an image's rows as time steps (when batch_first)
+
 
 def load_split(data: str | None, split: str) -> tuple[np.ndarray, np.ndarray]:
     """load_mnist with its errors turned into one-line user errors naming --data (load_mnist itself refuses
@@ -64,11 +66,13 @@ def leaf_layers(model) -> list:
 
 
 def layout_for(model) -> str:
-    """How the model reads images: 'image' (N, C, H, W), 'flat' (N, features), or 'rows' (N, H, W) for an RNN."""
-    name = type(leaf_layers(model)[0]).__name__
+    """How the model reads images: 'image' (N, C, H, W), 'flat' (N, features), or 'rows' (N, H, W) for a
+    recurrent layer (RNN, LSTM, GRU)."""
+    first = leaf_layers(model)[0]
+    name = type(first).__name__
     if name == "Linear":
         return "flat"
-    if name == "RNN":
+    if name in RECURRENT and first.batch_first:  # (N, T, W); a time-major layer fails the shape check
         return "rows"
     return "image"  # Conv2d, pooling and Flatten all take (N, C, H, W)
 
@@ -80,7 +84,7 @@ def expects(model) -> str:
     name = type(layer).__name__
     if name == "Linear":
         return f"{cfg['in_features']} input features (e.g. 28x28 images flattened to 784)"
-    if name == "RNN":
+    if name in RECURRENT:
         return f"rows of {cfg['input_size']} pixels (images {cfg['input_size']} wide)"
     if name == "Conv2d":
         return f"images with {cfg['in_channels']} channel(s)"

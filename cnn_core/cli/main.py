@@ -63,7 +63,7 @@ def _momentum(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     from cnn_core._version import __version__
-    from cnn_core.cli.train import ALGORITHMS, DEFAULTS, MODELS
+    from cnn_core.cli.train import ALGORITHMS, CELLS, DEFAULTS, MODELS
 
     p = _Parser(prog=PROG, description="Train, evaluate and use cnn_core's models on MNIST-format digits.")
     p.add_argument("--version", action="version", version=f"cnn_core {__version__}")
@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "; svm: " + "|".join(ALGORITHMS["svm"]) + " (full-batch)")
     t.add_argument("--limit", type=_positive_int, metavar="N",
                    help="use only the first N samples of each split (quick trials)")
+    t.add_argument("--cell", choices=CELLS, help="rnn only: the recurrent layer, " + "|".join(CELLS) +
+                                                 " (default rnn, the Elman RNN)")
 
     e = sub.add_parser("evaluate", help="loss, accuracy and confusion matrix of a saved model on the test split")
     e.add_argument("model_file", metavar="MODEL_FILE")

@@ -14,6 +14,7 @@ from cnn_core.callbacks import Callback, LRSchedulerStep, ProgressBar, format_du
 from cnn_core.cli.data import fit_model_input, load_split
 from cnn_core.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from cnn_core.models import RNNClassifier, LinearSVM, Perceptron, lenet5, mlp
+from cnn_core.models.rnn import CELLS as _CELL_CLASSES
 from cnn_core.plotting import plot_history, require_matplotlib
 
 NETWORKS = ("mlp", "lenet5", "rnn")
@@ -25,6 +26,7 @@ ALGORITHMS = {"perceptron": ("primal", "greedy", "pocket"),
 VALIDATION_FRACTION = 0.1  # networks hold out the end of the train split to report validation figures
 MLP_HIDDEN = 100
 RNN_HIDDEN = 128
+CELLS = tuple(_CELL_CLASSES)  # the recurrent layers `train rnn --cell` builds RNNClassifier with
 
 # Defaults per model, chosen so that a bare `cnn-core train MODEL` learns well on the embedded digits in
 # about a minute or less on 2 cores (see the README's table for the figures they reach).
@@ -92,6 +94,8 @@ class Reporter:
 
 def run_train(args) -> int:
     """Validate the options, load the data, train, report; returns the exit status."""
+    if args.model != "rnn":
+        _reject(args, args.model, ("cell",), "it is for rnn")
     if args.model in NETWORKS:
         _reject(args, args.model, ("classes", "algorithm"), "it is for perceptron and svm")
         if args.optimizer == "adam" or (args.optimizer is None and DEFAULTS[args.model]["optimizer"] == "adam"):
@@ -122,8 +126,8 @@ def run_train(args) -> int:
 
 # ---- networks ---------------------------------------------------------------------------------------------
 
-def build_network(name: str, image_shape: tuple[int, ...], num_classes: int, dtype: str):
-    """The CLI's version of each network, for images of shape (C, H, W)."""
+def build_network(name: str, image_shape: tuple[int, ...], num_classes: int, dtype: str, cell: str = "rnn"):
+    """The CLI's version of each network, for images of shape (C, H, W); `cell` is rnn's recurrent layer."""
     c, h, w = image_shape
     if name == "mlp":
         model = mlp([c * h * w, MLP_HIDDEN, num_classes], activation="relu")
@@ -134,7 +138,7 @@ def build_network(name: str, image_shape: tuple[int, ...], num_classes: int, dty
     else:
         if c != 1:
             raise UsageError(f"rnn reads single-channel images row by row, the data has {c} channels")
-        model = RNNClassifier(w, RNN_HIDDEN, num_classes)
+        model = RNNClassifier(w, RNN_HIDDEN, num_classes, cell=cell)
     return model.to(dtype)
 
 
@@ -151,7 +155,7 @@ def _train_network(args, s, X, y, X_test, y_test) -> int:
         raise UsageError(f"need at least 2 training samples (one held out for validation), got {len(X)}")
     num_classes = max(int(y.max()), int(y_test.max())) + 1
     cnn_core.manual_seed(args.seed)
-    model = build_network(args.model, X.shape[1:], num_classes, args.dtype)
+    model = build_network(args.model, X.shape[1:], num_classes, args.dtype, args.cell or "rnn")
     Xm = fit_model_input(model, X, "--data")
     Xm_test = fit_model_input(model, X_test, "--data")
     X_train, y_train, X_val, y_val = Xm[:-n_val], y[:-n_val], Xm[-n_val:], y[-n_val:]

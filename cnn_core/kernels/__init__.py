@@ -12,6 +12,8 @@ from cnn_core.kernels.gemm import gemm
 from cnn_core.kernels.norm import batch_norm_backward, batch_norm_forward
 from cnn_core.kernels.perceptron import perceptron_epoch
 from cnn_core.kernels.pooling import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
+from cnn_core.kernels.recurrent import (gru_backward, gru_forward, lstm_backward, lstm_forward, rnn_backward,
+                                        rnn_forward)
 
 __all__ = [
     "im2col", "col2im",
@@ -21,4 +23,5 @@ __all__ = [
     "sigmoid_backward", "tanh_backward", "relu_backward", "elu_backward",
     "perceptron_epoch",
     "batch_norm_forward", "batch_norm_backward",
+    "rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
 ]
