@@ -6,10 +6,10 @@ from cnn_core.nn.flatten import Flatten
 from cnn_core.nn.linear import Linear
 from cnn_core.nn.loss import BCELoss, CrossEntropyLoss, MSELoss, QuadraticLoss
 from cnn_core.nn.module import Module, Parameter, module_from_config, module_to_config, register_module
-from cnn_core.nn.pooling import AvgPool2d, MaxPool2d
+from cnn_core.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from cnn_core.nn.rnn import RNN
 from cnn_core.nn import functional, init
 
-__all__ = ["Module", "Parameter", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "Sigmoid", "Tanh",
+__all__ = ["Module", "Parameter", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten", "Sigmoid", "Tanh",
            "ReLU", "ELU", "RNN", "Sequential", "CrossEntropyLoss", "MSELoss", "BCELoss", "QuadraticLoss",
            "register_module", "module_from_config", "module_to_config", "functional", "init"]
