@@ -42,11 +42,11 @@ class _Pool2d(Module):
     def _span_name(self) -> str:
         return "kernel_size" if self.dilation == (1, 1) else "dilation * (kernel_size - 1) + 1"
 
-    def _check_x(self, x: np.ndarray) -> np.ndarray:
+    def _check_x(self, x: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+        """x validated and C-contiguous, with the output's (H_out, W_out)."""
         check_float_input(self, x, "x", 4, "(N, C, H, W)")
         check_nonempty(x, f"{type(self).__name__}: x")
-        self._out_hw(x.shape, f"{type(self).__name__}: x")
-        return np.ascontiguousarray(x)
+        return np.ascontiguousarray(x), self._out_hw(x.shape, f"{type(self).__name__}: x")
 
     def _out_hw(self, x_shape, what: str = "x") -> tuple[int, int]:
         try:
@@ -120,9 +120,8 @@ class MaxPool2d(_Pool2d):
         super().__init__(kernel_size, stride, padding, dilation, ceil_mode, dtype)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = self._check_x(x)
-        a, argmax = _max_pool2d_padded(x, self.kernel_size, self.stride, self.padding, self.dilation,
-                                       self._out_hw(x.shape))
+        x, out_hw = self._check_x(x)
+        a, argmax = _max_pool2d_padded(x, self.kernel_size, self.stride, self.padding, self.dilation, out_hw)
         self._cache = (x.shape, x.dtype, argmax) if self.training else None
         return a
 
@@ -192,8 +191,7 @@ class AvgPool2d(_Pool2d):
                 _avg_windows(w, kw, sw, pw, out_hw[1], self.count_include_pad))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = self._check_x(x)
-        out_hw = self._out_hw(x.shape)
+        x, out_hw = self._check_x(x)
         windows = self._windows(x.shape, out_hw)
         self._cache = (x.shape, x.dtype, out_hw, windows) if self.training else None
         if windows is None:
