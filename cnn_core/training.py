@@ -18,7 +18,7 @@ from cnn_core._validation import NonFiniteError, check_bool, check_int, check_re
 from cnn_core.callbacks import Callback, History, ProgressBar
 from cnn_core.data import DataLoader, _apply
 from cnn_core.kernels.augment import _all_finite as _all_finite_array, _count_argmax_hits
-from cnn_core.nn.module import restore_modes, save_modes, takes_integer_input
+from cnn_core.nn.module import fed_by_a_layer, restore_modes, save_modes, takes_integer_input
 
 EvalResult = namedtuple("EvalResult", ["loss", "accuracy"])
 EvalResult.__doc__ = """evaluate's result: mean loss and accuracy (None when the targets give no accuracy).
@@ -188,7 +188,12 @@ class _eval_mode:
             users = _eval_users.get(key)
             if users is None:
                 saved = save_modes(self.model)
-                self.model.eval()
+                # a model already in eval mode throughout (the usual case when serving) needs no switch
+                # and nothing restored: the per-call cost of predict on one sample stays small
+                if not any(training for _, training in saved):
+                    saved = None
+                else:
+                    self.model.eval()
                 _eval_users[key] = [1, saved]
             else:
                 users[0] += 1
@@ -200,7 +205,8 @@ class _eval_mode:
             users[0] -= 1
             if users[0] == 0:
                 del _eval_users[key]
-                restore_modes(users[1])
+                if users[1] is not None:
+                    restore_modes(users[1])
 
 
 class _train_mode:
@@ -244,7 +250,8 @@ def predict(model, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
     batch_size = check_int(batch_size, "batch_size", 1)
     X = _as_inputs(X, "X", model)
     out = None
-    with _eval_mode(model):
+    # X was screened for NaN/inf above, once: the first layer need not screen each batch again
+    with _eval_mode(model), fed_by_a_layer():
         for start in range(0, len(X), batch_size):
             a = _forward(model, X[start:start + batch_size])
             if out is None:
@@ -255,7 +262,7 @@ def predict(model, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
 
 def _evaluate(model, loss, X, y, batch_size, kind, labels) -> EvalResult:
     total, correct = 0.0, 0
-    with _eval_mode(model):
+    with _eval_mode(model), fed_by_a_layer():   # X was screened for NaN/inf by its caller (_as_inputs)
         for start in range(0, len(X), batch_size):
             stop = min(start + batch_size, len(X))
             a = _forward(model, X[start:stop])

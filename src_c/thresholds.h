@@ -14,4 +14,16 @@
 #define CNN_ACT_MIN_PARALLEL (1 << 20)
 #define CNN_ACT_CHUNK 32768
 
+/* Pooling: input elements per thread. A 2x2 max pooling reads ~0.3 ns per element on one core (AMD EPYC,
+ * AVX2), so 2^17 elements are ~40 us of work: below that a thread's share costs less than waking it
+ * (a few us on a quiet machine; a scheduler time slice on a busy one, where the team's other thread has
+ * to wait for a core). LeNet-5 at batch 64: the first pooling (301,056 elements) runs on 2 threads, the
+ * second (102,400) on 1. */
+#define CNN_POOL_MIN_PER_THREAD (1 << 17)
+
+/* im2col / col2im: column-matrix elements per thread (row copies, well under 1 ns an element). A LeNet-5
+ * image alone (batch 1: 19,600 and 15,000 elements) stays on one thread, where waking a team had cost more
+ * than the copy itself; batch 64 (1.25M and 0.96M) runs on 2. */
+#define CNN_IM2COL_MIN_PER_THREAD (1 << 17)
+
 #endif

@@ -44,9 +44,10 @@ needs_openmp = pytest.mark.skipif(not OPENMP, reason="serial build: no OpenMP te
 needs_proc = pytest.mark.skipif(not LINUX, reason="counts threads in /proc/self/task (Linux)")
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
 
-# Each kernel below runs in parallel at any thread count up to the cap (>= 256 independent pieces of
-# work: planes, rows, chunks, samples, GEMM blocks of 2**20 multiply-adds), and none of their results
-# depends on the thread count, so results are compared bit for bit.
+# Each kernel below runs in parallel (GEMM, activations, linear and batched GEMM at any thread count up to
+# the cap: >= 256 independent pieces of work: rows, chunks, samples, GEMM blocks of 2**20 multiply-adds;
+# pooling and im2col/col2im on as many threads as their thresholds in src_c/thresholds.h allow, 2 and 22
+# here), and none of their results depends on the thread count, so results are compared bit for bit.
 CAP_WORK = 256
 
 
@@ -54,7 +55,7 @@ def kernel_digests(seed: int = 0) -> dict[str, str]:
     """SHA-256 of every parallel kernel's output on fixed inputs (equal digests = equal bits)."""
     rng = np.random.default_rng(seed)
     a = rng.standard_normal((700, 700))                         # 343M multiply-adds: 327 GEMM blocks
-    x = rng.standard_normal((8, 40, 12, 12))                     # 320 planes
+    x = rng.standard_normal((8, 40, 32, 32))                     # 320 planes, 327,680 elements
     z = rng.standard_normal(CAP_WORK * 32768).astype(np.float32)  # 256 activation chunks
     xl, wl, bl = rng.standard_normal((300, 64)), rng.standard_normal((64, 64)), rng.standard_normal(64)
     ab = rng.standard_normal((300, 8, 8))                        # 300 samples
@@ -345,7 +346,7 @@ def test_thread_count_applies_to_kernels_in_other_python_threads():
         from cnn_core.kernels import gemm, im2col, max_pool2d_forward
         import test_threads as t
         a = np.ones((512, 512))
-        x = np.ones((4, 8, 16, 16))
+        x = np.ones((4, 64, 48, 48))   # above the pooling and im2col thresholds for 4 threads
         kernels = {"gemm": lambda: gemm(a, a), "im2col": lambda: im2col(x, 3),
                    "max_pool2d": lambda: max_pool2d_forward(x, 2)}
         seen = {}

@@ -12,6 +12,17 @@ from cnn_core._config cimport team_size
 from cnn_core.kernels._rows cimport copy_row, zero_row
 
 
+cdef extern from "thresholds.h" nogil:
+    Py_ssize_t CNN_IM2COL_MIN_PER_THREAD
+
+
+cdef inline int _team(Py_ssize_t planes, Py_ssize_t elements) noexcept nogil:
+    """Threads for `planes` planes whose column blocks hold `elements` in all: one per
+    CNN_IM2COL_MIN_PER_THREAD elements (src_c/thresholds.h), at most one per plane."""
+    cdef Py_ssize_t work = elements // CNN_IM2COL_MIN_PER_THREAD
+    return team_size(work if work < planes else planes)
+
+
 cdef inline void _valid_range(Py_ssize_t size, Py_ssize_t out_size, Py_ssize_t k, Py_ssize_t s,
                               Py_ssize_t p, Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
     """Set [lo, hi) to the outputs o with 0 <= o*s - p + k < size (clamped to [0, out_size])."""
@@ -108,7 +119,7 @@ def im2col(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
     cdef const floating* xp = &x[0, 0, 0, 0]
     cdef floating* cp = &cols[0, 0, 0]
     with nogil:
-        for p in prange(N * C, schedule="static", num_threads=team_size(N * C)):
+        for p in prange(N * C, schedule="static", num_threads=_team(N * C, N * C * plane_out)):
             _im2col_plane(xp + p * plane_in, cp + p * plane_out, H, W, KH, KW, SH, SW, PH, PW, OH, OW)
 
 
@@ -121,5 +132,5 @@ def col2im(const floating[:, :, ::1] cols, floating[:, :, :, ::1] x,
     cdef const floating* cp = &cols[0, 0, 0]
     cdef floating* xp = &x[0, 0, 0, 0]
     with nogil:
-        for p in prange(N * C, schedule="static", num_threads=team_size(N * C)):
+        for p in prange(N * C, schedule="static", num_threads=_team(N * C, N * C * plane_out)):
             _col2im_plane(cp + p * plane_out, xp + p * plane_in, H, W, KH, KW, SH, SW, PH, PW, OH, OW)

@@ -1,13 +1,17 @@
 # distutils: sources = src_c/maxpool2x2.c
-# distutils: depends = src_c/maxpool2x2.h src_c/avx2.h src_c/cpu.h
-"""Max and average pooling loops (no padding, floor mode), parallel over the N*C planes.
+# distutils: depends = src_c/maxpool2x2.h src_c/avx2.h src_c/cpu.h src_c/thresholds.h
+"""Max and average pooling loops, parallel over the N*C planes.
 
 Each (n, c) plane is pooled independently, so every thread owns whole planes of the output (forward)
-or of dx (backward) and overlapping windows accumulate without races.
+or of dx (backward) and overlapping windows accumulate without races. Windows that lie inside the input
+(no padding, no dilation, no ceil-mode overhang) take the fast loops; the others (padding, dilation, windows
+clipped at the border, adaptive pooling) take the general ones, which test every tap against the border.
+A team starts only for at least CNN_POOL_MIN_PER_THREAD input elements a thread (src_c/thresholds.h).
 """
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport int64_t
+from libc.math cimport INFINITY
 from libc.string cimport memset
 
 from cnn_core._config cimport simd_level, team_size
@@ -25,7 +29,18 @@ cdef extern from "maxpool2x2.h" nogil:
     void cnn_maxpool2x2_init(cnn_simd_level_fn simd_level)
 
 
+cdef extern from "thresholds.h" nogil:
+    Py_ssize_t CNN_POOL_MIN_PER_THREAD
+
+
 cnn_maxpool2x2_init(simd_level)
+
+
+cdef inline int _team(Py_ssize_t planes, Py_ssize_t elements) noexcept nogil:
+    """Threads for `planes` planes holding `elements` input elements in all: one per
+    CNN_POOL_MIN_PER_THREAD elements, at most one per plane."""
+    cdef Py_ssize_t work = elements // CNN_POOL_MIN_PER_THREAD
+    return team_size(work if work < planes else planes)
 
 
 cdef inline bint _max_plane_2x2(const floating* x, floating* out, int64_t* argmax, Py_ssize_t W,
@@ -161,17 +176,18 @@ def max_pool2d_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] ou
     cdef int64_t* ap = &argmax[0, 0, 0, 0]
     cdef bint fast = KH == 2 and KW == 2 and SH == 2 and SW == 2
     with nogil:
-        for p in prange(NC, schedule="static", num_threads=team_size(NC)):
+        for p in prange(NC, schedule="static", num_threads=_team(NC, NC * H * W)):
             if not (fast and _max_plane_2x2(xp + p * H * W, op + p * OH * OW, ap + p * OH * OW, W, OH, OW)):
                 _max_plane(xp + p * H * W, op + p * OH * OW, ap + p * OH * OW, W, KH, KW, SH, SW, OH, OW)
 
 
 def max_pool2d_backward(const floating[:, :, :, ::1] dout, const int64_t[:, :, :, ::1] argmax,
-                        floating[:, :, :, ::1] dx):
+                        floating[:, :, :, ::1] dx, bint empty_windows=False):
     """Overwrite dx (N, C, H, W) with dout routed to argmax; returns how many indices were out of range.
 
     Out-of-range indices are skipped (never written), so a bad argmax cannot corrupt memory; the caller
-    raises when the count is non-zero.
+    raises when the count is non-zero. With empty_windows, -1 (a window of padding only, from
+    max_pool2d_forward_general) is no winner rather than out of range.
     """
     cdef Py_ssize_t NC = dx.shape[0] * dx.shape[1], HW = dx.shape[2] * dx.shape[3]
     cdef Py_ssize_t L = dout.shape[2] * dout.shape[3], p, k
@@ -181,11 +197,13 @@ def max_pool2d_backward(const floating[:, :, :, ::1] dout, const int64_t[:, :, :
     cdef const int64_t* ap = &argmax[0, 0, 0, 0]
     cdef floating* dp = &dx[0, 0, 0, 0]
     with nogil:
-        for p in prange(NC, schedule="static", num_threads=team_size(NC)):
+        for p in prange(NC, schedule="static", num_threads=_team(NC, NC * HW)):
             memset(dp + p * HW, 0, HW * sizeof(floating))
             for k in range(p * L, (p + 1) * L):
                 idx = ap[k]
-                if idx < 0 or idx >= HW:
+                if idx == -1 and empty_windows:   # a window of padding only: no winner, no gradient
+                    pass
+                elif idx < 0 or idx >= HW:
                     bad += 1
                 else:
                     dp[p * HW + idx] += gp[k]
@@ -206,7 +224,7 @@ def avg_pool2d_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] ou
     cdef Py_ssize_t OH = out.shape[2], OW = out.shape[3], p
     cdef const floating* xp = &x[0, 0, 0, 0]
     cdef floating* op = &out[0, 0, 0, 0]
-    cdef int nt = team_size(NC)
+    cdef int nt = _team(NC, NC * H * W)
     cdef Py_ssize_t ld = _scratch_stride(W, sizeof(floating))
     cdef floating[:, ::1] scratch = np.empty((nt, ld), dtype=np.asarray(x).dtype)  # a row per thread
     cdef floating* sp = &scratch[0, 0]
@@ -222,7 +240,7 @@ def avg_pool2d_backward(const floating[:, :, :, ::1] dout, floating[:, :, :, ::1
     cdef Py_ssize_t OH = dout.shape[2], OW = dout.shape[3], p
     cdef const floating* gp = &dout[0, 0, 0, 0]
     cdef floating* dp = &dx[0, 0, 0, 0]
-    cdef int nt = team_size(NC)
+    cdef int nt = _team(NC, NC * H * W)
     cdef Py_ssize_t ld = _scratch_stride(W, sizeof(floating))
     cdef floating[:, ::1] scratch = np.empty((nt, ld), dtype=np.asarray(dx).dtype)  # a row per thread
     cdef floating* sp = &scratch[0, 0]
@@ -230,3 +248,96 @@ def avg_pool2d_backward(const floating[:, :, :, ::1] dout, floating[:, :, :, ::1
         for p in prange(NC, schedule="static", num_threads=nt):
             _avg_backward_plane(gp + p * OH * OW, dp + p * H * W, sp + threadid() * ld, H, W, KH, KW, SH, SW,
                                 OH, OW)
+
+
+# ---- the general loops: padding, dilation, windows clipped at the border, adaptive windows -------------
+
+cdef void _max_plane_general(const floating* x, floating* out, int64_t* argmax, Py_ssize_t H, Py_ssize_t W,
+                             Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH,
+                             Py_ssize_t PW, Py_ssize_t DH, Py_ssize_t DW, Py_ssize_t OH,
+                             Py_ssize_t OW) noexcept nogil:
+    """Window maxima over the taps (oh*SH - PH + i*DH, ow*SW - PW + j*DW) that fall inside the plane
+    (padding is never a candidate), in row-major tap order: ties keep the first, the first NaN wins. A
+    window with no tap inside gives -inf and argmax -1 (PyTorch's -inf; no gradient goes anywhere)."""
+    cdef Py_ssize_t oh, ow, i, j, h, w, best_idx
+    cdef floating v, best
+    for oh in range(OH):
+        for ow in range(OW):
+            best_idx = -1
+            best = -INFINITY
+            for i in range(KH):
+                h = oh * SH - PH + i * DH
+                if h < 0 or h >= H:
+                    continue
+                for j in range(KW):
+                    w = ow * SW - PW + j * DW
+                    if w < 0 or w >= W:
+                        continue
+                    v = x[h * W + w]
+                    if best_idx < 0 or (best == best and (v > best or v != v)):
+                        best = v
+                        best_idx = h * W + w
+            out[oh * OW + ow] = best
+            argmax[oh * OW + ow] = best_idx
+
+
+def max_pool2d_forward_general(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
+                               int64_t[:, :, :, ::1] argmax, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH,
+                               Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t DH, Py_ssize_t DW):
+    """max_pool2d_forward with zero padding PH, PW (never a candidate) and dilation DH, DW."""
+    cdef Py_ssize_t NC = x.shape[0] * x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t OH = out.shape[2], OW = out.shape[3], p
+    cdef const floating* xp = &x[0, 0, 0, 0]
+    cdef floating* op = &out[0, 0, 0, 0]
+    cdef int64_t* ap = &argmax[0, 0, 0, 0]
+    with nogil:
+        for p in prange(NC, schedule="static", num_threads=_team(NC, NC * H * W)):
+            _max_plane_general(xp + p * H * W, op + p * OH * OW, ap + p * OH * OW, H, W, KH, KW, SH, SW, PH, PW,
+                               DH, DW, OH, OW)
+
+
+def avg_pool2d_forward_windows(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
+                               const Py_ssize_t[::1] hs, const Py_ssize_t[::1] he, const Py_ssize_t[::1] hn,
+                               const Py_ssize_t[::1] ws, const Py_ssize_t[::1] we, const Py_ssize_t[::1] wn):
+    """out[.., oh, ow] = sum of x[.., hs[oh]:he[oh], ws[ow]:we[ow]] / (hn[oh] * wn[ow]).
+
+    The caller gives each output row's and column's window, clipped to the plane, and its divisor's
+    factor (the clipped length, or the length counting padding: count_include_pad)."""
+    cdef Py_ssize_t NC = x.shape[0] * x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t OH = out.shape[2], OW = out.shape[3], p, oh, ow, h, w
+    cdef const floating* xp = &x[0, 0, 0, 0]
+    cdef const floating* plane
+    cdef floating* op = &out[0, 0, 0, 0]
+    cdef floating total
+    with nogil:
+        for p in prange(NC, schedule="static", num_threads=_team(NC, NC * H * W)):
+            plane = xp + p * H * W
+            for oh in range(OH):
+                for ow in range(OW):
+                    total = 0
+                    for h in range(hs[oh], he[oh]):
+                        for w in range(ws[ow], we[ow]):
+                            total = total + plane[h * W + w]
+                    op[(p * OH + oh) * OW + ow] = total / (hn[oh] * wn[ow])
+
+
+def avg_pool2d_backward_windows(const floating[:, :, :, ::1] dout, floating[:, :, :, ::1] dx,
+                                const Py_ssize_t[::1] hs, const Py_ssize_t[::1] he, const Py_ssize_t[::1] hn,
+                                const Py_ssize_t[::1] ws, const Py_ssize_t[::1] we, const Py_ssize_t[::1] wn):
+    """Transpose of avg_pool2d_forward_windows: dx (overwritten) gets dout / divisor on every window tap."""
+    cdef Py_ssize_t NC = dx.shape[0] * dx.shape[1], H = dx.shape[2], W = dx.shape[3]
+    cdef Py_ssize_t OH = dout.shape[2], OW = dout.shape[3], p, oh, ow, h, w
+    cdef const floating* gp = &dout[0, 0, 0, 0]
+    cdef floating* dp = &dx[0, 0, 0, 0]
+    cdef floating* plane
+    cdef floating v
+    with nogil:
+        for p in prange(NC, schedule="static", num_threads=_team(NC, NC * H * W)):
+            plane = dp + p * H * W
+            memset(plane, 0, H * W * sizeof(floating))
+            for oh in range(OH):
+                for ow in range(OW):
+                    v = gp[(p * OH + oh) * OW + ow] / (hn[oh] * wn[ow])
+                    for h in range(hs[oh], he[oh]):
+                        for w in range(ws[ow], we[ow]):
+                            plane[h * W + w] += v

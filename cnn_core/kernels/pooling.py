@@ -1,7 +1,9 @@
-"""2-D max and average pooling, forward and backward (NCHW, no padding, floor mode).
+"""2-D max and average pooling, forward and backward (NCHW).
 
-Output size per axis is (H - KH)//SH + 1: trailing rows/columns that do not fill a window are dropped,
-as in PyTorch's default. stride defaults to kernel_size; overlapping windows (stride < kernel) are allowed
+The public functions here pool without padding in floor mode: output size per axis is (H - KH)//SH + 1,
+trailing rows/columns that do not fill a window are dropped, as in PyTorch's default. The layers
+(cnn_core.nn.MaxPool2d, AvgPool2d, AdaptiveAvgPool2d) add padding, dilation, ceil mode and adaptive windows
+through the private entry points at the end (pool_output_size gives PyTorch's output-size formula). stride defaults to kernel_size; overlapping windows (stride < kernel) are allowed
 and accumulate in the backward pass.
 
 NaN: a window holding a NaN yields NaN (as in torch), and argmax points to the first NaN in row-major
@@ -96,11 +98,13 @@ def _max_pool2d(x: np.ndarray, k: tuple[int, int], s: tuple[int, int], out_hw: t
     return out, argmax
 
 
-def _max_pool2d_backward(dout: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, int, int, int]) -> np.ndarray:
+def _max_pool2d_backward(dout: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, int, int, int],
+                         empty_windows: bool = False) -> np.ndarray:
     """max_pool2d_backward without argument checks; an argmax outside its plane is still refused (the
-    compiled loop reports it)."""
+    compiled loop reports it). empty_windows: an argmax of -1 (a window of padding only, from
+    _max_pool2d_padded) routes nothing."""
     dx = np.empty(x_shape, dtype=dout.dtype)
-    if _pooling.max_pool2d_backward(dout, argmax, dx):
+    if _pooling.max_pool2d_backward(dout, argmax, dx, empty_windows):
         h, w = x_shape[2:]
         raise ValueError(f"argmax: expected flat indices in 0..{h * w - 1} (H*W - 1 for x_shape {x_shape}), "
                          f"got values in {argmax.min()}..{argmax.max()}")
@@ -119,4 +123,72 @@ def _avg_pool2d_backward(dout: np.ndarray, x_shape: tuple[int, int, int, int], k
     """avg_pool2d_backward without argument checks."""
     dx = np.empty(x_shape, dtype=dout.dtype)
     _pooling.avg_pool2d_backward(dout, dx, *k, *s)
+    return dx
+
+
+# ---- padding, dilation, ceil mode, adaptive windows (the layers' entry points) ---------------------------
+
+def pool_output_size(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool, what: str) -> int:
+    """PyTorch's pooling output length: ``floor_or_ceil((size + 2p - d*(k-1) - 1) / s) + 1``, where in
+    ceil mode a last window that would start in the right padding (``(out-1)*s >= size + p``) is dropped.
+    Raises ValueError when no window fits."""
+    span = d * (k - 1) + 1
+    num = size + 2 * p - span
+    if num < 0:
+        raise ValueError(f"kernel_size: the {what} window ({k} taps, dilation {d}: {span} wide) is larger than "
+                         f"the padded input {size} + 2*{p} = {size + 2 * p}")
+    out = (num + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+def _fits(size: int, k: int, s: int, p: int, d: int, out: int) -> bool:
+    """True when every window lies inside the input: the fast loops need no border tests."""
+    return p == 0 and d == 1 and (out - 1) * s + k <= size
+
+
+def _max_pool2d_padded(x: np.ndarray, k: tuple[int, int], s: tuple[int, int], p: tuple[int, int],
+                       d: tuple[int, int], out_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Max pooling with padding (never a candidate) and dilation, without argument checks; windows that lie
+    inside the input take the fast loops of _max_pool2d. A window of padding only (possible with dilation)
+    gives -inf and argmax -1, as PyTorch's -inf."""
+    h, w = x.shape[2:]
+    if _fits(h, k[0], s[0], p[0], d[0], out_hw[0]) and _fits(w, k[1], s[1], p[1], d[1], out_hw[1]):
+        return _max_pool2d(x, k, s, out_hw)
+    out = np.empty((*x.shape[:2], *out_hw), dtype=x.dtype)
+    argmax = np.empty(out.shape, dtype=np.int64)
+    _pooling.max_pool2d_forward_general(x, out, argmax, *k, *s, *p, *d)
+    return out, argmax
+
+
+def _avg_windows(size: int, k: int, s: int, p: int, out: int, count_include_pad: bool):
+    """(start, end, divisor factor) of each output's window along one axis, clipped to 0..size, as PyTorch:
+    the divisor counts padding (up to size + p, never the ceil-mode overhang) when count_include_pad."""
+    start = np.arange(out, dtype=np.intp) * s - p
+    end = np.minimum(start + k, size + p)
+    n = end - start
+    start, end = np.maximum(start, 0), np.minimum(end, size)
+    return start, end, (n if count_include_pad else end - start)
+
+
+def _adaptive_windows(size: int, out: int):
+    """Adaptive pooling's windows along one axis: [floor(i*size/out), ceil((i+1)*size/out)), as PyTorch."""
+    i = np.arange(out, dtype=np.intp)
+    start = i * size // out
+    end = ((i + 1) * size + out - 1) // out
+    return start, end, end - start
+
+
+def _avg_pool2d_windows(x: np.ndarray, rows, cols) -> np.ndarray:
+    """Window means of x over per-row and per-column windows (_avg_windows, _adaptive_windows)."""
+    out = np.empty((*x.shape[:2], len(rows[0]), len(cols[0])), dtype=x.dtype)
+    _pooling.avg_pool2d_forward_windows(x, out, *rows, *cols)
+    return out
+
+
+def _avg_pool2d_windows_backward(dout: np.ndarray, x_shape: tuple[int, int, int, int], rows, cols) -> np.ndarray:
+    """Transpose of _avg_pool2d_windows."""
+    dx = np.empty(x_shape, dtype=dout.dtype)
+    _pooling.avg_pool2d_backward_windows(dout, dx, *rows, *cols)
     return dx
