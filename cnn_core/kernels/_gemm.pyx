@@ -1,5 +1,5 @@
-# distutils: sources = src_c/gemm.c src_c/gemm_nt.c
-# distutils: depends = src_c/gemm.h src_c/gemm_cntx.h src_c/gemm_template.h src_c/avx2.h src_c/cpu.h src_c/threads.h src_c/thresholds.h
+# distutils: sources = src_c/gemm.c src_c/gemm_nt.c src_c/gemm_avx512.c
+# distutils: depends = src_c/gemm.h src_c/gemm_cntx.h src_c/gemm_template.h src_c/avx2.h src_c/avx512.h src_c/cpu.h src_c/threads.h src_c/thresholds.h
 """Cython binding of the blocked C GEMM in src_c/gemm.c (validation lives in gemm.py)."""
 from cython cimport floating
 from libc.stddef cimport ptrdiff_t
