@@ -1,4 +1,4 @@
-# distutils: sources = src_c/gemm.c src_c/gemm_nt.c src_c/gemm_avx512.c
+# distutils: sources = src_c/gemm.c src_c/gemm_nt.c src_c/gemm_avx512.c src_c/gemm_peak.c
 # distutils: depends = src_c/gemm.h src_c/gemm_cntx.h src_c/gemm_template.h src_c/avx2.h src_c/avx512.h src_c/cpu.h src_c/threads.h src_c/thresholds.h
 """Cython binding of the blocked C GEMM in src_c/gemm.c (validation lives in gemm.py)."""
 from cython cimport floating
@@ -30,6 +30,7 @@ cdef extern from "gemm.h" nogil:
     int cnn_dgemm_nt_acc(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t lda,
                          const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc)
     void cnn_gemm_set_unpacked(int mode)
+    double cnn_fma_probe(int kind, long iters)
 
 
 if cnn_gemm_init(team_size, simd_level) != 0:
@@ -86,3 +87,14 @@ def set_unpacked(mode: int) -> None:
     """Packing policy (for tests and benchmarks): -1 by problem shape (default), 0 always pack,
     1 skip packing wherever the level's unpacked kernel applies. Not safe while another thread is in gemm."""
     cnn_gemm_set_unpacked(mode)
+
+
+def fma_probe(kind: int, iters: int) -> float:
+    """Seconds for src_c/gemm_peak.c's probe `kind` (0: one dependent FMA chain, 1: AVX2 and 2: AVX-512
+    FMA throughput) over `iters` steps, or -1 where the CPU lacks it. For benchmarks/bench_gemm.py."""
+    cdef int c_kind = kind
+    cdef long c_iters = iters
+    cdef double t
+    with nogil:
+        t = cnn_fma_probe(c_kind, c_iters)
+    return t
