@@ -298,6 +298,29 @@ def test_rejects_c_overlapping_a():
         gemm(a, np.ones((3, 3)), a)
 
 
+def test_rejects_c_overlapping_b_partly():
+    # The last element of c is the first of b: the extents meet in one element.
+    buf = np.zeros(40)
+    b, c = buf[15:35].reshape(4, 5), buf[:16].reshape(4, 4)
+    with pytest.raises(ValueError, match="c: must not overlap b"):
+        gemm(np.ones((4, 4)), b[:, :4], c)
+
+
+def test_rejects_c_overlapping_a_through_negative_strides():
+    buf = np.zeros(40)
+    with pytest.raises(ValueError, match="c: must not overlap a"):
+        gemm(buf[:20].reshape(4, 5)[::-1, ::-1], np.ones((5, 4)), buf[19:35].reshape(4, 4))
+
+
+def test_c_next_to_a_in_one_buffer_is_accepted():
+    # Adjacent is not overlapping: c starts right after a's last element.
+    buf = np.arange(40, dtype=np.float64)
+    a, c = buf[:20].reshape(4, 5), buf[20:36].reshape(4, 4)
+    expected = a @ np.ones((5, 4))
+    gemm(a, np.ones((5, 4)), c)
+    np.testing.assert_array_equal(c, expected)
+
+
 def test_rejects_non_array_c():
     with pytest.raises(TypeError, match="c: expected a numpy.ndarray or None, got list"):
         gemm(np.ones((1, 1)), np.ones((1, 1)), [[0.0]])

@@ -54,12 +54,32 @@ cdef int gemm_nt_acc(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const floating *a
         return cnn_dgemm_nt_acc(m, n, k, a, lda, b, ldb, c, ldc)
 
 
+cdef inline bint _overlap(const char *x, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t rs, Py_ssize_t cs,
+                          const char *y, Py_ssize_t size_y) noexcept nogil:
+    """Whether the bytes spanned by the rows x cols view at x (byte strides rs, cs) meet [y, y + size_y):
+    the extents' test of numpy.may_share_memory, without its Python call."""
+    cdef const char *lo = x
+    cdef const char *hi = x
+    if rows == 0 or cols == 0:
+        return False
+    if rs < 0:
+        lo += (rows - 1) * rs
+    else:
+        hi += (rows - 1) * rs
+    if cs < 0:
+        lo += (cols - 1) * cs
+    else:
+        hi += (cols - 1) * cs
+    return lo < y + size_y and y <= hi
+
+
 def gemm_into(const floating[:, :] opa, const floating[:, :] opb, floating[:, ::1] c,
-              double alpha, double beta):
+              double alpha, double beta, bint check_overlap=False):
     """c = alpha * opa @ opb + beta * c, with opa (M, K) and opb (K, N) any strided views, c (M, N).
 
     The views' strides go straight to the C packing routines, so transposes and slices cost no copy.
-    Strides must be whole elements (the caller copies other arrays).
+    Strides must be whole elements (the caller copies other arrays). With check_overlap, a c that overlaps
+    opa or opb (named a and b in the message) is a ValueError (the product is written while they are read).
     """
     cdef Py_ssize_t m = c.shape[0], n = c.shape[1], k = opa.shape[1]
     cdef Py_ssize_t size = sizeof(floating)
@@ -73,6 +93,14 @@ def gemm_into(const floating[:, :] opa, const floating[:, :] opb, floating[:, ::
     if k > 0:
         pa = &opa[0, 0]
         pb = &opb[0, 0]
+        if check_overlap:
+            name = None
+            if _overlap(<const char *>pa, m, k, opa.strides[0], opa.strides[1], <const char *>&c[0, 0], m * n * size):
+                name = "a"
+            elif _overlap(<const char *>pb, k, n, opb.strides[0], opb.strides[1], <const char *>&c[0, 0], m * n * size):
+                name = "b"
+            if name is not None:
+                raise ValueError(f"c: must not overlap {name} (the product is written while {name} is read)")
     with nogil:
         if floating is float:
             err = cnn_sgemm_strided(m, n, k, <float>alpha, pa, rsa, csa, pb, rsb, csb,
