@@ -303,15 +303,16 @@ AVX2_KERNELS(d, double, __m256d, pd, sd, 4)
 /* ---- the kernels and blocking of each instruction-set level ----------------------------------------
  *
  * Block sizes are data, one line per dtype and level (BLIS's blocksizes): MR x NR the micro-tile, MC x KC
- * the block of A kept in L2, KC x NC the block of B kept in L3, then the unpacked kernel's tile. The
- * AVX-512 figures were tuned on a Zen 4 core (32 KiB L1d, 1 MiB L2): a KC x NR micro-panel of B (KC * 128
- * bytes for both dtypes) takes half of L1, an MC x KC block of A about half of L2. */
+ * the block of A kept in L2, KC x NC the block of B kept in L3, then the unpacked kernel's tile and when
+ * it is used (use_sup in gemm_template.h). The AVX-512 figures were tuned on a Zen 4 core (32 KiB L1d,
+ * 1 MiB L2, 3.7 GHz), timing KC in 128..320, MC in 140..420 and NC in 512..4096 at square sizes 256..2048
+ * and on im2col products: KC = 256 beat 128 by 5-8% at 1024 and 2048, MC and NC moved results by < 3%. */
 
-/*                                     MR  NR   MC   KC    NC  supMR supNR */
-#define S_BLK_AVX2   {  6, 16, 144, 256, 4096,    6,   16}
-#define D_BLK_AVX2   {  6,  8,  96, 256, 2048,    6,    8}
-#define S_BLK_AVX512 { CNN_AVX512_S_MR, CNN_AVX512_S_NR, 420, 128, 4096, 6, 16}
-#define D_BLK_AVX512 { CNN_AVX512_D_MR, CNN_AVX512_D_NR, 280, 128, 2048, 6, 8}
+/*                   MR  NR   MC   KC    NC  supMR supNR supKmax supRatio */
+#define S_BLK_AVX2   {6, 16, 144, 256, 4096,    6,   16,    256,     160}
+#define D_BLK_AVX2   {6,  8,  96, 256, 2048,    6,    8,    256,      80}
+#define S_BLK_AVX512 {CNN_AVX512_S_MR, CNN_AVX512_S_NR, 280, 256, 4096, 6, 16, 256, 96}
+#define D_BLK_AVX512 {CNN_AVX512_D_MR, CNN_AVX512_D_NR, 280, 256, 2048, 6, 8, 256, 48}
 
 #define BASELINE_CNTX {s_kernel_c, d_kernel_c, NULL, NULL, NULL, NULL, NULL, NULL, S_BLK_AVX2, D_BLK_AVX2}
 static const cnn_gemm_cntx cnn_gemm_table[CNN_SIMD_NLEVELS] = {
@@ -332,6 +333,17 @@ const cnn_gemm_cntx *cnn_gemm_context(void)
 {
     const int level = cnn_gemm_level();
     return &cnn_gemm_table[level >= 0 && level < CNN_SIMD_NLEVELS ? level : CNN_SIMD_BASELINE];
+}
+
+void cnn_gemm_blocking(int dtype, int out[5])
+{
+    const cnn_gemm_cntx *cx = cnn_gemm_context();
+    const cnn_gemm_blksz *bs = dtype ? &cx->d_blk : &cx->s_blk;
+    out[0] = bs->mr;
+    out[1] = bs->nr;
+    out[2] = bs->mc;
+    out[3] = bs->kc;
+    out[4] = bs->nc;
 }
 
 /* ---- public entry points ------------------------------------------------------------------------- */

@@ -28,10 +28,11 @@ CNN_GEMM_KERNEL_TYPES(d, double)
 #undef CNN_GEMM_KERNEL_TYPES
 
 /* Blocking of one dtype at one level (BLIS's blocksizes): MR x NR the packed micro-tile, MC x KC the block
- * of A kept in L2, KC x NC the block of B kept in L3; sup_mr x sup_nr the unpacked kernel's tile. */
+ * of A kept in L2, KC x NC the block of B kept in L3; sup_mr x sup_nr the unpacked kernel's tile, used
+ * while k <= sup_kmax and (m + n) * sup_ratio >= m * n (gemm_template.h's use_sup says why). */
 typedef struct {
     int mr, nr, mc, kc, nc;
-    int sup_mr, sup_nr;
+    int sup_mr, sup_nr, sup_kmax, sup_ratio;
 } cnn_gemm_blksz;
 
 /* The largest MR and NR of any level (the driver's edge-tile buffer). */

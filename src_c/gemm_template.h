@@ -52,14 +52,19 @@ static void G(kernel_c)(ptrdiff_t k, const T *a, const T *b, T *c, ptrdiff_t ldc
 static inline __attribute__((always_inline)) void G(pack_w)(const int W, ptrdiff_t extent, ptrdiff_t kc,
                                                             const T *x, ptrdiff_t ls, ptrdiff_t ps, T *dst)
 {
-    for (ptrdiff_t i0 = 0; i0 < extent; i0 += W) {
+    const ptrdiff_t full = ls == 1 ? extent / W * W : 0;
+    /* The lines' elements adjacent (B row-major, A column-major): step p of every full panel in turn, so
+     * the source is read in order, one long contiguous run per p (read panel by panel it would be kc
+     * streams of W values, too many for the hardware prefetcher). */
+    for (ptrdiff_t p = 0; p < kc; ++p)
+        for (ptrdiff_t i0 = 0; i0 < full; i0 += W)
+            for (int i = 0; i < W; ++i)
+                dst[i0 * kc + p * W + i] = x[p * ps + i0 + i];
+    dst += full * kc;
+    for (ptrdiff_t i0 = full; i0 < extent; i0 += W) {
         const ptrdiff_t w = extent - i0 < W ? extent - i0 : W;
         const T *xp = x + i0 * ls;
-        if (w == W && ls == 1) {               /* the W lines' elements are adjacent: contiguous copies */
-            for (ptrdiff_t p = 0; p < kc; ++p)
-                for (int i = 0; i < W; ++i)
-                    dst[p * W + i] = xp[p * ps + i];
-        } else if (w == W && ps == 1) {        /* each line contiguous: W streams read in step */
+        if (w == W && ps == 1) {               /* each line contiguous: W streams read in step */
             for (ptrdiff_t p = 0; p < kc; ++p)
                 for (int i = 0; i < W; ++i)
                     dst[p * W + i] = xp[i * ls + p];
@@ -273,19 +278,21 @@ static void G(gemm_sup)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, ptrdi
     }
 }
 
-/* Packing costs about one cycle per element of A and of B, i.e. k * (m + n) cycles; the arithmetic
- * m * n * k / (MR * NR / 6) cycles (MR * NR multiply-adds per 6 cycles). Measured on the AVX2 kernels, the
- * unpacked path wins while packing would cost more than ~10% of the arithmetic (square sizes up to ~300
- * in float32, ~150 in float64) and loses beyond, where its B slivers and A rows fall out of L1/L2.
- * It needs B's rows contiguous, for the direct vector loads. */
+/* Packing costs about one cycle per element of A and of B, i.e. k * (m + n) cycles, against the
+ * arithmetic's m * n * k / (MR * NR / 6) cycles on the AVX2 kernel: the unpacked path wins while packing
+ * would cost more than ~10% of that, (m + n) * sup_ratio >= m * n (square sizes up to ~300 in float32,
+ * ~150 in float64, on the AVX2 kernels; ~190 and ~100 beside the faster packed AVX-512 kernels), and
+ * while its B slivers (k rows each, read in place with B's row stride) stay cheap to stream: with k past
+ * sup_kmax they do not (a (64, 288) @ (288, 50176) im2col product: 53 GFLOP/s unpacked, 74 packed, on a
+ * Zen 4 core). It needs B's rows contiguous, for the direct vector loads. */
 static int G(use_sup)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, ptrdiff_t m, ptrdiff_t n,
-                      ptrdiff_t csb)
+                      ptrdiff_t k, ptrdiff_t csb)
 {
     if (csb != 1 || cx->G(sup) == NULL)
         return 0;
     if (cnn_gemm_sup_mode >= 0)
         return cnn_gemm_sup_mode;
-    return (double)(m + n) * (bs->sup_mr * bs->sup_nr) * 5 >= (double)m * (double)n * 3;
+    return k <= bs->sup_kmax && (double)(m + n) * bs->sup_ratio >= (double)m * (double)n;
 }
 
 /* C = beta * C without reading C when beta == 0 (the alpha == 0 or k == 0 case). */
@@ -317,7 +324,7 @@ static int G(gemm_strided)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
     const cnn_gemm_cntx *cx = cnn_gemm_context();   /* one level for the whole call, every thread */
     const cnn_gemm_blksz *bs = &cx->G(blk);
     const int nt = cnn_gemm_team(m, n, k);
-    if (!G(use_sup)(cx, bs, m, n, csb)) {
+    if (!G(use_sup)(cx, bs, m, n, k, csb)) {
 #if CNN_CORE_OPENMP
         if (nt > 1)
             return G(gemm_parallel)(cx, bs, nt, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);

@@ -9,7 +9,7 @@ from cnn_core.kernels import _gemm, gemm
 DTYPES = [np.float32, np.float64]
 TRANS = [(False, False), (False, True), (True, False), (True, True)]
 # (M, N, K): 1x1x1, odd sizes, sizes off the micro-tile (AVX2 6 x 16 / 6 x 8, AVX-512 14 x 32 / 14 x 16)
-# and above every cache block (AVX2 float32: M > MC = 144, K > KC = 256, N > NC = 4096; AVX-512 KC = 128),
+# and above every cache block (AVX2 float32: M > MC = 144, K > KC = 256, N > NC = 4096; AVX-512 MC = 280),
 # and the LeNet-5 / MLP layer shapes.
 SHAPES = [(1, 1, 1), (1, 7, 3), (5, 1, 9), (7, 13, 5), (6, 16, 256), (13, 17, 257), (300, 520, 270),
           (64, 100, 784), (64, 10, 100), (6, 784, 25), (16, 100, 150), (3, 4100, 20), (37, 29, 600)]
@@ -141,9 +141,10 @@ def test_transposed_view_equals_trans_flag(dtype):
 
 
 # Shapes for the parallel drivers: square-ish, one row tile and many columns, many rows and few columns,
-# the MLP layer, more row groups than one team pass takes (M = 3400 rows: 2 groups of 8 row blocks on 2
-# threads, 1 of 12 on 3) with two depth blocks, and two NC column blocks (N > 4096).
-PARALLEL_SHAPES = [(300, 520, 270), (6, 5000, 40), (257, 9, 700), (64, 100, 784), (3400, 40, 130),
+# the MLP layer, more row groups than one team pass takes (M = 3400 rows in AVX-512 blocks of 266: groups
+# of 8 blocks on 2 threads, of 12 on 3, so the group boundaries move with the thread count) with two depth
+# blocks (K = 300 > KC = 256), and two NC column blocks (N > 4096).
+PARALLEL_SHAPES = [(300, 520, 270), (6, 5000, 40), (257, 9, 700), (64, 100, 784), (3400, 40, 300),
                    (20, 4200, 140)]
 
 
@@ -166,11 +167,21 @@ def test_threads_match_serial_bitwise(simd, num_threads, dtype, m, n, k, trans_a
     assert_gemm_close(c, a, b, trans_a=trans_a, trans_b=trans_b)
 
 
-# AVX-512 blocking (src_c/gemm.c): MR = 14 rows; NR = 32 float32 / 16 float64 columns; KC = 128;
-# MC = 420 / 280. Every dimension at 1, one below, at and one above each of them.
-AVX512_EDGES = [(1, 1, 1), (13, 31, 127), (14, 32, 128), (15, 33, 129), (14, 16, 1), (15, 17, 2), (13, 15, 3),
-                (1, 47, 129), (29, 1, 257), (27, 48, 255), (28, 64, 256), (419, 30, 20), (421, 34, 70),
-                (281, 18, 5), (279, 33, 131)]
+# AVX-512 blocking (src_c/gemm.c): MR = 14 rows; NR = 32 float32 / 16 float64 columns; KC = 256; MC = 280.
+# Every dimension at 1, one below, at and one above each of them.
+AVX512_EDGES = [(1, 1, 1), (13, 31, 255), (14, 32, 256), (15, 33, 257), (14, 16, 1), (15, 17, 2), (13, 15, 3),
+                (1, 47, 129), (29, 1, 513), (27, 48, 127), (28, 64, 128), (279, 30, 20), (281, 34, 70),
+                (280, 18, 5), (421, 33, 131)]
+
+
+@pytest.mark.skipif("avx512" not in cnn_core.cpu_simd_levels(), reason="CPU without AVX-512")
+def test_avx512_blocking_is_the_tables(use_simd):
+    # The level switch selects the level's blocking; the edge shapes above are placed around these values.
+    use_simd("avx512")
+    assert _gemm.blocking(np.float32) == dict(mr=14, nr=32, mc=280, kc=256, nc=4096)
+    assert _gemm.blocking(np.float64) == dict(mr=14, nr=16, mc=280, kc=256, nc=2048)
+    use_simd("avx2")
+    assert _gemm.blocking(np.float32)["mr"] == 6 and _gemm.blocking(np.float64)["nr"] == 8
 
 
 @pytest.mark.skipif("avx512" not in cnn_core.cpu_simd_levels(), reason="CPU without AVX-512")
@@ -203,16 +214,19 @@ def test_avx512_edge_tiles(use_simd, dtype, m, n, k, trans_a, trans_b):
 @pytest.mark.skipif("avx512" not in cnn_core.cpu_simd_levels(), reason="CPU without AVX-512")
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_avx512_level_reaches_its_kernels(use_simd, dtype):
-    # The AVX-512 blocking splits K = 300 into depth blocks of 100 (KC = 128), AVX2's into 150 (KC = 256):
-    # both within the oracle's bound, but not the same roundings, so the level switch is seen in the bits.
+    # With beta != 0 an edge tile's element is alpha * acc + beta * c: AVX2's packed path writes edge tiles
+    # through a buffer (alpha * acc rounded, then + beta * c rounded), the AVX-512 edge kernel with one FMA
+    # (one rounding less). Rows 60..63 of M = 64 are an edge for AVX2 (MR = 6): both results within the
+    # oracle's bound, but not the same bits there, so the switch to the AVX-512 kernels is seen.
     rng = np.random.default_rng(11)
     a, b = operands(rng, 64, 80, 300, False, True, dtype)   # op(B) = B.T: never the unpacked path
+    c0 = make(rng, (64, 80), dtype)
     out = {}
     for level in ("avx512", "avx2"):
         use_simd(level)
-        out[level] = gemm(a, b, trans_b=True)
-        assert_gemm_close(out[level], a, b, trans_b=True, what=level)
-    assert not np.array_equal(out["avx512"], out["avx2"])
+        out[level] = gemm(a, b, c0.copy(), alpha=0.3, beta=0.7, trans_b=True)
+        assert_gemm_close(out[level], a, b, c0, 0.3, 0.7, trans_b=True, what=level)
+    assert not np.array_equal(out["avx512"][60:], out["avx2"][60:])
 
 
 def test_concurrent_python_threads():

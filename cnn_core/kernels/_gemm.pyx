@@ -2,6 +2,7 @@
 # distutils: depends = src_c/gemm.h src_c/gemm_cntx.h src_c/gemm_template.h src_c/avx2.h src_c/avx512.h src_c/cpu.h src_c/threads.h src_c/thresholds.h
 """Cython binding of the blocked C GEMM in src_c/gemm.c (validation lives in gemm.py)."""
 from cython cimport floating
+import numpy as np
 from libc.stddef cimport ptrdiff_t
 
 from cnn_core._config cimport simd_level, team_size
@@ -31,6 +32,7 @@ cdef extern from "gemm.h" nogil:
                          const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc)
     void cnn_gemm_set_unpacked(int mode)
     double cnn_fma_probe(int kind, long iters)
+    void cnn_gemm_blocking(int dtype, int *out)
 
 
 if cnn_gemm_init(team_size, simd_level) != 0:
@@ -115,6 +117,14 @@ def set_unpacked(mode: int) -> None:
     """Packing policy (for tests and benchmarks): -1 by problem shape (default), 0 always pack,
     1 skip packing wherever the level's unpacked kernel applies. Not safe while another thread is in gemm."""
     cnn_gemm_set_unpacked(mode)
+
+
+def blocking(dtype) -> dict:
+    """The packed GEMM's blocking at the SIMD level in use for `dtype` (float32 or float64): the micro-tile
+    mr x nr and the cache blocks mc, kc, nc (src_c/gemm.c's table). For tests and benchmarks."""
+    cdef int out[5]
+    cnn_gemm_blocking(1 if dtype == np.float64 else 0, out)
+    return dict(mr=out[0], nr=out[1], mc=out[2], kc=out[3], nc=out[4])
 
 
 def fma_probe(kind: int, iters: int) -> float:
