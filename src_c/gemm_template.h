@@ -186,12 +186,13 @@ static int G(gemm_serial)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, ptr
 
 #if CNN_CORE_OPENMP
 /* The same loop nest on a team of nt threads sharing the packed panels. For each KC x NC block of B, the
- * team packs B (its NR panels split statically), then takes the rows in groups of up to nt * 4 MC-row
- * blocks: packs the group's A panels the same way, and hands out its work items, (row block, column chunk)
- * pairs, dynamically (OpenMP's dynamic schedule is one shared atomic counter), so a thread slowed by the
- * rest of the machine takes fewer items. Each packing step ends at the worksharing loop's barrier before
- * anyone reads it, and each item loop at one before the panels are overwritten. A and B are packed once,
- * whatever the thread count, in the calling thread's buffers. */
+ * team takes the rows in groups of up to nt * 4 MC-row blocks: packs the group's A panels (with, for the
+ * first group, B's NR panels; the panels split statically), then hands out the group's work items, (row
+ * block, column chunk) pairs, dynamically (OpenMP's dynamic schedule is one shared atomic counter), so a
+ * thread slowed by the rest of the machine takes fewer items. Each packing loop ends at the worksharing
+ * loop's barrier before anyone reads the panels, each item loop at one before they are overwritten: two
+ * barriers per group. A and B are packed once, whatever the thread count, in the calling thread's
+ * buffers. */
 static int G(gemm_parallel)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, int nt, ptrdiff_t m,
                             ptrdiff_t n, ptrdiff_t k, T alpha, const T *a, ptrdiff_t rsa, ptrdiff_t csa,
                             const T *b, ptrdiff_t rsb, ptrdiff_t csb, T beta, T *c, ptrdiff_t ldc)
@@ -219,20 +220,22 @@ static int G(gemm_parallel)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, i
         for (ptrdiff_t pc = 0; pc < k; pc += kb) {
             const ptrdiff_t kc = k - pc < kb ? k - pc : kb;
             const T beta_pc = pc == 0 ? beta : (T)1;
-            #pragma omp for schedule(static)
-            for (ptrdiff_t q = 0; q < npanels_b; ++q) {
-                const ptrdiff_t j = q * NR;
-                G(pack_b)(bs, kc, nc - j < NR ? nc - j : NR, b + pc * rsb + (jc + j) * csb, rsb, csb,
-                          pb + j * kc);
-            }
             for (ptrdiff_t ig = 0; ig < m; ig += mg) {
                 const ptrdiff_t mgc = m - ig < mg ? m - ig : mg;
                 const ptrdiff_t npanels_a = (mgc + MR - 1) / MR;
+                /* The group's A panels, after B's panels for the first group: one barrier for both. */
+                const ptrdiff_t first_a = ig == 0 ? npanels_b : 0;
                 #pragma omp for schedule(static)
-                for (ptrdiff_t q = 0; q < npanels_a; ++q) {
-                    const ptrdiff_t i = q * MR;
-                    G(pack_a)(bs, mgc - i < MR ? mgc - i : MR, kc, a + (ig + i) * rsa + pc * csa, rsa, csa,
-                              pa + i * kc);
+                for (ptrdiff_t q = 0; q < first_a + npanels_a; ++q) {
+                    if (q < first_a) {
+                        const ptrdiff_t j = q * NR;
+                        G(pack_b)(bs, kc, nc - j < NR ? nc - j : NR, b + pc * rsb + (jc + j) * csb, rsb, csb,
+                                  pb + j * kc);
+                    } else {
+                        const ptrdiff_t i = (q - first_a) * MR;
+                        G(pack_a)(bs, mgc - i < MR ? mgc - i : MR, kc, a + (ig + i) * rsa + pc * csa, rsa,
+                                  csa, pa + i * kc);
+                    }
                 }
                 /* Items: the group's row blocks times column chunks of whole NR panels, enough of them
                  * (about 8 per thread) for the dynamic schedule to balance. */
