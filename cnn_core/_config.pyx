@@ -118,9 +118,10 @@ def set_simd(level: str) -> None:
     level this CPU can run), ``"avx512"``, ``"avx2"`` or ``"baseline"`` (portable C; SSE2 on x86-64).
 
     For tests and benchmarks that compare code paths; every level computes the same results up to rounding.
-    No kernel has an AVX-512 version yet: at ``"avx512"`` every family runs its AVX2 kernels, so that level
-    is accepted wherever the CPU has AVX-512 and will pick up AVX-512 kernels when they are added. A kernel
-    call already running in another thread may finish on the level it started with.
+    At ``"avx512"`` the packed GEMM (``cnn_core.kernels.gemm`` and every layer built on it) runs AVX-512
+    micro-kernels; its unpacked small-problem and A @ B.T weight-gradient kernels and every other family
+    (pooling, activations) run their AVX2 versions. A kernel call already running in another thread may
+    finish on the level it started with.
 
     Raises TypeError when level is not a str, ValueError when it names no level or one this CPU cannot run.
     """

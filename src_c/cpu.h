@@ -3,8 +3,8 @@
  * A level names a set of kernels, not just CPU flags: baseline is portable C (SSE2 on x86-64), avx2 needs
  * AVX2 and FMA, avx512 needs AVX-512 F, VL, BW and DQ (Skylake-X and later, Zen 4). Each kernel family keeps
  * one table of kernels per level (gemm.c, maxpool2x2.c, activations.c), BLIS's context per architecture,
- * and indexes it by the level in use. No family has AVX-512 kernels yet (issue 10 adds them): their
- * avx512 entries are the AVX2 kernels, so choosing "avx512" is valid on an AVX-512 CPU and runs those.
+ * and indexes it by the level in use. Only the packed GEMM has AVX-512 kernels (gemm_avx512.c); the other
+ * entries of the avx512 tables are the AVX2 kernels.
  *
  * cpu.c is compiled into cnn_core._config alone, so the process holds one copy of the level (as threads.c
  * holds the thread count); every other extension module reads it through the cnn_simd_level_fn its C

@@ -54,6 +54,13 @@ int cnn_dgemm_nt_acc(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptr
  * concurrent gemm calls. */
 void cnn_gemm_set_unpacked(int mode);
 
+/* The blocking of the level in use for float (dtype 0) or double (1): mr, nr, mc, kc, nc in out[0..4]. */
+void cnn_gemm_blocking(int dtype, int out[5]);
+
+/* Seconds taken by a probe of the FMA units (src_c/gemm_peak.c: kind 0 one dependent chain, 1 AVX2 and
+ * 2 AVX-512 throughput, over iters steps), or -1 where the CPU lacks it; for the benchmarks' peak. */
+double cnn_fma_probe(int kind, long iters);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,53 +3,44 @@
  * The caller defines (and this file #undefs at its end):
  *   T              element type
  *   G(name)        name mangler (s_name / d_name)
- *   BLOCKING       MR, NR, MC, KC, NC, where
- *     MR, NR       micro-tile of C computed by one micro-kernel call (register block)
- *     MC, KC, NC   cache blocks: an MC x KC block of A (packed, lives in L2), a KC x NC block of B
- *                  (packed, lives in L3); one KC x NR micro-panel of B stays in L1 across the MC rows
- * The micro-kernels come from the context of the level in use (gemm_cntx.h), read once per call; the
- * portable G(kernel_c) below is the baseline level's.
+ *   C_MR, C_NR     the portable micro-kernel's tile (the baseline level's MR x NR)
+ * Blocking is data: the level's context (gemm_cntx.h, read once per call) gives the micro-kernels and
+ *   MR, NR         micro-tile of C computed by one micro-kernel call (register block)
+ *   MC, KC, NC     cache blocks: an MC x KC block of A (packed, lives in L2), a KC x NC block of B
+ *                  (packed, lives in L3); one KC x NR micro-panel of B stays in L1 across the MC rows.
  *
  * Loop nest (Goto/BLIS): jc over NC columns, pc over KC depth, ic over MC rows, jr over NR, ir over MR.
  * Packed panels are zero-padded to full MR/NR width, so the micro-kernel never branches on edges; edge
- * tiles of C go through a small buffer instead.
+ * tiles of C go to the level's edge kernel (masked stores) or, without one, through a small buffer.
+ *
+ * Results never depend on the thread count: the depth blocks (KC) depend on k alone and the micro-tiles
+ * are anchored at C's corner whatever the rows and columns each thread takes, so every element of C gets
+ * the same operations in the same order (and the packed/unpacked choice depends on the shape alone).
  */
-
-#define CNN_APPLY(f, ...) f(__VA_ARGS__)
-#define CNN_BLK_MR(mr, nr, mc, kc, nc) mr
-#define CNN_BLK_NR(mr, nr, mc, kc, nc) nr
-#define CNN_BLK_MC(mr, nr, mc, kc, nc) mc
-#define CNN_BLK_KC(mr, nr, mc, kc, nc) kc
-#define CNN_BLK_NC(mr, nr, mc, kc, nc) nc
-#define MR CNN_APPLY(CNN_BLK_MR, BLOCKING)
-#define NR CNN_APPLY(CNN_BLK_NR, BLOCKING)
-#define MC CNN_APPLY(CNN_BLK_MC, BLOCKING)
-#define KC CNN_APPLY(CNN_BLK_KC, BLOCKING)
-#define NC CNN_APPLY(CNN_BLK_NC, BLOCKING)
 
 /* Portable micro-kernel: fixed trip counts so the compiler unrolls and vectorizes the j loop. */
 static void G(kernel_c)(ptrdiff_t k, const T *a, const T *b, T *c, ptrdiff_t ldc, T alpha, T beta)
 {
-    T acc[MR][NR];
-    for (int i = 0; i < MR; ++i)
-        for (int j = 0; j < NR; ++j)
+    T acc[C_MR][C_NR];
+    for (int i = 0; i < C_MR; ++i)
+        for (int j = 0; j < C_NR; ++j)
             acc[i][j] = 0;
     for (ptrdiff_t p = 0; p < k; ++p) {
-        for (int i = 0; i < MR; ++i) {
+        for (int i = 0; i < C_MR; ++i) {
             const T ai = a[i];
-            for (int j = 0; j < NR; ++j)
+            for (int j = 0; j < C_NR; ++j)
                 acc[i][j] += ai * b[j];
         }
-        a += MR;
-        b += NR;
+        a += C_MR;
+        b += C_NR;
     }
-    for (int i = 0; i < MR; ++i) {
+    for (int i = 0; i < C_MR; ++i) {
         T *ci = c + i * ldc;
         if (beta == 0) {
-            for (int j = 0; j < NR; ++j)
+            for (int j = 0; j < C_NR; ++j)
                 ci[j] = alpha * acc[i][j];
         } else {
-            for (int j = 0; j < NR; ++j)
+            for (int j = 0; j < C_NR; ++j)
                 ci[j] = alpha * acc[i][j] + beta * ci[j];
         }
     }
@@ -58,17 +49,22 @@ static void G(kernel_c)(ptrdiff_t k, const T *a, const T *b, T *c, ptrdiff_t ldc
 /* Pack `extent` lines of length kc into panels of W lines (W = MR for A, NR for B), each panel stored
  * step by step (W values per p), the last panel zero-padded to W. Element p of line i is x[i*ls + p*ps].
  * A is packed by rows (lines = rows of op(A): ls = rsa, ps = csa), B by columns (ls = csb, ps = rsb). */
-static inline __attribute__((always_inline)) void G(pack)(int W, ptrdiff_t extent, ptrdiff_t kc, const T *x,
-                                                          ptrdiff_t ls, ptrdiff_t ps, T *dst)
+static inline __attribute__((always_inline)) void G(pack_w)(const int W, ptrdiff_t extent, ptrdiff_t kc,
+                                                            const T *x, ptrdiff_t ls, ptrdiff_t ps, T *dst)
 {
-    for (ptrdiff_t i0 = 0; i0 < extent; i0 += W) {
+    const ptrdiff_t full = ls == 1 ? extent / W * W : 0;
+    /* The lines' elements adjacent (B row-major, A column-major): step p of every full panel in turn, so
+     * the source is read in order, one long contiguous run per p (read panel by panel it would be kc
+     * streams of W values, too many for the hardware prefetcher). */
+    for (ptrdiff_t p = 0; p < kc; ++p)
+        for (ptrdiff_t i0 = 0; i0 < full; i0 += W)
+            for (int i = 0; i < W; ++i)
+                dst[i0 * kc + p * W + i] = x[p * ps + i0 + i];
+    dst += full * kc;
+    for (ptrdiff_t i0 = full; i0 < extent; i0 += W) {
         const ptrdiff_t w = extent - i0 < W ? extent - i0 : W;
         const T *xp = x + i0 * ls;
-        if (w == W && ls == 1) {               /* the W lines' elements are adjacent: contiguous copies */
-            for (ptrdiff_t p = 0; p < kc; ++p)
-                for (int i = 0; i < W; ++i)
-                    dst[p * W + i] = xp[p * ps + i];
-        } else if (w == W && ps == 1) {        /* each line contiguous: W streams read in step */
+        if (w == W && ps == 1) {               /* each line contiguous: W streams read in step */
             for (ptrdiff_t p = 0; p < kc; ++p)
                 for (int i = 0; i < W; ++i)
                     dst[p * W + i] = xp[i * ls + p];
@@ -84,24 +80,44 @@ static inline __attribute__((always_inline)) void G(pack)(int W, ptrdiff_t exten
     }
 }
 
-/* Pack an mc x kc block of op(A) into MR-row panels (op(A) = A.T of a row-major array has rsa == 1). */
-static void G(pack_a)(ptrdiff_t mc, ptrdiff_t kc, const T *a, ptrdiff_t rsa, ptrdiff_t csa, T *dst)
+/* pack_w with the panel width a compile-time constant for every MR and NR of the context table (so the
+ * copy loops unroll and vectorize), a run-time one otherwise. */
+static void G(pack)(int W, ptrdiff_t extent, ptrdiff_t kc, const T *x, ptrdiff_t ls, ptrdiff_t ps, T *dst)
 {
-    G(pack)(MR, mc, kc, a, rsa, csa, dst);
+    switch (W) {
+    case 6: G(pack_w)(6, extent, kc, x, ls, ps, dst); break;
+    case 8: G(pack_w)(8, extent, kc, x, ls, ps, dst); break;
+    case 14: G(pack_w)(14, extent, kc, x, ls, ps, dst); break;
+    case 16: G(pack_w)(16, extent, kc, x, ls, ps, dst); break;
+    case 32: G(pack_w)(32, extent, kc, x, ls, ps, dst); break;
+    default: G(pack_w)(W, extent, kc, x, ls, ps, dst); break;
+    }
+}
+
+/* Pack an mc x kc block of op(A) into MR-row panels (op(A) = A.T of a row-major array has rsa == 1). */
+static void G(pack_a)(const cnn_gemm_blksz *bs, ptrdiff_t mc, ptrdiff_t kc, const T *a, ptrdiff_t rsa,
+                      ptrdiff_t csa, T *dst)
+{
+    G(pack)(bs->mr, mc, kc, a, rsa, csa, dst);
 }
 
 /* Pack a kc x nc block of op(B) into NR-column panels (plain row-major B has csb == 1; op(B) = B.T of a
  * row-major array, as in x @ w.T, has rsb == 1). */
-static void G(pack_b)(ptrdiff_t kc, ptrdiff_t nc, const T *b, ptrdiff_t rsb, ptrdiff_t csb, T *dst)
+static void G(pack_b)(const cnn_gemm_blksz *bs, ptrdiff_t kc, ptrdiff_t nc, const T *b, ptrdiff_t rsb,
+                      ptrdiff_t csb, T *dst)
 {
-    G(pack)(NR, nc, kc, b, csb, rsb, dst);
+    G(pack)(bs->nr, nc, kc, b, csb, rsb, dst);
 }
 
-/* C[mc x nc] = alpha * packed A @ packed B + beta * C, one MR x NR tile at a time. */
-static void G(macro_kernel)(G(ukr_t) kernel, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, T alpha,
-                            const T *pa, const T *pb, T beta, T *c, ptrdiff_t ldc)
+/* C[mc x nc] = alpha * packed A @ packed B + beta * C, one MR x NR tile at a time: pa holds mc rows of A
+ * in MR-row panels, pb nc columns of B in NR-column panels, both over depth kc. */
+static void G(macro_kernel)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, ptrdiff_t mc, ptrdiff_t nc,
+                            ptrdiff_t kc, T alpha, const T *pa, const T *pb, T beta, T *c, ptrdiff_t ldc)
 {
-    CNN_ALIGN64 T tile[MR * NR];
+    const G(ukr_t) kernel = cx->G(ukr);
+    const G(edge_t) edge = cx->G(edge);
+    const ptrdiff_t MR = bs->mr, NR = bs->nr;
+    CNN_ALIGN64 T tile[CNN_GEMM_MAX_MR * CNN_GEMM_MAX_NR];
     for (ptrdiff_t jr = 0; jr < nc; jr += NR) {
         const ptrdiff_t nr = nc - jr < NR ? nc - jr : NR;
         for (ptrdiff_t ir = 0; ir < mc; ir += MR) {
@@ -109,6 +125,10 @@ static void G(macro_kernel)(G(ukr_t) kernel, ptrdiff_t mc, ptrdiff_t nc, ptrdiff
             T *cc = c + ir * ldc + jr;
             if (mr == MR && nr == NR) {
                 kernel(kc, pa + ir * kc, pb + jr * kc, cc, ldc, alpha, beta);
+                continue;
+            }
+            if (edge != NULL) {
+                edge(kc, pa + ir * kc, pb + jr * kc, cc, ldc, alpha, beta, mr, nr);
                 continue;
             }
             kernel(kc, pa + ir * kc, pb + jr * kc, tile, NR, alpha, (T)0);
@@ -136,14 +156,13 @@ static ptrdiff_t G(even_block)(ptrdiff_t total, ptrdiff_t block, ptrdiff_t unit)
 }
 
 /* Single-threaded blocked GEMM on the calling thread's packing buffers (k >= 1, alpha != 0). */
-static int G(gemm_serial)(G(ukr_t) kernel, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
-                          const T *a, ptrdiff_t rsa, ptrdiff_t csa,
-                          const T *b, ptrdiff_t rsb, ptrdiff_t csb,
-                          T beta, T *c, ptrdiff_t ldc)
+static int G(gemm_serial)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, ptrdiff_t m, ptrdiff_t n,
+                          ptrdiff_t k, T alpha, const T *a, ptrdiff_t rsa, ptrdiff_t csa,
+                          const T *b, ptrdiff_t rsb, ptrdiff_t csb, T beta, T *c, ptrdiff_t ldc)
 {
-    const ptrdiff_t kb = G(even_block)(k, KC, 1);
-    const ptrdiff_t mb = G(even_block)(m, MC, MR);
-    const ptrdiff_t nb = G(even_block)(n, NC, NR);
+    const ptrdiff_t kb = G(even_block)(k, bs->kc, 1);
+    const ptrdiff_t mb = G(even_block)(m, bs->mc, bs->mr);
+    const ptrdiff_t nb = G(even_block)(n, bs->nc, bs->nr);
     void *va, *vb;
     if (cnn_gemm_buffers((size_t)(mb * kb) * sizeof(T), (size_t)(kb * nb) * sizeof(T), &va, &vb) != 0)
         return -1;
@@ -154,23 +173,100 @@ static int G(gemm_serial)(G(ukr_t) kernel, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k
         for (ptrdiff_t pc = 0; pc < k; pc += kb) {
             const ptrdiff_t kc = k - pc < kb ? k - pc : kb;
             const T beta_pc = pc == 0 ? beta : (T)1;   /* later depth blocks accumulate */
-            G(pack_b)(kc, nc, b + pc * rsb + jc * csb, rsb, csb, pb);
+            G(pack_b)(bs, kc, nc, b + pc * rsb + jc * csb, rsb, csb, pb);
             for (ptrdiff_t ic = 0; ic < m; ic += mb) {
                 const ptrdiff_t mc = m - ic < mb ? m - ic : mb;
-                G(pack_a)(mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa);
-                G(macro_kernel)(kernel, mc, nc, kc, alpha, pa, pb, beta_pc, c + ic * ldc + jc, ldc);
+                G(pack_a)(bs, mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa);
+                G(macro_kernel)(cx, bs, mc, nc, kc, alpha, pa, pb, beta_pc, c + ic * ldc + jc, ldc);
             }
         }
     }
     return 0;
 }
 
+#if CNN_CORE_OPENMP
+/* The same loop nest on a team of nt threads sharing the packed panels. For each KC x NC block of B, the
+ * team takes the rows in groups of up to nt * 4 MC-row blocks: packs the group's A panels (with, for the
+ * first group, B's NR panels; the panels split statically), then hands out the group's work items, (row
+ * block, column chunk) pairs, dynamically (OpenMP's dynamic schedule is one shared atomic counter), so a
+ * thread slowed by the rest of the machine takes fewer items. Each packing loop ends at the worksharing
+ * loop's barrier before anyone reads the panels, each item loop at one before they are overwritten: two
+ * barriers per group. A and B are packed once, whatever the thread count, in the calling thread's
+ * buffers. */
+static int G(gemm_parallel)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, int nt, ptrdiff_t m,
+                            ptrdiff_t n, ptrdiff_t k, T alpha, const T *a, ptrdiff_t rsa, ptrdiff_t csa,
+                            const T *b, ptrdiff_t rsb, ptrdiff_t csb, T beta, T *c, ptrdiff_t ldc)
+{
+    const ptrdiff_t MR = bs->mr, NR = bs->nr;
+    const ptrdiff_t kb = G(even_block)(k, bs->kc, 1);
+    const ptrdiff_t nb = G(even_block)(n, bs->nc, NR);
+    /* Row blocks: at most MC rows, and at least 2 per thread where m allows, for the dynamic balance. */
+    ptrdiff_t mb = G(even_block)(m, bs->mc, MR);
+    const ptrdiff_t few = (m + 2 * nt - 1) / (2 * nt);
+    if (few < mb)
+        mb = (few + MR - 1) / MR * MR;
+    const ptrdiff_t group_blocks = 4 * (ptrdiff_t)nt;
+    const ptrdiff_t mg = m < mb * group_blocks ? m : mb * group_blocks;   /* rows of A packed at once */
+    void *va, *vb;
+    const ptrdiff_t mg_padded = (mg + MR - 1) / MR * MR;                 /* whole zero-padded panels */
+    if (cnn_gemm_buffers((size_t)(mg_padded * kb) * sizeof(T), (size_t)(kb * nb) * sizeof(T), &va, &vb) != 0)
+        return -1;
+    T *const pa = (T *)va, *const pb = (T *)vb;
+
+    #pragma omp parallel num_threads(nt)
+    for (ptrdiff_t jc = 0; jc < n; jc += nb) {
+        const ptrdiff_t nc = n - jc < nb ? n - jc : nb;
+        const ptrdiff_t npanels_b = (nc + NR - 1) / NR;
+        for (ptrdiff_t pc = 0; pc < k; pc += kb) {
+            const ptrdiff_t kc = k - pc < kb ? k - pc : kb;
+            const T beta_pc = pc == 0 ? beta : (T)1;
+            for (ptrdiff_t ig = 0; ig < m; ig += mg) {
+                const ptrdiff_t mgc = m - ig < mg ? m - ig : mg;
+                const ptrdiff_t npanels_a = (mgc + MR - 1) / MR;
+                /* The group's A panels, after B's panels for the first group: one barrier for both. */
+                const ptrdiff_t first_a = ig == 0 ? npanels_b : 0;
+                #pragma omp for schedule(static)
+                for (ptrdiff_t q = 0; q < first_a + npanels_a; ++q) {
+                    if (q < first_a) {
+                        const ptrdiff_t j = q * NR;
+                        G(pack_b)(bs, kc, nc - j < NR ? nc - j : NR, b + pc * rsb + (jc + j) * csb, rsb, csb,
+                                  pb + j * kc);
+                    } else {
+                        const ptrdiff_t i = (q - first_a) * MR;
+                        G(pack_a)(bs, mgc - i < MR ? mgc - i : MR, kc, a + (ig + i) * rsa + pc * csa, rsa,
+                                  csa, pa + i * kc);
+                    }
+                }
+                /* Items: the group's row blocks times column chunks of whole NR panels, enough of them
+                 * (about 8 per thread) for the dynamic schedule to balance. */
+                const ptrdiff_t nblk = (mgc + mb - 1) / mb;
+                ptrdiff_t nchunk = (8 * (ptrdiff_t)nt + nblk - 1) / nblk;
+                if (nchunk > npanels_b)
+                    nchunk = npanels_b;
+                const ptrdiff_t cw = (npanels_b + nchunk - 1) / nchunk * NR;
+                nchunk = (nc + cw - 1) / cw;
+                #pragma omp for schedule(dynamic, 1)
+                for (ptrdiff_t item = 0; item < nblk * nchunk; ++item) {
+                    const ptrdiff_t i = (item / nchunk) * mb, j = (item % nchunk) * cw;
+                    G(macro_kernel)(cx, bs, mgc - i < mb ? mgc - i : mb, nc - j < cw ? nc - j : cw, kc,
+                                    alpha, pa + i * kc, pb + j * kc, beta_pc, c + (ig + i) * ldc + jc + j, ldc);
+                }
+            }
+        }
+    }
+    return 0;
+}
+#endif
+
 /* Unpacked path for small problems: tiles of C straight from A (any strides) and B (contiguous rows).
  * Rows are taken MC-ish at a time so that block of A stays in L2 while every NR-column sliver of B
  * streams past it; each B sliver then stays in L1 for the MR-row tiles of the block. */
-static void G(gemm_sup)(G(sup_t) sup, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha, const T *a, ptrdiff_t rsa,
-                        ptrdiff_t csa, const T *b, ptrdiff_t rsb, T beta, T *c, ptrdiff_t ldc)
+static void G(gemm_sup)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, ptrdiff_t m, ptrdiff_t n,
+                        ptrdiff_t k, T alpha, const T *a, ptrdiff_t rsa, ptrdiff_t csa, const T *b,
+                        ptrdiff_t rsb, T beta, T *c, ptrdiff_t ldc)
 {
+    const G(sup_t) sup = cx->G(sup);
+    const ptrdiff_t MR = bs->sup_mr, NR = bs->sup_nr;
     ptrdiff_t mb = (ptrdiff_t)(CNN_GEMM_SUP_A_BYTES / sizeof(T)) / k / MR * MR;
     if (mb < MR)
         mb = MR;
@@ -185,30 +281,21 @@ static void G(gemm_sup)(G(sup_t) sup, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T a
     }
 }
 
-/* Packing costs about one cycle per element of A and of B, i.e. k * (m + n) cycles; the arithmetic
- * m * n * k / (MR * NR / 6) cycles (MR * NR multiply-adds per 6 cycles). Measured on the AVX2 kernels, the
- * unpacked path wins while packing would cost more than ~10% of the arithmetic (square sizes up to ~300
- * in float32, ~150 in float64) and loses beyond, where its B slivers and A rows fall out of L1/L2.
- * It needs B's rows contiguous, for the direct vector loads. */
-static int G(use_sup)(const cnn_gemm_cntx *cx, ptrdiff_t m, ptrdiff_t n, ptrdiff_t csb)
+/* Packing costs about one cycle per element of A and of B, i.e. k * (m + n) cycles, against the
+ * arithmetic's m * n * k / (MR * NR / 6) cycles on the AVX2 kernel: the unpacked path wins while packing
+ * would cost more than ~10% of that, (m + n) * sup_ratio >= m * n (square sizes up to ~300 in float32,
+ * ~150 in float64, on the AVX2 kernels; ~190 and ~100 beside the faster packed AVX-512 kernels), and
+ * while its B slivers (k rows each, read in place with B's row stride) stay cheap to stream: with k past
+ * sup_kmax they do not (a (64, 288) @ (288, 50176) im2col product: 53 GFLOP/s unpacked, 74 packed, on a
+ * Zen 4 core). It needs B's rows contiguous, for the direct vector loads. */
+static int G(use_sup)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, ptrdiff_t m, ptrdiff_t n,
+                      ptrdiff_t k, ptrdiff_t csb)
 {
     if (csb != 1 || cx->G(sup) == NULL)
         return 0;
     if (cnn_gemm_sup_mode >= 0)
         return cnn_gemm_sup_mode;
-    return (double)(m + n) * (MR * NR) * 5 >= (double)m * (double)n * 3;
-}
-
-static int G(gemm_rect)(const cnn_gemm_cntx *cx, int sup, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
-                        const T *a, ptrdiff_t rsa, ptrdiff_t csa,
-                        const T *b, ptrdiff_t rsb, ptrdiff_t csb,
-                        T beta, T *c, ptrdiff_t ldc)
-{
-    if (sup) {
-        G(gemm_sup)(cx->G(sup), m, n, k, alpha, a, rsa, csa, b, rsb, beta, c, ldc);
-        return 0;
-    }
-    return G(gemm_serial)(cx->G(ukr), m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);
+    return k <= bs->sup_kmax && (double)(m + n) * bs->sup_ratio >= (double)m * (double)n;
 }
 
 /* C = beta * C without reading C when beta == 0 (the alpha == 0 or k == 0 case). */
@@ -238,38 +325,37 @@ static int G(gemm_strided)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
         return 0;
     }
     const cnn_gemm_cntx *cx = cnn_gemm_context();   /* one level for the whole call, every thread */
-    const int sup = G(use_sup)(cx, m, n, csb);
-    int tm = 1, tn = 1;
-    cnn_gemm_thread_grid(m, n, k, MR, NR, &tm, &tn);
-    if (tm * tn == 1)
-        return G(gemm_rect)(cx, sup, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);
-
-    /* Each thread owns a rectangle of C (whole micro-tiles) and runs the serial driver on it: no shared
-     * state, and every element sees the same operations as in a serial run (the packed/unpacked choice is
-     * made once, above), so results do not depend on the thread count. */
-    const ptrdiff_t row_tiles = (m + MR - 1) / MR, col_tiles = (n + NR - 1) / NR;
-    const ptrdiff_t rows_per = (row_tiles + tm - 1) / tm * MR, cols_per = (col_tiles + tn - 1) / tn * NR;
-    int err = 0;
+    const cnn_gemm_blksz *bs = &cx->G(blk);
+    const int nt = cnn_gemm_team(m, n, k);
+    if (!G(use_sup)(cx, bs, m, n, k, csb)) {
 #if CNN_CORE_OPENMP
-    #pragma omp parallel for num_threads(tm * tn) schedule(static) reduction(|:err)
+        if (nt > 1)
+            return G(gemm_parallel)(cx, bs, nt, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);
 #endif
-    for (int t = 0; t < tm * tn; ++t) {
-        const ptrdiff_t i0 = (t / tn) * rows_per, j0 = (t % tn) * cols_per;
+        return G(gemm_serial)(cx, bs, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);
+    }
+    /* Unpacked: each thread takes a band of whole sup_mr-row tiles (or sup_nr-column ones when the rows
+     * are too few) and runs the serial loop on it; a tile's operations do not depend on the band. */
+    const ptrdiff_t row_tiles = (m + bs->sup_mr - 1) / bs->sup_mr;
+    const ptrdiff_t col_tiles = (n + bs->sup_nr - 1) / bs->sup_nr;
+    const int by_rows = row_tiles >= nt || row_tiles >= col_tiles;
+    const ptrdiff_t per = by_rows ? (row_tiles + nt - 1) / nt * bs->sup_mr : (col_tiles + nt - 1) / nt * bs->sup_nr;
+#if CNN_CORE_OPENMP
+    #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#endif
+    for (int t = 0; t < nt; ++t) {
+        const ptrdiff_t i0 = by_rows ? t * per : 0, j0 = by_rows ? 0 : t * per;
         if (i0 >= m || j0 >= n)
             continue;
-        const ptrdiff_t mt = m - i0 < rows_per ? m - i0 : rows_per;
-        const ptrdiff_t nt = n - j0 < cols_per ? n - j0 : cols_per;
-        err |= G(gemm_rect)(cx, sup, mt, nt, k, alpha, a + i0 * rsa, rsa, csa, b + j0 * csb, rsb, csb,
-                            beta, c + i0 * ldc + j0, ldc);
+        const ptrdiff_t mt = by_rows ? (m - i0 < per ? m - i0 : per) : m;
+        const ptrdiff_t ntl = by_rows ? n : (n - j0 < per ? n - j0 : per);
+        G(gemm_sup)(cx, bs, mt, ntl, k, alpha, a + i0 * rsa, rsa, csa, b + j0, rsb, beta, c + i0 * ldc + j0,
+                    ldc);
     }
-    return err;
+    return 0;
 }
 
-#undef MR
-#undef NR
-#undef MC
-#undef KC
-#undef NC
-#undef BLOCKING
+#undef C_MR
+#undef C_NR
 #undef G
 #undef T

@@ -8,8 +8,9 @@ from cnn_core.kernels import _gemm, gemm
 
 DTYPES = [np.float32, np.float64]
 TRANS = [(False, False), (False, True), (True, False), (True, True)]
-# (M, N, K): 1x1x1, odd sizes, sizes off the micro-tile (6 x 16 / 6 x 8) and above every cache block
-# (M > MC = 144, K > KC = 256, N > NC = 4096 for float32), and the LeNet-5 / MLP layer shapes.
+# (M, N, K): 1x1x1, odd sizes, sizes off the micro-tile (AVX2 6 x 16 / 6 x 8, AVX-512 14 x 32 / 14 x 16)
+# and above every cache block (AVX2 float32: M > MC = 144, K > KC = 256, N > NC = 4096; AVX-512 MC = 280),
+# and the LeNet-5 / MLP layer shapes.
 SHAPES = [(1, 1, 1), (1, 7, 3), (5, 1, 9), (7, 13, 5), (6, 16, 256), (13, 17, 257), (300, 520, 270),
           (64, 100, 784), (64, 10, 100), (6, 784, 25), (16, 100, 150), (3, 4100, 20), (37, 29, 600)]
 
@@ -30,10 +31,11 @@ def assert_gemm_close(c, a, b, c0=None, alpha=1.0, beta=0.0, trans_a=False, tran
     assert np.all(err <= tol), f"{what}: max error {err.max():.3g}, at tolerance {tol.flat[np.argmax(err - tol)]:.3g}"
 
 
-@pytest.fixture(params=["avx2", "avx2-packed", "avx2-unpacked", "baseline"])
+@pytest.fixture(params=["avx512", "avx512-packed", "avx512-unpacked", "avx2", "avx2-packed", "avx2-unpacked",
+                        "baseline"])
 def kernel(request, use_simd):
-    """Run a test with the AVX2+FMA micro-kernels (packing chosen by shape, forced on, forced off) and with
-    the portable C one."""
+    """Run a test with the AVX-512 and the AVX2+FMA micro-kernels (packing chosen by shape, forced on,
+    forced off) and with the portable C one (a level the CPU lacks is skipped)."""
     path, _, packing = request.param.partition("-")
     use_simd(path)
     _gemm.set_unpacked({"packed": 0, "unpacked": 1}.get(packing, -1))
@@ -138,22 +140,93 @@ def test_transposed_view_equals_trans_flag(dtype):
     np.testing.assert_array_equal(gemm(a.T, b), gemm(a, b, trans_a=True))
 
 
+# Shapes for the parallel drivers: square-ish, one row tile and many columns, many rows and few columns,
+# the MLP layer, more row groups than one team pass takes (M = 3400 rows in AVX-512 blocks of 266: groups
+# of 8 blocks on 2 threads, of 12 on 3, so the group boundaries move with the thread count) with two depth
+# blocks (K = 300 > KC = 256), and two NC column blocks (N > 4096).
+PARALLEL_SHAPES = [(300, 520, 270), (6, 5000, 40), (257, 9, 700), (64, 100, 784), (3400, 40, 300),
+                   (20, 4200, 140)]
+
+
 @pytest.mark.skipif(not cnn_core.openmp_enabled(), reason="serial build")
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("m,n,k", [(300, 520, 270), (6, 5000, 40), (257, 9, 700), (64, 100, 784)])
+@pytest.mark.parametrize("m,n,k", PARALLEL_SHAPES)
 @pytest.mark.parametrize("trans_a,trans_b", TRANS)
-def test_threads_match_serial_bitwise(num_threads, dtype, m, n, k, trans_a, trans_b):
-    # Each thread owns whole micro-tiles of C and runs the serial loop nest on them, so every element sees
-    # the same operations in the same order whatever the thread count.
+def test_threads_match_serial_bitwise(simd, num_threads, dtype, m, n, k, trans_a, trans_b):
+    # The depth blocks depend on K alone and the micro-tiles are anchored at C's corner whatever rows and
+    # columns a thread takes, so every element sees the same operations in the same order whatever the
+    # thread count; and whichever thread the dynamic schedule gives an item to (repeated runs).
     rng = np.random.default_rng(9)
     a, b = operands(rng, m, n, k, trans_a, trans_b, dtype)
     num_threads(1)
     serial = gemm(a, b, trans_a=trans_a, trans_b=trans_b)
-    for t in (2, 3):
+    for t in (2, 3, 2, 2):
         num_threads(t)
         c = gemm(a, b, trans_a=trans_a, trans_b=trans_b)
-        np.testing.assert_array_equal(c, serial)
+        np.testing.assert_array_equal(c, serial, err_msg=f"{t} threads")
     assert_gemm_close(c, a, b, trans_a=trans_a, trans_b=trans_b)
+
+
+# AVX-512 blocking (src_c/gemm.c): MR = 14 rows; NR = 32 float32 / 16 float64 columns; KC = 256; MC = 280.
+# Every dimension at 1, one below, at and one above each of them.
+AVX512_EDGES = [(1, 1, 1), (13, 31, 255), (14, 32, 256), (15, 33, 257), (14, 16, 1), (15, 17, 2), (13, 15, 3),
+                (1, 47, 129), (29, 1, 513), (27, 48, 127), (28, 64, 128), (279, 30, 20), (281, 34, 70),
+                (280, 18, 5), (421, 33, 131)]
+
+
+@pytest.mark.skipif("avx512" not in cnn_core.cpu_simd_levels(), reason="CPU without AVX-512")
+def test_avx512_blocking_is_the_tables(use_simd):
+    # The level switch selects the level's blocking; the edge shapes above are placed around these values.
+    use_simd("avx512")
+    assert _gemm.blocking(np.float32) == dict(mr=14, nr=32, mc=280, kc=256, nc=4096)
+    assert _gemm.blocking(np.float64) == dict(mr=14, nr=16, mc=280, kc=256, nc=2048)
+    use_simd("avx2")
+    assert _gemm.blocking(np.float32)["mr"] == 6 and _gemm.blocking(np.float64)["nr"] == 8
+
+
+@pytest.mark.skipif("avx512" not in cnn_core.cpu_simd_levels(), reason="CPU without AVX-512")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", AVX512_EDGES)
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, True)])
+def test_avx512_edge_tiles(use_simd, dtype, m, n, k, trans_a, trans_b):
+    # Edge tiles run the masked edge kernel (one instance per row count, masked stores of the columns):
+    # with beta != 0 its masked loads of C must read exactly the tile's elements, and nothing outside the
+    # product may be written: c is rows 1..m of a NaN-filled array, so a store past a row's end lands in
+    # the next row's already computed start (the right edge tile comes last) or in the NaN row below.
+    use_simd("avx512")
+    _gemm.set_unpacked(0)
+    try:
+        rng = np.random.default_rng(m * 1009 + n * 31 + k)
+        a, b = operands(rng, m, n, k, trans_a, trans_b, dtype)
+        assert_gemm_close(gemm(a, b, trans_a=trans_a, trans_b=trans_b), a, b, trans_a=trans_a,
+                          trans_b=trans_b, what="beta 0")
+        frame = np.full((m + 2, n), np.nan, dtype=dtype)
+        c0 = make(rng, (m, n), dtype)
+        c = frame[1:-1]
+        c[...] = c0
+        assert gemm(a, b, c, alpha=-0.5, beta=1.5, trans_a=trans_a, trans_b=trans_b) is c
+        assert_gemm_close(c, a, b, c0, -0.5, 1.5, trans_a, trans_b, what="beta 1.5")
+        assert np.isnan(frame[0]).all() and np.isnan(frame[-1]).all(), "written outside the product"
+    finally:
+        _gemm.set_unpacked(-1)
+
+
+@pytest.mark.skipif("avx512" not in cnn_core.cpu_simd_levels(), reason="CPU without AVX-512")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_avx512_level_reaches_its_kernels(use_simd, dtype):
+    # With beta != 0 an edge tile's element is alpha * acc + beta * c: AVX2's packed path writes edge tiles
+    # through a buffer (alpha * acc rounded, then + beta * c rounded), the AVX-512 edge kernel with one FMA
+    # (one rounding less). Rows 60..63 of M = 64 are an edge for AVX2 (MR = 6): both results within the
+    # oracle's bound, but not the same bits there, so the switch to the AVX-512 kernels is seen.
+    rng = np.random.default_rng(11)
+    a, b = operands(rng, 64, 80, 300, False, True, dtype)   # op(B) = B.T: never the unpacked path
+    c0 = make(rng, (64, 80), dtype)
+    out = {}
+    for level in ("avx512", "avx2"):
+        use_simd(level)
+        out[level] = gemm(a, b, c0.copy(), alpha=0.3, beta=0.7, trans_b=True)
+        assert_gemm_close(out[level], a, b, c0, 0.3, 0.7, trans_b=True, what=level)
+    assert not np.array_equal(out["avx512"][60:], out["avx2"][60:])
 
 
 def test_concurrent_python_threads():
@@ -237,6 +310,29 @@ def test_rejects_c_overlapping_a():
     a = np.ones((3, 3))
     with pytest.raises(ValueError, match="c: must not overlap a"):
         gemm(a, np.ones((3, 3)), a)
+
+
+def test_rejects_c_overlapping_b_partly():
+    # The last element of c is the first of b: the extents meet in one element.
+    buf = np.zeros(40)
+    b, c = buf[15:35].reshape(4, 5), buf[:16].reshape(4, 4)
+    with pytest.raises(ValueError, match="c: must not overlap b"):
+        gemm(np.ones((4, 4)), b[:, :4], c)
+
+
+def test_rejects_c_overlapping_a_through_negative_strides():
+    buf = np.zeros(40)
+    with pytest.raises(ValueError, match="c: must not overlap a"):
+        gemm(buf[:20].reshape(4, 5)[::-1, ::-1], np.ones((5, 4)), buf[19:35].reshape(4, 4))
+
+
+def test_c_next_to_a_in_one_buffer_is_accepted():
+    # Adjacent is not overlapping: c starts right after a's last element.
+    buf = np.arange(40, dtype=np.float64)
+    a, c = buf[:20].reshape(4, 5), buf[20:36].reshape(4, 4)
+    expected = a @ np.ones((5, 4))
+    gemm(a, np.ones((5, 4)), c)
+    np.testing.assert_array_equal(c, expected)
 
 
 def test_rejects_non_array_c():

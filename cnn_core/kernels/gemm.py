@@ -36,9 +36,11 @@ def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, alpha: float
         raise ValueError(
             f"b: inner dimensions do not match: op(a) is {m}x{k} (trans_a={bool(trans_a)}), "
             f"op(b) is {kb}x{n} (trans_b={bool(trans_b)})")
-    if c is not None:
-        check_output(c, a, b, (m, n))
-    return _gemm_op(opa, opb, c, alpha, beta)
+    if c is None:
+        return _gemm_op(opa, opb, c, alpha, beta)
+    _check_buffer(c, "c", (m, n), a.dtype, "to match a and b")
+    _gemm.gemm_into(opa, opb, c, alpha, beta, True)   # True: c overlapping a or b is a ValueError
+    return c
 
 
 def _gemm_op(opa: np.ndarray, opb: np.ndarray, c: np.ndarray | None, alpha: float, beta: float) -> np.ndarray:
