@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn_core.nn.module import Module, check_float_input, check_grad_like, no_parameters, register_module
+from cnn_core.nn.module import Module, no_parameters, register_module
 
 
 @register_module
@@ -36,7 +36,7 @@ class Flatten(Module):
         self._x_shape = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        check_float_input(self, x, "x", None, "")
+        self._check_input(x, "x", None, "", any_float=True)
         if x.ndim < 2:
             raise ValueError(f"Flatten: x: expected at least 2 dimensions (batch, ...), got shape {x.shape}")
         self._x_shape = (x.shape, x.dtype) if self.training else None
@@ -44,7 +44,7 @@ class Flatten(Module):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x_shape, dtype = self._need_cache(self._x_shape)
-        check_grad_like(self, dy, "dy", (x_shape[0], int(np.prod(x_shape[1:]))), dtype)
+        self._check_grad(dy, "dy", (x_shape[0], int(np.prod(x_shape[1:]))), dtype)
         return dy.reshape(x_shape)
 
     def _clear_cache(self) -> None:

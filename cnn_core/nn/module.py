@@ -333,9 +333,10 @@ class Module:
         of the forward output's shape."""
         if not isinstance(dy, np.ndarray):
             raise TypeError(f"{type(self).__name__}: {name}: expected a numpy.ndarray, got {type(dy).__name__}")
+        what = "" if dtype is None else " (the forward input's)"
         dtype = self._dtype if dtype is None else dtype
         if dy.dtype != dtype:
-            raise TypeError(f"{type(self).__name__}: {name}: expected dtype {dtype}, got {dy.dtype}")
+            raise TypeError(f"{type(self).__name__}: {name}: expected dtype {dtype}{what}, got {dy.dtype}")
         if dy.shape != shape:
             raise ValueError(f"{type(self).__name__}: {name}: expected shape {shape} (the forward output's), "
                              f"got {dy.shape}")
@@ -581,27 +582,3 @@ def module_from_config(cfg: dict[str, Any]) -> Module:
     if from_config is not None:
         return from_config(cfg)
     return cls(**config)
-
-
-def check_float_input(module: Module, x, name: str, ndim: int | None, layout: str) -> None:
-    """``Module._check_input`` for a parameter-free layer, which takes whichever float dtype it is given
-    (float32 or float64, as PyTorch's do) rather than its own."""
-    if not isinstance(x, np.ndarray):
-        raise not_an_array(x, f"{type(module).__name__}: {name}")
-    if x.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{type(module).__name__}: {name}: expected a float32 or float64 array, got dtype {x.dtype}")
-    if ndim is not None and x.ndim != ndim:
-        raise ValueError(f"{type(module).__name__}: {name}: expected a {ndim}-D array {layout}, got shape {x.shape}")
-    if not getattr(_forward_state, "depth", 0):
-        check_finite(x, f"{type(module).__name__}: {name}")
-
-
-def check_grad_like(module: Module, dy, name: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
-    """``Module._check_grad`` against the dtype the forward input had (parameter-free layers)."""
-    if not isinstance(dy, np.ndarray):
-        raise TypeError(f"{type(module).__name__}: {name}: expected a numpy.ndarray, got {type(dy).__name__}")
-    if dy.dtype != dtype:
-        raise TypeError(f"{type(module).__name__}: {name}: expected dtype {dtype} (the forward input's), got {dy.dtype}")
-    if dy.shape != shape:
-        raise ValueError(f"{type(module).__name__}: {name}: expected shape {shape} (the forward output's), "
-                         f"got {dy.shape}")

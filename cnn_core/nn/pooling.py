@@ -13,7 +13,7 @@ from cnn_core._validation import as_pair, check_nonempty
 from cnn_core.kernels.pooling import (_adaptive_windows, _avg_pool2d, _avg_pool2d_backward, _avg_pool2d_windows,
                                       _avg_pool2d_windows_backward, _avg_windows, _fits, _max_pool2d_backward,
                                       _max_pool2d_padded, pool_output_size)
-from cnn_core.nn.module import Module, check_float_input, check_grad_like, no_parameters, register_module
+from cnn_core.nn.module import Module, no_parameters, register_module
 
 
 def _check_bool(v, name: str) -> bool:
@@ -44,7 +44,7 @@ class _Pool2d(Module):
 
     def _check_x(self, x: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
         """x validated and C-contiguous, with the output's (H_out, W_out)."""
-        check_float_input(self, x, "x", 4, "(N, C, H, W)")
+        self._check_input(x, "x", 4, "(N, C, H, W)", any_float=True)
         check_nonempty(x, f"{type(self).__name__}: x")
         return np.ascontiguousarray(x), self._out_hw(x.shape, f"{type(self).__name__}: x")
 
@@ -127,7 +127,7 @@ class MaxPool2d(_Pool2d):
 
     def backward(self, delta: np.ndarray) -> np.ndarray:
         x_shape, dtype, argmax = self._need_cache(self._cache)
-        check_grad_like(self, delta, "delta", argmax.shape, dtype)
+        self._check_grad(delta, "delta", argmax.shape, dtype)
         # upsample: delta goes to the position that won the max, zeros elsewhere.
         return _max_pool2d_backward(np.ascontiguousarray(delta), argmax, x_shape, empty_windows=True)
 
@@ -200,7 +200,7 @@ class AvgPool2d(_Pool2d):
 
     def backward(self, delta: np.ndarray) -> np.ndarray:
         x_shape, dtype, out_hw, windows = self._need_cache(self._cache)
-        check_grad_like(self, delta, "delta", (*x_shape[:2], *out_hw), dtype)
+        self._check_grad(delta, "delta", (*x_shape[:2], *out_hw), dtype)
         delta = np.ascontiguousarray(delta)
         # upsample: each delta is spread as delta / D over its window.
         if windows is None:
@@ -252,7 +252,7 @@ class AdaptiveAvgPool2d(Module):
         return tuple(x_shape[2 + a] if self.output_size[a] is None else self.output_size[a] for a in (0, 1))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        check_float_input(self, x, "x", 4, "(N, C, H, W)")
+        self._check_input(x, "x", 4, "(N, C, H, W)", any_float=True)
         check_nonempty(x, "AdaptiveAvgPool2d: x")
         x = np.ascontiguousarray(x)
         oh, ow = self._out_hw(x.shape)
@@ -262,7 +262,7 @@ class AdaptiveAvgPool2d(Module):
 
     def backward(self, delta: np.ndarray) -> np.ndarray:
         x_shape, dtype, windows = self._need_cache(self._cache)
-        check_grad_like(self, delta, "delta", (*x_shape[:2], *self._out_hw(x_shape)), dtype)
+        self._check_grad(delta, "delta", (*x_shape[:2], *self._out_hw(x_shape)), dtype)
         return _avg_pool2d_windows_backward(np.ascontiguousarray(delta), x_shape, *windows)
 
     def _clear_cache(self) -> None:
