@@ -16,20 +16,11 @@ Layouts, time-major and C-contiguous, H the hidden size, N the batch, T the step
 from cython cimport floating
 
 from cnn_core._config cimport simd_level
+from cnn_core.kernels._activations cimport (CNN_TANH, CNN_RELU, CNN_SIGMOID, cnn_act_t, cnn_act_init,
+                                            cnn_act_forward_f32, cnn_act_forward_f64,
+                                            cnn_act_backward_f32, cnn_act_backward_f64)
 from cnn_core.kernels._gemm cimport gemm, gemm_nt_acc
 
-
-cdef extern from "activations.h" nogil:
-    ctypedef enum cnn_act_t:
-        CNN_SIGMOID, CNN_TANH, CNN_RELU, CNN_ELU
-    ctypedef int (*cnn_simd_level_fn)() noexcept nogil
-    void cnn_act_init(cnn_simd_level_fn simd_level)
-    void cnn_act_forward_f32(cnn_act_t op, const float *z, float *a, Py_ssize_t n, float alpha)
-    void cnn_act_forward_f64(cnn_act_t op, const double *z, double *a, Py_ssize_t n, double alpha)
-    void cnn_act_backward_f32(cnn_act_t op, const float *dy, const float *a, float *out, Py_ssize_t n,
-                              float alpha)
-    void cnn_act_backward_f64(cnn_act_t op, const double *dy, const double *a, double *out, Py_ssize_t n,
-                              double alpha)
 
 # This module links its own copy of the activation loops: it reads the same process-wide SIMD level.
 cnn_act_init(simd_level)
