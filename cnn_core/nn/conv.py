@@ -15,10 +15,15 @@ import numpy as np
 
 from cnn_core._random import get_rng
 from cnn_core._validation import as_pair, check_bool, check_nbytes, check_nonempty, check_size, conv_output_size
-from cnn_core.kernels.batched_gemm import _gemm_batched, _gemm_batched_sum
-from cnn_core.kernels.conv import _col2im, _im2col
+from cnn_core.kernels import _conv, _gemm
+from cnn_core.kernels.conv import _col2im_batch, _im2col_batch
 from cnn_core.nn.init import check_init, check_parameter_bytes, layer_weights
 from cnn_core.nn.module import Module, Parameter, register_module
+
+
+# Bytes of the column-gradient chunk backward folds back at a time (a few MiB: it stays in L2/L3 between the
+# GEMM that writes it and col2im that reads it).
+_DCOLS_CHUNK_BYTES = 4 << 20
 
 
 @register_module
@@ -82,8 +87,9 @@ class Conv2d(Module):
         self.weight = Parameter(w)
         self.bias = Parameter(b) if bias else None
         self._cache = None
-        self._dcols = None  # backward scratch, reused between steps (never handed out)
-        self._ones = None   # (N, 1, OH*OW) ones: the bias gradient's row sums as a batched product
+        # Scratch reused between steps (never handed out): the columns (kept from forward for dW), the
+        # (F, N*OH*OW) GEMM output / delta in the GEMM's layout, and a chunk of the column gradient.
+        self._cols = self._rows = self._dcols = None
 
     @classmethod
     def parameter_shapes(cls, in_channels, out_channels, kernel_size, bias=True,
@@ -103,43 +109,62 @@ class Conv2d(Module):
         ow = conv_output_size(w, kw, sw, pw, "width")
         f = self.out_channels
         check_nonempty(x, "Conv2d: x")
-        check_nbytes((n, c * kh * kw, oh * ow), x.dtype, f"Conv2d: kernel_size {self.kernel_size}, stride "
+        check_nbytes((c * kh * kw, n * oh * ow), x.dtype, f"Conv2d: kernel_size {self.kernel_size}, stride "
                      f"{self.stride}, padding {self.padding}", "the im2col buffer")
-        cols = _im2col(np.ascontiguousarray(x), self.kernel_size, self.stride, self.padding,
-                       (oh, ow))                                           # (N, C*KH*KW, OH*OW)
-        w2 = self.weight.data.reshape(f, -1)
+        # The whole batch in one GEMM: cols (C*KH*KW, N*L) with the batch in the columns, so the product's
+        # N dimension is N*OH*OW even for 7x7 images (per-sample products of 49 columns waste the
+        # micro-kernel's width and repack the weight N times). For a 1x1 stride-1 unpadded kernel this
+        # im2col is only the (N, C, L) -> (C, N*L) transpose, one contiguous row copy per plane.
+        cols = self._scratch("_cols", (c * kh * kw, n * oh * ow))
+        _im2col_batch(np.ascontiguousarray(x), cols, self.kernel_size, self.stride, self.padding, (1, 1),
+                      (oh, ow))
+        zt = self._scratch("_rows", (f, n * oh * ow))
+        _gemm.gemm_into(self.weight.data.reshape(f, -1), cols, zt, 1.0, 0.0)
         z = np.empty((n, f, oh * ow), dtype=self._dtype)
-        beta = 0.0
-        if self.bias is not None:
-            z[...] = self.bias.data[None, :, None]
-            beta = 1.0
-        _gemm_batched(w2, cols, c=z, beta=beta)
-        self._cache = (x.shape, cols) if self.training else None
+        _conv.batch_from_rows(zt, z, None if self.bias is None else self.bias.data)
+        self._cache = x.shape if self.training else None
         return z.reshape(n, f, oh, ow)
 
     def backward(self, delta: np.ndarray) -> np.ndarray | None:
-        x_shape, cols = self._need_cache(self._cache)
+        x_shape = self._need_cache(self._cache)
         n, f = x_shape[0], self.out_channels
-        self._check_grad(delta, "delta", (n, f, *self._out_hw(x_shape)))
-        delta = np.ascontiguousarray(delta).reshape(n, f, -1)
-        # dC/db = sum over u, v (and the batch) of delta: delta[n] @ 1 summed over n, through the batched NT
-        # kernel (parallel, vectorized; numpy's sum over axes (0, 2) runs serially over short rows).
+        oh, ow = self._out_hw(x_shape)
+        self._check_grad(delta, "delta", (n, f, oh, ow))
+        cols = self._cols
+        # delta (N, F, L) -> dt (F, N*L), the layout of the forward GEMM's output.
+        dt = self._scratch("_rows", (f, n * oh * ow))
+        _conv.rows_from_batch(np.ascontiguousarray(delta).reshape(n, f, -1), dt)
+        # dC/db = sum over the batch and positions u, v of delta: one row sum of dt per filter.
         if self.bias is not None:
-            if self._ones is None or self._ones.shape != (n, 1, delta.shape[2]) or self._ones.dtype != delta.dtype:
-                self._ones = np.ones((n, 1, delta.shape[2]), dtype=delta.dtype)
-            _gemm_batched_sum(delta, self._ones, c=self.bias.grad.reshape(f, 1), beta=1.0, trans_b=True)
-        # dC/dw = delta * rot180(a_prev): in the unrolled layout, delta[n] @ cols[n]^T, accumulated (beta=1).
+            _conv.add_row_sums(dt, self.bias.grad)
+        # dC/dw = delta * rot180(a_prev) = dt @ cols^T, accumulated (beta=1). One GEMM whose depth is the
+        # whole batch: its sum order does not depend on the thread count (threads split rows/columns of dW).
         gw = self.weight.grad.reshape(f, -1)
-        _gemm_batched_sum(delta, cols, c=gw, beta=1.0, trans_b=True)
+        _gemm.gemm_into(dt, cols.T, gw, 1.0, 1.0)
         if not self.input_grad:
             return None
-        # delta_prev = delta * rot180(w): w^T @ delta[n] per receptive field, then col2im scatters it back.
-        if self._dcols is None or self._dcols.shape != cols.shape or self._dcols.dtype != cols.dtype:
-            self._dcols = np.empty_like(cols)
-        dcols = self._dcols
-        w2 = self.weight.data.reshape(f, -1)
-        _gemm_batched(w2, delta, c=dcols, trans_a=True)
-        return _col2im(dcols, x_shape, self.kernel_size, self.stride, self.padding)
+        # delta_prev = delta * rot180(w) = col2im(w^T @ dt), in chunks of samples so the column gradient
+        # (reused scratch) stays a few MiB and is folded back while it is still in cache.
+        dx = np.empty(x_shape, dtype=self._dtype)
+        w2t = self.weight.data.reshape(f, -1).T
+        rows, per_sample = w2t.shape[0], oh * ow
+        chunk = max(1, min(n, _DCOLS_CHUNK_BYTES // (rows * per_sample * self._dtype.itemsize)))
+        dcols = self._scratch("_dcols", (rows * chunk * per_sample,))
+        for n0 in range(0, n, chunk):
+            m = min(chunk, n - n0)
+            dc = dcols[:rows * m * per_sample].reshape(rows, m * per_sample)
+            _gemm.gemm_into(w2t, dt[:, n0 * per_sample:(n0 + m) * per_sample], dc, 1.0, 0.0)
+            _col2im_batch(dc, dx[n0:n0 + m], self.kernel_size, self.stride, self.padding, (1, 1), (oh, ow))
+        return dx
+
+    def _scratch(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """The layer's reusable buffer `name` of this shape and dtype (allocated again only when they change):
+        a fresh array per step would page-fault its memory in again every time."""
+        buf = getattr(self, name)
+        if buf is None or buf.shape != shape or buf.dtype != self._dtype:
+            buf = np.empty(shape, dtype=self._dtype)
+            setattr(self, name, buf)
+        return buf
 
     def _out_hw(self, x_shape) -> tuple[int, int]:
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
@@ -147,8 +172,7 @@ class Conv2d(Module):
 
     def _clear_cache(self) -> None:
         self._cache = None
-        self._dcols = None
-        self._ones = None
+        self._cols = self._rows = self._dcols = None
 
     def get_config(self) -> dict:
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,
