@@ -1,7 +1,8 @@
 """2-D convolution (cross-correlation, like PyTorch) through im2col + gemm.
 
 Forward  z^l = a^{l-1} * w^l + b^l: unroll every receptive field of a^{l-1} into a column (im2col), then
-z[n] = w.reshape(F, C*KH*KW) @ cols[n].
+z[n] = w.reshape(F, C*KH*KW) @ cols[n]. (The layer puts a chunk of samples side by side in the columns, so
+one GEMM serves the chunk: same products, fewer and wider calls; see Conv2d._chunks.)
 Backward, the deck's three formulas in the same unrolled layout:
   dC/db = sum_{u,v} delta_{u,v}                 (sum of delta over batch and positions)
   dC/dw = delta * rot180(a^{l-1})               = sum_n delta[n] @ cols[n]^T
@@ -21,9 +22,10 @@ from cnn_core.nn.init import check_init, check_parameter_bytes, layer_weights
 from cnn_core.nn.module import Module, Parameter, register_module
 
 
-# Bytes of the column-gradient chunk backward folds back at a time (a few MiB: it stays in L2/L3 between the
-# GEMM that writes it and col2im that reads it).
-_DCOLS_CHUNK_BYTES = 4 << 20
+# Bytes of im2col columns built at a time: a chunk of samples whose columns stay in the L2 cache between
+# im2col and the GEMMs that read them. Fixed (never derived from the thread count), so the chunks, and with
+# them the order in which dW sums the batch, are the same on any machine setting.
+_COLS_CHUNK_BYTES = 512 << 10
 
 
 @register_module
@@ -31,7 +33,8 @@ class Conv2d(Module):
     """2-D convolution (cross-correlation, as in PyTorch) of a batch of images with ``out_channels`` filters.
 
     ``z[n, f] = bias[f] + sum_c weight[f, c] * x_pad[n, c]``, where ``*`` slides the ``KH x KW`` kernel over
-    the zero-padded input with the given stride. Computed as im2col + one GEMM per batch (module docstring).
+    the zero-padded input with the given stride. Computed as im2col + one GEMM per chunk of samples whose
+    columns fit in cache (module docstring).
 
     Output size, per spatial axis (no dilation: PyTorch's formula with d = 1)::
 
@@ -87,8 +90,8 @@ class Conv2d(Module):
         self.weight = Parameter(w)
         self.bias = Parameter(b) if bias else None
         self._cache = None
-        # Scratch reused between steps (never handed out): the columns (kept from forward for dW), the
-        # (F, N*OH*OW) GEMM output / delta in the GEMM's layout, and a chunk of the column gradient.
+        # Scratch reused between steps (never handed out), each for one chunk of samples (_chunks): the
+        # columns, the GEMM output / delta in the GEMM's (F, m*OH*OW) layout, the column gradient.
         self._cols = self._rows = self._dcols = None
 
     @classmethod
@@ -109,53 +112,77 @@ class Conv2d(Module):
         ow = conv_output_size(w, kw, sw, pw, "width")
         f = self.out_channels
         check_nonempty(x, "Conv2d: x")
-        check_nbytes((c * kh * kw, n * oh * ow), x.dtype, f"Conv2d: kernel_size {self.kernel_size}, stride "
+        check_nbytes((c * kh * kw, oh * ow), x.dtype, f"Conv2d: kernel_size {self.kernel_size}, stride "
                      f"{self.stride}, padding {self.padding}", "the im2col buffer")
-        # The whole batch in one GEMM: cols (C*KH*KW, N*L) with the batch in the columns, so the product's
-        # N dimension is N*OH*OW even for 7x7 images (per-sample products of 49 columns waste the
-        # micro-kernel's width and repack the weight N times). For a 1x1 stride-1 unpadded kernel this
-        # im2col is only the (N, C, L) -> (C, N*L) transpose, one contiguous row copy per plane.
-        cols = self._scratch("_cols", (c * kh * kw, n * oh * ow))
-        _im2col_batch(np.ascontiguousarray(x), cols, self.kernel_size, self.stride, self.padding, (1, 1),
-                      (oh, ow))
-        zt = self._scratch("_rows", (f, n * oh * ow))
-        _gemm.gemm_into(self.weight.data.reshape(f, -1), cols, zt, 1.0, 0.0)
+        x = np.ascontiguousarray(x)
         z = np.empty((n, f, oh * ow), dtype=self._dtype)
-        _conv.batch_from_rows(zt, z, None if self.bias is None else self.bias.data)
-        self._cache = x.shape if self.training else None
+        w2 = self.weight.data.reshape(f, -1)
+        bias = None if self.bias is None else self.bias.data
+        for n0, m, cols in self._chunks(x, (oh, ow)):
+            # z[n0:n0+m] = w2 @ cols (+ bias): one GEMM for the chunk, its output in the (F, m*L) layout.
+            if m == 1:
+                zt = z[n0]
+                if bias is not None:
+                    zt[...] = bias[:, None]
+                _gemm.gemm_into(w2, cols, zt, 1.0, 0.0 if bias is None else 1.0)
+            else:
+                zt = self._scratch("_rows", (f, m * oh * ow))
+                _gemm.gemm_into(w2, cols, zt, 1.0, 0.0)
+                _conv.batch_from_rows(zt, z[n0:n0 + m], bias)
+        self._cache = x if self.training else None
         return z.reshape(n, f, oh, ow)
 
     def backward(self, delta: np.ndarray) -> np.ndarray | None:
-        x_shape = self._need_cache(self._cache)
-        n, f = x_shape[0], self.out_channels
-        oh, ow = self._out_hw(x_shape)
+        x = self._need_cache(self._cache)
+        n, f = x.shape[0], self.out_channels
+        oh, ow = self._out_hw(x.shape)
         self._check_grad(delta, "delta", (n, f, oh, ow))
-        cols = self._cols
-        # delta (N, F, L) -> dt (F, N*L), the layout of the forward GEMM's output.
-        dt = self._scratch("_rows", (f, n * oh * ow))
-        _conv.rows_from_batch(np.ascontiguousarray(delta).reshape(n, f, -1), dt)
-        # dC/db = sum over the batch and positions u, v of delta: one row sum of dt per filter.
-        if self.bias is not None:
-            _conv.add_row_sums(dt, self.bias.grad)
-        # dC/dw = delta * rot180(a_prev) = dt @ cols^T, accumulated (beta=1). One GEMM whose depth is the
-        # whole batch: its sum order does not depend on the thread count (threads split rows/columns of dW).
+        delta = np.ascontiguousarray(delta).reshape(n, f, oh * ow)
+        w2 = self.weight.data.reshape(f, -1)
         gw = self.weight.grad.reshape(f, -1)
-        _gemm.gemm_into(dt, cols.T, gw, 1.0, 1.0)
-        if not self.input_grad:
-            return None
-        # delta_prev = delta * rot180(w) = col2im(w^T @ dt), in chunks of samples so the column gradient
-        # (reused scratch) stays a few MiB and is folded back while it is still in cache.
-        dx = np.empty(x_shape, dtype=self._dtype)
-        w2t = self.weight.data.reshape(f, -1).T
-        rows, per_sample = w2t.shape[0], oh * ow
-        chunk = max(1, min(n, _DCOLS_CHUNK_BYTES // (rows * per_sample * self._dtype.itemsize)))
-        dcols = self._scratch("_dcols", (rows * chunk * per_sample,))
+        dx = np.empty(x.shape, dtype=self._dtype) if self.input_grad else None
+        for n0, m, cols in self._chunks(x, (oh, ow)):
+            # delta[n0:n0+m] (m, F, L) -> dt (F, m*L), the layout of the forward GEMM's output.
+            if m == 1:
+                dt = delta[n0]
+            else:
+                dt = self._scratch("_rows", (f, m * oh * ow))
+                _conv.rows_from_batch(delta[n0:n0 + m], dt)
+            # dC/db = sum over the batch and positions u, v of delta: one row sum of dt per filter.
+            if self.bias is not None:
+                _conv.add_row_sums(dt, self.bias.grad)
+            # dC/dw = delta * rot180(a_prev) = dt @ cols^T, accumulated (beta=1) chunk after chunk in a fixed
+            # order: the sum does not depend on the thread count (threads split rows/columns of dW).
+            _gemm.gemm_into(dt, cols.T, gw, 1.0, 1.0)
+            if dx is not None:
+                # delta_prev = delta * rot180(w) = col2im(w^T @ dt), folded back while still in cache.
+                dcols = self._scratch("_dcols", cols.shape)
+                _gemm.gemm_into(w2.T, dt, dcols, 1.0, 0.0)
+                _col2im_batch(dcols, dx[n0:n0 + m], self.kernel_size, self.stride, self.padding, (1, 1),
+                              (oh, ow))
+        return dx
+
+    def _chunks(self, x: np.ndarray, out_hw: tuple[int, int]):
+        """Yield (n0, m, cols) over chunks of m samples, cols (C*KH*KW, m*OH*OW) their im2col with the samples
+        side by side in the columns (one reused scratch buffer of about _COLS_CHUNK_BYTES).
+
+        The columns of a chunk are consumed by its GEMM while they are still in cache (the whole batch's
+        columns would be KH*KW times the input, streamed through memory twice), and backward rebuilds them
+        rather than keeping them: im2col into cache costs far less than the GEMMs that read it. For a 1x1
+        stride-1 unpadded kernel the im2col is the (m, C, L) -> (C, m*L) row copy alone (for m = 1 none: cols
+        is x[n0])."""
+        n = x.shape[0]
+        rows, per_sample = self.in_channels * self.kernel_size[0] * self.kernel_size[1], out_hw[0] * out_hw[1]
+        chunk = max(1, min(n, _COLS_CHUNK_BYTES // (rows * per_sample * self._dtype.itemsize)))
+        direct = self.kernel_size == (1, 1) and self.stride == (1, 1) and self.padding == (0, 0)
         for n0 in range(0, n, chunk):
             m = min(chunk, n - n0)
-            dc = dcols[:rows * m * per_sample].reshape(rows, m * per_sample)
-            _gemm.gemm_into(w2t, dt[:, n0 * per_sample:(n0 + m) * per_sample], dc, 1.0, 0.0)
-            _col2im_batch(dc, dx[n0:n0 + m], self.kernel_size, self.stride, self.padding, (1, 1), (oh, ow))
-        return dx
+            if direct and m == 1:
+                yield n0, 1, x[n0].reshape(rows, per_sample)
+                continue
+            cols = self._scratch("_cols", (rows, m * per_sample))
+            _im2col_batch(x[n0:n0 + m], cols, self.kernel_size, self.stride, self.padding, (1, 1), out_hw)
+            yield n0, m, cols
 
     def _scratch(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         """The layer's reusable buffer `name` of this shape and dtype (allocated again only when they change):
