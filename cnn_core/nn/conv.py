@@ -17,6 +17,7 @@ import numpy as np
 from cnn_core._random import get_rng
 from cnn_core._validation import as_pair, check_bool, check_nbytes, check_nonempty, check_size, conv_output_size
 from cnn_core.kernels import _conv, _gemm
+from cnn_core.kernels.batched_gemm import _gemm_batched
 from cnn_core.kernels.conv import _col2im_batch, _im2col_batch
 from cnn_core.nn.init import check_init, check_parameter_bytes, layer_weights
 from cnn_core.nn.module import Module, Parameter, register_module
@@ -32,33 +33,41 @@ _COLS_CHUNK_BYTES = 512 << 10
 class Conv2d(Module):
     """2-D convolution (cross-correlation, as in PyTorch) of a batch of images with ``out_channels`` filters.
 
-    ``z[n, f] = bias[f] + sum_c weight[f, c] * x_pad[n, c]``, where ``*`` slides the ``KH x KW`` kernel over
-    the zero-padded input with the given stride. Computed as im2col + one GEMM per chunk of samples whose
+    ``z[n, f] = bias[f] + sum_c weight[f, c] * x_pad[n, c]``, where ``*`` slides the ``KH x KW`` kernel (its
+    taps ``dilation`` apart) over the zero-padded input with the given stride. Computed as im2col + one GEMM per chunk of samples whose
     columns fit in cache (module docstring).
 
-    Output size, per spatial axis (no dilation: PyTorch's formula with d = 1)::
+    Output size, per spatial axis (PyTorch's formula)::
 
-        H_out = floor((H + 2 * padding[0] - kernel_size[0]) / stride[0]) + 1
-        W_out = floor((W + 2 * padding[1] - kernel_size[1]) / stride[1]) + 1
+        H_out = floor((H + 2 * padding[0] - dilation[0] * (kernel_size[0] - 1) - 1) / stride[0]) + 1
+        W_out = floor((W + 2 * padding[1] - dilation[1] * (kernel_size[1] - 1) - 1) / stride[1]) + 1
+
+    With ``groups = G`` the channels split into G groups: output channels ``g*F/G .. (g+1)*F/G - 1`` see only
+    input channels ``g*C/G .. (g+1)*C/G - 1`` (``groups = in_channels``: a depthwise convolution). The G
+    products run as one batched GEMM over the groups.
 
     Args:
         in_channels: C, the channels of the input.
         out_channels: F, the number of filters (channels of the output).
         kernel_size: KH x KW, an int (square) or a pair of ints.
         stride: step of the window, an int or a pair (default 1).
-        padding: zeros added on both sides of each spatial axis, an int or a pair (default 0).
+        padding: zeros added on both sides of each spatial axis, an int or a pair (default 0), or
+            ``"valid"`` (no padding) or ``"same"`` (output as large as the input; stride 1 only, as PyTorch:
+            a total of ``dilation * (kernel_size - 1)`` zeros per axis, the extra one, if odd, after).
+        dilation: spacing between kernel taps, an int or a pair (default 1).
+        groups: G, dividing both C and F (default 1).
         bias: whether to learn a bias per filter (default True).
         dtype: float32 (default) or float64, for the parameters and the accepted input.
         rng: seed or ``numpy.random.Generator`` for the initial weights (default: the global one,
             see ``cnn_core.manual_seed``).
-        init: ``"default"``, PyTorch's: weight and bias ~ U(-1/sqrt(k), 1/sqrt(k)) with k = C * KH * KW, the
+        init: ``"default"``, PyTorch's: weight and bias ~ U(-1/sqrt(k), 1/sqrt(k)) with k = C/G * KH * KW, the
             inputs of one output (for the weight, the kaiming-uniform of ``nn.init.layer_weights``); or
             ``"normal"``, the deck's: weight ~ N(0, 1/k), bias ~ N(0, 1).
 
     Shape:
         - Input: ``(N, C, H, W)``
         - Output: ``(N, F, H_out, W_out)``
-        - weight: ``(F, C, KH, KW)``, bias: ``(F,)``
+        - weight: ``(F, C / G, KH, KW)``, bias: ``(F,)``
 
     Example:
         >>> import numpy as np
@@ -73,33 +82,38 @@ class Conv2d(Module):
         (8, 16, 5, 5)
         >>> conv.backward(np.ones_like(z)).shape           # dC/dx; dC/dw, dC/db accumulate in .grad
         (8, 1, 28, 28)
+        >>> dw = nn.Conv2d(16, 16, 3, padding="same", dilation=2, groups=16)   # depthwise, dilated
+        >>> dw.weight.shape, dw(np.zeros((2, 16, 9, 9), np.float32)).shape
+        ((16, 1, 3, 3), (2, 16, 9, 9))
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True,
-                 dtype=None, rng=None, init: str = "default"):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, dtype=None, rng=None, init: str = "default"):
         super().__init__(dtype)
         self.in_channels = check_size(in_channels, "in_channels")
         self.out_channels = check_size(out_channels, "out_channels")
         self.kernel_size = as_pair(kernel_size, "kernel_size")
         self.stride = as_pair(stride, "stride")
-        self.padding = as_pair(padding, "padding", minimum=0)
+        self.padding = _check_padding(padding, self.stride)
+        self.dilation = as_pair(dilation, "dilation")
+        self.groups = _check_groups(groups, self.in_channels, self.out_channels)
         self.init = check_init(init)
-        w_shape = (self.out_channels, self.in_channels, *self.kernel_size)
+        w_shape = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
         check_parameter_bytes(w_shape, self._dtype, "in_channels, out_channels, kernel_size")
         w, b = layer_weights(w_shape, (self.out_channels,) if bias else None, init, get_rng(rng), self._dtype)
         self.weight = Parameter(w)
         self.bias = Parameter(b) if bias else None
         self._cache = None
-        # Scratch reused between steps (never handed out), each for one chunk of samples (_chunks): the
-        # columns, the GEMM output / delta in the GEMM's (F, m*OH*OW) layout, the column gradient.
-        self._cols = self._rows = self._dcols = None
+        # Scratch reused between steps (never handed out): the copy of the input backward reads, and for one
+        # chunk of samples (_chunks): the columns, the GEMM output / delta in the GEMM's (F, m*OH*OW) layout, the column gradient.
+        self._xin = self._cols = self._rows = self._dcols = None
 
     @classmethod
-    def parameter_shapes(cls, in_channels, out_channels, kernel_size, bias=True,
-                         **config) -> dict[str, tuple[int, ...]]:
+    def parameter_shapes(cls, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+                         bias=True, **config) -> dict[str, tuple[int, ...]]:
         """The shapes __init__ gives the parameters, without allocating them (see Module)."""
-        out = check_size(out_channels, "out_channels")
-        shape = (out, check_size(in_channels, "in_channels"), *as_pair(kernel_size, "kernel_size"))
+        c, out = check_size(in_channels, "in_channels"), check_size(out_channels, "out_channels")
+        shape = (out, c // _check_groups(groups, c, out), *as_pair(kernel_size, "kernel_size"))
         return {"weight": shape, "bias": (out,)} if check_bool(bias, "bias") else {"weight": shape}
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -107,41 +121,43 @@ class Conv2d(Module):
         n, c, h, w = x.shape
         if c != self.in_channels:
             raise ValueError(f"Conv2d: x: expected {self.in_channels} channels (in_channels), got shape {x.shape}")
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        oh = conv_output_size(h, kh, sh, ph, "height")
-        ow = conv_output_size(w, kw, sw, pw, "width")
+        pads, (oh, ow) = self._geometry(h, w, check=True)
         f = self.out_channels
         check_nonempty(x, "Conv2d: x")
-        check_nbytes((c * kh * kw, oh * ow), x.dtype, f"Conv2d: kernel_size {self.kernel_size}, stride "
-                     f"{self.stride}, padding {self.padding}", "the im2col buffer")
-        x = np.ascontiguousarray(x)
+        check_nbytes((c * self.kernel_size[0] * self.kernel_size[1], oh * ow), x.dtype,
+                     f"Conv2d: kernel_size {self.kernel_size}, stride {self.stride}, padding {self.padding}, "
+                     f"dilation {self.dilation}", "the im2col buffer")
+        if self.training:
+            # Backward rebuilds the columns from x: it keeps its own copy (a reused buffer, the input's size),
+            # so a caller changing x in place after forward changes no gradient.
+            x = self._copy_into("_xin", x)
+        else:
+            x = np.ascontiguousarray(x)
         z = np.empty((n, f, oh * ow), dtype=self._dtype)
-        w2 = self.weight.data.reshape(f, -1)
         bias = None if self.bias is None else self.bias.data
-        for n0, m, cols in self._chunks(x, (oh, ow)):
-            # z[n0:n0+m] = w2 @ cols (+ bias): one GEMM for the chunk, its output in the (F, m*L) layout.
+        for n0, m, cols in self._chunks(x, pads, (oh, ow)):
+            # z[n0:n0+m] = w2 @ cols (+ bias): one GEMM for the chunk (one per group, batched), its output in
+            # the (F, m*L) layout; for one sample that is z[n0] itself.
             if m == 1:
                 zt = z[n0]
                 if bias is not None:
                     zt[...] = bias[:, None]
-                _gemm.gemm_into(w2, cols, zt, 1.0, 0.0 if bias is None else 1.0)
+                self._matmul(self.weight.data, cols, zt, 0.0 if bias is None else 1.0)
             else:
                 zt = self._scratch("_rows", (f, m * oh * ow))
-                _gemm.gemm_into(w2, cols, zt, 1.0, 0.0)
+                self._matmul(self.weight.data, cols, zt, 0.0)
                 _conv.batch_from_rows(zt, z[n0:n0 + m], bias)
-        self._cache = x if self.training else None
+        self._cache = (x, pads) if self.training else None
         return z.reshape(n, f, oh, ow)
 
     def backward(self, delta: np.ndarray) -> np.ndarray | None:
-        x = self._need_cache(self._cache)
+        x, pads = self._need_cache(self._cache)
         n, f = x.shape[0], self.out_channels
-        oh, ow = self._out_hw(x.shape)
+        _, (oh, ow) = self._geometry(*x.shape[2:])
         self._check_grad(delta, "delta", (n, f, oh, ow))
         delta = np.ascontiguousarray(delta).reshape(n, f, oh * ow)
-        w2 = self.weight.data.reshape(f, -1)
-        gw = self.weight.grad.reshape(f, -1)
         dx = np.empty(x.shape, dtype=self._dtype) if self.input_grad else None
-        for n0, m, cols in self._chunks(x, (oh, ow)):
+        for n0, m, cols in self._chunks(x, pads, (oh, ow)):
             # delta[n0:n0+m] (m, F, L) -> dt (F, m*L), the layout of the forward GEMM's output.
             if m == 1:
                 dt = delta[n0]
@@ -153,16 +169,41 @@ class Conv2d(Module):
                 _conv.add_row_sums(dt, self.bias.grad)
             # dC/dw = delta * rot180(a_prev) = dt @ cols^T, accumulated (beta=1) chunk after chunk in a fixed
             # order: the sum does not depend on the thread count (threads split rows/columns of dW).
-            _gemm.gemm_into(dt, cols.T, gw, 1.0, 1.0)
+            self._matmul(dt, cols, self.weight.grad, 1.0, trans_b=True)
             if dx is not None:
                 # delta_prev = delta * rot180(w) = col2im(w^T @ dt), folded back while still in cache.
                 dcols = self._scratch("_dcols", cols.shape)
-                _gemm.gemm_into(w2.T, dt, dcols, 1.0, 0.0)
-                _col2im_batch(dcols, dx[n0:n0 + m], self.kernel_size, self.stride, self.padding, (1, 1),
-                              (oh, ow))
+                self._matmul(self.weight.data, dt, dcols, 0.0, trans_a=True)
+                _col2im_batch(dcols, dx[n0:n0 + m], self.kernel_size, self.stride, pads, self.dilation, (oh, ow))
         return dx
 
-    def _chunks(self, x: np.ndarray, out_hw: tuple[int, int]):
+    def _matmul(self, a: np.ndarray, b: np.ndarray, c: np.ndarray, beta: float, trans_a: bool = False,
+                trans_b: bool = False) -> None:
+        """c = op(a) @ op(b) + beta * c group by group, for a, b, c whose rows split into `groups` equal
+        blocks (the weight (F, C/G, KH, KW) by filters, cols by channels, the (F, m*L) rows by filters):
+        one GEMM (threads inside it), or with groups one batched GEMM over the groups (threads across them)."""
+        g = self.groups
+        a2, b2, c2 = a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1), c.reshape(c.shape[0], -1)
+        if g == 1:
+            _gemm.gemm_into(a2.T if trans_a else a2, b2.T if trans_b else b2, c2, 1.0, beta)
+        else:
+            _gemm_batched(a2.reshape(g, -1, a2.shape[1]), b2.reshape(g, -1, b2.shape[1]),
+                          c2.reshape(g, -1, c2.shape[1]), 1.0, beta, trans_a, trans_b)
+
+    def _geometry(self, h: int, w: int, check: bool = False) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(top, left) zero padding and (OH, OW) for an (h, w) input. 'same' pads dilation*(kernel-1) in all
+        per axis, half before (rounded down) and the rest after, as PyTorch; im2col needs only the padding
+        before, the output size bounds the rest."""
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
+        eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1      # the dilated kernel's extent
+        if self.padding == "same":
+            return ((eh - 1) // 2, (ew - 1) // 2), (h, w)
+        ph, pw = (0, 0) if self.padding == "valid" else self.padding
+        if check:
+            return (ph, pw), (conv_output_size(h, eh, sh, ph, "height"), conv_output_size(w, ew, sw, pw, "width"))
+        return (ph, pw), ((h + 2 * ph - eh) // sh + 1, (w + 2 * pw - ew) // sw + 1)
+
+    def _chunks(self, x: np.ndarray, pads: tuple[int, int], out_hw: tuple[int, int]):
         """Yield (n0, m, cols) over chunks of m samples, cols (C*KH*KW, m*OH*OW) their im2col with the samples
         side by side in the columns (one reused scratch buffer of about _COLS_CHUNK_BYTES).
 
@@ -174,14 +215,14 @@ class Conv2d(Module):
         n = x.shape[0]
         rows, per_sample = self.in_channels * self.kernel_size[0] * self.kernel_size[1], out_hw[0] * out_hw[1]
         chunk = max(1, min(n, _COLS_CHUNK_BYTES // (rows * per_sample * self._dtype.itemsize)))
-        direct = self.kernel_size == (1, 1) and self.stride == (1, 1) and self.padding == (0, 0)
+        direct = self.kernel_size == (1, 1) and self.stride == (1, 1) and pads == (0, 0)
         for n0 in range(0, n, chunk):
             m = min(chunk, n - n0)
             if direct and m == 1:
                 yield n0, 1, x[n0].reshape(rows, per_sample)
                 continue
             cols = self._scratch("_cols", (rows, m * per_sample))
-            _im2col_batch(x[n0:n0 + m], cols, self.kernel_size, self.stride, self.padding, (1, 1), out_hw)
+            _im2col_batch(x[n0:n0 + m], cols, self.kernel_size, self.stride, pads, self.dilation, out_hw)
             yield n0, m, cols
 
     def _scratch(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -193,16 +234,39 @@ class Conv2d(Module):
             setattr(self, name, buf)
         return buf
 
-    def _out_hw(self, x_shape) -> tuple[int, int]:
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        return (x_shape[2] + 2 * ph - kh) // sh + 1, (x_shape[3] + 2 * pw - kw) // sw + 1
+    def _copy_into(self, name: str, x: np.ndarray) -> np.ndarray:
+        buf = self._scratch(name, x.shape)
+        np.copyto(buf, x)
+        return buf
 
     def _clear_cache(self) -> None:
         self._cache = None
-        self._cols = self._rows = self._dcols = None
+        self._xin = self._cols = self._rows = self._dcols = None
 
     def get_config(self) -> dict:
+        # Files written before dilation and groups existed have neither key: the defaults (1) rebuild them.
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,
                 "kernel_size": list(self.kernel_size), "stride": list(self.stride),
-                "padding": list(self.padding), "bias": self.bias is not None, "init": self.init,
-                **super().get_config()}
+                "padding": self.padding if isinstance(self.padding, str) else list(self.padding),
+                "dilation": list(self.dilation), "groups": self.groups, "bias": self.bias is not None,
+                "init": self.init, **super().get_config()}
+
+
+def _check_padding(padding, stride: tuple[int, int]) -> str | tuple[int, int]:
+    """An int, a pair, 'valid' or 'same' (refused with a stride, as PyTorch refuses it)."""
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ValueError(f"padding: expected an int, a pair of ints, 'same' or 'valid', got {padding!r}")
+        if padding == "same" and stride != (1, 1):
+            raise ValueError(f"padding: expected an int or a pair with stride {stride}: padding='same' is not "
+                             "supported for strided convolutions (as in PyTorch), got 'same'")
+        return padding
+    return as_pair(padding, "padding", minimum=0)
+
+
+def _check_groups(groups, in_channels: int, out_channels: int) -> int:
+    g = check_size(groups, "groups")
+    if in_channels % g or out_channels % g:
+        raise ValueError(f"groups: expected a divisor of in_channels ({in_channels}) and out_channels "
+                         f"({out_channels}), got {g}")
+    return g
