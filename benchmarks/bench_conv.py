@@ -6,11 +6,11 @@ For each shape (LeNet-5's two convolutions and the modern 3x3 / 1x1 ones of issu
 training step of the layer alone: forward, then backward with a fixed upstream gradient, the input gradient
 included (torch: ``x.requires_grad``; cnn_core: ``Conv2d.backward`` returns it). Timed in alternating rounds
 (``_timing.interleaved``, medians), same thread count on both sides. Prints ours/torch per shape (< 1: we are
-faster), the geometric mean, and the algorithm cnn_core's layer chose. Targets (issue 10): every shape <= 1.0,
+faster) and the geometric mean. Targets (issue 10): every shape <= 1.0,
 geometric mean <= 0.7, in float32 and float64.
 
 ``--memory`` instead measures, in child processes, the resident memory one shape's training steps add (peak RSS
-minus RSS after imports, data and the layer are in place) for each library.
+minus RSS after imports, data, the layer and one forward call are in place) for each library.
 """
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def ours(shape, dtype):
     def step():
         m(x)
         m.backward(dy)
-    return step, m
+    return step
 
 
 def theirs(shape, dtype):
@@ -72,15 +72,14 @@ def theirs(shape, dtype):
 
 def run_table(dtype, repeat: int, rounds: int) -> list[float]:
     print(f"\n{np.dtype(dtype).name}: median ms per forward+backward step")
-    print(f"{'shape':<26}{'ours ms':>10}{'torch ms':>10}{'ours/torch':>12}  algorithm")
+    print(f"{'shape':<26}{'ours ms':>10}{'torch ms':>10}{'ours/torch':>12}")
     ratios = []
     for shape in SHAPES:
-        step, m = ours(shape, dtype)
+        step = ours(shape, dtype)
         t_ours, t_torch = _timing.interleaved([step, theirs(shape, dtype)], max(1, repeat // rounds),
                                               rounds=rounds, warmup=2)
         ratios.append(t_ours / t_torch)
-        print(f"{shape[0]:<26}{1e3 * t_ours:>10.3f}{1e3 * t_torch:>10.3f}{ratios[-1]:>12.2f}  "
-              f"{getattr(m, 'algorithm', 'im2col')}", flush=True)
+        print(f"{shape[0]:<26}{1e3 * t_ours:>10.3f}{1e3 * t_torch:>10.3f}{ratios[-1]:>12.2f}", flush=True)
     gm = math.exp(sum(map(math.log, ratios)) / len(ratios))
     print(f"{'geometric mean':<26}{'':>20}{gm:>12.2f}   (max {max(ratios):.2f}; targets <= 1.0 each, <= 0.7 mean)")
     return ratios

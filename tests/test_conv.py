@@ -112,11 +112,11 @@ def test_repeated_steps_reuse_scratch_and_accumulate():
     m(x)
     m.backward(delta)
     once = m.weight.grad.copy()
-    buffers = [m._xin, m._cols, m._dcols]
+    buffers = [m._xin, m._work, m._partial]
     m(x)
     m.backward(delta)
     np.testing.assert_allclose(m.weight.grad, 2 * once, rtol=1e-13)
-    assert all(a is b for a, b in zip(buffers, [m._xin, m._cols, m._dcols]))
+    assert all(a is b for a, b in zip(buffers, [m._xin, m._work, m._partial]))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

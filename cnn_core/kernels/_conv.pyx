@@ -1,17 +1,18 @@
-"""im2col / col2im loops, and the layout moves around the one-GEMM convolution of cnn_core.nn.Conv2d.
+"""im2col / col2im loops, and the convolution layer's compiled forward and backward built on them.
 
 Two column layouts, the same loops:
 - per sample, torch.nn.functional.unfold's: cols[n, c*KH*KW + i*KW + j, oh*OW + ow] (the deck's reference
   path, the public im2col / col2im);
-- batch in the columns: cols[c*KH*KW + i*KW + j, n*OH*OW + oh*OW + ow], so that the whole batch is one GEMM
-  (weight (F, C*KH*KW) @ cols (C*KH*KW, N*OH*OW)) whose N dimension is large even for 7x7 images.
+- a chunk of m samples side by side in the columns: cols[c*KH*KW + i*KW + j, n*OH*OW + oh*OW + ow], so that
+  the chunk is one GEMM (weight (F, C*KH*KW) @ cols (C*KH*KW, m*OH*OW)) whose N dimension stays wide even
+  for 7x7 images (conv_forward / conv_backward below).
 One (n, c) input plane maps to KH*KW rows of cols (of length OH*OW, at row stride `ld`), so planes are
 independent and the outer loop runs in parallel over N*C. Padding is handled by computing, once per kernel
 offset, the range of output positions whose input lies inside the image: the inner loops never branch per
 element. Dilation DH, DW spaces the kernel taps: tap (i, j) reads x[oh*SH - PH + i*DH, ow*SW - PW + j*DW].
 """
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.string cimport memset
 
 from cnn_core._config cimport team_size
@@ -106,97 +107,164 @@ cdef void _col2im_plane(const floating* cols, floating* x, Py_ssize_t ld, Py_ssi
                         dst[t * SW] += src[t]
 
 
-def im2col(const floating[:, :, :, ::1] x, floating[:, ::1] cols, bint batch_in_cols,
+def im2col(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
            Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW,
            Py_ssize_t DH, Py_ssize_t DW, Py_ssize_t OH, Py_ssize_t OW):
-    """Fill cols from x (N, C, H, W); shapes are checked by the caller.
-
-    cols is (N*C*KH*KW, OH*OW) (per-sample layout, a reshaped (N, C*KH*KW, OH*OW)) or, with batch_in_cols,
-    (C*KH*KW, N*OH*OW).
-    """
+    """Fill cols (N, C*KH*KW, OH*OW) from x (N, C, H, W); shapes are checked by the caller."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t p, L = OH * OW, KK = KH * KW
-    cdef Py_ssize_t ld = N * L if batch_in_cols else L
     cdef const floating* xp = &x[0, 0, 0, 0]
-    cdef floating* cp = &cols[0, 0]
+    cdef floating* cp = &cols[0, 0, 0]
     with nogil:
         for p in prange(N * C, schedule="static", num_threads=team_size(N * C)):
-            _im2col_plane(xp + p * H * W, cp + _plane_offset(p, N, C, L, KK, batch_in_cols), ld,
-                          H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
+            _im2col_plane(xp + p * H * W, cp + p * KK * L, L, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
 
 
-def col2im(const floating[:, ::1] cols, floating[:, :, :, ::1] x, bint batch_in_cols,
+def col2im(const floating[:, :, ::1] cols, floating[:, :, :, ::1] x,
            Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW,
            Py_ssize_t DH, Py_ssize_t DW, Py_ssize_t OH, Py_ssize_t OW):
-    """Overwrite x (N, C, H, W) with the adjoint of im2col applied to cols (either layout of im2col)."""
+    """Overwrite x (N, C, H, W) with the adjoint of im2col applied to cols (N, C*KH*KW, OH*OW)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t p, L = OH * OW, KK = KH * KW
-    cdef Py_ssize_t ld = N * L if batch_in_cols else L
-    cdef const floating* cp = &cols[0, 0]
+    cdef const floating* cp = &cols[0, 0, 0]
     cdef floating* xp = &x[0, 0, 0, 0]
     with nogil:
         for p in prange(N * C, schedule="static", num_threads=team_size(N * C)):
-            _col2im_plane(cp + _plane_offset(p, N, C, L, KK, batch_in_cols), xp + p * H * W, ld,
+            _col2im_plane(cp + p * KK * L, xp + p * H * W, L, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
+
+
+# ---- the convolution layer's driver: one parallel region per forward or backward call ----------------------
+#
+# The batch is cut into chunks of `chunk` samples (a count fixed by the caller from the shapes alone). A thread
+# takes whole chunks: im2col of the chunk into its own scratch (batch in the columns, so it stays in cache),
+# one serial GEMM per group, and the layout moves, all inside one OpenMP region, rather than a region per
+# kernel per chunk (each a fork and a barrier, which on a loaded machine cost more than the work). Backward
+# sums dW and db over chunks into min(NSLOTS, chunks) partial sums, slot s taking a fixed range of chunks in order, then
+# adds the slots in order: the arithmetic is the same for any thread count.
+
+from cnn_core.kernels._gemm cimport gemm
+
+cdef enum:
+    _NSLOTS = 8
+NSLOTS = _NSLOTS   # the partial sums of dW and db (rows of conv_backward's `partial`)
+
+
+cdef inline void _im2col_chunk(const floating* x, floating* cols, Py_ssize_t m, Py_ssize_t C, Py_ssize_t H,
+                               Py_ssize_t W, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW,
+                               Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t DH, Py_ssize_t DW, Py_ssize_t OH,
+                               Py_ssize_t OW) noexcept nogil:
+    """cols (C*KH*KW, m*OH*OW) of the m samples at x."""
+    cdef Py_ssize_t j, c, L = OH * OW, KK = KH * KW
+    for j in range(m):
+        for c in range(C):
+            _im2col_plane(x + (j * C + c) * H * W, cols + c * KK * m * L + j * L, m * L,
                           H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
 
 
-cdef inline Py_ssize_t _plane_offset(Py_ssize_t p, Py_ssize_t N, Py_ssize_t C, Py_ssize_t L, Py_ssize_t KK,
-                                     bint batch_in_cols) noexcept nogil:
-    """Where plane p = n*C + c's first column row starts."""
-    if batch_in_cols:
-        return (p % C) * KK * N * L + (p // C) * L
-    return p * KK * L
-
-
-def batch_from_rows(const floating[:, ::1] zt, floating[:, :, ::1] out, const floating[::1] bias):
-    """out[n, f, :] = zt[f, n*L:(n+1)*L] (+ bias[f] when bias is not None): the one GEMM's (F, N*L) result
-    back to (N, F, L)."""
-    cdef Py_ssize_t N = out.shape[0], F = out.shape[1], L = out.shape[2], p, n, f, t
+def conv_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w2, const floating[::1] bias,
+                 floating[:, :, ::1] z, floating[:, ::1] scratch, Py_ssize_t groups, Py_ssize_t chunk,
+                 Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW,
+                 Py_ssize_t DH, Py_ssize_t DW, Py_ssize_t OH, Py_ssize_t OW):
+    """z (N, F, OH*OW) = conv(x, w2 (F, C/G*KH*KW)) (+ bias), PH and PW the padding before (the output size
+    bounds the padding after); scratch: one row of at least
+    (C*KH*KW + F) * chunk * L elements per thread of the team."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t F = z.shape[1], L = OH * OW, K = C * KH * KW, Kg = K // groups, Fg = F // groups
+    cdef Py_ssize_t nchunks = (N + chunk - 1) // chunk, ci, n0, m, g, j, f, t
     cdef bint has_bias = bias is not None
-    cdef floating b
+    cdef int err = 0
+    cdef floating* cols
+    cdef floating* rows
     cdef floating* dst
     cdef const floating* src
+    cdef floating b
+    cdef int nt = min(team_size(nchunks), scratch.shape[0])
     with nogil:
-        for p in prange(N * F, schedule="static", num_threads=team_size(N * F)):
-            n = p // F
-            f = p % F
-            dst = &out[n, f, 0]
-            src = &zt[f, n * L]
-            if has_bias:
-                b = bias[f]
-                for t in range(L):
-                    dst[t] = src[t] + b
-            else:
-                copy_row(dst, src, L)
+        for ci in prange(nchunks, schedule="static", num_threads=nt):
+            n0 = ci * chunk
+            m = min(chunk, N - n0)
+            cols = &scratch[threadid(), 0]
+            rows = cols + K * m * L
+            _im2col_chunk(&x[n0, 0, 0, 0], cols, m, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
+            for g in range(groups):
+                err |= gemm(False, False, Fg, m * L, Kg, <floating>1, &w2[g * Fg, 0], Kg,
+                            cols + g * Kg * m * L, m * L, <floating>0, rows + g * Fg * m * L, m * L)
+            for j in range(m):
+                for f in range(F):
+                    dst = &z[n0 + j, f, 0]
+                    src = rows + f * m * L + j * L
+                    b = bias[f] if has_bias else 0
+                    for t in range(L):
+                        dst[t] = src[t] + b
+    if err:
+        raise MemoryError("conv_forward: could not allocate the GEMM packing buffers")
 
 
-def rows_from_batch(const floating[:, :, ::1] delta, floating[:, ::1] dt):
-    """dt[f, n*L:(n+1)*L] = delta[n, f, :]: (N, F, L) to the one GEMM's (F, N*L) layout."""
-    cdef Py_ssize_t N = delta.shape[0], F = delta.shape[1], L = delta.shape[2], p, n, f
+def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w2, const floating[:, :, ::1] delta,
+                  floating[:, ::1] gw, floating[::1] gb, floating[:, :, :, ::1] dx, floating[:, ::1] scratch,
+                  floating[:, ::1] partial, Py_ssize_t groups, Py_ssize_t chunk,
+                  Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW,
+                  Py_ssize_t DH, Py_ssize_t DW, Py_ssize_t OH, Py_ssize_t OW):
+    """gw (F, C/G*KH*KW) += dC/dw, gb (F,) += dC/db (when not None), dx = dC/dx (when not None), from x and
+    delta (N, F, L). scratch: one row of (2*C*KH*KW + F) * chunk * L elements per thread; partial: at least min(NSLOTS, number of chunks) rows
+    of F*(C/G*KH*KW + 1) elements (the slots' sums)."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t F = delta.shape[1], L = OH * OW, K = C * KH * KW, Kg = K // groups, Fg = F // groups
+    cdef Py_ssize_t KK = KH * KW
+    cdef Py_ssize_t nchunks = (N + chunk - 1) // chunk
+    cdef Py_ssize_t nslots = min(<Py_ssize_t>_NSLOTS, nchunks), s, ci, n0, m, g, j, f, c, t, e
+    cdef Py_ssize_t wsize = F * Kg, psize = wsize + F
+    cdef bint has_bias = gb is not None, want_dx = dx is not None
+    cdef int err = 0
+    cdef floating* cols
+    cdef floating* dt
+    cdef floating* dcols
+    cdef floating* pw
+    cdef floating* pb
+    cdef floating acc
+    cdef int nt = min(team_size(nslots), scratch.shape[0])
     with nogil:
-        for p in prange(N * F, schedule="static", num_threads=team_size(N * F)):
-            n = p // F
-            f = p % F
-            copy_row(&dt[f, n * L], &delta[n, f, 0], L)
-
-
-def add_row_sums(const floating[:, ::1] a, floating[::1] out):
-    """out[i] += sum_j a[i, j], each row summed in one fixed order (no dependence on the thread count)."""
-    cdef Py_ssize_t m = a.shape[0], n = a.shape[1], i, j
-    cdef floating s0, s1, s2, s3
-    cdef const floating* r
-    with nogil:
-        for i in prange(m, schedule="static", num_threads=team_size(m)):
-            r = &a[i, 0]
-            s0 = s1 = s2 = s3 = 0
-            j = 0
-            while j + 4 <= n:
-                s0 = s0 + r[j]
-                s1 = s1 + r[j + 1]
-                s2 = s2 + r[j + 2]
-                s3 = s3 + r[j + 3]
-                j = j + 4
-            while j < n:
-                s0 = s0 + r[j]
-                j = j + 1
-            out[i] += (s0 + s1) + (s2 + s3)
+        for s in prange(nslots, schedule="static", num_threads=nt):
+            cols = &scratch[threadid(), 0]
+            dt = cols + K * chunk * L
+            dcols = dt + F * chunk * L
+            pw = &partial[s, 0]
+            pb = pw + wsize
+            memset(pw, 0, psize * sizeof(floating))
+            for ci in range(s * nchunks // nslots, (s + 1) * nchunks // nslots):
+                n0 = ci * chunk
+                m = min(chunk, N - n0)
+                _im2col_chunk(&x[n0, 0, 0, 0], cols, m, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
+                for j in range(m):                      # delta (m, F, L) -> dt (F, m*L)
+                    for f in range(F):
+                        copy_row(dt + f * m * L + j * L, &delta[n0 + j, f, 0], L)
+                if has_bias:
+                    for f in range(F):
+                        acc = 0
+                        for t in range(m * L):
+                            acc = acc + dt[f * m * L + t]
+                        pb[f] += acc
+                for g in range(groups):
+                    # dW_g += dt_g @ cols_g^T
+                    err |= gemm(False, True, Fg, Kg, m * L, <floating>1, dt + g * Fg * m * L, m * L,
+                                cols + g * Kg * m * L, m * L, <floating>1, pw + g * Fg * Kg, Kg)
+                    if want_dx:
+                        # dcols_g = W_g^T @ dt_g
+                        err |= gemm(True, False, Kg, m * L, Fg, <floating>1, &w2[g * Fg, 0], Kg,
+                                    dt + g * Fg * m * L, m * L, <floating>0, dcols + g * Kg * m * L, m * L)
+                if want_dx:
+                    for j in range(m):
+                        for c in range(C):
+                            _col2im_plane(dcols + c * KK * m * L + j * L, &dx[n0 + j, c, 0, 0], m * L,
+                                          H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
+        # The slots' sums, added in slot order (each element by one thread).
+        for e in prange(psize, schedule="static", num_threads=team_size(psize)):
+            acc = 0
+            for s in range(nslots):
+                acc = acc + partial[s, e]
+            if e < wsize:
+                (&gw[0, 0])[e] += acc
+            elif has_bias:
+                gb[e - wsize] += acc
+    if err:
+        raise MemoryError("conv_backward: could not allocate the GEMM packing buffers")

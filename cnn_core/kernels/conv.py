@@ -2,8 +2,8 @@
 
 Layout follows torch.nn.functional.unfold: cols[n, c*KH*KW + i*KW + j, oh*OW + ow] =
 x_padded[n, c, oh*SH + i*DH, ow*SW + j*DW], so conv2d(x, weight) is weight.reshape(F, -1) @ cols[n].
-(Conv2d itself runs the same loops with the batch in the columns, one GEMM for the whole batch: the
-``_batch`` variants below.)
+(Conv2d runs the same loops on chunks of samples inside its compiled forward and backward, _conv.conv_forward
+and conv_backward.)
 """
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def _im2col(x: np.ndarray, k: tuple[int, int], s: tuple[int, int], p: tuple[int,
     """im2col without argument checks: (N, C*KH*KW, OH*OW)."""
     n, c = x.shape[:2]
     cols = np.empty((n, c * k[0] * k[1], out_hw[0] * out_hw[1]), dtype=x.dtype)
-    _conv.im2col(x, cols.reshape(-1, cols.shape[2]), False, *k, *s, *p, *d, *out_hw)
+    _conv.im2col(x, cols, *k, *s, *p, *d, *out_hw)
     return cols
 
 
@@ -76,21 +76,7 @@ def _col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], k: tuple[int, 
     """col2im without argument checks, from (N, C*KH*KW, OH*OW)."""
     x = np.empty(x_shape, dtype=cols.dtype)
     oh_ow = _out_hw(x_shape, k, s, p, d)
-    _conv.col2im(cols.reshape(-1, cols.shape[2]), x, False, *k, *s, *p, *d, *oh_ow)
-    return x
-
-
-def _im2col_batch(x: np.ndarray, cols: np.ndarray, k: tuple[int, int], s: tuple[int, int], p: tuple[int, int],
-                  d: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
-    """Fill cols (C*KH*KW, N*OH*OW), the batch in the columns, from x (N, C, H, W); returns cols."""
-    _conv.im2col(x, cols, True, *k, *s, *p, *d, *out_hw)
-    return cols
-
-
-def _col2im_batch(cols: np.ndarray, x: np.ndarray, k: tuple[int, int], s: tuple[int, int], p: tuple[int, int],
-                  d: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
-    """Overwrite x (N, C, H, W) with col2im of cols (C*KH*KW, N*OH*OW); returns x."""
-    _conv.col2im(cols, x, True, *k, *s, *p, *d, *out_hw)
+    _conv.col2im(cols, x, *k, *s, *p, *d, *oh_ow)
     return x
 
 

@@ -16,9 +16,8 @@ import numpy as np
 
 from cnn_core._random import get_rng
 from cnn_core._validation import as_pair, check_bool, check_nbytes, check_nonempty, check_size, conv_output_size
-from cnn_core.kernels import _conv, _gemm
-from cnn_core.kernels.batched_gemm import _gemm_batched
-from cnn_core.kernels.conv import _col2im_batch, _im2col_batch
+from cnn_core._config import get_num_threads
+from cnn_core.kernels import _conv
 from cnn_core.nn.init import check_init, check_parameter_bytes, layer_weights
 from cnn_core.nn.module import Module, Parameter, register_module
 
@@ -104,9 +103,10 @@ class Conv2d(Module):
         self.weight = Parameter(w)
         self.bias = Parameter(b) if bias else None
         self._cache = None
-        # Scratch reused between steps (never handed out): the copy of the input backward reads, and for one
-        # chunk of samples (_chunks): the columns, the GEMM output / delta in the GEMM's (F, m*OH*OW) layout, the column gradient.
-        self._xin = self._cols = self._rows = self._dcols = None
+        # Scratch reused between steps (never handed out): the copy of the input backward reads; per thread,
+        # one chunk's columns, GEMM output / delta in the GEMM's (F, m*OH*OW) layout and column gradient
+        # (_conv.conv_forward / conv_backward); the partial sums of dW and db.
+        self._xin = self._work = self._partial = None
 
     @classmethod
     def parameter_shapes(cls, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
@@ -134,19 +134,13 @@ class Conv2d(Module):
         else:
             x = np.ascontiguousarray(x)
         z = np.empty((n, f, oh * ow), dtype=self._dtype)
-        bias = None if self.bias is None else self.bias.data
-        for n0, m, cols in self._chunks(x, pads, (oh, ow)):
-            # z[n0:n0+m] = w2 @ cols (+ bias): one GEMM for the chunk (one per group, batched), its output in
-            # the (F, m*L) layout; for one sample that is z[n0] itself.
-            if m == 1:
-                zt = z[n0]
-                if bias is not None:
-                    zt[...] = bias[:, None]
-                self._matmul(self.weight.data, cols, zt, 0.0 if bias is None else 1.0)
-            else:
-                zt = self._scratch("_rows", (f, m * oh * ow))
-                self._matmul(self.weight.data, cols, zt, 0.0)
-                _conv.batch_from_rows(zt, z[n0:n0 + m], bias)
+        chunk = self._chunk(n, oh * ow)
+        # Sized for backward already in training, so that forward and backward share one buffer.
+        per_thread = ((2 if self.training else 1) * self._k + f) * chunk * oh * ow
+        scratch = self._scratch("_work", (get_num_threads(), per_thread), at_least=True)
+        _conv.conv_forward(x, self.weight.data.reshape(f, -1), None if self.bias is None else self.bias.data, z,
+                           scratch, self.groups, chunk, *self.kernel_size, *self.stride, *pads, *self.dilation,
+                           oh, ow)
         self._cache = (x, pads) if self.training else None
         return z.reshape(n, f, oh, ow)
 
@@ -157,38 +151,27 @@ class Conv2d(Module):
         self._check_grad(delta, "delta", (n, f, oh, ow))
         delta = np.ascontiguousarray(delta).reshape(n, f, oh * ow)
         dx = np.empty(x.shape, dtype=self._dtype) if self.input_grad else None
-        for n0, m, cols in self._chunks(x, pads, (oh, ow)):
-            # delta[n0:n0+m] (m, F, L) -> dt (F, m*L), the layout of the forward GEMM's output.
-            if m == 1:
-                dt = delta[n0]
-            else:
-                dt = self._scratch("_rows", (f, m * oh * ow))
-                _conv.rows_from_batch(delta[n0:n0 + m], dt)
-            # dC/db = sum over the batch and positions u, v of delta: one row sum of dt per filter.
-            if self.bias is not None:
-                _conv.add_row_sums(dt, self.bias.grad)
-            # dC/dw = delta * rot180(a_prev) = dt @ cols^T, accumulated (beta=1) chunk after chunk in a fixed
-            # order: the sum does not depend on the thread count (threads split rows/columns of dW).
-            self._matmul(dt, cols, self.weight.grad, 1.0, trans_b=True)
-            if dx is not None:
-                # delta_prev = delta * rot180(w) = col2im(w^T @ dt), folded back while still in cache.
-                dcols = self._scratch("_dcols", cols.shape)
-                self._matmul(self.weight.data, dt, dcols, 0.0, trans_a=True)
-                _col2im_batch(dcols, dx[n0:n0 + m], self.kernel_size, self.stride, pads, self.dilation, (oh, ow))
+        chunk = self._chunk(n, oh * ow)
+        scratch = self._scratch("_work", (get_num_threads(), (2 * self._k + f) * chunk * oh * ow), at_least=True)
+        partial = self._scratch("_partial", (_conv.NSLOTS, f * (self._k // self.groups + 1)))
+        # dC/db = sum of delta over the batch and positions; dC/dw = delta * rot180(a_prev) = delta @ cols^T;
+        # delta_prev = delta * rot180(w) = col2im(w^T @ delta): all three per chunk in one compiled pass.
+        _conv.conv_backward(x, self.weight.data.reshape(f, -1), delta, self.weight.grad.reshape(f, -1),
+                            None if self.bias is None else self.bias.grad, dx, scratch, partial, self.groups,
+                            chunk, *self.kernel_size, *self.stride, *pads, *self.dilation, oh, ow)
         return dx
 
-    def _matmul(self, a: np.ndarray, b: np.ndarray, c: np.ndarray, beta: float, trans_a: bool = False,
-                trans_b: bool = False) -> None:
-        """c = op(a) @ op(b) + beta * c group by group, for a, b, c whose rows split into `groups` equal
-        blocks (the weight (F, C/G, KH, KW) by filters, cols by channels, the (F, m*L) rows by filters):
-        one GEMM (threads inside it), or with groups one batched GEMM over the groups (threads across them)."""
-        g = self.groups
-        a2, b2, c2 = a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1), c.reshape(c.shape[0], -1)
-        if g == 1:
-            _gemm.gemm_into(a2.T if trans_a else a2, b2.T if trans_b else b2, c2, 1.0, beta)
-        else:
-            _gemm_batched(a2.reshape(g, -1, a2.shape[1]), b2.reshape(g, -1, b2.shape[1]),
-                          c2.reshape(g, -1, c2.shape[1]), 1.0, beta, trans_a, trans_b)
+    @property
+    def _k(self) -> int:
+        """C*KH*KW: the rows of the im2col columns."""
+        return self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+
+    def _chunk(self, n: int, per_sample: int) -> int:
+        """Samples per chunk: columns of about _COLS_CHUNK_BYTES (they stay in cache between im2col and the
+        GEMMs that read them), and at least NSLOTS chunks when the batch allows (work for every thread). From
+        the shapes alone, never the thread count: the chunks fix the order in which dW sums the batch."""
+        by_bytes = _COLS_CHUNK_BYTES // (self._k * per_sample * self._dtype.itemsize)
+        return max(1, min(by_bytes, -(-n // _conv.NSLOTS)))
 
     def _geometry(self, h: int, w: int, check: bool = False) -> tuple[tuple[int, int], tuple[int, int]]:
         """(top, left) zero padding and (OH, OW) for an (h, w) input. 'same' pads dilation*(kernel-1) in all
@@ -203,33 +186,13 @@ class Conv2d(Module):
             return (ph, pw), (conv_output_size(h, eh, sh, ph, "height"), conv_output_size(w, ew, sw, pw, "width"))
         return (ph, pw), ((h + 2 * ph - eh) // sh + 1, (w + 2 * pw - ew) // sw + 1)
 
-    def _chunks(self, x: np.ndarray, pads: tuple[int, int], out_hw: tuple[int, int]):
-        """Yield (n0, m, cols) over chunks of m samples, cols (C*KH*KW, m*OH*OW) their im2col with the samples
-        side by side in the columns (one reused scratch buffer of about _COLS_CHUNK_BYTES).
-
-        The columns of a chunk are consumed by its GEMM while they are still in cache (the whole batch's
-        columns would be KH*KW times the input, streamed through memory twice), and backward rebuilds them
-        rather than keeping them: im2col into cache costs far less than the GEMMs that read it. For a 1x1
-        stride-1 unpadded kernel the im2col is the (m, C, L) -> (C, m*L) row copy alone (for m = 1 none: cols
-        is x[n0])."""
-        n = x.shape[0]
-        rows, per_sample = self.in_channels * self.kernel_size[0] * self.kernel_size[1], out_hw[0] * out_hw[1]
-        chunk = max(1, min(n, _COLS_CHUNK_BYTES // (rows * per_sample * self._dtype.itemsize)))
-        direct = self.kernel_size == (1, 1) and self.stride == (1, 1) and pads == (0, 0)
-        for n0 in range(0, n, chunk):
-            m = min(chunk, n - n0)
-            if direct and m == 1:
-                yield n0, 1, x[n0].reshape(rows, per_sample)
-                continue
-            cols = self._scratch("_cols", (rows, m * per_sample))
-            _im2col_batch(x[n0:n0 + m], cols, self.kernel_size, self.stride, pads, self.dilation, out_hw)
-            yield n0, m, cols
-
-    def _scratch(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        """The layer's reusable buffer `name` of this shape and dtype (allocated again only when they change):
-        a fresh array per step would page-fault its memory in again every time."""
+    def _scratch(self, name: str, shape: tuple[int, ...], at_least: bool = False) -> np.ndarray:
+        """The layer's reusable buffer `name` of this shape and dtype (or, with `at_least`, of at least this
+        shape: the kernels use a prefix of each row), allocated again only when it does not fit: a fresh array
+        per step would page-fault its memory in again every time."""
         buf = getattr(self, name)
-        if buf is None or buf.shape != shape or buf.dtype != self._dtype:
+        if (buf is None or buf.dtype != self._dtype
+                or (buf.shape != shape if not at_least else any(b < s for b, s in zip(buf.shape, shape)))):
             buf = np.empty(shape, dtype=self._dtype)
             setattr(self, name, buf)
         return buf
@@ -241,7 +204,7 @@ class Conv2d(Module):
 
     def _clear_cache(self) -> None:
         self._cache = None
-        self._xin = self._cols = self._rows = self._dcols = None
+        self._xin = self._work = self._partial = None
 
     def get_config(self) -> dict:
         # Files written before dilation and groups existed have neither key: the defaults (1) rebuild them.
