@@ -63,11 +63,13 @@ def test_gradcheck(case):
     assert cnn_core.gradcheck(m, np.random.default_rng(2).standard_normal(x_shape))
 
 
-@pytest.mark.parametrize("chunk_bytes", [1, 3000, 1 << 30])
-@pytest.mark.parametrize("case", [CASES[0], CASES[4], CASES[5], (7, 3, 4, 6, 6, 3, 1, 1, 1, 1, True)])
+@pytest.mark.parametrize("chunk_bytes", [1, 20000, 1 << 30])
+@pytest.mark.parametrize("case", [(19, 4, 6, 5, 6, 3, 1, 1, 1, 2, True), (21, 4, 8, 5, 5, 3, 1, "same", 1, 4, True),
+                                  (18, 6, 4, 4, 5, 1, 1, 0, 1, 2, True), (20, 3, 4, 6, 6, 3, 2, 1, 2, 1, True)])
 def test_chunking_changes_nothing_but_speed(case, chunk_bytes, monkeypatch):
-    """One sample per chunk (the m == 1 paths: output and delta used in place, a 1x1 kernel reading x), a
-    few, or the whole batch in one chunk: every split gives the oracle's result."""
+    """One sample per chunk (up to 21 chunks, more than the 8 slots: slots summing several), two or three
+    (a shorter last chunk; 3 = ceil(N / 8), the most the chunking takes): every split gives the oracle's
+    result."""
     monkeypatch.setattr(conv_module, "_COLS_CHUNK_BYTES", chunk_bytes)
     dtype = np.float64
     m, x_shape = _layer(case, dtype)
