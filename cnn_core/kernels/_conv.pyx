@@ -161,6 +161,71 @@ cdef inline void _im2col_chunk(const floating* x, floating* cols, Py_ssize_t m, 
                           H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
 
 
+# Groups whose columns are at most this deep (a depthwise 3x3 has 9 rows) skip the GEMM: with so short a
+# depth its packing costs as much as the products, while these row loops stream each row once.
+cdef enum:
+    SMALL_DEPTH = 16
+
+
+cdef void _rows_nn(Py_ssize_t M, Py_ssize_t K, Py_ssize_t n, const floating* a, const floating* b,
+                   floating* c) noexcept nogil:
+    """c (M, n) = a (M, K) @ b (K, n): each row of c a sum of K scaled rows of b, in order."""
+    cdef Py_ssize_t i, p, j
+    cdef floating* ci
+    cdef const floating* bp
+    cdef floating s
+    for i in range(M):
+        ci = c + i * n
+        memset(ci, 0, n * sizeof(floating))
+        for p in range(K):
+            s = a[i * K + p]
+            bp = b + p * n
+            for j in range(n):
+                ci[j] += s * bp[j]
+
+
+cdef void _rows_tn(Py_ssize_t M, Py_ssize_t K, Py_ssize_t n, const floating* a, const floating* b,
+                   floating* c) noexcept nogil:
+    """c (K, n) = a (M, K)^T @ b (M, n)."""
+    cdef Py_ssize_t i, p, j
+    cdef floating* cp
+    cdef const floating* bi
+    cdef floating s
+    for p in range(K):
+        cp = c + p * n
+        memset(cp, 0, n * sizeof(floating))
+        for i in range(M):
+            s = a[i * K + p]
+            bi = b + i * n
+            for j in range(n):
+                cp[j] += s * bi[j]
+
+
+cdef void _rows_nt_acc(Py_ssize_t M, Py_ssize_t K, Py_ssize_t n, const floating* a, const floating* b,
+                       floating* c) noexcept nogil:
+    """c (M, K) += a (M, n) @ b (K, n)^T: dot products of rows, four running sums each (in a fixed order)."""
+    cdef Py_ssize_t i, p, j
+    cdef const floating* ai
+    cdef const floating* bp
+    cdef floating s0, s1, s2, s3
+    for i in range(M):
+        ai = a + i * n
+        for p in range(K):
+            bp = b + p * n
+            s0 = s1 = s2 = s3 = 0
+            j = 0
+            while j + 4 <= n:
+                s0 = s0 + ai[j] * bp[j]
+                s1 = s1 + ai[j + 1] * bp[j + 1]
+                s2 = s2 + ai[j + 2] * bp[j + 2]
+                s3 = s3 + ai[j + 3] * bp[j + 3]
+                j = j + 4
+            while j < n:
+                s0 = s0 + ai[j] * bp[j]
+                j = j + 1
+            c[i * K + p] += (s0 + s1) + (s2 + s3)
+
+
 def conv_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w2, const floating[::1] bias,
                  floating[:, :, ::1] z, floating[:, ::1] scratch, Py_ssize_t groups, Py_ssize_t chunk,
                  Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW,
@@ -187,8 +252,11 @@ def conv_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w2, cons
             rows = cols + K * m * L
             _im2col_chunk(&x[n0, 0, 0, 0], cols, m, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
             for g in range(groups):
-                err |= gemm(False, False, Fg, m * L, Kg, <floating>1, &w2[g * Fg, 0], Kg,
-                            cols + g * Kg * m * L, m * L, <floating>0, rows + g * Fg * m * L, m * L)
+                if Kg <= SMALL_DEPTH:
+                    _rows_nn(Fg, Kg, m * L, &w2[g * Fg, 0], cols + g * Kg * m * L, rows + g * Fg * m * L)
+                else:
+                    err |= gemm(False, False, Fg, m * L, Kg, <floating>1, &w2[g * Fg, 0], Kg,
+                                cols + g * Kg * m * L, m * L, <floating>0, rows + g * Fg * m * L, m * L)
             for j in range(m):
                 for f in range(F):
                     dst = &z[n0 + j, f, 0]
@@ -245,6 +313,11 @@ def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w2, con
                             acc = acc + dt[f * m * L + t]
                         pb[f] += acc
                 for g in range(groups):
+                    if Kg <= SMALL_DEPTH:
+                        _rows_nt_acc(Fg, Kg, m * L, dt + g * Fg * m * L, cols + g * Kg * m * L, pw + g * Fg * Kg)
+                        if want_dx:
+                            _rows_tn(Fg, Kg, m * L, &w2[g * Fg, 0], dt + g * Fg * m * L, dcols + g * Kg * m * L)
+                        continue
                     # dW_g += dt_g @ cols_g^T
                     err |= gemm(False, True, Fg, Kg, m * L, <floating>1, dt + g * Fg * m * L, m * L,
                                 cols + g * Kg * m * L, m * L, <floating>1, pw + g * Fg * Kg, Kg)
