@@ -30,6 +30,8 @@ CASES = [
     (2, 2, 3, 4, 4, 3, 1, "same", 3, 1, True),             # dilated kernel larger than the input, 'same'
     (2, 3, 2, 8, 7, (3, 2), (2, 3), (1, 0), (2, 3), 1, True),  # every pair non-square
     (1, 1, 2, 3, 3, 3, 1, 4, 1, 1, True),                  # padding wider than the kernel
+    (2, 3, 4, 17, 16, 3, 1, 1, 1, 1, True),                # >= 256 outputs per image: a GEMM per sample
+    (2, 4, 4, 16, 16, 3, 1, "same", 2, 2, False),          # the same, grouped and dilated
 ]
 
 

@@ -142,7 +142,7 @@ def col2im(const floating[:, :, ::1] cols, floating[:, :, :, ::1] x,
 # sums dW and db over chunks into min(NSLOTS, chunks) partial sums, slot s taking a fixed range of chunks in order, then
 # adds the slots in order: the arithmetic is the same for any thread count.
 
-from cnn_core.kernels._gemm cimport gemm
+from cnn_core.kernels._gemm cimport gemm, gemm_nt_acc
 
 cdef enum:
     _NSLOTS = 8
@@ -168,6 +168,11 @@ cdef inline void _im2col_chunk(const floating* x, floating* cols, Py_ssize_t m, 
 cdef enum:
     SMALL_DEPTH = 16
     SMALL_FILTERS = 4
+
+# Images of at least this many output positions get one GEMM per sample, straight into the output (wide
+# enough for the micro-kernels); smaller ones one GEMM per chunk, then a layout move.
+cdef enum:
+    WIDE_ROWS = 256
 
 
 cdef void _rows_nn(Py_ssize_t M, Py_ssize_t K, Py_ssize_t n, const floating* a, const floating* b,
@@ -254,6 +259,19 @@ def conv_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w2, cons
             cols = &scratch[threadid(), 0]
             rows = cols + K * m * L
             _im2col_chunk(&x[n0, 0, 0, 0], cols, m, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
+            if L >= WIDE_ROWS and not (Kg <= SMALL_DEPTH and Fg <= SMALL_FILTERS):
+                # Wide images: one GEMM per sample and group, straight into z (no layout move).
+                for j in range(m):
+                    for g in range(groups):
+                        err |= gemm(False, False, Fg, L, Kg, <floating>1, &w2[g * Fg, 0], Kg,
+                                    cols + g * Kg * m * L + j * L, m * L, <floating>0, &z[n0 + j, g * Fg, 0], L)
+                    if has_bias:
+                        for f in range(F):
+                            dst = &z[n0 + j, f, 0]
+                            b = bias[f]
+                            for t in range(L):
+                                dst[t] = dst[t] + b
+                continue
             for g in range(groups):
                 if Kg <= SMALL_DEPTH and Fg <= SMALL_FILTERS:
                     _rows_nn(Fg, Kg, m * L, &w2[g * Fg, 0], cols + g * Kg * m * L, rows + g * Fg * m * L)
@@ -321,9 +339,9 @@ def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w2, con
                         if want_dx:
                             _rows_tn(Fg, Kg, m * L, &w2[g * Fg, 0], dt + g * Fg * m * L, dcols + g * Kg * m * L)
                         continue
-                    # dW_g += dt_g @ cols_g^T
-                    err |= gemm(False, True, Fg, Kg, m * L, <floating>1, dt + g * Fg * m * L, m * L,
-                                cols + g * Kg * m * L, m * L, <floating>1, pw + g * Fg * Kg, Kg)
+                    # dW_g += dt_g @ cols_g^T: rows of both contiguous along the sum, the NT kernel's case
+                    err |= gemm_nt_acc(Fg, Kg, m * L, dt + g * Fg * m * L, m * L, cols + g * Kg * m * L, m * L,
+                                       pw + g * Fg * Kg, Kg)
                     if want_dx:
                         # dcols_g = W_g^T @ dt_g
                         err |= gemm(True, False, Kg, m * L, Fg, <floating>1, &w2[g * Fg, 0], Kg,
