@@ -1,11 +1,18 @@
-"""im2col / col2im loops in the layout of torch.nn.functional.unfold / fold.
+"""im2col / col2im loops, and the convolution layer's compiled forward and backward built on them.
 
-One (n, c) input plane maps to KH*KW consecutive rows of cols, so planes are independent and the
-outer loop runs in parallel over N*C. Padding is handled by computing, once per kernel offset, the
-range of output positions whose input lies inside the image: the inner loops never branch per element.
+Two column layouts, the same loops:
+- per sample, torch.nn.functional.unfold's: cols[n, c*KH*KW + i*KW + j, oh*OW + ow] (the deck's reference
+  path, the public im2col / col2im);
+- a chunk of m samples side by side in the columns: cols[c*KH*KW + i*KW + j, n*OH*OW + oh*OW + ow], so that
+  the chunk is one GEMM (weight (F, C*KH*KW) @ cols (C*KH*KW, m*OH*OW)) whose N dimension stays wide even
+  for 7x7 images (conv_forward / conv_backward below).
+One (n, c) input plane maps to KH*KW rows of cols (of length OH*OW, at row stride `ld`), so planes are
+independent and the outer loop runs in parallel over N*C. Padding is handled by computing, once per kernel
+offset, the range of output positions whose input lies inside the image: the inner loops never branch per
+element. Dilation DH, DW spaces the kernel taps: tap (i, j) reads x[oh*SH - PH + i*DH, ow*SW - PW + j*DW].
 """
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.string cimport memset
 
 from cnn_core._config cimport team_size
@@ -41,27 +48,28 @@ cdef inline void _valid_range(Py_ssize_t size, Py_ssize_t out_size, Py_ssize_t k
     hi[0] = b
 
 
-cdef void _im2col_plane(const floating* x, floating* cols, Py_ssize_t H, Py_ssize_t W,
+cdef void _im2col_plane(const floating* x, floating* cols, Py_ssize_t ld, Py_ssize_t H, Py_ssize_t W,
                         Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW,
-                        Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t OH, Py_ssize_t OW) noexcept nogil:
-    """x: one (H, W) plane; cols: its KH*KW rows of length OH*OW."""
+                        Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t DH, Py_ssize_t DW,
+                        Py_ssize_t OH, Py_ssize_t OW) noexcept nogil:
+    """x: one (H, W) plane; cols: its KH*KW rows of length OH*OW, `ld` elements apart."""
     cdef Py_ssize_t i, j, oh, t, oh_lo, oh_hi, ow_lo, ow_hi, n_valid, step = SH * W
     cdef floating* row
     cdef floating* dst
     cdef const floating* src
     for i in range(KH):
-        _valid_range(H, OH, i, SH, PH, &oh_lo, &oh_hi)
+        _valid_range(H, OH, i * DH, SH, PH, &oh_lo, &oh_hi)
         for j in range(KW):
-            _valid_range(W, OW, j, SW, PW, &ow_lo, &ow_hi)
+            _valid_range(W, OW, j * DW, SW, PW, &ow_lo, &ow_hi)
             n_valid = ow_hi - ow_lo
-            row = cols + (i * KW + j) * OH * OW
+            row = cols + (i * KW + j) * ld
             zero_row(row, oh_lo * OW)
             zero_row(row + oh_hi * OW, (OH - oh_hi) * OW)
             if n_valid <= 0:
                 zero_row(row + oh_lo * OW, (oh_hi - oh_lo) * OW)
                 continue
             dst = row + oh_lo * OW
-            src = x + (oh_lo * SH - PH + i) * W + (ow_lo * SW - PW + j)
+            src = x + (oh_lo * SH - PH + i * DH) * W + (ow_lo * SW - PW + j * DW)
             if n_valid < OW:  # some columns fall in the padding
                 for oh in range(oh_lo, oh_hi):
                     zero_row(dst, ow_lo)
@@ -81,27 +89,27 @@ cdef void _im2col_plane(const floating* x, floating* cols, Py_ssize_t H, Py_ssiz
                     src += step
 
 
-cdef void _col2im_plane(const floating* cols, floating* x, Py_ssize_t H, Py_ssize_t W,
+cdef void _col2im_plane(const floating* cols, floating* x, Py_ssize_t ld, Py_ssize_t H, Py_ssize_t W,
                         Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW,
-                        Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t OH, Py_ssize_t OW) noexcept nogil:
+                        Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t DH, Py_ssize_t DW,
+                        Py_ssize_t OH, Py_ssize_t OW) noexcept nogil:
     """Adjoint of _im2col_plane: zero the plane, then add every in-image column entry back."""
     cdef Py_ssize_t i, j, oh, t, oh_lo, oh_hi, ow_lo, ow_hi, n_valid
-    cdef Py_ssize_t L = OH * OW
     cdef const floating* row
     cdef const floating* src
     cdef floating* dst
     memset(x, 0, H * W * sizeof(floating))
     for i in range(KH):
-        _valid_range(H, OH, i, SH, PH, &oh_lo, &oh_hi)
+        _valid_range(H, OH, i * DH, SH, PH, &oh_lo, &oh_hi)
         for j in range(KW):
-            _valid_range(W, OW, j, SW, PW, &ow_lo, &ow_hi)
+            _valid_range(W, OW, j * DW, SW, PW, &ow_lo, &ow_hi)
             n_valid = ow_hi - ow_lo
             if n_valid <= 0:
                 continue
-            row = cols + (i * KW + j) * L
+            row = cols + (i * KW + j) * ld
             for oh in range(oh_lo, oh_hi):
                 src = row + oh * OW + ow_lo
-                dst = x + (oh * SH - PH + i) * W + (ow_lo * SW - PW + j)
+                dst = x + (oh * SH - PH + i * DH) * W + (ow_lo * SW - PW + j * DW)
                 if SW == 1:
                     for t in range(n_valid):
                         dst[t] += src[t]
@@ -111,26 +119,257 @@ cdef void _col2im_plane(const floating* cols, floating* x, Py_ssize_t H, Py_ssiz
 
 
 def im2col(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
-           Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW):
+           Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW,
+           Py_ssize_t DH, Py_ssize_t DW, Py_ssize_t OH, Py_ssize_t OW):
     """Fill cols (N, C*KH*KW, OH*OW) from x (N, C, H, W); shapes are checked by the caller."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t OH = (H + 2 * PH - KH) // SH + 1, OW = (W + 2 * PW - KW) // SW + 1
-    cdef Py_ssize_t p, plane_in = H * W, plane_out = KH * KW * OH * OW
+    cdef Py_ssize_t p, L = OH * OW, KK = KH * KW
     cdef const floating* xp = &x[0, 0, 0, 0]
     cdef floating* cp = &cols[0, 0, 0]
     with nogil:
-        for p in prange(N * C, schedule="static", num_threads=_team(N * C, N * C * plane_out)):
-            _im2col_plane(xp + p * plane_in, cp + p * plane_out, H, W, KH, KW, SH, SW, PH, PW, OH, OW)
+        for p in prange(N * C, schedule="static", num_threads=_team(N * C, N * C * KK * L)):
+            _im2col_plane(xp + p * H * W, cp + p * KK * L, L, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
 
 
 def col2im(const floating[:, :, ::1] cols, floating[:, :, :, ::1] x,
-           Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW):
+           Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW,
+           Py_ssize_t DH, Py_ssize_t DW, Py_ssize_t OH, Py_ssize_t OW):
     """Overwrite x (N, C, H, W) with the adjoint of im2col applied to cols (N, C*KH*KW, OH*OW)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t OH = (H + 2 * PH - KH) // SH + 1, OW = (W + 2 * PW - KW) // SW + 1
-    cdef Py_ssize_t p, plane_in = H * W, plane_out = KH * KW * OH * OW
+    cdef Py_ssize_t p, L = OH * OW, KK = KH * KW
     cdef const floating* cp = &cols[0, 0, 0]
     cdef floating* xp = &x[0, 0, 0, 0]
     with nogil:
-        for p in prange(N * C, schedule="static", num_threads=_team(N * C, N * C * plane_out)):
-            _col2im_plane(cp + p * plane_out, xp + p * plane_in, H, W, KH, KW, SH, SW, PH, PW, OH, OW)
+        for p in prange(N * C, schedule="static", num_threads=_team(N * C, N * C * KK * L)):
+            _col2im_plane(cp + p * KK * L, xp + p * H * W, L, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
+
+
+# ---- the convolution layer's driver: one parallel region per forward or backward call ----------------------
+#
+# The batch is cut into chunks of `chunk` samples (a count fixed by the caller from the shapes alone). A thread
+# takes whole chunks: im2col of the chunk into its own scratch (batch in the columns, so it stays in cache),
+# one serial GEMM per group, and the layout moves, all inside one OpenMP region, rather than a region per
+# kernel per chunk (each a fork and a barrier, which on a loaded machine cost more than the work). Backward
+# sums dW and db over chunks into min(NSLOTS, chunks) partial sums, slot s taking a fixed range of chunks in order, then
+# adds the slots in order: the arithmetic is the same for any thread count.
+
+from cnn_core.kernels._gemm cimport gemm, gemm_nt_acc
+
+cdef enum:
+    _NSLOTS = 8
+NSLOTS = _NSLOTS   # the partial sums of dW and db (rows of conv_backward's `partial`)
+
+
+cdef inline void _im2col_chunk(const floating* x, floating* cols, Py_ssize_t m, Py_ssize_t C, Py_ssize_t H,
+                               Py_ssize_t W, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW,
+                               Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t DH, Py_ssize_t DW, Py_ssize_t OH,
+                               Py_ssize_t OW) noexcept nogil:
+    """cols (C*KH*KW, m*OH*OW) of the m samples at x."""
+    cdef Py_ssize_t j, c, L = OH * OW, KK = KH * KW
+    for j in range(m):
+        for c in range(C):
+            _im2col_plane(x + (j * C + c) * H * W, cols + c * KK * m * L + j * L, m * L,
+                          H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
+
+
+# Groups of at most SMALL_FILTERS filters whose columns are at most SMALL_DEPTH deep (depthwise: a 3x3 has
+# 9 rows, 1 or 2 filters per group) skip the GEMM: at that size its packing costs as much as the products,
+# while these row loops stream each row a few times. With more filters the GEMM's register blocking wins
+# (1 -> 32 channels 3x3, one group: 5 ms by GEMM, 8 ms by rows).
+cdef enum:
+    SMALL_DEPTH = 16
+    SMALL_FILTERS = 4
+
+# Images of at least this many output positions get one GEMM per sample, straight into the output (wide
+# enough for the micro-kernels); smaller ones one GEMM per chunk, then a layout move.
+cdef enum:
+    WIDE_ROWS = 256
+
+
+cdef void _rows_nn(Py_ssize_t M, Py_ssize_t K, Py_ssize_t n, const floating* a, const floating* b,
+                   floating* c) noexcept nogil:
+    """c (M, n) = a (M, K) @ b (K, n): each row of c a sum of K scaled rows of b, in order."""
+    cdef Py_ssize_t i, p, j
+    cdef floating* ci
+    cdef const floating* bp
+    cdef floating s
+    for i in range(M):
+        ci = c + i * n
+        memset(ci, 0, n * sizeof(floating))
+        for p in range(K):
+            s = a[i * K + p]
+            bp = b + p * n
+            for j in range(n):
+                ci[j] += s * bp[j]
+
+
+cdef void _rows_tn(Py_ssize_t M, Py_ssize_t K, Py_ssize_t n, const floating* a, const floating* b,
+                   floating* c) noexcept nogil:
+    """c (K, n) = a (M, K)^T @ b (M, n)."""
+    cdef Py_ssize_t i, p, j
+    cdef floating* cp
+    cdef const floating* bi
+    cdef floating s
+    for p in range(K):
+        cp = c + p * n
+        memset(cp, 0, n * sizeof(floating))
+        for i in range(M):
+            s = a[i * K + p]
+            bi = b + i * n
+            for j in range(n):
+                cp[j] += s * bi[j]
+
+
+cdef void _rows_nt_acc(Py_ssize_t M, Py_ssize_t K, Py_ssize_t n, const floating* a, const floating* b,
+                       floating* c) noexcept nogil:
+    """c (M, K) += a (M, n) @ b (K, n)^T: dot products of rows, four running sums each (in a fixed order)."""
+    cdef Py_ssize_t i, p, j
+    cdef const floating* ai
+    cdef const floating* bp
+    cdef floating s0, s1, s2, s3
+    for i in range(M):
+        ai = a + i * n
+        for p in range(K):
+            bp = b + p * n
+            s0 = s1 = s2 = s3 = 0
+            j = 0
+            while j + 4 <= n:
+                s0 = s0 + ai[j] * bp[j]
+                s1 = s1 + ai[j + 1] * bp[j + 1]
+                s2 = s2 + ai[j + 2] * bp[j + 2]
+                s3 = s3 + ai[j + 3] * bp[j + 3]
+                j = j + 4
+            while j < n:
+                s0 = s0 + ai[j] * bp[j]
+                j = j + 1
+            c[i * K + p] += (s0 + s1) + (s2 + s3)
+
+
+def conv_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w2, const floating[::1] bias,
+                 floating[:, :, ::1] z, floating[:, ::1] scratch, Py_ssize_t groups, Py_ssize_t chunk,
+                 Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW,
+                 Py_ssize_t DH, Py_ssize_t DW, Py_ssize_t OH, Py_ssize_t OW):
+    """z (N, F, OH*OW) = conv(x, w2 (F, C/G*KH*KW)) (+ bias), PH and PW the padding before (the output size
+    bounds the padding after); scratch: one row of at least
+    (C*KH*KW + F) * chunk * L elements per thread of the team."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t F = z.shape[1], L = OH * OW, K = C * KH * KW, Kg = K // groups, Fg = F // groups
+    cdef Py_ssize_t nchunks = (N + chunk - 1) // chunk, ci, n0, m, g, j, f, t
+    cdef bint has_bias = bias is not None
+    cdef int err = 0
+    cdef floating* cols
+    cdef floating* rows
+    cdef floating* dst
+    cdef const floating* src
+    cdef floating b
+    cdef int nt = min(team_size(nchunks), scratch.shape[0])
+    with nogil:
+        for ci in prange(nchunks, schedule="static", num_threads=nt):
+            n0 = ci * chunk
+            m = min(chunk, N - n0)
+            cols = &scratch[threadid(), 0]
+            rows = cols + K * m * L
+            _im2col_chunk(&x[n0, 0, 0, 0], cols, m, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
+            if L >= WIDE_ROWS and not (Kg <= SMALL_DEPTH and Fg <= SMALL_FILTERS):
+                # Wide images: one GEMM per sample and group, straight into z (no layout move).
+                for j in range(m):
+                    for g in range(groups):
+                        err |= gemm(False, False, Fg, L, Kg, <floating>1, &w2[g * Fg, 0], Kg,
+                                    cols + g * Kg * m * L + j * L, m * L, <floating>0, &z[n0 + j, g * Fg, 0], L)
+                    if has_bias:
+                        for f in range(F):
+                            dst = &z[n0 + j, f, 0]
+                            b = bias[f]
+                            for t in range(L):
+                                dst[t] = dst[t] + b
+                continue
+            for g in range(groups):
+                if Kg <= SMALL_DEPTH and Fg <= SMALL_FILTERS:
+                    _rows_nn(Fg, Kg, m * L, &w2[g * Fg, 0], cols + g * Kg * m * L, rows + g * Fg * m * L)
+                else:
+                    err |= gemm(False, False, Fg, m * L, Kg, <floating>1, &w2[g * Fg, 0], Kg,
+                                cols + g * Kg * m * L, m * L, <floating>0, rows + g * Fg * m * L, m * L)
+            for j in range(m):
+                for f in range(F):
+                    dst = &z[n0 + j, f, 0]
+                    src = rows + f * m * L + j * L
+                    b = bias[f] if has_bias else 0
+                    for t in range(L):
+                        dst[t] = src[t] + b
+    if err:
+        raise MemoryError("conv_forward: could not allocate the GEMM packing buffers")
+
+
+def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w2, const floating[:, :, ::1] delta,
+                  floating[:, ::1] gw, floating[::1] gb, floating[:, :, :, ::1] dx, floating[:, ::1] scratch,
+                  floating[:, ::1] partial, Py_ssize_t groups, Py_ssize_t chunk,
+                  Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW,
+                  Py_ssize_t DH, Py_ssize_t DW, Py_ssize_t OH, Py_ssize_t OW):
+    """gw (F, C/G*KH*KW) += dC/dw, gb (F,) += dC/db (when not None), dx = dC/dx (when not None), from x and
+    delta (N, F, L). scratch: one row of (2*C*KH*KW + F) * chunk * L elements per thread; partial: at least min(NSLOTS, number of chunks) rows
+    of F*(C/G*KH*KW + 1) elements (the slots' sums)."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t F = delta.shape[1], L = OH * OW, K = C * KH * KW, Kg = K // groups, Fg = F // groups
+    cdef Py_ssize_t KK = KH * KW
+    cdef Py_ssize_t nchunks = (N + chunk - 1) // chunk
+    cdef Py_ssize_t nslots = min(<Py_ssize_t>_NSLOTS, nchunks), s, ci, n0, m, g, j, f, c, t, e
+    cdef Py_ssize_t wsize = F * Kg, psize = wsize + F
+    cdef bint has_bias = gb is not None, want_dx = dx is not None
+    cdef int err = 0
+    cdef floating* cols
+    cdef floating* dt
+    cdef floating* dcols
+    cdef floating* pw
+    cdef floating* pb
+    cdef floating acc
+    cdef int nt = min(team_size(nslots), scratch.shape[0])
+    with nogil:
+        for s in prange(nslots, schedule="static", num_threads=nt):
+            cols = &scratch[threadid(), 0]
+            dt = cols + K * chunk * L
+            dcols = dt + F * chunk * L
+            pw = &partial[s, 0]
+            pb = pw + wsize
+            memset(pw, 0, psize * sizeof(floating))
+            for ci in range(s * nchunks // nslots, (s + 1) * nchunks // nslots):
+                n0 = ci * chunk
+                m = min(chunk, N - n0)
+                _im2col_chunk(&x[n0, 0, 0, 0], cols, m, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
+                for j in range(m):                      # delta (m, F, L) -> dt (F, m*L)
+                    for f in range(F):
+                        copy_row(dt + f * m * L + j * L, &delta[n0 + j, f, 0], L)
+                if has_bias:
+                    for f in range(F):
+                        acc = 0
+                        for t in range(m * L):
+                            acc = acc + dt[f * m * L + t]
+                        pb[f] += acc
+                for g in range(groups):
+                    if Kg <= SMALL_DEPTH and Fg <= SMALL_FILTERS:
+                        _rows_nt_acc(Fg, Kg, m * L, dt + g * Fg * m * L, cols + g * Kg * m * L, pw + g * Fg * Kg)
+                        if want_dx:
+                            _rows_tn(Fg, Kg, m * L, &w2[g * Fg, 0], dt + g * Fg * m * L, dcols + g * Kg * m * L)
+                        continue
+                    # dW_g += dt_g @ cols_g^T: rows of both contiguous along the sum, the NT kernel's case
+                    err |= gemm_nt_acc(Fg, Kg, m * L, dt + g * Fg * m * L, m * L, cols + g * Kg * m * L, m * L,
+                                       pw + g * Fg * Kg, Kg)
+                    if want_dx:
+                        # dcols_g = W_g^T @ dt_g
+                        err |= gemm(True, False, Kg, m * L, Fg, <floating>1, &w2[g * Fg, 0], Kg,
+                                    dt + g * Fg * m * L, m * L, <floating>0, dcols + g * Kg * m * L, m * L)
+                if want_dx:
+                    for j in range(m):
+                        for c in range(C):
+                            _col2im_plane(dcols + c * KK * m * L + j * L, &dx[n0 + j, c, 0, 0], m * L,
+                                          H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
+        # The slots' sums, added in slot order (each element by one thread).
+        for e in prange(psize, schedule="static", num_threads=team_size(psize)):
+            acc = 0
+            for s in range(nslots):
+                acc = acc + partial[s, e]
+            if e < wsize:
+                (&gw[0, 0])[e] += acc
+            elif has_bias:
+                gb[e - wsize] += acc
+    if err:
+        raise MemoryError("conv_backward: could not allocate the GEMM packing buffers")

@@ -1,7 +1,8 @@
 """2-D convolution (cross-correlation, like PyTorch) through im2col + gemm.
 
 Forward  z^l = a^{l-1} * w^l + b^l: unroll every receptive field of a^{l-1} into a column (im2col), then
-z[n] = w.reshape(F, C*KH*KW) @ cols[n].
+z[n] = w.reshape(F, C*KH*KW) @ cols[n]. (The layer puts a chunk of samples side by side in the columns, so
+one GEMM serves the chunk: same products, fewer and wider calls; see Conv2d._chunks.)
 Backward, the deck's three formulas in the same unrolled layout:
   dC/db = sum_{u,v} delta_{u,v}                 (sum of delta over batch and positions)
   dC/dw = delta * rot180(a^{l-1})               = sum_n delta[n] @ cols[n]^T
@@ -15,42 +16,57 @@ import numpy as np
 
 from cnn_core._random import get_rng
 from cnn_core._validation import as_pair, check_bool, check_nbytes, check_nonempty, check_size, conv_output_size
-from cnn_core.kernels.batched_gemm import _gemm_batched, _gemm_batched_sum
-from cnn_core.kernels.conv import _col2im, _im2col
+from cnn_core._config import get_num_threads
+from cnn_core.kernels import _conv
 from cnn_core.nn.init import check_init, check_parameter_bytes, layer_weights
 from cnn_core.nn.module import Module, Parameter, register_module
+
+
+# Bytes of im2col columns built at a time: a chunk of samples whose columns stay in the L2 cache between
+# im2col and the GEMMs that read them. Fixed (never derived from the thread count), so the chunks, and with
+# them the order in which dW sums the batch, are the same on any machine setting.
+_COLS_CHUNK_BYTES = 512 << 10
 
 
 @register_module
 class Conv2d(Module):
     """2-D convolution (cross-correlation, as in PyTorch) of a batch of images with ``out_channels`` filters.
 
-    ``z[n, f] = bias[f] + sum_c weight[f, c] * x_pad[n, c]``, where ``*`` slides the ``KH x KW`` kernel over
-    the zero-padded input with the given stride. Computed as im2col + one GEMM per batch (module docstring).
+    ``z[n, f] = bias[f] + sum_c weight[f, c] * x_pad[n, c]``, where ``*`` slides the ``KH x KW`` kernel (its
+    taps ``dilation`` apart) over the zero-padded input with the given stride. Computed as im2col + one GEMM per chunk of samples whose
+    columns fit in cache (module docstring).
 
-    Output size, per spatial axis (no dilation: PyTorch's formula with d = 1)::
+    Output size, per spatial axis (PyTorch's formula)::
 
-        H_out = floor((H + 2 * padding[0] - kernel_size[0]) / stride[0]) + 1
-        W_out = floor((W + 2 * padding[1] - kernel_size[1]) / stride[1]) + 1
+        H_out = floor((H + 2 * padding[0] - dilation[0] * (kernel_size[0] - 1) - 1) / stride[0]) + 1
+        W_out = floor((W + 2 * padding[1] - dilation[1] * (kernel_size[1] - 1) - 1) / stride[1]) + 1
+
+    With ``groups = G`` the channels split into G groups: output channels ``g*F/G .. (g+1)*F/G - 1`` see only
+    input channels ``g*C/G .. (g+1)*C/G - 1`` (``groups = in_channels``: a depthwise convolution). The G
+    products run as one batched GEMM over the groups.
 
     Args:
         in_channels: C, the channels of the input.
         out_channels: F, the number of filters (channels of the output).
         kernel_size: KH x KW, an int (square) or a pair of ints.
         stride: step of the window, an int or a pair (default 1).
-        padding: zeros added on both sides of each spatial axis, an int or a pair (default 0).
+        padding: zeros added on both sides of each spatial axis, an int or a pair (default 0), or
+            ``"valid"`` (no padding) or ``"same"`` (output as large as the input; stride 1 only, as PyTorch:
+            a total of ``dilation * (kernel_size - 1)`` zeros per axis, the extra one, if odd, after).
+        dilation: spacing between kernel taps, an int or a pair (default 1).
+        groups: G, dividing both C and F (default 1).
         bias: whether to learn a bias per filter (default True).
         dtype: float32 (default) or float64, for the parameters and the accepted input.
         rng: seed or ``numpy.random.Generator`` for the initial weights (default: the global one,
             see ``cnn_core.manual_seed``).
-        init: ``"default"``, PyTorch's: weight and bias ~ U(-1/sqrt(k), 1/sqrt(k)) with k = C * KH * KW, the
+        init: ``"default"``, PyTorch's: weight and bias ~ U(-1/sqrt(k), 1/sqrt(k)) with k = C/G * KH * KW, the
             inputs of one output (for the weight, the kaiming-uniform of ``nn.init.layer_weights``); or
             ``"normal"``, the deck's: weight ~ N(0, 1/k), bias ~ N(0, 1).
 
     Shape:
         - Input: ``(N, C, H, W)``
         - Output: ``(N, F, H_out, W_out)``
-        - weight: ``(F, C, KH, KW)``, bias: ``(F,)``
+        - weight: ``(F, C / G, KH, KW)``, bias: ``(F,)``
 
     Example:
         >>> import numpy as np
@@ -65,32 +81,39 @@ class Conv2d(Module):
         (8, 16, 5, 5)
         >>> conv.backward(np.ones_like(z)).shape           # dC/dx; dC/dw, dC/db accumulate in .grad
         (8, 1, 28, 28)
+        >>> dw = nn.Conv2d(16, 16, 3, padding="same", dilation=2, groups=16)   # depthwise, dilated
+        >>> dw.weight.shape, dw(np.zeros((2, 16, 9, 9), np.float32)).shape
+        ((16, 1, 3, 3), (2, 16, 9, 9))
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True,
-                 dtype=None, rng=None, init: str = "default"):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, dtype=None, rng=None, init: str = "default"):
         super().__init__(dtype)
         self.in_channels = check_size(in_channels, "in_channels")
         self.out_channels = check_size(out_channels, "out_channels")
         self.kernel_size = as_pair(kernel_size, "kernel_size")
         self.stride = as_pair(stride, "stride")
-        self.padding = as_pair(padding, "padding", minimum=0)
+        self.padding = _check_padding(padding, self.stride)
+        self.dilation = as_pair(dilation, "dilation")
+        self.groups = _check_groups(groups, self.in_channels, self.out_channels)
         self.init = check_init(init)
-        w_shape = (self.out_channels, self.in_channels, *self.kernel_size)
+        w_shape = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
         check_parameter_bytes(w_shape, self._dtype, "in_channels, out_channels, kernel_size")
         w, b = layer_weights(w_shape, (self.out_channels,) if bias else None, init, get_rng(rng), self._dtype)
         self.weight = Parameter(w)
         self.bias = Parameter(b) if bias else None
         self._cache = None
-        self._dcols = None  # backward scratch, reused between steps (never handed out)
-        self._ones = None   # (N, 1, OH*OW) ones: the bias gradient's row sums as a batched product
+        # Scratch reused between steps (never handed out): the copy of the input backward reads; per thread,
+        # one chunk's columns, GEMM output / delta in the GEMM's (F, m*OH*OW) layout and column gradient
+        # (_conv.conv_forward / conv_backward); the partial sums of dW and db.
+        self._xin = self._work = self._partial = None
 
     @classmethod
-    def parameter_shapes(cls, in_channels, out_channels, kernel_size, bias=True,
-                         **config) -> dict[str, tuple[int, ...]]:
+    def parameter_shapes(cls, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+                         bias=True, **config) -> dict[str, tuple[int, ...]]:
         """The shapes __init__ gives the parameters, without allocating them (see Module)."""
-        out = check_size(out_channels, "out_channels")
-        shape = (out, check_size(in_channels, "in_channels"), *as_pair(kernel_size, "kernel_size"))
+        c, out = check_size(in_channels, "in_channels"), check_size(out_channels, "out_channels")
+        shape = (out, c // _check_groups(groups, c, out), *as_pair(kernel_size, "kernel_size"))
         return {"weight": shape, "bias": (out,)} if check_bool(bias, "bias") else {"weight": shape}
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -98,60 +121,115 @@ class Conv2d(Module):
         n, c, h, w = x.shape
         if c != self.in_channels:
             raise ValueError(f"Conv2d: x: expected {self.in_channels} channels (in_channels), got shape {x.shape}")
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        oh = conv_output_size(h, kh, sh, ph, "height")
-        ow = conv_output_size(w, kw, sw, pw, "width")
+        pads, (oh, ow) = self._geometry(h, w, check=True)
         f = self.out_channels
         check_nonempty(x, "Conv2d: x")
-        check_nbytes((n, c * kh * kw, oh * ow), x.dtype, f"Conv2d: kernel_size {self.kernel_size}, stride "
-                     f"{self.stride}, padding {self.padding}", "the im2col buffer")
-        cols = _im2col(np.ascontiguousarray(x), self.kernel_size, self.stride, self.padding,
-                       (oh, ow))                                           # (N, C*KH*KW, OH*OW)
-        w2 = self.weight.data.reshape(f, -1)
+        check_nbytes((c * self.kernel_size[0] * self.kernel_size[1], oh * ow), x.dtype,
+                     f"Conv2d: kernel_size {self.kernel_size}, stride {self.stride}, padding {self.padding}, "
+                     f"dilation {self.dilation}", "the im2col buffer")
+        if self.training:
+            # Backward rebuilds the columns from x: it keeps its own copy (a reused buffer, the input's size),
+            # so a caller changing x in place after forward changes no gradient.
+            x = self._copy_into("_xin", x)
+        else:
+            x = np.ascontiguousarray(x)
         z = np.empty((n, f, oh * ow), dtype=self._dtype)
-        beta = 0.0
-        if self.bias is not None:
-            z[...] = self.bias.data[None, :, None]
-            beta = 1.0
-        _gemm_batched(w2, cols, c=z, beta=beta)
-        self._cache = (x.shape, cols) if self.training else None
+        chunk = self._chunk(n, oh * ow)
+        # Sized for backward already in training, so that forward and backward share one buffer.
+        per_thread = ((2 if self.training else 1) * self._k + f) * chunk * oh * ow
+        scratch = self._scratch("_work", (get_num_threads(), per_thread), at_least=True)
+        _conv.conv_forward(x, self.weight.data.reshape(f, -1), None if self.bias is None else self.bias.data, z,
+                           scratch, self.groups, chunk, *self.kernel_size, *self.stride, *pads, *self.dilation,
+                           oh, ow)
+        self._cache = (x, pads) if self.training else None
         return z.reshape(n, f, oh, ow)
 
     def backward(self, delta: np.ndarray) -> np.ndarray | None:
-        x_shape, cols = self._need_cache(self._cache)
-        n, f = x_shape[0], self.out_channels
-        self._check_grad(delta, "delta", (n, f, *self._out_hw(x_shape)))
-        delta = np.ascontiguousarray(delta).reshape(n, f, -1)
-        # dC/db = sum over u, v (and the batch) of delta: delta[n] @ 1 summed over n, through the batched NT
-        # kernel (parallel, vectorized; numpy's sum over axes (0, 2) runs serially over short rows).
-        if self.bias is not None:
-            if self._ones is None or self._ones.shape != (n, 1, delta.shape[2]) or self._ones.dtype != delta.dtype:
-                self._ones = np.ones((n, 1, delta.shape[2]), dtype=delta.dtype)
-            _gemm_batched_sum(delta, self._ones, c=self.bias.grad.reshape(f, 1), beta=1.0, trans_b=True)
-        # dC/dw = delta * rot180(a_prev): in the unrolled layout, delta[n] @ cols[n]^T, accumulated (beta=1).
-        gw = self.weight.grad.reshape(f, -1)
-        _gemm_batched_sum(delta, cols, c=gw, beta=1.0, trans_b=True)
-        if not self.input_grad:
-            return None
-        # delta_prev = delta * rot180(w): w^T @ delta[n] per receptive field, then col2im scatters it back.
-        if self._dcols is None or self._dcols.shape != cols.shape or self._dcols.dtype != cols.dtype:
-            self._dcols = np.empty_like(cols)
-        dcols = self._dcols
-        w2 = self.weight.data.reshape(f, -1)
-        _gemm_batched(w2, delta, c=dcols, trans_a=True)
-        return _col2im(dcols, x_shape, self.kernel_size, self.stride, self.padding)
+        x, pads = self._need_cache(self._cache)
+        n, f = x.shape[0], self.out_channels
+        _, (oh, ow) = self._geometry(*x.shape[2:])
+        self._check_grad(delta, "delta", (n, f, oh, ow))
+        delta = np.ascontiguousarray(delta).reshape(n, f, oh * ow)
+        dx = np.empty(x.shape, dtype=self._dtype) if self.input_grad else None
+        chunk = self._chunk(n, oh * ow)
+        scratch = self._scratch("_work", (get_num_threads(), (2 * self._k + f) * chunk * oh * ow), at_least=True)
+        partial = self._scratch("_partial", (_conv.NSLOTS, f * (self._k // self.groups + 1)))
+        # dC/db = sum of delta over the batch and positions; dC/dw = delta * rot180(a_prev) = delta @ cols^T;
+        # delta_prev = delta * rot180(w) = col2im(w^T @ delta): all three per chunk in one compiled pass.
+        _conv.conv_backward(x, self.weight.data.reshape(f, -1), delta, self.weight.grad.reshape(f, -1),
+                            None if self.bias is None else self.bias.grad, dx, scratch, partial, self.groups,
+                            chunk, *self.kernel_size, *self.stride, *pads, *self.dilation, oh, ow)
+        return dx
 
-    def _out_hw(self, x_shape) -> tuple[int, int]:
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        return (x_shape[2] + 2 * ph - kh) // sh + 1, (x_shape[3] + 2 * pw - kw) // sw + 1
+    @property
+    def _k(self) -> int:
+        """C*KH*KW: the rows of the im2col columns."""
+        return self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+
+    def _chunk(self, n: int, per_sample: int) -> int:
+        """Samples per chunk: columns of about _COLS_CHUNK_BYTES (they stay in cache between im2col and the
+        GEMMs that read them), and at least NSLOTS chunks when the batch allows (work for every thread). From
+        the shapes alone, never the thread count: the chunks fix the order in which dW sums the batch."""
+        by_bytes = _COLS_CHUNK_BYTES // (self._k * per_sample * self._dtype.itemsize)
+        return max(1, min(by_bytes, -(-n // _conv.NSLOTS)))
+
+    def _geometry(self, h: int, w: int, check: bool = False) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(top, left) zero padding and (OH, OW) for an (h, w) input. 'same' pads dilation*(kernel-1) in all
+        per axis, half before (rounded down) and the rest after, as PyTorch; im2col needs only the padding
+        before, the output size bounds the rest."""
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
+        eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1      # the dilated kernel's extent
+        if self.padding == "same":
+            return ((eh - 1) // 2, (ew - 1) // 2), (h, w)
+        ph, pw = (0, 0) if self.padding == "valid" else self.padding
+        if check:
+            return (ph, pw), (conv_output_size(h, eh, sh, ph, "height"), conv_output_size(w, ew, sw, pw, "width"))
+        return (ph, pw), ((h + 2 * ph - eh) // sh + 1, (w + 2 * pw - ew) // sw + 1)
+
+    def _scratch(self, name: str, shape: tuple[int, ...], at_least: bool = False) -> np.ndarray:
+        """The layer's reusable buffer `name` of this shape and dtype (or, with `at_least`, of at least this
+        shape: the kernels use a prefix of each row), allocated again only when it does not fit: a fresh array
+        per step would page-fault its memory in again every time."""
+        buf = getattr(self, name)
+        if (buf is None or buf.dtype != self._dtype
+                or (buf.shape != shape if not at_least else any(b < s for b, s in zip(buf.shape, shape)))):
+            buf = np.empty(shape, dtype=self._dtype)
+            setattr(self, name, buf)
+        return buf
+
+    def _copy_into(self, name: str, x: np.ndarray) -> np.ndarray:
+        buf = self._scratch(name, x.shape)
+        np.copyto(buf, x)
+        return buf
 
     def _clear_cache(self) -> None:
         self._cache = None
-        self._dcols = None
-        self._ones = None
+        self._xin = self._work = self._partial = None
 
     def get_config(self) -> dict:
+        # Files written before dilation and groups existed have neither key: the defaults (1) rebuild them.
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,
                 "kernel_size": list(self.kernel_size), "stride": list(self.stride),
-                "padding": list(self.padding), "bias": self.bias is not None, "init": self.init,
-                **super().get_config()}
+                "padding": self.padding if isinstance(self.padding, str) else list(self.padding),
+                "dilation": list(self.dilation), "groups": self.groups, "bias": self.bias is not None,
+                "init": self.init, **super().get_config()}
+
+
+def _check_padding(padding, stride: tuple[int, int]) -> str | tuple[int, int]:
+    """An int, a pair, 'valid' or 'same' (refused with a stride, as PyTorch refuses it)."""
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ValueError(f"padding: expected an int, a pair of ints, 'same' or 'valid', got {padding!r}")
+        if padding == "same" and stride != (1, 1):
+            raise ValueError(f"padding: expected an int or a pair with stride {stride}: padding='same' is not "
+                             "supported for strided convolutions (as in PyTorch), got 'same'")
+        return padding
+    return as_pair(padding, "padding", minimum=0)
+
+
+def _check_groups(groups, in_channels: int, out_channels: int) -> int:
+    g = check_size(groups, "groups")
+    if in_channels % g or out_channels % g:
+        raise ValueError(f"groups: expected a divisor of in_channels ({in_channels}) and out_channels "
+                         f"({out_channels}), got {g}")
+    return g

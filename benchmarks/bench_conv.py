@@ -1,0 +1,179 @@
+"""Conv2d forward+backward through the public layer API against torch.nn.Conv2d, shape by shape.
+
+    python benchmarks/bench_conv.py [--threads 2] [--repeat 30] [--dtype float32 float64] [--memory]
+
+For each shape (LeNet-5's two convolutions and the modern 3x3 / 1x1 ones of issue 10) both libraries run one
+training step of the layer alone: forward, then backward with a fixed upstream gradient, the input gradient
+included (torch: ``x.requires_grad``; cnn_core: ``Conv2d.backward`` returns it). Timed in alternating rounds
+(``_timing.interleaved``, medians), same thread count on both sides. Prints ours/torch per shape (< 1: we are
+faster) and the geometric mean. Targets (issue 10): every shape <= 1.0,
+geometric mean <= 0.7, in float32 and float64.
+
+``--memory`` instead measures, in child processes, the resident memory one shape's training steps add (peak RSS
+minus RSS after imports, data, the layer and one forward call are in place) for each library.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import subprocess
+import sys
+
+import _timing  # first: re-executes without OpenBLAS overrides before NumPy loads
+import numpy as np
+
+import cnn_core
+from cnn_core import nn
+
+try:
+    import torch
+except ImportError:  # the comparison needs PyTorch; the benchmark says so and stops
+    torch = None
+
+# (name, batch, in, out, kernel, stride, padding, H=W)
+SHAPES = [
+    ("lenet c1 1->6 5x5 p2 28", 64, 1, 6, 5, 1, 2, 28),
+    ("lenet c2 6->16 5x5 14", 64, 6, 16, 5, 1, 0, 14),
+    ("1->32 3x3 28", 64, 1, 32, 3, 1, 1, 28),
+    ("32->32 3x3 28", 64, 32, 32, 3, 1, 1, 28),
+    ("32->64 3x3 14", 64, 32, 64, 3, 1, 1, 14),
+    ("64->64 3x3 s2 14", 64, 64, 64, 3, 2, 1, 14),
+    ("64->128 3x3 7", 64, 64, 128, 3, 1, 1, 7),
+    ("128->128 1x1 7", 64, 128, 128, 1, 1, 0, 7),
+    ("b32 3->64 3x3 32", 32, 3, 64, 3, 1, 1, 32),
+    ("b32 64->128 3x3 16", 32, 64, 128, 3, 1, 1, 16),
+]
+
+
+def ours(shape, dtype):
+    _, n, c, f, k, s, p, hw = shape
+    m = nn.Conv2d(c, f, k, stride=s, padding=p, dtype=dtype, rng=0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, c, hw, hw)).astype(dtype)
+    dy = rng.standard_normal(m(x).shape).astype(dtype)
+
+    def step():
+        m(x)
+        m.backward(dy)
+    return step
+
+
+def theirs(shape, dtype):
+    _, n, c, f, k, s, p, hw = shape
+    tdtype = torch.float32 if dtype == np.float32 else torch.float64
+    m = torch.nn.Conv2d(c, f, k, stride=s, padding=p, dtype=tdtype)
+    x = torch.randn((n, c, hw, hw), dtype=tdtype, requires_grad=True)
+    dy = torch.randn(m(x).shape, dtype=tdtype)
+
+    def step():
+        m(x).backward(dy)
+    return step
+
+
+def run_table(dtype, repeat: int, rounds: int) -> list[float]:
+    print(f"\n{np.dtype(dtype).name}: median ms per forward+backward step")
+    print(f"{'shape':<26}{'ours ms':>10}{'torch ms':>10}{'ours/torch':>12}")
+    ratios = []
+    for shape in SHAPES:
+        step = ours(shape, dtype)
+        t_ours, t_torch = _timing.interleaved([step, theirs(shape, dtype)], max(1, repeat // rounds),
+                                              rounds=rounds, warmup=2)
+        ratios.append(t_ours / t_torch)
+        print(f"{shape[0]:<26}{1e3 * t_ours:>10.3f}{1e3 * t_torch:>10.3f}{ratios[-1]:>12.2f}", flush=True)
+    gm = math.exp(sum(map(math.log, ratios)) / len(ratios))
+    print(f"{'geometric mean':<26}{'':>20}{gm:>12.2f}   (max {max(ratios):.2f}; targets <= 1.0 each, <= 0.7 mean)")
+    return ratios
+
+
+_MEM_CHILD = r"""
+import resource, sys
+import numpy as np
+lib, dtype, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+n, c, f, k, s, p, hw = map(int, sys.argv[4:11])
+threads = int(sys.argv[11])
+
+def rss_kib():
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+
+def peak_kib():
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+
+if lib == "torch":
+    import torch
+    torch.set_num_threads(threads)
+    td = getattr(torch, dtype)
+    m = torch.nn.Conv2d(c, f, k, stride=s, padding=p, dtype=td)
+    x = torch.randn((n, c, hw, hw), dtype=td, requires_grad=True)
+    dy = torch.randn(m(x.detach()).shape, dtype=td)
+    def step():
+        m(x).backward(dy)
+else:
+    import cnn_core
+    from cnn_core import nn
+    cnn_core.set_num_threads(threads)
+    m = nn.Conv2d(c, f, k, stride=s, padding=p, dtype=dtype, rng=0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, c, hw, hw)).astype(dtype)
+    m.eval(); dy = np.ones(m(x).shape, dtype=dtype); m.train()
+    dy = rng.standard_normal(dy.shape).astype(dtype)
+    def step():
+        m(x)
+        m.backward(dy)
+# Reset the peak to the current RSS so the figure is what the training steps add.
+with open("/proc/self/clear_refs", "w") as fh:
+    fh.write("5")
+base = rss_kib()
+for _ in range(steps):
+    step()
+print(peak_kib() - base)
+"""
+
+
+def memory(shape, dtype: str, threads: int, steps: int = 5) -> tuple[int, int]:
+    """KiB of resident memory `steps` training steps add, (ours, torch), each in a fresh process."""
+    out = []
+    for lib in ("cnn_core", "torch"):
+        args = [sys.executable, "-c", _MEM_CHILD, lib, dtype, str(steps), *map(str, shape[1:]), str(threads)]
+        out.append(int(subprocess.run(args, check=True, capture_output=True, text=True,
+                                      cwd="/").stdout.split()[-1]))
+    return out[0], out[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=30, help="timed steps per library and shape")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--dtype", nargs="+", default=["float32", "float64"], choices=["float32", "float64"])
+    ap.add_argument("--memory", action="store_true", help="measure the training steps' added peak RSS instead")
+    ap.add_argument("--shape", nargs="*", type=int, default=None, help="indices into the shape list")
+    args = ap.parse_args()
+    if torch is None:
+        sys.exit("bench_conv: PyTorch is not importable; it is the peer this benchmark compares against")
+    global SHAPES
+    if args.shape:
+        SHAPES = [SHAPES[i] for i in args.shape]
+    cnn_core.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    print(_timing.machine())
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; cnn_core {cnn_core.get_num_threads()} "
+          "threads")
+    if args.memory:
+        print(f"{'shape':<26}{'dtype':>8}{'ours MiB':>10}{'torch MiB':>10}   (peak RSS added by 5 steps)")
+        for shape in SHAPES:
+            for dtype in args.dtype:
+                a, b = memory(shape, dtype, args.threads)
+                print(f"{shape[0]:<26}{dtype:>8}{a / 1024:>10.1f}{b / 1024:>10.1f}", flush=True)
+        return
+    for dtype in args.dtype:
+        run_table(np.dtype(dtype).type, args.repeat, args.rounds)
+
+
+if __name__ == "__main__":
+    main()
