@@ -23,6 +23,12 @@ from typing import Callable, Sequence
 
 BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
+# Pause before each peer's turn, so that it starts on an idle machine: after a call, OpenBLAS's workers spin
+# for up to 2**28 cycles (its default THREAD_TIMEOUT: 0.07 s at 3.7 GHz) and take a core from the next
+# library's team. Measured: cnn_core's 2-thread GEMM at 1024 ran 100 GFLOP/s right after numpy.matmul's
+# block and 200 GFLOP/s on its own; with this pause, 200 in the interleaved benchmark as well.
+SETTLE = 0.1
+
 
 def _reexec_without_blas_overrides() -> None:
     found = [v for v in BLAS_OVERRIDES if v in os.environ]
@@ -82,6 +88,7 @@ def interleaved_samples(fns: Sequence[Callable[[], object]], repeats: int, round
     samples: list[list[float]] = [[] for _ in fns]
     for _ in range(rounds):
         for fn, times in zip(fns, samples):
+            time.sleep(SETTLE)
             times += _blocks(fn, repeats, number, warmup)
     return samples
 
