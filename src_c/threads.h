@@ -3,7 +3,7 @@
  * OpenMP's own setting (omp_set_num_threads) belongs to the calling thread: a count set in the main thread
  * would not reach kernels called from other Python threads. So threads.c keeps a single atomic count, and
  * every parallel region asks cnn_threads_team() for its size and passes it explicitly (num_threads(...) in
- * C, num_threads= in Cython's prange, the GEMM's thread grid).
+ * C, num_threads= in Cython's prange, the GEMM's team).
  *
  * threads.c is compiled into cnn_core._config alone, so the process holds one copy of this state; the
  * other extension modules reach cnn_threads_team() through _config.pxd's team_size (a Cython cimport),

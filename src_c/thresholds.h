@@ -6,7 +6,7 @@
 #define CNN_CORE_THRESHOLDS_H
 
 /* GEMM: multiply-adds per thread (about 20 us of single-core work); below that, thread start-up and the
- * duplicated packing cost more than they save. */
+ * the shared packing's barriers cost more than they save. */
 #define CNN_GEMM_MIN_WORK_PER_THREAD (1 << 20)
 
 /* Elementwise activations: they run at ~1 ns per element or less, so arrays below 2^20 elements (an MLP

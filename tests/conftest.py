@@ -14,8 +14,8 @@ import pytest
 import cnn_core
 
 # The instruction-set levels each test runs on (cnn_core.set_simd), highest first. Every kernel family
-# (GEMM, 2x2 max pooling, activations) switches with the one level; "avx512" runs the AVX2 kernels until
-# AVX-512 ones exist, and stays in the list so that its dispatch-table entries are exercised too.
+# (GEMM, 2x2 max pooling, activations) switches with the one level; at "avx512" the packed GEMM runs its
+# AVX-512 kernels and the other families their AVX2 ones, so every entry of the avx512 tables is exercised.
 SIMD_PATHS = ("avx512", "avx2", "baseline")
 
 
