@@ -363,8 +363,8 @@ def plot_decision_boundary(model, X, y, path: str | os.PathLike | None = None, *
     The regions are the predictions on ``decision_grid(X, resolution)`` (row i, column j at
     ``(xs[j], ys[i])``), drawn as an image whose data is the (resolution, resolution) array of each grid
     point's predicted class as its position among the sorted labels (predicted or in y): the labels
-    themselves when they are 0 .. k-1. The image's pixels are centred on the grid points. A network predicts the argmax of its outputs, or class 1 where its
-    single output exceeds 0.5.
+    themselves when they are 0 .. k-1. The image's pixels are centred on the grid points. A network
+    predicts the argmax of its outputs, or class 1 where its single output exceeds 0.5.
 
     Args:
         model: a fitted estimator with ``predict`` (``Perceptron``, ``LinearSVM``) or a trained

@@ -137,8 +137,8 @@ def main(steps: int = 300, cells: tuple[str, ...] = tuple(CELLS)) -> None:
     split = int(len(encoded) * (1 - VALIDATION))
     data, val = encoded[:split], encoded[split:]
     print(f"{TEXT.name}: {len(text)} characters ({len(data)} train, {len(val)} validation), vocabulary of "
-          f"{len(chars)}; embedding {EMBED}, hidden {HIDDEN}, sequences of {SEQ_LEN}, batch {BATCH}, Adam lr {LR}, clip {CLIP}, "
-          f"{steps} steps per cell")
+          f"{len(chars)}; embedding {EMBED}, hidden {HIDDEN}, sequences of {SEQ_LEN}, batch {BATCH}, "
+          f"Adam lr {LR}, clip {CLIP}, {steps} steps per cell")
     results = {cell: train_cell(cell, data, val, chars, steps) for cell in cells}
     if len(results) > 1:
         print(f"\nvalidation loss per character, {steps} steps each (same text, seeds and budget):")

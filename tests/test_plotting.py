@@ -291,3 +291,18 @@ def test_decision_regions_of_a_single_output_network_threshold_at_one_half():
 def test_bad_arguments_of_the_pictures(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_every_picture_without_matplotlib_is_the_one_import_error(monkeypatch, tmp_path):
+    model = small_conv_net()
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    calls = [lambda: plot_confusion_matrix(np.eye(2, dtype=np.int64), tmp_path / "a.png"),
+             lambda: plot_filters(model, tmp_path / "b.png"),
+             lambda: plot_feature_maps(model, np.zeros((8, 8), np.float32), "0", tmp_path / "c.png"),
+             lambda: plot_decision_boundary(Perceptron().fit(GATE_X, GATES["OR"]), GATE_X, GATES["OR"],
+                                            tmp_path / "d.png")]
+    for call in calls:
+        with pytest.raises(ImportError, match="needs matplotlib") as e:
+            call()
+        assert INSTALL_HINT in str(e.value)
+    assert os.listdir(tmp_path) == [] and model[0]._forward_hooks == {}
