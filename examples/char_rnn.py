@@ -8,8 +8,9 @@ same text, steps and seeds). For each it samples text before training (random ch
 in the style of the text), and prints the validation loss (cross-entropy in nats per character, and
 perplexity) every EVERY steps; with several cells a table compares their best and final validation losses at
 the end. The text is small (about 2,600 training characters), so long runs overfit: the validation loss
-then rises again, which the table shows. Characters enter one-hot (an nn.Embedding input layer is not in
-cnn_core yet).
+then rises again, which the table shows. Characters enter as integer indices into an nn.Embedding: a row
+lookup of EMBED learned numbers per character (what a one-hot vector times a weight matrix computes, without
+building the zeros), trained by its scatter-add backward.
 
 Run: python examples/char_rnn.py [steps] [--cell rnn|lstm|gru|all]
 """
@@ -25,45 +26,43 @@ from cnn_core.nn.functional import softmax
 
 TEXT = Path(__file__).parent / "data" / "nursery_rhymes.txt"
 HIDDEN, SEQ_LEN, BATCH, LR, CLIP = 128, 40, 32, 3e-3, 5.0
+EMBED = 32        # length of each character's learned vector
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 VALIDATION = 0.1  # the last tenth of the text
 EVERY = 50        # steps between validation losses
 
 
 class CharRNN(nn.Module):
-    """one-hot chars (N, T, V) -> recurrent layer (H) -> Linear at every step -> next-char logits (N*T, V)."""
+    """char indices (N, T) -> Embedding (N, T, E) -> recurrent layer (H) -> Linear at every step -> next-char
+    logits (N*T, V)."""
 
-    def __init__(self, vocab_size: int, hidden_size: int, cell: str = "rnn", rng=None):
+    def __init__(self, vocab_size: int, hidden_size: int, cell: str = "rnn", embed_size: int = EMBED, rng=None):
         super().__init__()
-        self.rnn = CELLS[cell](vocab_size, hidden_size, batch_first=True, rng=rng)
+        self.embed = nn.Embedding(vocab_size, embed_size, rng=rng)
+        self.rnn = CELLS[cell](embed_size, hidden_size, batch_first=True, rng=rng)
         self.fc = nn.Linear(hidden_size, vocab_size, rng=rng)
 
     def forward(self, x, state=None):
         """-> (logits, state): the state (h_n, or the LSTM's (h_n, c_n)) carries on into the next call."""
-        out, state = self.rnn.forward(x, state)
+        out, state = self.rnn.forward(self.embed.forward(x), state)
         n, t, h = out.shape
         self._steps = t
         return self.fc.forward(out.reshape(n * t, h)), state
 
     def backward(self, dlogits):
         d_out = self.fc.backward(dlogits)                          # dC/dh_t for every step, (N*T, H)
-        return self.rnn.backward(d_out.reshape(-1, self._steps, d_out.shape[1]))  # BPTT through all T steps
+        d_x = self.rnn.backward(d_out.reshape(-1, self._steps, d_out.shape[1]))  # BPTT through all T steps
+        return self.embed.backward(d_x)  # scatter-adds into the rows read; indices have no gradient (None)
 
 
-def one_hot(idx: np.ndarray, v: int) -> np.ndarray:
-    out = np.zeros(idx.shape + (v,), dtype=np.float32)
-    np.put_along_axis(out, idx[..., None], 1.0, axis=-1)
-    return out
-
-
-def text_loss(model, data: np.ndarray, v: int) -> float:
+def text_loss(model, data: np.ndarray) -> float:
     """Mean cross-entropy (nats/char) of predicting every next character of `data`, in windows of SEQ_LEN."""
     model.eval()
     loss = nn.CrossEntropyLoss()
     n = (len(data) - 1) // SEQ_LEN
     x = data[:n * SEQ_LEN].reshape(n, SEQ_LEN)
     y = data[1:n * SEQ_LEN + 1].reshape(n, SEQ_LEN)
-    logits, _ = model(one_hot(x, v))
+    logits, _ = model(x)
     value = loss(logits, y.reshape(-1))
     model.train()
     return value
@@ -76,12 +75,12 @@ def sample(model, chars: list[str], prime: str, length: int, rng: np.random.Gene
     index = {c: i for i, c in enumerate(chars)}
     v = len(chars)
     h = None
-    logits, h = model(one_hot(np.array([[index[c] for c in prime]]), v), h)
+    logits, h = model(np.array([[index[c] for c in prime]]), h)
     out = []
     for _ in range(length):
         c = rng.choice(v, p=softmax(logits[-1].astype(np.float64) / temperature))
         out.append(chars[c])
-        logits, h = model(one_hot(np.array([[c]]), v), h)
+        logits, h = model(np.array([[c]]), h)
     model.train()
     return prime + "".join(out)
 
@@ -91,7 +90,7 @@ def train_cell(cell: str, data: np.ndarray, val: np.ndarray, chars: list[str], s
     """Train one CharRNN on `data` and report; returns (best validation loss, its step, the final one, seconds
     of training)."""
     v = len(chars)
-    print(f"\n=== {cell}: nn.{CELLS[cell].__name__}, hidden {HIDDEN} ===")
+    print(f"\n=== {cell}: nn.Embedding({v}, {EMBED}) -> nn.{CELLS[cell].__name__}, hidden {HIDDEN} ===")
     cnn_core.manual_seed(0)
     rng = np.random.default_rng(0)
     model = CharRNN(v, HIDDEN, cell, rng=0)
@@ -99,7 +98,7 @@ def train_cell(cell: str, data: np.ndarray, val: np.ndarray, chars: list[str], s
     opt = optim.Adam(model.parameters(), lr=LR)
     sched = optim.CosineAnnealingLR(opt, T_max=steps, eta_min=LR / 10)
 
-    before = text_loss(model, val, v)
+    before = text_loss(model, val)
     print(f"before training: validation loss {before:.3f} nats/char (uniform guess: ln {v} = {np.log(v):.3f})")
     print("sample:\n" + sample(model, chars, "Mary", 160, np.random.default_rng(1)))
 
@@ -109,7 +108,7 @@ def train_cell(cell: str, data: np.ndarray, val: np.ndarray, chars: list[str], s
         starts = rng.integers(0, len(data) - SEQ_LEN - 1, size=BATCH)
         window = data[starts[:, None] + np.arange(SEQ_LEN + 1)]
         model.zero_grad()
-        logits, _ = model(one_hot(window[:, :-1], v))
+        logits, _ = model(window[:, :-1])
         value = loss(logits, window[:, 1:].reshape(-1))
         model.backward(loss.backward())
         optim.clip_grad_norm(model.parameters(), CLIP)   # tames exploding gradients through time
@@ -117,14 +116,14 @@ def train_cell(cell: str, data: np.ndarray, val: np.ndarray, chars: list[str], s
         sched.step()
         if step % EVERY == 0 or step == steps:
             seconds += time.perf_counter() - t0
-            current = text_loss(model, val, v)
+            current = text_loss(model, val)
             if current < best:
                 best, best_step = current, step
             print(f"step {step:5d}: batch loss {value:.3f}, validation loss {current:.3f}  ({seconds:.1f} s)",
                   flush=True)
             t0 = time.perf_counter()
 
-    after = text_loss(model, val, v)
+    after = text_loss(model, val)
     print(f"after training: validation loss {after:.3f} nats/char, down {before - after:.3f} from {before:.3f} "
           f"(perplexity {np.exp(before):.1f} -> {np.exp(after):.1f}); {steps} steps in {seconds:.1f} s")
     print("sample:\n" + sample(model, chars, "Mary", 300, np.random.default_rng(1)))
@@ -138,8 +137,8 @@ def main(steps: int = 300, cells: tuple[str, ...] = tuple(CELLS)) -> None:
     split = int(len(encoded) * (1 - VALIDATION))
     data, val = encoded[:split], encoded[split:]
     print(f"{TEXT.name}: {len(text)} characters ({len(data)} train, {len(val)} validation), vocabulary of "
-          f"{len(chars)}; hidden {HIDDEN}, sequences of {SEQ_LEN}, batch {BATCH}, Adam lr {LR}, clip {CLIP}, "
-          f"{steps} steps per cell")
+          f"{len(chars)}; embedding {EMBED}, hidden {HIDDEN}, sequences of {SEQ_LEN}, batch {BATCH}, "
+          f"Adam lr {LR}, clip {CLIP}, {steps} steps per cell")
     results = {cell: train_cell(cell, data, val, chars, steps) for cell in cells}
     if len(results) > 1:
         print(f"\nvalidation loss per character, {steps} steps each (same text, seeds and budget):")

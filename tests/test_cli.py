@@ -683,3 +683,66 @@ def test_estimator_overflow_is_one_line_and_exit_1(tmp_path):
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "diverged" in r.stderr and "eta" in r.stderr
     assert not (tmp_path / "p.npz").exists()
+
+
+# ---- issue 11: --plot DIR writes the curves, the test confusion matrix and a conv net's filters ---------------
+
+needs_mpl = pytest.mark.skipif(not HAS_MPL, reason="matplotlib (the plot extra) is not installed")
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@needs_mpl
+@pytest.mark.parametrize("model, files", [("lenet5", ["confusion.png", "curves.png", "filters.png"]),
+                                          ("mlp", ["confusion.png", "curves.png"]),
+                                          ("perceptron", ["confusion.png", "curves.png"])])
+def test_plot_dir_writes_the_pictures(tmp_path, model, files):
+    args = ["--limit", "200"] + (["--epochs", "1"] if model != "perceptron" else ["--epochs", "2"])
+    r = cli(tmp_path, "train", model, *args, "--plot", "pics", "--json")  # pics/ does not exist yet
+    assert r.returncode == 0, r.stderr
+    assert sorted(os.listdir(tmp_path / "pics")) == files  # filters only for the conv net, no temporaries
+    for name in files:
+        assert (tmp_path / "pics" / name).read_bytes()[:8] == PNG
+    result = json.loads(r.stdout)
+    assert result["plot"] == "pics"
+    assert sorted(os.path.basename(p) for p in result["plot_files"]) == files
+
+
+@needs_mpl
+def test_plot_dir_confusion_matrix_is_the_saved_model_on_the_test_set(tmp_path, capsys, monkeypatch):
+    import cnn_core.cli.train as train
+    from cnn_core.cli.data import fit_model_input, load_split
+    from cnn_core.metrics import confusion_matrix
+
+    drawn = {}
+    real_cm, real_filters = train.plot_confusion_matrix, train.plot_filters
+
+    def spy_cm(cm, path, **kw):
+        drawn["cm"] = cm.copy()
+        return real_cm(cm, path, **kw)
+
+    def spy_filters(model, path, **kw):
+        drawn["filters"] = model[0].weight.data.copy()
+        return real_filters(model, path, **kw)
+
+    monkeypatch.setattr(train, "plot_confusion_matrix", spy_cm)
+    monkeypatch.setattr(train, "plot_filters", spy_filters)
+    code, out, err = run_main(capsys, "train", "lenet5", "--limit", "150", "--epochs", "1", "--quiet",
+                              "--save", tmp_path / "m.npz", "--plot", tmp_path / "pics")
+    assert code == 0, err
+    model = cnn_core.load(tmp_path / "m.npz")
+    X_test, y_test = load_split(None, "test")
+    X_test, y_test = X_test[:150], y_test[:150]
+    pred = cnn_core.predict(model, fit_model_input(model, X_test, "X")).argmax(axis=1)
+    expected = confusion_matrix(y_test, pred, labels=np.arange(10))
+    np.testing.assert_array_equal(drawn["cm"], expected)
+    assert drawn["cm"].sum() == 150
+    np.testing.assert_array_equal(drawn["filters"], model[0].weight.data)  # the trained first conv's
+
+
+def test_plot_dir_that_is_a_file_is_refused_before_training(tmp_path, capsys):
+    (tmp_path / "taken").write_text("x")
+    assert_main_user_error(capsys, ["train", "mlp", *TINY, "--plot", tmp_path / "taken"], "--plot",
+                           "is not a directory")
+    assert_main_user_error(capsys, ["train", "mlp", *TINY, "--plot", tmp_path / "no" / "pics"], "--plot",
+                           "does not exist")
+    assert os.listdir(tmp_path) == ["taken"]

@@ -88,7 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="networks: default float32 (perceptron and svm compute in float64)")
     t.add_argument("--threads", type=_positive_int, help="OpenMP threads for the kernels")
     t.add_argument("--save", metavar="PATH", help="write the trained model to PATH (for evaluate/predict)")
-    t.add_argument("--plot", metavar="PATH", help="write loss and accuracy curves as PNG (needs matplotlib)")
+    t.add_argument("--plot", metavar="DIR", help="write pictures as PNG into DIR (created if missing): the "
+                                                 "learning curves, the test set's confusion matrix and, for "
+                                                 "conv nets, the first layer's filters; a PATH ending in .png "
+                                                 "gets the curves alone (needs matplotlib)")
     t.add_argument("--json", action="store_true", help="print the final metrics as one JSON object on stdout")
     t.add_argument("--quiet", action="store_true", help="no summary or progress, only errors (and --json)")
     t.add_argument("--classes", metavar="A,B", help="perceptron/svm: train on two classes only "

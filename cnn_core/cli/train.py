@@ -15,7 +15,8 @@ from cnn_core.cli.data import fit_model_input, load_split
 from cnn_core.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from cnn_core.models import RNNClassifier, LinearSVM, Perceptron, lenet5, mlp
 from cnn_core.models.rnn import CELLS as _CELL_CLASSES
-from cnn_core.plotting import plot_history, require_matplotlib
+from cnn_core.metrics import confusion_matrix
+from cnn_core.plotting import plot_confusion_matrix, plot_filters, plot_history, require_matplotlib
 
 NETWORKS = ("mlp", "lenet5", "rnn")
 ESTIMATORS = ("perceptron", "svm")
@@ -38,6 +39,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "svm": {"epochs": 20, "batch_size": 32, "lr": 0.1, "algorithm": "sgd"},
 }
 SGD_MOMENTUM = 0.9
+# --plot DIR: the pictures written into DIR (filters only for networks with a convolution)
+PLOT_FILES = {"curves": "curves.png", "confusion": "confusion.png", "filters": "filters.png"}
 
 
 def _reject(args, model: str, names: tuple[str, ...], why: str) -> None:
@@ -46,10 +49,25 @@ def _reject(args, model: str, names: tuple[str, ...], why: str) -> None:
             raise UsageError(f"--{name.replace('_', '-')} does not apply to {model}: {why}")
 
 
+def _plot_into_directory(path: str) -> bool:
+    """--plot DIR writes several pictures into DIR; a PATH ending in .png names one file, the curves alone."""
+    return not path.lower().endswith(".png")
+
+
 def _check_destinations(args) -> None:
     """Fail before training, not after, when --save or --plot cannot be written."""
     for option, path in (("--save", args.save), ("--plot", args.plot)):
         if path is None:
+            continue
+        if option == "--plot" and _plot_into_directory(path):
+            if os.path.exists(path) and not os.path.isdir(path):
+                raise UsageError(f"--plot: {path} exists and is not a directory (give a directory, or a .png "
+                                 f"file name for the curves alone)")
+            target = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(target):
+                raise UsageError(f"--plot: directory {target} does not exist")
+            if not os.access(target, os.W_OK):
+                raise UsageError(f"--plot: directory {target} is not writable")
             continue
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
@@ -199,10 +217,17 @@ def _train_network(args, s, X, y, X_test, y_test) -> int:
     elif args.save:
         print("cnn-core: no epoch finished, so nothing was saved", file=sys.stderr)
     if args.plot and finished:
-        _plot(history, args.plot, f"{args.model} on {'the embedded digits' if args.data is None else args.data}",
-              "cross-entropy loss")
+        title = f"{args.model} on {'the embedded digits' if args.data is None else args.data}"
+        if _plot_into_directory(args.plot):
+            pred = cnn_core.predict(model, Xm_test).argmax(axis=1)
+            cm = confusion_matrix(y_test, pred, labels=np.arange(num_classes))
+            conv = model if any(isinstance(m, nn.Conv2d) for m in model.modules()) else None
+            result["plot_files"] = _plot_directory(args.plot, history, "cross-entropy loss", title, cm, conv,
+                                                   report)
+        else:
+            _plot(history, args.plot, title, "cross-entropy loss")
+            report(f"Wrote the curves to {args.plot}")
         result["plot"] = args.plot
-        report(f"Wrote the curves to {args.plot}")
     _emit_json(args, result)
     return EXIT_INTERRUPTED if history.interrupted else EXIT_OK
 
@@ -223,6 +248,29 @@ def _plot(history, path: str, title: str, loss_label: str) -> None:
         plot_history(history, path, title=title, loss_label=loss_label)
     except OSError as e:
         raise UsageError(f"--plot: cannot write {path}: {e.strerror or e}") from None
+
+
+def _plot_directory(directory: str, curves, loss_label: str, title: str, cm: np.ndarray, conv_model,
+                    report: Reporter) -> list[str]:
+    """--plot DIR: the curves, the test set's confusion matrix and (for a conv net) the first layer's filters,
+    each through cnn_core.plotting into DIR (created if missing); returns the files written."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--plot: cannot create {directory}: {e.strerror or e}") from None
+    paths = {name: os.path.join(directory, file) for name, file in PLOT_FILES.items()}
+    _plot(curves, paths["curves"], title, loss_label)
+    written = [paths["curves"]]
+    try:
+        plot_confusion_matrix(cm, paths["confusion"], title=f"{title}: test set")
+        written.append(paths["confusion"])
+        if conv_model is not None:
+            plot_filters(conv_model, paths["filters"])
+            written.append(paths["filters"])
+    except OSError as e:
+        raise UsageError(f"--plot: cannot write into {directory}: {e.strerror or e}") from None
+    report(f"Wrote {', '.join(os.path.basename(p) for p in written)} to {directory}")
+    return written
 
 
 def _emit_json(args, result: dict[str, Any]) -> None:
@@ -303,8 +351,13 @@ def _train_estimator(args, s, X, y, X_test, y_test) -> int:
         _save(est, args.save, result, report)
     if args.plot:
         label = "perceptron loss L(w, b)" if args.model == "perceptron" else "SVM objective"
-        _plot(est.loss_curve_, args.plot, f"{args.model} ({task})", label)
+        if _plot_into_directory(args.plot):
+            cm = confusion_matrix(y_test, est.predict(Xf_test), labels=est.classes_)
+            result["plot_files"] = _plot_directory(args.plot, est.loss_curve_, label, f"{args.model} ({task})", cm,
+                                                   None, report)
+        else:
+            _plot(est.loss_curve_, args.plot, f"{args.model} ({task})", label)
+            report(f"Wrote the curve to {args.plot}")
         result["plot"] = args.plot
-        report(f"Wrote the curve to {args.plot}")
     _emit_json(args, result)
     return EXIT_OK
