@@ -11,25 +11,10 @@ import cnn_core
 from cnn_core.callbacks import (Callback, CSVLogger, EarlyStopping, LRSchedulerStep, ModelCheckpoint,
                                 ProgressBar)
 from cnn_core.data import DataLoader, RandomHorizontalFlip, RandomShift
-from cnn_core.nn import CrossEntropyLoss, Flatten, Linear, MSELoss, Sequential, Tanh
+from cnn_core.nn import CrossEntropyLoss, Flatten, Linear, MSELoss, Sequential
 from cnn_core.optim import SGD, Adam, AdamW, OneCycleLR, ReduceLROnPlateau, StepLR
 from cnn_core.training import NonFiniteLossError, fit
-
-
-def mlp(dtype=np.float32, seed=0, inputs=2):
-    rng = np.random.default_rng(seed)
-    return Sequential(Linear(inputs, 8, rng=rng, dtype=dtype), Tanh(dtype=dtype), Linear(8, 2, rng=rng, dtype=dtype))
-
-
-def blobs(n=120, seed=0, dtype=np.float32):
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % 2
-    X = rng.normal(size=(n, 2)) + np.where(y[:, None] == 1, 1.5, -1.5)
-    return X.astype(dtype), y
-
-
-def states_equal(a, b):
-    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+from toy_data import blobs, mlp, states_equal
 
 
 class Weights(Callback):
