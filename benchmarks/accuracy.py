@@ -208,9 +208,10 @@ def _torch_small_cnn(torch, resnet: bool):
     def cbr(cin, cout, stride=1):
         return [tnn.Conv2d(cin, cout, 3, stride, 1, bias=False), tnn.BatchNorm2d(cout), tnn.ReLU()]
 
-    head = [tnn.AdaptiveAvgPool2d(1), tnn.Flatten(), tnn.Dropout(0.3), tnn.Linear(128, 10)]
+    head = [tnn.AdaptiveAvgPool2d(1), tnn.Flatten(), tnn.Dropout(0.2), tnn.Linear(128, 10)]
     if not resnet:
-        return tnn.Sequential(*cbr(1, 32), tnn.MaxPool2d(2), *cbr(32, 64), tnn.MaxPool2d(2), *cbr(64, 128), *head)
+        return tnn.Sequential(*cbr(1, 32), tnn.MaxPool2d(2), *cbr(32, 64), tnn.MaxPool2d(2), *cbr(64, 128),
+                              *cbr(128, 128), *head)
 
     class Basic(tnn.Module):
         def __init__(self, cin, cout):
@@ -291,7 +292,7 @@ def _small_cnn_row(args, resnet: bool) -> Row | None:
               f"{100 * t_acc:.2f}% after {args.torch_epochs} epoch(s) of a {args.torch_epochs}-epoch 1cycle; "
               f"epoch time ratio cnn_core/torch {epoch_s / t_s:.2f}", flush=True)
         peer = f"; PyTorch {t_s:.0f} s/epoch, +{t_mib:.0f} MiB"
-    what = "ResNet-style (2 basic blocks)" if resnet else "32-64-128 conv-BN-ReLU"
+    what = "ResNet-style (2 basic blocks)" if resnet else "32-64-128x2 conv-BN-ReLU"
     return Row(f"{name} ({what}, GAP)", "Fashion-MNIST", epochs, report.accuracy[-1], seconds,
                None if resnet else 0.93,
                f"crop 4 + flip, AdamW wd {CNN_WEIGHT_DECAY} + OneCycleLR max {CNN_MAX_LR}, batch {CNN_BATCH}; "

@@ -42,11 +42,22 @@ def test_small_cnn_layer_shapes_and_parameter_count():
     for layer in model:
         x = layer(x)
         shapes.append(x.shape[1:])
-    # after each MaxPool2d, after the last ReLU, after Flatten, at the output
-    assert shapes[3] == (32, 14, 14) and shapes[7] == (64, 7, 7) and shapes[10] == (128, 7, 7)
-    assert shapes[12] == (128,) and shapes[-1] == (10,)
-    bn = 2 * (32 + 64 + 128)
-    assert _n_params(model) == _conv(1, 32, 3) + _conv(32, 64, 3) + _conv(64, 128, 3) + bn + 128 * 10 + 10 == 94_186
+    # after each MaxPool2d, after each ReLU of the last block, after Flatten, at the output
+    assert shapes[3] == (32, 14, 14) and shapes[7] == (64, 7, 7)
+    assert shapes[10] == (128, 7, 7) and shapes[13] == (128, 7, 7)
+    assert shapes[15] == (128,) and shapes[-1] == (10,)
+    bn = 2 * (32 + 64 + 128 + 128)
+    convs = _conv(1, 32, 3) + _conv(32, 64, 3) + _conv(64, 128, 3) + _conv(128, 128, 3)
+    assert _n_params(model) == convs + bn + 128 * 10 + 10 == 241_898
+
+
+def test_small_cnn_depth():
+    model = small_cnn(rng=0, depth=(2, 1, 1))
+    convs = [m for m in model if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(1, 32), (32, 32), (32, 64), (64, 128)]
+    assert sum(isinstance(m, nn.MaxPool2d) for m in model) == 2
+    assert _n_params(small_cnn(rng=0, depth=(1, 1, 1))) == (_conv(1, 32, 3) + _conv(32, 64, 3) + _conv(64, 128, 3)
+                                                             + 2 * (32 + 64 + 128) + 1290)
 
 
 def test_small_resnet_structure_and_parameter_count():
@@ -139,6 +150,11 @@ def test_bad_arguments(build):
         build(channels=8)
     with pytest.raises(TypeError, match="dropout"):
         build(dropout=True)
+    if build is small_cnn:
+        with pytest.raises(ValueError, match="depth"):
+            build(depth=(1, 0, 1))
+        with pytest.raises(ValueError, match="depth"):
+            build(depth=(1, 1))
     with pytest.raises(ValueError, match="p:"):
         build(dropout=1.0)
     with pytest.raises(ValueError, match="num_classes"):
