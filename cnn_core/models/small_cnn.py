@@ -5,26 +5,7 @@ from __future__ import annotations
 
 from cnn_core import nn
 from cnn_core._random import get_rng
-from cnn_core._validation import check_size
-
-
-def _check_triple(values, name: str) -> tuple[int, int, int]:
-    if not isinstance(values, (tuple, list)):
-        raise TypeError(f"{name}: expected a tuple of 3 ints, got {type(values).__name__}")
-    if len(values) != 3:
-        raise ValueError(f"{name}: expected a tuple of 3 ints, got {len(values)} values")
-    return tuple(check_size(v, name) for v in values)
-
-
-def _check_channels(channels) -> tuple[int, int, int]:
-    return _check_triple(channels, "channels")
-
-
-def _check_p(dropout) -> float:
-    # Dropout checks p itself; a bool would pass there as 0/1, so refuse it here where the name is ours
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
-        raise TypeError(f"dropout: expected a float in [0, 1), got {type(dropout).__name__}")
-    return float(dropout)
+from cnn_core._validation import as_real, as_shape, check_size
 
 
 def _conv_bn_relu(cin: int, cout: int, stride: int, dtype, rng) -> list[nn.Module]:
@@ -79,9 +60,9 @@ def small_cnn(num_classes: int = 10, in_channels: int = 1, dtype=None, rng=None,
     """
     num_classes = check_size(num_classes, "num_classes")
     in_channels = check_size(in_channels, "in_channels")
-    widths = _check_channels(channels)
-    depths = _check_triple(depth, "depth")
-    p = _check_p(dropout)
+    widths = as_shape(channels, "channels", 3)
+    depths = as_shape(depth, "depth", 3)
+    p = as_real(dropout, "dropout")  # its range is Dropout's own check (p)
     rng = get_rng(rng)
     layers: list[nn.Module] = []
     cin = in_channels
@@ -147,8 +128,8 @@ def small_resnet(num_classes: int = 10, in_channels: int = 1, dtype=None, rng=No
     """
     num_classes = check_size(num_classes, "num_classes")
     in_channels = check_size(in_channels, "in_channels")
-    c1, c2, c3 = _check_channels(channels)
-    p = _check_p(dropout)
+    c1, c2, c3 = as_shape(channels, "channels", 3)
+    p = as_real(dropout, "dropout")
     rng = get_rng(rng)
     return nn.Sequential(
         *_conv_bn_relu(in_channels, c1, 1, dtype, rng),
