@@ -1,11 +1,15 @@
 """Package metadata and configuration: version, show_config, thread control."""
 import ast
 import re
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11: tomli, the same parser (pytest >= 7 depends on it there)
+    import tomli as tomllib
 
 import cnn_core
 from cnn_core import kernels

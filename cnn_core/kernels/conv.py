@@ -7,13 +7,15 @@ and conv_backward.)
 """
 from __future__ import annotations
 
+from typing import Union
+
 import numpy as np
 
 from cnn_core._validation import (as_float_array, as_pair, as_shape, check_nbytes, check_nonempty,
                                   conv_output_size)
 from cnn_core.kernels import _conv
 
-Pair = int | tuple[int, int]
+Pair = Union[int, tuple[int, int]]  # not `int | tuple`: evaluated at import, which needs Python >= 3.10
 
 
 def _geometry(h: int, w: int, kernel_size: Pair, stride: Pair, padding: Pair, dilation: Pair = 1):
