@@ -239,12 +239,14 @@ class BaseClassifier:
             self.n_features_in_ = X.shape[1]
         return X, y
 
-    def _predict_X(self, X, n_features: int) -> np.ndarray:
-        """X checked against what fit saw: n_features columns, and the same column names if it had names."""
+    def _predict_X(self, X) -> np.ndarray:
+        """X checked against what fit saw: n_features_in_ columns, and the same column names if it had names
+        (NotFittedError before fit)."""
         if not self._is_fitted():
             raise not_fitted_error(type(self).__name__)
         self._check_feature_names(X)
         X = check_X(X)
+        n_features = self.n_features_in_
         if X.shape[1] != n_features:
             raise ValueError(f"X: expected {n_features} features (as in fit), got {X.shape[1]} (X has "
                              f"{X.shape[1]} features, but {type(self).__name__} is expecting {n_features} "
@@ -299,14 +301,9 @@ class LinearClassifier(BaseClassifier):
     def _is_fitted(self) -> bool:
         return hasattr(self, "coef_")
 
-    def _check_fitted_X(self, X) -> np.ndarray:
-        if not self._is_fitted():
-            raise not_fitted_error(type(self).__name__)
-        return self._predict_X(X, self.coef_.shape[1])
-
     def decision_function(self, X) -> np.ndarray:
         """w.x + b: shape (n,) for two classes (positive means classes_[1]), (n, n_classes) otherwise."""
-        X = self._check_fitted_X(X)
+        X = self._predict_X(X)
         with np.errstate(over="ignore", invalid="ignore"):  # reported below, by name
             z = X @ self.coef_.T + self.intercept_
         if not np.isfinite(z).all():
