@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn_core._validation import check_int, check_real
+from cnn_core._validation import check_bool, check_int, check_real, check_seed
 from cnn_core.models._base import LinearClassifier, encode_labels
 
 __all__ = ["LinearSVM"]
@@ -82,6 +82,8 @@ class LinearSVM(LinearClassifier):
         batch_size = check_int(self.batch_size, "batch_size", 1)
         tol = check_real(self.tol, "tol", 0.0)
         patience = check_int(self.n_iter_no_change, "n_iter_no_change", 1)
+        check_bool(self.shuffle, "shuffle")
+        check_seed(self.random_state, "random_state")
         X, y = self._fit_data(X, y)
         with np.errstate(over="ignore"):  # an overflow is what this looks for
             row_sq = np.einsum("ij,ij->i", X, X)
