@@ -79,10 +79,10 @@ class NeuralNetClassifier(BaseClassifier):
 
     Attributes (after fit)
     ----------------------
-    classes_ : the sorted labels; class i is output column i. n_features_in_ : columns of X.
-    feature_names_in_ : the column names of X when it was a data frame with string names.
-    module_, criterion_, optimizer_ : the network, loss and optimizer trained. history_ : the
-    cnn_core.callbacks.History of the last fit or partial_fit call. n_iter_ : epochs run since fit.
+    `classes_` : the sorted labels; class i is output column i. `n_features_in_` : columns of X.
+    `feature_names_in_` : the column names of X when it was a data frame with string names.
+    `module_`, `criterion_`, `optimizer_` : the network, loss and optimizer trained. `history_` : the
+    cnn_core.callbacks.History of the last fit or partial_fit call. `n_iter_` : epochs run since fit.
     """
 
     def __init__(self, module: Callable[[int, int], nn.Module] | None = None,
