@@ -23,7 +23,7 @@ import numpy as np
 
 from cnn_core._validation import is_sparse, not_an_array
 
-__all__ = ["NotFittedError", "DataConversionWarning", "BaseClassifier", "LinearClassifier"]
+__all__ = ["NotFittedError", "DataConversionWarning", "InputTypeError", "BaseClassifier", "LinearClassifier"]
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -117,7 +117,7 @@ def check_X(X, name: str = "X") -> np.ndarray:
     return X
 
 
-def check_y(y, n: int, who: str = "the estimator") -> np.ndarray:
+def check_y(y, n: int, who: str = "the estimator", stacklevel: int = 3) -> np.ndarray:
     """Return y as a 1-D array of n class labels (any hashable, sortable kind).
 
     scikit-learn's rules: None is refused ("requires y to be passed"), a column vector (n, 1) is ravelled with
@@ -134,7 +134,7 @@ def check_y(y, n: int, who: str = "the estimator") -> np.ndarray:
         cls = _sklearn_flavour(DataConversionWarning, "sklearn.exceptions", "DataConversionWarning")
         warnings.warn("A column-vector y was passed when a 1d array was expected: y of shape "
                       f"{y.shape} is used as shape ({y.shape[0]},); pass y.ravel() to silence this warning",
-                      cls, stacklevel=3)
+                      cls, stacklevel=stacklevel)
         y = y.ravel()
     if y.ndim != 1:
         raise ValueError(f"y: expected a 1-D array of labels, got shape {y.shape}")
@@ -192,7 +192,7 @@ class BaseClassifier:
         sig = inspect.signature(cls.__init__)
         return [p.name for p in sig.parameters.values() if p.name != "self"]
 
-    _param_names = _get_param_names  # the name used before the protocol was complete
+    _param_names = _get_param_names  # cnn_core.serialization's name for it
 
     def get_params(self, deep: bool = True) -> dict:
         """Constructor hyperparameters by name (`deep` is accepted for API compatibility: no sub-estimators)."""
@@ -230,7 +230,7 @@ class BaseClassifier:
         with string column names) and n_features_in_ where it is not derived from the fitted weights."""
         names = _feature_names(X)
         X = check_X(X)
-        y = check_y(y, X.shape[0], type(self).__name__)
+        y = check_y(y, X.shape[0], type(self).__name__, stacklevel=4)  # the warning names the caller of fit
         if names is not None:
             self.feature_names_in_ = names
         elif "feature_names_in_" in self.__dict__:
