@@ -16,7 +16,9 @@ How each layer is written (ONNX operators, opset 17 or newer):
 - ``AdaptiveAvgPool2d``: GlobalAveragePool (output 1), AveragePool (output dividing the input), else the two
   averaging matrices of its windows, ``y = A_h x A_w^T`` (MatMul).
 - Activations: Sigmoid, Tanh, Relu, Elu, LeakyRelu, Identity; GELU as ``x (1 + erf(x / sqrt 2)) / 2`` (or
-  its tanh form) and SiLU as ``x sigmoid(x)`` from basic operators; Softmax/LogSoftmax along their dim.
+  its tanh form) and SiLU as ``x sigmoid(x)`` from basic operators; Softmax/LogSoftmax along their dim. ONNX
+  keeps float attributes in float32, so a float64 graph writes ELU and LeakyReLU with basic operators and
+  float64 constants; BatchNormalization's epsilon stays an attribute (rounded to float32: 1e-5 moves by 2.5e-13).
 - ``Flatten``: Flatten(axis=1). ``BatchNorm1d``/``2d``: BatchNormalization. ``Embedding``: Gather (the
   graph's input is then int64 indices).
 - ``RNN``/``LSTM``/``GRU``: one ONNX RNN/LSTM/GRU node per layer. ONNX orders the gate blocks of W, R and B
@@ -240,14 +242,31 @@ def _unary(g: _Graph, m: Module, x: _Value, path: str) -> _T:
     return _T(g.op(_UNARY[type(m)], [x.name], path), _run(m, x))
 
 
+# ONNX keeps float attributes in float32: a float64 graph gets ELU's alpha and LeakyReLU's slope as float64
+# constants of the same formula written with basic operators instead (Elu's and LeakyRelu's alpha would be
+# rounded to float32, a relative error of ~1e-8 in the negative part).
+
+def _positive_or(g: _Graph, x: _T, negative: str, path: str) -> str:
+    """``x`` where x > 0, else `negative`."""
+    zero = _scalar(g, 0.0, path)
+    return g.op("Where", [g.op("Greater", [x.name, zero], path), x.name, negative], path)
+
+
 def _elu(g: _Graph, m: nn.ELU, x: _Value, path: str) -> _T:
     x = _tensor(x, m, path)
-    return _T(g.op("Elu", [x.name], path, alpha=float(m.alpha)), _run(m, x))
+    y = _run(m, x)
+    if g.dtype != np.float64:
+        return _T(g.op("Elu", [x.name], path, alpha=float(m.alpha)), y)
+    expm1 = g.op("Sub", [g.op("Exp", [x.name], path), _scalar(g, 1.0, path)], path)
+    return _T(_positive_or(g, x, g.op("Mul", [expm1, _scalar(g, m.alpha, path)], path), path), y)
 
 
 def _leaky_relu(g: _Graph, m: nn.LeakyReLU, x: _Value, path: str) -> _T:
     x = _tensor(x, m, path)
-    return _T(g.op("LeakyRelu", [x.name], path, alpha=float(m.negative_slope)), _run(m, x))
+    y = _run(m, x)
+    if g.dtype != np.float64:
+        return _T(g.op("LeakyRelu", [x.name], path, alpha=float(m.negative_slope)), y)
+    return _T(_positive_or(g, x, g.op("Mul", [x.name, _scalar(g, m.negative_slope, path)], path), path), y)
 
 
 def _scalar(g: _Graph, value: float, path: str) -> str:
