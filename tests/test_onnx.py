@@ -361,17 +361,28 @@ def test_trained_lenet5_agrees_on_the_predicted_classes(tmp_path):
 
 # ---- options of export --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("opset", [17, 18, 19, 20, 21])
-def test_opsets(opset, tmp_path):
-    if opset > onnx.defs.onnx_opset_version():
-        pytest.skip(f"onnx {onnx.__version__} knows opsets up to {onnx.defs.onnx_opset_version()}")
+OPSET_MODELS = [
     # the batch-statistics BatchNorm uses ReduceMean, whose axes became an input in opset 18
-    model = randomize(nn.Sequential(nn.Conv2d(3, 4, 3, rng=0), nn.BatchNorm2d(4, track_running_stats=False),
-                                    nn.GELU(), nn.AvgPool2d(2, ceil_mode=True), nn.Flatten(), nn.Softmax(1)))
+    ("ops", lambda: randomize(nn.Sequential(nn.Conv2d(3, 4, 3, rng=0), nn.BatchNorm2d(4, track_running_stats=False),
+                                            nn.GELU(), nn.AvgPool2d(2, ceil_mode=True), nn.MaxPool2d(2, 1, 1),
+                                            nn.AdaptiveAvgPool2d((2, 3)), nn.Flatten(), nn.Softmax(1))),
+     (BATCH, 3, 9, 8)),
+    ("small-resnet", lambda: randomize(small_resnet(rng=0, channels=(4, 8, 8))), (BATCH, 1, 12, 12)),
+    ("lstm-classifier", lambda: RNNClassifier(6, 5, 3, cell="lstm", num_layers=2, rng=0), (BATCH, 4, 6)),
+    ("gru-rnn", lambda: nn.Sequential(nn.GRU(6, 5, batch_first=True, rng=0), nn.LastStep(batch_first=True),
+                                      nn.Linear(5, 3, rng=1)), (BATCH, 4, 6)),
+]
+
+
+@pytest.mark.parametrize("opset", range(17, onnx.defs.onnx_opset_version() + 1))
+@pytest.mark.parametrize("make, shape", [(m, s) for _, m, s in OPSET_MODELS], ids=[i for i, _, _ in OPSET_MODELS])
+def test_every_opset_from_17_to_the_newest(make, shape, opset, tmp_path):
     try:
-        check_roundtrip(model, random_input(image(), np.float32), tmp_path, opset=opset)
-    except Exception as e:  # an older onnxruntime than the opset: say so rather than pass or fail silently
-        if "opset" in str(e).lower() and "support" in str(e).lower():
+        check_roundtrip(make(), random_input(shape, np.float32), tmp_path, opset=opset)
+    except Exception as e:
+        # An onnxruntime older than the installed onnx (older Pythons get older wheels) may lack a newer opset's
+        # kernels: said as a skip. Opset 17 runs everywhere: no skip there.
+        if opset > 17 and (isinstance(e, OrtNotImplemented) or "opset" in str(e).lower()):
             pytest.skip(f"onnxruntime {ort.__version__} does not run opset {opset}: {e}")
         raise
     assert onnx.load(str(tmp_path / "model.onnx")).opset_import[0].version == opset
