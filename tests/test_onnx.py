@@ -517,9 +517,21 @@ def test_cli_export_errors(tmp_path):
     assert_user_error(cli(tmp_path, "export", "m.npz", "m.onnx", "--input-shape", "3,28,28"), "MODEL_FILE",
                       "channels")
     assert_user_error(cli(tmp_path, "export", "m.npz", "m.onnx", "--opset", "12"), "--opset")
+    assert_user_error(cli(tmp_path, "export", "m.npz", "m.onnx", "--opset", "1000"), "--opset", "1000")
     assert_user_error(cli(tmp_path, "export", "m.npz", "no/such/dir/m.onnx"), "OUT")
     X = np.random.default_rng(0).normal(size=(20, 4))
     est = Perceptron().fit(X, (X[:, 0] > 0).astype(int))
     cnn_core.save(est, tmp_path / "p.npz")
     assert_user_error(cli(tmp_path, "export", "p.npz", "p.onnx"), "Perceptron", "networks")
     assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "p.onnx").exists()
+
+
+def test_cli_export_without_onnx_says_which_extra(tmp_path):
+    cnn_core.save(mlp([4, 3], rng=0), tmp_path / "m.npz")
+    code = ("import sys; sys.modules['onnx'] = None; from cnn_core.cli.main import main; "
+            "sys.exit(main(['export', 'm.npz', 'm.onnx']))")
+    env = dict(os.environ, PYTHONPATH=PKG_PARENT, OMP_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert_user_error(r, "onnx", 'pip install "cnn_core[onnx]"')
+    assert not (tmp_path / "m.onnx").exists()

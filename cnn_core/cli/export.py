@@ -44,6 +44,8 @@ def run_export(args) -> int:
     except ImportError as e:
         raise UsageError(str(e)) from None
     except (TypeError, ValueError) as e:
+        if str(e).startswith("opset:"):  # above the installed onnx's newest
+            raise UsageError(f"--{e}") from None
         raise UsageError(f"MODEL_FILE: cannot export {args.model_file} with input shape (N, "
                          f"{', '.join(map(str, sample))}): {e}") from None
     except OSError as e:
