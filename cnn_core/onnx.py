@@ -53,6 +53,7 @@ __all__ = ["export", "require_onnx", "MIN_OPSET", "INSTALL_HINT"]
 MIN_OPSET = 17
 INSTALL_HINT = 'pip install "cnn_core[onnx]"'
 BATCH_DIM = "N"          # the symbolic name of the dynamic batch dimension
+_OUTPUT_NAMES = ("output", "h_n", "c_n")   # a tensor; a recurrent layer's (output, h_n) or (output, (h_n, c_n))
 _PROTOBUF_LIMIT = (1 << 31) - 1
 
 
@@ -86,7 +87,7 @@ class _Graph:
         self.onnx, self.dtype, self.opset = onnx, dtype, opset
         self.nodes: list = []
         self.initializers: list = []
-        self._used: set[str] = {"input"}
+        self._used: set[str] = {"input", *_OUTPUT_NAMES}
 
     def fresh(self, base: str) -> str:
         name, i = base, 1
@@ -463,7 +464,8 @@ def _batch_axis(model: Module) -> int:
     return 0
 
 
-def _flat(v: _Value) -> list:
+def _flat(v) -> list:
+    """The tensors (or arrays) of a value, nested (out, state) tuples flattened in order."""
     return [v] if not isinstance(v, tuple) else [t for part in v for t in _flat(part)]
 
 
@@ -528,13 +530,13 @@ def export(model: Module, path: str | os.PathLike, input_shape: tuple[int, ...],
         # The output dimensions that follow the batch: those that change with the batch size.
         other = list(shape)
         other[batch_axis] += 1
-        other_outputs = _flat_arrays(model(np.zeros(other, np.int64 if integer else model.dtype)))
+        other_outputs = _flat(model(np.zeros(other, np.int64 if integer else model.dtype)))
     helper = onnx.helper
     in_dims: list[Any] = list(shape)
     in_dims[batch_axis] = BATCH_DIM
     in_type = helper.np_dtype_to_tensor_dtype(np.dtype(np.int64) if integer else np.dtype(out_dtype))
     graph_inputs = [helper.make_tensor_value_info("input", in_type, in_dims)]
-    names = ["output", "h_n", "c_n"] if len(outputs) <= 3 else [f"output_{i}" for i in range(len(outputs))]
+    names = _OUTPUT_NAMES if len(outputs) <= len(_OUTPUT_NAMES) else [f"output_{i}" for i in range(len(outputs))]
     graph_outputs = []
     for name, t, alt in zip(names, outputs, other_outputs):
         # an Identity names each output (an output may be the input itself, e.g. a model of Dropout alone)
@@ -553,7 +555,3 @@ def export(model: Module, path: str | os.PathLike, input_shape: tuple[int, ...],
     onnx.checker.check_model(proto, full_check=True)
     data = proto.SerializeToString()
     _write_atomic(user_path, lambda f: f.write(data), who="cnn_core.onnx.export")
-
-
-def _flat_arrays(v) -> list[np.ndarray]:
-    return [v] if not isinstance(v, tuple) else [a for part in v for a in _flat_arrays(part)]
