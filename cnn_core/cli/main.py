@@ -116,6 +116,17 @@ def build_parser() -> argparse.ArgumentParser:
                                                   ", anything else is refused")
     r.add_argument("--json", action="store_true", help="print the predictions as one JSON object")
 
+    x = sub.add_parser("export", help="write a saved network as an ONNX file (needs the onnx extra)",
+                       description="Write the network in MODEL_FILE as an ONNX model (eval mode: dropout off, "
+                                   "batch norm with its running statistics) with a dynamic batch dimension.")
+    x.add_argument("model_file", metavar="MODEL_FILE")
+    x.add_argument("output", metavar="OUT", help="the .onnx file to write")
+    x.add_argument("--input-shape", metavar="DIMS", help="the shape of one sample, batch excluded, e.g. 1,28,28 "
+                                                         "(default: one 28x28 digit in the model's layout)")
+    x.add_argument("--opset", type=_int_at_least(17, "an integer >= 17"), default=17,
+                   help="ONNX opset version (default 17)")
+    x.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
     i = sub.add_parser("info", help="version, OpenMP, threads, where the embedded data lives")
     i.add_argument("--json", action="store_true")
     return p
@@ -160,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "predict":
             from cnn_core.cli.use import run_predict
             return run_predict(args)
+        if args.command == "export":
+            from cnn_core.cli.export import run_export
+            return run_export(args)
         return run_info(args)
     except UsageError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
