@@ -3,7 +3,7 @@
 Every rank (one process each, started by ``mpiexec -n P``) holds the whole model; each global mini-batch is
 split into P shards (``shard``), each rank computes the gradients of its shard, and one all-reduce sums them
 weighted by each shard's share of the batch, so that every rank takes the same optimizer step as one process
-would on the whole batch: with a 'mean' loss, rank r of n_r samples (of B) contributes (n_r / B) g_r, and
+would on the whole batch: with a 'mean' loss, rank r of n_r samples (of B) contributes (n_r / B) g_r, and::
 
     sum_r (n_r / B) g_r = (1 / B) sum_i g_i,
 
@@ -12,7 +12,7 @@ this module does the bookkeeping: the gradients of all parameters are packed int
 dtype (or a few fixed-size buckets of it) and reduced in place, one ``Allreduce`` per bucket, never one
 message per parameter.
 
-``cnn_core.fit(..., distributed=True)`` uses everything here; the functions are public for custom loops:
+``cnn_core.fit(..., distributed=True)`` uses everything here; the functions are public for custom loops::
 
     rank, size = distributed.init()
     distributed.broadcast_parameters(model, optimizer)        # everyone starts from rank 0's state
