@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        "; svm: " + "|".join(ALGORITHMS["svm"]) + " (full-batch)")
     t.add_argument("--limit", type=_positive_int, metavar="N",
                    help="use only the first N samples of each split (quick trials)")
+    t.add_argument("--distributed", action="store_true",
+                   help="networks: data-parallel training on MPI, one process per rank under `mpiexec -n P` "
+                        "(needs the [mpi] extra); --batch-size stays the global batch; rank 0 prints and saves")
     t.add_argument("--cell", choices=CELLS, help="rnn only: the recurrent layer, " + "|".join(CELLS) +
                                                  " (default rnn, the Elman RNN)")
 
