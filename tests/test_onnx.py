@@ -545,3 +545,14 @@ def test_cli_export_without_onnx_says_which_extra(tmp_path):
                        timeout=120)
     assert_user_error(r, "onnx", 'pip install "cnn_core[onnx]"')
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_onnx_is_imported_only_by_export(tmp_path):
+    code = ("import sys, cnn_core, cnn_core.onnx, cnn_core.cli.main; cnn_core.cli.main.build_parser(); "
+            "print('onnx' in sys.modules); cnn_core.onnx.export(cnn_core.nn.ReLU(), 'm.onnx', (1, 2)); "
+            "print('onnx' in sys.modules)")
+    env = dict(os.environ, PYTHONPATH=PKG_PARENT, OMP_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["False", "True"]
