@@ -548,7 +548,7 @@ def test_cli_export_without_onnx_says_which_extra(tmp_path):
 
 
 def test_onnx_is_imported_only_by_export(tmp_path):
-    code = ("import sys, cnn_core, cnn_core.onnx, cnn_core.cli.main; cnn_core.cli.main.build_parser(); "
+    code = ("import sys, cnn_core, cnn_core.onnx; from cnn_core.cli.main import build_parser; build_parser(); "
             "print('onnx' in sys.modules); cnn_core.onnx.export(cnn_core.nn.ReLU(), 'm.onnx', (1, 2)); "
             "print('onnx' in sys.modules)")
     env = dict(os.environ, PYTHONPATH=PKG_PARENT, OMP_NUM_THREADS="1")
