@@ -64,6 +64,7 @@ def _momentum(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     from cnn_core._version import __version__
     from cnn_core.cli.train import ALGORITHMS, CELLS, DEFAULTS, MODELS
+    from cnn_core.onnx import MIN_OPSET
 
     p = _Parser(prog=PROG, description="Train, evaluate and use cnn_core's models on MNIST-format digits.")
     p.add_argument("--version", action="version", version=f"cnn_core {__version__}")
@@ -126,8 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("output", metavar="OUT", help="the .onnx file to write")
     x.add_argument("--input-shape", metavar="DIMS", help="the shape of one sample, batch excluded, e.g. 1,28,28 "
                                                          "(default: one 28x28 digit in the model's layout)")
-    x.add_argument("--opset", type=_int_at_least(17, "an integer >= 17"), default=17,
-                   help="ONNX opset version (default 17)")
+    x.add_argument("--opset", type=_int_at_least(MIN_OPSET, f"an integer >= {MIN_OPSET}"), default=MIN_OPSET,
+                   help=f"ONNX opset version (default {MIN_OPSET})")
     x.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
     i = sub.add_parser("info", help="version, OpenMP, threads, where the embedded data lives")
