@@ -12,11 +12,15 @@ import numpy as np
 
 from cnn_core._validation import is_sparse, not_an_array
 
-__all__ = ["NotFittedError", "LinearClassifier"]
+__all__ = ["NotFittedError", "ConvergenceWarning", "LinearClassifier"]
 
 
 class NotFittedError(ValueError, AttributeError):
     """Raised when predicting with an estimator that has not been fitted (like scikit-learn's)."""
+
+
+class ConvergenceWarning(UserWarning):
+    """Warned when a solver stops at its iteration limit before its stopping test is met (like scikit-learn's)."""
 
 
 def check_X(X, name: str = "X") -> np.ndarray:
