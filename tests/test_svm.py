@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cnn_core.datasets import load_mnist
-from cnn_core.models import LinearSVM, NotFittedError
+from cnn_core.models import ConvergenceWarning, LinearSVM, NotFittedError
 
 
 def objective(w, b, X, y, C):
@@ -135,7 +135,8 @@ def test_dual_agrees_with_reference_optimum(seed, C):
     # the grid reference is the minimum to about 1e-6; the solver certifies J - J* <= tol J = 1e-4 J
     assert J_ref * (1 - 1e-6) <= J <= J_ref * (1 + 1e-4)
     gap = svm.duality_gap_[0]
-    assert 0.0 <= gap <= 1e-4 * J
+    assert -1e-12 * J <= gap <= 1e-4 * J  # J and D are each rounded (~1e-16 J): an exact solution may show -4e-16
+    gap = max(gap, 0.0)
     # J* >= J - gap (the dual bound), and J is 1-strongly convex in w: ||w - w*||^2 <= 2 (J - J*) <= 2 gap,
     # likewise ||w_ref - w*||^2 <= 2 (J_ref - J*) <= 2 (J_ref - J + gap)
     assert np.linalg.norm(w - w_ref) <= np.sqrt(2.0 * gap) + np.sqrt(2.0 * (J_ref - J + gap)) + 1e-12
@@ -242,3 +243,106 @@ def test_bad_hyperparameters(params, match):
     X, y = blobs(0)
     with pytest.raises(ValueError, match=match):
         LinearSVM(**params).fit(X, y)
+
+
+# ---- the dual solver: optimum, certificate, stopping rule ----
+
+def digits_3_vs_5():
+    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    d = sklearn_datasets.load_digits()
+    keep = (d.target == 3) | (d.target == 5)
+    return d.data[keep], np.where(d.target[keep] == 5, 1.0, -1.0)
+
+
+def kkt_violation(X, t, w, b, C, alpha):
+    """max over points of how far (w, b, alpha) is from the optimality conditions of J, scaled by C."""
+    m = t * (X @ w + b)
+    zero, bound = alpha <= 0.0, alpha >= C
+    v = np.where(zero, np.maximum(0.0, 1.0 - m), np.where(bound, np.maximum(0.0, m - 1.0), np.abs(m - 1.0)))
+    return float(v.max())
+
+
+@pytest.mark.parametrize("C", [0.01, 1.0, 100.0])
+def test_dual_reaches_svc_optimum_on_digits(C):
+    svm_module = pytest.importorskip("sklearn.svm")
+    X, t = digits_3_vs_5()
+    # SVC at a tight tolerance is the reference optimum (at its default tol=1e-3 it stops 8% above the
+    # optimum at C=1 and 9.5x above at C=100 on these data)
+    ref = svm_module.SVC(kernel="linear", C=C, tol=1e-10).fit(X, t)
+    J_ref = objective(ref.coef_[0], ref.intercept_[0], X, t, C)
+    svm = LinearSVM(C=C, random_state=0).fit(X, t)
+    J = objective(svm.coef_[0], svm.intercept_[0], X, t, C)
+    assert J <= J_ref * (1 + 1e-3)  # the issue's bound; measured within 1e-4
+    assert J >= J_ref * (1 - 1e-6)  # and not below the optimum (up to SVC's own tolerance)
+    assert svm.duality_gap_[0] <= 1e-4 * J
+
+
+@pytest.mark.parametrize("C", [0.01, 1.0, 100.0])
+def test_dual_optimality_without_sklearn(C):
+    # scikit-learn-free certificate: the returned gap bounds J - J*, and the weights come with dual
+    # variables alpha for which the KKT conditions hold approximately
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(1.0, 1.2, (60, 4)), rng.normal(-1.0, 1.2, (60, 4))])
+    t = np.r_[np.ones(60), -np.ones(60)]
+    svm = LinearSVM(C=C, random_state=0, tol=1e-6).fit(X, t)
+    w, b = svm.coef_[0], svm.intercept_[0]
+    J = objective(w, b, X, t, C)
+    # recover alpha from the solution's own conditions: the duality gap is then checked independently
+    from cnn_core.models.svm import _DualProblem
+    p = _DualProblem(X, t, np.einsum("ij,ij->i", X, X) + 1.0, C, 1.0, 1)
+    p.solve(1e-6, 1000)
+    D = p.alpha.sum() - 0.5 * p.w @ p.w
+    assert abs(p.alpha @ t) <= 1e-9 * max(1.0, p.alpha.sum())
+    assert np.all((p.alpha >= 0) & (p.alpha <= C))
+    np.testing.assert_allclose(p.w, (p.alpha * t) @ X, rtol=1e-9, atol=1e-12)
+    # weak duality; each run's gap is <= 1e-6 of its objective, so J - D <= (J - J*) + (J* - D) <= 2e-6 J
+    assert D <= J <= D + 2e-6 * J
+    assert kkt_violation(X, t, p.w, p.b, C, p.alpha) <= 0.05
+
+
+def test_dual_max_iter_warns_and_tol_stops():
+    X, y = blobs(4, n_per=100, scale=1.5)
+    with pytest.warns(ConvergenceWarning, match="max_iter=1 "):
+        svm = LinearSVM(C=10.0, max_iter=1, random_state=0).fit(X, y)
+    assert svm.n_iter_ == 1 and svm.duality_gap_[0] > 1e-4 * svm.loss_curve_[-1]
+    loose = LinearSVM(C=10.0, tol=0.5, random_state=0).fit(X, y)
+    tight = LinearSVM(C=10.0, tol=1e-8, random_state=0).fit(X, y)
+    assert loose.duality_gap_[0] <= 0.5 * loose.loss_curve_[-1]
+    assert tight.duality_gap_[0] <= 1e-8 * tight.loss_curve_[-1]
+    assert loose.n_iter_ < tight.n_iter_
+    assert issubclass(ConvergenceWarning, UserWarning)
+
+
+def test_dual_one_vs_rest_matches_binary_problems():
+    centers = ((3.0, 3.0), (3.0, -3.0), (-3.0, 3.0))
+    X, y = blobs(5, n_per=40, centers=centers, scale=2.0)
+    svm = LinearSVM(C=0.3, random_state=0).fit(X, y)
+    for k in range(3):
+        t = np.where(y == k, 1.0, -1.0)
+        J_k = objective(svm.coef_[k], svm.intercept_[k], X, t, 0.3)
+        single = LinearSVM(C=0.3, random_state=0).fit(X, t)
+        assert J_k == pytest.approx(objective(single.coef_[0], single.intercept_[0], X, t, 0.3), rel=2e-4)
+
+
+def test_old_files_load_with_default_solver(tmp_path):
+    # a file written before solver/max_iter existed: its __params__ lack them, and loading gives the defaults
+    import json
+    from cnn_core.serialization import load
+    X, y = blobs(0)
+    old = LinearSVM(max_epochs=3, solver="sgd", random_state=0).fit(X, y)
+    params = {k: v for k, v in old.get_params().items() if k not in ("solver", "max_iter")}
+    np.savez(tmp_path / "old.npz", __format__=np.array("cnn_core.estimator"), __version__=np.array(1),
+             __estimator__=np.array("LinearSVM"), __params__=np.array(json.dumps(params)), coef_=old.coef_,
+             intercept_=old.intercept_, classes_=old.classes_)
+    back = load(tmp_path / "old.npz")
+    assert back.solver == "dual" and back.max_iter == 1000 and back.max_epochs == 3
+    np.testing.assert_array_equal(back.decision_function(X), old.decision_function(X))
+
+
+def test_new_params_round_trip(tmp_path):
+    from cnn_core.serialization import load, save
+    X, y = blobs(0)
+    svm = LinearSVM(solver="dual", max_iter=77, tol=1e-5, random_state=0).fit(X, y)
+    save(svm, tmp_path / "m.npz")
+    back = load(tmp_path / "m.npz")
+    assert back.get_params() == svm.get_params() and back.max_iter == 77

@@ -8,25 +8,33 @@ This is scikit-learn's SVC(kernel='linear', C=C) objective, so C means what it m
 hinge losses is weighted by C (a larger training set weighs more against the regularizer). It is also
 LinearSVC(loss='hinge', C=C) except that LinearSVC regularizes b through its synthetic intercept feature.
 
-solver='dual' (default): dual coordinate descent (Hsieh et al. 2008, LIBLINEAR's solver, with its shrinking)
-made exact for an unregularized bias by a proximal point method in b. The dual of J,
+solver='dual' (default): the dual of J,
 
     max_alpha  sum_i alpha_i - 1/2 ||sum_i alpha_i y_i x_i||^2,  0 <= alpha_i <= C,  sum_i y_i alpha_i = 0,
 
-has an equality constraint (the price of b being free) that one-coordinate steps cannot keep; LIBLINEAR drops
-it by regularizing b, which changes the optimum. Here J is replaced by J + (b - c)^2 / (2 rho) for a center c:
-that problem's dual is box-constrained (coordinate steps are exact, w = sum alpha_i y_i x_i is kept explicit,
-one dot product and one axpy per step) with b = c + rho sum_i y_i alpha_i, and after every epoch the center
-moves to the current bias (c <- b). The added term vanishes at the fixed point, so the iteration converges to
-the minimizer of J itself (it is the method of multipliers for the equality constraint, with penalty rho =
-the mean ||x_i||^2, which keeps the extra curvature rho comparable to the diagonal ||x_i||^2 of the dual's
-Hessian). SMO pair updates (SVC's solver) keep the constraint instead, but choose each pair from the full
-gradient, which costs O(n d) per step when w is explicit; a large intercept scaling leaves a (small) bias
-penalty in the answer. Stopping rule, checked every few epochs from the full margins: the duality gap
-J(w, b*) - D(alpha') <= tol * J(w, b*), where b* is the exact best bias for w (the minimum of a piecewise linear
-function, found by sorting) and alpha' is alpha scaled onto sum y_i alpha_i = 0, so that D(alpha') is a lower
-bound of min J: the objective returned is certified within the fraction tol of the optimum. Not reaching it
-within max_iter epochs emits a ConvergenceWarning.
+solved exactly, in two stages per binary problem (both compiled, cnn_core.kernels.svm):
+1. WARM_EPOCHS epochs of dual coordinate descent (Hsieh et al. 2008, LIBLINEAR's solver, with its
+   shrinking), only to find which points matter. The equality constraint (the price of b being free) cannot
+   be kept by one-coordinate steps; LIBLINEAR drops it by regularizing b, which changes the optimum. Here J
+   gets a proximal term (b - c)^2 / (2 rho) instead: that problem's dual is box-constrained (w = sum alpha_i
+   y_i x_i is kept explicit, one dot product and one axpy per step) with b = c + rho sum_i y_i alpha_i, and
+   after every epoch the center moves to the current bias (c <- b). The term vanishes at the fixed point,
+   so this alone also converges to the minimizer of J (the method of multipliers for the equality
+   constraint; rho = RHO_SCALE * mean ||x_i||^2), but slowly when C ||x||^2 is large: on the embedded digits
+   (C = 1) it did not reach the gap below in 1,000 epochs, as LIBLINEAR's hinge solver does not.
+2. SMO (LIBSVM's solver: Fan, Chen and Lin 2005, second-order working-set selection and shrinking) with
+   pair updates that keep sum_i y_i alpha_i = 0 exactly, on the points with alpha_i > 0 or a margin below
+   1 + MARGIN_SLACK (at most SMO_MAX_ACTIVE of them: their Gram matrix is computed once per round), from
+   alpha = 0; then the check below, and further rounds (the active points recomputed, SMO's violation
+   tolerance divided by 10) until it passes. Were there too many active points, coordinate descent goes
+   on alone.
+Why not one of them: SMO on all n points needs the n x n Gram matrix (or O(n d) per step); coordinate
+descent alone is slow to its last digits; LIBLINEAR's large intercept scaling leaves a bias penalty.
+Stopping rule, from the full margins: the duality gap J(w, b*) - D(alpha') <= tol * J(w, b*), where b* is
+the exact best bias for w (the minimum of a piecewise linear function, found by sorting) and alpha' is alpha
+scaled onto sum y_i alpha_i = 0, so that D(alpha') is a lower bound of min J: the objective returned is
+certified within the fraction tol of the optimum. Not reaching it within max_iter epochs and rounds emits a
+ConvergenceWarning. Problems are solved one after the other (one thread).
 
 solver='sgd': J / (C n) = lambda/2 ||w||^2 + mean hinge with lambda = 1 / (C n) has the same minimizer. Each
 step takes a mini-batch B, the hinge subgradient g_w = -1/|B| sum_{i in B, y_i(w.x_i+b) < 1} y_i x_i (g_b
@@ -47,14 +55,14 @@ import warnings
 import numpy as np
 
 from cnn_core._validation import check_choice, check_int, check_real
-from cnn_core.kernels import _svm
+from cnn_core.kernels import _svm, gemm
 from cnn_core.models._base import ConvergenceWarning, LinearClassifier, check_X, check_y, encode_labels
 
 __all__ = ["LinearSVM"]
 
 C_RANGE = (1e-100, 1e100)
 SOLVERS = ("dual", "sgd")
-CHECK_EVERY = 10  # dual solver: epochs between two duality-gap checks (a check costs about two epochs)
+CHECK_EVERY = 10  # dual solver without SMO: epochs between two duality-gap checks (a check costs ~2 epochs)
 RHO_SCALE = 0.01  # rho = RHO_SCALE * mean ||x_i||^2: measured best of 0.001..10 on digits 3-vs-5
 WARM_EPOCHS = 10  # dual solver: coordinate-descent epochs that find the active points before SMO
 MARGIN_SLACK = 0.5  # SMO's active points: alpha_i > 0 or y_i (w.x_i + b) < 1 + MARGIN_SLACK
@@ -93,6 +101,7 @@ class _DualProblem:
         self.smo_eps = 1e-3  # SMO's violation tolerance (LIBSVM's default), tightened likewise
         self.epochs, self.rounds, self.done = 0, 0, False
         self.b, self.J, self.gap = 0.0, float(C * n), np.inf
+        self.gram = (np.zeros(0, dtype=np.intp), None)  # (active points, their Gram matrix) of the last round
 
     def descend(self, epochs: int) -> None:
         """Coordinate descent epochs on the proximal-bias dual (alpha may leave sum y alpha = 0 meanwhile)."""
@@ -111,11 +120,25 @@ class _DualProblem:
         active = np.flatnonzero((self.alpha > 0) | (margins < 1.0 + MARGIN_SLACK))
         if active.size > SMO_MAX_ACTIVE:
             return False
+        if self.rounds == 0:
+            # coordinate descent only chose the active points: its alphas, scaled onto the constraint, are a
+            # poor start for SMO (measured: 2-5x the steps of a start from 0 on digits one-vs-rest)
+            self.alpha[:] = 0.0
+            self.w[:] = 0.0
+            z = np.zeros_like(z)
         XA = self.X[active]
         aA = self.alpha[active]
+        # the Gram matrix of the active points: sliced from the previous round's when they are among its points
+        last, K_last = self.gram
+        pos = np.searchsorted(last, active)
+        if last.size and (pos < last.size).all() and (last[np.minimum(pos, last.size - 1)] == active).all():
+            K = K_last[np.ix_(pos, pos)]
+        else:
+            K = gemm(XA, XA, trans_b=True)
+        self.gram = (active, K)
         # exact gradient y_t w.x_t - 1: every alpha_i > 0 is in the active set, so w is theirs
         GA = self.t[active] * z[active] - 1.0
-        steps, converged = _svm.smo(XA @ XA.T, self.qd[active] - self.rho, self.y[active], aA, GA, self.C,
+        steps, converged = _svm.smo(K, self.qd[active] - self.rho, self.y[active], aA, GA, self.C,
                                     self.smo_eps, max_steps)
         self.alpha[active] = aA
         self.w = XA.T @ (aA * self.t[active])
@@ -180,17 +203,19 @@ class LinearSVM(LinearClassifier):
     shuffle : solver='sgd': draw a new batch partition each pass (the dual solver always visits the
         coordinates in a new random order each epoch).
     random_state : seed (or None) of np.random.default_rng, which drives either solver's order.
-    solver : 'dual' (exact: dual coordinate descent with a proximal bias, the default) or 'sgd' (see the module
-        docstring).
-    max_iter : solver='dual': maximum number of epochs (coordinate passes) per binary problem (>= 1); a
-        ConvergenceWarning says when the gap test was not met within them.
+    solver : 'dual' (exact: coordinate descent, then SMO; the default) or 'sgd' (see the module docstring).
+    max_iter : solver='dual': maximum number of coordinate-descent epochs plus SMO rounds per binary problem
+        (>= 1; an SMO round makes at most max_iter * n pair steps); a ConvergenceWarning says when the gap
+        test was not met within them.
 
     Attributes (after fit)
     ----------------------
     classes_, coef_ (k, d), intercept_ (k,) : k = 1 for two classes (positive = classes_[1]), else one row
-        per class (one-vs-rest). n_iter_ : passes run (dual: the most epochs any binary problem took).
-        loss_curve_ : J summed over the problems after each pass (sgd) or each gap check (dual, every
-        CHECK_EVERY epochs at most). dual only: duality_gap_ (k,) the final gap of each problem.
+        per class (one-vs-rest). n_iter_ : passes run (dual: the most coordinate-descent epochs plus SMO rounds
+        any binary problem took).
+        loss_curve_ : J summed over the problems after each pass (sgd), or [the final J summed over the
+        problems] (dual). dual only: duality_gap_ (k,) the final duality gap of each problem, an upper bound
+        of its J - min J.
     """
 
     def __init__(self, C: float = 1.0, lr: float = 0.1, max_epochs: int = 100, batch_size: int = 32,
