@@ -234,10 +234,9 @@ def test_y_length_mismatch():
 
 
 @pytest.mark.parametrize("params, match", [
-    ({"C": 0.0}, "C"), ({"C": -1.0}, "C"), ({"solver": "sgd", "lr": 0.0}, "lr"),
-    ({"solver": "sgd", "max_epochs": 0}, "max_epochs"), ({"solver": "sgd", "batch_size": 0}, "batch_size"),
-    ({"solver": "sgd", "tol": -1e-3}, "tol"), ({"solver": "sgd", "n_iter_no_change": 0}, "n_iter_no_change"),
-    ({"tol": 0.0}, "tol"), ({"max_iter": 0}, "max_iter"), ({"solver": "smo"}, "solver"),
+    ({"C": 0.0}, "C"), ({"C": -1.0}, "C"), ({"lr": 0.0}, "lr"), ({"max_epochs": 0}, "max_epochs"),
+    ({"batch_size": 0}, "batch_size"), ({"tol": -1e-3}, "tol"), ({"n_iter_no_change": 0}, "n_iter_no_change"),
+    ({"solver": "sgd", "max_iter": 0}, "max_iter"), ({"max_iter": 0}, "max_iter"), ({"solver": "smo"}, "solver"),
 ])
 def test_bad_hyperparameters(params, match):
     X, y = blobs(0)

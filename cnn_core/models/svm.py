@@ -196,8 +196,8 @@ class LinearSVM(LinearClassifier):
     max_epochs : solver='sgd': maximum number of passes over the training set (>= 1).
     batch_size : solver='sgd': mini-batch size (>= 1; capped at n). batch_size >= n gives full-batch
         subgradient descent.
-    tol : solver='dual': stop when the duality gap is at most tol * J (tol > 0), which bounds J's excess over
-        the optimum by the fraction tol. solver='sgd': stop when J has not dropped below (1 - tol) times its
+    tol : solver='dual': stop when the duality gap is at most tol * J (tol >= 0; 0 runs max_iter), which
+        bounds J's excess over the optimum by the fraction tol. solver='sgd': stop when J has not dropped below (1 - tol) times its
         best value for n_iter_no_change consecutive passes (tol >= 0).
     n_iter_no_change : solver='sgd': see tol (>= 1).
     shuffle : solver='sgd': draw a new batch partition each pass (the dual solver always visits the
@@ -238,16 +238,14 @@ class LinearSVM(LinearClassifier):
         if not C_RANGE[0] <= C <= C_RANGE[1]:
             raise ValueError(f"C: expected a number in [{C_RANGE[0]:g}, {C_RANGE[1]:g}] (the solver works with "
                              f"1/(C n_samples) and weights that grow like C n_samples |x|), got {C!r}")
+        # every hyperparameter is checked, whichever solver uses it
         solver = check_choice(self.solver, "solver", SOLVERS)
-        if solver == "dual":
-            tol = check_real(self.tol, "tol", 0.0, low_open=True)
-            max_iter = check_int(self.max_iter, "max_iter", 1)
-        else:
-            lr = check_real(self.lr, "lr", 0.0, low_open=True)
-            max_epochs = check_int(self.max_epochs, "max_epochs", 1)
-            batch_size = check_int(self.batch_size, "batch_size", 1)
-            tol = check_real(self.tol, "tol", 0.0)
-            patience = check_int(self.n_iter_no_change, "n_iter_no_change", 1)
+        lr = check_real(self.lr, "lr", 0.0, low_open=True)
+        max_epochs = check_int(self.max_epochs, "max_epochs", 1)
+        batch_size = check_int(self.batch_size, "batch_size", 1)
+        tol = check_real(self.tol, "tol", 0.0)
+        patience = check_int(self.n_iter_no_change, "n_iter_no_change", 1)
+        max_iter = check_int(self.max_iter, "max_iter", 1)
         X = check_X(X)
         with np.errstate(over="ignore"):  # an overflow is what this looks for
             row_sq = np.einsum("ij,ij->i", X, X)
