@@ -25,34 +25,55 @@ def errors_ref(X, t, w, b):
     return sum(1 for x_i, t_i in zip(X, t) if t_i * (float(np.dot(w, x_i)) + b) <= 0)
 
 
-def replay(X, t, algorithm, eta, max_epochs, seed):
+def geometric_ref(X, t, w, b):
+    """The deck's summary-slide loss: sum over misclassified points of their distance |w.x + b| / ||w||."""
+    L = loss_ref(X, t, w, b)
+    if L == 0.0:
+        return 0.0
+    norm = float(np.sqrt(np.dot(w, w)))
+    return np.inf if norm == 0.0 else L / norm
+
+
+def replay(X, t, algorithm, eta, max_epochs, seed, greedy_loss="geometric"):
     """The three rules for one binary problem, with fit's visiting order (one permutation per pass)."""
     X = np.asarray(X, dtype=np.float64)
     n, d = X.shape
     rng = np.random.default_rng(seed)
     w, b = np.zeros(d), 0.0
-    pocket, best = (w.copy(), 0.0), n
+    score = geometric_ref if greedy_loss == "geometric" else loss_ref
+    # Gallant's pocket with ratchet: run of correct classifications, the pocket's run and errors
+    pocket, pocket_run, pocket_errors, run, counted, in_pocket = (w.copy(), 0.0), 0, n, 0, False, False
     curve, updates = [], 0
     for _ in range(max_epochs):
         if algorithm == "pocket":
-            if best == 0:
+            if pocket_errors == 0:
                 break
         elif errors_ref(X, t, w, b) == 0:
             break
         kept = 0
         for i in rng.permutation(n):
+            if algorithm == "pocket" and pocket_errors == 0:
+                break
             if t[i] * (float(np.dot(w, X[i])) + b) > 0:
+                if algorithm == "pocket":
+                    run += 1
+                    if in_pocket:
+                        pocket_run = run
+                    elif run > pocket_run and not counted:
+                        counted = True
+                        errors = errors_ref(X, t, w, b)
+                        if errors < pocket_errors:
+                            pocket, pocket_run, pocket_errors, in_pocket = (w.copy(), b), run, errors, True
                 continue
             w_hat, b_hat = w + eta * t[i] * X[i], b + eta * t[i]
             if algorithm == "greedy":
-                L, L_hat = loss_ref(X, t, w, b), loss_ref(X, t, w_hat, b_hat)
+                L, L_hat = score(X, t, w, b), score(X, t, w_hat, b_hat)
                 better = L_hat < L or (L_hat == L and errors_ref(X, t, w_hat, b_hat) < errors_ref(X, t, w, b))
                 if not (better or (b == 0.0 and not w.any())):
                     continue
             w, b = w_hat, b_hat
             kept += 1
-            if algorithm == "pocket" and errors_ref(X, t, w, b) < best:
-                best, pocket = errors_ref(X, t, w, b), (w.copy(), b)
+            run, counted, in_pocket = 0, False, False
         updates += kept
         out = pocket if algorithm == "pocket" else (w, b)
         curve.append(loss_ref(X, t, *out))
@@ -69,13 +90,16 @@ def noisy_blobs(seed, n=60):
     return X, y
 
 
-@pytest.mark.parametrize("algorithm", ["primal", "greedy", "pocket"])
+RULES = [("primal", "geometric"), ("greedy", "geometric"), ("greedy", "functional"), ("pocket", "geometric")]
+
+
+@pytest.mark.parametrize("algorithm, greedy_loss", RULES)
 @pytest.mark.parametrize("seed", [0, 1])
-def test_matches_replay(algorithm, seed):
+def test_matches_replay(algorithm, greedy_loss, seed):
     X, y = noisy_blobs(seed)
     eta = 0.5
-    p = Perceptron(eta=eta, max_epochs=15, algorithm=algorithm, random_state=seed).fit(X, y)
-    w, b, curve, updates = replay(X, y, algorithm, eta, 15, seed)
+    p = Perceptron(eta=eta, max_epochs=15, algorithm=algorithm, random_state=seed, greedy_loss=greedy_loss).fit(X, y)
+    w, b, curve, updates = replay(X, y, algorithm, eta, 15, seed, greedy_loss)
     np.testing.assert_allclose(p.coef_[0], w, rtol=1e-12, atol=1e-12)
     assert p.intercept_[0] == pytest.approx(b, abs=1e-12)
     np.testing.assert_allclose(p.loss_curve_, curve, rtol=1e-10, atol=1e-12)
@@ -83,14 +107,14 @@ def test_matches_replay(algorithm, seed):
     assert p.n_updates_ == updates
 
 
-@pytest.mark.parametrize("algorithm", ["primal", "greedy", "pocket"])
+@pytest.mark.parametrize("algorithm, greedy_loss", RULES)
 @pytest.mark.parametrize("gate", ["AND", "NAND", "XOR"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_matches_replay_on_gates(algorithm, gate, seed):
+def test_matches_replay_on_gates(algorithm, greedy_loss, gate, seed):
     # integer data: points land exactly on the hyperplane, which exercises the greedy rule's tie-break
     t = 2 * np.array(XOR if gate == "XOR" else GATES[gate]) - 1
-    p = Perceptron(max_epochs=20, algorithm=algorithm, random_state=seed).fit(GATES_X, t)
-    w, b, curve, updates = replay(GATES_X, t, algorithm, 1.0, 20, seed)
+    p = Perceptron(max_epochs=20, algorithm=algorithm, random_state=seed, greedy_loss=greedy_loss).fit(GATES_X, t)
+    w, b, curve, updates = replay(GATES_X, t, algorithm, 1.0, 20, seed, greedy_loss)
     np.testing.assert_array_equal(p.coef_[0], w)
     assert p.intercept_[0] == b
     assert p.loss_curve_ == curve and p.n_updates_ == updates
@@ -98,10 +122,34 @@ def test_matches_replay_on_gates(algorithm, gate, seed):
 
 def test_greedy_loss_never_rises_after_first_pass():
     X, y = noisy_blobs(3, n=200)
-    p = Perceptron(algorithm="greedy", random_state=0, max_epochs=100).fit(X, y)
-    assert np.all(np.diff(p.loss_curve_) <= 0)
+    p = Perceptron(algorithm="greedy", greedy_loss="functional", random_state=0, max_epochs=100).fit(X, y)
+    assert np.all(np.diff(p.loss_curve_) <= 0)  # loss_curve_ is L, the loss this rule lowers
     assert not p.converged_  # the blobs overlap
     assert p.score(X, y) >= 0.85  # Bayes accuracy of these blobs is about 0.96
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_greedy_geometric_loss_never_rises(seed):
+    # the distances' sum L / ||w|| after 1, 2, ... passes (same seed: each fit replays the previous one)
+    X, y = noisy_blobs(seed + 5, n=120)
+    losses = []
+    for epochs in range(1, 8):
+        p = Perceptron(algorithm="greedy", random_state=seed, max_epochs=epochs).fit(X, y)
+        losses.append(geometric_ref(X, y, p.coef_[0], p.intercept_[0]))
+    assert np.all(np.diff(losses) <= 1e-12)
+    assert p.score(X, y) >= 0.85
+
+
+@pytest.mark.parametrize("n", [30, 200])
+def test_greedy_without_gram_matrix_matches(n, monkeypatch):
+    # beyond GRAM_MAX_SAMPLES the kernel computes one Gram column per candidate: same rule, same result
+    import cnn_core.models.perceptron as perceptron_module
+    X, y = noisy_blobs(7, n=n)
+    a = Perceptron(algorithm="greedy", random_state=0, max_epochs=10).fit(X, y)
+    monkeypatch.setattr(perceptron_module, "GRAM_MAX_SAMPLES", 0)
+    b = Perceptron(algorithm="greedy", random_state=0, max_epochs=10).fit(X, y)
+    np.testing.assert_allclose(b.coef_, a.coef_, rtol=1e-12, atol=1e-12)
+    assert b.n_updates_ == a.n_updates_
 
 
 def test_pocket_keeps_fewest_errors():
@@ -208,7 +256,7 @@ def test_one_vs_rest():
 def test_get_set_params():
     p = Perceptron(eta=0.5, random_state=3)
     assert p.get_params(deep=True) == {"eta": 0.5, "max_epochs": 1000, "algorithm": "primal",
-                                       "shuffle": True, "random_state": 3}
+                                       "shuffle": True, "random_state": 3, "greedy_loss": "geometric"}
     assert p.set_params(algorithm="pocket", max_epochs=7) is p
     assert p.get_params()["algorithm"] == "pocket" and p.max_epochs == 7
     with pytest.raises(ValueError, match="invalid parameter 'lr'"):
@@ -270,9 +318,43 @@ def test_single_class():
     ({"eta": 0.0}, ValueError, "eta"), ({"eta": -1.0}, ValueError, "eta"),
     ({"eta": float("nan")}, ValueError, "eta"),
     ({"max_epochs": 0}, ValueError, "max_epochs"), ({"max_epochs": 2.5}, TypeError, "max_epochs"),
-    ({"algorithm": "dual"}, ValueError, "algorithm"),
+    ({"algorithm": "dual"}, ValueError, "algorithm"), ({"greedy_loss": "L"}, ValueError, "greedy_loss"),
 ])
 def test_bad_hyperparameters(params, exc, match):
     p = Perceptron(**params)  # accepted as given (scikit-learn style), rejected at fit time
     with pytest.raises(exc, match=match):
         p.fit(GATES_X, GATES["OR"])
+
+
+def test_old_files_load_with_default_greedy_loss(tmp_path):
+    # a file written before greedy_loss existed: its __params__ lack it, and loading gives the default
+    import json
+    from cnn_core.serialization import load
+    X, y = noisy_blobs(0)
+    old = Perceptron(algorithm="greedy", max_epochs=3, random_state=0).fit(X, y)
+    params = {k: v for k, v in old.get_params().items() if k != "greedy_loss"}
+    np.savez(tmp_path / "old.npz", __format__=np.array("cnn_core.estimator"), __version__=np.array(1),
+             __estimator__=np.array("Perceptron"), __params__=np.array(json.dumps(params)), coef_=old.coef_,
+             intercept_=old.intercept_, classes_=old.classes_.astype(np.int64))
+    back = load(tmp_path / "old.npz")
+    assert back.greedy_loss == "geometric" and back.algorithm == "greedy" and back.max_epochs == 3
+    np.testing.assert_array_equal(back.decision_function(X), old.decision_function(X))
+
+
+def test_greedy_loss_round_trips(tmp_path):
+    from cnn_core.serialization import load, save
+    X, y = noisy_blobs(1)
+    p = Perceptron(algorithm="greedy", greedy_loss="functional", max_epochs=3, random_state=0).fit(X, y.astype(int))
+    save(p, tmp_path / "p.npz")
+    assert load(tmp_path / "p.npz").get_params() == p.get_params()
+
+
+def test_greedy_on_digits_3_vs_5():
+    datasets = pytest.importorskip("sklearn.datasets")
+    d = datasets.load_digits()
+    keep = (d.target == 3) | (d.target == 5)
+    X, y = d.data[keep], d.target[keep]
+    geometric = Perceptron(algorithm="greedy", random_state=0).fit(X, y)
+    functional = Perceptron(algorithm="greedy", greedy_loss="functional", random_state=0).fit(X, y)
+    assert geometric.score(X, y) >= 0.8  # far above chance; the literal rule can stall near w = 0
+    assert functional.score(X, y) >= 0.5

@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from cnn_core.kernels import perceptron_epoch
-from oracles_perceptron import perceptron_epoch_ref
+from cnn_core.kernels import perceptron_epoch, perceptron_greedy_epoch, perceptron_ovr_epoch
+from cnn_core.kernels.perceptron import new_pocket
+from oracles_perceptron import greedy_epoch_ref, ovr_epoch_ref, perceptron_epoch_ref
 
 DTYPES = [np.float32, np.float64]
 
@@ -83,6 +84,93 @@ def test_converges_on_logic_gates(dtype, gate):
     assert k == 0, f"no convergence in {epoch} epochs"
     assert epoch <= 12
     np.testing.assert_array_equal(np.sign(X @ w + b), y)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,d,k", [(1, 1, 1), (40, 7, 3), (60, 16, 1), (35, 9, 4)])
+@pytest.mark.parametrize("use_order", [False, True])
+@pytest.mark.parametrize("pocket", [False, True])
+def test_ovr_epoch_equals_python_loop_exactly(dtype, n, d, k, use_order, pocket):
+    rng = np.random.default_rng(n * 100 + d + k)
+    X = rng.normal(size=(n, d)).astype(dtype)
+    T = np.where(rng.random((n, k)) < 0.3, -1, 1)
+    T[: n // 3] *= -1 if n > 3 else 1
+    W, B = np.zeros((k, d), dtype=dtype), np.zeros(k, dtype=dtype)
+    active = np.ones(k, dtype=np.uint8)
+    state = new_pocket(k, d, n, dtype) if pocket else None
+    total = 0
+    for epoch in range(4):  # each pass resumes from the previous state, pocket included
+        order = rng.permutation(n) if use_order else None
+        ref = ovr_epoch_ref(X, T, W, B, 0.5, order, active, state)
+        updates = perceptron_ovr_epoch(X, T, W, B, eta=0.5, order=order, active=active, pocket=state)
+        np.testing.assert_array_equal(W, ref[0])
+        np.testing.assert_array_equal(B, ref[1])
+        np.testing.assert_array_equal(active, ref[2])
+        assert updates.tolist() == ref[3]
+        if pocket:
+            for got, want in zip(state, ref[4]):
+                np.testing.assert_array_equal(got, want)
+        total += sum(ref[3])
+    assert total > 0
+    if pocket and n > 1:
+        assert (state[2][:, 2] < n).all()  # every problem's pocket has fewer errors than w = 0
+
+
+def test_ovr_epoch_single_problem_is_perceptron_epoch():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(50, 6))
+    y = np.where(rng.random(50) < 0.5, -1, 1)
+    w, W, B = np.zeros(6), np.zeros((1, 6)), np.zeros(1)
+    order = rng.permutation(50)
+    b, k = perceptron_epoch(X, y, w, 0.0, eta=0.7, order=order)
+    updates = perceptron_ovr_epoch(X, y[:, None], W, B, eta=0.7, order=order)
+    assert updates.tolist() == [k] and B[0] == b
+    np.testing.assert_array_equal(W[0], w)
+
+
+def test_pocket_holds_weights_with_fewer_errors():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(80, 3)) + 0.8 * np.repeat([[1.0], [-1.0]], 40, axis=0)
+    T = np.repeat([[1], [-1]], 40, axis=0)
+    W, B = np.zeros((1, 3)), np.zeros(1)
+    pocket = new_pocket(1, 3, 80)
+    for _ in range(5):
+        perceptron_ovr_epoch(X, T, W, B, order=rng.permutation(80), pocket=pocket)
+    PW, PB, state = pocket
+    errors = int(np.sum(T[:, 0] * (X @ PW[0] + PB[0]) <= 0))
+    assert errors == state[0, 2] < 40  # the recorded count is the pocket's true count
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("loss", ["geometric", "functional"])
+@pytest.mark.parametrize("n,d", [(1, 2), (30, 3), (45, 8), (25, 17)])
+def test_greedy_epoch_equals_python_loop_exactly(dtype, loss, n, d):
+    rng = np.random.default_rng(n * 10 + d)
+    y = np.where(rng.random(n) < 0.5, -1, 1)
+    X = (rng.normal(size=(n, d)) + 0.5 * y[:, None]).astype(dtype)
+    w, b, total = np.zeros(d, dtype=dtype), 0.0, 0
+    for _ in range(3):
+        order = rng.permutation(n)
+        w_ref, b_ref, k_ref = greedy_epoch_ref(X, y, w, b, 0.5, order, loss)
+        b, k = perceptron_greedy_epoch(X, y, w, b, eta=0.5, order=order, loss=loss)
+        assert k == k_ref and b == b_ref
+        np.testing.assert_array_equal(w, w_ref)
+        total += k
+    assert total > 0
+
+
+def test_greedy_geometric_rejects_shrinking_candidate():
+    # w = (-3, 3), b = 0: margins -9, -3, -18, so L = 30 and the distances sum to 30 / ||w|| = 7.07. The
+    # candidate from point 0 (eta 0.5: w = (-1.5, 3), b = -0.5) lowers L to 26 only by shrinking w: the
+    # distances rise to 26 / 3.354 = 7.75. The literal rule keeps it, the deck's summary-slide loss does not.
+    X = np.array([[-3.0, 0.0], [-2.0, -3.0], [2.0, -4.0]])
+    y = np.array([-1, 1, 1])
+    w0 = np.array([-3.0, 3.0])
+    w_f, w_g = w0.copy(), w0.copy()
+    _, kept_f = perceptron_greedy_epoch(X, y, w_f, 0.0, eta=0.5, order=np.array([0]), loss="functional")
+    _, kept_g = perceptron_greedy_epoch(X, y, w_g, 0.0, eta=0.5, order=np.array([0]), loss="geometric")
+    assert kept_f == 1 and w_f.tolist() == [-1.5, 3.0]
+    assert kept_g == 0 and w_g.tolist() == w0.tolist()
 
 
 # ---- bad input: one test per case ----

@@ -337,7 +337,7 @@ def _train_estimator(args, s, X, y, X_test, y_test) -> int:
         how = f"{s['algorithm']} algorithm, eta {s['lr']}, at most {s['epochs']} epochs"
     else:
         batch = len(Xf) if s["algorithm"] == "gd" else s["batch_size"]
-        est = LinearSVM(lr=s["lr"], max_epochs=s["epochs"], batch_size=batch, random_state=args.seed)
+        est = LinearSVM(lr=s["lr"], max_epochs=s["epochs"], batch_size=batch, random_state=args.seed, solver="sgd")
         how = f"{s['algorithm']} (batch {batch}), C {est.C}, lr {s['lr']}, at most {s['epochs']} epochs"
     k = 1 if len(np.unique(y)) == 2 else len(np.unique(y))
     d = Xf.shape[1]

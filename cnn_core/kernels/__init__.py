@@ -10,10 +10,11 @@ from cnn_core.kernels.conv import col2im, im2col
 from cnn_core.kernels.dense import bias_grad, linear_backward, linear_forward
 from cnn_core.kernels.gemm import gemm
 from cnn_core.kernels.norm import batch_norm_backward, batch_norm_forward
-from cnn_core.kernels.perceptron import perceptron_epoch
+from cnn_core.kernels.perceptron import perceptron_epoch, perceptron_greedy_epoch, perceptron_ovr_epoch
 from cnn_core.kernels.pooling import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
 from cnn_core.kernels.recurrent import (gru_backward, gru_forward, lstm_backward, lstm_forward, rnn_backward,
                                         rnn_forward)
+from cnn_core.kernels.svm import svm_dual_cd, svm_smo
 
 __all__ = [
     "im2col", "col2im",
@@ -21,7 +22,7 @@ __all__ = [
     "gemm", "gemm_batched", "gemm_batched_sum", "linear_forward", "linear_backward", "bias_grad",
     "sigmoid", "tanh", "relu", "elu",
     "sigmoid_backward", "tanh_backward", "relu_backward", "elu_backward",
-    "perceptron_epoch",
+    "perceptron_epoch", "perceptron_ovr_epoch", "perceptron_greedy_epoch", "svm_dual_cd", "svm_smo",
     "batch_norm_forward", "batch_norm_backward",
     "rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
 ]

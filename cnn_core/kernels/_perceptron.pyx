@@ -1,43 +1,24 @@
-"""One epoch of the primal perceptron (Rosenblatt's sequential learning rule)."""
+"""The perceptron's learning passes, compiled: the primal rule (one problem, or one-vs-rest problems in
+lockstep), Gallant's pocket with ratchet, and the greedy rule with incremental margins."""
 from cython cimport floating
+from libc.math cimport INFINITY, sqrt
+from libc.string cimport memcpy
 
-cdef enum:
-    LANES = 8   # partial sums in _dot
-
-
-cdef inline double _dot(const floating* w, const floating* x, Py_ssize_t d) noexcept nogil:
-    # Eight interleaved float64 partial sums (lane k takes j = k mod 8), combined pairwise, then the tail
-    # left to right. Independent sums let the compiler use SIMD without reassociating anything itself, and
-    # the fixed order keeps the pass reproducible bit for bit (tests/oracles_activations.py sums the same
-    # way). float32 products are exact in float64.
-    cdef double s[LANES]
-    cdef double total
-    cdef Py_ssize_t j, k, block, m = d - d % LANES
-    for k in range(LANES):
-        s[k] = 0.0
-    for block in range(m // LANES):
-        j = block * LANES
-        for k in range(LANES):
-            s[k] += <double>w[j + k] * <double>x[j + k]
-    total = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
-    for j in range(m, d):
-        total += <double>w[j] * <double>x[j]
-    return total
+from cnn_core.kernels._dot cimport axpy, dot
 
 
 cdef Py_ssize_t _epoch(const floating[:, ::1] X, const signed char[::1] y, floating[::1] w, double* b,
                        floating eta, const long long[::1] order, bint use_order) noexcept nogil:
     cdef Py_ssize_t n_steps = order.shape[0] if use_order else X.shape[0]
-    cdef Py_ssize_t d = X.shape[1], t, i, j, n_updates = 0
+    cdef Py_ssize_t d = X.shape[1], t, i, n_updates = 0
     cdef floating step, bias = <floating>b[0]
     cdef const floating* x
     for t in range(n_steps):
         i = order[t] if use_order else t
         x = &X[i, 0]
-        if y[i] * (_dot(&w[0], x, d) + bias) <= 0:
+        if y[i] * (dot(&w[0], x, d) + bias) <= 0:
             step = eta * y[i]
-            for j in range(d):
-                w[j] += step * x[j]
+            axpy(step, x, &w[0], d)
             bias += step
             n_updates += 1
     b[0] = bias
@@ -52,3 +33,148 @@ def epoch(const floating[:, ::1] X, const signed char[::1] y, floating[::1] w, d
     with nogil:
         n_updates = _epoch(X, y, w, &b, <floating>eta, order, use_order)
     return b, n_updates
+
+
+cdef Py_ssize_t _count_errors(const floating[:, ::1] X, const signed char[:, ::1] T, Py_ssize_t k,
+                              const floating* w, floating b, Py_ssize_t limit) noexcept nogil:
+    # Points of problem k with T_ik (w.x_i + b) <= 0, counted up to `limit` (the count stops there: a
+    # candidate that cannot beat the pocket needs no exact count).
+    cdef Py_ssize_t i, n = X.shape[0], d = X.shape[1], errors = 0
+    for i in range(n):
+        if T[i, k] * (dot(w, &X[i, 0], d) + b) <= 0:
+            errors += 1
+            if errors >= limit:
+                break
+    return errors
+
+
+cdef void _ovr_epoch(const floating[:, ::1] X, const signed char[:, ::1] T, floating[:, ::1] W,
+                     floating[::1] B, floating eta, const long long[::1] order, bint use_order,
+                     unsigned char[::1] active, long long[::1] n_updates, bint pocket,
+                     floating[:, ::1] PW, floating[::1] PB, long long[:, ::1] state) noexcept nogil:
+    # state[k] (pocket only) = (run, pocket_run, pocket_errors, counted, current_in_pocket): the current
+    # run of correct classifications, the longest run the pocket weights achieved, their training errors,
+    # whether the current weights' errors are known, and whether the pocket holds the current weights.
+    cdef Py_ssize_t n_steps = order.shape[0] if use_order else X.shape[0]
+    cdef Py_ssize_t d = X.shape[1], K = T.shape[1], t, i, k, errors
+    cdef floating step
+    cdef const floating* x
+    for t in range(n_steps):
+        i = order[t] if use_order else t
+        x = &X[i, 0]
+        for k in range(K):
+            if not active[k]:
+                continue
+            if T[i, k] * (dot(&W[k, 0], x, d) + B[k]) <= 0:
+                step = eta * T[i, k]
+                axpy(step, x, &W[k, 0], d)
+                B[k] += step
+                n_updates[k] += 1
+                if pocket:
+                    state[k, 0] = 0
+                    state[k, 3] = 0
+                    state[k, 4] = 0
+            elif pocket:
+                state[k, 0] += 1
+                if state[k, 4]:
+                    state[k, 1] = state[k, 0]  # the pocket's weights keep running
+                elif state[k, 0] > state[k, 1] and not state[k, 3]:
+                    # Gallant's ratchet: the errors are counted only when the current run beats the
+                    # pocket's, and the pocket changes only when they are fewer too
+                    state[k, 3] = 1
+                    errors = _count_errors(X, T, k, &W[k, 0], B[k], state[k, 2])
+                    if errors < state[k, 2]:
+                        memcpy(&PW[k, 0], &W[k, 0], d * sizeof(floating))
+                        PB[k] = B[k]
+                        state[k, 1] = state[k, 0]
+                        state[k, 2] = errors
+                        state[k, 4] = 1
+                        if errors == 0:
+                            active[k] = 0  # nothing left to learn: this problem is done
+
+
+def ovr_epoch(const floating[:, ::1] X, const signed char[:, ::1] T, floating[:, ::1] W, floating[::1] B,
+              double eta, const long long[::1] order, bint use_order, unsigned char[::1] active,
+              long long[::1] n_updates, bint pocket, floating[:, ::1] PW, floating[::1] PB,
+              long long[:, ::1] state):
+    """One primal pass of the K problems in lockstep (each sample visited once, for every active problem).
+
+    X (n, d), T (n, K) in {-1, +1}, W (K, d) and B (K,) updated in place, active (K,) 0/1, n_updates (K,)
+    incremented. With `pocket`, PW (K, d), PB (K,) and state (K, 5) hold the pocket (see _ovr_epoch)."""
+    with nogil:
+        _ovr_epoch(X, T, W, B, <floating>eta, order, use_order, active, n_updates, pocket, PW, PB, state)
+
+
+cdef inline double _geometric(double L, double norm2) noexcept nogil:
+    # The deck's summary-slide loss: the misclassified points' distances to the hyperplane, L / ||w||.
+    # At w = 0 the distances are undefined; infinite unless nothing is misclassified.
+    if L == 0.0:
+        return 0.0
+    if norm2 <= 0.0:
+        return INFINITY
+    return L / sqrt(norm2)
+
+
+cdef Py_ssize_t _greedy_epoch(const floating[:, ::1] X, const signed char[::1] y, floating[::1] w, double* b,
+                              floating eta, const long long[::1] order, bint use_order,
+                              const double[:, ::1] gram, bint use_gram, double[::1] m, double[::1] col,
+                              bint geometric) noexcept nogil:
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], n_steps = order.shape[0] if use_order else n
+    cdef Py_ssize_t t, i, j, errors = 0, errors_hat, kept = 0
+    cdef double L = 0.0, L_hat, c, mh, norm2, norm2_hat, score, score_hat, wx
+    cdef const double* g
+    norm2 = dot(&w[0], &w[0], d)
+    for j in range(n):
+        if m[j] < 0.0:
+            L -= m[j]
+        if m[j] <= 0.0:
+            errors += 1
+    for t in range(n_steps):
+        i = order[t] if use_order else t
+        if m[i] > 0.0:
+            continue
+        # g_j = x_j.x_i + 1: the change of w.x_j + b per unit step along (x_i, 1)
+        if use_gram:
+            g = &gram[i, 0]
+        else:
+            for j in range(n):
+                col[j] = dot(&X[j, 0], &X[i, 0], d) + 1.0
+            g = &col[0]
+        c = <double>(eta * y[i])
+        L_hat = 0.0
+        errors_hat = 0
+        for j in range(n):
+            mh = m[j] + c * y[j] * g[j]
+            if mh < 0.0:
+                L_hat -= mh
+            if mh <= 0.0:
+                errors_hat += 1
+        wx = y[i] * m[i] - b[0]  # w.x_i, since m_i = y_i (w.x_i + b)
+        norm2_hat = norm2 + 2.0 * c * wx + c * c * (g[i] - 1.0)
+        if geometric:
+            score, score_hat = _geometric(L, norm2), _geometric(L_hat, norm2_hat)
+        else:
+            score, score_hat = L, L_hat
+        # the first step from w = 0, b = 0 is taken as in the primal rule (every margin is 0 there)
+        if score_hat < score or (score_hat == score and errors_hat < errors) or (b[0] == 0.0 and norm2 == 0.0):
+            axpy(<floating>c, &X[i, 0], &w[0], d)
+            b[0] = <double>(<floating>(b[0] + c))
+            for j in range(n):
+                m[j] += c * y[j] * g[j]
+            L, errors, norm2 = L_hat, errors_hat, norm2_hat
+            kept += 1
+            if errors == 0:
+                break
+    return kept
+
+
+def greedy_epoch(const floating[:, ::1] X, const signed char[::1] y, floating[::1] w, double b, double eta,
+                 const long long[::1] order, bint use_order, const double[:, ::1] gram, bint use_gram,
+                 double[::1] m, double[::1] col, bint geometric):
+    """One greedy pass: candidates from misclassified points kept when they lower the loss (L, or L / ||w||
+    with `geometric`; ties broken by fewer errors). m (n,) holds y_i (w.x_i + b) on entry and is kept up to
+    date; gram (n, n) = X X^T + 1 when use_gram, else col (n,) is scratch. Returns (b_new, n_kept)."""
+    cdef Py_ssize_t kept
+    with nogil:
+        kept = _greedy_epoch(X, y, w, &b, <floating>eta, order, use_order, gram, use_gram, m, col, geometric)
+    return b, kept

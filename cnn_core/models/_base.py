@@ -23,7 +23,8 @@ import numpy as np
 
 from cnn_core._validation import is_sparse, not_an_array
 
-__all__ = ["NotFittedError", "DataConversionWarning", "InputTypeError", "BaseClassifier", "LinearClassifier"]
+__all__ = ["NotFittedError", "DataConversionWarning", "ConvergenceWarning", "InputTypeError", "BaseClassifier",
+           "LinearClassifier"]
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -32,6 +33,10 @@ class NotFittedError(ValueError, AttributeError):
 
 class DataConversionWarning(UserWarning):
     """Input converted to the form the estimator needs (a column-vector y ravelled), as scikit-learn warns."""
+
+
+class ConvergenceWarning(UserWarning):
+    """Warned when a solver stops at its iteration limit before its stopping test is met (like scikit-learn's)."""
 
 
 class InputTypeError(TypeError, ValueError):

@@ -1,0 +1,134 @@
+"""svm_dual_cd and svm_smo against the Python-loop oracles of tests/oracles_svm.py, their stopping rules, and
+bad input."""
+import numpy as np
+import pytest
+
+from cnn_core.kernels import svm_dual_cd, svm_smo
+from oracles_svm import dual_cd_ref, max_violation, smo_steps_ref
+
+DTYPES = [np.float32, np.float64]
+
+
+def _problem(rng, n, d, dtype, shift=0.7):
+    y = np.where(rng.random(n) < 0.5, -1, 1)
+    X = (rng.normal(size=(n, d)) + shift * y[:, None]).astype(dtype)  # overlapping classes: bounded alphas too
+    return X, y
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,d", [(1, 3), (7, 1), (40, 9), (60, 16), (33, 21)])
+@pytest.mark.parametrize("C", [0.05, 1.0, 20.0])
+def test_dual_cd_equals_python_loop(dtype, n, d, C):
+    rng = np.random.default_rng(n * 31 + d)
+    X, y = _problem(rng, n, d, dtype)
+    alpha, w, bias = np.zeros(n), np.zeros(d, dtype=dtype), np.zeros(2)
+    rho = 0.3
+    for call in range(3):  # several calls: each resumes from the state the previous one left
+        ref = dual_cd_ref(X, y, alpha, w, bias, C, rho, 1e-3, 4, 1234 + call)
+        epochs, converged = svm_dual_cd(X, y, alpha, w, bias, C, rho, eps=1e-3, max_epochs=4, seed=1234 + call)
+        assert (epochs, converged) == ref[3:]
+        # same operations in the same order: equal up to the last bit
+        np.testing.assert_array_equal(alpha, ref[0])
+        np.testing.assert_array_equal(w, ref[1])
+        np.testing.assert_array_equal(bias, ref[2])
+    assert alpha.any()
+    np.testing.assert_allclose(w, (alpha * y) @ X.astype(np.float64), rtol=1e-4 if dtype == np.float32 else 1e-10,
+                               atol=1e-4 if dtype == np.float32 else 1e-10)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,d", [(2, 2), (12, 3), (50, 8), (90, 20)])
+@pytest.mark.parametrize("C", [0.1, 1.0, 100.0])
+def test_smo_steps_equal_python_loop(dtype, n, d, C):
+    # fewer steps than n: the kernel's shrinking (every min(n, 1000) steps) has not started yet
+    rng = np.random.default_rng(n * 7 + d)
+    X, y = _problem(rng, n, d, np.float64)
+    K = (X @ X.T).astype(dtype)
+    alpha, G = np.zeros(n), -np.ones(n)
+    steps = max(1, n - 1)
+    a_ref, G_ref, done = smo_steps_ref(K.astype(np.float64), y, alpha, G, C, steps)
+    k, converged = svm_smo(K, y, alpha, G, C, eps=1e-12, max_steps=steps)
+    assert k == done
+    np.testing.assert_allclose(alpha, a_ref, rtol=1e-10, atol=1e-12 * C)
+    np.testing.assert_allclose(G, G_ref, rtol=1e-9, atol=1e-9)
+    assert abs(alpha @ y) <= 1e-9 * max(1.0, alpha.sum())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("C", [0.01, 1.0, 100.0])
+def test_smo_converges_to_kkt_point(dtype, C):
+    # run to the end (shrinking, unshrinking, gradient rebuilt): the answer must satisfy the KKT conditions
+    # within eps, with G the true gradient and alpha feasible
+    rng = np.random.default_rng(3)
+    n = 1500
+    X, y = _problem(rng, n, 10, np.float64, shift=0.5)
+    K = (X @ X.T).astype(dtype)
+    alpha, G = np.zeros(n), -np.ones(n)
+    steps, converged = svm_smo(K, y, alpha, G, C, eps=1e-4)
+    assert converged
+    assert steps > n or C < 0.1  # long enough for shrinking to have run (C = 0.01 converges in ~250 steps)
+    np.testing.assert_allclose(G, y * (K.astype(np.float64) @ (alpha * y)) - 1.0, rtol=1e-9, atol=1e-9 * C * n)
+    assert np.all((alpha >= 0) & (alpha <= C)) and abs(alpha @ y) <= 1e-9 * alpha.sum()
+    assert max_violation(y, alpha, G, C) < 1e-4
+
+
+def test_smo_max_steps_and_resume():
+    rng = np.random.default_rng(5)
+    X, y = _problem(rng, 80, 5, np.float64)
+    K = X @ X.T
+    a1, G1 = np.zeros(80), -np.ones(80)
+    steps, converged = svm_smo(K, y, a1, G1, 1.0, eps=1e-6, max_steps=10)
+    assert (steps, converged) == (10, False)
+    svm_smo(K, y, a1, G1, 1.0, eps=1e-6)
+    assert max_violation(y, a1, G1, 1.0) < 1e-6
+
+
+def test_dual_cd_converged_flag_means_small_projected_gradient():
+    rng = np.random.default_rng(8)
+    X, y = _problem(rng, 200, 6, np.float64)
+    alpha, w, bias = np.zeros(200), np.zeros(6), np.zeros(2)
+    epochs, converged = svm_dual_cd(X, y, alpha, w, bias, 1.0, 0.5, eps=1e-3, max_epochs=100000)
+    assert converged and epochs < 100000
+    G = y * (X @ w + bias[0] + 0.5 * bias[1]) - 1.0
+    PG = np.where(alpha == 0, np.minimum(G, 0), np.where(alpha == 1.0, np.maximum(G, 0), G))
+    # the last epoch's spread was <= eps before the center moved by rho * s; s is tiny at convergence
+    assert PG.max() - PG.min() <= 1e-3 + 2 * 0.5 * abs(bias[1]) + 1e-12
+
+
+# ---- bad input ----
+
+def test_smo_infeasible_alpha():
+    with pytest.raises(ValueError, match=r"alpha: expected sum_i y_i alpha_i = 0"):
+        svm_smo(np.eye(2), np.array([1, 1]), np.array([0.5, 0.0]), -np.ones(2), 1.0)
+
+
+def test_smo_alpha_out_of_box():
+    with pytest.raises(ValueError, match=r"alpha: expected values in \[0, C\]"):
+        svm_smo(np.eye(2), np.array([1, -1]), np.array([2.0, 2.0]), -np.ones(2), 1.0)
+
+
+def test_smo_K_not_square():
+    with pytest.raises(ValueError, match=r"K: expected a square matrix"):
+        svm_smo(np.ones((2, 3)), np.array([1, -1]), np.zeros(2), -np.ones(2), 1.0)
+
+
+def test_smo_bad_labels():
+    with pytest.raises(ValueError, match=r"y: expected labels -1 or \+1 only"):
+        svm_smo(np.eye(2), np.array([0, 1]), np.zeros(2), -np.ones(2), 1.0)
+
+
+def test_dual_cd_w_dtype():
+    with pytest.raises(TypeError, match=r"w: expected dtype float64"):
+        svm_dual_cd(np.ones((2, 2)), np.array([1, -1]), np.zeros(2), np.zeros(2, np.float32), np.zeros(2), 1.0, 1.0)
+
+
+def test_dual_cd_bad_C():
+    with pytest.raises(ValueError, match=r"C: expected"):
+        svm_dual_cd(np.ones((2, 2)), np.array([1, -1]), np.zeros(2), np.zeros(2), np.zeros(2), 0.0, 1.0)
+
+
+def test_dual_cd_nan_X():
+    X = np.ones((2, 2))
+    X[0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"X: expected finite"):
+        svm_dual_cd(X, np.array([1, -1]), np.zeros(2), np.zeros(2), np.zeros(2), 1.0, 1.0)
