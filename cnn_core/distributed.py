@@ -131,6 +131,7 @@ class _Packed:
     def __init__(self, arrays: Sequence[Any], buckets: int = 1,
                  array: Callable[[Any], np.ndarray] = lambda a: a) -> None:
         self.arrays = list(arrays)
+        self.array = array
         totals: dict[np.dtype, int] = {}
         where = []
         for item in self.arrays:
@@ -150,24 +151,22 @@ class _Packed:
                 bounds[dt].append((len(self.chunks), lo, min(n, lo + step)))
                 self.chunks.append(self.flats[dt][lo:min(n, lo + step)])
         self.chunk_of = [[c for c, clo, chi in bounds[dt] if clo < hi and lo < chi] for dt, lo, hi in where]
-        self.nbytes = sum(f.nbytes for f in self.flats.values())
 
-    def gather(self, source: Callable[[Any], np.ndarray] = lambda a: a, weight: float = 1.0,
-               items: Sequence[int] | None = None) -> None:
-        """Copy (weight *) each array into its slot; `source` maps an entry of `arrays` to the array to copy."""
+    def gather(self, weight: float = 1.0, items: Sequence[int] | None = None) -> None:
+        """Copy (weight *) the arrays (all, or those at the indices `items`) into their slots."""
         for i in range(len(self.arrays)) if items is None else items:
             flat, lo, hi = self.slots[i]
-            a = source(self.arrays[i]).reshape(-1)
+            a = self.array(self.arrays[i]).reshape(-1)
             if weight == 1.0:
                 flat[lo:hi] = a
             else:
                 np.multiply(a, weight, out=flat[lo:hi])
 
-    def scatter(self, target: Callable[[Any], np.ndarray] = lambda a: a) -> None:
-        """Copy each slot back into its array (`target` maps an entry of `arrays` to the array to write)."""
+    def scatter(self) -> None:
+        """Copy each slot back into its array."""
         for i, item in enumerate(self.arrays):
             flat, lo, hi = self.slots[i]
-            a = target(item)
+            a = self.array(item)
             a[...] = flat[lo:hi].reshape(a.shape)
 
 
@@ -181,10 +180,10 @@ class _Grads(_Packed):
 
     def allreduce(self, comm, weight: float) -> None:
         MPI = _mpi()
-        self.gather(lambda p: p.grad, weight)
+        self.gather(weight)
         for chunk in self.chunks:
             comm.Allreduce(MPI.IN_PLACE, chunk, op=MPI.SUM)
-        self.scatter(lambda p: p.grad)
+        self.scatter()
 
 
 def _trainable(model) -> list:
@@ -397,11 +396,11 @@ class Trainer:
         # chunks nobody finished (this rank had no samples, or a module's backward ran outside the hooks)
         for c in range(self._next, len(self._pending)):
             if self._pending[c] > 0:
-                self.grads.gather(lambda p: p.grad, self.weight, sorted(self._chunk_items[c] - self._done))
+                self.grads.gather(self.weight, sorted(self._chunk_items[c] - self._done))
                 self._pending[c] = 0
         self._start_ready()
         self.MPI.Request.Waitall(self._requests)
-        self.grads.scatter(lambda p: p.grad)
+        self.grads.scatter()
 
     # -- overlap -------------------------------------------------------------------------------------
     def _install_hooks(self, model) -> None:
@@ -434,7 +433,7 @@ class Trainer:
         self._wrapped.append(m)
 
     def _produced(self, items: list[int]) -> None:
-        self.grads.gather(lambda p: p.grad, self.weight, items)
+        self.grads.gather(self.weight, items)
         self._done.update(items)
         for i in items:
             for c in self.grads.chunk_of[i]:

@@ -148,6 +148,33 @@ def _api(out: str, rank: int, size: int) -> None:
             errors[f"{net.dtype}/{buckets}"] = max(
                 float((np.abs(p.grad - sum(t)) / (np.finfo(p.dtype).eps * sum(np.abs(x) for x in t))).max())
                 for p, t in zip(net.parameters(), terms))
+    # overlap: every bucket's Iallreduce is started by the backward hooks, before backward returns, and the
+    # result is the blocking all-reduce's
+    cnn_core.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 7, dtype="float64"), nn.ReLU(), nn.Linear(7, 6, dtype="float64"), nn.ReLU(),
+                        nn.Linear(6, 3, dtype="float64"))
+    loss = nn.CrossEntropyLoss()
+    x, t = np.random.default_rng(rank).standard_normal((4, 5)), np.arange(4) % 3
+
+    def local_gradients():
+        net.zero_grad()
+        loss(net(x), t)
+        net.backward(loss.backward())
+
+    local_gradients()
+    distributed.allreduce_gradients(net, 0.25)
+    blocking = [p.grad.copy() for p in net.parameters()]
+    trainer = distributed.Trainer(distributed.Options(buckets=3, overlap=True))
+    trainer.start(net, None)
+    trainer.arm(0.25)
+    local_gradients()
+    overlap = {"started_in_backward": sum(r is not None for r in trainer._requests),
+               "buckets": len(trainer.grads.chunks)}
+    trainer.allreduce()
+    trainer.finish()
+    overlap["rel_diff"] = max(float(np.abs(p.grad - b).max() / np.abs(b).max())
+                              for p, b in zip(net.parameters(), blocking))
+    overlap["hooks_left"] = sum("backward" in m.__dict__ for m in net.modules())
     opt = optim.Adam(model.parameters(), lr=0.01)
     cnn_core.manual_seed(rank)
     for p in model.parameters():
@@ -161,7 +188,8 @@ def _api(out: str, rank: int, size: int) -> None:
              **{f"adam.{k}.{n}": v for k, s in opt.state_dict()["state"].items() for n, v in s.items()
                 if isinstance(v, np.ndarray)})
     with open(f"{out}.{rank}.json", "w") as f:
-        json.dump({"errors": errors, "is_main": distributed.is_main(), "size": distributed.world_size()}, f)
+        json.dump({"errors": errors, "overlap": overlap, "is_main": distributed.is_main(),
+                   "size": distributed.world_size()}, f)
 
 
 if __name__ == "__main__":

@@ -133,7 +133,7 @@ def test_batchnorm_buffers_are_rank_0s_everywhere(tmp_path):
 
 
 @needs_mpi
-def test_api_allreduce_and_broadcast(tmp_path):
+def test_api_allreduce_overlap_and_broadcast(tmp_path):
     out = str(tmp_path / "api")
     r = _run(3, [WORKER, "api", out], tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -142,6 +142,9 @@ def test_api_allreduce_and_broadcast(tmp_path):
         assert record["size"] == 3 and record["is_main"] == (rank == 0)
         # weighted sum of 3 terms: each term rounded once, two additions: at most 3 eps x sum |terms|
         assert max(record["errors"].values()) <= 3, record["errors"]
+        overlap = record["overlap"]
+        assert overlap["buckets"] == 3 and overlap["started_in_backward"] == 3  # all started by the hooks
+        assert overlap["rel_diff"] <= EQUAL and overlap["hooks_left"] == 0
         assert any(k.startswith("adam.") for k in arrays)  # rank 0's optimizer state reached every rank
         for k in arrays:
             assert np.array_equal(arrays[k], results[0][0][k]), (rank, k)
