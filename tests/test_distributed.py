@@ -90,6 +90,19 @@ def test_missing_mpi4py_names_the_extra(tmp_path):
     assert "cnn_core[mpi]" in r.stdout
 
 
+def test_cli_distributed_usage_errors(tmp_path, capsys):
+    from cnn_core.cli import main
+
+    assert main(["train", "svm", "--distributed", "--limit", "50"]) == 2
+    assert "--distributed does not apply to svm" in capsys.readouterr().err
+    code = ("import sys; sys.modules['mpi4py'] = None\n"
+            "from cnn_core.cli import main\n"
+            "sys.exit(main(['train', 'mlp', '--distributed', '--limit', '50', '--epochs', '1']))\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "--distributed:" in r.stderr and "cnn_core[mpi]" in r.stderr and "Traceback" not in r.stderr
+
+
 @needs_mpi
 @pytest.mark.parametrize("kind, ranks, batch, buckets, overlap", [
     ("mlp", 2, 15, None, None),    # shards 8 + 7, last batch 13: 7 + 6
