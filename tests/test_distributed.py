@@ -195,7 +195,9 @@ def test_a_raising_rank_ends_the_job_quickly(tmp_path):
 def test_ctrl_c_stops_every_rank_at_the_same_epoch(tmp_path):
     out = str(tmp_path / "run")
     cmd = [_mpiexec(), "-n", "2", sys.executable, WORKER, "interrupt", out]
-    p = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # default SIGINT handling in the job even when this test runs in a background job (which ignores SIGINT)
+    p = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while len(glob.glob(out + ".started.*")) < 2 and time.monotonic() < deadline and p.poll() is None:
