@@ -171,6 +171,10 @@ def _one_rank_fails_all(args, settings) -> int:
         print(f"cnn-core: error: {e}", file=sys.stderr, flush=True)
         distributed.abort(code=EXIT_USAGE)
         raise
+    except KeyboardInterrupt:  # outside training (fit stops every rank together inside it)
+        print("cnn-core: interrupted", file=sys.stderr, flush=True)
+        distributed.abort(code=EXIT_INTERRUPTED)
+        raise
     except BaseException as e:
         if not getattr(e, "_cnn_core_all_ranks", False):
             distributed.abort(e)
