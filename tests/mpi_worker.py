@@ -12,6 +12,7 @@ import numpy as np
 
 import cnn_core
 from cnn_core import nn, optim
+from cnn_core.data import DataLoader, RandomShift
 from cnn_core.models import lenet5, mlp
 
 STEPS_PER_EPOCH, EPOCHS = 5, 4  # 20 optimizer steps
@@ -39,12 +40,17 @@ def build(kind: str, seed: int):
 def train(kind: str, batch: int, distributed=False, rank: int = 0, callbacks=()):
     """20 steps of SGD with momentum in float64; each rank starts from its own initialization (fit must
     broadcast rank 0's, which is the single-process run's)."""
+    augment = kind == "lenet-aug"  # a DataLoader with a random transform: every rank must draw the same shifts
+    kind = "lenet" if augment else kind
     X, y, X_val, y_val = toy_data("mlp" if kind == "bn" else kind, batch)
     model = build(kind, 11 + rank)
     opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    history = cnn_core.fit(model, nn.CrossEntropyLoss(), opt, X, y, epochs=EPOCHS, batch_size=batch,
-                           validation_data=(X_val, y_val), seed=3, callbacks=list(callbacks),
-                           distributed=distributed)
+    if augment:
+        data = dict(X=DataLoader(X, y, batch, shuffle=True, transform=RandomShift(2), seed=3))
+    else:
+        data = dict(X=X, y=y, batch_size=batch, seed=3)
+    history = cnn_core.fit(model, nn.CrossEntropyLoss(), opt, epochs=EPOCHS, validation_data=(X_val, y_val),
+                           callbacks=list(callbacks), distributed=distributed, **data)
     return model, history
 
 
