@@ -109,7 +109,9 @@ def main(argv) -> int:
     if mode == "train":  # KIND BATCH [BUCKETS OVERLAP]
         kind, batch = argv[2], int(argv[3])
         opts = True if len(argv) == 4 else distributed.Options(buckets=int(argv[4]), overlap=argv[5] == "1")
-        model, history = train(kind, batch, opts, rank)
+        # files named per rank: only rank 0's may appear (fit runs these callbacks on rank 0 alone)
+        files = [cnn_core.ModelCheckpoint(f"{out}.checkpoint.{rank}.npz"), cnn_core.CSVLogger(f"{out}.log.{rank}.csv")]
+        model, history = train(kind, batch, opts, rank, files)
         _write(out, rank, model, {"size": size, "history": history.history})
     elif mode == "raise":
         train("mlp", 10, True, rank, [_RaiseOn(1, 2)])

@@ -18,6 +18,7 @@ import time
 import numpy as np
 import pytest
 
+import cnn_core
 import mpi_worker
 from cnn_core.distributed import shard
 
@@ -130,6 +131,10 @@ def test_equals_single_process_training(tmp_path, kind, ranks, batch, buckets, o
         np.testing.assert_allclose(h["train_loss"], history.history["train_loss"], rtol=EQUAL)
         np.testing.assert_allclose(h["val_loss"], history.history["val_loss"], rtol=EQUAL)
     # the ranks started from different initializations: equality means rank 0's was broadcast
+    # only rank 0 wrote the checkpoint and the CSV log, and its checkpoint holds the final weights
+    assert sorted(os.path.basename(f) for f in glob.glob(out + ".checkpoint.*") + glob.glob(out + ".log.*")) == \
+        ["run.checkpoint.0.npz", "run.log.0.csv"]
+    assert _rel_diff(cnn_core.load(out + ".checkpoint.0.npz").state_dict(), ref) <= EQUAL
     base = "lenet" if kind == "lenet-aug" else kind
     assert _rel_diff(mpi_worker.build(base, 12).state_dict(), mpi_worker.build(base, 11).state_dict()) > 0.1
 
@@ -219,7 +224,6 @@ def test_ctrl_c_stops_every_rank_at_the_same_epoch(tmp_path):
 
 @needs_mpi
 def test_cli_trains_saves_on_rank_0_and_the_file_loads(tmp_path):
-    import cnn_core
     from cnn_core.cli.data import fit_model_input, load_split
 
     path = tmp_path / "mlp.npz"
