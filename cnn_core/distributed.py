@@ -386,7 +386,8 @@ class Trainer:
             self._pending = list(self._chunk_counts)
             self._next = 0
             self._requests = [None] * len(self.grads.chunks)
-            self._done: set[int] = set()
+            self._done: set[int] = set()  # the gradients gathered (indices into grads.arrays)
+            self._done_modules: set[int] = set()
 
     def allreduce(self) -> None:
         """After backward: the gradients summed over ranks (weighted), identical on every rank."""
@@ -426,13 +427,18 @@ class Trainer:
 
         def backward_then_reduce(*args, **kwargs):
             out = backward(m, *args, **kwargs)
-            trainer._produced(items)
+            trainer._produced(m, items)
             return out
 
         m.__dict__["backward"] = backward_then_reduce
         self._wrapped.append(m)
 
-    def _produced(self, items: list[int]) -> None:
+    def _produced(self, m, items: list[int]) -> None:
+        if id(m) in self._done_modules:  # its buckets may be on the wire with the first call's gradients
+            raise RuntimeError("distributed: a module's backward ran twice in one step (a module used twice?); "
+                               "overlap needs each parameter's gradient complete after one call: use "
+                               "Options(overlap=False)")
+        self._done_modules.add(id(m))
         self.grads.gather(self.weight, items)
         self._done.update(items)
         for i in items:
