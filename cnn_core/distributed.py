@@ -225,7 +225,7 @@ def check_same_model(model) -> None:
         if sig != sigs[0]:
             diff = next((a, b) for a, b in zip(sigs[0] + [None] * len(sig), sig + [None] * len(sigs[0]))
                         if a != b)
-            raise _all_ranks(ValueError(f"model: rank {r}'s model differs from rank 0's "
+            raise raised_together(ValueError(f"model: rank {r}'s model differs from rank 0's "
                                         f"(rank 0: {diff[0]}, rank {r}: {diff[1]})"))
 
 
@@ -251,10 +251,17 @@ def _bcast_packed(comm, packed: _Packed) -> None:
         packed.scatter()
 
 
-def _all_ranks(exc: BaseException) -> BaseException:
-    """Mark an exception raised on every rank at the same point (a collective decision): no abort needed."""
+def raised_together(exc: BaseException) -> BaseException:
+    """Mark `exc` as raised by every rank at the same point (a decision they took together, e.g. after a
+    collective): leaving fit with it needs no abort. Returns `exc`."""
     exc._cnn_core_all_ranks = True
     return exc
+
+
+def was_raised_together(exc: BaseException) -> bool:
+    """True for an exception marked by raised_together; any other one, raised by one rank alone while the
+    others may be waiting in a collective, calls for abort()."""
+    return getattr(exc, "_cnn_core_all_ranks", False)
 
 
 def abort(exc: BaseException | None = None, code: int = 1) -> None:
@@ -326,7 +333,7 @@ class Trainer:
         """After the argument checks: every rank learns whether any rank failed them."""
         bad = self.comm.allreduce(1 if failed else 0, op=self.MPI.SUM)
         if bad and not failed:
-            raise _all_ranks(RuntimeError(f"fit: {bad} of {self.size} ranks rejected their arguments "
+            raise raised_together(RuntimeError(f"fit: {bad} of {self.size} ranks rejected their arguments "
                                           f"(see their errors); training did not start"))
 
     def start(self, model, optimizer) -> None:
@@ -363,10 +370,13 @@ class Trainer:
             seed = int(get_rng(None).integers(2 ** 62)) if self.rank == 0 else None
         return self.comm.bcast(seed, root=0)
 
+    together = staticmethod(raised_together)
+    was_together = staticmethod(was_raised_together)
+
     def guard(self, exc: BaseException) -> None:
         """An exception leaving fit: one that every rank raised together passes; any other aborts the job
         when there are other ranks (they may be waiting in a collective for this one)."""
-        if self.size > 1 and not getattr(exc, "_cnn_core_all_ranks", False):
+        if self.size > 1 and not was_raised_together(exc):
             abort(exc)
 
     # -- per step ------------------------------------------------------------------------------------

@@ -166,7 +166,7 @@ def _one_rank_fails_all(args, settings) -> int:
         X_test, y_test = _limit(*load_split(args.data, "test"), args.limit)
         return _train_network(args, settings, X, y, X_test, y_test)
     except UsageError as e:
-        if getattr(e, "_cnn_core_all_ranks", False):
+        if distributed.was_raised_together(e):
             raise
         print(f"cnn-core: error: {e}", file=sys.stderr, flush=True)
         distributed.abort(code=EXIT_USAGE)
@@ -176,7 +176,7 @@ def _one_rank_fails_all(args, settings) -> int:
         distributed.abort(code=EXIT_INTERRUPTED)
         raise
     except BaseException as e:
-        if not getattr(e, "_cnn_core_all_ranks", False):
+        if not distributed.was_raised_together(e):
             distributed.abort(e)
         raise
 
