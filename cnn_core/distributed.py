@@ -131,6 +131,7 @@ class _Packed:
     def __init__(self, arrays: Sequence[Any], buckets: int = 1,
                  array: Callable[[Any], np.ndarray] = lambda a: a) -> None:
         self.arrays = list(arrays)
+        self.array = array
         totals: dict[np.dtype, int] = {}
         where = []
         for item in self.arrays:
@@ -150,24 +151,22 @@ class _Packed:
                 bounds[dt].append((len(self.chunks), lo, min(n, lo + step)))
                 self.chunks.append(self.flats[dt][lo:min(n, lo + step)])
         self.chunk_of = [[c for c, clo, chi in bounds[dt] if clo < hi and lo < chi] for dt, lo, hi in where]
-        self.nbytes = sum(f.nbytes for f in self.flats.values())
 
-    def gather(self, source: Callable[[Any], np.ndarray] = lambda a: a, weight: float = 1.0,
-               items: Sequence[int] | None = None) -> None:
-        """Copy (weight *) each array into its slot; `source` maps an entry of `arrays` to the array to copy."""
+    def gather(self, weight: float = 1.0, items: Sequence[int] | None = None) -> None:
+        """Copy (weight *) the arrays (all, or those at the indices `items`) into their slots."""
         for i in range(len(self.arrays)) if items is None else items:
             flat, lo, hi = self.slots[i]
-            a = source(self.arrays[i]).reshape(-1)
+            a = self.array(self.arrays[i]).reshape(-1)
             if weight == 1.0:
                 flat[lo:hi] = a
             else:
                 np.multiply(a, weight, out=flat[lo:hi])
 
-    def scatter(self, target: Callable[[Any], np.ndarray] = lambda a: a) -> None:
-        """Copy each slot back into its array (`target` maps an entry of `arrays` to the array to write)."""
+    def scatter(self) -> None:
+        """Copy each slot back into its array."""
         for i, item in enumerate(self.arrays):
             flat, lo, hi = self.slots[i]
-            a = target(item)
+            a = self.array(item)
             a[...] = flat[lo:hi].reshape(a.shape)
 
 
@@ -181,10 +180,10 @@ class _Grads(_Packed):
 
     def allreduce(self, comm, weight: float) -> None:
         MPI = _mpi()
-        self.gather(lambda p: p.grad, weight)
+        self.gather(weight)
         for chunk in self.chunks:
             comm.Allreduce(MPI.IN_PLACE, chunk, op=MPI.SUM)
-        self.scatter(lambda p: p.grad)
+        self.scatter()
 
 
 def _trainable(model) -> list:
@@ -226,7 +225,7 @@ def check_same_model(model) -> None:
         if sig != sigs[0]:
             diff = next((a, b) for a, b in zip(sigs[0] + [None] * len(sig), sig + [None] * len(sigs[0]))
                         if a != b)
-            raise _all_ranks(ValueError(f"model: rank {r}'s model differs from rank 0's "
+            raise raised_together(ValueError(f"model: rank {r}'s model differs from rank 0's "
                                         f"(rank 0: {diff[0]}, rank {r}: {diff[1]})"))
 
 
@@ -252,10 +251,17 @@ def _bcast_packed(comm, packed: _Packed) -> None:
         packed.scatter()
 
 
-def _all_ranks(exc: BaseException) -> BaseException:
-    """Mark an exception raised on every rank at the same point (a collective decision): no abort needed."""
+def raised_together(exc: BaseException) -> BaseException:
+    """Mark `exc` as raised by every rank at the same point (a decision they took together, e.g. after a
+    collective): leaving fit with it needs no abort. Returns `exc`."""
     exc._cnn_core_all_ranks = True
     return exc
+
+
+def was_raised_together(exc: BaseException) -> bool:
+    """True for an exception marked by raised_together; any other one, raised by one rank alone while the
+    others may be waiting in a collective, calls for abort()."""
+    return getattr(exc, "_cnn_core_all_ranks", False)
 
 
 def abort(exc: BaseException | None = None, code: int = 1) -> None:
@@ -327,7 +333,7 @@ class Trainer:
         """After the argument checks: every rank learns whether any rank failed them."""
         bad = self.comm.allreduce(1 if failed else 0, op=self.MPI.SUM)
         if bad and not failed:
-            raise _all_ranks(RuntimeError(f"fit: {bad} of {self.size} ranks rejected their arguments "
+            raise raised_together(RuntimeError(f"fit: {bad} of {self.size} ranks rejected their arguments "
                                           f"(see their errors); training did not start"))
 
     def start(self, model, optimizer) -> None:
@@ -364,10 +370,13 @@ class Trainer:
             seed = int(get_rng(None).integers(2 ** 62)) if self.rank == 0 else None
         return self.comm.bcast(seed, root=0)
 
+    together = staticmethod(raised_together)
+    was_together = staticmethod(was_raised_together)
+
     def guard(self, exc: BaseException) -> None:
         """An exception leaving fit: one that every rank raised together passes; any other aborts the job
         when there are other ranks (they may be waiting in a collective for this one)."""
-        if self.size > 1 and not getattr(exc, "_cnn_core_all_ranks", False):
+        if self.size > 1 and not was_raised_together(exc):
             abort(exc)
 
     # -- per step ------------------------------------------------------------------------------------
@@ -387,7 +396,8 @@ class Trainer:
             self._pending = list(self._chunk_counts)
             self._next = 0
             self._requests = [None] * len(self.grads.chunks)
-            self._done: set[int] = set()
+            self._done: set[int] = set()  # the gradients gathered (indices into grads.arrays)
+            self._done_modules: set[int] = set()
 
     def allreduce(self) -> None:
         """After backward: the gradients summed over ranks (weighted), identical on every rank."""
@@ -397,11 +407,11 @@ class Trainer:
         # chunks nobody finished (this rank had no samples, or a module's backward ran outside the hooks)
         for c in range(self._next, len(self._pending)):
             if self._pending[c] > 0:
-                self.grads.gather(lambda p: p.grad, self.weight, sorted(self._chunk_items[c] - self._done))
+                self.grads.gather(self.weight, sorted(self._chunk_items[c] - self._done))
                 self._pending[c] = 0
         self._start_ready()
         self.MPI.Request.Waitall(self._requests)
-        self.grads.scatter(lambda p: p.grad)
+        self.grads.scatter()
 
     # -- overlap -------------------------------------------------------------------------------------
     def _install_hooks(self, model) -> None:
@@ -427,14 +437,19 @@ class Trainer:
 
         def backward_then_reduce(*args, **kwargs):
             out = backward(m, *args, **kwargs)
-            trainer._produced(items)
+            trainer._produced(m, items)
             return out
 
         m.__dict__["backward"] = backward_then_reduce
         self._wrapped.append(m)
 
-    def _produced(self, items: list[int]) -> None:
-        self.grads.gather(lambda p: p.grad, self.weight, items)
+    def _produced(self, m, items: list[int]) -> None:
+        if id(m) in self._done_modules:  # its buckets may be on the wire with the first call's gradients
+            raise RuntimeError("distributed: a module's backward ran twice in one step (a module used twice?); "
+                               "overlap needs each parameter's gradient complete after one call: use "
+                               "Options(overlap=False)")
+        self._done_modules.add(id(m))
+        self.grads.gather(self.weight, items)
         self._done.update(items)
         for i in items:
             for c in self.grads.chunk_of[i]:

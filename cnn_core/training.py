@@ -369,7 +369,7 @@ def _fit(model, loss, optimizer, X, y, epochs, batch_size, validation_data, shuf
     except Exception as e:
         if dist is not None:  # every rank learns that some rank failed, and no rank waits in a collective
             dist.agree(failed=True)
-            e._cnn_core_all_ranks = True
+            dist.together(e)
         raise
     if dist is not None:
         dist.agree(failed=False)
@@ -475,7 +475,7 @@ def _train(model, loss, optimizer, loader, X, y, kind, labels, val, callbacks, e
                 else:
                     logs["val_loss"], logs["val_acc"] = _evaluate_distributed(model, loss, val, dist)
                 if dist is not None and dist.reduce([dist.stop_requested])[0]:
-                    raise _every_rank(KeyboardInterrupt())  # Ctrl-C during validation: this epoch is lost
+                    raise dist.together(KeyboardInterrupt())  # Ctrl-C during validation: this epoch is lost
                 logs["seconds"] = time.perf_counter() - logs.pop("start")
                 history.append(logs)
                 snapshot = _snapshot(model, optimizer)
@@ -486,7 +486,7 @@ def _train(model, loss, optimizer, loader, X, y, kind, labels, val, callbacks, e
                 if model.stop_training:
                     break
         except KeyboardInterrupt as e:
-            if dist is not None and not getattr(e, "_cnn_core_all_ranks", False):
+            if dist is not None and not dist.was_together(e):
                 raise  # this rank alone: the others may wait in a collective, so fit's guard aborts the job
             _restore(model, optimizer, snapshot)
             history.interrupted = True
@@ -549,12 +549,6 @@ def _train_epoch(model, loss, optimizer, batches_iter, kind, epoch, epochs, batc
             "samples_per_sec": seen / seconds if seconds > 0 else math.inf, "start": start_time}
 
 
-def _every_rank(exc: BaseException) -> BaseException:
-    """Mark an exception that every rank raises at the same point of a distributed fit (no abort needed)."""
-    exc._cnn_core_all_ranks = True
-    return exc
-
-
 def _loss_divisor(loss, y: np.ndarray) -> float:
     """What the loss's reduction divides the sum of a batch's losses by, up to a factor common to every batch:
     the number of samples, or the summed class weights of the kept labels for a weighted (or ignore_index)
@@ -604,17 +598,17 @@ def _train_epoch_distributed(model, loss, optimizer, batches_iter, kind, epoch, 
                     hits = _n_correct(kind, a, ys if ls is None else ls)
         s = dist.reduce([0.0 if bad else value * divisor, divisor, hits, bad is not None, dist.stop_requested])
         if s[dist.BAD]:
-            raise _every_rank(NonFiniteLossError(bad or "the loss or the forward pass became NaN or infinity on "
+            raise dist.together(NonFiniteLossError(bad or "the loss or the forward pass became NaN or infinity on "
                                                  "another rank", epoch, epochs, batch, batches))
         if s[dist.STOP]:
-            raise _every_rank(KeyboardInterrupt())
+            raise dist.together(KeyboardInterrupt())
         d = s[dist.DIVISOR]
         dist.arm(1.0 if summed else (divisor / d if d > 0 else 0.0))
         if len(xs):
             model.backward(loss.backward())
         dist.allreduce()
         if not _all_finite(params):  # the reduced gradients are identical on every rank: so is this verdict
-            raise _every_rank(NonFiniteLossError("gradients became NaN or infinity", epoch, epochs, batch,
+            raise dist.together(NonFiniteLossError("gradients became NaN or infinity", epoch, epochs, batch,
                                                  batches))
         optimizer.step()
         value = s[dist.LOSS] if summed else (s[dist.LOSS] / d if d > 0 else 0.0)

@@ -12,6 +12,7 @@ import numpy as np
 
 import cnn_core
 from cnn_core import nn, optim
+from cnn_core.data import DataLoader, RandomShift
 from cnn_core.models import lenet5, mlp
 
 STEPS_PER_EPOCH, EPOCHS = 5, 4  # 20 optimizer steps
@@ -39,12 +40,17 @@ def build(kind: str, seed: int):
 def train(kind: str, batch: int, distributed=False, rank: int = 0, callbacks=()):
     """20 steps of SGD with momentum in float64; each rank starts from its own initialization (fit must
     broadcast rank 0's, which is the single-process run's)."""
+    augment = kind == "lenet-aug"  # a DataLoader with a random transform: every rank must draw the same shifts
+    kind = "lenet" if augment else kind
     X, y, X_val, y_val = toy_data("mlp" if kind == "bn" else kind, batch)
     model = build(kind, 11 + rank)
     opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    history = cnn_core.fit(model, nn.CrossEntropyLoss(), opt, X, y, epochs=EPOCHS, batch_size=batch,
-                           validation_data=(X_val, y_val), seed=3, callbacks=list(callbacks),
-                           distributed=distributed)
+    if augment:
+        data = dict(X=DataLoader(X, y, batch, shuffle=True, transform=RandomShift(2), seed=3))
+    else:
+        data = dict(X=X, y=y, batch_size=batch, seed=3)
+    history = cnn_core.fit(model, nn.CrossEntropyLoss(), opt, epochs=EPOCHS, validation_data=(X_val, y_val),
+                           callbacks=list(callbacks), distributed=distributed, **data)
     return model, history
 
 
@@ -103,7 +109,9 @@ def main(argv) -> int:
     if mode == "train":  # KIND BATCH [BUCKETS OVERLAP]
         kind, batch = argv[2], int(argv[3])
         opts = True if len(argv) == 4 else distributed.Options(buckets=int(argv[4]), overlap=argv[5] == "1")
-        model, history = train(kind, batch, opts, rank)
+        # files named per rank: only rank 0's may appear (fit runs these callbacks on rank 0 alone)
+        files = [cnn_core.ModelCheckpoint(f"{out}.checkpoint.{rank}.npz"), cnn_core.CSVLogger(f"{out}.log.{rank}.csv")]
+        model, history = train(kind, batch, opts, rank, files)
         _write(out, rank, model, {"size": size, "history": history.history})
     elif mode == "raise":
         train("mlp", 10, True, rank, [_RaiseOn(1, 2)])
@@ -148,6 +156,33 @@ def _api(out: str, rank: int, size: int) -> None:
             errors[f"{net.dtype}/{buckets}"] = max(
                 float((np.abs(p.grad - sum(t)) / (np.finfo(p.dtype).eps * sum(np.abs(x) for x in t))).max())
                 for p, t in zip(net.parameters(), terms))
+    # overlap: every bucket's Iallreduce is started by the backward hooks, before backward returns, and the
+    # result is the blocking all-reduce's
+    cnn_core.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 7, dtype="float64"), nn.ReLU(), nn.Linear(7, 6, dtype="float64"), nn.ReLU(),
+                        nn.Linear(6, 3, dtype="float64"))
+    loss = nn.CrossEntropyLoss()
+    x, t = np.random.default_rng(rank).standard_normal((4, 5)), np.arange(4) % 3
+
+    def local_gradients():
+        net.zero_grad()
+        loss(net(x), t)
+        net.backward(loss.backward())
+
+    local_gradients()
+    distributed.allreduce_gradients(net, 0.25)
+    blocking = [p.grad.copy() for p in net.parameters()]
+    trainer = distributed.Trainer(distributed.Options(buckets=3, overlap=True))
+    trainer.start(net, None)
+    trainer.arm(0.25)
+    local_gradients()
+    overlap = {"started_in_backward": sum(r is not None for r in trainer._requests),
+               "buckets": len(trainer.grads.chunks)}
+    trainer.allreduce()
+    trainer.finish()
+    overlap["rel_diff"] = max(float(np.abs(p.grad - b).max() / np.abs(b).max())
+                              for p, b in zip(net.parameters(), blocking))
+    overlap["hooks_left"] = sum("backward" in m.__dict__ for m in net.modules())
     opt = optim.Adam(model.parameters(), lr=0.01)
     cnn_core.manual_seed(rank)
     for p in model.parameters():
@@ -161,7 +196,8 @@ def _api(out: str, rank: int, size: int) -> None:
              **{f"adam.{k}.{n}": v for k, s in opt.state_dict()["state"].items() for n, v in s.items()
                 if isinstance(v, np.ndarray)})
     with open(f"{out}.{rank}.json", "w") as f:
-        json.dump({"errors": errors, "is_main": distributed.is_main(), "size": distributed.world_size()}, f)
+        json.dump({"errors": errors, "overlap": overlap, "is_main": distributed.is_main(),
+                   "size": distributed.world_size()}, f)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import time
 import numpy as np
 import pytest
 
+import cnn_core
 import mpi_worker
 from cnn_core.distributed import shard
 
@@ -90,13 +91,27 @@ def test_missing_mpi4py_names_the_extra(tmp_path):
     assert "cnn_core[mpi]" in r.stdout
 
 
+def test_cli_distributed_usage_errors(tmp_path, capsys):
+    from cnn_core.cli import main
+
+    assert main(["train", "svm", "--distributed", "--limit", "50"]) == 2
+    assert "--distributed does not apply to svm" in capsys.readouterr().err
+    code = ("import sys; sys.modules['mpi4py'] = None\n"
+            "from cnn_core.cli import main\n"
+            "sys.exit(main(['train', 'mlp', '--distributed', '--limit', '50', '--epochs', '1']))\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "--distributed:" in r.stderr and "cnn_core[mpi]" in r.stderr and "Traceback" not in r.stderr
+
+
 @needs_mpi
 @pytest.mark.parametrize("kind, ranks, batch, buckets, overlap", [
     ("mlp", 2, 15, None, None),    # shards 8 + 7, last batch 13: 7 + 6
     ("mlp", 3, 16, None, None),    # 6 + 5 + 5
     ("lenet", 2, 9, None, None),   # 5 + 4
     ("lenet", 3, 10, 4, "1"),      # 4 + 3 + 3, four buckets, all-reduce overlapped with backward
-], ids=["mlp-2", "mlp-3", "lenet5-2", "lenet5-3-overlap"])
+    ("lenet-aug", 2, 9, None, None),  # a DataLoader with random shifts: the same draws on every rank
+], ids=["mlp-2", "mlp-3", "lenet5-2", "lenet5-3-overlap", "lenet5-2-augmented"])
 def test_equals_single_process_training(tmp_path, kind, ranks, batch, buckets, overlap):
     out = str(tmp_path / "run")
     extra = [] if buckets is None else [str(buckets), overlap]
@@ -116,7 +131,12 @@ def test_equals_single_process_training(tmp_path, kind, ranks, batch, buckets, o
         np.testing.assert_allclose(h["train_loss"], history.history["train_loss"], rtol=EQUAL)
         np.testing.assert_allclose(h["val_loss"], history.history["val_loss"], rtol=EQUAL)
     # the ranks started from different initializations: equality means rank 0's was broadcast
-    assert _rel_diff(mpi_worker.build(kind, 12).state_dict(), mpi_worker.build(kind, 11).state_dict()) > 0.1
+    # only rank 0 wrote the checkpoint and the CSV log, and its checkpoint holds the final weights
+    assert sorted(os.path.basename(f) for f in glob.glob(out + ".checkpoint.*") + glob.glob(out + ".log.*")) == \
+        ["run.checkpoint.0.npz", "run.log.0.csv"]
+    assert _rel_diff(cnn_core.load(out + ".checkpoint.0.npz").state_dict(), ref) <= EQUAL
+    base = "lenet" if kind == "lenet-aug" else kind
+    assert _rel_diff(mpi_worker.build(base, 12).state_dict(), mpi_worker.build(base, 11).state_dict()) > 0.1
 
 
 @needs_mpi
@@ -133,7 +153,7 @@ def test_batchnorm_buffers_are_rank_0s_everywhere(tmp_path):
 
 
 @needs_mpi
-def test_api_allreduce_and_broadcast(tmp_path):
+def test_api_allreduce_overlap_and_broadcast(tmp_path):
     out = str(tmp_path / "api")
     r = _run(3, [WORKER, "api", out], tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -142,6 +162,9 @@ def test_api_allreduce_and_broadcast(tmp_path):
         assert record["size"] == 3 and record["is_main"] == (rank == 0)
         # weighted sum of 3 terms: each term rounded once, two additions: at most 3 eps x sum |terms|
         assert max(record["errors"].values()) <= 3, record["errors"]
+        overlap = record["overlap"]
+        assert overlap["buckets"] == 3 and overlap["started_in_backward"] == 3  # all started by the hooks
+        assert overlap["rel_diff"] <= EQUAL and overlap["hooks_left"] == 0
         assert any(k.startswith("adam.") for k in arrays)  # rank 0's optimizer state reached every rank
         for k in arrays:
             assert np.array_equal(arrays[k], results[0][0][k]), (rank, k)
@@ -179,7 +202,9 @@ def test_a_raising_rank_ends_the_job_quickly(tmp_path):
 def test_ctrl_c_stops_every_rank_at_the_same_epoch(tmp_path):
     out = str(tmp_path / "run")
     cmd = [_mpiexec(), "-n", "2", sys.executable, WORKER, "interrupt", out]
-    p = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # default SIGINT handling in the job even when this test runs in a background job (which ignores SIGINT)
+    p = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while len(glob.glob(out + ".started.*")) < 2 and time.monotonic() < deadline and p.poll() is None:
@@ -199,7 +224,6 @@ def test_ctrl_c_stops_every_rank_at_the_same_epoch(tmp_path):
 
 @needs_mpi
 def test_cli_trains_saves_on_rank_0_and_the_file_loads(tmp_path):
-    import cnn_core
     from cnn_core.cli.data import fit_model_input, load_split
 
     path = tmp_path / "mlp.npz"

@@ -12,7 +12,7 @@ import cnn_core
 from cnn_core import distributed, nn, optim
 from cnn_core.callbacks import Callback, LRSchedulerStep, ProgressBar, format_duration
 from cnn_core.cli.data import fit_model_input, load_split
-from cnn_core.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from cnn_core.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
 from cnn_core.models import RNNClassifier, LinearSVM, Perceptron, lenet5, mlp
 from cnn_core.models.rnn import CELLS as _CELL_CLASSES
 from cnn_core.metrics import confusion_matrix
@@ -148,11 +148,37 @@ def run_train(args) -> int:
         except (ValueError, TypeError) as e:  # the library's bounds (a cap the runtime starts safely)
             raise UsageError(f"--threads: {e}") from None
     settings = _settings(args)
+    if args.world_size > 1:
+        return _one_rank_fails_all(args, settings)
     X, y = _limit(*load_split(args.data, "train"), args.limit)
     X_test, y_test = _limit(*load_split(args.data, "test"), args.limit)
     if args.model in NETWORKS:
         return _train_network(args, settings, X, y, X_test, y_test)
     return _train_estimator(args, settings, X, y, X_test, y_test)
+
+
+def _one_rank_fails_all(args, settings) -> int:
+    """A --distributed run on several ranks: an error on one rank (its data, its --save) ends the whole job
+    (MPI Abort) instead of leaving the other ranks waiting in a collective; fit does the same inside training,
+    and errors every rank raises together (the run diverged, arguments fit rejects) end each rank normally."""
+    try:
+        X, y = _limit(*load_split(args.data, "train"), args.limit)
+        X_test, y_test = _limit(*load_split(args.data, "test"), args.limit)
+        return _train_network(args, settings, X, y, X_test, y_test)
+    except UsageError as e:
+        if distributed.was_raised_together(e):
+            raise
+        print(f"cnn-core: error: {e}", file=sys.stderr, flush=True)
+        distributed.abort(code=EXIT_USAGE)
+        raise
+    except KeyboardInterrupt:  # outside training (fit stops every rank together inside it)
+        print("cnn-core: interrupted", file=sys.stderr, flush=True)
+        distributed.abort(code=EXIT_INTERRUPTED)
+        raise
+    except BaseException as e:
+        if not distributed.was_raised_together(e):
+            distributed.abort(e)
+        raise
 
 
 # ---- networks ---------------------------------------------------------------------------------------------
