@@ -6,6 +6,7 @@ update, and on Ctrl-C returns with the weights of the last finished epoch.
 """
 from __future__ import annotations
 
+import copy
 import math
 import threading
 import time
@@ -15,10 +16,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from cnn_core._validation import NonFiniteError, check_bool, check_int, check_real, not_an_array
-from cnn_core.callbacks import Callback, History, ProgressBar
+from cnn_core.callbacks import CSVLogger, Callback, History, ModelCheckpoint, ProgressBar
 from cnn_core.data import DataLoader, _apply
 from cnn_core.kernels.augment import _all_finite as _all_finite_array, _count_argmax_hits
+from cnn_core.nn.loss import _ClassLoss
 from cnn_core.nn.module import fed_by_a_layer, restore_modes, save_modes, takes_integer_input
+
+# In a distributed fit, the callbacks that print or write files run on rank 0 only (see fit).
+_MAIN_RANK_ONLY = (ProgressBar, ModelCheckpoint, CSVLogger)
 
 EvalResult = namedtuple("EvalResult", ["loss", "accuracy"])
 EvalResult.__doc__ = """evaluate's result: mean loss and accuracy (None when the targets give no accuracy).
@@ -261,6 +266,12 @@ def predict(model, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
 
 
 def _evaluate(model, loss, X, y, batch_size, kind, labels) -> EvalResult:
+    total, correct = _eval_sums(model, loss, X, y, batch_size, kind, labels)
+    return EvalResult(total / len(X), correct / len(X) if kind else None)
+
+
+def _eval_sums(model, loss, X, y, batch_size, kind, labels) -> tuple[float, int]:
+    """(sum over batches of the batch loss times its size, number of correct predictions) on (X, y)."""
     total, correct = 0.0, 0
     with _eval_mode(model), fed_by_a_layer():   # X was screened for NaN/inf by its caller (_as_inputs)
         for start in range(0, len(X), batch_size):
@@ -268,7 +279,7 @@ def _evaluate(model, loss, X, y, batch_size, kind, labels) -> EvalResult:
             a = _forward(model, X[start:stop])
             total += loss(a, y[start:stop]) * (stop - start)
             correct += _n_correct(kind, a, None if labels is None else labels[start:stop])
-    return EvalResult(total / len(X), correct / len(X) if kind else None)
+    return total, correct
 
 
 def evaluate(model, loss, X: np.ndarray, y: np.ndarray, batch_size: int = 256) -> EvalResult:
@@ -295,7 +306,7 @@ def _check_loss(loss) -> None:
 def fit(model, loss, optimizer, X, y: np.ndarray | None = None, epochs: int = 1, batch_size: int | None = None,
         validation_data: tuple[np.ndarray, np.ndarray] | None = None, shuffle: bool | None = None,
         seed: int | None = None, callbacks: Sequence[Callback] | None = None, *, validation_split: float = 0.0,
-        initial_epoch: int = 0, verbose: int = 0) -> History:
+        initial_epoch: int = 0, verbose: int = 0, distributed: Any = False) -> History:
     """Train `model` with mini-batches and return the History of the epochs run.
 
     Each step: zero the model's grads, forward, loss, check the loss is finite, backward, check the gradients
@@ -322,7 +333,58 @@ def fit(model, loss, optimizer, X, y: np.ndarray | None = None, epochs: int = 1,
     before that batch's update.
     Ctrl-C (KeyboardInterrupt) ends training: the model and optimizer are restored to the end of the last
     finished epoch and the History is returned with interrupted=True (no exception).
+    distributed: True (or a cnn_core.distributed.Options) for synchronous data-parallel training on MPI, every
+    rank of `mpiexec -n P` making this same call (needs the [mpi] extra). batch_size stays the global batch:
+    every rank draws the same shuffled order (one seed, rank 0's), computes its shard of each global batch
+    (cnn_core.distributed.shard) and the gradients are all-reduced, weighted by each shard's share, so every
+    rank takes the update one process would take on the whole batch. Rank 0's weights, buffers and optimizer
+    state are broadcast first; logs and validation metrics are global (reduced over ranks) and identical
+    everywhere. Only rank 0 runs the callbacks that print or write files (ProgressBar, ModelCheckpoint,
+    CSVLogger); the others run on every rank, and a stop asked by any rank (model.stop_training, Ctrl-C, a
+    diverging loss on any rank) is taken by all ranks together. Any other exception on one rank aborts the
+    whole job (MPI Abort) after printing its traceback, instead of leaving the other ranks waiting.
     """
+    if distributed is False:
+        return _fit(model, loss, optimizer, X, y, epochs, batch_size, validation_data, shuffle, seed, callbacks,
+                    validation_split, initial_epoch, verbose, None)
+    from cnn_core import distributed as dist_module
+
+    dist = dist_module.Trainer(dist_module.options(distributed))
+    try:
+        return _fit(model, loss, optimizer, X, y, epochs, batch_size, validation_data, shuffle, seed, callbacks,
+                    validation_split, initial_epoch, verbose, dist)
+    except BaseException as e:
+        dist.guard(e)
+        raise
+    finally:
+        dist.finish()
+
+
+def _fit(model, loss, optimizer, X, y, epochs, batch_size, validation_data, shuffle, seed, callbacks,
+         validation_split, initial_epoch, verbose, dist) -> History:
+    try:
+        loader, X, y, kind, labels, val, callbacks, epochs, initial_epoch = _fit_arguments(
+            model, loss, optimizer, X, y, epochs, batch_size, validation_data, shuffle, seed, callbacks,
+            validation_split, initial_epoch, verbose)
+    except Exception as e:
+        if dist is not None:  # every rank learns that some rank failed, and no rank waits in a collective
+            dist.agree(failed=True)
+            e._cnn_core_all_ranks = True
+        raise
+    if dist is not None:
+        dist.agree(failed=False)
+        shared = dist.seed(loader.seed)  # one shuffling order (and augmentation draws) on every rank
+        if loader.seed != shared:
+            loader = copy.copy(loader)
+            loader.seed = shared
+        if not dist.is_main:
+            callbacks = [cb for cb in callbacks if not isinstance(cb, _MAIN_RANK_ONLY)]
+    return _train(model, loss, optimizer, loader, X, y, kind, labels, val, callbacks, epochs, initial_epoch, dist)
+
+
+def _fit_arguments(model, loss, optimizer, X, y, epochs, batch_size, validation_data, shuffle, seed, callbacks,
+                   validation_split, initial_epoch, verbose):
+    """fit's checks: (loader, X, y, kind, labels, val, callbacks, epochs, initial_epoch), all validated."""
     _check_model(model)
     _check_loss(loss)
     if not callable(getattr(optimizer, "step", None)):
@@ -375,7 +437,11 @@ def fit(model, loss, optimizer, X, y: np.ndarray | None = None, epochs: int = 1,
         y_val = _shape_targets(_as_targets(validation_data[1], "validation_data[1]", len(X_val), _dtype(model, X)),
                                out_shape, _dtype(model, X), "validation_data[1]")
         val = (X_val, y_val) + _accuracy_labels(y_val, out_shape, "validation_data[1]")
+    return loader, X, y, kind, labels, val, callbacks, epochs, initial_epoch
 
+
+def _train(model, loss, optimizer, loader, X, y, kind, labels, val, callbacks, epochs, initial_epoch,
+           dist) -> History:
     batches = len(loader)
     info = {"epochs": epochs, "batches": batches, "samples": batches * loader.batch_size if loader.drop_last
             else len(X), "batch_size": loader.batch_size, "val_samples": 0 if val is None else len(val[0]),
@@ -384,29 +450,44 @@ def fit(model, loss, optimizer, X, y: np.ndarray | None = None, epochs: int = 1,
     model.stop_training = False
     for cb in callbacks:
         cb.set_model(model)
-    snapshot = _snapshot(model, optimizer)
     arrays = (X, y, labels if labels is not y else None)
     with _train_mode(model):
+        if dist is not None:
+            dist.start(model, optimizer)  # rank 0's weights, buffers and optimizer state everywhere
+        snapshot = _snapshot(model, optimizer)
         try:
             for cb in callbacks:
                 cb.on_train_begin(info)
             for epoch in range(initial_epoch, epochs):
                 for cb in callbacks:
                     cb.on_epoch_begin(epoch, info)
-                logs = _train_epoch(model, loss, optimizer, loader._batches(arrays, epoch, reuse=True),
-                                    kind, epoch, epochs, batches, callbacks)
-                if val is not None:
+                batch_iter = loader._batches(arrays, epoch, reuse=True)
+                if dist is None:
+                    logs = _train_epoch(model, loss, optimizer, batch_iter, kind, epoch, epochs, batches, callbacks)
+                else:
+                    logs = _train_epoch_distributed(model, loss, optimizer, batch_iter, kind, epoch, epochs,
+                                                    batches, callbacks, dist)
+                    dist.sync_buffers()  # every rank validates and keeps rank 0's running statistics
+                if val is None:
+                    logs["val_loss"] = logs["val_acc"] = None
+                elif dist is None:
                     logs["val_loss"], logs["val_acc"] = _evaluate(model, loss, val[0], val[1], 256, val[2], val[3])
                 else:
-                    logs["val_loss"] = logs["val_acc"] = None
+                    logs["val_loss"], logs["val_acc"] = _evaluate_distributed(model, loss, val, dist)
+                if dist is not None and dist.reduce([dist.stop_requested])[0]:
+                    raise _every_rank(KeyboardInterrupt())  # Ctrl-C during validation: this epoch is lost
                 logs["seconds"] = time.perf_counter() - logs.pop("start")
                 history.append(logs)
                 snapshot = _snapshot(model, optimizer)
                 for cb in callbacks:
                     cb.on_epoch_end(epoch, logs)
+                if dist is not None:  # a callback on any rank may ask: all ranks stop after the same epoch
+                    model.stop_training = bool(dist.reduce([bool(model.stop_training)])[0])
                 if model.stop_training:
                     break
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
+            if dist is not None and not getattr(e, "_cnn_core_all_ranks", False):
+                raise  # this rank alone: the others may wait in a collective, so fit's guard aborts the job
             _restore(model, optimizer, snapshot)
             history.interrupted = True
         finally:  # on every exit path: a finished run, an interrupt, a diverging run, a callback's exception
@@ -466,6 +547,103 @@ def _train_epoch(model, loss, optimizer, batches_iter, kind, epoch, epochs, batc
     seconds = time.perf_counter() - start_time
     return {"train_loss": total / seen, "train_acc": correct / seen if kind else None,
             "samples_per_sec": seen / seconds if seconds > 0 else math.inf, "start": start_time}
+
+
+def _every_rank(exc: BaseException) -> BaseException:
+    """Mark an exception that every rank raises at the same point of a distributed fit (no abort needed)."""
+    exc._cnn_core_all_ranks = True
+    return exc
+
+
+def _loss_divisor(loss, y: np.ndarray) -> float:
+    """What the loss's reduction divides the sum of a batch's losses by, up to a factor common to every batch:
+    the number of samples, or the summed class weights of the kept labels for a weighted (or ignore_index)
+    NLLLoss/CrossEntropyLoss; 1 for reduction='sum' (then the ranks' gradients are simply summed)."""
+    if getattr(loss, "reduction", "mean") == "sum":
+        return 1.0 if len(y) else 0.0
+    if isinstance(loss, _ClassLoss) and y.dtype.kind in "iu":
+        keep = y != loss.ignore_index
+        if loss.weight is None:
+            return float(np.count_nonzero(keep))
+        return float(np.asarray(loss.weight, np.float64)[y[keep]].sum())
+    return float(len(y))
+
+
+def _train_epoch_distributed(model, loss, optimizer, batches_iter, kind, epoch, epochs, batches, callbacks,
+                             dist) -> dict[str, Any]:
+    """_train_epoch on this rank's shard of every global batch. One small all-reduce before backward agrees
+    on the global loss, the accuracy count, the loss's divisor and any reason to stop (a non-finite loss on
+    some rank, Ctrl-C on some rank); the gradients' all-reduce follows backward (dist.allreduce)."""
+    from cnn_core.distributed import shard
+
+    params = model.parameters()
+    start_time = time.perf_counter()
+    total, correct, seen = 0.0, 0, 0
+    summed = getattr(loss, "reduction", "mean") == "sum"
+    for batch, (xb, yb, lb) in enumerate(batches_iter):
+        size = len(xb)
+        mine = shard(size, dist.rank, dist.size)
+        part = slice(mine.start, mine.stop)
+        xs, ys, ls = xb[part], yb[part], None if lb is None else lb[part]
+        model.zero_grad()
+        dist.sync_buffers()
+        value, hits, bad = 0.0, 0, None
+        divisor = _loss_divisor(loss, ys) if len(xs) else 0.0
+        if len(xs):
+            try:
+                a = _forward(model, xs)
+                value = float(loss(a, ys))
+            except NonFiniteError as e:
+                bad = f"the forward pass produced NaN or infinity ({e})"
+            if bad is None and not math.isfinite(value):
+                bad = f"loss became {value}"
+            if bad is None and kind:
+                if kind == "argmax" and a.dtype.kind == "f" and a.ndim == 2 and a.flags.c_contiguous:
+                    hits = _count_argmax_hits(a, ys if ls is None else ls)
+                else:
+                    hits = _n_correct(kind, a, ys if ls is None else ls)
+        s = dist.reduce([0.0 if bad else value * divisor, divisor, hits, bad is not None, dist.stop_requested])
+        if s[dist.BAD]:
+            raise _every_rank(NonFiniteLossError(bad or "the loss or the forward pass became NaN or infinity on "
+                                                 "another rank", epoch, epochs, batch, batches))
+        if s[dist.STOP]:
+            raise _every_rank(KeyboardInterrupt())
+        d = s[dist.DIVISOR]
+        dist.arm(1.0 if summed else (divisor / d if d > 0 else 0.0))
+        if len(xs):
+            model.backward(loss.backward())
+        dist.allreduce()
+        if not _all_finite(params):  # the reduced gradients are identical on every rank: so is this verdict
+            raise _every_rank(NonFiniteLossError("gradients became NaN or infinity", epoch, epochs, batch,
+                                                 batches))
+        optimizer.step()
+        value = s[dist.LOSS] if summed else (s[dist.LOSS] / d if d > 0 else 0.0)
+        seen += size
+        total += value * size
+        correct += int(round(s[dist.CORRECT]))
+        if callbacks:
+            seconds = time.perf_counter() - start_time
+            logs = {"epoch": epoch, "batch": batch, "batches": batches, "size": size, "loss": value,
+                    "running_loss": total / seen, "running_acc": correct / seen if kind else None,
+                    "samples": seen, "seconds": seconds, "samples_per_sec": seen / seconds if seconds > 0 else 0.0}
+            for cb in callbacks:
+                cb.on_batch_end(batch, logs)
+    seconds = time.perf_counter() - start_time
+    return {"train_loss": total / seen, "train_acc": correct / seen if kind else None,
+            "samples_per_sec": seen / seconds if seconds > 0 else math.inf, "start": start_time}
+
+
+def _evaluate_distributed(model, loss, val, dist) -> tuple[float, float | None]:
+    """_evaluate over the whole validation set, each rank evaluating its shard, the sums reduced."""
+    from cnn_core.distributed import shard
+
+    X_val, y_val, kind, labels = val
+    mine = shard(len(X_val), dist.rank, dist.size)
+    part = slice(mine.start, mine.stop)
+    total, correct = _eval_sums(model, loss, X_val[part], y_val[part], 256, kind,
+                                None if labels is None else labels[part]) if len(mine) else (0.0, 0)
+    total, correct = dist.reduce([total, correct])
+    return total / len(X_val), (round(correct) / len(X_val) if kind else None)
 
 
 def _all_finite(params) -> bool:

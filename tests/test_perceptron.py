@@ -244,7 +244,16 @@ def test_bad_X(X, exc, match):
 
 def test_y_not_1d():
     with pytest.raises(ValueError, match="y: expected a 1-D"):
-        Perceptron().fit(GATES_X, np.array(GATES["OR"])[:, None])
+        Perceptron().fit(GATES_X, np.array(GATES["OR"])[:, None].repeat(2, axis=1))
+
+
+def test_y_column_vector_is_ravelled_with_a_warning():
+    """scikit-learn's rule: y of shape (n, 1) is taken as (n,), with a DataConversionWarning."""
+    from cnn_core.models._base import DataConversionWarning
+    with pytest.warns(DataConversionWarning, match="A column-vector y was passed"):
+        column = Perceptron(random_state=0).fit(GATES_X, np.array(GATES["OR"])[:, None])
+    flat = Perceptron(random_state=0).fit(GATES_X, np.array(GATES["OR"]))
+    np.testing.assert_array_equal(column.coef_, flat.coef_)
 
 
 def test_y_wrong_length():

@@ -24,7 +24,7 @@ import numpy as np
 
 from cnn_core._validation import check_bool, check_choice, check_int, check_real, check_seed
 from cnn_core.kernels import perceptron_epoch
-from cnn_core.models._base import LinearClassifier, check_X, check_y, encode_labels
+from cnn_core.models._base import LinearClassifier, encode_labels
 
 __all__ = ["Perceptron"]
 
@@ -155,8 +155,8 @@ class Perceptron(LinearClassifier):
     def fit(self, X, y) -> "Perceptron":
         """Learn w, b for each binary problem; returns self."""
         eta, max_epochs = self._check_params()
-        X = check_X(X)
-        self.classes_, T = encode_labels(check_y(y, X.shape[0]))
+        X, y = self._fit_data(X, y)
+        self.classes_, T = encode_labels(y)
         learners = [_LEARNERS[self.algorithm](X, np.ascontiguousarray(T[:, k]), eta) for k in range(T.shape[1])]
         rng = np.random.default_rng(self.random_state)
         self.loss_curve_, self.n_updates_, self.n_iter_ = [], 0, 0

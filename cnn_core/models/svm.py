@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn_core._validation import check_int, check_real
-from cnn_core.models._base import LinearClassifier, check_X, check_y, encode_labels
+from cnn_core._validation import check_bool, check_int, check_real, check_seed
+from cnn_core.models._base import LinearClassifier, encode_labels
 
 __all__ = ["LinearSVM"]
 
@@ -82,14 +82,16 @@ class LinearSVM(LinearClassifier):
         batch_size = check_int(self.batch_size, "batch_size", 1)
         tol = check_real(self.tol, "tol", 0.0)
         patience = check_int(self.n_iter_no_change, "n_iter_no_change", 1)
-        X = check_X(X)
+        check_bool(self.shuffle, "shuffle")
+        check_seed(self.random_state, "random_state")
+        X, y = self._fit_data(X, y)
         with np.errstate(over="ignore"):  # an overflow is what this looks for
             row_sq = np.einsum("ij,ij->i", X, X)
         if not np.isfinite(row_sq).all():
             raise ValueError(f"X: expected rows with a finite squared norm sum_j x_ij^2 (|x| below about "
                              f"{1.3e154 / np.sqrt(X.shape[1]):.2g} for {X.shape[1]} features), got max |x| = "
                              f"{np.abs(X).max():.3g}; rescale the features (e.g. standardize them)")
-        self.classes_, T = encode_labels(check_y(y, X.shape[0]))
+        self.classes_, T = encode_labels(y)
         n, d = X.shape
         lam = 1.0 / (C * n)
         W, B = np.zeros((T.shape[1], d)), np.zeros(T.shape[1])
