@@ -16,7 +16,10 @@ T10K_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 def write_idx(path, array, code=0x08, gz=False):
     head = struct.pack(">HBB", 0, code, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
     data = head + array.astype(array.dtype.newbyteorder(">")).tobytes()
-    (gzip.open if gz else open)(path, "wb").write(data)
+    # Closed by `with`: from Python 3.12 a GzipFile buffers its writes, and one dropped unclosed leaves the file
+    # empty.
+    with (gzip.open if gz else open)(path, "wb") as f:
+        f.write(data)
     return data
 
 
