@@ -7,6 +7,12 @@ modules, ahead of the installed package).
 """
 from __future__ import annotations
 
+import os
+
+# scikit-learn's check_estimator runs its array-API check only when SciPy's array-API mode is on, and SciPy
+# reads the variable once, at its first import: set it before any test imports scikit-learn.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
 from typing import Callable, Iterator
 
 import pytest
