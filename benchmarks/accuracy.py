@@ -210,8 +210,8 @@ def _torch_small_cnn(torch, resnet: bool):
 
     head = [tnn.AdaptiveAvgPool2d(1), tnn.Flatten(), tnn.Dropout(0.2), tnn.Linear(128, 10)]
     if not resnet:
-        return tnn.Sequential(*cbr(1, 32), tnn.MaxPool2d(2), *cbr(32, 64), tnn.MaxPool2d(2), *cbr(64, 128),
-                              *cbr(128, 128), *head)
+        return tnn.Sequential(*cbr(1, 32), tnn.MaxPool2d(2), *cbr(32, 64), *cbr(64, 64), tnn.MaxPool2d(2),
+                              *cbr(64, 128), *cbr(128, 128), *head)
 
     class Basic(tnn.Module):
         def __init__(self, cin, cout):
