@@ -42,13 +42,13 @@ def test_small_cnn_layer_shapes_and_parameter_count():
     for layer in model:
         x = layer(x)
         shapes.append(x.shape[1:])
-    # after each MaxPool2d, after each ReLU of the last block, after Flatten, at the output
-    assert shapes[3] == (32, 14, 14) and shapes[7] == (64, 7, 7)
-    assert shapes[10] == (128, 7, 7) and shapes[13] == (128, 7, 7)
-    assert shapes[15] == (128,) and shapes[-1] == (10,)
-    bn = 2 * (32 + 64 + 128 + 128)
-    convs = _conv(1, 32, 3) + _conv(32, 64, 3) + _conv(64, 128, 3) + _conv(128, 128, 3)
-    assert _n_params(model) == convs + bn + 128 * 10 + 10 == 241_898
+    # after each MaxPool2d, the middle block's last ReLU, each ReLU of the last block, Flatten, the output
+    assert shapes[3] == (32, 14, 14) and shapes[9] == (64, 14, 14) and shapes[10] == (64, 7, 7)
+    assert shapes[13] == (128, 7, 7) and shapes[16] == (128, 7, 7)
+    assert shapes[18] == (128,) and shapes[-1] == (10,)
+    bn = 2 * (32 + 64 + 64 + 128 + 128)
+    convs = _conv(1, 32, 3) + _conv(32, 64, 3) + _conv(64, 64, 3) + _conv(64, 128, 3) + _conv(128, 128, 3)
+    assert _n_params(model) == convs + bn + 128 * 10 + 10 == 278_890
 
 
 def test_small_cnn_depth():
