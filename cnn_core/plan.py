@@ -17,6 +17,7 @@ the model itself.
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Sequence
 
 import numpy as np
@@ -102,7 +103,8 @@ class _Builder:
             and v.op is self.ops[-1]
 
     def weights(self, a) -> np.ndarray:
-        return np.ascontiguousarray(a, dtype=self.dtype)
+        """A C-contiguous copy in the plan's dtype: never a view of the model's arrays."""
+        return np.array(a, dtype=self.dtype, order="C", copy=True)
 
     # ---- layers ----
     def emit(self, m, v: _Value) -> _Value:
@@ -171,7 +173,14 @@ class _Builder:
         k = c * kh * kw
         self.work += f * (k // g) * oh * ow
         params = [c, h, w, f, kh, kw, *m.stride, ph, pw, *m.dilation, oh, ow, g]
-        return self.op("conv", v, (f, oh, ow), params, w=weight, b=b, scratch=(k * oh * ow, f * oh * ow))
+        if m.stride == (1, 1):
+            # the "wide" columns (plan_template.h): output rows as wide as the padded input, and its copy
+            (dh, dw) = m.dilation
+            hp, wp = oh + dh * (kh - 1), ow + dw * (kw - 1)
+            scratch = (k * oh * wp, f * oh * wp, c * hp * wp)
+        else:
+            scratch = (k * oh * ow, f * oh * ow)
+        return self.op("conv", v, (f, oh, ow), params, w=weight, b=b, scratch=scratch)
 
     def batchnorm(self, m, v: _Value) -> _Value:
         if not m.track_running_stats:
@@ -316,8 +325,10 @@ def _program(builder: _Builder, chunk: int):
         return -3 if b is None else (b.slot if b.slot < 0 else b.slot * chunk)
     ops = []
     for o in builder.ops:
-        tmp = [slot(t) for t in o["tmp"]] + [-3, -3]
-        ops.append((_KIND[o["kind"]], _ACT[o["act"]], o["alpha"], slot(o["src"]), slot(o["src2"]), slot(o["dst"]),
+        # scratch: tmp, tmp2, then (a convolution's padded input) src2
+        tmp = [slot(t) for t in o["tmp"]] + [-3, -3, -3]
+        src2 = slot(o["src2"]) if o["src2"] is not None else tmp[2]
+        ops.append((_KIND[o["kind"]], _ACT[o["act"]], o["alpha"], slot(o["src"]), src2, slot(o["dst"]),
                     tmp[0], tmp[1], o["params"], o["w"], o["b"], o["tab"]))
     return _plan.Program(ops, builder.dtype, builder.work)
 
@@ -489,3 +500,30 @@ def compile(model, input_shape: Sequence[int], dtype=None) -> Plan:
 def _describe(o: dict) -> str:
     act = "" if o["act"] == "none" else f" + {o['act']}"
     return f"{o['kind']}{tuple(o['params'])}{act}"
+
+
+# predict's plans, per model: (plan, copies of the model's state when it was compiled)
+_PREDICT_PLANS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_PREDICT_LOCK = threading.Lock()
+
+
+def _predict_plan(model, sample_shape: tuple[int, ...], dtype) -> Plan | None:
+    """A plan of `model` for inputs of `sample_shape` (per sample), or None when the model has layers a plan
+    does not support. Kept on the side for the next call and reused while every parameter and buffer still
+    equals the copy taken at compile time (training the model in between compiles a new one)."""
+    state = [(k, v.data if isinstance(v, nn.Parameter) else v) for k, v in model._named_state()]
+    with _PREDICT_LOCK:
+        entry = _PREDICT_PLANS.get(model)
+    if entry is not None:
+        plan, saved = entry
+        if (plan._sample_in == tuple(sample_shape) and plan.dtype == dtype and len(saved) == len(state)
+                and all(k == ks and v.shape == s.shape and (v == s).all()
+                        for (k, v), (ks, s) in zip(state, saved))):
+            return plan
+    try:
+        plan = compile(model, (1,) + tuple(sample_shape), dtype)
+    except (TypeError, ValueError):
+        return None
+    with _PREDICT_LOCK:
+        _PREDICT_PLANS[model] = (plan, [(k, np.array(v, copy=True)) for k, v in state])
+    return plan

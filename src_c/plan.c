@@ -6,6 +6,8 @@
 #include "thresholds.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 #if CNN_CORE_OPENMP
 #include <omp.h>
@@ -13,6 +15,7 @@
 
 /* baseline (portable C; SSE2 on x86-64) */
 #define T float
+#define UINT uint32_t
 #define G(name) s_base_##name
 #define GEMM cnn_sgemm_strided
 #define ACT_FWD cnn_act_forward_f32
@@ -21,6 +24,7 @@
 #define NV 1
 #include "plan_template.h"
 #define T double
+#define UINT uint64_t
 #define G(name) d_base_##name
 #define GEMM cnn_dgemm_strided
 #define ACT_FWD cnn_act_forward_f64
@@ -33,6 +37,7 @@
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 #define T float
+#define UINT uint32_t
 #define G(name) s_avx2_##name
 #define GEMM cnn_sgemm_strided
 #define ACT_FWD cnn_act_forward_f32
@@ -41,6 +46,7 @@
 #define NV 2
 #include "plan_template.h"
 #define T double
+#define UINT uint64_t
 #define G(name) d_avx2_##name
 #define GEMM cnn_dgemm_strided
 #define ACT_FWD cnn_act_forward_f64
@@ -53,6 +59,7 @@
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")
 #define T float
+#define UINT uint32_t
 #define G(name) s_avx512_##name
 #define GEMM cnn_sgemm_strided
 #define ACT_FWD cnn_act_forward_f32
@@ -61,6 +68,7 @@
 #define NV 8
 #include "plan_template.h"
 #define T double
+#define UINT uint64_t
 #define G(name) d_avx512_##name
 #define GEMM cnn_dgemm_strided
 #define ACT_FWD cnn_act_forward_f64
@@ -116,8 +124,8 @@ static int plan_level(void)
 
 ptrdiff_t cnn_plan_linear_block(int dtype)
 {
-    /* the widest row block of any level: 8 vectors of 64 bytes */
-    return (ptrdiff_t)(512 / (dtype ? sizeof(double) : sizeof(float)));
+    /* whole vectors of 64 bytes, every level's (plan_template.h's vec) */
+    return (ptrdiff_t)(64 / (dtype ? sizeof(double) : sizeof(float)));
 }
 
 int cnn_plan_threads(ptrdiff_t n, ptrdiff_t chunk, int max_threads, double work_per_sample)

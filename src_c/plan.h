@@ -29,10 +29,11 @@ typedef enum {
     /* y[m, N] = act(x[m, K] @ Wt + b): Wt is K x ldw (ldw >= N, zero-padded to the level's block), b may
      * be NULL. p: K, N, ldw. */
     CNN_OP_LINEAR = 0,
-    /* y[m, F, OH, OW] = act(conv(x[m, C, H, W], W) + b) through im2col into tmp (C*KH*KW x m*OH*OW) and one
-     * GEMM per group into tmp2 (F x m*OH*OW; straight into y when m == 1), whose epilogue adds the bias,
-     * applies act and writes NCHW. W is F x C/G*KH*KW. p: C, H, W, F, KH, KW, SH, SW, PH, PW, DH, DW, OH,
-     * OW, G. */
+    /* y[m, F, OH, OW] = act(conv(x[m, C, H, W], W) + b) through im2col into tmp (C*KH*KW x m*OH*OWc) and
+     * one GEMM per group into tmp2 (F x m*OH*OWc; straight into y when m == 1 and OWc == OW), whose
+     * epilogue adds the bias, applies act and writes NCHW. OWc = OW, or at stride 1 the padded width
+     * OW + DW*(KW-1) ("wide" columns, plan_template.h), with src2 the (C, OH + DH*(KH-1), OWc) padded copy
+     * of a sample. W is F x C/G*KH*KW. p: C, H, W, F, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, G. */
     CNN_OP_CONV = 1,
     /* 2 x 2 max pooling at stride 2, no padding, then act. p: C, H, W, OH, OW. */
     CNN_OP_MAXPOOL2 = 2,
@@ -95,7 +96,7 @@ int cnn_plan_run_f64(const cnn_plan_op *ops, int nops, ptrdiff_t n, ptrdiff_t ch
 /* The threads cnn_plan_run would use for n samples in chunks of `chunk` (for sizing the arena). */
 int cnn_plan_threads(ptrdiff_t n, ptrdiff_t chunk, int max_threads, double work_per_sample);
 
-/* Padding of a Linear op's ldw: the row block of the level's small-batch kernel (elements). */
+/* A Linear op's ldw is a multiple of this: the small-batch kernel's vector (elements). */
 ptrdiff_t cnn_plan_linear_block(int dtype);
 
 #ifdef __cplusplus

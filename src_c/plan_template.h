@@ -8,6 +8,7 @@
  *   GEMM       the blocked GEMM of gemm.c for T (cnn_sgemm_strided / cnn_dgemm_strided)
  *   ACT_FWD    activations.c's loop for T (cnn_act_forward_f32 / _f64)
  *   EXP, LOG   libm's exp and log for T
+ *   UINT       the unsigned integer type of T's size
  *   NV         vectors of 64 bytes in the small-batch Linear kernel's row block (registers: NV zmm at the
  *              avx512 level, 2*NV ymm at avx2, 4*NV xmm at baseline; 8 accumulator registers each)
  */
@@ -18,13 +19,13 @@ typedef T G(vec) __attribute__((vector_size(64), aligned(sizeof(T))));
 /* c ? a : b on bits (activations.c says why: a float ?: does not become a vector blend). */
 static inline __attribute__((always_inline)) T G(sel)(int c, T a, T b)
 {
-    union { T f; unsigned char u[sizeof(T)]; } ua, ub;
-    ua.f = a;
-    ub.f = b;
-    const unsigned char m = (unsigned char)-(c != 0);
-    for (size_t i = 0; i < sizeof(T); ++i)
-        ua.u[i] = (unsigned char)((ua.u[i] & m) | (ub.u[i] & (unsigned char)~m));
-    return ua.f;
+    UINT ua, ub;
+    const UINT m = (UINT)0 - (UINT)(c != 0);
+    memcpy(&ua, &a, sizeof ua);
+    memcpy(&ub, &b, sizeof ub);
+    ua = (ua & m) | (ub & ~m);
+    memcpy(&a, &ua, sizeof a);
+    return a;
 }
 
 /* act applied to n contiguous elements in place. */
@@ -66,8 +67,8 @@ static void G(act)(int act, T alpha, T *y, ptrdiff_t n)
 
 /* ---- Linear ---------------------------------------------------------------------------------------- */
 
-/* Columns j0 .. j0 + nv*VL of one row: y = b + x[0..K) @ Wt, Wt K x ldw (ldw a multiple of NV * VL,
- * zero-padded columns). The nv vectors of accumulators stay in registers across the whole depth, two sets
+/* Columns j0 .. j0 + nv*VL of one row: y = b + x[0..K) @ Wt, Wt K x ldw (ldw a multiple of VL,
+ * zero-padded columns; j0 + nv*VL <= ldw). The nv vectors of accumulators stay in registers across the whole depth, two sets
  * (even and odd k) for twice the independent FMA chains, summed at the end. */
 static inline __attribute__((always_inline)) void G(linear_block)(const int nv, ptrdiff_t K, ptrdiff_t N,
                                                                   ptrdiff_t ldw, const T *x, const T *Wt,
@@ -105,8 +106,8 @@ static inline __attribute__((always_inline)) void G(linear_block)(const int nv, 
     }
 }
 
-/* One row, in blocks of NV vectors of columns; the last block takes as few vectors (a power of two) as
- * cover the remaining columns, so a narrow layer (10 logits) computes few padding columns. */
+/* One row, in blocks of NV vectors of columns; the last blocks take the largest power of two of vectors
+ * that the remaining columns fill (ldw is padded to whole vectors only). */
 static void G(linear_row)(ptrdiff_t K, ptrdiff_t N, ptrdiff_t ldw, const T *x, const T *Wt, const T *b, T *y)
 {
     for (ptrdiff_t j0 = 0; j0 < N;) {
@@ -114,10 +115,10 @@ static void G(linear_row)(ptrdiff_t K, ptrdiff_t N, ptrdiff_t ldw, const T *x, c
         if (need >= NV) {
             G(linear_block)(NV, K, N, ldw, x, Wt, b, y, j0);
             j0 += NV * VL;
-        } else if (need > 2 && NV > 4) {
+        } else if (need >= 4 && NV > 4) {
             G(linear_block)(4, K, N, ldw, x, Wt, b, y, j0);
             j0 += 4 * VL;
-        } else if (need > 1 && NV > 2) {
+        } else if (need >= 2 && NV > 2) {
             G(linear_block)(2, K, N, ldw, x, Wt, b, y, j0);
             j0 += 2 * VL;
         } else {
@@ -201,33 +202,73 @@ static void G(im2col)(const cnn_plan_op *op, const T *x, T *cols, ptrdiff_t ld)
     }
 }
 
-static int G(conv)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y, T *cols, T *g)
+/* Stride 1, the "wide" columns: the output is computed Wp = OW + DW*(KW-1) columns wide (the padded input's
+ * width), so row (c, i, j) of the columns is one contiguous run of the padded input, OH*Wp values from
+ * (c, i*DH, j*DW): one copy per row instead of one per output row, and the GEMM's B rows are long. The
+ * columns past OW of each output row are computed and dropped by the epilogue. Padding (or a crop, when
+ * the output leaves input rows or columns unused) goes through pad, a zeroed (C, Hp, Wp) copy of the
+ * sample; without either the sample itself is read. */
+static void G(im2col_wide)(const cnn_plan_op *op, const T *x, T *cols, ptrdiff_t ld, T *pad)
+{
+    const ptrdiff_t C = op->p[0], H = op->p[1], W = op->p[2], KH = op->p[4], KW = op->p[5];
+    const ptrdiff_t PH = op->p[8], PW = op->p[9], DH = op->p[10], DW = op->p[11], OH = op->p[12];
+    const ptrdiff_t OW = op->p[13], Hp = OH + DH * (KH - 1), Wp = OW + DW * (KW - 1);
+    const T *src = x;
+    if (PH != 0 || PW != 0 || Wp != W || Hp > H) {
+        memset(pad, 0, (size_t)(C * Hp * Wp) * sizeof(T));
+        const ptrdiff_t rows = H < Hp - PH ? H : Hp - PH, width = W < Wp - PW ? W : Wp - PW;
+        for (ptrdiff_t c = 0; c < C; ++c)
+            for (ptrdiff_t h = 0; h < rows; ++h)
+                memcpy(pad + (c * Hp + PH + h) * Wp + PW, x + (c * H + h) * W, (size_t)width * sizeof(T));
+        src = pad;
+    }
+    const ptrdiff_t cs = src == x ? H * W : Hp * Wp, total = C * cs, len = OH * Wp;
+    for (ptrdiff_t c = 0; c < C; ++c)
+        for (ptrdiff_t i = 0; i < KH; ++i)
+            for (ptrdiff_t j = 0; j < KW; ++j) {
+                const ptrdiff_t start = c * cs + i * DH * Wp + j * DW;
+                const ptrdiff_t avail = total - start < len ? total - start : len;
+                T *d = cols + ((c * KH + i) * KW + j) * ld;
+                memcpy(d, src + start, (size_t)avail * sizeof(T));
+                if (avail < len)       /* past the sample's end: only dropped columns read it */
+                    memset(d + avail, 0, (size_t)(len - avail) * sizeof(T));
+            }
+}
+
+static int G(conv)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y, T *cols, T *g, T *pad)
 {
     const ptrdiff_t C = op->p[0], H = op->p[1], W = op->p[2], F = op->p[3];
     const ptrdiff_t KH = op->p[4], KW = op->p[5], OH = op->p[12], OW = op->p[13], G_ = op->p[14];
-    const ptrdiff_t P = OH * OW, ld = m * P, Cg = C / G_, Fg = F / G_, Kg = Cg * KH * KW;
+    const int wide = op->p[6] == 1 && op->p[7] == 1;
+    const ptrdiff_t Wp = wide ? OW + op->p[11] * (KW - 1) : OW;      /* computed columns per output row */
+    const ptrdiff_t P = OH * Wp, ld = m * P, Cg = C / G_, Fg = F / G_, Kg = Cg * KH * KW;
     const T *Wf = (const T *)op->w, *b = (const T *)op->b;
-    for (ptrdiff_t n = 0; n < m; ++n)
-        G(im2col)(op, x + n * C * H * W, cols + n * P, ld);
-    T *out = m == 1 ? y : g;                     /* (F, m*P); for one sample that is y itself */
+    for (ptrdiff_t n = 0; n < m; ++n) {
+        if (wide)
+            G(im2col_wide)(op, x + n * C * H * W, cols + n * P, ld, pad);
+        else
+            G(im2col)(op, x + n * C * H * W, cols + n * P, ld);
+    }
+    T *out = m == 1 && !wide ? y : g;            /* (F, m*P); for one sample, not wide, that is y itself */
     for (ptrdiff_t gi = 0; gi < G_; ++gi)
         if (GEMM(Fg, ld, Kg, (T)1, Wf + gi * Fg * Kg, Kg, 1, cols + gi * Kg * ld, ld, 1, (T)0,
                  out + gi * Fg * ld, ld) != 0)
             return -1;
-    /* epilogue: bias and activation, (F, m*P) -> (m, F, P) */
+    /* epilogue: bias and activation, (F, m*OH*Wp) -> (m, F, OH, OW) */
     for (ptrdiff_t n = 0; n < m; ++n) {
         for (ptrdiff_t f = 0; f < F; ++f) {
-            T *d = y + (n * F + f) * P;
+            T *d = y + (n * F + f) * OH * OW;
             const T *s = out + f * ld + n * P;
-            if (b != NULL) {
-                const T bf = b[f];
-                for (ptrdiff_t q = 0; q < P; ++q)
-                    d[q] = s[q] + bf;
-            } else if (d != s) {
-                for (ptrdiff_t q = 0; q < P; ++q)
-                    d[q] = s[q];
+            const T bf = b != NULL ? b[f] : (T)0;
+            if (d != s) {
+                for (ptrdiff_t oh = 0; oh < OH; ++oh)
+                    for (ptrdiff_t q = 0; q < OW; ++q)
+                        d[oh * OW + q] = s[oh * Wp + q] + bf;
+            } else if (b != NULL) {
+                for (ptrdiff_t q = 0; q < OH * OW; ++q)
+                    d[q] += bf;
             }
-            G(act)(op->act, (T)op->alpha, d, P);
+            G(act)(op->act, (T)op->alpha, d, OH * OW);
         }
     }
     return 0;
@@ -348,7 +389,7 @@ static int G(run_chunk)(const cnn_plan_op *ops, int nops, ptrdiff_t m, const T *
                 return -1;
             break;
         case CNN_OP_CONV:
-            if (G(conv)(op, m, src, dst, SLOT(op->tmp), SLOT(op->tmp2)) != 0)
+            if (G(conv)(op, m, src, dst, SLOT(op->tmp), SLOT(op->tmp2), SLOT(op->src2)) != 0)
                 return -1;
             break;
         case CNN_OP_MAXPOOL2:
@@ -389,6 +430,7 @@ static int G(run_chunk)(const cnn_plan_op *ops, int nops, ptrdiff_t m, const T *
 #undef VL
 #undef SMALL_ROWS
 #undef NV
+#undef UINT
 #undef T
 #undef G
 #undef GEMM

@@ -116,6 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
                                                   ", anything else is refused")
     r.add_argument("--json", action="store_true", help="print the predictions as one JSON object")
 
+    b = sub.add_parser("bench", help="batch-1 latency and throughput of a saved network (as predict runs it)")
+    b.add_argument("model_file", metavar="MODEL_FILE")
+    b.add_argument("--input-shape", metavar="SHAPE", help="per-sample input shape, e.g. 1,28,28 or 784 "
+                                                         "(default: what the first layer reads, 28x28 images)")
+    b.add_argument("--batch", type=_positive_int, default=1000, metavar="N",
+                   help="samples per call for the throughput (default 1000)")
+    b.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+
     i = sub.add_parser("info", help="version, OpenMP, threads, where the embedded data lives")
     i.add_argument("--json", action="store_true")
     return p
@@ -160,6 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "predict":
             from cnn_core.cli.use import run_predict
             return run_predict(args)
+        if args.command == "bench":
+            from cnn_core.cli.bench import run_bench
+            return run_bench(args)
         return run_info(args)
     except UsageError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
