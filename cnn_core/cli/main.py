@@ -64,6 +64,7 @@ def _momentum(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     from cnn_core._version import __version__
     from cnn_core.cli.train import ALGORITHMS, CELLS, DEFAULTS, MODELS
+    from cnn_core.onnx import MIN_OPSET
 
     p = _Parser(prog=PROG, description="Train, evaluate and use cnn_core's models on MNIST-format digits.")
     p.add_argument("--version", action="version", version=f"cnn_core {__version__}")
@@ -124,6 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="samples per call for the throughput (default 1000)")
     b.add_argument("--json", action="store_true", help="print the figures as one JSON object")
 
+    x = sub.add_parser("export", help="write a saved network as an ONNX file (needs the onnx extra)",
+                       description="Write the network in MODEL_FILE as an ONNX model (eval mode: dropout off, "
+                                   "batch norm with its running statistics) with a dynamic batch dimension.")
+    x.add_argument("model_file", metavar="MODEL_FILE")
+    x.add_argument("output", metavar="OUT", help="the .onnx file to write")
+    x.add_argument("--input-shape", metavar="DIMS", help="the shape of one sample, batch excluded, e.g. 1,28,28 "
+                                                         "(default: one 28x28 digit in the model's layout)")
+    x.add_argument("--opset", type=_int_at_least(MIN_OPSET, f"an integer >= {MIN_OPSET}"), default=MIN_OPSET,
+                   help=f"ONNX opset version (default {MIN_OPSET})")
+    x.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
     i = sub.add_parser("info", help="version, OpenMP, threads, where the embedded data lives")
     i.add_argument("--json", action="store_true")
     return p
@@ -171,6 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "bench":
             from cnn_core.cli.bench import run_bench
             return run_bench(args)
+        if args.command == "export":
+            from cnn_core.cli.export import run_export
+            return run_export(args)
         return run_info(args)
     except UsageError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
