@@ -279,7 +279,7 @@ static int G(conv)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y, T *cols
 /* max(a, b) with NaN winning (the layer's rule: a NaN in a window is its maximum). */
 static inline __attribute__((always_inline)) T G(nanmax)(T a, T b)
 {
-    return G(sel)(b > a || b != b, b, a);
+    return G(sel)((b > a) | (b != b), b, a);   /* | not ||: no branch */
 }
 
 static void G(maxpool2)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y)
