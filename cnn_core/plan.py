@@ -172,7 +172,13 @@ class _Builder:
         b = None if m.bias is None else self.weights(m.bias.data)
         k = c * kh * kw
         self.work += f * (k // g) * oh * ow
-        params = [c, h, w, f, kh, kw, *m.stride, ph, pw, *m.dilation, oh, ow, g]
+        # a few filters per group (16 or 32 in float32, 8..32 in float64: whole columns of the unpacked
+        # kernel's 16- or 8-wide tile) run transposed, positions as the GEMM's rows (plan_template.h)
+        fg, vec = f // g, 16 if self.dtype == np.float32 else 8
+        transposed = fg % vec == 0 and fg <= 32
+        if transposed:
+            weight = self.weights(weight.reshape(g, fg, k // g).transpose(0, 2, 1))
+        params = [c, h, w, f, kh, kw, *m.stride, ph, pw, *m.dilation, oh, ow, g, int(transposed)]
         if m.stride == (1, 1):
             # the "wide" columns (plan_template.h): output rows as wide as the padded input, and its copy
             (dh, dw) = m.dilation
@@ -195,7 +201,10 @@ class _Builder:
         if self.fusable(v, ("linear", "conv")) and (v.op["kind"] == "conv" or len(v.shape) == 1):
             # fold: (W x + b) * scale + shift = (scale W) x + (scale b + shift), per output channel
             o = v.op
-            if o["kind"] == "conv":
+            if o["kind"] == "conv" and o["params"][15]:        # transposed: (G, Kg, Fg), filters last
+                g = o["params"][14]
+                o["w"] = self.weights(o["w"] * scale.reshape(g, 1, -1))
+            elif o["kind"] == "conv":
                 o["w"] = self.weights(o["w"] * scale[:, None])
             else:
                 n = o["params"][1]

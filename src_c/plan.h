@@ -33,7 +33,9 @@ typedef enum {
      * one GEMM per group into tmp2 (F x m*OH*OWc; straight into y when m == 1 and OWc == OW), whose
      * epilogue adds the bias, applies act and writes NCHW. OWc = OW, or at stride 1 the padded width
      * OW + DW*(KW-1) ("wide" columns, plan_template.h), with src2 the (C, OH + DH*(KH-1), OWc) padded copy
-     * of a sample. W is F x C/G*KH*KW. p: C, H, W, F, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, G. */
+     * of a sample. W is F x C/G*KH*KW, or with transposed != 0 the GEMM runs the other way round (the
+     * positions as rows, plan_template.h says when that pays) and W holds each group's C/G*KH*KW x F/G
+     * transpose. p: C, H, W, F, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, G, transposed. */
     CNN_OP_CONV = 1,
     /* 2 x 2 max pooling at stride 2, no padding, then act. p: C, H, W, OH, OW. */
     CNN_OP_MAXPOOL2 = 2,

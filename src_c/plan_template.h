@@ -249,16 +249,33 @@ static int G(conv)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y, T *cols
         else
             G(im2col)(op, x + n * C * H * W, cols + n * P, ld);
     }
-    T *out = m == 1 && !wide ? y : g;            /* (F, m*P); for one sample, not wide, that is y itself */
-    for (ptrdiff_t gi = 0; gi < G_; ++gi)
-        if (GEMM(Fg, ld, Kg, (T)1, Wf + gi * Fg * Kg, Kg, 1, cols + gi * Kg * ld, ld, 1, (T)0,
-                 out + gi * Fg * ld, ld) != 0)
+    /* Transposed (p[15]): out^T = cols^T @ W^T, (m*P, F), W^T stored Kg x Fg per group; for a few filters
+     * (16 or 32) the unpacked kernel's 16 columns are all filters and its 6-row tiles run along the long
+     * positions axis, where the other way the 6-row tiles would cover 16 filters with 18 rows. */
+    const int tr = op->p[15] != 0;
+    const ptrdiff_t fs = tr ? 1 : ld, ps = tr ? F : 1;    /* out's strides: per filter, per position */
+    T *out = m == 1 && !wide && !tr ? y : g;    /* (F, m*P); for one sample, not wide, that is y itself */
+    for (ptrdiff_t gi = 0; gi < G_; ++gi) {
+        const int err = tr ? GEMM(ld, Fg, Kg, (T)1, cols + gi * Kg * ld, 1, ld, Wf + gi * Kg * Fg, Fg, 1, (T)0,
+                                  out + gi * Fg, F)
+                           : GEMM(Fg, ld, Kg, (T)1, Wf + gi * Fg * Kg, Kg, 1, cols + gi * Kg * ld, ld, 1, (T)0,
+                                  out + gi * Fg * ld, ld);
+        if (err != 0)
             return -1;
-    /* epilogue: bias and activation, (F, m*OH*Wp) -> (m, F, OH, OW) */
+    }
+    /* epilogue: bias and activation, (F, m*OH*Wp) or (m*OH*Wp, F) -> (m, F, OH, OW) */
     for (ptrdiff_t n = 0; n < m; ++n) {
         for (ptrdiff_t f = 0; f < F; ++f) {
             T *d = y + (n * F + f) * OH * OW;
-            const T *s = out + f * ld + n * P;
+            const T *s = out + f * fs + n * P * ps;
+            if (tr) {
+                const T bf = b != NULL ? b[f] : (T)0;
+                for (ptrdiff_t oh = 0; oh < OH; ++oh)
+                    for (ptrdiff_t q = 0; q < OW; ++q)
+                        d[oh * OW + q] = s[(oh * Wp + q) * F] + bf;
+                G(act)(op->act, (T)op->alpha, d, OH * OW);
+                continue;
+            }
             const T bf = b != NULL ? b[f] : (T)0;
             if (d != s) {
                 for (ptrdiff_t oh = 0; oh < OH; ++oh)

@@ -123,6 +123,10 @@ def _conv_models(dtype):
         (nn.Sequential(nn.Conv2d(4, 4, 3, padding="valid", groups=4, **k)), (4, 6, 6)),
         (nn.Sequential(nn.Conv2d(3, 8, 1, **k), nn.ReLU()), (3, 5, 4)),
         (nn.Sequential(nn.Conv2d(2, 3, 5, padding=3, stride=3, **k), nn.Tanh()), (2, 7, 6)),
+        # 16 or 32 filters per group: the transposed GEMM (positions as rows), float32 and float64
+        (nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, **k), nn.ReLU()), (3, 7, 6)),
+        (nn.Sequential(nn.Conv2d(4, 64, 3, stride=2, groups=2, **k)), (4, 7, 9)),
+        (nn.Sequential(nn.Conv2d(2, 32, (1, 2), padding=(1, 0), bias=False, **k)), (2, 3, 5)),
         # crop: stride-1 output leaving the last input row/column unused is impossible, but a dilated one
         (nn.Sequential(nn.Conv2d(1, 2, 2, padding=(0, 2), dilation=3, **k)), (1, 8, 5)),
     ]
@@ -183,12 +187,14 @@ def test_batchnorm_folded_and_standalone(dtype, simd):
           dtype)
     check(nn.Sequential(nn.Conv2d(4, 6, 3, bias=False, groups=2, rng=4, **k), nn.BatchNorm2d(6, affine=False, **k)),
           (4, 6, 5), dtype)
+    check(nn.Sequential(nn.Conv2d(4, 32, 3, bias=False, groups=2, rng=4, **k), nn.BatchNorm2d(32, **k)), (4, 6, 5),
+          dtype)      # folded into a transposed convolution's weights
     check(nn.Sequential(nn.Linear(7, 9, rng=4, **k), nn.BatchNorm1d(9, **k), nn.Tanh()), (7,), dtype)
     # nothing to fold into: a per-channel affine op (first layer, after a pooling, on (N, C, L))
     check(nn.Sequential(nn.BatchNorm2d(3, **k), nn.MaxPool2d(2), nn.BatchNorm2d(3, **k)), (3, 4, 6), dtype)
     check(nn.Sequential(nn.BatchNorm1d(3, **k), nn.ELU()), (3, 5), dtype)
     plan = cnn_core.compile(nn.Sequential(nn.Conv2d(3, 6, 3, rng=4), nn.BatchNorm2d(6)).eval(), (1, 3, 6, 5))
-    assert plan.ops == ["conv(3, 6, 5, 6, 3, 3, 1, 1, 0, 0, 1, 1, 4, 3, 1)"]      # folded: one op
+    assert plan.ops == ["conv(3, 6, 5, 6, 3, 3, 1, 1, 0, 0, 1, 1, 4, 3, 1, 0)"]      # folded: one op
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
