@@ -123,7 +123,9 @@ class _Builder:
         if isinstance(m, (nn.Dropout, nn.Dropout2d, nn.Identity)):
             return v
         if isinstance(m, nn.Flatten):
-            return _Value((v.size,), v.buf, v.op) if not v.shared else self._flat_shared(v)
+            flat = _Value((v.size,), v.buf, v.op)
+            flat.shared = v.shared          # a residual's input stays one nothing fuses into
+            return flat
         if isinstance(m, nn.Linear):
             return self.linear(m, v)
         if isinstance(m, nn.Conv2d):
@@ -143,9 +145,6 @@ class _Builder:
             return self.op("act", v, v.shape, [v.size], act=name, alpha=alpha, inplace=True)
         raise TypeError(f"compile: model: {type(m).__name__} layers are not supported by a plan "
                         "(supported: see cnn_core.plan's docstring)")
-
-    def _flat_shared(self, v: _Value) -> _Value:
-        return _Value((v.size,), v.buf, v.op)
 
     def linear(self, m, v: _Value) -> _Value:
         if len(v.shape) != 1 or v.shape[0] != m.in_features:

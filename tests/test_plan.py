@@ -221,6 +221,13 @@ def test_deck_models(dtype, simd):
     check(small_cnn(rng=0, dtype=dtype), (1, 28, 28), dtype, batches=(1, 3), planned=1, use_oracle=False)
     check(small_cnn(rng=0, dtype=dtype, channels=(4, 6, 8)), (1, 12, 12), dtype, batches=(1, 3))
     check(small_resnet(rng=0, dtype=dtype, channels=(4, 8, 8)), (1, 12, 12), dtype, batches=(1, 3))
+    # a residual whose input is read twice: nothing fuses into it (flattened or not), activations first
+    k = dict(dtype=dtype, rng=6)
+    check(nn.Sequential(nn.Conv2d(2, 3, 3, **k),
+                        nn.Residual(nn.Sequential(nn.Flatten(), nn.ReLU(), nn.Linear(27, 27, **k)), nn.Flatten()),
+                        nn.Tanh()), (2, 5, 5), dtype)
+    check(nn.Sequential(nn.Linear(4, 6, **k), nn.Residual(nn.Sequential(nn.Sigmoid()), nn.Sequential(nn.ReLU())),
+                        nn.Residual(nn.Identity())), (4,), dtype)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
