@@ -308,8 +308,15 @@ static void G(maxpool2)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y)
         for (ptrdiff_t u = 0; u < OH; ++u) {
             const T *r0 = xp + 2 * u * W, *r1 = r0 + W;
             T *d = yp + u * OW;
-            for (ptrdiff_t v = 0; v < OW; ++v)
-                d[v] = G(nanmax)(G(nanmax)(r0[2 * v], r0[2 * v + 1]), G(nanmax)(r1[2 * v], r1[2 * v + 1]));
+            /* the two rows' maximum first (contiguous: full vectors), then each pair of columns */
+            T t[512];
+            for (ptrdiff_t v0 = 0; v0 < OW; v0 += 256) {
+                const ptrdiff_t nv = OW - v0 < 256 ? OW - v0 : 256;
+                for (ptrdiff_t w = 0; w < 2 * nv; ++w)
+                    t[w] = G(nanmax)(r0[2 * v0 + w], r1[2 * v0 + w]);
+                for (ptrdiff_t v = 0; v < nv; ++v)
+                    d[v0 + v] = G(nanmax)(t[2 * v], t[2 * v + 1]);
+            }
         }
         G(act)(op->act, (T)op->alpha, yp, OH * OW);
     }
