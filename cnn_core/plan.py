@@ -35,6 +35,9 @@ __all__ = ["compile", "Plan"]
 _ARENA_BYTES = 768 << 10
 # The most samples in one chunk (a Linear op's GEMM gets this many rows).
 _MAX_CHUNK = 256
+# The fewest columns a chunk gives a convolution's GEMM (whatever the arena budget says), so that packing
+# the weights, once per GEMM call, is spread over enough columns.
+_MIN_GEMM_COLS = 256
 # Per-sample buffer sizes are rounded to this many elements, so every buffer of any chunk starts on a
 # 64-byte boundary.
 _ALIGN = 16
@@ -77,6 +80,7 @@ class _Builder:
         self.ops: list[dict] = []
         self.buffers: list[_Buffer] = []
         self.work = 0.0       # multiply-adds per sample
+        self.min_cols = 0     # the fewest GEMM columns (output positions) of one sample in any convolution
 
     # ---- buffers and ops ----
     def buffer(self, size: int) -> _Buffer:
@@ -184,7 +188,9 @@ class _Builder:
             hp, wp = oh + dh * (kh - 1), ow + dw * (kw - 1)
             scratch = (k * oh * wp, f * oh * wp, c * hp * wp)
         else:
+            wp = ow
             scratch = (k * oh * ow, f * oh * ow)
+        self.min_cols = oh * wp if not self.min_cols else min(self.min_cols, oh * wp)
         return self.op("conv", v, (f, oh, ow), params, w=weight, b=b, scratch=scratch)
 
     def batchnorm(self, m, v: _Value) -> _Value:
@@ -400,7 +406,10 @@ class Plan:
             s = self._sized.get(key)
             if s is None:
                 per_sample = max(1, self._arena_per_sample * self.dtype.itemsize)
-                cmax = max(1, min(_MAX_CHUNK, _ARENA_BYTES // per_sample, n))
+                # at least _MIN_GEMM_COLS columns in every convolution's GEMM: a chunk of one 7x7 image
+                # would repack the layer's weights for 63 columns
+                cmin = -(-_MIN_GEMM_COLS // self._builder.min_cols) if self._builder.min_cols else 1
+                cmax = max(1, min(_MAX_CHUNK, max(_ARENA_BYTES // per_sample, cmin), n))
                 work = self._builder.work
                 want = min(max_threads, max(1, int(n * work // (1 << 20))))
                 chunk = max(1, min(cmax, -(-n // want)))
