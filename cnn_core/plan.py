@@ -72,6 +72,9 @@ class _Value:
 
 
 _MONOTONE = ("relu", "sigmoid", "tanh", "elu")
+_SUPPORTED = (nn.Sequential, nn.Residual, nn.Dropout, nn.Dropout2d, nn.Identity, nn.Flatten, nn.Linear, nn.Conv2d,
+              nn.BatchNorm1d, nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Softmax,
+              nn.LogSoftmax, nn.ReLU, nn.Sigmoid, nn.Tanh, nn.ELU, nn.LeakyReLU, nn.SiLU)
 
 
 class _Builder:
@@ -112,6 +115,11 @@ class _Builder:
 
     # ---- layers ----
     def emit(self, m, v: _Value) -> _Value:
+        base = next((cls for cls in _SUPPORTED if isinstance(m, cls)), None)
+        if base is None or type(m).forward is not base.forward:
+            # a subclass with its own forward is not the layer the plan knows (nor is any other module)
+            raise TypeError(f"compile: model: {type(m).__name__} layers are not supported by a plan "
+                            "(supported: see cnn_core.plan's docstring)")
         if isinstance(m, nn.Sequential):
             for layer in m:
                 v = self.emit(layer, v)

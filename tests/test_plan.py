@@ -283,6 +283,20 @@ def test_unsupported_layers_raise(layer):
         cnn_core.compile(nn.Sequential(layer), (1, 4))
 
 
+def test_subclass_with_its_own_forward_is_not_compiled():
+    """A Linear subclass that overrides forward computes something else: compile refuses it and predict runs
+    the model's own forward."""
+    class Doubled(nn.Linear):
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    model = nn.Sequential(Doubled(3, 2, rng=0)).eval()
+    with pytest.raises(TypeError, match="Doubled layers are not supported"):
+        cnn_core.compile(model, (1, 3))
+    x = np.ones((4, 3), np.float32)
+    np.testing.assert_array_equal(cnn_core.predict(model, x), model(x))
+
+
 def test_plan_copies_the_weights():
     """Training the model after compile leaves the plan as it was (documented)."""
     model = nn.Sequential(nn.Conv2d(1, 3, 3, rng=0), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(),
