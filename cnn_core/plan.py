@@ -31,8 +31,9 @@ from cnn_core import nn
 __all__ = ["compile", "Plan"]
 
 # Bytes of intermediates one thread keeps per chunk: a chunk's activations, columns and GEMM outputs stay
-# in the L2 cache (1 MiB per core on the Zen 4 this was tuned on) from one op to the next.
-_ARENA_BYTES = 768 << 10
+# in the L2 cache (1 MiB per core on the Zen 4 this was tuned on) from one op to the next, with room left for
+# the weights (LeNet-5, 10,000 images on 2 threads: 104 ms with 256 KiB, 110 with 768, 118 with 2 MiB).
+_ARENA_BYTES = 256 << 10
 # The most samples in one chunk (a Linear op's GEMM gets this many rows).
 _MAX_CHUNK = 256
 # The fewest columns a chunk gives a convolution's GEMM (whatever the arena budget says), so that packing
