@@ -59,6 +59,7 @@ from cnn_core.summary import summary
 from cnn_core import data, metrics
 from cnn_core.training import EvalResult, NonFiniteLossError, evaluate, fit, predict
 from cnn_core import datasets, models  # importing models registers RNNClassifier for load()
+from cnn_core.plan import Plan, compile  # noqa: A001 (cnn_core.compile, as torch.compile)
 
 SUPPORTED_DTYPES = tuple(dt.name for dt in FLOAT_DTYPES)
 
@@ -82,4 +83,5 @@ __all__ = ["__version__", "show_config", "openmp_enabled", "get_num_threads", "s
            "set_simd", "cpu_simd_levels", "manual_seed",
            "gradcheck", "nn", "optim", "datasets", "models", "fit", "evaluate", "predict", "History", "Callback", "LRSchedulerStep",
            "ProgressBar", "EvalResult", "NonFiniteLossError", "save", "load", "summary", "metrics",
-           "EarlyStopping", "ModelCheckpoint", "CSVLogger", "data", "save_checkpoint", "load_checkpoint"]
+           "EarlyStopping", "ModelCheckpoint", "CSVLogger", "data", "save_checkpoint", "load_checkpoint",
+           "compile", "Plan"]

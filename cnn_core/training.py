@@ -21,6 +21,7 @@ from cnn_core.data import DataLoader, _apply
 from cnn_core.kernels.augment import _all_finite as _all_finite_array, _count_argmax_hits
 from cnn_core.nn.loss import _ClassLoss
 from cnn_core.nn.module import fed_by_a_layer, restore_modes, save_modes, takes_integer_input
+from cnn_core.plan import _predict_plan
 
 # In a distributed fit, the callbacks that print or write files run on rank 0 only (see fit).
 _MAIN_RANK_ONLY = (ProgressBar, ModelCheckpoint, CSVLogger)
@@ -248,12 +249,20 @@ def predict(model, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """The model's outputs for X, computed in eval mode in batches and stacked along the first axis.
 
     X is cast to the model's dtype when it is another float dtype. The model's mode is restored afterwards.
+    A model made of the layers ``cnn_core.compile`` supports runs as a compiled plan (kept for the next call
+    while the model's parameters and buffers are unchanged); ``batch_size`` then only matters to other models.
     Several threads may predict (and evaluate) with one model at once: the mode switch is shared, and the
     model gets back its mode when the last of them finishes. Not while another thread fits it (RuntimeError).
     """
     _check_model(model)
     batch_size = check_int(batch_size, "batch_size", 1)
     X = _as_inputs(X, "X", model)
+    # A model built from the layers cnn_core.compile supports runs as a compiled plan (the same values, one
+    # C call over the whole of X, in chunks of its own); others run layer by layer below.
+    with _eval_mode(model):
+        plan = _predict_plan(model, X.shape[1:], X.dtype) if X.dtype.kind == "f" else None
+        if plan is not None:
+            return plan(X)
     out = None
     # X was screened for NaN/inf above, once: the first layer need not screen each batch again
     with _eval_mode(model), fed_by_a_layer():

@@ -120,6 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
                                                   ", anything else is refused")
     r.add_argument("--json", action="store_true", help="print the predictions as one JSON object")
 
+    b = sub.add_parser("bench", help="batch-1 latency and throughput of a saved network (as predict runs it)")
+    b.add_argument("model_file", metavar="MODEL_FILE")
+    b.add_argument("--input-shape", metavar="SHAPE", help="per-sample input shape, e.g. 1,28,28 or 784 "
+                                                         "(default: what the first layer reads, 28x28 images)")
+    b.add_argument("--batch", type=_positive_int, default=1000, metavar="N",
+                   help="samples per call for the throughput (default 1000)")
+    b.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+
     x = sub.add_parser("export", help="write a saved network as an ONNX file (needs the onnx extra)",
                        description="Write the network in MODEL_FILE as an ONNX model (eval mode: dropout off, "
                                    "batch norm with its running statistics) with a dynamic batch dimension.")
@@ -175,6 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "predict":
             from cnn_core.cli.use import run_predict
             return run_predict(args)
+        if args.command == "bench":
+            from cnn_core.cli.bench import run_bench
+            return run_bench(args)
         if args.command == "export":
             from cnn_core.cli.export import run_export
             return run_export(args)

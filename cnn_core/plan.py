@@ -1,0 +1,555 @@
+"""Inference plans: a trained network compiled into one compiled call per forward pass.
+
+``compile(model, input_shape)`` walks the model once and produces a ``Plan``: the list of kernel calls of
+its forward pass in eval mode (src_c/plan.h's ops), with every intermediate buffer laid out once in an arena,
+the weights copied and laid out for the kernels (Linear's transposed and padded for the small-batch
+kernel, a batch norm folded into the convolution or Linear layer before it, dropout removed), and the
+whole pass run by one call into C with the GIL released. What fuses is fused: the bias and the activation
+in the epilogue of the convolution's and Linear's GEMM, a monotone activation moved behind a max pooling
+(``max(act(x)) = act(max(x))``: computed on a quarter of the values).
+
+Supported layers: Sequential, Residual, Linear, Conv2d (stride, padding, dilation, groups), MaxPool2d,
+AvgPool2d, AdaptiveAvgPool2d, Flatten, BatchNorm1d/2d (eval mode with running statistics), Dropout,
+Dropout2d, Identity, ReLU, Sigmoid, Tanh, ELU, LeakyReLU, SiLU, Softmax, LogSoftmax (along the last
+axis). Others (recurrent layers, Embedding, Concat, GELU) raise TypeError: ``cnn_core.predict`` then runs
+the model itself.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Sequence
+
+import numpy as np
+
+from cnn_core._config import get_num_threads
+from cnn_core._validation import FLOAT_DTYPES
+from cnn_core.kernels import _plan
+from cnn_core.kernels.pooling import _adaptive_windows, _avg_windows, pool_output_size
+from cnn_core import nn
+
+__all__ = ["compile", "Plan"]
+
+# Bytes of intermediates one thread keeps per chunk: a chunk's activations, columns and GEMM outputs stay
+# in the L2 cache (1 MiB per core on the Zen 4 this was tuned on) from one op to the next, with room left for
+# the weights (LeNet-5, 10,000 images on 2 threads: 104 ms with 256 KiB, 110 with 768, 118 with 2 MiB).
+_ARENA_BYTES = 256 << 10
+# The most samples in one chunk (a Linear op's GEMM gets this many rows).
+_MAX_CHUNK = 256
+# The fewest columns a chunk gives a convolution's GEMM (whatever the arena budget says), so that packing
+# the weights, once per GEMM call, is spread over enough columns.
+_MIN_GEMM_COLS = 256
+# Per-sample buffer sizes are rounded to this many elements, so every buffer of any chunk starts on a
+# 64-byte boundary.
+_ALIGN = 16
+
+_KIND = {"linear": 0, "conv": 1, "maxpool2": 2, "pool": 3, "act": 4, "affine": 5, "softmax": 6, "add": 7,
+         "copy": 8}
+_ACT = {"none": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "elu": 4, "leaky": 5, "silu": 6}
+
+
+class _Buffer:
+    """One array of the arena (per-sample size in elements), or the plan's input or output."""
+
+    def __init__(self, size: int, slot: int | None = None):
+        self.size = size
+        self.slot = slot          # _plan.IN / _plan.OUT, else assigned by the layout
+        self.first = self.last = -1
+
+
+class _Value:
+    """A tensor of the forward pass: per-sample shape, the buffer holding it, the op that wrote it last
+    (None for the input) and whether more than one consumer reads it (then nothing may fuse into it)."""
+
+    def __init__(self, shape: tuple[int, ...], buf: _Buffer, op: dict | None):
+        self.shape = shape
+        self.buf = buf
+        self.op = op
+        self.shared = False
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+
+_MONOTONE = ("relu", "sigmoid", "tanh", "elu")
+_SUPPORTED = (nn.Sequential, nn.Residual, nn.Dropout, nn.Dropout2d, nn.Identity, nn.Flatten, nn.Linear, nn.Conv2d,
+              nn.BatchNorm1d, nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Softmax,
+              nn.LogSoftmax, nn.ReLU, nn.Sigmoid, nn.Tanh, nn.ELU, nn.LeakyReLU, nn.SiLU)
+
+
+class _Builder:
+    def __init__(self, dtype: np.dtype):
+        self.dtype = dtype
+        self.ops: list[dict] = []
+        self.buffers: list[_Buffer] = []
+        self.work = 0.0       # multiply-adds per sample
+        self.min_cols = 0     # the fewest GEMM columns (output positions) of one sample in any convolution
+
+    # ---- buffers and ops ----
+    def buffer(self, size: int) -> _Buffer:
+        b = _Buffer(size)
+        self.buffers.append(b)
+        return b
+
+    def op(self, kind: str, src: _Value, out_shape, params, *, w=None, b=None, tab=None, act="none",
+           alpha=0.0, inplace=False, scratch=(), src2: _Value | None = None) -> _Value:
+        out_size = int(np.prod(out_shape))
+        if inplace and src.buf.slot is None and not src.shared and src.size == out_size:
+            dst = src.buf
+        else:
+            dst = self.buffer(out_size)
+        o = {"kind": kind, "src": src.buf, "src2": None if src2 is None else src2.buf, "dst": dst,
+             "params": [int(p) for p in params], "w": w, "b": b, "tab": tab, "act": act, "alpha": float(alpha),
+             "tmp": [self.buffer(s) for s in scratch]}
+        self.ops.append(o)
+        return _Value(tuple(out_shape), dst, o)
+
+    def fusable(self, v: _Value, kinds: Sequence[str]) -> bool:
+        """v was written by an op of one of `kinds`, with no activation yet, and only the next layer reads it."""
+        return v.op is not None and v.op["kind"] in kinds and v.op["act"] == "none" and not v.shared \
+            and v.op is self.ops[-1]
+
+    def weights(self, a) -> np.ndarray:
+        """A C-contiguous copy in the plan's dtype: never a view of the model's arrays."""
+        return np.array(a, dtype=self.dtype, order="C", copy=True)
+
+    # ---- layers ----
+    def emit(self, m, v: _Value) -> _Value:
+        base = next((cls for cls in _SUPPORTED if isinstance(m, cls)), None)
+        if base is None or type(m).forward is not base.forward:
+            # a subclass with its own forward is not the layer the plan knows (nor is any other module)
+            raise TypeError(f"compile: model: {type(m).__name__} layers are not supported by a plan "
+                            "(supported: see cnn_core.plan's docstring)")
+        if isinstance(m, nn.Sequential):
+            for layer in m:
+                v = self.emit(layer, v)
+            return v
+        if isinstance(m, nn.Residual):
+            v.shared = True
+            y = self.emit(m.block, v)
+            s = v if m.shortcut is None else self.emit(m.shortcut, v)
+            if y.shape != s.shape:
+                raise ValueError(f"compile: Residual: expected the block's and the shortcut's outputs of one "
+                                 f"shape, got {y.shape} and {s.shape}")
+            return self.op("add", y, y.shape, [y.size], src2=s, inplace=True)
+        if isinstance(m, (nn.Dropout, nn.Dropout2d, nn.Identity)):
+            return v
+        if isinstance(m, nn.Flatten):
+            flat = _Value((v.size,), v.buf, v.op)
+            flat.shared = v.shared          # a residual's input stays one nothing fuses into
+            return flat
+        if isinstance(m, nn.Linear):
+            return self.linear(m, v)
+        if isinstance(m, nn.Conv2d):
+            return self.conv(m, v)
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            return self.batchnorm(m, v)
+        if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
+            return self.pool(m, v)
+        if isinstance(m, (nn.Softmax, nn.LogSoftmax)):
+            return self.softmax(m, v)
+        act = _activation(m)
+        if act is not None:
+            name, alpha = act
+            if self.fusable(v, ("linear", "conv", "affine", "add", "pool", "maxpool2")):
+                v.op["act"], v.op["alpha"] = name, alpha
+                return _Value(v.shape, v.buf, v.op)
+            return self.op("act", v, v.shape, [v.size], act=name, alpha=alpha, inplace=True)
+        raise TypeError(f"compile: model: {type(m).__name__} layers are not supported by a plan "
+                        "(supported: see cnn_core.plan's docstring)")
+
+    def linear(self, m, v: _Value) -> _Value:
+        if len(v.shape) != 1 or v.shape[0] != m.in_features:
+            raise ValueError(f"compile: Linear: expected inputs of shape (N, {m.in_features}), got "
+                             f"(N, {', '.join(map(str, v.shape))})")
+        k, n = m.in_features, m.out_features
+        block = _plan.linear_block(self.dtype == np.float64)
+        ldw = -(-n // block) * block
+        wt = np.zeros((k, ldw), self.dtype)
+        wt[:, :n] = m.weight.data.T
+        b = None if m.bias is None else self.weights(m.bias.data)
+        self.work += k * n
+        return self.op("linear", v, (n,), [k, n, ldw], w=wt, b=b)
+
+    def conv(self, m, v: _Value) -> _Value:
+        if len(v.shape) != 3 or v.shape[0] != m.in_channels:
+            raise ValueError(f"compile: Conv2d: expected inputs of shape (N, {m.in_channels}, H, W), got "
+                             f"(N, {', '.join(map(str, v.shape))})")
+        c, h, w = v.shape
+        (ph, pw), (oh, ow) = m._geometry(h, w, check=True)
+        f, g = m.out_channels, m.groups
+        kh, kw = m.kernel_size
+        weight = self.weights(m.weight.data.reshape(f, -1))
+        b = None if m.bias is None else self.weights(m.bias.data)
+        k = c * kh * kw
+        self.work += f * (k // g) * oh * ow
+        # a few filters per group (16 or 32 in float32, 8..32 in float64: whole columns of the unpacked
+        # kernel's 16- or 8-wide tile) run transposed, positions as the GEMM's rows (plan_template.h)
+        fg, vec = f // g, 16 if self.dtype == np.float32 else 8
+        transposed = fg % vec == 0 and fg <= 32
+        if transposed:
+            weight = self.weights(weight.reshape(g, fg, k // g).transpose(0, 2, 1))
+        params = [c, h, w, f, kh, kw, *m.stride, ph, pw, *m.dilation, oh, ow, g, int(transposed)]
+        if m.stride == (1, 1):
+            # the "wide" columns (plan_template.h): output rows as wide as the padded input, and its copy
+            (dh, dw) = m.dilation
+            hp, wp = oh + dh * (kh - 1), ow + dw * (kw - 1)
+            scratch = (k * oh * wp, f * oh * wp, c * hp * wp)
+        else:
+            wp = ow
+            scratch = (k * oh * ow, f * oh * ow)
+        self.min_cols = oh * wp if not self.min_cols else min(self.min_cols, oh * wp)
+        return self.op("conv", v, (f, oh, ow), params, w=weight, b=b, scratch=scratch)
+
+    def batchnorm(self, m, v: _Value) -> _Value:
+        if not m.track_running_stats:
+            raise TypeError(f"compile: model: {type(m).__name__} without running statistics normalizes with "
+                            "each batch's statistics in eval mode too: not supported by a plan")
+        if len(v.shape) < 1 or v.shape[0] != m.num_features:
+            raise ValueError(f"compile: {type(m).__name__}: expected {m.num_features} channels, got per-sample "
+                             f"shape {v.shape}")
+        gamma, beta = m._gamma_beta()
+        scale = np.asarray(gamma, np.float64) / np.sqrt(np.asarray(m.running_var, np.float64) + m.eps)
+        shift = np.asarray(beta, np.float64) - np.asarray(m.running_mean, np.float64) * scale
+        if self.fusable(v, ("linear", "conv")) and (v.op["kind"] == "conv" or len(v.shape) == 1):
+            # fold: (W x + b) * scale + shift = (scale W) x + (scale b + shift), per output channel
+            o = v.op
+            if o["kind"] == "conv" and o["params"][15]:        # transposed: (G, Kg, Fg), filters last
+                g = o["params"][14]
+                o["w"] = self.weights(o["w"] * scale.reshape(g, 1, -1))
+            elif o["kind"] == "conv":
+                o["w"] = self.weights(o["w"] * scale[:, None])
+            else:
+                n = o["params"][1]
+                w = o["w"].astype(np.float64)
+                w[:, :n] *= scale
+                o["w"] = self.weights(w)
+            b0 = 0.0 if o["b"] is None else o["b"].astype(np.float64)
+            o["b"] = self.weights(b0 * scale + shift)
+            return v
+        spatial = int(np.prod(v.shape[1:])) if len(v.shape) > 1 else 1
+        return self.op("affine", v, v.shape, [m.num_features, spatial], w=self.weights(scale),
+                       b=self.weights(shift), inplace=True)
+
+    def pool(self, m, v: _Value) -> _Value:
+        if len(v.shape) != 3:
+            raise ValueError(f"compile: {type(m).__name__}: expected inputs of shape (N, C, H, W), got "
+                             f"(N, {', '.join(map(str, v.shape))})")
+        c, h, w = v.shape
+        moved = None
+        if isinstance(m, nn.AdaptiveAvgPool2d):
+            oh, ow = m._out_hw((1, c, h, w))
+            rows, cols, dil, is_max = _adaptive_windows(h, oh), _adaptive_windows(w, ow), (1, 1), False
+            rows, cols = ((st, en - st, dv) for st, en, dv in (rows, cols))
+        else:
+            (kh, kw), (sh, sw), (ph, pw) = m.kernel_size, m.stride, m.padding
+            dil = m.dilation
+            oh, ow = (pool_output_size((h, w)[a], m.kernel_size[a], m.stride[a], m.padding[a], dil[a],
+                                       m.ceil_mode, ("height", "width")[a]) for a in (0, 1))
+            is_max = isinstance(m, nn.MaxPool2d)
+            if is_max:
+                rows, cols = _max_windows(h, kh, sh, ph, dil[0], oh), _max_windows(w, kw, sw, pw, dil[1], ow)
+                # a monotone activation before a max pooling moves behind it: the same values, a quarter of
+                # the activations computed
+                if (v.op is not None and v.op["act"] in _MONOTONE + ("leaky",) and not v.shared
+                        and v.op is self.ops[-1] and (v.op["act"] != "leaky" or v.op["alpha"] >= 0)):
+                    moved = (v.op["act"], v.op["alpha"])
+                    v.op["act"], v.op["alpha"] = "none", 0.0
+                if (kh, kw) == (2, 2) and (sh, sw) == (2, 2) and (ph, pw) == (0, 0) and dil == (1, 1):
+                    out = self.op("maxpool2", v, (c, oh, ow), [c, h, w, oh, ow])
+                    if moved:
+                        out.op["act"], out.op["alpha"] = moved
+                    return out
+            else:
+                rows, cols = ((st, en - st, dv) for st, en, dv in
+                              (_avg_windows(h, kh, sh, ph, oh, m.count_include_pad),
+                               _avg_windows(w, kw, sw, pw, ow, m.count_include_pad)))
+        tab = np.concatenate([_table(*rows), _table(*cols)]).astype(np.intp)
+        out = self.op("pool", v, (c, oh, ow), [c, h, w, oh, ow, *dil, int(is_max)], tab=tab)
+        if moved:
+            out.op["act"], out.op["alpha"] = moved
+        return out
+
+    def softmax(self, m, v: _Value) -> _Value:
+        from cnn_core.nn.activation import _softmax_dim
+        ndim = len(v.shape) + 1
+        d = _softmax_dim(m.dim, ndim, type(m).__name__)
+        if d != ndim - 1 or ndim < 2:
+            raise TypeError(f"compile: model: {type(m).__name__} along dim {d} of a {ndim}-D input: a plan "
+                            "supports the last dimension only")
+        n = v.shape[-1]
+        return self.op("softmax", v, v.shape, [n, int(isinstance(m, nn.LogSoftmax)), v.size // n],
+                       inplace=False)
+
+
+def _max_windows(size: int, k: int, s: int, p: int, d: int, out: int):
+    """(first input index, taps inside the input, 1) of each max-pooling window along one axis: of the taps
+    u*s - p + i*d, i < k, those outside the input are skipped (padding is never the maximum)."""
+    first, count = [], []
+    for u in range(out):
+        start = u * s - p
+        taps = [start + i * d for i in range(k) if 0 <= start + i * d < size]
+        first.append(taps[0] if taps else 0)
+        count.append(len(taps))
+    return np.array(first), np.array(count), np.ones(out, np.intp)
+
+
+def _table(first, count, div) -> np.ndarray:
+    """Triples (first input index, taps, divisor factor), one per output along an axis."""
+    return np.stack([np.asarray(first, np.intp), np.asarray(count, np.intp), np.asarray(div, np.intp)],
+                    axis=1).reshape(-1)
+
+
+def _activation(m) -> tuple[str, float] | None:
+    if isinstance(m, nn.ReLU):
+        return "relu", 0.0
+    if isinstance(m, nn.Sigmoid):
+        return "sigmoid", 0.0
+    if isinstance(m, nn.Tanh):
+        return "tanh", 0.0
+    if isinstance(m, nn.ELU):
+        return "elu", m.alpha
+    if isinstance(m, nn.LeakyReLU):
+        return "leaky", m.negative_slope
+    if isinstance(m, nn.SiLU):
+        return "silu", 0.0
+    return None
+
+
+def _layout(builder: _Builder) -> int:
+    """Arena offsets (per-sample elements, multiples of _ALIGN) for every buffer that is neither the input
+    nor the output: a buffer lives from the first to the last op that touches it, and buffers alive at
+    once never overlap (first fit). Returns the arena's per-sample size."""
+    for i, o in enumerate(builder.ops):
+        for b in (o["src"], o["src2"], o["dst"], *o["tmp"]):
+            if b is not None:
+                b.first = i if b.first < 0 else b.first
+                b.last = max(b.last, i)
+    live: list[tuple[int, int, _Buffer]] = []     # (offset, size, buffer)
+    total = 0
+    for b in sorted((b for b in builder.buffers if b.slot is None and b.first >= 0), key=lambda b: b.first):
+        live = [e for e in live if e[2].last >= b.first]
+        size = -(-b.size // _ALIGN) * _ALIGN
+        offset = 0
+        for off, sz, _ in sorted(live, key=lambda e: e[0]):
+            if offset + size <= off:
+                break
+            offset = max(offset, off + sz)
+        b.slot = offset
+        live.append((offset, size, b))
+        total = max(total, offset + size)
+    return total
+
+
+def _program(builder: _Builder, chunk: int):
+    """The op array for chunks of `chunk` samples (arena offsets scale with the chunk)."""
+    def slot(b):
+        return -3 if b is None else (b.slot if b.slot < 0 else b.slot * chunk)
+    ops = []
+    for o in builder.ops:
+        # scratch: tmp, tmp2, then (a convolution's padded input) src2
+        tmp = [slot(t) for t in o["tmp"]] + [-3, -3, -3]
+        src2 = slot(o["src2"]) if o["src2"] is not None else tmp[2]
+        ops.append((_KIND[o["kind"]], _ACT[o["act"]], o["alpha"], slot(o["src"]), src2, slot(o["dst"]),
+                    tmp[0], tmp[1], o["params"], o["w"], o["b"], o["tab"]))
+    return _plan.Program(ops, builder.dtype, builder.work)
+
+
+class _Sized:
+    """What a plan keeps per batch size and thread count: the chunk, the program and a pool of arenas
+    (one per concurrent call: a call takes one and gives it back, so calls from several threads never
+    share scratch)."""
+
+    __slots__ = ("chunk", "threads", "program", "arena_shape", "arenas")
+
+    def __init__(self, chunk, threads, program, arena_shape):
+        self.chunk, self.threads, self.program, self.arena_shape = chunk, threads, program, arena_shape
+        self.arenas: list[np.ndarray] = []
+
+
+class Plan:
+    """A compiled forward pass of one model (see ``compile``). ``plan(x)`` returns the model's output for
+    ``x``, computed as ``model.eval()(x)`` would be; ``plan(x, out=y)`` writes it into y.
+
+    The plan copies the weights it needs when it is compiled: training or changing the model afterwards
+    does not change the plan (compile again). It is safe to call from several threads at once (each call
+    takes its own scratch). Batches of any size are accepted: ``batch_size`` is the one it was compiled for,
+    the layout of other sizes is made on their first call and kept.
+
+    Attributes:
+        batch_size: the batch of ``input_shape``.
+        input_shape, output_shape: full shapes, batch first, for ``batch_size``.
+        dtype: float32 or float64.
+    """
+
+    def __init__(self, builder: _Builder, input_shape: tuple[int, ...], output_shape: tuple[int, ...],
+                 arena_per_sample: int, description: list[str]):
+        self._builder = builder
+        self.input_shape = input_shape
+        self.output_shape = output_shape
+        self.dtype = builder.dtype
+        self._sample_in = input_shape[1:]
+        self._sample_out = output_shape[1:]
+        self._arena_per_sample = arena_per_sample
+        self._programs: dict[int, object] = {}
+        self._sized: dict[tuple[int, int], _Sized] = {}
+        self._lock = threading.Lock()
+        self.ops = description
+        self._sized_for(input_shape[0], get_num_threads())
+
+    @property
+    def batch_size(self) -> int:
+        return self.input_shape[0]
+
+    def __repr__(self) -> str:
+        return (f"Plan(input_shape={self.input_shape}, output_shape={self.output_shape}, "
+                f"dtype={self.dtype.name}, ops={len(self.ops)})")
+
+    def _sized_for(self, n: int, max_threads: int) -> _Sized:
+        key = (n, max_threads)
+        s = self._sized.get(key)
+        if s is not None:
+            return s
+        with self._lock:
+            s = self._sized.get(key)
+            if s is None:
+                per_sample = max(1, self._arena_per_sample * self.dtype.itemsize)
+                # at least _MIN_GEMM_COLS columns in every convolution's GEMM: a chunk of one 7x7 image
+                # would repack the layer's weights for 63 columns
+                cmin = -(-_MIN_GEMM_COLS // self._builder.min_cols) if self._builder.min_cols else 1
+                cmax = max(1, min(_MAX_CHUNK, max(_ARENA_BYTES // per_sample, cmin), n))
+                work = self._builder.work
+                want = min(max_threads, max(1, int(n * work // (1 << 20))))
+                chunk = max(1, min(cmax, -(-n // want)))
+                threads = _plan.threads(n, chunk, max_threads, work)
+                program = self._programs.get(chunk)
+                if program is None:
+                    program = self._programs[chunk] = _program(self._builder, chunk)
+                s = _Sized(chunk, threads, program, (threads, max(1, self._arena_per_sample * chunk)))
+                self._sized[key] = s
+        return s
+
+    def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        if type(x) is not np.ndarray:
+            raise TypeError(f"x: expected a numpy.ndarray, got {type(x).__name__}")
+        if x.dtype != self.dtype:
+            raise TypeError(f"x: expected dtype {self.dtype.name} (the plan's), got {x.dtype}")
+        if x.shape[1:] != self._sample_in or x.ndim != len(self.input_shape):
+            raise ValueError(f"x: expected shape (N, {', '.join(map(str, self._sample_in))}), got {x.shape}")
+        n = x.shape[0]
+        if not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x)
+        if out is None:
+            out = np.empty((n,) + self._sample_out, self.dtype)
+        else:
+            _check_out(out, (n,) + self._sample_out, self.dtype, x)
+        if n == 0:
+            return out
+        s = self._sized_for(n, get_num_threads())
+        try:
+            arena = s.arenas.pop()
+        except IndexError:
+            arena = np.empty(s.arena_shape, self.dtype)
+        try:
+            s.program.run(x, out, arena, s.chunk, s.threads)
+        finally:
+            s.arenas.append(arena)
+        return out
+
+
+def _check_out(out, shape, dtype, x) -> None:
+    if type(out) is not np.ndarray:
+        raise TypeError(f"out: expected a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"out: expected dtype {dtype.name}, got {out.dtype}")
+    if out.shape != shape:
+        raise ValueError(f"out: expected shape {shape}, got {out.shape}")
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError("out: expected a writable C-contiguous array, got "
+                         f"{'a read-only' if not out.flags.writeable else 'a non-contiguous'} one")
+    if np.may_share_memory(out, x):
+        raise ValueError("out: expected an array that does not overlap x, got one that does")
+
+
+def compile(model, input_shape: Sequence[int], dtype=None) -> Plan:
+    """Compile ``model``'s forward pass in eval mode for inputs of ``input_shape`` (batch first) into a Plan.
+
+    The weights are copied (a batch norm folded into the layer before it, Linear's transposed for the
+    small-batch kernel), so the plan does not follow later changes of the model. Other batch sizes than
+    ``input_shape[0]`` work too.
+
+    Args:
+        model: a ``cnn_core.nn.Module`` built from the layers the module docstring lists.
+        input_shape: ``(N, ...)``, the input of one batch.
+        dtype: float32 or float64 (default: the model's).
+
+    Raises:
+        TypeError: a layer the plan does not support (the message names it), or a wrong argument type.
+        ValueError: an input shape the model does not accept.
+
+    Example:
+        >>> import numpy as np, cnn_core
+        >>> model = cnn_core.models.lenet5(rng=0).eval()
+        >>> plan = cnn_core.compile(model, (1, 1, 28, 28))
+        >>> x = np.random.default_rng(0).random((3, 1, 28, 28), np.float32)
+        >>> bool(np.allclose(plan(x), model(x), rtol=1e-5, atol=1e-6)), plan.batch_size
+        (True, 1)
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model: expected a cnn_core.nn.Module, got {type(model).__name__}")
+    if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Sequence):
+        raise TypeError(f"input_shape: expected a sequence of ints like (1, 1, 28, 28), got {input_shape!r}")
+    shape = []
+    for i, d in enumerate(input_shape):
+        if isinstance(d, bool) or not isinstance(d, (int, np.integer)):
+            raise TypeError(f"input_shape[{i}]: expected an int, got {d!r}")
+        if d < 1:
+            raise ValueError(f"input_shape[{i}]: expected a positive int, got {d}")
+        shape.append(int(d))
+    if len(shape) < 2:
+        raise ValueError(f"input_shape: expected (batch, ...) with at least 2 dimensions, got {tuple(shape)}")
+    dt = model.dtype if dtype is None else np.dtype(dtype)
+    if dt not in FLOAT_DTYPES:
+        raise ValueError(f"dtype: expected float32 or float64, got {dt}")
+    b = _Builder(np.dtype(dt))
+    x = _Value(tuple(shape[1:]), _Buffer(int(np.prod(shape[1:])), _plan.IN), None)
+    y = b.emit(model, x)
+    if y.buf.slot == _plan.IN or y.shared:
+        y = b.op("copy", y, y.shape, [y.size])
+    y.buf.slot = _plan.OUT
+    arena = _layout(b)
+    description = [_describe(o) for o in b.ops]
+    return Plan(b, tuple(shape), (shape[0],) + tuple(y.shape), arena, description)
+
+
+def _describe(o: dict) -> str:
+    act = "" if o["act"] == "none" else f" + {o['act']}"
+    return f"{o['kind']}{tuple(o['params'])}{act}"
+
+
+# predict's plans, per model: (plan, copies of the model's state when it was compiled)
+_PREDICT_PLANS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_PREDICT_LOCK = threading.Lock()
+
+
+def _predict_plan(model, sample_shape: tuple[int, ...], dtype) -> Plan | None:
+    """A plan of `model` for inputs of `sample_shape` (per sample), or None when the model has layers a plan
+    does not support. Kept on the side for the next call and reused while every parameter and buffer still
+    equals the copy taken at compile time (training the model in between compiles a new one)."""
+    state = [(k, v.data if isinstance(v, nn.Parameter) else v) for k, v in model._named_state()]
+    with _PREDICT_LOCK:
+        entry = _PREDICT_PLANS.get(model)
+    if entry is not None:
+        plan, saved = entry
+        if (plan._sample_in == tuple(sample_shape) and plan.dtype == dtype and len(saved) == len(state)
+                and all(k == ks and v.shape == s.shape and (v == s).all()
+                        for (k, v), (ks, s) in zip(state, saved))):
+            return plan
+    try:
+        plan = compile(model, (1,) + tuple(sample_shape), dtype)
+    except (TypeError, ValueError):
+        return None
+    with _PREDICT_LOCK:
+        _PREDICT_PLANS[model] = (plan, [(k, np.array(v, copy=True)) for k, v in state])
+    return plan

@@ -1,0 +1,463 @@
+/* The plan's ops for one element type at one instruction-set level, included by plan.c once per (dtype,
+ * level) under that level's target pragma, so that the same loops compile to its vectors (BLIS's one
+ * definition per kernel).
+ *
+ * The caller defines (and this file #undefs at its end):
+ *   T          element type
+ *   G(name)    name mangler (dtype and level)
+ *   GEMM       the blocked GEMM of gemm.c for T (cnn_sgemm_strided / cnn_dgemm_strided)
+ *   ACT_FWD    activations.c's loop for T (cnn_act_forward_f32 / _f64)
+ *   EXP, LOG   libm's exp and log for T
+ *   UINT       the unsigned integer type of T's size
+ *   NV         vectors of 64 bytes in the small-batch Linear kernel's row block (registers: NV zmm at the
+ *              avx512 level, 2*NV ymm at avx2, 4*NV xmm at baseline; 8 accumulator registers each)
+ */
+
+typedef T G(vec) __attribute__((vector_size(64), aligned(sizeof(T))));
+#define VL ((ptrdiff_t)(64 / sizeof(T)))
+
+/* c ? a : b on bits (activations.c says why: a float ?: does not become a vector blend). */
+static inline __attribute__((always_inline)) T G(sel)(int c, T a, T b)
+{
+    UINT ua, ub;
+    const UINT m = (UINT)0 - (UINT)(c != 0);
+    memcpy(&ua, &a, sizeof ua);
+    memcpy(&ub, &b, sizeof ub);
+    ua = (ua & m) | (ub & ~m);
+    memcpy(&a, &ua, sizeof a);
+    return a;
+}
+
+/* act applied to n contiguous elements in place. */
+static void G(act)(int act, T alpha, T *y, ptrdiff_t n)
+{
+    switch (act) {
+    case CNN_PACT_RELU:
+        for (ptrdiff_t i = 0; i < n; ++i)
+            y[i] = G(sel)(y[i] <= 0, 0, y[i]);            /* NaN propagates, as the layer's */
+        break;
+    case CNN_PACT_LEAKY:
+        for (ptrdiff_t i = 0; i < n; ++i)
+            y[i] = G(sel)(y[i] > 0, y[i], y[i] * alpha);
+        break;
+    case CNN_PACT_SIGMOID:
+        ACT_FWD(CNN_SIGMOID, y, y, n, alpha);
+        break;
+    case CNN_PACT_TANH:
+        ACT_FWD(CNN_TANH, y, y, n, alpha);
+        break;
+    case CNN_PACT_ELU:
+        ACT_FWD(CNN_ELU, y, y, n, alpha);
+        break;
+    case CNN_PACT_SILU: {
+        /* z * sigmoid(z), the layer's formula, in blocks through a stack buffer */
+        T s[256];
+        for (ptrdiff_t i0 = 0; i0 < n; i0 += 256) {
+            const ptrdiff_t nb = n - i0 < 256 ? n - i0 : 256;
+            ACT_FWD(CNN_SIGMOID, y + i0, s, nb, alpha);
+            for (ptrdiff_t i = 0; i < nb; ++i)
+                y[i0 + i] *= s[i];
+        }
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* ---- Linear ---------------------------------------------------------------------------------------- */
+
+/* Columns j0 .. j0 + nv*VL of one row: y = b + x[0..K) @ Wt, Wt K x ldw (ldw a multiple of VL,
+ * zero-padded columns; j0 + nv*VL <= ldw). The nv vectors of accumulators stay in registers across the whole depth, two sets
+ * (even and odd k) for twice the independent FMA chains, summed at the end. */
+static inline __attribute__((always_inline)) void G(linear_block)(const int nv, ptrdiff_t K, ptrdiff_t N,
+                                                                  ptrdiff_t ldw, const T *x, const T *Wt,
+                                                                  const T *b, T *y, ptrdiff_t j0)
+{
+    G(vec) a0[NV], a1[NV];
+    for (int v = 0; v < nv; ++v) {
+        a0[v] = (G(vec)){0};
+        a1[v] = (G(vec)){0};
+    }
+    const T *w = Wt + j0;
+    ptrdiff_t k = 0;
+    for (; k + 1 < K; k += 2, w += 2 * ldw) {
+        const T x0 = x[k], x1 = x[k + 1];
+        for (int v = 0; v < nv; ++v) {
+            a0[v] += x0 * *(const G(vec) *)(w + v * VL);
+            a1[v] += x1 * *(const G(vec) *)(w + ldw + v * VL);
+        }
+    }
+    if (k < K) {
+        const T x0 = x[k];
+        for (int v = 0; v < nv; ++v)
+            a0[v] += x0 * *(const G(vec) *)(w + v * VL);
+    }
+    const ptrdiff_t nb = N - j0 < nv * VL ? N - j0 : nv * VL;
+    T acc[NV * VL];
+    for (int v = 0; v < nv; ++v)
+        *(G(vec) *)(acc + v * VL) = a0[v] + a1[v];
+    if (b != NULL) {
+        for (ptrdiff_t j = 0; j < nb; ++j)
+            y[j0 + j] = acc[j] + b[j0 + j];
+    } else {
+        for (ptrdiff_t j = 0; j < nb; ++j)
+            y[j0 + j] = acc[j];
+    }
+}
+
+/* One row, in blocks of NV vectors of columns; the last blocks take the largest power of two of vectors
+ * that the remaining columns fill (ldw is padded to whole vectors only). */
+static void G(linear_row)(ptrdiff_t K, ptrdiff_t N, ptrdiff_t ldw, const T *x, const T *Wt, const T *b, T *y)
+{
+    for (ptrdiff_t j0 = 0; j0 < N;) {
+        const ptrdiff_t need = (N - j0 + VL - 1) / VL;
+        if (need >= NV) {
+            G(linear_block)(NV, K, N, ldw, x, Wt, b, y, j0);
+            j0 += NV * VL;
+        } else if (need >= 4 && NV > 4) {
+            G(linear_block)(4, K, N, ldw, x, Wt, b, y, j0);
+            j0 += 4 * VL;
+        } else if (need >= 2 && NV > 2) {
+            G(linear_block)(2, K, N, ldw, x, Wt, b, y, j0);
+            j0 += 2 * VL;
+        } else {
+            G(linear_block)(1, K, N, ldw, x, Wt, b, y, j0);
+            j0 += VL;
+        }
+    }
+}
+
+/* Rows below this take linear_row each (the weights stream once per row, from cache); from here on the
+ * GEMM's 6-row tiles share each load of the weights. */
+#define SMALL_ROWS 6
+
+static int G(linear)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y)
+{
+    const ptrdiff_t K = op->p[0], N = op->p[1], ldw = op->p[2];
+    const T *Wt = (const T *)op->w, *b = (const T *)op->b;
+    if (m < SMALL_ROWS) {
+        for (ptrdiff_t i = 0; i < m; ++i) {
+            G(linear_row)(K, N, ldw, x + i * K, Wt, b, y + i * N);
+            G(act)(op->act, (T)op->alpha, y + i * N, N);
+        }
+        return 0;
+    }
+    if (GEMM(m, N, K, (T)1, x, K, 1, Wt, ldw, 1, (T)0, y, N) != 0)
+        return -1;
+    for (ptrdiff_t i = 0; i < m; ++i) {
+        T *yi = y + i * N;
+        if (b != NULL)
+            for (ptrdiff_t j = 0; j < N; ++j)
+                yi[j] += b[j];
+        G(act)(op->act, (T)op->alpha, yi, N);
+    }
+    return 0;
+}
+
+/* ---- convolution ----------------------------------------------------------------------------------- */
+
+/* The columns of one sample: row (c*KH + i)*KW + j of cols (row stride ld) gets tap (i, j) of channel c at
+ * every output position; zeros where the tap falls in the padding. The output columns whose input lies
+ * inside the image are found once per tap column j, so the copy loops never test per element. */
+static void G(im2col)(const cnn_plan_op *op, const T *x, T *cols, ptrdiff_t ld)
+{
+    const ptrdiff_t C = op->p[0] / op->p[14] * op->p[14], H = op->p[1], W = op->p[2];
+    const ptrdiff_t KH = op->p[4], KW = op->p[5], SH = op->p[6], SW = op->p[7], PH = op->p[8], PW = op->p[9];
+    const ptrdiff_t DH = op->p[10], DW = op->p[11], OH = op->p[12], OW = op->p[13];
+    for (ptrdiff_t c = 0; c < C; ++c) {
+        for (ptrdiff_t j = 0; j < KW; ++j) {
+            const ptrdiff_t t = PW - j * DW;                   /* input column w = ow*SW - t */
+            ptrdiff_t lo = t <= 0 ? 0 : (t + SW - 1) / SW;
+            ptrdiff_t hi = W - 1 + t < 0 ? 0 : (W - 1 + t) / SW + 1;
+            if (hi > OW)
+                hi = OW;
+            if (lo > hi)
+                lo = hi;
+            for (ptrdiff_t i = 0; i < KH; ++i) {
+                T *row = cols + ((c * KH + i) * KW + j) * ld;
+                for (ptrdiff_t oh = 0; oh < OH; ++oh) {
+                    const ptrdiff_t h = oh * SH - PH + i * DH;
+                    T *d = row + oh * OW;
+                    if (h < 0 || h >= H) {
+                        for (ptrdiff_t ow = 0; ow < OW; ++ow)
+                            d[ow] = 0;
+                        continue;
+                    }
+                    const T *s = x + (c * H + h) * W - t;
+                    for (ptrdiff_t ow = 0; ow < lo; ++ow)
+                        d[ow] = 0;
+                    if (SW == 1) {
+                        for (ptrdiff_t ow = lo; ow < hi; ++ow)
+                            d[ow] = s[ow];
+                    } else {
+                        for (ptrdiff_t ow = lo; ow < hi; ++ow)
+                            d[ow] = s[ow * SW];
+                    }
+                    for (ptrdiff_t ow = hi; ow < OW; ++ow)
+                        d[ow] = 0;
+                }
+            }
+        }
+    }
+}
+
+/* Stride 1, the "wide" columns: the output is computed Wp = OW + DW*(KW-1) columns wide (the padded input's
+ * width), so row (c, i, j) of the columns is one contiguous run of the padded input, OH*Wp values from
+ * (c, i*DH, j*DW): one copy per row instead of one per output row, and the GEMM's B rows are long. The
+ * columns past OW of each output row are computed and dropped by the epilogue. Padding (or a crop, when
+ * the output leaves input rows or columns unused) goes through pad, a zeroed (C, Hp, Wp) copy of the
+ * sample; without either the sample itself is read. */
+static void G(im2col_wide)(const cnn_plan_op *op, const T *x, T *cols, ptrdiff_t ld, T *pad)
+{
+    const ptrdiff_t C = op->p[0], H = op->p[1], W = op->p[2], KH = op->p[4], KW = op->p[5];
+    const ptrdiff_t PH = op->p[8], PW = op->p[9], DH = op->p[10], DW = op->p[11], OH = op->p[12];
+    const ptrdiff_t OW = op->p[13], Hp = OH + DH * (KH - 1), Wp = OW + DW * (KW - 1);
+    const T *src = x;
+    if (PH != 0 || PW != 0 || Wp != W || Hp > H) {
+        memset(pad, 0, (size_t)(C * Hp * Wp) * sizeof(T));
+        const ptrdiff_t rows = H < Hp - PH ? H : Hp - PH, width = W < Wp - PW ? W : Wp - PW;
+        for (ptrdiff_t c = 0; c < C; ++c)
+            for (ptrdiff_t h = 0; h < rows; ++h)
+                memcpy(pad + (c * Hp + PH + h) * Wp + PW, x + (c * H + h) * W, (size_t)width * sizeof(T));
+        src = pad;
+    }
+    const ptrdiff_t cs = src == x ? H * W : Hp * Wp, total = C * cs, len = OH * Wp;
+    for (ptrdiff_t c = 0; c < C; ++c)
+        for (ptrdiff_t i = 0; i < KH; ++i)
+            for (ptrdiff_t j = 0; j < KW; ++j) {
+                const ptrdiff_t start = c * cs + i * DH * Wp + j * DW;
+                const ptrdiff_t avail = total - start < len ? total - start : len;
+                T *d = cols + ((c * KH + i) * KW + j) * ld;
+                memcpy(d, src + start, (size_t)avail * sizeof(T));
+                if (avail < len)       /* past the sample's end: only dropped columns read it */
+                    memset(d + avail, 0, (size_t)(len - avail) * sizeof(T));
+            }
+}
+
+static int G(conv)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y, T *cols, T *g, T *pad)
+{
+    const ptrdiff_t C = op->p[0], H = op->p[1], W = op->p[2], F = op->p[3];
+    const ptrdiff_t KH = op->p[4], KW = op->p[5], OH = op->p[12], OW = op->p[13], G_ = op->p[14];
+    const int wide = op->p[6] == 1 && op->p[7] == 1;
+    const ptrdiff_t Wp = wide ? OW + op->p[11] * (KW - 1) : OW;      /* computed columns per output row */
+    const ptrdiff_t P = OH * Wp, ld = m * P, Cg = C / G_, Fg = F / G_, Kg = Cg * KH * KW;
+    const T *Wf = (const T *)op->w, *b = (const T *)op->b;
+    for (ptrdiff_t n = 0; n < m; ++n) {
+        if (wide)
+            G(im2col_wide)(op, x + n * C * H * W, cols + n * P, ld, pad);
+        else
+            G(im2col)(op, x + n * C * H * W, cols + n * P, ld);
+    }
+    /* Transposed (p[15]): out^T = cols^T @ W^T, (m*P, F), W^T stored Kg x Fg per group; for a few filters
+     * (16 or 32) the unpacked kernel's 16 columns are all filters and its 6-row tiles run along the long
+     * positions axis, where the other way the 6-row tiles would cover 16 filters with 18 rows. */
+    const int tr = op->p[15] != 0;
+    const ptrdiff_t fs = tr ? 1 : ld, ps = tr ? F : 1;    /* out's strides: per filter, per position */
+    T *out = m == 1 && !wide && !tr ? y : g;    /* (F, m*P); for one sample, not wide, that is y itself */
+    for (ptrdiff_t gi = 0; gi < G_; ++gi) {
+        const int err = tr ? GEMM(ld, Fg, Kg, (T)1, cols + gi * Kg * ld, 1, ld, Wf + gi * Kg * Fg, Fg, 1, (T)0,
+                                  out + gi * Fg, F)
+                           : GEMM(Fg, ld, Kg, (T)1, Wf + gi * Fg * Kg, Kg, 1, cols + gi * Kg * ld, ld, 1, (T)0,
+                                  out + gi * Fg * ld, ld);
+        if (err != 0)
+            return -1;
+    }
+    /* epilogue: bias and activation, (F, m*OH*Wp) or (m*OH*Wp, F) -> (m, F, OH, OW) */
+    for (ptrdiff_t n = 0; n < m; ++n) {
+        for (ptrdiff_t f = 0; f < F; ++f) {
+            T *d = y + (n * F + f) * OH * OW;
+            const T *s = out + f * fs + n * P * ps;
+            if (tr) {
+                const T bf = b != NULL ? b[f] : (T)0;
+                for (ptrdiff_t oh = 0; oh < OH; ++oh)
+                    for (ptrdiff_t q = 0; q < OW; ++q)
+                        d[oh * OW + q] = s[(oh * Wp + q) * F] + bf;
+                G(act)(op->act, (T)op->alpha, d, OH * OW);
+                continue;
+            }
+            const T bf = b != NULL ? b[f] : (T)0;
+            if (d != s) {
+                for (ptrdiff_t oh = 0; oh < OH; ++oh)
+                    for (ptrdiff_t q = 0; q < OW; ++q)
+                        d[oh * OW + q] = s[oh * Wp + q] + bf;
+            } else if (b != NULL) {
+                for (ptrdiff_t q = 0; q < OH * OW; ++q)
+                    d[q] += bf;
+            }
+            G(act)(op->act, (T)op->alpha, d, OH * OW);
+        }
+    }
+    return 0;
+}
+
+/* ---- pooling --------------------------------------------------------------------------------------- */
+
+/* max(a, b) with NaN winning (the layer's rule: a NaN in a window is its maximum). */
+static inline __attribute__((always_inline)) T G(nanmax)(T a, T b)
+{
+    return G(sel)((b > a) | (b != b), b, a);   /* | not ||: no branch */
+}
+
+static void G(maxpool2)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y)
+{
+    const ptrdiff_t planes = m * op->p[0], H = op->p[1], W = op->p[2], OH = op->p[3], OW = op->p[4];
+    for (ptrdiff_t pl = 0; pl < planes; ++pl) {
+        const T *xp = x + pl * H * W;
+        T *yp = y + pl * OH * OW;
+        for (ptrdiff_t u = 0; u < OH; ++u) {
+            const T *r0 = xp + 2 * u * W, *r1 = r0 + W;
+            T *d = yp + u * OW;
+            /* the two rows' maximum first (contiguous: full vectors), then each pair of columns */
+            T t[512];
+            for (ptrdiff_t v0 = 0; v0 < OW; v0 += 256) {
+                const ptrdiff_t nv = OW - v0 < 256 ? OW - v0 : 256;
+                for (ptrdiff_t w = 0; w < 2 * nv; ++w)
+                    t[w] = G(nanmax)(r0[2 * v0 + w], r1[2 * v0 + w]);
+                for (ptrdiff_t v = 0; v < nv; ++v)
+                    d[v0 + v] = G(nanmax)(t[2 * v], t[2 * v + 1]);
+            }
+        }
+        G(act)(op->act, (T)op->alpha, yp, OH * OW);
+    }
+}
+
+static void G(pool)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y)
+{
+    const ptrdiff_t planes = m * op->p[0], H = op->p[1], W = op->p[2], OH = op->p[3], OW = op->p[4];
+    const ptrdiff_t DH = op->p[5], DW = op->p[6];
+    const int is_max = op->p[7] != 0;
+    const ptrdiff_t *rows = op->tab, *cols = op->tab + 3 * OH;
+    for (ptrdiff_t pl = 0; pl < planes; ++pl) {
+        const T *xp = x + pl * H * W;
+        T *yp = y + pl * OH * OW;
+        for (ptrdiff_t u = 0; u < OH; ++u) {
+            const ptrdiff_t r0 = rows[3 * u], nr = rows[3 * u + 1];
+            const T dr = (T)rows[3 * u + 2];
+            for (ptrdiff_t v = 0; v < OW; ++v) {
+                const ptrdiff_t c0 = cols[3 * v], nc = cols[3 * v + 1];
+                T acc = is_max ? -(T)__builtin_inf() : (T)0;
+                for (ptrdiff_t i = 0; i < nr; ++i) {
+                    const T *xr = xp + (r0 + i * DH) * W + c0;
+                    if (is_max) {
+                        for (ptrdiff_t j = 0; j < nc; ++j)
+                            acc = G(nanmax)(acc, xr[j * DW]);
+                    } else {
+                        for (ptrdiff_t j = 0; j < nc; ++j)
+                            acc += xr[j];
+                    }
+                }
+                yp[u * OW + v] = is_max ? acc : acc / (dr * (T)cols[3 * v + 2]);
+            }
+        }
+        G(act)(op->act, (T)op->alpha, yp, OH * OW);
+    }
+}
+
+/* ---- the rest ---------------------------------------------------------------------------------------- */
+
+static void G(affine)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y)
+{
+    const ptrdiff_t C = op->p[0], S = op->p[1];
+    const T *scale = (const T *)op->w, *shift = (const T *)op->b;
+    for (ptrdiff_t n = 0; n < m; ++n)
+        for (ptrdiff_t c = 0; c < C; ++c) {
+            const T *s = x + (n * C + c) * S;
+            T *d = y + (n * C + c) * S;
+            const T a = scale[c], b = shift[c];
+            for (ptrdiff_t q = 0; q < S; ++q)
+                d[q] = s[q] * a + b;
+            G(act)(op->act, (T)op->alpha, d, S);
+        }
+}
+
+static void G(softmax)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y)
+{
+    const ptrdiff_t N = op->p[0];
+    const int log_ = op->p[1] != 0;
+    for (ptrdiff_t i = 0; i < m * op->p[2]; ++i) {
+        const T *s = x + i * N;
+        T *d = y + i * N;
+        T mx = s[0];
+        for (ptrdiff_t j = 1; j < N; ++j)
+            mx = G(nanmax)(mx, s[j]);
+        T total = 0;
+        for (ptrdiff_t j = 0; j < N; ++j) {
+            const T e = EXP(s[j] - mx);
+            total += e;
+            if (!log_)
+                d[j] = e;
+        }
+        if (log_) {
+            const T lt = LOG(total);
+            for (ptrdiff_t j = 0; j < N; ++j)
+                d[j] = (s[j] - mx) - lt;
+        } else {
+            for (ptrdiff_t j = 0; j < N; ++j)
+                d[j] /= total;
+        }
+    }
+}
+
+/* One chunk of m samples through every op; the slots resolve against this chunk's input and output rows
+ * and the running thread's arena. */
+static int G(run_chunk)(const cnn_plan_op *ops, int nops, ptrdiff_t m, const T *x, T *y, T *arena)
+{
+#define SLOT(s) ((s) == CNN_PLAN_IN ? (T *)x : (s) == CNN_PLAN_OUT ? y : arena + (s))
+    for (int o = 0; o < nops; ++o) {
+        const cnn_plan_op *op = &ops[o];
+        T *src = SLOT(op->src), *dst = SLOT(op->dst);
+        switch (op->kind) {
+        case CNN_OP_LINEAR:
+            if (G(linear)(op, m, src, dst) != 0)
+                return -1;
+            break;
+        case CNN_OP_CONV:
+            if (G(conv)(op, m, src, dst, SLOT(op->tmp), SLOT(op->tmp2), SLOT(op->src2)) != 0)
+                return -1;
+            break;
+        case CNN_OP_MAXPOOL2:
+            G(maxpool2)(op, m, src, dst);
+            break;
+        case CNN_OP_POOL:
+            G(pool)(op, m, src, dst);
+            break;
+        case CNN_OP_ACT:
+            if (dst != src)
+                for (ptrdiff_t i = 0; i < m * op->p[0]; ++i)
+                    dst[i] = src[i];
+            G(act)(op->act, (T)op->alpha, dst, m * op->p[0]);
+            break;
+        case CNN_OP_AFFINE:
+            G(affine)(op, m, src, dst);
+            break;
+        case CNN_OP_SOFTMAX:
+            G(softmax)(op, m, src, dst);
+            break;
+        case CNN_OP_ADD: {
+            const T *s2 = SLOT(op->src2);
+            for (ptrdiff_t i = 0; i < m * op->p[0]; ++i)
+                dst[i] = src[i] + s2[i];
+            G(act)(op->act, (T)op->alpha, dst, m * op->p[0]);
+            break;
+        }
+        default: /* CNN_OP_COPY */
+            for (ptrdiff_t i = 0; i < m * op->p[0]; ++i)
+                dst[i] = src[i];
+            break;
+        }
+    }
+#undef SLOT
+    return 0;
+}
+
+#undef VL
+#undef SMALL_ROWS
+#undef NV
+#undef UINT
+#undef T
+#undef G
+#undef GEMM
+#undef ACT_FWD
+#undef EXP
+#undef LOG

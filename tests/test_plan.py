@@ -1,0 +1,385 @@
+"""cnn_core.compile / Plan: the compiled forward pass against model.forward and against a plain NumPy oracle
+built from tests/oracles_*.py, for every layer type the plan supports, both dtypes, every SIMD path, batch
+sizes other than the planned one, several threads, concurrent calls, and the plan's independence from later
+changes of the model."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import cnn_core
+from cnn_core import nn
+from cnn_core.models import lenet5, mlp, small_cnn, small_resnet
+from oracles_activations import activation_ref
+from oracles_conv_general import conv2d_general_ref
+from oracles_layers import batch_norm_eval, leaky_relu, silu, softmax
+from oracles_pooling import adaptive_avg_pool2d_ref, avg_pool2d_general_ref, max_pool2d_general_ref
+
+# The plan sums the same products as the layers, in another order (a chunk's GEMM shape, the small-batch
+# Linear kernel's two partial sums, a batch norm folded into the weights), so float results differ by
+# rounding: a dot product of K terms is off by at most ~K * eps * sum|terms|, which is relative to the size
+# of the terms, not of their (possibly cancelling) sum. So the bound is 1e-5 (float32) or 1e-12 (float64)
+# relative to each value plus the output's largest magnitude (the terms' scale; the observed errors are
+# ~1e-7 and ~1e-15 of it).
+RTOL = {np.float32: 1e-5, np.float64: 1e-12}
+
+
+def assert_close(got, want, dtype):
+    got, want = np.asarray(got), np.asarray(want, dtype=np.float64)
+    assert got.shape == want.shape and got.dtype == dtype
+    scale = np.abs(want).max() if want.size else 0.0
+    err = np.abs(got - want)
+    bound = RTOL[dtype] * (np.abs(want) + scale)
+    worst = np.unravel_index(np.argmax(err - bound), err.shape) if err.size else ()
+    assert np.all(err <= bound), f"error {err[worst]} > bound {bound[worst]} at {worst}"
+
+
+def oracle(m, x):
+    """m's eval-mode forward pass in float64 NumPy, from the oracles (independent of the layers' kernels)."""
+    x = np.asarray(x, np.float64)
+    if isinstance(m, nn.Sequential):
+        for layer in m:
+            x = oracle(layer, x)
+        return x
+    if isinstance(m, nn.Residual):
+        return oracle(m.block, x) + (x if m.shortcut is None else oracle(m.shortcut, x))
+    if isinstance(m, (nn.Dropout, nn.Dropout2d, nn.Identity)):
+        return x
+    if isinstance(m, nn.Flatten):
+        return x.reshape(len(x), -1)
+    if isinstance(m, nn.Linear):
+        y = x @ m.weight.data.astype(np.float64).T
+        return y if m.bias is None else y + m.bias.data
+    if isinstance(m, nn.Conv2d):
+        pad = m.padding if not isinstance(m.padding, str) else m.padding
+        return conv2d_general_ref(x, m.weight.data.astype(np.float64),
+                                  None if m.bias is None else m.bias.data.astype(np.float64), m.stride, pad,
+                                  m.dilation, m.groups)
+    if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        gamma, beta = m._gamma_beta()
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        inv = 1 / np.sqrt(m.running_var.astype(np.float64) + m.eps)
+        return ((x - m.running_mean.reshape(shape)) * inv.reshape(shape) * gamma.reshape(shape)
+                + beta.reshape(shape))
+    if isinstance(m, nn.MaxPool2d):
+        return max_pool2d_general_ref(x, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode)[0]
+    if isinstance(m, nn.AvgPool2d):
+        return avg_pool2d_general_ref(x, m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad)
+    if isinstance(m, nn.AdaptiveAvgPool2d):
+        return adaptive_avg_pool2d_ref(x, m._out_hw(x.shape))
+    if isinstance(m, nn.LeakyReLU):
+        return leaky_relu(x, m.negative_slope)
+    if isinstance(m, nn.SiLU):
+        return silu(x)
+    if isinstance(m, nn.Softmax):
+        return softmax(x, m.dim if m.dim is not None else 1)
+    if isinstance(m, nn.LogSoftmax):
+        return np.log(softmax(x, m.dim if m.dim is not None else 1))
+    name = {nn.ReLU: "relu", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.ELU: "elu"}[type(m)]
+    return activation_ref(x, name, getattr(m, "alpha", 1.0))
+
+
+def randomize_bn(model, rng):
+    """Give every batch norm non-trivial running statistics and affine parameters (fresh ones are 0/1)."""
+    for m in model.modules() if hasattr(model, "modules") else []:
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            c = m.num_features
+            m.running_mean[:] = rng.normal(0, 0.5, c)
+            m.running_var[:] = rng.uniform(0.5, 2.0, c)
+            if m.affine:
+                m.weight.data[:] = rng.uniform(0.5, 1.5, c)
+                m.bias.data[:] = rng.normal(0, 0.3, c)
+    return model
+
+
+def check(model, in_shape, dtype, batches=(1, 3, 8), planned=2, seed=0, use_oracle=True):
+    rng = np.random.default_rng(seed)
+    randomize_bn(model, rng)
+    model.eval()
+    plan = cnn_core.compile(model, (planned,) + tuple(in_shape), dtype)
+    assert plan.batch_size == planned and plan.dtype == dtype
+    for n in batches:
+        x = rng.normal(0, 1, (n,) + tuple(in_shape)).astype(dtype)
+        y = plan(x)
+        assert y.shape == (n,) + plan.output_shape[1:]
+        assert_close(y, model(x), dtype)
+        if use_oracle:      # the oracles' Python loops are slow on the wide networks: the layers only there
+            assert_close(y, oracle(model, x), dtype)
+    return plan
+
+
+DTYPES = [np.float32, np.float64]
+
+
+def _conv_models(dtype):
+    k = dict(dtype=dtype, rng=1)
+    return [
+        (nn.Sequential(nn.Conv2d(3, 5, 3, **k)), (3, 9, 8)),
+        (nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1, bias=False, **k)), (3, 9, 10)),
+        (nn.Sequential(nn.Conv2d(2, 4, (3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2), **k)), (2, 11, 9)),
+        (nn.Sequential(nn.Conv2d(4, 6, 3, padding="same", dilation=2, groups=2, **k)), (4, 7, 8)),
+        (nn.Sequential(nn.Conv2d(4, 4, 3, padding="valid", groups=4, **k)), (4, 6, 6)),
+        (nn.Sequential(nn.Conv2d(3, 8, 1, **k), nn.ReLU()), (3, 5, 4)),
+        (nn.Sequential(nn.Conv2d(2, 3, 5, padding=3, stride=3, **k), nn.Tanh()), (2, 7, 6)),
+        # 16 or 32 filters per group: the transposed GEMM (positions as rows), float32 and float64
+        (nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, **k), nn.ReLU()), (3, 7, 6)),
+        (nn.Sequential(nn.Conv2d(4, 64, 3, stride=2, groups=2, **k)), (4, 7, 9)),
+        (nn.Sequential(nn.Conv2d(2, 32, (1, 2), padding=(1, 0), bias=False, **k)), (2, 3, 5)),
+        # crop: stride-1 output leaving the last input row/column unused is impossible, but a dilated one
+        (nn.Sequential(nn.Conv2d(1, 2, 2, padding=(0, 2), dilation=3, **k)), (1, 8, 5)),
+    ]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv_options(dtype, simd):
+    for model, shape in _conv_models(dtype):
+        check(model, shape, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_linear_and_activations(dtype, simd):
+    k = dict(dtype=dtype, rng=2)
+    acts = [nn.ReLU(), nn.Sigmoid(), nn.Tanh(), nn.ELU(0.7), nn.LeakyReLU(0.1), nn.LeakyReLU(-0.3), nn.SiLU()]
+    for act in acts:
+        # fused into the Linear's epilogue, then standalone (after another activation), and first
+        check(nn.Sequential(nn.Linear(37, 150, **k), act, nn.Linear(150, 3, bias=False, **k)), (37,), dtype)
+        check(nn.Sequential(act, nn.Linear(5, 17, **k), nn.ReLU(), act), (5,), dtype, batches=(1, 7, 70))
+    # widths around the small-batch kernel's vector blocks, and the GEMM path (6 rows and more)
+    for n_out in (1, 15, 16, 17, 63, 64, 65, 129, 300):
+        check(nn.Sequential(nn.Linear(19, n_out, **k)), (19,), dtype, batches=(1, 5, 6, 13))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pooling(dtype, simd):
+    pools = [nn.MaxPool2d(2), nn.MaxPool2d(3, 2, 1, dilation=2, ceil_mode=True), nn.MaxPool2d((2, 3), (1, 2)),
+             nn.MaxPool2d(3, 2, 1, ceil_mode=True), nn.AvgPool2d(2), nn.AvgPool2d(3, 2, 1),
+             nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False), nn.AdaptiveAvgPool2d(1),
+             nn.AdaptiveAvgPool2d((3, 2)), nn.AdaptiveAvgPool2d((None, 4))]
+    for pool in pools:
+        check(nn.Sequential(pool), (3, 9, 7), dtype)
+        # an activation before a max pooling moves behind it: same values
+        check(nn.Sequential(nn.Conv2d(2, 3, 3, dtype=dtype, rng=3), nn.Sigmoid(), pool, nn.Flatten()), (2, 10, 11),
+              dtype)
+
+
+def test_max_pool_nan_and_empty_windows():
+    """The plan does not screen its input (the layers reject NaN): a NaN wins its windows, as in the layers'
+    kernels."""
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    x[0, 0, 1, 1] = np.nan
+    for pool, nan_at in ((nn.MaxPool2d(2), [(0, 0)]), (nn.MaxPool2d(3, 1, 1), [(i, j) for i in range(3)
+                                                                              for j in range(3)])):
+        y = cnn_core.compile(nn.Sequential(pool).eval(), x.shape)(x)[0, 0]
+        assert sorted(zip(*np.nonzero(np.isnan(y)))) == nan_at
+        assert np.all(y[~np.isnan(y)] == 0)
+    # dilation 2 with padding 1 on 1 pixel: a window of padding only gives -inf, as PyTorch and the layer
+    model = nn.Sequential(nn.MaxPool2d(2, 1, 1, dilation=2)).eval()
+    x = np.ones((1, 1, 1, 1), np.float32)
+    np.testing.assert_array_equal(cnn_core.compile(model, x.shape)(x), model(x))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batchnorm_folded_and_standalone(dtype, simd):
+    k = dict(dtype=dtype)
+    check(nn.Sequential(nn.Conv2d(3, 6, 3, padding=1, rng=4, **k), nn.BatchNorm2d(6, **k), nn.ReLU()), (3, 6, 5),
+          dtype)
+    check(nn.Sequential(nn.Conv2d(4, 6, 3, bias=False, groups=2, rng=4, **k), nn.BatchNorm2d(6, affine=False, **k)),
+          (4, 6, 5), dtype)
+    check(nn.Sequential(nn.Conv2d(4, 32, 3, bias=False, groups=2, rng=4, **k), nn.BatchNorm2d(32, **k)), (4, 6, 5),
+          dtype)      # folded into a transposed convolution's weights
+    check(nn.Sequential(nn.Linear(7, 9, rng=4, **k), nn.BatchNorm1d(9, **k), nn.Tanh()), (7,), dtype)
+    # nothing to fold into: a per-channel affine op (first layer, after a pooling, on (N, C, L))
+    check(nn.Sequential(nn.BatchNorm2d(3, **k), nn.MaxPool2d(2), nn.BatchNorm2d(3, **k)), (3, 4, 6), dtype)
+    check(nn.Sequential(nn.BatchNorm1d(3, **k), nn.ELU()), (3, 5), dtype)
+    plan = cnn_core.compile(nn.Sequential(nn.Conv2d(3, 6, 3, rng=4), nn.BatchNorm2d(6)).eval(), (1, 3, 6, 5))
+    assert plan.ops == ["conv(3, 6, 5, 6, 3, 3, 1, 1, 0, 0, 1, 1, 4, 3, 1, 0)"]      # folded: one op
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_flatten_dropout_identity(dtype):
+    k = dict(dtype=dtype, rng=5)
+    for sm in (nn.Softmax(dim=1), nn.LogSoftmax(dim=-1), nn.Softmax()):
+        check(nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Identity(), nn.Linear(12, 6, **k), sm), (3, 2, 2),
+              dtype)
+    # the last axis of a sequence-shaped input: rows of every sample
+    check(nn.Sequential(nn.LogSoftmax(dim=2)), (3, 5), dtype)
+    model = nn.Sequential(nn.Dropout(0.3), nn.Dropout2d(0.2)).eval()        # nothing left: a copy
+    x = np.arange(24, dtype=dtype).reshape(2, 3, 2, 2)
+    y = cnn_core.compile(model, x.shape, dtype)(x)
+    np.testing.assert_array_equal(y, x)
+    assert not np.shares_memory(y, x)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_deck_models(dtype, simd):
+    check(lenet5(rng=0, dtype=dtype), (1, 28, 28), dtype, batches=(1, 2, 9), planned=1, use_oracle=False)
+    check(lenet5("tanh", "avg", rng=0, dtype=dtype), (1, 28, 28), dtype, batches=(1, 2), planned=1)
+    check(mlp([784, 100, 10], "relu", rng=0, dtype=dtype), (784,), dtype, batches=(1, 4, 33), planned=1)
+    check(mlp([20, 30, 10], "sigmoid", output_activation="sigmoid", rng=0, dtype=dtype), (20,), dtype)
+    check(small_cnn(rng=0, dtype=dtype), (1, 28, 28), dtype, batches=(1, 3), planned=1, use_oracle=False)
+    check(small_cnn(rng=0, dtype=dtype, channels=(4, 6, 8)), (1, 12, 12), dtype, batches=(1, 3))
+    check(small_resnet(rng=0, dtype=dtype, channels=(4, 8, 8)), (1, 12, 12), dtype, batches=(1, 3))
+    # a residual whose input is read twice: nothing fuses into it (flattened or not), activations first
+    k = dict(dtype=dtype, rng=6)
+    check(nn.Sequential(nn.Conv2d(2, 3, 3, **k),
+                        nn.Residual(nn.Sequential(nn.Flatten(), nn.ReLU(), nn.Linear(27, 27, **k)), nn.Flatten()),
+                        nn.Tanh()), (2, 5, 5), dtype)
+    check(nn.Sequential(nn.Linear(4, 6, **k), nn.Residual(nn.Sequential(nn.Sigmoid()), nn.Sequential(nn.ReLU())),
+                        nn.Residual(nn.Identity())), (4,), dtype)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_large_batches_and_threads(threads, num_threads):
+    """A batch of many chunks, on a team of threads (each its own arena) or one."""
+    num_threads(threads)
+    model = lenet5(rng=0).eval()
+    plan = cnn_core.compile(model, (1, 1, 28, 28))
+    x = np.random.default_rng(1).random((301, 1, 28, 28), np.float32)
+    assert_close(plan(x), model(x), np.float32)
+    model = mlp([784, 100, 10], "relu", rng=0).eval()
+    plan = cnn_core.compile(model, (1, 784))
+    x = np.random.default_rng(1).random((1000, 784), np.float32)
+    assert_close(plan(x), model(x), np.float32)
+
+
+def test_out_and_argument_errors():
+    model = mlp([6, 5, 4], "relu", rng=0).eval()
+    plan = cnn_core.compile(model, (3, 6))
+    x = np.random.default_rng(0).random((3, 6), np.float32)
+    out = np.full((3, 4), np.nan, np.float32)
+    assert plan(x, out=out) is out
+    assert_close(out, model(x), np.float32)
+    assert_close(plan(x[::-1]), model(x[::-1].copy()), np.float32)     # a non-contiguous input is copied
+    with pytest.raises(TypeError, match="x: expected dtype float32"):
+        plan(x.astype(np.float64))
+    with pytest.raises(TypeError, match="x: expected a numpy.ndarray"):
+        plan(x.tolist())
+    with pytest.raises(ValueError, match=r"x: expected shape \(N, 6\)"):
+        plan(x[:, :5])
+    with pytest.raises(ValueError, match="out: expected shape"):
+        plan(x, out=np.empty((2, 4), np.float32))
+    with pytest.raises(TypeError, match="out: expected dtype"):
+        plan(x, out=np.empty((3, 4), np.float64))
+    with pytest.raises(ValueError, match="out: expected a writable C-contiguous"):
+        plan(x, out=np.empty((4, 3), np.float32).T)
+    assert plan(x[:0]).shape == (0, 4)
+    with pytest.raises(TypeError, match="model: expected a cnn_core.nn.Module"):
+        cnn_core.compile(lambda v: v, (1, 6))
+    with pytest.raises(TypeError, match="input_shape"):
+        cnn_core.compile(model, 6)
+    with pytest.raises(ValueError, match=r"input_shape\[0\]: expected a positive int"):
+        cnn_core.compile(model, (0, 6))
+    with pytest.raises(ValueError, match="compile: Linear: expected inputs of shape"):
+        cnn_core.compile(model, (1, 7))
+    with pytest.raises(ValueError, match="dtype: expected float32 or float64"):
+        cnn_core.compile(model, (1, 6), dtype=np.int32)
+
+
+@pytest.mark.parametrize("layer", [nn.RNN(4, 3), nn.GELU(), nn.Embedding(5, 4)])
+def test_unsupported_layers_raise(layer):
+    with pytest.raises(TypeError, match=f"compile: model: {type(layer).__name__} layers are not supported"):
+        cnn_core.compile(nn.Sequential(layer), (1, 4))
+
+
+def test_subclass_with_its_own_forward_is_not_compiled():
+    """A Linear subclass that overrides forward computes something else: compile refuses it and predict runs
+    the model's own forward."""
+    class Doubled(nn.Linear):
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    model = nn.Sequential(Doubled(3, 2, rng=0)).eval()
+    with pytest.raises(TypeError, match="Doubled layers are not supported"):
+        cnn_core.compile(model, (1, 3))
+    x = np.ones((4, 3), np.float32)
+    np.testing.assert_array_equal(cnn_core.predict(model, x), model(x))
+
+
+def test_plan_copies_the_weights():
+    """Training the model after compile leaves the plan as it was (documented)."""
+    model = nn.Sequential(nn.Conv2d(1, 3, 3, rng=0), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(3 * 4 * 4, 2, rng=0))
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 1, 6, 6), np.float32)
+    model.eval()
+    before = model(x)
+    plan = cnn_core.compile(model, x.shape)
+    model.train()
+    opt = cnn_core.optim.SGD(model.parameters(), lr=0.5)
+    loss = nn.MSELoss()
+    for _ in range(3):
+        model.zero_grad()
+        loss(model(x), np.ones((4, 2), np.float32))
+        model.backward(loss.backward())
+        opt.step()
+    model.eval()
+    assert not np.allclose(model(x), before)
+    assert_close(plan(x), before, np.float32)
+
+
+def test_concurrent_calls():
+    """Calls from several threads at once each take their own scratch: every result is the serial one."""
+    model = lenet5(rng=0).eval()
+    plan = cnn_core.compile(model, (1, 1, 28, 28))
+    rng = np.random.default_rng(2)
+    xs = [rng.random((n, 1, 28, 28), np.float32) for n in (1, 1, 3, 1, 5, 1, 2, 1)]
+    want = [plan(x) for x in xs]
+    errors = []
+
+    def work(i):
+        for _ in range(30):
+            got = plan(xs[i])
+            if not np.array_equal(got, want[i]):
+                errors.append(i)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(xs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_predict_uses_the_plan(monkeypatch):
+    model = lenet5(rng=0)
+    x = np.random.default_rng(3).random((37, 1, 28, 28), np.float32)
+    model.eval()
+    want = model(x)
+    model.train()
+    calls = []
+    original = cnn_core.plan.Plan.__call__
+
+    def spy(self, *a, **k):
+        calls.append(1)
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(cnn_core.plan.Plan, "__call__", spy)
+    got = cnn_core.predict(model, x, batch_size=16)
+    assert calls and model.training                       # the plan ran, the mode is back
+    assert_close(got, want, np.float32)
+    # a model the plan does not support: the layers run, same results as before
+    rnn = nn.Sequential(nn.RNN(3, 4, batch_first=True, rng=0), nn.LastStep(batch_first=True), nn.Linear(4, 2, rng=0))
+    xs = np.random.default_rng(4).random((5, 6, 3), np.float32)
+    calls.clear()
+    rnn.eval()
+    np.testing.assert_array_equal(cnn_core.predict(rnn, xs), rnn(xs))
+    assert not calls
+
+
+def test_cli_bench(tmp_path):
+    import json
+    import subprocess
+    import sys
+    path = tmp_path / "mlp.npz"
+    cnn_core.save(mlp([784, 30, 10], "relu", rng=0), str(path))
+    proc = subprocess.run([sys.executable, "-m", "cnn_core", "bench", str(path), "--batch", "64", "--json"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["runs_as"].startswith("compiled plan") and info["input_shape"] == [784]
+    assert info["latency_us"] > 0 and info["throughput_per_s"] > 0 and info["batch"] == 64
+    proc = subprocess.run([sys.executable, "-m", "cnn_core", "bench", str(path), "--input-shape", "1,x"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "--input-shape: expected positive ints" in proc.stderr
