@@ -14,7 +14,7 @@ from cnn_core import nn
 from cnn_core.models import lenet5, mlp, small_cnn, small_resnet
 from oracles_activations import activation_ref
 from oracles_conv_general import conv2d_general_ref
-from oracles_layers import batch_norm_eval, leaky_relu, silu, softmax
+from oracles_layers import leaky_relu, silu, softmax
 from oracles_pooling import adaptive_avg_pool2d_ref, avg_pool2d_general_ref, max_pool2d_general_ref
 
 # The plan sums the same products as the layers, in another order (a chunk's GEMM shape, the small-batch
