@@ -547,12 +547,23 @@ def _train_epoch(model, loss, optimizer, batches_iter, kind, epoch, epochs, batc
         seen += size
         total += value * size
         if callbacks:
-            seconds = time.perf_counter() - start_time
-            logs = {"epoch": epoch, "batch": batch, "batches": batches, "size": size, "loss": value,
-                    "running_loss": total / seen, "running_acc": correct / seen if kind else None,
-                    "samples": seen, "seconds": seconds, "samples_per_sec": seen / seconds if seconds > 0 else 0.0}
-            for cb in callbacks:
-                cb.on_batch_end(batch, logs)
+            _batch_end(callbacks, start_time, epoch, batch, batches, size, value, total, correct, seen, kind)
+    return _epoch_logs(start_time, total, correct, seen, kind)
+
+
+def _batch_end(callbacks, start_time: float, epoch: int, batch: int, batches: int, size: int, value: float,
+               total: float, correct: int, seen: int, kind) -> None:
+    """Call every callback's on_batch_end with the running figures of the epoch so far."""
+    seconds = time.perf_counter() - start_time
+    logs = {"epoch": epoch, "batch": batch, "batches": batches, "size": size, "loss": value,
+            "running_loss": total / seen, "running_acc": correct / seen if kind else None,
+            "samples": seen, "seconds": seconds, "samples_per_sec": seen / seconds if seconds > 0 else 0.0}
+    for cb in callbacks:
+        cb.on_batch_end(batch, logs)
+
+
+def _epoch_logs(start_time: float, total: float, correct: int, seen: int, kind) -> dict[str, Any]:
+    """The epoch's training figures: mean loss, accuracy (None without one), samples per second."""
     seconds = time.perf_counter() - start_time
     return {"train_loss": total / seen, "train_acc": correct / seen if kind else None,
             "samples_per_sec": seen / seconds if seconds > 0 else math.inf, "start": start_time}
@@ -625,15 +636,8 @@ def _train_epoch_distributed(model, loss, optimizer, batches_iter, kind, epoch, 
         total += value * size
         correct += int(round(s[dist.CORRECT]))
         if callbacks:
-            seconds = time.perf_counter() - start_time
-            logs = {"epoch": epoch, "batch": batch, "batches": batches, "size": size, "loss": value,
-                    "running_loss": total / seen, "running_acc": correct / seen if kind else None,
-                    "samples": seen, "seconds": seconds, "samples_per_sec": seen / seconds if seconds > 0 else 0.0}
-            for cb in callbacks:
-                cb.on_batch_end(batch, logs)
-    seconds = time.perf_counter() - start_time
-    return {"train_loss": total / seen, "train_acc": correct / seen if kind else None,
-            "samples_per_sec": seen / seconds if seconds > 0 else math.inf, "start": start_time}
+            _batch_end(callbacks, start_time, epoch, batch, batches, size, value, total, correct, seen, kind)
+    return _epoch_logs(start_time, total, correct, seen, kind)
 
 
 def _evaluate_distributed(model, loss, val, dist) -> tuple[float, float | None]:
