@@ -114,8 +114,13 @@ def _torch_model(net: str):
                               tnn.Linear(400, 120), tnn.ReLU(), tnn.Linear(120, 84), tnn.ReLU(), tnn.Linear(84, 10))
     if net == "mlp":
         return tnn.Sequential(tnn.Linear(784, 100), tnn.ReLU(), tnn.Linear(100, 10))
+    import inspect
+
+    from cnn_core import models
+    # small_cnn's own defaults, so that the twin follows the network cnn_core builds
+    defaults = {k: p.default for k, p in inspect.signature(models.small_cnn).parameters.items()}
     layers, cin = [], 1
-    for i, (cout, depth) in enumerate(zip((32, 64, 128), (1, 1, 2))):
+    for i, (cout, depth) in enumerate(zip(defaults["channels"], defaults["depth"])):
         for _ in range(depth):
             layers += [tnn.Conv2d(cin, cout, 3, padding=1, bias=False), tnn.BatchNorm2d(cout), tnn.ReLU()]
             cin = cout
