@@ -60,9 +60,11 @@ def parse_args(argv=None):
 
 # ---- workers (run by mpiexec) ------------------------------------------------------------------------------
 
-def worker_throughput(args) -> None:
+def _lenet_job(args):
+    """What both training workers start from: MPI up, the threads set, the first samples of Fashion-MNIST, a
+    seeded LeNet-5 and SGD with momentum. Returns (rank, size, X, y, model, optimizer)."""
     import cnn_core
-    from cnn_core import distributed, nn, optim
+    from cnn_core import distributed, optim
     from cnn_core.datasets import load_mnist
     from cnn_core.models import lenet5
 
@@ -72,7 +74,14 @@ def worker_throughput(args) -> None:
     X, y = X[:args.samples], y[:args.samples]
     cnn_core.manual_seed(0)
     model = lenet5()
-    opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    return rank, size, X, y, model, optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+
+
+def worker_throughput(args) -> None:
+    import cnn_core
+    from cnn_core import distributed, nn
+
+    rank, size, X, y, model, opt = _lenet_job(args)
     opts = distributed.Options(buckets=args.buckets, overlap=args.overlap)
     h = cnn_core.fit(model, nn.CrossEntropyLoss(), opt, X, y, epochs=args.epochs, batch_size=args.batch, seed=0,
                      distributed=opts)
@@ -86,17 +95,9 @@ def worker_overlap(args) -> None:
     """Overlap off and on in turns, epoch by epoch, in one job (the same processes and machine state):
     4 buckets both ways, so that the overlap alone differs."""
     import cnn_core
-    from cnn_core import distributed, nn, optim
-    from cnn_core.datasets import load_mnist
-    from cnn_core.models import lenet5
+    from cnn_core import distributed, nn
 
-    rank, size = distributed.init()
-    cnn_core.set_num_threads(args.threads)
-    X, y = load_mnist(args.data, "train")
-    X, y = X[:args.samples], y[:args.samples]
-    cnn_core.manual_seed(0)
-    model = lenet5()
-    opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    rank, size, X, y, model, opt = _lenet_job(args)
     speeds: dict[str, list[float]] = {"off": [], "on": []}
     for epoch in range(2 * (args.rounds + 1)):
         overlap = epoch % 2 == 1
