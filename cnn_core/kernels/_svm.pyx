@@ -1,6 +1,7 @@
 """Dual coordinate descent for the linear SVM with an unregularized bias (proximal point in the bias)."""
 from cython cimport floating
 from libc.math cimport INFINITY, fabs
+from libc.stdlib cimport free, malloc
 
 import numpy as np
 
@@ -113,197 +114,332 @@ def dcd(const floating[:, ::1] X, const signed char[::1] y, const double[::1] qd
 cdef double TAU = 1e-12  # LIBSVM's floor for a pair's curvature K_ii + K_jj - 2 K_ij
 
 
-cdef inline bint _shrinkable(Py_ssize_t t, const signed char[::1] y, const double[::1] alpha,
-                             const double[::1] G, double C, double gmax1, double gmax2) noexcept nogil:
+cdef enum:
+    SHRINK_EVERY = 1000  # SMO steps between two shrinking passes (LIBSVM's; min(n, this))
+    COMPACT_MAX = 4096  # SMO copies K's active block when at most this many slots are active (64 MiB float32)
+
+
+cdef inline bint _shrinkable(double ys, double a, double g, double C, double gmax1, double gmax2) noexcept nogil:
     # LIBSVM's be_shrunk: a variable at a bound whose gradient pushes it further out than any violating
     # pair could pull it back
-    if alpha[t] >= C:
-        return -G[t] > gmax1 if y[t] > 0 else -G[t] > gmax2
-    if alpha[t] <= 0.0:
-        return G[t] > gmax2 if y[t] > 0 else G[t] > gmax1
+    if a >= C:
+        return -g > gmax1 if ys > 0 else -g > gmax2
+    if a <= 0.0:
+        return g > gmax2 if ys > 0 else g > gmax1
     return False
 
 
-cdef void _reconstruct(const floating[:, ::1] K, const signed char[::1] y, const double[::1] alpha,
-                       double[::1] G, const int* act, Py_ssize_t m, double* ay) noexcept nogil:
-    # the gradient of the shrunk variables, G_t = y_t sum_s K_ts alpha_s y_s - 1, from scratch (K symmetric)
-    cdef Py_ssize_t n = K.shape[0], k, s, t
+cdef void _reconstruct(const floating[:, ::1] K, const int* perm, const double* a, const double* ys,
+                       double* g, Py_ssize_t m, Py_ssize_t n, int* nz, double* ay) noexcept nogil:
+    # the gradient of the shrunk slots m..n-1, g_s = y_s sum_u K_su alpha_u y_u - 1, from scratch over the
+    # slots with alpha_u > 0 only (K symmetric, so row perm[s] holds the column)
+    cdef Py_ssize_t s, u, k, nnz = 0
     cdef double acc
-    for s in range(n):
-        ay[s] = alpha[s] * y[s]
-    for k in range(m, n):
-        t = act[k]
+    cdef const floating* Ks
+    for u in range(n):
+        if a[u] != 0.0:
+            nz[nnz] = perm[u]
+            ay[nnz] = a[u] * ys[u]
+            nnz += 1
+    for s in range(m, n):
+        Ks = &K[perm[s], 0]
         acc = 0.0
-        for s in range(n):
-            acc += <double>K[t, s] * ay[s]
-        G[t] = y[t] * acc - 1.0
+        for k in range(nnz):
+            acc += <double>Ks[nz[k]] * ay[k]
+        g[s] = ys[s] * acc - 1.0
 
 
-cdef Py_ssize_t _smo(const floating[:, ::1] K, const double[::1] kd, const signed char[::1] y,
-                     double[::1] alpha, double[::1] G, double C, double eps, Py_ssize_t max_steps,
-                     int* act, double* ay, bint* converged) noexcept nogil:
+cdef inline void _swap(Py_ssize_t p, Py_ssize_t r, int* perm, int* cidx, double* a, double* g, double* ys,
+                       double* q, double* up, double* low) noexcept nogil:
+    up[p], up[r] = up[r], up[p]
+    low[p], low[r] = low[r], low[p]
+    perm[p], perm[r] = perm[r], perm[p]
+    cidx[p], cidx[r] = cidx[r], cidx[p]
+    a[p], a[r] = a[r], a[p]
+    g[p], g[r] = g[r], g[p]
+    ys[p], ys[r] = ys[r], ys[p]
+    q[p], q[r] = q[r], q[p]
+
+
+cdef inline void _sets(Py_ssize_t s, const double* a, const double* ys, double C, double* up,
+                       double* low) noexcept nogil:
+    # slot s's membership of I_up = {y = +1, a < C} u {y = -1, a > 0} and I_low = {y = +1, a > 0} u
+    # {y = -1, a < C}, as 0 (member) or -inf (added to a value, it can never be a maximum): the passes
+    # below then select without data-dependent branches (mispredicted, they were most of a step's time)
+    if ys[s] > 0:
+        up[s] = 0.0 if a[s] < C else -INFINITY
+        low[s] = 0.0 if a[s] > 0.0 else -INFINITY
+    else:
+        up[s] = 0.0 if a[s] > 0.0 else -INFINITY
+        low[s] = 0.0 if a[s] < C else -INFINITY
+
+
+cdef floating* _compact(const floating[:, ::1] K, const int* perm, int* cidx, Py_ssize_t m,
+                        floating* Kc, Py_ssize_t* cap) noexcept nogil:
+    # Kc (m, m) = K's block of the active slots, in slot order: rows of m contiguous entries instead of m
+    # gathers scattered over rows of n (measured: the gathers from the big K were ~90% of a step's time once
+    # shrinking had left a few hundred of 8,000 slots). Returns Kc (grown when needed), or NULL when out
+    # of memory (the caller then keeps reading K).
+    cdef Py_ssize_t s, r
+    cdef const floating* Ks
+    cdef floating* row
+    if m * m > cap[0]:
+        free(Kc)
+        Kc = <floating*>malloc(m * m * sizeof(floating))
+        cap[0] = m * m if Kc != NULL else 0
+        if Kc == NULL:
+            return NULL
+    for s in range(m):
+        Ks = &K[perm[s], 0]
+        row = Kc + s * m
+        for r in range(m):
+            row[r] = Ks[perm[r]]
+        cidx[s] = <int>s
+    return Kc
+
+
+cdef Py_ssize_t _smo(const floating[:, ::1] K, double C, double eps, Py_ssize_t max_steps, bint exact,
+                     int* perm, long long* state, double* a, double* g, double* ys, double* q, int* nz,
+                     double* ay, int* cidx, bint* converged) noexcept nogil:
     # LIBSVM's solver (Fan, Chen and Lin 2005) for the linear kernel K = X X^T, with its shrinking: the
-    # maximal violating i, then the j of the largest second-order decrease, over the active variables
-    # act[0:m]; G_t = y_t (K (alpha * y))_t - 1 is kept up to date on them and rebuilt for the others
-    # before they are looked at again.
-    cdef Py_ssize_t n = K.shape[0], m = n, step = 0, k, t, i, j, counter
-    cdef double Gmax, Gmax2, obj_min, grad_diff, quad, obj, Kii, yi, yj, old_i, old_j, delta, diff, total
-    cdef double di, dj, g1, g2
-    cdef bint unshrunk = False
+    # maximal violating i, then the j of the largest second-order decrease, over the active slots 0..m-1.
+    # The variables live in slots: slot s holds variable perm[s] with a = alpha, g = its gradient
+    # y (K (alpha y)) - 1, ys = y, q = K's diagonal, so that every pass reads contiguous arrays and only K
+    # through perm; shrinking swaps a variable behind the active slots (LIBSVM's swap_index). g is kept up
+    # to date on the active slots and rebuilt for the others before they are looked at again (and on
+    # return when `exact`). state = [m, steps to the next shrinking pass, unshrunk once], kept between calls.
+    # Once shrinking leaves at most COMPACT_MAX slots active, and at most half of the slots last copied,
+    # their block of K is copied to Kc (slot s's row and column cidx[s]); `ix` and `rows` say where a
+    # step reads K: rows[ix[i] * ld + ix[s]].
+    cdef Py_ssize_t n = K.shape[0], m = state[0], step = 0, s, i = -1, j, pi, pj, p, every
+    cdef Py_ssize_t mc = 0, cap = 0, ld = K.shape[1]
+    cdef floating* Kc = NULL
+    cdef const floating* rows = &K[0, 0]
+    cdef const int* ix = perm
+    cdef double* up = <double*>malloc(2 * n * sizeof(double))
+    cdef double* low = up + n
+    cdef double lv, gs
+    cdef long long counter = state[1]
+    cdef bint unshrunk = state[2] != 0, need_i = True
+    cdef double Gmax = -INFINITY, Gmax2, obj_min, grad_diff, quad, obj, Kii, yi, yj, old_i, old_j, delta
+    cdef double diff, total, di, dj, g1, g2, v, best
     cdef const floating* Ki
     cdef const floating* Kj
-    for k in range(n):
-        act[k] = <int>k
-    counter = n if n < 1000 else 1000
+    every = n if n < SHRINK_EVERY else SHRINK_EVERY
     converged[0] = False
+    if up == NULL:
+        converged[0] = False
+        return -1
+    for s in range(n):
+        _sets(s, a, ys, C, up, low)
+    if m < n:
+        counter = 1  # a call that starts shrunk shrinks, and copies its block, at once
     while step < max_steps:
         counter -= 1
-        if counter == 0:
-            counter = n if n < 1000 else 1000
+        if counter <= 0:
+            counter = every
             g1 = -INFINITY
             g2 = -INFINITY
-            for k in range(m):
-                t = act[k]
-                if y[t] > 0:
-                    if alpha[t] < C and -G[t] > g1:
-                        g1 = -G[t]
-                    if alpha[t] > 0.0 and G[t] > g2:
-                        g2 = G[t]
+            for s in range(m):
+                if ys[s] > 0:
+                    if a[s] < C and -g[s] > g1:
+                        g1 = -g[s]
+                    if a[s] > 0.0 and g[s] > g2:
+                        g2 = g[s]
                 else:
-                    if alpha[t] < C and -G[t] > g2:
-                        g2 = -G[t]
-                    if alpha[t] > 0.0 and G[t] > g1:
-                        g1 = G[t]
+                    if a[s] < C and -g[s] > g2:
+                        g2 = -g[s]
+                    if a[s] > 0.0 and g[s] > g1:
+                        g1 = g[s]
             if not unshrunk and g1 + g2 <= eps * 10.0:
                 # close to the end: bring every variable back once, so that shrinking decisions taken
                 # far from the solution are reconsidered (as LIBSVM does)
                 unshrunk = True
-                _reconstruct(K, y, alpha, G, act, m, ay)
+                _reconstruct(K, perm, a, ys, g, m, n, nz, ay)
                 m = n
-            k = 0
-            while k < m:
-                if _shrinkable(act[k], y, alpha, G, C, g1, g2):
+                mc = 0
+                rows, ix, ld = &K[0, 0], perm, n
+            s = 0
+            while s < m:
+                if _shrinkable(ys[s], a[s], g[s], C, g1, g2):
                     m -= 1
-                    act[k], act[m] = act[m], act[k]
+                    _swap(s, m, perm, cidx, a, g, ys, q, up, low)
                 else:
-                    k += 1
-        Gmax = -INFINITY
-        i = -1
-        for k in range(m):
-            t = act[k]
-            if y[t] > 0:
-                if alpha[t] < C and -G[t] >= Gmax:
-                    Gmax = -G[t]
-                    i = t
-            elif alpha[t] > 0.0 and G[t] >= Gmax:
-                Gmax = G[t]
-                i = t
+                    s += 1
+            if m <= COMPACT_MAX and 2 * m <= (mc if mc > 0 else n):
+                Kc = _compact(K, perm, cidx, m, Kc, &cap)
+                if Kc != NULL:
+                    mc = m
+                    rows, ix, ld = Kc, cidx, m
+                else:  # no memory for the copy: read K itself
+                    mc = 0
+                    rows, ix, ld = &K[0, 0], perm, n
+            need_i = True
+        if need_i:
+            # i = the last slot of the maximal -y G over I_up
+            Gmax = -INFINITY
+            i = -1
+            for s in range(m):
+                v = -ys[s] * g[s] + up[s]
+                if v >= Gmax:
+                    Gmax = v
+                    i = s
+            if Gmax == -INFINITY:
+                i = -1  # I_up is empty (every v is -inf)
+            need_i = False
+        # j = the last slot of I_low = {y = +1, a > 0} u {y = -1, a < C} with the largest decrease
+        # (grad_diff^2 / quad); Gmax2 = max over I_low of y G
         Gmax2 = -INFINITY
         obj_min = INFINITY
+        best = 0.0  # -obj_min: a slot can only win if grad_diff^2 >= best * quad (the division is skipped)
         j = -1
         if i >= 0:
-            Ki = &K[i, 0]
-            Kii = kd[i]
-            for k in range(m):
-                t = act[k]
-                if y[t] > 0:
-                    if alpha[t] > 0.0:
-                        grad_diff = Gmax + G[t]
-                        if G[t] >= Gmax2:
-                            Gmax2 = G[t]
-                    else:
-                        continue
-                else:
-                    if alpha[t] < C:
-                        grad_diff = Gmax - G[t]
-                        if -G[t] >= Gmax2:
-                            Gmax2 = -G[t]
-                    else:
-                        continue
-                if grad_diff > 0.0:
-                    quad = Kii + kd[t] - 2.0 * Ki[t]
-                    obj = -(grad_diff * grad_diff) / (quad if quad > 0.0 else TAU)
+            pi = ix[i]
+            Ki = rows + pi * ld
+            Kii = q[i]
+            for s in range(m):
+                lv = ys[s] * g[s] + low[s]  # -inf outside I_low
+                if lv > Gmax2:
+                    Gmax2 = lv
+                grad_diff = Gmax + lv
+                quad = Kii + q[s] - 2.0 * Ki[ix[s]]
+                if quad <= 0.0:
+                    quad = TAU
+                # the exact test (with the division) only for slots of I_low with grad_diff > 0 that do not
+                # lose by more than rounding; & (not `and`): one branch, rarely taken
+                if (grad_diff > 0.0) & (grad_diff * grad_diff >= best * quad * (1.0 - 1e-9)):
+                    obj = -(grad_diff * grad_diff) / quad
                     if obj <= obj_min:
-                        j = t
+                        j = s
                         obj_min = obj
+                        best = -obj
         if i < 0 or j < 0 or Gmax + Gmax2 < eps:
             if m < n:  # optimal on the active set: rebuild the others' gradient and look at all of them
-                _reconstruct(K, y, alpha, G, act, m, ay)
+                _reconstruct(K, perm, a, ys, g, m, n, nz, ay)
                 m = n
-                counter = n if n < 1000 else 1000  # no shrinking before all of them are looked at
+                mc = 0
+                rows, ix, ld = &K[0, 0], perm, n
+                counter = every  # no shrinking before all of them are looked at
+                need_i = True
                 continue
             converged[0] = True
             break
-        Kj = &K[j, 0]
-        yi = y[i]
-        yj = y[j]
-        old_i = alpha[i]
-        old_j = alpha[j]
-        quad = Kii + kd[j] - 2.0 * Ki[j]
+        pj = ix[j]
+        Kj = rows + pj * ld
+        yi = ys[i]
+        yj = ys[j]
+        old_i = a[i]
+        old_j = a[j]
+        quad = Kii + q[j] - 2.0 * Ki[pj]
         if quad <= 0.0:
             quad = TAU
         # the pair's analytic step along the constraint y_i alpha_i + y_j alpha_j = const, clipped to the box
         if yi != yj:
-            delta = (-G[i] - G[j]) / quad
+            delta = (-g[i] - g[j]) / quad
             diff = old_i - old_j
-            alpha[i] = old_i + delta
-            alpha[j] = old_j + delta
+            a[i] = old_i + delta
+            a[j] = old_j + delta
             if diff > 0.0:
-                if alpha[j] < 0.0:
-                    alpha[j] = 0.0
-                    alpha[i] = diff
-            elif alpha[i] < 0.0:
-                alpha[i] = 0.0
-                alpha[j] = -diff
+                if a[j] < 0.0:
+                    a[j] = 0.0
+                    a[i] = diff
+            elif a[i] < 0.0:
+                a[i] = 0.0
+                a[j] = -diff
             if diff > 0.0:
-                if alpha[i] > C:
-                    alpha[i] = C
-                    alpha[j] = C - diff
-            elif alpha[j] > C:
-                alpha[j] = C
-                alpha[i] = C + diff
+                if a[i] > C:
+                    a[i] = C
+                    a[j] = C - diff
+            elif a[j] > C:
+                a[j] = C
+                a[i] = C + diff
         else:
-            delta = (G[i] - G[j]) / quad
+            delta = (g[i] - g[j]) / quad
             total = old_i + old_j
-            alpha[i] = old_i - delta
-            alpha[j] = old_j + delta
+            a[i] = old_i - delta
+            a[j] = old_j + delta
             if total > C:
-                if alpha[i] > C:
-                    alpha[i] = C
-                    alpha[j] = total - C
-            elif alpha[j] < 0.0:
-                alpha[j] = 0.0
-                alpha[i] = total
+                if a[i] > C:
+                    a[i] = C
+                    a[j] = total - C
+            elif a[j] < 0.0:
+                a[j] = 0.0
+                a[i] = total
             if total > C:
-                if alpha[j] > C:
-                    alpha[j] = C
-                    alpha[i] = total - C
-            elif alpha[i] < 0.0:
-                alpha[i] = 0.0
-                alpha[j] = total
-        # G_t += y_t (y_i K_ti d_i + y_j K_tj d_j) on the active variables
-        di = (alpha[i] - old_i) * yi
-        dj = (alpha[j] - old_j) * yj
-        for k in range(m):
-            t = act[k]
-            G[t] += y[t] * (Ki[t] * di + Kj[t] * dj)
+                if a[j] > C:
+                    a[j] = C
+                    a[i] = total - C
+            elif a[i] < 0.0:
+                a[i] = 0.0
+                a[j] = total
+        # g_s += y_s (y_i K_si d_i + y_j K_sj d_j) on the active slots, and in the same pass the next
+        # step's i (the pair's new alphas are in place, so I_up is the next step's)
+        di = (a[i] - old_i) * yi
+        dj = (a[j] - old_j) * yj
+        _sets(i, a, ys, C, up, low)
+        _sets(j, a, ys, C, up, low)
+        Gmax = -INFINITY
+        i = -1
+        for s in range(m):
+            p = ix[s]
+            gs = g[s] + ys[s] * (Ki[p] * di + Kj[p] * dj)
+            g[s] = gs
+            v = -ys[s] * gs + up[s]
+            if v >= Gmax:
+                Gmax = v
+                i = s
+        if Gmax == -INFINITY:
+            i = -1
         step += 1
-    if m < n:
-        _reconstruct(K, y, alpha, G, act, m, ay)
+    free(Kc)
+    free(up)
+    if exact and m < n:
+        _reconstruct(K, perm, a, ys, g, m, n, nz, ay)
+        m = n
+        counter = every
+    state[0] = m
+    state[1] = counter
+    state[2] = unshrunk
     return step
 
 
+def smo_start(Py_ssize_t n):
+    """The (perm, state) of an SMO run that has not started: every slot active, in index order, and the
+    first shrinking pass min(n, 1000) steps away."""
+    return np.arange(n, dtype=np.intc), np.array([n, min(n, SHRINK_EVERY), 0], dtype=np.int64)
+
+
 def smo(const floating[:, ::1] K, const double[::1] kd, const signed char[::1] y, double[::1] alpha,
-        double[::1] G, double C, double eps, Py_ssize_t max_steps):
+        double[::1] G, double C, double eps, Py_ssize_t max_steps, int[::1] perm=None,
+        long long[::1] state=None, bint exact=True):
     """Pair updates in place on alpha (n,) (feasible: 0 <= alpha <= C, sum y alpha = 0) and its gradient
     G (n,) = y * (K @ (alpha * y)) - 1, until the maximal violation is below eps or max_steps steps.
-    K (n, n) = X X^T, kd (n,) its diagonal. Returns (steps, converged)."""
-    cdef Py_ssize_t steps, n = K.shape[0]
+    K (n, n) = X X^T, kd (n,) its diagonal. Returns (steps, converged).
+
+    perm (n,) int32 and state (3,) int64 (see _smo) carry the shrinking between calls: start them with
+    smo_start(n). Without them every call starts unshrunk. exact=False leaves G stale on the
+    shrunk variables (perm[state[0]:]) on return; the next call with the same perm and state knows it."""
+    cdef Py_ssize_t steps, n = K.shape[0], s, t
     cdef bint converged
-    cdef int[::1] act = np.empty(n, dtype=np.intc)
-    cdef double[::1] ay = np.empty(n)
+    if perm is None:
+        perm, state = smo_start(n)
     if n == 0:
         return 0, True
+    cdef double[::1] a = np.empty(n), g = np.empty(n), ys = np.empty(n), q = np.empty(n), ay = np.empty(n)
+    cdef int[::1] nz = np.empty(n, dtype=np.intc), cidx = np.zeros(n, dtype=np.intc)
     with nogil:
-        steps = _smo(K, kd, y, alpha, G, C, eps, max_steps, &act[0], &ay[0], &converged)
+        for s in range(n):
+            t = perm[s]
+            a[s] = alpha[t]
+            g[s] = G[t]
+            ys[s] = y[t]
+            q[s] = kd[t]
+        steps = _smo(K, C, eps, max_steps, exact, &perm[0], &state[0], &a[0], &g[0], &ys[0], &q[0], &nz[0],
+                     &ay[0], &cidx[0], &converged)
+        for s in range(n if steps >= 0 else 0):
+            t = perm[s]
+            alpha[t] = a[s]
+            G[t] = g[s]
+    if steps < 0:
+        raise MemoryError("smo: out of memory for its working arrays")
     return steps, bool(converged)

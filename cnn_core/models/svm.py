@@ -51,9 +51,11 @@ overflow (e.g. sgd with a huge lr), fit raises ValueError rather than return NaN
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from cnn_core._config import get_num_threads
 from cnn_core._validation import check_bool, check_choice, check_int, check_real, check_seed
 from cnn_core.kernels import _svm, gemm
 from cnn_core.models._base import ConvergenceWarning, LinearClassifier, _sklearn_flavour, encode_labels
@@ -67,6 +69,10 @@ RHO_SCALE = 0.01  # rho = RHO_SCALE * mean ||x_i||^2: measured best of 0.001..10
 WARM_EPOCHS = 10  # dual solver: coordinate-descent epochs that find the active points before SMO
 MARGIN_SLACK = 0.5  # SMO's active points: alpha_i > 0 or y_i (w.x_i + b) < 1 + MARGIN_SLACK
 SMO_MAX_ACTIVE = 4096  # at most this many active points for SMO (their Gram matrix: 128 MiB)
+GRAM_MAX_SAMPLES = 8192  # up to this many samples: one float32 Gram matrix of X for every problem (256 MiB)
+GRAM_BLOCK = 1024  # rows of the Gram matrix computed per product (its lower triangle only, then mirrored)
+GRAM32_EPS_FLOOR = 1e-6  # below this SMO tolerance the float32 Gram gives way to exact ones (_GramProblem.polish)
+SMO_CHUNK = 4  # full-Gram SMO: at most SMO_CHUNK * n pair steps between two duality-gap checks
 
 
 def svm_objective(W: np.ndarray, B: np.ndarray, X: np.ndarray, T: np.ndarray, C: float) -> float:
@@ -86,6 +92,71 @@ def best_bias(z: np.ndarray, y: np.ndarray) -> float:
     neg = np.cumsum(y[order] < 0)
     pos_after = np.count_nonzero(y > 0) - np.cumsum(y[order] > 0)
     return float(kinks[order][np.argmax(neg - pos_after >= 0)])
+
+
+def gram32(X: np.ndarray) -> np.ndarray:
+    """K = X X^T (n, n) as float32, from float32 products (K is symmetric: only the blocks on and below
+    the diagonal are multiplied, the others are copies)."""
+    X32 = np.ascontiguousarray(X, dtype=np.float32)
+    n = X32.shape[0]
+    K = np.empty((n, n), dtype=np.float32)
+    for r0 in range(0, n, GRAM_BLOCK):
+        r1 = min(n, r0 + GRAM_BLOCK)
+        K[r0:r1, :r1] = gemm(X32[r0:r1], X32[:r1], trans_b=True)
+        K[:r0, r0:r1] = K[r0:r1, :r0].T
+    return K
+
+
+class _GramProblem:
+    """One binary problem solved by SMO alone on all n points, with the Gram matrix K shared by every
+    problem; the duality gap is checked whenever SMO meets its violation tolerance (then divided by 10) or
+    has made SMO_CHUNK * n steps."""
+
+    def __init__(self, X: np.ndarray, K: np.ndarray, kd: np.ndarray, t: np.ndarray, C: float):
+        self.X, self.K, self.kd, self.t, self.y, self.C = X, K, kd, t, t.astype(np.int8), C
+        n = X.shape[0]
+        self.alpha, self.G, self.w = np.zeros(n), -np.ones(n), np.zeros(X.shape[1])
+        self.perm, self.state = _svm.smo_start(n)
+        self.smo_eps = 1e-3
+        self.epochs, self.rounds, self.done = 0, 0, False
+        self.b, self.J, self.gap = 0.0, float(C * n), np.inf
+
+    def solve(self, tol: float, max_iter: int) -> None:
+        n = self.X.shape[0]
+        while not self.done and self.rounds < max_iter:
+            if self.smo_eps < GRAM32_EPS_FLOOR:
+                self.polish(tol, max_iter)
+                return
+            steps, converged = _svm.smo(self.K, self.kd, self.y, self.alpha, self.G, self.C, self.smo_eps,
+                                        SMO_CHUNK * n, self.perm, self.state, False)
+            self.rounds += 1
+            if converged:
+                self.smo_eps *= 0.1
+            sv = np.flatnonzero(self.alpha)
+            self.w = self.X[sv].T @ (self.alpha[sv] * self.t[sv])
+            _check_gap(self, tol)
+
+    def polish(self, tol: float, max_iter: int) -> None:
+        """Go on with _DualProblem's SMO rounds from this alpha: their Gram matrix (of the points that can
+        matter) is exact in X's precision, where this one's float32 rounding (relative ~1e-6 from float32
+        products) can keep the gap above a tol much below 1e-4."""
+        p = _DualProblem(self.X, self.t, np.einsum("ij,ij->i", self.X, self.X) + 1.0, self.C, 1.0, 1)
+        p.alpha, p.w, p.smo_eps, p.rounds = self.alpha, self.w, self.smo_eps, self.rounds
+        _check_gap(p, tol)
+        while not p.done and p.rounds < max_iter:
+            p.smo_round(max_iter * self.X.shape[0])
+            p.check(tol)
+        self.alpha, self.w, self.rounds = p.alpha, p.w, p.rounds
+        self.b, self.J, self.gap, self.done = p.b, p.J, p.gap, p.done
+
+
+def _check_gap(p, tol: float) -> None:
+    """Primal J at the exact best bias, the dual bound at alpha (feasible: sum y alpha = 0), the stopping test."""
+    z = p.X @ p.w
+    p.b = best_bias(z, p.t)
+    p.J = float(0.5 * p.w @ p.w + p.C * np.maximum(0.0, 1.0 - p.t * (z + p.b)).sum())
+    p.gap = p.J - float(p.alpha.sum() - 0.5 * p.w @ p.w)
+    p.done = p.gap <= tol * p.J
 
 
 class _DualProblem:
@@ -185,6 +256,25 @@ class _DualProblem:
             self.check(tol)
 
 
+def _solve(p, tol: float, max_iter: int) -> None:
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is detected by the caller
+        p.solve(tol, max_iter)
+
+
+def _solve_all(problems: list, tol: float, max_iter: int) -> None:
+    """Solve the binary problems, get_num_threads() of them at a time: each is independent of the others
+    (its own alpha, w and visiting order, read-only X and K), so the thread count never changes a result.
+    The compiled SMO releases the GIL."""
+    workers = min(get_num_threads(), len(problems))
+    if workers <= 1:
+        for p in problems:
+            _solve(p, tol, max_iter)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for future in [pool.submit(_solve, p, tol, max_iter) for p in problems]:
+            future.result()
+
+
 class LinearSVM(LinearClassifier):
     """Linear soft-margin SVM (hinge loss, L2 regularizer) with scikit-learn's estimator API.
 
@@ -262,14 +352,17 @@ class LinearSVM(LinearClassifier):
         return self._fit_sgd(X, T, C, lr, max_epochs, batch_size, tol, patience, rng)
 
     def _fit_dual(self, X, T, row_sq, C, tol, max_iter, rng) -> "LinearSVM":
-        # rho: the proximal weight of b (module docstring); any rho > 0 gives the same optimum
-        rho = RHO_SCALE * float(row_sq.mean()) if row_sq.any() else 1.0
-        qd = row_sq + rho
-        problems = [_DualProblem(X, np.ascontiguousarray(T[:, k]), qd, C, rho, int(rng.integers(1, 2 ** 62)))
-                    for k in range(T.shape[1])]
-        with np.errstate(over="ignore", invalid="ignore"):  # overflow is detected below
-            for p in problems:
-                p.solve(tol, max_iter)
+        if X.shape[0] <= GRAM_MAX_SAMPLES:
+            K = gram32(X)
+            kd = np.diagonal(K).astype(np.float64)
+            problems = [_GramProblem(X, K, kd, np.ascontiguousarray(T[:, k]), C) for k in range(T.shape[1])]
+        else:
+            # rho: the proximal weight of b (module docstring); any rho > 0 gives the same optimum
+            rho = RHO_SCALE * float(row_sq.mean()) if row_sq.any() else 1.0
+            qd = row_sq + rho
+            problems = [_DualProblem(X, np.ascontiguousarray(T[:, k]), qd, C, rho, int(rng.integers(1, 2 ** 62)))
+                        for k in range(T.shape[1])]
+        _solve_all(problems, tol, max_iter)
         J = sum(p.J for p in problems)
         if not np.isfinite(J):
             raise ValueError(f"LinearSVM.fit: the solver overflowed (objective {J}); lower C (got {C!r}) "
