@@ -116,6 +116,48 @@ def test_ovr_epoch_equals_python_loop_exactly(dtype, n, d, k, use_order, pocket)
         assert (state[2][:, 2] < n).all()  # every problem's pocket has fewer errors than w = 0
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("narrow", [False, True])
+def test_ovr_pocket_threads_and_float32_counts_equal_python_loop(threads, narrow, num_threads):
+    # the problems are shared out among the threads (every nt-th one each), and the pocket's error counts
+    # read a float32 copy of X when given one: neither may change a bit of the result. X's values are
+    # float32 numbers (k / 16 + noise rounded to float32), so the copy is exact.
+    num_threads(threads)
+    rng = np.random.default_rng(11)
+    n, d, k = 70, 21, 5
+    X = rng.normal(size=(n, d)).astype(np.float32).astype(np.float64)
+    T = np.where(rng.random((n, k)) < 0.4, -1, 1)
+    W, B = np.zeros((k, d)), np.zeros(k)
+    active = np.ones(k, dtype=np.uint8)
+    state = new_pocket(k, d, n)
+    X32 = X.astype(np.float32) if narrow else None
+    counted = 0
+    for epoch in range(5):
+        order = rng.permutation(n)
+        ref = ovr_epoch_ref(X, T, W, B, 1.0, order, active, state)
+        updates = perceptron_ovr_epoch(X, T, W, B, order=order, active=active, pocket=state, X32=X32)
+        np.testing.assert_array_equal(W, ref[0])
+        np.testing.assert_array_equal(B, ref[1])
+        np.testing.assert_array_equal(active, ref[2])
+        assert updates.tolist() == ref[3]
+        for got, want in zip(state, ref[4]):
+            np.testing.assert_array_equal(got, want)
+        counted += int((state[2][:, 2] < n).sum())
+    assert counted > 0  # pockets were filled, so errors were counted (through X32 when narrow)
+
+
+def test_ovr_X32_must_equal_X():
+    X = np.array([[0.1, 0.2], [0.3, -0.4]])
+    T = np.array([[1], [-1]])
+    W, B = np.zeros((1, 2)), np.zeros(1)
+    with pytest.raises(ValueError, match="X32: expected X's values exactly"):
+        perceptron_ovr_epoch(X, T, W, B, pocket=new_pocket(1, 2, 2), X32=X.astype(np.float32))
+    with pytest.raises(ValueError, match="X32: expected a C-contiguous float32 array of shape"):
+        perceptron_ovr_epoch(X, T, W, B, pocket=new_pocket(1, 2, 2), X32=X)
+    with pytest.raises(TypeError, match="X32: expected a numpy.ndarray"):
+        perceptron_ovr_epoch(X, T, W, B, X32=[[0.0, 0.0]])
+
+
 def test_ovr_epoch_single_problem_is_perceptron_epoch():
     rng = np.random.default_rng(2)
     X = rng.normal(size=(50, 6))

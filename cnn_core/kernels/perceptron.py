@@ -95,7 +95,7 @@ def new_pocket(n_problems: int, n_features: int, n_samples: int, dtype=np.float6
 
 def perceptron_ovr_epoch(X: np.ndarray, T: np.ndarray, W: np.ndarray, B: np.ndarray, eta: float = 1.0,
                          order: np.ndarray | None = None, active: np.ndarray | None = None,
-                         pocket: tuple | None = None) -> np.ndarray:
+                         pocket: tuple | None = None, X32: np.ndarray | None = None) -> np.ndarray:
     """One primal pass of k binary problems in lockstep; returns the updates made per problem (k,) int64.
 
     For i in `order` (default 0..n-1), for each active problem c: if T[i, c] (W[c].x_i + B[c]) <= 0 then
@@ -104,7 +104,9 @@ def perceptron_ovr_epoch(X: np.ndarray, T: np.ndarray, W: np.ndarray, B: np.ndar
     place when a pocket reaches 0 errors. pocket: new_pocket(k, d, n, X.dtype) (updated in place) runs
     Gallant's pocket with ratchet: after each correctly classified point the run of the current weights
     grows; when it beats the pocket's run the current weights' training errors are counted (once per
-    weights), and they go in the pocket if fewer than the pocket's.
+    weights), and they go in the pocket if fewer than the pocket's. X32: X as float32, equal to X element by
+    element (X = X32.astype(X.dtype)); the pocket's error counts then read it (half the bytes of a float64
+    X), with the same result.
     """
     X = as_float_array(X, "X", ndim=2)
     n, d = X.shape
@@ -133,7 +135,16 @@ def perceptron_ovr_epoch(X: np.ndarray, T: np.ndarray, W: np.ndarray, B: np.ndar
         _check_weights(PB, "pocket biases", (k,), X.dtype)
         if not isinstance(state, np.ndarray) or state.dtype != np.int64 or state.shape != (k, 5):
             raise ValueError(f"pocket state: expected an int64 array of shape ({k}, 5) (see new_pocket)")
-    _perceptron.ovr_epoch(X, T8, W, B, eta, order, use_order, act, updates, pocket is not None, PW, PB, state)
+    if X32 is not None:
+        if not isinstance(X32, np.ndarray):
+            raise TypeError(f"X32: expected a numpy.ndarray or None, got {type(X32).__name__}")
+        if X32.dtype != np.float32 or X32.shape != X.shape or not X32.flags.c_contiguous:
+            raise ValueError(f"X32: expected a C-contiguous float32 array of shape {X.shape}, got "
+                             f"{X32.dtype} {X32.shape}")
+        if not np.array_equal(X32, X):
+            raise ValueError("X32: expected X's values exactly (X32.astype(X.dtype) == X), got other values")
+    _perceptron.ovr_epoch(X, T8, W, B, eta, order, use_order, act, updates, pocket is not None, PW, PB, state,
+                          X32)
     if act is not active:
         active[...] = act
     return updates

@@ -62,12 +62,20 @@ def _fit_lockstep(X, T, eta, max_epochs, rng, shuffle, pocket):
     state = np.zeros((K, 5), dtype=np.int64)  # run, pocket run, pocket errors, counted, current in pocket
     state[:, 2] = n  # at w = 0, b = 0 every margin is 0: all points count as errors
     curve, epochs = [], 0
+    # the ratchet's error counts read all of X; when X is float32 data in float64 (pixels, small integers)
+    # a float32 copy gives the same counts from half the bytes (measured: pocket on Fashion-MNIST ~
+    # memory-bound in those counts)
+    X32 = None
+    if pocket and X.dtype == np.float64:
+        X32 = X.astype(np.float32)
+        if not np.array_equal(X32, X):
+            X32 = None
     while epochs < max_epochs and active.any():
         order = rng.permutation(n) if shuffle else _NO_ORDER
         # An eta so large that w, b or the margins overflow is reported by its name once the pass is over
         # (below), instead of as NumPy warnings or a complaint about the internal w.
         with np.errstate(over="ignore", invalid="ignore"):
-            _perceptron.ovr_epoch(X, T8, W, B, eta, order, shuffle, active, n_updates, pocket, PW, PB, state)
+            _perceptron.ovr_epoch(X, T8, W, B, eta, order, shuffle, active, n_updates, pocket, PW, PB, state, X32)
             M = T * (X @ (PW if pocket else W).T + (PB if pocket else B))
             loss = perceptron_loss(M)
         if not (np.isfinite(loss) and np.isfinite(W).all() and np.isfinite(B).all()):
