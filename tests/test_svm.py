@@ -277,6 +277,37 @@ def test_dual_reaches_svc_optimum_on_digits(C):
 
 
 @pytest.mark.parametrize("C", [0.01, 1.0, 100.0])
+def test_dual_paths_agree_on_digits(C, monkeypatch):
+    # the shared float32 Gram matrix + SMO (n <= GRAM_MAX_SAMPLES), the exact-Gram polish it hands over to
+    # for tight tolerances, and coordinate descent + SMO on active points (larger n, forced here): each
+    # certifies its own gap, so their objectives agree within the sum of their tolerances
+    import cnn_core.models.svm as svm_module
+    X, t = digits_3_vs_5()
+    shared = LinearSVM(C=C, random_state=0).fit(X, t)
+    tight = LinearSVM(C=C, random_state=0, tol=1e-8).fit(X, t)  # below 1e-6 the polish takes over
+    monkeypatch.setattr(svm_module, "GRAM_MAX_SAMPLES", 0)
+    active = LinearSVM(C=C, random_state=0).fit(X, t)
+    J = [objective(m.coef_[0], m.intercept_[0], X, t, C) for m in (shared, tight, active)]
+    assert tight.duality_gap_[0] <= 1e-8 * J[1]
+    assert J[1] <= min(J[0], J[2]) * (1 + 1e-8)
+    assert J[0] <= J[1] * (1 + 1e-4) and J[2] <= J[1] * (1 + 1e-4)
+
+
+def test_dual_thread_count_changes_nothing(num_threads):
+    X, y = load_mnist()
+    X = X[:1500].reshape(1500, -1).astype(np.float64)
+    y = y[:1500]
+    fits = []
+    for threads in (1, 2, 3):
+        num_threads(threads)
+        fits.append(LinearSVM(C=0.1, random_state=0).fit(X, y))
+    for m in fits[1:]:
+        np.testing.assert_array_equal(m.coef_, fits[0].coef_)
+        np.testing.assert_array_equal(m.intercept_, fits[0].intercept_)
+    assert fits[0].coef_.shape == (10, 784)
+
+
+@pytest.mark.parametrize("C", [0.01, 1.0, 100.0])
 def test_dual_optimality_without_sklearn(C):
     # scikit-learn-free certificate: the returned gap bounds J - J*, and the weights come with dual
     # variables alpha for which the KKT conditions hold approximately

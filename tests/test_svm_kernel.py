@@ -3,7 +3,7 @@ bad input."""
 import numpy as np
 import pytest
 
-from cnn_core.kernels import svm_dual_cd, svm_smo
+from cnn_core.kernels import _svm, svm_dual_cd, svm_smo
 from oracles_svm import dual_cd_ref, max_violation, smo_steps_ref
 
 DTYPES = [np.float32, np.float64]
@@ -70,6 +70,39 @@ def test_smo_converges_to_kkt_point(dtype, C):
     np.testing.assert_allclose(G, y * (K.astype(np.float64) @ (alpha * y)) - 1.0, rtol=1e-9, atol=1e-9 * C * n)
     assert np.all((alpha >= 0) & (alpha <= C)) and abs(alpha @ y) <= 1e-9 * alpha.sum()
     assert max_violation(y, alpha, G, C) < 1e-4
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("C", [0.05, 1.0, 30.0])
+def test_smo_chunks_with_kept_shrinking_reach_kkt_point(dtype, C):
+    # the model's use: calls of a few hundred steps that keep the shrinking (perm, state) and leave G stale
+    # on the shrunk slots (exact=False); each call copies the active block of K when few slots are left.
+    # Active slots' G must stay exact between calls, and the end must be a KKT point with the true G.
+    rng = np.random.default_rng(8)
+    n = 1200
+    X, y = _problem(rng, n, 6, np.float64, shift=0.6)
+    K = (X @ X.T).astype(dtype)
+    K64 = K.astype(np.float64)
+    kd = np.diagonal(K).astype(np.float64)
+    y8 = y.astype(np.int8)
+    alpha, G = np.zeros(n), -np.ones(n)
+    perm, state = _svm.smo_start(n)
+    shrunk_seen = False
+    for call in range(1000):
+        steps, converged = _svm.smo(K, kd, y8, alpha, G, C, 1e-5, 300, perm, state, False)
+        m = int(state[0])
+        shrunk_seen |= m < n // 2  # the block copy (at most half the slots active) has been in use
+        active = perm[:m]
+        np.testing.assert_allclose(G[active], y[active] * (K64[active] @ (alpha * y)) - 1.0, rtol=1e-9,
+                                   atol=1e-9 * C * n)
+        assert sorted(perm.tolist()) == list(range(n))
+        if converged:
+            break
+    assert converged and (shrunk_seen or C < 0.1)
+    assert int(state[0]) == n  # convergence is only declared once every slot is back
+    np.testing.assert_allclose(G, y * (K64 @ (alpha * y)) - 1.0, rtol=1e-9, atol=1e-9 * C * n)
+    assert np.all((alpha >= 0) & (alpha <= C)) and abs(alpha @ y) <= 1e-9 * alpha.sum()
+    assert max_violation(y, alpha, G, C) < 1e-5
 
 
 def test_smo_max_steps_and_resume():
