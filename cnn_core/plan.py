@@ -8,11 +8,16 @@ whole pass run by one call into C with the GIL released. What fuses is fused: th
 in the epilogue of the convolution's and Linear's GEMM, a monotone activation moved behind a max pooling
 (``max(act(x)) = act(max(x))``: computed on a quarter of the values).
 
-Supported layers: Sequential, Residual, Linear, Conv2d (stride, padding, dilation, groups), MaxPool2d,
-AvgPool2d, AdaptiveAvgPool2d, Flatten, BatchNorm1d/2d (eval mode with running statistics), Dropout,
-Dropout2d, Identity, ReLU, Sigmoid, Tanh, ELU, LeakyReLU, SiLU, Softmax, LogSoftmax (along the last
-axis). Others (recurrent layers, Embedding, Concat, GELU) raise TypeError: ``cnn_core.predict`` then runs
-the model itself.
+Supported layers: Sequential, Residual, Concat (along any axis but the batch), Linear, Conv2d (stride,
+padding, dilation, groups), MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Flatten, BatchNorm1d/2d (eval mode with
+running statistics), Dropout, Dropout2d, Identity, ReLU, Sigmoid, Tanh, ELU, LeakyReLU, SiLU, GELU (both
+forms), Softmax, LogSoftmax (along the last axis), RNN, LSTM and GRU (batch_first=True, any num_layers,
+zero initial states: each layer's input projection is one product over all steps, then the time loop with
+the layers' own gate math), followed by LastStep, RNNClassifier, and Embedding where the model's input
+enters (the plan then takes integer indices of any integer dtype). Anything else (a module with its own
+forward, a recurrent layer that is time-first or whose (out, state) pair is the model's output, a softmax
+along another axis, a batch norm without running statistics) raises TypeError: ``cnn_core.predict`` then
+runs the model itself.
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ from cnn_core._validation import FLOAT_DTYPES
 from cnn_core.kernels import _plan
 from cnn_core.kernels.pooling import _adaptive_windows, _avg_windows, pool_output_size
 from cnn_core import nn
+from cnn_core.models.rnn import RNNClassifier
 
 __all__ = ["compile", "Plan"]
 
@@ -44,8 +50,11 @@ _MIN_GEMM_COLS = 256
 _ALIGN = 16
 
 _KIND = {"linear": 0, "conv": 1, "maxpool2": 2, "pool": 3, "act": 4, "affine": 5, "softmax": 6, "add": 7,
-         "copy": 8}
-_ACT = {"none": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "elu": 4, "leaky": 5, "silu": 6}
+         "copy": 8, "recurrent": 9, "gather": 10, "place": 11}
+_ACT = {"none": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "elu": 4, "leaky": 5, "silu": 6, "gelu": 7,
+        "gelu_tanh": 8}
+# plan.h's cell codes of a recurrent op
+_CELL = {"tanh": 0, "relu": 1, "lstm": 2, "gru": 3}
 
 
 class _Buffer:
@@ -61,11 +70,13 @@ class _Value:
     """A tensor of the forward pass: per-sample shape, the buffer holding it, the op that wrote it last
     (None for the input) and whether more than one consumer reads it (then nothing may fuse into it)."""
 
-    def __init__(self, shape: tuple[int, ...], buf: _Buffer, op: dict | None):
+    def __init__(self, shape: tuple[int, ...], buf: _Buffer, op: dict | None, pair: bool = False):
         self.shape = shape
         self.buf = buf
         self.op = op
         self.shared = False
+        # a recurrent layer's (out, state) pair, held as out (T, H): only LastStep reads it
+        self.pair = pair
 
     @property
     def size(self) -> int:
@@ -73,9 +84,10 @@ class _Value:
 
 
 _MONOTONE = ("relu", "sigmoid", "tanh", "elu")
-_SUPPORTED = (nn.Sequential, nn.Residual, nn.Dropout, nn.Dropout2d, nn.Identity, nn.Flatten, nn.Linear, nn.Conv2d,
-              nn.BatchNorm1d, nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Softmax,
-              nn.LogSoftmax, nn.ReLU, nn.Sigmoid, nn.Tanh, nn.ELU, nn.LeakyReLU, nn.SiLU)
+_SUPPORTED = (nn.Sequential, nn.Residual, nn.Concat, nn.Dropout, nn.Dropout2d, nn.Identity, nn.Flatten, nn.Linear,
+              nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
+              nn.Softmax, nn.LogSoftmax, nn.ReLU, nn.Sigmoid, nn.Tanh, nn.ELU, nn.LeakyReLU, nn.SiLU, nn.GELU,
+              nn.RNN, nn.LSTM, nn.GRU, nn.LastStep, nn.Embedding, RNNClassifier)
 
 
 class _Builder:
@@ -85,6 +97,7 @@ class _Builder:
         self.buffers: list[_Buffer] = []
         self.work = 0.0       # multiply-adds per sample
         self.min_cols = 0     # the fewest GEMM columns (output positions) of one sample in any convolution
+        self.num_embeddings = 0   # > 0: the input is integer indices into embeddings of this many rows (at most)
 
     # ---- buffers and ops ----
     def buffer(self, size: int) -> _Buffer:
@@ -92,16 +105,19 @@ class _Builder:
         self.buffers.append(b)
         return b
 
-    def op(self, kind: str, src: _Value, out_shape, params, *, w=None, b=None, tab=None, act="none",
-           alpha=0.0, inplace=False, scratch=(), src2: _Value | None = None) -> _Value:
+    def op(self, kind: str, src: _Value, out_shape, params, *, w=None, b=None, w2=None, b2=None, tab=None,
+           act="none", alpha=0.0, inplace=False, scratch=(), src2: _Value | None = None,
+           dst: _Buffer | None = None) -> _Value:
         out_size = int(np.prod(out_shape))
-        if inplace and src.buf.slot is None and not src.shared and src.size == out_size:
+        if dst is not None:
+            pass
+        elif inplace and src.buf.slot is None and not src.shared and src.size == out_size:
             dst = src.buf
         else:
             dst = self.buffer(out_size)
         o = {"kind": kind, "src": src.buf, "src2": None if src2 is None else src2.buf, "dst": dst,
-             "params": [int(p) for p in params], "w": w, "b": b, "tab": tab, "act": act, "alpha": float(alpha),
-             "tmp": [self.buffer(s) for s in scratch]}
+             "params": [int(p) for p in params], "w": w, "b": b, "w2": w2, "b2": b2, "tab": tab, "act": act,
+             "alpha": float(alpha), "tmp": [self.buffer(s) for s in scratch]}
         self.ops.append(o)
         return _Value(tuple(out_shape), dst, o)
 
@@ -121,6 +137,9 @@ class _Builder:
             # a subclass with its own forward is not the layer the plan knows (nor is any other module)
             raise TypeError(f"compile: model: {type(m).__name__} layers are not supported by a plan "
                             "(supported: see cnn_core.plan's docstring)")
+        if v.pair and not isinstance(m, nn.LastStep):
+            raise TypeError(f"compile: model: {type(m).__name__} reads a recurrent layer's (out, state) pair: a "
+                            "plan supports a recurrent layer followed by LastStep")
         if isinstance(m, nn.Sequential):
             for layer in m:
                 v = self.emit(layer, v)
@@ -133,6 +152,19 @@ class _Builder:
                 raise ValueError(f"compile: Residual: expected the block's and the shortcut's outputs of one "
                                  f"shape, got {y.shape} and {s.shape}")
             return self.op("add", y, y.shape, [y.size], src2=s, inplace=True)
+        if isinstance(m, nn.Concat):
+            return self.concat(m, v)
+        if isinstance(m, (nn.RNN, nn.LSTM, nn.GRU)):
+            return self.recurrent(m, v)
+        if isinstance(m, nn.LastStep):
+            return self.last_step(m.batch_first, v)
+        if isinstance(m, nn.Embedding):
+            return self.embedding(m, v)
+        if isinstance(m, RNNClassifier):
+            if len(v.shape) == 3 and v.shape[0] == 1:     # images (1, H, W) read row by row: H steps of W
+                v = _Value(v.shape[1:], v.buf, v.op)
+            h = self.last_step(True, self.recurrent(m.rnn, v))
+            return self.linear(m.fc, h)
         if isinstance(m, (nn.Dropout, nn.Dropout2d, nn.Identity)):
             return v
         if isinstance(m, nn.Flatten):
@@ -158,6 +190,85 @@ class _Builder:
             return self.op("act", v, v.shape, [v.size], act=name, alpha=alpha, inplace=True)
         raise TypeError(f"compile: model: {type(m).__name__} layers are not supported by a plan "
                         "(supported: see cnn_core.plan's docstring)")
+
+    def concat(self, m, v: _Value) -> _Value:
+        v.shared = True                     # every branch reads it: none may write into it
+        outs = [self.emit(branch, v) for branch in m._branches]
+        ndim = len(outs[0].shape) + 1
+        if not -ndim <= m.dim < ndim:
+            raise ValueError(f"compile: Concat: dim: expected an int in [{-ndim}, {ndim}) for outputs of "
+                             f"{ndim} dimensions, got {m.dim}")
+        d = m.dim % ndim
+        if d == 0:
+            raise TypeError("compile: model: Concat along the batch dimension: a plan runs samples "
+                            "independently")
+        a = d - 1                           # the per-sample axis
+        first = outs[0].shape
+        if any(o.pair for o in outs) or any(len(o.shape) != len(first) or o.shape[:a] + o.shape[a + 1:]
+                                            != first[:a] + first[a + 1:] for o in outs):
+            raise ValueError(f"compile: Concat: branches: expected outputs that agree on every dimension but "
+                             f"dim={m.dim}, got per-sample shapes {[o.shape for o in outs]}")
+        shape = first[:a] + (sum(o.shape[a] for o in outs),) + first[a + 1:]
+        outer, total = int(np.prod(first[:a])), int(np.prod(shape[a:]))
+        dst = self.buffer(int(np.prod(shape)))
+        offset = 0
+        for o in outs:
+            inner = int(np.prod(o.shape[a:]))
+            y = self.op("place", o, shape, [outer, inner, inner, 0, o.size, total, offset, int(np.prod(shape))],
+                        dst=dst)
+            offset += inner
+        return _Value(shape, dst, y.op)
+
+    def recurrent(self, m, v: _Value) -> _Value:
+        name = type(m).__name__
+        if not m.batch_first:
+            raise TypeError(f"compile: model: {name} with batch_first=False reads (time, batch, features): a plan "
+                            "takes the batch first (build the layer with batch_first=True)")
+        if len(v.shape) != 2 or v.shape[1] != m.input_size:
+            raise ValueError(f"compile: {name}: expected inputs of shape (N, T, {m.input_size}), got "
+                             f"(N, {', '.join(map(str, v.shape))})")
+        t_len, h = v.shape[0], m.hidden_size
+        cell = _CELL["lstm" if isinstance(m, nn.LSTM) else "gru" if isinstance(m, nn.GRU) else m.nonlinearity]
+        gh = m.GATES * h
+        block = _plan.linear_block(self.dtype == np.float64)
+        ld = -(-gh // block) * block
+        for layer in range(m.num_layers):
+            w_ih, w_hh, b_ih, b_hh = m._weights(layer)
+            d = w_ih.data.shape[1]
+            wih = np.zeros((d, ld), self.dtype)
+            wih[:, :gh] = w_ih.data.T
+            whh = np.zeros((h, ld), self.dtype)
+            whh[:, :gh] = w_hh.data.T
+            b = b2 = None
+            if b_ih is not None:
+                if cell == _CELL["gru"]:        # b_hh stays inside r * (W_hn h + b_hn)
+                    b, b2 = self.weights(b_ih.data), self.weights(b_hh.data)
+                else:                           # the layer's own sum b_ih + b_hh, in its dtype
+                    b = self.weights(b_ih.data + b_hh.data)
+            self.work += t_len * gh * (d + h)
+            v = self.op("recurrent", v, (t_len, h), [t_len, d, h, cell, ld, ld], w=wih, b=b, w2=whh, b2=b2,
+                        scratch=(t_len * gh, gh + h))
+        return _Value(v.shape, v.buf, v.op, pair=True)
+
+    def last_step(self, batch_first: bool, v: _Value) -> _Value:
+        if not batch_first:
+            raise TypeError("compile: model: LastStep with batch_first=False reads (time, batch, hidden): a plan "
+                            "takes the batch first")
+        if len(v.shape) != 2:
+            raise ValueError(f"compile: LastStep: expected inputs of shape (N, T, H), got "
+                             f"(N, {', '.join(map(str, v.shape))})")
+        t_len, h = v.shape
+        return self.op("place", v, (h,), [1, h, 0, (t_len - 1) * h, t_len * h, 0, 0, h])
+
+    def embedding(self, m, v: _Value) -> _Value:
+        if v.buf.slot != _plan.IN:
+            raise TypeError("compile: model: Embedding reads integer indices: a plan supports it only where "
+                            "the model's input enters")
+        n_idx = v.size
+        self.num_embeddings = m.num_embeddings if not self.num_embeddings else min(self.num_embeddings,
+                                                                                    m.num_embeddings)
+        return self.op("gather", v, v.shape + (m.embedding_dim,), [n_idx, m.embedding_dim],
+                       w=self.weights(m.weight.data))
 
     def linear(self, m, v: _Value) -> _Value:
         if len(v.shape) != 1 or v.shape[0] != m.in_features:
@@ -314,6 +425,8 @@ def _activation(m) -> tuple[str, float] | None:
         return "leaky", m.negative_slope
     if isinstance(m, nn.SiLU):
         return "silu", 0.0
+    if isinstance(m, nn.GELU):
+        return ("gelu_tanh" if m.approximate == "tanh" else "gelu"), 0.0
     return None
 
 
@@ -352,7 +465,7 @@ def _program(builder: _Builder, chunk: int):
         tmp = [slot(t) for t in o["tmp"]] + [-3, -3, -3]
         src2 = slot(o["src2"]) if o["src2"] is not None else tmp[2]
         ops.append((_KIND[o["kind"]], _ACT[o["act"]], o["alpha"], slot(o["src"]), src2, slot(o["dst"]),
-                    tmp[0], tmp[1], o["params"], o["w"], o["b"], o["tab"]))
+                    tmp[0], tmp[1], o["params"], o["w"], o["b"], o["w2"], o["b2"], o["tab"]))
     return _plan.Program(ops, builder.dtype, builder.work)
 
 
@@ -391,6 +504,8 @@ class Plan:
         self.dtype = builder.dtype
         self._sample_in = input_shape[1:]
         self._sample_out = output_shape[1:]
+        # > 0: x holds indices into embeddings of at least this many rows (any integer dtype)
+        self._num_embeddings = builder.num_embeddings
         self._arena_per_sample = arena_per_sample
         self._programs: dict[int, object] = {}
         self._sized: dict[tuple[int, int], _Sized] = {}
@@ -433,12 +548,24 @@ class Plan:
     def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         if type(x) is not np.ndarray:
             raise TypeError(f"x: expected a numpy.ndarray, got {type(x).__name__}")
-        if x.dtype != self.dtype:
+        if self._num_embeddings:
+            if x.dtype.kind not in "iu":
+                raise TypeError(f"x: expected integer indices (the plan's model starts with an Embedding), got "
+                                f"dtype {x.dtype}")
+        elif x.dtype != self.dtype:
             raise TypeError(f"x: expected dtype {self.dtype.name} (the plan's), got {x.dtype}")
         if x.shape[1:] != self._sample_in or x.ndim != len(self.input_shape):
             raise ValueError(f"x: expected shape (N, {', '.join(map(str, self._sample_in))}), got {x.shape}")
         n = x.shape[0]
-        if not x.flags.c_contiguous:
+        if self._num_embeddings:
+            if x.size:
+                lo, hi = int(x.min()), int(x.max())
+                if lo < 0 or hi >= self._num_embeddings:
+                    raise ValueError(f"x: expected indices in [0, {self._num_embeddings}) (num_embeddings), got "
+                                     f"values in [{lo}, {hi}]")
+            if x.dtype != np.intp or not x.flags.c_contiguous:
+                x = np.ascontiguousarray(x, np.intp)
+        elif not x.flags.c_contiguous:
             x = np.ascontiguousarray(x)
         if out is None:
             out = np.empty((n,) + self._sample_out, self.dtype)
@@ -515,6 +642,13 @@ def compile(model, input_shape: Sequence[int], dtype=None) -> Plan:
     b = _Builder(np.dtype(dt))
     x = _Value(tuple(shape[1:]), _Buffer(int(np.prod(shape[1:])), _plan.IN), None)
     y = b.emit(model, x)
+    if y.pair:
+        raise TypeError(f"compile: model: {type(model).__name__} returns a recurrent layer's (out, state) pair, "
+                        "not one array: a plan supports a recurrent layer followed by LastStep")
+    if b.num_embeddings and (y.buf.slot == _plan.IN or any(
+            o["kind"] != "gather" and x.buf in (o["src"], o["src2"]) for o in b.ops)):
+        raise TypeError("compile: model: reads its integer input other than through Embedding layers: not "
+                        "supported by a plan")
     if y.buf.slot == _plan.IN or y.shared:
         y = b.op("copy", y, y.shape, [y.size])
     y.buf.slot = _plan.OUT

@@ -79,8 +79,8 @@
 #pragma GCC pop_options
 #endif
 
-typedef int (*s_chunk_fn)(const cnn_plan_op *, int, ptrdiff_t, const float *, float *, float *);
-typedef int (*d_chunk_fn)(const cnn_plan_op *, int, ptrdiff_t, const double *, double *, double *);
+typedef int (*s_chunk_fn)(const cnn_plan_op *, int, ptrdiff_t, const void *, float *, float *);
+typedef int (*d_chunk_fn)(const cnn_plan_op *, int, ptrdiff_t, const void *, double *, double *);
 
 static const struct {
     s_chunk_fn s_run;
@@ -141,7 +141,7 @@ int cnn_plan_threads(ptrdiff_t n, ptrdiff_t chunk, int max_threads, double work_
 /* The batch loop, per dtype: chunks in order on one thread, or handed out dynamically to a team whose
  * threads each own one block of the arena. */
 #define PLAN_RUN(T, SFX, RUN)                                                                           \
-    int cnn_plan_run_##SFX(const cnn_plan_op *ops, int nops, ptrdiff_t n, ptrdiff_t chunk, const T *x,  \
+    int cnn_plan_run_##SFX(const cnn_plan_op *ops, int nops, ptrdiff_t n, ptrdiff_t chunk, const void *x,\
                            ptrdiff_t x_row, T *y, ptrdiff_t y_row, T *arena, ptrdiff_t arena_row,       \
                            int max_threads, double work_per_sample)                                     \
     {                                                                                                   \
@@ -152,7 +152,8 @@ int cnn_plan_threads(ptrdiff_t n, ptrdiff_t chunk, int max_threads, double work_
         if (nt <= 1) {                                                                                  \
             for (ptrdiff_t c = 0; c < nchunks && err == 0; ++c) {                                       \
                 const ptrdiff_t s = c * chunk, m = n - s < chunk ? n - s : chunk;                       \
-                err = cnn_plan_table[level].RUN(ops, nops, m, x + s * x_row, y + s * y_row, arena);     \
+                err = cnn_plan_table[level].RUN(ops, nops, m, (const char *)x + s * x_row, y + s * y_row,   \
+                                               arena);                                          \
             }                                                                                           \
             return err;                                                                                 \
         }                                                                                               \
@@ -168,7 +169,7 @@ int cnn_plan_threads(ptrdiff_t n, ptrdiff_t chunk, int max_threads, double work_
         _Pragma("omp for schedule(dynamic, 1)")                                                         \
         for (ptrdiff_t c = 0; c < nchunks; ++c) {                                                       \
             const ptrdiff_t s = c * chunk, m = n - s < chunk ? n - s : chunk;                           \
-            err |= cnn_plan_table[level].RUN(ops, nops, m, x + s * x_row, y + s * y_row,                \
+            err |= cnn_plan_table[level].RUN(ops, nops, m, (const char *)x + s * x_row, y + s * y_row,  \
                                              arena + t * arena_row) != 0;                               \
         }                                                                                               \
     }                                                                                                   \

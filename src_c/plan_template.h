@@ -60,6 +60,21 @@ static void G(act)(int act, T alpha, T *y, ptrdiff_t n)
         }
         break;
     }
+    case CNN_PACT_GELU:
+        /* 0.5 z (1 + erf(z / sqrt 2)), in the layer's order: z / sqrt 2 rounded to T, erf in double */
+        for (ptrdiff_t i = 0; i < n; ++i) {
+            const T z = y[i];
+            y[i] = (T)0.5 * z * ((T)1 + (T)erf((double)(z * (T)0.70710678118654752440)));
+        }
+        break;
+    case CNN_PACT_GELU_TANH:
+        /* 0.5 z (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3))) */
+        for (ptrdiff_t i = 0; i < n; ++i) {
+            const T z = y[i];
+            const T u = (T)0.79788456080286535588 * (z + (T)0.044715 * z * z * z);
+            y[i] = (T)0.5 * z * ((T)1 + (T)tanh((double)u));
+        }
+        break;
     default:
         break;
     }
@@ -132,26 +147,33 @@ static void G(linear_row)(ptrdiff_t K, ptrdiff_t N, ptrdiff_t ldw, const T *x, c
  * GEMM's 6-row tiles share each load of the weights. */
 #define SMALL_ROWS 6
 
+/* y[m, N] = x[m, K] @ Wt + b (Wt K x ldw, zero-padded columns; b may be NULL), rows of x ldx apart and
+ * of y ldy apart; no activation. */
+static int G(dense)(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N, ptrdiff_t ldw, const T *x, ptrdiff_t ldx, const T *Wt,
+                    const T *b, T *y, ptrdiff_t ldy)
+{
+    if (m < SMALL_ROWS) {
+        for (ptrdiff_t i = 0; i < m; ++i)
+            G(linear_row)(K, N, ldw, x + i * ldx, Wt, b, y + i * ldy);
+        return 0;
+    }
+    if (GEMM(m, N, K, (T)1, x, ldx, 1, Wt, ldw, 1, (T)0, y, ldy) != 0)
+        return -1;
+    if (b != NULL)
+        for (ptrdiff_t i = 0; i < m; ++i)
+            for (ptrdiff_t j = 0; j < N; ++j)
+                y[i * ldy + j] += b[j];
+    return 0;
+}
+
 static int G(linear)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y)
 {
     const ptrdiff_t K = op->p[0], N = op->p[1], ldw = op->p[2];
-    const T *Wt = (const T *)op->w, *b = (const T *)op->b;
-    if (m < SMALL_ROWS) {
-        for (ptrdiff_t i = 0; i < m; ++i) {
-            G(linear_row)(K, N, ldw, x + i * K, Wt, b, y + i * N);
-            G(act)(op->act, (T)op->alpha, y + i * N, N);
-        }
-        return 0;
-    }
-    if (GEMM(m, N, K, (T)1, x, K, 1, Wt, ldw, 1, (T)0, y, N) != 0)
+    if (G(dense)(m, K, N, ldw, x, K, (const T *)op->w, (const T *)op->b, y, N) != 0)
         return -1;
-    for (ptrdiff_t i = 0; i < m; ++i) {
-        T *yi = y + i * N;
-        if (b != NULL)
-            for (ptrdiff_t j = 0; j < N; ++j)
-                yi[j] += b[j];
-        G(act)(op->act, (T)op->alpha, yi, N);
-    }
+    if (op->act != CNN_PACT_NONE)
+        for (ptrdiff_t i = 0; i < m; ++i)
+            G(act)(op->act, (T)op->alpha, y + i * N, N);
     return 0;
 }
 
@@ -399,9 +421,91 @@ static void G(softmax)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y)
     }
 }
 
+/* ---- recurrent layers, embedding, strided copies --------------------------------------------------- */
+
+/* plan.h's CNN_OP_RECURRENT: one layer over the T steps of m samples, x (m, T, D) -> y (m, T, H). The gate
+ * math is _recurrent.pyx's, operation for operation (activations.c's sigmoid and tanh loops on each row's
+ * gate blocks), so the plan's values are the layer's up to the order of the products' sums. */
+static int G(recurrent)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y, T *xw, T *work)
+{
+    const ptrdiff_t Ts = op->p[0], D = op->p[1], H = op->p[2], ldi = op->p[4], ldh = op->p[5];
+    const int cell = (int)op->p[3];
+    const ptrdiff_t GH = (cell == 2 ? 4 : cell == 3 ? 3 : 1) * H, xs = Ts * GH, ys = Ts * H;
+    const T *Whh = (const T *)op->w2, *bhh = (const T *)op->b2;
+    T *hh = work, *cs = work + m * GH;           /* (m, GH) recurrent products, (m, H) LSTM cells */
+    /* every step's input projection at once: (m*T, D) @ W_ih^T + b */
+    if (G(dense)(m * Ts, D, GH, ldi, x, D, (const T *)op->w, (const T *)op->b, xw, GH) != 0)
+        return -1;
+    if (cell == 2)
+        memset(cs, 0, (size_t)(m * H) * sizeof(T));
+    for (ptrdiff_t t = 0; t < Ts; ++t) {
+        /* hh = h_{t-1} W_hh^T (+ the GRU's b_hh); h_0 = 0: only the GRU's bias is left at t = 0 */
+        if (t > 0) {
+            if (G(dense)(m, H, GH, ldh, y + (t - 1) * H, ys, Whh, bhh, hh, GH) != 0)
+                return -1;
+        } else if (cell == 3) {
+            for (ptrdiff_t i = 0; i < m; ++i)
+                for (ptrdiff_t j = 0; j < GH; ++j)
+                    hh[i * GH + j] = bhh != NULL ? bhh[j] : (T)0;
+        }
+        for (ptrdiff_t i = 0; i < m; ++i) {
+            T *g = xw + i * xs + t * GH, *hr = hh + i * GH, *h = y + i * ys + t * H;
+            const T *hp = y + i * ys + (t - 1) * H;          /* h_{t-1}, read only for t > 0 */
+            if (cell <= 1) {
+                if (t > 0)
+                    for (ptrdiff_t j = 0; j < H; ++j)
+                        g[j] += hr[j];
+                ACT_FWD(cell == 0 ? CNN_TANH : CNN_RELU, g, h, H, (T)1);
+            } else if (cell == 2) {
+                T *c = cs + i * H;
+                if (t > 0)
+                    for (ptrdiff_t j = 0; j < GH; ++j)
+                        g[j] += hr[j];
+                ACT_FWD(CNN_SIGMOID, g, g, 2 * H, (T)1);              /* i, f */
+                ACT_FWD(CNN_TANH, g + 2 * H, g + 2 * H, H, (T)1);     /* g */
+                ACT_FWD(CNN_SIGMOID, g + 3 * H, g + 3 * H, H, (T)1);  /* o */
+                for (ptrdiff_t j = 0; j < H; ++j)
+                    c[j] = g[H + j] * c[j] + g[j] * g[2 * H + j];
+                ACT_FWD(CNN_TANH, c, hr, H, (T)1);                   /* tanh(c_t), in hh's spent row */
+                for (ptrdiff_t j = 0; j < H; ++j)
+                    h[j] = g[3 * H + j] * hr[j];
+            } else {
+                for (ptrdiff_t j = 0; j < 2 * H; ++j)
+                    g[j] += hr[j];
+                ACT_FWD(CNN_SIGMOID, g, g, 2 * H, (T)1);              /* r, z */
+                for (ptrdiff_t j = 0; j < H; ++j)
+                    g[2 * H + j] += g[j] * hr[2 * H + j];
+                ACT_FWD(CNN_TANH, g + 2 * H, g + 2 * H, H, (T)1);     /* n */
+                for (ptrdiff_t j = 0; j < H; ++j) {
+                    const T z = g[H + j];
+                    h[j] = (1 - z) * g[2 * H + j] + z * (t > 0 ? hp[j] : (T)0);
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+static void G(gather)(const cnn_plan_op *op, ptrdiff_t m, const ptrdiff_t *idx, T *y)
+{
+    const ptrdiff_t E = op->p[1];
+    const T *table = (const T *)op->w;
+    for (ptrdiff_t r = 0; r < m * op->p[0]; ++r)
+        memcpy(y + r * E, table + idx[r] * E, (size_t)E * sizeof(T));
+}
+
+static void G(place)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y)
+{
+    const ptrdiff_t outer = op->p[0], len = op->p[1], ss = op->p[2], so = op->p[3], sz = op->p[4];
+    const ptrdiff_t ds = op->p[5], dof = op->p[6], dz = op->p[7];
+    for (ptrdiff_t n = 0; n < m; ++n)
+        for (ptrdiff_t o = 0; o < outer; ++o)
+            memcpy(y + n * dz + o * ds + dof, x + n * sz + o * ss + so, (size_t)len * sizeof(T));
+}
+
 /* One chunk of m samples through every op; the slots resolve against this chunk's input and output rows
  * and the running thread's arena. */
-static int G(run_chunk)(const cnn_plan_op *ops, int nops, ptrdiff_t m, const T *x, T *y, T *arena)
+static int G(run_chunk)(const cnn_plan_op *ops, int nops, ptrdiff_t m, const void *x, T *y, T *arena)
 {
 #define SLOT(s) ((s) == CNN_PLAN_IN ? (T *)x : (s) == CNN_PLAN_OUT ? y : arena + (s))
     for (int o = 0; o < nops; ++o) {
@@ -433,6 +537,16 @@ static int G(run_chunk)(const cnn_plan_op *ops, int nops, ptrdiff_t m, const T *
             break;
         case CNN_OP_SOFTMAX:
             G(softmax)(op, m, src, dst);
+            break;
+        case CNN_OP_RECURRENT:
+            if (G(recurrent)(op, m, src, dst, SLOT(op->tmp), SLOT(op->tmp2)) != 0)
+                return -1;
+            break;
+        case CNN_OP_GATHER:
+            G(gather)(op, m, (const ptrdiff_t *)x, dst);      /* its source is always the input */
+            break;
+        case CNN_OP_PLACE:
+            G(place)(op, m, src, dst);
             break;
         case CNN_OP_ADD: {
             const T *s2 = SLOT(op->src2);
