@@ -492,6 +492,48 @@ def test_predict_uses_the_plan(monkeypatch):
     assert not calls
 
 
+def test_predict_cache():
+    """predict keeps one plan per model, reused while the layers and weights are the ones it was compiled
+    from: a weight changed in place, a layer replaced, another input shape or dtype compile a new one; the
+    cache does not keep a model alive; recurrent and embedding models go through plans too."""
+    import gc
+    import weakref
+    from cnn_core.plan import _PREDICT_PLANS
+    model = nn.Sequential(nn.Linear(6, 5, rng=0), nn.ReLU(), nn.Linear(5, 3, rng=1)).eval()
+    x = np.random.default_rng(5).normal(size=(4, 6)).astype(np.float32)
+    assert_close(cnn_core.predict(model, x), model(x), np.float32)
+    plan = _PREDICT_PLANS[model][4]
+    cnn_core.predict(model, x)
+    assert _PREDICT_PLANS[model][4] is plan                          # reused
+    model[0].weight.data[1, 2] += 1.0                                 # in place, as an optimizer step
+    assert_close(cnn_core.predict(model, x), model(x), np.float32)
+    assert _PREDICT_PLANS[model][4] is not plan
+    plan = _PREDICT_PLANS[model][4]
+    setattr(model, "1", nn.Tanh())                                    # no weights changed, a layer replaced
+    assert_close(cnn_core.predict(model, x), model(x), np.float32)
+    assert _PREDICT_PLANS[model][4] is not plan
+    model[0].weight.data = model[0].weight.data.copy()                # same bytes, another array: reused
+    plan = _PREDICT_PLANS[model][4]
+    cnn_core.predict(model, x)
+    assert _PREDICT_PLANS[model][4] is plan
+    y64 = cnn_core.predict(model, x.astype(np.float64))               # cast to the model's dtype
+    assert y64.dtype == np.float32 and _PREDICT_PLANS[model][4] is plan
+    ref = weakref.ref(model)
+    del model, plan
+    gc.collect()
+    assert ref() is None
+    # the recurrent and embedding models of the deck run as plans, integer indices included
+    rnn = RNNClassifier(28, 32, 10, cell="lstm", rng=0).eval()
+    xs = np.random.default_rng(6).random((7, 1, 28, 28), np.float32)
+    assert_close(cnn_core.predict(rnn, xs), rnn(xs), np.float32)
+    assert _PREDICT_PLANS[rnn][4] is not None
+    emb = nn.Sequential(nn.Embedding(20, 4, rng=0), nn.GRU(4, 8, batch_first=True, rng=0),
+                        nn.LastStep(batch_first=True), nn.Linear(8, 20, rng=0)).eval()
+    idx = np.random.default_rng(7).integers(0, 20, (9, 12))
+    assert_close(cnn_core.predict(emb, idx), emb(idx), np.float32)
+    assert _PREDICT_PLANS[emb][4] is not None
+
+
 def test_cli_bench(tmp_path):
     import json
     import subprocess

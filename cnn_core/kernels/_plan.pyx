@@ -4,6 +4,7 @@
 batch with the GIL released (cnn_core/plan.py builds the ops and validates every call)."""
 from libc.stddef cimport ptrdiff_t
 from libc.stdlib cimport calloc, free
+from libc.string cimport memcmp
 from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 import numpy as np
 
@@ -63,6 +64,32 @@ def linear_block(bint double) -> int:
 def threads(Py_ssize_t n, Py_ssize_t chunk, int max_threads, double work_per_sample) -> int:
     """Threads a run over n samples in chunks of `chunk` would use (at most max_threads)."""
     return cnn_plan_threads(n, chunk, max_threads, work_per_sample)
+
+
+def same_bytes(list arrays, list saved) -> bool:
+    """Whether arrays[i] holds the same bytes as saved[i] for every i (C-contiguous arrays; a NaN equals
+    itself): predict's check that a cached plan's model still has the weights it was compiled from."""
+    cdef Py_buffer ba, bs
+    cdef int same
+    cdef Py_ssize_t i
+    if len(arrays) != len(saved):
+        return False
+    for i in range(len(arrays)):
+        try:
+            PyObject_GetBuffer(arrays[i], &ba, PyBUF_SIMPLE)
+        except BufferError:                   # not contiguous: not provably the same
+            return False
+        try:
+            PyObject_GetBuffer(saved[i], &bs, PyBUF_SIMPLE)
+            try:
+                same = ba.len == bs.len and memcmp(ba.buf, bs.buf, ba.len) == 0
+            finally:
+                PyBuffer_Release(&bs)
+        finally:
+            PyBuffer_Release(&ba)
+        if not same:
+            return False
+    return True
 
 
 cdef const void *_data(object a):
