@@ -29,7 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from cnn_core._config import get_num_threads
-from cnn_core._validation import FLOAT_DTYPES
+from cnn_core._validation import FLOAT_DTYPES, check_output
 from cnn_core.kernels import _plan
 from cnn_core.kernels.pooling import _adaptive_windows, _avg_windows, pool_output_size
 from cnn_core import nn
@@ -587,15 +587,7 @@ class Plan:
 
 
 def _check_out(out, shape, dtype, x) -> None:
-    if type(out) is not np.ndarray:
-        raise TypeError(f"out: expected a numpy.ndarray, got {type(out).__name__}")
-    if out.dtype != dtype:
-        raise TypeError(f"out: expected dtype {dtype.name}, got {out.dtype}")
-    if out.shape != shape:
-        raise ValueError(f"out: expected shape {shape}, got {out.shape}")
-    if not out.flags.c_contiguous or not out.flags.writeable:
-        raise ValueError("out: expected a writable C-contiguous array, got "
-                         f"{'a read-only' if not out.flags.writeable else 'a non-contiguous'} one")
+    check_output(out, "out", shape, dtype, "the plan's")
     if np.may_share_memory(out, x):
         raise ValueError("out: expected an array that does not overlap x, got one that does")
 

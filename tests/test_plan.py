@@ -362,8 +362,16 @@ def test_out_and_argument_errors():
         plan(x, out=np.empty((2, 4), np.float32))
     with pytest.raises(TypeError, match="out: expected dtype"):
         plan(x, out=np.empty((3, 4), np.float64))
-    with pytest.raises(ValueError, match="out: expected a writable C-contiguous"):
+    with pytest.raises(ValueError, match="out: expected a C-contiguous array"):
         plan(x, out=np.empty((4, 3), np.float32).T)
+    read_only = np.empty((3, 4), np.float32)
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="out: expected a writable array"):
+        plan(x, out=read_only)
+    with pytest.raises(TypeError, match="out: expected a numpy.ndarray or None"):
+        plan(x, out=[[0.0] * 4] * 3)
+    with pytest.raises(ValueError, match="out: expected an array that does not overlap x"):
+        cnn_core.compile(nn.Sequential(nn.ReLU()).eval(), (3, 6))(x, out=x)
     assert plan(x[:0]).shape == (0, 4)
     with pytest.raises(TypeError, match="model: expected a cnn_core.nn.Module"):
         cnn_core.compile(lambda v: v, (1, 6))
