@@ -46,6 +46,10 @@ _MAX_CHUNK = 256
 # The fewest columns a chunk gives a convolution's GEMM (whatever the arena budget says), so that packing
 # the weights, once per GEMM call, is spread over enough columns.
 _MIN_GEMM_COLS = 256
+# Convolutions (stride 1, one group, filters a multiple of 8) with at least this many input channels run
+# direct (plan_template.h's dconv) instead of through im2col + GEMM: there the column matrix and the GEMM's
+# packing of it and of the weights cost as much as the products.
+_DIRECT_MIN_CHANNELS = 16
 # Per-sample buffer sizes are rounded to this many elements, so every buffer of any chunk starts on a
 # 64-byte boundary.
 _ALIGN = 16
@@ -299,10 +303,25 @@ class _Builder:
         # a few filters per group (16 or 32 in float32, 8..32 in float64: whole columns of the unpacked
         # kernel's 16- or 8-wide tile) run transposed, positions as the GEMM's rows (plan_template.h)
         fg, vec = f // g, 16 if self.dtype == np.float32 else 8
-        transposed = fg % vec == 0 and fg <= 32
+        transposed = fg % vec == 0 and fg <= 32 and not (m.stride == (1, 1) and g == 1 and f % 8 == 0
+                                                         and c >= _DIRECT_MIN_CHANNELS)
         if transposed:
             weight = self.weights(weight.reshape(g, fg, k // g).transpose(0, 2, 1))
         params = [c, h, w, f, kh, kw, *m.stride, ph, pw, *m.dilation, oh, ow, g, int(transposed)]
+        if m.stride == (1, 1) and g == 1 and f % 8 == 0 and c >= _DIRECT_MIN_CHANNELS:
+            # direct (plan_template.h's dconv): taps read straight from the padded input on the wide grid,
+            # weights packed (F/8, K, 8), tab = each tap's offset in the padded input
+            (dh, dw) = m.dilation
+            hp, wp = oh + dh * (kh - 1), ow + dw * (kw - 1)
+            tile = 2 * (64 // self.dtype.itemsize)
+            pw_ = -(-oh * wp // tile) * tile
+            tab = np.array([ci * hp * wp + i * dh * wp + j * dw for ci in range(c) for i in range(kh)
+                            for j in range(kw)], np.intp)
+            packed = self.weights(weight.reshape(f // 8, 8, k).transpose(0, 2, 1))
+            params[15] = 2
+            npad = c * hp * wp + (kh - 1) * dh * wp + (kw - 1) * dw + pw_
+            self.min_cols = pw_ if not self.min_cols else min(self.min_cols, pw_)
+            return self.op("conv", v, (f, oh, ow), params, w=packed, b=b, tab=tab, scratch=(npad, f * pw_))
         if m.stride == (1, 1):
             # the "wide" columns (plan_template.h): output rows as wide as the padded input, and its copy
             (dh, dw) = m.dilation
@@ -327,7 +346,9 @@ class _Builder:
         if self.fusable(v, ("linear", "conv")) and (v.op["kind"] == "conv" or len(v.shape) == 1):
             # fold: (W x + b) * scale + shift = (scale W) x + (scale b + shift), per output channel
             o = v.op
-            if o["kind"] == "conv" and o["params"][15]:        # transposed: (G, Kg, Fg), filters last
+            if o["kind"] == "conv" and o["params"][15] == 2:   # direct: (F/8, K, 8)
+                o["w"] = self.weights(o["w"] * scale.reshape(-1, 1, 8))
+            elif o["kind"] == "conv" and o["params"][15]:      # transposed: (G, Kg, Fg), filters last
                 g = o["params"][14]
                 o["w"] = self.weights(o["w"] * scale.reshape(g, 1, -1))
             elif o["kind"] == "conv":

@@ -13,6 +13,10 @@
 #include <omp.h>
 #endif
 
+/* Threads for an op's own loop of `units` independent pieces of `work` multiply-adds: a team only when the
+ * plan runs one chunk at a time (none inside its chunk team) and each thread gets enough work. */
+static int cnn_plan_team_for(double work, ptrdiff_t units);
+
 /* baseline (portable C; SSE2 on x86-64) */
 #define T float
 #define UINT uint32_t
@@ -114,6 +118,13 @@ void cnn_plan_init(cnn_team_size_fn team_size, cnn_simd_level_fn simd_level)
 {
     cnn_plan_team = team_size;
     cnn_plan_level = simd_level;
+}
+
+static int cnn_plan_team_for(double work, ptrdiff_t units)
+{
+    const double by_work = work / CNN_GEMM_MIN_WORK_PER_THREAD;
+    const ptrdiff_t want = by_work < (double)units ? (ptrdiff_t)by_work : units;
+    return want <= 1 ? 1 : cnn_plan_team(want);
 }
 
 static int plan_level(void)

@@ -257,8 +257,90 @@ static void G(im2col_wide)(const cnn_plan_op *op, const T *x, T *cols, ptrdiff_t
             }
 }
 
+/* ---- direct 3x3-style convolution (stride 1, one group) ------------------------------------------- */
+
+/* The "wide" output grid again (im2col_wide): with the input zero-padded to (C, Hp, Wp), output position
+ * p = oh*Wp + ow reads input p + off[k] for tap k = (c, i, j), off[k] = c*Hp*Wp + i*DH*Wp + j*DW, so the
+ * taps of 2*VL consecutive positions are 2 contiguous vectors of the padded input: no column matrix, no
+ * packing, the weights pre-packed at compile time as (F/8, K, 8) (8 filters of each tap contiguous).
+ * Tile: J filters x 2*VL positions, acc[j][v] += w[k][j] * x[off[k] + v*VL]; J = 8 at the avx512 level
+ * (16 zmm accumulators, 2 loads + 8 broadcasts per 16 FMAs), 2 at avx2 (8 ymm), 1 at baseline (8 xmm). */
+#define DJ (NV >= 8 ? 8 : NV >= 2 ? 2 : 1)
+
+static inline __attribute__((always_inline)) void G(dconv_tile)(ptrdiff_t K, const T *x, const ptrdiff_t *off,
+                                                                const T *w, T *out, ptrdiff_t ldo)
+{
+    G(vec) acc[DJ][2];
+    for (int j = 0; j < DJ; ++j)
+        acc[j][0] = acc[j][1] = (G(vec)){0};
+    for (ptrdiff_t k = 0; k < K; ++k) {
+        const T *xk = x + off[k];
+        G(vec) x0, x1;
+        memcpy(&x0, xk, sizeof x0);           /* unaligned loads */
+        memcpy(&x1, xk + VL, sizeof x1);
+        const T *wk = w + k * 8;
+        for (int j = 0; j < DJ; ++j) {
+            acc[j][0] += wk[j] * x0;
+            acc[j][1] += wk[j] * x1;
+        }
+    }
+    for (int j = 0; j < DJ; ++j) {
+        memcpy(out + j * ldo, &acc[j][0], sizeof acc[j][0]);
+        memcpy(out + j * ldo + VL, &acc[j][1], sizeof acc[j][1]);
+    }
+}
+
+/* One sample: pad (the zeroed, padded copy of x, with slack past its end for the last tile's reads) and g
+ * (F x Pw, Pw = the positions rounded up to whole tiles) are this sample's scratch. Tiles are shared out
+ * to a team when the plan runs one chunk at a time. */
+static void G(dconv)(const cnn_plan_op *op, const T *x, T *y, T *pad, T *g)
+{
+    const ptrdiff_t C = op->p[0], H = op->p[1], W = op->p[2], F = op->p[3], KH = op->p[4], KW = op->p[5];
+    const ptrdiff_t PH = op->p[8], PW = op->p[9], DH = op->p[10], DW = op->p[11], OH = op->p[12];
+    const ptrdiff_t OW = op->p[13], Hp = OH + DH * (KH - 1), Wp = OW + DW * (KW - 1), K = C * KH * KW;
+    const ptrdiff_t Pw = (OH * Wp + 2 * VL - 1) / (2 * VL) * (2 * VL), npad = C * Hp * Wp + (KH - 1) * DH * Wp + (KW - 1) * DW + Pw;
+    const T *Wf = (const T *)op->w, *b = (const T *)op->b;
+    const ptrdiff_t *off = op->tab;
+    memset(pad, 0, (size_t)npad * sizeof(T));
+    {
+        const ptrdiff_t rows = H < Hp - PH ? H : Hp - PH, width = W < Wp - PW ? W : Wp - PW;
+        for (ptrdiff_t c = 0; c < C; ++c)
+            for (ptrdiff_t h = 0; h < rows; ++h)
+                memcpy(pad + (c * Hp + PH + h) * Wp + PW, x + (c * H + h) * W, (size_t)width * sizeof(T));
+    }
+    const ptrdiff_t nfb = F / 8, npb = Pw / (2 * VL), ntiles = nfb * npb;
+    const int team = (int)cnn_plan_team_for((double)F * K * OH * OW, ntiles);
+    (void)team;
+#if CNN_CORE_OPENMP
+#pragma omp parallel for num_threads(team) schedule(static) if (team > 1)
+#endif
+    for (ptrdiff_t t = 0; t < ntiles; ++t) {
+        const ptrdiff_t fb = t / npb, pb = t % npb;
+        const T *wb = Wf + fb * K * 8;
+        for (int j0 = 0; j0 < 8; j0 += DJ)
+            G(dconv_tile)(K, pad + pb * 2 * VL, off, wb + j0, g + (fb * 8 + j0) * Pw + pb * 2 * VL, Pw);
+    }
+    /* epilogue: bias, activation, the wide rows cut to OW */
+    for (ptrdiff_t f = 0; f < F; ++f) {
+        T *d = y + f * OH * OW;
+        const T *s = g + f * Pw;
+        const T bf = b != NULL ? b[f] : (T)0;
+        for (ptrdiff_t oh = 0; oh < OH; ++oh)
+            for (ptrdiff_t q = 0; q < OW; ++q)
+                d[oh * OW + q] = s[oh * Wp + q] + bf;
+        G(act)(op->act, (T)op->alpha, d, OH * OW);
+    }
+}
+
+#undef DJ
+
 static int G(conv)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y, T *cols, T *g, T *pad)
 {
+    if (op->p[15] == 2) {     /* direct: cols is the padded sample, g the wide output */
+        for (ptrdiff_t n = 0; n < m; ++n)
+            G(dconv)(op, x + n * op->p[0] * op->p[1] * op->p[2], y + n * op->p[3] * op->p[12] * op->p[13], cols, g);
+        return 0;
+    }
     const ptrdiff_t C = op->p[0], H = op->p[1], W = op->p[2], F = op->p[3];
     const ptrdiff_t KH = op->p[4], KW = op->p[5], OH = op->p[12], OW = op->p[13], G_ = op->p[14];
     const int wide = op->p[6] == 1 && op->p[7] == 1;
@@ -274,7 +356,7 @@ static int G(conv)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y, T *cols
     /* Transposed (p[15]): out^T = cols^T @ W^T, (m*P, F), W^T stored Kg x Fg per group; for a few filters
      * (16 or 32) the unpacked kernel's 16 columns are all filters and its 6-row tiles run along the long
      * positions axis, where the other way the 6-row tiles would cover 16 filters with 18 rows. */
-    const int tr = op->p[15] != 0;
+    const int tr = op->p[15] == 1;
     const ptrdiff_t fs = tr ? 1 : ld, ps = tr ? F : 1;    /* out's strides: per filter, per position */
     T *out = m == 1 && !wide && !tr ? y : g;    /* (F, m*P); for one sample, not wide, that is y itself */
     for (ptrdiff_t gi = 0; gi < G_; ++gi) {
