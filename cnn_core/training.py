@@ -250,19 +250,21 @@ def predict(model, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
 
     X is cast to the model's dtype when it is another float dtype. The model's mode is restored afterwards.
     A model made of the layers ``cnn_core.compile`` supports runs as a compiled plan (kept for the next call
-    while the model's parameters and buffers are unchanged); ``batch_size`` then only matters to other models.
-    Several threads may predict (and evaluate) with one model at once: the mode switch is shared, and the
-    model gets back its mode when the last of them finishes. Not while another thread fits it (RuntimeError).
+    while the model has the same layers and unchanged parameters and buffers); ``batch_size`` then only
+    matters to other models. Several threads may predict (and evaluate) with one model at once: the mode
+    switch is shared, and the model gets back its mode when the last of them finishes. Not while another
+    thread fits it (RuntimeError).
     """
     _check_model(model)
     batch_size = check_int(batch_size, "batch_size", 1)
     X = _as_inputs(X, "X", model)
+    _refuse_while_fitting(model)
     # A model built from the layers cnn_core.compile supports runs as a compiled plan (the same values, one
-    # C call over the whole of X, in chunks of its own); others run layer by layer below.
-    with _eval_mode(model):
-        plan = _predict_plan(model, X.shape[1:], X.dtype) if X.dtype.kind == "f" else None
-        if plan is not None:
-            return plan(X)
+    # C call over the whole of X, in chunks of its own, from copies of the weights: no mode switch needed);
+    # others run layer by layer below.
+    plan = _predict_plan(model, X.shape[1:], X.dtype if X.dtype.kind == "f" else _dtype(model, X))
+    if plan is not None:
+        return plan(X)
     out = None
     # X was screened for NaN/inf above, once: the first layer need not screen each batch again
     with _eval_mode(model), fed_by_a_layer():
@@ -272,6 +274,15 @@ def predict(model, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
                 out = np.empty((len(X),) + a.shape[1:], dtype=a.dtype)
             out[start:start + len(a)] = a
     return out
+
+
+def _refuse_while_fitting(model) -> None:
+    """predict's check that no other thread is fitting the model (its plan path needs no eval mode)."""
+    with _modes_lock:
+        fitter = _fit_threads.get(id(model))
+    if fitter is not None and fitter != threading.get_ident():
+        raise RuntimeError("model: fit is training this model in another thread; predicting with it now "
+                           "would switch it to eval mode under fit (use fit's validation_data or a callback)")
 
 
 def _evaluate(model, loss, X, y, batch_size, kind, labels) -> EvalResult:

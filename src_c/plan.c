@@ -13,6 +13,10 @@
 #include <omp.h>
 #endif
 
+/* Threads for an op's own loop of `units` independent pieces of `work` multiply-adds: a team only when the
+ * plan runs one chunk at a time (none inside its chunk team) and each thread gets enough work. */
+static int cnn_plan_team_for(double work, ptrdiff_t units);
+
 /* baseline (portable C; SSE2 on x86-64) */
 #define T float
 #define UINT uint32_t
@@ -79,8 +83,8 @@
 #pragma GCC pop_options
 #endif
 
-typedef int (*s_chunk_fn)(const cnn_plan_op *, int, ptrdiff_t, const float *, float *, float *);
-typedef int (*d_chunk_fn)(const cnn_plan_op *, int, ptrdiff_t, const double *, double *, double *);
+typedef int (*s_chunk_fn)(const cnn_plan_op *, int, ptrdiff_t, const void *, float *, float *);
+typedef int (*d_chunk_fn)(const cnn_plan_op *, int, ptrdiff_t, const void *, double *, double *);
 
 static const struct {
     s_chunk_fn s_run;
@@ -116,6 +120,13 @@ void cnn_plan_init(cnn_team_size_fn team_size, cnn_simd_level_fn simd_level)
     cnn_plan_level = simd_level;
 }
 
+static int cnn_plan_team_for(double work, ptrdiff_t units)
+{
+    const double by_work = work / CNN_GEMM_MIN_WORK_PER_THREAD;
+    const ptrdiff_t want = by_work < (double)units ? (ptrdiff_t)by_work : units;
+    return want <= 1 ? 1 : cnn_plan_team(want);
+}
+
 static int plan_level(void)
 {
     const int level = cnn_plan_level();
@@ -141,7 +152,7 @@ int cnn_plan_threads(ptrdiff_t n, ptrdiff_t chunk, int max_threads, double work_
 /* The batch loop, per dtype: chunks in order on one thread, or handed out dynamically to a team whose
  * threads each own one block of the arena. */
 #define PLAN_RUN(T, SFX, RUN)                                                                           \
-    int cnn_plan_run_##SFX(const cnn_plan_op *ops, int nops, ptrdiff_t n, ptrdiff_t chunk, const T *x,  \
+    int cnn_plan_run_##SFX(const cnn_plan_op *ops, int nops, ptrdiff_t n, ptrdiff_t chunk, const void *x,\
                            ptrdiff_t x_row, T *y, ptrdiff_t y_row, T *arena, ptrdiff_t arena_row,       \
                            int max_threads, double work_per_sample)                                     \
     {                                                                                                   \
@@ -152,7 +163,8 @@ int cnn_plan_threads(ptrdiff_t n, ptrdiff_t chunk, int max_threads, double work_
         if (nt <= 1) {                                                                                  \
             for (ptrdiff_t c = 0; c < nchunks && err == 0; ++c) {                                       \
                 const ptrdiff_t s = c * chunk, m = n - s < chunk ? n - s : chunk;                       \
-                err = cnn_plan_table[level].RUN(ops, nops, m, x + s * x_row, y + s * y_row, arena);     \
+                err = cnn_plan_table[level].RUN(ops, nops, m, (const char *)x + s * x_row, y + s * y_row,   \
+                                               arena);                                          \
             }                                                                                           \
             return err;                                                                                 \
         }                                                                                               \
@@ -168,7 +180,7 @@ int cnn_plan_threads(ptrdiff_t n, ptrdiff_t chunk, int max_threads, double work_
         _Pragma("omp for schedule(dynamic, 1)")                                                         \
         for (ptrdiff_t c = 0; c < nchunks; ++c) {                                                       \
             const ptrdiff_t s = c * chunk, m = n - s < chunk ? n - s : chunk;                           \
-            err |= cnn_plan_table[level].RUN(ops, nops, m, x + s * x_row, y + s * y_row,                \
+            err |= cnn_plan_table[level].RUN(ops, nops, m, (const char *)x + s * x_row, y + s * y_row,  \
                                              arena + t * arena_row) != 0;                               \
         }                                                                                               \
     }                                                                                                   \

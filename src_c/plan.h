@@ -55,6 +55,21 @@ typedef enum {
     CNN_OP_ADD = 7,
     /* y = x. p: size. */
     CNN_OP_COPY = 8,
+    /* One recurrent layer (Elman RNN, LSTM or GRU) over the T steps of x[m, T, D] from zero states:
+     * y[m, T, H] = h_1 .. h_T. The input projection of all steps is one product into tmp (T x G*H per
+     * sample, G the gates: 1, 4, 3) with w = W_ih^T (D x ldi, zero-padded) and b = b_ih + b_hh (the GRU's
+     * b_ih alone); each step then adds h_{t-1} W_hh^T (w2 = W_hh^T, H x ldh) and does the gate math of
+     * cnn_core/kernels/_recurrent.pyx in the same order; tmp2 holds a chunk's h_{t-1} W_hh^T (+ b2 = the
+     * GRU's b_hh) then the LSTM's cells (G*H + H per sample). cell: 0 RNN tanh, 1 RNN relu, 2 LSTM, 3 GRU.
+     * p: T, D, H, cell, ldi, ldh. */
+    CNN_OP_RECURRENT = 9,
+    /* An embedding lookup: y[m, L, E] = w[x[m, L]], x the plan's input read as ptrdiff_t indices (checked
+     * in range by the caller). p: L, E. */
+    CNN_OP_GATHER = 10,
+    /* A strided copy (a concatenation's part, a sequence's last step): for each sample and o < outer,
+     * len elements from x + o*s_stride + s_off to y + o*d_stride + d_off, within per-sample blocks of s_size
+     * and d_size elements. p: outer, len, s_stride, s_off, s_size, d_stride, d_off, d_size. */
+    CNN_OP_PLACE = 11,
 } cnn_plan_kind;
 
 /* Activations an op applies to its output (epilogue). Sigmoid, tanh and ELU are activations.c's loops, so
@@ -67,6 +82,9 @@ typedef enum {
     CNN_PACT_ELU = 4,
     CNN_PACT_LEAKY = 5,
     CNN_PACT_SILU = 6,
+    /* z * Phi(z) with libm's erf, GELU's exact form, and its tanh approximation (the layer's formulas) */
+    CNN_PACT_GELU = 7,
+    CNN_PACT_GELU_TANH = 8,
 } cnn_plan_act;
 
 #define CNN_PLAN_NPARAM 16
@@ -77,21 +95,23 @@ typedef struct {
     ptrdiff_t src, src2, dst, tmp, tmp2;   /* slots */
     ptrdiff_t p[CNN_PLAN_NPARAM];
     const void *w, *b;                  /* the plan's dtype */
+    const void *w2, *b2;                /* a recurrent op's W_hh^T and the GRU's b_hh */
     const ptrdiff_t *tab;
 } cnn_plan_op;
 
 /* Once, at import: the thread-team and SIMD-level sources (cnn_core._config's), as cnn_gemm_init. */
 void cnn_plan_init(cnn_team_size_fn team_size, cnn_simd_level_fn simd_level);
 
-/* Runs the ops over n samples: x holds n rows of x_row elements, y receives n rows of y_row; chunks of at
+/* Runs the ops over n samples: x holds n rows of x_row bytes (the dtype's values, or ptrdiff_t indices
+ * when the first op is a gather), y receives n rows of y_row elements; chunks of at
  * most `chunk` samples; arena holds max_threads blocks of arena_row elements (one per thread). Threads:
  * at most max_threads, one per chunk, and only when the batch's work (work_per_sample multiply-adds per
  * sample) gives each at least CNN_GEMM_MIN_WORK_PER_THREAD. Returns 0, or -1 when a GEMM could not
  * allocate its packing buffers. */
-int cnn_plan_run_f32(const cnn_plan_op *ops, int nops, ptrdiff_t n, ptrdiff_t chunk, const float *x,
+int cnn_plan_run_f32(const cnn_plan_op *ops, int nops, ptrdiff_t n, ptrdiff_t chunk, const void *x,
                      ptrdiff_t x_row, float *y, ptrdiff_t y_row, float *arena, ptrdiff_t arena_row,
                      int max_threads, double work_per_sample);
-int cnn_plan_run_f64(const cnn_plan_op *ops, int nops, ptrdiff_t n, ptrdiff_t chunk, const double *x,
+int cnn_plan_run_f64(const cnn_plan_op *ops, int nops, ptrdiff_t n, ptrdiff_t chunk, const void *x,
                      ptrdiff_t x_row, double *y, ptrdiff_t y_row, double *arena, ptrdiff_t arena_row,
                      int max_threads, double work_per_sample);
 

@@ -60,6 +60,21 @@ static void G(act)(int act, T alpha, T *y, ptrdiff_t n)
         }
         break;
     }
+    case CNN_PACT_GELU:
+        /* 0.5 z (1 + erf(z / sqrt 2)), in the layer's order: z / sqrt 2 rounded to T, erf in double */
+        for (ptrdiff_t i = 0; i < n; ++i) {
+            const T z = y[i];
+            y[i] = (T)0.5 * z * ((T)1 + (T)erf((double)(z * (T)0.70710678118654752440)));
+        }
+        break;
+    case CNN_PACT_GELU_TANH:
+        /* 0.5 z (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3))) */
+        for (ptrdiff_t i = 0; i < n; ++i) {
+            const T z = y[i];
+            const T u = (T)0.79788456080286535588 * (z + (T)0.044715 * z * z * z);
+            y[i] = (T)0.5 * z * ((T)1 + (T)tanh((double)u));
+        }
+        break;
     default:
         break;
     }
@@ -132,26 +147,33 @@ static void G(linear_row)(ptrdiff_t K, ptrdiff_t N, ptrdiff_t ldw, const T *x, c
  * GEMM's 6-row tiles share each load of the weights. */
 #define SMALL_ROWS 6
 
+/* y[m, N] = x[m, K] @ Wt + b (Wt K x ldw, zero-padded columns; b may be NULL), rows of x ldx apart and
+ * of y ldy apart; no activation. */
+static int G(dense)(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N, ptrdiff_t ldw, const T *x, ptrdiff_t ldx, const T *Wt,
+                    const T *b, T *y, ptrdiff_t ldy)
+{
+    if (m < SMALL_ROWS) {
+        for (ptrdiff_t i = 0; i < m; ++i)
+            G(linear_row)(K, N, ldw, x + i * ldx, Wt, b, y + i * ldy);
+        return 0;
+    }
+    if (GEMM(m, N, K, (T)1, x, ldx, 1, Wt, ldw, 1, (T)0, y, ldy) != 0)
+        return -1;
+    if (b != NULL)
+        for (ptrdiff_t i = 0; i < m; ++i)
+            for (ptrdiff_t j = 0; j < N; ++j)
+                y[i * ldy + j] += b[j];
+    return 0;
+}
+
 static int G(linear)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y)
 {
     const ptrdiff_t K = op->p[0], N = op->p[1], ldw = op->p[2];
-    const T *Wt = (const T *)op->w, *b = (const T *)op->b;
-    if (m < SMALL_ROWS) {
-        for (ptrdiff_t i = 0; i < m; ++i) {
-            G(linear_row)(K, N, ldw, x + i * K, Wt, b, y + i * N);
-            G(act)(op->act, (T)op->alpha, y + i * N, N);
-        }
-        return 0;
-    }
-    if (GEMM(m, N, K, (T)1, x, K, 1, Wt, ldw, 1, (T)0, y, N) != 0)
+    if (G(dense)(m, K, N, ldw, x, K, (const T *)op->w, (const T *)op->b, y, N) != 0)
         return -1;
-    for (ptrdiff_t i = 0; i < m; ++i) {
-        T *yi = y + i * N;
-        if (b != NULL)
-            for (ptrdiff_t j = 0; j < N; ++j)
-                yi[j] += b[j];
-        G(act)(op->act, (T)op->alpha, yi, N);
-    }
+    if (op->act != CNN_PACT_NONE)
+        for (ptrdiff_t i = 0; i < m; ++i)
+            G(act)(op->act, (T)op->alpha, y + i * N, N);
     return 0;
 }
 
@@ -235,8 +257,90 @@ static void G(im2col_wide)(const cnn_plan_op *op, const T *x, T *cols, ptrdiff_t
             }
 }
 
+/* ---- direct 3x3-style convolution (stride 1, one group) ------------------------------------------- */
+
+/* The "wide" output grid again (im2col_wide): with the input zero-padded to (C, Hp, Wp), output position
+ * p = oh*Wp + ow reads input p + off[k] for tap k = (c, i, j), off[k] = c*Hp*Wp + i*DH*Wp + j*DW, so the
+ * taps of 2*VL consecutive positions are 2 contiguous vectors of the padded input: no column matrix, no
+ * packing, the weights pre-packed at compile time as (F/8, K, 8) (8 filters of each tap contiguous).
+ * Tile: J filters x 2*VL positions, acc[j][v] += w[k][j] * x[off[k] + v*VL]; J = 8 at the avx512 level
+ * (16 zmm accumulators, 2 loads + 8 broadcasts per 16 FMAs), 2 at avx2 (8 ymm), 1 at baseline (8 xmm). */
+#define DJ (NV >= 8 ? 8 : NV >= 2 ? 2 : 1)
+
+static inline __attribute__((always_inline)) void G(dconv_tile)(ptrdiff_t K, const T *x, const ptrdiff_t *off,
+                                                                const T *w, T *out, ptrdiff_t ldo)
+{
+    G(vec) acc[DJ][2];
+    for (int j = 0; j < DJ; ++j)
+        acc[j][0] = acc[j][1] = (G(vec)){0};
+    for (ptrdiff_t k = 0; k < K; ++k) {
+        const T *xk = x + off[k];
+        G(vec) x0, x1;
+        memcpy(&x0, xk, sizeof x0);           /* unaligned loads */
+        memcpy(&x1, xk + VL, sizeof x1);
+        const T *wk = w + k * 8;
+        for (int j = 0; j < DJ; ++j) {
+            acc[j][0] += wk[j] * x0;
+            acc[j][1] += wk[j] * x1;
+        }
+    }
+    for (int j = 0; j < DJ; ++j) {
+        memcpy(out + j * ldo, &acc[j][0], sizeof acc[j][0]);
+        memcpy(out + j * ldo + VL, &acc[j][1], sizeof acc[j][1]);
+    }
+}
+
+/* One sample: pad (the zeroed, padded copy of x, with slack past its end for the last tile's reads) and g
+ * (F x Pw, Pw = the positions rounded up to whole tiles) are this sample's scratch. Tiles are shared out
+ * to a team when the plan runs one chunk at a time. */
+static void G(dconv)(const cnn_plan_op *op, const T *x, T *y, T *pad, T *g)
+{
+    const ptrdiff_t C = op->p[0], H = op->p[1], W = op->p[2], F = op->p[3], KH = op->p[4], KW = op->p[5];
+    const ptrdiff_t PH = op->p[8], PW = op->p[9], DH = op->p[10], DW = op->p[11], OH = op->p[12];
+    const ptrdiff_t OW = op->p[13], Hp = OH + DH * (KH - 1), Wp = OW + DW * (KW - 1), K = C * KH * KW;
+    const ptrdiff_t Pw = (OH * Wp + 2 * VL - 1) / (2 * VL) * (2 * VL), npad = C * Hp * Wp + (KH - 1) * DH * Wp + (KW - 1) * DW + Pw;
+    const T *Wf = (const T *)op->w, *b = (const T *)op->b;
+    const ptrdiff_t *off = op->tab;
+    memset(pad, 0, (size_t)npad * sizeof(T));
+    {
+        const ptrdiff_t rows = H < Hp - PH ? H : Hp - PH, width = W < Wp - PW ? W : Wp - PW;
+        for (ptrdiff_t c = 0; c < C; ++c)
+            for (ptrdiff_t h = 0; h < rows; ++h)
+                memcpy(pad + (c * Hp + PH + h) * Wp + PW, x + (c * H + h) * W, (size_t)width * sizeof(T));
+    }
+    const ptrdiff_t nfb = F / 8, npb = Pw / (2 * VL), ntiles = nfb * npb;
+    const int team = (int)cnn_plan_team_for((double)F * K * OH * OW, ntiles);
+    (void)team;
+#if CNN_CORE_OPENMP
+#pragma omp parallel for num_threads(team) schedule(static) if (team > 1)
+#endif
+    for (ptrdiff_t t = 0; t < ntiles; ++t) {
+        const ptrdiff_t fb = t / npb, pb = t % npb;
+        const T *wb = Wf + fb * K * 8;
+        for (int j0 = 0; j0 < 8; j0 += DJ)
+            G(dconv_tile)(K, pad + pb * 2 * VL, off, wb + j0, g + (fb * 8 + j0) * Pw + pb * 2 * VL, Pw);
+    }
+    /* epilogue: bias, activation, the wide rows cut to OW */
+    for (ptrdiff_t f = 0; f < F; ++f) {
+        T *d = y + f * OH * OW;
+        const T *s = g + f * Pw;
+        const T bf = b != NULL ? b[f] : (T)0;
+        for (ptrdiff_t oh = 0; oh < OH; ++oh)
+            for (ptrdiff_t q = 0; q < OW; ++q)
+                d[oh * OW + q] = s[oh * Wp + q] + bf;
+        G(act)(op->act, (T)op->alpha, d, OH * OW);
+    }
+}
+
+#undef DJ
+
 static int G(conv)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y, T *cols, T *g, T *pad)
 {
+    if (op->p[15] == 2) {     /* direct: cols is the padded sample, g the wide output */
+        for (ptrdiff_t n = 0; n < m; ++n)
+            G(dconv)(op, x + n * op->p[0] * op->p[1] * op->p[2], y + n * op->p[3] * op->p[12] * op->p[13], cols, g);
+        return 0;
+    }
     const ptrdiff_t C = op->p[0], H = op->p[1], W = op->p[2], F = op->p[3];
     const ptrdiff_t KH = op->p[4], KW = op->p[5], OH = op->p[12], OW = op->p[13], G_ = op->p[14];
     const int wide = op->p[6] == 1 && op->p[7] == 1;
@@ -252,7 +356,7 @@ static int G(conv)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y, T *cols
     /* Transposed (p[15]): out^T = cols^T @ W^T, (m*P, F), W^T stored Kg x Fg per group; for a few filters
      * (16 or 32) the unpacked kernel's 16 columns are all filters and its 6-row tiles run along the long
      * positions axis, where the other way the 6-row tiles would cover 16 filters with 18 rows. */
-    const int tr = op->p[15] != 0;
+    const int tr = op->p[15] == 1;
     const ptrdiff_t fs = tr ? 1 : ld, ps = tr ? F : 1;    /* out's strides: per filter, per position */
     T *out = m == 1 && !wide && !tr ? y : g;    /* (F, m*P); for one sample, not wide, that is y itself */
     for (ptrdiff_t gi = 0; gi < G_; ++gi) {
@@ -399,9 +503,91 @@ static void G(softmax)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y)
     }
 }
 
+/* ---- recurrent layers, embedding, strided copies --------------------------------------------------- */
+
+/* plan.h's CNN_OP_RECURRENT: one layer over the T steps of m samples, x (m, T, D) -> y (m, T, H). The gate
+ * math is _recurrent.pyx's, operation for operation (activations.c's sigmoid and tanh loops on each row's
+ * gate blocks), so the plan's values are the layer's up to the order of the products' sums. */
+static int G(recurrent)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y, T *xw, T *work)
+{
+    const ptrdiff_t Ts = op->p[0], D = op->p[1], H = op->p[2], ldi = op->p[4], ldh = op->p[5];
+    const int cell = (int)op->p[3];
+    const ptrdiff_t GH = (cell == 2 ? 4 : cell == 3 ? 3 : 1) * H, xs = Ts * GH, ys = Ts * H;
+    const T *Whh = (const T *)op->w2, *bhh = (const T *)op->b2;
+    T *hh = work, *cs = work + m * GH;           /* (m, GH) recurrent products, (m, H) LSTM cells */
+    /* every step's input projection at once: (m*T, D) @ W_ih^T + b */
+    if (G(dense)(m * Ts, D, GH, ldi, x, D, (const T *)op->w, (const T *)op->b, xw, GH) != 0)
+        return -1;
+    if (cell == 2)
+        memset(cs, 0, (size_t)(m * H) * sizeof(T));
+    for (ptrdiff_t t = 0; t < Ts; ++t) {
+        /* hh = h_{t-1} W_hh^T (+ the GRU's b_hh); h_0 = 0: only the GRU's bias is left at t = 0 */
+        if (t > 0) {
+            if (G(dense)(m, H, GH, ldh, y + (t - 1) * H, ys, Whh, bhh, hh, GH) != 0)
+                return -1;
+        } else if (cell == 3) {
+            for (ptrdiff_t i = 0; i < m; ++i)
+                for (ptrdiff_t j = 0; j < GH; ++j)
+                    hh[i * GH + j] = bhh != NULL ? bhh[j] : (T)0;
+        }
+        for (ptrdiff_t i = 0; i < m; ++i) {
+            T *g = xw + i * xs + t * GH, *hr = hh + i * GH, *h = y + i * ys + t * H;
+            const T *hp = y + i * ys + (t - 1) * H;          /* h_{t-1}, read only for t > 0 */
+            if (cell <= 1) {
+                if (t > 0)
+                    for (ptrdiff_t j = 0; j < H; ++j)
+                        g[j] += hr[j];
+                ACT_FWD(cell == 0 ? CNN_TANH : CNN_RELU, g, h, H, (T)1);
+            } else if (cell == 2) {
+                T *c = cs + i * H;
+                if (t > 0)
+                    for (ptrdiff_t j = 0; j < GH; ++j)
+                        g[j] += hr[j];
+                ACT_FWD(CNN_SIGMOID, g, g, 2 * H, (T)1);              /* i, f */
+                ACT_FWD(CNN_TANH, g + 2 * H, g + 2 * H, H, (T)1);     /* g */
+                ACT_FWD(CNN_SIGMOID, g + 3 * H, g + 3 * H, H, (T)1);  /* o */
+                for (ptrdiff_t j = 0; j < H; ++j)
+                    c[j] = g[H + j] * c[j] + g[j] * g[2 * H + j];
+                ACT_FWD(CNN_TANH, c, hr, H, (T)1);                   /* tanh(c_t), in hh's spent row */
+                for (ptrdiff_t j = 0; j < H; ++j)
+                    h[j] = g[3 * H + j] * hr[j];
+            } else {
+                for (ptrdiff_t j = 0; j < 2 * H; ++j)
+                    g[j] += hr[j];
+                ACT_FWD(CNN_SIGMOID, g, g, 2 * H, (T)1);              /* r, z */
+                for (ptrdiff_t j = 0; j < H; ++j)
+                    g[2 * H + j] += g[j] * hr[2 * H + j];
+                ACT_FWD(CNN_TANH, g + 2 * H, g + 2 * H, H, (T)1);     /* n */
+                for (ptrdiff_t j = 0; j < H; ++j) {
+                    const T z = g[H + j];
+                    h[j] = (1 - z) * g[2 * H + j] + z * (t > 0 ? hp[j] : (T)0);
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+static void G(gather)(const cnn_plan_op *op, ptrdiff_t m, const ptrdiff_t *idx, T *y)
+{
+    const ptrdiff_t E = op->p[1];
+    const T *table = (const T *)op->w;
+    for (ptrdiff_t r = 0; r < m * op->p[0]; ++r)
+        memcpy(y + r * E, table + idx[r] * E, (size_t)E * sizeof(T));
+}
+
+static void G(place)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y)
+{
+    const ptrdiff_t outer = op->p[0], len = op->p[1], ss = op->p[2], so = op->p[3], sz = op->p[4];
+    const ptrdiff_t ds = op->p[5], dof = op->p[6], dz = op->p[7];
+    for (ptrdiff_t n = 0; n < m; ++n)
+        for (ptrdiff_t o = 0; o < outer; ++o)
+            memcpy(y + n * dz + o * ds + dof, x + n * sz + o * ss + so, (size_t)len * sizeof(T));
+}
+
 /* One chunk of m samples through every op; the slots resolve against this chunk's input and output rows
  * and the running thread's arena. */
-static int G(run_chunk)(const cnn_plan_op *ops, int nops, ptrdiff_t m, const T *x, T *y, T *arena)
+static int G(run_chunk)(const cnn_plan_op *ops, int nops, ptrdiff_t m, const void *x, T *y, T *arena)
 {
 #define SLOT(s) ((s) == CNN_PLAN_IN ? (T *)x : (s) == CNN_PLAN_OUT ? y : arena + (s))
     for (int o = 0; o < nops; ++o) {
@@ -433,6 +619,16 @@ static int G(run_chunk)(const cnn_plan_op *ops, int nops, ptrdiff_t m, const T *
             break;
         case CNN_OP_SOFTMAX:
             G(softmax)(op, m, src, dst);
+            break;
+        case CNN_OP_RECURRENT:
+            if (G(recurrent)(op, m, src, dst, SLOT(op->tmp), SLOT(op->tmp2)) != 0)
+                return -1;
+            break;
+        case CNN_OP_GATHER:
+            G(gather)(op, m, (const ptrdiff_t *)x, dst);      /* its source is always the input */
+            break;
+        case CNN_OP_PLACE:
+            G(place)(op, m, src, dst);
             break;
         case CNN_OP_ADD: {
             const T *s2 = SLOT(op->src2);

@@ -11,10 +11,11 @@ import pytest
 
 import cnn_core
 from cnn_core import nn
-from cnn_core.models import lenet5, mlp, small_cnn, small_resnet
+from cnn_core.models import RNNClassifier, lenet5, mlp, small_cnn, small_resnet
 from oracles_activations import activation_ref
 from oracles_conv_general import conv2d_general_ref
-from oracles_layers import leaky_relu, silu, softmax
+from oracles_layers import gelu, leaky_relu, silu, softmax
+from oracles_recurrent import recurrent_ref
 from oracles_pooling import adaptive_avg_pool2d_ref, avg_pool2d_general_ref, max_pool2d_general_ref
 
 # The plan sums the same products as the layers, in another order (a chunk's GEMM shape, the small-batch
@@ -38,7 +39,28 @@ def assert_close(got, want, dtype):
 
 def oracle(m, x):
     """m's eval-mode forward pass in float64 NumPy, from the oracles (independent of the layers' kernels)."""
+    if isinstance(m, nn.Embedding):
+        return m.weight.data.astype(np.float64)[x]
+    if isinstance(m, nn.LastStep):
+        out = x[0] if isinstance(x, tuple) else x
+        return out[:, -1] if m.batch_first else out[-1]
+    if isinstance(m, nn.Concat):
+        return np.concatenate([oracle(b, x) for b in m._branches], axis=m.dim)
+    if isinstance(m, nn.Sequential):
+        for layer in m:
+            x = oracle(layer, x)
+        return x
+    if isinstance(x, np.ndarray) and x.dtype.kind in "iu":
+        raise TypeError(f"oracle: {type(m).__name__} on integer input")
     x = np.asarray(x, np.float64)
+    if isinstance(m, (nn.RNN, nn.LSTM, nn.GRU)):
+        return recurrent_ref(m, x)
+    if isinstance(m, RNNClassifier):
+        seq = x.reshape(x.shape[0], x.shape[2], x.shape[3]) if x.ndim == 4 else x
+        out, _ = recurrent_ref(m.rnn, seq)
+        return oracle(m.fc, out[:, -1])
+    if isinstance(m, nn.GELU):
+        return gelu(x, m.approximate)
     if isinstance(m, nn.Sequential):
         for layer in m:
             x = oracle(layer, x)
@@ -94,14 +116,19 @@ def randomize_bn(model, rng):
     return model
 
 
-def check(model, in_shape, dtype, batches=(1, 3, 8), planned=2, seed=0, use_oracle=True):
+def check(model, in_shape, dtype, batches=(1, 3, 8), planned=2, seed=0, use_oracle=True, indices=0):
+    """The plan of `model` against model.forward (and the oracle) on random inputs of several batch sizes;
+    indices > 0: integer inputs in [0, indices) (a model that starts with an Embedding)."""
     rng = np.random.default_rng(seed)
     randomize_bn(model, rng)
     model.eval()
     plan = cnn_core.compile(model, (planned,) + tuple(in_shape), dtype)
     assert plan.batch_size == planned and plan.dtype == dtype
     for n in batches:
-        x = rng.normal(0, 1, (n,) + tuple(in_shape)).astype(dtype)
+        if indices:
+            x = rng.integers(0, indices, (n,) + tuple(in_shape))
+        else:
+            x = rng.normal(0, 1, (n,) + tuple(in_shape)).astype(dtype)
         y = plan(x)
         assert y.shape == (n,) + plan.output_shape[1:]
         assert_close(y, model(x), dtype)
@@ -127,6 +154,13 @@ def _conv_models(dtype):
         (nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, **k), nn.ReLU()), (3, 7, 6)),
         (nn.Sequential(nn.Conv2d(4, 64, 3, stride=2, groups=2, **k)), (4, 7, 9)),
         (nn.Sequential(nn.Conv2d(2, 32, (1, 2), padding=(1, 0), bias=False, **k)), (2, 3, 5)),
+        # 16 input channels and more, stride 1, one group, filters a multiple of 8: the direct kernel, with
+        # padding, none, dilation, a rectangular kernel, 1x1
+        (nn.Sequential(nn.Conv2d(16, 24, 3, padding=1, **k), nn.ReLU()), (16, 4, 5)),
+        (nn.Sequential(nn.Conv2d(17, 8, 3, bias=False, **k)), (17, 5, 4)),
+        (nn.Sequential(nn.Conv2d(16, 16, (3, 2), padding=(2, 1), dilation=(2, 3), **k)), (16, 4, 5)),
+        (nn.Sequential(nn.Conv2d(32, 40, 1, **k), nn.Sigmoid()), (32, 3, 2)),
+        (nn.Sequential(nn.Conv2d(16, 8, 5, padding=2, **k)), (16, 3, 4)),
         # crop: stride-1 output leaving the last input row/column unused is impossible, but a dilated one
         (nn.Sequential(nn.Conv2d(1, 2, 2, padding=(0, 2), dilation=3, **k)), (1, 8, 5)),
     ]
@@ -135,7 +169,8 @@ def _conv_models(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_conv_options(dtype, simd):
     for model, shape in _conv_models(dtype):
-        check(model, shape, dtype)
+        # the oracle's loops cost C*F*positions*taps: the 16-channel models on fewer samples
+        check(model, shape, dtype, batches=(1, 3, 8) if shape[0] < 16 else (1, 3))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -189,6 +224,8 @@ def test_batchnorm_folded_and_standalone(dtype, simd):
           (4, 6, 5), dtype)
     check(nn.Sequential(nn.Conv2d(4, 32, 3, bias=False, groups=2, rng=4, **k), nn.BatchNorm2d(32, **k)), (4, 6, 5),
           dtype)      # folded into a transposed convolution's weights
+    check(nn.Sequential(nn.Conv2d(16, 32, 3, padding=1, bias=False, rng=4, **k), nn.BatchNorm2d(32, **k)),
+          (16, 5, 6), dtype)      # into a direct convolution's packed weights
     check(nn.Sequential(nn.Linear(7, 9, rng=4, **k), nn.BatchNorm1d(9, **k), nn.Tanh()), (7,), dtype)
     # nothing to fold into: a per-channel affine op (first layer, after a pooling, on (N, C, L))
     check(nn.Sequential(nn.BatchNorm2d(3, **k), nn.MaxPool2d(2), nn.BatchNorm2d(3, **k)), (3, 4, 6), dtype)
@@ -230,6 +267,79 @@ def test_deck_models(dtype, simd):
                         nn.Residual(nn.Identity())), (4,), dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gelu(dtype, simd):
+    k = dict(dtype=dtype, rng=7)
+    for approximate in ("none", "tanh"):
+        act = nn.GELU(approximate)
+        # fused into a Linear's and a convolution's epilogue, standalone, and not moved behind a max pooling
+        # (GELU is not monotone)
+        check(nn.Sequential(nn.Linear(9, 40, **k), act, nn.Linear(40, 3, **k)), (9,), dtype)
+        check(nn.Sequential(act, nn.Linear(9, 4, **k)), (9,), dtype)
+        check(nn.Sequential(nn.Conv2d(2, 3, 3, **k), act, nn.MaxPool2d(2)), (2, 8, 8), dtype)
+    x = np.array([[-40.0, -6.0, -1.0, -1e-3, 0.0, 1e-3, 1.0, 6.0, 40.0]], dtype)
+    for approximate in ("none", "tanh"):
+        model = nn.Sequential(nn.GELU(approximate)).eval()
+        assert_close(cnn_core.compile(model, x.shape, dtype)(x), model(x), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cell", ["rnn", "rnn_relu", "lstm", "gru"])
+def test_recurrent_layers(dtype, cell, simd):
+    """One and two stacked layers, with and without biases, hidden sizes around the small-batch kernel's
+    blocks; batch 1 runs the per-row kernel, 6 and more the GEMM."""
+    cls = {"rnn": nn.RNN, "rnn_relu": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
+    extra = {"nonlinearity": "relu"} if cell == "rnn_relu" else {}
+    for hidden, layers, bias in ((5, 1, True), (16, 2, True), (33, 1, False), (20, 3, False)):
+        rec = cls(6, hidden, num_layers=layers, bias=bias, batch_first=True, dtype=dtype, rng=8, **extra)
+        model = nn.Sequential(rec, nn.LastStep(batch_first=True, dtype=dtype), nn.Linear(hidden, 3, dtype=dtype, rng=8))
+        check(model, (7, 6), dtype, batches=(1, 2, 7, 13))
+    # the whole sequence feeds the next layer: two recurrent layers in a row
+    seq = nn.Sequential(cls(4, 8, batch_first=True, dtype=dtype, rng=9, **extra), nn.LastStep(batch_first=True, dtype=dtype))
+    check(seq, (1, 4), dtype, batches=(1, 6))          # one time step
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rnn_classifier(dtype, simd):
+    for cell in ("rnn", "lstm", "gru"):
+        model = RNNClassifier(12, 24, 5, cell=cell, dtype=dtype, rng=10, num_layers=1 if cell != "gru" else 2)
+        check(model, (9, 12), dtype, batches=(1, 4, 11), planned=1)
+        check(model, (1, 9, 12), dtype, batches=(1, 3), planned=3)     # images read row by row
+    model = RNNClassifier(28, 128, 10, cell="lstm", dtype=dtype, rng=0)     # the deck's MNIST classifier
+    check(model, (28, 28), dtype, batches=(1, 9), planned=1, use_oracle=False)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_embedding_and_concat(dtype, simd):
+    k = dict(dtype=dtype, rng=11)
+    # char_rnn's shape: indices -> Embedding -> recurrent layer -> last step -> Linear
+    model = nn.Sequential(nn.Embedding(30, 8, padding_idx=0, **k), nn.GRU(8, 16, batch_first=True, **k),
+                          nn.LastStep(batch_first=True, dtype=dtype), nn.Linear(16, 30, **k), nn.LogSoftmax(dim=1))
+    check(model, (10,), dtype, batches=(1, 5, 20), indices=30)
+    check(nn.Sequential(nn.Embedding(7, 3, **k), nn.Flatten(), nn.Linear(12, 2, **k)), (4,), dtype, indices=7)
+    plan = cnn_core.compile(model.eval(), (1, 10), dtype)
+    x = np.arange(10).reshape(1, 10)
+    for ints in (np.int8, np.uint16, np.int32, np.int64):        # any integer dtype, as the layer takes
+        assert_close(plan(x.astype(ints)), model(x), dtype)
+    with pytest.raises(ValueError, match=r"x: expected indices in \[0, 30\)"):
+        plan(np.full((1, 10), 30))
+    with pytest.raises(TypeError, match="x: expected integer indices"):
+        plan(x.astype(dtype))
+    # Concat: along channels, features, the last axis; branches of convolutions, pools, identities; one branch
+    check(nn.Sequential(nn.Conv2d(3, 4, 1, **k),
+                        nn.Concat(nn.Sequential(nn.Conv2d(4, 2, 3, padding=1, **k), nn.ReLU()),
+                                  nn.Identity(), nn.MaxPool2d(3, 1, 1)),
+                        nn.ReLU(), nn.Conv2d(10, 3, 1, **k)), (3, 6, 5), dtype)
+    check(nn.Concat(nn.Linear(5, 3, **k), nn.Sequential(nn.Linear(5, 4, **k), nn.Tanh()), nn.Identity()), (5,),
+          dtype)
+    check(nn.Concat(nn.Identity(), nn.AvgPool2d((1, 2)), dim=-1), (2, 3, 4), dtype)
+    check(nn.Concat(nn.Identity(), nn.Identity(), dim=2), (2, 3), dtype)
+    check(nn.Concat(nn.Sigmoid()), (3, 2), dtype)
+    # two embeddings of one index sequence, joined along the features
+    check(nn.Sequential(nn.Concat(nn.Embedding(9, 2, **k), nn.Embedding(6, 3, **k), dim=2), nn.Flatten()), (4,),
+          dtype, indices=6)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_large_batches_and_threads(threads, num_threads):
     """A batch of many chunks, on a team of threads (each its own arena) or one."""
@@ -262,8 +372,16 @@ def test_out_and_argument_errors():
         plan(x, out=np.empty((2, 4), np.float32))
     with pytest.raises(TypeError, match="out: expected dtype"):
         plan(x, out=np.empty((3, 4), np.float64))
-    with pytest.raises(ValueError, match="out: expected a writable C-contiguous"):
+    with pytest.raises(ValueError, match="out: expected a C-contiguous array"):
         plan(x, out=np.empty((4, 3), np.float32).T)
+    read_only = np.empty((3, 4), np.float32)
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="out: expected a writable array"):
+        plan(x, out=read_only)
+    with pytest.raises(TypeError, match="out: expected a numpy.ndarray or None"):
+        plan(x, out=[[0.0] * 4] * 3)
+    with pytest.raises(ValueError, match="out: expected an array that does not overlap x"):
+        cnn_core.compile(nn.Sequential(nn.ReLU()).eval(), (3, 6))(x, out=x)
     assert plan(x[:0]).shape == (0, 4)
     with pytest.raises(TypeError, match="model: expected a cnn_core.nn.Module"):
         cnn_core.compile(lambda v: v, (1, 6))
@@ -277,10 +395,30 @@ def test_out_and_argument_errors():
         cnn_core.compile(model, (1, 6), dtype=np.int32)
 
 
-@pytest.mark.parametrize("layer", [nn.RNN(4, 3), nn.GELU(), nn.Embedding(5, 4)])
-def test_unsupported_layers_raise(layer):
-    with pytest.raises(TypeError, match=f"compile: model: {type(layer).__name__} layers are not supported"):
-        cnn_core.compile(nn.Sequential(layer), (1, 4))
+def test_unsupported_layers_raise():
+    class Custom(nn.Module):
+        def forward(self, x):
+            return x
+
+    with pytest.raises(TypeError, match="compile: model: Custom layers are not supported"):
+        cnn_core.compile(nn.Sequential(Custom()), (1, 4))
+    # what a plan cannot run, each with its reason
+    cases = [(nn.Sequential(nn.RNN(4, 3)), (1, 5, 4), "batch_first=False reads"),
+             (nn.Sequential(nn.GRU(4, 3, batch_first=True), nn.LastStep()), (1, 5, 4), "batch_first=False reads"),
+             (nn.Sequential(nn.LSTM(4, 3, batch_first=True)), (1, 5, 4), r"\(out, state\) pair, not one array"),
+             (nn.Sequential(nn.RNN(4, 3, batch_first=True), nn.Tanh()), (1, 5, 4), "Tanh reads a recurrent"),
+             (nn.Sequential(nn.Linear(4, 4), nn.Embedding(5, 2)), (1, 4), "Embedding reads integer indices"),
+             (nn.Concat(nn.Sequential(nn.Embedding(5, 1), nn.Flatten()), nn.Identity()), (1, 3),
+              "other than through Embedding"),
+             (nn.Concat(nn.Linear(4, 2), nn.Linear(4, 3), dim=0), (1, 4), "along the batch dimension"),
+             (nn.Sequential(nn.BatchNorm1d(4, track_running_stats=False)), (1, 4), "without running statistics")]
+    for model, shape, match in cases:
+        with pytest.raises(TypeError, match=match):
+            cnn_core.compile(model.eval(), shape)
+    with pytest.raises(ValueError, match=r"compile: LSTM: expected inputs of shape \(N, T, 4\)"):
+        cnn_core.compile(nn.Sequential(nn.LSTM(4, 3, batch_first=True), nn.LastStep(True)), (1, 5, 3))
+    with pytest.raises(ValueError, match="compile: Concat: branches: expected outputs that agree"):
+        cnn_core.compile(nn.Concat(nn.Identity(), nn.Flatten()), (1, 2, 3))
 
 
 def test_subclass_with_its_own_forward_is_not_compiled():
@@ -360,12 +498,58 @@ def test_predict_uses_the_plan(monkeypatch):
     assert calls and model.training                       # the plan ran, the mode is back
     assert_close(got, want, np.float32)
     # a model the plan does not support: the layers run, same results as before
-    rnn = nn.Sequential(nn.RNN(3, 4, batch_first=True, rng=0), nn.LastStep(batch_first=True), nn.Linear(4, 2, rng=0))
-    xs = np.random.default_rng(4).random((5, 6, 3), np.float32)
+    class Halved(nn.Module):
+        def forward(self, v):
+            return v / 2
+
+    other = nn.Sequential(nn.Linear(3, 4, rng=0), Halved(), nn.Linear(4, 2, rng=0))
+    xs = np.random.default_rng(4).random((5, 3), np.float32)
     calls.clear()
-    rnn.eval()
-    np.testing.assert_array_equal(cnn_core.predict(rnn, xs), rnn(xs))
+    other.eval()
+    np.testing.assert_array_equal(cnn_core.predict(other, xs), other(xs))
     assert not calls
+
+
+def test_predict_cache():
+    """predict keeps one plan per model, reused while the layers and weights are the ones it was compiled
+    from: a weight changed in place, a layer replaced, another input shape or dtype compile a new one; the
+    cache does not keep a model alive; recurrent and embedding models go through plans too."""
+    import gc
+    import weakref
+    from cnn_core.plan import _PREDICT_PLANS
+    model = nn.Sequential(nn.Linear(6, 5, rng=0), nn.ReLU(), nn.Linear(5, 3, rng=1)).eval()
+    x = np.random.default_rng(5).normal(size=(4, 6)).astype(np.float32)
+    assert_close(cnn_core.predict(model, x), model(x), np.float32)
+    plan = _PREDICT_PLANS[model][4]
+    cnn_core.predict(model, x)
+    assert _PREDICT_PLANS[model][4] is plan                          # reused
+    model[0].weight.data[1, 2] += 1.0                                 # in place, as an optimizer step
+    assert_close(cnn_core.predict(model, x), model(x), np.float32)
+    assert _PREDICT_PLANS[model][4] is not plan
+    plan = _PREDICT_PLANS[model][4]
+    setattr(model, "1", nn.Tanh())                                    # no weights changed, a layer replaced
+    assert_close(cnn_core.predict(model, x), model(x), np.float32)
+    assert _PREDICT_PLANS[model][4] is not plan
+    model[0].weight.data = model[0].weight.data.copy()                # same bytes, another array: reused
+    plan = _PREDICT_PLANS[model][4]
+    cnn_core.predict(model, x)
+    assert _PREDICT_PLANS[model][4] is plan
+    y64 = cnn_core.predict(model, x.astype(np.float64))               # cast to the model's dtype
+    assert y64.dtype == np.float32 and _PREDICT_PLANS[model][4] is plan
+    ref = weakref.ref(model)
+    del model, plan
+    gc.collect()
+    assert ref() is None
+    # the recurrent and embedding models of the deck run as plans, integer indices included
+    rnn = RNNClassifier(28, 32, 10, cell="lstm", rng=0).eval()
+    xs = np.random.default_rng(6).random((7, 1, 28, 28), np.float32)
+    assert_close(cnn_core.predict(rnn, xs), rnn(xs), np.float32)
+    assert _PREDICT_PLANS[rnn][4] is not None
+    emb = nn.Sequential(nn.Embedding(20, 4, rng=0), nn.GRU(4, 8, batch_first=True, rng=0),
+                        nn.LastStep(batch_first=True), nn.Linear(8, 20, rng=0)).eval()
+    idx = np.random.default_rng(7).integers(0, 20, (9, 12))
+    assert_close(cnn_core.predict(emb, idx), emb(idx), np.float32)
+    assert _PREDICT_PLANS[emb][4] is not None
 
 
 def test_cli_bench(tmp_path):

@@ -4,6 +4,7 @@
 batch with the GIL released (cnn_core/plan.py builds the ops and validates every call)."""
 from libc.stddef cimport ptrdiff_t
 from libc.stdlib cimport calloc, free
+from libc.string cimport memcmp
 from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 import numpy as np
 
@@ -21,12 +22,14 @@ cdef extern from "plan.h" nogil:
         ptrdiff_t p[CNN_PLAN_NPARAM]
         const void *w
         const void *b
+        const void *w2
+        const void *b2
         const ptrdiff_t *tab
     void cnn_plan_init(cnn_team_size_fn team_size, cnn_simd_level_fn simd_level)
-    int cnn_plan_run_f32(const cnn_plan_op *ops, int nops, ptrdiff_t n, ptrdiff_t chunk, const float *x,
+    int cnn_plan_run_f32(const cnn_plan_op *ops, int nops, ptrdiff_t n, ptrdiff_t chunk, const void *x,
                          ptrdiff_t x_row, float *y, ptrdiff_t y_row, float *arena, ptrdiff_t arena_row,
                          int max_threads, double work_per_sample)
-    int cnn_plan_run_f64(const cnn_plan_op *ops, int nops, ptrdiff_t n, ptrdiff_t chunk, const double *x,
+    int cnn_plan_run_f64(const cnn_plan_op *ops, int nops, ptrdiff_t n, ptrdiff_t chunk, const void *x,
                          ptrdiff_t x_row, double *y, ptrdiff_t y_row, double *arena, ptrdiff_t arena_row,
                          int max_threads, double work_per_sample)
     int cnn_plan_threads(ptrdiff_t n, ptrdiff_t chunk, int max_threads, double work_per_sample)
@@ -63,6 +66,32 @@ def threads(Py_ssize_t n, Py_ssize_t chunk, int max_threads, double work_per_sam
     return cnn_plan_threads(n, chunk, max_threads, work_per_sample)
 
 
+def same_bytes(list arrays, list saved) -> bool:
+    """Whether arrays[i] holds the same bytes as saved[i] for every i (C-contiguous arrays; a NaN equals
+    itself): predict's check that a cached plan's model still has the weights it was compiled from."""
+    cdef Py_buffer ba, bs
+    cdef int same
+    cdef Py_ssize_t i
+    if len(arrays) != len(saved):
+        return False
+    for i in range(len(arrays)):
+        try:
+            PyObject_GetBuffer(arrays[i], &ba, PyBUF_SIMPLE)
+        except BufferError:                   # not contiguous: not provably the same
+            return False
+        try:
+            PyObject_GetBuffer(saved[i], &bs, PyBUF_SIMPLE)
+            try:
+                same = ba.len == bs.len and memcmp(ba.buf, bs.buf, ba.len) == 0
+            finally:
+                PyBuffer_Release(&bs)
+        finally:
+            PyBuffer_Release(&ba)
+        if not same:
+            return False
+    return True
+
+
 cdef const void *_data(object a):
     if a is None:
         return NULL
@@ -71,7 +100,8 @@ cdef const void *_data(object a):
 
 cdef class Program:
     """The op array of one network and dtype. `ops` is a list of tuples (kind, act, alpha, src, src2, dst,
-    tmp, tmp2, params, w, b, tab): w, b C-contiguous arrays of the dtype or None, tab an intp array or None.
+    tmp, tmp2, params, w, b, w2, b2, tab): w, b, w2, b2 C-contiguous arrays of the dtype or None, tab an intp
+    array or None.
     The arrays are kept alive here; they are never written."""
     cdef cnn_plan_op *ops
     cdef int nops
@@ -89,10 +119,11 @@ cdef class Program:
             raise MemoryError()
         cdef int i, j
         for i, spec in enumerate(ops):
-            kind, act, alpha, src, src2, dst, tmp, tmp2, params, w, b, tab = spec
+            kind, act, alpha, src, src2, dst, tmp, tmp2, params, w, b, w2, b2, tab = spec
             if len(params) > CNN_PLAN_NPARAM:
                 raise ValueError(f"ops[{i}]: expected at most {CNN_PLAN_NPARAM} parameters, got {len(params)}")
-            for a, dt in ((w, self.dtype), (b, self.dtype), (tab, np.dtype(np.intp))):
+            for a, dt in ((w, self.dtype), (b, self.dtype), (w2, self.dtype), (b2, self.dtype),
+                          (tab, np.dtype(np.intp))):
                 if a is not None and (a.dtype != dt or not a.flags.c_contiguous):
                     raise ValueError(f"ops[{i}]: expected C-contiguous {dt} arrays")
             self.ops[i].kind = kind
@@ -107,8 +138,10 @@ cdef class Program:
                 self.ops[i].p[j] = params[j]
             self.ops[i].w = _data(w)
             self.ops[i].b = _data(b)
+            self.ops[i].w2 = _data(w2)
+            self.ops[i].b2 = _data(b2)
             self.ops[i].tab = <const ptrdiff_t *>_data(tab)
-            self.keep += [w, b, tab]
+            self.keep += [w, b, w2, b2, tab]
 
     def __dealloc__(self):
         free(self.ops)
@@ -116,9 +149,10 @@ cdef class Program:
     def run(self, x, y, arena, Py_ssize_t chunk, int max_threads):
         """y[:n] = the network on x[:n] (n = len(x)), in chunks of `chunk` samples, with the arena's rows as
         the threads' scratch (at most len(arena) threads). Arguments are trusted (cnn_core/plan.py checks
-        them): C-contiguous arrays of the dtype, y and arena writable and not overlapping x."""
+        them): C-contiguous arrays, x of the dtype (or of intp indices in range, for a plan that starts with
+        an embedding), y and arena of the dtype, writable and not overlapping x."""
         cdef Py_ssize_t n = x.shape[0]
-        cdef Py_ssize_t x_row = x.size // n if n else 0, y_row = y.size // n if n else 0
+        cdef Py_ssize_t x_row = x.nbytes // n if n else 0, y_row = y.size // n if n else 0
         cdef Py_ssize_t a_row = arena.shape[1]
         cdef int nt = min(max_threads, arena.shape[0])
         cdef int err
@@ -135,11 +169,11 @@ cdef class Program:
                 try:
                     if self.dtype.itemsize == 4:
                         with nogil:
-                            err = cnn_plan_run_f32(self.ops, self.nops, n, chunk, <const float *>bx.buf, x_row,
+                            err = cnn_plan_run_f32(self.ops, self.nops, n, chunk, <const void *>bx.buf, x_row,
                                                    <float *>by.buf, y_row, <float *>ba.buf, a_row, nt, work)
                     else:
                         with nogil:
-                            err = cnn_plan_run_f64(self.ops, self.nops, n, chunk, <const double *>bx.buf,
+                            err = cnn_plan_run_f64(self.ops, self.nops, n, chunk, <const void *>bx.buf,
                                                    x_row, <double *>by.buf, y_row, <double *>ba.buf, a_row, nt,
                                                    work)
                 finally:
