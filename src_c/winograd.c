@@ -6,10 +6,10 @@
 
 #define restrict __restrict
 
-/* Elements of the transforms' line buffers for a TH x TW tile plane (input: the deinterleaved rows and the
- * transformed tiles, 24 arrays of TH*(TW + 1); output: the four outputs of each tile). */
-#define WINO_LINE_IN(TH, TW) (24 * (TH) * ((TW) + 1))
-#define WINO_LINE_OUT(TH, TW) (4 * (TH) * (TW))
+/* Elements of the transforms' line buffers for a TH x TW tile plane for n samples (input: the deinterleaved rows,
+ * 8 arrays of n*TH*(TW + 1); output: the four outputs of each tile). */
+#define WINO_LINE_IN(n, TH, TW) (8 * (n) * (TH) * ((TW) + 1))
+#define WINO_LINE_OUT(n, TH, TW) (4 * (n) * (TH) * (TW))
 
 /* ---- the transforms, per element type and level ---- */
 #define WT float
@@ -43,7 +43,7 @@
 #undef WTGT
 #undef WATTR
 
-#define WATTR __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
+#define WATTR __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma,prefer-vector-width=256")))
 #define WTGT avx512
 #define WT float
 #define WSFX s
@@ -61,13 +61,14 @@
 
 /* The transforms of each level. */
 static const struct {
-    void (*in_s)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, float *,
-                 ptrdiff_t, float *);
-    void (*out_s)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, float, float *, ptrdiff_t, ptrdiff_t, float *);
-    void (*in_d)(const double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, double *,
-                 ptrdiff_t, double *);
-    void (*out_d)(const double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, double, double *, ptrdiff_t, ptrdiff_t,
-                  double *);
+    void (*in_s)(ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                 ptrdiff_t, float *, ptrdiff_t, float *);
+    void (*out_s)(ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, float, float *, ptrdiff_t, ptrdiff_t,
+                  ptrdiff_t, float *);
+    void (*in_d)(ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                 ptrdiff_t, double *, ptrdiff_t, double *);
+    void (*out_d)(ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, double, double *, ptrdiff_t,
+                  ptrdiff_t, ptrdiff_t, double *);
 } cnn_wino_table[CNN_SIMD_NLEVELS] = {
     [CNN_SIMD_BASELINE] = {wino_in_s_base, wino_out_s_base, wino_in_d_base, wino_out_d_base},
 #if CNN_X86
@@ -102,8 +103,7 @@ ptrdiff_t cnn_wino_scratch(ptrdiff_t n, ptrdiff_t C, ptrdiff_t F, ptrdiff_t OH, 
 {
     const ptrdiff_t TW = WINO_TILES(OW), T = n * WINO_TILES(OH) * TW;
     /* V (16, C, T), M (16, F, T), the transforms' line buffer */
-    const ptrdiff_t TH = WINO_TILES(OH);
-    return 16 * (C * T + WINO_PAD) + 16 * (F * T + WINO_PAD) + WINO_LINE_IN(TH, TW);
+    return 16 * (C * T + WINO_PAD) + 16 * (F * T + WINO_PAD) + WINO_LINE_IN(n, WINO_TILES(OH), TW);
 }
 
 /* ---- one definition of the weight transform and the driver, per element type ---- */
@@ -146,21 +146,18 @@ ptrdiff_t cnn_wino_scratch(ptrdiff_t n, ptrdiff_t C, ptrdiff_t F, ptrdiff_t OH, 
         const ptrdiff_t vs = C * T + WINO_PAD, ms = F * T + WINO_PAD;                                     \
         WT *v = scratch, *m = v + 16 * vs, *line = m + 16 * ms;                                           \
         /* V[xi] (C, T) at v + xi*vs: tile t = s*TS + th*TW + tw */                                       \
-        for (ptrdiff_t s = 0; s < n; s++)                                                                 \
-            for (ptrdiff_t c = 0; c < C; c++)                                                             \
-                cnn_wino_table[level].in_##WSFX(x + s * xs_n + c * xs_c, H, W, ph, pw, TH, TW,            \
-                                                v + c * T + s * TS, vs, line);                            \
+        for (ptrdiff_t c = 0; c < C; c++)                                                                 \
+            cnn_wino_table[level].in_##WSFX(n, x + c * xs_c, xs_n, H, W, ph, pw, TH, TW, v + c * T, vs,   \
+                                            line);                                                        \
         /* M[xi] (F, T) = U[xi] (F, C) @ V[xi] (C, T) */                                                  \
         for (int xi = 0; xi < 16; xi++) {                                                                 \
             const int err = gemm(0, 0, F, T, C, (WT)1, u + xi * F * C, C, v + xi * vs, T, (WT)0,         \
                                  m + xi * ms, T);                                                         \
             if (err) return err;                                                                          \
         }                                                                                                 \
-        for (ptrdiff_t s = 0; s < n; s++)                                                                 \
-            for (ptrdiff_t f = 0; f < F; f++)                                                             \
-                cnn_wino_table[level].out_##WSFX(m + f * T + s * TS, ms, TH, TW,                           \
-                                                 bias ? bias[f] : (WT)0, y + s * ys_n + f * ys_f, OH, OW, \
-                                                 line);                                                   \
+        for (ptrdiff_t f = 0; f < F; f++)                                                                 \
+            cnn_wino_table[level].out_##WSFX(n, m + f * T, ms, TH, TW, bias ? bias[f] : (WT)0,            \
+                                             y + f * ys_f, ys_n, OH, OW, line);                           \
         return 0;                                                                                         \
     }
 

@@ -1,5 +1,6 @@
-"""Winograd F(2x2, 3x3) kernels (src_c/winograd.c through _conv.wino_weights / wino_conv3x3) against the
-NumPy oracles of oracles_conv_winograd, float32 and float64, on every SIMD path.
+"""Winograd F(2x2, 3x3) kernels (src_c/winograd.c through _conv.wino_weights / wino_conv3x3), and Conv2d on
+that path (forward and input gradient), against the NumPy oracles of oracles_conv_winograd and
+oracles_conv_general, float32 and float64, on every SIMD path; float64 finite differences.
 
 Error bound tested: every output within gamma_k * S of the float64 direct convolution, S the sum of the
 magnitudes of the terms the algorithm adds (oracles_conv_winograd.wino_magnitude_ref) and k = C + 12 the
@@ -13,9 +14,12 @@ rounding (gamma_{9C} * sum |w||x|).
 """
 import numpy as np
 import pytest
+from oracles_conv_general import conv2d_general_backward_ref
 from oracles_conv_winograd import conv3x3_abs_ref, conv3x3_ref, gamma, wino_magnitude_ref, wino_weights_ref
 
 import cnn_core
+import cnn_core.nn.conv as conv_module
+from cnn_core import nn
 from cnn_core.kernels import _conv
 
 DTYPES = [np.float32, np.float64]
@@ -134,3 +138,65 @@ def test_thread_count_and_chunk_never_change_a_result(dtype, num_threads):
     np.testing.assert_array_equal(y1, y2)
     y3 = _run(case[:7] + (1,) + case[8:], dtype)[-1]    # chunks of 1: the GEMM sees fewer tiles per call
     np.testing.assert_allclose(y3, y1, rtol=0, atol=np.max(_bound(*_run(case, dtype)[:5], dtype)))
+
+
+# ---- Conv2d on the Winograd path (3x3, stride 1, one group, at least _WINO_MIN_CHANNELS channels) ----------
+
+# (N, C, F, H, W, padding, bias)
+LAYER_CASES = [
+    (3, 16, 16, 6, 7, 1, True),
+    (2, 16, 24, 5, 5, 0, False),
+    (2, 20, 16, 7, 6, "same", True),
+    (9, 16, 16, 4, 4, 2, True),     # several chunks, padding 2 (the input gradient's padding 0)
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", LAYER_CASES)
+def test_layer_forward_backward_within_bound(case, dtype, simd):
+    n, c, f, h, w, padding, bias = case
+    m = nn.Conv2d(c, f, 3, padding=padding, bias=bias, dtype=dtype, rng=0)
+    pads = (1, 1) if padding == "same" else (padding, padding)
+    assert m._winograd(pads)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    y = m(x)
+    out_hw = y.shape[2:]
+    b = None if m.bias is None else m.bias.data
+    ref = conv3x3_ref(x, m.weight.data, pads, out_hw, b)
+    assert np.all(np.abs(y - ref) <= _bound(x, m.weight.data, b, pads, out_hw, dtype))
+    delta = rng.standard_normal(y.shape).astype(dtype)
+    m.zero_grad()
+    dx = m.backward(delta)
+    dx_ref, dw_ref, db_ref = conv2d_general_backward_ref(x, m.weight.data, delta, 1, pads)
+    flipped = m.weight.data[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+    assert np.all(np.abs(dx - dx_ref) <= _bound(delta, flipped, None, (2 - pads[0], 2 - pads[1]), (h, w), dtype))
+    # the weight and bias gradients stay on im2col + GEMM: conv_test's tolerances
+    tol = dict(rtol=2e-4, atol=2e-4) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(m.weight.grad, dw_ref, **tol)
+    if bias:
+        np.testing.assert_allclose(m.bias.grad, db_ref, **tol)
+
+
+@pytest.mark.parametrize("case", LAYER_CASES[:2])
+def test_layer_gradcheck(case):
+    n, c, f, h, w, padding, bias = case
+    m = nn.Conv2d(c, f, 3, padding=padding, bias=bias, dtype=np.float64, rng=0)
+    assert cnn_core.gradcheck(m, np.random.default_rng(2).standard_normal((n, c, h, w)))
+
+
+def test_layer_paths_agree_and_thread_count_never_changes_a_result(num_threads, monkeypatch):
+    """Winograd and im2col give the same float64 step within the bound; 1 and 2 threads bitwise equal."""
+    m = nn.Conv2d(16, 16, 3, padding=1, dtype=np.float64, rng=0)
+    x = np.random.default_rng(4).standard_normal((5, 16, 6, 6))
+    delta = np.random.default_rng(5).standard_normal((5, 16, 6, 6))
+    out = []
+    for threads, wino in [(1, True), (2, True), (2, False)]:
+        num_threads(threads)
+        monkeypatch.setattr(conv_module, "_WINO_MIN_CHANNELS", 16 if wino else 10 ** 9)
+        m.zero_grad()
+        out.append((m(x), m.backward(delta), m.weight.grad.copy()))
+    for a, b in zip(out[0], out[1]):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(out[1], out[2]):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * np.abs(b).max())

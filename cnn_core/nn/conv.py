@@ -27,6 +27,12 @@ from cnn_core.nn.module import Module, Parameter, register_module
 # them the order in which dW sums the batch, are the same on any machine setting.
 _COLS_CHUNK_BYTES = 512 << 10
 
+# Winograd's scratch per chunk (transformed tiles V and products M, 16*(C + F) values per 2x2 tile), the
+# same budget: one 28x28 sample of 32 -> 32 channels is 0.8 MB, so chunks hold a sample or a few.
+_WINO_CHUNK_BYTES = 1 << 20
+# Winograd needs at least this many input and output channels (the GEMMs' depth, forward and backward).
+_WINO_MIN_CHANNELS = 16
+
 
 @register_module
 class Conv2d(Module):
@@ -106,7 +112,7 @@ class Conv2d(Module):
         # Scratch reused between steps (never handed out): the copy of the input backward reads; per thread,
         # one chunk's columns, GEMM output / delta in the GEMM's (F, m*OH*OW) layout and column gradient
         # (_conv.conv_forward / conv_backward); the partial sums of dW and db.
-        self._xin = self._work = self._partial = None
+        self._xin = self._work = self._partial = self._wino_u = self._wino_uflip = None
 
     @classmethod
     def parameter_shapes(cls, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
@@ -133,6 +139,17 @@ class Conv2d(Module):
             x = self._copy_into("_xin", x)
         else:
             x = np.ascontiguousarray(x)
+        if self._winograd(pads):
+            z = np.empty((n, f, oh, ow), dtype=self._dtype)
+            u = self._scratch("_wino_u", (16, f, c))
+            _conv.wino_weights(self.weight.data, u, False)
+            chunk, per_thread = self._wino_chunk(n, c, f, oh, ow)
+            if self.training:   # the weight gradient's im2col pass shares the buffer
+                per_thread = max(per_thread, (self._k + f) * self._chunk(n, oh * ow) * oh * ow)
+            scratch = self._scratch("_work", (get_num_threads(), per_thread), at_least=True)
+            _conv.wino_conv3x3(x, u, None if self.bias is None else self.bias.data, z, scratch, chunk, *pads)
+            self._cache = (x, pads) if self.training else None
+            return z
         z = np.empty((n, f, oh * ow), dtype=self._dtype)
         chunk = self._chunk(n, oh * ow)
         # Sized for backward already in training, so that forward and backward share one buffer.
@@ -152,14 +169,46 @@ class Conv2d(Module):
         delta = np.ascontiguousarray(delta).reshape(n, f, oh * ow)
         dx = np.empty(x.shape, dtype=self._dtype) if self.input_grad else None
         chunk = self._chunk(n, oh * ow)
-        scratch = self._scratch("_work", (get_num_threads(), (2 * self._k + f) * chunk * oh * ow), at_least=True)
+        wino = self._winograd(pads)
+        # (Winograd computes dx apart: the im2col pass below needs no column-gradient third.)
+        per_thread = ((1 if wino else 2) * self._k + f) * chunk * oh * ow
+        scratch = self._scratch("_work", (get_num_threads(), per_thread), at_least=True)
         partial = self._scratch("_partial", (_conv.NSLOTS, f * (self._k // self.groups + 1)))
+        if wino:
+            # dC/dw, dC/db by im2col; delta_prev = delta * rot180(w) (full correlation), a 3x3 stride-1
+            # convolution of delta with the flipped kernel, channels transposed, padding 2 - p: Winograd too.
+            _conv.conv_backward(x, self.weight.data.reshape(f, -1), delta, self.weight.grad.reshape(f, -1),
+                                None if self.bias is None else self.bias.grad, None, scratch, partial, 1,
+                                chunk, 3, 3, 1, 1, *pads, 1, 1, oh, ow)
+            if dx is not None:
+                c = self.in_channels
+                u = self._scratch("_wino_uflip", (16, c, f))
+                _conv.wino_weights(self.weight.data, u, True)
+                wchunk, per_thread = self._wino_chunk(n, f, c, *x.shape[2:])
+                scratch = self._scratch("_work", (get_num_threads(), per_thread), at_least=True)
+                _conv.wino_conv3x3(delta.reshape(n, f, oh, ow), u, None, dx, scratch, wchunk,
+                                   2 - pads[0], 2 - pads[1])
+            return dx
         # dC/db = sum of delta over the batch and positions; dC/dw = delta * rot180(a_prev) = delta @ cols^T;
         # delta_prev = delta * rot180(w) = col2im(w^T @ delta): all three per chunk in one compiled pass.
         _conv.conv_backward(x, self.weight.data.reshape(f, -1), delta, self.weight.grad.reshape(f, -1),
                             None if self.bias is None else self.bias.grad, dx, scratch, partial, self.groups,
                             chunk, *self.kernel_size, *self.stride, *pads, *self.dilation, oh, ow)
         return dx
+
+    def _winograd(self, pads: tuple[int, int]) -> bool:
+        """Whether this call runs Winograd F(2x2, 3x3) (src_c/winograd.c) for forward and the input gradient:
+        3x3, stride 1, no dilation, one group, and enough channels that the 16 GEMMs of depth C (forward) and
+        F (input gradient) keep the micro-kernels busy (bench_conv.py measured the threshold)."""
+        return (self.kernel_size == (3, 3) and self.stride == (1, 1) and self.dilation == (1, 1)
+                and self.groups == 1 and min(self.in_channels, self.out_channels) >= _WINO_MIN_CHANNELS)
+
+    def _wino_chunk(self, n: int, c: int, f: int, oh: int, ow: int) -> tuple[int, int]:
+        """Samples per Winograd chunk (scratch of about _WINO_CHUNK_BYTES, at least one sample) and the
+        scratch elements per thread; from the shapes alone, like _chunk."""
+        per_sample = _conv.wino_scratch(1, c, f, oh, ow) * self._dtype.itemsize
+        chunk = max(1, min(_WINO_CHUNK_BYTES // per_sample, -(-n // _conv.NSLOTS)))
+        return chunk, _conv.wino_scratch(chunk, c, f, oh, ow)
 
     @property
     def _k(self) -> int:
@@ -204,7 +253,7 @@ class Conv2d(Module):
 
     def _clear_cache(self) -> None:
         self._cache = None
-        self._xin = self._work = self._partial = None
+        self._xin = self._work = self._partial = self._wino_u = self._wino_uflip = None
 
     def get_config(self) -> dict:
         # Files written before dilation and groups existed have neither key: the defaults (1) rebuild them.
