@@ -447,7 +447,9 @@ def wino_conv3x3(const floating[:, :, :, ::1] x, const floating[:, :, ::1] u, co
     cdef int err = 0
     cdef int nt = min(team_size(nchunks), scratch.shape[0])
     with nogil:
-        for ci in prange(nchunks, schedule="static", num_threads=nt):
+        # Dynamic: chunks are independent (no sums across them), so the order they are taken in changes no
+        # result, and a thread that lost its core for a while does not hold the others up.
+        for ci in prange(nchunks, schedule="dynamic", num_threads=nt):
             n0 = ci * chunk
             m = min(chunk, N - n0)
             if floating is float:

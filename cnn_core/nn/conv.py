@@ -207,7 +207,11 @@ class Conv2d(Module):
         """Samples per Winograd chunk (scratch of about _WINO_CHUNK_BYTES, at least one sample) and the
         scratch elements per thread; from the shapes alone, like _chunk."""
         per_sample = _conv.wino_scratch(1, c, f, oh, ow) * self._dtype.itemsize
-        chunk = max(1, min(_WINO_CHUNK_BYTES // per_sample, -(-n // _conv.NSLOTS)))
+        # A multiple of NSLOTS chunks of equal size where the batch allows, so that 2, 4 or 8 threads get
+        # equal shares (64 samples in chunks of 5 would leave one of 2 threads 7 chunks against 6).
+        slots = _conv.NSLOTS
+        nchunks = slots * -(-(n * per_sample) // (slots * _WINO_CHUNK_BYTES))
+        chunk = max(1, n // nchunks)
         return chunk, _conv.wino_scratch(chunk, c, f, oh, ow)
 
     @property
