@@ -6,9 +6,9 @@
 
 #define restrict __restrict
 
-/* Elements of the transforms' line buffers for a TH x TW tile plane for n samples (input: the deinterleaved rows,
- * 8 arrays of n*TH*(TW + 1); output: the four outputs of each tile). */
-#define WINO_LINE_IN(n, TH, TW) (8 * (n) * (TH) * ((TW) + 1))
+/* Elements of the transforms' line buffers: input, one plane at a time (the padded plane, its even and odd
+ * columns, and the 8 rows of B^T d); output, for n samples (the four outputs of each tile). */
+#define WINO_LINE_IN(TH, TW) ((8 * (TH) + 8 + 16 * (TH)) * ((TW) + 1))
 #define WINO_LINE_OUT(n, TH, TW) (4 * (n) * (TH) * (TW))
 
 /* ---- the transforms, per element type and level ---- */
@@ -101,9 +101,10 @@ static inline int wino_level(void)
 
 ptrdiff_t cnn_wino_scratch(ptrdiff_t n, ptrdiff_t C, ptrdiff_t F, ptrdiff_t OH, ptrdiff_t OW)
 {
-    const ptrdiff_t TW = WINO_TILES(OW), T = n * WINO_TILES(OH) * TW;
+    const ptrdiff_t TH = WINO_TILES(OH), TW = WINO_TILES(OW), T = n * TH * TW;
     /* V (16, C, T), M (16, F, T), the transforms' line buffer */
-    return 16 * (C * T + WINO_PAD) + 16 * (F * T + WINO_PAD) + WINO_LINE_IN(n, WINO_TILES(OH), TW);
+    const ptrdiff_t in = WINO_LINE_IN(TH, TW), out = WINO_LINE_OUT(n, TH, TW);
+    return 16 * (C * T + WINO_PAD) + 16 * (F * T + WINO_PAD) + (in > out ? in : out);
 }
 
 /* ---- one definition of the weight transform and the driver, per element type ---- */

@@ -6,79 +6,74 @@
 #define WCAT(a, b, c) WCAT_(a, b, c)
 #define WFN(name) WCAT(name, WSFX, WTGT)
 
-/* Rows (d0 - d2, d1 + d2, d2 - d1, d1 - d3) of B^T d, in place over n values of the four rows d. */
-WATTR static inline void WFN(wino_in_down)(WT *restrict d0, WT *restrict d1, WT *restrict d2, WT *restrict d3,
-                                           ptrdiff_t n)
+/* The four rows of B^T d for every row r of a: d_i[r*Q + q] from a[(r + k)*Q + q], k < 4, over n = rows*Q
+ * values (rows (a0 - a2, a1 + a2, a2 - a1, a1 - a3), d_i at d + i*n). */
+WATTR static inline void WFN(wino_in_down)(const WT *restrict a, ptrdiff_t Q, WT *restrict d, ptrdiff_t n)
 {
+    const WT *restrict a0 = a, *restrict a1 = a + Q, *restrict a2 = a + 2 * Q, *restrict a3 = a + 3 * Q;
+    WT *restrict d0 = d, *restrict d1 = d + n, *restrict d2 = d + 2 * n, *restrict d3 = d + 3 * n;
     for (ptrdiff_t p = 0; p < n; p++) {
-        const WT a0 = d0[p], a1 = d1[p], a2 = d2[p], a3 = d3[p];
-        d0[p] = a0 - a2;
-        d1[p] = a1 + a2;
-        d2[p] = a2 - a1;
-        d3[p] = a1 - a3;
+        d0[p] = a0[p] - a2[p];
+        d1[p] = a1[p] + a2[p];
+        d2[p] = a2[p] - a1[p];
+        d3[p] = a1[p] - a3[p];
     }
 }
 
 /* V[xi*vs + s*TH*TW + th*TW + tw] = (B^T d B)[xi] for the TH x TW tiles of one channel's input plane in each
  * of n samples, x + s*xs_n (H x W, zero outside; tile (th, tw) reads rows 2*th - ph .. +3, columns
- * 2*tw - pw .. +3). line: WINO_LINE_IN(n, TH, TW) elements.
- * The even and odd columns of each tile row's 4 input rows, deinterleaved, with the zeros of the padding
- * (Q = TW + 1 columns per tile row); B^T down the columns over the n planes at once (at 7x7 a tile row is
- * only 4 tiles: loops per row would be mostly overhead); then B^T across each tile row, into V. */
+ * 2*tw - pw .. +3). line: WINO_LINE_IN(TH, TW) elements.
+ * Per plane, so that the arithmetic runs in long loops (at 7x7 a tile row is only 4 tiles): the plane with its
+ * zero padding, R = 2*TH + 2 rows of 2*Q columns (Q = TW + 1); its even and odd columns, deinterleaved in one
+ * pass; B^T down the columns for every row r (rows r .. r + 3; the odd r are not used, but computing them
+ * keeps the loop flat); then B^T across the even rows' tiles, into V. */
 WATTR static void WFN(wino_in)(ptrdiff_t n, const WT *restrict x, ptrdiff_t xs_n, ptrdiff_t H, ptrdiff_t W,
                                ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t TH, ptrdiff_t TW, WT *restrict v,
                                ptrdiff_t vs, WT *restrict line)
 {
-    const ptrdiff_t Q = TW + 1, P = n * TH * Q;
-    WT *restrict e = line;          /* e[k*P + th*Q + q]: row 2*th - ph + k, column 2q - pw (even columns) */
-    WT *restrict o = line + 4 * P;  /* o[...]: column 2q + 1 - pw (odd columns) */
-    /* q in [qlo, qhi): both columns 2q - pw and 2q + 1 - pw inside the plane */
-    ptrdiff_t qlo = pw <= 0 ? 0 : (pw + 1) / 2, qhi = (W - 1 + pw) / 2;
-    if (qhi > Q) qhi = Q;
-    if (qhi < qlo) qhi = qlo;
-    for (ptrdiff_t sth = 0; sth < n * TH; sth++)
-        for (int k = 0; k < 4; k++) {
-            const ptrdiff_t th = sth % TH, row = 2 * th - ph + k;
-            WT *restrict ek = e + k * P + sth * Q, *restrict ok = o + k * P + sth * Q;
+    const ptrdiff_t Q = TW + 1, R = 2 * TH + 2, RQ = R * Q, DQ = (2 * TH - 1) * Q;
+    WT *restrict pad = line;             /* (R, 2Q): row r is input row r - ph, column j input column j - pw */
+    WT *restrict e = pad + 2 * RQ;       /* e[r*Q + q] = pad[r][2q] */
+    WT *restrict o = e + RQ;             /* o[r*Q + q] = pad[r][2q + 1] */
+    WT *restrict d = o + RQ;             /* d[(2i + eo)*DQ + r*Q + q]: row i of B^T (rows r..r+3), even/odd */
+    ptrdiff_t jlo = pw > 0 ? pw : 0, jhi = W + pw < 2 * Q ? W + pw : 2 * Q;   /* columns inside the plane */
+    if (jhi < jlo) jhi = jlo;
+    for (ptrdiff_t s = 0; s < n; s++) {
+        const WT *restrict xp = x + s * xs_n;
+        for (ptrdiff_t r = 0; r < R; r++) {
+            WT *restrict pr = pad + r * 2 * Q;
+            const ptrdiff_t row = r - ph;
             if (row < 0 || row >= H) {
-                for (ptrdiff_t q = 0; q < Q; q++) ek[q] = ok[q] = 0;
+                for (ptrdiff_t j = 0; j < 2 * Q; j++) pr[j] = 0;
                 continue;
             }
-            const WT *restrict xr = x + (sth / TH) * xs_n + row * W;
-            for (ptrdiff_t q = 0; q < qlo; q++) {
-                const ptrdiff_t c = 2 * q - pw;
-                ek[q] = (c >= 0 && c < W) ? xr[c] : 0;
-                ok[q] = (c + 1 >= 0 && c + 1 < W) ? xr[c + 1] : 0;
-            }
-            const WT *restrict xs = xr - pw;
-            for (ptrdiff_t q = qlo; q < qhi; q++) {
-                ek[q] = xs[2 * q];
-                ok[q] = xs[2 * q + 1];
-            }
-            for (ptrdiff_t q = qhi; q < Q; q++) {
-                const ptrdiff_t c = 2 * q - pw;
-                ek[q] = (c >= 0 && c < W) ? xr[c] : 0;
-                ok[q] = (c + 1 >= 0 && c + 1 < W) ? xr[c + 1] : 0;
-            }
+            for (ptrdiff_t j = 0; j < jlo; j++) pr[j] = 0;
+            const WT *restrict xr = xp + row * W - pw;
+            for (ptrdiff_t j = jlo; j < jhi; j++) pr[j] = xr[j];
+            for (ptrdiff_t j = jhi; j < 2 * Q; j++) pr[j] = 0;
         }
-    /* B^T d down the columns (rows d0 - d2, d1 + d2, d2 - d1, d1 - d3), then across each row: tile columns
-     * (e[q], o[q], e[q+1], o[q+1]) = (c0, c1, c2, c3) -> (c0 - c2, c1 + c2, c2 - c1, c1 - c3). */
-    /* B^T d down the columns, over every tile row at once, then across each tile row: tile columns
-     * (e[q], o[q], e[q+1], o[q+1]) = (c0, c1, c2, c3) -> (c0 - c2, c1 + c2, c2 - c1, c1 - c3) into V. */
-    WFN(wino_in_down)(e, e + P, e + 2 * P, e + 3 * P, P);
-    WFN(wino_in_down)(o, o + P, o + 2 * P, o + 3 * P, P);
-    for (ptrdiff_t sth = 0; sth < n * TH; sth++)
-        for (int i = 0; i < 4; i++) {
-            const WT *restrict ei = e + i * P + sth * Q, *restrict oi = o + i * P + sth * Q;
-            WT *restrict v0 = v + (4 * i) * vs + sth * TW, *restrict v1 = v0 + vs, *restrict v2 = v1 + vs,
-               *restrict v3 = v2 + vs;
-            for (ptrdiff_t q = 0; q < TW; q++) {
-                v0[q] = ei[q] - ei[q + 1];
-                v1[q] = oi[q] + ei[q + 1];
-                v2[q] = ei[q + 1] - oi[q];
-                v3[q] = oi[q] - oi[q + 1];
-            }
+        for (ptrdiff_t j = 0; j < RQ; j++) {
+            e[j] = pad[2 * j];
+            o[j] = pad[2 * j + 1];
         }
+        /* B^T down the columns: rows (d0 - d2, d1 + d2, d2 - d1, d1 - d3) of rows r .. r + 3 */
+        WFN(wino_in_down)(e, Q, d, DQ);
+        WFN(wino_in_down)(o, Q, d + 4 * DQ, DQ);
+        /* B^T across each tile row (rows r = 2*th): tile columns (e[q], o[q], e[q+1], o[q+1]) = (c0, c1, c2, c3)
+         * -> (c0 - c2, c1 + c2, c2 - c1, c1 - c3) */
+        for (ptrdiff_t th = 0; th < TH; th++)
+            for (int i = 0; i < 4; i++) {
+                const WT *restrict ei = d + i * DQ + 2 * th * Q, *restrict oi = d + (4 + i) * DQ + 2 * th * Q;
+                WT *restrict v0 = v + (4 * i) * vs + (s * TH + th) * TW, *restrict v1 = v0 + vs,
+                   *restrict v2 = v1 + vs, *restrict v3 = v2 + vs;
+                for (ptrdiff_t q = 0; q < TW; q++) {
+                    v0[q] = ei[q] - ei[q + 1];
+                    v1[q] = oi[q] + ei[q + 1];
+                    v2[q] = ei[q + 1] - oi[q];
+                    v3[q] = oi[q] - oi[q + 1];
+                }
+            }
+    }
 }
 
 /* One filter's output plane in each of n samples, y + s*ys_n (OH x OW) = A^T m A (+ b) from
