@@ -69,14 +69,23 @@ static const struct {
                  ptrdiff_t, double *, ptrdiff_t, double *);
     void (*out_d)(ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, double, double *, ptrdiff_t,
                   ptrdiff_t, ptrdiff_t, double *);
+    void (*dout_s)(ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, float *,
+                   ptrdiff_t, float *);
+    void (*dout_d)(ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, double *,
+                   ptrdiff_t, double *);
 } cnn_wino_table[CNN_SIMD_NLEVELS] = {
-    [CNN_SIMD_BASELINE] = {wino_in_s_base, wino_out_s_base, wino_in_d_base, wino_out_d_base},
+    [CNN_SIMD_BASELINE] = {wino_in_s_base, wino_out_s_base, wino_in_d_base, wino_out_d_base,
+                            wino_dout_s_base, wino_dout_d_base},
 #if CNN_X86
-    [CNN_SIMD_AVX2] = {wino_in_s_avx2, wino_out_s_avx2, wino_in_d_avx2, wino_out_d_avx2},
-    [CNN_SIMD_AVX512] = {wino_in_s_avx512, wino_out_s_avx512, wino_in_d_avx512, wino_out_d_avx512},
+    [CNN_SIMD_AVX2] = {wino_in_s_avx2, wino_out_s_avx2, wino_in_d_avx2, wino_out_d_avx2,
+                            wino_dout_s_avx2, wino_dout_d_avx2},
+    [CNN_SIMD_AVX512] = {wino_in_s_avx512, wino_out_s_avx512, wino_in_d_avx512, wino_out_d_avx512,
+                            wino_dout_s_avx512, wino_dout_d_avx512},
 #else
-    [CNN_SIMD_AVX2] = {wino_in_s_base, wino_out_s_base, wino_in_d_base, wino_out_d_base},
-    [CNN_SIMD_AVX512] = {wino_in_s_base, wino_out_s_base, wino_in_d_base, wino_out_d_base},
+    [CNN_SIMD_AVX2] = {wino_in_s_base, wino_out_s_base, wino_in_d_base, wino_out_d_base,
+                            wino_dout_s_base, wino_dout_d_base},
+    [CNN_SIMD_AVX512] = {wino_in_s_base, wino_out_s_base, wino_in_d_base, wino_out_d_base,
+                            wino_dout_s_base, wino_dout_d_base},
 #endif
 };
 
@@ -160,6 +169,50 @@ ptrdiff_t cnn_wino_scratch(ptrdiff_t n, ptrdiff_t C, ptrdiff_t F, ptrdiff_t OH, 
             cnn_wino_table[level].out_##WSFX(n, m + f * T, ms, TH, TW, bias ? bias[f] : (WT)0,            \
                                              y + f * ys_f, ys_n, OH, OW, line);                           \
         return 0;                                                                                         \
+    }                                                                                                     \
+                                                                                                          \
+    int cnn_##WSFX##wino_dw3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const WT *x,           \
+                               ptrdiff_t xs_n, ptrdiff_t xs_c, ptrdiff_t F, const WT *dy, ptrdiff_t ys_n,   \
+                               ptrdiff_t ys_f, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW,      \
+                               WT *du, WT *scratch, cnn_##WSFX##gemm_nt_fn gemm_nt)                        \
+    {                                                                                                     \
+        const int level = wino_level();                                                                   \
+        const ptrdiff_t TH = WINO_TILES(OH), TW = WINO_TILES(OW), T = n * TH * TW;                       \
+        const ptrdiff_t vs = C * T + WINO_PAD, ds = F * T + WINO_PAD;                                     \
+        WT *v = scratch, *dd = v + 16 * vs, *line = dd + 16 * ds;                                         \
+        for (ptrdiff_t c = 0; c < C; c++)                                                                 \
+            cnn_wino_table[level].in_##WSFX(n, x + c * xs_c, xs_n, H, W, ph, pw, TH, TW, v + c * T, vs,   \
+                                            line);                                                        \
+        for (ptrdiff_t f = 0; f < F; f++)                                                                 \
+            cnn_wino_table[level].dout_##WSFX(n, dy + f * ys_f, ys_n, TH, TW, OH, OW, dd + f * T, ds,     \
+                                              line);                                                      \
+        /* dU[xi] (F, C) += D[xi] (F, T) @ V[xi] (C, T)^T */                                              \
+        for (int xi = 0; xi < 16; xi++) {                                                                 \
+            const int err = gemm_nt(F, C, T, dd + xi * ds, T, v + xi * vs, T, du + xi * F * C, C);        \
+            if (err) return err;                                                                          \
+        }                                                                                                 \
+        return 0;                                                                                         \
+    }                                                                                                     \
+                                                                                                          \
+    void cnn_##WSFX##wino_dw_finish(const WT *du, ptrdiff_t F, ptrdiff_t C, WT *gw)                       \
+    {                                                                                                     \
+        /* gw[f, c] += G^T dU[:, f, c] G: G^T's rows (1, 1/2, 1/2, 0), (0, 1/2, -1/2, 0), (0, 1/2, 1/2, 1) */ \
+        for (ptrdiff_t fc = 0; fc < F * C; fc++) {                                                        \
+            WT t[3][4];                                                                                   \
+            for (int b = 0; b < 4; b++) {                                                                 \
+                const WT u0 = du[b * F * C + fc], u1 = du[(4 + b) * F * C + fc],                          \
+                         u2 = du[(8 + b) * F * C + fc], u3 = du[(12 + b) * F * C + fc];                   \
+                t[0][b] = u0 + (u1 + u2) * (WT)0.5;                                                       \
+                t[1][b] = (u1 - u2) * (WT)0.5;                                                            \
+                t[2][b] = (u1 + u2) * (WT)0.5 + u3;                                                       \
+            }                                                                                             \
+            WT *g = gw + fc * 9;                                                                          \
+            for (int i = 0; i < 3; i++) {                                                                 \
+                g[i * 3] += t[i][0] + (t[i][1] + t[i][2]) * (WT)0.5;                                      \
+                g[i * 3 + 1] += (t[i][1] - t[i][2]) * (WT)0.5;                                            \
+                g[i * 3 + 2] += (t[i][1] + t[i][2]) * (WT)0.5 + t[i][3];                                  \
+            }                                                                                             \
+        }                                                                                                 \
     }
 
 WINO_DEFS(float, s)

@@ -11,7 +11,8 @@
  *       A^T = [1 1 1 0; 0 1 -1 -1].
  * The input gradient of a 3x3 stride-1 convolution is itself one (a 3x3 convolution of delta with the
  * flipped kernel, channels transposed, padding 2 - p): cnn_*wino_weights with `flip` set transforms the
- * weight for it.
+ * weight for it. The weight gradient is the adjoint of the forward transforms: G^T [sum over tiles
+ * (A dy A^T) .* (B^T d B)] G, 16 NT products summing over the tiles (cnn_*wino_dw3x3, cnn_*wino_dw_finish).
  *
  * Layer-free: pointers, sizes and strides; no threads of its own (a caller runs calls on disjoint samples in
  * parallel, each with its own scratch); the GEMM is passed in (cnn_sgemm's signature, called serially:
@@ -38,6 +39,12 @@ typedef int (*cnn_dgemm_fn)(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, 
                             double alpha, const double *a, ptrdiff_t lda, const double *b, ptrdiff_t ldb,
                             double beta, double *c, ptrdiff_t ldc);
 
+/* c (m, n) += a (m, k) @ b (n, k)^T, rows of both contiguous along k (cnn_sgemm_nt_acc's signature). */
+typedef int (*cnn_sgemm_nt_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda,
+                               const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc);
+typedef int (*cnn_dgemm_nt_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t lda,
+                               const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc);
+
 /* Once, at import: where the kernels read the instruction-set level in use (baseline until then). */
 void cnn_wino_init(cnn_simd_level_fn simd_level);
 
@@ -62,6 +69,20 @@ int cnn_dwino_conv3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const 
                       ptrdiff_t xs_c, ptrdiff_t F, const double *u, const double *bias, ptrdiff_t ph,
                       ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, double *y, ptrdiff_t ys_n, ptrdiff_t ys_f,
                       double *scratch, cnn_dgemm_fn gemm);
+
+/* The weight gradient of the same convolution, in the transformed domain: du (16, F, C) +=
+ * sum over the n samples' tiles of (A dy A^T)[xi] (B^T d B)[xi], dy the output gradient (sample s, filter f at
+ * dy + s*ys_n + f*ys_f, OH x OW, rows OW apart), x, ph, pw, OH, OW as for cnn_*wino_conv3x3 (same scratch);
+ * then cnn_*wino_dw_finish adds G^T du G (F, C, 3, 3) to gw. The 16 products (F, T) @ (C, T)^T sum over
+ * the tiles: an NT product (gemm_nt). Returns 0, or the GEMM's nonzero status. */
+int cnn_swino_dw3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const float *x, ptrdiff_t xs_n,
+                    ptrdiff_t xs_c, ptrdiff_t F, const float *dy, ptrdiff_t ys_n, ptrdiff_t ys_f, ptrdiff_t ph,
+                    ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, float *du, float *scratch, cnn_sgemm_nt_fn gemm_nt);
+int cnn_dwino_dw3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const double *x, ptrdiff_t xs_n,
+                    ptrdiff_t xs_c, ptrdiff_t F, const double *dy, ptrdiff_t ys_n, ptrdiff_t ys_f, ptrdiff_t ph,
+                    ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, double *du, double *scratch, cnn_dgemm_nt_fn gemm_nt);
+void cnn_swino_dw_finish(const float *du, ptrdiff_t F, ptrdiff_t C, float *gw);
+void cnn_dwino_dw_finish(const double *du, ptrdiff_t F, ptrdiff_t C, double *gw);
 
 #ifdef __cplusplus
 }

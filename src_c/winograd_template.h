@@ -120,6 +120,47 @@ WATTR static void WFN(wino_out)(ptrdiff_t n, const WT *restrict m, ptrdiff_t ms,
     }
 }
 
+/* Delta's tiles for the weight gradient: D[xi*ds + t] = (A dy A^T)[xi] for the 2x2 blocks dy of one filter's
+ * output-gradient plane in each of n samples, dy + s*ys_n (OH x OW, zero past its edge), tile
+ * t = s*TH*TW + th*TW + tw; A = [1 0; 1 1; 1 -1; 0 -1] (the adjoint of the output transform A^T m A).
+ * line: WINO_LINE_OUT(n, TH, TW) elements (the four entries of every block). */
+WATTR static void WFN(wino_dout)(ptrdiff_t n, const WT *restrict dy, ptrdiff_t ys_n, ptrdiff_t TH, ptrdiff_t TW,
+                                 ptrdiff_t OH, ptrdiff_t OW, WT *restrict dd, ptrdiff_t ds, WT *restrict line)
+{
+    const ptrdiff_t TS = n * TH * TW, full = OW / 2;
+    WT *restrict b00 = line, *restrict b01 = line + TS, *restrict b10 = line + 2 * TS, *restrict b11 = line + 3 * TS;
+    for (ptrdiff_t sth = 0; sth < n * TH; sth++) {
+        const ptrdiff_t th = sth % TH, t0 = sth * TW;
+        const WT *restrict r0 = dy + (sth / TH) * ys_n + 2 * th * OW;
+        for (ptrdiff_t q = 0; q < full; q++) {
+            b00[t0 + q] = r0[2 * q];
+            b01[t0 + q] = r0[2 * q + 1];
+        }
+        if (full < TW) { b00[t0 + full] = r0[OW - 1]; b01[t0 + full] = 0; }
+        if (2 * th + 1 < OH) {
+            const WT *restrict r1 = r0 + OW;
+            for (ptrdiff_t q = 0; q < full; q++) {
+                b10[t0 + q] = r1[2 * q];
+                b11[t0 + q] = r1[2 * q + 1];
+            }
+            if (full < TW) { b10[t0 + full] = r1[OW - 1]; b11[t0 + full] = 0; }
+        } else {
+            for (ptrdiff_t q = 0; q < TW; q++) b10[t0 + q] = b11[t0 + q] = 0;
+        }
+    }
+    for (ptrdiff_t t = 0; t < TS; t++) {
+        /* A dy: rows (y0, y0 + y1, y0 - y1, -y1) of the block's rows y0, y1; then the same across */
+        const WT c0[4] = {b00[t], b00[t] + b10[t], b00[t] - b10[t], -b10[t]};
+        const WT c1[4] = {b01[t], b01[t] + b11[t], b01[t] - b11[t], -b11[t]};
+        for (int a = 0; a < 4; a++) {
+            dd[(4 * a) * ds + t] = c0[a];
+            dd[(4 * a + 1) * ds + t] = c0[a] + c1[a];
+            dd[(4 * a + 2) * ds + t] = c0[a] - c1[a];
+            dd[(4 * a + 3) * ds + t] = -c1[a];
+        }
+    }
+}
+
 #undef WFN
 #undef WCAT
 #undef WCAT_

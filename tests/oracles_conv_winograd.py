@@ -74,3 +74,28 @@ def gamma(k, dtype):
     """Higham's gamma_k = k u / (1 - k u), u the unit roundoff of dtype."""
     u = np.finfo(dtype).eps / 2
     return k * u / (1 - k * u)
+
+
+A = AT.T
+
+
+def wino_dw_magnitude_ref(x, delta, padding):
+    """The magnitude of every term the transformed-domain weight gradient adds: |G^T| [sum over the tiles of
+    all samples of |A| |dy| |A^T| .* |B^T| |d| |B|] |G| per filter and channel (dy the tile's 2x2 block of the
+    output gradient, zero past its edge; d its 4x4 input patch)."""
+    ph, pw = padding
+    n, f, oh, ow = delta.shape
+    th, tw = (oh + 1) // 2, (ow + 1) // 2
+    c, h, wd = x.shape[1:]
+    top, left = max(ph, 0), max(pw, 0)
+    canvas = np.zeros((n, c, top + max(h, 2 * th - ph + 3), left + max(wd, 2 * tw - pw + 3)))
+    canvas[:, :, top:top + h, left:left + wd] = np.abs(x)
+    win = np.lib.stride_tricks.sliding_window_view(canvas, (4, 4), axis=(2, 3))
+    d = win[:, :, top - ph:top - ph + 2 * th:2, left - pw:left - pw + 2 * tw:2]      # (n, c, th, tw, 4, 4)
+    v = np.einsum("ak,nctukl,bl->nctuab", np.abs(BT), d, np.abs(BT))
+    dy = np.zeros((n, f, 2 * th, 2 * tw))
+    dy[:, :, :oh, :ow] = np.abs(delta)
+    blocks = dy.reshape(n, f, th, 2, tw, 2).transpose(0, 1, 2, 4, 3, 5)              # (n, f, th, tw, 2, 2)
+    dd = np.einsum("ai,nftuij,bj->nftuab", np.abs(A), blocks, np.abs(A))
+    u = np.einsum("nftuab,nctuab->fcab", dd, v)
+    return np.einsum("ai,fcab,bj->fcij", np.abs(G), u, np.abs(G))

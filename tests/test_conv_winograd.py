@@ -1,5 +1,5 @@
-"""Winograd F(2x2, 3x3) kernels (src_c/winograd.c through _conv.wino_weights / wino_conv3x3), and Conv2d on
-that path (forward and input gradient), against the NumPy oracles of oracles_conv_winograd and
+"""Winograd F(2x2, 3x3) kernels (src_c/winograd.c through _conv.wino_weights / wino_conv3x3 / wino_dw3x3), and
+Conv2d on that path (forward, input and weight gradients), against the NumPy oracles of oracles_conv_winograd and
 oracles_conv_general, float32 and float64, on every SIMD path; float64 finite differences.
 
 Error bound tested: every output within gamma_k * S of the float64 direct convolution, S the sum of the
@@ -15,7 +15,8 @@ rounding (gamma_{9C} * sum |w||x|).
 import numpy as np
 import pytest
 from oracles_conv_general import conv2d_general_backward_ref
-from oracles_conv_winograd import conv3x3_abs_ref, conv3x3_ref, gamma, wino_magnitude_ref, wino_weights_ref
+from oracles_conv_winograd import (conv3x3_abs_ref, conv3x3_ref, gamma, wino_dw_magnitude_ref, wino_magnitude_ref,
+                                   wino_weights_ref)
 
 import cnn_core
 import cnn_core.nn.conv as conv_module
@@ -140,6 +141,74 @@ def test_thread_count_and_chunk_never_change_a_result(dtype, num_threads):
     np.testing.assert_allclose(y3, y1, rtol=0, atol=np.max(_bound(*_run(case, dtype)[:5], dtype)))
 
 
+def _run_dw(case, dtype, chunk, seed=0):
+    n, c, f, h, w, pad, out_hw = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    delta = rng.standard_normal((n, f, *out_hw)).astype(dtype)
+    gw = np.full((f, c, 3, 3), 0.5, dtype)   # the kernel adds to what is there
+    gb = np.full(f, 0.25, dtype)
+    scratch = np.empty((cnn_core.get_num_threads(), _conv.wino_scratch(chunk, c, f, *out_hw)), dtype)
+    partial = np.empty((_conv.NSLOTS, 16 * f * c + f), dtype)
+    _conv.wino_dw3x3(x, delta, gw, gb, scratch, partial, chunk, *pad)
+    return x, delta, gw - dtype(0.5), gb - dtype(0.25)
+
+
+def _dw_bound(x, delta, pad, dtype, shift=0.5):
+    # Each term: delta transform 2 roundings, input transform 2, the product 1, the sums over the n*TS tiles
+    # (within a chunk, across a slot's chunks, across the slots: at most n*(TS + 1) + 8), G^T . G 4; then the
+    # addition to the gradient already there (`shift`: _run_dw's 0.5, subtracted again: 1 rounding each).
+    n, _, oh, ow = delta.shape
+    ts = ((oh + 1) // 2) * ((ow + 1) // 2)
+    k = n * (ts + 1) + 8 + 9
+    mag = wino_dw_magnitude_ref(x, delta, pad)
+    bound = gamma(k, dtype) * mag + (gamma(2, dtype) * (mag + shift) if shift else 0)
+    if dtype == np.float64:   # the oracle's own float64 sums (n*OH*OW terms)
+        bound += gamma(n * oh * ow, np.float64) * mag
+    return bound
+
+
+def _db_bound(delta, dtype, shift):
+    """dC/db: a plain sum of the n*OH*OW values of each filter (chains at most that long plus the 8 slots),
+    added to `shift` and, in _run_dw, shift subtracted again."""
+    mag = np.abs(delta.astype(np.float64)).sum(axis=(0, 2, 3))
+    k = delta[:, 0].size + 8
+    return gamma(k, dtype) * mag + (gamma(2, dtype) * (mag + shift) if shift else 0) + (
+        gamma(k, np.float64) * mag if dtype == np.float64 else 0)
+
+
+DW_CASES = [  # (N, C, F, H, W, (ph, pw), (OH, OW))
+    (3, 4, 5, 8, 8, (1, 1), (8, 8)),
+    (2, 3, 6, 7, 9, (1, 1), (7, 9)),       # odd outputs: the last tiles' blocks are cut
+    (5, 2, 4, 5, 6, (0, 2), (3, 8)),       # unequal padding; chunks of 2 leave a short one
+    (9, 3, 3, 4, 4, (2, 2), (6, 6)),       # more chunks than slots
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", DW_CASES)
+def test_weight_gradient_matches_oracle_within_bound(case, dtype, simd):
+    x, delta, gw, gb = _run_dw(case, dtype, chunk=2)
+    _, dw_ref, db_ref = conv2d_general_backward_ref(x, np.zeros((case[2], case[1], 3, 3)), delta, 1, case[5])
+    assert np.all(np.abs(gw - dw_ref) <= _dw_bound(x, delta, case[5], dtype))
+    assert np.all(np.abs(gb - db_ref) <= _db_bound(delta, dtype, 0.25))
+    wrong = x.copy()
+    wrong[0, 0, 0, 0] += 1e-2
+    _, dw_wrong, _ = conv2d_general_backward_ref(wrong, np.zeros((case[2], case[1], 3, 3)), delta, 1, case[5])
+    assert not np.all(np.abs(gw - dw_wrong) <= _dw_bound(x, delta, case[5], dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_weight_gradient_thread_count_never_changes_a_result(dtype, num_threads):
+    case = DW_CASES[3]
+    num_threads(1)
+    one = _run_dw(case, dtype, chunk=1)
+    num_threads(2)
+    two = _run_dw(case, dtype, chunk=1)
+    for a, b in zip(one[2:], two[2:]):
+        np.testing.assert_array_equal(a, b)
+
+
 # ---- Conv2d on the Winograd path (3x3, stride 1, one group, at least _WINO_MIN_CHANNELS channels) ----------
 
 # (N, C, F, H, W, padding, bias)
@@ -171,11 +240,9 @@ def test_layer_forward_backward_within_bound(case, dtype, simd):
     dx_ref, dw_ref, db_ref = conv2d_general_backward_ref(x, m.weight.data, delta, 1, pads)
     flipped = m.weight.data[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
     assert np.all(np.abs(dx - dx_ref) <= _bound(delta, flipped, None, (2 - pads[0], 2 - pads[1]), (h, w), dtype))
-    # the weight and bias gradients stay on im2col + GEMM: conv_test's tolerances
-    tol = dict(rtol=2e-4, atol=2e-4) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
-    np.testing.assert_allclose(m.weight.grad, dw_ref, **tol)
+    assert np.all(np.abs(m.weight.grad - dw_ref) <= _dw_bound(x, delta, pads, dtype, shift=0))
     if bias:
-        np.testing.assert_allclose(m.bias.grad, db_ref, **tol)
+        assert np.all(np.abs(m.bias.grad - db_ref) <= _db_bound(delta, dtype, 0))
 
 
 @pytest.mark.parametrize("case", LAYER_CASES[:2])

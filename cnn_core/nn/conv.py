@@ -9,6 +9,14 @@ Backward, the deck's three formulas in the same unrolled layout:
   delta^{l-1} = delta * rot180(w)  (full conv)  = col2im(w^T @ delta[n])
 col2im is the adjoint of im2col: scattering w^T delta back onto the input positions, with overlapping windows
 accumulating, is exactly the full convolution of delta with the 180-degree-rotated kernel.
+
+3x3 stride-1 convolutions with at least _WINO_MIN_CHANNELS input and output channels (one group, no dilation)
+run all three by Winograd F(2x2, 3x3) instead (src_c/winograd.c: 16 GEMMs on transformed 4x4 tiles, 2.25x
+fewer multiplies): the forward pass; delta^{l-1}, itself a 3x3 stride-1 convolution of delta with the flipped
+kernel, channels transposed, padding 2 - p; and dC/dw = G^T [sum over tiles (A delta A^T) .* (B^T x B)] G,
+the adjoint of the forward transforms. Winograd rounds differently from a direct sum: within gamma_k of the
+magnitude of the terms it adds (tests/test_conv_winograd.py states k for each), a few ulps of that magnitude,
+as in oneDNN's Winograd convolutions.
 """
 from __future__ import annotations
 
@@ -41,8 +49,9 @@ class Conv2d(Module):
     """2-D convolution (cross-correlation, as in PyTorch) of a batch of images with ``out_channels`` filters.
 
     ``z[n, f] = bias[f] + sum_c weight[f, c] * x_pad[n, c]``, where ``*`` slides the ``KH x KW`` kernel (its
-    taps ``dilation`` apart) over the zero-padded input with the given stride. Computed as im2col + one GEMM per chunk of samples whose
-    columns fit in cache (module docstring).
+    taps ``dilation`` apart) over the zero-padded input with the given stride. Computed as im2col + one GEMM per
+    chunk of samples whose columns fit in cache, or, for 3x3 stride-1 kernels with 16 or more channels in and
+    out, by Winograd F(2x2, 3x3) (module docstring).
 
     Output size, per spatial axis (PyTorch's formula)::
 
@@ -146,8 +155,6 @@ class Conv2d(Module):
             u = self._scratch("_wino_u", (16, f, c))
             _conv.wino_weights(self.weight.data, u, False)
             chunk, per_thread = self._wino_chunk(n, c, f, oh, ow)
-            if self.training:   # the weight gradient's im2col pass shares the buffer
-                per_thread = max(per_thread, (self._k + f) * self._chunk(n, oh * ow) * oh * ow)
             scratch = self._scratch("_work", (get_num_threads(), per_thread), at_least=True)
             _conv.wino_conv3x3(x, u, None if self.bias is None else self.bias.data, z, scratch, chunk, *pads)
             self._cache = (x, pads) if self.training else None
@@ -170,27 +177,27 @@ class Conv2d(Module):
         self._check_grad(delta, "delta", (n, f, oh, ow))
         delta = np.ascontiguousarray(delta).reshape(n, f, oh * ow)
         dx = np.empty(x.shape, dtype=self._dtype) if self.input_grad else None
-        chunk = self._chunk(n, oh * ow)
-        wino = self._winograd(pads)
-        # (Winograd computes dx apart: the im2col pass below needs no column-gradient third.)
-        per_thread = ((1 if wino else 2) * self._k + f) * chunk * oh * ow
-        scratch = self._scratch("_work", (get_num_threads(), per_thread), at_least=True)
-        partial = self._scratch("_partial", (_conv.NSLOTS, f * (self._k // self.groups + 1)))
-        if wino:
-            # dC/dw, dC/db by im2col; delta_prev = delta * rot180(w) (full correlation), a 3x3 stride-1
-            # convolution of delta with the flipped kernel, channels transposed, padding 2 - p: Winograd too.
-            _conv.conv_backward(x, self.weight.data.reshape(f, -1), delta, self.weight.grad.reshape(f, -1),
-                                None if self.bias is None else self.bias.grad, None, scratch, partial, 1,
-                                chunk, 3, 3, 1, 1, *pads, 1, 1, oh, ow)
+        if self._winograd(pads):
+            # dC/dw = G^T [sum over tiles (A delta A^T) .* (B^T x B)] G, the adjoint of the forward transforms;
+            # delta_prev = delta * rot180(w) (full correlation), a 3x3 stride-1 convolution of delta with the
+            # flipped kernel, channels transposed, padding 2 - p. Both by Winograd.
+            c = self.in_channels
+            delta = delta.reshape(n, f, oh, ow)
+            chunk, per_thread = self._wino_chunk(n, c, f, oh, ow)
+            scratch = self._scratch("_work", (get_num_threads(), per_thread), at_least=True)
+            partial = self._scratch("_partial", (_conv.NSLOTS, 16 * f * c + f))
+            _conv.wino_dw3x3(x, delta, self.weight.grad, None if self.bias is None else self.bias.grad, scratch,
+                             partial, chunk, *pads)
             if dx is not None:
-                c = self.in_channels
                 u = self._scratch("_wino_uflip", (16, c, f))
                 _conv.wino_weights(self.weight.data, u, True)
                 wchunk, per_thread = self._wino_chunk(n, f, c, *x.shape[2:])
                 scratch = self._scratch("_work", (get_num_threads(), per_thread), at_least=True)
-                _conv.wino_conv3x3(delta.reshape(n, f, oh, ow), u, None, dx, scratch, wchunk,
-                                   2 - pads[0], 2 - pads[1])
+                _conv.wino_conv3x3(delta, u, None, dx, scratch, wchunk, 2 - pads[0], 2 - pads[1])
             return dx
+        chunk = self._chunk(n, oh * ow)
+        scratch = self._scratch("_work", (get_num_threads(), (2 * self._k + f) * chunk * oh * ow), at_least=True)
+        partial = self._scratch("_partial", (_conv.NSLOTS, f * (self._k // self.groups + 1)))
         # dC/db = sum of delta over the batch and positions; dC/dw = delta * rot180(a_prev) = delta @ cols^T;
         # delta_prev = delta * rot180(w) = col2im(w^T @ delta): all three per chunk in one compiled pass.
         _conv.conv_backward(x, self.weight.data.reshape(f, -1), delta, self.weight.grad.reshape(f, -1),
