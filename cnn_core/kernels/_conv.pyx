@@ -1,3 +1,5 @@
+# distutils: sources = src_c/winograd.c
+# distutils: depends = src_c/winograd.h src_c/winograd_template.h src_c/cpu.h
 """im2col / col2im loops, and the convolution layer's compiled forward and backward built on them.
 
 Two column layouts, the same loops:
@@ -373,3 +375,174 @@ def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w2, con
                 gb[e - wsize] += acc
     if err:
         raise MemoryError("conv_backward: could not allocate the GEMM packing buffers")
+
+
+
+# ---- Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions (src_c/winograd.c) ---------------------------------
+#
+# Forward, and the input gradient (itself a 3x3 stride-1 convolution of delta with the flipped kernel,
+# channels transposed, padding 2 - p), as 16 GEMMs per chunk of samples on transformed tiles: 2.25x fewer
+# multiplies than im2col + GEMM. A thread takes whole chunks, each with its own scratch row, and the C kernel
+# calls the GEMM serially (inside the region the GEMM keeps to one thread).
+
+from libc.stddef cimport ptrdiff_t
+from cnn_core._config cimport simd_level
+
+cdef extern from "winograd.h" nogil:
+    ctypedef int (*cnn_simd_level_fn)() noexcept nogil
+    ctypedef int (*cnn_sgemm_fn)(int, int, ptrdiff_t, ptrdiff_t, ptrdiff_t, float, const float *, ptrdiff_t,
+                                 const float *, ptrdiff_t, float, float *, ptrdiff_t) noexcept nogil
+    ctypedef int (*cnn_dgemm_fn)(int, int, ptrdiff_t, ptrdiff_t, ptrdiff_t, double, const double *, ptrdiff_t,
+                                 const double *, ptrdiff_t, double, double *, ptrdiff_t) noexcept nogil
+    ctypedef int (*cnn_sgemm_nt_fn)(ptrdiff_t, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, const float *,
+                                    ptrdiff_t, float *, ptrdiff_t) noexcept nogil
+    ctypedef int (*cnn_dgemm_nt_fn)(ptrdiff_t, ptrdiff_t, ptrdiff_t, const double *, ptrdiff_t, const double *,
+                                    ptrdiff_t, double *, ptrdiff_t) noexcept nogil
+    void cnn_wino_init(cnn_simd_level_fn simd_level)
+    void cnn_swino_weights(const float *w, ptrdiff_t F, ptrdiff_t C, int flip, float *u)
+    void cnn_dwino_weights(const double *w, ptrdiff_t F, ptrdiff_t C, int flip, double *u)
+    ptrdiff_t cnn_wino_scratch(ptrdiff_t n, ptrdiff_t C, ptrdiff_t F, ptrdiff_t OH, ptrdiff_t OW)
+    int cnn_swino_conv3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const float *x, ptrdiff_t xs_n,
+                          ptrdiff_t xs_c, ptrdiff_t F, const float *u, const float *bias, ptrdiff_t ph,
+                          ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, float *y, ptrdiff_t ys_n, ptrdiff_t ys_f,
+                          float *scratch, cnn_sgemm_fn gemm)
+    int cnn_dwino_conv3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const double *x, ptrdiff_t xs_n,
+                          ptrdiff_t xs_c, ptrdiff_t F, const double *u, const double *bias, ptrdiff_t ph,
+                          ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, double *y, ptrdiff_t ys_n, ptrdiff_t ys_f,
+                          double *scratch, cnn_dgemm_fn gemm)
+
+    int cnn_swino_dw3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const float *x, ptrdiff_t xs_n,
+                        ptrdiff_t xs_c, ptrdiff_t F, const float *dy, ptrdiff_t ys_n, ptrdiff_t ys_f, ptrdiff_t ph,
+                        ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, float *du, float *scratch, cnn_sgemm_nt_fn gemm_nt)
+    int cnn_dwino_dw3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const double *x, ptrdiff_t xs_n,
+                        ptrdiff_t xs_c, ptrdiff_t F, const double *dy, ptrdiff_t ys_n, ptrdiff_t ys_f, ptrdiff_t ph,
+                        ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, double *du, double *scratch, cnn_dgemm_nt_fn gemm_nt)
+    void cnn_swino_dw_finish(const float *du, ptrdiff_t F, ptrdiff_t C, float *gw)
+    void cnn_dwino_dw_finish(const double *du, ptrdiff_t F, ptrdiff_t C, double *gw)
+
+cnn_wino_init(simd_level)
+
+
+cdef int _sgemm(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha, const float *a,
+                ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc) noexcept nogil:
+    return gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+
+cdef int _dgemm(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alpha, const double *a,
+                ptrdiff_t lda, const double *b, ptrdiff_t ldb, double beta, double *c, ptrdiff_t ldc) noexcept nogil:
+    return gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+
+cdef int _sgemm_nt(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *b,
+                   ptrdiff_t ldb, float *c, ptrdiff_t ldc) noexcept nogil:
+    return gemm_nt_acc(m, n, k, a, lda, b, ldb, c, ldc)
+
+
+cdef int _dgemm_nt(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t lda, const double *b,
+                   ptrdiff_t ldb, double *c, ptrdiff_t ldc) noexcept nogil:
+    return gemm_nt_acc(m, n, k, a, lda, b, ldb, c, ldc)
+
+
+def wino_scratch(Py_ssize_t n, Py_ssize_t C, Py_ssize_t F, Py_ssize_t OH, Py_ssize_t OW) -> int:
+    """Scratch elements wino_conv3x3 needs per thread for chunks of n samples."""
+    return cnn_wino_scratch(n, C, F, OH, OW)
+
+
+def wino_weights(const floating[:, :, :, ::1] w, floating[:, :, ::1] u, bint flip):
+    """u (16, F, C) = G w G^T per filter and channel of w (F, C, 3, 3); with flip, u (16, C, F) for the input
+    gradient (the kernel w[f, c, 2 - i, 2 - j], channels transposed)."""
+    if floating is float:
+        cnn_swino_weights(&w[0, 0, 0, 0], w.shape[0], w.shape[1], flip, &u[0, 0, 0])
+    else:
+        cnn_dwino_weights(&w[0, 0, 0, 0], w.shape[0], w.shape[1], flip, &u[0, 0, 0])
+
+
+def wino_conv3x3(const floating[:, :, :, ::1] x, const floating[:, :, ::1] u, const floating[::1] bias,
+                 floating[:, :, :, ::1] y, floating[:, ::1] scratch, Py_ssize_t chunk, Py_ssize_t PH,
+                 Py_ssize_t PW):
+    """y (N, F, OH, OW) = the 3x3 stride-1 convolution of x (N, C, H, W), padding PH, PW before, with the
+    kernel transformed into u (16, F, C) (+ bias when not None), by Winograd F(2x2, 3x3), chunks of `chunk`
+    samples per thread; scratch: one row of wino_scratch(chunk, C, F, OH, OW) elements per thread."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t F = y.shape[1], OH = y.shape[2], OW = y.shape[3]
+    cdef Py_ssize_t nchunks = (N + chunk - 1) // chunk, ci, n0, m
+    cdef const floating* bp = NULL if bias is None else &bias[0]
+    cdef int err = 0
+    cdef int nt = min(team_size(nchunks), scratch.shape[0])
+    with nogil:
+        # Dynamic: chunks are independent (no sums across them), so the order they are taken in changes no
+        # result, and a thread that lost its core for a while does not hold the others up.
+        for ci in prange(nchunks, schedule="dynamic", num_threads=nt):
+            n0 = ci * chunk
+            m = min(chunk, N - n0)
+            if floating is float:
+                err |= cnn_swino_conv3x3(m, C, H, W, &x[n0, 0, 0, 0], C * H * W, H * W, F, &u[0, 0, 0], bp,
+                                         PH, PW, OH, OW, &y[n0, 0, 0, 0], F * OH * OW, OH * OW,
+                                         &scratch[threadid(), 0], _sgemm)
+            else:
+                err |= cnn_dwino_conv3x3(m, C, H, W, &x[n0, 0, 0, 0], C * H * W, H * W, F, &u[0, 0, 0], bp,
+                                         PH, PW, OH, OW, &y[n0, 0, 0, 0], F * OH * OW, OH * OW,
+                                         &scratch[threadid(), 0], _dgemm)
+    if err:
+        raise MemoryError("wino_conv3x3: could not allocate the GEMM packing buffers")
+
+
+
+def wino_dw3x3(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] delta, floating[:, :, :, ::1] gw,
+               floating[::1] gb, floating[:, ::1] scratch, floating[:, ::1] partial, Py_ssize_t chunk,
+               Py_ssize_t PH, Py_ssize_t PW):
+    """gw (F, C, 3, 3) += dC/dw and gb (F,) += dC/db (when not None) of the 3x3 stride-1 convolution of x
+    (N, C, H, W), padding PH, PW before, whose output gradient is delta (N, F, OH, OW), by Winograd
+    F(2x2, 3x3) in the transformed domain (chunks of `chunk` samples). As conv_backward, the chunks' sums go
+    into min(NSLOTS, chunks) rows of `partial` (16*F*C + F elements each), slot s taking a fixed range of
+    chunks in order, then the slots are added in order: the same arithmetic for any thread count. scratch:
+    one row of wino_scratch(chunk, C, F, OH, OW) elements per thread."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t F = delta.shape[1], OH = delta.shape[2], OW = delta.shape[3], L = OH * OW
+    cdef Py_ssize_t nchunks = (N + chunk - 1) // chunk
+    cdef Py_ssize_t nslots = min(<Py_ssize_t>_NSLOTS, nchunks), s, ci, n0, m, f, j, t, e
+    cdef Py_ssize_t usize = 16 * F * C, psize = usize + F
+    cdef bint has_bias = gb is not None
+    cdef int err = 0
+    cdef floating* pu
+    cdef floating* pb
+    cdef const floating* dp
+    cdef floating acc
+    cdef int nt = min(team_size(nslots), scratch.shape[0])
+    with nogil:
+        for s in prange(nslots, schedule="static", num_threads=nt):
+            pu = &partial[s, 0]
+            pb = pu + usize
+            memset(pu, 0, psize * sizeof(floating))
+            for ci in range(s * nchunks // nslots, (s + 1) * nchunks // nslots):
+                n0 = ci * chunk
+                m = min(chunk, N - n0)
+                if floating is float:
+                    err |= cnn_swino_dw3x3(m, C, H, W, &x[n0, 0, 0, 0], C * H * W, H * W, F, &delta[n0, 0, 0, 0],
+                                           F * L, L, PH, PW, OH, OW, pu, &scratch[threadid(), 0], _sgemm_nt)
+                else:
+                    err |= cnn_dwino_dw3x3(m, C, H, W, &x[n0, 0, 0, 0], C * H * W, H * W, F, &delta[n0, 0, 0, 0],
+                                           F * L, L, PH, PW, OH, OW, pu, &scratch[threadid(), 0], _dgemm_nt)
+                if has_bias:
+                    for f in range(F):
+                        acc = 0
+                        for j in range(m):
+                            dp = &delta[n0 + j, f, 0, 0]
+                            for t in range(L):
+                                acc = acc + dp[t]
+                        pb[f] += acc
+        # The slots' sums, added in slot order into slot 0 (each element by one thread).
+        for e in prange(psize, schedule="static", num_threads=team_size(psize)):
+            acc = partial[0, e]
+            for s in range(1, nslots):
+                acc = acc + partial[s, e]
+            partial[0, e] = acc
+        if has_bias:
+            for f in range(F):
+                gb[f] += partial[0, usize + f]
+    if err:
+        raise MemoryError("wino_dw3x3: could not allocate the GEMM packing buffers")
+    if floating is float:
+        cnn_swino_dw_finish(&partial[0, 0], F, C, &gw[0, 0, 0, 0])
+    else:
+        cnn_dwino_dw_finish(&partial[0, 0], F, C, &gw[0, 0, 0, 0])

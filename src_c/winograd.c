@@ -1,0 +1,219 @@
+/* Winograd F(2x2, 3x3) convolution (winograd.h): the weight transform, and the driver that runs the input
+ * transform, the 16 GEMMs and the output transform for a few samples. The transforms are plain loops over the
+ * tiles of a tile row (winograd_template.h), compiled once per instruction-set level and picked from one
+ * table per level (cpu.h's scheme); the GEMM is the caller's. */
+#include "winograd.h"
+
+#define restrict __restrict
+
+/* Elements of the transforms' line buffers: input, one plane at a time (the padded plane, its even and odd
+ * columns, and the 8 rows of B^T d); output, for n samples (the four outputs of each tile). */
+#define WINO_LINE_IN(TH, TW) ((8 * (TH) + 8 + 16 * (TH)) * ((TW) + 1))
+#define WINO_LINE_OUT(n, TH, TW) (4 * (n) * (TH) * (TW))
+
+/* ---- the transforms, per element type and level ---- */
+#define WT float
+#define WSFX s
+#define WTGT base
+#define WATTR
+#include "winograd_template.h"
+#undef WT
+#undef WSFX
+#define WT double
+#define WSFX d
+#include "winograd_template.h"
+#undef WT
+#undef WSFX
+#undef WTGT
+#undef WATTR
+
+#if CNN_X86
+#define WATTR __attribute__((target("avx2,fma")))
+#define WTGT avx2
+#define WT float
+#define WSFX s
+#include "winograd_template.h"
+#undef WT
+#undef WSFX
+#define WT double
+#define WSFX d
+#include "winograd_template.h"
+#undef WT
+#undef WSFX
+#undef WTGT
+#undef WATTR
+
+#define WATTR __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma,prefer-vector-width=256")))
+#define WTGT avx512
+#define WT float
+#define WSFX s
+#include "winograd_template.h"
+#undef WT
+#undef WSFX
+#define WT double
+#define WSFX d
+#include "winograd_template.h"
+#undef WT
+#undef WSFX
+#undef WTGT
+#undef WATTR
+#endif
+
+/* The transforms of each level. */
+static const struct {
+    void (*in_s)(ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                 ptrdiff_t, float *, ptrdiff_t, float *);
+    void (*out_s)(ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, float, float *, ptrdiff_t, ptrdiff_t,
+                  ptrdiff_t, float *);
+    void (*in_d)(ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                 ptrdiff_t, double *, ptrdiff_t, double *);
+    void (*out_d)(ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, double, double *, ptrdiff_t,
+                  ptrdiff_t, ptrdiff_t, double *);
+    void (*dout_s)(ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, float *,
+                   ptrdiff_t, float *);
+    void (*dout_d)(ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, double *,
+                   ptrdiff_t, double *);
+} cnn_wino_table[CNN_SIMD_NLEVELS] = {
+    [CNN_SIMD_BASELINE] = {wino_in_s_base, wino_out_s_base, wino_in_d_base, wino_out_d_base,
+                            wino_dout_s_base, wino_dout_d_base},
+#if CNN_X86
+    [CNN_SIMD_AVX2] = {wino_in_s_avx2, wino_out_s_avx2, wino_in_d_avx2, wino_out_d_avx2,
+                            wino_dout_s_avx2, wino_dout_d_avx2},
+    [CNN_SIMD_AVX512] = {wino_in_s_avx512, wino_out_s_avx512, wino_in_d_avx512, wino_out_d_avx512,
+                            wino_dout_s_avx512, wino_dout_d_avx512},
+#else
+    [CNN_SIMD_AVX2] = {wino_in_s_base, wino_out_s_base, wino_in_d_base, wino_out_d_base,
+                            wino_dout_s_base, wino_dout_d_base},
+    [CNN_SIMD_AVX512] = {wino_in_s_base, wino_out_s_base, wino_in_d_base, wino_out_d_base,
+                            wino_dout_s_base, wino_dout_d_base},
+#endif
+};
+
+static int cnn_wino_baseline(void) { return CNN_SIMD_BASELINE; }
+static cnn_simd_level_fn cnn_wino_level = cnn_wino_baseline;
+
+void cnn_wino_init(cnn_simd_level_fn simd_level) { cnn_wino_level = simd_level; }
+
+static inline int wino_level(void)
+{
+    const int level = cnn_wino_level();
+    return level >= 0 && level < CNN_SIMD_NLEVELS ? level : CNN_SIMD_BASELINE;
+}
+
+/* Tiles per row / column: outputs in 2x2 blocks, the last one cut by the output's edge. */
+#define WINO_TILES(o) (((o) + 1) / 2)
+
+/* Elements added between the 16 matrices of V and of M: the transforms read or write all 16 at once, and
+ * matrix sizes are often powers of two (C*T = 64*256), which would map the 16 streams onto the same cache
+ * sets. 64 floats (256 bytes) apart, they fall in different sets. */
+#define WINO_PAD 64
+
+ptrdiff_t cnn_wino_scratch(ptrdiff_t n, ptrdiff_t C, ptrdiff_t F, ptrdiff_t OH, ptrdiff_t OW)
+{
+    const ptrdiff_t TH = WINO_TILES(OH), TW = WINO_TILES(OW), T = n * TH * TW;
+    /* V (16, C, T), M (16, F, T), the transforms' line buffer */
+    const ptrdiff_t in = WINO_LINE_IN(TH, TW), out = WINO_LINE_OUT(n, TH, TW);
+    return 16 * (C * T + WINO_PAD) + 16 * (F * T + WINO_PAD) + (in > out ? in : out);
+}
+
+/* ---- one definition of the weight transform and the driver, per element type ---- */
+#define WINO_DEFS(WT, WSFX)                                                                                 \
+    void cnn_##WSFX##wino_weights(const WT *w, ptrdiff_t F, ptrdiff_t C, int flip, WT *u)                \
+    {                                                                                                     \
+        /* rows of u's (16, P, R) matrices: P outputs (F, or C when flipped), R inputs */                 \
+        const ptrdiff_t P = flip ? C : F, R = flip ? F : C;                                              \
+        for (ptrdiff_t f = 0; f < F; f++)                                                                 \
+            for (ptrdiff_t c = 0; c < C; c++) {                                                           \
+                const WT *g = w + (f * C + c) * 9;                                                        \
+                WT k[3][3], t[4][3];                                                                      \
+                for (int i = 0; i < 3; i++)                                                               \
+                    for (int j = 0; j < 3; j++) k[i][j] = flip ? g[(2 - i) * 3 + (2 - j)] : g[i * 3 + j]; \
+                /* G k: rows (k0, (k0 + k1 + k2)/2, (k0 - k1 + k2)/2, k2) */                               \
+                for (int j = 0; j < 3; j++) {                                                             \
+                    t[0][j] = k[0][j];                                                                    \
+                    t[1][j] = (k[0][j] + k[1][j] + k[2][j]) * (WT)0.5;                                    \
+                    t[2][j] = (k[0][j] - k[1][j] + k[2][j]) * (WT)0.5;                                    \
+                    t[3][j] = k[2][j];                                                                    \
+                }                                                                                         \
+                const ptrdiff_t pr = flip ? c * R + f : f * R + c;                                        \
+                for (int i = 0; i < 4; i++) {                                                             \
+                    WT *ui = u + (4 * i) * P * R + pr;                                                    \
+                    ui[0] = t[i][0];                                                                      \
+                    ui[P * R] = (t[i][0] + t[i][1] + t[i][2]) * (WT)0.5;                                  \
+                    ui[2 * P * R] = (t[i][0] - t[i][1] + t[i][2]) * (WT)0.5;                              \
+                    ui[3 * P * R] = t[i][2];                                                              \
+                }                                                                                         \
+            }                                                                                             \
+    }                                                                                                     \
+                                                                                                          \
+    int cnn_##WSFX##wino_conv3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const WT *x,         \
+                                 ptrdiff_t xs_n, ptrdiff_t xs_c, ptrdiff_t F, const WT *u, const WT *bias,  \
+                                 ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, WT *y,             \
+                                 ptrdiff_t ys_n, ptrdiff_t ys_f, WT *scratch, cnn_##WSFX##gemm_fn gemm)    \
+    {                                                                                                     \
+        const int level = wino_level();                                                                   \
+        const ptrdiff_t TH = WINO_TILES(OH), TW = WINO_TILES(OW), TS = TH * TW, T = n * TS;              \
+        const ptrdiff_t vs = C * T + WINO_PAD, ms = F * T + WINO_PAD;                                     \
+        WT *v = scratch, *m = v + 16 * vs, *line = m + 16 * ms;                                           \
+        /* V[xi] (C, T) at v + xi*vs: tile t = s*TS + th*TW + tw */                                       \
+        for (ptrdiff_t c = 0; c < C; c++)                                                                 \
+            cnn_wino_table[level].in_##WSFX(n, x + c * xs_c, xs_n, H, W, ph, pw, TH, TW, v + c * T, vs,   \
+                                            line);                                                        \
+        /* M[xi] (F, T) = U[xi] (F, C) @ V[xi] (C, T) */                                                  \
+        for (int xi = 0; xi < 16; xi++) {                                                                 \
+            const int err = gemm(0, 0, F, T, C, (WT)1, u + xi * F * C, C, v + xi * vs, T, (WT)0,         \
+                                 m + xi * ms, T);                                                         \
+            if (err) return err;                                                                          \
+        }                                                                                                 \
+        for (ptrdiff_t f = 0; f < F; f++)                                                                 \
+            cnn_wino_table[level].out_##WSFX(n, m + f * T, ms, TH, TW, bias ? bias[f] : (WT)0,            \
+                                             y + f * ys_f, ys_n, OH, OW, line);                           \
+        return 0;                                                                                         \
+    }                                                                                                     \
+                                                                                                          \
+    int cnn_##WSFX##wino_dw3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const WT *x,           \
+                               ptrdiff_t xs_n, ptrdiff_t xs_c, ptrdiff_t F, const WT *dy, ptrdiff_t ys_n,   \
+                               ptrdiff_t ys_f, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW,      \
+                               WT *du, WT *scratch, cnn_##WSFX##gemm_nt_fn gemm_nt)                        \
+    {                                                                                                     \
+        const int level = wino_level();                                                                   \
+        const ptrdiff_t TH = WINO_TILES(OH), TW = WINO_TILES(OW), T = n * TH * TW;                       \
+        const ptrdiff_t vs = C * T + WINO_PAD, ds = F * T + WINO_PAD;                                     \
+        WT *v = scratch, *dd = v + 16 * vs, *line = dd + 16 * ds;                                         \
+        for (ptrdiff_t c = 0; c < C; c++)                                                                 \
+            cnn_wino_table[level].in_##WSFX(n, x + c * xs_c, xs_n, H, W, ph, pw, TH, TW, v + c * T, vs,   \
+                                            line);                                                        \
+        for (ptrdiff_t f = 0; f < F; f++)                                                                 \
+            cnn_wino_table[level].dout_##WSFX(n, dy + f * ys_f, ys_n, TH, TW, OH, OW, dd + f * T, ds,     \
+                                              line);                                                      \
+        /* dU[xi] (F, C) += D[xi] (F, T) @ V[xi] (C, T)^T */                                              \
+        for (int xi = 0; xi < 16; xi++) {                                                                 \
+            const int err = gemm_nt(F, C, T, dd + xi * ds, T, v + xi * vs, T, du + xi * F * C, C);        \
+            if (err) return err;                                                                          \
+        }                                                                                                 \
+        return 0;                                                                                         \
+    }                                                                                                     \
+                                                                                                          \
+    void cnn_##WSFX##wino_dw_finish(const WT *du, ptrdiff_t F, ptrdiff_t C, WT *gw)                       \
+    {                                                                                                     \
+        /* gw[f, c] += G^T dU[:, f, c] G: G^T's rows (1, 1/2, 1/2, 0), (0, 1/2, -1/2, 0), (0, 1/2, 1/2, 1) */ \
+        for (ptrdiff_t fc = 0; fc < F * C; fc++) {                                                        \
+            WT t[3][4];                                                                                   \
+            for (int b = 0; b < 4; b++) {                                                                 \
+                const WT u0 = du[b * F * C + fc], u1 = du[(4 + b) * F * C + fc],                          \
+                         u2 = du[(8 + b) * F * C + fc], u3 = du[(12 + b) * F * C + fc];                   \
+                t[0][b] = u0 + (u1 + u2) * (WT)0.5;                                                       \
+                t[1][b] = (u1 - u2) * (WT)0.5;                                                            \
+                t[2][b] = (u1 + u2) * (WT)0.5 + u3;                                                       \
+            }                                                                                             \
+            WT *g = gw + fc * 9;                                                                          \
+            for (int i = 0; i < 3; i++) {                                                                 \
+                g[i * 3] += t[i][0] + (t[i][1] + t[i][2]) * (WT)0.5;                                      \
+                g[i * 3 + 1] += (t[i][1] - t[i][2]) * (WT)0.5;                                            \
+                g[i * 3 + 2] += (t[i][1] + t[i][2]) * (WT)0.5 + t[i][3];                                  \
+            }                                                                                             \
+        }                                                                                                 \
+    }
+
+WINO_DEFS(float, s)
+WINO_DEFS(double, d)

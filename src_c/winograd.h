@@ -1,0 +1,91 @@
+/* Winograd F(2x2, 3x3) convolution (Lavin & Gray 2016): stride 1, dilation 1, one group, any padding.
+ *
+ * Each 2x2 block of outputs (a tile) comes from a 4x4 input patch d: Y = A^T [ (G g G^T) .* (B^T d B) ] A,
+ * 16 multiplies per tile and channel pair instead of 36 (2.25x fewer). Over a batch the elementwise products
+ * become 16 GEMMs, one per position xi of the 4x4 transformed tile:
+ *   U[xi] (F, C) = (G g G^T)[xi] per filter and channel    (cnn_*wino_weights, once per weight update)
+ *   V[xi] (C, T) = (B^T d B)[xi] per channel and tile      (input transform, T tiles)
+ *   M[xi] (F, T) = U[xi] @ V[xi]                           (the caller's GEMM)
+ *   y = A^T M A per filter and tile                       (output transform, + bias)
+ * with  B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
+ *       A^T = [1 1 1 0; 0 1 -1 -1].
+ * The input gradient of a 3x3 stride-1 convolution is itself one (a 3x3 convolution of delta with the
+ * flipped kernel, channels transposed, padding 2 - p): cnn_*wino_weights with `flip` set transforms the
+ * weight for it. The weight gradient is the adjoint of the forward transforms: G^T [sum over tiles
+ * (A dy A^T) .* (B^T d B)] G, 16 NT products summing over the tiles (cnn_*wino_dw3x3, cnn_*wino_dw_finish).
+ *
+ * Layer-free: pointers, sizes and strides; no threads of its own (a caller runs calls on disjoint samples in
+ * parallel, each with its own scratch); the GEMM is passed in (cnn_sgemm's signature, called serially:
+ * 16 products per call) so that every extension module can use the copy of src_c/gemm.c it links.
+ * Rounding: the transforms add and halve (B, A: sums of 2-4 terms; G: halves, exact), so float32 results
+ * differ from a direct convolution by a few units in the last place of the products' magnitude; see
+ * tests/test_conv_winograd.py for the bound tested.
+ */
+#ifndef CNN_CORE_WINOGRAD_H
+#define CNN_CORE_WINOGRAD_H
+
+#include <stddef.h>
+
+#include "cpu.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef int (*cnn_sgemm_fn)(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                            float alpha, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
+                            float beta, float *c, ptrdiff_t ldc);
+typedef int (*cnn_dgemm_fn)(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                            double alpha, const double *a, ptrdiff_t lda, const double *b, ptrdiff_t ldb,
+                            double beta, double *c, ptrdiff_t ldc);
+
+/* c (m, n) += a (m, k) @ b (n, k)^T, rows of both contiguous along k (cnn_sgemm_nt_acc's signature). */
+typedef int (*cnn_sgemm_nt_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda,
+                               const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc);
+typedef int (*cnn_dgemm_nt_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t lda,
+                               const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc);
+
+/* Once, at import: where the kernels read the instruction-set level in use (baseline until then). */
+void cnn_wino_init(cnn_simd_level_fn simd_level);
+
+/* u (16, F, C) from w (F, C, 3, 3) contiguous; with flip set, u (16, C, F) of the input-gradient
+ * convolution, whose kernel is w'[c, f, i, j] = w[f, c, 2 - i, 2 - j] (C outputs, F inputs). */
+void cnn_swino_weights(const float *w, ptrdiff_t F, ptrdiff_t C, int flip, float *u);
+void cnn_dwino_weights(const double *w, ptrdiff_t F, ptrdiff_t C, int flip, double *u);
+
+/* Elements of scratch cnn_*wino_conv3x3 needs for n samples of C input and F output channels. */
+ptrdiff_t cnn_wino_scratch(ptrdiff_t n, ptrdiff_t C, ptrdiff_t F, ptrdiff_t OH, ptrdiff_t OW);
+
+/* y[s, f, oh, ow] = bias[f] + sum_{c,i,j} u-kernel[f, c, i, j] * x[s, c, oh - ph + i, ow - pw + j] for
+ * s < n, f < F, oh < OH, ow < OW, x taken as zero outside its H x W planes (ph, pw may be any integers:
+ * the padding before; OH, OW bound the padding after). x: sample s, channel c at x + s*xs_n + c*xs_c,
+ * rows W apart; y: sample s, filter f at y + s*ys_n + f*ys_f, rows OW apart; bias may be NULL.
+ * u from cnn_*wino_weights (16, F, C). Returns 0, or the GEMM's nonzero status. */
+int cnn_swino_conv3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const float *x, ptrdiff_t xs_n,
+                      ptrdiff_t xs_c, ptrdiff_t F, const float *u, const float *bias, ptrdiff_t ph, ptrdiff_t pw,
+                      ptrdiff_t OH, ptrdiff_t OW, float *y, ptrdiff_t ys_n, ptrdiff_t ys_f, float *scratch,
+                      cnn_sgemm_fn gemm);
+int cnn_dwino_conv3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const double *x, ptrdiff_t xs_n,
+                      ptrdiff_t xs_c, ptrdiff_t F, const double *u, const double *bias, ptrdiff_t ph,
+                      ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, double *y, ptrdiff_t ys_n, ptrdiff_t ys_f,
+                      double *scratch, cnn_dgemm_fn gemm);
+
+/* The weight gradient of the same convolution, in the transformed domain: du (16, F, C) +=
+ * sum over the n samples' tiles of (A dy A^T)[xi] (B^T d B)[xi], dy the output gradient (sample s, filter f at
+ * dy + s*ys_n + f*ys_f, OH x OW, rows OW apart), x, ph, pw, OH, OW as for cnn_*wino_conv3x3 (same scratch);
+ * then cnn_*wino_dw_finish adds G^T du G (F, C, 3, 3) to gw. The 16 products (F, T) @ (C, T)^T sum over
+ * the tiles: an NT product (gemm_nt). Returns 0, or the GEMM's nonzero status. */
+int cnn_swino_dw3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const float *x, ptrdiff_t xs_n,
+                    ptrdiff_t xs_c, ptrdiff_t F, const float *dy, ptrdiff_t ys_n, ptrdiff_t ys_f, ptrdiff_t ph,
+                    ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, float *du, float *scratch, cnn_sgemm_nt_fn gemm_nt);
+int cnn_dwino_dw3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const double *x, ptrdiff_t xs_n,
+                    ptrdiff_t xs_c, ptrdiff_t F, const double *dy, ptrdiff_t ys_n, ptrdiff_t ys_f, ptrdiff_t ph,
+                    ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, double *du, double *scratch, cnn_dgemm_nt_fn gemm_nt);
+void cnn_swino_dw_finish(const float *du, ptrdiff_t F, ptrdiff_t C, float *gw);
+void cnn_dwino_dw_finish(const double *du, ptrdiff_t F, ptrdiff_t C, double *gw);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,269 @@
+"""Winograd F(2x2, 3x3) kernels (src_c/winograd.c through _conv.wino_weights / wino_conv3x3 / wino_dw3x3), and
+Conv2d on that path (forward, input and weight gradients), against the NumPy oracles of oracles_conv_winograd and
+oracles_conv_general, float32 and float64, on every SIMD path; float64 finite differences.
+
+Error bound tested: every output within gamma_k * S of the float64 direct convolution, S the sum of the
+magnitudes of the terms the algorithm adds (oracles_conv_winograd.wino_magnitude_ref) and k = C + 12 the
+longest chain of roundings one term goes through (weight transform 4, input transform 2, the product 1, the
+GEMM's sum over C channels C - 1, output transform 4, bias 1; the halvings in G are exact). This is the
+standard a-priori bound for any summation order (Higham 4.2), so it holds for every GEMM blocking. It is
+larger than im2col's gamma_{9C} * sum |w||x| only by the transforms' coefficients (|B^T| sums up to 2 values
+per step, |A^T| up to 3): a few float32 ulps of each output's magnitude, what oneDNN's and cuDNN's Winograd
+convolutions accept too. float64 gets the same bound at its own epsilon plus the oracle's own float64
+rounding (gamma_{9C} * sum |w||x|).
+"""
+import numpy as np
+import pytest
+from oracles_conv_general import conv2d_general_backward_ref
+from oracles_conv_winograd import (conv3x3_abs_ref, conv3x3_ref, gamma, wino_dw_magnitude_ref, wino_magnitude_ref,
+                                   wino_weights_ref)
+
+import cnn_core
+import cnn_core.nn.conv as conv_module
+from cnn_core import nn
+from cnn_core.kernels import _conv
+
+DTYPES = [np.float32, np.float64]
+
+# (N, C, F, H, W, (ph, pw), (OH, OW) or None for H + 2p - 2, chunk, bias)
+CASES = [
+    (3, 4, 5, 8, 8, (1, 1), None, 2, True),       # even output, 'same'
+    (2, 3, 6, 7, 9, (1, 1), None, 1, True),       # odd output sizes: the last tile row / column is cut
+    (2, 5, 3, 6, 5, (0, 0), None, 2, False),      # no padding, no bias
+    (1, 2, 4, 5, 6, (2, 2), None, 1, True),       # padding 2 (the input gradient's for padding 0)
+    (3, 3, 2, 9, 4, (2, 0), None, 3, True),       # unequal paddings
+    (2, 6, 7, 4, 4, (1, 1), (3, 5), 1, True),     # output smaller than the padding allows (after-padding 0 / 2)
+    (2, 2, 3, 6, 6, (-1, 0), (2, 4), 2, True),    # negative padding: a crop
+    (1, 1, 1, 1, 1, (1, 1), None, 1, True),       # one pixel
+    (4, 16, 8, 7, 7, (1, 1), None, 3, True),      # a modern shape in miniature; a short last chunk
+]
+
+
+def _run(case, dtype, seed=0):
+    n, c, f, h, w, pad, out_hw, chunk, has_bias = case
+    out_hw = out_hw or (h + 2 * pad[0] - 2, w + 2 * pad[1] - 2)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((f, c, 3, 3)).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype) if has_bias else None
+    u = np.empty((16, f, c), dtype)
+    _conv.wino_weights(wt, u, False)
+    y = np.full((n, f, *out_hw), np.nan, dtype)
+    scratch = np.empty((cnn_core.get_num_threads(), _conv.wino_scratch(chunk, c, f, *out_hw)), dtype)
+    _conv.wino_conv3x3(x, u, b, y, scratch, chunk, *pad)
+    return x, wt, b, pad, out_hw, y
+
+
+def _bound(x, wt, b, pad, out_hw, dtype):
+    c = x.shape[1]
+    bound = gamma(c + 12, dtype) * wino_magnitude_ref(x, wt, pad, out_hw, b)
+    if dtype == np.float64:   # the oracle's own rounding
+        bound += gamma(9 * c + 1, np.float64) * (conv3x3_abs_ref(x, wt, pad, out_hw) + (0 if b is None else
+                                                                                       np.abs(b)[:, None, None]))
+    return bound
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("flip", [False, True])
+def test_weights_match_oracle(dtype, flip):
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((5, 3, 3, 3)).astype(dtype)
+    shape = (16, 3, 5) if flip else (16, 5, 3)
+    u = np.empty(shape, dtype)
+    _conv.wino_weights(w, u, flip)
+    # G has entries 0, +-1/2, 1: each u entry is a sum of at most 9 scaled weights, 4 roundings deep
+    np.testing.assert_allclose(u, wino_weights_ref(w, flip), rtol=0,
+                               atol=gamma(4, dtype) * 9 * np.abs(w).max())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES)
+def test_conv_matches_oracle_within_bound(case, dtype, simd):
+    x, wt, b, pad, out_hw, y = _run(case, dtype)
+    ref = conv3x3_ref(x.astype(np.float64), wt, pad, out_hw, b)
+    err = np.abs(y.astype(np.float64) - ref)
+    bound = _bound(x, wt, b, pad, out_hw, dtype)
+    assert np.all(np.isfinite(y))
+    assert np.all(err <= bound), f"max err / bound {np.max(err / np.maximum(bound, 1e-300)):.3g}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bound_is_tight_enough_to_fail(dtype):
+    """The bound is a few ulps of each output's magnitude: a wrong tap (here one filter's weight moved)
+    breaks it."""
+    case = (2, 4, 5, 8, 8, (1, 1), None, 2, True)
+    x, wt, b, pad, out_hw, y = _run(case, dtype)
+    wrong = wt.copy()
+    wrong[0, 0, 0, 0] += np.finfo(dtype).eps ** 0.5
+    ref = conv3x3_ref(x.astype(np.float64), wrong, pad, out_hw, b)
+    assert not np.all(np.abs(y - ref) <= _bound(x, wt, b, pad, out_hw, dtype))
+    assert np.max(_bound(x, wt, b, pad, out_hw, dtype)) < 1e3 * np.finfo(dtype).eps * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("pad", [(1, 1), (0, 0), (2, 1)])
+def test_flipped_weights_give_the_input_gradient(dtype, pad, simd):
+    """dx of y = conv3x3(x, w, pad) is conv3x3(delta, flip(w), 2 - pad) with output H x W: checked against the
+    adjoint identity <conv(x), delta> = <x, dx> in float64 through the direct oracle."""
+    rng = np.random.default_rng(2)
+    n, c, f, h, w = 2, 3, 4, 7, 6
+    oh, ow = h + 2 * pad[0] - 2, w + 2 * pad[1] - 2
+    wt = rng.standard_normal((f, c, 3, 3)).astype(dtype)
+    delta = rng.standard_normal((n, f, oh, ow)).astype(dtype)
+    u = np.empty((16, c, f), dtype)
+    _conv.wino_weights(wt, u, True)
+    dx = np.empty((n, c, h, w), dtype)
+    scratch = np.empty((cnn_core.get_num_threads(), _conv.wino_scratch(1, f, c, h, w)), dtype)
+    _conv.wino_conv3x3(delta, u, None, dx, scratch, 1, 2 - pad[0], 2 - pad[1])
+    # the exact dx, column by column of the identity: dx[n, c, i, j] = <delta, conv(e_{n,c,i,j}, w)>
+    ref = np.zeros((n, c, h, w))
+    for ci in range(c):
+        for i in range(h):
+            for j in range(w):
+                e = np.zeros((1, c, h, w))
+                e[0, ci, i, j] = 1
+                col = conv3x3_ref(e, wt, pad, (oh, ow))[0]              # (f, oh, ow)
+                ref[:, ci, i, j] = np.einsum("fpq,nfpq->n", col, delta.astype(np.float64))
+    flipped = wt[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+    bound = _bound(delta, flipped, None, (2 - pad[0], 2 - pad[1]), (h, w), dtype)
+    assert np.all(np.abs(dx - ref) <= bound)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_thread_count_and_chunk_never_change_a_result(dtype, num_threads):
+    case = (5, 6, 7, 9, 9, (1, 1), None, 2, True)
+    num_threads(1)
+    y1 = _run(case, dtype)[-1]
+    num_threads(2)
+    y2 = _run(case, dtype)[-1]
+    np.testing.assert_array_equal(y1, y2)
+    y3 = _run(case[:7] + (1,) + case[8:], dtype)[-1]    # chunks of 1: the GEMM sees fewer tiles per call
+    np.testing.assert_allclose(y3, y1, rtol=0, atol=np.max(_bound(*_run(case, dtype)[:5], dtype)))
+
+
+def _run_dw(case, dtype, chunk, seed=0):
+    n, c, f, h, w, pad, out_hw = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    delta = rng.standard_normal((n, f, *out_hw)).astype(dtype)
+    gw = np.full((f, c, 3, 3), 0.5, dtype)   # the kernel adds to what is there
+    gb = np.full(f, 0.25, dtype)
+    scratch = np.empty((cnn_core.get_num_threads(), _conv.wino_scratch(chunk, c, f, *out_hw)), dtype)
+    partial = np.empty((_conv.NSLOTS, 16 * f * c + f), dtype)
+    _conv.wino_dw3x3(x, delta, gw, gb, scratch, partial, chunk, *pad)
+    return x, delta, gw - dtype(0.5), gb - dtype(0.25)
+
+
+def _dw_bound(x, delta, pad, dtype, shift=0.5):
+    # Each term: delta transform 2 roundings, input transform 2, the product 1, the sums over the n*TS tiles
+    # (within a chunk, across a slot's chunks, across the slots: at most n*(TS + 1) + 8), G^T . G 4; then the
+    # addition to the gradient already there (`shift`: _run_dw's 0.5, subtracted again: 1 rounding each).
+    n, _, oh, ow = delta.shape
+    ts = ((oh + 1) // 2) * ((ow + 1) // 2)
+    k = n * (ts + 1) + 8 + 9
+    mag = wino_dw_magnitude_ref(x, delta, pad)
+    bound = gamma(k, dtype) * mag + (gamma(2, dtype) * (mag + shift) if shift else 0)
+    if dtype == np.float64:   # the oracle's own float64 sums (n*OH*OW terms)
+        bound += gamma(n * oh * ow, np.float64) * mag
+    return bound
+
+
+def _db_bound(delta, dtype, shift):
+    """dC/db: a plain sum of the n*OH*OW values of each filter (chains at most that long plus the 8 slots),
+    added to `shift` and, in _run_dw, shift subtracted again."""
+    mag = np.abs(delta.astype(np.float64)).sum(axis=(0, 2, 3))
+    k = delta[:, 0].size + 8
+    return gamma(k, dtype) * mag + (gamma(2, dtype) * (mag + shift) if shift else 0) + (
+        gamma(k, np.float64) * mag if dtype == np.float64 else 0)
+
+
+DW_CASES = [  # (N, C, F, H, W, (ph, pw), (OH, OW))
+    (3, 4, 5, 8, 8, (1, 1), (8, 8)),
+    (2, 3, 6, 7, 9, (1, 1), (7, 9)),       # odd outputs: the last tiles' blocks are cut
+    (5, 2, 4, 5, 6, (0, 2), (3, 8)),       # unequal padding; chunks of 2 leave a short one
+    (9, 3, 3, 4, 4, (2, 2), (6, 6)),       # more chunks than slots
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", DW_CASES)
+def test_weight_gradient_matches_oracle_within_bound(case, dtype, simd):
+    x, delta, gw, gb = _run_dw(case, dtype, chunk=2)
+    _, dw_ref, db_ref = conv2d_general_backward_ref(x, np.zeros((case[2], case[1], 3, 3)), delta, 1, case[5])
+    assert np.all(np.abs(gw - dw_ref) <= _dw_bound(x, delta, case[5], dtype))
+    assert np.all(np.abs(gb - db_ref) <= _db_bound(delta, dtype, 0.25))
+    wrong = x.copy()
+    wrong[0, 0, 0, 0] += 1e-2
+    _, dw_wrong, _ = conv2d_general_backward_ref(wrong, np.zeros((case[2], case[1], 3, 3)), delta, 1, case[5])
+    assert not np.all(np.abs(gw - dw_wrong) <= _dw_bound(x, delta, case[5], dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_weight_gradient_thread_count_never_changes_a_result(dtype, num_threads):
+    case = DW_CASES[3]
+    num_threads(1)
+    one = _run_dw(case, dtype, chunk=1)
+    num_threads(2)
+    two = _run_dw(case, dtype, chunk=1)
+    for a, b in zip(one[2:], two[2:]):
+        np.testing.assert_array_equal(a, b)
+
+
+# ---- Conv2d on the Winograd path (3x3, stride 1, one group, at least _WINO_MIN_CHANNELS channels) ----------
+
+# (N, C, F, H, W, padding, bias)
+LAYER_CASES = [
+    (3, 16, 16, 6, 7, 1, True),
+    (2, 16, 24, 5, 5, 0, False),
+    (2, 20, 16, 7, 6, "same", True),
+    (9, 16, 16, 4, 4, 2, True),     # several chunks, padding 2 (the input gradient's padding 0)
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", LAYER_CASES)
+def test_layer_forward_backward_within_bound(case, dtype, simd):
+    n, c, f, h, w, padding, bias = case
+    m = nn.Conv2d(c, f, 3, padding=padding, bias=bias, dtype=dtype, rng=0)
+    pads = (1, 1) if padding == "same" else (padding, padding)
+    assert m._winograd(pads)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    y = m(x)
+    out_hw = y.shape[2:]
+    b = None if m.bias is None else m.bias.data
+    ref = conv3x3_ref(x, m.weight.data, pads, out_hw, b)
+    assert np.all(np.abs(y - ref) <= _bound(x, m.weight.data, b, pads, out_hw, dtype))
+    delta = rng.standard_normal(y.shape).astype(dtype)
+    m.zero_grad()
+    dx = m.backward(delta)
+    dx_ref, dw_ref, db_ref = conv2d_general_backward_ref(x, m.weight.data, delta, 1, pads)
+    flipped = m.weight.data[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+    assert np.all(np.abs(dx - dx_ref) <= _bound(delta, flipped, None, (2 - pads[0], 2 - pads[1]), (h, w), dtype))
+    assert np.all(np.abs(m.weight.grad - dw_ref) <= _dw_bound(x, delta, pads, dtype, shift=0))
+    if bias:
+        assert np.all(np.abs(m.bias.grad - db_ref) <= _db_bound(delta, dtype, 0))
+
+
+@pytest.mark.parametrize("case", LAYER_CASES[:2])
+def test_layer_gradcheck(case):
+    n, c, f, h, w, padding, bias = case
+    m = nn.Conv2d(c, f, 3, padding=padding, bias=bias, dtype=np.float64, rng=0)
+    assert cnn_core.gradcheck(m, np.random.default_rng(2).standard_normal((n, c, h, w)))
+
+
+def test_layer_paths_agree_and_thread_count_never_changes_a_result(num_threads, monkeypatch):
+    """Winograd and im2col give the same float64 step within the bound; 1 and 2 threads bitwise equal."""
+    m = nn.Conv2d(16, 16, 3, padding=1, dtype=np.float64, rng=0)
+    x = np.random.default_rng(4).standard_normal((5, 16, 6, 6))
+    delta = np.random.default_rng(5).standard_normal((5, 16, 6, 6))
+    out = []
+    for threads, wino in [(1, True), (2, True), (2, False)]:
+        num_threads(threads)
+        monkeypatch.setattr(conv_module, "_WINO_MIN_CHANNELS", 16 if wino else 10 ** 9)
+        m.zero_grad()
+        out.append((m(x), m.backward(delta), m.weight.grad.copy()))
+    for a, b in zip(out[0], out[1]):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(out[1], out[2]):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * np.abs(b).max())
