@@ -148,13 +148,23 @@ PARALLEL_SHAPES = [(300, 520, 270), (6, 5000, 40), (257, 9, 700), (64, 100, 784)
                    (20, 4200, 140)]
 
 
+@pytest.fixture(params=["shared", "static"])
+def partition(request):
+    """Run a test with each parallel packed driver forced: the team sharing packed panels (large products)
+    and one static panel of C per thread (mid-size products)."""
+    _gemm.set_partition({"shared": 0, "static": 1}[request.param])
+    yield request.param
+    _gemm.set_partition(-1)
+
+
 @pytest.mark.skipif(not cnn_core.openmp_enabled(), reason="serial build")
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m,n,k", PARALLEL_SHAPES)
 @pytest.mark.parametrize("trans_a,trans_b", TRANS)
-def test_threads_match_serial_bitwise(simd, num_threads, dtype, m, n, k, trans_a, trans_b):
+def test_threads_match_serial_bitwise(simd, num_threads, partition, dtype, m, n, k, trans_a, trans_b):
     # The depth blocks depend on K alone and the micro-tiles are anchored at C's corner whatever rows and
-    # columns a thread takes, so every element sees the same operations in the same order whatever the
+    # columns a thread takes (shared panels) or whichever panel of C holds them (static: panels start at
+    # multiples of MR or NR), so every element sees the same operations in the same order whatever the
     # thread count; and whichever thread the dynamic schedule gives an item to (repeated runs).
     rng = np.random.default_rng(9)
     a, b = operands(rng, m, n, k, trans_a, trans_b, dtype)
@@ -165,6 +175,28 @@ def test_threads_match_serial_bitwise(simd, num_threads, dtype, m, n, k, trans_a
         c = gemm(a, b, trans_a=trans_a, trans_b=trans_b)
         np.testing.assert_array_equal(c, serial, err_msg=f"{t} threads")
     assert_gemm_close(c, a, b, trans_a=trans_a, trans_b=trans_b)
+
+
+@pytest.mark.skipif(not cnn_core.openmp_enabled(), reason="serial build")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_static_partition_with_beta_and_strides(simd, num_threads, dtype):
+    # Each thread's panel of C is read (beta != 0) and written through the full row stride, and op(A), op(B)
+    # are strided views: a panel offset computed along the wrong axis or stride shows up against the oracle.
+    _gemm.set_partition(1)
+    try:
+        rng = np.random.default_rng(12)
+        for m, n, k in [(300, 90, 170), (40, 700, 133), (29, 161, 900)]:   # >= 2^21 multiply-adds: 2 threads
+            a = make(rng, (2 * k, m), dtype)[::2].T        # op(A) = a strided transpose, m x k
+            b = make(rng, (k, 3 * n), dtype)[:, ::3]       # op(B) with a column stride of 3
+            c0 = make(rng, (m, n), dtype)
+            num_threads(1)
+            serial = gemm(a, b, c0.copy(), alpha=0.5, beta=-1.5)
+            num_threads(2)
+            c = gemm(a, b, c0.copy(), alpha=0.5, beta=-1.5)
+            np.testing.assert_array_equal(c, serial)
+            assert_gemm_close(c, a, b, c0, 0.5, -1.5, what=f"{m}x{n}x{k}")
+    finally:
+        _gemm.set_partition(-1)
 
 
 # AVX-512 blocking (src_c/gemm.c): MR = 14 rows; NR = 32 float32 / 16 float64 columns; KC = 256; MC = 280.

@@ -31,6 +31,7 @@ cdef extern from "gemm.h" nogil:
     int cnn_dgemm_nt_acc(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t lda,
                          const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc)
     void cnn_gemm_set_unpacked(int mode)
+    void cnn_gemm_set_partition(int mode)
     double cnn_fma_probe(int kind, long iters)
     void cnn_gemm_blocking(int dtype, int *out)
 
@@ -117,6 +118,13 @@ def set_unpacked(mode: int) -> None:
     """Packing policy (for tests and benchmarks): -1 by problem shape (default), 0 always pack,
     1 skip packing wherever the level's unpacked kernel applies. Not safe while another thread is in gemm."""
     cnn_gemm_set_unpacked(mode)
+
+
+def set_partition(mode: int) -> None:
+    """The parallel packed driver (for tests and benchmarks): -1 by problem size (default), 0 always the
+    team sharing packed panels, 1 always one static panel of C per thread. Not safe while another thread
+    is in gemm."""
+    cnn_gemm_set_partition(mode)
 
 
 def blocking(dtype) -> dict:
