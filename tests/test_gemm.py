@@ -380,3 +380,42 @@ def test_rejects_non_real_alpha():
 def test_rejects_complex_beta():
     with pytest.raises(TypeError, match="beta: expected a real number"):
         gemm(np.ones((1, 1)), np.ones((1, 1)), np.ones((1, 1)), beta=1j)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fast_entry_equals_the_checked_path(dtype):
+    # gemm() takes the usual arguments through _gemm.gemm_fast (checks in C) and anything else through the
+    # Python checks and gemm_into: on the same views both must run the same product, bit for bit, and the
+    # fast entry must hand back (NotImplemented) every case it does not take.
+    rng = np.random.default_rng(13)
+    base_a, base_b = make(rng, (40, 60), dtype), make(rng, (60, 50), dtype)
+    views = [(base_a[:13, :21], base_b[:21, :17]), (base_a[::-2, 3:30], base_b[5:32, ::-3]),
+             (base_a[:21, :13].T, base_b[:17, :21].T)]
+    for a, b in views:
+        m, n = a.shape[0], b.shape[1]
+        c0 = make(rng, (m, n), dtype)
+        for alpha, beta in [(1.0, 0.0), (-0.5, 1.5)]:
+            slow = c0.copy()
+            _gemm.gemm_into(a, b, slow, alpha, beta, True)
+            fast = c0.copy()
+            assert _gemm.gemm_fast(a, b, fast, alpha, beta, False, False) is fast
+            np.testing.assert_array_equal(fast, slow)
+            assert_gemm_close(fast, a, b, c0, alpha, beta)
+        np.testing.assert_array_equal(_gemm.gemm_fast(a.T, b.T, None, 1.0, 0.0, True, True), gemm(a, b))
+    a, b = base_a[:4, :5], base_b[:5, :6]
+    c = np.empty((4, 6), dtype)
+    for args in [(a.astype(np.float16), b, c, 1.0, 0.0), (a, b.astype(np.float32 if dtype == np.float64 else
+                                                                       np.float64), c, 1.0, 0.0),
+                 (a, b, c, 1, 0.0), (a, b, c, 1.0, True), (a, b, c[:, :5], 1.0, 0.0), (a, b, c.T.copy().T, 1.0, 0.0),
+                 (a, base_b[:6, :6], c, 1.0, 0.0), (a, b, np.empty((4, 12), dtype)[:, ::2], 1.0, 0.0),
+                 (a, b, base_a[:4, :6], 1.0, 0.0), (a.tolist(), b, c, 1.0, 0.0), (a[None], b, c, 1.0, 0.0)]:
+        assert _gemm.gemm_fast(*args, False, False) is NotImplemented
+    shared = make(rng, (4, 6), dtype)
+    assert _gemm.gemm_fast(shared[:, :5], b, shared, 1.0, 0.0, False, False) is NotImplemented   # c overlaps a
+    with pytest.raises(ValueError, match="c: must not overlap a"):
+        gemm(shared[:, :5], b, shared)
+    ro = np.empty((4, 6), dtype)
+    ro.flags.writeable = False
+    assert _gemm.gemm_fast(a, b, ro, 1.0, 0.0, False, False) is NotImplemented
+    assert gemm(a, b, c, alpha=2) is c   # an int alpha takes the checked path, same result
+    np.testing.assert_array_equal(c, gemm(a, b, alpha=2.0))
