@@ -15,10 +15,21 @@ backward, model backward, optimizer step, zero_grad); the rest of each fit call 
 (validation of the arguments, shuffling, batch gathering, finiteness checks, scoring, snapshots), printed as
 a fraction of the call. Issue 10's target: under 3%.
 
+Memory: for each model and library, a fresh process imports everything, loads the data, then trains one
+epoch (the same settings; --batches N: the first N batches); the figure is the peak resident memory during
+that epoch minus the resident memory before it (Linux's VmHWM, reset through /proc/self/clear_refs), i.e.
+what training adds: parameters' gradients and optimizer state, activations, scratch. Issue 10's target: no
+more than PyTorch's. --no-memory skips it.
+
+--profile NAME: instead, one cnn_core epoch of model NAME with every layer's forward and backward, the loss,
+the optimizer step, zero_grad and fit's own pieces (waiting for the next batch, the gradients' NaN/inf scan,
+the up-front checks of X) timed from inside, printed per phase, largest first.
+
 Inference: predict on the 10,000 test images (batch 256) against torch.inference_mode, and batch-1 latency.
 --batches N times the first N batches of each epoch instead (a shorter run; the output says so).
 
 Run: python benchmarks/bench_train.py [--epochs 3] [--models lenet5,mlp] [--data DIR] [--threads 2]
+     [--no-memory] [--profile lenet5|mlp]
 """
 from __future__ import annotations
 
@@ -192,6 +203,127 @@ def inference(torch, ours_model, theirs_model, Xt, rounds: int) -> tuple[float, 
     return big[0], small[0], (big[1] if torch else None), (small[1] if torch else None)
 
 
+def profile(name: str, data: str, limit: int | None, seed: int) -> None:
+    """Print where one cnn_core.fit epoch of `name` spends its time, per layer and phase (after a warm-up
+    epoch on 10 batches), as milliseconds and shares of the epoch."""
+    import collections
+
+    import cnn_core.data as data_module
+    import cnn_core.training as training
+
+    X, y = load_mnist(data, "train")
+    X = X.reshape((-1, 1, 28, 28) if name == "lenet5" else (-1, 784))
+    if limit is not None:
+        X, y = X[:limit * BATCH], y[:limit * BATCH]
+    cnn_core.manual_seed(seed)
+    model = cnn_core_model(name)
+    spent: dict[str, float] = collections.defaultdict(float)
+
+    def timed(fn, key):
+        def call(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[key] += time.perf_counter() - t0
+        return call
+
+    for i, layer in enumerate(model.children()):
+        for phase in ("forward", "backward"):
+            object.__setattr__(layer, phase, timed(getattr(layer, phase), f"{phase} {i} {type(layer).__name__}"))
+    object.__setattr__(model, "zero_grad", timed(model.zero_grad, "zero_grad"))
+    clock = StepClock()
+    loss = clock.wrap(nn.CrossEntropyLoss(), ("__call__", "backward"))
+    loss.__dict__["__call__"] = timed(loss.__dict__["__call__"], "loss forward")
+    loss.backward = timed(loss.backward, "loss backward")
+    opt = clock.wrap(optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM), ("step",))
+    opt.step = timed(opt.step, "optimizer step")
+    own = ("fit: next batch", "fit: gradients' NaN/inf scan", "fit: checks of X")
+    batches_fn, finite_fn, inputs_fn = (data_module.DataLoader._batches, training._all_finite,
+                                        training._as_inputs)
+
+    def batches_timed(self, *args, **kwargs):
+        it = batches_fn(self, *args, **kwargs)
+        while True:
+            t0 = time.perf_counter()
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            finally:
+                spent[own[0]] += time.perf_counter() - t0
+            yield batch
+
+    data_module.DataLoader._batches = batches_timed
+    training._all_finite = timed(finite_fn, own[1])
+    training._as_inputs = timed(inputs_fn, own[2])
+    try:
+        cnn_core.fit(model, loss, opt, X[:10 * BATCH], y[:10 * BATCH], batch_size=BATCH, seed=seed)
+        spent.clear()
+        t0 = time.perf_counter()
+        cnn_core.fit(model, loss, opt, X, y, batch_size=BATCH, seed=seed)
+        total = time.perf_counter() - t0
+    finally:
+        data_module.DataLoader._batches, training._all_finite, training._as_inputs = (batches_fn, finite_fn,
+                                                                                      inputs_fn)
+    inside = sum(v for k, v in spent.items() if k not in own)
+    print(f"{name}: one epoch {1e3 * total:.1f} ms ({len(X)} samples, batch {BATCH}); fit's own work "
+          f"{1e3 * (total - inside):.1f} ms ({100 * (total - inside) / total:.1f}%), of which:")
+    for key, v in sorted(spent.items(), key=lambda kv: -kv[1]):
+        print(f"  {key:34s} {1e3 * v:9.1f} ms {100 * v / total:5.1f}%")
+    print(f"  {'fit: the rest (loop, bookkeeping)':34s} {1e3 * (total - sum(spent.values())):9.1f} ms "
+          f"{100 * (total - sum(spent.values())) / total:5.1f}%")
+
+
+def _rss_mib(field: str) -> float:
+    """VmRSS (now) or VmHWM (peak since the last reset) of this process in MiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def memory_child(lib: str, name: str, data: str, limit: int | None, seed: int) -> float:
+    """MiB that one training epoch adds to this fresh process (peak RSS during it minus RSS before it)."""
+    X, y = load_mnist(data, "train")
+    X = X.reshape((-1, 1, 28, 28) if name == "lenet5" else (-1, 784))
+    cnn_core.manual_seed(seed)
+    model = cnn_core_model(name)
+    if lib == "torch":
+        import torch
+        torch.set_num_threads(THREADS)
+        epoch, _, _ = torch_trainer(torch, name, model.state_dict(), X, y, X[:1], y[:1], limit, seed)
+    else:
+        loss, opt = nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+        if limit is None:
+            def epoch():
+                cnn_core.fit(model, loss, opt, X, y, batch_size=BATCH, seed=seed)
+        else:
+            idx = np.concatenate(list(batches(len(X), limit, seed, 0)))
+            Xs, ys = X[idx], y[idx]
+
+            def epoch():
+                cnn_core.fit(model, loss, opt, Xs, ys, batch_size=BATCH, shuffle=False)
+    base = _rss_mib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:  # VmHWM starts again from the current RSS (Linux >= 4.0)
+        f.write("5")
+    epoch()
+    return _rss_mib("VmHWM") - base
+
+
+def memory(name: str, data: str, limit: int | None, seed: int, libs) -> list[float]:
+    """MiB one epoch adds, per library in `libs`, each measured in a fresh process."""
+    import subprocess
+    out = []
+    for lib in libs:
+        args = [sys.executable, os.path.abspath(__file__), "--memory-child", lib, "--models", name, "--data", data,
+                "--seed", str(seed), "--threads", str(THREADS)] + ([] if limit is None else ["--batches", str(limit)])
+        run = subprocess.run(args, check=True, capture_output=True, text=True)
+        out.append(float(run.stdout.split()[-1]))
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=3)
@@ -202,7 +334,19 @@ def main(argv=None) -> int:
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-predict", action="store_true", help="skip the LeNet-5 inference timings")
     ap.add_argument("--threads", type=int, default=THREADS, help="threads for both libraries (default 2)")
+    ap.add_argument("--no-memory", action="store_true", help="skip the added-memory measurement")
+    ap.add_argument("--profile", metavar="MODEL", choices=("lenet5", "mlp"),
+                    help="only profile one cnn_core epoch of MODEL per layer and phase")
+    ap.add_argument("--memory-child", choices=("cnn_core", "torch"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.profile:
+        cnn_core.set_num_threads(THREADS)
+        print(_timing.machine())
+        profile(args.profile, args.data, args.batches, args.seed)
+        return 0
+    if args.memory_child:
+        print(f"{memory_child(args.memory_child, args.models, args.data, args.batches, args.seed):.1f}")
+        return 0
 
     cnn_core.set_num_threads(THREADS)
     torch = None
@@ -263,6 +407,14 @@ def main(argv=None) -> int:
     print("|---|---|---|")
     for name, frac, seconds in own_rows:
         print(f"| {name} | {1e3 * seconds:.1f} ms | {100 * frac:.2f}% |")
+    if not args.no_memory:
+        libs = ["cnn_core"] + (["torch"] if torch is not None else [])
+        print("\n| model | memory one epoch adds: cnn_core.fit | PyTorch | ratio |")
+        print("|---|---|---|---|")
+        for name in args.models.split(","):
+            mib = memory(name, args.data, args.batches, args.seed, libs)
+            theirs_txt, ratio = (f"{mib[1]:.1f} MiB", f"{mib[0] / mib[1]:.2f}x") if len(mib) > 1 else ("-", "-")
+            print(f"| {name} | {mib[0]:.1f} MiB | {theirs_txt} | {ratio} |", flush=True)
     if infer is not None:
         ours_all, ours_one, theirs_all, theirs_one = infer
         print("\n| LeNet-5 inference | cnn_core.predict | PyTorch inference_mode | ratio |")

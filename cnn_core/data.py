@@ -3,8 +3,8 @@
 `DataLoader(X, y, batch_size, shuffle, drop_last, transform, seed)` yields `(X_batch, y_batch)` pairs (or
 `X_batch` alone without y), gathering each shuffled batch by index (one compiled row copy per batch, never a
 copy of the whole set per epoch); unshuffled batches are views. `cnn_core.fit(model, loss, opt, loader,
-epochs=...)` trains from a loader; fit gathers into buffers it reuses, while iterating a loader yourself gives
-fresh arrays.
+epochs=...)` trains from a loader; fit gathers into buffers it reuses, each next shuffled batch on a
+background thread while the current one trains, while iterating a loader yourself gives fresh arrays.
 
 Randomness. Epoch e's order and the transforms' draws come from `numpy.random.default_rng([seed, e])` when a
 seed is given (so any epoch can be replayed alone: a resumed run sees the same batches), or from the library's
@@ -18,6 +18,7 @@ chained with `Compose([...])`. Any callable taking and returning a batch may ser
 """
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -168,6 +169,54 @@ def _apply(t: Callable, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 # ---- DataLoader ------------------------------------------------------------------------------------------
 
+class _Prefetcher:
+    """A daemon thread that runs fn(k) for one k at a time: submit(k) starts it, result() waits for its
+    value (re-raising its exception), close() waits for a job in flight and ends the thread. The hand-offs
+    are two plain locks, acquired by one thread and released by the other (a fraction of a microsecond
+    each; a Condition or a queue costs tens)."""
+
+    def __init__(self, fn: Callable[[int], Any]) -> None:
+        self._fn = fn
+        self._go, self._done = threading.Lock(), threading.Lock()
+        self._go.acquire()
+        self._done.acquire()
+        self._k, self._out, self._err = 0, None, None
+        self._pending, self._stop = False, False
+        self._thread = threading.Thread(target=self._run, name="cnn_core-prefetch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._go.acquire()
+            if self._stop:
+                return
+            try:
+                self._out = self._fn(self._k)
+            except BaseException as e:  # handed to the caller by result()
+                self._err = e
+            self._done.release()
+
+    def submit(self, k: int) -> None:
+        self._k, self._pending = k, True
+        self._go.release()
+
+    def result(self) -> Any:
+        self._done.acquire()
+        self._pending = False
+        out, err, self._out, self._err = self._out, self._err, None, None
+        if err is not None:
+            raise err
+        return out
+
+    def close(self) -> None:
+        if self._pending:
+            self._done.acquire()
+            self._pending = False
+        self._stop = True
+        self._go.release()
+        self._thread.join()
+
+
 class DataLoader:
     """Mini-batches of (X, y) in memory, optionally shuffled and augmented (PyTorch's DataLoader for arrays).
 
@@ -227,6 +276,10 @@ class DataLoader:
         rng = self._rng(epoch)
         n, b = len(self.X), self.batch_size
         order = rng.permutation(n) if self.shuffle else None
+        if (order is not None and reuse and len(self) > 1
+                and all(a is None or a.flags.c_contiguous for a in arrays)):
+            yield from self._prefetched(arrays, order, rng)
+            return
         bufs: dict[tuple, np.ndarray] = {}
         for k in range(len(self)):
             lo, hi = k * b, min((k + 1) * b, n)
@@ -249,6 +302,43 @@ class DataLoader:
             if self.transform is not None:
                 batch[0] = _apply(self.transform, batch[0], rng)
             yield tuple(batch)
+
+    def _prefetched(self, arrays: Sequence[np.ndarray | None], order: np.ndarray,
+                    rng: np.random.Generator) -> Iterator[tuple]:
+        """_batches' shuffled, reused-buffer case with the gathering moved off the caller's path: a
+        background thread gathers batch k + 1 (its compiled row copy runs without the GIL) while the caller
+        trains on batch k, into the other of two buffers per array, so a batch stays valid until the one
+        after the next is drawn. The transform, and with it every draw from rng, stays on the caller's
+        thread in batch order: the batches are those of the plain loop, value for value."""
+        n, b, count = len(self.X), self.batch_size, len(self)
+        bufs: dict[tuple, np.ndarray] = {}
+
+        def gather(k: int) -> list:
+            lo, hi = k * b, min((k + 1) * b, n)
+            idx = order[lo:hi]
+            out = []
+            for j, a in enumerate(arrays):
+                if a is None:
+                    out.append(None)
+                    continue
+                buf = bufs.get((k % 2, j, hi - lo))
+                if buf is None:
+                    buf = bufs[(k % 2, j, hi - lo)] = np.empty((hi - lo,) + a.shape[1:], a.dtype)
+                out.append(_gather(a, idx, buf))
+            return out
+
+        worker = _Prefetcher(gather)
+        try:
+            worker.submit(0)
+            for k in range(count):
+                batch = worker.result()
+                if k + 1 < count:
+                    worker.submit(k + 1)
+                if self.transform is not None:
+                    batch[0] = _apply(self.transform, batch[0], rng)
+                yield tuple(batch)
+        finally:
+            worker.close()
 
     def __repr__(self) -> str:
         return (f"DataLoader({len(self.X)} samples, batch_size={self.batch_size}, shuffle={self.shuffle}, "

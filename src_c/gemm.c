@@ -155,6 +155,22 @@ void cnn_gemm_set_unpacked(int mode)
     cnn_gemm_sup_mode = mode < 0 ? -1 : mode > 0;
 }
 
+/* -1: the parallel packed driver by problem size; 0: always the shared panels (gemm_parallel); 1: always
+ * the static partition (gemm_static). Tests force both on every shape. */
+static int cnn_gemm_partition_mode = -1;
+
+void cnn_gemm_set_partition(int mode)
+{
+    cnn_gemm_partition_mode = mode < 0 ? -1 : mode > 0;
+}
+
+static int cnn_gemm_use_static(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
+{
+    if (cnn_gemm_partition_mode >= 0)
+        return cnn_gemm_partition_mode;
+    return (double)m * (double)n * (double)k <= (double)CNN_GEMM_STATIC_MAX_WORK;
+}
+
 /* The team for an m x n x k product: one thread per CNN_GEMM_MIN_WORK_PER_THREAD multiply-adds, capped
  * by the process-wide count (and 1 inside an enclosing parallel region: no nested teams). */
 static int cnn_gemm_team(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)

@@ -54,6 +54,11 @@ int cnn_dgemm_nt_acc(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptr
  * concurrent gemm calls. */
 void cnn_gemm_set_unpacked(int mode);
 
+/* The parallel packed driver: -1 decides by problem size (default), 0 always shares the packed panels
+ * among the team, 1 always partitions C statically into one panel per thread. For tests and benchmarks;
+ * not thread-safe against concurrent gemm calls. */
+void cnn_gemm_set_partition(int mode);
+
 /* The blocking of the level in use for float (dtype 0) or double (1): mr, nr, mc, kc, nc in out[0..4]. */
 void cnn_gemm_blocking(int dtype, int out[5]);
 

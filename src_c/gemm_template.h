@@ -258,6 +258,41 @@ static int G(gemm_parallel)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, i
 }
 #endif
 
+#if CNN_CORE_OPENMP
+/* Mid-size products on a team of nt threads with no synchronisation but the region's end: C is cut into
+ * nt panels of whole micro-tiles along its wider side, and each thread runs gemm_serial on its panel with
+ * its own packing buffers, packing its share of one operand and all of the other (columns split: every
+ * thread packs all of A and its own columns of B, so B is packed once). Below
+ * CNN_GEMM_STATIC_MAX_WORK that duplicated packing costs less than gemm_parallel's two barriers per row
+ * group (measured by benchmarks/bench_gemm.py; thresholds.h). The panels start at multiples of MR or NR,
+ * so every micro-tile keeps its place and its operations: the result is the serial one, bit for bit. */
+static int G(gemm_static)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, int nt, ptrdiff_t m,
+                          ptrdiff_t n, ptrdiff_t k, T alpha, const T *a, ptrdiff_t rsa, ptrdiff_t csa,
+                          const T *b, ptrdiff_t rsb, ptrdiff_t csb, T beta, T *c, ptrdiff_t ldc)
+{
+    const ptrdiff_t row_tiles = (m + bs->mr - 1) / bs->mr, col_tiles = (n + bs->nr - 1) / bs->nr;
+    /* Split the columns when A is the smaller operand to pack twice, or when the rows are too few. */
+    const int by_cols = (m <= n && col_tiles >= nt) || row_tiles < nt;
+    const ptrdiff_t unit = by_cols ? bs->nr : bs->mr, extent = by_cols ? n : m;
+    const ptrdiff_t per = ((by_cols ? col_tiles : row_tiles) + nt - 1) / nt * unit;
+    int err = 0;
+    #pragma omp parallel for num_threads(nt) schedule(static) reduction(| : err)
+    for (int t = 0; t < nt; ++t) {
+        const ptrdiff_t lo = t * per;
+        if (lo >= extent)
+            continue;
+        const ptrdiff_t len = extent - lo < per ? extent - lo : per;
+        if (by_cols)
+            err |= G(gemm_serial)(cx, bs, m, len, k, alpha, a, rsa, csa, b + lo * csb, rsb, csb, beta, c + lo,
+                                  ldc);
+        else
+            err |= G(gemm_serial)(cx, bs, len, n, k, alpha, a + lo * rsa, rsa, csa, b, rsb, csb, beta,
+                                  c + lo * ldc, ldc);
+    }
+    return err ? -1 : 0;
+}
+#endif
+
 /* Unpacked path for small problems: tiles of C straight from A (any strides) and B (contiguous rows).
  * Rows are taken MC-ish at a time so that block of A stays in L2 while every NR-column sliver of B
  * streams past it; each B sliver then stays in L1 for the MR-row tiles of the block. */
@@ -329,6 +364,8 @@ static int G(gemm_strided)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
     const int nt = cnn_gemm_team(m, n, k);
     if (!G(use_sup)(cx, bs, m, n, k, csb)) {
 #if CNN_CORE_OPENMP
+        if (nt > 1 && cnn_gemm_use_static(m, n, k))
+            return G(gemm_static)(cx, bs, nt, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);
         if (nt > 1)
             return G(gemm_parallel)(cx, bs, nt, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);
 #endif

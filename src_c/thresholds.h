@@ -9,6 +9,11 @@
  * the shared packing's barriers cost more than they save. */
 #define CNN_GEMM_MIN_WORK_PER_THREAD (1 << 20)
 
+/* GEMM on a team: multiply-adds up to which C is split statically into one panel per thread, each thread
+ * packing its own operands (gemm_template.h's gemm_static), instead of sharing packed panels behind two
+ * barriers per row group. */
+#define CNN_GEMM_STATIC_MAX_WORK (1 << 25)
+
 /* Elementwise activations: they run at ~1 ns per element or less, so arrays below 2^20 elements (an MLP
  * batch) stay serial; above, threads take chunks of CNN_ACT_CHUNK elements. */
 #define CNN_ACT_MIN_PARALLEL (1 << 20)

@@ -89,3 +89,23 @@ def test_every_benchmark_starts_from_any_directory(script):
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage:")
+
+
+FASHION = "/usr/share/datasets/fashion-mnist"
+
+
+@pytest.mark.skipif(not os.path.isdir(FASHION), reason="no Fashion-MNIST at " + FASHION)
+def test_bench_train_profile_and_memory_child_run():
+    # The per-phase profile covers every layer's forward and backward and fit's own pieces, and the memory
+    # child prints the MiB one (short) epoch adds: a number, not an error.
+    run = subprocess.run([sys.executable, str(BENCH / "bench_train.py"), "--profile", "mlp", "--batches", "12",
+                          "--threads", "1"], cwd="/", capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    for row in ("forward 0 Linear", "backward 2 Linear", "forward 1 ReLU", "loss forward", "optimizer step",
+                "fit: next batch", "fit: gradients' NaN/inf scan", "fit: the rest"):
+        assert row in run.stdout
+    child = subprocess.run([sys.executable, str(BENCH / "bench_train.py"), "--memory-child", "cnn_core",
+                            "--models", "mlp", "--batches", "5", "--threads", "1"], cwd="/", capture_output=True,
+                           text=True, timeout=300)
+    assert child.returncode == 0, child.stderr
+    assert float(child.stdout.split()[-1]) >= 0.0

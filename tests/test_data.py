@@ -1,5 +1,7 @@
 """cnn_core.data: DataLoader batches (order, drop_last, seeds, no whole-set copies) and the augmentation
 transforms and batch kernels against NumPy oracles, float32 and float64."""
+import time
+
 import numpy as np
 import pytest
 
@@ -223,3 +225,60 @@ def test_finiteness_scan_and_argmax_hits(dtype):
     logits[3] = 1.0  # ties: the first maximum wins, as in NumPy
     labels = rng.integers(0, 7, 50)
     assert _count_argmax_hits(logits, labels) == int((logits.argmax(axis=1) == labels).sum())
+
+
+@pytest.mark.parametrize("n,batch", [(103, 10), (20, 10), (11, 10)])
+def test_fit_batches_prefetched_equal_the_plain_gather(n, batch):
+    # fit's case (shuffled, reused buffers, C-contiguous arrays) gathers each next batch on a background
+    # thread: every batch must hold exactly the rows of the epoch's permutation, in order, the last one
+    # short, with the transform's draws as in a plain pass (same seed: the same crops), and each batch
+    # must stay intact while the caller holds it (its buffer is not the one being refilled).
+    import threading
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, 1, 6, 6)).astype(np.float32)
+    y = np.arange(n, dtype=np.int64)
+    loader = DataLoader(X, y, batch, shuffle=True, seed=5, transform=RandomCrop(4, padding=1))
+    order = np.random.default_rng([5, 2]).permutation(n)
+    draws = np.random.default_rng([5, 2])
+    draws.permutation(n)
+    plain = [loader.transform(X[order[k:k + batch]], draws) for k in range(0, n, batch)]
+    before = threading.active_count()
+    got = []
+    for k, (xb, yb) in enumerate(loader._batches((X, y), 2, reuse=True)):
+        np.testing.assert_array_equal(yb, order[k * batch:(k + 1) * batch])
+        np.testing.assert_array_equal(xb, plain[k])
+        kept = yb.copy()
+        got.append(yb)
+        time.sleep(0.002)  # the next batch is being gathered meanwhile: this one must not change
+        np.testing.assert_array_equal(yb, kept)
+    assert len(got) == len(loader)
+    assert threading.active_count() == before, "the prefetch thread outlived the epoch"
+
+
+def test_prefetch_thread_ends_when_the_epoch_is_abandoned_and_reraises():
+    import threading
+
+    from cnn_core.data import _Prefetcher
+
+    X = np.arange(400, dtype=np.float64).reshape(100, 4)
+    before = threading.active_count()
+    it = DataLoader(X, None, 10, shuffle=True, seed=1)._batches((X,), 0, reuse=True)
+    next(it)
+    it.close()   # a fit stopped after its first batch (an exception, Ctrl-C): the thread is joined
+    assert threading.active_count() == before
+
+    def fn(k):
+        if k == 2:
+            raise KeyError("boom")
+        return k * 10
+
+    w = _Prefetcher(fn)
+    w.submit(1)
+    assert w.result() == 10
+    w.submit(2)
+    with pytest.raises(KeyError, match="boom"):
+        w.result()
+    w.submit(3)   # a job in flight at close: waited for, then the thread ends
+    w.close()
+    assert threading.active_count() == before

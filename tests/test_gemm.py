@@ -148,13 +148,23 @@ PARALLEL_SHAPES = [(300, 520, 270), (6, 5000, 40), (257, 9, 700), (64, 100, 784)
                    (20, 4200, 140)]
 
 
+@pytest.fixture(params=["shared", "static"])
+def partition(request):
+    """Run a test with each parallel packed driver forced: the team sharing packed panels (large products)
+    and one static panel of C per thread (mid-size products)."""
+    _gemm.set_partition({"shared": 0, "static": 1}[request.param])
+    yield request.param
+    _gemm.set_partition(-1)
+
+
 @pytest.mark.skipif(not cnn_core.openmp_enabled(), reason="serial build")
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m,n,k", PARALLEL_SHAPES)
 @pytest.mark.parametrize("trans_a,trans_b", TRANS)
-def test_threads_match_serial_bitwise(simd, num_threads, dtype, m, n, k, trans_a, trans_b):
+def test_threads_match_serial_bitwise(simd, num_threads, partition, dtype, m, n, k, trans_a, trans_b):
     # The depth blocks depend on K alone and the micro-tiles are anchored at C's corner whatever rows and
-    # columns a thread takes, so every element sees the same operations in the same order whatever the
+    # columns a thread takes (shared panels) or whichever panel of C holds them (static: panels start at
+    # multiples of MR or NR), so every element sees the same operations in the same order whatever the
     # thread count; and whichever thread the dynamic schedule gives an item to (repeated runs).
     rng = np.random.default_rng(9)
     a, b = operands(rng, m, n, k, trans_a, trans_b, dtype)
@@ -165,6 +175,28 @@ def test_threads_match_serial_bitwise(simd, num_threads, dtype, m, n, k, trans_a
         c = gemm(a, b, trans_a=trans_a, trans_b=trans_b)
         np.testing.assert_array_equal(c, serial, err_msg=f"{t} threads")
     assert_gemm_close(c, a, b, trans_a=trans_a, trans_b=trans_b)
+
+
+@pytest.mark.skipif(not cnn_core.openmp_enabled(), reason="serial build")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_static_partition_with_beta_and_strides(simd, num_threads, dtype):
+    # Each thread's panel of C is read (beta != 0) and written through the full row stride, and op(A), op(B)
+    # are strided views: a panel offset computed along the wrong axis or stride shows up against the oracle.
+    _gemm.set_partition(1)
+    try:
+        rng = np.random.default_rng(12)
+        for m, n, k in [(300, 90, 170), (40, 700, 133), (29, 161, 900)]:   # >= 2^21 multiply-adds: 2 threads
+            a = make(rng, (2 * k, m), dtype)[::2].T        # op(A) = a strided transpose, m x k
+            b = make(rng, (k, 3 * n), dtype)[:, ::3]       # op(B) with a column stride of 3
+            c0 = make(rng, (m, n), dtype)
+            num_threads(1)
+            serial = gemm(a, b, c0.copy(), alpha=0.5, beta=-1.5)
+            num_threads(2)
+            c = gemm(a, b, c0.copy(), alpha=0.5, beta=-1.5)
+            np.testing.assert_array_equal(c, serial)
+            assert_gemm_close(c, a, b, c0, 0.5, -1.5, what=f"{m}x{n}x{k}")
+    finally:
+        _gemm.set_partition(-1)
 
 
 # AVX-512 blocking (src_c/gemm.c): MR = 14 rows; NR = 32 float32 / 16 float64 columns; KC = 256; MC = 280.
@@ -348,3 +380,42 @@ def test_rejects_non_real_alpha():
 def test_rejects_complex_beta():
     with pytest.raises(TypeError, match="beta: expected a real number"):
         gemm(np.ones((1, 1)), np.ones((1, 1)), np.ones((1, 1)), beta=1j)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fast_entry_equals_the_checked_path(dtype):
+    # gemm() takes the usual arguments through _gemm.gemm_fast (checks in C) and anything else through the
+    # Python checks and gemm_into: on the same views both must run the same product, bit for bit, and the
+    # fast entry must hand back (NotImplemented) every case it does not take.
+    rng = np.random.default_rng(13)
+    base_a, base_b = make(rng, (40, 60), dtype), make(rng, (60, 50), dtype)
+    views = [(base_a[:13, :21], base_b[:21, :17]), (base_a[::-2, 3:30], base_b[5:32, ::-3]),
+             (base_a[:21, :13].T, base_b[:17, :21].T)]
+    for a, b in views:
+        m, n = a.shape[0], b.shape[1]
+        c0 = make(rng, (m, n), dtype)
+        for alpha, beta in [(1.0, 0.0), (-0.5, 1.5)]:
+            slow = c0.copy()
+            _gemm.gemm_into(a, b, slow, alpha, beta, True)
+            fast = c0.copy()
+            assert _gemm.gemm_fast(a, b, fast, alpha, beta, False, False) is fast
+            np.testing.assert_array_equal(fast, slow)
+            assert_gemm_close(fast, a, b, c0, alpha, beta)
+        np.testing.assert_array_equal(_gemm.gemm_fast(a.T, b.T, None, 1.0, 0.0, True, True), gemm(a, b))
+    a, b = base_a[:4, :5], base_b[:5, :6]
+    c = np.empty((4, 6), dtype)
+    for args in [(a.astype(np.float16), b, c, 1.0, 0.0), (a, b.astype(np.float32 if dtype == np.float64 else
+                                                                       np.float64), c, 1.0, 0.0),
+                 (a, b, c, 1, 0.0), (a, b, c, 1.0, True), (a, b, c[:, :5], 1.0, 0.0), (a, b, c.T.copy().T, 1.0, 0.0),
+                 (a, base_b[:6, :6], c, 1.0, 0.0), (a, b, np.empty((4, 12), dtype)[:, ::2], 1.0, 0.0),
+                 (a, b, base_a[:4, :6], 1.0, 0.0), (a.tolist(), b, c, 1.0, 0.0), (a[None], b, c, 1.0, 0.0)]:
+        assert _gemm.gemm_fast(*args, False, False) is NotImplemented
+    shared = make(rng, (4, 6), dtype)
+    assert _gemm.gemm_fast(shared[:, :5], b, shared, 1.0, 0.0, False, False) is NotImplemented   # c overlaps a
+    with pytest.raises(ValueError, match="c: must not overlap a"):
+        gemm(shared[:, :5], b, shared)
+    ro = np.empty((4, 6), dtype)
+    ro.flags.writeable = False
+    assert _gemm.gemm_fast(a, b, ro, 1.0, 0.0, False, False) is NotImplemented
+    assert gemm(a, b, c, alpha=2) is c   # an int alpha takes the checked path, same result
+    np.testing.assert_array_equal(c, gemm(a, b, alpha=2.0))

@@ -91,3 +91,45 @@ def test_loss_returns_python_float_and_grad_of_pred_dtype(crit):
 def test_loss_backward_before_forward(crit):
     with pytest.raises(RuntimeError, match="before"):
         crit.backward()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("n,k", [(1, 1), (7, 3), (64, 10), (5, 257)])
+def test_cross_entropy_compiled_path_matches_numpy_formulation(dtype, reduction, n, k):
+    # int64 labels take the compiled pass (kernels/_loss.pyx), int32 ones the NumPy formulation: same
+    # losses and gradients to a few ulps (exp/log of libm vs NumPy's), with ignored rows, large logits
+    # (the shift by the row max keeps them finite) and one class.
+    from cnn_core import nn
+
+    rng = np.random.default_rng(n * k)
+    z = (rng.standard_normal((n, k)) * 30).astype(dtype)
+    y = rng.integers(0, k, n)
+    if n > 2:
+        y[1] = -100
+    out = {}
+    for labels in (y.astype(np.int64), y.astype(np.int32)):
+        crit = nn.CrossEntropyLoss(reduction=reduction)
+        value = crit(z, labels)
+        out[labels.dtype] = (np.asarray(value), crit.backward())
+    (v64, g64), (v32, g32) = out[np.dtype(np.int64)], out[np.dtype(np.int32)]
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(v64, v32, rtol=tol, atol=tol)
+    np.testing.assert_allclose(g64, g32, rtol=tol, atol=tol)
+    assert g64.dtype == dtype and g64.shape == (n, k)
+    if n > 2:
+        assert not g64[1].any()
+
+
+def test_cross_entropy_compiled_path_reports_bad_input_as_before():
+    from cnn_core import nn
+    from cnn_core._validation import NonFiniteError
+
+    z = np.zeros((4, 3), np.float32)
+    z[2, 1] = np.nan
+    with pytest.raises(NonFiniteError, match="CrossEntropyLoss: pred: expected finite values"):
+        nn.CrossEntropyLoss()(z, np.zeros(4, np.int64))
+    with pytest.raises(ValueError, match=r"expected labels in \[0, 3\)"):
+        nn.CrossEntropyLoss()(np.zeros((4, 3), np.float32), np.array([0, 1, 3, 0], np.int64))
+    crit = nn.CrossEntropyLoss()
+    assert np.isnan(crit(np.zeros((2, 3)), np.array([-100, -100], np.int64)))   # all ignored: 0/0

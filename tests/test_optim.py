@@ -76,6 +76,35 @@ def test_sgd_matches_formulas(dtype, kw):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kw", [
+    {}, {"momentum": 0.9}, {"momentum": 0.9, "dampening": 0.3}, {"momentum": 0.5, "nesterov": True},
+    {"weight_decay": 0.1}, {"momentum": 0.8, "weight_decay": 0.2, "nesterov": True},
+    {"momentum": 0.7, "dampening": 0.5, "weight_decay": 0.05},
+])
+def test_sgd_compiled_step_equals_ufuncs_bitwise(dtype, kw):
+    # Contiguous parameters take the compiled pass (kernels/_optim.pyx), a strided view of the same values
+    # takes NumPy's ufuncs: the two must round identically, step after step (the momentum buffer's first
+    # step included), on an odd size that leaves a vector remainder.
+    rng = np.random.default_rng(3)
+    values = rng.standard_normal((5, 13)).astype(dtype)
+    fast = P(values.copy())
+    slow = P(np.zeros((5, 26), dtype))
+    slow.data = slow.data[:, ::2]
+    slow.data[...] = values
+    slow.grad = np.zeros_like(values)
+    opts = [SGD([fast], lr=0.07, **kw), SGD([slow], lr=0.07, **kw)]
+    for t in range(5):
+        g = rng.standard_normal(values.shape).astype(dtype)
+        for q, opt in zip((fast, slow), opts):
+            q.grad[...] = g
+            opt.step()
+        np.testing.assert_array_equal(fast.data, slow.data, err_msg=f"step {t}")
+    assert not np.array_equal(fast.data, values)
+    if kw.get("momentum"):
+        np.testing.assert_array_equal(opts[0].state[fast]["momentum_buffer"], opts[1].state[slow]["momentum_buffer"])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("kw", [{}, {"weight_decay": 0.1}, {"betas": (0.5, 0.9), "eps": 1e-3, "lr": 0.05}])
 def test_adam_matches_formulas(dtype, kw):
     p0, got = run(lambda ps: Adam(ps, **kw), dtype)
@@ -256,3 +285,24 @@ def test_bad_values_raise_value_error(make, match):
 def test_bad_types_raise_type_error(make, match):
     with pytest.raises(TypeError, match=match):
         make([P(np.zeros(2))])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_all_grads_finite_scan(dtype, bad):
+    # fit's one-call scan of every gradient (kernels/_optim.pyx) against np.isfinite: a bad value anywhere
+    # in any array (first, middle, last element; 1-D to 4-D; None entries skipped) is found.
+    from cnn_core.kernels._optim import all_finite
+    rng = np.random.default_rng(4)
+    arrays = [rng.standard_normal(s).astype(dtype) for s in [(7,), (3, 5), (2, 3, 4, 5), (33,)]]
+    assert all_finite(arrays) and all_finite([None, *arrays, None]) and all_finite([])
+    for k, a in enumerate(arrays):
+        for pos in (0, a.size // 2, a.size - 1):
+            a.flat[pos] = bad
+            assert not all_finite([None, *arrays]), (k, pos)
+            assert not all(np.isfinite(x).all() for x in arrays)
+            a.flat[pos] = 1.0
+    big = np.full(3, np.finfo(dtype).max, dtype)   # the largest finite value is finite
+    assert all_finite([big, -big])
+    with pytest.raises(TypeError, match="float32/float64"):
+        all_finite([np.zeros(3, np.int32)])

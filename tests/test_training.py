@@ -436,3 +436,28 @@ def test_lr_scheduler_step_steps_once_per_epoch():
     fit(model, CrossEntropyLoss(), opt, X, np.arange(6) % 2, epochs=3, batch_size=2, seed=0,
         callbacks=[LRSchedulerStep(sched)])
     assert opt.lr == 0.125
+
+
+def test_fit_screens_X_once_not_per_batch(monkeypatch):
+    # fit checks X for NaN/inf once, up front; the first layer must not screen every batch again (an
+    # isfinite pass and a temporary per step), but still does when a transform made the batch.
+    import cnn_core.nn.module as module
+    from cnn_core.data import DataLoader
+    from cnn_core.nn import Flatten
+
+    screens = []
+    real = module.check_finite
+    monkeypatch.setattr(module, "check_finite", lambda x, name: screens.append(x.shape) or real(x, name))
+    X, y = blobs(64, seed=0)
+    model = mlp()
+    fit(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), X, y, epochs=2, batch_size=16, seed=0)
+    assert screens == [(1, 2)]   # the output-shape probe on one sample, once per fit call
+    screens.clear()
+    X4 = X.reshape(64, 1, 2, 1)
+    seq = Sequential(Flatten(), mlp())
+    loader = DataLoader(X4, y, 16, shuffle=True, seed=0, transform=lambda b: b * 1.0)
+    fit(seq, CrossEntropyLoss(), SGD(seq.parameters(), lr=0.1), loader, epochs=1)
+    assert screens == [(1, 1, 2, 1)] + [(16, 1, 2, 1)] * 4
+    bad = DataLoader(X4, y, 16, shuffle=True, seed=0, transform=lambda b: b * np.float32(np.nan) if len(b) > 1 else b)
+    with pytest.raises(NonFiniteLossError, match="forward pass produced NaN"):
+        fit(seq, CrossEntropyLoss(), SGD(seq.parameters(), lr=0.1), bad, epochs=1)

@@ -25,6 +25,9 @@ def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, alpha: float
     beta == 0 its old contents are never read (NaN garbage does not leak). When c is None a new array is
     returned and beta is ignored.
     """
+    out = _gemm.gemm_fast(a, b, c, alpha, beta, trans_a, trans_b)   # the usual arguments, checked in C
+    if out is not NotImplemented:
+        return out
     a = as_float_array(a, "a", ndim=2, contiguous=False)
     b = as_float_array(b, "b", ndim=2, dtype=a.dtype, contiguous=False)
     alpha = as_real(alpha, "alpha")
@@ -46,6 +49,9 @@ def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, alpha: float
 def _gemm_op(opa: np.ndarray, opb: np.ndarray, c: np.ndarray | None, alpha: float, beta: float) -> np.ndarray:
     """c = alpha * opa @ opb + beta * c without argument checks: opa (M, K) and opb (K, N) float views of
     one dtype with whole-element strides, c None (a new array, beta ignored) or (M, N) C-contiguous."""
+    out = _gemm.gemm_fast(opa, opb, c, float(alpha), float(beta), False, False)   # the cheaper entry
+    if out is not NotImplemented:
+        return out
     if c is None:
         c, beta = np.empty((opa.shape[0], opb.shape[1]), dtype=opa.dtype), 0.0
     _gemm.gemm_into(opa, opb, c, alpha, beta)

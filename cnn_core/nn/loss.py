@@ -14,9 +14,11 @@ from __future__ import annotations
 import numpy as np
 
 from cnn_core._validation import as_real, check_choice, check_finite, check_float_dtype, check_int, not_an_array
+from cnn_core.kernels._loss import cross_entropy as _cross_entropy
 from cnn_core.nn.functional import _shifted_exp
 
 REDUCTIONS = ("mean", "sum", "none")
+_COMPILED = (np.dtype(np.float32), np.dtype(np.float64))   # the dtypes of kernels/_loss.pyx
 
 
 def _check_pred(pred, cls: str, ndim: int | None = None) -> np.ndarray:
@@ -249,6 +251,15 @@ class CrossEntropyLoss(_ClassLoss):
         self.label_smoothing = eps
 
     def _compute(self, pred, target):
+        if (self.weight is None and not self.label_smoothing and isinstance(pred, np.ndarray) and pred.ndim == 2
+                and pred.dtype in _COMPILED and pred.flags.c_contiguous and len(pred) and pred.shape[1]
+                and isinstance(target, np.ndarray) and target.dtype == np.int64 and target.shape == pred.shape[:1]):
+            # fit's case: one compiled pass (kernels/_loss.pyx); on bad values it stops, and the checks below
+            # say what is wrong
+            unreduced, local = np.empty(len(pred), pred.dtype), np.empty_like(pred)
+            kept = _cross_entropy(pred, np.ascontiguousarray(target), self.ignore_index, unreduced, local)
+            if kept >= 0:
+                return unreduced, local, kept
         z = _check_pred(pred, "CrossEntropyLoss", 2)
         y, keep, w = self._labels(z, target)
         n, k = z.shape

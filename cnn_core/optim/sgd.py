@@ -4,7 +4,16 @@ from __future__ import annotations
 import numpy as np
 
 from cnn_core._validation import check_bool, check_real
+from cnn_core.kernels._optim import sgd_step as _sgd_step
 from cnn_core.optim.optimizer import Optimizer
+
+
+def _compiled(p, buf) -> bool:
+    """Whether the compiled step applies: p's data, grad and momentum buffer C-contiguous arrays of one dtype
+    and shape (every layer's parameters are); anything else takes the ufuncs."""
+    d, g = p.data, p.grad
+    return (d.flags.c_contiguous and g.flags.c_contiguous and g.dtype == d.dtype and g.shape == d.shape
+            and (buf is None or (buf.flags.c_contiguous and buf.dtype == d.dtype and buf.shape == d.shape)))
 
 
 class SGD(Optimizer):
@@ -44,6 +53,14 @@ class SGD(Optimizer):
         for group in self.param_groups:
             lr, mu, damp, wd = group["lr"], group["momentum"], group["dampening"], group["weight_decay"]
             for p, state in self._trainable(group):
+                buf = state.get("momentum_buffer")
+                if _compiled(p, buf):
+                    # one compiled pass, the same roundings as the ufuncs below (kernels/_optim.pyx)
+                    first = mu != 0.0 and buf is None
+                    if first:
+                        buf = state["momentum_buffer"] = np.empty_like(p.data)
+                    _sgd_step(p.data, p.grad, buf, lr, mu, damp, wd, group["nesterov"], first)
+                    continue
                 g = self._grad_with_decay(p, wd)
                 if mu != 0.0:
                     buf = state.get("momentum_buffer")
