@@ -209,14 +209,14 @@ def test_weight_gradient_thread_count_never_changes_a_result(dtype, num_threads)
         np.testing.assert_array_equal(a, b)
 
 
-# ---- Conv2d on the Winograd path (3x3, stride 1, one group, at least _WINO_MIN_CHANNELS channels) ----------
+# ---- Conv2d on the Winograd path (3x3, stride 1, one group, 24+ input and 16+ output channels) -------------
 
 # (N, C, F, H, W, padding, bias)
 LAYER_CASES = [
-    (3, 16, 16, 6, 7, 1, True),
-    (2, 16, 24, 5, 5, 0, False),
-    (2, 20, 16, 7, 6, "same", True),
-    (9, 16, 16, 4, 4, 2, True),     # several chunks, padding 2 (the input gradient's padding 0)
+    (3, 24, 16, 6, 7, 1, True),
+    (2, 24, 24, 5, 5, 0, False),
+    (2, 28, 16, 7, 6, "same", True),
+    (9, 24, 16, 4, 4, 2, True),     # several chunks, padding 2 (the input gradient's padding 0)
 ]
 
 
@@ -254,13 +254,14 @@ def test_layer_gradcheck(case):
 
 def test_layer_paths_agree_and_thread_count_never_changes_a_result(num_threads, monkeypatch):
     """Winograd and im2col give the same float64 step within the bound; 1 and 2 threads bitwise equal."""
-    m = nn.Conv2d(16, 16, 3, padding=1, dtype=np.float64, rng=0)
-    x = np.random.default_rng(4).standard_normal((5, 16, 6, 6))
+    m = nn.Conv2d(24, 16, 3, padding=1, dtype=np.float64, rng=0)
+    x = np.random.default_rng(4).standard_normal((5, 24, 6, 6))
     delta = np.random.default_rng(5).standard_normal((5, 16, 6, 6))
     out = []
     for threads, wino in [(1, True), (2, True), (2, False)]:
         num_threads(threads)
-        monkeypatch.setattr(conv_module, "_WINO_MIN_CHANNELS", 16 if wino else 10 ** 9)
+        monkeypatch.setattr(conv_module, "_WINO_MIN_IN_CHANNELS", 24 if wino else 10 ** 9)
+        assert m._winograd((1, 1)) == wino
         m.zero_grad()
         out.append((m(x), m.backward(delta), m.weight.grad.copy()))
     for a, b in zip(out[0], out[1]):

@@ -10,7 +10,8 @@ Backward, the deck's three formulas in the same unrolled layout:
 col2im is the adjoint of im2col: scattering w^T delta back onto the input positions, with overlapping windows
 accumulating, is exactly the full convolution of delta with the 180-degree-rotated kernel.
 
-3x3 stride-1 convolutions with at least _WINO_MIN_CHANNELS input and output channels (one group, no dilation)
+3x3 stride-1 convolutions with at least _WINO_MIN_IN_CHANNELS / _WINO_MIN_OUT_CHANNELS input / output channels
+(one group, no dilation)
 run all three by Winograd F(2x2, 3x3) instead (src_c/winograd.c: 16 GEMMs on transformed 4x4 tiles, 2.25x
 fewer multiplies): the forward pass; delta^{l-1}, itself a 3x3 stride-1 convolution of delta with the flipped
 kernel, channels transposed, padding 2 - p; and dC/dw = G^T [sum over tiles (A delta A^T) .* (B^T x B)] G,
@@ -40,8 +41,12 @@ _COLS_CHUNK_BYTES = 512 << 10
 # larger than the im2col columns'; measured (one thread): 2 MB ran 32 -> 64 at 14x14 5-6% faster than 1 MB,
 # 64 -> 128 at 7x7 alike, 28x28 and 16x16 shapes within noise.
 _WINO_CHUNK_BYTES = 2 << 20
-# Winograd needs at least this many input and output channels (the GEMMs' depth, forward and backward).
-_WINO_MIN_CHANNELS = 16
+# Winograd needs at least this many input and output channels: its GEMMs are C deep (forward), F deep (input
+# gradient). Measured (one thread, batch 64, forward+backward, im2col / Winograd ms): 8->16 at 28x28 7.6 / 9.6,
+# 16->16 13.0 / 13.3, 16->64 at 14x14 9.8 / 11.4, but 64->16 14.3 / 11.1, 24->24 24.5 / 21.9, 32->32 at 14x14
+# 11.0 / 8.7.
+_WINO_MIN_IN_CHANNELS = 24
+_WINO_MIN_OUT_CHANNELS = 16
 
 
 @register_module
@@ -50,8 +55,8 @@ class Conv2d(Module):
 
     ``z[n, f] = bias[f] + sum_c weight[f, c] * x_pad[n, c]``, where ``*`` slides the ``KH x KW`` kernel (its
     taps ``dilation`` apart) over the zero-padded input with the given stride. Computed as im2col + one GEMM per
-    chunk of samples whose columns fit in cache, or, for 3x3 stride-1 kernels with 16 or more channels in and
-    out, by Winograd F(2x2, 3x3) (module docstring).
+    chunk of samples whose columns fit in cache, or, for 3x3 stride-1 kernels with 24 or more channels in and
+    16 or more out, by Winograd F(2x2, 3x3) (module docstring).
 
     Output size, per spatial axis (PyTorch's formula)::
 
@@ -208,9 +213,10 @@ class Conv2d(Module):
     def _winograd(self, pads: tuple[int, int]) -> bool:
         """Whether this call runs Winograd F(2x2, 3x3) (src_c/winograd.c) for forward and the input gradient:
         3x3, stride 1, no dilation, one group, and enough channels that the 16 GEMMs of depth C (forward) and
-        F (input gradient) keep the micro-kernels busy (bench_conv.py measured the threshold)."""
+        F (input gradient) keep the micro-kernels busy (thresholds measured, see _WINO_MIN_IN_CHANNELS)."""
         return (self.kernel_size == (3, 3) and self.stride == (1, 1) and self.dilation == (1, 1)
-                and self.groups == 1 and min(self.in_channels, self.out_channels) >= _WINO_MIN_CHANNELS)
+                and self.groups == 1 and self.in_channels >= _WINO_MIN_IN_CHANNELS
+                and self.out_channels >= _WINO_MIN_OUT_CHANNELS)
 
     def _wino_chunk(self, n: int, c: int, f: int, oh: int, ow: int) -> tuple[int, int]:
         """Samples per Winograd chunk (scratch of about _WINO_CHUNK_BYTES, at least one sample) and the
