@@ -116,7 +116,7 @@ cdef double TAU = 1e-12  # LIBSVM's floor for a pair's curvature K_ii + K_jj - 2
 
 cdef enum:
     SHRINK_EVERY = 1000  # SMO steps between two shrinking passes (LIBSVM's; min(n, this))
-    COMPACT_MAX = 4096  # SMO copies K's active block when at most this many slots are active (64 MiB float32)
+    COMPACT_MAX = 2048  # SMO copies K's active block when at most this many slots are active (16 MiB float32)
 
 
 cdef inline bint _shrinkable(double ys, double a, double g, double C, double gmax1, double gmax2) noexcept nogil:
