@@ -17,7 +17,7 @@ shrinking; compiled, cnn_core.kernels.svm), whose pair updates keep sum_i y_i al
 of b being free: LIBLINEAR's one-coordinate steps cannot keep it and regularize b instead, which changes the
 optimum). Two ways, by the number of samples n:
 - n <= GRAM_MAX_SAMPLES (the default way): the Gram matrix K = X X^T is computed once, in float32 (256 MiB
-  at n = 8192), and shared by every one-vs-rest problem; each runs SMO from alpha = 0 on all n points with
+  at n = 8192; in X's precision up to GRAM64_MAX_SAMPLES), and shared by every one-vs-rest problem; each runs SMO from alpha = 0 on all n points with
   shrinking (once few points are left active, their block of K is copied so that a step reads contiguous
   rows), and the check below is made whenever SMO meets its violation tolerance (then divided by 10) or
   after SMO_CHUNK * n steps. float32 K is the QP of a matrix within ~1e-6 of K, so for SMO tolerances below
@@ -74,6 +74,7 @@ WARM_EPOCHS = 10  # dual solver: coordinate-descent epochs that find the active 
 MARGIN_SLACK = 0.5  # SMO's active points: alpha_i > 0 or y_i (w.x_i + b) < 1 + MARGIN_SLACK
 SMO_MAX_ACTIVE = 4096  # at most this many active points for SMO (their Gram matrix: 128 MiB)
 GRAM_MAX_SAMPLES = 8192  # up to this many samples: one float32 Gram matrix of X for every problem (256 MiB)
+GRAM64_MAX_SAMPLES = 2048  # up to this many samples the shared Gram matrix is in X's precision (32 MiB)
 GRAM_BLOCK = 1024  # rows of the Gram matrix computed per product (its lower triangle only, then mirrored)
 GRAM32_EPS_FLOOR = 1e-6  # below this SMO tolerance the float32 Gram gives way to exact ones (_GramProblem.polish)
 SMO_CHUNK = 4  # full-Gram SMO: at most SMO_CHUNK * n pair steps between two duality-gap checks
@@ -98,15 +99,17 @@ def best_bias(z: np.ndarray, y: np.ndarray) -> float:
     return float(kinks[order][np.argmax(neg - pos_after >= 0)])
 
 
-def gram32(X: np.ndarray) -> np.ndarray:
-    """K = X X^T (n, n) as float32, from float32 products (K is symmetric: only the blocks on and below
-    the diagonal are multiplied, the others are copies)."""
-    X32 = np.ascontiguousarray(X, dtype=np.float32)
-    n = X32.shape[0]
-    K = np.empty((n, n), dtype=np.float32)
+def gram(X: np.ndarray) -> np.ndarray:
+    """K = X X^T (n, n): in X's precision up to GRAM64_MAX_SAMPLES samples, else float32 from float32
+    products (K is symmetric: only the blocks on and below the diagonal are multiplied, the others are
+    copies)."""
+    n = X.shape[0]
+    dtype = X.dtype if n <= GRAM64_MAX_SAMPLES else np.float32
+    Xc = np.ascontiguousarray(X, dtype=dtype)
+    K = np.empty((n, n), dtype=dtype)
     for r0 in range(0, n, GRAM_BLOCK):
         r1 = min(n, r0 + GRAM_BLOCK)
-        K[r0:r1, :r1] = gemm(X32[r0:r1], X32[:r1], trans_b=True)
+        K[r0:r1, :r1] = gemm(Xc[r0:r1], Xc[:r1], trans_b=True)
         K[:r0, r0:r1] = K[r0:r1, :r0].T
     return K
 
@@ -128,7 +131,7 @@ class _GramProblem:
     def solve(self, tol: float, max_iter: int) -> None:
         n = self.X.shape[0]
         while not self.done and self.rounds < max_iter:
-            if self.smo_eps < GRAM32_EPS_FLOOR:
+            if self.smo_eps < GRAM32_EPS_FLOOR and self.K.dtype == np.float32:
                 self.polish(tol, max_iter)
                 return
             steps, converged = _svm.smo(self.K, self.kd, self.y, self.alpha, self.G, self.C, self.smo_eps,
@@ -359,7 +362,7 @@ class LinearSVM(LinearClassifier):
 
     def _fit_dual(self, X, T, row_sq, C, tol, max_iter, rng) -> "LinearSVM":
         if X.shape[0] <= GRAM_MAX_SAMPLES:
-            K = gram32(X)
+            K = gram(X)
             kd = np.diagonal(K).astype(np.float64)
             problems = [_GramProblem(X, K, kd, np.ascontiguousarray(T[:, k]), C) for k in range(T.shape[1])]
         else:
