@@ -190,10 +190,13 @@ def as_index_array(x, name: str, ndim: int) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.int64)
 
 
-def check_output(out, name: str, shape: tuple[int, ...], dtype: np.dtype, of: str) -> np.ndarray:
-    """An output buffer: a C-contiguous, writable ndarray of `shape` and `dtype` (`of` says whose dtype)."""
+def check_output(out, name: str, shape: tuple[int, ...], dtype: np.dtype, of: str,
+                 optional: bool = True) -> np.ndarray:
+    """An output buffer: a C-contiguous, writable ndarray of `shape` and `dtype` (`of` says whose dtype).
+    optional=False: a buffer the caller must pass (its TypeError does not offer None)."""
     if not isinstance(out, np.ndarray):
-        raise TypeError(f"{name}: expected a numpy.ndarray or None, got {type(out).__name__}")
+        raise TypeError(f"{name}: expected a numpy.ndarray{' or None' if optional else ''}, "
+                        f"got {type(out).__name__}")
     if out.dtype != dtype:
         raise TypeError(f"{name}: expected dtype {dtype} ({of}), got {out.dtype}")
     if out.shape != shape:

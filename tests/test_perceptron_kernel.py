@@ -307,14 +307,14 @@ def test_w_wrong_length():
 
 def test_w_not_contiguous():
     X, y, _ = _ok()
-    with pytest.raises(ValueError, match=r"w: expected a C-contiguous writable array"):
+    with pytest.raises(ValueError, match=r"w: expected a C-contiguous array, got a non-contiguous view"):
         perceptron_epoch(X, y, np.zeros(6)[::2], 0.0)
 
 
 def test_w_read_only():
     X, y, w = _ok()
     w.flags.writeable = False
-    with pytest.raises(ValueError, match=r"w: expected a C-contiguous writable array"):
+    with pytest.raises(ValueError, match=r"w: expected a writable array, got a read-only one"):
         perceptron_epoch(X, y, w, 0.0)
 
 

@@ -283,8 +283,13 @@ def test_dual_paths_agree_on_digits(C, monkeypatch):
     # certifies its own gap, so their objectives agree within the sum of their tolerances
     import cnn_core.models.svm as svm_module
     X, t = digits_3_vs_5()
-    shared = LinearSVM(C=C, random_state=0).fit(X, t)
-    tight = LinearSVM(C=C, random_state=0, tol=1e-8).fit(X, t)  # below 1e-6 the polish takes over
+    shared = LinearSVM(C=C, random_state=0).fit(X, t)  # float64 Gram (n <= GRAM64_MAX_SAMPLES)
+    monkeypatch.setattr(svm_module, "GRAM64_MAX_SAMPLES", 0)
+    polished = []
+    polish = svm_module._GramProblem.polish
+    monkeypatch.setattr(svm_module._GramProblem, "polish", lambda p, *a: (polished.append(1), polish(p, *a)))
+    tight = LinearSVM(C=C, random_state=0, tol=1e-8).fit(X, t)  # float32 Gram: the polish takes over
+    assert polished or C < 0.1  # (C = 0.01 meets the gap before SMO's tolerance falls below 1e-6)
     monkeypatch.setattr(svm_module, "GRAM_MAX_SAMPLES", 0)
     active = LinearSVM(C=C, random_state=0).fit(X, t)
     J = [objective(m.coef_[0], m.intercept_[0], X, t, C) for m in (shared, tight, active)]

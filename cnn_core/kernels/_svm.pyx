@@ -116,7 +116,7 @@ cdef double TAU = 1e-12  # LIBSVM's floor for a pair's curvature K_ii + K_jj - 2
 
 cdef enum:
     SHRINK_EVERY = 1000  # SMO steps between two shrinking passes (LIBSVM's; min(n, this))
-    COMPACT_MAX = 4096  # SMO copies K's active block when at most this many slots are active (64 MiB float32)
+    COMPACT_MAX = 2048  # SMO copies K's active block when at most this many slots are active (16 MiB float32)
 
 
 cdef inline bint _shrinkable(double ys, double a, double g, double C, double gmax1, double gmax2) noexcept nogil:
@@ -131,7 +131,8 @@ cdef inline bint _shrinkable(double ys, double a, double g, double C, double gma
 
 cdef void _reconstruct(const floating[:, ::1] K, const int* perm, const double* a, const double* ys,
                        double* g, Py_ssize_t m, Py_ssize_t n, int* nz, double* ay) noexcept nogil:
-    # the gradient of the shrunk slots m..n-1, g_s = y_s sum_u K_su alpha_u y_u - 1, from scratch over the
+    # the gradient of the shrunk slots m..n-1, G_s = y_s sum_u K_su alpha_u y_u - 1 (stored as g_s = -y_s G_s),
+    # from scratch over the
     # slots with alpha_u > 0 only (K symmetric, so row perm[s] holds the column)
     cdef Py_ssize_t s, u, k, nnz = 0
     cdef double acc
@@ -146,7 +147,7 @@ cdef void _reconstruct(const floating[:, ::1] K, const int* perm, const double* 
         acc = 0.0
         for k in range(nnz):
             acc += <double>Ks[nz[k]] * ay[k]
-        g[s] = ys[s] * acc - 1.0
+        g[s] = -ys[s] * (ys[s] * acc - 1.0)
 
 
 cdef inline void _swap(Py_ssize_t p, Py_ssize_t r, int* perm, int* cidx, double* a, double* g, double* ys,
@@ -203,8 +204,10 @@ cdef Py_ssize_t _smo(const floating[:, ::1] K, double C, double eps, Py_ssize_t 
                      double* ay, int* cidx, bint* converged) noexcept nogil:
     # LIBSVM's solver (Fan, Chen and Lin 2005) for the linear kernel K = X X^T, with its shrinking: the
     # maximal violating i, then the j of the largest second-order decrease, over the active slots 0..m-1.
-    # The variables live in slots: slot s holds variable perm[s] with a = alpha, g = its gradient
-    # y (K (alpha y)) - 1, ys = y, q = K's diagonal, so that every pass reads contiguous arrays and only K
+    # The variables live in slots: slot s holds variable perm[s] with a = alpha, g = -y G where G is its
+    # gradient y (K (alpha y)) - 1 (the value both selections compare, so the hot passes need no y: the
+    # gradient update becomes g -= K_si d_i + K_sj d_j, equal bit for bit to updating G and negating), ys = y,
+    # q = K's diagonal, so that every pass reads contiguous arrays and only K
     # through perm; shrinking swaps a variable behind the active slots (LIBSVM's swap_index). g is kept up
     # to date on the active slots and rebuilt for the others before they are looked at again (and on
     # return when `exact`). state = [m, steps to the next shrinking pass, unshrunk once], kept between calls.
@@ -241,16 +244,17 @@ cdef Py_ssize_t _smo(const floating[:, ::1] K, double C, double eps, Py_ssize_t 
             g1 = -INFINITY
             g2 = -INFINITY
             for s in range(m):
+                gs = -ys[s] * g[s]  # G
                 if ys[s] > 0:
-                    if a[s] < C and -g[s] > g1:
-                        g1 = -g[s]
-                    if a[s] > 0.0 and g[s] > g2:
-                        g2 = g[s]
+                    if a[s] < C and -gs > g1:
+                        g1 = -gs
+                    if a[s] > 0.0 and gs > g2:
+                        g2 = gs
                 else:
-                    if a[s] < C and -g[s] > g2:
-                        g2 = -g[s]
-                    if a[s] > 0.0 and g[s] > g1:
-                        g1 = g[s]
+                    if a[s] < C and -gs > g2:
+                        g2 = -gs
+                    if a[s] > 0.0 and gs > g1:
+                        g1 = gs
             if not unshrunk and g1 + g2 <= eps * 10.0:
                 # close to the end: bring every variable back once, so that shrinking decisions taken
                 # far from the solution are reconsidered (as LIBSVM does)
@@ -261,7 +265,7 @@ cdef Py_ssize_t _smo(const floating[:, ::1] K, double C, double eps, Py_ssize_t 
                 rows, ix, ld = &K[0, 0], perm, n
             s = 0
             while s < m:
-                if _shrinkable(ys[s], a[s], g[s], C, g1, g2):
+                if _shrinkable(ys[s], a[s], -ys[s] * g[s], C, g1, g2):
                     m -= 1
                     _swap(s, m, perm, cidx, a, g, ys, q, up, low)
                 else:
@@ -280,7 +284,7 @@ cdef Py_ssize_t _smo(const floating[:, ::1] K, double C, double eps, Py_ssize_t 
             Gmax = -INFINITY
             i = -1
             for s in range(m):
-                v = -ys[s] * g[s] + up[s]
+                v = g[s] + up[s]
                 if v >= Gmax:
                     Gmax = v
                     i = s
@@ -298,7 +302,7 @@ cdef Py_ssize_t _smo(const floating[:, ::1] K, double C, double eps, Py_ssize_t 
             Ki = rows + pi * ld
             Kii = q[i]
             for s in range(m):
-                lv = ys[s] * g[s] + low[s]  # -inf outside I_low
+                lv = low[s] - g[s]  # y G, -inf outside I_low
                 if lv > Gmax2:
                     Gmax2 = lv
                 grad_diff = Gmax + lv
@@ -335,7 +339,7 @@ cdef Py_ssize_t _smo(const floating[:, ::1] K, double C, double eps, Py_ssize_t 
             quad = TAU
         # the pair's analytic step along the constraint y_i alpha_i + y_j alpha_j = const, clipped to the box
         if yi != yj:
-            delta = (-g[i] - g[j]) / quad
+            delta = (yi * g[i] + yj * g[j]) / quad  # (-G_i - G_j) / quad
             diff = old_i - old_j
             a[i] = old_i + delta
             a[j] = old_j + delta
@@ -354,7 +358,7 @@ cdef Py_ssize_t _smo(const floating[:, ::1] K, double C, double eps, Py_ssize_t 
                 a[j] = C
                 a[i] = C + diff
         else:
-            delta = (g[i] - g[j]) / quad
+            delta = (yj * g[j] - yi * g[i]) / quad  # (G_i - G_j) / quad
             total = old_i + old_j
             a[i] = old_i - delta
             a[j] = old_j + delta
@@ -382,9 +386,9 @@ cdef Py_ssize_t _smo(const floating[:, ::1] K, double C, double eps, Py_ssize_t 
         i = -1
         for s in range(m):
             p = ix[s]
-            gs = g[s] + ys[s] * (Ki[p] * di + Kj[p] * dj)
+            gs = g[s] - (Ki[p] * di + Kj[p] * dj)  # -y G, as G += y (K_si d_i + K_sj d_j)
             g[s] = gs
-            v = -ys[s] * gs + up[s]
+            v = gs + up[s]
             if v >= Gmax:
                 Gmax = v
                 i = s
@@ -431,7 +435,7 @@ def smo(const floating[:, ::1] K, const double[::1] kd, const signed char[::1] y
         for s in range(n):
             t = perm[s]
             a[s] = alpha[t]
-            g[s] = G[t]
+            g[s] = -y[t] * G[t]
             ys[s] = y[t]
             q[s] = kd[t]
         steps = _smo(K, C, eps, max_steps, exact, &perm[0], &state[0], &a[0], &g[0], &ys[0], &q[0], &nz[0],
@@ -439,7 +443,7 @@ def smo(const floating[:, ::1] K, const double[::1] kd, const signed char[::1] y
         for s in range(n if steps >= 0 else 0):
             t = perm[s]
             alpha[t] = a[s]
-            G[t] = g[s]
+            G[t] = -ys[s] * g[s]
     if steps < 0:
         raise MemoryError("smo: out of memory for its working arrays")
     return steps, bool(converged)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn_core._validation import as_float_array, as_index_array, check_choice, check_finite, check_real
+from cnn_core._validation import (as_float_array, as_index_array, check_choice, check_finite, check_output,
+                                  check_real)
 from cnn_core.kernels import _perceptron
 
 __all__ = ["perceptron_epoch", "perceptron_ovr_epoch", "perceptron_greedy_epoch", "new_pocket"]
@@ -39,19 +40,10 @@ def perceptron_epoch(X: np.ndarray, y: np.ndarray, w: np.ndarray, b: float, eta:
     if d == 0:
         raise ValueError(f"X: expected at least one feature column, got shape {X.shape}")
     y = _check_labels(y, n)
-    if not isinstance(w, np.ndarray):
-        raise TypeError(f"w: expected a numpy.ndarray, got {type(w).__name__}")
-    if w.dtype != X.dtype:
-        raise TypeError(f"w: expected dtype {X.dtype} (X's), got {w.dtype}")
-    if w.shape != (d,):
-        raise ValueError(f"w: expected shape ({d},) (X has {d} features), got {w.shape}")
-    if not w.flags.c_contiguous or not w.flags.writeable:
-        raise ValueError("w: expected a C-contiguous writable array (it is updated in place), "
-                         "got a non-contiguous or read-only one")
+    _check_weights(w, "w", (d,), X.dtype)
     b = check_real(b, "b")
     eta = check_real(eta, "eta", 0.0, low_open=True)
     check_finite(X, "X")
-    check_finite(w, "w")
     if order is None:
         return _perceptron.epoch(X, y, w, b, eta, _NO_ORDER, False)
     order = as_index_array(order, "order", ndim=1)
@@ -62,15 +54,8 @@ def perceptron_epoch(X: np.ndarray, y: np.ndarray, w: np.ndarray, b: float, eta:
 
 
 def _check_weights(a, name: str, shape: tuple, dtype) -> np.ndarray:
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(a).__name__}")
-    if a.dtype != dtype:
-        raise TypeError(f"{name}: expected dtype {dtype} (X's), got {a.dtype}")
-    if a.shape != shape:
-        raise ValueError(f"{name}: expected shape {shape}, got {a.shape}")
-    if not a.flags.c_contiguous or not a.flags.writeable:
-        raise ValueError(f"{name}: expected a C-contiguous writable array (it is updated in place), "
-                         "got a non-contiguous or read-only one")
+    # weights updated in place: the caller's buffer, so it must be one the kernel can write as it is
+    check_output(a, name, shape, dtype, "X's", optional=False)
     check_finite(a, name)
     return a
 

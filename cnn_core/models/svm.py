@@ -12,29 +12,33 @@ solver='dual' (default): the dual of J,
 
     max_alpha  sum_i alpha_i - 1/2 ||sum_i alpha_i y_i x_i||^2,  0 <= alpha_i <= C,  sum_i y_i alpha_i = 0,
 
-solved exactly, in two stages per binary problem (both compiled, cnn_core.kernels.svm):
-1. WARM_EPOCHS epochs of dual coordinate descent (Hsieh et al. 2008, LIBLINEAR's solver, with its
-   shrinking), only to find which points matter. The equality constraint (the price of b being free) cannot
-   be kept by one-coordinate steps; LIBLINEAR drops it by regularizing b, which changes the optimum. Here J
-   gets a proximal term (b - c)^2 / (2 rho) instead: that problem's dual is box-constrained (w = sum alpha_i
-   y_i x_i is kept explicit, one dot product and one axpy per step) with b = c + rho sum_i y_i alpha_i, and
-   after every epoch the center moves to the current bias (c <- b). The term vanishes at the fixed point,
-   so this alone also converges to the minimizer of J (the method of multipliers for the equality
-   constraint; rho = RHO_SCALE * mean ||x_i||^2), but slowly when C ||x||^2 is large: on the embedded digits
-   (C = 1) it did not reach the gap below in 1,000 epochs, as LIBLINEAR's hinge solver does not.
-2. SMO (LIBSVM's solver: Fan, Chen and Lin 2005, second-order working-set selection and shrinking) with
-   pair updates that keep sum_i y_i alpha_i = 0 exactly, on the points with alpha_i > 0 or a margin below
-   1 + MARGIN_SLACK (at most SMO_MAX_ACTIVE of them: their Gram matrix is computed once per round), from
-   alpha = 0; then the check below, and further rounds (the active points recomputed, SMO's violation
-   tolerance divided by 10) until it passes. Were there too many active points, coordinate descent goes
-   on alone.
-Why not one of them: SMO on all n points needs the n x n Gram matrix (or O(n d) per step); coordinate
-descent alone is slow to its last digits; LIBLINEAR's large intercept scaling leaves a bias penalty.
+solved exactly by SMO (LIBSVM's solver: Fan, Chen and Lin 2005, second-order working-set selection and
+shrinking; compiled, cnn_core.kernels.svm), whose pair updates keep sum_i y_i alpha_i = 0 exactly (the price
+of b being free: LIBLINEAR's one-coordinate steps cannot keep it and regularize b instead, which changes the
+optimum). Two ways, by the number of samples n:
+- n <= GRAM_MAX_SAMPLES (the default way): the Gram matrix K = X X^T is computed once, in float32 (256 MiB
+  at n = 8192; in X's precision up to GRAM64_MAX_SAMPLES), and shared by every one-vs-rest problem; each runs SMO from alpha = 0 on all n points with
+  shrinking (once few points are left active, their block of K is copied so that a step reads contiguous
+  rows), and the check below is made whenever SMO meets its violation tolerance (then divided by 10) or
+  after SMO_CHUNK * n steps. float32 K is the QP of a matrix within ~1e-6 of K, so for SMO tolerances below
+  GRAM32_EPS_FLOOR (tol far below the default) the problem goes on with the exact-Gram rounds below.
+  Measured on the embedded digits (8,000 x 784, C = 1): 20k-60k pair steps per class, most of the time
+  spent while many points are still active (a step reads two rows of K and passes over the active points).
+- larger n: WARM_EPOCHS epochs of dual coordinate descent (Hsieh et al. 2008, LIBLINEAR's, with its
+  shrinking) find the points that matter: J gets a proximal term (b - c)^2 / (2 rho), whose dual is
+  box-constrained (w = sum alpha_i y_i x_i kept explicit) with b = c + rho sum_i y_i alpha_i, the center
+  moving to the current bias after every epoch (the method of multipliers for the equality constraint;
+  rho = RHO_SCALE * mean ||x_i||^2). Alone it is slow when C ||x||^2 is large (on the embedded digits it did
+  not reach the gap below in 1,000 epochs). Then SMO rounds on the points with alpha_i > 0 or a margin below
+  1 + MARGIN_SLACK (at most SMO_MAX_ACTIVE of them: their Gram matrix, in X's precision, per round), the
+  check, and further rounds (SMO's tolerance divided by 10) until it passes; were there too many active
+  points, coordinate descent goes on alone.
 Stopping rule, from the full margins: the duality gap J(w, b*) - D(alpha') <= tol * J(w, b*), where b* is
 the exact best bias for w (the minimum of a piecewise linear function, found by sorting) and alpha' is alpha
-scaled onto sum y_i alpha_i = 0, so that D(alpha') is a lower bound of min J: the objective returned is
-certified within the fraction tol of the optimum. Not reaching it within max_iter epochs and rounds emits a
-ConvergenceWarning. Problems are solved one after the other (one thread).
+(scaled onto sum y_i alpha_i = 0 where coordinate descent left it off), so that D(alpha') is a lower bound of
+min J: the objective returned is certified within the fraction tol of the optimum. Not reaching it within
+max_iter epochs and rounds emits a ConvergenceWarning. The binary problems are independent and solved
+get_num_threads() at a time (the thread count never changes a result).
 
 solver='sgd': J / (C n) = lambda/2 ||w||^2 + mean hinge with lambda = 1 / (C n) has the same minimizer. Each
 step takes a mini-batch B, the hinge subgradient g_w = -1/|B| sum_{i in B, y_i(w.x_i+b) < 1} y_i x_i (g_b
@@ -70,6 +74,7 @@ WARM_EPOCHS = 10  # dual solver: coordinate-descent epochs that find the active 
 MARGIN_SLACK = 0.5  # SMO's active points: alpha_i > 0 or y_i (w.x_i + b) < 1 + MARGIN_SLACK
 SMO_MAX_ACTIVE = 4096  # at most this many active points for SMO (their Gram matrix: 128 MiB)
 GRAM_MAX_SAMPLES = 8192  # up to this many samples: one float32 Gram matrix of X for every problem (256 MiB)
+GRAM64_MAX_SAMPLES = 2048  # up to this many samples the shared Gram matrix is in X's precision (32 MiB)
 GRAM_BLOCK = 1024  # rows of the Gram matrix computed per product (its lower triangle only, then mirrored)
 GRAM32_EPS_FLOOR = 1e-6  # below this SMO tolerance the float32 Gram gives way to exact ones (_GramProblem.polish)
 SMO_CHUNK = 4  # full-Gram SMO: at most SMO_CHUNK * n pair steps between two duality-gap checks
@@ -94,15 +99,17 @@ def best_bias(z: np.ndarray, y: np.ndarray) -> float:
     return float(kinks[order][np.argmax(neg - pos_after >= 0)])
 
 
-def gram32(X: np.ndarray) -> np.ndarray:
-    """K = X X^T (n, n) as float32, from float32 products (K is symmetric: only the blocks on and below
-    the diagonal are multiplied, the others are copies)."""
-    X32 = np.ascontiguousarray(X, dtype=np.float32)
-    n = X32.shape[0]
-    K = np.empty((n, n), dtype=np.float32)
+def gram(X: np.ndarray) -> np.ndarray:
+    """K = X X^T (n, n): in X's precision up to GRAM64_MAX_SAMPLES samples, else float32 from float32
+    products (K is symmetric: only the blocks on and below the diagonal are multiplied, the others are
+    copies)."""
+    n = X.shape[0]
+    dtype = X.dtype if n <= GRAM64_MAX_SAMPLES else np.float32
+    Xc = np.ascontiguousarray(X, dtype=dtype)
+    K = np.empty((n, n), dtype=dtype)
     for r0 in range(0, n, GRAM_BLOCK):
         r1 = min(n, r0 + GRAM_BLOCK)
-        K[r0:r1, :r1] = gemm(X32[r0:r1], X32[:r1], trans_b=True)
+        K[r0:r1, :r1] = gemm(Xc[r0:r1], Xc[:r1], trans_b=True)
         K[:r0, r0:r1] = K[r0:r1, :r0].T
     return K
 
@@ -124,7 +131,7 @@ class _GramProblem:
     def solve(self, tol: float, max_iter: int) -> None:
         n = self.X.shape[0]
         while not self.done and self.rounds < max_iter:
-            if self.smo_eps < GRAM32_EPS_FLOOR:
+            if self.smo_eps < GRAM32_EPS_FLOOR and self.K.dtype == np.float32:
                 self.polish(tol, max_iter)
                 return
             steps, converged = _svm.smo(self.K, self.kd, self.y, self.alpha, self.G, self.C, self.smo_eps,
@@ -290,13 +297,15 @@ class LinearSVM(LinearClassifier):
         bounds J's excess over the optimum by the fraction tol. solver='sgd': stop when J has not dropped below (1 - tol) times its
         best value for n_iter_no_change consecutive passes (tol >= 0).
     n_iter_no_change : solver='sgd': see tol (>= 1).
-    shuffle : solver='sgd': draw a new batch partition each pass (the dual solver always visits the
-        coordinates in a new random order each epoch).
-    random_state : seed (or None) of np.random.default_rng, which drives either solver's order.
-    solver : 'dual' (exact: coordinate descent, then SMO; the default) or 'sgd' (see the module docstring).
+    shuffle : solver='sgd': draw a new batch partition each pass (the dual solver's coordinate descent
+        visits the points in a new random order each epoch).
+    random_state : seed (or None) of np.random.default_rng, which drives the order of sgd's batches and of
+        the dual solver's coordinate descent (used for n > GRAM_MAX_SAMPLES only; SMO is deterministic).
+    solver : 'dual' (exact: SMO, after coordinate descent for large n; the default) or 'sgd' (see the
+        module docstring).
     max_iter : solver='dual': maximum number of coordinate-descent epochs plus SMO rounds per binary problem
-        (>= 1; an SMO round makes at most max_iter * n pair steps); a ConvergenceWarning says when the gap
-        test was not met within them.
+        (>= 1; an SMO round makes at most SMO_CHUNK * n pair steps with the shared Gram matrix, max_iter * n
+        otherwise); a ConvergenceWarning says when the gap test was not met within them.
 
     Attributes (after fit)
     ----------------------
@@ -353,7 +362,7 @@ class LinearSVM(LinearClassifier):
 
     def _fit_dual(self, X, T, row_sq, C, tol, max_iter, rng) -> "LinearSVM":
         if X.shape[0] <= GRAM_MAX_SAMPLES:
-            K = gram32(X)
+            K = gram(X)
             kd = np.diagonal(K).astype(np.float64)
             problems = [_GramProblem(X, K, kd, np.ascontiguousarray(T[:, k]), C) for k in range(T.shape[1])]
         else:
