@@ -97,7 +97,7 @@ class _Builder:
         self.ops: list[dict] = []
         self.buffers: list[_Buffer] = []
         self.work = 0.0       # multiply-adds per sample
-        self.min_cols = 0     # the fewest GEMM columns (output positions) of one sample in any convolution
+        self.min_cols = 0     # the fewest GEMM columns (output positions) of one sample in any im2col convolution
         self.num_embeddings = 0   # > 0: the input is integer indices into embeddings of this many rows (at most)
 
     # ---- buffers and ops ----
@@ -316,7 +316,6 @@ class _Builder:
                 fbw = 2 * vl if f % (2 * vl) == 0 else vl
                 packed = self.weights(weight.reshape(f // fbw, fbw, k).transpose(0, 2, 1))
                 params[15] = 3
-                self.min_cols = oh * ow if not self.min_cols else min(self.min_cols, oh * ow)
                 return self.op("conv", v, (f, oh, ow), params, w=packed, b=b, tab=tab,
                                scratch=(c * hp * wp, oh * ow * f))
             # dconv: positions vectorized on the wide grid, weights packed (F8/8, K, 8)
@@ -328,7 +327,6 @@ class _Builder:
             packed = self.weights(packed.reshape(f8 // 8, 8, k).transpose(0, 2, 1))
             params[15] = 2
             npad = c * hp * wp + (kh - 1) * dh * wp + (kw - 1) * dw + pw_
-            self.min_cols = pw_ if not self.min_cols else min(self.min_cols, pw_)
             return self.op("conv", v, (f, oh, ow), params, w=packed, b=b, tab=tab, scratch=(npad, f8 * pw_))
         if m.stride == (1, 1):
             # the "wide" columns (plan_template.h): output rows as wide as the padded input, and its copy

@@ -567,6 +567,13 @@ def test_cli_bench(tmp_path):
     info = json.loads(proc.stdout)
     assert info["runs_as"].startswith("compiled plan") and info["input_shape"] == [784]
     assert info["latency_us"] > 0 and info["throughput_per_s"] > 0 and info["batch"] == 64
+    rnn_path = tmp_path / "lstm.npz"
+    cnn_core.save(RNNClassifier(28, 16, 10, cell="lstm", rng=0), str(rnn_path))    # recurrent: a plan too
+    proc = subprocess.run([sys.executable, "-m", "cnn_core", "bench", str(rnn_path), "--batch", "8", "--json"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["runs_as"].startswith("compiled plan") and info["input_shape"] == [28, 28]
     proc = subprocess.run([sys.executable, "-m", "cnn_core", "bench", str(path), "--input-shape", "1,x"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "--input-shape: expected positive ints" in proc.stderr
