@@ -46,10 +46,6 @@ _MAX_CHUNK = 256
 # The fewest columns a chunk gives a convolution's GEMM (whatever the arena budget says), so that packing
 # the weights, once per GEMM call, is spread over enough columns.
 _MIN_GEMM_COLS = 256
-# Convolutions (stride 1, one group, filters a multiple of 8) with at least this many input channels run
-# direct (plan_template.h's dconv) instead of through im2col + GEMM: there the column matrix and the GEMM's
-# packing of it and of the weights cost as much as the products.
-_DIRECT_MIN_CHANNELS = 16
 # Per-sample buffer sizes are rounded to this many elements, so every buffer of any chunk starts on a
 # 64-byte boundary.
 _ALIGN = 16
@@ -101,7 +97,7 @@ class _Builder:
         self.ops: list[dict] = []
         self.buffers: list[_Buffer] = []
         self.work = 0.0       # multiply-adds per sample
-        self.min_cols = 0     # the fewest GEMM columns (output positions) of one sample in any convolution
+        self.min_cols = 0     # the fewest GEMM columns (output positions) of one sample in any im2col convolution
         self.num_embeddings = 0   # > 0: the input is integer indices into embeddings of this many rows (at most)
 
     # ---- buffers and ops ----
@@ -303,25 +299,35 @@ class _Builder:
         # a few filters per group (16 or 32 in float32, 8..32 in float64: whole columns of the unpacked
         # kernel's 16- or 8-wide tile) run transposed, positions as the GEMM's rows (plan_template.h)
         fg, vec = f // g, 16 if self.dtype == np.float32 else 8
-        transposed = fg % vec == 0 and fg <= 32 and not (m.stride == (1, 1) and g == 1 and f % 8 == 0
-                                                         and c >= _DIRECT_MIN_CHANNELS)
+        transposed = fg % vec == 0 and fg <= 32 and not (m.stride == (1, 1) and g == 1)
         if transposed:
             weight = self.weights(weight.reshape(g, fg, k // g).transpose(0, 2, 1))
         params = [c, h, w, f, kh, kw, *m.stride, ph, pw, *m.dilation, oh, ow, g, int(transposed)]
-        if m.stride == (1, 1) and g == 1 and f % 8 == 0 and c >= _DIRECT_MIN_CHANNELS:
-            # direct (plan_template.h's dconv): taps read straight from the padded input on the wide grid,
-            # weights packed (F/8, K, 8), tab = each tap's offset in the padded input
+        if m.stride == (1, 1) and g == 1:
+            # direct (plan_template.h's dconv and cconv): taps read straight from the padded input, tab =
+            # each tap's offset in it
             (dh, dw) = m.dilation
             hp, wp = oh + dh * (kh - 1), ow + dw * (kw - 1)
-            tile = 2 * (64 // self.dtype.itemsize)
-            pw_ = -(-oh * wp // tile) * tile
+            vl = 64 // self.dtype.itemsize
             tab = np.array([ci * hp * wp + i * dh * wp + j * dw for ci in range(c) for i in range(kh)
                             for j in range(kw)], np.intp)
-            packed = self.weights(weight.reshape(f // 8, 8, k).transpose(0, 2, 1))
+            if f % vl == 0:
+                # whole vectors of filters: cconv, weights packed (F/fbw, K, fbw), 1 or 2 vectors per block
+                fbw = 2 * vl if f % (2 * vl) == 0 else vl
+                packed = self.weights(weight.reshape(f // fbw, fbw, k).transpose(0, 2, 1))
+                params[15] = 3
+                return self.op("conv", v, (f, oh, ow), params, w=packed, b=b, tab=tab,
+                               scratch=(c * hp * wp, oh * ow * f))
+            # dconv: positions vectorized on the wide grid, weights packed (F8/8, K, 8)
+            tile = 2 * vl
+            pw_ = -(-oh * wp // tile) * tile
+            f8 = -(-f // 8) * 8          # zero filters up to whole tiles: computed, never stored
+            packed = np.zeros((f8, k), self.dtype)
+            packed[:f] = weight
+            packed = self.weights(packed.reshape(f8 // 8, 8, k).transpose(0, 2, 1))
             params[15] = 2
             npad = c * hp * wp + (kh - 1) * dh * wp + (kw - 1) * dw + pw_
-            self.min_cols = pw_ if not self.min_cols else min(self.min_cols, pw_)
-            return self.op("conv", v, (f, oh, ow), params, w=packed, b=b, tab=tab, scratch=(npad, f * pw_))
+            return self.op("conv", v, (f, oh, ow), params, w=packed, b=b, tab=tab, scratch=(npad, f8 * pw_))
         if m.stride == (1, 1):
             # the "wide" columns (plan_template.h): output rows as wide as the padded input, and its copy
             (dh, dw) = m.dilation
@@ -346,8 +352,13 @@ class _Builder:
         if self.fusable(v, ("linear", "conv")) and (v.op["kind"] == "conv" or len(v.shape) == 1):
             # fold: (W x + b) * scale + shift = (scale W) x + (scale b + shift), per output channel
             o = v.op
-            if o["kind"] == "conv" and o["params"][15] == 2:   # direct: (F/8, K, 8)
-                o["w"] = self.weights(o["w"] * scale.reshape(-1, 1, 8))
+            if o["kind"] == "conv" and o["params"][15] == 3:   # direct: (F/fbw, K, fbw)
+                o["w"] = self.weights(o["w"] * scale.reshape(o["w"].shape[0], 1, -1))
+            elif o["kind"] == "conv" and o["params"][15] == 2:   # direct: (F8/8, K, 8), zero filters past F
+                f8 = o["w"].shape[0] * 8
+                s8 = np.zeros(f8)
+                s8[:len(scale)] = scale
+                o["w"] = self.weights(o["w"] * s8.reshape(-1, 1, 8))
             elif o["kind"] == "conv" and o["params"][15]:      # transposed: (G, Kg, Fg), filters last
                 g = o["params"][14]
                 o["w"] = self.weights(o["w"] * scale.reshape(g, 1, -1))

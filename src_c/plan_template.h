@@ -266,6 +266,7 @@ static void G(im2col_wide)(const cnn_plan_op *op, const T *x, T *cols, ptrdiff_t
  * Tile: J filters x 2*VL positions, acc[j][v] += w[k][j] * x[off[k] + v*VL]; J = 8 at the avx512 level
  * (16 zmm accumulators, 2 loads + 8 broadcasts per 16 FMAs), 2 at avx2 (8 ymm), 1 at baseline (8 xmm). */
 #define DJ (NV >= 8 ? 8 : NV >= 2 ? 2 : 1)
+#define CCONV_RMAX 14
 
 static inline __attribute__((always_inline)) void G(dconv_tile)(ptrdiff_t K, const T *x, const ptrdiff_t *off,
                                                                 const T *w, T *out, ptrdiff_t ldo)
@@ -308,7 +309,7 @@ static void G(dconv)(const cnn_plan_op *op, const T *x, T *y, T *pad, T *g)
             for (ptrdiff_t h = 0; h < rows; ++h)
                 memcpy(pad + (c * Hp + PH + h) * Wp + PW, x + (c * H + h) * W, (size_t)width * sizeof(T));
     }
-    const ptrdiff_t nfb = F / 8, npb = Pw / (2 * VL), ntiles = nfb * npb;
+    const ptrdiff_t nfb = (F + 7) / 8, npb = Pw / (2 * VL), ntiles = nfb * npb;
     const int team = (int)cnn_plan_team_for((double)F * K * OH * OW, ntiles);
     (void)team;
 #if CNN_CORE_OPENMP
@@ -334,8 +335,111 @@ static void G(dconv)(const cnn_plan_op *op, const T *x, T *y, T *pad, T *g)
 
 #undef DJ
 
+/* The same convolution vectorized along the filters instead (what onnxruntime's NCHWc kernels do): a tile is
+ * R consecutive outputs of one output row times VF vectors of filters, acc[r][v] += x[tap at r] * w[tap][v],
+ * each input value broadcast from the padded copy (taps at off[k], the tile's first output at
+ * oh*Wp + ow0), weights pre-packed (F/(VF*VL), K, VF*VL). No wide grid: every product is an output's,
+ * where the positions-vectorized tile above computes (Wp/OW) and (whole tiles) more at 7x7 and 10x10.
+ * Outputs go to g as (positions, F), which the epilogue turns into (F, positions). */
+typedef T G(uvec) __attribute__((vector_size(64), aligned(sizeof(T))));   /* an unaligned vector */
+
+static inline __attribute__((always_inline)) void G(cconv_tile)(const int VF, const int R, ptrdiff_t K,
+                                                                const T *x, const ptrdiff_t *off, const T *w,
+                                                                T *out, ptrdiff_t F)
+{
+    /* every loop over r and v unrolled, so that acc stays in registers (R*VF <= 28 zmm at avx512) */
+    G(vec) acc[28];
+#pragma GCC unroll 28
+    for (int i = 0; i < R * VF; ++i)
+        acc[i] = (G(vec)){0};
+    for (ptrdiff_t k = 0; k < K; ++k) {
+        const T *xk = x + off[k];
+        const G(vec) w0 = *(const G(uvec) *)(w + k * VF * VL);
+        const G(vec) w1 = VF > 1 ? *(const G(uvec) *)(w + k * VF * VL + VL) : w0;
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r) {
+            const T xv = xk[r];
+            acc[r * VF] += xv * w0;
+            if (VF > 1)
+                acc[r * VF + 1] += xv * w1;
+        }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+        *(G(uvec) *)(out + r * F) = acc[r * VF];
+        if (VF > 1)
+            *(G(uvec) *)(out + r * F + VL) = acc[r * VF + 1];
+    }
+}
+
+#define CCONV_R(RR)                                                                                         \
+    case RR:                                                                                            \
+        if (VF2)                                                                                        \
+            G(cconv_tile)(2, RR, K, xr, off, wb, o, F);                                                 \
+        else                                                                                            \
+            G(cconv_tile)(1, RR, K, xr, off, wb, o, F);                                                 \
+        break;
+
+/* Outputs ow0 .. ow0 + R of row oh for filter block fb (R <= CCONV_RMAX). */
+static void G(cconv_piece)(int VF2, int R, ptrdiff_t K, const T *xr, const ptrdiff_t *off, const T *wb, T *o,
+                           ptrdiff_t F)
+{
+    switch (R) {
+        CCONV_R(1) CCONV_R(2) CCONV_R(3) CCONV_R(4) CCONV_R(5) CCONV_R(6) CCONV_R(7)
+        CCONV_R(8) CCONV_R(9) CCONV_R(10) CCONV_R(11) CCONV_R(12) CCONV_R(13) CCONV_R(14)
+    default:
+        break;
+    }
+}
+#undef CCONV_R
+
+static void G(cconv)(const cnn_plan_op *op, const T *x, T *y, T *pad, T *g)
+{
+    const ptrdiff_t C = op->p[0], H = op->p[1], W = op->p[2], F = op->p[3], KH = op->p[4], KW = op->p[5];
+    const ptrdiff_t PH = op->p[8], PW = op->p[9], DH = op->p[10], DW = op->p[11], OH = op->p[12];
+    const ptrdiff_t OW = op->p[13], Hp = OH + DH * (KH - 1), Wp = OW + DW * (KW - 1), K = C * KH * KW;
+    const int VF2 = F % (2 * VL) == 0;
+    const ptrdiff_t fbw = (VF2 ? 2 : 1) * VL, nfb = F / fbw;
+    const ptrdiff_t npieces = (OW + CCONV_RMAX - 1) / CCONV_RMAX, piece = (OW + npieces - 1) / npieces;
+    const T *Wf = (const T *)op->w, *b = (const T *)op->b;
+    const ptrdiff_t *off = op->tab;
+    memset(pad, 0, (size_t)(C * Hp * Wp) * sizeof(T));
+    {
+        const ptrdiff_t rows = H < Hp - PH ? H : Hp - PH, width = W < Wp - PW ? W : Wp - PW;
+        for (ptrdiff_t c = 0; c < C; ++c)
+            for (ptrdiff_t h = 0; h < rows; ++h)
+                memcpy(pad + (c * Hp + PH + h) * Wp + PW, x + (c * H + h) * W, (size_t)width * sizeof(T));
+    }
+    const ptrdiff_t ntiles = nfb * OH * npieces;
+    const int team = (int)cnn_plan_team_for((double)F * K * OH * OW, ntiles);
+    (void)team;
+#if CNN_CORE_OPENMP
+#pragma omp parallel for num_threads(team) schedule(static) if (team > 1)
+#endif
+    for (ptrdiff_t t = 0; t < ntiles; ++t) {
+        const ptrdiff_t fb = t / (OH * npieces), oh = t / npieces % OH, ow0 = t % npieces * piece;
+        const int R = (int)(OW - ow0 < piece ? OW - ow0 : piece);
+        G(cconv_piece)(VF2, R, K, pad + oh * Wp + ow0, off, Wf + fb * K * fbw, g + (oh * OW + ow0) * F + fb * fbw,
+                       F);
+    }
+    /* epilogue: (positions, F) -> (F, positions), bias, activation */
+    const ptrdiff_t P = OH * OW;
+    for (ptrdiff_t f = 0; f < F; ++f) {
+        T *d = y + f * P;
+        const T bf = b != NULL ? b[f] : (T)0;
+        for (ptrdiff_t q = 0; q < P; ++q)
+            d[q] = g[q * F + f] + bf;
+        G(act)(op->act, (T)op->alpha, d, P);
+    }
+}
+
 static int G(conv)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y, T *cols, T *g, T *pad)
 {
+    if (op->p[15] == 3) {     /* direct along the filters: cols is the padded sample, g the outputs */
+        for (ptrdiff_t n = 0; n < m; ++n)
+            G(cconv)(op, x + n * op->p[0] * op->p[1] * op->p[2], y + n * op->p[3] * op->p[12] * op->p[13], cols, g);
+        return 0;
+    }
     if (op->p[15] == 2) {     /* direct: cols is the padded sample, g the wide output */
         for (ptrdiff_t n = 0; n < m; ++n)
             G(dconv)(op, x + n * op->p[0] * op->p[1] * op->p[2], y + n * op->p[3] * op->p[12] * op->p[13], cols, g);
@@ -648,6 +752,7 @@ static int G(run_chunk)(const cnn_plan_op *ops, int nops, ptrdiff_t m, const voi
 }
 
 #undef VL
+#undef CCONV_RMAX
 #undef SMALL_ROWS
 #undef NV
 #undef UINT

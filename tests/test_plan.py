@@ -154,13 +154,16 @@ def _conv_models(dtype):
         (nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, **k), nn.ReLU()), (3, 7, 6)),
         (nn.Sequential(nn.Conv2d(4, 64, 3, stride=2, groups=2, **k)), (4, 7, 9)),
         (nn.Sequential(nn.Conv2d(2, 32, (1, 2), padding=(1, 0), bias=False, **k)), (2, 3, 5)),
-        # 16 input channels and more, stride 1, one group, filters a multiple of 8: the direct kernel, with
+        # stride 1, one group: the direct kernels, filters vectorized (whole vectors of filters: 16/32 in
+        # float32, 8/16 in float64) or positions (the rest), rows of more than 14 outputs in pieces; with
         # padding, none, dilation, a rectangular kernel, 1x1
         (nn.Sequential(nn.Conv2d(16, 24, 3, padding=1, **k), nn.ReLU()), (16, 4, 5)),
         (nn.Sequential(nn.Conv2d(17, 8, 3, bias=False, **k)), (17, 5, 4)),
         (nn.Sequential(nn.Conv2d(16, 16, (3, 2), padding=(2, 1), dilation=(2, 3), **k)), (16, 4, 5)),
         (nn.Sequential(nn.Conv2d(32, 40, 1, **k), nn.Sigmoid()), (32, 3, 2)),
         (nn.Sequential(nn.Conv2d(16, 8, 5, padding=2, **k)), (16, 3, 4)),
+        (nn.Sequential(nn.Conv2d(3, 32, 3, padding=1, **k), nn.ELU()), (3, 4, 31)),
+        (nn.Sequential(nn.Conv2d(2, 48, (2, 3), padding=(0, 2), dilation=(1, 2), **k)), (2, 3, 17)),
         # crop: stride-1 output leaving the last input row/column unused is impossible, but a dilated one
         (nn.Sequential(nn.Conv2d(1, 2, 2, padding=(0, 2), dilation=3, **k)), (1, 8, 5)),
     ]
@@ -231,7 +234,7 @@ def test_batchnorm_folded_and_standalone(dtype, simd):
     check(nn.Sequential(nn.BatchNorm2d(3, **k), nn.MaxPool2d(2), nn.BatchNorm2d(3, **k)), (3, 4, 6), dtype)
     check(nn.Sequential(nn.BatchNorm1d(3, **k), nn.ELU()), (3, 5), dtype)
     plan = cnn_core.compile(nn.Sequential(nn.Conv2d(3, 6, 3, rng=4), nn.BatchNorm2d(6)).eval(), (1, 3, 6, 5))
-    assert plan.ops == ["conv(3, 6, 5, 6, 3, 3, 1, 1, 0, 0, 1, 1, 4, 3, 1, 0)"]      # folded: one op
+    assert plan.ops == ["conv(3, 6, 5, 6, 3, 3, 1, 1, 0, 0, 1, 1, 4, 3, 1, 2)"]      # folded: one op
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -564,6 +567,13 @@ def test_cli_bench(tmp_path):
     info = json.loads(proc.stdout)
     assert info["runs_as"].startswith("compiled plan") and info["input_shape"] == [784]
     assert info["latency_us"] > 0 and info["throughput_per_s"] > 0 and info["batch"] == 64
+    rnn_path = tmp_path / "lstm.npz"
+    cnn_core.save(RNNClassifier(28, 16, 10, cell="lstm", rng=0), str(rnn_path))    # recurrent: a plan too
+    proc = subprocess.run([sys.executable, "-m", "cnn_core", "bench", str(rnn_path), "--batch", "8", "--json"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["runs_as"].startswith("compiled plan") and info["input_shape"] == [28, 28]
     proc = subprocess.run([sys.executable, "-m", "cnn_core", "bench", str(path), "--input-shape", "1,x"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "--input-shape: expected positive ints" in proc.stderr
