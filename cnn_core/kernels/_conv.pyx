@@ -466,7 +466,9 @@ def wino_conv3x3(const floating[:, :, :, ::1] x, const floating[:, :, ::1] u, co
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t F = y.shape[1], OH = y.shape[2], OW = y.shape[3]
     cdef Py_ssize_t nchunks = (N + chunk - 1) // chunk, ci, n0, m
-    cdef const floating* bp = NULL if bias is None else &bias[0]
+    cdef const floating* bp = NULL
+    if bias is not None:
+        bp = &bias[0]
     cdef int err = 0
     cdef int nt = min(team_size(nchunks), scratch.shape[0])
     with nogil:

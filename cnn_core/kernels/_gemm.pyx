@@ -4,6 +4,7 @@
 from cython cimport floating
 import numpy as np
 from cpython.buffer cimport PyBUF_FORMAT, PyBUF_STRIDES, PyBuffer_Release, PyObject_GetBuffer
+from cnn_core.kernels._buffer cimport float_kind
 from libc.stddef cimport ptrdiff_t
 
 from cnn_core._config cimport simd_level, team_size
@@ -115,22 +116,6 @@ def gemm_into(const floating[:, :] opa, const floating[:, :] opb, floating[:, ::
         raise MemoryError("gemm: could not allocate the packing buffers")
 
 
-cdef inline int _float_kind(const Py_buffer *v) noexcept:
-    """4 for float32, 8 for float64 in native byte order, 0 for anything else."""
-    cdef const char *f = v.format
-    if f == NULL:
-        return 0
-    if (f[0] == b'=' or f[0] == b'@' or f[0] == b'<') and f[1] != 0:
-        f += 1
-    if f[1] != 0:
-        return 0
-    if f[0] == b'f' and v.itemsize == 4:
-        return 4
-    if f[0] == b'd' and v.itemsize == 8:
-        return 8
-    return 0
-
-
 _ndarray = np.ndarray
 _empty = np.empty
 _dtypes = {4: np.dtype(np.float32), 8: np.dtype(np.float64)}
@@ -159,8 +144,8 @@ def gemm_fast(a, b, c, alpha, beta, bint trans_a, bint trans_b):
     try:
         PyObject_GetBuffer(b, &vb, PyBUF_STRIDES | PyBUF_FORMAT)
         try:
-            kind = _float_kind(&va)
-            if va.ndim != 2 or vb.ndim != 2 or kind == 0 or _float_kind(&vb) != kind:
+            kind = float_kind(&va)
+            if va.ndim != 2 or vb.ndim != 2 or kind == 0 or float_kind(&vb) != kind:
                 return NotImplemented
             size = kind
             if (va.strides[0] % size or va.strides[1] % size or vb.strides[0] % size or vb.strides[1] % size):
@@ -179,7 +164,7 @@ def gemm_fast(a, b, c, alpha, beta, bint trans_a, bint trans_b):
                 c, be = _empty((m, n), _dtypes[kind]), 0.0
             PyObject_GetBuffer(c, &vc, PyBUF_STRIDES | PyBUF_FORMAT)
             try:
-                if (vc.ndim != 2 or vc.shape[0] != m or vc.shape[1] != n or _float_kind(&vc) != kind
+                if (vc.ndim != 2 or vc.shape[0] != m or vc.shape[1] != n or float_kind(&vc) != kind
                         or vc.readonly or (n > 1 and vc.strides[1] != size) or (m > 1 and vc.strides[0] != n * size)):
                     return NotImplemented   # the Python checks name what is wrong with c
                 if m == 0 or n == 0:

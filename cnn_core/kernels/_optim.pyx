@@ -1,4 +1,3 @@
-# cython: boundscheck=False, wraparound=False, cdivision=True
 # distutils: extra_compile_args = -ffp-contract=off
 """Compiled optimizer kernels for the training loop: the finiteness scan of every gradient in one call, and
 SGD's update of one parameter in one pass (cnn_core.optim.SGD and cnn_core.training call them on arrays
@@ -11,6 +10,7 @@ the optimizer's time at batch 64. Built with -ffp-contract=off: no multiply-add 
 CFLAGS a build passes, so sgd_step rounds as NumPy's ufuncs do.
 """
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
+from cnn_core.kernels._buffer cimport float_kind
 from libc.stdint cimport uint32_t, uint64_t
 
 
@@ -31,22 +31,6 @@ cdef inline bint _bad64(const uint64_t *b, Py_ssize_t n) noexcept nogil:
     return bad != 0
 
 
-cdef int _kind(const Py_buffer *v) noexcept:
-    """4 for float32, 8 for float64 (native byte order), 0 for anything else."""
-    cdef const char *f = v.format
-    if f == NULL:
-        return 0
-    if f[0] in (b'=', b'@', b'<') and f[1] != 0:
-        f += 1
-    if f[1] != 0:
-        return 0
-    if f[0] == b'f' and v.itemsize == 4:
-        return 4
-    if f[0] == b'd' and v.itemsize == 8:
-        return 8
-    return 0
-
-
 def all_finite(arrays) -> bool:
     """True when no element of any array in the sequence `arrays` (C-contiguous float32/float64 arrays) is
     NaN or infinite; None entries are skipped. One serial pass over each (a step's gradients are far too
@@ -58,7 +42,7 @@ def all_finite(arrays) -> bool:
         if a is None:
             continue
         PyObject_GetBuffer(a, &v, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
-        kind = _kind(&v)
+        kind = float_kind(&v)
         with nogil:
             if kind == 4:
                 bad = _bad32(<const uint32_t *>v.buf, v.len // 4)
@@ -153,8 +137,8 @@ def sgd_step(p, g, buf, double lr, double momentum, double dampening, double wei
             else:
                 vb.buf = NULL
             try:
-                kind = _kind(&vp)
-                if kind == 0 or _kind(&vg) != kind or vg.len != vp.len or (has_buf and (_kind(&vb) != kind
+                kind = float_kind(&vp)
+                if kind == 0 or float_kind(&vg) != kind or vg.len != vp.len or (has_buf and (float_kind(&vb) != kind
                                                                                           or vb.len != vp.len)):
                     raise TypeError("sgd_step: expected p, g and buf of one float dtype and size")
                 with nogil:

@@ -1,0 +1,18 @@
+"""Buffer-protocol helpers for the kernels that take arrays without NumPy's per-call cost (header only)."""
+from cpython.buffer cimport Py_buffer
+
+
+cdef inline int float_kind(const Py_buffer *v) noexcept:
+    """4 for float32, 8 for float64 in native byte order, 0 for anything else (from v's struct format)."""
+    cdef const char *f = v.format
+    if f == NULL:
+        return 0
+    if (f[0] == b'=' or f[0] == b'@' or f[0] == b'<') and f[1] != 0:
+        f += 1
+    if f[1] != 0:
+        return 0
+    if f[0] == b'f' and v.itemsize == 4:
+        return 4
+    if f[0] == b'd' and v.itemsize == 8:
+        return 8
+    return 0
