@@ -224,6 +224,19 @@ static void G(im2col)(const cnn_plan_op *op, const T *x, T *cols, ptrdiff_t ld)
     }
 }
 
+/* x's C planes of H x W copied into zeroed planes of Hp x Wp at row PH, column PW (cropped where the padded
+ * plane is smaller); the first `total` elements of pad are zeroed, which may reach past the planes (the
+ * direct convolutions read their last taps there). */
+static void G(pad_planes)(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t Hp,
+                          ptrdiff_t Wp, ptrdiff_t total, const T *x, T *pad)
+{
+    memset(pad, 0, (size_t)total * sizeof(T));
+    const ptrdiff_t rows = H < Hp - PH ? H : Hp - PH, width = W < Wp - PW ? W : Wp - PW;
+    for (ptrdiff_t c = 0; c < C; ++c)
+        for (ptrdiff_t h = 0; h < rows; ++h)
+            memcpy(pad + (c * Hp + PH + h) * Wp + PW, x + (c * H + h) * W, (size_t)width * sizeof(T));
+}
+
 /* Stride 1, the "wide" columns: the output is computed Wp = OW + DW*(KW-1) columns wide (the padded input's
  * width), so row (c, i, j) of the columns is one contiguous run of the padded input, OH*Wp values from
  * (c, i*DH, j*DW): one copy per row instead of one per output row, and the GEMM's B rows are long. The
@@ -237,11 +250,7 @@ static void G(im2col_wide)(const cnn_plan_op *op, const T *x, T *cols, ptrdiff_t
     const ptrdiff_t OW = op->p[13], Hp = OH + DH * (KH - 1), Wp = OW + DW * (KW - 1);
     const T *src = x;
     if (PH != 0 || PW != 0 || Wp != W || Hp > H) {
-        memset(pad, 0, (size_t)(C * Hp * Wp) * sizeof(T));
-        const ptrdiff_t rows = H < Hp - PH ? H : Hp - PH, width = W < Wp - PW ? W : Wp - PW;
-        for (ptrdiff_t c = 0; c < C; ++c)
-            for (ptrdiff_t h = 0; h < rows; ++h)
-                memcpy(pad + (c * Hp + PH + h) * Wp + PW, x + (c * H + h) * W, (size_t)width * sizeof(T));
+        G(pad_planes)(C, H, W, PH, PW, Hp, Wp, C * Hp * Wp, x, pad);
         src = pad;
     }
     const ptrdiff_t cs = src == x ? H * W : Hp * Wp, total = C * cs, len = OH * Wp;
@@ -302,13 +311,7 @@ static void G(dconv)(const cnn_plan_op *op, const T *x, T *y, T *pad, T *g)
     const ptrdiff_t Pw = (OH * Wp + 2 * VL - 1) / (2 * VL) * (2 * VL), npad = C * Hp * Wp + (KH - 1) * DH * Wp + (KW - 1) * DW + Pw;
     const T *Wf = (const T *)op->w, *b = (const T *)op->b;
     const ptrdiff_t *off = op->tab;
-    memset(pad, 0, (size_t)npad * sizeof(T));
-    {
-        const ptrdiff_t rows = H < Hp - PH ? H : Hp - PH, width = W < Wp - PW ? W : Wp - PW;
-        for (ptrdiff_t c = 0; c < C; ++c)
-            for (ptrdiff_t h = 0; h < rows; ++h)
-                memcpy(pad + (c * Hp + PH + h) * Wp + PW, x + (c * H + h) * W, (size_t)width * sizeof(T));
-    }
+    G(pad_planes)(C, H, W, PH, PW, Hp, Wp, npad, x, pad);
     const ptrdiff_t nfb = (F + 7) / 8, npb = Pw / (2 * VL), ntiles = nfb * npb;
     const int team = (int)cnn_plan_team_for((double)F * K * OH * OW, ntiles);
     (void)team;
@@ -403,13 +406,7 @@ static void G(cconv)(const cnn_plan_op *op, const T *x, T *y, T *pad, T *g)
     const ptrdiff_t npieces = (OW + CCONV_RMAX - 1) / CCONV_RMAX, piece = (OW + npieces - 1) / npieces;
     const T *Wf = (const T *)op->w, *b = (const T *)op->b;
     const ptrdiff_t *off = op->tab;
-    memset(pad, 0, (size_t)(C * Hp * Wp) * sizeof(T));
-    {
-        const ptrdiff_t rows = H < Hp - PH ? H : Hp - PH, width = W < Wp - PW ? W : Wp - PW;
-        for (ptrdiff_t c = 0; c < C; ++c)
-            for (ptrdiff_t h = 0; h < rows; ++h)
-                memcpy(pad + (c * Hp + PH + h) * Wp + PW, x + (c * H + h) * W, (size_t)width * sizeof(T));
-    }
+    G(pad_planes)(C, H, W, PH, PW, Hp, Wp, C * Hp * Wp, x, pad);
     const ptrdiff_t ntiles = nfb * OH * npieces;
     const int team = (int)cnn_plan_team_for((double)F * K * OH * OW, ntiles);
     (void)team;
