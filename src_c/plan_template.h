@@ -308,7 +308,8 @@ static void G(dconv)(const cnn_plan_op *op, const T *x, T *y, T *pad, T *g)
     const ptrdiff_t C = op->p[0], H = op->p[1], W = op->p[2], F = op->p[3], KH = op->p[4], KW = op->p[5];
     const ptrdiff_t PH = op->p[8], PW = op->p[9], DH = op->p[10], DW = op->p[11], OH = op->p[12];
     const ptrdiff_t OW = op->p[13], Hp = OH + DH * (KH - 1), Wp = OW + DW * (KW - 1), K = C * KH * KW;
-    const ptrdiff_t Pw = (OH * Wp + 2 * VL - 1) / (2 * VL) * (2 * VL), npad = C * Hp * Wp + (KH - 1) * DH * Wp + (KW - 1) * DW + Pw;
+    const ptrdiff_t Pw = (OH * Wp + 2 * VL - 1) / (2 * VL) * (2 * VL);
+    const ptrdiff_t npad = C * Hp * Wp + (KH - 1) * DH * Wp + (KW - 1) * DW + Pw;
     const T *Wf = (const T *)op->w, *b = (const T *)op->b;
     const ptrdiff_t *off = op->tab;
     G(pad_planes)(C, H, W, PH, PW, Hp, Wp, npad, x, pad);

@@ -298,7 +298,8 @@ def test_recurrent_layers(dtype, cell, simd):
         model = nn.Sequential(rec, nn.LastStep(batch_first=True, dtype=dtype), nn.Linear(hidden, 3, dtype=dtype, rng=8))
         check(model, (7, 6), dtype, batches=(1, 2, 7, 13))
     # the whole sequence feeds the next layer: two recurrent layers in a row
-    seq = nn.Sequential(cls(4, 8, batch_first=True, dtype=dtype, rng=9, **extra), nn.LastStep(batch_first=True, dtype=dtype))
+    seq = nn.Sequential(cls(4, 8, batch_first=True, dtype=dtype, rng=9, **extra),
+                        nn.LastStep(batch_first=True, dtype=dtype))
     check(seq, (1, 4), dtype, batches=(1, 6))          # one time step
 
 

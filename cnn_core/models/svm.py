@@ -16,13 +16,13 @@ solved exactly by SMO (LIBSVM's solver: Fan, Chen and Lin 2005, second-order wor
 shrinking; compiled, cnn_core.kernels.svm), whose pair updates keep sum_i y_i alpha_i = 0 exactly (the price
 of b being free: LIBLINEAR's one-coordinate steps cannot keep it and regularize b instead, which changes the
 optimum). Two ways, by the number of samples n:
-- n <= GRAM_MAX_SAMPLES (the default way): the Gram matrix K = X X^T is computed once, in float32 (256 MiB
-  at n = 8192; in X's precision up to GRAM64_MAX_SAMPLES), and shared by every one-vs-rest problem; each runs SMO from alpha = 0 on all n points with
-  shrinking (once few points are left active, their block of K is copied so that a step reads contiguous
-  rows), and the check below is made whenever SMO meets its violation tolerance (then divided by 10) or
-  after SMO_CHUNK * n steps. float32 K is the QP of a matrix within ~1e-6 of K, so for SMO tolerances below
-  GRAM32_EPS_FLOOR (tol far below the default) the problem goes on with the exact-Gram rounds below.
-  Measured on the embedded digits (8,000 x 784, C = 1): 20k-60k pair steps per class, most of the time
+- n <= GRAM_MAX_SAMPLES (the default way): the Gram matrix K = X X^T is computed once, in float32 (256 MiB at n =
+  8192; in X's precision up to GRAM64_MAX_SAMPLES), and shared by every one-vs-rest problem; each runs SMO from
+  alpha = 0 on all n points with shrinking (once few points are left active, their block of K is copied so that a
+  step reads contiguous rows), and the check below is made whenever SMO meets its violation tolerance (then
+  divided by 10) or after SMO_CHUNK * n steps. float32 K is the QP of a matrix within ~1e-6 of K, so for SMO
+  tolerances below GRAM32_EPS_FLOOR (tol far below the default) the problem goes on with the exact-Gram rounds
+  below. Measured on the embedded digits (8,000 x 784, C = 1): 20k-60k pair steps per class, most of the time
   spent while many points are still active (a step reads two rows of K and passes over the active points).
 - larger n: WARM_EPOCHS epochs of dual coordinate descent (Hsieh et al. 2008, LIBLINEAR's, with its
   shrinking) find the points that matter: J gets a proximal term (b - c)^2 / (2 rho), whose dual is
@@ -294,8 +294,8 @@ class LinearSVM(LinearClassifier):
     batch_size : solver='sgd': mini-batch size (>= 1; capped at n). batch_size >= n gives full-batch
         subgradient descent.
     tol : solver='dual': stop when the duality gap is at most tol * J (tol >= 0; 0 runs max_iter), which
-        bounds J's excess over the optimum by the fraction tol. solver='sgd': stop when J has not dropped below (1 - tol) times its
-        best value for n_iter_no_change consecutive passes (tol >= 0).
+        bounds J's excess over the optimum by the fraction tol. solver='sgd': stop when J has not dropped
+        below (1 - tol) times its best value for n_iter_no_change consecutive passes (tol >= 0).
     n_iter_no_change : solver='sgd': see tol (>= 1).
     shuffle : solver='sgd': draw a new batch partition each pass (the dual solver's coordinate descent
         visits the points in a new random order each epoch).

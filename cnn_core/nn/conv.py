@@ -11,12 +11,13 @@ col2im is the adjoint of im2col: scattering w^T delta back onto the input positi
 accumulating, is exactly the full convolution of delta with the 180-degree-rotated kernel.
 
 3x3 stride-1 convolutions with at least _WINO_MIN_IN_CHANNELS / _WINO_MIN_OUT_CHANNELS input / output channels
-(one group, no dilation) run all three by Winograd F(2x2, 3x3) instead (src_c/winograd.c: 16 GEMMs on
-transformed 4x4 tiles, 2.25x fewer multiplies): the forward pass; delta^{l-1}, itself a 3x3 stride-1 convolution of delta with the flipped
-kernel, channels transposed, padding 2 - p; and dC/dw = G^T [sum over tiles (A delta A^T) .* (B^T x B)] G,
-the adjoint of the forward transforms. Winograd rounds differently from a direct sum: within gamma_k of the
-magnitude of the terms it adds (tests/test_conv_winograd.py states k for each), a few ulps of that magnitude,
-as in oneDNN's Winograd convolutions.
+(one group, no dilation) run all three by Winograd F(2x2, 3x3) instead (src_c/winograd.c: 16 GEMMs on transformed
+4x4 tiles, 2.25x fewer multiplies): the forward pass; delta^{l-1}, itself a 3x3 stride-1 convolution of delta with
+the flipped kernel, channels transposed, padding 2 - p; and
+dC/dw = G^T [sum over tiles (A delta A^T) .* (B^T x B)] G, the adjoint of the forward transforms.
+Winograd rounds differently from a direct sum: within gamma_k of the magnitude of the terms it adds
+(tests/test_conv_winograd.py states k for each), a few ulps of that magnitude, as in oneDNN's Winograd
+convolutions.
 """
 from __future__ import annotations
 
