@@ -9,26 +9,10 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
 from cnn_core._config cimport team_size
+from cnn_core.kernels._finite cimport bad32, bad64
 
 # Elements per task of the finiteness scan: large enough that a thread's share outweighs waking it.
 cdef Py_ssize_t FINITE_CHUNK = 1 << 18
-
-
-cdef inline int _bad32(const uint32_t* b, Py_ssize_t n) noexcept nogil:
-    # NaN and +-inf are the floats whose exponent bits are all ones; an integer OR-reduction vectorizes
-    cdef uint32_t bad = 0
-    cdef Py_ssize_t i
-    for i in range(n):
-        bad |= (b[i] & 0x7f800000u) == 0x7f800000u
-    return bad
-
-
-cdef inline int _bad64(const uint64_t* b, Py_ssize_t n) noexcept nogil:
-    cdef uint64_t bad = 0
-    cdef Py_ssize_t i
-    for i in range(n):
-        bad |= (b[i] & 0x7ff0000000000000u) == 0x7ff0000000000000u
-    return <int>bad
 
 
 def all_finite(const unsigned char[::1] raw, int itemsize):
@@ -44,9 +28,9 @@ def all_finite(const unsigned char[::1] raw, int itemsize):
             lo = c * FINITE_CHUNK
             m = min(FINITE_CHUNK, n - lo)
             if itemsize == 4:
-                bad += _bad32(<const uint32_t*>base + lo, m)
+                bad += bad32(<const uint32_t*>base + lo, m)
             else:
-                bad += _bad64(<const uint64_t*>base + lo, m)
+                bad += bad64(<const uint64_t*>base + lo, m)
     return bad == 0
 
 

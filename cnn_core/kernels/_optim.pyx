@@ -11,24 +11,8 @@ CFLAGS a build passes, so sgd_step rounds as NumPy's ufuncs do.
 """
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cnn_core.kernels._buffer cimport float_kind
+from cnn_core.kernels._finite cimport bad32, bad64
 from libc.stdint cimport uint32_t, uint64_t
-
-
-cdef inline bint _bad32(const uint32_t *b, Py_ssize_t n) noexcept nogil:
-    # NaN and +-inf are the floats whose exponent bits are all ones; an integer OR-reduction vectorizes
-    cdef uint32_t bad = 0
-    cdef Py_ssize_t i
-    for i in range(n):
-        bad |= (b[i] & 0x7f800000u) == 0x7f800000u
-    return bad != 0
-
-
-cdef inline bint _bad64(const uint64_t *b, Py_ssize_t n) noexcept nogil:
-    cdef uint64_t bad = 0
-    cdef Py_ssize_t i
-    for i in range(n):
-        bad |= (b[i] & 0x7ff0000000000000u) == 0x7ff0000000000000u
-    return bad != 0
 
 
 def all_finite(arrays) -> bool:
@@ -45,9 +29,9 @@ def all_finite(arrays) -> bool:
         kind = float_kind(&v)
         with nogil:
             if kind == 4:
-                bad = _bad32(<const uint32_t *>v.buf, v.len // 4)
+                bad = bad32(<const uint32_t *>v.buf, v.len // 4)
             elif kind == 8:
-                bad = _bad64(<const uint64_t *>v.buf, v.len // 8)
+                bad = bad64(<const uint64_t *>v.buf, v.len // 8)
         PyBuffer_Release(&v)
         if kind == 0:
             raise TypeError(f"arrays: expected float32/float64 arrays, got {getattr(a, 'dtype', type(a).__name__)}")
