@@ -149,3 +149,32 @@ def max_violation(y, alpha, G, C):
     up = ((y > 0) & (alpha < C)) | ((y < 0) & (alpha > 0))
     low = ((y > 0) & (alpha > 0)) | ((y < 0) & (alpha < C))
     return float(v[up].max() - v[low].min())
+
+
+TAU = 1e-12  # LIBSVM's floor for a pair's curvature
+
+
+def smo_update_ref(Ki, Kj, ix, di, dj, g, up):
+    """SMO's gradient-update pass: g - (Ki[ix] di + Kj[ix] dj) (float64, in that order), and the last slot
+    maximizing g + up (-1 when every value is -inf); returns (g, i, max)."""
+    g = g - (Ki[ix].astype(np.float64) * di + Kj[ix].astype(np.float64) * dj)
+    v = g + up
+    top = v.max() if v.size else -math.inf
+    if top == -math.inf:
+        return g, -1, -math.inf
+    return g, int(np.flatnonzero(v == top)[-1]), float(top)
+
+
+def smo_select_ref(Ki, ix, Kii, Gmax, g, low, q):
+    """SMO's second-order selection: lv = low - g, Gmax2 = max lv, and the last slot minimizing
+    -(gd^2) / quad over gd = Gmax + lv > 0, quad = Kii + q - 2 Ki[ix] (TAU when <= 0); returns (j, Gmax2)."""
+    lv = low - g
+    gmax2 = float(lv.max()) if lv.size else -math.inf
+    gd = Gmax + lv
+    quad = (Kii + q) - 2.0 * Ki[ix].astype(np.float64)
+    quad = np.where(quad <= 0.0, TAU, quad)
+    cand = np.flatnonzero(gd > 0.0)
+    if cand.size == 0:
+        return -1, gmax2
+    obj = -(gd[cand] * gd[cand]) / quad[cand]
+    return int(cand[np.flatnonzero(obj == obj.min())[-1]]), gmax2

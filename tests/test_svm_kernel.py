@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cnn_core.kernels import _svm, svm_dual_cd, svm_smo
-from oracles_svm import dual_cd_ref, max_violation, smo_steps_ref
+from oracles_svm import dual_cd_ref, max_violation, smo_select_ref, smo_steps_ref, smo_update_ref
 
 DTYPES = [np.float32, np.float64]
 
@@ -126,6 +126,101 @@ def test_dual_cd_converged_flag_means_small_projected_gradient():
     PG = np.where(alpha == 0, np.minimum(G, 0), np.where(alpha == 1.0, np.maximum(G, 0), G))
     # the last epoch's spread was <= eps before the center moved by rho * s; s is tiny at convergence
     assert PG.max() - PG.min() <= 1e-3 + 2 * 0.5 * abs(bias[1]) + 1e-12
+
+
+# ---- SMO's two passes (src_c/svm.c) at every instruction-set level ----
+
+PASS_SIZES = [0, 1, 3, 4, 7, 8, 9, 15, 16, 17, 31, 33, 100, 1003]
+
+
+def _pass_data(rng, m, n, dtype, ties):
+    # ties: small integers everywhere, so that many slots share the optimum and the last one must win
+    ix = rng.permutation(n)[:m].astype(np.intc)
+    if ties:
+        Ki, Kj = (rng.integers(-2, 3, n).astype(dtype) for _ in range(2))
+        g = rng.integers(-3, 4, m).astype(np.float64)
+        q = rng.integers(0, 4, m).astype(np.float64)
+    else:
+        Ki, Kj = (rng.normal(size=n).astype(dtype) for _ in range(2))
+        g, q = rng.normal(size=m), rng.random(m) + 0.5
+    mask = np.where(rng.random(m) < 0.3, -np.inf, 0.0)
+    return ix, Ki, Kj, g, q, mask
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m", PASS_SIZES)
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("gather", [True, False])
+def test_smo_update_pass_equals_numpy(simd, dtype, m, ties, gather):
+    # gather: slots read K through ix (a permutation); else slot s reads entry s (plain loads)
+    rng = np.random.default_rng(m * 5 + ties)
+    ix, Ki, Kj, g, _, up = _pass_data(rng, m, m + 13, dtype, ties)
+    ix = ix if gather else np.arange(m, dtype=np.intc)
+    di, dj = (2.0, -1.0) if ties else (rng.normal(), rng.normal())
+    g_ref, i_ref, top_ref = smo_update_ref(Ki, Kj, ix, di, dj, g, up)
+    i, top = _svm.smo_update_pass(Ki, Kj, ix if gather else None, di, dj, g, up)
+    # the scalar loop's operations in its order (no fused multiply-add): equal bits
+    np.testing.assert_array_equal(g, g_ref)
+    assert (i, top) == (i_ref, top_ref)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m", [5, 17, 100])
+def test_smo_update_pass_no_member(simd, dtype, m):
+    # I_up empty: every value is -inf, so there is no i
+    rng = np.random.default_rng(m)
+    ix, Ki, Kj, g, _, _ = _pass_data(rng, m, m, dtype, False)
+    assert _svm.smo_update_pass(Ki, Kj, ix, 0.5, 0.25, g, np.full(m, -np.inf)) == (-1, -np.inf)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m", PASS_SIZES)
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("gather", [True, False])
+def test_smo_select_pass_equals_numpy(simd, dtype, m, ties, gather):
+    rng = np.random.default_rng(m * 3 + ties)
+    ix, Ki, _, g, q, low = _pass_data(rng, m, m + 5, dtype, ties)
+    ix = ix if gather else np.arange(m, dtype=np.intc)
+    Kii, Gmax = (2.0, 1.0) if ties else (1.5, 0.3)
+    # some curvatures at or below zero (the tau floor)
+    if m:
+        q[rng.random(m) < 0.1] = -10.0
+    got = _svm.smo_select_pass(Ki, ix if gather else None, Kii, Gmax, g, low, q)
+    assert got == smo_select_ref(Ki, ix, Kii, Gmax, g, low, q)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_smo_select_pass_no_candidate(simd, dtype):
+    # no slot of I_low with Gmax + y G > 0: no j, but Gmax2 still the max over I_low
+    rng = np.random.default_rng(1)
+    m = 37
+    ix, Ki, _, _, q, _ = _pass_data(rng, m, m, dtype, False)
+    g = np.full(m, 5.0)
+    g[7] = 4.0
+    assert _svm.smo_select_pass(Ki, ix, 1.0, -10.0, g, np.zeros(m), q) == (-1, -4.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_smo_same_bits_at_every_level(use_simd, dtype):
+    # a whole solve (shrinking, the block copy, unshrinking) follows the same path at every level
+    rng = np.random.default_rng(4)
+    n = 1500
+    X, y = _problem(rng, n, 10, np.float64, shift=0.5)
+    K = (X @ X.T).astype(dtype)
+    results = {}
+    for path in ("baseline", "avx2", "avx512"):
+        try:
+            use_simd(path)
+        except pytest.skip.Exception:  # a level this CPU lacks
+            continue
+        alpha, G = np.zeros(n), -np.ones(n)
+        results[path] = (svm_smo(K, y, alpha, G, 1.0, eps=1e-5), alpha, G)
+    assert len(results) >= 2
+    first = results["baseline"]
+    for path, (steps, alpha, G) in results.items():
+        assert steps == first[0], path
+        np.testing.assert_array_equal(alpha, first[1])
+        np.testing.assert_array_equal(G, first[2])
 
 
 # ---- bad input ----

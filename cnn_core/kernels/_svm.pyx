@@ -1,11 +1,32 @@
-"""Dual coordinate descent for the linear SVM with an unregularized bias (proximal point in the bias)."""
+# distutils: sources = src_c/svm.c
+# distutils: depends = src_c/svm.h src_c/avx2.h src_c/avx512.h src_c/cpu.h
+"""Dual coordinate descent for the linear SVM with an unregularized bias (proximal point in the bias), and SMO
+(its two passes over the active slots in src_c/svm.c, vectorized per instruction-set level)."""
 from cython cimport floating
 from libc.math cimport INFINITY, fabs
 from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memset
 
 import numpy as np
 
+from cnn_core._config cimport simd_level
 from cnn_core.kernels._dot cimport axpy, dot
+
+
+cdef extern from "svm.h" nogil:
+    Py_ssize_t cnn_ssvm_update(const float *Ki, const float *Kj, const int *ix, Py_ssize_t m, double di,
+                               double dj, double *g, const double *up, double *gmax)
+    Py_ssize_t cnn_dsvm_update(const double *Ki, const double *Kj, const int *ix, Py_ssize_t m, double di,
+                               double dj, double *g, const double *up, double *gmax)
+    Py_ssize_t cnn_ssvm_select(const float *Ki, const int *ix, Py_ssize_t m, double Kii, double Gmax,
+                               double tau, const double *g, const double *low, const double *q, double *gmax2)
+    Py_ssize_t cnn_dsvm_select(const double *Ki, const int *ix, Py_ssize_t m, double Kii, double Gmax,
+                               double tau, const double *g, const double *low, const double *q, double *gmax2)
+    ctypedef int (*cnn_simd_level_fn)() noexcept nogil
+    void cnn_svm_init(cnn_simd_level_fn simd_level)
+
+
+cnn_svm_init(simd_level)
 
 
 cdef inline unsigned long long _rand(unsigned long long* state) noexcept nogil:
@@ -129,44 +150,12 @@ cdef inline bint _shrinkable(double ys, double a, double g, double C, double gma
     return False
 
 
-cdef void _reconstruct(const floating[:, ::1] K, const int* perm, const double* a, const double* ys,
-                       double* g, Py_ssize_t m, Py_ssize_t n, int* nz, double* ay) noexcept nogil:
-    # the gradient of the shrunk slots m..n-1, G_s = y_s sum_u K_su alpha_u y_u - 1 (stored as g_s = -y_s G_s),
-    # from scratch over the
-    # slots with alpha_u > 0 only (K symmetric, so row perm[s] holds the column)
-    cdef Py_ssize_t s, u, k, nnz = 0
-    cdef double acc
-    cdef const floating* Ks
-    for u in range(n):
-        if a[u] != 0.0:
-            nz[nnz] = perm[u]
-            ay[nnz] = a[u] * ys[u]
-            nnz += 1
-    for s in range(m, n):
-        Ks = &K[perm[s], 0]
-        acc = 0.0
-        for k in range(nnz):
-            acc += <double>Ks[nz[k]] * ay[k]
-        g[s] = -ys[s] * (ys[s] * acc - 1.0)
-
-
-cdef inline void _swap(Py_ssize_t p, Py_ssize_t r, int* perm, int* cidx, double* a, double* g, double* ys,
-                       double* q, double* up, double* low) noexcept nogil:
-    up[p], up[r] = up[r], up[p]
-    low[p], low[r] = low[r], low[p]
-    perm[p], perm[r] = perm[r], perm[p]
-    cidx[p], cidx[r] = cidx[r], cidx[p]
-    a[p], a[r] = a[r], a[p]
-    g[p], g[r] = g[r], g[p]
-    ys[p], ys[r] = ys[r], ys[p]
-    q[p], q[r] = q[r], q[p]
-
-
 cdef inline void _sets(Py_ssize_t s, const double* a, const double* ys, double C, double* up,
                        double* low) noexcept nogil:
     # slot s's membership of I_up = {y = +1, a < C} u {y = -1, a > 0} and I_low = {y = +1, a > 0} u
     # {y = -1, a < C}, as 0 (member) or -inf (added to a value, it can never be a maximum): the passes
-    # below then select without data-dependent branches (mispredicted, they were most of a step's time)
+    # select without data-dependent branches. Every slot is in at least one of them (C > 0), so
+    # up = low = -inf marks a shrunk slot.
     if ys[s] > 0:
         up[s] = 0.0 if a[s] < C else -INFINITY
         low[s] = 0.0 if a[s] > 0.0 else -INFINITY
@@ -175,12 +164,91 @@ cdef inline void _sets(Py_ssize_t s, const double* a, const double* ys, double C
         low[s] = 0.0 if a[s] < C else -INFINITY
 
 
-cdef floating* _compact(const floating[:, ::1] K, const int* perm, int* cidx, Py_ssize_t m,
-                        floating* Kc, Py_ssize_t* cap) noexcept nogil:
-    # Kc (m, m) = K's block of the active slots, in slot order: rows of m contiguous entries instead of m
-    # gathers scattered over rows of n (measured: the gathers from the big K were ~90% of a step's time once
-    # shrinking had left a few hundred of 8,000 slots). Returns Kc (grown when needed), or NULL when out
-    # of memory (the caller then keeps reading K).
+cdef inline bint _masked(Py_ssize_t s, const double* up, const double* low) noexcept nogil:
+    return up[s] == -INFINITY and low[s] == -INFINITY
+
+
+cdef void _gather_slots(double* arr, const int* order, Py_ssize_t m, double* tmp) noexcept nogil:
+    cdef Py_ssize_t k
+    for k in range(m):
+        tmp[k] = arr[order[k]]
+    memcpy(arr, tmp, m * sizeof(double))
+
+
+cdef void _restore(int* perm, double* a, double* g, double* ys, double* q, Py_ssize_t n, double* tmp) noexcept nogil:
+    # every variable back to its own slot (slot t holds variable t): the passes then read K's rows with plain
+    # contiguous loads instead of gathers through perm
+    cdef Py_ssize_t s, k
+    cdef double* arrs[4]
+    arrs[0], arrs[1], arrs[2], arrs[3] = a, g, ys, q
+    for k in range(4):
+        for s in range(n):
+            tmp[perm[s]] = arrs[k][s]
+        memcpy(arrs[k], tmp, n * sizeof(double))
+    for s in range(n):
+        perm[s] = <int>s
+
+
+cdef void _unshrink(const floating[:, ::1] K, int* perm, double* a, double* g, double* ys, double* q, double C,
+                    double* up, double* low, Py_ssize_t m, int* stale, double* acc) noexcept nogil:
+    # every slot active again: slots back in variable order, the gradient of the variables that were in the
+    # slots m..n-1 rebuilt from scratch, G_t = y_t sum_u K_tu alpha_u y_u - 1 (stored as g_t = -y_t G_t), the
+    # masks of shrunk slots lifted. The sum runs over the rows u with alpha_u > 0 (K symmetric): whole rows
+    # of K added to acc, plain loads where reading K_tu for the stale t alone would gather.
+    cdef Py_ssize_t n = K.shape[0], s, u, t
+    cdef double c
+    cdef const floating* row
+    if m < n:
+        for s in range(n):
+            stale[perm[s]] = s >= m
+    _restore(perm, a, g, ys, q, n, acc)
+    if m < n:
+        memset(acc, 0, n * sizeof(double))
+        for u in range(n):
+            if a[u] != 0.0:
+                c = a[u] * ys[u]
+                row = &K[u, 0]
+                for t in range(n):
+                    acc[t] += c * row[t]
+        for t in range(n):
+            if stale[t]:
+                g[t] = -ys[t] * (ys[t] * acc[t] - 1.0)
+    for s in range(n):
+        _sets(s, a, ys, C, up, low)
+
+
+cdef Py_ssize_t _partition(Py_ssize_t m, int* perm, double* a, double* g, double* ys, double* q, double* up,
+                           double* low, int* order, int* itmp, double* tmp) noexcept nogil:
+    # stable: the unmasked slots of 0..m-1 first, in their order, then the masked ones; returns how many
+    # are unmasked
+    cdef Py_ssize_t s, k = 0, r
+    for s in range(m):
+        if not _masked(s, up, low):
+            order[k] = <int>s
+            k += 1
+    r = k
+    for s in range(m):
+        if _masked(s, up, low):
+            order[r] = <int>s
+            r += 1
+    _gather_slots(a, order, m, tmp)
+    _gather_slots(g, order, m, tmp)
+    _gather_slots(ys, order, m, tmp)
+    _gather_slots(q, order, m, tmp)
+    _gather_slots(up, order, m, tmp)
+    _gather_slots(low, order, m, tmp)
+    for s in range(m):
+        itmp[s] = perm[order[s]]
+    memcpy(perm, itmp, m * sizeof(int))
+    return k
+
+
+cdef floating* _compact(const floating[:, ::1] K, const int* perm, Py_ssize_t m, floating* Kc,
+                        Py_ssize_t* cap) noexcept nogil:
+    # Kc (m, m) = K's block of slots 0..m-1, in slot order: slot s reads row s and column s of the copy with
+    # plain loads (measured: gathers from the big K were ~90% of a step's time once shrinking had left a few
+    # hundred of 8,000 slots). Returns Kc (grown when needed), or NULL when out of memory (the caller then
+    # keeps reading K through perm).
     cdef Py_ssize_t s, r
     cdef const floating* Ks
     cdef floating* row
@@ -195,88 +263,92 @@ cdef floating* _compact(const floating[:, ::1] K, const int* perm, int* cidx, Py
         row = Kc + s * m
         for r in range(m):
             row[r] = Ks[perm[r]]
-        cidx[s] = <int>s
     return Kc
 
 
 cdef Py_ssize_t _smo(const floating[:, ::1] K, double C, double eps, Py_ssize_t max_steps, bint exact,
                      int* perm, long long* state, double* a, double* g, double* ys, double* q, int* nz,
-                     double* ay, int* cidx, bint* converged) noexcept nogil:
+                     double* ay, int* order, bint* converged) noexcept nogil:
     # LIBSVM's solver (Fan, Chen and Lin 2005) for the linear kernel K = X X^T, with its shrinking: the
-    # maximal violating i, then the j of the largest second-order decrease, over the active slots 0..m-1.
+    # maximal violating i, then the j of the largest second-order decrease, over the active slots.
     # The variables live in slots: slot s holds variable perm[s] with a = alpha, g = -y G where G is its
     # gradient y (K (alpha y)) - 1 (the value both selections compare, so the hot passes need no y: the
     # gradient update becomes g -= K_si d_i + K_sj d_j, equal bit for bit to updating G and negating), ys = y,
-    # q = K's diagonal, so that every pass reads contiguous arrays and only K
-    # through perm; shrinking swaps a variable behind the active slots (LIBSVM's swap_index). g is kept up
-    # to date on the active slots and rebuilt for the others before they are looked at again (and on
-    # return when `exact`). state = [m, steps to the next shrinking pass, unshrunk once], kept between calls.
-    # Once shrinking leaves at most COMPACT_MAX slots active, and at most half of the slots last copied,
-    # their block of K is copied to Kc (slot s's row and column cidx[s]); `ix` and `rows` say where a
-    # step reads K: rows[ix[i] * ld + ix[s]].
-    cdef Py_ssize_t n = K.shape[0], m = state[0], step = 0, s, i = -1, j, pi, pj, p, every
-    cdef Py_ssize_t mc = 0, cap = 0, ld = K.shape[1]
+    # q = K's diagonal, so that every pass reads contiguous arrays.
+    # The passes run over the block of slots 0..m-1; shrinking masks a slot of the block (up = low = -inf:
+    # never selected) and its gradient keeps being updated, so that slots keep their order and the passes
+    # read K's rows with plain vector loads (src_c/svm.c): with every slot in the block, slot t holds
+    # variable t (perm is the identity); once at most COMPACT_MAX slots are unmasked, and at most half the
+    # block, they are moved (in order) to the front, the block shrinks to them and their block of K is
+    # copied to Kc, read the same way. The slots m..n-1 left behind have a stale g, rebuilt before they are
+    # looked at again (and on return when `exact`). state = [m, steps to the next shrinking pass, unshrunk
+    # once], kept between calls. Only when there is no memory for Kc do the passes read K through perm
+    # (gathers).
+    cdef Py_ssize_t n = K.shape[0], m = state[0], step = 0, s, i = -1, j, pi, pj, every, nact, masked = 0
+    cdef Py_ssize_t cap = 0, ld = K.shape[1]
     cdef floating* Kc = NULL
     cdef const floating* rows = &K[0, 0]
     cdef const int* ix = perm
     cdef double* up = <double*>malloc(2 * n * sizeof(double))
     cdef double* low = up + n
-    cdef double lv, gs
+    cdef int* itmp = nz
     cdef long long counter = state[1]
     cdef bint unshrunk = state[2] != 0, need_i = True
-    cdef double Gmax = -INFINITY, Gmax2, obj_min, grad_diff, quad, obj, Kii, yi, yj, old_i, old_j, delta
-    cdef double diff, total, di, dj, g1, g2, v, best
+    cdef double Gmax = -INFINITY, Gmax2, quad, Kii, yi, yj, old_i, old_j, delta
+    cdef double diff, total, di, dj, g1, g2, v
     cdef const floating* Ki
     cdef const floating* Kj
     every = n if n < SHRINK_EVERY else SHRINK_EVERY
     converged[0] = False
     if up == NULL:
-        converged[0] = False
         return -1
-    for s in range(n):
-        _sets(s, a, ys, C, up, low)
+    # a call starts with every slot in the block, in variable order (the previous call's shrunk slots get
+    # their gradient back), and shrinks at once when the previous call had shrunk
     if m < n:
-        counter = 1  # a call that starts shrunk shrinks, and copies its block, at once
+        counter = 1
+    _unshrink(K, perm, a, g, ys, q, C, up, low, m, nz, ay)
+    m = n
+    ix = NULL
     while step < max_steps:
         counter -= 1
         if counter <= 0:
             counter = every
+            # LIBSVM's Gmax1 = max over I_up of -y G, Gmax2 = max over I_low of y G, unmasked slots only
             g1 = -INFINITY
             g2 = -INFINITY
             for s in range(m):
-                gs = -ys[s] * g[s]  # G
-                if ys[s] > 0:
-                    if a[s] < C and -gs > g1:
-                        g1 = -gs
-                    if a[s] > 0.0 and gs > g2:
-                        g2 = gs
-                else:
-                    if a[s] < C and -gs > g2:
-                        g2 = -gs
-                    if a[s] > 0.0 and gs > g1:
-                        g1 = gs
+                v = g[s] + up[s]
+                if v > g1:
+                    g1 = v
+                v = low[s] - g[s]
+                if v > g2:
+                    g2 = v
             if not unshrunk and g1 + g2 <= eps * 10.0:
                 # close to the end: bring every variable back once, so that shrinking decisions taken
                 # far from the solution are reconsidered (as LIBSVM does)
                 unshrunk = True
-                _reconstruct(K, perm, a, ys, g, m, n, nz, ay)
+                _unshrink(K, perm, a, g, ys, q, C, up, low, m, nz, ay)
                 m = n
-                mc = 0
-                rows, ix, ld = &K[0, 0], perm, n
-            s = 0
-            while s < m:
+                masked = 0
+                rows, ix, ld = &K[0, 0], NULL, n
+            nact = 0
+            for s in range(m):
+                if _masked(s, up, low):
+                    continue
                 if _shrinkable(ys[s], a[s], -ys[s] * g[s], C, g1, g2):
-                    m -= 1
-                    _swap(s, m, perm, cidx, a, g, ys, q, up, low)
+                    up[s] = -INFINITY
+                    low[s] = -INFINITY
                 else:
-                    s += 1
-            if m <= COMPACT_MAX and 2 * m <= (mc if mc > 0 else n):
-                Kc = _compact(K, perm, cidx, m, Kc, &cap)
+                    nact += 1
+            masked = m - nact
+            if nact <= COMPACT_MAX and 2 * nact <= m:
+                _partition(m, perm, a, g, ys, q, up, low, order, itmp, ay)
+                m = nact
+                masked = 0
+                Kc = _compact(K, perm, m, Kc, &cap)
                 if Kc != NULL:
-                    mc = m
-                    rows, ix, ld = Kc, cidx, m
+                    rows, ix, ld = Kc, NULL, m
                 else:  # no memory for the copy: read K itself
-                    mc = 0
                     rows, ix, ld = &K[0, 0], perm, n
             need_i = True
         if need_i:
@@ -292,43 +364,29 @@ cdef Py_ssize_t _smo(const floating[:, ::1] K, double C, double eps, Py_ssize_t 
                 i = -1  # I_up is empty (every v is -inf)
             need_i = False
         # j = the last slot of I_low = {y = +1, a > 0} u {y = -1, a < C} with the largest decrease
-        # (grad_diff^2 / quad); Gmax2 = max over I_low of y G
+        # (grad_diff^2 / quad); Gmax2 = max over I_low of y G (src_c/svm.c)
         Gmax2 = -INFINITY
-        obj_min = INFINITY
-        best = 0.0  # -obj_min: a slot can only win if grad_diff^2 >= best * quad (the division is skipped)
         j = -1
         if i >= 0:
-            pi = ix[i]
+            pi = ix[i] if ix != NULL else i
             Ki = rows + pi * ld
             Kii = q[i]
-            for s in range(m):
-                lv = low[s] - g[s]  # y G, -inf outside I_low
-                if lv > Gmax2:
-                    Gmax2 = lv
-                grad_diff = Gmax + lv
-                quad = Kii + q[s] - 2.0 * Ki[ix[s]]
-                if quad <= 0.0:
-                    quad = TAU
-                # the exact test (with the division) only for slots of I_low with grad_diff > 0 that do not
-                # lose by more than rounding; & (not `and`): one branch, rarely taken
-                if (grad_diff > 0.0) & (grad_diff * grad_diff >= best * quad * (1.0 - 1e-9)):
-                    obj = -(grad_diff * grad_diff) / quad
-                    if obj <= obj_min:
-                        j = s
-                        obj_min = obj
-                        best = -obj
+            if floating is float:
+                j = cnn_ssvm_select(Ki, ix, m, Kii, Gmax, TAU, g, low, q, &Gmax2)
+            else:
+                j = cnn_dsvm_select(Ki, ix, m, Kii, Gmax, TAU, g, low, q, &Gmax2)
         if i < 0 or j < 0 or Gmax + Gmax2 < eps:
-            if m < n:  # optimal on the active set: rebuild the others' gradient and look at all of them
-                _reconstruct(K, perm, a, ys, g, m, n, nz, ay)
+            if m < n or masked > 0:  # optimal on the active set: rebuild the others' gradient, look at all
+                _unshrink(K, perm, a, g, ys, q, C, up, low, m, nz, ay)
                 m = n
-                mc = 0
-                rows, ix, ld = &K[0, 0], perm, n
+                masked = 0
+                rows, ix, ld = &K[0, 0], NULL, n
                 counter = every  # no shrinking before all of them are looked at
                 need_i = True
                 continue
             converged[0] = True
             break
-        pj = ix[j]
+        pj = ix[j] if ix != NULL else j
         Kj = rows + pj * ld
         yi = ys[i]
         yj = ys[j]
@@ -382,25 +440,17 @@ cdef Py_ssize_t _smo(const floating[:, ::1] K, double C, double eps, Py_ssize_t 
         dj = (a[j] - old_j) * yj
         _sets(i, a, ys, C, up, low)
         _sets(j, a, ys, C, up, low)
-        Gmax = -INFINITY
-        i = -1
-        for s in range(m):
-            p = ix[s]
-            gs = g[s] - (Ki[p] * di + Kj[p] * dj)  # -y G, as G += y (K_si d_i + K_sj d_j)
-            g[s] = gs
-            v = gs + up[s]
-            if v >= Gmax:
-                Gmax = v
-                i = s
-        if Gmax == -INFINITY:
-            i = -1
+        if floating is float:
+            i = cnn_ssvm_update(Ki, Kj, ix, m, di, dj, g, up, &Gmax)
+        else:
+            i = cnn_dsvm_update(Ki, Kj, ix, m, di, dj, g, up, &Gmax)
         step += 1
     free(Kc)
-    free(up)
     if exact and m < n:
-        _reconstruct(K, perm, a, ys, g, m, n, nz, ay)
+        _unshrink(K, perm, a, g, ys, q, C, up, low, m, nz, ay)
         m = n
         counter = every
+    free(up)
     state[0] = m
     state[1] = counter
     state[2] = unshrunk
@@ -430,7 +480,7 @@ def smo(const floating[:, ::1] K, const double[::1] kd, const signed char[::1] y
     if n == 0:
         return 0, True
     cdef double[::1] a = np.empty(n), g = np.empty(n), ys = np.empty(n), q = np.empty(n), ay = np.empty(n)
-    cdef int[::1] nz = np.empty(n, dtype=np.intc), cidx = np.zeros(n, dtype=np.intc)
+    cdef int[::1] nz = np.empty(n, dtype=np.intc), order = np.zeros(n, dtype=np.intc)
     with nogil:
         for s in range(n):
             t = perm[s]
@@ -439,7 +489,7 @@ def smo(const floating[:, ::1] K, const double[::1] kd, const signed char[::1] y
             ys[s] = y[t]
             q[s] = kd[t]
         steps = _smo(K, C, eps, max_steps, exact, &perm[0], &state[0], &a[0], &g[0], &ys[0], &q[0], &nz[0],
-                     &ay[0], &cidx[0], &converged)
+                     &ay[0], &order[0], &converged)
         for s in range(n if steps >= 0 else 0):
             t = perm[s]
             alpha[t] = a[s]
@@ -447,3 +497,38 @@ def smo(const floating[:, ::1] K, const double[::1] kd, const signed char[::1] y
     if steps < 0:
         raise MemoryError("smo: out of memory for its working arrays")
     return steps, bool(converged)
+
+
+def smo_update_pass(const floating[::1] Ki, const floating[::1] Kj, const int[::1] ix, double di, double dj,
+                    double[::1] g, const double[::1] up):
+    """One gradient-update pass of an SMO step (src_c/svm.c), exposed for the tests: g[s] -= Ki[ix[s]] di +
+    Kj[ix[s]] dj in place for s < m = len(g); returns (the last s maximizing g[s] + up[s] or -1, that max).
+    ix None: slot s reads entry s (plain loads). Unchecked: ix (m,) must index Ki and Kj (same dtype; at least
+    m entries without ix), up (m,)."""
+    cdef double gmax
+    cdef Py_ssize_t i, m = g.shape[0]
+    if m == 0:
+        return -1, -INFINITY
+    cdef const int* ixp = &ix[0] if ix is not None else NULL
+    if floating is float:
+        i = cnn_ssvm_update(&Ki[0], &Kj[0], ixp, m, di, dj, &g[0], &up[0], &gmax)
+    else:
+        i = cnn_dsvm_update(&Ki[0], &Kj[0], ixp, m, di, dj, &g[0], &up[0], &gmax)
+    return i, gmax
+
+
+def smo_select_pass(const floating[::1] Ki, const int[::1] ix, double Kii, double Gmax, const double[::1] g,
+                    const double[::1] low, const double[::1] q):
+    """The second-order selection pass of an SMO step (src_c/svm.c), exposed for the tests: returns (j, Gmax2)
+    as svm.h describes them, m = len(g); ix None: slot s reads Ki[s]. Unchecked: ix, low, q (m,), ix indexing
+    Ki."""
+    cdef double gmax2
+    cdef Py_ssize_t j, m = g.shape[0]
+    if m == 0:
+        return -1, -INFINITY
+    cdef const int* ixp = &ix[0] if ix is not None else NULL
+    if floating is float:
+        j = cnn_ssvm_select(&Ki[0], ixp, m, Kii, Gmax, TAU, &g[0], &low[0], &q[0], &gmax2)
+    else:
+        j = cnn_dsvm_select(&Ki[0], ixp, m, Kii, Gmax, TAU, &g[0], &low[0], &q[0], &gmax2)
+    return j, gmax2
