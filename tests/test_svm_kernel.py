@@ -223,6 +223,20 @@ def test_smo_same_bits_at_every_level(use_simd, dtype):
         np.testing.assert_array_equal(G, first[2])
 
 
+@pytest.mark.parametrize("n,d", [(1, 1), (5, 7), (40, 8), (33, 17), (200, 64)])
+def test_margins_and_combine_equal_numpy(n, d):
+    # the duality-gap check's two products, compiled (one thread, the GIL released)
+    rng = np.random.default_rng(n + d)
+    X, w = rng.normal(size=(n, d)), rng.normal(size=d)
+    z = np.full(n, np.nan)
+    _svm.margins(X, w, z)
+    np.testing.assert_allclose(z, X @ w, rtol=1e-12, atol=1e-12 * np.abs(X).sum(axis=1).max())
+    v = np.where(rng.random(n) < 0.5, 0.0, rng.normal(size=n))  # zeros skipped
+    out = np.full(d, np.nan)
+    _svm.combine(X, v, out)
+    np.testing.assert_allclose(out, X.T @ v, rtol=1e-12, atol=1e-12 * np.abs(X).sum())
+
+
 # ---- bad input ----
 
 def test_smo_infeasible_alpha():

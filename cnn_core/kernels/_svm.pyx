@@ -532,3 +532,24 @@ def smo_select_pass(const floating[::1] Ki, const int[::1] ix, double Kii, doubl
     else:
         j = cnn_dsvm_select(&Ki[0], ixp, m, Kii, Gmax, TAU, &g[0], &low[0], &q[0], &gmax2)
     return j, gmax2
+
+
+def margins(const double[:, ::1] X, const double[::1] w, double[::1] z):
+    """z (n,) = X (n, d) @ w (d,), one thread and the GIL released: the duality-gap checks run in the solver's
+    own threads, where NumPy's BLAS would start (and spin) threads of its own. Unchecked shapes."""
+    cdef Py_ssize_t i, n = X.shape[0], d = X.shape[1]
+    with nogil:
+        for i in range(n):
+            z[i] = dot(&w[0], &X[i, 0], d) if d > 0 else 0.0
+
+
+def combine(const double[:, ::1] X, const double[::1] v, double[::1] w):
+    """w (d,) = X^T v = sum_i v_i x_i over the rows with v_i != 0 (alpha's support), as margins: one thread,
+    the GIL released. Unchecked shapes."""
+    cdef Py_ssize_t i, j, n = X.shape[0], d = X.shape[1]
+    with nogil:
+        for j in range(d):
+            w[j] = 0.0
+        for i in range(n):
+            if v[i] != 0.0:
+                axpy(v[i], &X[i, 0], &w[0], d)

@@ -139,8 +139,7 @@ class _GramProblem:
             self.rounds += 1
             if converged:
                 self.smo_eps *= 0.1
-            sv = np.flatnonzero(self.alpha)
-            self.w = self.X[sv].T @ (self.alpha[sv] * self.t[sv])
+            _svm.combine(self.X, self.alpha * self.t, self.w)
             _check_gap(self, tol)
 
     def polish(self, tol: float, max_iter: int) -> None:
@@ -159,7 +158,8 @@ class _GramProblem:
 
 def _check_gap(p, tol: float) -> None:
     """Primal J at the exact best bias, the dual bound at alpha (feasible: sum y alpha = 0), the stopping test."""
-    z = p.X @ p.w
+    z = np.empty(p.X.shape[0])
+    _svm.margins(p.X, p.w, z)
     p.b = best_bias(z, p.t)
     p.J = float(0.5 * p.w @ p.w + p.C * np.maximum(0.0, 1.0 - p.t * (z + p.b)).sum())
     p.gap = p.J - float(p.alpha.sum() - 0.5 * p.w @ p.w)
@@ -361,6 +361,7 @@ class LinearSVM(LinearClassifier):
         return self._fit_sgd(X, T, C, lr, max_epochs, batch_size, tol, patience, rng)
 
     def _fit_dual(self, X, T, row_sq, C, tol, max_iter, rng) -> "LinearSVM":
+        X = np.ascontiguousarray(X)  # rows read by the compiled margins (kernels._svm.margins / combine)
         if X.shape[0] <= GRAM_MAX_SAMPLES:
             K = gram(X)
             kd = np.diagonal(K).astype(np.float64)
