@@ -106,6 +106,8 @@ def gram(X: np.ndarray) -> np.ndarray:
     n = X.shape[0]
     dtype = X.dtype if n <= GRAM64_MAX_SAMPLES else np.float32
     Xc = np.ascontiguousarray(X, dtype=dtype)
+    if n <= GRAM_BLOCK:  # one block: the whole product, with no copy into K
+        return gemm(Xc, Xc, trans_b=True)
     K = np.empty((n, n), dtype=dtype)
     for r0 in range(0, n, GRAM_BLOCK):
         r1 = min(n, r0 + GRAM_BLOCK)
