@@ -237,6 +237,26 @@ def test_margins_and_combine_equal_numpy(n, d):
     np.testing.assert_allclose(out, X.T @ v, rtol=1e-12, atol=1e-12 * np.abs(X).sum())
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,block", [(1, 64), (63, 64), (64, 64), (200, 64), (333, 128), (130, 1024)])
+def test_gram_into_equals_numpy(num_threads, dtype, n, block):
+    # lower blocks by the GEMM, the rest mirrored: X X^T, exactly symmetric, the same at 1 and 2 threads
+    rng = np.random.default_rng(n)
+    X = rng.normal(size=(n, 9)).astype(dtype)
+    results = []
+    for threads in (1, 2):
+        num_threads(threads)
+        K = np.full((n, n), np.nan, dtype=dtype)
+        _svm.gram_into(X, K, block)
+        results.append(K)
+    K = results[0]
+    np.testing.assert_array_equal(K, K.T)
+    np.testing.assert_array_equal(results[1], K)
+    ref = X.astype(np.float64) @ X.T.astype(np.float64)
+    eps = np.finfo(dtype).eps
+    np.testing.assert_allclose(K, ref, rtol=0, atol=20 * eps * (np.abs(X) @ np.abs(X).T).max())
+
+
 # ---- bad input ----
 
 def test_smo_infeasible_alpha():

@@ -102,17 +102,14 @@ def best_bias(z: np.ndarray, y: np.ndarray) -> float:
 def gram(X: np.ndarray) -> np.ndarray:
     """K = X X^T (n, n): in X's precision up to GRAM64_MAX_SAMPLES samples, else float32 from float32
     products (K is symmetric: only the blocks on and below the diagonal are multiplied, the others are
-    copies)."""
+    copies; kernels._svm.gram_into)."""
     n = X.shape[0]
     dtype = X.dtype if n <= GRAM64_MAX_SAMPLES else np.float32
     Xc = np.ascontiguousarray(X, dtype=dtype)
-    if n <= GRAM_BLOCK:  # one block: the whole product, with no copy into K
+    if n <= GRAM_BLOCK:  # one block: the whole product
         return gemm(Xc, Xc, trans_b=True)
     K = np.empty((n, n), dtype=dtype)
-    for r0 in range(0, n, GRAM_BLOCK):
-        r1 = min(n, r0 + GRAM_BLOCK)
-        K[r0:r1, :r1] = gemm(Xc[r0:r1], Xc[:r1], trans_b=True)
-        K[:r0, r0:r1] = K[r0:r1, :r0].T
+    _svm.gram_into(Xc, K, GRAM_BLOCK)
     return K
 
 
