@@ -306,13 +306,21 @@ cdef Py_ssize_t _smo(const floating[:, ::1] K, double C, double eps, Py_ssize_t 
     converged[0] = False
     if up == NULL:
         return -1
-    # a call starts with every slot in the block, in variable order (the previous call's shrunk slots get
-    # their gradient back), and shrinks at once when the previous call had shrunk
-    if m < n:
-        counter = 1
-    _unshrink(K, perm, a, g, ys, q, C, up, low, m, nz, ay)
-    m = n
-    ix = NULL
+    # a call that starts shrunk to at most COMPACT_MAX slots copies their block of K at once; otherwise it
+    # starts with every slot in the block, in variable order (the previous call's shrunk slots get their
+    # gradient back: ~nnz x n multiply-adds), and shrinks at once when the previous call had shrunk
+    if m < n and m <= COMPACT_MAX:
+        Kc = _compact(K, perm, m, Kc, &cap)
+    if Kc != NULL:
+        rows, ix, ld = Kc, NULL, m
+        for s in range(n):
+            _sets(s, a, ys, C, up, low)
+    else:
+        if m < n:
+            counter = 1
+        _unshrink(K, perm, a, g, ys, q, C, up, low, m, nz, ay)
+        m = n
+        ix = NULL
     while step < max_steps:
         counter -= 1
         if counter <= 0:
