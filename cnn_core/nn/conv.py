@@ -26,7 +26,7 @@ import numpy as np
 from cnn_core._random import get_rng
 from cnn_core._validation import as_pair, check_bool, check_nbytes, check_nonempty, check_size, conv_output_size
 from cnn_core._config import get_num_threads
-from cnn_core.kernels import _conv
+from cnn_core.kernels import _conv, _conv_direct
 from cnn_core.nn.init import check_init, check_parameter_bytes, layer_weights
 from cnn_core.nn.module import Module, Parameter, register_module
 
@@ -47,6 +47,12 @@ _WINO_CHUNK_BYTES = 2 << 20
 # 11.0 / 8.7.
 _WINO_MIN_IN_CHANNELS = 24
 _WINO_MIN_OUT_CHANNELS = 16
+
+# Direct convolution (src_c/conv_direct.c: no columns, no packing) for stride-1 one-group convs with at most
+# these many input and output channels, where im2col's GEMMs are only F = 6-16 rows by C*KH*KW = 25-150 deep.
+# Measured (see Conv2d._direct).
+_DIRECT_MAX_IN_CHANNELS = 8
+_DIRECT_MAX_OUT_CHANNELS = 16
 
 
 @register_module
@@ -155,6 +161,14 @@ class Conv2d(Module):
             x = self._copy_into("_xin", x)
         else:
             x = np.ascontiguousarray(x)
+        if self._direct(pads):
+            z = np.empty((n, f, oh, ow), dtype=self._dtype)
+            packed, per_thread = _conv_direct.sizes(c, h, w, f, *self.kernel_size, *pads, oh, ow)
+            _conv_direct.direct_forward(x, self.weight.data, None if self.bias is None else self.bias.data, z,
+                                        np.empty(packed, self._dtype),
+                                        self._scratch("_work", (get_num_threads(), per_thread), at_least=True), *pads)
+            self._cache = (x, pads) if self.training else None
+            return z
         if self._winograd(pads):
             z = np.empty((n, f, oh, ow), dtype=self._dtype)
             u = self._scratch("_wino_u", (16, f, c))
@@ -182,6 +196,14 @@ class Conv2d(Module):
         self._check_grad(delta, "delta", (n, f, oh, ow))
         delta = np.ascontiguousarray(delta).reshape(n, f, oh * ow)
         dx = np.empty(x.shape, dtype=self._dtype) if self.input_grad else None
+        if self._direct(pads):
+            packed, per_thread = _conv_direct.sizes(*x.shape[1:], f, *self.kernel_size, *pads, oh, ow)
+            _conv_direct.direct_backward(x, self.weight.data, delta.reshape(n, f, oh, ow), self.weight.grad,
+                                         None if self.bias is None else self.bias.grad, dx,
+                                         np.empty(packed, self._dtype),
+                                         self._scratch("_work", (get_num_threads(), per_thread), at_least=True),
+                                         self._scratch("_partial", (_conv.NSLOTS, f * self._k + f)), *pads)
+            return dx
         if self._winograd(pads):
             # dC/dw = G^T [sum over tiles (A delta A^T) .* (B^T x B)] G, the adjoint of the forward transforms;
             # delta_prev = delta * rot180(w) (full correlation), a 3x3 stride-1 convolution of delta with the
@@ -209,6 +231,14 @@ class Conv2d(Module):
                             None if self.bias is None else self.bias.grad, dx, scratch, partial, self.groups,
                             chunk, *self.kernel_size, *self.stride, *pads, *self.dilation, oh, ow)
         return dx
+
+    def _direct(self, pads: tuple[int, int]) -> bool:
+        """Whether this call runs the direct convolution (src_c/conv_direct.c) for forward and both gradients:
+        stride 1, no dilation, one group, padding before at most kernel - 1 (the input gradient's padding is
+        kernel - 1 - padding), and few channels (_DIRECT_MAX_IN_CHANNELS, _DIRECT_MAX_OUT_CHANNELS)."""
+        return (self.stride == (1, 1) and self.dilation == (1, 1) and self.groups == 1
+                and pads[0] < self.kernel_size[0] and pads[1] < self.kernel_size[1]
+                and self.in_channels <= _DIRECT_MAX_IN_CHANNELS and self.out_channels <= _DIRECT_MAX_OUT_CHANNELS)
 
     def _winograd(self, pads: tuple[int, int]) -> bool:
         """Whether this call runs Winograd F(2x2, 3x3) (src_c/winograd.c) for forward and both gradients:

@@ -1,0 +1,78 @@
+/* Direct convolution for few-channel stride-1 convolutions in training (LeNet-5's 1 -> 6 and 6 -> 16 5x5):
+ * forward with bias, weight and bias gradient, and the input gradient, without im2col columns or GEMM packing.
+ *
+ * The "wide" output grid (as the inference plan's direct kernel): a sample's input is copied, zero-padded, into
+ * (C, Hp, Wp) planes, Hp = OH + KH - 1, Wp = OW + KW - 1; output position p = oh*Wp + ow (ow < OW; the other
+ * Wp - OW columns of each row are computed and dropped) reads input p + c*Hp*Wp + i*Wp + j for tap (c, i, j),
+ * so the taps of consecutive positions are contiguous vectors of the padded copy.
+ *   forward   z[f, p] = b[f] + sum_{c,i,j} w[f, c, i, j] xpad[c, p + i*Wp + j]
+ *             tile: JF filters x VP vectors of positions, acc[j][v] += w[tap][j] * x[tap + v*VL]
+ *   dW        dW[f, (c,i,j)] += sum_p dz[f, p] xpad[c, p + i*Wp + j] over the wide grid, dz zero in the dropped
+ *             columns; tile: WJF filters x WJK taps of vector accumulators, summed across lanes per sample
+ *   dX        the full correlation of dz with the flipped kernel: the forward kernel on dz (F -> C channels,
+ *             padding KH-1-PH, KW-1-PW before, output H x W) with weights w'[c, f, i, j] = w[f, c, KH-1-i, KW-1-j]
+ * Filters (and dW's taps) are padded up to whole tiles with zero weights (zero rows of dz), whose results are
+ * dropped. The loops are compiled once per instruction-set level of cpu.h (conv_direct_template.h, vectors of
+ * the level's width) and picked by the `level` the caller passes, the same for packing and running.
+ *
+ * Layer-free: pointers and sizes, no threads of its own (the caller runs calls on disjoint samples in
+ * parallel, each with its own scratch; dW sums the samples of one call in order, so a caller that gives each
+ * of a fixed set of slots a fixed range of samples and adds the slots in order gets results independent of
+ * its thread count).
+ */
+#ifndef CNN_CORE_CONV_DIRECT_H
+#define CNN_CORE_CONV_DIRECT_H
+
+#include <stddef.h>
+
+#include "cpu.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One convolution C -> F, input H x W, padding PH, PW before (any padding after: OH, OW bound it),
+ * output OH x OW, stride 1, dilation 1; the rest filled in by cnn_dconv_geom_init for a level. */
+typedef struct {
+    ptrdiff_t C, H, W, F, KH, KW, PH, PW, OH, OW;
+    int level;
+    ptrdiff_t Hp, Wp, K;       /* padded planes; taps C*KH*KW */
+    ptrdiff_t JF, VP, Fp;      /* forward tile: JF filters x VP vectors; filters rounded up to whole tiles */
+    ptrdiff_t WJF, WJK, Fq, Kq;/* dW tile: WJF filters x WJK taps; filters and taps rounded up */
+    ptrdiff_t Pw;              /* wide positions computed per sample: OH*Wp rounded up to whole tiles */
+    ptrdiff_t npad;            /* elements of the padded copy (its slack past the planes is read, never used) */
+    ptrdiff_t grp;             /* dW: samples swept together by each tile (from the shapes alone) */
+} cnn_dconv_geom;
+
+/* Fill g's derived fields for `level` (cpu.h; a level this build lacks falls back to baseline). */
+void cnn_dconv_geom_init(cnn_dconv_geom *g, int level, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t F,
+                         ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t OH, ptrdiff_t OW);
+
+/* Elements of packed weights (cnn_*dconv_pack) and of scratch per caller thread (forward or dW). */
+ptrdiff_t cnn_dconv_packed_size(const cnn_dconv_geom *g);
+ptrdiff_t cnn_dconv_scratch(const cnn_dconv_geom *g);
+
+/* wp = w (F, C, KH, KW) packed for the forward tile: (Fp/JF, K, JF), zero past F. With flip set, g is the
+ * input-gradient convolution's geometry (C' = F of the layer, F' = C) and w the layer's (C', F', KH, KW)
+ * weight: packed is w'[f', c', i, j] = w[c', f', KH-1-i, KW-1-j]. */
+void cnn_sdconv_pack(const cnn_dconv_geom *g, const float *w, int flip, float *wp);
+void cnn_ddconv_pack(const cnn_dconv_geom *g, const double *w, int flip, double *wp);
+
+/* y (n, F, OH, OW) = conv(x (n, C, H, W), wp) (+ bias when not NULL), samples contiguous. */
+void cnn_sdconv_forward(const cnn_dconv_geom *g, ptrdiff_t n, const float *x, const float *wp, const float *bias,
+                        float *y, float *scratch);
+void cnn_ddconv_forward(const cnn_dconv_geom *g, ptrdiff_t n, const double *x, const double *wp,
+                        const double *bias, double *y, double *scratch);
+
+/* gw (F, C*KH*KW) += dC/dw and gb (F,) += dC/db (when not NULL) over n samples in order: x (n, C, H, W),
+ * dy (n, F, OH, OW). */
+void cnn_sdconv_dw(const cnn_dconv_geom *g, ptrdiff_t n, const float *x, const float *dy, float *gw, float *gb,
+                   float *scratch);
+void cnn_ddconv_dw(const cnn_dconv_geom *g, ptrdiff_t n, const double *x, const double *dy, double *gw,
+                   double *gb, double *scratch);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,194 @@
+/* The direct convolution's loops (conv_direct.h) for one element type at one instruction-set level, included
+ * by conv_direct.c once per pair under the level's target pragma, with
+ *   T (float or double), D(name) (the name mangler: dtype and level), VB (bytes of the level's vectors),
+ *   FA_JF, FA_VP and FB_JF, FB_VP (the two forward tiles: filters x vectors of positions),
+ *   W_JF, W_JK (the dW tile: filters x taps).
+ * Register budget per tile: the accumulators JF*VP (forward) or W_JF*W_JK (dW), plus the operands of one
+ * step, within the level's 16 (baseline, avx2) or 32 (avx512) vector registers. */
+
+typedef T D(vec) __attribute__((vector_size(VB), aligned(sizeof(T))));   /* any alignment: unaligned loads */
+#define DVL ((ptrdiff_t)(VB / (ptrdiff_t)sizeof(T)))
+
+static inline __attribute__((always_inline)) D(vec) D(load)(const T *p)
+{
+    D(vec) v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* pad (C, Hp, Wp) = x (C, H, W) shifted by (ph, pw), zero outside; then zeros up to npad. */
+static void D(pad)(const cnn_dconv_geom *g, const T *x, T *pad)
+{
+    const ptrdiff_t C = g->C, H = g->H, W = g->W, Hp = g->Hp, Wp = g->Wp, ph = g->PH, pw = g->PW;
+    ptrdiff_t jlo = pw, jhi = W + pw < Wp ? W + pw : Wp;        /* the columns that come from x */
+    if (jhi < jlo)
+        jhi = jlo;
+    for (ptrdiff_t c = 0; c < C; ++c)
+        for (ptrdiff_t r = 0; r < Hp; ++r) {
+            T *pr = pad + (c * Hp + r) * Wp;
+            const ptrdiff_t row = r - ph;
+            if (row < 0 || row >= H) {
+                memset(pr, 0, (size_t)Wp * sizeof(T));
+                continue;
+            }
+            memset(pr, 0, (size_t)jlo * sizeof(T));
+            memcpy(pr + jlo, x + (c * H + row) * W + (jlo - pw), (size_t)(jhi - jlo) * sizeof(T));
+            memset(pr + jhi, 0, (size_t)(Wp - jhi) * sizeof(T));
+        }
+    memset(pad + C * Hp * Wp, 0, (size_t)(g->npad - C * Hp * Wp) * sizeof(T));
+}
+
+/* out[j*ldo + v*VL + l] (j < JF, v < VP) = sum over taps (c, i, j') of w[tap*JF + j] x[c*Hp*Wp + i*Wp + j' +
+ * v*VL + l]: JF filters at VP*VL consecutive wide positions; acc[j][v] holds filter j's vector v. */
+static inline __attribute__((always_inline)) void D(fwd_tile)(const int JF, const int VP, const cnn_dconv_geom *g,
+                                                              const T *x, const T *w, T *out, ptrdiff_t ldo)
+{
+    const ptrdiff_t C = g->C, KH = g->KH, KW = g->KW, Wp = g->Wp, HW = g->Hp * g->Wp;
+    D(vec) acc[8][4];
+#pragma GCC unroll 8
+    for (int j = 0; j < JF; ++j)
+#pragma GCC unroll 4
+        for (int v = 0; v < VP; ++v)
+            acc[j][v] = (D(vec)){0};
+    for (ptrdiff_t c = 0; c < C; ++c)
+        for (ptrdiff_t i = 0; i < KH; ++i) {
+            const T *xr = x + c * HW + i * Wp;
+            for (ptrdiff_t jj = 0; jj < KW; ++jj, w += JF) {
+                D(vec) xv[4];
+#pragma GCC unroll 4
+                for (int v = 0; v < VP; ++v)
+                    xv[v] = D(load)(xr + jj + v * DVL);
+#pragma GCC unroll 8
+                for (int j = 0; j < JF; ++j)
+#pragma GCC unroll 4
+                    for (int v = 0; v < VP; ++v)
+                        acc[j][v] += w[j] * xv[v];
+            }
+        }
+#pragma GCC unroll 8
+    for (int j = 0; j < JF; ++j)
+#pragma GCC unroll 4
+        for (int v = 0; v < VP; ++v)
+            memcpy(out + j * ldo + v * DVL, &acc[j][v], sizeof acc[j][v]);
+}
+
+static void D(fwd_tiles_a)(const cnn_dconv_geom *g, const T *pad, const T *wp, T *out)
+{
+    for (ptrdiff_t fb = 0; fb < g->Fp / FA_JF; ++fb)
+        for (ptrdiff_t p0 = 0; p0 < g->Pw; p0 += FA_VP * DVL)
+            D(fwd_tile)(FA_JF, FA_VP, g, pad + p0, wp + fb * g->K * FA_JF, out + fb * FA_JF * g->Pw + p0, g->Pw);
+}
+
+static void D(fwd_tiles_b)(const cnn_dconv_geom *g, const T *pad, const T *wp, T *out)
+{
+    for (ptrdiff_t fb = 0; fb < g->Fp / FB_JF; ++fb)
+        for (ptrdiff_t p0 = 0; p0 < g->Pw; p0 += FB_VP * DVL)
+            D(fwd_tile)(FB_JF, FB_VP, g, pad + p0, wp + fb * g->K * FB_JF, out + fb * FB_JF * g->Pw + p0, g->Pw);
+}
+
+static void D(forward)(const cnn_dconv_geom *g, ptrdiff_t n, const T *x, const T *wp, const T *bias, T *y,
+                       T *scratch)
+{
+    const ptrdiff_t F = g->F, OH = g->OH, OW = g->OW, Wp = g->Wp, Pw = g->Pw;
+    T *pad = scratch, *out = scratch + g->npad;
+    for (ptrdiff_t s = 0; s < n; ++s) {
+        D(pad)(g, x + s * g->C * g->H * g->W, pad);
+        if (g->JF == FA_JF && g->VP == FA_VP)
+            D(fwd_tiles_a)(g, pad, wp, out);
+        else
+            D(fwd_tiles_b)(g, pad, wp, out);
+        /* epilogue: the wide rows cut to OW, + bias */
+        T *ys = y + s * F * OH * OW;
+        for (ptrdiff_t f = 0; f < F; ++f) {
+            const T b = bias != NULL ? bias[f] : (T)0;
+            for (ptrdiff_t oh = 0; oh < OH; ++oh) {
+                const T *src = out + f * Pw + oh * Wp;
+                T *dst = ys + (f * OH + oh) * OW;
+                for (ptrdiff_t q = 0; q < OW; ++q)
+                    dst[q] = src[q] + b;
+            }
+        }
+    }
+}
+
+/* res[j*W_JK + k] = sum over the ns samples (dd and x `ss` elements apart) and nv position vectors of
+ * dd[j*Pw + v*VL + l] * x[off[k] + v*VL + l]: W_JF filters' output gradients against W_JK taps' shifted inputs;
+ * acc[j][k] holds one lane-wise partial sum per pair, added across lanes in lane order at the end (once per
+ * group of samples: at 10x10 outputs a sample is only 9 vectors of 16). */
+static void D(dw_tile)(ptrdiff_t ns, ptrdiff_t ss, ptrdiff_t nv, const T *dd, ptrdiff_t Pw, const T *x,
+                       const ptrdiff_t *off, T *res)
+{
+    D(vec) acc[W_JF][W_JK];
+#pragma GCC unroll 8
+    for (int j = 0; j < W_JF; ++j)
+#pragma GCC unroll 8
+        for (int k = 0; k < W_JK; ++k)
+            acc[j][k] = (D(vec)){0};
+    for (ptrdiff_t s = 0; s < ns; ++s, dd += ss, x += ss)
+        for (ptrdiff_t v = 0; v < nv; ++v) {
+            D(vec) d[W_JF];
+#pragma GCC unroll 8
+            for (int j = 0; j < W_JF; ++j)
+                d[j] = D(load)(dd + j * Pw + v * DVL);
+#pragma GCC unroll 8
+            for (int k = 0; k < W_JK; ++k) {
+                const D(vec) xv = D(load)(x + off[k] + v * DVL);
+#pragma GCC unroll 8
+                for (int j = 0; j < W_JF; ++j)
+                    acc[j][k] += d[j] * xv;
+            }
+        }
+    for (int j = 0; j < W_JF; ++j)
+        for (int k = 0; k < W_JK; ++k) {
+            T s = 0;
+            for (ptrdiff_t l = 0; l < DVL; ++l)
+                s += acc[j][k][l];
+            res[j * W_JK + k] = s;
+        }
+}
+
+/* Samples in groups of g->grp (from the geometry alone): each sample's padded copy and widened output
+ * gradient side by side in scratch (`ss` elements per sample), then every tile runs over the whole group. */
+static void D(dw)(const cnn_dconv_geom *g, ptrdiff_t n, const T *x, const T *dy, T *gw, T *gb, T *scratch)
+{
+    const ptrdiff_t F = g->F, OH = g->OH, OW = g->OW, Wp = g->Wp, Pw = g->Pw, K = g->K, KK = g->KH * g->KW;
+    const ptrdiff_t HW = g->Hp * g->Wp, L = OH * OW, ss = g->npad + g->Fq * Pw;
+    /* dd (Fq, Pw) after each sample's padded copy: rows past F stay zero; in rows < F the dropped columns and
+     * the positions past OH*Wp too */
+    for (ptrdiff_t s = 0; s < g->grp && s < n; ++s)
+        memset(scratch + s * ss + g->npad, 0, (size_t)(g->Fq * Pw) * sizeof(T));
+    for (ptrdiff_t s0 = 0; s0 < n; s0 += g->grp) {
+        const ptrdiff_t ns = n - s0 < g->grp ? n - s0 : g->grp;
+        for (ptrdiff_t s = 0; s < ns; ++s) {
+            const T *dys = dy + (s0 + s) * F * L;
+            T *dd = scratch + s * ss + g->npad;
+            D(pad)(g, x + (s0 + s) * g->C * g->H * g->W, scratch + s * ss);
+            for (ptrdiff_t f = 0; f < F; ++f)
+                for (ptrdiff_t oh = 0; oh < OH; ++oh)
+                    memcpy(dd + f * Pw + oh * Wp, dys + f * L + oh * OW, (size_t)OW * sizeof(T));
+            if (gb != NULL)
+                for (ptrdiff_t f = 0; f < F; ++f) {
+                    T acc = 0;
+                    for (ptrdiff_t t = 0; t < L; ++t)
+                        acc += dys[f * L + t];
+                    gb[f] += acc;
+                }
+        }
+        for (ptrdiff_t kb = 0; kb < g->Kq; kb += W_JK) {
+            ptrdiff_t off[W_JK];
+            for (int k = 0; k < W_JK; ++k) {
+                const ptrdiff_t t = kb + k < K ? kb + k : 0;     /* taps past K: any in-range read, dropped */
+                off[k] = t / KK * HW + t % KK / g->KW * Wp + t % g->KW;
+            }
+            for (ptrdiff_t fb = 0; fb < g->Fq; fb += W_JF) {
+                T res[W_JF * W_JK];
+                D(dw_tile)(ns, ss, Pw / DVL, scratch + g->npad + fb * Pw, Pw, scratch, off, res);
+                for (int j = 0; j < W_JF && fb + j < F; ++j)
+                    for (int k = 0; k < W_JK && kb + k < K; ++k)
+                        gw[(fb + j) * K + kb + k] += res[j * W_JK + k];
+            }
+        }
+    }
+}
+
+#undef DVL
