@@ -10,13 +10,14 @@
  * filters least; each with as many position vectors as the registers hold (JF*VP accumulators + VP inputs +
  * a broadcast weight). dW: W_JF filters x W_JK taps of accumulators + W_JF output-gradient vectors + one input.
  * avx512 (32 zmm): A 6 x 4, B 8 x 3, dW 6 x 4; avx2 (16 ymm) and baseline (16 xmm; SSE2 has no FMA, so one more
- * temporary): A 6 x 2, B 4 x 3, dW 3 x 4 (avx2) and 3 x 3 (baseline). */
+ * temporary): A 6 x 2, B 4 x 3, dW 3 x 4 (avx2) and 3 x 3 (baseline). dX: X_JT taps x 2 vectors of positions
+ * (+ 2 output-gradient vectors + a broadcast weight): 6 at avx512 (LeNet's 150 taps in 25 blocks), 4 below. */
 static const struct {
-    int fa_jf, fa_vp, fb_jf, fb_vp, w_jf, w_jk, vb;
+    int fa_jf, fa_vp, fb_jf, fb_vp, w_jf, w_jk, x_jt, vb;
 } dconv_tiles[CNN_SIMD_NLEVELS] = {
-    [CNN_SIMD_BASELINE] = {6, 2, 4, 3, 3, 3, 16},
-    [CNN_SIMD_AVX2] = {6, 2, 4, 3, 3, 4, 32},
-    [CNN_SIMD_AVX512] = {6, 4, 8, 3, 6, 4, 64},
+    [CNN_SIMD_BASELINE] = {6, 2, 4, 3, 3, 3, 4, 16},
+    [CNN_SIMD_AVX2] = {6, 2, 4, 3, 3, 4, 4, 32},
+    [CNN_SIMD_AVX512] = {6, 4, 8, 3, 6, 4, 6, 64},
 };
 
 #define T float
@@ -28,6 +29,7 @@ static const struct {
 #define FB_VP 3
 #define W_JF 3
 #define W_JK 3
+#define X_JT 4
 #include "conv_direct_template.h"
 #undef T
 #undef D
@@ -43,6 +45,7 @@ static const struct {
 #undef FB_VP
 #undef W_JF
 #undef W_JK
+#undef X_JT
 
 #if CNN_X86
 #pragma GCC push_options
@@ -54,6 +57,7 @@ static const struct {
 #define FB_VP 3
 #define W_JF 3
 #define W_JK 4
+#define X_JT 4
 #define T float
 #define D(name) s_avx2_##name
 #include "conv_direct_template.h"
@@ -71,6 +75,7 @@ static const struct {
 #undef FB_VP
 #undef W_JF
 #undef W_JK
+#undef X_JT
 #pragma GCC pop_options
 
 #pragma GCC push_options
@@ -82,6 +87,7 @@ static const struct {
 #define FB_VP 3
 #define W_JF 6
 #define W_JK 4
+#define X_JT 6
 #define T float
 #define D(name) s_avx512_##name
 #include "conv_direct_template.h"
@@ -99,6 +105,7 @@ static const struct {
 #undef FB_VP
 #undef W_JF
 #undef W_JK
+#undef X_JT
 #pragma GCC pop_options
 #endif
 
@@ -108,14 +115,16 @@ static const struct {
                   double *);
     void (*dw_s)(const cnn_dconv_geom *, ptrdiff_t, const float *, const float *, float *, float *, float *);
     void (*dw_d)(const cnn_dconv_geom *, ptrdiff_t, const double *, const double *, double *, double *, double *);
+    void (*dx_s)(const cnn_dconv_geom *, ptrdiff_t, const float *, const float *, float *, float *);
+    void (*dx_d)(const cnn_dconv_geom *, ptrdiff_t, const double *, const double *, double *, double *);
 } dconv_table[CNN_SIMD_NLEVELS] = {
-    [CNN_SIMD_BASELINE] = {s_base_forward, d_base_forward, s_base_dw, d_base_dw},
+    [CNN_SIMD_BASELINE] = {s_base_forward, d_base_forward, s_base_dw, d_base_dw, s_base_dx, d_base_dx},
 #if CNN_X86
-    [CNN_SIMD_AVX2] = {s_avx2_forward, d_avx2_forward, s_avx2_dw, d_avx2_dw},
-    [CNN_SIMD_AVX512] = {s_avx512_forward, d_avx512_forward, s_avx512_dw, d_avx512_dw},
+    [CNN_SIMD_AVX2] = {s_avx2_forward, d_avx2_forward, s_avx2_dw, d_avx2_dw, s_avx2_dx, d_avx2_dx},
+    [CNN_SIMD_AVX512] = {s_avx512_forward, d_avx512_forward, s_avx512_dw, d_avx512_dw, s_avx512_dx, d_avx512_dx},
 #else
-    [CNN_SIMD_AVX2] = {s_base_forward, d_base_forward, s_base_dw, d_base_dw},
-    [CNN_SIMD_AVX512] = {s_base_forward, d_base_forward, s_base_dw, d_base_dw},
+    [CNN_SIMD_AVX2] = {s_base_forward, d_base_forward, s_base_dw, d_base_dw, s_base_dx, d_base_dx},
+    [CNN_SIMD_AVX512] = {s_base_forward, d_base_forward, s_base_dw, d_base_dw, s_base_dx, d_base_dx},
 #endif
 };
 
@@ -144,6 +153,7 @@ void cnn_dconv_geom_init(cnn_dconv_geom *g, int level, ptrdiff_t C, ptrdiff_t H,
     g->Fp = round_up(F, g->JF);
     g->WJF = dconv_tiles[level].w_jf, g->WJK = dconv_tiles[level].w_jk;
     g->Fq = round_up(F, g->WJF), g->Kq = round_up(g->K, g->WJK);
+    g->XJ = dconv_tiles[level].x_jt, g->Kx = round_up(g->K, g->XJ);
     /* float and double share the geometry: whole tiles of the narrower element's vectors (the double
      * vectors divide them) */
     const ptrdiff_t vl = dconv_tiles[level].vb / (ptrdiff_t)sizeof(float);
@@ -156,7 +166,7 @@ void cnn_dconv_geom_init(cnn_dconv_geom *g, int level, ptrdiff_t C, ptrdiff_t H,
     g->grp = g->grp < 1 ? 1 : g->grp > 16 ? 16 : g->grp;
 }
 
-ptrdiff_t cnn_dconv_packed_size(const cnn_dconv_geom *g) { return g->Fp * g->K; }
+ptrdiff_t cnn_dconv_packed_size(const cnn_dconv_geom *g) { return g->Fp * g->K > g->Kx * g->F ? g->Fp * g->K : g->Kx * g->F; }
 
 ptrdiff_t cnn_dconv_scratch(const cnn_dconv_geom *g)
 {
@@ -165,19 +175,28 @@ ptrdiff_t cnn_dconv_scratch(const cnn_dconv_geom *g)
 }
 
 #define DCONV_DEFS(T, SFX)                                                                                    \
-    void cnn_##SFX##dconv_pack(const cnn_dconv_geom *g, const T *w, int flip, T *wp)                         \
+    void cnn_##SFX##dconv_pack(const cnn_dconv_geom *g, const T *w, T *wp)                                 \
     {                                                                                                         \
-        const ptrdiff_t F = g->F, C = g->C, KH = g->KH, KW = g->KW, K = g->K, JF = g->JF;                     \
+        /* (Fp/JF, K, JF): for each block of JF filters, each tap's JF weights contiguous; zero past F */     \
+        const ptrdiff_t F = g->F, K = g->K, JF = g->JF;                                                       \
         for (ptrdiff_t f = 0; f < g->Fp; ++f)                                                                 \
-            for (ptrdiff_t c = 0; c < C; ++c)                                                                 \
-                for (ptrdiff_t i = 0; i < KH; ++i)                                                            \
-                    for (ptrdiff_t j = 0; j < KW; ++j) {                                                      \
-                        T v = 0;                                                                              \
-                        if (f < F)                                                                            \
-                            v = flip ? w[((c * F + f) * KH + (KH - 1 - i)) * KW + (KW - 1 - j)]               \
-                                     : w[((f * C + c) * KH + i) * KW + j];                                    \
-                        wp[(f / JF * K + (c * KH + i) * KW + j) * JF + f % JF] = v;                           \
-                    }                                                                                         \
+            for (ptrdiff_t k = 0; k < K; ++k)                                                                 \
+                wp[(f / JF * K + k) * JF + f % JF] = f < F ? w[f * K + k] : (T)0;                             \
+    }                                                                                                         \
+                                                                                                              \
+    void cnn_##SFX##dconv_pack_dx(const cnn_dconv_geom *g, const T *w, T *wp)                              \
+    {                                                                                                         \
+        /* (Kx/XJ, F, XJ): for each block of XJ taps, each filter's XJ weights contiguous; zero past K */     \
+        const ptrdiff_t F = g->F, K = g->K, XJ = g->XJ;                                                       \
+        for (ptrdiff_t k = 0; k < g->Kx; ++k)                                                                 \
+            for (ptrdiff_t f = 0; f < F; ++f)                                                                 \
+                wp[(k / XJ * F + f) * XJ + k % XJ] = k < K ? w[f * K + k] : (T)0;                             \
+    }                                                                                                         \
+                                                                                                              \
+    void cnn_##SFX##dconv_dx(const cnn_dconv_geom *g, ptrdiff_t n, const T *dy, const T *wp, T *dx,          \
+                             T *scratch)                                                                      \
+    {                                                                                                         \
+        dconv_table[g->level].dx_##SFX(g, n, dy, wp, dx, scratch);                                            \
     }                                                                                                         \
                                                                                                               \
     void cnn_##SFX##dconv_forward(const cnn_dconv_geom *g, ptrdiff_t n, const T *x, const T *wp,              \

@@ -9,8 +9,10 @@
  *             tile: JF filters x VP vectors of positions, acc[j][v] += w[tap][j] * x[tap + v*VL]
  *   dW        dW[f, (c,i,j)] += sum_p dz[f, p] xpad[c, p + i*Wp + j] over the wide grid, dz zero in the dropped
  *             columns; tile: WJF filters x WJK taps of vector accumulators, summed across lanes per sample
- *   dX        the full correlation of dz with the flipped kernel: the forward kernel on dz (F -> C channels,
- *             padding KH-1-PH, KW-1-PW before, output H x W) with weights w'[c, f, i, j] = w[f, c, KH-1-i, KW-1-j]
+ *   dX        the adjoint of the forward: dxpad[c, p + i*Wp + j] += sum_f w[f, c, i, j] dz[f, p] over the wide
+ *             grid (dz zero in the dropped columns), then cropped to H x W; tile: XJ taps x 2 vectors of
+ *             positions, each accumulated over the F filters in registers, then added into dxpad (every
+ *             product an output's: no zero padding of dz, which a full correlation of dz would multiply)
  * Filters (and dW's taps) are padded up to whole tiles with zero weights (zero rows of dz), whose results are
  * dropped. The loops are compiled once per instruction-set level of cpu.h (conv_direct_template.h, vectors of
  * the level's width) and picked by the `level` the caller passes, the same for packing and running.
@@ -42,6 +44,7 @@ typedef struct {
     ptrdiff_t Pw;              /* wide positions computed per sample: OH*Wp rounded up to whole tiles */
     ptrdiff_t npad;            /* elements of the padded copy (its slack past the planes is read, never used) */
     ptrdiff_t grp;             /* dW: samples swept together by each tile (from the shapes alone) */
+    ptrdiff_t XJ, Kx;          /* dX tile: XJ taps (x 2 vectors of positions); taps rounded up */
 } cnn_dconv_geom;
 
 /* Fill g's derived fields for `level` (cpu.h; a level this build lacks falls back to baseline). */
@@ -52,11 +55,19 @@ void cnn_dconv_geom_init(cnn_dconv_geom *g, int level, ptrdiff_t C, ptrdiff_t H,
 ptrdiff_t cnn_dconv_packed_size(const cnn_dconv_geom *g);
 ptrdiff_t cnn_dconv_scratch(const cnn_dconv_geom *g);
 
-/* wp = w (F, C, KH, KW) packed for the forward tile: (Fp/JF, K, JF), zero past F. With flip set, g is the
- * input-gradient convolution's geometry (C' = F of the layer, F' = C) and w the layer's (C', F', KH, KW)
- * weight: packed is w'[f', c', i, j] = w[c', f', KH-1-i, KW-1-j]. */
-void cnn_sdconv_pack(const cnn_dconv_geom *g, const float *w, int flip, float *wp);
-void cnn_ddconv_pack(const cnn_dconv_geom *g, const double *w, int flip, double *wp);
+/* wp = w (F, C, KH, KW) packed for the forward tile: (Fp/JF, K, JF), zero past F. */
+void cnn_sdconv_pack(const cnn_dconv_geom *g, const float *w, float *wp);
+void cnn_ddconv_pack(const cnn_dconv_geom *g, const double *w, double *wp);
+
+/* wp = w (F, C, KH, KW) packed for the input gradient's tile: (Kx/XJ, F, XJ), zero past K. */
+void cnn_sdconv_pack_dx(const cnn_dconv_geom *g, const float *w, float *wp);
+void cnn_ddconv_pack_dx(const cnn_dconv_geom *g, const double *w, double *wp);
+
+/* dx (n, C, H, W) = dC/dx from dy (n, F, OH, OW) and wp from cnn_*dconv_pack_dx. */
+void cnn_sdconv_dx(const cnn_dconv_geom *g, ptrdiff_t n, const float *dy, const float *wp, float *dx,
+                   float *scratch);
+void cnn_ddconv_dx(const cnn_dconv_geom *g, ptrdiff_t n, const double *dy, const double *wp, double *dx,
+                   double *scratch);
 
 /* y (n, F, OH, OW) = conv(x (n, C, H, W), wp) (+ bias when not NULL), samples contiguous. */
 void cnn_sdconv_forward(const cnn_dconv_geom *g, ptrdiff_t n, const float *x, const float *wp, const float *bias,

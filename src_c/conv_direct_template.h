@@ -6,15 +6,13 @@
  * Register budget per tile: the accumulators JF*VP (forward) or W_JF*W_JK (dW), plus the operands of one
  * step, within the level's 16 (baseline, avx2) or 32 (avx512) vector registers. */
 
-typedef T D(vec) __attribute__((vector_size(VB), aligned(sizeof(T))));   /* any alignment: unaligned loads */
+typedef T D(vec) __attribute__((vector_size(VB), aligned(sizeof(T)), may_alias));   /* unaligned, aliasing T */
 #define DVL ((ptrdiff_t)(VB / (ptrdiff_t)sizeof(T)))
 
-static inline __attribute__((always_inline)) D(vec) D(load)(const T *p)
-{
-    D(vec) v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
+/* Loads and stores through the unaligned vector type, never through the accumulators' addresses: an
+ * accumulator whose address is taken (a memcpy) lives on the stack, a load and a store per FMA. */
+static inline __attribute__((always_inline)) D(vec) D(load)(const T *p) { return *(const D(vec) *)p; }
+static inline __attribute__((always_inline)) void D(store)(T *p, D(vec) v) { *(D(vec) *)p = v; }
 
 /* pad (C, Hp, Wp) = x (C, H, W) shifted by (ph, pw), zero outside; then zeros up to npad. */
 static void D(pad)(const cnn_dconv_geom *g, const T *x, T *pad)
@@ -69,7 +67,7 @@ static inline __attribute__((always_inline)) void D(fwd_tile)(const int JF, cons
     for (int j = 0; j < JF; ++j)
 #pragma GCC unroll 4
         for (int v = 0; v < VP; ++v)
-            memcpy(out + j * ldo + v * DVL, &acc[j][v], sizeof acc[j][v]);
+            D(store)(out + j * ldo + v * DVL, acc[j][v]);
 }
 
 static void D(fwd_tiles_a)(const cnn_dconv_geom *g, const T *pad, const T *wp, T *out)
@@ -138,13 +136,18 @@ static void D(dw_tile)(ptrdiff_t ns, ptrdiff_t ss, ptrdiff_t nv, const T *dd, pt
                     acc[j][k] += d[j] * xv;
             }
         }
+    T lanes[W_JF * W_JK][DVL];
+#pragma GCC unroll 8
     for (int j = 0; j < W_JF; ++j)
-        for (int k = 0; k < W_JK; ++k) {
-            T s = 0;
-            for (ptrdiff_t l = 0; l < DVL; ++l)
-                s += acc[j][k][l];
-            res[j * W_JK + k] = s;
-        }
+#pragma GCC unroll 8
+        for (int k = 0; k < W_JK; ++k)
+            D(store)(lanes[j * W_JK + k], acc[j][k]);
+    for (int r = 0; r < W_JF * W_JK; ++r) {
+        T s = 0;
+        for (ptrdiff_t l = 0; l < DVL; ++l)
+            s += lanes[r][l];
+        res[r] = s;
+    }
 }
 
 /* Samples in groups of g->grp (from the geometry alone): each sample's padded copy and widened output
@@ -166,14 +169,19 @@ static void D(dw)(const cnn_dconv_geom *g, ptrdiff_t n, const T *x, const T *dy,
             for (ptrdiff_t f = 0; f < F; ++f)
                 for (ptrdiff_t oh = 0; oh < OH; ++oh)
                     memcpy(dd + f * Pw + oh * Wp, dys + f * L + oh * OW, (size_t)OW * sizeof(T));
-            if (gb != NULL)
-                for (ptrdiff_t f = 0; f < F; ++f) {
-                    T acc = 0;
-                    for (ptrdiff_t t = 0; t < L; ++t)
-                        acc += dys[f * L + t];
-                    gb[f] += acc;
-                }
         }
+        if (gb != NULL)     /* db[f] = the sum of dd's row f (zero in the dropped columns): lane-wise, then across */
+            for (ptrdiff_t f = 0; f < F; ++f) {
+                D(vec) acc = {0};
+                for (ptrdiff_t s = 0; s < ns; ++s)
+                    for (ptrdiff_t v = 0; v < Pw; v += DVL)
+                        acc += D(load)(scratch + s * ss + g->npad + f * Pw + v);
+                T lanes[DVL], sum = 0;
+                D(store)(lanes, acc);
+                for (ptrdiff_t l = 0; l < DVL; ++l)
+                    sum += lanes[l];
+                gb[f] += sum;
+            }
         for (ptrdiff_t kb = 0; kb < g->Kq; kb += W_JK) {
             ptrdiff_t off[W_JK];
             for (int k = 0; k < W_JK; ++k) {
@@ -188,6 +196,80 @@ static void D(dw)(const cnn_dconv_geom *g, ptrdiff_t n, const T *x, const T *dy,
                         gw[(fb + j) * K + kb + k] += res[j * W_JK + k];
             }
         }
+    }
+}
+
+/* The input gradient's tile, the adjoint of the forward one: for X_JT taps t and VP vectors of wide positions,
+ * acc[t][v] = sum_f w[t-block][f][t] dd[f][p0 + v*VL + l], then added into the padded gradient at each tap's
+ * offset (dpad[c][p + i*Wp + j] += ..., the forward's reads turned into writes). */
+static inline __attribute__((always_inline)) void D(dx_tile)(const int VP, ptrdiff_t F, ptrdiff_t Pw, const T *dd,
+                                                             const T *w, const ptrdiff_t *off, T *dpad)
+{
+    D(vec) acc[X_JT][2];
+#pragma GCC unroll 8
+    for (int t = 0; t < X_JT; ++t)
+#pragma GCC unroll 2
+        for (int v = 0; v < VP; ++v)
+            acc[t][v] = (D(vec)){0};
+    for (ptrdiff_t f = 0; f < F; ++f, w += X_JT) {
+        D(vec) d[2];
+#pragma GCC unroll 2
+        for (int v = 0; v < VP; ++v)
+            d[v] = D(load)(dd + f * Pw + v * DVL);
+#pragma GCC unroll 8
+        for (int t = 0; t < X_JT; ++t)
+#pragma GCC unroll 2
+            for (int v = 0; v < VP; ++v)
+                acc[t][v] += w[t] * d[v];
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < X_JT; ++t)
+#pragma GCC unroll 2
+        for (int v = 0; v < VP; ++v)
+            D(store)(dpad + off[t] + v * DVL, D(load)(dpad + off[t] + v * DVL) + acc[t][v]);
+}
+
+/* dx (n, C, H, W) = dC/dx from dy (n, F, OH, OW) and wp (cnn_*dconv_pack_dx): per sample, the widened output
+ * gradient (as dW's), the padded gradient built tap block by tap block in a fixed order, then cropped. */
+static void D(dx)(const cnn_dconv_geom *g, ptrdiff_t n, const T *dy, const T *wp, T *dx, T *scratch)
+{
+    const ptrdiff_t C = g->C, H = g->H, W = g->W, F = g->F, OH = g->OH, OW = g->OW, Wp = g->Wp, Pw = g->Pw;
+    const ptrdiff_t K = g->K, KK = g->KH * g->KW, HW = g->Hp * g->Wp, L = OH * OW;
+    T *dpad = scratch, *dd = scratch + g->npad;
+    memset(dd, 0, (size_t)(F * Pw) * sizeof(T));
+    for (ptrdiff_t s = 0; s < n; ++s) {
+        const T *dys = dy + s * F * L;
+        for (ptrdiff_t f = 0; f < F; ++f)
+            for (ptrdiff_t oh = 0; oh < OH; ++oh)
+                memcpy(dd + f * Pw + oh * Wp, dys + f * L + oh * OW, (size_t)OW * sizeof(T));
+        memset(dpad, 0, (size_t)g->npad * sizeof(T));
+        for (ptrdiff_t tb = 0; tb < g->Kx; tb += X_JT) {
+            ptrdiff_t off[X_JT];
+            for (int t = 0; t < X_JT; ++t) {
+                const ptrdiff_t k = tb + t < K ? tb + t : 0;      /* taps past K have zero weights */
+                off[t] = k / KK * HW + k % KK / g->KW * Wp + k % g->KW;
+            }
+            const T *wb = wp + tb * F;
+            ptrdiff_t p0 = 0;
+            for (; p0 + 2 * DVL <= Pw; p0 += 2 * DVL)
+                D(dx_tile)(2, F, Pw, dd + p0, wb, off, dpad + p0);
+            for (; p0 < Pw; p0 += DVL)
+                D(dx_tile)(1, F, Pw, dd + p0, wb, off, dpad + p0);
+        }
+        T *dxs = dx + s * C * H * W;
+        for (ptrdiff_t c = 0; c < C; ++c)
+            for (ptrdiff_t h = 0; h < H; ++h) {
+                const ptrdiff_t r = h + g->PH;
+                T *dst = dxs + (c * H + h) * W;
+                if (r >= g->Hp) {                       /* rows no output reads (the padding after cut them) */
+                    memset(dst, 0, (size_t)W * sizeof(T));
+                    continue;
+                }
+                const T *src = dpad + c * HW + r * Wp + g->PW;
+                const ptrdiff_t wn = W < Wp - g->PW ? W : Wp - g->PW;
+                memcpy(dst, src, (size_t)wn * sizeof(T));
+                memset(dst + wn, 0, (size_t)(W - wn) * sizeof(T));
+            }
     }
 }
 

@@ -24,8 +24,14 @@ cdef extern from "conv_direct.h" nogil:
                              Py_ssize_t OW)
     Py_ssize_t cnn_dconv_packed_size(const cnn_dconv_geom *g)
     Py_ssize_t cnn_dconv_scratch(const cnn_dconv_geom *g)
-    void cnn_sdconv_pack(const cnn_dconv_geom *g, const float *w, int flip, float *wp)
-    void cnn_ddconv_pack(const cnn_dconv_geom *g, const double *w, int flip, double *wp)
+    void cnn_sdconv_pack(const cnn_dconv_geom *g, const float *w, float *wp)
+    void cnn_ddconv_pack(const cnn_dconv_geom *g, const double *w, double *wp)
+    void cnn_sdconv_pack_dx(const cnn_dconv_geom *g, const float *w, float *wp)
+    void cnn_ddconv_pack_dx(const cnn_dconv_geom *g, const double *w, double *wp)
+    void cnn_sdconv_dx(const cnn_dconv_geom *g, Py_ssize_t n, const float *dy, const float *wp, float *dx,
+                       float *scratch)
+    void cnn_ddconv_dx(const cnn_dconv_geom *g, Py_ssize_t n, const double *dy, const double *wp, double *dx,
+                       double *scratch)
     void cnn_sdconv_forward(const cnn_dconv_geom *g, Py_ssize_t n, const float *x, const float *wp,
                             const float *bias, float *y, float *scratch)
     void cnn_ddconv_forward(const cnn_dconv_geom *g, Py_ssize_t n, const double *x, const double *wp,
@@ -48,16 +54,14 @@ cdef cnn_dconv_geom _geom(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t F
 def sizes(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t F, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t PH,
           Py_ssize_t PW, Py_ssize_t OH, Py_ssize_t OW) -> tuple:
     """(packed weight elements, scratch elements per thread) that direct_forward and direct_backward need for
-    this convolution (C -> F, H x W -> OH x OW, padding PH, PW before) at any instruction-set level, the input
-    gradient included."""
+    this convolution (C -> F, H x W -> OH x OW, padding PH, PW before) at any instruction-set level."""
     cdef Py_ssize_t packed = 0, scratch = 0
-    cdef cnn_dconv_geom g, gx
+    cdef cnn_dconv_geom g
     cdef int level
     for level in range(3):
         g = _geom(C, H, W, F, KH, KW, PH, PW, OH, OW, level)
-        gx = _geom(F, OH, OW, C, KH, KW, KH - 1 - PH, KW - 1 - PW, H, W, level)
-        packed = max(packed, cnn_dconv_packed_size(&g), cnn_dconv_packed_size(&gx))
-        scratch = max(scratch, cnn_dconv_scratch(&g), cnn_dconv_scratch(&gx))
+        packed = max(packed, cnn_dconv_packed_size(&g))
+        scratch = max(scratch, cnn_dconv_scratch(&g))
     return packed, scratch
 
 
@@ -77,9 +81,9 @@ def direct_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
     cdef int nt = min(team_size(N), scratch.shape[0])
     with nogil:
         if floating is float:
-            cnn_sdconv_pack(&g, &w[0, 0, 0, 0], 0, &packed[0])
+            cnn_sdconv_pack(&g, &w[0, 0, 0, 0], &packed[0])
         else:
-            cnn_ddconv_pack(&g, &w[0, 0, 0, 0], 0, &packed[0])
+            cnn_ddconv_pack(&g, &w[0, 0, 0, 0], &packed[0])
         for s in prange(N, schedule="static", num_threads=nt):
             if floating is float:
                 cnn_sdconv_forward(&g, 1, &x[0, 0, 0, 0] + s * xs, &packed[0], bp, &y[0, 0, 0, 0] + s * ys,
@@ -100,8 +104,6 @@ def direct_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1]
     cdef Py_ssize_t F = delta.shape[1], OH = delta.shape[2], OW = delta.shape[3], KH = w.shape[2], KW = w.shape[3]
     cdef int level = simd_level()
     cdef cnn_dconv_geom g = _geom(C, H, W, F, KH, KW, PH, PW, OH, OW, level)
-    # the input gradient: the forward loops on delta (F -> C channels), the flipped kernel, padding K-1-P before
-    cdef cnn_dconv_geom gx = _geom(F, OH, OW, C, KH, KW, KH - 1 - PH, KW - 1 - PW, H, W, level)
     cdef Py_ssize_t xs = C * H * W, ds = F * OH * OW, wsize = F * C * KH * KW, psize = wsize + F
     cdef Py_ssize_t nslots = min(NSLOTS, N), sl, n0, n1, e
     cdef bint has_bias = gb is not None, want_dx = dx is not None
@@ -112,9 +114,9 @@ def direct_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1]
     with nogil:
         if want_dx:
             if floating is float:
-                cnn_sdconv_pack(&gx, &w[0, 0, 0, 0], 1, &packed[0])
+                cnn_sdconv_pack_dx(&g, &w[0, 0, 0, 0], &packed[0])
             else:
-                cnn_ddconv_pack(&gx, &w[0, 0, 0, 0], 1, &packed[0])
+                cnn_ddconv_pack_dx(&g, &w[0, 0, 0, 0], &packed[0])
         for sl in prange(nslots, schedule="static", num_threads=nt):
             n0 = sl * N // nslots
             n1 = (sl + 1) * N // nslots
@@ -125,14 +127,14 @@ def direct_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1]
                 cnn_sdconv_dw(&g, n1 - n0, &x[0, 0, 0, 0] + n0 * xs, &delta[0, 0, 0, 0] + n0 * ds, pw, pb,
                               &scratch[threadid(), 0])
                 if want_dx:
-                    cnn_sdconv_forward(&gx, n1 - n0, &delta[0, 0, 0, 0] + n0 * ds, &packed[0], NULL,
-                                       &dx[0, 0, 0, 0] + n0 * xs, &scratch[threadid(), 0])
+                    cnn_sdconv_dx(&g, n1 - n0, &delta[0, 0, 0, 0] + n0 * ds, &packed[0], &dx[0, 0, 0, 0] + n0 * xs,
+                                  &scratch[threadid(), 0])
             else:
                 cnn_ddconv_dw(&g, n1 - n0, &x[0, 0, 0, 0] + n0 * xs, &delta[0, 0, 0, 0] + n0 * ds, pw, pb,
                               &scratch[threadid(), 0])
                 if want_dx:
-                    cnn_ddconv_forward(&gx, n1 - n0, &delta[0, 0, 0, 0] + n0 * ds, &packed[0], NULL,
-                                       &dx[0, 0, 0, 0] + n0 * xs, &scratch[threadid(), 0])
+                    cnn_ddconv_dx(&g, n1 - n0, &delta[0, 0, 0, 0] + n0 * ds, &packed[0], &dx[0, 0, 0, 0] + n0 * xs,
+                                  &scratch[threadid(), 0])
         # The slots' sums, added in slot order (a few thousand elements: serial).
         for e in range(psize):
             acc = 0
