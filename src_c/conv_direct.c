@@ -144,7 +144,7 @@ void cnn_dconv_geom_init(cnn_dconv_geom *g, int level, ptrdiff_t C, ptrdiff_t H,
         level = CNN_SIMD_BASELINE;
     g->C = C, g->H = H, g->W = W, g->F = F, g->KH = KH, g->KW = KW, g->PH = PH, g->PW = PW, g->OH = OH, g->OW = OW;
     g->level = level;
-    g->Hp = OH + KH - 1, g->Wp = OW + KW - 1, g->K = C * KH * KW;
+    g->Hp = OH + KH - 1, g->S = C * g->Hp * OW, g->K = C * KH * KW;
     const int a_jf = dconv_tiles[level].fa_jf, b_jf = dconv_tiles[level].fb_jf;
     /* the tile that pads the filters least (A on ties) */
     const int use_a = round_up(F, a_jf) <= round_up(F, b_jf);
@@ -154,12 +154,10 @@ void cnn_dconv_geom_init(cnn_dconv_geom *g, int level, ptrdiff_t C, ptrdiff_t H,
     g->WJF = dconv_tiles[level].w_jf, g->WJK = dconv_tiles[level].w_jk;
     g->Fq = round_up(F, g->WJF), g->Kq = round_up(g->K, g->WJK);
     g->XJ = dconv_tiles[level].x_jt, g->Kx = round_up(g->K, g->XJ);
-    /* float and double share the geometry: whole tiles of the narrower element's vectors (the double
-     * vectors divide them) */
-    const ptrdiff_t vl = dconv_tiles[level].vb / (ptrdiff_t)sizeof(float);
-    g->Pw = round_up(OH * g->Wp, g->VP * vl);
-    /* the furthest read: tap (C-1, KH-1, KW-1) of the last position, Pw - 1 + (C-1)*Hp*Wp + (KH-1)*Wp + KW-1 */
-    g->npad = C * g->Hp * g->Wp + g->Pw;
+    /* float and double share the geometry: whole float vectors (two double vectors each) */
+    g->Pw = round_up(OH * OW, dconv_tiles[level].vb / (ptrdiff_t)sizeof(float));
+    /* the furthest read (or write): tap (C-1, KH-1, KW-1) of the last position, below KW*S + Pw */
+    g->npad = KW * g->S + g->Pw;
     /* dW's samples per group: about DCONV_DW_GROUP_BYTES of float copies (L2-resident), at most 16 */
     const ptrdiff_t per = (g->npad + g->Fq * g->Pw) * (ptrdiff_t)sizeof(float);
     g->grp = DCONV_DW_GROUP_BYTES / per;

@@ -1,21 +1,22 @@
 /* Direct convolution for few-channel stride-1 convolutions in training (LeNet-5's 1 -> 6 and 6 -> 16 5x5):
  * forward with bias, weight and bias gradient, and the input gradient, without im2col columns or GEMM packing.
  *
- * The "wide" output grid (as the inference plan's direct kernel): a sample's input is copied, zero-padded, into
- * (C, Hp, Wp) planes, Hp = OH + KH - 1, Wp = OW + KW - 1; output position p = oh*Wp + ow (ow < OW; the other
- * Wp - OW columns of each row are computed and dropped) reads input p + c*Hp*Wp + i*Wp + j for tap (c, i, j),
- * so the taps of consecutive positions are contiguous vectors of the padded copy.
- *   forward   z[f, p] = b[f] + sum_{c,i,j} w[f, c, i, j] xpad[c, p + i*Wp + j]
- *             tile: JF filters x VP vectors of positions, acc[j][v] += w[tap][j] * x[tap + v*VL]
- *   dW        dW[f, (c,i,j)] += sum_p dz[f, p] xpad[c, p + i*Wp + j] over the wide grid, dz zero in the dropped
- *             columns; tile: WJF filters x WJK taps of vector accumulators, summed across lanes per sample
- *   dX        the adjoint of the forward: dxpad[c, p + i*Wp + j] += sum_f w[f, c, i, j] dz[f, p] over the wide
- *             grid (dz zero in the dropped columns), then cropped to H x W; tile: XJ taps x 2 vectors of
- *             positions, each accumulated over the F filters in registers, then added into dxpad (every
- *             product an output's: no zero padding of dz, which a full correlation of dz would multiply)
- * Filters (and dW's taps) are padded up to whole tiles with zero weights (zero rows of dz), whose results are
- * dropped. The loops are compiled once per instruction-set level of cpu.h (conv_direct_template.h, vectors of
- * the level's width) and picked by the `level` the caller passes, the same for packing and running.
+ * A sample's input is copied into KW column-shifted, zero-padded copies xs[j][c][r][q] = x[c][r - PH][q + j - PW]
+ * (r < Hp = OH + KH - 1, q < OW): output position p = oh*OW + ow reads tap (c, i, j) at
+ * xs + j*S + c*Hp*OW + i*OW + p (S = C*Hp*OW), so the taps of consecutive outputs are contiguous vectors and
+ * every position computed is an output (a KW-fold copy where im2col makes a KH*KW-fold one).
+ *   forward   z[f, p] = b[f] + sum_{c,i,j} w[f, c, i, j] xs[j, c, i*OW + p]
+ *             tile: JF filters x VP vectors of positions, acc[j][v] += w[tap][j] * xs[tap + v*VL]
+ *   dW        dW[f, (c,i,j)] += sum_p dz[f, p] xs[j, c, i*OW + p], dz zero past the OH*OW outputs;
+ *             tile: WJF filters x WJK taps of vector accumulators over a group of samples, summed across lanes
+ *   dX        the adjoint of the forward: dxs[j, c, i*OW + p] += sum_f w[f, c, i, j] dz[f, p], then folded
+ *             back, dx[c, h, w] = sum_j dxs[j, c, h + PH, w + PW - j]; tile: XJ taps x 2 vectors of positions,
+ *             each accumulated over the F filters in registers, then added into dxs (every product an output's:
+ *             no zero padding of dz, which a full correlation of dz would multiply)
+ * Filters (and dW's and dX's taps) are padded up to whole tiles with zero weights (zero rows of dz), whose
+ * results are dropped; positions up to whole vectors (Pw), the extra outputs dropped (dz is zero there). The
+ * loops are compiled once per instruction-set level of cpu.h (conv_direct_template.h, vectors of the level's
+ * width) and picked by the `level` the caller passes, the same for packing and running.
  *
  * Layer-free: pointers and sizes, no threads of its own (the caller runs calls on disjoint samples in
  * parallel, each with its own scratch; dW sums the samples of one call in order, so a caller that gives each
@@ -38,10 +39,10 @@ extern "C" {
 typedef struct {
     ptrdiff_t C, H, W, F, KH, KW, PH, PW, OH, OW;
     int level;
-    ptrdiff_t Hp, Wp, K;       /* padded planes; taps C*KH*KW */
+    ptrdiff_t Hp, S, K;        /* padded rows; elements of one shifted copy (C*Hp*OW); taps C*KH*KW */
     ptrdiff_t JF, VP, Fp;      /* forward tile: JF filters x VP vectors; filters rounded up to whole tiles */
     ptrdiff_t WJF, WJK, Fq, Kq;/* dW tile: WJF filters x WJK taps; filters and taps rounded up */
-    ptrdiff_t Pw;              /* wide positions computed per sample: OH*Wp rounded up to whole tiles */
+    ptrdiff_t Pw;              /* positions computed per sample: OH*OW rounded up to whole vectors */
     ptrdiff_t npad;            /* elements of the padded copy (its slack past the planes is read, never used) */
     ptrdiff_t grp;             /* dW: samples swept together by each tile (from the shapes alone) */
     ptrdiff_t XJ, Kx;          /* dX tile: XJ taps (x 2 vectors of positions); taps rounded up */

@@ -14,34 +14,54 @@ typedef T D(vec) __attribute__((vector_size(VB), aligned(sizeof(T)), may_alias))
 static inline __attribute__((always_inline)) D(vec) D(load)(const T *p) { return *(const D(vec) *)p; }
 static inline __attribute__((always_inline)) void D(store)(T *p, D(vec) v) { *(D(vec) *)p = v; }
 
-/* pad (C, Hp, Wp) = x (C, H, W) shifted by (ph, pw), zero outside; then zeros up to npad. */
-static void D(pad)(const cnn_dconv_geom *g, const T *x, T *pad)
+/* xs[j][c][r][q] = x[c][r - PH][q + j - PW] (zero outside x) for j < KW, r < Hp, q < OW: the KW column-shifted
+ * copies of the padded planes, each only OW wide, so that tap (c, i, j) of output p = oh*OW + ow is
+ * xs + j*S + c*Hp*OW + i*OW + p (S = C*Hp*OW): every position computed is an output. Then zeros up to npad. */
+__attribute__((optimize("no-tree-loop-distribute-patterns")))   /* keep the short loops inline */
+static void D(pad)(const cnn_dconv_geom *g, const T *x, T *xs)
 {
-    const ptrdiff_t C = g->C, H = g->H, W = g->W, Hp = g->Hp, Wp = g->Wp, ph = g->PH, pw = g->PW;
-    ptrdiff_t jlo = pw, jhi = W + pw < Wp ? W + pw : Wp;        /* the columns that come from x */
-    if (jhi < jlo)
-        jhi = jlo;
-    for (ptrdiff_t c = 0; c < C; ++c)
-        for (ptrdiff_t r = 0; r < Hp; ++r) {
-            T *pr = pad + (c * Hp + r) * Wp;
-            const ptrdiff_t row = r - ph;
-            if (row < 0 || row >= H) {
-                memset(pr, 0, (size_t)Wp * sizeof(T));
-                continue;
+    const ptrdiff_t C = g->C, H = g->H, W = g->W, Hp = g->Hp, OW = g->OW, ph = g->PH, pw = g->PW;
+    for (ptrdiff_t j = 0; j < g->KW; ++j) {
+        /* q reads column q + j - pw: inside x for q in [qlo, qhi) */
+        const ptrdiff_t qlo = pw - j > 0 ? pw - j : 0;
+        ptrdiff_t qhi = W + pw - j < OW ? W + pw - j : OW;
+        if (qhi < qlo)
+            qhi = qlo;
+        for (ptrdiff_t c = 0; c < C; ++c)
+            for (ptrdiff_t r = 0; r < Hp; ++r) {
+                /* rows are short (10 at LeNet's conv2): loops, not a memset / memcpy call per piece */
+                T *pr = xs + ((j * C + c) * Hp + r) * OW;
+                const ptrdiff_t row = r - ph;
+                if (row < 0 || row >= H) {
+                    for (ptrdiff_t q = 0; q < OW; ++q)
+                        pr[q] = 0;
+                    continue;
+                }
+                const T *xr = x + (c * H + row) * W;
+                for (ptrdiff_t q = 0; q < qlo; ++q)
+                    pr[q] = 0;
+                for (ptrdiff_t q = qlo; q < qhi; ++q)
+                    pr[q] = xr[q + j - pw];
+                for (ptrdiff_t q = qhi; q < OW; ++q)
+                    pr[q] = 0;
             }
-            memset(pr, 0, (size_t)jlo * sizeof(T));
-            memcpy(pr + jlo, x + (c * H + row) * W + (jlo - pw), (size_t)(jhi - jlo) * sizeof(T));
-            memset(pr + jhi, 0, (size_t)(Wp - jhi) * sizeof(T));
-        }
-    memset(pad + C * Hp * Wp, 0, (size_t)(g->npad - C * Hp * Wp) * sizeof(T));
+    }
+    memset(xs + g->S * g->KW, 0, (size_t)(g->npad - g->S * g->KW) * sizeof(T));
 }
 
-/* out[j*ldo + v*VL + l] (j < JF, v < VP) = sum over taps (c, i, j') of w[tap*JF + j] x[c*Hp*Wp + i*Wp + j' +
- * v*VL + l]: JF filters at VP*VL consecutive wide positions; acc[j][v] holds filter j's vector v. */
+/* Offset of tap k = (c, i, j) in the shifted copies. */
+static inline ptrdiff_t D(tap)(const cnn_dconv_geom *g, ptrdiff_t k)
+{
+    const ptrdiff_t KK = g->KH * g->KW, c = k / KK, i = k % KK / g->KW, j = k % g->KW;
+    return j * g->S + (c * g->Hp + i) * g->OW;
+}
+
+/* out[j*ldo + v*VL + l] (j < JF, v < VP) = sum over taps (c, i, j') of w[tap*JF + j] xs[j'*S + c*Hp*OW + i*OW +
+ * v*VL + l]: JF filters at VP*VL consecutive positions; acc[j][v] holds filter j's vector v. */
 static inline __attribute__((always_inline)) void D(fwd_tile)(const int JF, const int VP, const cnn_dconv_geom *g,
                                                               const T *x, const T *w, T *out, ptrdiff_t ldo)
 {
-    const ptrdiff_t C = g->C, KH = g->KH, KW = g->KW, Wp = g->Wp, HW = g->Hp * g->Wp;
+    const ptrdiff_t C = g->C, KH = g->KH, KW = g->KW, OW = g->OW, HO = g->Hp * g->OW, S = g->S;
     D(vec) acc[8][4];
 #pragma GCC unroll 8
     for (int j = 0; j < JF; ++j)
@@ -50,12 +70,12 @@ static inline __attribute__((always_inline)) void D(fwd_tile)(const int JF, cons
             acc[j][v] = (D(vec)){0};
     for (ptrdiff_t c = 0; c < C; ++c)
         for (ptrdiff_t i = 0; i < KH; ++i) {
-            const T *xr = x + c * HW + i * Wp;
+            const T *xr = x + c * HO + i * OW;
             for (ptrdiff_t jj = 0; jj < KW; ++jj, w += JF) {
                 D(vec) xv[4];
 #pragma GCC unroll 4
                 for (int v = 0; v < VP; ++v)
-                    xv[v] = D(load)(xr + jj + v * DVL);
+                    xv[v] = D(load)(xr + jj * S + v * DVL);
 #pragma GCC unroll 8
                 for (int j = 0; j < JF; ++j)
 #pragma GCC unroll 4
@@ -70,24 +90,37 @@ static inline __attribute__((always_inline)) void D(fwd_tile)(const int JF, cons
             D(store)(out + j * ldo + v * DVL, acc[j][v]);
 }
 
-static void D(fwd_tiles_a)(const cnn_dconv_geom *g, const T *pad, const T *wp, T *out)
+/* Whole tiles of VP vectors, then the last Pw % (VP*VL) positions one vector at a time. */
+static void D(fwd_tiles_a)(const cnn_dconv_geom *g, const T *xs, const T *wp, T *out)
 {
-    for (ptrdiff_t fb = 0; fb < g->Fp / FA_JF; ++fb)
-        for (ptrdiff_t p0 = 0; p0 < g->Pw; p0 += FA_VP * DVL)
-            D(fwd_tile)(FA_JF, FA_VP, g, pad + p0, wp + fb * g->K * FA_JF, out + fb * FA_JF * g->Pw + p0, g->Pw);
+    for (ptrdiff_t fb = 0; fb < g->Fp / FA_JF; ++fb) {
+        const T *wb = wp + fb * g->K * FA_JF;
+        T *ob = out + fb * FA_JF * g->Pw;
+        ptrdiff_t p0 = 0;
+        for (; p0 + FA_VP * DVL <= g->Pw; p0 += FA_VP * DVL)
+            D(fwd_tile)(FA_JF, FA_VP, g, xs + p0, wb, ob + p0, g->Pw);
+        for (; p0 < g->Pw; p0 += DVL)
+            D(fwd_tile)(FA_JF, 1, g, xs + p0, wb, ob + p0, g->Pw);
+    }
 }
 
-static void D(fwd_tiles_b)(const cnn_dconv_geom *g, const T *pad, const T *wp, T *out)
+static void D(fwd_tiles_b)(const cnn_dconv_geom *g, const T *xs, const T *wp, T *out)
 {
-    for (ptrdiff_t fb = 0; fb < g->Fp / FB_JF; ++fb)
-        for (ptrdiff_t p0 = 0; p0 < g->Pw; p0 += FB_VP * DVL)
-            D(fwd_tile)(FB_JF, FB_VP, g, pad + p0, wp + fb * g->K * FB_JF, out + fb * FB_JF * g->Pw + p0, g->Pw);
+    for (ptrdiff_t fb = 0; fb < g->Fp / FB_JF; ++fb) {
+        const T *wb = wp + fb * g->K * FB_JF;
+        T *ob = out + fb * FB_JF * g->Pw;
+        ptrdiff_t p0 = 0;
+        for (; p0 + FB_VP * DVL <= g->Pw; p0 += FB_VP * DVL)
+            D(fwd_tile)(FB_JF, FB_VP, g, xs + p0, wb, ob + p0, g->Pw);
+        for (; p0 < g->Pw; p0 += DVL)
+            D(fwd_tile)(FB_JF, 1, g, xs + p0, wb, ob + p0, g->Pw);
+    }
 }
 
 static void D(forward)(const cnn_dconv_geom *g, ptrdiff_t n, const T *x, const T *wp, const T *bias, T *y,
                        T *scratch)
 {
-    const ptrdiff_t F = g->F, OH = g->OH, OW = g->OW, Wp = g->Wp, Pw = g->Pw;
+    const ptrdiff_t F = g->F, P = g->OH * g->OW, Pw = g->Pw;
     T *pad = scratch, *out = scratch + g->npad;
     for (ptrdiff_t s = 0; s < n; ++s) {
         D(pad)(g, x + s * g->C * g->H * g->W, pad);
@@ -95,16 +128,14 @@ static void D(forward)(const cnn_dconv_geom *g, ptrdiff_t n, const T *x, const T
             D(fwd_tiles_a)(g, pad, wp, out);
         else
             D(fwd_tiles_b)(g, pad, wp, out);
-        /* epilogue: the wide rows cut to OW, + bias */
-        T *ys = y + s * F * OH * OW;
+        /* epilogue: + bias, the rows cut to the P outputs */
+        T *ys = y + s * F * P;
         for (ptrdiff_t f = 0; f < F; ++f) {
             const T b = bias != NULL ? bias[f] : (T)0;
-            for (ptrdiff_t oh = 0; oh < OH; ++oh) {
-                const T *src = out + f * Pw + oh * Wp;
-                T *dst = ys + (f * OH + oh) * OW;
-                for (ptrdiff_t q = 0; q < OW; ++q)
-                    dst[q] = src[q] + b;
-            }
+            const T *src = out + f * Pw;
+            T *dst = ys + f * P;
+            for (ptrdiff_t q = 0; q < P; ++q)
+                dst[q] = src[q] + b;
         }
     }
 }
@@ -154,10 +185,9 @@ static void D(dw_tile)(ptrdiff_t ns, ptrdiff_t ss, ptrdiff_t nv, const T *dd, pt
  * gradient side by side in scratch (`ss` elements per sample), then every tile runs over the whole group. */
 static void D(dw)(const cnn_dconv_geom *g, ptrdiff_t n, const T *x, const T *dy, T *gw, T *gb, T *scratch)
 {
-    const ptrdiff_t F = g->F, OH = g->OH, OW = g->OW, Wp = g->Wp, Pw = g->Pw, K = g->K, KK = g->KH * g->KW;
-    const ptrdiff_t HW = g->Hp * g->Wp, L = OH * OW, ss = g->npad + g->Fq * Pw;
-    /* dd (Fq, Pw) after each sample's padded copy: rows past F stay zero; in rows < F the dropped columns and
-     * the positions past OH*Wp too */
+    const ptrdiff_t F = g->F, Pw = g->Pw, K = g->K, L = g->OH * g->OW, ss = g->npad + g->Fq * Pw;
+    /* dd (Fq, Pw) after each sample's shifted copies: rows past F stay zero, and in rows < F the positions
+     * past L */
     for (ptrdiff_t s = 0; s < g->grp && s < n; ++s)
         memset(scratch + s * ss + g->npad, 0, (size_t)(g->Fq * Pw) * sizeof(T));
     for (ptrdiff_t s0 = 0; s0 < n; s0 += g->grp) {
@@ -167,10 +197,9 @@ static void D(dw)(const cnn_dconv_geom *g, ptrdiff_t n, const T *x, const T *dy,
             T *dd = scratch + s * ss + g->npad;
             D(pad)(g, x + (s0 + s) * g->C * g->H * g->W, scratch + s * ss);
             for (ptrdiff_t f = 0; f < F; ++f)
-                for (ptrdiff_t oh = 0; oh < OH; ++oh)
-                    memcpy(dd + f * Pw + oh * Wp, dys + f * L + oh * OW, (size_t)OW * sizeof(T));
+                memcpy(dd + f * Pw, dys + f * L, (size_t)L * sizeof(T));
         }
-        if (gb != NULL)     /* db[f] = the sum of dd's row f (zero in the dropped columns): lane-wise, then across */
+        if (gb != NULL)     /* db[f] = the sum of dd's row f (zero past L): lane-wise, then across */
             for (ptrdiff_t f = 0; f < F; ++f) {
                 D(vec) acc = {0};
                 for (ptrdiff_t s = 0; s < ns; ++s)
@@ -185,8 +214,7 @@ static void D(dw)(const cnn_dconv_geom *g, ptrdiff_t n, const T *x, const T *dy,
         for (ptrdiff_t kb = 0; kb < g->Kq; kb += W_JK) {
             ptrdiff_t off[W_JK];
             for (int k = 0; k < W_JK; ++k) {
-                const ptrdiff_t t = kb + k < K ? kb + k : 0;     /* taps past K: any in-range read, dropped */
-                off[k] = t / KK * HW + t % KK / g->KW * Wp + t % g->KW;
+                off[k] = D(tap)(g, kb + k < K ? kb + k : 0);     /* taps past K: any in-range read, dropped */
             }
             for (ptrdiff_t fb = 0; fb < g->Fq; fb += W_JF) {
                 T res[W_JF * W_JK];
@@ -199,9 +227,9 @@ static void D(dw)(const cnn_dconv_geom *g, ptrdiff_t n, const T *x, const T *dy,
     }
 }
 
-/* The input gradient's tile, the adjoint of the forward one: for X_JT taps t and VP vectors of wide positions,
- * acc[t][v] = sum_f w[t-block][f][t] dd[f][p0 + v*VL + l], then added into the padded gradient at each tap's
- * offset (dpad[c][p + i*Wp + j] += ..., the forward's reads turned into writes). */
+/* The input gradient's tile, the adjoint of the forward one: for X_JT taps t and VP vectors of positions,
+ * acc[t][v] = sum_f w[t-block][f][t] dd[f][p0 + v*VL + l], then added into the shifted copies' gradient at each
+ * tap's offset (the forward's reads turned into writes). */
 static inline __attribute__((always_inline)) void D(dx_tile)(const int VP, ptrdiff_t F, ptrdiff_t Pw, const T *dd,
                                                              const T *w, const ptrdiff_t *off, T *dpad)
 {
@@ -229,46 +257,47 @@ static inline __attribute__((always_inline)) void D(dx_tile)(const int VP, ptrdi
             D(store)(dpad + off[t] + v * DVL, D(load)(dpad + off[t] + v * DVL) + acc[t][v]);
 }
 
-/* dx (n, C, H, W) = dC/dx from dy (n, F, OH, OW) and wp (cnn_*dconv_pack_dx): per sample, the widened output
- * gradient (as dW's), the padded gradient built tap block by tap block in a fixed order, then cropped. */
+/* dx (n, C, H, W) = dC/dx from dy (n, F, OH, OW) and wp (cnn_*dconv_pack_dx): per sample, the output
+ * gradient with zeros past L (as dW's), the gradient of the shifted copies built tap block by tap block in a
+ * fixed order, then folded: dx[c][h][w] = sum over j (in order) of dxs[j][c][h + PH][w + PW - j]. */
 static void D(dx)(const cnn_dconv_geom *g, ptrdiff_t n, const T *dy, const T *wp, T *dx, T *scratch)
 {
-    const ptrdiff_t C = g->C, H = g->H, W = g->W, F = g->F, OH = g->OH, OW = g->OW, Wp = g->Wp, Pw = g->Pw;
-    const ptrdiff_t K = g->K, KK = g->KH * g->KW, HW = g->Hp * g->Wp, L = OH * OW;
-    T *dpad = scratch, *dd = scratch + g->npad;
+    const ptrdiff_t C = g->C, H = g->H, W = g->W, F = g->F, OW = g->OW, Pw = g->Pw, Hp = g->Hp;
+    const ptrdiff_t K = g->K, L = g->OH * OW, S = g->S;
+    T *dxs = scratch, *dd = scratch + g->npad;
     memset(dd, 0, (size_t)(F * Pw) * sizeof(T));
     for (ptrdiff_t s = 0; s < n; ++s) {
         const T *dys = dy + s * F * L;
         for (ptrdiff_t f = 0; f < F; ++f)
-            for (ptrdiff_t oh = 0; oh < OH; ++oh)
-                memcpy(dd + f * Pw + oh * Wp, dys + f * L + oh * OW, (size_t)OW * sizeof(T));
-        memset(dpad, 0, (size_t)g->npad * sizeof(T));
+            memcpy(dd + f * Pw, dys + f * L, (size_t)L * sizeof(T));
+        memset(dxs, 0, (size_t)g->npad * sizeof(T));
         for (ptrdiff_t tb = 0; tb < g->Kx; tb += X_JT) {
             ptrdiff_t off[X_JT];
-            for (int t = 0; t < X_JT; ++t) {
-                const ptrdiff_t k = tb + t < K ? tb + t : 0;      /* taps past K have zero weights */
-                off[t] = k / KK * HW + k % KK / g->KW * Wp + k % g->KW;
-            }
+            for (int t = 0; t < X_JT; ++t)
+                off[t] = D(tap)(g, tb + t < K ? tb + t : 0);      /* taps past K have zero weights */
             const T *wb = wp + tb * F;
             ptrdiff_t p0 = 0;
             for (; p0 + 2 * DVL <= Pw; p0 += 2 * DVL)
-                D(dx_tile)(2, F, Pw, dd + p0, wb, off, dpad + p0);
+                D(dx_tile)(2, F, Pw, dd + p0, wb, off, dxs + p0);
             for (; p0 < Pw; p0 += DVL)
-                D(dx_tile)(1, F, Pw, dd + p0, wb, off, dpad + p0);
+                D(dx_tile)(1, F, Pw, dd + p0, wb, off, dxs + p0);
         }
-        T *dxs = dx + s * C * H * W;
+        T *dxo = dx + s * C * H * W;
         for (ptrdiff_t c = 0; c < C; ++c)
             for (ptrdiff_t h = 0; h < H; ++h) {
                 const ptrdiff_t r = h + g->PH;
-                T *dst = dxs + (c * H + h) * W;
-                if (r >= g->Hp) {                       /* rows no output reads (the padding after cut them) */
-                    memset(dst, 0, (size_t)W * sizeof(T));
+                T *dst = dxo + (c * H + h) * W;
+                memset(dst, 0, (size_t)W * sizeof(T));
+                if (r >= Hp)                            /* rows no output reads (the padding after cut them) */
                     continue;
+                for (ptrdiff_t j = 0; j < g->KW; ++j) {
+                    /* dst[w] += dxs[j][c][r][w + PW - j] for 0 <= w + PW - j < OW */
+                    const T *src = dxs + j * S + (c * Hp + r) * OW + g->PW - j;
+                    const ptrdiff_t wlo = j - g->PW > 0 ? j - g->PW : 0;
+                    const ptrdiff_t whi = OW + j - g->PW < W ? OW + j - g->PW : W;
+                    for (ptrdiff_t w = wlo; w < whi; ++w)
+                        dst[w] += src[w];
                 }
-                const T *src = dpad + c * HW + r * Wp + g->PW;
-                const ptrdiff_t wn = W < Wp - g->PW ? W : Wp - g->PW;
-                memcpy(dst, src, (size_t)wn * sizeof(T));
-                memset(dst + wn, 0, (size_t)(W - wn) * sizeof(T));
             }
     }
 }
