@@ -164,7 +164,10 @@ void cnn_dconv_geom_init(cnn_dconv_geom *g, int level, ptrdiff_t C, ptrdiff_t H,
     g->grp = g->grp < 1 ? 1 : g->grp > 16 ? 16 : g->grp;
 }
 
-ptrdiff_t cnn_dconv_packed_size(const cnn_dconv_geom *g) { return g->Fp * g->K > g->Kx * g->F ? g->Fp * g->K : g->Kx * g->F; }
+ptrdiff_t cnn_dconv_packed_size(const cnn_dconv_geom *g)
+{
+    return g->Fp * g->K > g->Kx * g->F ? g->Fp * g->K : g->Kx * g->F;   /* the forward's or the input gradient's */
+}
 
 ptrdiff_t cnn_dconv_scratch(const cnn_dconv_geom *g)
 {

@@ -205,7 +205,8 @@ def test_path_choice():
     assert not nn.Conv2d(6, 16, 5, dilation=2)._direct((0, 0))
     assert not nn.Conv2d(6, 16, 5, groups=2)._direct((0, 0))
     assert not nn.Conv2d(6, 16, 3, padding=3)._direct((3, 3))           # the input gradient's padding < 0
-    assert not nn.Conv2d(6, conv_module._DIRECT_MAX_OUT_CHANNELS + 1, 5)._direct((0, 0))
+    assert nn.Conv2d(3, 64, 3, padding=1)._direct((1, 1))
+    assert not nn.Conv2d(16, 64, 3, padding=1)._direct((1, 1))         # too many channel pairs
     assert not nn.Conv2d(conv_module._DIRECT_MAX_IN_CHANNELS + 1, 6, 5)._direct((0, 0))
 
 
@@ -219,7 +220,7 @@ def test_lenet5_training_equals_im2col_path(dtype, monkeypatch):
     base = lenet5(dtype=dtype, rng=0)
     states = []
     for direct in (True, False):
-        monkeypatch.setattr(conv_module, "_DIRECT_MAX_OUT_CHANNELS", 16 if direct else 0)
+        monkeypatch.setattr(conv_module, "_DIRECT_MAX_IN_CHANNELS", 16 if direct else 0)
         model = copy.deepcopy(base).train()
         assert model[0]._direct((2, 2)) == direct and model[3]._direct((0, 0)) == direct
         loss = nn.CrossEntropyLoss()

@@ -10,6 +10,11 @@ Backward, the deck's three formulas in the same unrolled layout:
 col2im is the adjoint of im2col: scattering w^T delta back onto the input positions, with overlapping windows
 accumulating, is exactly the full convolution of delta with the 180-degree-rotated kernel.
 
+Stride-1 one-group convolutions with few channels (Conv2d._direct) run all three directly instead
+(src_c/conv_direct.c): the input copied into KW column-shifted, zero-padded planes, so that the taps of consecutive
+outputs are contiguous vectors; the forward, dC/dw and delta^{l-1} (the forward's adjoint) sum the same products
+in registers, with no column matrix and no GEMM packing.
+
 3x3 stride-1 convolutions with at least _WINO_MIN_IN_CHANNELS / _WINO_MIN_OUT_CHANNELS input / output channels
 (one group, no dilation) run all three by Winograd F(2x2, 3x3) instead (src_c/winograd.c: 16 GEMMs on transformed
 4x4 tiles, 2.25x fewer multiplies): the forward pass; delta^{l-1}, itself a 3x3 stride-1 convolution of delta with
@@ -49,10 +54,13 @@ _WINO_MIN_IN_CHANNELS = 24
 _WINO_MIN_OUT_CHANNELS = 16
 
 # Direct convolution (src_c/conv_direct.c: no columns, no packing) for stride-1 one-group convs with at most
-# these many input and output channels, where im2col's GEMMs are only F = 6-16 rows by C*KH*KW = 25-150 deep.
-# Measured (see Conv2d._direct).
-_DIRECT_MAX_IN_CHANNELS = 8
-_DIRECT_MAX_OUT_CHANNELS = 16
+# _DIRECT_MAX_IN_CHANNELS input channels and in_channels * out_channels at most _DIRECT_MAX_CHANNEL_PAIRS, where
+# im2col's GEMMs are few rows (F) by a shallow C*KH*KW. Measured (one thread, CPU time, batch 64, forward +
+# backward, direct / im2col ms; the machine loaded): LeNet 1->6 5x5 at 28x28 0.59 / 1.18, 6->16 5x5 at 14x14
+# 1.69 / 1.96; 3x3: 1->32 at 28x28 2.49 / 3.84, 3->64 at 32x32 10.8 / 18.8, 16->32 at 14x14 5.26 / 5.81,
+# 8->64 5.08 / 5.78, but 8->128 9.62 / 9.95, 16->64 9.50 / 9.23 and 16->128 at 7x7 5.74 / 5.02.
+_DIRECT_MAX_IN_CHANNELS = 16
+_DIRECT_MAX_CHANNEL_PAIRS = 512
 
 
 @register_module
@@ -62,7 +70,8 @@ class Conv2d(Module):
     ``z[n, f] = bias[f] + sum_c weight[f, c] * x_pad[n, c]``, where ``*`` slides the ``KH x KW`` kernel (its
     taps ``dilation`` apart) over the zero-padded input with the given stride. Computed as im2col + one GEMM per
     chunk of samples whose columns fit in cache, or, for 3x3 stride-1 kernels with 24 or more channels in and
-    16 or more out, by Winograd F(2x2, 3x3) (module docstring).
+    16 or more out, by Winograd F(2x2, 3x3), or, for stride-1 convs with few channels, directly (module
+    docstring).
 
     Output size, per spatial axis (PyTorch's formula)::
 
@@ -235,10 +244,11 @@ class Conv2d(Module):
     def _direct(self, pads: tuple[int, int]) -> bool:
         """Whether this call runs the direct convolution (src_c/conv_direct.c) for forward and both gradients:
         stride 1, no dilation, one group, padding before at most kernel - 1 (the input gradient's padding is
-        kernel - 1 - padding), and few channels (_DIRECT_MAX_IN_CHANNELS, _DIRECT_MAX_OUT_CHANNELS)."""
+        kernel - 1 - padding), and few channels (_DIRECT_MAX_IN_CHANNELS, _DIRECT_MAX_CHANNEL_PAIRS)."""
         return (self.stride == (1, 1) and self.dilation == (1, 1) and self.groups == 1
                 and pads[0] < self.kernel_size[0] and pads[1] < self.kernel_size[1]
-                and self.in_channels <= _DIRECT_MAX_IN_CHANNELS and self.out_channels <= _DIRECT_MAX_OUT_CHANNELS)
+                and self.in_channels <= _DIRECT_MAX_IN_CHANNELS
+                and self.in_channels * self.out_channels <= _DIRECT_MAX_CHANNEL_PAIRS)
 
     def _winograd(self, pads: tuple[int, int]) -> bool:
         """Whether this call runs Winograd F(2x2, 3x3) (src_c/winograd.c) for forward and both gradients:
