@@ -181,7 +181,7 @@ static void D(dw_tile)(ptrdiff_t ns, ptrdiff_t ss, ptrdiff_t nv, const T *dd, pt
     }
 }
 
-/* Samples in groups of g->grp (from the geometry alone): each sample's padded copy and widened output
+/* Samples in groups of g->grp (from the geometry alone): each sample's shifted copies and output
  * gradient side by side in scratch (`ss` elements per sample), then every tile runs over the whole group. */
 static void D(dw)(const cnn_dconv_geom *g, ptrdiff_t n, const T *x, const T *dy, T *gw, T *gb, T *scratch)
 {
