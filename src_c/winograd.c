@@ -11,6 +11,14 @@
 #define WINO_LINE_IN(TH, TW) ((8 * (TH) + 8 + 16 * (TH)) * ((TW) + 1))
 #define WINO_LINE_OUT(n, TH, TW) (4 * (n) * (TH) * (TW))
 
+/* The input transform copies the plane's rows (often 7-14 elements) into a padded buffer: GCC would turn
+ * those loops into memcpy / memset calls, which at that length cost more than the copies. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define WINO_NOCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define WINO_NOCALLS
+#endif
+
 /* ---- the transforms, per element type and level ---- */
 #define WT float
 #define WSFX s
