@@ -11,6 +11,14 @@
 #define WINO_LINE_IN(TH, TW) ((8 * (TH) + 8 + 16 * (TH)) * ((TW) + 1))
 #define WINO_LINE_OUT(n, TH, TW) (4 * (n) * (TH) * (TW))
 
+/* The input transform copies the plane's rows (often 7-14 elements) into a padded buffer: GCC would turn
+ * those loops into memcpy / memset calls, which at that length cost more than the copies. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define WINO_NOCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define WINO_NOCALLS
+#endif
+
 /* ---- the transforms, per element type and level ---- */
 #define WT float
 #define WSFX s
@@ -116,33 +124,52 @@ ptrdiff_t cnn_wino_scratch(ptrdiff_t n, ptrdiff_t C, ptrdiff_t F, ptrdiff_t OH, 
     return 16 * (C * T + WINO_PAD) + 16 * (F * T + WINO_PAD) + (in > out ? in : out);
 }
 
+/* u[xi * us] = (G k G^T)[xi] for one filter-channel pair g (3x3, contiguous), k = g or, with flip, g
+ * rotated by 180 degrees. G k: rows (k0, (k0 + k1 + k2)/2, (k0 - k1 + k2)/2, k2); then the same across. */
+/* Pairs transformed per block by cnn_*wino_weights. */
+#define WINO_WB 32
+
+#define WINO_WEIGHT_DEF(WT, WSFX)                                                                           \
+    static inline void wino_weight_##WSFX(const WT *restrict g, int flip, WT *restrict u, ptrdiff_t us)   \
+    {                                                                                                     \
+        WT k[3][3], t[4][3];                                                                              \
+        for (int i = 0; i < 3; i++)                                                                       \
+            for (int j = 0; j < 3; j++) k[i][j] = flip ? g[(2 - i) * 3 + (2 - j)] : g[i * 3 + j];         \
+        for (int j = 0; j < 3; j++) {                                                                     \
+            t[0][j] = k[0][j];                                                                            \
+            t[1][j] = (k[0][j] + k[1][j] + k[2][j]) * (WT)0.5;                                            \
+            t[2][j] = (k[0][j] - k[1][j] + k[2][j]) * (WT)0.5;                                            \
+            t[3][j] = k[2][j];                                                                            \
+        }                                                                                                 \
+        for (int i = 0; i < 4; i++) {                                                                     \
+            WT *restrict ui = u + (4 * i) * us;                                                           \
+            ui[0] = t[i][0];                                                                              \
+            ui[us] = (t[i][0] + t[i][1] + t[i][2]) * (WT)0.5;                                             \
+            ui[2 * us] = (t[i][0] - t[i][1] + t[i][2]) * (WT)0.5;                                         \
+            ui[3 * us] = t[i][2];                                                                         \
+        }                                                                                                 \
+    }
+WINO_WEIGHT_DEF(float, s)
+WINO_WEIGHT_DEF(double, d)
+
 /* ---- one definition of the weight transform and the driver, per element type ---- */
 #define WINO_DEFS(WT, WSFX)                                                                                 \
-    void cnn_##WSFX##wino_weights(const WT *w, ptrdiff_t F, ptrdiff_t C, int flip, WT *u)                \
+    void cnn_##WSFX##wino_weights(const WT *w, ptrdiff_t F, ptrdiff_t C, int flip, WT *u)                 \
     {                                                                                                     \
-        /* rows of u's (16, P, R) matrices: P outputs (F, or C when flipped), R inputs */                 \
-        const ptrdiff_t P = flip ? C : F, R = flip ? F : C;                                              \
-        for (ptrdiff_t f = 0; f < F; f++)                                                                 \
-            for (ptrdiff_t c = 0; c < C; c++) {                                                           \
-                const WT *g = w + (f * C + c) * 9;                                                        \
-                WT k[3][3], t[4][3];                                                                      \
-                for (int i = 0; i < 3; i++)                                                               \
-                    for (int j = 0; j < 3; j++) k[i][j] = flip ? g[(2 - i) * 3 + (2 - j)] : g[i * 3 + j]; \
-                /* G k: rows (k0, (k0 + k1 + k2)/2, (k0 - k1 + k2)/2, k2) */                               \
-                for (int j = 0; j < 3; j++) {                                                             \
-                    t[0][j] = k[0][j];                                                                    \
-                    t[1][j] = (k[0][j] + k[1][j] + k[2][j]) * (WT)0.5;                                    \
-                    t[2][j] = (k[0][j] - k[1][j] + k[2][j]) * (WT)0.5;                                    \
-                    t[3][j] = k[2][j];                                                                    \
+        /* rows of u's (16, P, R) matrices: P outputs (F, or C when flipped), R inputs. A block of WINO_WB\
+         * pairs of one row at a time into a small buffer, then 16 short sequential copies: written pair by\
+         * pair, the 16 matrices' streams (P*R apart, often a multiple of 4 KiB) would share cache sets. */\
+        const ptrdiff_t P = flip ? C : F, R = flip ? F : C, PR = P * R;                                   \
+        WT buf[16 * WINO_WB];                                                                             \
+        for (ptrdiff_t p = 0; p < P; p++)                                                                 \
+            for (ptrdiff_t r0 = 0; r0 < R; r0 += WINO_WB) {                                               \
+                const ptrdiff_t nb = R - r0 < WINO_WB ? R - r0 : WINO_WB;                                 \
+                for (ptrdiff_t b = 0; b < nb; b++) {                                                      \
+                    const ptrdiff_t f = flip ? r0 + b : p, c = flip ? p : r0 + b;                         \
+                    wino_weight_##WSFX(w + (f * C + c) * 9, flip, buf + b, WINO_WB);                      \
                 }                                                                                         \
-                const ptrdiff_t pr = flip ? c * R + f : f * R + c;                                        \
-                for (int i = 0; i < 4; i++) {                                                             \
-                    WT *ui = u + (4 * i) * P * R + pr;                                                    \
-                    ui[0] = t[i][0];                                                                      \
-                    ui[P * R] = (t[i][0] + t[i][1] + t[i][2]) * (WT)0.5;                                  \
-                    ui[2 * P * R] = (t[i][0] - t[i][1] + t[i][2]) * (WT)0.5;                              \
-                    ui[3 * P * R] = t[i][2];                                                              \
-                }                                                                                         \
+                for (int xi = 0; xi < 16; xi++)                                                           \
+                    for (ptrdiff_t b = 0; b < nb; b++) u[xi * PR + p * R + r0 + b] = buf[xi * WINO_WB + b];\
             }                                                                                             \
     }                                                                                                     \
                                                                                                           \

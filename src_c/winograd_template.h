@@ -27,7 +27,7 @@ WATTR static inline void WFN(wino_in_down)(const WT *restrict a, ptrdiff_t Q, WT
  * zero padding, R = 2*TH + 2 rows of 2*Q columns (Q = TW + 1); its even and odd columns, deinterleaved in one
  * pass; B^T down the columns for every row r (rows r .. r + 3; the odd r are not used, but computing them
  * keeps the loop flat); then B^T across the even rows' tiles, into V. */
-WATTR static void WFN(wino_in)(ptrdiff_t n, const WT *restrict x, ptrdiff_t xs_n, ptrdiff_t H, ptrdiff_t W,
+WATTR WINO_NOCALLS static void WFN(wino_in)(ptrdiff_t n, const WT *restrict x, ptrdiff_t xs_n, ptrdiff_t H, ptrdiff_t W,
                                ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t TH, ptrdiff_t TW, WT *restrict v,
                                ptrdiff_t vs, WT *restrict line)
 {

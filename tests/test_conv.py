@@ -32,6 +32,8 @@ CASES = [
     (1, 1, 2, 3, 3, 3, 1, 4, 1, 1, True),                  # padding wider than the kernel
     (2, 3, 4, 17, 16, 3, 1, 1, 1, 1, True),                # >= 256 outputs per image: a GEMM per sample
     (2, 4, 4, 16, 16, 3, 1, "same", 2, 2, False),          # the same, grouped and dilated
+    (3, 5, 6, 14, 14, 3, 2, 1, 1, 1, True),                # stride 2, 14x14 -> 7x7 (the benchmark's s2 shape)
+    (2, 3, 4, 9, 12, 3, 2, 0, 1, 1, True),                 # stride 2, odd height, no padding
 ]
 
 
@@ -125,7 +127,8 @@ def test_repeated_steps_reuse_scratch_and_accumulate():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,k,s,p,d", [((2, 3, 9, 8), 3, 1, 2, 2), ((1, 2, 7, 7), (2, 3), (2, 1), (0, 3), (3, 2)),
-                                           ((2, 1, 5, 5), 2, 3, 1, 4)])
+                                           ((2, 1, 5, 5), 2, 3, 1, 4), ((2, 2, 13, 12), 3, 2, 2, 2),
+                                           ((1, 2, 9, 11), (2, 3), 2, (1, 0), (3, 1))])
 def test_dilated_im2col_and_its_adjoint(shape, k, s, p, d, dtype):
     rng = np.random.default_rng(6)
     x = rng.standard_normal(shape).astype(dtype)

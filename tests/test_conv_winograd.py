@@ -65,10 +65,11 @@ def _bound(x, wt, b, pad, out_hw, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("flip", [False, True])
-def test_weights_match_oracle(dtype, flip):
+@pytest.mark.parametrize("f,c", [(5, 3), (3, 70), (70, 33)])   # rows of u shorter and longer than a block of 32
+def test_weights_match_oracle(dtype, flip, f, c):
     rng = np.random.default_rng(1)
-    w = rng.standard_normal((5, 3, 3, 3)).astype(dtype)
-    shape = (16, 3, 5) if flip else (16, 5, 3)
+    w = rng.standard_normal((f, c, 3, 3)).astype(dtype)
+    shape = (16, c, f) if flip else (16, f, c)
     u = np.empty(shape, dtype)
     _conv.wino_weights(w, u, flip)
     # G has entries 0, +-1/2, 1: each u entry is a sum of at most 9 scaled weights, 4 roundings deep

@@ -162,6 +162,29 @@ cdef enum:
 NSLOTS = _NSLOTS   # the partial sums of dW and db (rows of conv_backward's `partial`)
 
 
+cdef inline floating _sum(const floating* a, Py_ssize_t n) noexcept nogil:
+    """a[0] + ... + a[n-1] in a fixed order: eight running sums (every eighth element each, so that eight
+    additions are in flight rather than one chain at the adder's latency), added pairwise, then the tail.
+    db's sums over the batch and positions: at 64 x 64 x 49 values a single chain took ~0.2 ms per step."""
+    cdef floating s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0
+    cdef Py_ssize_t t = 0
+    while t + 8 <= n:
+        s0 = s0 + a[t]
+        s1 = s1 + a[t + 1]
+        s2 = s2 + a[t + 2]
+        s3 = s3 + a[t + 3]
+        s4 = s4 + a[t + 4]
+        s5 = s5 + a[t + 5]
+        s6 = s6 + a[t + 6]
+        s7 = s7 + a[t + 7]
+        t = t + 8
+    s0 = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    while t < n:
+        s0 = s0 + a[t]
+        t = t + 1
+    return s0
+
+
 cdef inline void _im2col_chunk(const floating* x, floating* cols, Py_ssize_t m, Py_ssize_t C, Py_ssize_t H,
                                Py_ssize_t W, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW,
                                Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t DH, Py_ssize_t DW, Py_ssize_t OH,
@@ -314,7 +337,7 @@ def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w2, con
     cdef Py_ssize_t F = delta.shape[1], L = OH * OW, K = C * KH * KW, Kg = K // groups, Fg = F // groups
     cdef Py_ssize_t KK = KH * KW
     cdef Py_ssize_t nchunks = (N + chunk - 1) // chunk
-    cdef Py_ssize_t nslots = min(<Py_ssize_t>_NSLOTS, nchunks), s, ci, n0, m, g, j, f, c, t, e
+    cdef Py_ssize_t nslots = min(<Py_ssize_t>_NSLOTS, nchunks), s, ci, n0, m, g, j, f, c, e
     cdef Py_ssize_t wsize = F * Kg, psize = wsize + F
     cdef bint has_bias = gb is not None, want_dx = dx is not None
     cdef int err = 0
@@ -342,10 +365,7 @@ def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w2, con
                         copy_row(dt + f * m * L + j * L, &delta[n0 + j, f, 0], L)
                 if has_bias:
                     for f in range(F):
-                        acc = 0
-                        for t in range(m * L):
-                            acc = acc + dt[f * m * L + t]
-                        pb[f] += acc
+                        pb[f] += _sum(dt + f * m * L, m * L)
                 for g in range(groups):
                     if Kg <= SMALL_DEPTH and Fg <= SMALL_FILTERS:
                         _rows_nt_acc(Fg, Kg, m * L, dt + g * Fg * m * L, cols + g * Kg * m * L, pw + g * Fg * Kg)
@@ -502,13 +522,12 @@ def wino_dw3x3(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] delt
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t F = delta.shape[1], OH = delta.shape[2], OW = delta.shape[3], L = OH * OW
     cdef Py_ssize_t nchunks = (N + chunk - 1) // chunk
-    cdef Py_ssize_t nslots = min(<Py_ssize_t>_NSLOTS, nchunks), s, ci, n0, m, f, j, t, e
+    cdef Py_ssize_t nslots = min(<Py_ssize_t>_NSLOTS, nchunks), s, ci, n0, m, f, j, e
     cdef Py_ssize_t usize = 16 * F * C, psize = usize + F
     cdef bint has_bias = gb is not None
     cdef int err = 0
     cdef floating* pu
     cdef floating* pb
-    cdef const floating* dp
     cdef floating acc
     cdef int nt = min(team_size(nslots), scratch.shape[0])
     with nogil:
@@ -529,9 +548,7 @@ def wino_dw3x3(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] delt
                     for f in range(F):
                         acc = 0
                         for j in range(m):
-                            dp = &delta[n0 + j, f, 0, 0]
-                            for t in range(L):
-                                acc = acc + dp[t]
+                            acc = acc + _sum(&delta[n0 + j, f, 0, 0], L)
                         pb[f] += acc
         # The slots' sums, added in slot order into slot 0 (each element by one thread).
         for e in prange(psize, schedule="static", num_threads=team_size(psize)):
