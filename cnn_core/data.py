@@ -25,7 +25,7 @@ import numpy as np
 
 from cnn_core._random import get_rng
 from cnn_core._validation import as_float_array, check_bool, check_int, check_real, not_an_array
-from cnn_core.kernels.augment import _gather, _normalize, _shift_crop
+from cnn_core.kernels.augment import _all_finite, _gather, _normalize, _shift_crop
 
 __all__ = ["DataLoader", "Transform", "Compose", "RandomCrop", "RandomHorizontalFlip", "RandomShift", "Normalize"]
 
@@ -169,6 +169,20 @@ def _apply(t: Callable, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 # ---- DataLoader ------------------------------------------------------------------------------------------
 
+class NonFiniteRowError(ValueError):
+    """A sample of `name` (X) holds NaN or infinity: raised by a prefetched batch gather that screens rows
+    (DataLoader._batches' check_rows); `row` is the sample's index in the array."""
+
+    def __init__(self, name: str, row: int) -> None:
+        super().__init__(f"{name}: expected finite values, got NaN or infinity in sample {row}")
+        self.name, self.row = name, row
+
+
+def _first_bad_row(x: np.ndarray) -> int:
+    """Index of the first sample (row along axis 0) of x with a NaN or infinity (x has one)."""
+    return int(np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))[0])
+
+
 class _Prefetcher:
     """A daemon thread that runs fn(k) for one k at a time: submit(k) starts it, result() waits for its
     value (re-raising its exception), close() waits for a job in flight and ends the thread. The hand-offs
@@ -269,17 +283,27 @@ class DataLoader:
     def _rng(self, epoch: int) -> np.random.Generator:
         return get_rng(None) if self.seed is None else np.random.default_rng([self.seed, epoch])
 
-    def _batches(self, arrays: Sequence[np.ndarray | None], epoch: int, reuse: bool) -> Iterator[tuple]:
+    def _prefetches(self, arrays: Sequence[np.ndarray | None]) -> bool:
+        """Whether _batches(arrays, ..., reuse=True) gathers every batch on the prefetch thread (_prefetched),
+        where check_rows=True screens each gathered X batch for NaN/inf."""
+        return self.shuffle and len(self) > 1 and all(a is None or a.flags.c_contiguous for a in arrays)
+
+    def _batches(self, arrays: Sequence[np.ndarray | None], epoch: int, reuse: bool,
+                 check_rows: bool = False) -> Iterator[tuple]:
         """Per batch, the tuple of `arrays` gathered for it (the first, X, transformed); None entries stay
         None. With reuse, shuffled batches are gathered into buffers reused from batch to batch (each batch
-        valid until the next is drawn: fit's case), else into fresh arrays."""
+        valid until the next is drawn: fit's case), else into fresh arrays. check_rows (only where
+        _prefetches): each gathered X batch is screened for NaN/inf on the prefetch thread, while it is still
+        in cache, and a bad one raises NonFiniteRowError naming the first bad row of X (fit's check of X,
+        instead of a scan of the whole of X per fit call)."""
         rng = self._rng(epoch)
         n, b = len(self.X), self.batch_size
         order = rng.permutation(n) if self.shuffle else None
-        if (order is not None and reuse and len(self) > 1
-                and all(a is None or a.flags.c_contiguous for a in arrays)):
-            yield from self._prefetched(arrays, order, rng)
+        if order is not None and reuse and self._prefetches(arrays):
+            yield from self._prefetched(arrays, order, rng, check_rows)
             return
+        if check_rows:
+            raise ValueError("check_rows: only on the prefetched path (see _prefetches)")
         bufs: dict[tuple, np.ndarray] = {}
         for k in range(len(self)):
             lo, hi = k * b, min((k + 1) * b, n)
@@ -304,7 +328,7 @@ class DataLoader:
             yield tuple(batch)
 
     def _prefetched(self, arrays: Sequence[np.ndarray | None], order: np.ndarray,
-                    rng: np.random.Generator) -> Iterator[tuple]:
+                    rng: np.random.Generator, check_rows: bool = False) -> Iterator[tuple]:
         """_batches' shuffled, reused-buffer case with the gathering moved off the caller's path: a
         background thread gathers batch k + 1 (its compiled row copy runs without the GIL) while the caller
         trains on batch k, into the other of two buffers per array, so a batch stays valid until the one
@@ -325,6 +349,8 @@ class DataLoader:
                 if buf is None:
                     buf = bufs[(k % 2, j, hi - lo)] = np.empty((hi - lo,) + a.shape[1:], a.dtype)
                 out.append(_gather(a, idx, buf))
+            if check_rows and not _all_finite(out[0]):
+                raise NonFiniteRowError("X", int(idx[_first_bad_row(out[0])]))
             return out
 
         worker = _Prefetcher(gather)

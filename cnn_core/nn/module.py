@@ -40,6 +40,31 @@ def fed_by_a_layer() -> Iterator[None]:
         _forward_state.depth = depth
 
 
+class input_kept:
+    """``with input_kept(x):`` the caller promises that the array `x` stays unchanged until the backward
+    pass of the forward run inside the block (fit's batch: nothing but the model runs between a step's
+    forward and backward, and fit refills a batch buffer only two batches later), so a layer given `x`
+    itself may keep a reference to it for backward instead of a private copy (see Linear); any other array
+    is copied as before. Per thread. A class, not a generator: fit enters it every step."""
+
+    __slots__ = ("x", "saved")
+
+    def __init__(self, x: np.ndarray) -> None:
+        self.x = x
+
+    def __enter__(self) -> None:
+        self.saved = getattr(_forward_state, "kept", None)
+        _forward_state.kept = self.x
+
+    def __exit__(self, *exc) -> None:
+        _forward_state.kept = self.saved
+
+
+def is_kept(x: np.ndarray) -> bool:
+    """Whether `x` is the array the enclosing ``input_kept`` block promises to leave unchanged."""
+    return getattr(_forward_state, "kept", None) is x
+
+
 def resolve_dtype(dtype, name: str = "dtype") -> np.dtype:
     """Normalize a dtype argument (None -> float32); only float32 and float64 are supported."""
     if dtype is None:
