@@ -23,21 +23,24 @@ DEFAULT_DTYPE = np.dtype(np.float32)
 _forward_state = threading.local()
 
 
-@contextmanager
-def fed_by_a_layer() -> Iterator[None]:
-    """Within this block, forward inputs come from another layer: layers skip the NaN/inf screen.
+class fed_by_a_layer:
+    """``with fed_by_a_layer():`` forward inputs come from another layer: layers skip the NaN/inf screen.
 
     The screen belongs to where a call enters the network, not to the modules: a container runs its first
     module as the caller did and the rest inside this block (a non-finite value born inside the network
     reaches the loss, which rejects it). Nothing is written into the modules, so a layer shared with another
-    model, or used alone, keeps screening its own callers' input. Per thread, and nestable.
+    model, or used alone, keeps screening its own callers' input. Per thread, and nestable. A class, not a
+    generator: a container enters it on every forward and fit on every step (~1 us less each).
     """
-    depth = getattr(_forward_state, "depth", 0)
-    _forward_state.depth = depth + 1
-    try:
-        yield
-    finally:
-        _forward_state.depth = depth
+
+    __slots__ = ("depth",)
+
+    def __enter__(self) -> None:
+        self.depth = getattr(_forward_state, "depth", 0)
+        _forward_state.depth = self.depth + 1
+
+    def __exit__(self, *exc) -> None:
+        _forward_state.depth = self.depth
 
 
 class input_kept:
