@@ -504,9 +504,9 @@ def _train(model, loss, optimizer, loader, X, y, kind, labels, val, callbacks, e
                 for cb in callbacks:
                     cb.on_epoch_begin(epoch, info)
                 batch_iter = loader._batches(arrays, epoch, reuse=True, check_rows=check_rows)
-                # X was screened for NaN/inf once, up front (_as_inputs): the first layer need not screen each
-                # batch again, unless a transform made it (a NaN from a user's transform is still caught
-                # there, as the forward pass's NonFiniteError)
+                # X was screened for NaN/inf (up front, or batch by batch as gathered: check_rows): the first
+                # layer need not screen each batch again, unless a transform made it (a NaN from a user's
+                # transform is still caught there, as the forward pass's NonFiniteError)
                 screened = fed_by_a_layer if loader.transform is None else contextlib.nullcontext
                 if dist is None:
                     logs = _train_epoch(model, loss, optimizer, batch_iter, kind, epoch, epochs, batches, callbacks,
