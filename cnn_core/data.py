@@ -184,10 +184,15 @@ def _first_bad_row(x: np.ndarray) -> int:
 
 
 class _Prefetcher:
-    """A daemon thread that runs fn(k) for one k at a time: submit(k) starts it, result() waits for its
+    """A daemon thread that runs fn(k) for one k at a time: submit(k) starts it, result() returns its
     value (re-raising its exception), close() waits for a job in flight and ends the thread. The hand-offs
     are two plain locks, acquired by one thread and released by the other (a fraction of a microsecond
-    each; a Condition or a queue costs tens)."""
+    each; a Condition or a queue costs tens).
+
+    A job the thread has not started when result() asks for it is taken back and run by the caller: the
+    job's `_go` signal is the claim (whoever acquires it runs the job). On a busy machine the thread may
+    not get a core, or the GIL, for milliseconds; the caller then gathers the batch itself (tens of
+    microseconds) instead of waiting for a time slice. On a quiet one the thread has long finished."""
 
     def __init__(self, fn: Callable[[int], Any]) -> None:
         self._fn = fn
@@ -215,8 +220,10 @@ class _Prefetcher:
         self._go.release()
 
     def result(self) -> Any:
-        self._done.acquire()
         self._pending = False
+        if self._go.acquire(blocking=False):   # not started: the job is the caller's now
+            return self._fn(self._k)
+        self._done.acquire()
         out, err, self._out, self._err = self._out, self._err, None, None
         if err is not None:
             raise err
@@ -224,8 +231,9 @@ class _Prefetcher:
 
     def close(self) -> None:
         if self._pending:
-            self._done.acquire()
             self._pending = False
+            if not self._go.acquire(blocking=False):   # started: wait for it (else it is dropped)
+                self._done.acquire()
         self._stop = True
         self._go.release()
         self._thread.join()
