@@ -321,3 +321,35 @@ def test_prefetch_job_not_started_is_run_by_the_caller():
     got = [tuple(a.copy() for a in b) for b in DataLoader(X, y, 64, shuffle=True, seed=3)._batches((X, y), 0,
                                                                                                     reuse=True)]
     assert all(np.array_equal(p, g) for pb, gb in zip(plain, got) for p, g in zip(pb, gb)) and len(got) == 16
+
+
+def test_prefetch_thread_is_left_out_on_a_busy_machine(monkeypatch):
+    # By the 1-minute load average against the cores this process may use (cnn_core.data._use_prefetch_thread);
+    # PREFETCH_THREAD forces it; without os.getloadavg the thread is used. The batches are the same either way.
+    import os
+
+    import cnn_core.data as data
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 0.5, 0.0, 0.0), raising=False)
+    assert data._use_prefetch_thread() is False
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores - 0.5, 0.0, 0.0), raising=False)
+    assert data._use_prefetch_thread() is True
+
+    def unknown():
+        raise OSError("no load average")
+    monkeypatch.setattr(os, "getloadavg", unknown, raising=False)
+    assert data._use_prefetch_thread() is True
+    monkeypatch.setattr(data, "PREFETCH_THREAD", False)
+    assert data._use_prefetch_thread() is False
+    X = np.arange(4000, dtype=np.float32).reshape(1000, 4)
+    y = np.arange(1000)
+    batches = {}
+    for thread in (True, False):
+        monkeypatch.setattr(data, "PREFETCH_THREAD", thread)
+        batches[thread] = [tuple(a.copy() for a in b) for b in DataLoader(X, y, 64, shuffle=True, seed=3)._batches(
+            (X, y), 0, reuse=True, check_rows=True)]
+    assert len(batches[True]) == len(batches[False]) == 16
+    assert all(np.array_equal(p, g) for pb, gb in zip(batches[True], batches[False]) for p, g in zip(pb, gb))
+    X[517, 2] = np.nan
+    with pytest.raises(data.NonFiniteRowError, match="in sample 517$"):
+        list(DataLoader(X, y, 64, shuffle=True, seed=3)._batches((X, y), 0, reuse=True, check_rows=True))

@@ -353,8 +353,16 @@ def test_callback_bad_arguments(make, exc, match):
         make()
 
 
+@pytest.fixture(params=[True, False], ids=["prefetch-thread", "gather-in-place"])
+def prefetch_thread(request, monkeypatch):
+    """Shuffled batches gathered on the prefetch thread, or on fit's own thread (as on a busy machine)."""
+    import cnn_core.data
+    monkeypatch.setattr(cnn_core.data, "PREFETCH_THREAD", request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("at", [0, 23, 39])
-def test_nan_in_training_data_is_refused_before_its_batch_trains(at):
+def test_nan_in_training_data_is_refused_before_its_batch_trains(at, prefetch_thread):
     # Shuffled batches: X is screened batch by batch as the prefetch thread gathers it; sample 0 (the one fit
     # runs to find the output shape) before anything runs. Every batch holding a NaN is refused before it
     # trains, the error names the sample, and the model and optimizer are back at their state before fit.
@@ -372,7 +380,7 @@ def test_nan_in_training_data_is_refused_before_its_batch_trains(at):
     assert steps.batches == ([] if at == 0 else list(range(int(np.flatnonzero(order == at)[0]) // 4)))
 
 
-def test_nan_met_in_a_later_epoch_restores_the_last_finished_one():
+def test_nan_met_in_a_later_epoch_restores_the_last_finished_one(prefetch_thread):
     # drop_last leaves 2 of 10 samples out of each epoch: a NaN sample the first epoch skipped is met
     # later, and fit leaves the weights (and momentum) from the end of the last finished epoch.
     X, y = blobs(10)
