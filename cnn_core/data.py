@@ -4,7 +4,9 @@
 `X_batch` alone without y), gathering each shuffled batch by index (one compiled row copy per batch, never a
 copy of the whole set per epoch); unshuffled batches are views. `cnn_core.fit(model, loss, opt, loader,
 epochs=...)` trains from a loader; fit gathers into buffers it reuses, each next shuffled batch on a
-background thread while the current one trains, while iterating a loader yourself gives fresh arrays.
+background thread while the current one trains (on the training thread itself while the 1-minute load
+average exceeds the cores; `cnn_core.data.PREFETCH_THREAD = True` or `False` forces it), while iterating a
+loader yourself gives fresh arrays.
 
 Randomness. Epoch e's order and the transforms' draws come from `numpy.random.default_rng([seed, e])` when a
 seed is given (so any epoch can be replayed alone: a resumed run sees the same batches), or from the library's
