@@ -17,6 +17,19 @@ run 512-bit vectors at full or half rate). Both probes are src_c/gemm_peak.c's.
 `run()` and `print_row()` give the float32 rows (ratio numpy/ours) for benchmarks/bench_kernels.py. Both
 sides are timed in alternating blocks, each block after a warm-up call, because on a small machine
 OpenBLAS's and OpenMP's spinning worker threads slow whichever library runs right after the other.
+
+What is timed: single calls back to back (a timer read between them), as a training loop calls its
+products one after the other with short kernels in between; a 0.1 s pause precedes each block. On this
+2-vCPU machine that is the case that matters for the small 2-thread products, and it depends on what else
+runs: traced per thread (omp_get_wtime and sched_getcpu in gemm_static), 128^3 on two threads took 25 us
+with the threads on two CPUs and 95-105 us when another process held one CPU and the scheduler started both
+threads on the other (they then ran one after the other, 24 us each, with a time slice between), against 41
+us on one thread; that was the unexplained 95-123 us of the previous stop. cnn_core now runs the next 64
+small products on one thread after a team that started on one CPU (src_c/gemm.c, "teams that share one
+core"), so the 2-thread rows of small products are at worst about the 1-thread time on a busy machine.
+OpenBLAS keeps its threads spinning for ~0.07 s after a call, which wins back to back on a quiet machine
+and loses on a busy one. The header prints the load average and the runnable tasks at the start, since a
+2-thread row means little when other processes hold a core.
 """
 from __future__ import annotations
 
@@ -195,6 +208,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 calls per block: checks that every row runs")
     args = parser.parse_args()
     print(_timing.machine())
+    with open("/proc/loadavg") as f:
+        fields = f.read().split()
+    print(f"load average {' '.join(fields[:3])}, runnable tasks now {fields[3]}")
     shapes = [] if args.layers_only else [(f"square {s}", s, s, s, False, False) for s in SQUARE]
     shapes += [] if args.square_only else LAYERS
     print("medians of interleaved blocks; ours/np = time ratio (< 1: cnn_core faster)")

@@ -4,7 +4,9 @@
 `X_batch` alone without y), gathering each shuffled batch by index (one compiled row copy per batch, never a
 copy of the whole set per epoch); unshuffled batches are views. `cnn_core.fit(model, loss, opt, loader,
 epochs=...)` trains from a loader; fit gathers into buffers it reuses, each next shuffled batch on a
-background thread while the current one trains, while iterating a loader yourself gives fresh arrays.
+background thread while the current one trains (on the training thread itself while the 1-minute load
+average exceeds the cores; `cnn_core.data.PREFETCH_THREAD = True` or `False` forces it), while iterating a
+loader yourself gives fresh arrays.
 
 Randomness. Epoch e's order and the transforms' draws come from `numpy.random.default_rng([seed, e])` when a
 seed is given (so any epoch can be replayed alone: a resumed run sees the same batches), or from the library's
@@ -18,6 +20,7 @@ chained with `Compose([...])`. Any callable taking and returning a batch may ser
 """
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any, Callable, Iterator, Sequence
 
@@ -25,7 +28,7 @@ import numpy as np
 
 from cnn_core._random import get_rng
 from cnn_core._validation import as_float_array, check_bool, check_int, check_real, not_an_array
-from cnn_core.kernels.augment import _gather, _normalize, _shift_crop
+from cnn_core.kernels.augment import _all_finite, _gather, _normalize, _shift_crop
 
 __all__ = ["DataLoader", "Transform", "Compose", "RandomCrop", "RandomHorizontalFlip", "RandomShift", "Normalize"]
 
@@ -169,11 +172,52 @@ def _apply(t: Callable, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 # ---- DataLoader ------------------------------------------------------------------------------------------
 
+# The prefetch thread: None decides by the load (_use_prefetch_thread); True or False forces it (tests).
+PREFETCH_THREAD: bool | None = None
+
+
+def _use_prefetch_thread() -> bool:
+    """Whether fit's shuffled batches are gathered on the prefetch thread this epoch: yes unless the 1-minute
+    load average exceeds the cores this process may use. On a busy machine the thread costs more than it
+    saves: it needs a core and the GIL to hand each batch over, and when the scheduler preempts it while it
+    holds the GIL the training thread waits a time slice. Measured on the 2-vCPU EPYC at load average 6.5
+    (other processes): an MLP epoch of Fashion-MNIST took 1.03-1.24 s gathering on the training thread
+    against 1.14-1.36 s with the thread, whose GIL hand-overs showed up as 177-253 ms of zero_grad (22-31
+    ms without it); on a quiet machine the thread takes the gathering off the training thread. The batches
+    are the same either way. Unknown load (no os.getloadavg): the thread."""
+    if PREFETCH_THREAD is not None:
+        return PREFETCH_THREAD
+    try:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return os.getloadavg()[0] <= cores
+    except (AttributeError, OSError):
+        return True
+
+
+class NonFiniteRowError(ValueError):
+    """A sample of `name` (X) holds NaN or infinity: raised by a prefetched batch gather that screens rows
+    (DataLoader._batches' check_rows); `row` is the sample's index in the array."""
+
+    def __init__(self, name: str, row: int) -> None:
+        super().__init__(f"{name}: expected finite values, got NaN or infinity in sample {row}")
+        self.name, self.row = name, row
+
+
+def _first_bad_row(x: np.ndarray) -> int:
+    """Index of the first sample (row along axis 0) of x with a NaN or infinity (x has one)."""
+    return int(np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))[0])
+
+
 class _Prefetcher:
-    """A daemon thread that runs fn(k) for one k at a time: submit(k) starts it, result() waits for its
+    """A daemon thread that runs fn(k) for one k at a time: submit(k) starts it, result() returns its
     value (re-raising its exception), close() waits for a job in flight and ends the thread. The hand-offs
     are two plain locks, acquired by one thread and released by the other (a fraction of a microsecond
-    each; a Condition or a queue costs tens)."""
+    each; a Condition or a queue costs tens).
+
+    A job the thread has not started when result() asks for it is taken back and run by the caller: the
+    job's `_go` signal is the claim (whoever acquires it runs the job). On a busy machine the thread may
+    not get a core, or the GIL, for milliseconds; the caller then gathers the batch itself (tens of
+    microseconds) instead of waiting for a time slice. On a quiet one the thread has long finished."""
 
     def __init__(self, fn: Callable[[int], Any]) -> None:
         self._fn = fn
@@ -201,8 +245,10 @@ class _Prefetcher:
         self._go.release()
 
     def result(self) -> Any:
-        self._done.acquire()
         self._pending = False
+        if self._go.acquire(blocking=False):   # not started: the job is the caller's now
+            return self._fn(self._k)
+        self._done.acquire()
         out, err, self._out, self._err = self._out, self._err, None, None
         if err is not None:
             raise err
@@ -210,8 +256,9 @@ class _Prefetcher:
 
     def close(self) -> None:
         if self._pending:
-            self._done.acquire()
             self._pending = False
+            if not self._go.acquire(blocking=False):   # started: wait for it (else it is dropped)
+                self._done.acquire()
         self._stop = True
         self._go.release()
         self._thread.join()
@@ -269,17 +316,29 @@ class DataLoader:
     def _rng(self, epoch: int) -> np.random.Generator:
         return get_rng(None) if self.seed is None else np.random.default_rng([self.seed, epoch])
 
-    def _batches(self, arrays: Sequence[np.ndarray | None], epoch: int, reuse: bool) -> Iterator[tuple]:
+    def _prefetches(self, arrays: Sequence[np.ndarray | None]) -> bool:
+        """Whether _batches(arrays, ..., reuse=True) gathers every batch by index into reused buffers (on the
+        prefetch thread, or on the caller's on a busy machine: _use_prefetch_thread), where check_rows=True
+        screens each gathered X batch for NaN/inf."""
+        return self.shuffle and len(self) > 1 and all(a is None or a.flags.c_contiguous for a in arrays)
+
+    def _batches(self, arrays: Sequence[np.ndarray | None], epoch: int, reuse: bool,
+                 check_rows: bool = False) -> Iterator[tuple]:
         """Per batch, the tuple of `arrays` gathered for it (the first, X, transformed); None entries stay
         None. With reuse, shuffled batches are gathered into buffers reused from batch to batch (each batch
-        valid until the next is drawn: fit's case), else into fresh arrays."""
+        valid until the next is drawn: fit's case), else into fresh arrays. check_rows (only where
+        _prefetches): each gathered X batch is screened for NaN/inf right after its gather, while it is still
+        in cache, and a bad one raises NonFiniteRowError naming the first bad row of X (fit's check of X,
+        instead of a scan of the whole of X per fit call)."""
         rng = self._rng(epoch)
         n, b = len(self.X), self.batch_size
         order = rng.permutation(n) if self.shuffle else None
-        if (order is not None and reuse and len(self) > 1
-                and all(a is None or a.flags.c_contiguous for a in arrays)):
-            yield from self._prefetched(arrays, order, rng)
+        gathered = order is not None and reuse and self._prefetches(arrays)
+        if gathered and _use_prefetch_thread():
+            yield from self._prefetched(arrays, order, rng, check_rows)
             return
+        if check_rows and not gathered:
+            raise ValueError("check_rows: only where batches are gathered (see _prefetches)")
         bufs: dict[tuple, np.ndarray] = {}
         for k in range(len(self)):
             lo, hi = k * b, min((k + 1) * b, n)
@@ -299,12 +358,14 @@ class DataLoader:
                         if reuse:
                             bufs[(j, shape)] = out
                     batch.append(_gather(a, idx, out) if a.flags.c_contiguous else np.take(a, idx, axis=0, out=out))
+                if check_rows and not _all_finite(batch[0]):
+                    raise NonFiniteRowError("X", int(idx[_first_bad_row(batch[0])]))
             if self.transform is not None:
                 batch[0] = _apply(self.transform, batch[0], rng)
             yield tuple(batch)
 
     def _prefetched(self, arrays: Sequence[np.ndarray | None], order: np.ndarray,
-                    rng: np.random.Generator) -> Iterator[tuple]:
+                    rng: np.random.Generator, check_rows: bool = False) -> Iterator[tuple]:
         """_batches' shuffled, reused-buffer case with the gathering moved off the caller's path: a
         background thread gathers batch k + 1 (its compiled row copy runs without the GIL) while the caller
         trains on batch k, into the other of two buffers per array, so a batch stays valid until the one
@@ -325,6 +386,8 @@ class DataLoader:
                 if buf is None:
                     buf = bufs[(k % 2, j, hi - lo)] = np.empty((hi - lo,) + a.shape[1:], a.dtype)
                 out.append(_gather(a, idx, buf))
+            if check_rows and not _all_finite(out[0]):
+                raise NonFiniteRowError("X", int(idx[_first_bad_row(out[0])]))
             return out
 
         worker = _Prefetcher(gather)

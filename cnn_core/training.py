@@ -18,11 +18,11 @@ import numpy as np
 
 from cnn_core._validation import NonFiniteError, check_bool, check_int, check_real, not_an_array
 from cnn_core.callbacks import CSVLogger, Callback, History, ModelCheckpoint, ProgressBar
-from cnn_core.data import DataLoader, _apply
+from cnn_core.data import DataLoader, NonFiniteRowError, _apply
 from cnn_core.kernels._optim import all_finite as _grads_finite
 from cnn_core.kernels.augment import _all_finite as _all_finite_array, _count_argmax_hits
 from cnn_core.nn.loss import _ClassLoss
-from cnn_core.nn.module import fed_by_a_layer, restore_modes, save_modes, takes_integer_input
+from cnn_core.nn.module import fed_by_a_layer, input_kept, restore_modes, save_modes, takes_integer_input
 from cnn_core.plan import _predict_plan
 
 # In a distributed fit, the callbacks that print or write files run on rank 0 only (see fit).
@@ -55,8 +55,8 @@ def _check_model(model) -> None:
             raise TypeError(f"model: expected a cnn_core.nn.Module (missing {attr}()), got {type(model).__name__}")
 
 
-def _as_inputs(X, name: str, model) -> np.ndarray:
-    """X as a float array of the model's dtype, samples first.
+def _as_inputs(X, name: str, model, scan: bool = True) -> np.ndarray:
+    """X as a float array of the model's dtype, samples first, screened for NaN/inf unless not `scan`.
 
     Float inputs of another precision are cast to the model's dtype (one copy, for convenience); integer,
     bool and non-numeric inputs are rejected, since e.g. uint8 pixels usually still need scaling.
@@ -74,7 +74,7 @@ def _as_inputs(X, name: str, model) -> np.ndarray:
     dtype = getattr(model, "dtype", None)
     if dtype is not None and X.dtype != dtype and X.dtype.kind == "f":
         X = X.astype(dtype)
-    if not _all_finite_array(X):  # one compiled pass, no temporary
+    if scan and not _all_finite_array(X):  # one compiled pass, no temporary
         raise ValueError(f"{name}: expected finite values, got NaN or infinity")
     return X
 
@@ -338,8 +338,13 @@ def fit(model, loss, optimizer, X, y: np.ndarray | None = None, epochs: int = 1,
     X: float array, samples first, cast to the model's dtype if it is another float dtype. y: integer class
     labels (N,) or a float target array (one-hot or real) whose per-sample shape matches the model output
     (a single-output model (N, 1) also takes 0/1 integer labels or float targets of shape (N,), turned into
-    float (N, 1) targets for BCELoss/MSELoss). Everything is checked once, before the first batch (X's values
-    by one compiled scan without a temporary).
+    float (N, 1) targets for BCELoss/MSELoss). Everything is checked once, before the first batch, except X's
+    values when the batches are shuffled: each batch is then screened for NaN/inf as it is gathered (a pass
+    over rows already in cache, on the thread that gathers the next batch), and a NaN or infinity in X
+    raises ValueError naming the sample ("X: expected finite values, got NaN or infinity in sample i")
+    before any batch holding it trains, with the model and optimizer restored to the end of the last
+    finished epoch (to their state before fit when it is the first; with drop_last a sample left out of
+    the first epochs can be met later). Unshuffled batches and distributed fits scan X once up front.
     shuffle (arrays; default True): one permutation per epoch, drawn from np.random.default_rng([seed, epoch])
     with a seed, else from cnn_core's global generator (cnn_core.data explains the draws). The last batch of
     an epoch may be smaller.
@@ -385,9 +390,9 @@ def fit(model, loss, optimizer, X, y: np.ndarray | None = None, epochs: int = 1,
 def _fit(model, loss, optimizer, X, y, epochs, batch_size, validation_data, shuffle, seed, callbacks,
          validation_split, initial_epoch, verbose, dist) -> History:
     try:
-        loader, X, y, kind, labels, val, callbacks, epochs, initial_epoch = _fit_arguments(
+        loader, X, y, kind, labels, val, callbacks, epochs, initial_epoch, check_rows = _fit_arguments(
             model, loss, optimizer, X, y, epochs, batch_size, validation_data, shuffle, seed, callbacks,
-            validation_split, initial_epoch, verbose)
+            validation_split, initial_epoch, verbose, dist is not None)
     except Exception as e:
         if dist is not None:  # every rank learns that some rank failed, and no rank waits in a collective
             dist.agree(failed=True)
@@ -401,12 +406,14 @@ def _fit(model, loss, optimizer, X, y, epochs, batch_size, validation_data, shuf
             loader.seed = shared
         if not dist.is_main:
             callbacks = [cb for cb in callbacks if not isinstance(cb, _MAIN_RANK_ONLY)]
-    return _train(model, loss, optimizer, loader, X, y, kind, labels, val, callbacks, epochs, initial_epoch, dist)
+    return _train(model, loss, optimizer, loader, X, y, kind, labels, val, callbacks, epochs, initial_epoch, dist,
+                  check_rows)
 
 
 def _fit_arguments(model, loss, optimizer, X, y, epochs, batch_size, validation_data, shuffle, seed, callbacks,
-                   validation_split, initial_epoch, verbose):
-    """fit's checks: (loader, X, y, kind, labels, val, callbacks, epochs, initial_epoch), all validated."""
+                   validation_split, initial_epoch, verbose, distributed=False):
+    """fit's checks: (loader, X, y, kind, labels, val, callbacks, epochs, initial_epoch, check_rows), all
+    validated but, when check_rows, X's values (then screened as its batches are gathered)."""
     _check_model(model)
     _check_loss(loss)
     if not callable(getattr(optimizer, "step", None)):
@@ -443,11 +450,19 @@ def _fit_arguments(model, loss, optimizer, X, y, epochs, batch_size, validation_
                 raise ValueError("validation_split: give validation_data or validation_split, not both")
             X, y, validation_data = _split(X, y, validation_split)
         loader = DataLoader(X, y, batch_size, shuffle, seed=seed)
-    X = _as_inputs(X, "X", model)
+    X = _as_inputs(X, "X", model, scan=False)
+    if not _all_finite_array(X[:1]):  # the sample that finds the output shape below
+        raise NonFiniteRowError("X", 0)
     sample = X[:1] if loader.transform is None else _apply(loader.transform, X[:1], np.random.default_rng(0))
     out_shape = _output_shape(model, sample)
     y = _shape_targets(_as_targets(y, "y", len(X), _dtype(model, X)), out_shape, _dtype(model, X), "y")
     kind, labels = _accuracy_labels(y, out_shape, "y")
+    # X's values: screened batch by batch as the prefetch thread gathers them (a pass over rows already in
+    # cache, off the training thread) when fit's batches take that path, else by one scan of X here. A
+    # distributed fit scans here too, so that every rank refuses X before any collective starts.
+    check_rows = not distributed and loader._prefetches((X, y, labels if labels is not y else None))
+    if not check_rows and not _all_finite_array(X):
+        raise ValueError("X: expected finite values, got NaN or infinity")
     val = None
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -459,11 +474,11 @@ def _fit_arguments(model, loss, optimizer, X, y, epochs, batch_size, validation_
         y_val = _shape_targets(_as_targets(validation_data[1], "validation_data[1]", len(X_val), _dtype(model, X)),
                                out_shape, _dtype(model, X), "validation_data[1]")
         val = (X_val, y_val) + _accuracy_labels(y_val, out_shape, "validation_data[1]")
-    return loader, X, y, kind, labels, val, callbacks, epochs, initial_epoch
+    return loader, X, y, kind, labels, val, callbacks, epochs, initial_epoch, check_rows
 
 
 def _train(model, loss, optimizer, loader, X, y, kind, labels, val, callbacks, epochs, initial_epoch,
-           dist) -> History:
+           dist, check_rows=False) -> History:
     batches = len(loader)
     info = {"epochs": epochs, "batches": batches, "samples": batches * loader.batch_size if loader.drop_last
             else len(X), "batch_size": loader.batch_size, "val_samples": 0 if val is None else len(val[0]),
@@ -473,6 +488,11 @@ def _train(model, loss, optimizer, loader, X, y, kind, labels, val, callbacks, e
     for cb in callbacks:
         cb.set_model(model)
     arrays = (X, y, labels if labels is not y else None)
+    # The batch stays unchanged from a step's forward to its backward, so layers may keep it without a copy
+    # (nn.module.input_kept), unless a layer of the model writes into its input (inplace=True).
+    modules = getattr(model, "modules", None)
+    kept = input_kept if callable(modules) and not any(getattr(m, "inplace", False) for m in modules()) \
+        else contextlib.nullcontext
     with _train_mode(model):
         if dist is not None:
             dist.start(model, optimizer)  # rank 0's weights, buffers and optimizer state everywhere
@@ -483,17 +503,17 @@ def _train(model, loss, optimizer, loader, X, y, kind, labels, val, callbacks, e
             for epoch in range(initial_epoch, epochs):
                 for cb in callbacks:
                     cb.on_epoch_begin(epoch, info)
-                batch_iter = loader._batches(arrays, epoch, reuse=True)
-                # X was screened for NaN/inf once, up front (_as_inputs): the first layer need not screen each
-                # batch again, unless a transform made it (a NaN from a user's transform is still caught
-                # there, as the forward pass's NonFiniteError)
+                batch_iter = loader._batches(arrays, epoch, reuse=True, check_rows=check_rows)
+                # X was screened for NaN/inf (up front, or batch by batch as gathered: check_rows): the first
+                # layer need not screen each batch again, unless a transform made it (a NaN from a user's
+                # transform is still caught there, as the forward pass's NonFiniteError)
                 screened = fed_by_a_layer if loader.transform is None else contextlib.nullcontext
                 if dist is None:
                     logs = _train_epoch(model, loss, optimizer, batch_iter, kind, epoch, epochs, batches, callbacks,
-                                        screened)
+                                        screened, kept)
                 else:
                     logs = _train_epoch_distributed(model, loss, optimizer, batch_iter, kind, epoch, epochs,
-                                                    batches, callbacks, dist, screened)
+                                                    batches, callbacks, dist, screened, kept)
                     dist.sync_buffers()  # every rank validates and keeps rank 0's running statistics
                 if val is None:
                     logs["val_loss"] = logs["val_acc"] = None
@@ -517,6 +537,9 @@ def _train(model, loss, optimizer, loader, X, y, kind, labels, val, callbacks, e
                 raise  # this rank alone: the others may wait in a collective, so fit's guard aborts the job
             _restore(model, optimizer, snapshot)
             history.interrupted = True
+        except NonFiniteRowError:  # a NaN/inf sample of X, found as its batch was gathered (check_rows)
+            _restore(model, optimizer, snapshot)
+            raise
         finally:  # on every exit path: a finished run, an interrupt, a diverging run, a callback's exception
             for cb in callbacks:
                 cb.on_train_end(history)
@@ -538,14 +561,14 @@ def _split(X, y, fraction: float):
 
 
 def _train_epoch(model, loss, optimizer, batches_iter, kind, epoch, epochs, batches, callbacks,
-                 screened=contextlib.nullcontext) -> dict[str, Any]:
+                 screened=contextlib.nullcontext, kept=contextlib.nullcontext) -> dict[str, Any]:
     params = model.parameters()
     start_time = time.perf_counter()
     total, correct, seen = 0.0, 0, 0
     for batch, (xb, yb, lb) in enumerate(batches_iter):
         model.zero_grad()
         try:
-            with screened():
+            with screened(), kept(xb):
                 a = _forward(model, xb)
             value = float(loss(a, yb))
         except NonFiniteError as e:
@@ -604,7 +627,7 @@ def _loss_divisor(loss, y: np.ndarray) -> float:
 
 
 def _train_epoch_distributed(model, loss, optimizer, batches_iter, kind, epoch, epochs, batches, callbacks,
-                             dist, screened=contextlib.nullcontext) -> dict[str, Any]:
+                             dist, screened=contextlib.nullcontext, kept=contextlib.nullcontext) -> dict[str, Any]:
     """_train_epoch on this rank's shard of every global batch. One small all-reduce before backward agrees
     on the global loss, the accuracy count, the loss's divisor and any reason to stop (a non-finite loss on
     some rank, Ctrl-C on some rank); the gradients' all-reduce follows backward (dist.allreduce)."""
@@ -625,7 +648,7 @@ def _train_epoch_distributed(model, loss, optimizer, batches_iter, kind, epoch, 
         divisor = _loss_divisor(loss, ys) if len(xs) else 0.0
         if len(xs):
             try:
-                with screened():
+                with screened(), kept(xs):
                     a = _forward(model, xs)
                 value = float(loss(a, ys))
             except NonFiniteError as e:

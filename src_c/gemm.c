@@ -2,11 +2,18 @@
  * register-blocked micro-kernels and blocking taken from the table of the instruction-set level in use
  * (cpu.h: AVX-512 in gemm_avx512.c, AVX2+FMA here, or portable C) and an OpenMP team sharing the packed
  * panels when the problem is big enough to pay for the threads. */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE   /* sched_getcpu */
+#endif
 #include "gemm.h"
 #include "gemm_cntx.h"
 #include "thresholds.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
+#if defined(__linux__)
+#include <sched.h>
+#endif
 
 #if defined(_WIN32)
 #include <windows.h>
@@ -177,6 +184,57 @@ static int cnn_gemm_team(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
 {
     const double work = (double)m * (double)n * (double)k / CNN_GEMM_MIN_WORK_PER_THREAD;
     return cnn_gemm_team_size(work < CNN_MAX_NUM_THREADS ? (ptrdiff_t)work : CNN_MAX_NUM_THREADS);
+}
+
+/* Teams that share one core. When other processes hold the other cores, the scheduler may start every
+ * thread of a team on one core: the shares then run one after the other, with a wake-up, time slices and
+ * the finished threads' spin at the closing barrier in between. Traced on the 2-vCPU EPYC under the other
+ * helpers' compiler load (omp_get_wtime and sched_getcpu per thread of gemm_static): 128^3 on 2 threads on
+ * one CPU took 104 us (thread 1 ran 28-52 us, thread 0 78-102 us) against 41 us on one thread, and MLP
+ * fc1's 64x100x784 201 us on one CPU against 102 us on two and ~100 us on one thread. So every small
+ * parallel product (gemm_static and the unpacked path) notes the CPU each thread starts on; when all
+ * started on one, the next CNN_GEMM_SHARED_CORE_BACKOFF small products run on the calling thread, then a
+ * team is tried again. Results never depend on the thread count: only the time changes. Linux only
+ * (sched_getcpu); elsewhere every team counts as spread. */
+static atomic_int cnn_gemm_backoff = 0;
+
+static int cnn_gemm_cpu(void)
+{
+#if defined(__linux__)
+    return sched_getcpu();
+#else
+    return -1;
+#endif
+}
+
+/* After a small product's team: back off when every thread (cpus[0..nt)) started on one CPU. */
+static void cnn_gemm_note_cpus(const int *cpus, int nt)
+{
+    for (int t = 0; t < nt; ++t)
+        if (cpus[t] < 0 || cpus[t] != cpus[0])
+            return;
+    atomic_store_explicit(&cnn_gemm_backoff, CNN_GEMM_SHARED_CORE_BACKOFF, memory_order_relaxed);
+}
+
+/* The team for a small product: nt, or 1 while backing off after a team that shared one core. A path
+ * forced for the tests (set_partition, set_unpacked) keeps its team, so that they exercise it. */
+static int cnn_gemm_small_team(int nt)
+{
+    if (nt <= 1 || cnn_gemm_partition_mode >= 0 || cnn_gemm_sup_mode >= 0
+            || atomic_load_explicit(&cnn_gemm_backoff, memory_order_relaxed) <= 0)
+        return nt;
+    atomic_fetch_sub_explicit(&cnn_gemm_backoff, 1, memory_order_relaxed);
+    return 1;
+}
+
+void cnn_gemm_reset_backoff(void)
+{
+    atomic_store(&cnn_gemm_backoff, 0);
+}
+
+int cnn_gemm_backoff_left(void)
+{
+    return atomic_load(&cnn_gemm_backoff);
 }
 
 /* ---- AVX2+FMA micro-kernels, one definition for both dtypes ----------------------------------------

@@ -58,6 +58,10 @@ void cnn_gemm_set_unpacked(int mode);
  * among the team, 1 always partitions C statically into one panel per thread. For tests and benchmarks;
  * not thread-safe against concurrent gemm calls. */
 void cnn_gemm_set_partition(int mode);
+/* The small products left to run on one thread after a team whose threads all started on one CPU
+ * (gemm.c, "teams that share one core"), and its reset to 0. */
+int cnn_gemm_backoff_left(void);
+void cnn_gemm_reset_backoff(void);
 
 /* The blocking of the level in use for float (dtype 0) or double (1): mr, nr, mc, kc, nc in out[0..4]. */
 void cnn_gemm_blocking(int dtype, int out[5]);

@@ -276,8 +276,10 @@ static int G(gemm_static)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, int
     const ptrdiff_t unit = by_cols ? bs->nr : bs->mr, extent = by_cols ? n : m;
     const ptrdiff_t per = ((by_cols ? col_tiles : row_tiles) + nt - 1) / nt * unit;
     int err = 0;
+    int cpus[CNN_MAX_NUM_THREADS];
     #pragma omp parallel for num_threads(nt) schedule(static) reduction(| : err)
     for (int t = 0; t < nt; ++t) {
+        cpus[t] = cnn_gemm_cpu();
         const ptrdiff_t lo = t * per;
         if (lo >= extent)
             continue;
@@ -289,6 +291,7 @@ static int G(gemm_static)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, int
             err |= G(gemm_serial)(cx, bs, len, n, k, alpha, a + lo * rsa, rsa, csa, b, rsb, csb, beta,
                                   c + lo * ldc, ldc);
     }
+    cnn_gemm_note_cpus(cpus, nt);
     return err ? -1 : 0;
 }
 #endif
@@ -361,8 +364,11 @@ static int G(gemm_strided)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
     }
     const cnn_gemm_cntx *cx = cnn_gemm_context();   /* one level for the whole call, every thread */
     const cnn_gemm_blksz *bs = &cx->G(blk);
-    const int nt = cnn_gemm_team(m, n, k);
-    if (!G(use_sup)(cx, bs, m, n, k, csb)) {
+    int nt = cnn_gemm_team(m, n, k);
+    const int sup = G(use_sup)(cx, bs, m, n, k, csb);
+    if (sup || cnn_gemm_use_static(m, n, k))
+        nt = cnn_gemm_small_team(nt);
+    if (!sup) {
 #if CNN_CORE_OPENMP
         if (nt > 1 && cnn_gemm_use_static(m, n, k))
             return G(gemm_static)(cx, bs, nt, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);
@@ -377,10 +383,12 @@ static int G(gemm_strided)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
     const ptrdiff_t col_tiles = (n + bs->sup_nr - 1) / bs->sup_nr;
     const int by_rows = row_tiles >= nt || row_tiles >= col_tiles;
     const ptrdiff_t per = by_rows ? (row_tiles + nt - 1) / nt * bs->sup_mr : (col_tiles + nt - 1) / nt * bs->sup_nr;
+    int cpus[CNN_MAX_NUM_THREADS];
 #if CNN_CORE_OPENMP
     #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
 #endif
     for (int t = 0; t < nt; ++t) {
+        cpus[t] = cnn_gemm_cpu();
         const ptrdiff_t i0 = by_rows ? t * per : 0, j0 = by_rows ? 0 : t * per;
         if (i0 >= m || j0 >= n)
             continue;
@@ -389,6 +397,8 @@ static int G(gemm_strided)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
         G(gemm_sup)(cx, bs, mt, ntl, k, alpha, a + i0 * rsa, rsa, csa, b + j0, rsb, beta, c + i0 * ldc + j0,
                     ldc);
     }
+    if (nt > 1)
+        cnn_gemm_note_cpus(cpus, nt);
     return 0;
 }
 

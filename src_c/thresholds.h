@@ -14,6 +14,11 @@
  * barriers per row group. */
 #define CNN_GEMM_STATIC_MAX_WORK (1 << 25)
 
+/* GEMM: small products (the static and unpacked paths) run on one thread after a team whose threads all
+ * started on one CPU (other processes held the rest): that many, then a team is tried again
+ * (gemm.c, "teams that share one core"). An MLP step makes 3-5 such products. */
+#define CNN_GEMM_SHARED_CORE_BACKOFF 64
+
 /* Elementwise activations: they run at ~1 ns per element or less, so arrays below 2^20 elements (an MLP
  * batch) stay serial; above, threads take chunks of CNN_ACT_CHUNK elements. */
 #define CNN_ACT_MIN_PARALLEL (1 << 20)

@@ -282,3 +282,74 @@ def test_prefetch_thread_ends_when_the_epoch_is_abandoned_and_reraises():
     w.submit(3)   # a job in flight at close: waited for, then the thread ends
     w.close()
     assert threading.active_count() == before
+
+
+def test_prefetch_job_not_started_is_run_by_the_caller():
+    # result() takes back a job the thread has not started (its `_go` signal is the claim) and runs it on
+    # the calling thread, instead of waiting for the thread to get a core; close() drops such a job. Made
+    # deterministic by ending the thread first: every later job is then one it cannot start.
+    import threading
+
+    from cnn_core.data import _Prefetcher
+
+    ran = []
+
+    def fn(k):
+        ran.append((k, threading.get_ident()))
+        if k == 7:
+            raise KeyError("seven")
+        return k * 10
+
+    w = _Prefetcher(fn)
+    w.submit(1)
+    assert w.result() == 10                      # either thread, the same value
+    w.close()
+    assert not w._thread.is_alive()
+    w.submit(5)
+    assert w.result() == 50 and ran[-1] == (5, threading.get_ident())
+    w.submit(7)
+    with pytest.raises(KeyError, match="seven"):  # the caller's own exception, as the thread's would be
+        w.result()
+    w.submit(6)
+    w.close()                                    # a job nobody started: dropped, not run
+    assert [k for k, _ in ran] == [1, 5, 7]
+    # and a loader whose thread is slow to start still yields the plain loop's batches
+    X = np.arange(4000, dtype=np.float32).reshape(1000, 4)
+    y = np.arange(1000)
+    plain = [tuple(a.copy() for a in b) for b in DataLoader(X, y, 64, shuffle=True, seed=3)._batches((X, y), 0,
+                                                                                                      reuse=False)]
+    got = [tuple(a.copy() for a in b) for b in DataLoader(X, y, 64, shuffle=True, seed=3)._batches((X, y), 0,
+                                                                                                    reuse=True)]
+    assert all(np.array_equal(p, g) for pb, gb in zip(plain, got) for p, g in zip(pb, gb)) and len(got) == 16
+
+
+def test_prefetch_thread_is_left_out_on_a_busy_machine(monkeypatch):
+    # By the 1-minute load average against the cores this process may use (cnn_core.data._use_prefetch_thread);
+    # PREFETCH_THREAD forces it; without os.getloadavg the thread is used. The batches are the same either way.
+    import os
+
+    import cnn_core.data as data
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 0.5, 0.0, 0.0), raising=False)
+    assert data._use_prefetch_thread() is False
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores - 0.5, 0.0, 0.0), raising=False)
+    assert data._use_prefetch_thread() is True
+
+    def unknown():
+        raise OSError("no load average")
+    monkeypatch.setattr(os, "getloadavg", unknown, raising=False)
+    assert data._use_prefetch_thread() is True
+    monkeypatch.setattr(data, "PREFETCH_THREAD", False)
+    assert data._use_prefetch_thread() is False
+    X = np.arange(4000, dtype=np.float32).reshape(1000, 4)
+    y = np.arange(1000)
+    batches = {}
+    for thread in (True, False):
+        monkeypatch.setattr(data, "PREFETCH_THREAD", thread)
+        batches[thread] = [tuple(a.copy() for a in b) for b in DataLoader(X, y, 64, shuffle=True, seed=3)._batches(
+            (X, y), 0, reuse=True, check_rows=True)]
+    assert len(batches[True]) == len(batches[False]) == 16
+    assert all(np.array_equal(p, g) for pb, gb in zip(batches[True], batches[False]) for p, g in zip(pb, gb))
+    X[517, 2] = np.nan
+    with pytest.raises(data.NonFiniteRowError, match="in sample 517$"):
+        list(DataLoader(X, y, 64, shuffle=True, seed=3)._batches((X, y), 0, reuse=True, check_rows=True))

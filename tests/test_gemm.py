@@ -419,3 +419,48 @@ def test_fast_entry_equals_the_checked_path(dtype):
     assert _gemm.gemm_fast(a, b, ro, 1.0, 0.0, False, False) is NotImplemented
     assert gemm(a, b, c, alpha=2) is c   # an int alpha takes the checked path, same result
     np.testing.assert_array_equal(c, gemm(a, b, alpha=2.0))
+
+
+# ---- teams that share one core ------------------------------------------------------------------
+
+SHARED_CORE = """
+import os, sys
+import numpy as np
+import cnn_core
+from cnn_core.kernels import _gemm, gemm
+os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # every thread the team starts lands on one CPU
+cnn_core.set_num_threads(2)
+rng = np.random.default_rng(0)
+a, b = rng.standard_normal((64, 784)).astype(np.float32), rng.standard_normal((784, 100)).astype(np.float32)
+big = rng.standard_normal((300, 600)).astype(np.float32)
+serial = a.astype(np.float64) @ b
+out = [_gemm.backoff_left()]
+c = gemm(a, b)                       # 5M multiply-adds: a 2-thread static product, both threads on one CPU
+out.append(_gemm.backoff_left())
+c2 = gemm(a, b)                      # backing off: one thread, the same result
+out.append(_gemm.backoff_left())
+gemm(big, big.T)                     # 54M: the shared-panel driver, not a small product: no change
+out.append(_gemm.backoff_left())
+_gemm.set_partition(1)               # a path forced for the tests keeps its team
+gemm(a, b)
+out.append(_gemm.backoff_left())
+_gemm.set_partition(-1)
+_gemm.reset_backoff()
+out.append(_gemm.backoff_left())
+assert np.array_equal(c, c2) and np.abs(c - serial).max() < 1e-3
+print(*out)
+"""
+
+
+@pytest.mark.skipif(not (cnn_core.openmp_enabled() and hasattr(__import__("os"), "sched_setaffinity")),
+                    reason="needs OpenMP and os.sched_setaffinity (Linux)")
+def test_team_on_one_cpu_backs_off_to_one_thread(tmp_path):
+    # A small product whose team threads all start on one CPU sets the back-off (thresholds.h's
+    # CNN_GEMM_SHARED_CORE_BACKOFF = 64 small products on one thread); each small product then uses one
+    # count; large products and forced paths leave it alone. In a fresh process pinned to one CPU.
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-c", SHARED_CORE], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["0", "64", "63", "63", "64", "0"]

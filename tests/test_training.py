@@ -461,3 +461,28 @@ def test_fit_screens_X_once_not_per_batch(monkeypatch):
     bad = DataLoader(X4, y, 16, shuffle=True, seed=0, transform=lambda b: b * np.float32(np.nan) if len(b) > 1 else b)
     with pytest.raises(NonFiniteLossError, match="forward pass produced NaN"):
         fit(seq, CrossEntropyLoss(), SGD(seq.parameters(), lr=0.1), bad, epochs=1)
+
+
+def test_linear_keeps_fit_batches_without_a_copy_but_copies_other_inputs():
+    # fit promises its batch stays unchanged until backward (nn.module.input_kept): the first Linear keeps a
+    # reference to it; outside fit, or in a model with an in-place layer, Linear keeps a private copy, so
+    # changing x in place after forward cannot change the gradients.
+    from cnn_core.nn import LeakyReLU, ReLU
+    seen = []
+
+    def hook(module, args, out):
+        if module.training:          # not fit's eval-mode probe of the output shape
+            seen.append(module._a_prev is args[0])
+    X, y = blobs(40)
+    for model, kept in ((Sequential(Linear(2, 8, rng=0), ReLU(), Linear(8, 2, rng=1)), True),
+                        (Sequential(Linear(2, 8, rng=0), LeakyReLU(inplace=True), Linear(8, 2, rng=1)), False)):
+        seen.clear()
+        model[0].register_forward_hook(hook)
+        fit(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), X, y, epochs=2, batch_size=8, seed=0)
+        assert seen == [kept] * 10
+    model = Linear(2, 3, rng=0)
+    x = X[:4].copy()
+    model(x)
+    x[:] = 1e3                       # the caller reuses its array before backward
+    model.backward(np.ones((4, 3), np.float32))
+    assert np.allclose(model.weight.grad, np.ones((3, 1)) * X[:4].sum(axis=0))

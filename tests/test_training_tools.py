@@ -31,6 +31,16 @@ class Weights(Callback):
         self.calls.append("train_end")
 
 
+class Steps(Callback):
+    """The batches that finished training (on_batch_end), in order."""
+
+    def __init__(self):
+        self.batches = []
+
+    def on_batch_end(self, batch, logs):
+        self.batches.append(batch)
+
+
 def test_callbacks_get_the_model_and_can_stop_training():
     class StopAt(Callback):
         def on_epoch_end(self, epoch, logs):
@@ -343,14 +353,57 @@ def test_callback_bad_arguments(make, exc, match):
         make()
 
 
+@pytest.fixture(params=[True, False], ids=["prefetch-thread", "gather-in-place"])
+def prefetch_thread(request, monkeypatch):
+    """Shuffled batches gathered on the prefetch thread, or on fit's own thread (as on a busy machine)."""
+    import cnn_core.data
+    monkeypatch.setattr(cnn_core.data, "PREFETCH_THREAD", request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("at", [0, 23, 39])
-def test_nan_in_training_data_is_refused_before_anything_runs(at):
+def test_nan_in_training_data_is_refused_before_its_batch_trains(at, prefetch_thread):
+    # Shuffled batches: X is screened batch by batch as the prefetch thread gathers it; sample 0 (the one fit
+    # runs to find the output shape) before anything runs. Every batch holding a NaN is refused before it
+    # trains, the error names the sample, and the model and optimizer are back at their state before fit.
     X, y = blobs(40)
     X[at, 1] = np.nan
     model = mlp()
     before = model.state_dict()
+    opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
+    w, steps = Weights(), Steps()
+    with pytest.raises(ValueError, match=f"X: expected finite values, got NaN or infinity in sample {at}$"):
+        fit(model, CrossEntropyLoss(), opt, X, y, epochs=2, batch_size=4, seed=0, callbacks=[w, steps])
+    assert states_equal(model.state_dict(), before) and opt.state_dict()["state"] == {}
+    assert w.states == [] and w.calls == ([] if at == 0 else ["train_end"])
+    order = np.random.default_rng([0, 0]).permutation(40)
+    assert steps.batches == ([] if at == 0 else list(range(int(np.flatnonzero(order == at)[0]) // 4)))
+
+
+def test_nan_met_in_a_later_epoch_restores_the_last_finished_one(prefetch_thread):
+    # drop_last leaves 2 of 10 samples out of each epoch: a NaN sample the first epoch skipped is met
+    # later, and fit leaves the weights (and momentum) from the end of the last finished epoch.
+    X, y = blobs(10)
+    orders = [np.random.default_rng([3, e]).permutation(10) for e in range(4)]
+    bad = int(orders[0][-1])                 # left out of epoch 0
+    first = next(e for e in range(1, 4) if bad in orders[e][:8])
+    X[bad, 0] = np.inf
+    loader = DataLoader(X, y, batch_size=4, shuffle=True, drop_last=True, seed=3)
+    model = mlp()
+    opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
     w = Weights()
-    with pytest.raises(ValueError, match="X: expected finite values"):
-        fit(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), X, y, epochs=2, batch_size=4, seed=0,
-            callbacks=[w])
+    with pytest.raises(ValueError, match=f"in sample {bad}$"):
+        fit(model, CrossEntropyLoss(), opt, loader, epochs=4, callbacks=[w])
+    assert len(w.states) == first and states_equal(model.state_dict(), w.states[-1])
+
+
+def test_nan_in_unshuffled_data_is_refused_before_anything_runs():
+    X, y = blobs(40)
+    X[23, 1] = np.nan
+    model = mlp()
+    before = model.state_dict()
+    w = Weights()
+    with pytest.raises(ValueError, match="X: expected finite values, got NaN or infinity$"):
+        fit(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), X, y, epochs=2, batch_size=4,
+            shuffle=False, callbacks=[w])
     assert states_equal(model.state_dict(), before) and w.calls == []

@@ -34,6 +34,8 @@ cdef extern from "gemm.h" nogil:
                          const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc)
     void cnn_gemm_set_unpacked(int mode)
     void cnn_gemm_set_partition(int mode)
+    int cnn_gemm_backoff_left()
+    void cnn_gemm_reset_backoff()
     double cnn_fma_probe(int kind, long iters)
     void cnn_gemm_blocking(int dtype, int *out)
 
@@ -203,6 +205,17 @@ def set_partition(mode: int) -> None:
     team sharing packed panels, 1 always one static panel of C per thread. Not safe while another thread
     is in gemm."""
     cnn_gemm_set_partition(mode)
+
+
+def backoff_left() -> int:
+    """The small products still to run on one thread because a team's threads all started on one CPU
+    (src_c/gemm.c, "teams that share one core"); for the tests."""
+    return cnn_gemm_backoff_left()
+
+
+def reset_backoff() -> None:
+    """End the one-thread back-off now (tests)."""
+    cnn_gemm_reset_backoff()
 
 
 def blocking(dtype) -> dict:

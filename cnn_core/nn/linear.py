@@ -8,7 +8,7 @@ from cnn_core._validation import check_bool, check_size
 from cnn_core.kernels.dense import _bias_grad, _linear
 from cnn_core.kernels.gemm import _matmul
 from cnn_core.nn.init import check_init, check_parameter_bytes, layer_weights
-from cnn_core.nn.module import Module, Parameter, register_module
+from cnn_core.nn.module import Module, Parameter, is_kept, register_module
 
 
 @register_module
@@ -74,8 +74,12 @@ class Linear(Module):
             raise ValueError(f"Linear: x: expected {self.in_features} features (in_features), got shape {x.shape}")
         xc = np.ascontiguousarray(x)
         # backward needs x as it is now: keep a private copy, so that the caller changing x in place before
-        # backward cannot change the gradients (unless ascontiguousarray already copied a strided x).
-        self._a_prev = (xc.copy() if np.may_share_memory(xc, x) else xc) if self.training else None
+        # backward cannot change the gradients (unless ascontiguousarray already copied a strided x, or the
+        # caller promised to leave x alone: fit's batch, see nn.module.input_kept; 200 KB an MLP step).
+        if not self.training:
+            self._a_prev = None
+        else:
+            self._a_prev = xc.copy() if np.may_share_memory(xc, x) and not is_kept(x) else xc
         return _linear(xc, self.weight.data, None if self.bias is None else self.bias.data)
 
     def backward(self, delta: np.ndarray) -> np.ndarray | None:
