@@ -356,7 +356,8 @@ int cnn_plan_chunk_team(const cnn_plan_op *ops, int nops, ptrdiff_t m, double wo
 #define PLAN_TEAM(RUN)                                                                                  \
     for (ptrdiff_t c = 0; c < nchunks && err == 0; ++c) {                                               \
         const ptrdiff_t s = c * chunk, m = n - s < chunk ? n - s : chunk;                               \
-        err = cnn_plan_table[level].RUN(ops, nops, m, (const char *)x + s * x_row, y + s * y_row, arena, &cnn_plan_alone); \
+        err = cnn_plan_table[level].RUN(ops, nops, m, (const char *)x + s * x_row, y + s * y_row, arena,     \
+                                        &cnn_plan_alone);                                               \
     }
 #define PLAN_PARALLEL(RUN) (void)arena_row;
 #endif
