@@ -27,11 +27,15 @@ static int cnn_plan_team_for(double work, ptrdiff_t units);
 /* The barrier of a team that runs one chunk together (plan_template.h's run_chunk), between the steps of
  * its ops, a few microseconds apart. OpenMP's barrier spins GOMP_SPINCOUNT times (cnn_core sets 1000 at
  * import, for the machine's other processes: __init__.py) and then sleeps in the kernel, so a thread that
- * arrives a few microseconds early would sleep and cost a wake-up (5-50 us) at nearly every op. This one
- * spins CNN_PLAN_SPIN pauses (25-33 ns each on the Zen 4 this was tuned on: ~60 us, longer than a step's
- * imbalance on a quiet machine), then sleeps in the kernel (Linux's futex; elsewhere it yields its core at
- * each look), so that on a busy machine a thread waiting for its partner to get a core leaves the core. */
-#define CNN_PLAN_SPIN 2048
+ * arrives a few microseconds early would sleep and cost a wake-up (tens of microseconds on this VM) at
+ * nearly every op. This one spins CNN_PLAN_SPIN pauses (25-33 ns each on the Zen 4 this was tuned on:
+ * ~8 us), then looks again after each of up to CNN_PLAN_YIELDS sched_yield()s, then sleeps in the kernel
+ * (Linux's futex; elsewhere it keeps yielding). Yielding, not spinning, for the longer waits: on a busy
+ * machine the scheduler may put both threads on one core, where a spinning thread holds off the partner
+ * it waits for until its time slice ends (measured, small_cnn at one image under load 7: 3.6 ms a call
+ * with 8192 pauses, 0.6 ms with 256 before the futex, 0.33 ms quiet). */
+#define CNN_PLAN_SPIN 256
+#define CNN_PLAN_YIELDS 200
 
 typedef struct {
     int nth;         /* the team's threads */
@@ -65,11 +69,14 @@ static void cnn_plan_barrier_wait(cnn_plan_barrier *b)
         }
         return;
     }
-    for (int spin = 0; spin < CNN_PLAN_SPIN; ++spin) {
+    for (int spin = 0; spin < CNN_PLAN_SPIN + CNN_PLAN_YIELDS; ++spin) {
         if (__atomic_load_n(&b->phase, __ATOMIC_ACQUIRE) != phase)
             return;
+        if (spin >= CNN_PLAN_SPIN)
+            sched_yield();
 #if CNN_X86
-        __builtin_ia32_pause();
+        else
+            __builtin_ia32_pause();
 #endif
     }
     __atomic_add_fetch(&b->sleepers, 1, __ATOMIC_SEQ_CST);
