@@ -165,7 +165,7 @@ def profile(net: str, workdir: str, threads: int) -> None:
         sub = P._Builder(builder.dtype)
         sub.ops, sub.work = builder.ops[:k], builder.work
         prog = P._program(sub, sized.chunk)
-        t = _timing.median_time(lambda: prog.run(x1, out, arena, sized.chunk, sized.threads), repeats=15,
+        t = _timing.median_time(lambda: prog.run(x1, out, arena, sized.chunk, sized.max_threads), repeats=15,
                                 min_time=0.02)
         print(f"  {t * 1e6:8.2f} us  {(t - prev) * 1e6:+8.2f}  {plan.ops[k - 1] if k else 'none'}")
         prev = t

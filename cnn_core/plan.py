@@ -316,8 +316,7 @@ class _Builder:
                 fbw = 2 * vl if f % (2 * vl) == 0 else vl
                 packed = self.weights(weight.reshape(f // fbw, fbw, k).transpose(0, 2, 1))
                 params[15] = 3
-                return self.op("conv", v, (f, oh, ow), params, w=packed, b=b, tab=tab,
-                               scratch=(c * hp * wp, oh * ow * f))
+                return self.op("conv", v, (f, oh, ow), params, w=packed, b=b, tab=tab, scratch=(c * hp * wp,))
             # dconv: positions vectorized on the wide grid, weights packed (F8/8, K, 8)
             tile = 2 * vl
             pw_ = -(-oh * wp // tile) * tile
@@ -507,10 +506,11 @@ class _Sized:
     (one per concurrent call: a call takes one and gives it back, so calls from several threads never
     share scratch)."""
 
-    __slots__ = ("chunk", "threads", "program", "arena_shape", "arenas")
+    __slots__ = ("chunk", "threads", "max_threads", "program", "arena_shape", "arenas")
 
-    def __init__(self, chunk, threads, program, arena_shape):
+    def __init__(self, chunk, threads, max_threads, program, arena_shape):
         self.chunk, self.threads, self.program, self.arena_shape = chunk, threads, program, arena_shape
+        self.max_threads = max_threads      # a team that runs each chunk together may take up to this many
         self.arenas: list[np.ndarray] = []
 
 
@@ -574,7 +574,7 @@ class Plan:
                 program = self._programs.get(chunk)
                 if program is None:
                     program = self._programs[chunk] = _program(self._builder, chunk)
-                s = _Sized(chunk, threads, program, (threads, max(1, self._arena_per_sample * chunk)))
+                s = _Sized(chunk, threads, max_threads, program, (threads, max(1, self._arena_per_sample * chunk)))
                 self._sized[key] = s
         return s
 
@@ -612,7 +612,7 @@ class Plan:
         except IndexError:
             arena = np.empty(s.arena_shape, self.dtype)
         try:
-            s.program.run(x, out, arena, s.chunk, s.threads)
+            s.program.run(x, out, arena, s.chunk, s.max_threads)
         finally:
             s.arenas.append(arena)
         return out

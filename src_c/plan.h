@@ -6,8 +6,11 @@
  * m comes at run time, so one op array serves any batch. A buffer is named by a slot: CNN_PLAN_IN (the
  * chunk's input rows), CNN_PLAN_OUT (the chunk's output rows) or an offset (elements) into the running
  * thread's arena, which holds every intermediate of one chunk. The batch runs chunk by chunk; with more
- * than one thread each thread takes whole chunks through the whole network on its own arena (no barrier
- * between layers), with one thread an op may use a team of its own (the GEMM's).
+ * than one chunk's worth of work each thread takes whole chunks through the whole network on its own arena
+ * (no barrier between layers); when the chunks run one at a time (one image, say), a team may run each
+ * chunk together in one parallel region per call, the ops' work split among its threads with a barrier
+ * between ops (plan_template.h's run_chunk), or, when the ops a team would leave to one thread are GEMMs
+ * big enough for a team, each op takes a team of its own.
  */
 #ifndef CNN_CORE_PLAN_H
 #define CNN_CORE_PLAN_H
@@ -106,17 +109,22 @@ void cnn_plan_init(cnn_team_size_fn team_size, cnn_simd_level_fn simd_level);
  * when the first op is a gather), y receives n rows of y_row elements; chunks of at
  * most `chunk` samples; arena holds max_threads blocks of arena_row elements (one per thread). Threads:
  * at most max_threads, one per chunk, and only when the batch's work (work_per_sample multiply-adds per
- * sample) gives each at least CNN_GEMM_MIN_WORK_PER_THREAD. Returns 0, or -1 when a GEMM could not
- * allocate its packing buffers. */
+ * sample) gives each at least CNN_GEMM_MIN_WORK_PER_THREAD; when that leaves one chunk at a time, a team of
+ * at most team_threads may run each chunk together (on the arena's first block), every op split among
+ * them, when a chunk gives each thread CNN_PLAN_TEAM_MIN_WORK (thresholds.h). Returns 0, or -1 when a GEMM
+ * could not allocate its packing buffers. */
 int cnn_plan_run_f32(const cnn_plan_op *ops, int nops, ptrdiff_t n, ptrdiff_t chunk, const void *x,
                      ptrdiff_t x_row, float *y, ptrdiff_t y_row, float *arena, ptrdiff_t arena_row,
-                     int max_threads, double work_per_sample);
+                     int max_threads, int team_threads, double work_per_sample);
 int cnn_plan_run_f64(const cnn_plan_op *ops, int nops, ptrdiff_t n, ptrdiff_t chunk, const void *x,
                      ptrdiff_t x_row, double *y, ptrdiff_t y_row, double *arena, ptrdiff_t arena_row,
-                     int max_threads, double work_per_sample);
+                     int max_threads, int team_threads, double work_per_sample);
 
 /* The threads cnn_plan_run would use for n samples in chunks of `chunk` (for sizing the arena). */
 int cnn_plan_threads(ptrdiff_t n, ptrdiff_t chunk, int max_threads, double work_per_sample);
+
+/* The team that would run each chunk of m samples together (1: none) with at most max_threads threads. */
+int cnn_plan_chunk_team(const cnn_plan_op *ops, int nops, ptrdiff_t m, double work_per_sample, int max_threads);
 
 /* A Linear op's ldw is a multiple of this: the small-batch kernel's vector (elements). */
 ptrdiff_t cnn_plan_linear_block(int dtype);

@@ -224,15 +224,19 @@ static void G(im2col)(const cnn_plan_op *op, const T *x, T *cols, ptrdiff_t ld)
     }
 }
 
-/* x's C planes of H x W copied into zeroed planes of Hp x Wp at row PH, column PW (cropped where the padded
- * plane is smaller); the first `total` elements of pad are zeroed, which may reach past the planes (the
- * direct convolutions read their last taps there). */
-static void G(pad_planes)(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t Hp,
-                          ptrdiff_t Wp, ptrdiff_t total, const T *x, T *pad)
+/* Channels c0 .. c1 of x's C planes of H x W copied into zeroed planes of Hp x Wp at row PH, column PW
+ * (cropped where the padded plane is smaller); the part holding channel C - 1 also zeroes pad from the
+ * planes' end up to `total` elements (the direct convolutions read their last taps there). One thread
+ * passes 0, C; a team's threads disjoint channel ranges. */
+static void G(pad_planes)(ptrdiff_t c0, ptrdiff_t c1, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t PH,
+                          ptrdiff_t PW, ptrdiff_t Hp, ptrdiff_t Wp, ptrdiff_t total, const T *x, T *pad)
 {
-    memset(pad, 0, (size_t)total * sizeof(T));
+    const ptrdiff_t plane = Hp * Wp;
+    memset(pad + c0 * plane, 0, (size_t)((c1 - c0) * plane) * sizeof(T));
+    if (c1 == C && total > C * plane)
+        memset(pad + C * plane, 0, (size_t)(total - C * plane) * sizeof(T));
     const ptrdiff_t rows = H < Hp - PH ? H : Hp - PH, width = W < Wp - PW ? W : Wp - PW;
-    for (ptrdiff_t c = 0; c < C; ++c)
+    for (ptrdiff_t c = c0; c < c1; ++c)
         for (ptrdiff_t h = 0; h < rows; ++h)
             memcpy(pad + (c * Hp + PH + h) * Wp + PW, x + (c * H + h) * W, (size_t)width * sizeof(T));
 }
@@ -250,7 +254,7 @@ static void G(im2col_wide)(const cnn_plan_op *op, const T *x, T *cols, ptrdiff_t
     const ptrdiff_t OW = op->p[13], Hp = OH + DH * (KH - 1), Wp = OW + DW * (KW - 1);
     const T *src = x;
     if (PH != 0 || PW != 0 || Wp != W || Hp > H) {
-        G(pad_planes)(C, H, W, PH, PW, Hp, Wp, C * Hp * Wp, x, pad);
+        G(pad_planes)(0, C, C, H, W, PH, PW, Hp, Wp, C * Hp * Wp, x, pad);
         src = pad;
     }
     const ptrdiff_t cs = src == x ? H * W : Hp * Wp, total = C * cs, len = OH * Wp;
@@ -266,17 +270,27 @@ static void G(im2col_wide)(const cnn_plan_op *op, const T *x, T *cols, ptrdiff_t
             }
 }
 
-/* ---- direct 3x3-style convolution (stride 1, one group) ------------------------------------------- */
+/* ---- direct 3x3-style convolutions (stride 1, one group) ------------------------------------------ */
 
-/* The "wide" output grid again (im2col_wide): with the input zero-padded to (C, Hp, Wp), output position
- * p = oh*Wp + ow reads input p + off[k] for tap k = (c, i, j), off[k] = c*Hp*Wp + i*DH*Wp + j*DW, so the
- * taps of 2*VL consecutive positions are 2 contiguous vectors of the padded input: no column matrix, no
- * packing, the weights pre-packed at compile time as (F/8, K, 8) (8 filters of each tap contiguous).
- * Tile: J filters x 2*VL positions, acc[j][v] += w[k][j] * x[off[k] + v*VL]; J = 8 at the avx512 level
- * (16 zmm accumulators, 2 loads + 8 broadcasts per 16 FMAs), 2 at avx2 (8 ymm), 1 at baseline (8 xmm). */
+/* Both read the input from a zero-padded copy on the "wide" grid of im2col_wide: (C, Hp, Wp) with
+ * Hp = OH + DH*(KH-1), Wp = OW + DW*(KW-1), where output (oh, ow) reads tap k = (c, i, j) at
+ * oh*Wp + ow + off[k], off[k] = c*Hp*Wp + i*DH*Wp + j*DW (op->tab, made at compile time): no column matrix,
+ * and the weights pre-packed at compile time (each kernel's layout below). */
+typedef struct {
+    ptrdiff_t C, H, W, F, PH, PW, OH, OW, Hp, Wp, K;
+    const T *w, *b;
+    const ptrdiff_t *off;
+    int act;
+    T alpha;
+} G(direct);
+
 #define DJ (NV >= 8 ? 8 : NV >= 2 ? 2 : 1)
 #define CCONV_RMAX 14
 
+/* Positions vectorized: the taps of 2*VL consecutive wide positions are 2 contiguous vectors of the padded
+ * input, the weights packed as (F/8, K, 8) (8 filters of each tap contiguous). Tile: J filters x 2*VL
+ * positions, acc[j][v] += w[k][j] * x[off[k] + v*VL]; J = 8 at the avx512 level (16 zmm accumulators,
+ * 2 loads + 8 broadcasts per 16 FMAs), 2 at avx2 (8 ymm), 1 at baseline (8 xmm). */
 static inline __attribute__((always_inline)) void G(dconv_tile)(ptrdiff_t K, const T *x, const ptrdiff_t *off,
                                                                 const T *w, T *out, ptrdiff_t ldo)
 {
@@ -300,40 +314,37 @@ static inline __attribute__((always_inline)) void G(dconv_tile)(ptrdiff_t K, con
     }
 }
 
-/* One sample: pad (the zeroed, padded copy of x, with slack past its end for the last tile's reads) and g
- * (F x Pw, Pw = the positions rounded up to whole tiles) are this sample's scratch. Tiles are shared out
- * to a team when the plan runs one chunk at a time. */
-static void G(dconv)(const cnn_plan_op *op, const T *x, T *y, T *pad, T *g)
+/* One sample on thread th: pad (the padded copy of x, with slack past its end for the last tile's
+ * reads) and g (F x Pw, Pw = the wide positions rounded up to whole tiles) are shared scratch; the threads
+ * split the channels of the copy, the tiles, then the filters of the epilogue, with a barrier between. */
+static void G(dconv)(const G(direct) *d, const T *x, T *y, T *pad, T *g, const cnn_plan_thread *th)
 {
-    const ptrdiff_t C = op->p[0], H = op->p[1], W = op->p[2], F = op->p[3], KH = op->p[4], KW = op->p[5];
-    const ptrdiff_t PH = op->p[8], PW = op->p[9], DH = op->p[10], DW = op->p[11], OH = op->p[12];
-    const ptrdiff_t OW = op->p[13], Hp = OH + DH * (KH - 1), Wp = OW + DW * (KW - 1), K = C * KH * KW;
+    const ptrdiff_t F = d->F, K = d->K, OH = d->OH, OW = d->OW, Wp = d->Wp;
     const ptrdiff_t Pw = (OH * Wp + 2 * VL - 1) / (2 * VL) * (2 * VL);
-    const ptrdiff_t npad = C * Hp * Wp + (KH - 1) * DH * Wp + (KW - 1) * DW + Pw;
-    const T *Wf = (const T *)op->w, *b = (const T *)op->b;
-    const ptrdiff_t *off = op->tab;
-    G(pad_planes)(C, H, W, PH, PW, Hp, Wp, npad, x, pad);
-    const ptrdiff_t nfb = (F + 7) / 8, npb = Pw / (2 * VL), ntiles = nfb * npb;
-    const int team = (int)cnn_plan_team_for((double)F * K * OH * OW, ntiles);
-    (void)team;
-#if CNN_CORE_OPENMP
-#pragma omp parallel for num_threads(team) schedule(static) if (team > 1)
-#endif
-    for (ptrdiff_t t = 0; t < ntiles; ++t) {
+    const ptrdiff_t npad = d->C * d->Hp * Wp + (d->Hp - OH) * Wp + (Wp - OW) + Pw;
+    ptrdiff_t lo, hi;
+    cnn_plan_share(d->C, th, &lo, &hi);
+    G(pad_planes)(lo, hi, d->C, d->H, d->W, d->PH, d->PW, d->Hp, Wp, npad, x, pad);
+    cnn_plan_sync(th);
+    const ptrdiff_t npb = Pw / (2 * VL);
+    cnn_plan_share((F + 7) / 8 * npb, th, &lo, &hi);
+    for (ptrdiff_t t = lo; t < hi; ++t) {
         const ptrdiff_t fb = t / npb, pb = t % npb;
-        const T *wb = Wf + fb * K * 8;
+        const T *wb = d->w + fb * K * 8;
         for (int j0 = 0; j0 < 8; j0 += DJ)
-            G(dconv_tile)(K, pad + pb * 2 * VL, off, wb + j0, g + (fb * 8 + j0) * Pw + pb * 2 * VL, Pw);
+            G(dconv_tile)(K, pad + pb * 2 * VL, d->off, wb + j0, g + (fb * 8 + j0) * Pw + pb * 2 * VL, Pw);
     }
+    cnn_plan_sync(th);
     /* epilogue: bias, activation, the wide rows cut to OW */
-    for (ptrdiff_t f = 0; f < F; ++f) {
-        T *d = y + f * OH * OW;
+    cnn_plan_share(F, th, &lo, &hi);
+    for (ptrdiff_t f = lo; f < hi; ++f) {
+        T *o = y + f * OH * OW;
         const T *s = g + f * Pw;
-        const T bf = b != NULL ? b[f] : (T)0;
+        const T bf = d->b != NULL ? d->b[f] : (T)0;
         for (ptrdiff_t oh = 0; oh < OH; ++oh)
             for (ptrdiff_t q = 0; q < OW; ++q)
-                d[oh * OW + q] = s[oh * Wp + q] + bf;
-        G(act)(op->act, (T)op->alpha, d, OH * OW);
+                o[oh * OW + q] = s[oh * Wp + q] + bf;
+        G(act)(d->act, d->alpha, o, OH * OW);
     }
 }
 
@@ -344,12 +355,13 @@ static void G(dconv)(const cnn_plan_op *op, const T *x, T *y, T *pad, T *g)
  * each input value broadcast from the padded copy (taps at off[k], the tile's first output at
  * oh*Wp + ow0), weights pre-packed (F/(VF*VL), K, VF*VL). No wide grid: every product is an output's,
  * where the positions-vectorized tile above computes (Wp/OW) and (whole tiles) more at 7x7 and 10x10.
- * Outputs go to g as (positions, F), which the epilogue turns into (F, positions). */
+ * Each tile's (R, filters) block goes through a buffer on the stack straight into y's (F, positions)
+ * layout, with the bias and the activation: no pass over the whole output after the tiles. */
 typedef T G(uvec) __attribute__((vector_size(64), aligned(sizeof(T))));   /* an unaligned vector */
 
 static inline __attribute__((always_inline)) void G(cconv_tile)(const int VF, const int R, ptrdiff_t K,
                                                                 const T *x, const ptrdiff_t *off, const T *w,
-                                                                T *out, ptrdiff_t F)
+                                                                T *out, ptrdiff_t ldo)
 {
     /* every loop over r and v unrolled, so that acc stays in registers (R*VF <= 28 zmm at avx512) */
     G(vec) acc[28];
@@ -370,23 +382,23 @@ static inline __attribute__((always_inline)) void G(cconv_tile)(const int VF, co
     }
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
-        *(G(uvec) *)(out + r * F) = acc[r * VF];
+        *(G(uvec) *)(out + r * ldo) = acc[r * VF];
         if (VF > 1)
-            *(G(uvec) *)(out + r * F + VL) = acc[r * VF + 1];
+            *(G(uvec) *)(out + r * ldo + VL) = acc[r * VF + 1];
     }
 }
 
 #define CCONV_R(RR)                                                                                         \
     case RR:                                                                                            \
         if (VF2)                                                                                        \
-            G(cconv_tile)(2, RR, K, xr, off, wb, o, F);                                                 \
+            G(cconv_tile)(2, RR, K, xr, off, wb, o, ldo);                                                 \
         else                                                                                            \
-            G(cconv_tile)(1, RR, K, xr, off, wb, o, F);                                                 \
+            G(cconv_tile)(1, RR, K, xr, off, wb, o, ldo);                                                 \
         break;
 
-/* Outputs ow0 .. ow0 + R of row oh for filter block fb (R <= CCONV_RMAX). */
+/* R <= CCONV_RMAX consecutive outputs of one row for one filter block, into o (rows ldo apart). */
 static void G(cconv_piece)(int VF2, int R, ptrdiff_t K, const T *xr, const ptrdiff_t *off, const T *wb, T *o,
-                           ptrdiff_t F)
+                           ptrdiff_t ldo)
 {
     switch (R) {
         CCONV_R(1) CCONV_R(2) CCONV_R(3) CCONV_R(4) CCONV_R(5) CCONV_R(6) CCONV_R(7)
@@ -397,52 +409,95 @@ static void G(cconv_piece)(int VF2, int R, ptrdiff_t K, const T *xr, const ptrdi
 }
 #undef CCONV_R
 
-static void G(cconv)(const cnn_plan_op *op, const T *x, T *y, T *pad, T *g)
+/* One sample on thread th: the threads split the channels of the padded copy, then (after a
+ * barrier) the tiles; weights packed (F/(VF*VL), K, VF*VL). */
+static void G(cconv)(const G(direct) *d, const T *x, T *y, T *pad, const cnn_plan_thread *th)
 {
-    const ptrdiff_t C = op->p[0], H = op->p[1], W = op->p[2], F = op->p[3], KH = op->p[4], KW = op->p[5];
-    const ptrdiff_t PH = op->p[8], PW = op->p[9], DH = op->p[10], DW = op->p[11], OH = op->p[12];
-    const ptrdiff_t OW = op->p[13], Hp = OH + DH * (KH - 1), Wp = OW + DW * (KW - 1), K = C * KH * KW;
+    const ptrdiff_t F = d->F, K = d->K, OH = d->OH, OW = d->OW, P = OH * OW;
     const int VF2 = F % (2 * VL) == 0;
     const ptrdiff_t fbw = (VF2 ? 2 : 1) * VL, nfb = F / fbw;
     const ptrdiff_t npieces = (OW + CCONV_RMAX - 1) / CCONV_RMAX, piece = (OW + npieces - 1) / npieces;
-    const T *Wf = (const T *)op->w, *b = (const T *)op->b;
-    const ptrdiff_t *off = op->tab;
-    G(pad_planes)(C, H, W, PH, PW, Hp, Wp, C * Hp * Wp, x, pad);
-    const ptrdiff_t ntiles = nfb * OH * npieces;
-    const int team = (int)cnn_plan_team_for((double)F * K * OH * OW, ntiles);
-    (void)team;
-#if CNN_CORE_OPENMP
-#pragma omp parallel for num_threads(team) schedule(static) if (team > 1)
-#endif
-    for (ptrdiff_t t = 0; t < ntiles; ++t) {
+    ptrdiff_t lo, hi;
+    cnn_plan_share(d->C, th, &lo, &hi);
+    G(pad_planes)(lo, hi, d->C, d->H, d->W, d->PH, d->PW, d->Hp, d->Wp, d->C * d->Hp * d->Wp, x, pad);
+    cnn_plan_sync(th);
+    cnn_plan_share(nfb * OH * npieces, th, &lo, &hi);
+    T buf[CCONV_RMAX * 2 * VL] __attribute__((aligned(64)));      /* one tile's (R, fbw) outputs */
+    for (ptrdiff_t t = lo; t < hi; ++t) {
         const ptrdiff_t fb = t / (OH * npieces), oh = t / npieces % OH, ow0 = t % npieces * piece;
         const int R = (int)(OW - ow0 < piece ? OW - ow0 : piece);
-        G(cconv_piece)(VF2, R, K, pad + oh * Wp + ow0, off, Wf + fb * K * fbw, g + (oh * OW + ow0) * F + fb * fbw,
-                       F);
-    }
-    /* epilogue: (positions, F) -> (F, positions), bias, activation */
-    const ptrdiff_t P = OH * OW;
-    for (ptrdiff_t f = 0; f < F; ++f) {
-        T *d = y + f * P;
-        const T bf = b != NULL ? b[f] : (T)0;
-        for (ptrdiff_t q = 0; q < P; ++q)
-            d[q] = g[q * F + f] + bf;
-        G(act)(op->act, (T)op->alpha, d, P);
+        G(cconv_piece)(VF2, R, K, pad + oh * d->Wp + ow0, d->off, d->w + fb * K * fbw, buf, fbw);
+        /* bias and activation on the (R, fbw) block (whole vectors), then into filters fb*fbw.. of y at
+         * positions oh*OW + ow0 .. */
+        if (d->b != NULL)
+            for (int r = 0; r < R; ++r)
+                for (ptrdiff_t j = 0; j < fbw; ++j)
+                    buf[r * fbw + j] += d->b[fb * fbw + j];
+        G(act)(d->act, d->alpha, buf, R * fbw);
+        for (ptrdiff_t j = 0; j < fbw; ++j) {
+            T *o = y + (fb * fbw + j) * P + oh * OW + ow0;
+            for (int r = 0; r < R; ++r)
+                o[r] = buf[r * fbw + j];
+        }
     }
 }
 
-static int G(conv)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y, T *cols, T *g, T *pad)
+/* One sample through the op's direct convolution (p[15]: 2 dconv, 3 cconv), on thread th (the plan's
+ * team), or, run by one thread, on a team of its own when the work gives each thread enough. */
+static void G(direct_conv)(const cnn_plan_op *op, const T *x, T *y, T *pad, T *g, const cnn_plan_thread *th)
 {
-    if (op->p[15] == 3) {     /* direct along the filters: cols is the padded sample, g the outputs */
-        for (ptrdiff_t n = 0; n < m; ++n)
-            G(cconv)(op, x + n * op->p[0] * op->p[1] * op->p[2], y + n * op->p[3] * op->p[12] * op->p[13], cols, g);
+    G(direct) d;
+    const ptrdiff_t KH = op->p[4], KW = op->p[5];
+    d.C = op->p[0], d.H = op->p[1], d.W = op->p[2], d.F = op->p[3], d.PH = op->p[8], d.PW = op->p[9];
+    d.OH = op->p[12], d.OW = op->p[13], d.Hp = d.OH + op->p[10] * (KH - 1), d.Wp = d.OW + op->p[11] * (KW - 1);
+    d.K = d.C * KH * KW;
+    d.w = (const T *)op->w, d.b = (const T *)op->b, d.off = op->tab, d.act = op->act, d.alpha = (T)op->alpha;
+    const int cc = op->p[15] == 3;
+    if (th->nth == 1) {
+        /* the most tiles either kernel has */
+        const ptrdiff_t units = cc ? d.F / VL * d.OH : (d.F + 7) / 8 * (d.OH * d.Wp / (2 * VL));
+        const int team = (int)cnn_plan_team_for((double)d.F * d.K * d.OH * d.OW, units);
+        (void)team;
+#if CNN_CORE_OPENMP
+        if (team > 1) {
+            cnn_plan_barrier bar;
+            cnn_plan_barrier_init(&bar, team);
+#pragma omp parallel num_threads(team)
+            {
+                const cnn_plan_thread own = cnn_plan_thread_of(&bar);
+                if (own.tid < 0)
+                    ;
+                else if (cc)
+                    G(cconv)(&d, x, y, pad, &own);
+                else
+                    G(dconv)(&d, x, y, pad, g, &own);
+            }
+            return;
+        }
+#endif
+    }
+    if (cc)
+        G(cconv)(&d, x, y, pad, th);
+    else
+        G(dconv)(&d, x, y, pad, g, th);
+}
+
+/* A convolution over the m samples of a chunk, on thread th: the direct kernels split each sample
+ * among the threads; the im2col path (its GEMM) runs on thread 0. */
+static int G(conv)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y, T *cols, T *g, T *pad,
+                   const cnn_plan_thread *th)
+{
+    if (op->p[15] >= 2) {     /* direct: cols is the padded sample, g dconv's wide output */
+        const ptrdiff_t xs = op->p[0] * op->p[1] * op->p[2], ys = op->p[3] * op->p[12] * op->p[13];
+        for (ptrdiff_t n = 0; n < m; ++n) {
+            if (n > 0)
+                cnn_plan_sync(th);       /* the previous sample's tiles are done with pad */
+            G(direct_conv)(op, x + n * xs, y + n * ys, cols, g, th);
+        }
         return 0;
     }
-    if (op->p[15] == 2) {     /* direct: cols is the padded sample, g the wide output */
-        for (ptrdiff_t n = 0; n < m; ++n)
-            G(dconv)(op, x + n * op->p[0] * op->p[1] * op->p[2], y + n * op->p[3] * op->p[12] * op->p[13], cols, g);
+    if (th->tid != 0)
         return 0;
-    }
     const ptrdiff_t C = op->p[0], H = op->p[1], W = op->p[2], F = op->p[3];
     const ptrdiff_t KH = op->p[4], KW = op->p[5], OH = op->p[12], OW = op->p[13], G_ = op->p[14];
     const int wide = op->p[6] == 1 && op->p[7] == 1;
@@ -505,10 +560,11 @@ static inline __attribute__((always_inline)) T G(nanmax)(T a, T b)
     return G(sel)((b > a) | (b != b), b, a);   /* | not ||: no branch */
 }
 
-static void G(maxpool2)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y)
+/* Planes lo .. hi of a chunk's m*C (a thread's share). */
+static void G(maxpool2)(const cnn_plan_op *op, ptrdiff_t lo, ptrdiff_t hi, const T *x, T *y)
 {
-    const ptrdiff_t planes = m * op->p[0], H = op->p[1], W = op->p[2], OH = op->p[3], OW = op->p[4];
-    for (ptrdiff_t pl = 0; pl < planes; ++pl) {
+    const ptrdiff_t H = op->p[1], W = op->p[2], OH = op->p[3], OW = op->p[4];
+    for (ptrdiff_t pl = lo; pl < hi; ++pl) {
         const T *xp = x + pl * H * W;
         T *yp = y + pl * OH * OW;
         for (ptrdiff_t u = 0; u < OH; ++u) {
@@ -528,13 +584,13 @@ static void G(maxpool2)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y)
     }
 }
 
-static void G(pool)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y)
+static void G(pool)(const cnn_plan_op *op, ptrdiff_t lo, ptrdiff_t hi, const T *x, T *y)
 {
-    const ptrdiff_t planes = m * op->p[0], H = op->p[1], W = op->p[2], OH = op->p[3], OW = op->p[4];
+    const ptrdiff_t H = op->p[1], W = op->p[2], OH = op->p[3], OW = op->p[4];
     const ptrdiff_t DH = op->p[5], DW = op->p[6];
     const int is_max = op->p[7] != 0;
     const ptrdiff_t *rows = op->tab, *cols = op->tab + 3 * OH;
-    for (ptrdiff_t pl = 0; pl < planes; ++pl) {
+    for (ptrdiff_t pl = lo; pl < hi; ++pl) {
         const T *xp = x + pl * H * W;
         T *yp = y + pl * OH * OW;
         for (ptrdiff_t u = 0; u < OH; ++u) {
@@ -562,19 +618,19 @@ static void G(pool)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y)
 
 /* ---- the rest ---------------------------------------------------------------------------------------- */
 
-static void G(affine)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y)
+/* Planes lo .. hi of a chunk's m*C. */
+static void G(affine)(const cnn_plan_op *op, ptrdiff_t lo, ptrdiff_t hi, const T *x, T *y)
 {
     const ptrdiff_t C = op->p[0], S = op->p[1];
     const T *scale = (const T *)op->w, *shift = (const T *)op->b;
-    for (ptrdiff_t n = 0; n < m; ++n)
-        for (ptrdiff_t c = 0; c < C; ++c) {
-            const T *s = x + (n * C + c) * S;
-            T *d = y + (n * C + c) * S;
-            const T a = scale[c], b = shift[c];
-            for (ptrdiff_t q = 0; q < S; ++q)
-                d[q] = s[q] * a + b;
-            G(act)(op->act, (T)op->alpha, d, S);
-        }
+    for (ptrdiff_t pl = lo; pl < hi; ++pl) {
+        const T *s = x + pl * S;
+        T *d = y + pl * S;
+        const T a = scale[pl % C], b = shift[pl % C];
+        for (ptrdiff_t q = 0; q < S; ++q)
+            d[q] = s[q] * a + b;
+        G(act)(op->act, (T)op->alpha, d, S);
+    }
 }
 
 static void G(softmax)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y)
@@ -687,66 +743,84 @@ static void G(place)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y)
             memcpy(y + n * dz + o * ds + dof, x + n * sz + o * ss + so, (size_t)len * sizeof(T));
 }
 
-/* One chunk of m samples through every op; the slots resolve against this chunk's input and output rows
- * and the running thread's arena. */
-static int G(run_chunk)(const cnn_plan_op *ops, int nops, ptrdiff_t m, const void *x, T *y, T *arena)
+/* The ops a chunk's team leaves to thread 0 (a GEMM's, or too little work to share). */
+static int G(run_serial)(const cnn_plan_op *op, ptrdiff_t m, const void *x, T *src, T *dst, T *tmp, T *tmp2)
+{
+    switch (op->kind) {
+    case CNN_OP_LINEAR:
+        return G(linear)(op, m, src, dst);
+    case CNN_OP_SOFTMAX:
+        G(softmax)(op, m, src, dst);
+        return 0;
+    case CNN_OP_RECURRENT:
+        return G(recurrent)(op, m, src, dst, tmp, tmp2);
+    case CNN_OP_GATHER:
+        G(gather)(op, m, (const ptrdiff_t *)x, dst);      /* its source is always the input */
+        return 0;
+    default: /* CNN_OP_PLACE */
+        G(place)(op, m, src, dst);
+        return 0;
+    }
+}
+
+/* One chunk of m samples through every op, on thread th->tid of th->nth: with more than one (the plan's team, plan.c)
+ * every thread runs every op, taking its share of the convolutions' tiles, of the planes of poolings and
+ * batch norms and of elementwise ops (whole blocks of 64 elements, so each element sees the same loop at
+ * any thread count); the other ops run on thread 0; a barrier ends each op. The slots resolve against
+ * this chunk's input and output rows and the arena. */
+static int G(run_chunk)(const cnn_plan_op *ops, int nops, ptrdiff_t m, const void *x, T *y, T *arena,
+                        const cnn_plan_thread *th)
 {
 #define SLOT(s) ((s) == CNN_PLAN_IN ? (T *)x : (s) == CNN_PLAN_OUT ? y : arena + (s))
+    int err = 0;
     for (int o = 0; o < nops; ++o) {
         const cnn_plan_op *op = &ops[o];
         T *src = SLOT(op->src), *dst = SLOT(op->dst);
+        ptrdiff_t lo, hi;
         switch (op->kind) {
-        case CNN_OP_LINEAR:
-            if (G(linear)(op, m, src, dst) != 0)
-                return -1;
-            break;
         case CNN_OP_CONV:
-            if (G(conv)(op, m, src, dst, SLOT(op->tmp), SLOT(op->tmp2), SLOT(op->src2)) != 0)
-                return -1;
+            err |= G(conv)(op, m, src, dst, SLOT(op->tmp), SLOT(op->tmp2), SLOT(op->src2), th);
             break;
         case CNN_OP_MAXPOOL2:
-            G(maxpool2)(op, m, src, dst);
+            cnn_plan_share(m * op->p[0], th, &lo, &hi);
+            G(maxpool2)(op, lo, hi, src, dst);
             break;
         case CNN_OP_POOL:
-            G(pool)(op, m, src, dst);
-            break;
-        case CNN_OP_ACT:
-            if (dst != src)
-                for (ptrdiff_t i = 0; i < m * op->p[0]; ++i)
-                    dst[i] = src[i];
-            G(act)(op->act, (T)op->alpha, dst, m * op->p[0]);
+            cnn_plan_share(m * op->p[0], th, &lo, &hi);
+            G(pool)(op, lo, hi, src, dst);
             break;
         case CNN_OP_AFFINE:
-            G(affine)(op, m, src, dst);
+            cnn_plan_share(m * op->p[0], th, &lo, &hi);
+            G(affine)(op, lo, hi, src, dst);
             break;
-        case CNN_OP_SOFTMAX:
-            G(softmax)(op, m, src, dst);
-            break;
-        case CNN_OP_RECURRENT:
-            if (G(recurrent)(op, m, src, dst, SLOT(op->tmp), SLOT(op->tmp2)) != 0)
-                return -1;
-            break;
-        case CNN_OP_GATHER:
-            G(gather)(op, m, (const ptrdiff_t *)x, dst);      /* its source is always the input */
-            break;
-        case CNN_OP_PLACE:
-            G(place)(op, m, src, dst);
-            break;
-        case CNN_OP_ADD: {
+        case CNN_OP_ACT:
+        case CNN_OP_ADD:
+        case CNN_OP_COPY: {
+            const ptrdiff_t size = m * op->p[0];
             const T *s2 = SLOT(op->src2);
-            for (ptrdiff_t i = 0; i < m * op->p[0]; ++i)
-                dst[i] = src[i] + s2[i];
-            G(act)(op->act, (T)op->alpha, dst, m * op->p[0]);
+            cnn_plan_share((size + 63) / 64, th, &lo, &hi);
+            lo *= 64;
+            hi = hi * 64 < size ? hi * 64 : size;
+            if (op->kind == CNN_OP_ADD) {
+                for (ptrdiff_t i = lo; i < hi; ++i)
+                    dst[i] = src[i] + s2[i];
+            } else if (dst != src) {
+                for (ptrdiff_t i = lo; i < hi; ++i)
+                    dst[i] = src[i];
+            }
+            if (op->kind != CNN_OP_COPY && hi > lo)
+                G(act)(op->act, (T)op->alpha, dst + lo, hi - lo);
             break;
         }
-        default: /* CNN_OP_COPY */
-            for (ptrdiff_t i = 0; i < m * op->p[0]; ++i)
-                dst[i] = src[i];
+        default:
+            if (th->tid == 0)
+                err |= G(run_serial)(op, m, x, src, dst, SLOT(op->tmp), SLOT(op->tmp2));
             break;
         }
+        cnn_plan_sync(th);
     }
 #undef SLOT
-    return 0;
+    return err ? -1 : 0;
 }
 
 #undef VL

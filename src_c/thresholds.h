@@ -36,4 +36,9 @@
  * than the copy itself; batch 64 (1.25M and 0.96M) runs on 2. */
 #define CNN_IM2COL_MIN_PER_THREAD (1 << 17)
 
+/* Inference plan (plan.c): multiply-adds of a chunk per thread from which a plan that runs one chunk at a
+ * time runs it on a team (one parallel region per call, every op split among the threads, a barrier
+ * between ops) instead of on one thread. */
+#define CNN_PLAN_TEAM_MIN_WORK (1 << 20)
+
 #endif

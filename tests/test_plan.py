@@ -358,6 +358,94 @@ def test_large_batches_and_threads(threads, num_threads):
     assert_close(plan(x), model(x), np.float32)
 
 
+def _team_model(dtype):
+    """A network whose one 32x32 image is ~3.3 M multiply-adds: enough for the plan to run it on a team of up to
+    3 threads, every op split among them (plan_template.h's run_chunk). It has each op the team splits: a
+    direct convolution along the filters (32; rows of 32 outputs in pieces of 11) with a folded batch norm,
+    one along the positions (20 filters), a 2x2 max pooling, a residual sum, an average pooling with padding,
+    an unfolded batch norm with an activation, an activation op of its own; and ops left to thread 0: a
+    strided convolution (im2col and the GEMM), Linear and a softmax."""
+    k = dict(dtype=dtype, rng=3)
+    return nn.Sequential(
+        nn.Conv2d(3, 32, 3, padding=1, **k), nn.BatchNorm2d(32, dtype=dtype), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 20, 3, padding=1, **k), nn.ReLU(),
+        nn.Residual(nn.Conv2d(20, 20, 3, padding=1, **k)), nn.ReLU(),
+        nn.AvgPool2d(3, stride=2, padding=1), nn.BatchNorm2d(20, dtype=dtype), nn.Tanh(),
+        nn.Conv2d(20, 16, 3, stride=2, **k), nn.Flatten(), nn.Linear(16 * 3 * 3, 10, **k), nn.Softmax(dim=1),
+        nn.Sigmoid())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_team_runs_one_image(dtype, simd, num_threads):
+    """One image of enough work runs on the plan's team (one parallel region per call): equal to model.forward
+    and the oracle, and bitwise the same at 1, 2 and 3 threads (each thread computes whole tiles, planes and
+    blocks of the same loops); a chunk of several images on the team, through the program itself."""
+    model = _team_model(dtype)
+    rng = np.random.default_rng(4)
+    randomize_bn(model, rng)
+    model.eval()
+    x = rng.normal(0, 1, (1, 3, 32, 32)).astype(dtype)
+    outs = []
+    for t in (1, 2, 3):
+        num_threads(t)
+        plan = cnn_core.compile(model, x.shape, dtype)
+        if cnn_core.openmp_enabled():
+            assert plan._sized_for(1, t).program.team(1, t) == t
+        outs.append(plan(x))
+    assert_close(outs[0], model(x), dtype)
+    assert_close(outs[0], oracle(model, x), dtype)
+    for y in outs[1:]:
+        np.testing.assert_array_equal(y, outs[0])
+    # three images in one chunk on a team of 2 (the arena's one block; the padded copy reused image by image)
+    xs = rng.normal(0, 1, (3, 3, 32, 32)).astype(dtype)
+    program = cnn_core.plan._program(plan._builder, 3)
+    if cnn_core.openmp_enabled():
+        assert program.team(3, 2) == 2
+    out = np.empty((3, 10), dtype)
+    program.run(xs, out, np.empty((1, plan._arena_per_sample * 3), dtype), 3, 2)
+    assert_close(out, model(xs), dtype)
+
+
+def test_direct_conv_on_its_own_team(num_threads):
+    """A GEMM big enough for a team of its own (a strided convolution) keeps the plan off its team: the direct
+    convolution after it then takes a team of its own, with the same results as on one thread."""
+    k = dict(rng=5)
+    model = nn.Sequential(nn.Conv2d(16, 64, 3, stride=2, padding=1, **k), nn.ReLU(),
+                          nn.Conv2d(64, 64, 3, padding=1, **k)).eval()
+    x = np.random.default_rng(5).normal(0, 1, (1, 16, 64, 64)).astype(np.float32)
+    num_threads(1)
+    want = cnn_core.compile(model, x.shape)(x)
+    num_threads(2)
+    plan = cnn_core.compile(model, x.shape)
+    assert plan._sized_for(1, 2).program.team(1, 2) == 1
+    np.testing.assert_array_equal(plan(x), want)
+    assert_close(want, model(x), np.float32)
+
+
+def test_concurrent_calls_on_teams(num_threads):
+    """Calls from several threads at once, each running its image on a team of 2: every result is the serial
+    one."""
+    num_threads(2)
+    model = _team_model(np.float32).eval()
+    plan = cnn_core.compile(model, (1, 3, 32, 32))
+    rng = np.random.default_rng(6)
+    xs = [rng.normal(0, 1, (1, 3, 32, 32)).astype(np.float32) for _ in range(4)]
+    want = [plan(x) for x in xs]
+    errors = []
+
+    def work(i):
+        for _ in range(20):
+            if not np.array_equal(plan(xs[i]), want[i]):
+                errors.append(i)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(xs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
 def test_out_and_argument_errors():
     model = mlp([6, 5, 4], "relu", rng=0).eval()
     plan = cnn_core.compile(model, (3, 6))

@@ -28,11 +28,12 @@ cdef extern from "plan.h" nogil:
     void cnn_plan_init(cnn_team_size_fn team_size, cnn_simd_level_fn simd_level)
     int cnn_plan_run_f32(const cnn_plan_op *ops, int nops, ptrdiff_t n, ptrdiff_t chunk, const void *x,
                          ptrdiff_t x_row, float *y, ptrdiff_t y_row, float *arena, ptrdiff_t arena_row,
-                         int max_threads, double work_per_sample)
+                         int max_threads, int team_threads, double work_per_sample)
     int cnn_plan_run_f64(const cnn_plan_op *ops, int nops, ptrdiff_t n, ptrdiff_t chunk, const void *x,
                          ptrdiff_t x_row, double *y, ptrdiff_t y_row, double *arena, ptrdiff_t arena_row,
-                         int max_threads, double work_per_sample)
+                         int max_threads, int team_threads, double work_per_sample)
     int cnn_plan_threads(ptrdiff_t n, ptrdiff_t chunk, int max_threads, double work_per_sample)
+    int cnn_plan_chunk_team(const cnn_plan_op *ops, int nops, ptrdiff_t m, double work_per_sample, int max_threads)
     ptrdiff_t cnn_plan_linear_block(int dtype)
 
 cdef extern from "gemm.h" nogil:
@@ -146,11 +147,17 @@ cdef class Program:
     def __dealloc__(self):
         free(self.ops)
 
+    def team(self, Py_ssize_t m, int max_threads) -> int:
+        """Threads that would run a chunk of m samples together (every op split among them; 1: none) when
+        the batch runs one chunk at a time on at most max_threads threads."""
+        return cnn_plan_chunk_team(self.ops, self.nops, m, self.work_per_sample, max_threads)
+
     def run(self, x, y, arena, Py_ssize_t chunk, int max_threads):
-        """y[:n] = the network on x[:n] (n = len(x)), in chunks of `chunk` samples, with the arena's rows as
-        the threads' scratch (at most len(arena) threads). Arguments are trusted (cnn_core/plan.py checks
-        them): C-contiguous arrays, x of the dtype (or of intp indices in range, for a plan that starts with
-        an embedding), y and arena of the dtype, writable and not overlapping x."""
+        """y[:n] = the network on x[:n] (n = len(x)), in chunks of `chunk` samples, on at most max_threads
+        threads: chunks on parallel threads use the arena's rows as their scratch (at most len(arena) of
+        them); a team that runs each chunk together uses the first row. Arguments are trusted
+        (cnn_core/plan.py checks them): C-contiguous arrays, x of the dtype (or of intp indices in range, for
+        a plan that starts with an embedding), y and arena of the dtype, writable and not overlapping x."""
         cdef Py_ssize_t n = x.shape[0]
         cdef Py_ssize_t x_row = x.nbytes // n if n else 0, y_row = y.size // n if n else 0
         cdef Py_ssize_t a_row = arena.shape[1]
@@ -170,12 +177,13 @@ cdef class Program:
                     if self.dtype.itemsize == 4:
                         with nogil:
                             err = cnn_plan_run_f32(self.ops, self.nops, n, chunk, <const void *>bx.buf, x_row,
-                                                   <float *>by.buf, y_row, <float *>ba.buf, a_row, nt, work)
+                                                   <float *>by.buf, y_row, <float *>ba.buf, a_row, nt,
+                                                   max_threads, work)
                     else:
                         with nogil:
                             err = cnn_plan_run_f64(self.ops, self.nops, n, chunk, <const void *>bx.buf,
                                                    x_row, <double *>by.buf, y_row, <double *>ba.buf, a_row, nt,
-                                                   work)
+                                                   max_threads, work)
                 finally:
                     PyBuffer_Release(&ba)
             finally:
