@@ -24,10 +24,12 @@ from typing import Callable, Sequence
 BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 # Pause before each peer's turn, so that it starts on an idle machine: after a call, OpenBLAS's workers spin
-# for up to 2**28 cycles (its default THREAD_TIMEOUT: 0.07 s at 3.7 GHz) and take a core from the next
-# library's team. Measured: cnn_core's 2-thread GEMM at 1024 ran 100 GFLOP/s right after numpy.matmul's
-# block and 200 GFLOP/s on its own; with this pause, 200 in the interleaved benchmark as well.
-SETTLE = 0.1
+# for up to 2**28 cycles (its default THREAD_TIMEOUT: 0.07 s at 3.7 GHz, 0.10 s at this EPYC's 2.6 GHz) and
+# take a core from the next library's team. Measured: cnn_core's 2-thread GEMM at 1024 ran 100 GFLOP/s right
+# after numpy.matmul's block and 200 GFLOP/s on its own; with this pause, 200 in the interleaved benchmark as
+# well. 0.1 s was too short at 2.6 GHz: a 128x576x3136 product took its one-thread time (4.5 ms against
+# 2.7-2.9 ms in a loop of its own) right after NumPy's block.
+SETTLE = 0.2
 
 
 def _reexec_without_blas_overrides() -> None:
