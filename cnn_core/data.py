@@ -225,7 +225,7 @@ class _Prefetcher:
         self._go.acquire()
         self._done.acquire()
         self._k, self._out, self._err = 0, None, None
-        self._pending, self._stop = False, False
+        self._stop = False
         self._thread = threading.Thread(target=self._run, name="cnn_core-prefetch", daemon=True)
         self._thread.start()
 
@@ -241,11 +241,10 @@ class _Prefetcher:
             self._done.release()
 
     def submit(self, k: int) -> None:
-        self._k, self._pending = k, True
+        self._k = k
         self._go.release()
 
     def result(self) -> Any:
-        self._pending = False
         if self._go.acquire(blocking=False):   # not started: the job is the caller's now
             return self._fn(self._k)
         self._done.acquire()
@@ -255,11 +254,12 @@ class _Prefetcher:
         return out
 
     def close(self) -> None:
-        if self._pending:
-            self._pending = False
-            if not self._go.acquire(blocking=False):   # started: wait for it (else it is dropped)
-                self._done.acquire()
+        # No bookkeeping of which job is pending: a Ctrl-C may stop the caller between any two statements of
+        # submit or result, so close reads the state from the lock alone. After a non-blocking acquire, _go
+        # is locked whatever it was (a job not started is thereby dropped); its release then lets the thread
+        # see _stop, at once if it waits, after its job if it runs one, and join waits for that.
         self._stop = True
+        self._go.acquire(blocking=False)
         self._go.release()
         self._thread.join()
 

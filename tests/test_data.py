@@ -284,6 +284,42 @@ def test_prefetch_thread_ends_when_the_epoch_is_abandoned_and_reraises():
     assert threading.active_count() == before
 
 
+def test_prefetch_close_after_an_interrupt_at_any_point():
+    # Ctrl-C raises KeyboardInterrupt between any two statements of the training thread, so close() must
+    # end the thread whatever state submit/result were left in: no job given, a job running whose result
+    # nobody collects, a finished job never collected, a job never started. Each close runs on a helper
+    # thread with a deadline, so that a hang fails the test instead of the suite.
+    import threading
+    import time
+
+    from cnn_core.data import _Prefetcher
+
+    def closes_in_time(w):
+        t = threading.Thread(target=w.close, daemon=True)
+        t.start()
+        t.join(10)
+        return not t.is_alive() and not w._thread.is_alive()
+
+    def slow(k):
+        time.sleep(0.05)
+        return k
+
+    w = _Prefetcher(slow)                 # nothing submitted (or submit stopped before its release)
+    assert closes_in_time(w)
+    w = _Prefetcher(slow)
+    w.submit(1)                           # running when result() is interrupted
+    time.sleep(0.01)
+    assert closes_in_time(w)
+    w = _Prefetcher(slow)
+    w.submit(2)
+    time.sleep(0.2)                       # finished, never collected
+    assert closes_in_time(w)
+    w = _Prefetcher(slow)
+    w.close()
+    w.submit(3)                           # a job the (ended) thread never starts
+    assert closes_in_time(w)
+
+
 def test_prefetch_job_not_started_is_run_by_the_caller():
     # result() takes back a job the thread has not started (its `_go` signal is the claim) and runs it on
     # the calling thread, instead of waiting for the thread to get a core; close() drops such a job. Made
