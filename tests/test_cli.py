@@ -227,7 +227,11 @@ def test_plot_without_matplotlib_says_how_to_install(tmp_path):
 def test_ctrl_c_stops_cleanly_and_keeps_the_last_epoch(tmp_path):
     p = subprocess.Popen([sys.executable, "-m", "cnn_core", "train", "mlp", "--limit", "2000", "--epochs", "1000",
                           "--batch-size", "4", "--save", "m.npz", "--json"], cwd=tmp_path, env=_env(),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         # a terminal's Ctrl-C: default SIGINT handling in the child even when the suite runs
+                         # as a background job of a shell without job control, which ignores SIGINT (and
+                         # Python then installs no KeyboardInterrupt handler)
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
