@@ -422,19 +422,14 @@ def test_direct_conv_on_its_own_team(num_threads):
     assert_close(want, model(x), np.float32)
 
 
-def test_concurrent_calls_on_teams(num_threads):
-    """Calls from several threads at once, each running its image on a team of 2: every result is the serial
-    one."""
-    num_threads(2)
-    model = _team_model(np.float32).eval()
-    plan = cnn_core.compile(model, (1, 3, 32, 32))
-    rng = np.random.default_rng(6)
-    xs = [rng.normal(0, 1, (1, 3, 32, 32)).astype(np.float32) for _ in range(4)]
+def _calls_from_threads(plan, xs, calls: int) -> list[int]:
+    """Runs plan(xs[i]) `calls` times on thread i, all threads at once; the indices whose result ever differed
+    from the serial plan(xs[i]) computed first."""
     want = [plan(x) for x in xs]
     errors = []
 
     def work(i):
-        for _ in range(20):
+        for _ in range(calls):
             if not np.array_equal(plan(xs[i]), want[i]):
                 errors.append(i)
 
@@ -443,7 +438,18 @@ def test_concurrent_calls_on_teams(num_threads):
         t.start()
     for t in threads:
         t.join()
-    assert errors == []
+    return errors
+
+
+def test_concurrent_calls_on_teams(num_threads):
+    """Calls from several threads at once, each running its image on a team of 2: every result is the serial
+    one."""
+    num_threads(2)
+    model = _team_model(np.float32).eval()
+    plan = cnn_core.compile(model, (1, 3, 32, 32))
+    rng = np.random.default_rng(6)
+    xs = [rng.normal(0, 1, (1, 3, 32, 32)).astype(np.float32) for _ in range(4)]
+    assert _calls_from_threads(plan, xs, 20) == []
 
 
 def test_out_and_argument_errors():
@@ -555,21 +561,7 @@ def test_concurrent_calls():
     plan = cnn_core.compile(model, (1, 1, 28, 28))
     rng = np.random.default_rng(2)
     xs = [rng.random((n, 1, 28, 28), np.float32) for n in (1, 1, 3, 1, 5, 1, 2, 1)]
-    want = [plan(x) for x in xs]
-    errors = []
-
-    def work(i):
-        for _ in range(30):
-            got = plan(xs[i])
-            if not np.array_equal(got, want[i]):
-                errors.append(i)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(xs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert _calls_from_threads(plan, xs, 30) == []
 
 
 def test_predict_uses_the_plan(monkeypatch):
