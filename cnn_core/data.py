@@ -260,7 +260,13 @@ class _Prefetcher:
         # see _stop, at once if it waits, after its job if it runs one, and join waits for that.
         self._stop = True
         self._go.acquire(blocking=False)
-        self._go.release()
+        try:
+            self._go.release()
+        except RuntimeError:
+            # "release unlocked lock": on CPython up to 3.12 a Lock counts as held only once its acquirer has
+            # the GIL back, so the thread has just taken _go (a job submitted and not yet started) and waits
+            # for the GIL; it has its go and will see _stop.
+            pass
         self._thread.join()
 
 
