@@ -7,3 +7,9 @@ from libc.stddef cimport ptrdiff_t
 cdef int team_size(ptrdiff_t work) noexcept nogil
 # The instruction-set level in use (src_c/cpu.h's cnn_simd_level: 0 baseline, 1 avx2, 2 avx512).
 cdef int simd_level() noexcept nogil
+
+cdef extern from "threads.h" nogil:
+    ctypedef void (*cnn_pool_job)(void *arg, int t) noexcept nogil
+# threads.h's small-job pool: job(arg, t) for t = 0..nt-1 (0 on the caller); -1 when it cannot take the
+# job (the caller then runs it its own way). The GEMM receives it as a pointer at import.
+cdef int pool_run(cnn_pool_job job, void *arg, int nt) noexcept nogil

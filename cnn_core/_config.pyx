@@ -1,5 +1,5 @@
 # distutils: sources = src_c/threads.c src_c/cpu.c
-# distutils: depends = src_c/threads.h src_c/cpu.h
+# distutils: depends = src_c/threads.h src_c/cpu.h src_c/thresholds.h
 """What the compiled core was built with, the one process-wide thread count and the one instruction-set
 level (SIMD) every kernel uses.
 
@@ -31,6 +31,9 @@ cdef extern from "threads.h" nogil:
     void cnn_threads_set(int n)
     int cnn_threads_forked_serial()
     int cnn_threads_team(ptrdiff_t work)
+    int cnn_pool_run(cnn_pool_job job, void *arg, int nt)
+    void cnn_pool_stats(long out[2])
+    void cnn_pool_set_spin_us(int us)
 
 cdef extern from "cpu.h" nogil:
     int CNN_SIMD_NLEVELS
@@ -46,6 +49,23 @@ MAX_NUM_THREADS: int = CNN_MAX_NUM_THREADS
 
 cdef int team_size(ptrdiff_t work) noexcept nogil:
     return cnn_threads_team(work)
+
+
+cdef int pool_run(cnn_pool_job job, void *arg, int nt) noexcept nogil:
+    return cnn_pool_run(job, arg, nt)
+
+
+def _pool_stats() -> tuple:
+    """(jobs the small-job pool ran, idle waits it slept through at once on a busy machine); for tests."""
+    cdef long out[2]
+    cnn_pool_stats(out)
+    return out[0], out[1]
+
+
+def _pool_set_spin_us(int us) -> None:
+    """How long an idle pool worker spins for the next job while the process is alone on its cores, in
+    microseconds (-1: the default, CNN_POOL_SPIN_US of src_c/thresholds.h); for tests and benchmarks."""
+    cnn_pool_set_spin_us(us)
 
 
 cdef int simd_level() noexcept nogil:

@@ -142,6 +142,26 @@ static int cnn_gemm_baseline(void)
 
 static cnn_team_size_fn cnn_gemm_team_size = cnn_gemm_serial_team;
 static cnn_simd_level_fn cnn_gemm_level = cnn_gemm_baseline;
+/* The small products' team (threads.h's pool), installed by cnn_gemm_set_pool; NULL: OpenMP teams. */
+static cnn_pool_run_fn cnn_gemm_pool = NULL;
+
+void cnn_gemm_set_pool(cnn_pool_run_fn pool)
+{
+    cnn_gemm_pool = pool;
+}
+
+/* Run job(arg, t) for t = 0..nt-1: on the pool when there is one and it takes the job, else on an OpenMP
+ * team (or serially in a build without OpenMP). The shares never depend on which runs them. */
+static void cnn_gemm_run_team(cnn_pool_job job, void *arg, int nt)
+{
+    if (nt > 1 && cnn_gemm_pool != NULL && cnn_gemm_pool(job, arg, nt) == 0)
+        return;
+#if CNN_CORE_OPENMP
+    #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#endif
+    for (int t = 0; t < nt; ++t)
+        job(arg, t);
+}
 
 int cnn_gemm_init(cnn_team_size_fn team_size, cnn_simd_level_fn simd_level)
 {

@@ -24,6 +24,9 @@ extern "C" {
  * and the thread-exit destructor that frees each thread's packing buffers is registered. Returns 0, or -1
  * when the thread-local key cannot be created. */
 int cnn_gemm_init(cnn_team_size_fn team_size, cnn_simd_level_fn simd_level);
+/* The small products' (static partition, unpacked path) team: threads.h's pool (the _gemm module installs
+ * cnn_core._config's at import); without one they run on OpenMP teams. */
+void cnn_gemm_set_pool(cnn_pool_run_fn pool);
 
 int cnn_sgemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
               float alpha, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,

@@ -258,43 +258,70 @@ static int G(gemm_parallel)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, i
 }
 #endif
 
-#if CNN_CORE_OPENMP
-/* Mid-size products on a team of nt threads with no synchronisation but the region's end: C is cut into
+/* Mid-size products on a team of nt threads with no synchronisation but the job's end: C is cut into
  * nt panels of whole micro-tiles along its wider side, and each thread runs gemm_serial on its panel with
  * its own packing buffers, packing its share of one operand and all of the other (columns split: every
  * thread packs all of A and its own columns of B, so B is packed once). Below
  * CNN_GEMM_STATIC_MAX_WORK that duplicated packing costs less than gemm_parallel's two barriers per row
  * group (measured by benchmarks/bench_gemm.py; thresholds.h). The panels start at multiples of MR or NR,
- * so every micro-tile keeps its place and its operations: the result is the serial one, bit for bit. */
-static int G(gemm_static)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, int nt, ptrdiff_t m,
+ * so every micro-tile keeps its place and its operations: the result is the serial one, bit for bit. The
+ * same job struct serves the unpacked path (sup = 1: bands of whole sup_mr x sup_nr tiles). */
+typedef struct {
+    const cnn_gemm_cntx *cx;
+    const cnn_gemm_blksz *bs;
+    ptrdiff_t m, n, k;
+    T alpha, beta;
+    const T *a, *b;
+    ptrdiff_t rsa, csa, rsb, csb, ldc;
+    T *c;
+    int sup, by_cols;                /* the unpacked path; panels of columns rather than rows */
+    ptrdiff_t per;                   /* rows or columns per thread */
+    atomic_int err;
+    int cpus[CNN_MAX_NUM_THREADS];   /* the CPU each share started on */
+} G(share_job);
+
+static void G(gemm_sup)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, ptrdiff_t m, ptrdiff_t n,
+                        ptrdiff_t k, T alpha, const T *a, ptrdiff_t rsa, ptrdiff_t csa, const T *b,
+                        ptrdiff_t rsb, T beta, T *c, ptrdiff_t ldc);
+
+static void G(gemm_share)(void *arg, int t)
+{
+    G(share_job) *j = (G(share_job) *)arg;
+    j->cpus[t] = cnn_gemm_cpu();
+    const ptrdiff_t lo = t * j->per, extent = j->by_cols ? j->n : j->m;
+    if (lo >= extent)
+        return;
+    const ptrdiff_t len = extent - lo < j->per ? extent - lo : j->per;
+    const ptrdiff_t mt = j->by_cols ? j->m : len, nt = j->by_cols ? len : j->n;
+    const T *a = j->by_cols ? j->a : j->a + lo * j->rsa;
+    const T *b = j->by_cols ? j->b + lo * j->csb : j->b;
+    T *c = j->by_cols ? j->c + lo : j->c + lo * j->ldc;
+    if (j->sup)
+        G(gemm_sup)(j->cx, j->bs, mt, nt, j->k, j->alpha, a, j->rsa, j->csa, b, j->rsb, j->beta, c, j->ldc);
+    else if (G(gemm_serial)(j->cx, j->bs, mt, nt, j->k, j->alpha, a, j->rsa, j->csa, b, j->rsb, j->csb,
+                            j->beta, c, j->ldc) != 0)
+        atomic_store_explicit(&j->err, 1, memory_order_relaxed);
+}
+
+/* The static partition (sup = 0) or the unpacked path (sup = 1) on nt threads. */
+static int G(gemm_shared)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, int nt, int sup, ptrdiff_t m,
                           ptrdiff_t n, ptrdiff_t k, T alpha, const T *a, ptrdiff_t rsa, ptrdiff_t csa,
                           const T *b, ptrdiff_t rsb, ptrdiff_t csb, T beta, T *c, ptrdiff_t ldc)
 {
-    const ptrdiff_t row_tiles = (m + bs->mr - 1) / bs->mr, col_tiles = (n + bs->nr - 1) / bs->nr;
-    /* Split the columns when A is the smaller operand to pack twice, or when the rows are too few. */
-    const int by_cols = (m <= n && col_tiles >= nt) || row_tiles < nt;
-    const ptrdiff_t unit = by_cols ? bs->nr : bs->mr, extent = by_cols ? n : m;
-    const ptrdiff_t per = ((by_cols ? col_tiles : row_tiles) + nt - 1) / nt * unit;
-    int err = 0;
-    int cpus[CNN_MAX_NUM_THREADS];
-    #pragma omp parallel for num_threads(nt) schedule(static) reduction(| : err)
-    for (int t = 0; t < nt; ++t) {
-        cpus[t] = cnn_gemm_cpu();
-        const ptrdiff_t lo = t * per;
-        if (lo >= extent)
-            continue;
-        const ptrdiff_t len = extent - lo < per ? extent - lo : per;
-        if (by_cols)
-            err |= G(gemm_serial)(cx, bs, m, len, k, alpha, a, rsa, csa, b + lo * csb, rsb, csb, beta, c + lo,
-                                  ldc);
-        else
-            err |= G(gemm_serial)(cx, bs, len, n, k, alpha, a + lo * rsa, rsa, csa, b, rsb, csb, beta,
-                                  c + lo * ldc, ldc);
-    }
-    cnn_gemm_note_cpus(cpus, nt);
-    return err ? -1 : 0;
+    const ptrdiff_t MR = sup ? bs->sup_mr : bs->mr, NR = sup ? bs->sup_nr : bs->nr;
+    const ptrdiff_t row_tiles = (m + MR - 1) / MR, col_tiles = (n + NR - 1) / NR;
+    /* Packed: split the columns when A is the smaller operand to pack twice, or when the rows are too
+     * few. Unpacked: bands of rows, unless the rows are too few and the columns more. */
+    const int by_cols = sup ? !(row_tiles >= nt || row_tiles >= col_tiles)
+                            : (m <= n && col_tiles >= nt) || row_tiles < nt;
+    G(share_job) j = {cx, bs, m, n, k, alpha, beta, a, b, rsa, csa, rsb, csb, ldc, c, sup, by_cols,
+                      ((by_cols ? col_tiles : row_tiles) + nt - 1) / nt * (by_cols ? NR : MR)};
+    atomic_init(&j.err, 0);
+    cnn_gemm_run_team(G(gemm_share), &j, nt);
+    if (nt > 1)
+        cnn_gemm_note_cpus(j.cpus, nt);
+    return atomic_load(&j.err) ? -1 : 0;
 }
-#endif
 
 /* Unpacked path for small problems: tiles of C straight from A (any strides) and B (contiguous rows).
  * Rows are taken MC-ish at a time so that block of A stays in L2 while every NR-column sliver of B
@@ -368,38 +395,13 @@ static int G(gemm_strided)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
     const int sup = G(use_sup)(cx, bs, m, n, k, csb);
     if (sup || cnn_gemm_use_static(m, n, k))
         nt = cnn_gemm_small_team(nt);
-    if (!sup) {
+    if (sup || (nt > 1 && cnn_gemm_use_static(m, n, k)))
+        return G(gemm_shared)(cx, bs, nt, sup, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);
 #if CNN_CORE_OPENMP
-        if (nt > 1 && cnn_gemm_use_static(m, n, k))
-            return G(gemm_static)(cx, bs, nt, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);
-        if (nt > 1)
-            return G(gemm_parallel)(cx, bs, nt, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);
-#endif
-        return G(gemm_serial)(cx, bs, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);
-    }
-    /* Unpacked: each thread takes a band of whole sup_mr-row tiles (or sup_nr-column ones when the rows
-     * are too few) and runs the serial loop on it; a tile's operations do not depend on the band. */
-    const ptrdiff_t row_tiles = (m + bs->sup_mr - 1) / bs->sup_mr;
-    const ptrdiff_t col_tiles = (n + bs->sup_nr - 1) / bs->sup_nr;
-    const int by_rows = row_tiles >= nt || row_tiles >= col_tiles;
-    const ptrdiff_t per = by_rows ? (row_tiles + nt - 1) / nt * bs->sup_mr : (col_tiles + nt - 1) / nt * bs->sup_nr;
-    int cpus[CNN_MAX_NUM_THREADS];
-#if CNN_CORE_OPENMP
-    #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-#endif
-    for (int t = 0; t < nt; ++t) {
-        cpus[t] = cnn_gemm_cpu();
-        const ptrdiff_t i0 = by_rows ? t * per : 0, j0 = by_rows ? 0 : t * per;
-        if (i0 >= m || j0 >= n)
-            continue;
-        const ptrdiff_t mt = by_rows ? (m - i0 < per ? m - i0 : per) : m;
-        const ptrdiff_t ntl = by_rows ? n : (n - j0 < per ? n - j0 : per);
-        G(gemm_sup)(cx, bs, mt, ntl, k, alpha, a + i0 * rsa, rsa, csa, b + j0, rsb, beta, c + i0 * ldc + j0,
-                    ldc);
-    }
     if (nt > 1)
-        cnn_gemm_note_cpus(cpus, nt);
-    return 0;
+        return G(gemm_parallel)(cx, bs, nt, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);
+#endif
+    return G(gemm_serial)(cx, bs, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);
 }
 
 #undef C_MR

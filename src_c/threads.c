@@ -1,5 +1,11 @@
-/* Process-wide thread count, its cap and fork safety for every parallel region (see threads.h). */
+/* Process-wide thread count, its cap and fork safety for every parallel region, and the small-job pool
+ * (see threads.h). */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE   /* sched_getaffinity's CPU_COUNT */
+#endif
 #include "threads.h"
+#include "cpu.h"
+#include "thresholds.h"
 
 #include <stdatomic.h>
 
@@ -21,10 +27,12 @@ static _Thread_local int cnn_owns_team = 0;
 
 #if !defined(_WIN32)
 /* Runs in the child, on the copy of the thread that called fork(): only that thread's pool matters. */
+static void cnn_pool_atfork_child(void);
 static void cnn_threads_atfork_child(void)
 {
     if (cnn_owns_team)
         atomic_store(&cnn_fork_serial, 1);
+    cnn_pool_atfork_child();
 }
 #endif
 #endif
@@ -87,3 +95,259 @@ int cnn_threads_team(ptrdiff_t work)
     return 1;
 #endif
 }
+
+/* ---- the small-job pool ---------------------------------------------------------------------------
+ *
+ * Workers 1..nworkers wait on `word`, the job word: a job count in the high bits and the job's thread count
+ * nt in the low CNN_POOL_NT_BITS, bumped by the caller once the job is in place. A worker whose index is
+ * below the new nt runs its share and counts `pending` down; the others go back to waiting. A worker reads
+ * job/arg only when it takes part, and the caller changes them only after every taker has counted down, so
+ * a worker that wakes late never sees a half-written job.
+ *
+ * Waiting for the next job: while the process is alone on its cores (the running tasks of /proc/loadavg,
+ * this worker and the caller among them, no more than the cores in this process's affinity mask; read at
+ * most every CNN_POOL_BUSY_CHECK_NS) a worker spins for CNN_POOL_SPIN_US, yielding every few microseconds,
+ * then sleeps on a futex; when the process is not alone, or the spin was preempted (a gap of
+ * CNN_POOL_PREEMPTED_NS between two looks at the clock: another thread wanted the core), it sleeps at once.
+ * The caller, once its own share is done, waits for the others as plan.c's barrier does: CNN_POOL_PAUSES
+ * pauses, up to CNN_POOL_YIELDS sched_yield()s, then a futex. So under load nothing spins for long, which
+ * is what made the original 30x collapse (threads spinning for a partner the scheduler had not run). */
+#if CNN_CORE_OPENMP && defined(__linux__)
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CNN_POOL_NT_BITS 9           /* nt <= CNN_MAX_NUM_THREADS = 256 */
+#define CNN_POOL_PAUSES 256
+#define CNN_POOL_YIELDS 200
+
+static struct {
+    atomic_uint word;                /* job count << CNN_POOL_NT_BITS | nt */
+    atomic_int pending;              /* takers of the current job still running */
+    atomic_int sleepers;             /* workers asleep (or about to be) on word */
+    atomic_int caller_sleeps;        /* the caller asleep (or about to be) on pending */
+    atomic_flag busy;                /* a caller holds the pool */
+    cnn_pool_job job;
+    void *arg;
+    int nworkers;                    /* started so far; only the holder of busy changes it */
+    unsigned start_word[CNN_MAX_NUM_THREADS];   /* the job word when worker t was started */
+    atomic_long jobs, busy_sleeps;   /* counters for the tests */
+    atomic_int spin_us;
+    atomic_llong alone_checked;      /* when `alone` was last read (CLOCK_MONOTONIC ns), 0: never */
+    atomic_int alone;
+} cnn_pool = {.busy = ATOMIC_FLAG_INIT, .spin_us = CNN_POOL_SPIN_US};
+
+static long long cnn_pool_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void cnn_pool_pause(void)
+{
+#if CNN_X86
+    __builtin_ia32_pause();
+#endif
+}
+
+static void cnn_futex_wait(atomic_uint *addr, unsigned expected)
+{
+    syscall(SYS_futex, (void *)addr, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+}
+
+static void cnn_futex_wake(void *addr)
+{
+    syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+/* 1 while no task waits for a core: running tasks (the 4th field of /proc/loadavg, "running/total")
+ * at most the cores this process may use. Re-read at most every CNN_POOL_BUSY_CHECK_NS; 0 if unreadable. */
+static int cnn_pool_alone(long long now)
+{
+    const long long last = atomic_load_explicit(&cnn_pool.alone_checked, memory_order_relaxed);
+    if (last != 0 && now - last < CNN_POOL_BUSY_CHECK_NS)
+        return atomic_load_explicit(&cnn_pool.alone, memory_order_relaxed);
+    atomic_store_explicit(&cnn_pool.alone_checked, now, memory_order_relaxed);
+    int alone = 0;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f != NULL) {
+        double l1, l5, l15;
+        int running, total;
+        cpu_set_t set;
+        if (fscanf(f, "%lf %lf %lf %d/%d", &l1, &l5, &l15, &running, &total) == 5
+                && sched_getaffinity(0, sizeof set, &set) == 0)
+            alone = running <= CPU_COUNT(&set);
+        fclose(f);
+    }
+    atomic_store_explicit(&cnn_pool.alone, alone, memory_order_relaxed);
+    return alone;
+}
+
+/* Wait until the job word differs from `seen`; returns the new word. */
+static unsigned cnn_pool_wait_job(unsigned seen)
+{
+    unsigned w;
+    long long t0 = cnn_pool_now();
+    if (cnn_pool_alone(t0)) {
+        const long long end = t0 + 1000LL * atomic_load_explicit(&cnn_pool.spin_us, memory_order_relaxed);
+        long long prev = t0;
+        for (int i = 1;; ++i) {
+            if ((w = atomic_load_explicit(&cnn_pool.word, memory_order_acquire)) != seen)
+                return w;
+            cnn_pool_pause();
+            if (i % 64 == 0) {               /* ~2 us of pauses on Zen 4 */
+                const long long now = cnn_pool_now();
+                if (now >= end || now - prev >= CNN_POOL_PREEMPTED_NS || !cnn_pool_alone(now))
+                    break;
+                prev = now;
+                if (i % 512 == 0)
+                    sched_yield();           /* let a task that became runnable on this core have it */
+            }
+        }
+    } else {
+        atomic_fetch_add_explicit(&cnn_pool.busy_sleeps, 1, memory_order_relaxed);
+    }
+    for (;;) {
+        /* seq_cst increment then load, against the caller's bump then load of sleepers */
+        atomic_fetch_add(&cnn_pool.sleepers, 1);
+        if ((w = atomic_load(&cnn_pool.word)) == seen)
+            cnn_futex_wait(&cnn_pool.word, seen);
+        atomic_fetch_sub(&cnn_pool.sleepers, 1);
+        if ((w = atomic_load_explicit(&cnn_pool.word, memory_order_acquire)) != seen)
+            return w;
+    }
+}
+
+static void *cnn_pool_worker(void *p)
+{
+    const int t = (int)(ptrdiff_t)p;
+    unsigned seen = cnn_pool.start_word[t];   /* the job that started it comes next */
+    for (;;) {
+        seen = cnn_pool_wait_job(seen);
+        if (t >= (int)(seen & ((1u << CNN_POOL_NT_BITS) - 1)))
+            continue;
+        cnn_pool.job(cnn_pool.arg, t);
+        /* seq_cst, against the caller's store of caller_sleeps then load of pending */
+        if (atomic_fetch_sub(&cnn_pool.pending, 1) == 1 && atomic_load(&cnn_pool.caller_sleeps))
+            cnn_futex_wake(&cnn_pool.pending);
+    }
+    return NULL;
+}
+
+/* Start workers up to nworkers = want; 0, or -1 if a thread could not start (those started stay). */
+static int cnn_pool_grow(int want)
+{
+    if (cnn_pool.nworkers >= want)
+        return 0;
+    pthread_attr_t attr;
+    sigset_t all, old;
+    if (pthread_attr_init(&attr) != 0)
+        return -1;
+    pthread_attr_setstacksize(&attr, 1 << 20);         /* the GEMM's buffers are on the heap */
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);         /* signals stay with Python's threads */
+    int err = 0;
+    while (cnn_pool.nworkers < want) {
+        pthread_t th;
+        const int t = cnn_pool.nworkers + 1;
+        cnn_pool.start_word[t] = atomic_load(&cnn_pool.word);   /* pthread_create publishes it */
+        if (pthread_create(&th, &attr, cnn_pool_worker, (void *)(ptrdiff_t)t) != 0) {
+            err = -1;
+            break;
+        }
+        cnn_pool.nworkers++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    return err;
+}
+
+int cnn_pool_run(cnn_pool_job job, void *arg, int nt)
+{
+    if (nt < 2 || nt > CNN_MAX_NUM_THREADS || atomic_load(&cnn_fork_serial) || omp_in_parallel())
+        return -1;
+    if (atomic_flag_test_and_set_explicit(&cnn_pool.busy, memory_order_acquire))
+        return -1;                                     /* another Python thread's job: use OpenMP */
+    if (cnn_pool_grow(nt - 1) != 0) {
+        atomic_flag_clear_explicit(&cnn_pool.busy, memory_order_release);
+        return -1;
+    }
+    cnn_pool.job = job;
+    cnn_pool.arg = arg;
+    atomic_store_explicit(&cnn_pool.pending, nt - 1, memory_order_relaxed);
+    const unsigned word = atomic_load_explicit(&cnn_pool.word, memory_order_relaxed);
+    /* seq_cst: the job is in place before the word changes, and against a worker going to sleep */
+    atomic_store(&cnn_pool.word, ((word >> CNN_POOL_NT_BITS) + 1) << CNN_POOL_NT_BITS | (unsigned)nt);
+    if (atomic_load(&cnn_pool.sleepers) > 0)
+        cnn_futex_wake(&cnn_pool.word);
+    job(arg, 0);
+    for (int i = 0; atomic_load_explicit(&cnn_pool.pending, memory_order_acquire) != 0; ++i) {
+        if (i < CNN_POOL_PAUSES) {
+            cnn_pool_pause();
+        } else if (i < CNN_POOL_PAUSES + CNN_POOL_YIELDS) {
+            sched_yield();
+        } else {
+            atomic_store(&cnn_pool.caller_sleeps, 1);
+            const int left = atomic_load(&cnn_pool.pending);
+            if (left != 0)
+                cnn_futex_wait((atomic_uint *)(void *)&cnn_pool.pending, (unsigned)left);
+            atomic_store(&cnn_pool.caller_sleeps, 0);
+        }
+    }
+    atomic_fetch_add_explicit(&cnn_pool.jobs, 1, memory_order_relaxed);
+    atomic_flag_clear_explicit(&cnn_pool.busy, memory_order_release);
+    return 0;
+}
+
+/* In a forked child only the forking thread exists: forget the workers (new ones start on demand). If
+ * the fork came from inside a job, the child's pool stays held, and its jobs fall back to the caller. */
+static void cnn_pool_atfork_child(void)
+{
+    cnn_pool.nworkers = 0;
+    atomic_store(&cnn_pool.sleepers, 0);
+    atomic_store(&cnn_pool.caller_sleeps, 0);
+}
+
+void cnn_pool_stats(long out[2])
+{
+    out[0] = atomic_load(&cnn_pool.jobs);
+    out[1] = atomic_load(&cnn_pool.busy_sleeps);
+}
+
+void cnn_pool_set_spin_us(int us)
+{
+    atomic_store(&cnn_pool.spin_us, us < 0 ? CNN_POOL_SPIN_US : us);
+}
+
+#else  /* no OpenMP build, or no futex: every job runs the caller's own way */
+
+#if CNN_CORE_OPENMP && !defined(_WIN32)
+static void cnn_pool_atfork_child(void) {}
+#endif
+
+int cnn_pool_run(cnn_pool_job job, void *arg, int nt)
+{
+    (void)job;
+    (void)arg;
+    (void)nt;
+    return -1;
+}
+
+void cnn_pool_stats(long out[2])
+{
+    out[0] = out[1] = 0;
+}
+
+void cnn_pool_set_spin_us(int us)
+{
+    (void)us;
+}
+#endif

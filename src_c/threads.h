@@ -51,6 +51,26 @@ void cnn_threads_set(int n);
 int cnn_threads_forked_serial(void);
 int cnn_threads_team(ptrdiff_t work);
 
+/* ---- the small-job pool (threads.c, "pool") ----
+ * Persistent worker threads for short parallel jobs issued back to back with a little serial work in
+ * between (the GEMM's small products: an MLP step's 30-100 us products ~100-300 us apart). An OpenMP
+ * team's workers go to sleep after GOMP_SPINCOUNT pauses (cnn_core sets 1000, for busy machines), so each
+ * such product paid a futex wake-up; the pool's workers keep spinning between jobs while the process is
+ * alone on its cores, and sleep at once when it is not. */
+
+/* One job: share t of nt (t = 0 on the calling thread). */
+typedef void (*cnn_pool_job)(void *arg, int t);
+/* Run job(arg, t) for t = 0..nt-1, t = 0 on the calling thread, and return once all have finished: 0; or
+ * -1 without running anything when the pool cannot take the job (another thread is using it, nt out of
+ * range, no OpenMP build, not Linux, workers could not start): the caller then runs its shares its own
+ * way. Never nest: call it from outside any parallel region or pool job. */
+typedef int (*cnn_pool_run_fn)(cnn_pool_job job, void *arg, int nt);
+int cnn_pool_run(cnn_pool_job job, void *arg, int nt);
+/* Counters for the tests: jobs the pool ran, and idle waits that ended asleep without spinning because the
+ * machine was busy (out[0], out[1]); the spin window in microseconds can be set (-1 restores the default). */
+void cnn_pool_stats(long out[2]);
+void cnn_pool_set_spin_us(int us);
+
 #ifdef __cplusplus
 }
 #endif

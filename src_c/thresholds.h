@@ -19,6 +19,17 @@
  * (gemm.c, "teams that share one core"). An MLP step makes 3-5 such products. */
 #define CNN_GEMM_SHARED_CORE_BACKOFF 64
 
+/* The small-job pool (threads.c): how long an idle worker spins for the next job, in microseconds, while
+ * the process is alone on its cores (then it sleeps on a futex). An MLP 784-100-10 step at batch 64 issues
+ * its two team products ~100-300 us apart on a quiet 2-core machine; a longer window only burns CPU. */
+#define CNN_POOL_SPIN_US 400
+/* How often (nanoseconds) the pool re-reads whether the process is alone on its cores (the running-task
+ * count of /proc/loadavg against the cores it may use): a read costs a few microseconds. */
+#define CNN_POOL_BUSY_CHECK_NS 2000000
+/* An idle spin that saw a gap this long (nanoseconds) between two looks at the clock was preempted: some
+ * other thread wanted its core, so the worker sleeps, as on a busy machine. */
+#define CNN_POOL_PREEMPTED_NS 50000
+
 /* Elementwise activations: they run at ~1 ns per element or less, so arrays below 2^20 elements (an MLP
  * batch) stay serial; above, threads take chunks of CNN_ACT_CHUNK elements. */
 #define CNN_ACT_MIN_PARALLEL (1 << 20)

@@ -1,0 +1,179 @@
+"""The small-job pool of src_c/threads.c (threads.h, "the small-job pool"): the GEMM's small products (the
+static partition and the unpacked path) run their shares on persistent workers that spin between jobs only
+while the process is alone on its cores. Results are bitwise those of one thread whatever runs them; the
+pool is left to OpenMP when another Python thread holds it; a worker sleeps at once on a busy machine; a
+forked child still computes."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+
+import cnn_core
+from cnn_core import _config
+from cnn_core.kernels import _gemm, gemm
+
+LINUX = sys.platform.startswith("linux")
+needs_pool = pytest.mark.skipif(not (cnn_core.openmp_enabled() and LINUX),
+                                reason="the pool exists in OpenMP builds on Linux (futex) only")
+
+# (m, n, k): the MLP's fc1 forward and weight gradient (static partition), a small unpacked product, one
+# whose rows are too few for a band per thread (column panels), and odd edges.
+SHAPES = [(64, 100, 784), (100, 784, 64), (48, 40, 30), (5, 700, 600), (97, 131, 389), (64, 10, 100)]
+
+
+def _serial(a, b):
+    cnn_core.set_num_threads(1)
+    try:
+        return gemm(a, b)
+    finally:
+        cnn_core.set_num_threads(2)
+
+
+@pytest.fixture
+def two_threads():
+    before = cnn_core.get_num_threads()
+    cnn_core.set_num_threads(2)
+    _gemm.reset_backoff()
+    yield
+    cnn_core.set_num_threads(before)
+    _config._pool_set_spin_us(-1)
+
+
+@needs_pool
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("spin_us", [-1, 0])   # the default spin window, and workers that always sleep
+def test_pool_products_equal_one_thread_bitwise(two_threads, dtype, spin_us):
+    _config._pool_set_spin_us(spin_us)
+    rng = np.random.default_rng(0)
+    for m, n, k in SHAPES:
+        a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+        expected = _serial(a, b)
+        for nt in (2, 3):
+            cnn_core.set_num_threads(nt)
+            for _ in range(20):   # back-to-back jobs: spinning and waking workers alike
+                _gemm.reset_backoff()
+                assert np.array_equal(gemm(a, b), expected), (m, n, k, nt)
+        cnn_core.set_num_threads(2)
+        assert np.allclose(expected, a.astype(np.float64) @ b.astype(np.float64),
+                           rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-3 if dtype == np.float32 else 1e-10)
+
+
+@needs_pool
+def test_small_team_products_run_on_the_pool(two_threads):
+    """A team-sized small product goes to the pool (its job count grows by one per product), a product too
+    small for a team does not."""
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((64, 784)).astype(np.float32), rng.standard_normal((784, 100)).astype(np.float32)
+    jobs = _config._pool_stats()[0]
+    for _ in range(5):
+        _gemm.reset_backoff()
+        gemm(a, b)
+    assert _config._pool_stats()[0] == jobs + 5
+    gemm(a[:4, :20], b[:20, :10])   # 800 multiply-adds: one thread
+    assert _config._pool_stats()[0] == jobs + 5
+
+
+@needs_pool
+def test_concurrent_python_threads_share_or_fall_back_correctly(two_threads):
+    """Four Python threads issue small products at once: one holds the pool, the others take OpenMP teams;
+    every result is the one-thread result."""
+    rng = np.random.default_rng(2)
+    pairs = [(rng.standard_normal((64 + i, 784)).astype(np.float32),
+              rng.standard_normal((784, 100 + 3 * i)).astype(np.float32)) for i in range(4)]
+    expected = [_serial(a, b) for a, b in pairs]
+    bad = []
+
+    def run(i):
+        for _ in range(200):
+            if not np.array_equal(gemm(*pairs[i]), expected[i]):
+                bad.append(i)
+                return
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    assert bad == []
+
+
+def _run(code: str, tmp_path, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS",)}
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@needs_pool
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs os.sched_setaffinity")
+def test_busy_cores_make_idle_workers_sleep_at_once(tmp_path):
+    """A process held to one CPU that a busy loop shares: more tasks run than the process has cores, so
+    every idle wait of a worker skips the spin and sleeps (counted), and the results stay exact."""
+    _run("""
+        import os, subprocess, sys, time
+        cpu = sorted(os.sched_getaffinity(0))[0]
+        os.sched_setaffinity(0, {cpu})
+        spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            time.sleep(0.3)
+            import numpy as np, cnn_core
+            from cnn_core import _config
+            from cnn_core.kernels import _gemm, gemm
+            cnn_core.set_num_threads(2)
+            rng = np.random.default_rng(0)
+            a = rng.standard_normal((64, 784)).astype(np.float32)
+            b = rng.standard_normal((784, 100)).astype(np.float32)
+            cnn_core.set_num_threads(1); expected = gemm(a, b); cnn_core.set_num_threads(2)
+            jobs0, sleeps0 = _config._pool_stats()
+            for _ in range(30):
+                _gemm.reset_backoff()
+                assert np.array_equal(gemm(a, b), expected)
+                time.sleep(0.003)   # past the pool's 2 ms between looks at the load
+            jobs, sleeps = _config._pool_stats()
+            assert jobs - jobs0 == 30, (jobs, jobs0)
+            assert sleeps - sleeps0 >= 25, (sleeps, sleeps0)
+        finally:
+            spinner.kill()
+        """, tmp_path)
+
+
+@needs_pool
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_after_pool_jobs_computes(tmp_path):
+    """A child forked after the pool ran jobs (its workers do not exist there) finishes its products with
+    the parent's results, and so does a child forked by a Python thread that never ran a product."""
+    _run("""
+        import os, threading, pickle
+        import numpy as np, cnn_core
+        from cnn_core.kernels import _gemm, gemm
+        cnn_core.set_num_threads(2)
+        rng = np.random.default_rng(0)
+        a = rng.standard_normal((64, 784)); b = rng.standard_normal((784, 100))
+        expected = gemm(a, b)
+        for _ in range(10):
+            _gemm.reset_backoff(); gemm(a, b)
+
+        def child_result():
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(r)
+                ok = all(np.array_equal(gemm(a, b), expected) for _ in range(5))
+                os.write(w, b"1" if ok else b"0"); os._exit(0)
+            os.close(w)
+            got = os.read(r, 1); os.waitpid(pid, 0)
+            return got
+
+        assert child_result() == b"1"
+        out = []
+        t = threading.Thread(target=lambda: out.append(child_result())); t.start(); t.join()
+        assert out == [b"1"]
+        """, tmp_path)
