@@ -206,7 +206,12 @@ def main() -> None:
     parser.add_argument("--square-only", action="store_true", help="only the square sizes")
     parser.add_argument("--layers-only", action="store_true", help="only the layers' shapes")
     parser.add_argument("--quick", action="store_true", help="3 calls per block: checks that every row runs")
+    parser.add_argument("--omp-teams", action="store_true",
+                        help="small products on OpenMP teams instead of the small-job pool (for A/B runs)")
     args = parser.parse_args()
+    if args.omp_teams:
+        from cnn_core.kernels import _gemm
+        _gemm.set_pool(False)
     print(_timing.machine())
     with open("/proc/loadavg") as f:
         fields = f.read().split()

@@ -340,8 +340,13 @@ def main(argv=None) -> int:
     ap.add_argument("--no-memory", action="store_true", help="skip the added-memory measurement")
     ap.add_argument("--profile", metavar="MODEL", choices=("lenet5", "mlp"),
                     help="only profile one cnn_core epoch of MODEL per layer and phase")
+    ap.add_argument("--omp-teams", action="store_true",
+                    help="small GEMM products on OpenMP teams instead of the small-job pool (for A/B runs)")
     ap.add_argument("--memory-child", choices=("cnn_core", "torch"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.omp_teams:
+        from cnn_core.kernels import _gemm
+        _gemm.set_pool(False)
     if args.profile:
         cnn_core.set_num_threads(THREADS)
         print(_timing.machine())

@@ -20,12 +20,15 @@ chained with `Compose([...])`. Any callable taking and returning a batch may ser
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
+import time
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from cnn_core._config import get_num_threads
 from cnn_core._random import get_rng
 from cnn_core._validation import as_float_array, check_bool, check_int, check_real, not_an_array
 from cnn_core.kernels.augment import _all_finite, _gather, _normalize, _shift_crop
@@ -176,22 +179,48 @@ def _apply(t: Callable, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 PREFETCH_THREAD: bool | None = None
 
 
+class _OwnLoad:
+    """This process's share of the 1-minute load average: its CPU time per second of wall time, smoothed as
+    the kernel smooths the load (an exponential average with a 60 s time constant), updated at each look."""
+
+    def __init__(self) -> None:
+        self.wall = self.cpu = None
+        self.average = 0.0
+
+    def update(self) -> float:
+        wall, cpu = time.monotonic(), time.process_time()
+        if self.wall is not None and wall > self.wall:
+            keep = math.exp(-(wall - self.wall) / 60.0)
+            self.average = keep * self.average + (1.0 - keep) * (cpu - self.cpu) / (wall - self.wall)
+        self.wall, self.cpu = wall, cpu
+        return self.average
+
+
+_own_load = _OwnLoad()
+
+
 def _use_prefetch_thread() -> bool:
-    """Whether fit's shuffled batches are gathered on the prefetch thread this epoch: yes unless the 1-minute
-    load average exceeds the cores this process may use. On a busy machine the thread costs more than it
-    saves: it needs a core and the GIL to hand each batch over, and when the scheduler preempts it while it
-    holds the GIL the training thread waits a time slice. Measured on the 2-vCPU EPYC at load average 6.5
-    (other processes): an MLP epoch of Fashion-MNIST took 1.03-1.24 s gathering on the training thread
-    against 1.14-1.36 s with the thread, whose GIL hand-overs showed up as 177-253 ms of zero_grad (22-31
-    ms without it); on a quiet machine the thread takes the gathering off the training thread. The batches
-    are the same either way. Unknown load (no os.getloadavg): the thread."""
+    """Whether fit's shuffled batches are gathered on the prefetch thread this epoch: yes unless the other
+    processes' load (the 1-minute load average minus this process's own share, _OwnLoad) plus the kernels'
+    threads exceeds the cores this process may use, by more than half a core (the load average of an idle
+    machine is rarely 0). On a busy machine the thread costs more than it saves: it needs a core and the GIL
+    to hand each batch over, and when the scheduler preempts it while it holds the GIL the training thread
+    waits a time slice. Measured on the 2-vCPU EPYC at load average 6.5 (other processes): an MLP epoch of
+    Fashion-MNIST took 1.03-1.24 s gathering on the training thread against 1.14-1.36 s with the thread,
+    whose GIL hand-overs showed up as 177-253 ms of zero_grad (22-31 ms without it); on a quiet machine the
+    thread takes the gathering off the training thread. The own share is taken out because this training's
+    threads (and the GEMM pool's workers, which spin between products on a quiet machine) would otherwise
+    count as load, and a long quiet training would switch the thread off by itself. The batches are the
+    same either way. Unknown load (no os.getloadavg): the thread."""
     if PREFETCH_THREAD is not None:
         return PREFETCH_THREAD
+    own = _own_load.update()
     try:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return os.getloadavg()[0] <= cores
+        others = max(0.0, os.getloadavg()[0] - own)
     except (AttributeError, OSError):
         return True
+    return others + min(get_num_threads(), cores) <= cores + 0.5
 
 
 class NonFiniteRowError(ValueError):

@@ -1,10 +1,12 @@
 """cnn_core.data: DataLoader batches (order, drop_last, seeds, no whole-set copies) and the augmentation
 transforms and batch kernels against NumPy oracles, float32 and float64."""
+import os
 import time
 
 import numpy as np
 import pytest
 
+import cnn_core
 from cnn_core.data import (Compose, DataLoader, Normalize, RandomCrop, RandomHorizontalFlip, RandomShift,
                            Transform)
 from cnn_core.kernels.augment import gather, normalize, shift_crop
@@ -372,17 +374,49 @@ def test_prefetch_job_not_started_is_run_by_the_caller():
     assert all(np.array_equal(p, g) for pb, gb in zip(plain, got) for p, g in zip(pb, gb)) and len(got) == 16
 
 
+def test_own_load_is_this_process_cpu_time_smoothed_over_a_minute():
+    # The kernel's 1-minute load average is an exponential average (60 s time constant) of the runnable
+    # tasks; _OwnLoad averages this process's CPU seconds per wall second the same way.
+    import math
+    import time
+
+    from cnn_core.data import _OwnLoad
+    own = _OwnLoad()
+    assert own.update() == 0.0   # no interval yet
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 0.2:   # one thread busy
+        pass
+    cpu0 = time.process_time()
+    got = own.update()
+    dt = time.monotonic() - t0
+    weight = 1.0 - math.exp(-dt / 60.0)
+    assert 0.0 < got <= weight * ((os.cpu_count() or 1) + 0.05)
+    time.sleep(0.3)   # idle: the average decays
+    assert own.update() < got or time.process_time() - cpu0 > 0.05
+
+
 def test_prefetch_thread_is_left_out_on_a_busy_machine(monkeypatch):
-    # By the 1-minute load average against the cores this process may use (cnn_core.data._use_prefetch_thread);
-    # PREFETCH_THREAD forces it; without os.getloadavg the thread is used. The batches are the same either way.
+    # By the other processes' load (the 1-minute load average minus this process's own share) plus the
+    # kernels' threads against the cores this process may use, half a core of slack
+    # (cnn_core.data._use_prefetch_thread); PREFETCH_THREAD forces it; without os.getloadavg the thread is
+    # used. The batches are the same either way.
     import os
 
     import cnn_core.data as data
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 0.5, 0.0, 0.0), raising=False)
+    ours = min(cnn_core.get_num_threads(), cores)
+    own = [0.0]
+    monkeypatch.setattr(data._own_load, "update", lambda: own[0])
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores - ours + 0.75, 0.0, 0.0), raising=False)
     assert data._use_prefetch_thread() is False
-    monkeypatch.setattr(os, "getloadavg", lambda: (cores - 0.5, 0.0, 0.0), raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores - ours + 0.25, 0.0, 0.0), raising=False)
     assert data._use_prefetch_thread() is True
+    # this training's own threads make up the load: the thread stays (a long quiet training keeps it)
+    own[0] = ours + 0.5
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 0.6, 0.0, 0.0), raising=False)
+    assert data._use_prefetch_thread() is True
+    own[0] = 0.0
+    assert data._use_prefetch_thread() is False
 
     def unknown():
         raise OSError("no load average")

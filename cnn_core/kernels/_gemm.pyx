@@ -47,6 +47,12 @@ if cnn_gemm_init(team_size, simd_level) != 0:
 cnn_gemm_set_pool(pool_run)
 
 
+def set_pool(bint on) -> None:
+    """Small products' teams on cnn_core._config's small-job pool (True, the default) or on OpenMP teams
+    (False); for tests and benchmarks, not thread-safe against concurrent gemm calls."""
+    cnn_gemm_set_pool(pool_run if on else <cnn_pool_run_fn>NULL)
+
+
 cdef int gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
               floating alpha, const floating *a, Py_ssize_t lda, const floating *b, Py_ssize_t ldb,
               floating beta, floating *c, Py_ssize_t ldc) noexcept nogil:
