@@ -81,14 +81,16 @@ def test_sgd_matches_formulas(dtype, kw):
     {"weight_decay": 0.1}, {"momentum": 0.8, "weight_decay": 0.2, "nesterov": True},
     {"momentum": 0.7, "dampening": 0.5, "weight_decay": 0.05},
 ])
-def test_sgd_compiled_step_equals_ufuncs_bitwise(dtype, kw):
-    # Contiguous parameters take the compiled pass (kernels/_optim.pyx), a strided view of the same values
-    # takes NumPy's ufuncs: the two must round identically, step after step (the momentum buffer's first
-    # step included), on an odd size that leaves a vector remainder.
+@pytest.mark.parametrize("shape", [(5, 13), (37, 41)])
+def test_sgd_compiled_step_equals_ufuncs_bitwise(dtype, kw, shape, simd):
+    # Contiguous parameters take the compiled pass (kernels/_optim.pyx, src_c/optim.c's loop of each SIMD
+    # level), a strided view of the same values takes NumPy's ufuncs: the two must round identically, step
+    # after step (the momentum buffer's first step included), on odd sizes that leave a vector remainder
+    # after full (unrolled) vector blocks.
     rng = np.random.default_rng(3)
-    values = rng.standard_normal((5, 13)).astype(dtype)
+    values = rng.standard_normal(shape).astype(dtype)
     fast = P(values.copy())
-    slow = P(np.zeros((5, 26), dtype))
+    slow = P(np.zeros((shape[0], 2 * shape[1]), dtype))
     slow.data = slow.data[:, ::2]
     slow.data[...] = values
     slow.grad = np.zeros_like(values)
@@ -289,12 +291,13 @@ def test_bad_types_raise_type_error(make, match):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_all_grads_finite_scan(dtype, bad):
-    # fit's one-call scan of every gradient (kernels/_optim.pyx) against np.isfinite: a bad value anywhere
-    # in any array (first, middle, last element; 1-D to 4-D; None entries skipped) is found.
+def test_all_grads_finite_scan(dtype, bad, simd):
+    # fit's one-call scan of every gradient (kernels/_optim.pyx, src_c/optim.c's loop of each SIMD level)
+    # against np.isfinite: a bad value anywhere in any array (first, middle, last element; 1-D to 4-D,
+    # sizes below, at and past full vector blocks; None entries skipped) is found.
     from cnn_core.kernels._optim import all_finite
     rng = np.random.default_rng(4)
-    arrays = [rng.standard_normal(s).astype(dtype) for s in [(7,), (3, 5), (2, 3, 4, 5), (33,)]]
+    arrays = [rng.standard_normal(s).astype(dtype) for s in [(7,), (3, 5), (2, 3, 4, 5), (33,), (64,), (1001,)]]
     assert all_finite(arrays) and all_finite([None, *arrays, None]) and all_finite([])
     for k, a in enumerate(arrays):
         for pos in (0, a.size // 2, a.size - 1):

@@ -1,0 +1,129 @@
+/* SGD's update and the gradients' finiteness scan, one loop per dtype and instruction-set level (see
+ * optim.h). The loops are plain C that the compiler vectorizes for each target: a literal use_wd, mode and
+ * nesterov give each case its own branch-free loop (one shared loop with the tests inside ran scalar, 2.5x
+ * slower than NumPy's four ufuncs on a 100 x 784 weight). Measured on a Zen 4 core, a 100 x 784 float32
+ * weight with momentum: ~15 us at the SSE2 baseline, ~5 us with AVX2 or AVX-512 (L2-resident arrays). */
+#include "optim.h"
+
+#define ALWAYS_INLINE __attribute__((always_inline)) static inline
+
+#define SGD_LOOPS(T, SFX, TGT, ATTR)                                                                       \
+    ATTR ALWAYS_INLINE void sgd_loop_##SFX##_##TGT(T *p, const T *g, T *buf, ptrdiff_t n, T lr, T mu,      \
+                                                    T damp1, T wd, const int use_wd, const int mode,       \
+                                                    const int nesterov)                                    \
+    {                                                                                                      \
+        for (ptrdiff_t i = 0; i < n; ++i) {                                                                \
+            T gi = g[i];                                                                                   \
+            if (use_wd)                                                                                    \
+                gi = gi + p[i] * wd;                                                                       \
+            if (mode == 1)                                                                                 \
+                buf[i] = gi;                                                                               \
+            else if (mode == 2)                                                                            \
+                buf[i] = buf[i] * mu + gi;                                                                 \
+            else if (mode == 3)                                                                            \
+                buf[i] = buf[i] * mu + gi * damp1;                                                         \
+            if (mode != 0)                                                                                 \
+                gi = nesterov ? gi + buf[i] * mu : buf[i];                                                 \
+            p[i] = p[i] - gi * lr;                                                                         \
+        }                                                                                                  \
+    }                                                                                                      \
+    /* mode with a literal use_wd and nesterov */                                                          \
+    ATTR ALWAYS_INLINE void sgd_mode_##SFX##_##TGT(T *p, const T *g, T *buf, ptrdiff_t n, T lr, T mu,      \
+                                                    T damp1, T wd, int use_wd, const int mode,             \
+                                                    int nesterov)                                          \
+    {                                                                                                      \
+        if (use_wd && nesterov)                                                                            \
+            sgd_loop_##SFX##_##TGT(p, g, buf, n, lr, mu, damp1, wd, 1, mode, 1);                           \
+        else if (use_wd)                                                                                   \
+            sgd_loop_##SFX##_##TGT(p, g, buf, n, lr, mu, damp1, wd, 1, mode, 0);                           \
+        else if (nesterov)                                                                                 \
+            sgd_loop_##SFX##_##TGT(p, g, buf, n, lr, mu, damp1, wd, 0, mode, 1);                           \
+        else                                                                                               \
+            sgd_loop_##SFX##_##TGT(p, g, buf, n, lr, mu, damp1, wd, 0, mode, 0);                           \
+    }                                                                                                      \
+    ATTR static void sgd_##SFX##_##TGT(T *p, const T *g, T *buf, ptrdiff_t n, T lr, T mu, T damp1, T wd,   \
+                                       int use_wd, int mode, int nesterov)                                 \
+    {                                                                                                      \
+        switch (mode) {                                                                                    \
+        case 0: sgd_mode_##SFX##_##TGT(p, g, buf, n, lr, mu, damp1, wd, use_wd, 0, 0); break;              \
+        case 1: sgd_mode_##SFX##_##TGT(p, g, buf, n, lr, mu, damp1, wd, use_wd, 1, nesterov); break;       \
+        case 2: sgd_mode_##SFX##_##TGT(p, g, buf, n, lr, mu, damp1, wd, use_wd, 2, nesterov); break;       \
+        default: sgd_mode_##SFX##_##TGT(p, g, buf, n, lr, mu, damp1, wd, use_wd, 3, nesterov);             \
+        }                                                                                                  \
+    }
+
+/* An integer OR-reduction of "exponent bits all ones" (NaN, +-inf), which vectorizes. */
+#define SCAN_LOOP(U, SFX, EXP, TGT, ATTR)                                                                  \
+    ATTR static int nonfinite_##SFX##_##TGT(const U *b, ptrdiff_t n)                                       \
+    {                                                                                                      \
+        U bad = 0;                                                                                         \
+        for (ptrdiff_t i = 0; i < n; ++i)                                                                  \
+            bad |= (U)((b[i] & EXP) == EXP);                                                               \
+        return bad != 0;                                                                                   \
+    }
+
+#define OPTIM_LOOPS(TGT, ATTR)                                                                             \
+    SGD_LOOPS(float, f32, TGT, ATTR)                                                                       \
+    SGD_LOOPS(double, f64, TGT, ATTR)                                                                      \
+    SCAN_LOOP(uint32_t, f32, 0x7f800000u, TGT, ATTR)                                                       \
+    SCAN_LOOP(uint64_t, f64, 0x7ff0000000000000u, TGT, ATTR)
+
+OPTIM_LOOPS(base, )
+#if CNN_X86
+OPTIM_LOOPS(avx2, __attribute__((target("avx2"))))
+OPTIM_LOOPS(avx512, __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,prefer-vector-width=512"))))
+#endif
+
+/* The loops of each instruction-set level. */
+static const struct {
+    void (*sgd_f32)(float *, const float *, float *, ptrdiff_t, float, float, float, float, int, int, int);
+    void (*sgd_f64)(double *, const double *, double *, ptrdiff_t, double, double, double, double, int, int,
+                    int);
+    int (*nonfinite_f32)(const uint32_t *, ptrdiff_t);
+    int (*nonfinite_f64)(const uint64_t *, ptrdiff_t);
+} cnn_optim_table[CNN_SIMD_NLEVELS] = {
+    [CNN_SIMD_BASELINE] = {sgd_f32_base, sgd_f64_base, nonfinite_f32_base, nonfinite_f64_base},
+#if CNN_X86
+    [CNN_SIMD_AVX2] = {sgd_f32_avx2, sgd_f64_avx2, nonfinite_f32_avx2, nonfinite_f64_avx2},
+    [CNN_SIMD_AVX512] = {sgd_f32_avx512, sgd_f64_avx512, nonfinite_f32_avx512, nonfinite_f64_avx512},
+#else
+    [CNN_SIMD_AVX2] = {sgd_f32_base, sgd_f64_base, nonfinite_f32_base, nonfinite_f64_base},
+    [CNN_SIMD_AVX512] = {sgd_f32_base, sgd_f64_base, nonfinite_f32_base, nonfinite_f64_base},
+#endif
+};
+
+static int cnn_optim_baseline(void) { return CNN_SIMD_BASELINE; }
+
+static cnn_simd_level_fn cnn_optim_level = cnn_optim_baseline;
+
+void cnn_optim_init(cnn_simd_level_fn simd_level) { cnn_optim_level = simd_level; }
+
+#define OPTIM_CNTX() (&cnn_optim_table[optim_level()])
+
+static inline int optim_level(void)
+{
+    const int level = cnn_optim_level();
+    return level >= 0 && level < CNN_SIMD_NLEVELS ? level : CNN_SIMD_BASELINE;
+}
+
+void cnn_sgd_f32(float *p, const float *g, float *buf, ptrdiff_t n, float lr, float mu, float damp1, float wd,
+                 int use_wd, int mode, int nesterov)
+{
+    OPTIM_CNTX()->sgd_f32(p, g, buf, n, lr, mu, damp1, wd, use_wd, mode, nesterov);
+}
+
+void cnn_sgd_f64(double *p, const double *g, double *buf, ptrdiff_t n, double lr, double mu, double damp1,
+                 double wd, int use_wd, int mode, int nesterov)
+{
+    OPTIM_CNTX()->sgd_f64(p, g, buf, n, lr, mu, damp1, wd, use_wd, mode, nesterov);
+}
+
+int cnn_nonfinite_f32(const uint32_t *b, ptrdiff_t n)
+{
+    return OPTIM_CNTX()->nonfinite_f32(b, n);
+}
+
+int cnn_nonfinite_f64(const uint64_t *b, ptrdiff_t n)
+{
+    return OPTIM_CNTX()->nonfinite_f64(b, n);
+}
