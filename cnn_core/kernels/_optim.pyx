@@ -2,8 +2,8 @@
 # distutils: sources = src_c/optim.c
 # distutils: depends = src_c/optim.h src_c/cpu.h
 """Compiled optimizer kernels for the training loop: the finiteness scan of every gradient in one call, and
-SGD's update of one parameter in one pass (cnn_core.optim.SGD and cnn_core.training call them on arrays
-they have checked).
+SGD's and Adam's update of one parameter in one pass (cnn_core.optim.SGD, Adam and cnn_core.training call
+them on arrays they have checked).
 
 Arrays are taken through the buffer protocol (any C-contiguous float32/float64 array, any number of
 dimensions), which costs a fraction of a microsecond per array: a LeNet-5 step has ten parameters, and
@@ -26,6 +26,16 @@ cdef extern from "optim.h" nogil:
     void cnn_sgd_f64(double *p, const double *g, double *buf, Py_ssize_t n, double lr, double mu,
                      double damp1, double wd, int use_wd, int mode, int nesterov)
     int cnn_nonfinite_f32(const uint32_t *b, Py_ssize_t n)
+    ctypedef struct cnn_adam_params_f32:
+        float beta1, one_minus_beta1, beta2, one_minus_beta2, wd, decay, bias2_sqrt, eps, step_size
+        int decay_mode
+    ctypedef struct cnn_adam_params_f64:
+        double beta1, one_minus_beta1, beta2, one_minus_beta2, wd, decay, bias2_sqrt, eps, step_size
+        int decay_mode
+    void cnn_adam_f32(float *p, const float *g, float *m, float *v, float *vmax, Py_ssize_t n,
+                      const cnn_adam_params_f32 *h)
+    void cnn_adam_f64(double *p, const double *g, double *m, double *v, double *vmax, Py_ssize_t n,
+                      const cnn_adam_params_f64 *h)
     int cnn_nonfinite_f64(const uint64_t *b, Py_ssize_t n)
 
 
@@ -102,3 +112,44 @@ def sgd_step(p, g, buf, double lr, double momentum, double dampening, double wei
             PyBuffer_Release(&vg)
     finally:
         PyBuffer_Release(&vp)
+
+
+def adam_step(p, g, m, v, vmax, double beta1, double beta2, double eps, double wd, bint decoupled,
+              double step_size, double bias2_sqrt, double decay) -> None:
+    """One Adam/AdamW update of the parameter array p (in place) from its gradient g, with the moment
+    buffers m, v and (amsgrad; else None) vmax updated in place: cnn_core.optim.Adam's formulas, each
+    operation rounded in the arrays' dtype in the order of its NumPy sequence (the scalars cast to that
+    dtype first: step_size = lr / (1 - beta1**t), bias2_sqrt = sqrt(1 - beta2**t), decay = 1 - lr * wd),
+    so the result equals the ufuncs bit for bit. Arrays: C-contiguous, one float dtype and size."""
+    cdef Py_buffer views[5]
+    cdef int held = 0, kind = 0, k
+    cdef bint ams = vmax is not None
+    cdef cnn_adam_params_f32 h32
+    cdef cnn_adam_params_f64 h64
+    arrays = (p, m, v, vmax, g) if ams else (p, m, v, g)
+    try:
+        for k in range(len(arrays)):
+            PyObject_GetBuffer(arrays[k], &views[k], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT |
+                               (0 if k == len(arrays) - 1 else PyBUF_WRITABLE))
+            held += 1
+            if k == 0:
+                kind = float_kind(&views[0])
+            if kind == 0 or float_kind(&views[k]) != kind or views[k].len != views[0].len:
+                raise TypeError("adam_step: expected p, g, m, v (and vmax) of one float dtype and size")
+        mode = 0 if wd == 0.0 else (2 if decoupled else 1)
+        if kind == 4:
+            h32 = cnn_adam_params_f32(<float>beta1, <float>(1.0 - beta1), <float>beta2, <float>(1.0 - beta2), <float>wd,
+                               <float>decay, <float>bias2_sqrt, <float>eps, <float>step_size, mode)
+            with nogil:
+                cnn_adam_f32(<float *>views[0].buf, <const float *>views[held - 1].buf, <float *>views[1].buf,
+                             <float *>views[2].buf, <float *>views[3].buf if ams else NULL, views[0].len // 4,
+                             &h32)
+        else:
+            h64 = cnn_adam_params_f64(beta1, 1.0 - beta1, beta2, 1.0 - beta2, wd, decay, bias2_sqrt, eps, step_size, mode)
+            with nogil:
+                cnn_adam_f64(<double *>views[0].buf, <const double *>views[held - 1].buf, <double *>views[1].buf,
+                             <double *>views[2].buf, <double *>views[3].buf if ams else NULL, views[0].len // 8,
+                             &h64)
+    finally:
+        for k in range(held):
+            PyBuffer_Release(&views[k])

@@ -6,7 +6,16 @@ import math
 import numpy as np
 
 from cnn_core._validation import check_bool, check_real
+from cnn_core.kernels._optim import adam_step as _adam_step
 from cnn_core.optim.optimizer import Optimizer
+
+
+def _compiled(p, arrays) -> bool:
+    """Whether the compiled step applies: p's data, grad and moment buffers C-contiguous arrays of one dtype
+    and shape (every layer's parameters are); anything else takes the ufuncs."""
+    d = p.data
+    return d.flags.c_contiguous and all(a.flags.c_contiguous and a.dtype == d.dtype and a.shape == d.shape
+                                        for a in (p.grad, *arrays))
 
 
 class Adam(Optimizer):
@@ -57,6 +66,12 @@ class Adam(Optimizer):
                         state["max_exp_avg_sq"] = np.zeros_like(p.data)
                 state["step"] += 1
                 t_step, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+                vmax = state["max_exp_avg_sq"] if group["amsgrad"] else None
+                if _compiled(p, (m, v) if vmax is None else (m, v, vmax)):
+                    # one compiled pass, the same roundings as the ufuncs below (kernels/_optim.pyx)
+                    _adam_step(p.data, p.grad, m, v, vmax, beta1, beta2, eps, wd, self._decoupled,
+                               lr / (1.0 - beta1 ** t_step), math.sqrt(1.0 - beta2 ** t_step), 1.0 - lr * wd)
+                    continue
                 t = self._scratch_buffer(p, "t")
                 if self._decoupled:
                     if wd != 0.0:
@@ -71,9 +86,9 @@ class Adam(Optimizer):
                 np.multiply(g, g, out=t)
                 np.multiply(t, 1.0 - beta2, out=t)
                 np.add(v, t, out=v)
-                if group["amsgrad"]:
-                    np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-                    v = state["max_exp_avg_sq"]
+                if vmax is not None:
+                    np.maximum(vmax, v, out=vmax)
+                    v = vmax
                 step_size = lr / (1.0 - beta1 ** t_step)
                 np.sqrt(v, out=t)
                 np.divide(t, math.sqrt(1.0 - beta2 ** t_step), out=t)
