@@ -1,8 +1,10 @@
 /* SGD's update and the gradients' finiteness scan, one loop per dtype and instruction-set level (see
  * optim.h), and Adam's. The loops are plain C that the compiler vectorizes for each target: a literal use_wd, mode and
  * nesterov give each case its own branch-free loop (one shared loop with the tests inside ran scalar, 2.5x
- * slower than NumPy's four ufuncs on a 100 x 784 weight). Measured on a Zen 4 core, a 100 x 784 float32
- * weight with momentum: ~15 us at the SSE2 baseline, ~5 us with AVX2 or AVX-512 (L2-resident arrays). */
+ * slower than NumPy's four ufuncs on a 100 x 784 weight). Measured on a Zen 4 core (CPU time, loaded
+ * machine), a 100 x 784 float32 weight: SGD with momentum 13.6 us baseline, 11.5 AVX2 and AVX-512 (memory
+ * bound: p, g and the buffer are ~1 MB together); the finiteness scan 6.6 / 3.6 / 3.9 us; Adam 34.7 us
+ * (AVX-512) against 138.8 us for the ufuncs. */
 #include "optim.h"
 
 #include <math.h>
