@@ -185,16 +185,114 @@ cdef inline floating _sum(const floating* a, Py_ssize_t n) noexcept nogil:
     return s0
 
 
+# ---- the 3x3 stride-2 padding-1 convolution of an even-sized plane (a network's downsampling conv) ----------
+#
+# The generic loops copy OH rows of OW elements per tap, every second input element: at 14x14 -> 7x7 the
+# per-row work costs more than the copies. Here the plane is split once into its four phases
+# P_pq[a, b] = x[2a + p, 2b + q] (each OH x OW, H = 2*OH and W = 2*OW), which are the column rows of the taps
+# (1, 1), (1, 2), (2, 1), (2, 2) (tap (i, j) reads x[2*oh - 1 + i, 2*ow - 1 + j]); the five other taps are
+# those rows shifted by one output row (tap row 0: P_1q[oh - 1, .]) and / or one output column (tap column 0:
+# P_p1[., ow - 1]), zero where the shift leaves the phase: each one contiguous copy of a column row.
+
+cdef inline bint _is_s2_3x3(Py_ssize_t H, Py_ssize_t W, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH,
+                            Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t DH, Py_ssize_t DW,
+                            Py_ssize_t OH, Py_ssize_t OW) noexcept nogil:
+    return (KH == 3 and KW == 3 and SH == 2 and SW == 2 and PH == 1 and PW == 1 and DH == 1 and DW == 1
+            and H == 2 * OH and W == 2 * OW)
+
+
+cdef inline void _shift_row(const floating* src, floating* dst, Py_ssize_t OH, Py_ssize_t OW, bint down,
+                            bint right) noexcept nogil:
+    """dst[oh, ow] = src[oh - down, ow - right], zero where that falls outside (one column row, L = OH*OW)."""
+    cdef Py_ssize_t t, L = OH * OW, d = down * OW + right
+    for t in range(d):
+        dst[t] = 0
+    for t in range(d, L):
+        dst[t] = src[t - d]
+    if right:
+        for t in range(OH):
+            dst[t * OW] = 0
+
+
+cdef inline void _shift_row_adjoint(floating* dst, floating* src, Py_ssize_t OH, Py_ssize_t OW, bint down,
+                                    bint right) noexcept nogil:
+    """The adjoint of _shift_row: src[oh - down, ow - right] += dst[oh, ow] where both are inside. dst's entries
+    that map outside (its first `down` rows; with `right`, its first column) are zeroed first (dst is the
+    column gradient, scratch), so that one contiguous sum does the rest."""
+    cdef Py_ssize_t t, L = OH * OW, d = down * OW + right
+    if right:
+        for t in range(OH):
+            dst[t * OW] = 0
+    for t in range(d, L):
+        src[t - d] += dst[t]
+
+
+cdef void _im2col_plane_s2(const floating* x, floating* cols, Py_ssize_t ld, Py_ssize_t OH,
+                           Py_ssize_t OW) noexcept nogil:
+    """_im2col_plane for _is_s2_3x3: the 9 column rows of one (2*OH, 2*OW) plane, `ld` apart."""
+    cdef Py_ssize_t a, b, W = 2 * OW
+    cdef floating* p00 = cols + 4 * ld     # tap (1, 1)
+    cdef floating* p01 = cols + 5 * ld     # tap (1, 2)
+    cdef floating* p10 = cols + 7 * ld     # tap (2, 1)
+    cdef floating* p11 = cols + 8 * ld     # tap (2, 2)
+    cdef const floating* r0
+    cdef const floating* r1
+    for a in range(OH):
+        r0 = x + 2 * a * W
+        r1 = r0 + W
+        for b in range(OW):
+            p00[a * OW + b] = r0[2 * b]
+            p01[a * OW + b] = r0[2 * b + 1]
+            p10[a * OW + b] = r1[2 * b]
+            p11[a * OW + b] = r1[2 * b + 1]
+    _shift_row(p11, cols, OH, OW, True, True)            # tap (0, 0)
+    _shift_row(p10, cols + ld, OH, OW, True, False)      # tap (0, 1)
+    _shift_row(p11, cols + 2 * ld, OH, OW, True, False)  # tap (0, 2)
+    _shift_row(p01, cols + 3 * ld, OH, OW, False, True)  # tap (1, 0)
+    _shift_row(p11, cols + 6 * ld, OH, OW, False, True)  # tap (2, 0)
+
+
+cdef void _col2im_plane_s2(floating* cols, floating* x, Py_ssize_t ld, Py_ssize_t OH,
+                           Py_ssize_t OW) noexcept nogil:
+    """_col2im_plane for _is_s2_3x3, the adjoint of _im2col_plane_s2: the shifted taps' rows added into the
+    phase rows (cols is the column gradient, scratch, and is overwritten), then the phases interleaved into x
+    (every element of the plane belongs to exactly one phase)."""
+    cdef Py_ssize_t a, b, W = 2 * OW
+    cdef floating* p00 = cols + 4 * ld
+    cdef floating* p01 = cols + 5 * ld
+    cdef floating* p10 = cols + 7 * ld
+    cdef floating* p11 = cols + 8 * ld
+    cdef floating* r0
+    cdef floating* r1
+    _shift_row_adjoint(cols, p11, OH, OW, True, True)
+    _shift_row_adjoint(cols + ld, p10, OH, OW, True, False)
+    _shift_row_adjoint(cols + 2 * ld, p11, OH, OW, True, False)
+    _shift_row_adjoint(cols + 3 * ld, p01, OH, OW, False, True)
+    _shift_row_adjoint(cols + 6 * ld, p11, OH, OW, False, True)
+    for a in range(OH):
+        r0 = x + 2 * a * W
+        r1 = r0 + W
+        for b in range(OW):
+            r0[2 * b] = p00[a * OW + b]
+            r0[2 * b + 1] = p01[a * OW + b]
+            r1[2 * b] = p10[a * OW + b]
+            r1[2 * b + 1] = p11[a * OW + b]
+
+
 cdef inline void _im2col_chunk(const floating* x, floating* cols, Py_ssize_t m, Py_ssize_t C, Py_ssize_t H,
                                Py_ssize_t W, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW,
                                Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t DH, Py_ssize_t DW, Py_ssize_t OH,
                                Py_ssize_t OW) noexcept nogil:
     """cols (C*KH*KW, m*OH*OW) of the m samples at x."""
     cdef Py_ssize_t j, c, L = OH * OW, KK = KH * KW
+    cdef bint s2 = _is_s2_3x3(H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
     for j in range(m):
         for c in range(C):
-            _im2col_plane(x + (j * C + c) * H * W, cols + c * KK * m * L + j * L, m * L,
-                          H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
+            if s2:
+                _im2col_plane_s2(x + (j * C + c) * H * W, cols + c * KK * m * L + j * L, m * L, OH, OW)
+            else:
+                _im2col_plane(x + (j * C + c) * H * W, cols + c * KK * m * L + j * L, m * L,
+                              H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
 
 
 # Groups of at most SMALL_FILTERS filters whose columns are at most SMALL_DEPTH deep (depthwise: a 3x3 has
@@ -340,6 +438,7 @@ def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w2, con
     cdef Py_ssize_t nslots = min(<Py_ssize_t>_NSLOTS, nchunks), s, ci, n0, m, g, j, f, c, e
     cdef Py_ssize_t wsize = F * Kg, psize = wsize + F
     cdef bint has_bias = gb is not None, want_dx = dx is not None
+    cdef bint s2 = _is_s2_3x3(H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
     cdef int err = 0
     cdef floating* cols
     cdef floating* dt
@@ -382,8 +481,12 @@ def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w2, con
                 if want_dx:
                     for j in range(m):
                         for c in range(C):
-                            _col2im_plane(dcols + c * KK * m * L + j * L, &dx[n0 + j, c, 0, 0], m * L,
-                                          H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
+                            if s2:
+                                _col2im_plane_s2(dcols + c * KK * m * L + j * L, &dx[n0 + j, c, 0, 0], m * L,
+                                                 OH, OW)
+                            else:
+                                _col2im_plane(dcols + c * KK * m * L + j * L, &dx[n0 + j, c, 0, 0], m * L,
+                                              H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
         # The slots' sums, added in slot order (each element by one thread).
         for e in prange(psize, schedule="static", num_threads=team_size(psize)):
             acc = 0
