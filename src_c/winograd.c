@@ -283,32 +283,37 @@ ptrdiff_t cnn_wino4_scratch(ptrdiff_t n, ptrdiff_t C, ptrdiff_t F, ptrdiff_t OH,
     return 36 * (C * T + WINO_PAD) + 36 * (F * T + WINO_PAD) + (in > out ? in : out);
 }
 
-/* u[xi * us] = (G k G^T)[xi], xi = 6a + b, for one 3x3 pair g (k = g or, with flip, g rotated by 180 degrees),
- * G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]. */
+/* G applied to nb 3-vectors at once (k0[q], k1[q], k2[q]) -> o[a*os + q], a < 6,
+ * G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]; loops over q, so that
+ * the weight transform runs a block of WINO_WB filter-channel pairs as vector operations. */
 #define WINO4_WEIGHT_DEF(WT, WSFX)                                                                          \
-    static inline void wino4_g_##WSFX(const WT k0, const WT k1, const WT k2, WT *o)                       \
+    static inline void wino4_g_##WSFX(const WT *restrict k0, const WT *restrict k1, const WT *restrict k2, \
+                                      WT *restrict o, ptrdiff_t os, ptrdiff_t nb)                         \
     {                                                                                                     \
-        const WT s = k0 + k2, q = k0 * (WT)(1.0 / 24) + k2 * (WT)(1.0 / 6), r = k1 * (WT)(1.0 / 12);        \
-        o[0] = k0 * (WT)0.25;                                                                             \
-        o[1] = -(s + k1) * (WT)(1.0 / 6);                                                                 \
-        o[2] = (k1 - s) * (WT)(1.0 / 6);                                                                  \
-        o[3] = q + r;                                                                                     \
-        o[4] = q - r;                                                                                     \
-        o[5] = k2;                                                                                        \
+        for (ptrdiff_t q = 0; q < nb; q++) {                                                              \
+            const WT s = k0[q] + k2[q], h = k0[q] * (WT)(1.0 / 24) + k2[q] * (WT)(1.0 / 6),               \
+                     r = k1[q] * (WT)(1.0 / 12);                                                          \
+            o[q] = k0[q] * (WT)0.25;                                                                      \
+            o[os + q] = -(s + k1[q]) * (WT)(1.0 / 6);                                                     \
+            o[2 * os + q] = (k1[q] - s) * (WT)(1.0 / 6);                                                  \
+            o[3 * os + q] = h + r;                                                                        \
+            o[4 * os + q] = h - r;                                                                        \
+            o[5 * os + q] = k2[q];                                                                        \
+        }                                                                                                 \
     }                                                                                                     \
-    static inline void wino4_weight_##WSFX(const WT *restrict g, int flip, WT *restrict u, ptrdiff_t us)  \
+    /* u[xi*WINO_WB + q] = (G k G^T)[xi], xi = 6a + b, for nb pairs (k the q-th pair's 3x3 kernel, rotated \
+     * by 180 degrees with flip; pair q at g[q] + 0..8); k, t: scratch of 9 and 18 rows of WINO_WB */     \
+    static inline void wino4_weight_##WSFX(const WT *const *g, ptrdiff_t nb, int flip, WT *restrict u,    \
+                                           WT *restrict k, WT *restrict t)                                \
     {                                                                                                     \
-        WT k[3][3], t[6][3], o[6];                                                                        \
-        for (int i = 0; i < 3; i++)                                                                       \
-            for (int j = 0; j < 3; j++) k[i][j] = flip ? g[(2 - i) * 3 + (2 - j)] : g[i * 3 + j];         \
-        for (int j = 0; j < 3; j++) {                                                                     \
-            wino4_g_##WSFX(k[0][j], k[1][j], k[2][j], o);                                                 \
-            for (int a = 0; a < 6; a++) t[a][j] = o[a];                                                   \
-        }                                                                                                 \
-        for (int a = 0; a < 6; a++) {                                                                     \
-            wino4_g_##WSFX(t[a][0], t[a][1], t[a][2], o);                                                 \
-            for (int b = 0; b < 6; b++) u[(6 * a + b) * us] = o[b];                                       \
-        }                                                                                                 \
+        for (ptrdiff_t q = 0; q < nb; q++)                                                                \
+            for (int e = 0; e < 9; e++) k[(flip ? 8 - e : e) * WINO_WB + q] = g[q][e];                    \
+        for (int j = 0; j < 3; j++)     /* down column j: t[(3a + j)*WINO_WB + q] */                      \
+            wino4_g_##WSFX(k + j * WINO_WB, k + (3 + j) * WINO_WB, k + (6 + j) * WINO_WB, t + j * WINO_WB, \
+                           3 * WINO_WB, nb);                                                              \
+        for (int a = 0; a < 6; a++)     /* across row a: u[(6a + b)*WINO_WB + q] */                       \
+            wino4_g_##WSFX(t + 3 * a * WINO_WB, t + (3 * a + 1) * WINO_WB, t + (3 * a + 2) * WINO_WB,     \
+                           u + 6 * a * WINO_WB, WINO_WB, nb);                                             \
     }                                                                                                     \
     /* G^T u G's three values from one row u0..u5 (G^T's rows (1/4, -1/6, -1/6, 1/24, 1/24, 0),          \
      * (0, -1/6, 1/6, 1/12, -1/12, 0), (0, -1/6, -1/6, 1/6, 1/6, 1)) */                                   \
@@ -328,14 +333,14 @@ WINO4_WEIGHT_DEF(double, d)
     {                                                                                                     \
         /* as cnn_*wino_weights: blocks of WINO_WB pairs of one row of the (36, P, R) matrices */         \
         const ptrdiff_t P = flip ? C : F, R = flip ? F : C, PR = P * R;                                   \
-        WT buf[36 * WINO_WB];                                                                             \
+        WT buf[36 * WINO_WB], k[9 * WINO_WB], t[18 * WINO_WB];                                            \
+        const WT *g[WINO_WB];                                                                             \
         for (ptrdiff_t p = 0; p < P; p++)                                                                 \
             for (ptrdiff_t r0 = 0; r0 < R; r0 += WINO_WB) {                                               \
                 const ptrdiff_t nb = R - r0 < WINO_WB ? R - r0 : WINO_WB;                                 \
-                for (ptrdiff_t b = 0; b < nb; b++) {                                                      \
-                    const ptrdiff_t f = flip ? r0 + b : p, c = flip ? p : r0 + b;                         \
-                    wino4_weight_##WSFX(w + (f * C + c) * 9, flip, buf + b, WINO_WB);                     \
-                }                                                                                         \
+                for (ptrdiff_t b = 0; b < nb; b++)                                                        \
+                    g[b] = w + ((flip ? r0 + b : p) * C + (flip ? p : r0 + b)) * 9;                       \
+                wino4_weight_##WSFX(g, nb, flip, buf, k, t);                                              \
                 for (int xi = 0; xi < 36; xi++)                                                           \
                     for (ptrdiff_t b = 0; b < nb; b++) u[xi * PR + p * R + r0 + b] = buf[xi * WINO_WB + b];\
             }                                                                                             \
