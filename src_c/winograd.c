@@ -11,9 +11,10 @@
 #define WINO_LINE_IN(TH, TW) ((8 * (TH) + 8 + 16 * (TH)) * ((TW) + 1))
 #define WINO_LINE_OUT(n, TH, TW) (4 * (n) * (TH) * (TW))
 /* F(4x4, 3x3), n samples of one tile at a time: input, the n padded planes of one channel and one tile's
- * first pass of B^T; output, one tile's two passes of A^T (24 + 16 values; the weight gradient's A 16 + 24). */
+ * first pass of B^T; output, one tile's first pass of A^T (24 values; the weight gradient's A as many) and the
+ * n planes of output (gradient) values, 4TH x 4TW each. */
 #define WINO4_LINE_IN(n, TH, TW) ((n) * ((4 * (TH) + 2) * (4 * (TW) + 2) + 36))
-#define WINO4_LINE_OUT(n) (40 * (n))
+#define WINO4_LINE_OUT(n, TH, TW) ((n) * (24 + 16 * (TH) * (TW)))
 
 /* The input transform copies the plane's rows (often 7-14 elements) into a padded buffer: GCC would turn
  * those loops into memcpy / memset calls, which at that length cost more than the copies. */
@@ -279,7 +280,7 @@ WINO_DEFS(double, d)
 ptrdiff_t cnn_wino4_scratch(ptrdiff_t n, ptrdiff_t C, ptrdiff_t F, ptrdiff_t OH, ptrdiff_t OW)
 {
     const ptrdiff_t TH = WINO4_TILES(OH), TW = WINO4_TILES(OW), T = n * TH * TW;
-    const ptrdiff_t in = WINO4_LINE_IN(n, TH, TW), out = WINO4_LINE_OUT(n);
+    const ptrdiff_t in = WINO4_LINE_IN(n, TH, TW), out = WINO4_LINE_OUT(n, TH, TW);
     return 36 * (C * T + WINO_PAD) + 36 * (F * T + WINO_PAD) + (in > out ? in : out);
 }
 

@@ -175,6 +175,7 @@ WATTR static inline void WFN(wino4_bt)(const WT *restrict d, ptrdiff_t is, WT *r
              *restrict d4 = d + 4 * is, *restrict d5 = d + 5 * is;
     WT *restrict o0 = o, *restrict o1 = o + os, *restrict o2 = o + 2 * os, *restrict o3 = o + 3 * os,
        *restrict o4 = o + 4 * os, *restrict o5 = o + 5 * os;
+    #pragma GCC ivdep
     for (ptrdiff_t s = 0; s < n; s++) {
         const WT a1 = d1[s], a2 = d2[s], a3 = d3[s], a4 = d4[s], e = a4 - a2, f = a3 - a1;
         o0[s] = ((WT)4 * d0[s] - (WT)5 * a2) + a4;
@@ -212,6 +213,7 @@ WATTR static inline void WFN(wino4_a)(const WT *restrict y, ptrdiff_t is, WT *re
     const WT *restrict y0 = y, *restrict y1 = y + is, *restrict y2 = y + 2 * is, *restrict y3 = y + 3 * is;
     WT *restrict o0 = o, *restrict o1 = o + os, *restrict o2 = o + 2 * os, *restrict o3 = o + 3 * os,
        *restrict o4 = o + 4 * os, *restrict o5 = o + 5 * os;
+    #pragma GCC ivdep
     for (ptrdiff_t s = 0; s < n; s++) {
         const WT s02 = y0[s] + y2[s], s13 = y1[s] + y3[s];
         const WT q02 = y0[s] + (WT)4 * y2[s], q13 = y1[s] + (WT)4 * y3[s];
@@ -238,11 +240,13 @@ WATTR WINO_NOCALLS static void WFN(wino4_in)(ptrdiff_t n, const WT *restrict x, 
     const ptrdiff_t rlo = ph > 0 ? ph : 0, rhi = H + ph < R ? H + ph : R;    /* canvas rows inside the plane */
     const ptrdiff_t jlo = pw > 0 ? pw : 0, jhi = W + pw < Q ? W + pw : Q;    /* and columns */
     for (ptrdiff_t i = 0; i < R * Q * n; i++) pad[i] = 0;
-    for (ptrdiff_t r = rlo; r < rhi; r++)
-        for (ptrdiff_t j = jlo; j < jhi; j++) {
-            const WT *restrict xp = x + (r - ph) * W + (j - pw);
-            WT *restrict pp = pad + (r * Q + j) * n;
-            for (ptrdiff_t s = 0; s < n; s++) pp[s] = xp[s * xs_n];
+    /* sample by sample: each plane read in order (the n planes are a sample's size apart: reading them side by
+     * side touched n pages per element), written n apart into the canvas (in L1) */
+    for (ptrdiff_t s = 0; s < n; s++)
+        for (ptrdiff_t r = rlo; r < rhi; r++) {
+            const WT *restrict xr = x + s * xs_n + (r - ph) * W - pw;
+            WT *restrict pr = pad + r * Q * n + s;
+            for (ptrdiff_t j = jlo; j < jhi; j++) pr[j * n] = xr[j];
         }
     for (ptrdiff_t th = 0; th < TH; th++)
         for (ptrdiff_t tw = 0; tw < TW; tw++) {
@@ -254,49 +258,51 @@ WATTR WINO_NOCALLS static void WFN(wino4_in)(ptrdiff_t n, const WT *restrict x, 
 }
 
 /* One filter's output plane in each of n samples, y + s*ys_n (OH x OW) = A^T m A (+ b) from
- * M[xi*ms + (th*TW + tw)*n + s]: per tile A^T down its 6 columns (P[(6i + l)*n + s]) and across its 4 rows
- * (Y[(4i + j)*n + s]), then the 16 outputs into place, cut at the output's edge. line: WINO4_LINE_OUT(n). */
+ * M[xi*ms + (th*TW + tw)*n + s]: per tile A^T down its 6 columns (P[(6i + l)*n + s]) and across its 4 rows into
+ * a sample-minor canvas of the planes, Yc[(r*4TW + c)*n + s] (4TH x 4TW), then each sample's plane copied out
+ * in order (cut at the output's edge). line: WINO4_LINE_OUT(n, TH, TW). */
 WATTR static void WFN(wino4_out)(ptrdiff_t n, const WT *restrict m, ptrdiff_t ms, ptrdiff_t TH, ptrdiff_t TW,
                                  WT b, WT *restrict y, ptrdiff_t ys_n, ptrdiff_t OH, ptrdiff_t OW,
                                  WT *restrict line)
 {
-    WT *restrict P = line, *restrict Y = line + 24 * n;
+    const ptrdiff_t CW = 4 * TW;
+    WT *restrict P = line, *restrict Yc = line + 24 * n;
     for (ptrdiff_t th = 0; th < TH; th++)
         for (ptrdiff_t tw = 0; tw < TW; tw++) {
             const WT *restrict mt = m + (th * TW + tw) * n;
             for (int l = 0; l < 6; l++) WFN(wino4_at)(mt + l * ms, 6 * ms, P + l * n, 6 * n, n);
-            for (int i = 0; i < 4; i++) WFN(wino4_at)(P + 6 * i * n, n, Y + 4 * i * n, n, n);
-            for (int i = 0; i < 4 && 4 * th + i < OH; i++)
-                for (int j = 0; j < 4 && 4 * tw + j < OW; j++) {
-                    const WT *restrict yij = Y + (4 * i + j) * n;
-                    WT *restrict yp = y + (4 * th + i) * OW + 4 * tw + j;
-                    for (ptrdiff_t s = 0; s < n; s++) yp[s * ys_n] = yij[s] + b;
-                }
+            for (int i = 0; i < 4; i++)
+                WFN(wino4_at)(P + 6 * i * n, n, Yc + ((4 * th + i) * CW + 4 * tw) * n, n, n);
+        }
+    for (ptrdiff_t s = 0; s < n; s++)
+        for (ptrdiff_t r = 0; r < OH; r++) {
+            const WT *restrict yc = Yc + r * CW * n + s;
+            WT *restrict yr = y + s * ys_n + r * OW;
+            for (ptrdiff_t c = 0; c < OW; c++) yr[c] = yc[c * n] + b;
         }
 }
 
 /* Delta's tiles for the weight gradient: D[xi*ds + (th*TW + tw)*n + s] = (A dy A^T)[xi] for the 4x4 blocks dy
- * of one filter's output-gradient plane in each of n samples, dy + s*ys_n (OH x OW, zero past its edge):
- * per tile the block gathered into Bk[(4i + j)*n + s], A down its 4 columns (E[(4a + j)*n + s]) and across
- * its 6 rows into D. line: WINO4_LINE_OUT(n). */
-WATTR static void WFN(wino4_dout)(ptrdiff_t n, const WT *restrict dy, ptrdiff_t ys_n, ptrdiff_t TH,
-                                  ptrdiff_t TW, ptrdiff_t OH, ptrdiff_t OW, WT *restrict dd, ptrdiff_t ds,
-                                  WT *restrict line)
+ * of one filter's output-gradient plane in each of n samples, dy + s*ys_n (OH x OW, zero past its edge): the
+ * planes copied in order into a zeroed sample-minor canvas Dc[(r*4TW + c)*n + s] (4TH x 4TW), then per tile
+ * A down its 4 columns (E[(4a + j)*n + s]) and across its 6 rows into D. line: WINO4_LINE_OUT(n, TH, TW). */
+WATTR WINO_NOCALLS static void WFN(wino4_dout)(ptrdiff_t n, const WT *restrict dy, ptrdiff_t ys_n,
+                                              ptrdiff_t TH, ptrdiff_t TW, ptrdiff_t OH, ptrdiff_t OW,
+                                              WT *restrict dd, ptrdiff_t ds, WT *restrict line)
 {
-    WT *restrict Bk = line, *restrict E = line + 16 * n;
+    const ptrdiff_t CW = 4 * TW;
+    WT *restrict E = line, *restrict Dc = line + 24 * n;
+    for (ptrdiff_t i = 0; i < 4 * TH * CW * n; i++) Dc[i] = 0;
+    for (ptrdiff_t s = 0; s < n; s++)
+        for (ptrdiff_t r = 0; r < OH; r++) {
+            const WT *restrict yr = dy + s * ys_n + r * OW;
+            WT *restrict dc = Dc + r * CW * n + s;
+            for (ptrdiff_t c = 0; c < OW; c++) dc[c * n] = yr[c];
+        }
     for (ptrdiff_t th = 0; th < TH; th++)
         for (ptrdiff_t tw = 0; tw < TW; tw++) {
-            for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 4; j++) {
-                    WT *restrict bij = Bk + (4 * i + j) * n;
-                    if (4 * th + i < OH && 4 * tw + j < OW) {
-                        const WT *restrict yp = dy + (4 * th + i) * OW + 4 * tw + j;
-                        for (ptrdiff_t s = 0; s < n; s++) bij[s] = yp[s * ys_n];
-                    } else {
-                        for (ptrdiff_t s = 0; s < n; s++) bij[s] = 0;
-                    }
-                }
-            for (int j = 0; j < 4; j++) WFN(wino4_a)(Bk + j * n, 4 * n, E + j * n, 4 * n, n);
+            const WT *restrict bt = Dc + (4 * th * CW + 4 * tw) * n;
+            for (int j = 0; j < 4; j++) WFN(wino4_a)(bt + j * n, CW * n, E + j * n, 4 * n, n);
             for (int a = 0; a < 6; a++)
                 WFN(wino4_a)(E + 4 * a * n, n, dd + 6 * a * ds + (th * TW + tw) * n, ds, n);
         }
