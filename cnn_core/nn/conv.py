@@ -240,7 +240,8 @@ class Conv2d(Module):
             tile = _wino_tile(oh, ow)
             chunk, per_thread = self._wino_chunk(n, c, f, oh, ow, tile)
             scratch = self._scratch("_work", (get_num_threads(), per_thread), at_least=True)
-            partial = self._scratch("_partial", (_conv.NSLOTS, (tile + 2) ** 2 * f * c + f))
+            # wino_dw3x3 uses min(NSLOTS, chunks) rows (F(4x4)'s 36*F*C sums: 1.2 MB a float32 row at 64 -> 128)
+            partial = self._scratch("_partial", (min(_conv.NSLOTS, -(-n // chunk)), (tile + 2) ** 2 * f * c + f))
             _conv.wino_dw3x3(x, delta, self.weight.grad, None if self.bias is None else self.bias.grad, scratch,
                              partial, chunk, *pads, tile=tile)
             if dx is not None:
