@@ -266,7 +266,7 @@ def test_weight_gradient_thread_count_never_changes_a_result(dtype, tile, num_th
 # ---- Conv2d on the Winograd path (3x3, stride 1, one group, 24+ input and 16+ output channels) -------------
 
 # (N, C, F, H, W, padding, bias)
-LAYER_CASES = [   # at most 8x8 (conv_module._WINO4_MAX_SIZE): F(4x4); larger: F(2x2)
+LAYER_CASES = [   # with conv_module._WINO4_MAX_SIZE 8 (WINO4_MAX below): at most 8x8 F(4x4), larger F(2x2)
     (2, 24, 16, 9, 10, 1, True),    # F(2x2) everywhere
     (2, 24, 16, 10, 10, 0, True),   # output 8x8: forward and dW F(4x4), the input gradient (10x10) F(2x2)
     (3, 24, 16, 6, 7, 1, True),
@@ -276,9 +276,16 @@ LAYER_CASES = [   # at most 8x8 (conv_module._WINO4_MAX_SIZE): F(4x4); larger: F
 ]
 
 
+# The layer's F(4x4) size limit, patched: 0 runs every pass by F(2x2), 8 mixes them on LAYER_CASES, the
+# default (32) runs them all by F(4x4).
+WINO4_MAX = [0, 8, conv_module._WINO4_MAX_SIZE]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", LAYER_CASES)
-def test_layer_forward_backward_within_bound(case, dtype, simd):
+@pytest.mark.parametrize("wino4_max", WINO4_MAX)
+def test_layer_forward_backward_within_bound(case, dtype, wino4_max, simd, monkeypatch):
+    monkeypatch.setattr(conv_module, "_WINO4_MAX_SIZE", wino4_max)
     n, c, f, h, w, padding, bias = case
     m = nn.Conv2d(c, f, 3, padding=padding, bias=bias, dtype=dtype, rng=0)
     pads = (1, 1) if padding == "same" else (padding, padding)
@@ -303,8 +310,10 @@ def test_layer_forward_backward_within_bound(case, dtype, simd):
         assert np.all(np.abs(m.bias.grad - db_ref) <= _db_bound(delta, dtype, 0))
 
 
-@pytest.mark.parametrize("case", LAYER_CASES[:3])   # F(2x2); mixed; F(4x4)
-def test_layer_gradcheck(case):
+@pytest.mark.parametrize("case", LAYER_CASES[:3])
+@pytest.mark.parametrize("wino4_max", [0, 8])      # F(2x2); with 8: F(2x2), mixed, F(4x4) on the three cases
+def test_layer_gradcheck(case, wino4_max, monkeypatch):
+    monkeypatch.setattr(conv_module, "_WINO4_MAX_SIZE", wino4_max)
     n, c, f, h, w, padding, bias = case
     m = nn.Conv2d(c, f, 3, padding=padding, bias=bias, dtype=np.float64, rng=0)
     assert cnn_core.gradcheck(m, np.random.default_rng(2).standard_normal((n, c, h, w)))

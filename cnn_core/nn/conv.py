@@ -20,9 +20,9 @@ in registers, with no column matrix and no GEMM packing.
 4x4 tiles, 2.25x fewer multiplies): the forward pass; delta^{l-1}, itself a 3x3 stride-1 convolution of delta with
 the flipped kernel, channels transposed, padding 2 - p; and
 dC/dw = G^T [sum over tiles (A delta A^T) .* (B^T x B)] G, the adjoint of the forward transforms.
-Passes whose output is at most _WINO4_MAX_SIZE per side (7x7 images) use F(4x4, 3x3) instead (36 GEMMs on 6x6
-tiles: 2x2 tiles cover a 7x7 plane, 3.06x fewer multiplies, where F(2x2)'s 4x4 tiles of 2x2 give 1.72x); each
-pass picks its own (the input gradient's output is the input's size).
+Passes whose output is at most _WINO4_MAX_SIZE per side use F(4x4, 3x3) instead (36 GEMMs on 6x6 tiles, 4x
+fewer multiplies on whole tiles; a 7x7 plane takes 2x2 tiles, 3.06x, where F(2x2)'s 4x4 tiles of 2x2 give
+1.72x); each pass picks its own (the input gradient's output is the input's size).
 Winograd rounds differently from a direct sum: within gamma_k of the magnitude of the terms it adds
 (tests/test_conv_winograd.py states k for each), a few ulps of that magnitude, as in oneDNN's Winograd
 convolutions; F(4x4)'s larger transform coefficients cost about one more decimal digit in float32 (measured
@@ -57,13 +57,13 @@ _WINO_CHUNK_BYTES = 2 << 20
 _WINO_MIN_IN_CHANNELS = 24
 _WINO_MIN_OUT_CHANNELS = 16
 # Winograd F(4x4, 3x3) (36 GEMMs on 6x6 tiles) instead of F(2x2, 3x3) for the passes whose output (the
-# forward's and dC/dw's OH x OW, the input gradient's H x W) is at most this size per side: there 2x2 tiles of
-# 4x4 cover the plane, 3.06x fewer multiplies than a direct sum against F(2x2)'s 1.72x (4x4 tiles of 2x2 at
-# 7x7). Measured (one thread, CPU time, batch 64, float32, forward / dW / dX ms, F(2x2) / F(4x4)): 64 -> 128
-# at 7x7 4.71 / 2.92, 5.62 / 5.19, 5.21 / 3.44; at 14x14 and above F(4x4) lost (32 -> 64 at 14x14 15.0 / 16.6
-# in all; 32 -> 32 at 28x28 29.8 / 34.5): its transforms vectorize over a chunk's samples, and larger planes
-# take smaller chunks.
-_WINO4_MAX_SIZE = 8
+# forward's and dC/dw's OH x OW, the input gradient's H x W) is at most this size per side: 4x fewer multiplies
+# than a direct sum on whole tiles against F(2x2)'s 2.25x (at 7x7, 2x2 tiles of 4x4 cover the plane: 3.06x
+# against 1.72x). Measured (one thread, CPU time, forward + dW + dX ms, F(2x2) / F(4x4) at the chunk
+# _wino_chunk gives, machine loaded): batch 64, float32: 64 -> 128 at 7x7 16.9 / 11.3, 32 -> 64 at 14x14 14.5 /
+# 12.1, 32 -> 32 at 28x28 31.1 / 28.1; batch 32 64 -> 128 at 16x16 27.5 / 24.0; float64 32 -> 64 at 14x14
+# 23.8 / 23.0, 64 -> 128 at 16x16 51.9 / 48.6. Larger planes were not measured: they keep F(2x2).
+_WINO4_MAX_SIZE = 32
 # F(4x4)'s scratch per chunk: its transforms run over the chunk's samples (one vector op for 16 float32), so
 # the chunk is this budget's worth of samples, rounded down to a multiple of 8. Measured at 64 -> 128, 7x7
 # (one thread, forward + backward ms, chunks of 8 / 16 / 32): float32 13.2 / 11.6 / 18.1; float64 (8 / 16)
@@ -88,7 +88,7 @@ class Conv2d(Module):
     taps ``dilation`` apart) over the zero-padded input with the given stride. Computed as im2col + one GEMM per
     chunk of samples whose columns fit in cache, or, for 3x3 stride-1 kernels with 24 or more channels in and
     16 or more out, by Winograd F(2x2, 3x3), or, for stride-1 convs with few channels, directly (module
-    docstring); F(4x4, 3x3) for the passes on planes of at most 8x8.
+    docstring); F(4x4, 3x3) for the passes on planes of at most 32x32.
 
     Output size, per spatial axis (PyTorch's formula)::
 
