@@ -10,6 +10,11 @@
  * columns, and the 8 rows of B^T d); output, for n samples (the four outputs of each tile). */
 #define WINO_LINE_IN(TH, TW) ((8 * (TH) + 8 + 16 * (TH)) * ((TW) + 1))
 #define WINO_LINE_OUT(n, TH, TW) (4 * (n) * (TH) * (TW))
+/* F(4x4, 3x3), n samples of one tile at a time: input, the n padded planes of one channel and one tile's
+ * first pass of B^T; output, one tile's first pass of A^T (24 values; the weight gradient's A as many) and the
+ * n planes of output (gradient) values, 4TH x 4TW each. */
+#define WINO4_LINE_IN(n, TH, TW) ((n) * ((4 * (TH) + 2) * (4 * (TW) + 2) + 36))
+#define WINO4_LINE_OUT(n, TH, TW) ((n) * (24 + 16 * (TH) * (TW)))
 
 /* The input transform copies the plane's rows (often 7-14 elements) into a padded buffer: GCC would turn
  * those loops into memcpy / memset calls, which at that length cost more than the copies. */
@@ -81,19 +86,42 @@ static const struct {
                    ptrdiff_t, float *);
     void (*dout_d)(ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, double *,
                    ptrdiff_t, double *);
+    /* F(4x4, 3x3), same signatures */
+    void (*in4_s)(ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                  ptrdiff_t, float *, ptrdiff_t, float *);
+    void (*out4_s)(ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, float, float *, ptrdiff_t, ptrdiff_t,
+                   ptrdiff_t, float *);
+    void (*in4_d)(ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                  ptrdiff_t, double *, ptrdiff_t, double *);
+    void (*out4_d)(ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, double, double *, ptrdiff_t,
+                   ptrdiff_t, ptrdiff_t, double *);
+    void (*dout4_s)(ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, float *,
+                    ptrdiff_t, float *);
+    void (*dout4_d)(ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, double *,
+                    ptrdiff_t, double *);
 } cnn_wino_table[CNN_SIMD_NLEVELS] = {
     [CNN_SIMD_BASELINE] = {wino_in_s_base, wino_out_s_base, wino_in_d_base, wino_out_d_base,
-                            wino_dout_s_base, wino_dout_d_base},
+                            wino_dout_s_base, wino_dout_d_base,
+                            wino4_in_s_base, wino4_out_s_base, wino4_in_d_base, wino4_out_d_base,
+                            wino4_dout_s_base, wino4_dout_d_base},
 #if CNN_X86
     [CNN_SIMD_AVX2] = {wino_in_s_avx2, wino_out_s_avx2, wino_in_d_avx2, wino_out_d_avx2,
-                            wino_dout_s_avx2, wino_dout_d_avx2},
+                            wino_dout_s_avx2, wino_dout_d_avx2,
+                            wino4_in_s_avx2, wino4_out_s_avx2, wino4_in_d_avx2, wino4_out_d_avx2,
+                            wino4_dout_s_avx2, wino4_dout_d_avx2},
     [CNN_SIMD_AVX512] = {wino_in_s_avx512, wino_out_s_avx512, wino_in_d_avx512, wino_out_d_avx512,
-                            wino_dout_s_avx512, wino_dout_d_avx512},
+                            wino_dout_s_avx512, wino_dout_d_avx512,
+                            wino4_in_s_avx512, wino4_out_s_avx512, wino4_in_d_avx512, wino4_out_d_avx512,
+                            wino4_dout_s_avx512, wino4_dout_d_avx512},
 #else
     [CNN_SIMD_AVX2] = {wino_in_s_base, wino_out_s_base, wino_in_d_base, wino_out_d_base,
-                            wino_dout_s_base, wino_dout_d_base},
+                            wino_dout_s_base, wino_dout_d_base,
+                            wino4_in_s_base, wino4_out_s_base, wino4_in_d_base, wino4_out_d_base,
+                            wino4_dout_s_base, wino4_dout_d_base},
     [CNN_SIMD_AVX512] = {wino_in_s_base, wino_out_s_base, wino_in_d_base, wino_out_d_base,
-                            wino_dout_s_base, wino_dout_d_base},
+                            wino_dout_s_base, wino_dout_d_base,
+                            wino4_in_s_base, wino4_out_s_base, wino4_in_d_base, wino4_out_d_base,
+                            wino4_dout_s_base, wino4_dout_d_base},
 #endif
 };
 
@@ -244,3 +272,152 @@ WINO_WEIGHT_DEF(double, d)
 
 WINO_DEFS(float, s)
 WINO_DEFS(double, d)
+
+/* ---- F(4x4, 3x3) (winograd.h): the same drivers on 6x6 tiles, 36 products ---- */
+
+#define WINO4_TILES(o) (((o) + 3) / 4)
+
+ptrdiff_t cnn_wino4_scratch(ptrdiff_t n, ptrdiff_t C, ptrdiff_t F, ptrdiff_t OH, ptrdiff_t OW)
+{
+    const ptrdiff_t TH = WINO4_TILES(OH), TW = WINO4_TILES(OW), T = n * TH * TW;
+    const ptrdiff_t in = WINO4_LINE_IN(n, TH, TW), out = WINO4_LINE_OUT(n, TH, TW);
+    return 36 * (C * T + WINO_PAD) + 36 * (F * T + WINO_PAD) + (in > out ? in : out);
+}
+
+/* G applied to nb 3-vectors at once (k0[q], k1[q], k2[q]) -> o[a*os + q], a < 6,
+ * G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]; loops over q, so that
+ * the weight transform runs a block of WINO_WB filter-channel pairs as vector operations. */
+#define WINO4_WEIGHT_DEF(WT, WSFX)                                                                          \
+    static inline void wino4_g_##WSFX(const WT *restrict k0, const WT *restrict k1, const WT *restrict k2, \
+                                      WT *restrict o, ptrdiff_t os, ptrdiff_t nb)                         \
+    {                                                                                                     \
+        for (ptrdiff_t q = 0; q < nb; q++) {                                                              \
+            const WT s = k0[q] + k2[q], h = k0[q] * (WT)(1.0 / 24) + k2[q] * (WT)(1.0 / 6),               \
+                     r = k1[q] * (WT)(1.0 / 12);                                                          \
+            o[q] = k0[q] * (WT)0.25;                                                                      \
+            o[os + q] = -(s + k1[q]) * (WT)(1.0 / 6);                                                     \
+            o[2 * os + q] = (k1[q] - s) * (WT)(1.0 / 6);                                                  \
+            o[3 * os + q] = h + r;                                                                        \
+            o[4 * os + q] = h - r;                                                                        \
+            o[5 * os + q] = k2[q];                                                                        \
+        }                                                                                                 \
+    }                                                                                                     \
+    /* u[xi*WINO_WB + q] = (G k G^T)[xi], xi = 6a + b, for nb pairs (k the q-th pair's 3x3 kernel, rotated \
+     * by 180 degrees with flip; pair q at g[q] + 0..8); k, t: scratch of 9 and 18 rows of WINO_WB */     \
+    static inline void wino4_weight_##WSFX(const WT *const *g, ptrdiff_t nb, int flip, WT *restrict u,    \
+                                           WT *restrict k, WT *restrict t)                                \
+    {                                                                                                     \
+        for (ptrdiff_t q = 0; q < nb; q++)                                                                \
+            for (int e = 0; e < 9; e++) k[(flip ? 8 - e : e) * WINO_WB + q] = g[q][e];                    \
+        for (int j = 0; j < 3; j++)     /* down column j: t[(3a + j)*WINO_WB + q] */                      \
+            wino4_g_##WSFX(k + j * WINO_WB, k + (3 + j) * WINO_WB, k + (6 + j) * WINO_WB, t + j * WINO_WB, \
+                           3 * WINO_WB, nb);                                                              \
+        for (int a = 0; a < 6; a++)     /* across row a: u[(6a + b)*WINO_WB + q] */                       \
+            wino4_g_##WSFX(t + 3 * a * WINO_WB, t + (3 * a + 1) * WINO_WB, t + (3 * a + 2) * WINO_WB,     \
+                           u + 6 * a * WINO_WB, WINO_WB, nb);                                             \
+    }                                                                                                     \
+    /* G^T u G's three values from one row u0..u5 (G^T's rows (1/4, -1/6, -1/6, 1/24, 1/24, 0),          \
+     * (0, -1/6, 1/6, 1/12, -1/12, 0), (0, -1/6, -1/6, 1/6, 1/6, 1)) */                                   \
+    static inline void wino4_gt_##WSFX(const WT *u, ptrdiff_t us, WT *o)                                  \
+    {                                                                                                     \
+        const WT s12 = u[us] + u[2 * us], d21 = u[2 * us] - u[us], s34 = u[3 * us] + u[4 * us],            \
+                 d34 = u[3 * us] - u[4 * us];                                                             \
+        o[0] = (u[0] * (WT)0.25 - s12 * (WT)(1.0 / 6)) + s34 * (WT)(1.0 / 24);                            \
+        o[1] = d21 * (WT)(1.0 / 6) + d34 * (WT)(1.0 / 12);                                                \
+        o[2] = (s34 - s12) * (WT)(1.0 / 6) + u[5 * us];                                                   \
+    }
+WINO4_WEIGHT_DEF(float, s)
+WINO4_WEIGHT_DEF(double, d)
+
+#define WINO4_DEFS(WT, WSFX)                                                                                \
+    void cnn_##WSFX##wino4_weights(const WT *w, ptrdiff_t F, ptrdiff_t C, int flip, WT *u)                \
+    {                                                                                                     \
+        /* as cnn_*wino_weights: blocks of WINO_WB pairs of one row of the (36, P, R) matrices */         \
+        const ptrdiff_t P = flip ? C : F, R = flip ? F : C, PR = P * R;                                   \
+        WT buf[36 * WINO_WB], k[9 * WINO_WB], t[18 * WINO_WB];                                            \
+        const WT *g[WINO_WB];                                                                             \
+        for (ptrdiff_t p = 0; p < P; p++)                                                                 \
+            for (ptrdiff_t r0 = 0; r0 < R; r0 += WINO_WB) {                                               \
+                const ptrdiff_t nb = R - r0 < WINO_WB ? R - r0 : WINO_WB;                                 \
+                for (ptrdiff_t b = 0; b < nb; b++)                                                        \
+                    g[b] = w + ((flip ? r0 + b : p) * C + (flip ? p : r0 + b)) * 9;                       \
+                wino4_weight_##WSFX(g, nb, flip, buf, k, t);                                              \
+                for (int xi = 0; xi < 36; xi++)                                                           \
+                    for (ptrdiff_t b = 0; b < nb; b++) u[xi * PR + p * R + r0 + b] = buf[xi * WINO_WB + b];\
+            }                                                                                             \
+    }                                                                                                     \
+                                                                                                          \
+    int cnn_##WSFX##wino4_conv3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const WT *x,        \
+                                  ptrdiff_t xs_n, ptrdiff_t xs_c, ptrdiff_t F, const WT *u, const WT *bias, \
+                                  ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, WT *y,            \
+                                  ptrdiff_t ys_n, ptrdiff_t ys_f, WT *scratch, cnn_##WSFX##gemm_fn gemm)   \
+    {                                                                                                     \
+        const int level = wino_level();                                                                   \
+        const ptrdiff_t TH = WINO4_TILES(OH), TW = WINO4_TILES(OW), T = n * TH * TW;                      \
+        const ptrdiff_t vs = C * T + WINO_PAD, ms = F * T + WINO_PAD;                                     \
+        WT *v = scratch, *m = v + 36 * vs, *line = m + 36 * ms;                                           \
+        for (ptrdiff_t c = 0; c < C; c++)                                                                 \
+            cnn_wino_table[level].in4_##WSFX(n, x + c * xs_c, xs_n, H, W, ph, pw, TH, TW, v + c * T, vs,  \
+                                             line);                                                       \
+        /* M[xi] (F, T) = U[xi] (F, C) @ V[xi] (C, T) */                                                  \
+        for (int xi = 0; xi < 36; xi++) {                                                                 \
+            const int err = gemm(0, 0, F, T, C, (WT)1, u + xi * F * C, C, v + xi * vs, T, (WT)0,         \
+                                 m + xi * ms, T);                                                         \
+            if (err) return err;                                                                          \
+        }                                                                                                 \
+        for (ptrdiff_t f = 0; f < F; f++)                                                                 \
+            cnn_wino_table[level].out4_##WSFX(n, m + f * T, ms, TH, TW, bias ? bias[f] : (WT)0,           \
+                                              y + f * ys_f, ys_n, OH, OW, line);                          \
+        return 0;                                                                                         \
+    }                                                                                                     \
+                                                                                                          \
+    int cnn_##WSFX##wino4_dw3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const WT *x,          \
+                                ptrdiff_t xs_n, ptrdiff_t xs_c, ptrdiff_t F, const WT *dy, ptrdiff_t ys_n,  \
+                                ptrdiff_t ys_f, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW,     \
+                                WT *du, WT *scratch, cnn_##WSFX##gemm_nt_fn gemm_nt)                       \
+    {                                                                                                     \
+        const int level = wino_level();                                                                   \
+        const ptrdiff_t TH = WINO4_TILES(OH), TW = WINO4_TILES(OW), T = n * TH * TW;                      \
+        const ptrdiff_t vs = C * T + WINO_PAD, ds = F * T + WINO_PAD;                                     \
+        WT *v = scratch, *dd = v + 36 * vs, *line = dd + 36 * ds;                                         \
+        for (ptrdiff_t c = 0; c < C; c++)                                                                 \
+            cnn_wino_table[level].in4_##WSFX(n, x + c * xs_c, xs_n, H, W, ph, pw, TH, TW, v + c * T, vs,  \
+                                             line);                                                       \
+        for (ptrdiff_t f = 0; f < F; f++)                                                                 \
+            cnn_wino_table[level].dout4_##WSFX(n, dy + f * ys_f, ys_n, TH, TW, OH, OW, dd + f * T, ds,    \
+                                               line);                                                     \
+        /* dU[xi] (F, C) += D[xi] (F, T) @ V[xi] (C, T)^T */                                              \
+        for (int xi = 0; xi < 36; xi++) {                                                                 \
+            const int err = gemm_nt(F, C, T, dd + xi * ds, T, v + xi * vs, T, du + xi * F * C, C);        \
+            if (err) return err;                                                                          \
+        }                                                                                                 \
+        return 0;                                                                                         \
+    }                                                                                                     \
+                                                                                                          \
+    void cnn_##WSFX##wino4_dw_finish(const WT *du, ptrdiff_t F, ptrdiff_t C, WT *gw)                      \
+    {                                                                                                     \
+        /* gw[f, c] += G^T dU[:, f, c] G, WINO_WB pairs at a time: down each of the 6 columns (reading     \
+         * dU's rows sequentially), then across each of the 3 rows */                                     \
+        const ptrdiff_t FC = F * C;                                                                       \
+        WT t[18 * WINO_WB];                                                                               \
+        for (ptrdiff_t p0 = 0; p0 < FC; p0 += WINO_WB) {                                                  \
+            const ptrdiff_t nb = FC - p0 < WINO_WB ? FC - p0 : WINO_WB;                                   \
+            for (int b = 0; b < 6; b++)                                                                   \
+                for (ptrdiff_t q = 0; q < nb; q++) {                                                      \
+                    WT o[3];                                                                              \
+                    wino4_gt_##WSFX(du + b * FC + p0 + q, 6 * FC, o);                                     \
+                    for (int i = 0; i < 3; i++) t[(6 * i + b) * WINO_WB + q] = o[i];                      \
+                }                                                                                         \
+            for (ptrdiff_t q = 0; q < nb; q++) {                                                          \
+                WT *g = gw + (p0 + q) * 9;                                                                \
+                for (int i = 0; i < 3; i++) {                                                             \
+                    WT o[3];                                                                              \
+                    wino4_gt_##WSFX(t + 6 * i * WINO_WB + q, WINO_WB, o);                                 \
+                    for (int j = 0; j < 3; j++) g[i * 3 + j] += o[j];                                     \
+                }                                                                                         \
+            }                                                                                             \
+        }                                                                                                 \
+    }
+
+WINO4_DEFS(float, s)
+WINO4_DEFS(double, d)

@@ -84,6 +84,34 @@ int cnn_dwino_dw3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const do
 void cnn_swino_dw_finish(const float *du, ptrdiff_t F, ptrdiff_t C, float *gw);
 void cnn_dwino_dw_finish(const double *du, ptrdiff_t F, ptrdiff_t C, double *gw);
 
+/* Winograd F(4x4, 3x3): the same interface on 6x6 tiles 4 apart (36 products, 4x fewer multiplies than a
+ * direct convolution per full tile; 7x7 outputs take 2x2 tiles):
+ *   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1],
+ *   G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1],
+ *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1].
+ * u is (36, F, C) (flipped: (36, C, F)), du (36, F, C). The larger coefficients (up to 8 in A^T, 5 in B^T)
+ * and the inexact 1/6, 1/12, 1/24 of G make its float32 rounding larger than F(2x2, 3x3)'s relative to
+ * the outputs (tests/test_conv_winograd.py states the bound). */
+void cnn_swino4_weights(const float *w, ptrdiff_t F, ptrdiff_t C, int flip, float *u);
+void cnn_dwino4_weights(const double *w, ptrdiff_t F, ptrdiff_t C, int flip, double *u);
+ptrdiff_t cnn_wino4_scratch(ptrdiff_t n, ptrdiff_t C, ptrdiff_t F, ptrdiff_t OH, ptrdiff_t OW);
+int cnn_swino4_conv3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const float *x, ptrdiff_t xs_n,
+                       ptrdiff_t xs_c, ptrdiff_t F, const float *u, const float *bias, ptrdiff_t ph, ptrdiff_t pw,
+                       ptrdiff_t OH, ptrdiff_t OW, float *y, ptrdiff_t ys_n, ptrdiff_t ys_f, float *scratch,
+                       cnn_sgemm_fn gemm);
+int cnn_dwino4_conv3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const double *x, ptrdiff_t xs_n,
+                       ptrdiff_t xs_c, ptrdiff_t F, const double *u, const double *bias, ptrdiff_t ph,
+                       ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, double *y, ptrdiff_t ys_n, ptrdiff_t ys_f,
+                       double *scratch, cnn_dgemm_fn gemm);
+int cnn_swino4_dw3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const float *x, ptrdiff_t xs_n,
+                     ptrdiff_t xs_c, ptrdiff_t F, const float *dy, ptrdiff_t ys_n, ptrdiff_t ys_f, ptrdiff_t ph,
+                     ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, float *du, float *scratch, cnn_sgemm_nt_fn gemm_nt);
+int cnn_dwino4_dw3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const double *x, ptrdiff_t xs_n,
+                     ptrdiff_t xs_c, ptrdiff_t F, const double *dy, ptrdiff_t ys_n, ptrdiff_t ys_f, ptrdiff_t ph,
+                     ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, double *du, double *scratch, cnn_dgemm_nt_fn gemm_nt);
+void cnn_swino4_dw_finish(const float *du, ptrdiff_t F, ptrdiff_t C, float *gw);
+void cnn_dwino4_dw_finish(const double *du, ptrdiff_t F, ptrdiff_t C, double *gw);
+
 #ifdef __cplusplus
 }
 #endif

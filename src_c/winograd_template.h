@@ -161,6 +161,153 @@ WATTR static void WFN(wino_dout)(ptrdiff_t n, const WT *restrict dy, ptrdiff_t y
     }
 }
 
+/* ---- F(4x4, 3x3): 6x6 tiles 4 apart, 36 transformed positions xi = 6a + b (winograd.h) ----
+ * Tiles are numbered sample-minor, t = (th*TW + tw)*n + s: every transform step is one operation over the n
+ * samples of a chunk (contiguous), whatever the image size (at 7x7 a plane has only 2x2 tiles, too few to
+ * vectorize over). The GEMMs do not care how the tiles are numbered, as long as every transform agrees. */
+
+/* o_i[s] = (B^T d)_i[s], d_k = d + k*is, o_i = o + i*os, s < n; B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0;
+ * 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]. At most 3 roundings (2 and 4 are exact). */
+WATTR static inline void WFN(wino4_bt)(const WT *restrict d, ptrdiff_t is, WT *restrict o, ptrdiff_t os,
+                                       ptrdiff_t n)
+{
+    const WT *restrict d0 = d, *restrict d1 = d + is, *restrict d2 = d + 2 * is, *restrict d3 = d + 3 * is,
+             *restrict d4 = d + 4 * is, *restrict d5 = d + 5 * is;
+    WT *restrict o0 = o, *restrict o1 = o + os, *restrict o2 = o + 2 * os, *restrict o3 = o + 3 * os,
+       *restrict o4 = o + 4 * os, *restrict o5 = o + 5 * os;
+    #pragma GCC ivdep
+    for (ptrdiff_t s = 0; s < n; s++) {
+        const WT a1 = d1[s], a2 = d2[s], a3 = d3[s], a4 = d4[s], e = a4 - a2, f = a3 - a1;
+        o0[s] = ((WT)4 * d0[s] - (WT)5 * a2) + a4;
+        o1[s] = (a3 + a4) - (WT)4 * (a1 + a2);
+        o2[s] = (a4 - a3) + (WT)4 * (a1 - a2);
+        o3[s] = e + (WT)2 * f;
+        o4[s] = e - (WT)2 * f;
+        o5[s] = ((WT)4 * a1 - (WT)5 * a3) + d5[s];
+    }
+}
+
+/* o_i[s] = (A^T m)_i[s], i < 4, from m_k = m + k*is, k < 6; A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0;
+ * 0 1 -1 8 -8 1]. At most 3 roundings. */
+WATTR static inline void WFN(wino4_at)(const WT *restrict m, ptrdiff_t is, WT *restrict o, ptrdiff_t os,
+                                       ptrdiff_t n)
+{
+    const WT *restrict m0 = m, *restrict m1 = m + is, *restrict m2 = m + 2 * is, *restrict m3 = m + 3 * is,
+             *restrict m4 = m + 4 * is, *restrict m5 = m + 5 * is;
+    WT *restrict o0 = o, *restrict o1 = o + os, *restrict o2 = o + 2 * os, *restrict o3 = o + 3 * os;
+    for (ptrdiff_t s = 0; s < n; s++) {
+        const WT s12 = m1[s] + m2[s], d12 = m1[s] - m2[s], s34 = m3[s] + m4[s], d34 = m3[s] - m4[s];
+        o0[s] = (m0[s] + s12) + s34;
+        o1[s] = d12 + (WT)2 * d34;
+        o2[s] = s12 + (WT)4 * s34;
+        o3[s] = (d12 + (WT)8 * d34) + m5[s];
+    }
+}
+
+/* o_a[s] = (A y)_a[s], a < 6, from y_k = y + k*is, k < 4 (A = the transpose of wino4_at's A^T, the adjoint of
+ * the output transform): rows (y0), (y0 + y1 + y2 + y3), (y0 - y1 + y2 - y3), (y0 + 2y1 + 4y2 + 8y3),
+ * (y0 - 2y1 + 4y2 - 8y3), (y3). At most 2 roundings. */
+WATTR static inline void WFN(wino4_a)(const WT *restrict y, ptrdiff_t is, WT *restrict o, ptrdiff_t os,
+                                      ptrdiff_t n)
+{
+    const WT *restrict y0 = y, *restrict y1 = y + is, *restrict y2 = y + 2 * is, *restrict y3 = y + 3 * is;
+    WT *restrict o0 = o, *restrict o1 = o + os, *restrict o2 = o + 2 * os, *restrict o3 = o + 3 * os,
+       *restrict o4 = o + 4 * os, *restrict o5 = o + 5 * os;
+    #pragma GCC ivdep
+    for (ptrdiff_t s = 0; s < n; s++) {
+        const WT s02 = y0[s] + y2[s], s13 = y1[s] + y3[s];
+        const WT q02 = y0[s] + (WT)4 * y2[s], q13 = y1[s] + (WT)4 * y3[s];
+        o0[s] = y0[s];
+        o1[s] = s02 + s13;
+        o2[s] = s02 - s13;
+        o3[s] = q02 + (WT)2 * q13;
+        o4[s] = q02 - (WT)2 * q13;
+        o5[s] = y3[s];
+    }
+}
+
+/* V[xi*vs + (th*TW + tw)*n + s] = (B^T d B)[xi] for the TH x TW tiles of one channel's plane in each of n
+ * samples, x + s*xs_n (H x W, zero outside; tile (th, tw) reads rows 4*th - ph .. +5, columns 4*tw - pw .. +5).
+ * The planes go sample-minor into a zeroed canvas pad[(r*Q + j)*n + s] (R = 4*TH + 2 rows, Q = 4*TW + 2
+ * columns, row r input row r - ph); then per tile B^T down its 6 columns into h[(6i + b)*n + s] and across
+ * its 6 rows into V. line: WINO4_LINE_IN(n, TH, TW) elements. */
+WATTR WINO_NOCALLS static void WFN(wino4_in)(ptrdiff_t n, const WT *restrict x, ptrdiff_t xs_n, ptrdiff_t H,
+                                            ptrdiff_t W, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t TH, ptrdiff_t TW,
+                                            WT *restrict v, ptrdiff_t vs, WT *restrict line)
+{
+    const ptrdiff_t R = 4 * TH + 2, Q = 4 * TW + 2;
+    WT *restrict pad = line, *restrict h = line + R * Q * n;
+    const ptrdiff_t rlo = ph > 0 ? ph : 0, rhi = H + ph < R ? H + ph : R;    /* canvas rows inside the plane */
+    const ptrdiff_t jlo = pw > 0 ? pw : 0, jhi = W + pw < Q ? W + pw : Q;    /* and columns */
+    for (ptrdiff_t i = 0; i < R * Q * n; i++) pad[i] = 0;
+    /* sample by sample: each plane read in order (the n planes are a sample's size apart: reading them side by
+     * side touched n pages per element), written n apart into the canvas (in L1) */
+    for (ptrdiff_t s = 0; s < n; s++)
+        for (ptrdiff_t r = rlo; r < rhi; r++) {
+            const WT *restrict xr = x + s * xs_n + (r - ph) * W - pw;
+            WT *restrict pr = pad + r * Q * n + s;
+            for (ptrdiff_t j = jlo; j < jhi; j++) pr[j * n] = xr[j];
+        }
+    for (ptrdiff_t th = 0; th < TH; th++)
+        for (ptrdiff_t tw = 0; tw < TW; tw++) {
+            const WT *restrict base = pad + (4 * th * Q + 4 * tw) * n;
+            for (int b = 0; b < 6; b++) WFN(wino4_bt)(base + b * n, Q * n, h + b * n, 6 * n, n);
+            for (int i = 0; i < 6; i++)
+                WFN(wino4_bt)(h + 6 * i * n, n, v + 6 * i * vs + (th * TW + tw) * n, vs, n);
+        }
+}
+
+/* One filter's output plane in each of n samples, y + s*ys_n (OH x OW) = A^T m A (+ b) from
+ * M[xi*ms + (th*TW + tw)*n + s]: per tile A^T down its 6 columns (P[(6i + l)*n + s]) and across its 4 rows into
+ * a sample-minor canvas of the planes, Yc[(r*4TW + c)*n + s] (4TH x 4TW), then each sample's plane copied out
+ * in order (cut at the output's edge). line: WINO4_LINE_OUT(n, TH, TW). */
+WATTR static void WFN(wino4_out)(ptrdiff_t n, const WT *restrict m, ptrdiff_t ms, ptrdiff_t TH, ptrdiff_t TW,
+                                 WT b, WT *restrict y, ptrdiff_t ys_n, ptrdiff_t OH, ptrdiff_t OW,
+                                 WT *restrict line)
+{
+    const ptrdiff_t CW = 4 * TW;
+    WT *restrict P = line, *restrict Yc = line + 24 * n;
+    for (ptrdiff_t th = 0; th < TH; th++)
+        for (ptrdiff_t tw = 0; tw < TW; tw++) {
+            const WT *restrict mt = m + (th * TW + tw) * n;
+            for (int l = 0; l < 6; l++) WFN(wino4_at)(mt + l * ms, 6 * ms, P + l * n, 6 * n, n);
+            for (int i = 0; i < 4; i++)
+                WFN(wino4_at)(P + 6 * i * n, n, Yc + ((4 * th + i) * CW + 4 * tw) * n, n, n);
+        }
+    for (ptrdiff_t s = 0; s < n; s++)
+        for (ptrdiff_t r = 0; r < OH; r++) {
+            const WT *restrict yc = Yc + r * CW * n + s;
+            WT *restrict yr = y + s * ys_n + r * OW;
+            for (ptrdiff_t c = 0; c < OW; c++) yr[c] = yc[c * n] + b;
+        }
+}
+
+/* Delta's tiles for the weight gradient: D[xi*ds + (th*TW + tw)*n + s] = (A dy A^T)[xi] for the 4x4 blocks dy
+ * of one filter's output-gradient plane in each of n samples, dy + s*ys_n (OH x OW, zero past its edge): the
+ * planes copied in order into a zeroed sample-minor canvas Dc[(r*4TW + c)*n + s] (4TH x 4TW), then per tile
+ * A down its 4 columns (E[(4a + j)*n + s]) and across its 6 rows into D. line: WINO4_LINE_OUT(n, TH, TW). */
+WATTR WINO_NOCALLS static void WFN(wino4_dout)(ptrdiff_t n, const WT *restrict dy, ptrdiff_t ys_n,
+                                              ptrdiff_t TH, ptrdiff_t TW, ptrdiff_t OH, ptrdiff_t OW,
+                                              WT *restrict dd, ptrdiff_t ds, WT *restrict line)
+{
+    const ptrdiff_t CW = 4 * TW;
+    WT *restrict E = line, *restrict Dc = line + 24 * n;
+    for (ptrdiff_t i = 0; i < 4 * TH * CW * n; i++) Dc[i] = 0;
+    for (ptrdiff_t s = 0; s < n; s++)
+        for (ptrdiff_t r = 0; r < OH; r++) {
+            const WT *restrict yr = dy + s * ys_n + r * OW;
+            WT *restrict dc = Dc + r * CW * n + s;
+            for (ptrdiff_t c = 0; c < OW; c++) dc[c * n] = yr[c];
+        }
+    for (ptrdiff_t th = 0; th < TH; th++)
+        for (ptrdiff_t tw = 0; tw < TW; tw++) {
+            const WT *restrict bt = Dc + (4 * th * CW + 4 * tw) * n;
+            for (int j = 0; j < 4; j++) WFN(wino4_a)(bt + j * n, CW * n, E + j * n, 4 * n, n);
+            for (int a = 0; a < 6; a++)
+                WFN(wino4_a)(E + 4 * a * n, n, dd + 6 * a * ds + (th * TW + tw) * n, ds, n);
+        }
+}
+
 #undef WFN
 #undef WCAT
 #undef WCAT_

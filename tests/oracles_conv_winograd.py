@@ -1,4 +1,5 @@
-"""NumPy references for the Winograd F(2x2, 3x3) kernels (src_c/winograd.c), written from the definitions.
+"""NumPy references for the Winograd F(2x2, 3x3) and F(4x4, 3x3) kernels (src_c/winograd.c), written from the
+definitions (Lavin & Gray 2016's matrices; `tile` = 2 or 4 picks the algorithm).
 
 conv3x3_ref is the direct cross-correlation in float64 (sliding windows, einsum), independent of the tile
 algebra; conv3x3_abs_ref the same sum over |w| * |x|, the scale the rounding error bound is stated against;
@@ -32,39 +33,63 @@ def conv3x3_abs_ref(x, w, padding, out_hw):
     return conv3x3_ref(np.abs(np.asarray(x, np.float64)), np.abs(np.asarray(w, np.float64)), padding, out_hw)
 
 
-def wino_weights_ref(w, flip=False):
-    """u[4a + b, f, c] = (G g G^T)[a, b] for g = w[f, c]; flipped: u[xi, c, f] from w[f, c, ::-1, ::-1]."""
-    w = np.asarray(w, np.float64)
-    if flip:
-        w = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
-    t = np.einsum("ai,fcij,bj->abfc", G, w, G)
-    return t.reshape(16, w.shape[0], w.shape[1])
-
-
 BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
 AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
 
+# F(4x4, 3x3): interpolation points 0, +-1, +-2 and infinity
+G4 = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
+               [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]])
+BT4 = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+                [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], dtype=np.float64)
+AT4 = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
+               dtype=np.float64)
 
-def wino_magnitude_ref(x, w, padding, out_hw, bias=None):
-    """The sum of the magnitudes of every term the F(2x2, 3x3) algorithm adds for each output:
-    |A^T| [ sum_c (|G| |g| |G^T|) .* (|B^T| |d| |B|) ] |A| (+ |bias|), d the 4x4 input patch of the output's
-    tile. Any summation order of those terms in precision u is within gamma_k = k u / (1 - k u) of the exact
-    result times this (Higham, Accuracy and Stability, 2nd ed., section 4.2), k the longest chain of additions."""
+
+def matrices(tile):
+    """(G, B^T, A^T) of F(tile x tile, 3x3)."""
+    return (G, BT, AT) if tile == 2 else (G4, BT4, AT4)
+
+
+def wino_weights_ref(w, flip=False, tile=2):
+    """u[(tile + 2) a + b, f, c] = (G g G^T)[a, b] for g = w[f, c]; flipped: u[xi, c, f] from
+    w[f, c, ::-1, ::-1]."""
+    g = matrices(tile)[0]
+    w = np.asarray(w, np.float64)
+    if flip:
+        w = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+    t = np.einsum("ai,fcij,bj->abfc", g, w, g)
+    return t.reshape((tile + 2) ** 2, w.shape[0], w.shape[1])
+
+
+def _patches(x, padding, th, tw, tile):
+    """|x|'s (tile + 2) x (tile + 2) input patches of the th x tw tiles, `tile` apart: (n, c, th, tw, a, a)."""
     ph, pw = padding
-    oh, ow = out_hw
-    th, tw = (oh + 1) // 2, (ow + 1) // 2
     n, c, h, wd = x.shape
+    a = tile + 2
     top, left = max(ph, 0), max(pw, 0)
-    canvas = np.zeros((n, c, top + max(h, 2 * th - ph + 3), left + max(wd, 2 * tw - pw + 3)))
+    canvas = np.zeros((n, c, top + max(h, tile * th - ph + a - 1), left + max(wd, tile * tw - pw + a - 1)))
     canvas[:, :, top:top + h, left:left + wd] = np.abs(x)
     r0, c0 = top - ph, left - pw
-    win = np.lib.stride_tricks.sliding_window_view(canvas, (4, 4), axis=(2, 3))
-    d = win[:, :, r0:r0 + 2 * th:2, c0:c0 + 2 * tw:2]                         # (n, c, th, tw, 4, 4)
-    v = np.einsum("ak,nctukl,bl->nctuab", np.abs(BT), d, np.abs(BT))
-    u = np.einsum("ai,fcij,bj->fcab", np.abs(G), np.abs(np.asarray(w, np.float64)), np.abs(G))
+    win = np.lib.stride_tricks.sliding_window_view(canvas, (a, a), axis=(2, 3))
+    return win[:, :, r0:r0 + tile * th:tile, c0:c0 + tile * tw:tile]
+
+
+def wino_magnitude_ref(x, w, padding, out_hw, bias=None, tile=2):
+    """The sum of the magnitudes of every term the F(tile x tile, 3x3) algorithm adds for each output:
+    |A^T| [ sum_c (|G| |g| |G^T|) .* (|B^T| |d| |B|) ] |A| (+ |bias|), d the (tile + 2)^2 input patch of the
+    output's tile. Any summation order of those terms in precision u is within gamma_k = k u / (1 - k u) of the
+    exact result times this (Higham, Accuracy and Stability, 2nd ed., section 4.2), k the longest chain of
+    roundings."""
+    g, bt, at = matrices(tile)
+    oh, ow = out_hw
+    th, tw = -(-oh // tile), -(-ow // tile)
+    n = x.shape[0]
+    d = _patches(x, padding, th, tw, tile)                                     # (n, c, th, tw, a, a)
+    v = np.einsum("ak,nctukl,bl->nctuab", np.abs(bt), d, np.abs(bt))
+    u = np.einsum("ai,fcij,bj->fcab", np.abs(g), np.abs(np.asarray(w, np.float64)), np.abs(g))
     m = np.einsum("fcab,nctuab->nftuab", u, v)
-    y = np.einsum("pa,nftuab,qb->nftupq", np.abs(AT), m, np.abs(AT))        # (n, f, th, tw, 2, 2)
-    y = y.transpose(0, 1, 2, 4, 3, 5).reshape(n, w.shape[0], 2 * th, 2 * tw)[:, :, :oh, :ow]
+    y = np.einsum("pa,nftuab,qb->nftupq", np.abs(at), m, np.abs(at))          # (n, f, th, tw, tile, tile)
+    y = y.transpose(0, 1, 2, 4, 3, 5).reshape(n, w.shape[0], tile * th, tile * tw)[:, :, :oh, :ow]
     if bias is not None:
         y = y + np.abs(np.asarray(bias, np.float64))[None, :, None, None]
     return y
@@ -76,26 +101,18 @@ def gamma(k, dtype):
     return k * u / (1 - k * u)
 
 
-A = AT.T
-
-
-def wino_dw_magnitude_ref(x, delta, padding):
+def wino_dw_magnitude_ref(x, delta, padding, tile=2):
     """The magnitude of every term the transformed-domain weight gradient adds: |G^T| [sum over the tiles of
-    all samples of |A| |dy| |A^T| .* |B^T| |d| |B|] |G| per filter and channel (dy the tile's 2x2 block of the
-    output gradient, zero past its edge; d its 4x4 input patch)."""
-    ph, pw = padding
+    all samples of |A| |dy| |A^T| .* |B^T| |d| |B|] |G| per filter and channel (dy the tile's tile x tile block
+    of the output gradient, zero past its edge; d its input patch)."""
+    g, bt, at = matrices(tile)
     n, f, oh, ow = delta.shape
-    th, tw = (oh + 1) // 2, (ow + 1) // 2
-    c, h, wd = x.shape[1:]
-    top, left = max(ph, 0), max(pw, 0)
-    canvas = np.zeros((n, c, top + max(h, 2 * th - ph + 3), left + max(wd, 2 * tw - pw + 3)))
-    canvas[:, :, top:top + h, left:left + wd] = np.abs(x)
-    win = np.lib.stride_tricks.sliding_window_view(canvas, (4, 4), axis=(2, 3))
-    d = win[:, :, top - ph:top - ph + 2 * th:2, left - pw:left - pw + 2 * tw:2]      # (n, c, th, tw, 4, 4)
-    v = np.einsum("ak,nctukl,bl->nctuab", np.abs(BT), d, np.abs(BT))
-    dy = np.zeros((n, f, 2 * th, 2 * tw))
+    th, tw = -(-oh // tile), -(-ow // tile)
+    d = _patches(x, padding, th, tw, tile)
+    v = np.einsum("ak,nctukl,bl->nctuab", np.abs(bt), d, np.abs(bt))
+    dy = np.zeros((n, f, tile * th, tile * tw))
     dy[:, :, :oh, :ow] = np.abs(delta)
-    blocks = dy.reshape(n, f, th, 2, tw, 2).transpose(0, 1, 2, 4, 3, 5)              # (n, f, th, tw, 2, 2)
-    dd = np.einsum("ai,nftuij,bj->nftuab", np.abs(A), blocks, np.abs(A))
+    blocks = dy.reshape(n, f, th, tile, tw, tile).transpose(0, 1, 2, 4, 3, 5)       # (n, f, th, tw, tile, tile)
+    dd = np.einsum("ia,nftuij,jb->nftuab", np.abs(at), blocks, np.abs(at))
     u = np.einsum("nftuab,nctuab->fcab", dd, v)
-    return np.einsum("ai,fcab,bj->fcij", np.abs(G), u, np.abs(G))
+    return np.einsum("ai,fcab,bj->fcij", np.abs(g), u, np.abs(g))

@@ -34,6 +34,10 @@ CASES = [
     (2, 4, 4, 16, 16, 3, 1, "same", 2, 2, False),          # the same, grouped and dilated
     (3, 5, 6, 14, 14, 3, 2, 1, 1, 1, True),                # stride 2, 14x14 -> 7x7 (the benchmark's s2 shape)
     (2, 3, 4, 9, 12, 3, 2, 0, 1, 1, True),                 # stride 2, odd height, no padding
+    # 3x3 stride 2 padding 1 on an even plane runs _conv's phase-split im2col / col2im (_is_s2_3x3):
+    (2, 3, 4, 2, 2, 3, 2, 1, 1, 1, True),                  # its smallest plane: 2x2 -> 1x1 (every tap shifted out)
+    (2, 4, 6, 4, 10, 3, 2, 1, 1, 2, False),                # non-square, grouped
+    (2, 3, 4, 15, 14, 3, 2, 1, 1, 1, True),                # odd height: the generic loops, beside it
 ]
 
 
@@ -69,7 +73,8 @@ def test_gradcheck(case):
 
 @pytest.mark.parametrize("chunk_bytes", [1, 20000, 1 << 30])
 @pytest.mark.parametrize("case", [(19, 4, 6, 5, 6, 3, 1, 1, 1, 2, True), (21, 4, 8, 5, 5, 3, 1, "same", 1, 4, True),
-                                  (18, 6, 4, 4, 5, 1, 1, 0, 1, 2, True), (20, 3, 4, 6, 6, 3, 2, 1, 2, 1, True)])
+                                  (18, 6, 4, 4, 5, 1, 1, 0, 1, 2, True), (20, 3, 4, 6, 6, 3, 2, 1, 2, 1, True),
+                                  (19, 3, 4, 6, 8, 3, 2, 1, 1, 1, True)])
 def test_chunking_changes_nothing_but_speed(case, chunk_bytes, monkeypatch):
     """One sample per chunk (up to 21 chunks, more than the 8 slots: slots summing several), two or three
     (a shorter last chunk; 3 = ceil(N / 8), the most the chunking takes): every split gives the oracle's
@@ -91,16 +96,16 @@ def test_chunking_changes_nothing_but_speed(case, chunk_bytes, monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("groups", [1, 4, 16])
-def test_thread_count_changes_no_result(groups, dtype, num_threads):
+@pytest.mark.parametrize("groups,stride", [(1, 1), (4, 1), (16, 1), (1, 2)])   # stride 2: the phase-split im2col
+def test_thread_count_changes_no_result(groups, stride, dtype, num_threads):
     """Bit for bit with 1, 2 and 3 threads, on a batch of several chunks (dW and db sum over them)."""
     rng = np.random.default_rng(4)
     x = rng.standard_normal((12, 16, 10, 10)).astype(dtype)     # 3 chunks of 4 samples
-    delta = rng.standard_normal((12, 32, 10, 10)).astype(dtype)
+    delta = rng.standard_normal((12, 32, 10 // stride, 10 // stride)).astype(dtype)
     results = []
     for t in (1, 2, 3):
         num_threads(t)
-        m = nn.Conv2d(16, 32, 3, padding=1, groups=groups, dtype=dtype, rng=0)
+        m = nn.Conv2d(16, 32, 3, stride=stride, padding=1, groups=groups, dtype=dtype, rng=0)
         z = m(x)
         results.append((z, m.backward(delta), m.weight.grad.copy(), m.bias.grad.copy()))
     for other in results[1:]:

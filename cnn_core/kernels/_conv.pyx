@@ -185,16 +185,114 @@ cdef inline floating _sum(const floating* a, Py_ssize_t n) noexcept nogil:
     return s0
 
 
+# ---- the 3x3 stride-2 padding-1 convolution of an even-sized plane (a network's downsampling conv) ----------
+#
+# The generic loops copy OH rows of OW elements per tap, every second input element: at 14x14 -> 7x7 the
+# per-row work costs more than the copies. Here the plane is split once into its four phases
+# P_pq[a, b] = x[2a + p, 2b + q] (each OH x OW, H = 2*OH and W = 2*OW), which are the column rows of the taps
+# (1, 1), (1, 2), (2, 1), (2, 2) (tap (i, j) reads x[2*oh - 1 + i, 2*ow - 1 + j]); the five other taps are
+# those rows shifted by one output row (tap row 0: P_1q[oh - 1, .]) and / or one output column (tap column 0:
+# P_p1[., ow - 1]), zero where the shift leaves the phase: each one contiguous copy of a column row.
+
+cdef inline bint _is_s2_3x3(Py_ssize_t H, Py_ssize_t W, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH,
+                            Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t DH, Py_ssize_t DW,
+                            Py_ssize_t OH, Py_ssize_t OW) noexcept nogil:
+    return (KH == 3 and KW == 3 and SH == 2 and SW == 2 and PH == 1 and PW == 1 and DH == 1 and DW == 1
+            and H == 2 * OH and W == 2 * OW)
+
+
+cdef inline void _shift_row(const floating* src, floating* dst, Py_ssize_t OH, Py_ssize_t OW, bint down,
+                            bint right) noexcept nogil:
+    """dst[oh, ow] = src[oh - down, ow - right], zero where that falls outside (one column row, L = OH*OW)."""
+    cdef Py_ssize_t t, L = OH * OW, d = down * OW + right
+    for t in range(d):
+        dst[t] = 0
+    for t in range(d, L):
+        dst[t] = src[t - d]
+    if right:
+        for t in range(OH):
+            dst[t * OW] = 0
+
+
+cdef inline void _shift_row_adjoint(floating* dst, floating* src, Py_ssize_t OH, Py_ssize_t OW, bint down,
+                                    bint right) noexcept nogil:
+    """The adjoint of _shift_row: src[oh - down, ow - right] += dst[oh, ow] where both are inside. dst's entries
+    that map outside (its first `down` rows; with `right`, its first column) are zeroed first (dst is the
+    column gradient, scratch), so that one contiguous sum does the rest."""
+    cdef Py_ssize_t t, L = OH * OW, d = down * OW + right
+    if right:
+        for t in range(OH):
+            dst[t * OW] = 0
+    for t in range(d, L):
+        src[t - d] += dst[t]
+
+
+cdef void _im2col_plane_s2(const floating* x, floating* cols, Py_ssize_t ld, Py_ssize_t OH,
+                           Py_ssize_t OW) noexcept nogil:
+    """_im2col_plane for _is_s2_3x3: the 9 column rows of one (2*OH, 2*OW) plane, `ld` apart."""
+    cdef Py_ssize_t a, b, W = 2 * OW
+    cdef floating* p00 = cols + 4 * ld     # tap (1, 1)
+    cdef floating* p01 = cols + 5 * ld     # tap (1, 2)
+    cdef floating* p10 = cols + 7 * ld     # tap (2, 1)
+    cdef floating* p11 = cols + 8 * ld     # tap (2, 2)
+    cdef const floating* r0
+    cdef const floating* r1
+    for a in range(OH):
+        r0 = x + 2 * a * W
+        r1 = r0 + W
+        for b in range(OW):
+            p00[a * OW + b] = r0[2 * b]
+            p01[a * OW + b] = r0[2 * b + 1]
+            p10[a * OW + b] = r1[2 * b]
+            p11[a * OW + b] = r1[2 * b + 1]
+    _shift_row(p11, cols, OH, OW, True, True)            # tap (0, 0)
+    _shift_row(p10, cols + ld, OH, OW, True, False)      # tap (0, 1)
+    _shift_row(p11, cols + 2 * ld, OH, OW, True, False)  # tap (0, 2)
+    _shift_row(p01, cols + 3 * ld, OH, OW, False, True)  # tap (1, 0)
+    _shift_row(p11, cols + 6 * ld, OH, OW, False, True)  # tap (2, 0)
+
+
+cdef void _col2im_plane_s2(floating* cols, floating* x, Py_ssize_t ld, Py_ssize_t OH,
+                           Py_ssize_t OW) noexcept nogil:
+    """_col2im_plane for _is_s2_3x3, the adjoint of _im2col_plane_s2: the shifted taps' rows added into the
+    phase rows (cols is the column gradient, scratch, and is overwritten), then the phases interleaved into x
+    (every element of the plane belongs to exactly one phase)."""
+    cdef Py_ssize_t a, b, W = 2 * OW
+    cdef floating* p00 = cols + 4 * ld
+    cdef floating* p01 = cols + 5 * ld
+    cdef floating* p10 = cols + 7 * ld
+    cdef floating* p11 = cols + 8 * ld
+    cdef floating* r0
+    cdef floating* r1
+    _shift_row_adjoint(cols, p11, OH, OW, True, True)
+    _shift_row_adjoint(cols + ld, p10, OH, OW, True, False)
+    _shift_row_adjoint(cols + 2 * ld, p11, OH, OW, True, False)
+    _shift_row_adjoint(cols + 3 * ld, p01, OH, OW, False, True)
+    _shift_row_adjoint(cols + 6 * ld, p11, OH, OW, False, True)
+    for a in range(OH):
+        r0 = x + 2 * a * W
+        r1 = r0 + W
+        for b in range(OW):
+            r0[2 * b] = p00[a * OW + b]
+            r0[2 * b + 1] = p01[a * OW + b]
+            r1[2 * b] = p10[a * OW + b]
+            r1[2 * b + 1] = p11[a * OW + b]
+
+
 cdef inline void _im2col_chunk(const floating* x, floating* cols, Py_ssize_t m, Py_ssize_t C, Py_ssize_t H,
                                Py_ssize_t W, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW,
                                Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t DH, Py_ssize_t DW, Py_ssize_t OH,
                                Py_ssize_t OW) noexcept nogil:
     """cols (C*KH*KW, m*OH*OW) of the m samples at x."""
     cdef Py_ssize_t j, c, L = OH * OW, KK = KH * KW
+    cdef bint s2 = _is_s2_3x3(H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
     for j in range(m):
         for c in range(C):
-            _im2col_plane(x + (j * C + c) * H * W, cols + c * KK * m * L + j * L, m * L,
-                          H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
+            if s2:
+                _im2col_plane_s2(x + (j * C + c) * H * W, cols + c * KK * m * L + j * L, m * L, OH, OW)
+            else:
+                _im2col_plane(x + (j * C + c) * H * W, cols + c * KK * m * L + j * L, m * L,
+                              H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
 
 
 # Groups of at most SMALL_FILTERS filters whose columns are at most SMALL_DEPTH deep (depthwise: a 3x3 has
@@ -340,6 +438,7 @@ def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w2, con
     cdef Py_ssize_t nslots = min(<Py_ssize_t>_NSLOTS, nchunks), s, ci, n0, m, g, j, f, c, e
     cdef Py_ssize_t wsize = F * Kg, psize = wsize + F
     cdef bint has_bias = gb is not None, want_dx = dx is not None
+    cdef bint s2 = _is_s2_3x3(H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
     cdef int err = 0
     cdef floating* cols
     cdef floating* dt
@@ -382,8 +481,12 @@ def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w2, con
                 if want_dx:
                     for j in range(m):
                         for c in range(C):
-                            _col2im_plane(dcols + c * KK * m * L + j * L, &dx[n0 + j, c, 0, 0], m * L,
-                                          H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
+                            if s2:
+                                _col2im_plane_s2(dcols + c * KK * m * L + j * L, &dx[n0 + j, c, 0, 0], m * L,
+                                                 OH, OW)
+                            else:
+                                _col2im_plane(dcols + c * KK * m * L + j * L, &dx[n0 + j, c, 0, 0], m * L,
+                                              H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
         # The slots' sums, added in slot order (each element by one thread).
         for e in prange(psize, schedule="static", num_threads=team_size(psize)):
             acc = 0
@@ -439,6 +542,27 @@ cdef extern from "winograd.h" nogil:
                         ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, double *du, double *scratch, cnn_dgemm_nt_fn gemm_nt)
     void cnn_swino_dw_finish(const float *du, ptrdiff_t F, ptrdiff_t C, float *gw)
     void cnn_dwino_dw_finish(const double *du, ptrdiff_t F, ptrdiff_t C, double *gw)
+    # F(4x4, 3x3): the same signatures on 36 transformed positions
+    void cnn_swino4_weights(const float *w, ptrdiff_t F, ptrdiff_t C, int flip, float *u)
+    void cnn_dwino4_weights(const double *w, ptrdiff_t F, ptrdiff_t C, int flip, double *u)
+    ptrdiff_t cnn_wino4_scratch(ptrdiff_t n, ptrdiff_t C, ptrdiff_t F, ptrdiff_t OH, ptrdiff_t OW)
+    int cnn_swino4_conv3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const float *x, ptrdiff_t xs_n,
+                           ptrdiff_t xs_c, ptrdiff_t F, const float *u, const float *bias, ptrdiff_t ph,
+                           ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, float *y, ptrdiff_t ys_n, ptrdiff_t ys_f,
+                           float *scratch, cnn_sgemm_fn gemm)
+    int cnn_dwino4_conv3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const double *x, ptrdiff_t xs_n,
+                           ptrdiff_t xs_c, ptrdiff_t F, const double *u, const double *bias, ptrdiff_t ph,
+                           ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, double *y, ptrdiff_t ys_n, ptrdiff_t ys_f,
+                           double *scratch, cnn_dgemm_fn gemm)
+    int cnn_swino4_dw3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const float *x, ptrdiff_t xs_n,
+                         ptrdiff_t xs_c, ptrdiff_t F, const float *dy, ptrdiff_t ys_n, ptrdiff_t ys_f, ptrdiff_t ph,
+                         ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, float *du, float *scratch, cnn_sgemm_nt_fn gemm_nt)
+    int cnn_dwino4_dw3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const double *x, ptrdiff_t xs_n,
+                         ptrdiff_t xs_c, ptrdiff_t F, const double *dy, ptrdiff_t ys_n, ptrdiff_t ys_f,
+                         ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, double *du, double *scratch,
+                         cnn_dgemm_nt_fn gemm_nt)
+    void cnn_swino4_dw_finish(const float *du, ptrdiff_t F, ptrdiff_t C, float *gw)
+    void cnn_dwino4_dw_finish(const double *du, ptrdiff_t F, ptrdiff_t C, double *gw)
 
 cnn_wino_init(simd_level)
 
@@ -463,15 +587,22 @@ cdef int _dgemm_nt(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdi
     return gemm_nt_acc(m, n, k, a, lda, b, ldb, c, ldc)
 
 
-def wino_scratch(Py_ssize_t n, Py_ssize_t C, Py_ssize_t F, Py_ssize_t OH, Py_ssize_t OW) -> int:
-    """Scratch elements wino_conv3x3 needs per thread for chunks of n samples."""
-    return cnn_wino_scratch(n, C, F, OH, OW)
+def wino_scratch(Py_ssize_t n, Py_ssize_t C, Py_ssize_t F, Py_ssize_t OH, Py_ssize_t OW, int tile=2) -> int:
+    """Scratch elements wino_conv3x3 / wino_dw3x3 need per thread for chunks of n samples, for F(tile x tile,
+    3x3) (tile 2 or 4)."""
+    return cnn_wino4_scratch(n, C, F, OH, OW) if tile == 4 else cnn_wino_scratch(n, C, F, OH, OW)
 
 
 def wino_weights(const floating[:, :, :, ::1] w, floating[:, :, ::1] u, bint flip):
-    """u (16, F, C) = G w G^T per filter and channel of w (F, C, 3, 3); with flip, u (16, C, F) for the input
-    gradient (the kernel w[f, c, 2 - i, 2 - j], channels transposed)."""
-    if floating is float:
+    """u (16, F, C) = G w G^T per filter and channel of w (F, C, 3, 3), F(2x2, 3x3)'s, or u (36, F, C),
+    F(4x4, 3x3)'s (the first axis of u says which); with flip, u (16 or 36, C, F) for the input gradient (the
+    kernel w[f, c, 2 - i, 2 - j], channels transposed)."""
+    if u.shape[0] == 36:
+        if floating is float:
+            cnn_swino4_weights(&w[0, 0, 0, 0], w.shape[0], w.shape[1], flip, &u[0, 0, 0])
+        else:
+            cnn_dwino4_weights(&w[0, 0, 0, 0], w.shape[0], w.shape[1], flip, &u[0, 0, 0])
+    elif floating is float:
         cnn_swino_weights(&w[0, 0, 0, 0], w.shape[0], w.shape[1], flip, &u[0, 0, 0])
     else:
         cnn_dwino_weights(&w[0, 0, 0, 0], w.shape[0], w.shape[1], flip, &u[0, 0, 0])
@@ -481,8 +612,9 @@ def wino_conv3x3(const floating[:, :, :, ::1] x, const floating[:, :, ::1] u, co
                  floating[:, :, :, ::1] y, floating[:, ::1] scratch, Py_ssize_t chunk, Py_ssize_t PH,
                  Py_ssize_t PW):
     """y (N, F, OH, OW) = the 3x3 stride-1 convolution of x (N, C, H, W), padding PH, PW before, with the
-    kernel transformed into u (16, F, C) (+ bias when not None), by Winograd F(2x2, 3x3), chunks of `chunk`
-    samples per thread; scratch: one row of wino_scratch(chunk, C, F, OH, OW) elements per thread."""
+    kernel transformed into u (+ bias when not None), by Winograd F(2x2, 3x3) when u is (16, F, C) or
+    F(4x4, 3x3) when it is (36, F, C), chunks of `chunk` samples per thread; scratch: one row of
+    wino_scratch(chunk, C, F, OH, OW, tile) elements per thread."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t F = y.shape[1], OH = y.shape[2], OW = y.shape[3]
     cdef Py_ssize_t nchunks = (N + chunk - 1) // chunk, ci, n0, m
@@ -490,6 +622,7 @@ def wino_conv3x3(const floating[:, :, :, ::1] x, const floating[:, :, ::1] u, co
     if bias is not None:
         bp = &bias[0]
     cdef int err = 0
+    cdef bint four = u.shape[0] == 36
     cdef int nt = min(team_size(nchunks), scratch.shape[0])
     with nogil:
         # Dynamic: chunks are independent (no sums across them), so the order they are taken in changes no
@@ -497,7 +630,16 @@ def wino_conv3x3(const floating[:, :, :, ::1] x, const floating[:, :, ::1] u, co
         for ci in prange(nchunks, schedule="dynamic", num_threads=nt):
             n0 = ci * chunk
             m = min(chunk, N - n0)
-            if floating is float:
+            if four:
+                if floating is float:
+                    err |= cnn_swino4_conv3x3(m, C, H, W, &x[n0, 0, 0, 0], C * H * W, H * W, F, &u[0, 0, 0], bp,
+                                              PH, PW, OH, OW, &y[n0, 0, 0, 0], F * OH * OW, OH * OW,
+                                              &scratch[threadid(), 0], _sgemm)
+                else:
+                    err |= cnn_dwino4_conv3x3(m, C, H, W, &x[n0, 0, 0, 0], C * H * W, H * W, F, &u[0, 0, 0], bp,
+                                              PH, PW, OH, OW, &y[n0, 0, 0, 0], F * OH * OW, OH * OW,
+                                              &scratch[threadid(), 0], _dgemm)
+            elif floating is float:
                 err |= cnn_swino_conv3x3(m, C, H, W, &x[n0, 0, 0, 0], C * H * W, H * W, F, &u[0, 0, 0], bp,
                                          PH, PW, OH, OW, &y[n0, 0, 0, 0], F * OH * OW, OH * OW,
                                          &scratch[threadid(), 0], _sgemm)
@@ -512,18 +654,19 @@ def wino_conv3x3(const floating[:, :, :, ::1] x, const floating[:, :, ::1] u, co
 
 def wino_dw3x3(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] delta, floating[:, :, :, ::1] gw,
                floating[::1] gb, floating[:, ::1] scratch, floating[:, ::1] partial, Py_ssize_t chunk,
-               Py_ssize_t PH, Py_ssize_t PW):
+               Py_ssize_t PH, Py_ssize_t PW, int tile=2):
     """gw (F, C, 3, 3) += dC/dw and gb (F,) += dC/db (when not None) of the 3x3 stride-1 convolution of x
     (N, C, H, W), padding PH, PW before, whose output gradient is delta (N, F, OH, OW), by Winograd
-    F(2x2, 3x3) in the transformed domain (chunks of `chunk` samples). As conv_backward, the chunks' sums go
-    into min(NSLOTS, chunks) rows of `partial` (16*F*C + F elements each), slot s taking a fixed range of
+    F(tile x tile, 3x3) (tile 2 or 4) in the transformed domain (chunks of `chunk` samples). As conv_backward,
+    the chunks' sums go into min(NSLOTS, chunks) rows of `partial` (XI*F*C + F elements each, XI = 16 or 36), slot s taking a fixed range of
     chunks in order, then the slots are added in order: the same arithmetic for any thread count. scratch:
-    one row of wino_scratch(chunk, C, F, OH, OW) elements per thread."""
+    one row of wino_scratch(chunk, C, F, OH, OW, tile) elements per thread."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t F = delta.shape[1], OH = delta.shape[2], OW = delta.shape[3], L = OH * OW
     cdef Py_ssize_t nchunks = (N + chunk - 1) // chunk
     cdef Py_ssize_t nslots = min(<Py_ssize_t>_NSLOTS, nchunks), s, ci, n0, m, f, j, e
-    cdef Py_ssize_t usize = 16 * F * C, psize = usize + F
+    cdef bint four = tile == 4
+    cdef Py_ssize_t usize = (36 if four else 16) * F * C, psize = usize + F
     cdef bint has_bias = gb is not None
     cdef int err = 0
     cdef floating* pu
@@ -538,7 +681,16 @@ def wino_dw3x3(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] delt
             for ci in range(s * nchunks // nslots, (s + 1) * nchunks // nslots):
                 n0 = ci * chunk
                 m = min(chunk, N - n0)
-                if floating is float:
+                if four:
+                    if floating is float:
+                        err |= cnn_swino4_dw3x3(m, C, H, W, &x[n0, 0, 0, 0], C * H * W, H * W, F,
+                                                &delta[n0, 0, 0, 0], F * L, L, PH, PW, OH, OW, pu,
+                                                &scratch[threadid(), 0], _sgemm_nt)
+                    else:
+                        err |= cnn_dwino4_dw3x3(m, C, H, W, &x[n0, 0, 0, 0], C * H * W, H * W, F,
+                                                &delta[n0, 0, 0, 0], F * L, L, PH, PW, OH, OW, pu,
+                                                &scratch[threadid(), 0], _dgemm_nt)
+                elif floating is float:
                     err |= cnn_swino_dw3x3(m, C, H, W, &x[n0, 0, 0, 0], C * H * W, H * W, F, &delta[n0, 0, 0, 0],
                                            F * L, L, PH, PW, OH, OW, pu, &scratch[threadid(), 0], _sgemm_nt)
                 else:
@@ -561,7 +713,12 @@ def wino_dw3x3(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] delt
                 gb[f] += partial[0, usize + f]
     if err:
         raise MemoryError("wino_dw3x3: could not allocate the GEMM packing buffers")
-    if floating is float:
+    if four:
+        if floating is float:
+            cnn_swino4_dw_finish(&partial[0, 0], F, C, &gw[0, 0, 0, 0])
+        else:
+            cnn_dwino4_dw_finish(&partial[0, 0], F, C, &gw[0, 0, 0, 0])
+    elif floating is float:
         cnn_swino_dw_finish(&partial[0, 0], F, C, &gw[0, 0, 0, 0])
     else:
         cnn_dwino_dw_finish(&partial[0, 0], F, C, &gw[0, 0, 0, 0])

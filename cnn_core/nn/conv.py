@@ -20,9 +20,13 @@ in registers, with no column matrix and no GEMM packing.
 4x4 tiles, 2.25x fewer multiplies): the forward pass; delta^{l-1}, itself a 3x3 stride-1 convolution of delta with
 the flipped kernel, channels transposed, padding 2 - p; and
 dC/dw = G^T [sum over tiles (A delta A^T) .* (B^T x B)] G, the adjoint of the forward transforms.
+Passes whose output is at most _WINO4_MAX_SIZE per side use F(4x4, 3x3) instead (36 GEMMs on 6x6 tiles, 4x
+fewer multiplies on whole tiles; a 7x7 plane takes 2x2 tiles, 3.06x, where F(2x2)'s 4x4 tiles of 2x2 give
+1.72x); each pass picks its own (the input gradient's output is the input's size).
 Winograd rounds differently from a direct sum: within gamma_k of the magnitude of the terms it adds
 (tests/test_conv_winograd.py states k for each), a few ulps of that magnitude, as in oneDNN's Winograd
-convolutions.
+convolutions; F(4x4)'s larger transform coefficients cost about one more decimal digit in float32 (measured
+relative error 3e-6 of the largest output at 64 channels, against F(2x2)'s 3e-7).
 """
 from __future__ import annotations
 
@@ -52,6 +56,19 @@ _WINO_CHUNK_BYTES = 2 << 20
 # 11.0 / 8.7.
 _WINO_MIN_IN_CHANNELS = 24
 _WINO_MIN_OUT_CHANNELS = 16
+# Winograd F(4x4, 3x3) (36 GEMMs on 6x6 tiles) instead of F(2x2, 3x3) for the passes whose output (the
+# forward's and dC/dw's OH x OW, the input gradient's H x W) is at most this size per side: 4x fewer multiplies
+# than a direct sum on whole tiles against F(2x2)'s 2.25x (at 7x7, 2x2 tiles of 4x4 cover the plane: 3.06x
+# against 1.72x). Measured (one thread, CPU time, forward + dW + dX ms, F(2x2) / F(4x4) at the chunk
+# _wino_chunk gives, machine loaded): batch 64, float32: 64 -> 128 at 7x7 16.9 / 11.3, 32 -> 64 at 14x14 14.5 /
+# 12.1, 32 -> 32 at 28x28 31.1 / 28.1; batch 32 64 -> 128 at 16x16 27.5 / 24.0; float64 32 -> 64 at 14x14
+# 23.8 / 23.0, 64 -> 128 at 16x16 51.9 / 48.6. Larger planes were not measured: they keep F(2x2).
+_WINO4_MAX_SIZE = 32
+# F(4x4)'s scratch per chunk: its transforms run over the chunk's samples (one vector op for 16 float32), so
+# the chunk is this budget's worth of samples, rounded down to a multiple of 8. Measured at 64 -> 128, 7x7
+# (one thread, forward + backward ms, chunks of 8 / 16 / 32): float32 13.2 / 11.6 / 18.1; float64 (8 / 16)
+# 26.7 / 29.9.
+_WINO4_CHUNK_BYTES = 2 << 20
 
 # Direct convolution (src_c/conv_direct.c: no columns, no packing) for stride-1 one-group convs with at most
 # _DIRECT_MAX_IN_CHANNELS input channels and in_channels * out_channels at most _DIRECT_MAX_CHANNEL_PAIRS, where
@@ -71,7 +88,7 @@ class Conv2d(Module):
     taps ``dilation`` apart) over the zero-padded input with the given stride. Computed as im2col + one GEMM per
     chunk of samples whose columns fit in cache, or, for 3x3 stride-1 kernels with 24 or more channels in and
     16 or more out, by Winograd F(2x2, 3x3), or, for stride-1 convs with few channels, directly (module
-    docstring).
+    docstring); F(4x4, 3x3) for the passes on planes of at most 32x32.
 
     Output size, per spatial axis (PyTorch's formula)::
 
@@ -180,9 +197,10 @@ class Conv2d(Module):
             return z
         if self._winograd(pads):
             z = np.empty((n, f, oh, ow), dtype=self._dtype)
-            u = self._scratch("_wino_u", (16, f, c))
+            tile = _wino_tile(oh, ow)
+            u = self._scratch("_wino_u", ((tile + 2) ** 2, f, c))
             _conv.wino_weights(self.weight.data, u, False)
-            chunk, per_thread = self._wino_chunk(n, c, f, oh, ow)
+            chunk, per_thread = self._wino_chunk(n, c, f, oh, ow, tile)
             scratch = self._scratch("_work", (get_num_threads(), per_thread), at_least=True)
             _conv.wino_conv3x3(x, u, None if self.bias is None else self.bias.data, z, scratch, chunk, *pads)
             self._cache = (x, pads) if self.training else None
@@ -219,15 +237,18 @@ class Conv2d(Module):
             # flipped kernel, channels transposed, padding 2 - p. Both by Winograd.
             c = self.in_channels
             delta = delta.reshape(n, f, oh, ow)
-            chunk, per_thread = self._wino_chunk(n, c, f, oh, ow)
+            tile = _wino_tile(oh, ow)
+            chunk, per_thread = self._wino_chunk(n, c, f, oh, ow, tile)
             scratch = self._scratch("_work", (get_num_threads(), per_thread), at_least=True)
-            partial = self._scratch("_partial", (_conv.NSLOTS, 16 * f * c + f))
+            # wino_dw3x3 uses min(NSLOTS, chunks) rows (F(4x4)'s 36*F*C sums: 1.2 MB a float32 row at 64 -> 128)
+            partial = self._scratch("_partial", (min(_conv.NSLOTS, -(-n // chunk)), (tile + 2) ** 2 * f * c + f))
             _conv.wino_dw3x3(x, delta, self.weight.grad, None if self.bias is None else self.bias.grad, scratch,
-                             partial, chunk, *pads)
+                             partial, chunk, *pads, tile=tile)
             if dx is not None:
-                u = self._scratch("_wino_uflip", (16, c, f))
+                tile = _wino_tile(*x.shape[2:])
+                u = self._scratch("_wino_uflip", ((tile + 2) ** 2, c, f))
                 _conv.wino_weights(self.weight.data, u, True)
-                wchunk, per_thread = self._wino_chunk(n, f, c, *x.shape[2:])
+                wchunk, per_thread = self._wino_chunk(n, f, c, *x.shape[2:], tile)
                 scratch = self._scratch("_work", (get_num_threads(), per_thread), at_least=True)
                 _conv.wino_conv3x3(delta, u, None, dx, scratch, wchunk, 2 - pads[0], 2 - pads[1])
             return dx
@@ -258,10 +279,15 @@ class Conv2d(Module):
                 and self.groups == 1 and self.in_channels >= _WINO_MIN_IN_CHANNELS
                 and self.out_channels >= _WINO_MIN_OUT_CHANNELS)
 
-    def _wino_chunk(self, n: int, c: int, f: int, oh: int, ow: int) -> tuple[int, int]:
-        """Samples per Winograd chunk (scratch of about _WINO_CHUNK_BYTES, at least one sample) and the
-        scratch elements per thread; from the shapes alone, like _chunk."""
-        per_sample = _conv.wino_scratch(1, c, f, oh, ow) * self._dtype.itemsize
+    def _wino_chunk(self, n: int, c: int, f: int, oh: int, ow: int, tile: int = 2) -> tuple[int, int]:
+        """Samples per Winograd chunk (scratch of about _WINO_CHUNK_BYTES, or _WINO4_CHUNK_BYTES for
+        F(4x4, 3x3), at least one sample) and the scratch elements per thread; from the shapes alone, like
+        _chunk."""
+        per_sample = _conv.wino_scratch(1, c, f, oh, ow, tile) * self._dtype.itemsize
+        if tile == 4:
+            chunk = max(1, _WINO4_CHUNK_BYTES // per_sample)
+            chunk = min(n, chunk - chunk % 8 if chunk >= 8 else chunk)
+            return chunk, _conv.wino_scratch(chunk, c, f, oh, ow, 4)
         # A multiple of NSLOTS chunks of equal size where the batch allows, so that 2, 4 or 8 threads get
         # equal shares (64 samples in chunks of 5 would leave one of 2 threads 7 chunks against 6).
         slots = _conv.NSLOTS
@@ -321,6 +347,12 @@ class Conv2d(Module):
                 "padding": self.padding if isinstance(self.padding, str) else list(self.padding),
                 "dilation": list(self.dilation), "groups": self.groups, "bias": self.bias is not None,
                 "init": self.init, **super().get_config()}
+
+
+def _wino_tile(oh: int, ow: int) -> int:
+    """The Winograd tile, 2 (F(2x2, 3x3)) or 4 (F(4x4, 3x3)), for a pass whose output is oh x ow
+    (_WINO4_MAX_SIZE)."""
+    return 4 if max(oh, ow) <= _WINO4_MAX_SIZE else 2
 
 
 def _check_padding(padding, stride: tuple[int, int]) -> str | tuple[int, int]:
