@@ -52,8 +52,8 @@ cdef extern from "winograd.h" nogil:
 
 
 # This module carries its own copies of the GEMM, the activation loops and the Winograd transforms (one
-# extension, one C call per forward pass): they read the process-wide thread count and SIMD level of cnn_core._config, as the
-# _gemm and _activations modules' copies do.
+# extension, one C call per forward pass): they read the process-wide thread count and SIMD level of
+# cnn_core._config, as the _gemm, _activations and _conv modules' copies do.
 if cnn_gemm_init(team_size, simd_level) != 0:
     raise ImportError("cnn_core.kernels._plan: could not create the thread-local key of the packing buffers")
 cnn_act_init(simd_level)
