@@ -30,7 +30,7 @@ import numpy as np
 
 from cnn_core._config import get_num_threads
 from cnn_core._validation import FLOAT_DTYPES, check_output
-from cnn_core.kernels import _plan
+from cnn_core.kernels import _conv, _plan
 from cnn_core.kernels.pooling import _adaptive_windows, _avg_windows, pool_output_size
 from cnn_core import nn
 from cnn_core.models.rnn import RNNClassifier
@@ -303,6 +303,22 @@ class _Builder:
         if transposed:
             weight = self.weights(weight.reshape(g, fg, k // g).transpose(0, 2, 1))
         params = [c, h, w, f, kh, kw, *m.stride, ph, pw, *m.dilation, oh, ow, g, int(transposed)]
+        if (kh, kw) == (3, 3) and m.stride == (1, 1) and m.dilation == (1, 1) and g == 1 \
+                and _winograd_pays(c, f, oh, ow, self.dtype):
+            # Winograd F(2x2, 3x3) (plan_template.h's wconv): u (16, F, C) = G g G^T, winograd.c's transform,
+            # packed (16, F8/8, C, 8), filters past F zero
+            u = np.empty((16, f, c), self.dtype)
+            _conv.wino_weights(self.weights(m.weight.data), u, False)
+            f8 = -(-f // 8) * 8
+            packed = np.zeros((16, f8, c), self.dtype)
+            packed[:, :f] = u
+            packed = self.weights(packed.reshape(16, f8 // 8, 8, c).transpose(0, 1, 3, 2))
+            params[15] = 4
+            ts = ((oh + 1) // 2) * ((ow + 1) // 2)
+            # V (16, C, ldt) and M (16, F8, ldt) per chunk, ldt = the chunk's tiles rounded up to whole vectors
+            # (at most 16 elements more per row) and 64 elements between the 16 matrices
+            scratch = (16 * (c * ts + c * 16 + 64), 16 * (f8 * ts + f8 * 16 + 64))
+            return self.op("conv", v, (f, oh, ow), params, w=packed, b=b, scratch=scratch)
         if m.stride == (1, 1) and g == 1:
             # direct (plan_template.h's dconv and cconv): taps read straight from the padded input, tab =
             # each tap's offset in it
@@ -351,7 +367,12 @@ class _Builder:
         if self.fusable(v, ("linear", "conv")) and (v.op["kind"] == "conv" or len(v.shape) == 1):
             # fold: (W x + b) * scale + shift = (scale W) x + (scale b + shift), per output channel
             o = v.op
-            if o["kind"] == "conv" and o["params"][15] == 3:   # direct: (F/fbw, K, fbw)
+            if o["kind"] == "conv" and o["params"][15] == 4:   # Winograd: (16, F8/8, C, 8), zero filters past F
+                f8 = o["w"].shape[1] * 8
+                s8 = np.zeros(f8)
+                s8[:len(scale)] = scale
+                o["w"] = self.weights(o["w"] * s8.reshape(1, -1, 1, 8))
+            elif o["kind"] == "conv" and o["params"][15] == 3:   # direct: (F/fbw, K, fbw)
                 o["w"] = self.weights(o["w"] * scale.reshape(o["w"].shape[0], 1, -1))
             elif o["kind"] == "conv" and o["params"][15] == 2:   # direct: (F8/8, K, 8), zero filters past F
                 f8 = o["w"].shape[0] * 8
@@ -436,6 +457,18 @@ def _max_windows(size: int, k: int, s: int, p: int, d: int, out: int):
         first.append(taps[0] if taps else 0)
         count.append(len(taps))
     return np.array(first), np.array(count), np.ones(out, np.intp)
+
+
+def _winograd_pays(c: int, f: int, oh: int, ow: int, dtype) -> bool:
+    """Whether a 3x3 stride-1 one-group convolution of c -> f channels to oh x ow runs as Winograd F(2x2, 3x3):
+    the measured rule of src_c/thresholds.h (enough channels and filters to pay for the transforms, and one
+    image's products at least WINO_MIN_GAIN / 1000 times fewer than direct, the tiles rounded up to half
+    vectors as the kernel computes them). The transforms' line buffers live on the stack: at most 32 x 32
+    outputs."""
+    half = 32 // np.dtype(dtype).itemsize
+    tiles = -(-((oh + 1) // 2) * ((ow + 1) // 2) // half) * half
+    return (c >= _plan.WINO_MIN_CHANNELS and f >= _plan.WINO_MIN_FILTERS and oh <= 32 and ow <= 32
+            and 9 * oh * ow * 1000 >= _plan.WINO_MIN_GAIN * 16 * tiles)
 
 
 def _table(first, count, div) -> np.ndarray:

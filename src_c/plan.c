@@ -4,6 +4,7 @@
 #include "activations.h"
 #include "gemm.h"
 #include "thresholds.h"
+#include "winograd.h"
 
 #include <limits.h>
 #include <math.h>
@@ -144,6 +145,8 @@ static inline void cnn_plan_share(ptrdiff_t n, const cnn_plan_thread *th, ptrdif
 #define UINT uint32_t
 #define G(name) s_base_##name
 #define GEMM cnn_sgemm_strided
+#define WINO_IN cnn_swino_in
+#define WINO_OUT cnn_swino_out
 #define ACT_FWD cnn_act_forward_f32
 #define EXP expf
 #define LOG logf
@@ -153,6 +156,8 @@ static inline void cnn_plan_share(ptrdiff_t n, const cnn_plan_thread *th, ptrdif
 #define UINT uint64_t
 #define G(name) d_base_##name
 #define GEMM cnn_dgemm_strided
+#define WINO_IN cnn_dwino_in
+#define WINO_OUT cnn_dwino_out
 #define ACT_FWD cnn_act_forward_f64
 #define EXP exp
 #define LOG log
@@ -166,6 +171,8 @@ static inline void cnn_plan_share(ptrdiff_t n, const cnn_plan_thread *th, ptrdif
 #define UINT uint32_t
 #define G(name) s_avx2_##name
 #define GEMM cnn_sgemm_strided
+#define WINO_IN cnn_swino_in
+#define WINO_OUT cnn_swino_out
 #define ACT_FWD cnn_act_forward_f32
 #define EXP expf
 #define LOG logf
@@ -175,6 +182,8 @@ static inline void cnn_plan_share(ptrdiff_t n, const cnn_plan_thread *th, ptrdif
 #define UINT uint64_t
 #define G(name) d_avx2_##name
 #define GEMM cnn_dgemm_strided
+#define WINO_IN cnn_dwino_in
+#define WINO_OUT cnn_dwino_out
 #define ACT_FWD cnn_act_forward_f64
 #define EXP exp
 #define LOG log
@@ -188,6 +197,8 @@ static inline void cnn_plan_share(ptrdiff_t n, const cnn_plan_thread *th, ptrdif
 #define UINT uint32_t
 #define G(name) s_avx512_##name
 #define GEMM cnn_sgemm_strided
+#define WINO_IN cnn_swino_in
+#define WINO_OUT cnn_swino_out
 #define ACT_FWD cnn_act_forward_f32
 #define EXP expf
 #define LOG logf
@@ -197,6 +208,8 @@ static inline void cnn_plan_share(ptrdiff_t n, const cnn_plan_thread *th, ptrdif
 #define UINT uint64_t
 #define G(name) d_avx512_##name
 #define GEMM cnn_dgemm_strided
+#define WINO_IN cnn_dwino_in
+#define WINO_OUT cnn_dwino_out
 #define ACT_FWD cnn_act_forward_f64
 #define EXP exp
 #define LOG log

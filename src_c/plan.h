@@ -38,7 +38,10 @@ typedef enum {
      * OW + DW*(KW-1) ("wide" columns, plan_template.h), with src2 the (C, OH + DH*(KH-1), OWc) padded copy
      * of a sample. W is F x C/G*KH*KW, or with transposed != 0 the GEMM runs the other way round (the
      * positions as rows, plan_template.h says when that pays) and W holds each group's C/G*KH*KW x F/G
-     * transpose. p: C, H, W, F, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, G, transposed. */
+     * transpose. p[15] 2 and 3: stride 1, one group, the direct kernels instead (plan_template.h's dconv,
+     * cconv); 4: 3x3, stride 1, one group, Winograd F(2x2, 3x3) (wconv: w the transformed weights, tmp and
+     * tmp2 the transformed input and products). p: C, H, W, F, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, G,
+     * transposed. */
     CNN_OP_CONV = 1,
     /* 2 x 2 max pooling at stride 2, no padding, then act. p: C, H, W, OH, OW. */
     CNN_OP_MAXPOOL2 = 2,

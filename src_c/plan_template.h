@@ -6,6 +6,7 @@
  *   T          element type
  *   G(name)    name mangler (dtype and level)
  *   GEMM       the blocked GEMM of gemm.c for T (cnn_sgemm_strided / cnn_dgemm_strided)
+ *   WINO_IN, WINO_OUT  winograd.c's transforms for T (cnn_swino_in / cnn_dwino_in, cnn_swino_out / _dwino_out)
  *   ACT_FWD    activations.c's loop for T (cnn_act_forward_f32 / _f64)
  *   EXP, LOG   libm's exp and log for T
  *   UINT       the unsigned integer type of T's size
@@ -442,6 +443,111 @@ static void G(cconv)(const G(direct) *d, const T *x, T *y, T *pad, const cnn_pla
     }
 }
 
+/* ---- Winograd F(2x2, 3x3) (3x3, stride 1, dilation 1, one group) ------------------------------------ */
+
+/* winograd.c's transforms around products of the plan's own: for the m samples of a chunk, T = m*TH*TW
+ * tiles (TH x TW tiles of 2x2 outputs per sample),
+ *   V[xi] (C, ldt) = (B^T d B)[xi]      winograd.c's input transform, one channel's planes at a time
+ *   M[xi] (F8, ldt) = U[xi] (F8, C) @ V[xi]   wtile below, U pre-transformed and packed at compile time
+ *   y = act(A^T M A + b)                winograd.c's output transform, one filter's plane at a time
+ * ldt = T rounded up to whole half vectors (the columns past T are computed from whatever V holds there and
+ * never read); the 16 matrices of V and of M are WPAD elements apart (winograd.c's WINO_PAD: their streams would
+ * share cache sets). U is packed (16, F8/8, C, 8): 8 filters of a channel contiguous, filters past F zero. */
+#define WPAD 64
+#define WJ (NV >= 8 ? 8 : NV >= 2 ? 2 : 1)
+
+/* acc[j][t] += u[c][j] * v[c][t*L ..] over the C channels: WJ filters x NT vectors V (of L elements) of
+ * tiles (NT <= 3: at most 24 zmm accumulators at avx512, 12 ymm at avx2, 12 xmm at baseline), into out
+ * (rows ldo apart). */
+#define WTILE(V, L)                                                                                     \
+    static inline __attribute__((always_inline)) void G(wtile_##V)(const int NT, ptrdiff_t C, const T *v, \
+                                                                   ptrdiff_t ldv, const T *u, T *out,   \
+                                                                   ptrdiff_t ldo)                       \
+    {                                                                                                   \
+        G(V) acc[WJ][3];                                                                                \
+        for (int j = 0; j < WJ; ++j)                                                                    \
+            for (int t = 0; t < NT; ++t)                                                                \
+                acc[j][t] = (G(V)){0};                                                                  \
+        for (ptrdiff_t c = 0; c < C; ++c) {                                                             \
+            const T *vc = v + c * ldv, *uc = u + c * 8;                                                 \
+            G(V) x[3];                                                                                  \
+            for (int t = 0; t < NT; ++t)                                                                \
+                memcpy(&x[t], vc + t * (L), sizeof x[t]);                                               \
+            for (int j = 0; j < WJ; ++j)                                                                \
+                for (int t = 0; t < NT; ++t)                                                            \
+                    acc[j][t] += uc[j] * x[t];                                                          \
+        }                                                                                               \
+        for (int j = 0; j < WJ; ++j)                                                                    \
+            for (int t = 0; t < NT; ++t)                                                                \
+                memcpy(out + j * ldo + t * (L), &acc[j][t], sizeof acc[j][t]);                          \
+    }
+/* half a vector: the last tiles of a row when half of one covers them (49 tiles of a 14 x 14 output: 3
+ * vectors and a half of float32, where a fourth whole vector would compute 15 columns for 1) */
+typedef T G(hvec) __attribute__((vector_size(32), aligned(sizeof(T))));
+WTILE(vec, VL)
+WTILE(hvec, VL / 2)
+#undef WTILE
+
+/* M[xi] rows fb*8 .. fb*8 + 8 for every position xi: whole vectors of tiles in groups of 3, 2 or 1 (4 as
+ * 2 + 2), then a half vector when ldt ends with one. */
+static void G(wblock)(ptrdiff_t C, ptrdiff_t F8, ptrdiff_t ldt, int xi, ptrdiff_t fb, const T *v, ptrdiff_t vs,
+                      const T *u, T *mm, ptrdiff_t ms)
+{
+    const ptrdiff_t ntv = ldt / VL;
+    const T *vx = v + xi * vs, *ub = u + (xi * (F8 / 8) + fb) * C * 8;
+    T *mx = mm + xi * ms + fb * 8 * ldt;
+    for (ptrdiff_t t0 = 0; t0 < ntv;) {
+        const ptrdiff_t rem = ntv - t0, nt = rem == 4 ? 2 : rem >= 3 ? 3 : rem;
+        for (int j0 = 0; j0 < 8; j0 += WJ) {
+            if (nt == 3)
+                G(wtile_vec)(3, C, vx + t0 * VL, ldt, ub + j0, mx + j0 * ldt + t0 * VL, ldt);
+            else if (nt == 2)
+                G(wtile_vec)(2, C, vx + t0 * VL, ldt, ub + j0, mx + j0 * ldt + t0 * VL, ldt);
+            else
+                G(wtile_vec)(1, C, vx + t0 * VL, ldt, ub + j0, mx + j0 * ldt + t0 * VL, ldt);
+        }
+        t0 += nt;
+    }
+    if (ldt % VL != 0)
+        for (int j0 = 0; j0 < 8; j0 += WJ)
+            G(wtile_hvec)(1, C, vx + ntv * VL, ldt, ub + j0, mx + j0 * ldt + ntv * VL, ldt);
+}
+
+/* The m samples of a chunk on thread th: the threads split the channels of the input transform, then
+ * (after a barrier) the blocks of 8 filters, each thread running its blocks' products for every xi and then
+ * their output transforms (no barrier between: a block's outputs need only its own rows of M). */
+static void G(wconv)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y, T *v, T *mm, const cnn_plan_thread *th)
+{
+    const ptrdiff_t C = op->p[0], H = op->p[1], W = op->p[2], F = op->p[3], PH = op->p[8], PW = op->p[9];
+    const ptrdiff_t OH = op->p[12], OW = op->p[13], TS = ((OH + 1) / 2) * ((OW + 1) / 2);
+    const ptrdiff_t F8 = (F + 7) / 8 * 8, ldt = (m * TS + VL / 2 - 1) / (VL / 2) * (VL / 2);
+    const ptrdiff_t vs = C * ldt + WPAD, ms = F8 * ldt + WPAD;
+    const T *u = (const T *)op->w, *b = (const T *)op->b;
+    ptrdiff_t lo, hi;
+    {
+        T line[cnn_wino_line_in(OH, OW)];        /* at most 16 x 16 tiles (plan.py): 26 KiB in float32 */
+        cnn_plan_share(C, th, &lo, &hi);
+        for (ptrdiff_t c = lo; c < hi; ++c)
+            WINO_IN(m, x + c * H * W, C * H * W, H, W, PH, PW, OH, OW, v + c * ldt, vs, line);
+    }
+    cnn_plan_sync(th);
+    cnn_plan_share(F8 / 8, th, &lo, &hi);
+    for (int xi = 0; xi < 16; ++xi)
+        for (ptrdiff_t fb = lo; fb < hi; ++fb)
+            G(wblock)(C, F8, ldt, xi, fb, v, vs, u, mm, ms);
+    T line[cnn_wino_line_out(1, OH, OW)];
+    const ptrdiff_t f1 = hi * 8 < F ? hi * 8 : F;
+    for (ptrdiff_t f = lo * 8; f < f1; ++f)
+        for (ptrdiff_t s = 0; s < m; ++s) {
+            T *ys = y + (s * F + f) * OH * OW;
+            WINO_OUT(1, mm + f * ldt + s * TS, ms, b != NULL ? b[f] : (T)0, ys, 0, OH, OW, line);
+            G(act)(op->act, (T)op->alpha, ys, OH * OW);
+        }
+}
+
+#undef WJ
+#undef WPAD
+
 /* One sample through the op's direct convolution (p[15]: 2 dconv, 3 cconv), on thread th (the plan's
  * team), or, run by one thread, on a team of its own when the work gives each thread enough. */
 static void G(direct_conv)(const cnn_plan_op *op, const T *x, T *y, T *pad, T *g, const cnn_plan_thread *th)
@@ -487,6 +593,29 @@ static void G(direct_conv)(const cnn_plan_op *op, const T *x, T *y, T *pad, T *g
 static int G(conv)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y, T *cols, T *g, T *pad,
                    const cnn_plan_thread *th)
 {
+    if (op->p[15] == 4) {     /* Winograd: cols holds V, g M */
+        if (th->nth == 1) {
+            const ptrdiff_t F8 = (op->p[3] + 7) / 8 * 8;
+            const int team = (int)cnn_plan_team_for(
+                (double)m * F8 * op->p[0] * 16 * ((op->p[12] + 1) / 2) * ((op->p[13] + 1) / 2), F8 / 8);
+            (void)team;
+#if CNN_CORE_OPENMP
+            if (team > 1) {
+                cnn_plan_barrier bar;
+                cnn_plan_barrier_init(&bar, team);
+#pragma omp parallel num_threads(team)
+                {
+                    const cnn_plan_thread own = cnn_plan_thread_of(&bar);
+                    if (own.tid >= 0)
+                        G(wconv)(op, m, x, y, cols, g, &own);
+                }
+                return 0;
+            }
+#endif
+        }
+        G(wconv)(op, m, x, y, cols, g, th);
+        return 0;
+    }
     if (op->p[15] >= 2) {     /* direct: cols is the padded sample, g dconv's wide output */
         const ptrdiff_t xs = op->p[0] * op->p[1] * op->p[2], ys = op->p[3] * op->p[12] * op->p[13];
         for (ptrdiff_t n = 0; n < m; ++n) {
@@ -831,6 +960,8 @@ static int G(run_chunk)(const cnn_plan_op *ops, int nops, ptrdiff_t m, const voi
 #undef T
 #undef G
 #undef GEMM
+#undef WINO_IN
+#undef WINO_OUT
 #undef ACT_FWD
 #undef EXP
 #undef LOG

@@ -52,4 +52,20 @@
  * between ops) instead of on one thread. */
 #define CNN_PLAN_TEAM_MIN_WORK (1 << 20)
 
+/* Inference plan: a 3x3 stride-1 one-group convolution runs as Winograd F(2x2, 3x3) (plan_template.h's
+ * wconv) instead of the direct kernels from CNN_PLAN_WINO_MIN_CHANNELS input channels and
+ * CNN_PLAN_WINO_MIN_FILTERS filters on, when one image's products are at least CNN_PLAN_WINO_MIN_GAIN (per
+ * mille) times fewer: 9*OH*OW direct against 16 per tile, the tiles rounded up to half vectors (plan.py).
+ * Measured (one image, float32, avx512, one thread, CPU time of the plan alone, direct -> Winograd, us):
+ * C->F@OHxOW 32->64@14 71 -> 59, 64->64@14 134 -> 102, 64->128@7 69 -> 61, 128->128@7 133 -> 110,
+ * 32->64@7 23.3 -> 22.2, 64->64@28 530 -> 339, 128->128@14 518 -> 340 (all taken); 16->64@14 39 -> 36,
+ * 16->32@28 77 -> 65 (small gains left out), 32->32@14 37 -> 37, 24->32@14 30 -> 32, 16->32@14 21 -> 22,
+ * 32->16@14 20 -> 26, 32->32@7 11 -> 15, 64->32@7 22 -> 39, 16->16@14 12 -> 15, 1->32@28 18 -> 22 (the
+ * transforms cost more than the products saved: the input transform's ~0.3 us per 7x7 plane is spent per
+ * channel, the products saved scale with channels x filters); 64->64@9 57 -> 62 and 64->64@5 20 -> 33
+ * (25 tiles rounded to 32 and 9 to 16: 1.42x and 0.88x fewer products). small_cnn's one image 450 -> 370. */
+#define CNN_PLAN_WINO_MIN_CHANNELS 32
+#define CNN_PLAN_WINO_MIN_FILTERS 64
+#define CNN_PLAN_WINO_MIN_GAIN 1600
+
 #endif

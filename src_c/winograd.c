@@ -152,6 +152,30 @@ ptrdiff_t cnn_wino_scratch(ptrdiff_t n, ptrdiff_t C, ptrdiff_t F, ptrdiff_t OH, 
     return 16 * (C * T + WINO_PAD) + 16 * (F * T + WINO_PAD) + (in > out ? in : out);
 }
 
+/* ---- the transforms on their own (winograd.h): the plan's Winograd convolution runs its own products ---- */
+ptrdiff_t cnn_wino_line_in(ptrdiff_t OH, ptrdiff_t OW) { return WINO_LINE_IN(WINO_TILES(OH), WINO_TILES(OW)); }
+
+ptrdiff_t cnn_wino_line_out(ptrdiff_t n, ptrdiff_t OH, ptrdiff_t OW)
+{
+    return WINO_LINE_OUT(n, WINO_TILES(OH), WINO_TILES(OW));
+}
+
+#define WINO_PARTS(WT, WSFX)                                                                                \
+    void cnn_##WSFX##wino_in(ptrdiff_t n, const WT *x, ptrdiff_t xs_n, ptrdiff_t H, ptrdiff_t W, ptrdiff_t ph, \
+                             ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, WT *v, ptrdiff_t vs, WT *line)       \
+    {                                                                                                     \
+        cnn_wino_table[wino_level()].in_##WSFX(n, x, xs_n, H, W, ph, pw, WINO_TILES(OH), WINO_TILES(OW), v, \
+                                               vs, line);                                                 \
+    }                                                                                                     \
+    void cnn_##WSFX##wino_out(ptrdiff_t n, const WT *m, ptrdiff_t ms, WT b, WT *y, ptrdiff_t ys_n,          \
+                              ptrdiff_t OH, ptrdiff_t OW, WT *line)                                       \
+    {                                                                                                     \
+        cnn_wino_table[wino_level()].out_##WSFX(n, m, ms, WINO_TILES(OH), WINO_TILES(OW), b, y, ys_n, OH,  \
+                                                OW, line);                                                \
+    }
+WINO_PARTS(float, s)
+WINO_PARTS(double, d)
+
 /* u[xi * us] = (G k G^T)[xi] for one filter-channel pair g (3x3, contiguous), k = g or, with flip, g
  * rotated by 180 degrees. G k: rows (k0, (k0 + k1 + k2)/2, (k0 - k1 + k2)/2, k2); then the same across. */
 /* Pairs transformed per block by cnn_*wino_weights. */

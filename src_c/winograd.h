@@ -56,6 +56,23 @@ void cnn_dwino_weights(const double *w, ptrdiff_t F, ptrdiff_t C, int flip, doub
 /* Elements of scratch cnn_*wino_conv3x3 needs for n samples of C input and F output channels. */
 ptrdiff_t cnn_wino_scratch(ptrdiff_t n, ptrdiff_t C, ptrdiff_t F, ptrdiff_t OH, ptrdiff_t OW);
 
+/* The transforms of cnn_*wino_conv3x3 on their own, for a caller that runs the 16 products itself (the
+ * inference plan, src_c/plan_template.h): the input transform of one channel's planes in n samples,
+ * V[xi*vs + s*TH*TW + th*TW + tw] = (B^T d B)[xi] (TH, TW = the tiles of an OH x OW output; x, xs_n, H, W, ph,
+ * pw as for cnn_*wino_conv3x3; line: cnn_wino_line_in(OH, OW) elements), and the output transform of one
+ * filter's tiles in n samples, y + s*ys_n (OH x OW) = A^T m A + b from m[xi*ms + t] (line:
+ * cnn_wino_line_out(n, OH, OW) elements). Each runs at the instruction-set level cnn_wino_init's source gives. */
+ptrdiff_t cnn_wino_line_in(ptrdiff_t OH, ptrdiff_t OW);
+ptrdiff_t cnn_wino_line_out(ptrdiff_t n, ptrdiff_t OH, ptrdiff_t OW);
+void cnn_swino_in(ptrdiff_t n, const float *x, ptrdiff_t xs_n, ptrdiff_t H, ptrdiff_t W, ptrdiff_t ph, ptrdiff_t pw,
+                  ptrdiff_t OH, ptrdiff_t OW, float *v, ptrdiff_t vs, float *line);
+void cnn_dwino_in(ptrdiff_t n, const double *x, ptrdiff_t xs_n, ptrdiff_t H, ptrdiff_t W, ptrdiff_t ph,
+                  ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, double *v, ptrdiff_t vs, double *line);
+void cnn_swino_out(ptrdiff_t n, const float *m, ptrdiff_t ms, float b, float *y, ptrdiff_t ys_n, ptrdiff_t OH,
+                   ptrdiff_t OW, float *line);
+void cnn_dwino_out(ptrdiff_t n, const double *m, ptrdiff_t ms, double b, double *y, ptrdiff_t ys_n, ptrdiff_t OH,
+                   ptrdiff_t OW, double *line);
+
 /* y[s, f, oh, ow] = bias[f] + sum_{c,i,j} u-kernel[f, c, i, j] * x[s, c, oh - ph + i, ow - pw + j] for
  * s < n, f < F, oh < OH, ow < OW, x taken as zero outside its H x W planes (ph, pw may be any integers:
  * the padding before; OH, OW bound the padding after). x: sample s, channel c at x + s*xs_n + c*xs_c,

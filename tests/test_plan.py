@@ -176,6 +176,85 @@ def test_conv_options(dtype, simd):
         check(model, shape, dtype, batches=(1, 3, 8) if shape[0] < 16 else (1, 3))
 
 
+def _winograd_ops(plan) -> int:
+    """The plan's convolutions that run as Winograd (the last conv parameter, plan.h's p[15], is 4)."""
+    return sum(op.startswith("conv(") and op.split(")")[0].endswith(", 4") for op in plan.ops)
+
+
+def _winograd_models(dtype):
+    """3x3 stride-1 convolutions the rule (thresholds.h) runs as Winograd: odd and even output sizes (7x7,
+    8x6, 7x8 unpadded, 14x13: a tile cut by the edge, the tiles rounded up to half vectors), filters past a
+    block of 8 (68: zero filters in the last block), an odd channel count, no bias, a folded batch norm, an
+    activation fused into the output transform (ReLU, Tanh) or none; and two in a row."""
+    k = dict(dtype=dtype, rng=6)
+    return [
+        (nn.Sequential(nn.Conv2d(32, 64, 3, padding=1, **k), nn.ReLU()), (32, 7, 7)),
+        (nn.Sequential(nn.Conv2d(33, 68, 3, padding=1, bias=False, **k), nn.BatchNorm2d(68, dtype=dtype),
+                       nn.Tanh()), (33, 8, 6)),
+        (nn.Sequential(nn.Conv2d(40, 64, 3, **k)), (40, 9, 10)),
+        (nn.Sequential(nn.Conv2d(32, 72, 3, padding=1, **k), nn.BatchNorm2d(72, dtype=dtype), nn.ReLU(),
+                       nn.Conv2d(72, 64, 3, padding=1, **k), nn.ReLU()), (32, 14, 13)),
+    ]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_winograd_conv(dtype, simd):
+    """The Winograd convolutions equal model.forward at every SIMD level, planned for 2 images and run on 1, 3
+    and 8 (chunks of several images: their tiles side by side in one product), and the oracle on one image
+    (its loops are slow: the smaller models only)."""
+    for model, shape in _winograd_models(dtype):
+        plan = check(model, shape, dtype, batches=(1, 3, 8) if shape[1] < 14 else (1, 3), use_oracle=False)
+        assert _winograd_ops(plan) == sum(isinstance(m, nn.Conv2d) for m in model)
+        if shape[1] < 14:
+            x = np.random.default_rng(9).normal(0, 1, (1,) + shape).astype(dtype)
+            assert_close(plan(x), oracle(model, x), dtype)
+
+
+def test_winograd_rule():
+    """thresholds.h's rule: the measured cases that pay, and those that do not (too few channels or filters
+    for the transforms, or too few products saved once the tiles are rounded up)."""
+    pays = cnn_core.plan._winograd_pays
+    for c, f, hw in [(32, 64, 14), (64, 64, 14), (64, 128, 7), (128, 128, 7), (64, 64, 28), (128, 128, 32)]:
+        assert pays(c, f, hw, hw, np.float32) and pays(c, f, hw, hw, np.float64), (c, f, hw)
+    for c, f, hw in [(1, 32, 28), (16, 64, 14), (32, 32, 14), (64, 32, 7), (64, 64, 5), (64, 64, 33)]:
+        assert not pays(c, f, hw, hw, np.float32), (c, f, hw)
+    assert not pays(64, 64, 9, 9, np.float32) and pays(64, 64, 9, 9, np.float64)   # 25 tiles: 32 vs 28
+    # the small_cnn's convolutions after the first
+    assert _winograd_ops(cnn_core.compile(small_cnn(rng=0).eval(), (1, 1, 28, 28))) == 4
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_winograd_team(dtype, simd, num_threads):
+    """One image on the plan's team of 1, 2 and 3 threads: bitwise the same (each thread transforms whole
+    channels, then computes whole 8-filter blocks), equal to model.forward; and a Winograd convolution on a
+    team of its own (after a strided convolution whose GEMM keeps the plan off its team) equal to one thread."""
+    k = dict(dtype=dtype, rng=7)
+    model = nn.Sequential(nn.Conv2d(33, 68, 3, padding=1, **k), nn.ReLU(), nn.Conv2d(68, 64, 3, padding=1, **k))
+    model.eval()
+    x = np.random.default_rng(7).normal(0, 1, (1, 33, 14, 13)).astype(dtype)
+    outs = []
+    for t in (1, 2, 3):
+        num_threads(t)
+        plan = cnn_core.compile(model, x.shape, dtype)
+        assert _winograd_ops(plan) == 2
+        if cnn_core.openmp_enabled():
+            assert plan._sized_for(1, t).program.team(1, t) == t
+        outs.append(plan(x))
+    assert_close(outs[0], model(x), dtype)
+    for y in outs[1:]:
+        np.testing.assert_array_equal(y, outs[0])
+    model = nn.Sequential(nn.Conv2d(16, 64, 3, stride=2, padding=1, **k), nn.ReLU(),
+                          nn.Conv2d(64, 64, 3, padding=1, **k)).eval()
+    x = np.random.default_rng(8).normal(0, 1, (1, 16, 64, 64)).astype(dtype)
+    num_threads(1)
+    want = cnn_core.compile(model, x.shape, dtype)(x)
+    num_threads(2)
+    plan = cnn_core.compile(model, x.shape, dtype)
+    assert _winograd_ops(plan) == 1 and plan._sized_for(1, 2).program.team(1, 2) == 1
+    np.testing.assert_array_equal(plan(x), want)
+    assert_close(want, model(x), dtype)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_linear_and_activations(dtype, simd):
     k = dict(dtype=dtype, rng=2)

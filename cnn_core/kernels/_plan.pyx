@@ -1,5 +1,5 @@
-# distutils: sources = src_c/plan.c src_c/gemm.c src_c/gemm_nt.c src_c/gemm_avx512.c src_c/activations.c
-# distutils: depends = src_c/plan.h src_c/plan_template.h src_c/gemm.h src_c/gemm_cntx.h src_c/gemm_template.h src_c/activations.h src_c/avx2.h src_c/avx512.h src_c/cpu.h src_c/threads.h src_c/thresholds.h
+# distutils: sources = src_c/plan.c src_c/winograd.c src_c/gemm.c src_c/gemm_nt.c src_c/gemm_avx512.c src_c/activations.c
+# distutils: depends = src_c/plan.h src_c/plan_template.h src_c/winograd.h src_c/winograd_template.h src_c/gemm.h src_c/gemm_cntx.h src_c/gemm_template.h src_c/activations.h src_c/avx2.h src_c/avx512.h src_c/cpu.h src_c/threads.h src_c/thresholds.h
 """Cython binding of the plan interpreter in src_c/plan.c: an op array built once (Program), run over a
 batch with the GIL released (cnn_core/plan.py builds the ops and validates every call)."""
 from libc.stddef cimport ptrdiff_t
@@ -42,16 +42,30 @@ cdef extern from "gemm.h" nogil:
 cdef extern from "activations.h" nogil:
     void cnn_act_init(cnn_simd_level_fn simd_level)
 
+cdef extern from "thresholds.h":
+    enum: CNN_PLAN_WINO_MIN_CHANNELS
+    enum: CNN_PLAN_WINO_MIN_FILTERS
+    enum: CNN_PLAN_WINO_MIN_GAIN
 
-# This module carries its own copies of the GEMM and activation loops (one extension, one C call per
-# forward pass): they read the process-wide thread count and SIMD level of cnn_core._config, as the
-# _gemm and _activations modules' copies do.
+cdef extern from "winograd.h" nogil:
+    void cnn_wino_init(cnn_simd_level_fn simd_level)
+
+
+# This module carries its own copies of the GEMM, the activation loops and the Winograd transforms (one
+# extension, one C call per forward pass): they read the process-wide thread count and SIMD level of
+# cnn_core._config, as the _gemm, _activations and _conv modules' copies do.
 if cnn_gemm_init(team_size, simd_level) != 0:
     raise ImportError("cnn_core.kernels._plan: could not create the thread-local key of the packing buffers")
 cnn_act_init(simd_level)
+cnn_wino_init(simd_level)
 cnn_plan_init(team_size, simd_level)
 
 NPARAM = CNN_PLAN_NPARAM
+# when the plan runs a convolution as Winograd (thresholds.h): the fewest input channels and filters, and
+# the fewest times fewer products (per mille)
+WINO_MIN_CHANNELS = CNN_PLAN_WINO_MIN_CHANNELS
+WINO_MIN_FILTERS = CNN_PLAN_WINO_MIN_FILTERS
+WINO_MIN_GAIN = CNN_PLAN_WINO_MIN_GAIN
 IN = -1
 OUT = -2
 
