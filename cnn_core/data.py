@@ -28,7 +28,6 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from cnn_core._config import get_num_threads
 from cnn_core._random import get_rng
 from cnn_core._validation import as_float_array, check_bool, check_int, check_real, not_an_array
 from cnn_core.kernels.augment import _all_finite, _gather, _normalize, _shift_crop
@@ -201,17 +200,18 @@ _own_load = _OwnLoad()
 
 def _use_prefetch_thread() -> bool:
     """Whether fit's shuffled batches are gathered on the prefetch thread this epoch: yes unless the other
-    processes' load (the 1-minute load average minus this process's own share, _OwnLoad) plus the kernels'
-    threads exceeds the cores this process may use, by more than half a core (the load average of an idle
-    machine is rarely 0). On a busy machine the thread costs more than it saves: it needs a core and the GIL
+    processes' load (the 1-minute load average minus this process's own share, _OwnLoad) exceeds the cores
+    this process may use. On a busy machine the thread costs more than it saves: it needs a core and the GIL
     to hand each batch over, and when the scheduler preempts it while it holds the GIL the training thread
     waits a time slice. Measured on the 2-vCPU EPYC at load average 6.5 (other processes): an MLP epoch of
     Fashion-MNIST took 1.03-1.24 s gathering on the training thread against 1.14-1.36 s with the thread,
     whose GIL hand-overs showed up as 177-253 ms of zero_grad (22-31 ms without it); on a quiet machine the
-    thread takes the gathering off the training thread. The own share is taken out because this training's
-    threads (and the GEMM pool's workers, which spin between products on a quiet machine) would otherwise
-    count as load, and a long quiet training would switch the thread off by itself. The batches are the
-    same either way. Unknown load (no os.getloadavg): the thread."""
+    thread takes the gathering off the training thread (bench_train.py, quiet, load average 1.8 left by the
+    previous run: fit's own work 19.5% of the MLP epoch and 4.0% of LeNet-5's with the thread switched off
+    there, 8.2% and 2.0% with it). The own share is taken out because this training's threads (and the GEMM
+    pool's workers, which spin between products on a quiet machine) would otherwise count as load, and a long
+    quiet training would switch the thread off by itself. The batches are the same either way. Unknown load
+    (no os.getloadavg): the thread."""
     if PREFETCH_THREAD is not None:
         return PREFETCH_THREAD
     own = _own_load.update()
@@ -220,7 +220,7 @@ def _use_prefetch_thread() -> bool:
         others = max(0.0, os.getloadavg()[0] - own)
     except (AttributeError, OSError):
         return True
-    return others + min(get_num_threads(), cores) <= cores + 0.5
+    return others <= cores
 
 
 class NonFiniteRowError(ValueError):

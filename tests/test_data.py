@@ -6,7 +6,6 @@ import time
 import numpy as np
 import pytest
 
-import cnn_core
 from cnn_core.data import (Compose, DataLoader, Normalize, RandomCrop, RandomHorizontalFlip, RandomShift,
                            Transform)
 from cnn_core.kernels.augment import gather, normalize, shift_crop
@@ -396,24 +395,22 @@ def test_own_load_is_this_process_cpu_time_smoothed_over_a_minute():
 
 
 def test_prefetch_thread_is_left_out_on_a_busy_machine(monkeypatch):
-    # By the other processes' load (the 1-minute load average minus this process's own share) plus the
-    # kernels' threads against the cores this process may use, half a core of slack
-    # (cnn_core.data._use_prefetch_thread); PREFETCH_THREAD forces it; without os.getloadavg the thread is
-    # used. The batches are the same either way.
+    # By the other processes' load (the 1-minute load average minus this process's own share) against the
+    # cores this process may use (cnn_core.data._use_prefetch_thread); PREFETCH_THREAD forces it; without
+    # os.getloadavg the thread is used. The batches are the same either way.
     import os
 
     import cnn_core.data as data
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    ours = min(cnn_core.get_num_threads(), cores)
     own = [0.0]
     monkeypatch.setattr(data._own_load, "update", lambda: own[0])
-    monkeypatch.setattr(os, "getloadavg", lambda: (cores - ours + 0.75, 0.0, 0.0), raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 0.5, 0.0, 0.0), raising=False)
     assert data._use_prefetch_thread() is False
-    monkeypatch.setattr(os, "getloadavg", lambda: (cores - ours + 0.25, 0.0, 0.0), raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores - 0.25, 0.0, 0.0), raising=False)
     assert data._use_prefetch_thread() is True
     # this training's own threads make up the load: the thread stays (a long quiet training keeps it)
-    own[0] = ours + 0.5
-    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 0.6, 0.0, 0.0), raising=False)
+    own[0] = 1.5
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 1.0, 0.0, 0.0), raising=False)
     assert data._use_prefetch_thread() is True
     own[0] = 0.0
     assert data._use_prefetch_thread() is False
