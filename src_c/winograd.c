@@ -225,54 +225,6 @@ WINO_WEIGHT_DEF(double, d)
             }                                                                                             \
     }                                                                                                     \
                                                                                                           \
-    int cnn_##WSFX##wino_conv3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const WT *x,         \
-                                 ptrdiff_t xs_n, ptrdiff_t xs_c, ptrdiff_t F, const WT *u, const WT *bias,  \
-                                 ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, WT *y,             \
-                                 ptrdiff_t ys_n, ptrdiff_t ys_f, WT *scratch, cnn_##WSFX##gemm_fn gemm)    \
-    {                                                                                                     \
-        const int level = wino_level();                                                                   \
-        const ptrdiff_t TH = WINO_TILES(OH), TW = WINO_TILES(OW), TS = TH * TW, T = n * TS;              \
-        const ptrdiff_t vs = C * T + WINO_PAD, ms = F * T + WINO_PAD;                                     \
-        WT *v = scratch, *m = v + 16 * vs, *line = m + 16 * ms;                                           \
-        /* V[xi] (C, T) at v + xi*vs: tile t = s*TS + th*TW + tw */                                       \
-        for (ptrdiff_t c = 0; c < C; c++)                                                                 \
-            cnn_wino_table[level].in_##WSFX(n, x + c * xs_c, xs_n, H, W, ph, pw, TH, TW, v + c * T, vs,   \
-                                            line);                                                        \
-        /* M[xi] (F, T) = U[xi] (F, C) @ V[xi] (C, T) */                                                  \
-        for (int xi = 0; xi < 16; xi++) {                                                                 \
-            const int err = gemm(0, 0, F, T, C, (WT)1, u + xi * F * C, C, v + xi * vs, T, (WT)0,         \
-                                 m + xi * ms, T);                                                         \
-            if (err) return err;                                                                          \
-        }                                                                                                 \
-        for (ptrdiff_t f = 0; f < F; f++)                                                                 \
-            cnn_wino_table[level].out_##WSFX(n, m + f * T, ms, TH, TW, bias ? bias[f] : (WT)0,            \
-                                             y + f * ys_f, ys_n, OH, OW, line);                           \
-        return 0;                                                                                         \
-    }                                                                                                     \
-                                                                                                          \
-    int cnn_##WSFX##wino_dw3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const WT *x,           \
-                               ptrdiff_t xs_n, ptrdiff_t xs_c, ptrdiff_t F, const WT *dy, ptrdiff_t ys_n,   \
-                               ptrdiff_t ys_f, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW,      \
-                               WT *du, WT *scratch, cnn_##WSFX##gemm_nt_fn gemm_nt)                        \
-    {                                                                                                     \
-        const int level = wino_level();                                                                   \
-        const ptrdiff_t TH = WINO_TILES(OH), TW = WINO_TILES(OW), T = n * TH * TW;                       \
-        const ptrdiff_t vs = C * T + WINO_PAD, ds = F * T + WINO_PAD;                                     \
-        WT *v = scratch, *dd = v + 16 * vs, *line = dd + 16 * ds;                                         \
-        for (ptrdiff_t c = 0; c < C; c++)                                                                 \
-            cnn_wino_table[level].in_##WSFX(n, x + c * xs_c, xs_n, H, W, ph, pw, TH, TW, v + c * T, vs,   \
-                                            line);                                                        \
-        for (ptrdiff_t f = 0; f < F; f++)                                                                 \
-            cnn_wino_table[level].dout_##WSFX(n, dy + f * ys_f, ys_n, TH, TW, OH, OW, dd + f * T, ds,     \
-                                              line);                                                      \
-        /* dU[xi] (F, C) += D[xi] (F, T) @ V[xi] (C, T)^T */                                              \
-        for (int xi = 0; xi < 16; xi++) {                                                                 \
-            const int err = gemm_nt(F, C, T, dd + xi * ds, T, v + xi * vs, T, du + xi * F * C, C);        \
-            if (err) return err;                                                                          \
-        }                                                                                                 \
-        return 0;                                                                                         \
-    }                                                                                                     \
-                                                                                                          \
     void cnn_##WSFX##wino_dw_finish(const WT *du, ptrdiff_t F, ptrdiff_t C, WT *gw)                       \
     {                                                                                                     \
         /* gw[f, c] += G^T dU[:, f, c] G: G^T's rows (1, 1/2, 1/2, 0), (0, 1/2, -1/2, 0), (0, 1/2, 1/2, 1) */ \
@@ -371,53 +323,6 @@ WINO4_WEIGHT_DEF(double, d)
             }                                                                                             \
     }                                                                                                     \
                                                                                                           \
-    int cnn_##WSFX##wino4_conv3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const WT *x,        \
-                                  ptrdiff_t xs_n, ptrdiff_t xs_c, ptrdiff_t F, const WT *u, const WT *bias, \
-                                  ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, WT *y,            \
-                                  ptrdiff_t ys_n, ptrdiff_t ys_f, WT *scratch, cnn_##WSFX##gemm_fn gemm)   \
-    {                                                                                                     \
-        const int level = wino_level();                                                                   \
-        const ptrdiff_t TH = WINO4_TILES(OH), TW = WINO4_TILES(OW), T = n * TH * TW;                      \
-        const ptrdiff_t vs = C * T + WINO_PAD, ms = F * T + WINO_PAD;                                     \
-        WT *v = scratch, *m = v + 36 * vs, *line = m + 36 * ms;                                           \
-        for (ptrdiff_t c = 0; c < C; c++)                                                                 \
-            cnn_wino_table[level].in4_##WSFX(n, x + c * xs_c, xs_n, H, W, ph, pw, TH, TW, v + c * T, vs,  \
-                                             line);                                                       \
-        /* M[xi] (F, T) = U[xi] (F, C) @ V[xi] (C, T) */                                                  \
-        for (int xi = 0; xi < 36; xi++) {                                                                 \
-            const int err = gemm(0, 0, F, T, C, (WT)1, u + xi * F * C, C, v + xi * vs, T, (WT)0,         \
-                                 m + xi * ms, T);                                                         \
-            if (err) return err;                                                                          \
-        }                                                                                                 \
-        for (ptrdiff_t f = 0; f < F; f++)                                                                 \
-            cnn_wino_table[level].out4_##WSFX(n, m + f * T, ms, TH, TW, bias ? bias[f] : (WT)0,           \
-                                              y + f * ys_f, ys_n, OH, OW, line);                          \
-        return 0;                                                                                         \
-    }                                                                                                     \
-                                                                                                          \
-    int cnn_##WSFX##wino4_dw3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const WT *x,          \
-                                ptrdiff_t xs_n, ptrdiff_t xs_c, ptrdiff_t F, const WT *dy, ptrdiff_t ys_n,  \
-                                ptrdiff_t ys_f, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW,     \
-                                WT *du, WT *scratch, cnn_##WSFX##gemm_nt_fn gemm_nt)                       \
-    {                                                                                                     \
-        const int level = wino_level();                                                                   \
-        const ptrdiff_t TH = WINO4_TILES(OH), TW = WINO4_TILES(OW), T = n * TH * TW;                      \
-        const ptrdiff_t vs = C * T + WINO_PAD, ds = F * T + WINO_PAD;                                     \
-        WT *v = scratch, *dd = v + 36 * vs, *line = dd + 36 * ds;                                         \
-        for (ptrdiff_t c = 0; c < C; c++)                                                                 \
-            cnn_wino_table[level].in4_##WSFX(n, x + c * xs_c, xs_n, H, W, ph, pw, TH, TW, v + c * T, vs,  \
-                                             line);                                                       \
-        for (ptrdiff_t f = 0; f < F; f++)                                                                 \
-            cnn_wino_table[level].dout4_##WSFX(n, dy + f * ys_f, ys_n, TH, TW, OH, OW, dd + f * T, ds,    \
-                                               line);                                                     \
-        /* dU[xi] (F, C) += D[xi] (F, T) @ V[xi] (C, T)^T */                                              \
-        for (int xi = 0; xi < 36; xi++) {                                                                 \
-            const int err = gemm_nt(F, C, T, dd + xi * ds, T, v + xi * vs, T, du + xi * F * C, C);        \
-            if (err) return err;                                                                          \
-        }                                                                                                 \
-        return 0;                                                                                         \
-    }                                                                                                     \
-                                                                                                          \
     void cnn_##WSFX##wino4_dw_finish(const WT *du, ptrdiff_t F, ptrdiff_t C, WT *gw)                      \
     {                                                                                                     \
         /* gw[f, c] += G^T dU[:, f, c] G, WINO_WB pairs at a time: down each of the 6 columns (reading     \
@@ -445,3 +350,59 @@ WINO4_WEIGHT_DEF(double, d)
 
 WINO4_DEFS(float, s)
 WINO4_DEFS(double, d)
+
+/* The drivers of F(2x2, 3x3) and F(4x4, 3x3), one definition for both tile sizes and both dtypes (NAME: wino
+ * or wino4; TILES: tiles per output row or column; NPOS: (tile + 2)^2 products; IN, OUT, DOUT: the level
+ * table's transforms for that tile). */
+#define WINO_DRIVERS(WT, WSFX, NAME, TILES, NPOS, IN, OUT, DOUT)                                          \
+    int cnn_##WSFX##NAME##_conv3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const WT *x,       \
+                                 ptrdiff_t xs_n, ptrdiff_t xs_c, ptrdiff_t F, const WT *u, const WT *bias, \
+                                 ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, WT *y,           \
+                                 ptrdiff_t ys_n, ptrdiff_t ys_f, WT *scratch, cnn_##WSFX##gemm_fn gemm)   \
+    {                                                                                                     \
+        const int level = wino_level();                                                                   \
+        const ptrdiff_t TH = TILES(OH), TW = TILES(OW), TS = TH * TW, T = n * TS;                         \
+        const ptrdiff_t vs = C * T + WINO_PAD, ms = F * T + WINO_PAD;                                     \
+        WT *v = scratch, *m = v + NPOS * vs, *line = m + NPOS * ms;                                       \
+        /* V[xi] (C, T) at v + xi*vs: tile t = s*TS + th*TW + tw */                                       \
+        for (ptrdiff_t c = 0; c < C; c++)                                                                 \
+            cnn_wino_table[level].IN##_##WSFX(n, x + c * xs_c, xs_n, H, W, ph, pw, TH, TW, v + c * T, vs, \
+                                            line);                                                        \
+        /* M[xi] (F, T) = U[xi] (F, C) @ V[xi] (C, T) */                                                  \
+        for (int xi = 0; xi < NPOS; xi++) {                                                               \
+            const int err = gemm(0, 0, F, T, C, (WT)1, u + xi * F * C, C, v + xi * vs, T, (WT)0,          \
+                                 m + xi * ms, T);                                                         \
+            if (err) return err;                                                                          \
+        }                                                                                                 \
+        for (ptrdiff_t f = 0; f < F; f++)                                                                 \
+            cnn_wino_table[level].OUT##_##WSFX(n, m + f * T, ms, TH, TW, bias ? bias[f] : (WT)0,          \
+                                             y + f * ys_f, ys_n, OH, OW, line);                           \
+        return 0;                                                                                         \
+    }                                                                                                     \
+                                                                                                          \
+    int cnn_##WSFX##NAME##_dw3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const WT *x,         \
+                               ptrdiff_t xs_n, ptrdiff_t xs_c, ptrdiff_t F, const WT *dy, ptrdiff_t ys_n, \
+                               ptrdiff_t ys_f, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW,    \
+                               WT *du, WT *scratch, cnn_##WSFX##gemm_nt_fn gemm_nt)                       \
+    {                                                                                                     \
+        const int level = wino_level();                                                                   \
+        const ptrdiff_t TH = TILES(OH), TW = TILES(OW), T = n * TH * TW;                                  \
+        const ptrdiff_t vs = C * T + WINO_PAD, ds = F * T + WINO_PAD;                                     \
+        WT *v = scratch, *dd = v + NPOS * vs, *line = dd + NPOS * ds;                                     \
+        for (ptrdiff_t c = 0; c < C; c++)                                                                 \
+            cnn_wino_table[level].IN##_##WSFX(n, x + c * xs_c, xs_n, H, W, ph, pw, TH, TW, v + c * T, vs, \
+                                            line);                                                        \
+        for (ptrdiff_t f = 0; f < F; f++)                                                                 \
+            cnn_wino_table[level].DOUT##_##WSFX(n, dy + f * ys_f, ys_n, TH, TW, OH, OW, dd + f * T, ds,   \
+                                              line);                                                      \
+        /* dU[xi] (F, C) += D[xi] (F, T) @ V[xi] (C, T)^T */                                              \
+        for (int xi = 0; xi < NPOS; xi++) {                                                               \
+            const int err = gemm_nt(F, C, T, dd + xi * ds, T, v + xi * vs, T, du + xi * F * C, C);        \
+            if (err) return err;                                                                          \
+        }                                                                                                 \
+        return 0;                                                                                         \
+    }
+WINO_DRIVERS(float, s, wino, WINO_TILES, 16, in, out, dout)
+WINO_DRIVERS(double, d, wino, WINO_TILES, 16, in, out, dout)
+WINO_DRIVERS(float, s, wino4, WINO4_TILES, 36, in4, out4, dout4)
+WINO_DRIVERS(double, d, wino4, WINO4_TILES, 36, in4, out4, dout4)
