@@ -75,6 +75,17 @@ def test_sgd_matches_formulas(dtype, kw):
     np.testing.assert_allclose(got, want, rtol=TOL[dtype], atol=TOL[dtype])
 
 
+def _contiguous_and_strided(values):
+    """Two parameters holding `values`: one contiguous (the optimizers' compiled pass), one a strided view
+    (NumPy's ufuncs)."""
+    fast = P(values.copy())
+    slow = P(np.zeros((values.shape[0], 2 * values.shape[1]), values.dtype))
+    slow.data = slow.data[:, ::2]
+    slow.data[...] = values
+    slow.grad = np.zeros_like(values)
+    return fast, slow
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("kw", [
     {}, {"momentum": 0.9}, {"momentum": 0.9, "dampening": 0.3}, {"momentum": 0.5, "nesterov": True},
@@ -89,11 +100,7 @@ def test_sgd_compiled_step_equals_ufuncs_bitwise(dtype, kw, shape, simd):
     # after full (unrolled) vector blocks.
     rng = np.random.default_rng(3)
     values = rng.standard_normal(shape).astype(dtype)
-    fast = P(values.copy())
-    slow = P(np.zeros((shape[0], 2 * shape[1]), dtype))
-    slow.data = slow.data[:, ::2]
-    slow.data[...] = values
-    slow.grad = np.zeros_like(values)
+    fast, slow = _contiguous_and_strided(values)
     opts = [SGD([fast], lr=0.07, **kw), SGD([slow], lr=0.07, **kw)]
     for t in range(5):
         g = rng.standard_normal(values.shape).astype(dtype)
@@ -119,11 +126,7 @@ def test_adam_compiled_step_equals_ufuncs_bitwise(dtype, cls, kw, shape, simd):
     # (and amsgrad's running maximum) included, with zero and tiny gradients where v stays 0 or underflows.
     rng = np.random.default_rng(5)
     values = rng.standard_normal(shape).astype(dtype)
-    fast = P(values.copy())
-    slow = P(np.zeros((shape[0], 2 * shape[1]), dtype))
-    slow.data = slow.data[:, ::2]
-    slow.data[...] = values
-    slow.grad = np.zeros_like(values)
+    fast, slow = _contiguous_and_strided(values)
     opts = [cls([fast], **kw), cls([slow], **kw)]
     for t in range(6):
         g = rng.standard_normal(values.shape).astype(dtype) * (0.1 if t % 2 else 3.0)
