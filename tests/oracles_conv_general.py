@@ -5,8 +5,8 @@ asymmetric padding), forward and backward, written straight from the definitions
                                                                                    ow*SW - PL + j*DW]
 with x read as 0 outside the image; group(f) = channels g*C/G .. (g+1)*C/G - 1 for g = f // (F/G), c0 its
 first. The backward loops visit the same (output, tap, pixel) triples and accumulate the chain rule:
-dx[pixel] += w * delta[output], dw[tap] += x[pixel] * delta[output], db[f] += delta[output]. Slow on purpose
-(no reshapes, no stride tricks); keep shapes small.
+dx[pixel] += w * delta[output], dw[tap] += x[pixel] * delta[output], db[f] += delta[output]. No reshapes, no
+stride tricks: the terms are listed as index arrays and summed in their loop order; keep shapes small.
 """
 import numpy as np
 
@@ -29,7 +29,8 @@ def paddings(padding, kernel_size, dilation):
 
 
 def _triples(x_shape, w_shape, stride, padding, dilation, groups):
-    """Every ((n, f, oh, ow), (f, ci, i, j), (n, c, h, w)) whose pixel lies inside the image, and the output
+    """Every ((n, f, oh, ow), (f, ci, i, j), (n, c, h, w)) whose pixel lies inside the image, as three tuples
+    of index arrays (one entry per term, in the order of the loops n, f, oh, ow, ci, i, j), and the output
     shape: the sum defining the convolution, term by term."""
     n_, c_, h_, w_ = x_shape
     f_, cg, kh, kw = w_shape
@@ -38,26 +39,21 @@ def _triples(x_shape, w_shape, stride, padding, dilation, groups):
     oh_ = (h_ + pt + pb - dh * (kh - 1) - 1) // sh + 1
     ow_ = (w_ + pl + pr - dw * (kw - 1) - 1) // sw + 1
     fg = f_ // groups
-    terms = []
-    for n in range(n_):
-        for f in range(f_):
-            c0 = (f // fg) * cg
-            for oh in range(oh_):
-                for ow in range(ow_):
-                    for ci in range(cg):
-                        for i in range(kh):
-                            for j in range(kw):
-                                h, w = oh * sh - pt + i * dh, ow * sw - pl + j * dw
-                                if 0 <= h < h_ and 0 <= w < w_:
-                                    terms.append(((n, f, oh, ow), (f, ci, i, j), (n, c0 + ci, h, w)))
-    return terms, (n_, f_, oh_, ow_)
+    n, f, oh, ow, ci, i, j = np.meshgrid(*(np.arange(k) for k in (n_, f_, oh_, ow_, cg, kh, kw)), indexing="ij")
+    h, w = oh * sh - pt + i * dh, ow * sw - pl + j * dw
+    inside = (0 <= h) & (h < h_) & (0 <= w) & (w < w_)     # a boolean mask keeps the loops' (C) order
+    c = (f // fg) * cg + ci
+    out, tap, pixel = ((a[inside] for a in group) for group in ((n, f, oh, ow), (f, ci, i, j), (n, c, h, w)))
+    return (tuple(out), tuple(tap), tuple(pixel)), (n_, f_, oh_, ow_)
 
 
+# np.add.at adds term by term in the order of its indices (unbuffered), so each sum below is accumulated in
+# the loops' order, exactly as `for term: z[out] += w[tap] * x[pixel]` would.
 def conv2d_general_ref(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    terms, out_shape = _triples(x.shape, weight.shape, stride, padding, dilation, groups)
+    (out, tap, pixel), out_shape = _triples(x.shape, weight.shape, stride, padding, dilation, groups)
     z = np.zeros(out_shape, dtype=np.float64)
-    for out, tap, pixel in terms:
-        z[out] += float(weight[tap]) * float(x[pixel])
+    w64, x64 = np.asarray(weight, np.float64), np.asarray(x, np.float64)
+    np.add.at(z, out, w64[tap] * x64[pixel])
     if bias is not None:
         z += np.asarray(bias, dtype=np.float64)[None, :, None, None]
     return z
@@ -65,14 +61,14 @@ def conv2d_general_ref(x, weight, bias=None, stride=1, padding=0, dilation=1, gr
 
 def conv2d_general_backward_ref(x, weight, delta, stride=1, padding=0, dilation=1, groups=1):
     """(dx, dw, db) of L = <conv2d(x, weight, bias), delta>."""
-    terms, out_shape = _triples(x.shape, weight.shape, stride, padding, dilation, groups)
+    (out, tap, pixel), out_shape = _triples(x.shape, weight.shape, stride, padding, dilation, groups)
     assert delta.shape == out_shape
+    w64, x64, d64 = (np.asarray(a, np.float64) for a in (weight, x, delta))
     dx = np.zeros(x.shape, dtype=np.float64)
     dw = np.zeros(weight.shape, dtype=np.float64)
-    for out, tap, pixel in terms:
-        dx[pixel] += float(weight[tap]) * float(delta[out])
-        dw[tap] += float(x[pixel]) * float(delta[out])
-    return dx, dw, np.asarray(delta, dtype=np.float64).sum(axis=(0, 2, 3))
+    np.add.at(dx, pixel, w64[tap] * d64[out])
+    np.add.at(dw, tap, x64[pixel] * d64[out])
+    return dx, dw, d64.sum(axis=(0, 2, 3))
 
 
 def im2col_dilated_ref(x, kernel_size, stride=1, padding=0, dilation=1):
