@@ -179,6 +179,10 @@ def _apply(t: Callable, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 # The prefetch thread: None decides by the load (_use_prefetch_thread); True or False forces it (tests).
 PREFETCH_THREAD: bool | None = None
 
+# fit's gathered batches since import: how many, and how many of them the training thread gathered itself
+# because the prefetch thread was off or had not started them (benchmarks/bench_train.py prints the share).
+_gather_counts = {"batches": 0, "on_training_thread": 0}
+
 
 class _OwnLoad:
     """This process's share of the 1-minute load average: its CPU time per second of wall time, smoothed as
@@ -382,6 +386,7 @@ class DataLoader:
         gatherer = Gatherer([_byte_rows(a) for a in present], [[_byte_rows(a) for a in s] for s in bufs],
                             order, b, check)
         worker = threading.Thread(target=gatherer.run, name="cnn_core-prefetch", daemon=True) if thread else None
+        given = 0
         try:
             if worker is not None:
                 worker.start()
@@ -389,6 +394,7 @@ class DataLoader:
             gatherer.submit(0)
             for k in range(count):
                 bad = gatherer.result()
+                given += 1
                 lo = k * b
                 m = min(b, n - lo)
                 batch = full[k & 1] if m == rows else batch_of(k & 1, m)
@@ -405,6 +411,8 @@ class DataLoader:
             gatherer.close()
             if worker is not None and worker.ident is not None:
                 worker.join()
+            _gather_counts["batches"] += given
+            _gather_counts["on_training_thread"] += gatherer.claimed
 
     def __repr__(self) -> str:
         return (f"DataLoader({len(self.X)} samples, batch_size={self.batch_size}, shuffle={self.shuffle}, "

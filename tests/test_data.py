@@ -395,7 +395,7 @@ def test_gatherer_close_at_any_point():
     assert g.result() == -1
     assert closes_in_time(g, t)
     g.submit(3)                    # after the worker ended: the caller gathers the job itself
-    assert g.result() == -1
+    assert g.result() == -1 and g.claimed >= 1
     g.close()
     g.close()
     for k in range(3000):          # close right after a submit, the thread just woken (the old race's spot)
@@ -414,6 +414,17 @@ def test_gatherer_job_not_started_is_run_by_the_caller():
         g.submit(k)
         assert g.result() == -1
         np.testing.assert_array_equal(bufs[k % 2][0][:len(order[k * 64:(k + 1) * 64])], X[order[k * 64:(k + 1) * 64]])
+    assert g.claimed == 5
+    # the loader counts the batches the training thread gathered (bench_train.py prints the share)
+    import cnn_core.data as data
+    before = dict(data._gather_counts)
+    data.PREFETCH_THREAD = False
+    try:
+        assert len(list(DataLoader(X, None, 64, shuffle=True, seed=0)._batches((X,), 0, reuse=True))) == 5
+    finally:
+        data.PREFETCH_THREAD = None
+    assert data._gather_counts["batches"] - before["batches"] == 5
+    assert data._gather_counts["on_training_thread"] - before["on_training_thread"] == 5
     # and a loader whose thread is slow to start still yields the plain loop's batches
     X = np.arange(4000, dtype=np.float32).reshape(1000, 4)
     y = np.arange(1000)

@@ -45,6 +45,7 @@ cdef class Gatherer:
     cdef Py_ssize_t job         # the batch submitted last
     cdef Py_ssize_t bad         # the worker's outcome: index in the source of the first bad row, or -1
     cdef bint stop
+    cdef readonly Py_ssize_t claimed   # jobs result() took back and gathered on the caller's thread
 
     def __cinit__(self):
         self.go = PyThread_allocate_lock()
@@ -66,7 +67,7 @@ cdef class Gatherer:
         self.batch = batch
         self.check = check
         self.order = &order[0] if self.n else NULL
-        self.job, self.bad, self.stop = 0, -1, False
+        self.job, self.bad, self.stop, self.claimed = 0, -1, False, 0
         self.keep = (sources, buffers, order)
         for j in range(self.narrays):
             s = sources[j]
@@ -136,6 +137,7 @@ cdef class Gatherer:
         """The submitted job's outcome (see gather): -1, or the index of the first bad row of source 0."""
         cdef Py_ssize_t bad
         if PyThread_acquire_lock(self.go, NOWAIT_LOCK):   # not started: the job is the caller's now
+            self.claimed += 1
             with nogil:
                 bad = self.gather(self.job)
             return bad
