@@ -385,12 +385,15 @@ def main(argv=None) -> int:
                                                                         args.seed)
             trainers.append((theirs_epoch, theirs_accuracy))
         # One epoch each per round, no warm-up: every epoch trains on, so each counts.
+        counts = dict(cnn_core.data._gather_counts)
         times = _timing.interleaved_samples([t[0] for t in trainers], repeats=1, rounds=args.epochs, warmup=0)
         ours, ours_acc = times[0], ours_accuracy()
         own = [(total - inside) / total for total, inside in overheads]
+        late = {k: v - counts[k] for k, v in cnn_core.data._gather_counts.items()}
         print(f"  {name:7s} cnn_core.fit epochs: {', '.join(f'{t:.2f}' for t in ours)} s; test acc {ours_acc:.4f}; "
               f"fit's own work {', '.join(f'{100 * f:.2f}%' for f in own)} of each call "
-              f"({', '.join(f'{1e3 * (t - i):.1f}' for t, i in overheads)} ms)", flush=True)
+              f"({', '.join(f'{1e3 * (t - i):.1f}' for t, i in overheads)} ms); batches gathered on the training "
+              f"thread (prefetch thread off or late) {late['on_training_thread']} of {late['batches']}", flush=True)
         own_rows.append((name, statistics.median(own), statistics.median(t - i for t, i in overheads)))
         theirs = theirs_acc = None
         if torch is not None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import threading
 import time
 from typing import Any, Callable, Iterator, Sequence
@@ -30,6 +31,7 @@ import numpy as np
 
 from cnn_core._random import get_rng
 from cnn_core._validation import as_float_array, check_bool, check_int, check_real, not_an_array
+from cnn_core.kernels._batches import Gatherer
 from cnn_core.kernels.augment import _all_finite, _gather, _normalize, _shift_crop
 
 __all__ = ["DataLoader", "Transform", "Compose", "RandomCrop", "RandomHorizontalFlip", "RandomShift", "Normalize"]
@@ -177,6 +179,10 @@ def _apply(t: Callable, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 # The prefetch thread: None decides by the load (_use_prefetch_thread); True or False forces it (tests).
 PREFETCH_THREAD: bool | None = None
 
+# fit's gathered batches since import: how many, and how many of them the training thread gathered itself
+# because the prefetch thread was off or had not started them (benchmarks/bench_train.py prints the share).
+_gather_counts = {"batches": 0, "on_training_thread": 0}
+
 
 class _OwnLoad:
     """This process's share of the 1-minute load average: its CPU time per second of wall time, smoothed as
@@ -201,9 +207,9 @@ _own_load = _OwnLoad()
 def _use_prefetch_thread() -> bool:
     """Whether fit's shuffled batches are gathered on the prefetch thread this epoch: yes unless the other
     processes' load (the 1-minute load average minus this process's own share, _OwnLoad) exceeds the cores
-    this process may use. On a busy machine the thread costs more than it saves: it needs a core and the GIL
-    to hand each batch over, and when the scheduler preempts it while it holds the GIL the training thread
-    waits a time slice. Measured on the 2-vCPU EPYC at load average 6.5 (other processes): an MLP epoch of
+    this process may use. On a busy machine the thread costs more than it saves: it needs a core, and when
+    the scheduler preempts it in the middle of a gather the training thread waits for the rest. Measured on
+    the 2-vCPU EPYC at load average 6.5 (other processes), with the earlier Python thread: an MLP epoch of
     Fashion-MNIST took 1.03-1.24 s gathering on the training thread against 1.14-1.36 s with the thread,
     whose GIL hand-overs showed up as 177-253 ms of zero_grad (22-31 ms without it); on a quiet machine the
     thread takes the gathering off the training thread (bench_train.py, quiet, load average 1.8 left by the
@@ -237,66 +243,25 @@ def _first_bad_row(x: np.ndarray) -> int:
     return int(np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))[0])
 
 
-class _Prefetcher:
-    """A daemon thread that runs fn(k) for one k at a time: submit(k) starts it, result() returns its
-    value (re-raising its exception), close() waits for a job in flight and ends the thread. The hand-offs
-    are two plain locks, acquired by one thread and released by the other (a fraction of a microsecond
-    each; a Condition or a queue costs tens).
-
-    A job the thread has not started when result() asks for it is taken back and run by the caller: the
-    job's `_go` signal is the claim (whoever acquires it runs the job). On a busy machine the thread may
-    not get a core, or the GIL, for milliseconds; the caller then gathers the batch itself (tens of
-    microseconds) instead of waiting for a time slice. On a quiet one the thread has long finished."""
-
-    def __init__(self, fn: Callable[[int], Any]) -> None:
-        self._fn = fn
-        self._go, self._done = threading.Lock(), threading.Lock()
-        self._go.acquire()
-        self._done.acquire()
-        self._k, self._out, self._err = 0, None, None
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, name="cnn_core-prefetch", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            self._go.acquire()
-            if self._stop:
-                return
-            try:
-                self._out = self._fn(self._k)
-            except BaseException as e:  # handed to the caller by result()
-                self._err = e
-            self._done.release()
-
-    def submit(self, k: int) -> None:
-        self._k = k
-        self._go.release()
-
-    def result(self) -> Any:
-        if self._go.acquire(blocking=False):   # not started: the job is the caller's now
-            return self._fn(self._k)
-        self._done.acquire()
-        out, err, self._out, self._err = self._out, self._err, None, None
-        if err is not None:
-            raise err
-        return out
-
-    def close(self) -> None:
-        # No bookkeeping of which job is pending: a Ctrl-C may stop the caller between any two statements of
-        # submit or result, so close reads the state from the lock alone. After a non-blocking acquire, _go
-        # is locked whatever it was (a job not started is thereby dropped); its release then lets the thread
-        # see _stop, at once if it waits, after its job if it runs one, and join waits for that.
-        self._stop = True
-        self._go.acquire(blocking=False)
+def _lowest_priority(thread: threading.Thread) -> None:
+    """Give the started gather thread the lowest scheduling priority (nice 19; Linux, where a thread has its
+    own nice value): it then runs on cycles the training's threads leave idle instead of preempting them. At
+    its normal priority, woken on the core of a busy training thread it took that core at once: handing a
+    batch over cost the training thread 38 us (median; 2-vCPU EPYC, other processes busy), about the
+    gather itself, where it costs 0.6 us at nice 19. A batch the thread has not started by the time it is
+    needed is gathered by the training thread (the Gatherer's claim), so a starved thread costs no more
+    than no thread. Elsewhere, or when refused, the thread keeps its priority."""
+    if sys.platform.startswith("linux") and thread.native_id is not None:
         try:
-            self._go.release()
-        except RuntimeError:
-            # "release unlocked lock": on CPython up to 3.12 a Lock counts as held only once its acquirer has
-            # the GIL back, so the thread has just taken _go (a job submitted and not yet started) and waits
-            # for the GIL; it has its go and will see _stop.
+            os.setpriority(os.PRIO_PROCESS, thread.native_id, 19)
+        except (AttributeError, OSError):
             pass
-        self._thread.join()
+
+
+def _byte_rows(a: np.ndarray) -> np.ndarray:
+    """The C-contiguous array `a` as a (len(a), bytes per sample) uint8 view (the Gatherer's sources and buffers)."""
+    n = len(a)
+    return a.reshape(n, a.size // n if n else 0).view(np.uint8)
 
 
 class DataLoader:
@@ -368,11 +333,10 @@ class DataLoader:
         rng = self._rng(epoch)
         n, b = len(self.X), self.batch_size
         order = rng.permutation(n) if self.shuffle else None
-        gathered = order is not None and reuse and self._prefetches(arrays)
-        if gathered and _use_prefetch_thread():
-            yield from self._prefetched(arrays, order, rng, check_rows)
+        if order is not None and reuse and self._prefetches(arrays):
+            yield from self._gathered(arrays, order, rng, check_rows, _use_prefetch_thread())
             return
-        if check_rows and not gathered:
+        if check_rows:
             raise ValueError("check_rows: only where batches are gathered (see _prefetches)")
         bufs: dict[tuple, np.ndarray] = {}
         for k in range(len(self)):
@@ -393,50 +357,62 @@ class DataLoader:
                         if reuse:
                             bufs[(j, shape)] = out
                     batch.append(_gather(a, idx, out) if a.flags.c_contiguous else np.take(a, idx, axis=0, out=out))
-                if check_rows and not _all_finite(batch[0]):
-                    raise NonFiniteRowError("X", int(idx[_first_bad_row(batch[0])]))
             if self.transform is not None:
                 batch[0] = _apply(self.transform, batch[0], rng)
             yield tuple(batch)
 
-    def _prefetched(self, arrays: Sequence[np.ndarray | None], order: np.ndarray,
-                    rng: np.random.Generator, check_rows: bool = False) -> Iterator[tuple]:
-        """_batches' shuffled, reused-buffer case with the gathering moved off the caller's path: a
-        background thread gathers batch k + 1 (its compiled row copy runs without the GIL) while the caller
-        trains on batch k, into the other of two buffers per array, so a batch stays valid until the one
-        after the next is drawn. The transform, and with it every draw from rng, stays on the caller's
-        thread in batch order: the batches are those of the plain loop, value for value."""
+    def _gathered(self, arrays: Sequence[np.ndarray | None], order: np.ndarray, rng: np.random.Generator,
+                  check_rows: bool = False, thread: bool = True) -> Iterator[tuple]:
+        """_batches' shuffled, reused-buffer case (fit's): each batch gathered by one compiled call
+        (kernels/_batches.pyx) into one of two buffers per array, X's rows screened for NaN/inf as they are
+        copied when check_rows. With `thread`, a worker thread that never takes the GIL gathers batch k + 1
+        while the caller trains on batch k (a batch stays valid until the one after the next is drawn);
+        without, the caller gathers each batch itself. The transform, and with it every draw from rng, stays
+        on the caller's thread in batch order: the batches are those of the plain loop, value for value."""
         n, b, count = len(self.X), self.batch_size, len(self)
-        bufs: dict[tuple, np.ndarray] = {}
+        rows = min(b, n)
+        present = [a for a in arrays if a is not None]
+        bufs = [[np.empty((rows,) + a.shape[1:], a.dtype) for a in present] for _ in range(2)]
 
-        def gather(k: int) -> list:
-            lo, hi = k * b, min((k + 1) * b, n)
-            idx = order[lo:hi]
-            out = []
-            for j, a in enumerate(arrays):
-                if a is None:
-                    out.append(None)
-                    continue
-                buf = bufs.get((k % 2, j, hi - lo))
-                if buf is None:
-                    buf = bufs[(k % 2, j, hi - lo)] = np.empty((hi - lo,) + a.shape[1:], a.dtype)
-                out.append(_gather(a, idx, buf))
-            if check_rows and not _all_finite(out[0]):
-                raise NonFiniteRowError("X", int(idx[_first_bad_row(out[0])]))
-            return out
+        def batch_of(slot: int, m: int) -> tuple:
+            it = iter(bufs[slot])
+            return tuple(None if a is None else next(it)[:m] for a in arrays)
 
-        worker = _Prefetcher(gather)
+        full = (batch_of(0, rows), batch_of(1, rows))
+        x = arrays[0]
+        floats = check_rows and x.dtype.kind == "f"
+        check = x.dtype.itemsize if floats and x.dtype.itemsize in (4, 8) else 0
+        screen_here = floats and not check   # float16 and the like: NumPy's test after the gather
+        gatherer = Gatherer([_byte_rows(a) for a in present], [[_byte_rows(a) for a in s] for s in bufs],
+                            order, b, check)
+        worker = threading.Thread(target=gatherer.run, name="cnn_core-prefetch", daemon=True) if thread else None
+        given = 0
         try:
-            worker.submit(0)
+            if worker is not None:
+                worker.start()
+                _lowest_priority(worker)
+            gatherer.submit(0)
             for k in range(count):
-                batch = worker.result()
+                bad = gatherer.result()
+                given += 1
+                lo = k * b
+                m = min(b, n - lo)
+                batch = full[k & 1] if m == rows else batch_of(k & 1, m)
+                if bad >= 0:
+                    raise NonFiniteRowError("X", bad)
+                if screen_here and not _all_finite(batch[0]):
+                    raise NonFiniteRowError("X", int(order[lo + _first_bad_row(batch[0])]))
                 if k + 1 < count:
-                    worker.submit(k + 1)
+                    gatherer.submit(k + 1)
                 if self.transform is not None:
-                    batch[0] = _apply(self.transform, batch[0], rng)
-                yield tuple(batch)
+                    batch = (_apply(self.transform, batch[0], rng),) + batch[1:]
+                yield batch
         finally:
-            worker.close()
+            gatherer.close()
+            if worker is not None and worker.ident is not None:
+                worker.join()
+            _gather_counts["batches"] += given
+            _gather_counts["on_training_thread"] += gatherer.claimed
 
     def __repr__(self) -> str:
         return (f"DataLoader({len(self.X)} samples, batch_size={self.batch_size}, shuffle={self.shuffle}, "

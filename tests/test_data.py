@@ -1,6 +1,7 @@
 """cnn_core.data: DataLoader batches (order, drop_last, seeds, no whole-set copies) and the augmentation
 transforms and batch kernels against NumPy oracles, float32 and float64."""
 import os
+import sys
 import time
 
 import numpy as np
@@ -257,112 +258,173 @@ def test_fit_batches_prefetched_equal_the_plain_gather(n, batch):
     assert threading.active_count() == before, "the prefetch thread outlived the epoch"
 
 
-def test_prefetch_thread_ends_when_the_epoch_is_abandoned_and_reraises():
+def _gatherer(arrays, order, batch, check=0):
+    """A Gatherer over `arrays` with its two buffer slots (returned too, as arrays of the sources' dtypes)."""
+    from cnn_core.data import _byte_rows
+    from cnn_core.kernels._batches import Gatherer
+
+    rows = min(batch, len(order))
+    bufs = [[np.empty((rows,) + a.shape[1:], a.dtype) for a in arrays] for _ in range(2)]
+    g = Gatherer([_byte_rows(a) for a in arrays], [[_byte_rows(b) for b in s] for s in bufs], order, batch, check)
+    return g, bufs
+
+
+@pytest.mark.parametrize("n,batch", [(103, 10), (64, 64), (5, 8), (1, 1), (130, 64)])
+@pytest.mark.parametrize("threaded", [False, True])
+def test_gatherer_equals_fancy_indexing_for_every_dtype_and_the_last_batch(n, batch, threaded):
+    # The compiled gatherer against NumPy's fancy indexing: X (float32 images, float64 rows, float16, uint8),
+    # int64 labels and float one-hot targets, every batch of a permutation including the short last one
+    # (it fills the first rows of its slot), on the caller's thread and on the worker thread.
     import threading
 
-    from cnn_core.data import _Prefetcher
+    rng = np.random.default_rng(n * 7 + batch)
+    order = rng.permutation(n)
+    sources = [rng.standard_normal((n, 1, 3, 5)).astype(np.float32), rng.standard_normal((n, 7)),
+               rng.standard_normal((n, 2)).astype(np.float16), rng.integers(0, 255, (n, 3), dtype=np.uint8),
+               rng.integers(0, 10, n), np.eye(4)[rng.integers(0, 4, n)]]
+    for group in (sources[:3], sources[3:]):
+        g, bufs = _gatherer(group, order, batch)
+        t = threading.Thread(target=g.run, daemon=True) if threaded else None
+        if t is not None:
+            t.start()
+        for k in range(-(-n // batch)):
+            g.submit(k)
+            assert g.result() == -1
+            idx = order[k * batch:(k + 1) * batch]
+            for a, buf in zip(group, bufs[k % 2]):
+                np.testing.assert_array_equal(buf[:len(idx)], a[idx])
+        g.close()
+        if t is not None:
+            t.join(10)
+            assert not t.is_alive()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gatherer_screens_rows_and_names_the_first_bad_one_in_batch_order(dtype):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((50, 9)).astype(dtype)
+    y = np.arange(50)
+    order = rng.permutation(50)
+    X[order[13], 4] = np.inf          # batch 1 (rows 10..19), 4th row
+    X[order[11], 8] = np.nan          # batch 1, 2nd row: the first in batch order
+    X[order[45]] = -np.inf            # the last batch
+    itemsize = np.dtype(dtype).itemsize
+    g, bufs = _gatherer([X, y], order, 10, itemsize)
+    got = []
+    for k in range(5):
+        g.submit(k)
+        got.append(g.result())
+        np.testing.assert_array_equal(bufs[k % 2][1], order[k * 10:(k + 1) * 10])   # copied all the same
+    assert got == [-1, order[11], -1, -1, order[45]]
+    g, _ = _gatherer([X, y], order, 10, 0)    # check 0: no screening
+    g.submit(1)
+    assert g.result() == -1
+
+
+def test_gatherer_rejects_inconsistent_buffers():
+    from cnn_core.kernels._batches import Gatherer
+
+    src = np.zeros((10, 8), np.uint8)
+    order = np.arange(10)
+    small = np.zeros((3, 8), np.uint8)
+    with pytest.raises(ValueError, match="expected at least 4 rows"):
+        Gatherer([src], [[small], [small]], order, 4, 0)
+    with pytest.raises(ValueError, match="expected 1-3 sources"):
+        Gatherer([src] * 4, [[src] * 4, [src] * 4], order, 4, 0)
+    with pytest.raises(ValueError, match="check 0/4/8"):
+        Gatherer([src], [[src], [src]], order, 4, 2)
+    with pytest.raises(ValueError, match="expected 10 rows"):
+        Gatherer([src[:5]], [[src], [src]], order, 4, 0)
+
+
+def test_prefetch_thread_ends_when_the_epoch_is_abandoned_or_a_row_is_bad():
+    import threading
+
+    import cnn_core.data as data
 
     X = np.arange(400, dtype=np.float64).reshape(100, 4)
     before = threading.active_count()
-    it = DataLoader(X, None, 10, shuffle=True, seed=1)._batches((X,), 0, reuse=True)
-    next(it)
-    it.close()   # a fit stopped after its first batch (an exception, Ctrl-C): the thread is joined
-    assert threading.active_count() == before
-
-    def fn(k):
-        if k == 2:
-            raise KeyError("boom")
-        return k * 10
-
-    w = _Prefetcher(fn)
-    w.submit(1)
-    assert w.result() == 10
-    w.submit(2)
-    with pytest.raises(KeyError, match="boom"):
-        w.result()
-    w.submit(3)   # a job in flight at close: waited for, then the thread ends
-    w.close()
-    assert threading.active_count() == before
+    for thread in (True, False):
+        data.PREFETCH_THREAD = thread
+        try:
+            it = DataLoader(X, None, 10, shuffle=True, seed=1)._batches((X,), 0, reuse=True)
+            next(it)
+            it.close()   # a fit stopped after its first batch (an exception, Ctrl-C): the thread is joined
+            assert threading.active_count() == before
+            Xb = X.copy()
+            Xb[37, 1] = np.nan
+            with pytest.raises(data.NonFiniteRowError, match="in sample 37$"):
+                list(DataLoader(Xb, None, 10, shuffle=True, seed=1)._batches((Xb,), 0, reuse=True, check_rows=True))
+            assert threading.active_count() == before
+        finally:
+            data.PREFETCH_THREAD = None
 
 
-def test_prefetch_close_after_an_interrupt_at_any_point():
+def test_gatherer_close_at_any_point():
     # Ctrl-C raises KeyboardInterrupt between any two statements of the training thread, so close() must
-    # end the thread whatever state submit/result were left in: no job given, a job running whose result
-    # nobody collects, a finished job never collected, a job never started. Each close runs on a helper
-    # thread with a deadline, so that a hang fails the test instead of the suite.
+    # end the worker whatever state submit/result were left in: nothing submitted, a job submitted (maybe
+    # running) whose result nobody collects, a finished job never collected, a job after the worker ended,
+    # close twice. Each join has a deadline, so that a hang fails the test instead of the suite.
     import threading
-    import time
 
-    from cnn_core.data import _Prefetcher
+    X = np.random.default_rng(0).standard_normal((4000, 256)).astype(np.float32)
+    order = np.random.default_rng(1).permutation(4000)
 
-    def closes_in_time(w):
-        t = threading.Thread(target=w.close, daemon=True)
+    def started():
+        g, _ = _gatherer([X], order, 1000)
+        t = threading.Thread(target=g.run, daemon=True)
         t.start()
+        return g, t
+
+    def closes_in_time(g, t):
+        g.close()
         t.join(10)
-        return not t.is_alive() and not w._thread.is_alive()
+        return not t.is_alive()
 
-    def slow(k):
-        time.sleep(0.05)
-        return k
-
-    w = _Prefetcher(slow)                 # nothing submitted (or submit stopped before its release)
-    assert closes_in_time(w)
-    w = _Prefetcher(slow)
-    w.submit(1)                           # running when result() is interrupted
-    time.sleep(0.01)
-    assert closes_in_time(w)
-    w = _Prefetcher(slow)
-    w.submit(2)
-    time.sleep(0.2)                       # finished, never collected
-    assert closes_in_time(w)
-    w = _Prefetcher(slow)
-    w.close()
-    w.submit(3)                           # a job the (ended) thread never starts
-    assert closes_in_time(w)
-
-
-def test_prefetch_close_right_after_submit():
-    # close() while the thread is taking a just-submitted job: on CPython up to 3.12 the thread then holds
-    # _go's semaphore but the Lock reads as unlocked until the thread has the GIL back, and close's release
-    # raised "release unlocked lock" (3.11: about 6 in 3000 closes; an abandoned fit epoch does this).
-    from cnn_core.data import _Prefetcher
-
-    for k in range(3000):
-        w = _Prefetcher(lambda k: k)
-        w.submit(k)
-        w.close()
-        assert not w._thread.is_alive()
+    g, t = started()
+    assert closes_in_time(g, t)
+    g, t = started()
+    g.submit(1)
+    assert closes_in_time(g, t)
+    g, t = started()
+    g.submit(2)
+    time.sleep(0.05)
+    assert closes_in_time(g, t)
+    g, t = started()
+    g.submit(0)
+    assert g.result() == -1
+    assert closes_in_time(g, t)
+    g.submit(3)                    # after the worker ended: the caller gathers the job itself
+    assert g.result() == -1 and g.claimed >= 1
+    g.close()
+    g.close()
+    for k in range(3000):          # close right after a submit, the thread just woken (the old race's spot)
+        g, t = started()
+        g.submit(k % 4)
+        assert closes_in_time(g, t)
 
 
-def test_prefetch_job_not_started_is_run_by_the_caller():
-    # result() takes back a job the thread has not started (its `_go` signal is the claim) and runs it on
-    # the calling thread, instead of waiting for the thread to get a core; close() drops such a job. Made
-    # deterministic by ending the thread first: every later job is then one it cannot start.
-    import threading
-
-    from cnn_core.data import _Prefetcher
-
-    ran = []
-
-    def fn(k):
-        ran.append((k, threading.get_ident()))
-        if k == 7:
-            raise KeyError("seven")
-        return k * 10
-
-    w = _Prefetcher(fn)
-    w.submit(1)
-    assert w.result() == 10                      # either thread, the same value
-    w.close()
-    assert not w._thread.is_alive()
-    w.submit(5)
-    assert w.result() == 50 and ran[-1] == (5, threading.get_ident())
-    w.submit(7)
-    with pytest.raises(KeyError, match="seven"):  # the caller's own exception, as the thread's would be
-        w.result()
-    w.submit(6)
-    w.close()                                    # a job nobody started: dropped, not run
-    assert [k for k, _ in ran] == [1, 5, 7]
+def test_gatherer_job_not_started_is_run_by_the_caller():
+    # result() takes back a job the worker has not started (its `go` signal is the claim) and gathers it on
+    # the calling thread: with no worker at all every job is the caller's, with the same rows.
+    X = np.random.default_rng(2).standard_normal((300, 5))
+    order = np.random.default_rng(3).permutation(300)
+    g, bufs = _gatherer([X], order, 64)
+    for k in range(5):
+        g.submit(k)
+        assert g.result() == -1
+        np.testing.assert_array_equal(bufs[k % 2][0][:len(order[k * 64:(k + 1) * 64])], X[order[k * 64:(k + 1) * 64]])
+    assert g.claimed == 5
+    # the loader counts the batches the training thread gathered (bench_train.py prints the share)
+    import cnn_core.data as data
+    before = dict(data._gather_counts)
+    data.PREFETCH_THREAD = False
+    try:
+        assert len(list(DataLoader(X, None, 64, shuffle=True, seed=0)._batches((X,), 0, reuse=True))) == 5
+    finally:
+        data.PREFETCH_THREAD = None
+    assert data._gather_counts["batches"] - before["batches"] == 5
+    assert data._gather_counts["on_training_thread"] - before["on_training_thread"] == 5
     # and a loader whose thread is slow to start still yields the plain loop's batches
     X = np.arange(4000, dtype=np.float32).reshape(1000, 4)
     y = np.arange(1000)
@@ -371,6 +433,39 @@ def test_prefetch_job_not_started_is_run_by_the_caller():
     got = [tuple(a.copy() for a in b) for b in DataLoader(X, y, 64, shuffle=True, seed=3)._batches((X, y), 0,
                                                                                                     reuse=True)]
     assert all(np.array_equal(p, g) for pb, gb in zip(plain, got) for p, g in zip(pb, gb)) and len(got) == 16
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own nice value is Linux's")
+def test_prefetch_thread_runs_at_the_lowest_priority(monkeypatch):
+    # The gather thread must not preempt the training's threads (cnn_core.data._lowest_priority): nice 19
+    # while the epoch runs.
+    import threading
+
+    import cnn_core.data as data
+
+    monkeypatch.setattr(data, "PREFETCH_THREAD", True)
+    X = np.arange(4000, dtype=np.float32).reshape(1000, 4)
+    it = DataLoader(X, None, 64, shuffle=True, seed=3)._batches((X,), 0, reuse=True)
+    next(it)
+    workers = [t for t in threading.enumerate() if t.name == "cnn_core-prefetch"]
+    assert len(workers) == 1
+    assert os.getpriority(os.PRIO_PROCESS, workers[0].native_id) == 19
+    it.close()
+    assert not workers[0].is_alive()
+
+
+def test_float16_rows_are_screened_after_the_gather(monkeypatch):
+    # X of a float dtype the compiled screen does not read (float16): NumPy's test on each gathered batch,
+    # naming the same first bad sample.
+    import cnn_core.data as data
+
+    for thread in (True, False):
+        monkeypatch.setattr(data, "PREFETCH_THREAD", thread)
+        X = np.ones((300, 3), np.float16)
+        X[211, 2] = np.inf
+        y = np.arange(300)
+        with pytest.raises(data.NonFiniteRowError, match="in sample 211$"):
+            list(DataLoader(X, y, 32, shuffle=True, seed=0)._batches((X, y), 0, reuse=True, check_rows=True))
 
 
 def test_own_load_is_this_process_cpu_time_smoothed_over_a_minute():

@@ -347,3 +347,25 @@ def test_all_grads_finite_scan(dtype, bad, simd):
     assert all_finite([big, -big])
     with pytest.raises(TypeError, match="float32/float64"):
         all_finite([np.zeros(3, np.int32)])
+
+
+@pytest.mark.parametrize("dtype, bits", [(np.float32, np.uint32), (np.float64, np.uint64)])
+def test_all_grads_finite_scan_at_the_bit_pattern_edges(dtype, bits, simd):
+    # The float32 scan reads max(|bits|) >= the exponent-all-ones pattern (src_c/optim.c): every NaN payload
+    # (quiet, signalling, negative), both infinities are found; the largest finite magnitude, -0.0,
+    # subnormals are not, at a place inside a vector block and in the tail.
+    from cnn_core.kernels._optim import all_finite
+    nbits = 8 * np.dtype(dtype).itemsize
+    exp = {32: 0x7f800000, 64: 0x7ff0000000000000}[nbits]
+    sign = 1 << (nbits - 1)
+    finite = [exp - 1, sign | (exp - 1), sign, 1, sign | 1, 0]
+    nonfinite = [exp, sign | exp, exp + 1, sign | (exp + 1), exp | (exp >> 1), sign | exp | 1, (sign - 1), (2 * sign - 1)]
+    for n, pos in ((100, 37), (100, 99), (5, 2)):
+        a = np.zeros(n, bits)
+        for pattern in finite:
+            a[pos] = pattern
+            assert all_finite([a.view(dtype)]), hex(pattern)
+        for pattern in nonfinite:
+            a[pos] = pattern
+            assert not all_finite([a.view(dtype)]), hex(pattern)
+            assert not np.isfinite(a.view(dtype)).all()
