@@ -135,9 +135,13 @@ static void cnn_plan_step_end(cnn_plan_thread *th)
         th->cbase += th->step_n;
 }
 
-/* Up to `grain` unclaimed claim numbers. */
-static inline void cnn_plan_claim(cnn_plan_thread *th, int grain)
+/* The next claim numbers for a step that ends at claim number `end`: a share of what is left of it, as
+ * OpenMP's guided schedule (a quarter of the step first on two threads, single units at its end, so that a
+ * claim runs at most one unit into the next step and the threads end a step together). */
+static inline void cnn_plan_claim(cnn_plan_thread *th, int end)
 {
+    const int left = end - __atomic_load_n(&th->bar->next, __ATOMIC_RELAXED);
+    const int grain = left / (2 * th->nth) > 1 ? left / (2 * th->nth) : 1;
     th->have_lo = __atomic_fetch_add(&th->bar->next, grain, __ATOMIC_RELAXED);
     th->have_hi = th->have_lo + grain;
 }
@@ -147,9 +151,9 @@ static void cnn_plan_step_end(cnn_plan_thread *th)
     (void)th;       /* teams of one only */
 }
 
-static inline void cnn_plan_claim(cnn_plan_thread *th, int grain)
+static inline void cnn_plan_claim(cnn_plan_thread *th, int end)
 {
-    (void)th, (void)grain;
+    (void)th, (void)end;
 }
 #endif
 
@@ -182,8 +186,8 @@ static inline cnn_plan_thread cnn_plan_thread_of(cnn_plan_barrier *b)
 
 /* The next piece [*lo, *hi) of the current step's n units for thread th, or 0 when none is left for it
  * (then cnn_plan_sync ends the step). Every thread of the team calls it until it returns 0:
- *     for (ptrdiff_t lo, hi; cnn_plan_take(th, n, &lo, &hi);) ...
- * One thread gets all n at once; a team's threads claim about an eighth of a share at a time. */
+ *     while (cnn_plan_take(th, n, &lo, &hi)) ...
+ * One thread gets all n at once; a team's threads claim shares of what is left (cnn_plan_claim). */
 static inline int cnn_plan_take(cnn_plan_thread *th, ptrdiff_t n, ptrdiff_t *lo, ptrdiff_t *hi)
 {
     th->step_n = (int)n;
@@ -196,10 +200,8 @@ static inline int cnn_plan_take(cnn_plan_thread *th, ptrdiff_t n, ptrdiff_t *lo,
         return 1;
     }
     const int end = th->cbase + (int)n;
-    if (th->have_lo >= th->have_hi) {
-        const int grain = (int)(n / (8 * th->nth));
-        cnn_plan_claim(th, grain > 1 ? grain : 1);
-    }
+    if (th->have_lo >= th->have_hi)
+        cnn_plan_claim(th, end);
     /* nothing claimed before this step's units: every earlier unit was claimed before its step ended */
     if (th->have_lo >= end)
         return 0;          /* the next step's, kept */
