@@ -22,7 +22,9 @@ runs the model itself.
 from __future__ import annotations
 
 import operator
+import statistics
 import threading
+import time
 import weakref
 from typing import Sequence
 
@@ -534,17 +536,61 @@ def _program(builder: _Builder, chunk: int):
     return _plan.Program(ops, builder.dtype, builder.work)
 
 
+# The run-time check of a plan whose chunks run one at a time on a team (one image, say): every
+# _PROBE_EVERY calls, _PROBE_CALLS calls on the team and as many on one thread, alternating, then the faster
+# way (median) runs until the next look.
+_PROBE_EVERY = 256
+_PROBE_CALLS = 3
+
+
+class _TeamChoice:
+    """Whether the chunks of a plan that would run each one on a team (every op split among its threads,
+    plan.c) run faster on one thread, decided by timing calls, and looked at again every _PROBE_EVERY calls.
+
+    A team runs at the pace its threads get: when another process, or the hypervisor, takes part of one
+    core, the team may be slower than one thread, and that comes and goes (small_cnn at one image, 2
+    threads: 218-226 us a call in most processes, 447-454 us in a few in a row, one thread 358-363). Which
+    way runs changes no value: teams of any size give one thread's results bit for bit (tests/test_plan.py).
+    """
+
+    __slots__ = ("team", "use_team", "calls", "samples")
+
+    def __init__(self, team: int):
+        self.team = team
+        self.use_team = True
+        self.calls = 0
+        self.samples: tuple[list[float], list[float]] = ([], [])    # seconds per call: one thread, team
+
+    def next_team(self) -> tuple[int, bool]:
+        """The team size for the next call (1: one thread) and whether its time is to be recorded."""
+        phase = self.calls % _PROBE_EVERY
+        self.calls += 1
+        if 1 <= phase <= 2 * _PROBE_CALLS:
+            return (self.team if phase % 2 else 1), True
+        return (self.team if self.use_team else 1), False
+
+    def record(self, team: int, seconds: float) -> None:
+        """The time of a probing call; after the last of a look, the faster way is chosen."""
+        one, on_team = self.samples
+        (on_team if team > 1 else one).append(seconds)
+        if len(one) >= _PROBE_CALLS and len(on_team) >= _PROBE_CALLS:
+            self.use_team = statistics.median(on_team) <= statistics.median(one)
+            self.samples = ([], [])
+
+
 class _Sized:
-    """What a plan keeps per batch size and thread count: the chunk, the program and a pool of arenas
+    """What a plan keeps per batch size and thread count: the chunk, the program, a pool of arenas
     (one per concurrent call: a call takes one and gives it back, so calls from several threads never
-    share scratch)."""
+    share scratch) and, when the chunks run one at a time on a team, the check of that team against one
+    thread."""
 
-    __slots__ = ("chunk", "threads", "max_threads", "program", "arena_shape", "arenas")
+    __slots__ = ("chunk", "threads", "max_threads", "program", "arena_shape", "arenas", "choice")
 
-    def __init__(self, chunk, threads, max_threads, program, arena_shape):
+    def __init__(self, chunk, threads, max_threads, program, arena_shape, team):
         self.chunk, self.threads, self.program, self.arena_shape = chunk, threads, program, arena_shape
         self.max_threads = max_threads      # a team that runs each chunk together may take up to this many
         self.arenas: list[np.ndarray] = []
+        self.choice = _TeamChoice(max_threads) if threads == 1 and team > 1 else None
 
 
 class Plan:
@@ -554,7 +600,9 @@ class Plan:
     The plan copies the weights it needs when it is compiled: training or changing the model afterwards
     does not change the plan (compile again). It is safe to call from several threads at once (each call
     takes its own scratch). Batches of any size are accepted: ``batch_size`` is the one it was compiled for,
-    the layout of other sizes is made on their first call and kept.
+    the layout of other sizes is made on their first call and kept. When the batch is too small to give
+    each thread its own images (one image, say) and the plan runs it on a team of threads, it times a few
+    calls on the team and on one thread every 256 calls and uses the faster way (the results are the same).
 
     Attributes:
         batch_size: the batch of ``input_shape``.
@@ -607,7 +655,8 @@ class Plan:
                 program = self._programs.get(chunk)
                 if program is None:
                     program = self._programs[chunk] = _program(self._builder, chunk)
-                s = _Sized(chunk, threads, max_threads, program, (threads, max(1, self._arena_per_sample * chunk)))
+                s = _Sized(chunk, threads, max_threads, program, (threads, max(1, self._arena_per_sample * chunk)),
+                           program.team(min(n, chunk), max_threads))
                 self._sized[key] = s
         return s
 
@@ -645,7 +694,14 @@ class Plan:
         except IndexError:
             arena = np.empty(s.arena_shape, self.dtype)
         try:
-            s.program.run(x, out, arena, s.chunk, s.max_threads)
+            if s.choice is None:
+                s.program.run(x, out, arena, s.chunk, s.max_threads)
+            else:
+                team, timed = s.choice.next_team()
+                t0 = time.perf_counter()
+                s.program.run(x, out, arena, s.chunk, s.max_threads, team)
+                if timed:
+                    s.choice.record(team, time.perf_counter() - t0)
         finally:
             s.arenas.append(arena)
         return out

@@ -8,9 +8,9 @@
  * thread's arena, which holds every intermediate of one chunk. The batch runs chunk by chunk; with more
  * than one chunk's worth of work each thread takes whole chunks through the whole network on its own arena
  * (no barrier between layers); when the chunks run one at a time (one image, say), a team may run each
- * chunk together in one parallel region per call, the ops' work split among its threads with a barrier
- * between ops (plan_template.h's run_chunk), or, when the ops a team would leave to one thread are GEMMs
- * big enough for a team, each op takes a team of its own.
+ * chunk together in one parallel region per call, the ops' work claimed piece by piece by its threads, each
+ * op ending when all its pieces are done (plan_template.h's run_chunk), or, when the ops a team would leave
+ * to one thread are GEMMs big enough for a team, each op takes a team of its own.
  */
 #ifndef CNN_CORE_PLAN_H
 #define CNN_CORE_PLAN_H
@@ -114,8 +114,9 @@ void cnn_plan_init(cnn_team_size_fn team_size, cnn_simd_level_fn simd_level);
  * at most max_threads, one per chunk, and only when the batch's work (work_per_sample multiply-adds per
  * sample) gives each at least CNN_GEMM_MIN_WORK_PER_THREAD; when that leaves one chunk at a time, a team of
  * at most team_threads may run each chunk together (on the arena's first block), every op split among
- * them, when a chunk gives each thread CNN_PLAN_TEAM_MIN_WORK (thresholds.h). Returns 0, or -1 when a GEMM
- * could not allocate its packing buffers. */
+ * them, when a chunk gives each thread CNN_PLAN_TEAM_MIN_WORK (thresholds.h); team_threads also bounds the
+ * teams single direct or Winograd convolutions take otherwise (1: the chunks on the calling thread alone,
+ * but for the GEMMs' own teams). Returns 0, or -1 when a GEMM could not allocate its packing buffers. */
 int cnn_plan_run_f32(const cnn_plan_op *ops, int nops, ptrdiff_t n, ptrdiff_t chunk, const void *x,
                      ptrdiff_t x_row, float *y, ptrdiff_t y_row, float *arena, ptrdiff_t arena_row,
                      int max_threads, int team_threads, double work_per_sample);

@@ -317,36 +317,36 @@ static inline __attribute__((always_inline)) void G(dconv_tile)(ptrdiff_t K, con
 
 /* One sample on thread th: pad (the padded copy of x, with slack past its end for the last tile's
  * reads) and g (F x Pw, Pw = the wide positions rounded up to whole tiles) are shared scratch; the threads
- * split the channels of the copy, the tiles, then the filters of the epilogue, with a barrier between. */
-static void G(dconv)(const G(direct) *d, const T *x, T *y, T *pad, T *g, const cnn_plan_thread *th)
+ * claim channels of the copy, then tiles, then filters of the epilogue, each step ended by cnn_plan_sync. */
+static void G(dconv)(const G(direct) *d, const T *x, T *y, T *pad, T *g, cnn_plan_thread *th)
 {
     const ptrdiff_t F = d->F, K = d->K, OH = d->OH, OW = d->OW, Wp = d->Wp;
     const ptrdiff_t Pw = (OH * Wp + 2 * VL - 1) / (2 * VL) * (2 * VL);
     const ptrdiff_t npad = d->C * d->Hp * Wp + (d->Hp - OH) * Wp + (Wp - OW) + Pw;
     ptrdiff_t lo, hi;
-    cnn_plan_share(d->C, th, &lo, &hi);
-    G(pad_planes)(lo, hi, d->C, d->H, d->W, d->PH, d->PW, d->Hp, Wp, npad, x, pad);
+    while (cnn_plan_take(th, d->C, &lo, &hi))
+        G(pad_planes)(lo, hi, d->C, d->H, d->W, d->PH, d->PW, d->Hp, Wp, npad, x, pad);
     cnn_plan_sync(th);
     const ptrdiff_t npb = Pw / (2 * VL);
-    cnn_plan_share((F + 7) / 8 * npb, th, &lo, &hi);
-    for (ptrdiff_t t = lo; t < hi; ++t) {
-        const ptrdiff_t fb = t / npb, pb = t % npb;
-        const T *wb = d->w + fb * K * 8;
-        for (int j0 = 0; j0 < 8; j0 += DJ)
-            G(dconv_tile)(K, pad + pb * 2 * VL, d->off, wb + j0, g + (fb * 8 + j0) * Pw + pb * 2 * VL, Pw);
-    }
+    while (cnn_plan_take(th, (F + 7) / 8 * npb, &lo, &hi))
+        for (ptrdiff_t t = lo; t < hi; ++t) {
+            const ptrdiff_t fb = t / npb, pb = t % npb;
+            const T *wb = d->w + fb * K * 8;
+            for (int j0 = 0; j0 < 8; j0 += DJ)
+                G(dconv_tile)(K, pad + pb * 2 * VL, d->off, wb + j0, g + (fb * 8 + j0) * Pw + pb * 2 * VL, Pw);
+        }
     cnn_plan_sync(th);
     /* epilogue: bias, activation, the wide rows cut to OW */
-    cnn_plan_share(F, th, &lo, &hi);
-    for (ptrdiff_t f = lo; f < hi; ++f) {
-        T *o = y + f * OH * OW;
-        const T *s = g + f * Pw;
-        const T bf = d->b != NULL ? d->b[f] : (T)0;
-        for (ptrdiff_t oh = 0; oh < OH; ++oh)
-            for (ptrdiff_t q = 0; q < OW; ++q)
-                o[oh * OW + q] = s[oh * Wp + q] + bf;
-        G(act)(d->act, d->alpha, o, OH * OW);
-    }
+    while (cnn_plan_take(th, F, &lo, &hi))
+        for (ptrdiff_t f = lo; f < hi; ++f) {
+            T *o = y + f * OH * OW;
+            const T *s = g + f * Pw;
+            const T bf = d->b != NULL ? d->b[f] : (T)0;
+            for (ptrdiff_t oh = 0; oh < OH; ++oh)
+                for (ptrdiff_t q = 0; q < OW; ++q)
+                    o[oh * OW + q] = s[oh * Wp + q] + bf;
+            G(act)(d->act, d->alpha, o, OH * OW);
+        }
 }
 
 #undef DJ
@@ -410,37 +410,37 @@ static void G(cconv_piece)(int VF2, int R, ptrdiff_t K, const T *xr, const ptrdi
 }
 #undef CCONV_R
 
-/* One sample on thread th: the threads split the channels of the padded copy, then (after a
- * barrier) the tiles; weights packed (F/(VF*VL), K, VF*VL). */
-static void G(cconv)(const G(direct) *d, const T *x, T *y, T *pad, const cnn_plan_thread *th)
+/* One sample on thread th: the threads claim channels of the padded copy, then (after the step's end)
+ * the tiles; weights packed (F/(VF*VL), K, VF*VL). */
+static void G(cconv)(const G(direct) *d, const T *x, T *y, T *pad, cnn_plan_thread *th)
 {
     const ptrdiff_t F = d->F, K = d->K, OH = d->OH, OW = d->OW, P = OH * OW;
     const int VF2 = F % (2 * VL) == 0;
     const ptrdiff_t fbw = (VF2 ? 2 : 1) * VL, nfb = F / fbw;
     const ptrdiff_t npieces = (OW + CCONV_RMAX - 1) / CCONV_RMAX, piece = (OW + npieces - 1) / npieces;
     ptrdiff_t lo, hi;
-    cnn_plan_share(d->C, th, &lo, &hi);
-    G(pad_planes)(lo, hi, d->C, d->H, d->W, d->PH, d->PW, d->Hp, d->Wp, d->C * d->Hp * d->Wp, x, pad);
+    while (cnn_plan_take(th, d->C, &lo, &hi))
+        G(pad_planes)(lo, hi, d->C, d->H, d->W, d->PH, d->PW, d->Hp, d->Wp, d->C * d->Hp * d->Wp, x, pad);
     cnn_plan_sync(th);
-    cnn_plan_share(nfb * OH * npieces, th, &lo, &hi);
     T buf[CCONV_RMAX * 2 * VL] __attribute__((aligned(64)));      /* one tile's (R, fbw) outputs */
-    for (ptrdiff_t t = lo; t < hi; ++t) {
-        const ptrdiff_t fb = t / (OH * npieces), oh = t / npieces % OH, ow0 = t % npieces * piece;
-        const int R = (int)(OW - ow0 < piece ? OW - ow0 : piece);
-        G(cconv_piece)(VF2, R, K, pad + oh * d->Wp + ow0, d->off, d->w + fb * K * fbw, buf, fbw);
-        /* bias and activation on the (R, fbw) block (whole vectors), then into filters fb*fbw.. of y at
-         * positions oh*OW + ow0 .. */
-        if (d->b != NULL)
-            for (int r = 0; r < R; ++r)
-                for (ptrdiff_t j = 0; j < fbw; ++j)
-                    buf[r * fbw + j] += d->b[fb * fbw + j];
-        G(act)(d->act, d->alpha, buf, R * fbw);
-        for (ptrdiff_t j = 0; j < fbw; ++j) {
-            T *o = y + (fb * fbw + j) * P + oh * OW + ow0;
-            for (int r = 0; r < R; ++r)
-                o[r] = buf[r * fbw + j];
+    while (cnn_plan_take(th, nfb * OH * npieces, &lo, &hi))
+        for (ptrdiff_t t = lo; t < hi; ++t) {
+            const ptrdiff_t fb = t / (OH * npieces), oh = t / npieces % OH, ow0 = t % npieces * piece;
+            const int R = (int)(OW - ow0 < piece ? OW - ow0 : piece);
+            G(cconv_piece)(VF2, R, K, pad + oh * d->Wp + ow0, d->off, d->w + fb * K * fbw, buf, fbw);
+            /* bias and activation on the (R, fbw) block (whole vectors), then into filters fb*fbw.. of y at
+             * positions oh*OW + ow0 .. */
+            if (d->b != NULL)
+                for (int r = 0; r < R; ++r)
+                    for (ptrdiff_t j = 0; j < fbw; ++j)
+                        buf[r * fbw + j] += d->b[fb * fbw + j];
+            G(act)(d->act, d->alpha, buf, R * fbw);
+            for (ptrdiff_t j = 0; j < fbw; ++j) {
+                T *o = y + (fb * fbw + j) * P + oh * OW + ow0;
+                for (int r = 0; r < R; ++r)
+                    o[r] = buf[r * fbw + j];
+            }
         }
-    }
 }
 
 /* ---- Winograd F(2x2, 3x3) (3x3, stride 1, dilation 1, one group) ------------------------------------ */
@@ -513,10 +513,10 @@ static void G(wblock)(ptrdiff_t C, ptrdiff_t F8, ptrdiff_t ldt, int xi, ptrdiff_
             G(wtile_hvec)(1, C, vx + ntv * VL, ldt, ub + j0, mx + j0 * ldt + ntv * VL, ldt);
 }
 
-/* The m samples of a chunk on thread th: the threads split the channels of the input transform, then
- * (after a barrier) the blocks of 8 filters, each thread running its blocks' products for every xi and then
- * their output transforms (no barrier between: a block's outputs need only its own rows of M). */
-static void G(wconv)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y, T *v, T *mm, const cnn_plan_thread *th)
+/* The m samples of a chunk on thread th: the threads claim channels of the input transform, then (after
+ * the step's end) blocks of 8 filters, each thread running a block's products for every xi and then its
+ * output transforms (no wait between: a block's outputs need only its own rows of M). */
+static void G(wconv)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y, T *v, T *mm, cnn_plan_thread *th)
 {
     const ptrdiff_t C = op->p[0], H = op->p[1], W = op->p[2], F = op->p[3], PH = op->p[8], PW = op->p[9];
     const ptrdiff_t OH = op->p[12], OW = op->p[13], TS = ((OH + 1) / 2) * ((OW + 1) / 2);
@@ -526,23 +526,24 @@ static void G(wconv)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y, T *v,
     ptrdiff_t lo, hi;
     {
         T line[cnn_wino_line_in(OH, OW)];        /* at most 16 x 16 tiles (plan.py): 26 KiB in float32 */
-        cnn_plan_share(C, th, &lo, &hi);
-        for (ptrdiff_t c = lo; c < hi; ++c)
-            WINO_IN(m, x + c * H * W, C * H * W, H, W, PH, PW, OH, OW, v + c * ldt, vs, line);
+        while (cnn_plan_take(th, C, &lo, &hi))
+            for (ptrdiff_t c = lo; c < hi; ++c)
+                WINO_IN(m, x + c * H * W, C * H * W, H, W, PH, PW, OH, OW, v + c * ldt, vs, line);
     }
     cnn_plan_sync(th);
-    cnn_plan_share(F8 / 8, th, &lo, &hi);
-    for (int xi = 0; xi < 16; ++xi)
-        for (ptrdiff_t fb = lo; fb < hi; ++fb)
-            G(wblock)(C, F8, ldt, xi, fb, v, vs, u, mm, ms);
     T line[cnn_wino_line_out(1, OH, OW)];
-    const ptrdiff_t f1 = hi * 8 < F ? hi * 8 : F;
-    for (ptrdiff_t f = lo * 8; f < f1; ++f)
-        for (ptrdiff_t s = 0; s < m; ++s) {
-            T *ys = y + (s * F + f) * OH * OW;
-            WINO_OUT(1, mm + f * ldt + s * TS, ms, b != NULL ? b[f] : (T)0, ys, 0, OH, OW, line);
-            G(act)(op->act, (T)op->alpha, ys, OH * OW);
-        }
+    while (cnn_plan_take(th, F8 / 8, &lo, &hi)) {
+        for (int xi = 0; xi < 16; ++xi)
+            for (ptrdiff_t fb = lo; fb < hi; ++fb)
+                G(wblock)(C, F8, ldt, xi, fb, v, vs, u, mm, ms);
+        const ptrdiff_t f1 = hi * 8 < F ? hi * 8 : F;
+        for (ptrdiff_t f = lo * 8; f < f1; ++f)
+            for (ptrdiff_t s = 0; s < m; ++s) {
+                T *ys = y + (s * F + f) * OH * OW;
+                WINO_OUT(1, mm + f * ldt + s * TS, ms, b != NULL ? b[f] : (T)0, ys, 0, OH, OW, line);
+                G(act)(op->act, (T)op->alpha, ys, OH * OW);
+            }
+    }
 }
 
 #undef WJ
@@ -550,7 +551,7 @@ static void G(wconv)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y, T *v,
 
 /* One sample through the op's direct convolution (p[15]: 2 dconv, 3 cconv), on thread th (the plan's
  * team), or, run by one thread, on a team of its own when the work gives each thread enough. */
-static void G(direct_conv)(const cnn_plan_op *op, const T *x, T *y, T *pad, T *g, const cnn_plan_thread *th)
+static void G(direct_conv)(const cnn_plan_op *op, const T *x, T *y, T *pad, T *g, cnn_plan_thread *th)
 {
     G(direct) d;
     const ptrdiff_t KH = op->p[4], KW = op->p[5];
@@ -562,7 +563,7 @@ static void G(direct_conv)(const cnn_plan_op *op, const T *x, T *y, T *pad, T *g
     if (th->nth == 1) {
         /* the most tiles either kernel has */
         const ptrdiff_t units = cc ? d.F / VL * d.OH : (d.F + 7) / 8 * (d.OH * d.Wp / (2 * VL));
-        const int team = (int)cnn_plan_team_for((double)d.F * d.K * d.OH * d.OW, units);
+        const int team = cnn_plan_team_for((double)d.F * d.K * d.OH * d.OW, units, th->max_team);
         (void)team;
 #if CNN_CORE_OPENMP
         if (team > 1) {
@@ -570,7 +571,7 @@ static void G(direct_conv)(const cnn_plan_op *op, const T *x, T *y, T *pad, T *g
             cnn_plan_barrier_init(&bar, team);
 #pragma omp parallel num_threads(team)
             {
-                const cnn_plan_thread own = cnn_plan_thread_of(&bar);
+                cnn_plan_thread own = cnn_plan_thread_of(&bar);
                 if (own.tid < 0)
                     ;
                 else if (cc)
@@ -591,13 +592,14 @@ static void G(direct_conv)(const cnn_plan_op *op, const T *x, T *y, T *pad, T *g
 /* A convolution over the m samples of a chunk, on thread th: the direct kernels split each sample
  * among the threads; the im2col path (its GEMM) runs on thread 0. */
 static int G(conv)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y, T *cols, T *g, T *pad,
-                   const cnn_plan_thread *th)
+                   cnn_plan_thread *th)
 {
     if (op->p[15] == 4) {     /* Winograd: cols holds V, g M */
         if (th->nth == 1) {
             const ptrdiff_t F8 = (op->p[3] + 7) / 8 * 8;
-            const int team = (int)cnn_plan_team_for(
-                (double)m * F8 * op->p[0] * 16 * ((op->p[12] + 1) / 2) * ((op->p[13] + 1) / 2), F8 / 8);
+            const int team = cnn_plan_team_for(
+                (double)m * F8 * op->p[0] * 16 * ((op->p[12] + 1) / 2) * ((op->p[13] + 1) / 2), F8 / 8,
+                th->max_team);
             (void)team;
 #if CNN_CORE_OPENMP
             if (team > 1) {
@@ -605,7 +607,7 @@ static int G(conv)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y, T *cols
                 cnn_plan_barrier_init(&bar, team);
 #pragma omp parallel num_threads(team)
                 {
-                    const cnn_plan_thread own = cnn_plan_thread_of(&bar);
+                    cnn_plan_thread own = cnn_plan_thread_of(&bar);
                     if (own.tid >= 0)
                         G(wconv)(op, m, x, y, cols, g, &own);
                 }
@@ -625,7 +627,7 @@ static int G(conv)(const cnn_plan_op *op, ptrdiff_t m, const T *x, T *y, T *cols
         }
         return 0;
     }
-    if (th->tid != 0)
+    if (!cnn_plan_solo(th))
         return 0;
     const ptrdiff_t C = op->p[0], H = op->p[1], W = op->p[2], F = op->p[3];
     const ptrdiff_t KH = op->p[4], KW = op->p[5], OH = op->p[12], OW = op->p[13], G_ = op->p[14];
@@ -892,13 +894,14 @@ static int G(run_serial)(const cnn_plan_op *op, ptrdiff_t m, const void *x, T *s
     }
 }
 
-/* One chunk of m samples through every op, on thread th->tid of th->nth: with more than one (the plan's team, plan.c)
- * every thread runs every op, taking its share of the convolutions' tiles, of the planes of poolings and
- * batch norms and of elementwise ops (whole blocks of 64 elements, so each element sees the same loop at
- * any thread count); the other ops run on thread 0; a barrier ends each op. The slots resolve against
- * this chunk's input and output rows and the arena. */
+/* One chunk of m samples through every op, on thread th->tid of th->nth: with more than one (the plan's
+ * team, plan.c) every thread runs every op, claiming pieces of the convolutions' tiles, of the planes of
+ * poolings and batch norms and of elementwise ops (whole blocks of 64 elements, so each element sees the
+ * same loop at any thread count) as it gets to them (plan.c's cnn_plan_take); the other ops run on thread
+ * 0; each op ends when all its pieces are done (cnn_plan_sync). The slots resolve against this chunk's
+ * input and output rows and the arena. */
 static int G(run_chunk)(const cnn_plan_op *ops, int nops, ptrdiff_t m, const void *x, T *y, T *arena,
-                        const cnn_plan_thread *th)
+                        cnn_plan_thread *th)
 {
 #define SLOT(s) ((s) == CNN_PLAN_IN ? (T *)x : (s) == CNN_PLAN_OUT ? y : arena + (s))
     int err = 0;
@@ -911,38 +914,39 @@ static int G(run_chunk)(const cnn_plan_op *ops, int nops, ptrdiff_t m, const voi
             err |= G(conv)(op, m, src, dst, SLOT(op->tmp), SLOT(op->tmp2), SLOT(op->src2), th);
             break;
         case CNN_OP_MAXPOOL2:
-            cnn_plan_share(m * op->p[0], th, &lo, &hi);
-            G(maxpool2)(op, lo, hi, src, dst);
+            while (cnn_plan_take(th, m * op->p[0], &lo, &hi))
+                G(maxpool2)(op, lo, hi, src, dst);
             break;
         case CNN_OP_POOL:
-            cnn_plan_share(m * op->p[0], th, &lo, &hi);
-            G(pool)(op, lo, hi, src, dst);
+            while (cnn_plan_take(th, m * op->p[0], &lo, &hi))
+                G(pool)(op, lo, hi, src, dst);
             break;
         case CNN_OP_AFFINE:
-            cnn_plan_share(m * op->p[0], th, &lo, &hi);
-            G(affine)(op, lo, hi, src, dst);
+            while (cnn_plan_take(th, m * op->p[0], &lo, &hi))
+                G(affine)(op, lo, hi, src, dst);
             break;
         case CNN_OP_ACT:
         case CNN_OP_ADD:
         case CNN_OP_COPY: {
             const ptrdiff_t size = m * op->p[0];
             const T *s2 = SLOT(op->src2);
-            cnn_plan_share((size + 63) / 64, th, &lo, &hi);
-            lo *= 64;
-            hi = hi * 64 < size ? hi * 64 : size;
-            if (op->kind == CNN_OP_ADD) {
-                for (ptrdiff_t i = lo; i < hi; ++i)
-                    dst[i] = src[i] + s2[i];
-            } else if (dst != src) {
-                for (ptrdiff_t i = lo; i < hi; ++i)
-                    dst[i] = src[i];
+            while (cnn_plan_take(th, (size + 63) / 64, &lo, &hi)) {
+                lo *= 64;
+                hi = hi * 64 < size ? hi * 64 : size;
+                if (op->kind == CNN_OP_ADD) {
+                    for (ptrdiff_t i = lo; i < hi; ++i)
+                        dst[i] = src[i] + s2[i];
+                } else if (dst != src) {
+                    for (ptrdiff_t i = lo; i < hi; ++i)
+                        dst[i] = src[i];
+                }
+                if (op->kind != CNN_OP_COPY && hi > lo)
+                    G(act)(op->act, (T)op->alpha, dst + lo, hi - lo);
             }
-            if (op->kind != CNN_OP_COPY && hi > lo)
-                G(act)(op->act, (T)op->alpha, dst + lo, hi - lo);
             break;
         }
         default:
-            if (th->tid == 0)
+            if (cnn_plan_solo(th))
                 err |= G(run_serial)(op, m, x, src, dst, SLOT(op->tmp), SLOT(op->tmp2));
             break;
         }

@@ -531,6 +531,62 @@ def test_concurrent_calls_on_teams(num_threads):
     assert _calls_from_threads(plan, xs, 20) == []
 
 
+def test_team_choice_follows_the_faster_way():
+    """The run-time check of team against one thread: the probing calls alternate between the two, the
+    faster median wins, and the choice is looked at again (the slow way can become the fast one)."""
+    from cnn_core.plan import _PROBE_CALLS, _PROBE_EVERY, _TeamChoice
+    c = _TeamChoice(2)
+    assert c.next_team() == (2, False)             # the first call: the team, not timed (arenas, warm-up)
+    teams = []
+    for _ in range(2 * _PROBE_CALLS):
+        team, timed = c.next_team()
+        assert timed
+        teams.append(team)
+        c.record(team, 450e-6 if team > 1 else 360e-6)      # the team slower: one thread is chosen
+    assert sorted(teams) == [1] * _PROBE_CALLS + [2] * _PROBE_CALLS and teams[0] != teams[1]
+    assert not c.use_team
+    for _ in range(_PROBE_EVERY - 1 - 2 * _PROBE_CALLS):
+        assert c.next_team() == (1, False)
+    assert c.next_team() == (1, False)             # the next look starts after one call of the choice
+    for _ in range(2 * _PROBE_CALLS):
+        team, timed = c.next_team()
+        c.record(team, 220e-6 if team > 1 else 360e-6)      # the team fast again
+    assert c.use_team and c.next_team() == (2, False)
+
+
+def test_team_choice_in_calls(num_threads, monkeypatch):
+    """A plan whose image runs on a team times its probing calls on the team and on one thread, both ways
+    give the same bits, and a team made to look slow is left for one thread; a plan whose chunks run on
+    parallel threads (many images), or alone on one, has no check."""
+    num_threads(2)
+    model = _team_model(np.float32).eval()
+    plan = cnn_core.compile(model, (1, 3, 32, 32))
+    x = np.random.default_rng(9).normal(0, 1, (1, 3, 32, 32)).astype(np.float32)
+    s = plan._sized_for(1, 2)
+    if not cnn_core.openmp_enabled():
+        assert s.choice is None
+        return
+    assert s.choice is not None and s.choice.team == 2
+    seen = []
+    record = cnn_core.plan._TeamChoice.record
+
+    def slow_team(self, team, seconds):
+        seen.append(team)
+        record(self, team, seconds + (1.0 if team > 1 else 0.0))
+
+    monkeypatch.setattr(cnn_core.plan._TeamChoice, "record", slow_team)
+    want = plan(x)
+    for _ in range(cnn_core.plan._PROBE_EVERY + 10):
+        np.testing.assert_array_equal(plan(x), want)
+    assert sorted(set(seen)) == [1, 2] and len(seen) == 4 * cnn_core.plan._PROBE_CALLS
+    assert not s.choice.use_team
+    np.testing.assert_array_equal(plan(x), want)
+    num_threads(1)
+    np.testing.assert_array_equal(plan(x), want)
+    assert plan._sized_for(1, 1).choice is None
+    assert plan._sized_for(256, 2).choice is None
+
+
 def test_out_and_argument_errors():
     model = mlp([6, 5, 4], "relu", rng=0).eval()
     plan = cnn_core.compile(model, (3, 6))

@@ -166,10 +166,11 @@ cdef class Program:
         the batch runs one chunk at a time on at most max_threads threads."""
         return cnn_plan_chunk_team(self.ops, self.nops, m, self.work_per_sample, max_threads)
 
-    def run(self, x, y, arena, Py_ssize_t chunk, int max_threads):
+    def run(self, x, y, arena, Py_ssize_t chunk, int max_threads, int team_threads=0):
         """y[:n] = the network on x[:n] (n = len(x)), in chunks of `chunk` samples, on at most max_threads
         threads: chunks on parallel threads use the arena's rows as their scratch (at most len(arena) of
-        them); a team that runs each chunk together uses the first row. Arguments are trusted
+        them); when the chunks run one at a time, a team of at most team_threads (0: max_threads) may run
+        each chunk together, on the first row, or take single ops (1: one thread). Arguments are trusted
         (cnn_core/plan.py checks them): C-contiguous arrays, x of the dtype (or of intp indices in range, for
         a plan that starts with an embedding), y and arena of the dtype, writable and not overlapping x."""
         cdef Py_ssize_t n = x.shape[0]
@@ -181,6 +182,8 @@ cdef class Program:
         cdef Py_buffer bx, by, ba
         if n == 0:
             return
+        if team_threads <= 0:
+            team_threads = max_threads
         # the buffer protocol: the data pointers for a fraction of what ndarray.ctypes costs
         PyObject_GetBuffer(x, &bx, PyBUF_SIMPLE)
         try:
@@ -192,12 +195,12 @@ cdef class Program:
                         with nogil:
                             err = cnn_plan_run_f32(self.ops, self.nops, n, chunk, <const void *>bx.buf, x_row,
                                                    <float *>by.buf, y_row, <float *>ba.buf, a_row, nt,
-                                                   max_threads, work)
+                                                   team_threads, work)
                     else:
                         with nogil:
                             err = cnn_plan_run_f64(self.ops, self.nops, n, chunk, <const void *>bx.buf,
                                                    x_row, <double *>by.buf, y_row, <double *>ba.buf, a_row, nt,
-                                                   max_threads, work)
+                                                   team_threads, work)
                 finally:
                     PyBuffer_Release(&ba)
             finally:
