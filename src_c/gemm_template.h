@@ -53,13 +53,19 @@ static inline __attribute__((always_inline)) void G(pack_w)(const int W, ptrdiff
                                                             const T *x, ptrdiff_t ls, ptrdiff_t ps, T *dst)
 {
     const ptrdiff_t full = ls == 1 ? extent / W * W : 0;
-    /* The lines' elements adjacent (B row-major, A column-major): step p of every full panel in turn, so
-     * the source is read in order, one long contiguous run per p (read panel by panel it would be kc
-     * streams of W values, too many for the hardware prefetcher). */
-    for (ptrdiff_t p = 0; p < kc; ++p)
+    /* The lines' elements adjacent (B row-major, A column-major): CNN_GEMM_PACK_STEPS steps p at a time,
+     * each panel's W values of those steps in turn, so the source is read as that many contiguous runs
+     * side by side (read panel by panel it would be kc streams of W values, too many for the hardware
+     * prefetcher; one run at a time, a run of B far larger than the caches streams from memory with one
+     * stream in flight: an im2col product's B, (64 x 288) @ (288 x 50176), spent ~30% of its time packing
+     * B, and 8 runs side by side made the product 17% faster in float32 and float64 on a Zen 4 core). */
+    for (ptrdiff_t p = 0; p < kc; p += CNN_GEMM_PACK_STEPS) {
+        const ptrdiff_t pend = kc - p < CNN_GEMM_PACK_STEPS ? kc : p + CNN_GEMM_PACK_STEPS;
         for (ptrdiff_t i0 = 0; i0 < full; i0 += W)
-            for (int i = 0; i < W; ++i)
-                dst[i0 * kc + p * W + i] = x[p * ps + i0 + i];
+            for (ptrdiff_t q = p; q < pend; ++q)
+                for (int i = 0; i < W; ++i)
+                    dst[i0 * kc + q * W + i] = x[q * ps + i0 + i];
+    }
     dst += full * kc;
     for (ptrdiff_t i0 = full; i0 < extent; i0 += W) {
         const ptrdiff_t w = extent - i0 < W ? extent - i0 : W;
