@@ -25,9 +25,8 @@ runs: traced per thread (omp_get_wtime and sched_getcpu in gemm_static), 128^3 o
 with the threads on two CPUs and 95-105 us when another process held one CPU and the scheduler started both
 threads on the other (they then ran one after the other, 24 us each, with a time slice between), against 41
 us on one thread; that was the unexplained 95-123 us of the previous stop. cnn_core now runs the next 64
-small products on one thread after a team that started on one CPU while other work held the cores
-(src_c/gemm.c, "teams that share one core"), so the 2-thread rows of small products are at worst about the
-1-thread time on a busy machine; on a quiet one a team that lands on one CPU now and then is no reason to.
+small products on one thread after a team that started on one CPU (src_c/gemm.c, "teams that share one
+core"), so the 2-thread rows of small products are at worst about the 1-thread time on a busy machine.
 OpenBLAS keeps its threads spinning for ~0.07 s after a call, which wins back to back on a quiet machine
 and loses on a busy one. The header prints the load average and the runnable tasks at the start, since a
 2-thread row means little when other processes hold a core.

@@ -13,6 +13,3 @@ cdef extern from "threads.h" nogil:
 # threads.h's small-job pool: job(arg, t) for t = 0..nt-1 (0 on the caller); -1 when it cannot take the
 # job (the caller then runs it its own way). The GEMM receives it as a pointer at import.
 cdef int pool_run(cnn_pool_job job, void *arg, int nt) noexcept nogil
-# threads.h's cnn_pool_cores_shared: 1 when a team of `team` threads would compete for this process's
-# cores (more tasks running than its cores, or fewer cores than the team). The GEMM receives it at import.
-cdef int cores_shared(int team) noexcept nogil

@@ -34,8 +34,6 @@ cdef extern from "threads.h" nogil:
     int cnn_pool_run(cnn_pool_job job, void *arg, int nt)
     void cnn_pool_stats(long out[2])
     void cnn_pool_set_spin_us(int us)
-    int cnn_pool_cores_shared(int team)
-    void cnn_pool_force_alone(int mode)
 
 cdef extern from "cpu.h" nogil:
     int CNN_SIMD_NLEVELS
@@ -68,22 +66,6 @@ def _pool_set_spin_us(int us) -> None:
     """How long an idle pool worker spins for the next job while the process is alone on its cores, in
     microseconds (-1: the default, CNN_POOL_SPIN_US of src_c/thresholds.h); for tests and benchmarks."""
     cnn_pool_set_spin_us(us)
-
-
-cdef int cores_shared(int team) noexcept nogil:
-    return cnn_pool_cores_shared(team)
-
-
-def _cores_shared(int team) -> bool:
-    """Whether a team of `team` threads would share this process's cores with other work (the pool's
-    look at /proc/loadavg and the affinity mask, src_c/threads.h); for tests."""
-    return bool(cnn_pool_cores_shared(team))
-
-
-def _pool_force_alone(int mode) -> None:
-    """Make the pool's "alone on its cores" look say `mode` (1 alone, 0 not), or read the machine again
-    (-1, the default); for tests."""
-    cnn_pool_force_alone(mode)
 
 
 cdef int simd_level() noexcept nogil:

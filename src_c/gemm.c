@@ -216,29 +216,10 @@ static int cnn_gemm_team(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
  * one CPU took 104 us (thread 1 ran 28-52 us, thread 0 78-102 us) against 41 us on one thread, and MLP
  * fc1's 64x100x784 201 us on one CPU against 102 us on two and ~100 us on one thread. So every small
  * parallel product (gemm_static and the unpacked path) notes the CPU each thread starts on; when all
- * started on one and the cores are shared (threads.h's cnn_pool_cores_shared: more tasks running than the
- * process's cores, or fewer cores in its affinity mask than the team), the next
- * CNN_GEMM_SHARED_CORE_BACKOFF small products run on the calling thread, then a team is tried again; the
- * back-off ends sooner once the cores are no longer shared. On a quiet machine a team can still start on
- * one CPU now and then (a thread woken beside a library's spinning worker): without the load check that
- * one product serialized the next 64 (bench_gemm's 2-thread 128^3 at one thread's 42 us instead of 25).
- * Results never depend on the thread count: only the time changes. Linux only (sched_getcpu); elsewhere
- * every team counts as spread. */
+ * started on one, the next CNN_GEMM_SHARED_CORE_BACKOFF small products run on the calling thread, then a
+ * team is tried again. Results never depend on the thread count: only the time changes. Linux only
+ * (sched_getcpu); elsewhere every team counts as spread. */
 static atomic_int cnn_gemm_backoff = 0;
-
-/* Until the _gemm module installs the pool's check: every team on one CPU counts as sharing a core. */
-static int cnn_gemm_always_shared(int team)
-{
-    (void)team;
-    return 1;
-}
-
-static cnn_cores_shared_fn cnn_gemm_cores_shared = cnn_gemm_always_shared;
-
-void cnn_gemm_set_cores_shared(cnn_cores_shared_fn fn)
-{
-    cnn_gemm_cores_shared = fn != NULL ? fn : cnn_gemm_always_shared;
-}
 
 static int cnn_gemm_cpu(void)
 {
@@ -249,27 +230,22 @@ static int cnn_gemm_cpu(void)
 #endif
 }
 
-void cnn_gemm_note_cpus(const int *cpus, int nt)
+/* After a small product's team: back off when every thread (cpus[0..nt)) started on one CPU. */
+static void cnn_gemm_note_cpus(const int *cpus, int nt)
 {
     for (int t = 0; t < nt; ++t)
         if (cpus[t] < 0 || cpus[t] != cpus[0])
             return;
-    if (cnn_gemm_cores_shared(nt))
-        atomic_store_explicit(&cnn_gemm_backoff, CNN_GEMM_SHARED_CORE_BACKOFF, memory_order_relaxed);
+    atomic_store_explicit(&cnn_gemm_backoff, CNN_GEMM_SHARED_CORE_BACKOFF, memory_order_relaxed);
 }
 
-/* The team for a small product: nt, or 1 while backing off after a team that shared one core and the
- * cores stay shared. A path forced for the tests (set_partition, set_unpacked) keeps its team, so that
- * they exercise it. */
+/* The team for a small product: nt, or 1 while backing off after a team that shared one core. A path
+ * forced for the tests (set_partition, set_unpacked) keeps its team, so that they exercise it. */
 static int cnn_gemm_small_team(int nt)
 {
     if (nt <= 1 || cnn_gemm_partition_mode >= 0 || cnn_gemm_sup_mode >= 0
             || atomic_load_explicit(&cnn_gemm_backoff, memory_order_relaxed) <= 0)
         return nt;
-    if (!cnn_gemm_cores_shared(nt)) {
-        atomic_store_explicit(&cnn_gemm_backoff, 0, memory_order_relaxed);
-        return nt;
-    }
     atomic_fetch_sub_explicit(&cnn_gemm_backoff, 1, memory_order_relaxed);
     return 1;
 }

@@ -27,10 +27,6 @@ int cnn_gemm_init(cnn_team_size_fn team_size, cnn_simd_level_fn simd_level);
 /* The small products' (static partition, unpacked path) team: threads.h's pool (the _gemm module installs
  * cnn_core._config's at import); without one they run on OpenMP teams. */
 void cnn_gemm_set_pool(cnn_pool_run_fn pool);
-/* Whether a small product's team that started on one CPU shares its cores with other work, so that the
- * next small products run on one thread (gemm.c, "teams that share one core"): threads.h's
- * cnn_pool_cores_shared, installed by the _gemm module at import; NULL or until then: always. */
-void cnn_gemm_set_cores_shared(cnn_cores_shared_fn fn);
 
 int cnn_sgemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
               float alpha, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
@@ -69,10 +65,6 @@ void cnn_gemm_set_partition(int mode);
  * (gemm.c, "teams that share one core"), and its reset to 0. */
 int cnn_gemm_backoff_left(void);
 void cnn_gemm_reset_backoff(void);
-/* After a small product's team of nt threads, which started on CPUs cpus[0..nt): back off when all are
- * one CPU (-1: unknown) and the cores are shared. The drivers call it; the tests too, to simulate a team
- * on one CPU. */
-void cnn_gemm_note_cpus(const int *cpus, int nt);
 
 /* The blocking of the level in use for float (dtype 0) or double (1): mr, nr, mc, kc, nc in out[0..4]. */
 void cnn_gemm_blocking(int dtype, int out[5]);

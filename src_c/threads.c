@@ -141,9 +141,7 @@ static struct {
     atomic_int spin_us;
     atomic_llong alone_checked;      /* when `alone` was last read (CLOCK_MONOTONIC ns), 0: never */
     atomic_int alone;
-    atomic_int ncpus;                /* the affinity mask's CPUs at that read (0: unreadable) */
-    atomic_int alone_forced;         /* -1: read the machine; 0 or 1: what `alone` says (tests) */
-} cnn_pool = {.busy = ATOMIC_FLAG_INIT, .spin_us = CNN_POOL_SPIN_US, .alone_forced = -1};
+} cnn_pool = {.busy = ATOMIC_FLAG_INIT, .spin_us = CNN_POOL_SPIN_US};
 
 static long long cnn_pool_now(void)
 {
@@ -169,53 +167,27 @@ static void cnn_futex_wake(void *addr)
     syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
-/* Re-read what cnn_pool_alone and cnn_pool_cores_shared report, if the last read is older than
- * CNN_POOL_BUSY_CHECK_NS: whether the running tasks (the 4th field of /proc/loadavg, "running/total") are
- * at most the cores this process may use, and how many those are (its affinity mask). */
-static void cnn_pool_look(long long now)
+/* 1 while no task waits for a core: running tasks (the 4th field of /proc/loadavg, "running/total")
+ * at most the cores this process may use. Re-read at most every CNN_POOL_BUSY_CHECK_NS; 0 if unreadable. */
+static int cnn_pool_alone(long long now)
 {
     const long long last = atomic_load_explicit(&cnn_pool.alone_checked, memory_order_relaxed);
     if (last != 0 && now - last < CNN_POOL_BUSY_CHECK_NS)
-        return;
+        return atomic_load_explicit(&cnn_pool.alone, memory_order_relaxed);
     atomic_store_explicit(&cnn_pool.alone_checked, now, memory_order_relaxed);
-    int alone = 0, ncpus = 0;
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0)
-        ncpus = CPU_COUNT(&set);
+    int alone = 0;
     FILE *f = fopen("/proc/loadavg", "r");
     if (f != NULL) {
         double l1, l5, l15;
         int running, total;
-        if (fscanf(f, "%lf %lf %lf %d/%d", &l1, &l5, &l15, &running, &total) == 5 && ncpus > 0)
-            alone = running <= ncpus;
+        cpu_set_t set;
+        if (fscanf(f, "%lf %lf %lf %d/%d", &l1, &l5, &l15, &running, &total) == 5
+                && sched_getaffinity(0, sizeof set, &set) == 0)
+            alone = running <= CPU_COUNT(&set);
         fclose(f);
     }
-    atomic_store_explicit(&cnn_pool.ncpus, ncpus, memory_order_relaxed);
     atomic_store_explicit(&cnn_pool.alone, alone, memory_order_relaxed);
-}
-
-/* 1 while no task waits for a core (cnn_pool_look's last read, or what a test forced); 0 if unreadable. */
-static int cnn_pool_alone(long long now)
-{
-    const int forced = atomic_load_explicit(&cnn_pool.alone_forced, memory_order_relaxed);
-    if (forced >= 0)
-        return forced;
-    cnn_pool_look(now);
-    return atomic_load_explicit(&cnn_pool.alone, memory_order_relaxed);
-}
-
-int cnn_pool_cores_shared(int team)
-{
-    const long long now = cnn_pool_now();
-    cnn_pool_look(now);   /* the mask's size even when `alone` is forced */
-    const int ncpus = atomic_load_explicit(&cnn_pool.ncpus, memory_order_relaxed);
-    return (ncpus > 0 && ncpus < team) || !cnn_pool_alone(now);
-}
-
-void cnn_pool_force_alone(int mode)
-{
-    atomic_store(&cnn_pool.alone_forced, mode < 0 ? -1 : mode > 0);
-    atomic_store(&cnn_pool.alone_checked, 0);   /* the next look reads the machine afresh */
+    return alone;
 }
 
 /* Wait until the job word differs from `seen`; returns the new word. */
@@ -377,16 +349,5 @@ void cnn_pool_stats(long out[2])
 void cnn_pool_set_spin_us(int us)
 {
     (void)us;
-}
-
-int cnn_pool_cores_shared(int team)
-{
-    (void)team;
-    return 1;
-}
-
-void cnn_pool_force_alone(int mode)
-{
-    (void)mode;
 }
 #endif

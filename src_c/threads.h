@@ -70,15 +70,6 @@ int cnn_pool_run(cnn_pool_job job, void *arg, int nt);
  * machine was busy (out[0], out[1]); the spin window in microseconds can be set (-1 restores the default). */
 void cnn_pool_stats(long out[2]);
 void cnn_pool_set_spin_us(int us);
-/* 1 when a team of `team` threads would compete for this process's cores: its affinity mask holds fewer
- * CPUs than that, or more tasks are running than it holds (the pool's look at /proc/loadavg, at most
- * CNN_POOL_BUSY_CHECK_NS old); 0 while the process is alone on enough cores. Without the pool (no OpenMP
- * build, not Linux): 1, nothing known. The GEMM receives it as a pointer (cnn_gemm_set_cores_shared). */
-typedef int (*cnn_cores_shared_fn)(int team);
-int cnn_pool_cores_shared(int team);
-/* For the tests: -1 reads the machine (default); 1 or 0 makes the pool's "alone" look say that (the
- * affinity mask is still read). */
-void cnn_pool_force_alone(int mode);
 
 #ifdef __cplusplus
 }

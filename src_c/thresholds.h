@@ -15,8 +15,8 @@
 #define CNN_GEMM_STATIC_MAX_WORK (1 << 25)
 
 /* GEMM: small products (the static and unpacked paths) run on one thread after a team whose threads all
- * started on one CPU while other work held the cores: that many (fewer if the cores free up first), then a
- * team is tried again (gemm.c, "teams that share one core"). An MLP step makes 3-5 such products. */
+ * started on one CPU (other processes held the rest): that many, then a team is tried again
+ * (gemm.c, "teams that share one core"). An MLP step makes 3-5 such products. */
 #define CNN_GEMM_SHARED_CORE_BACKOFF 64
 
 /* The small-job pool (threads.c): how long an idle worker spins for the next job, in microseconds, while

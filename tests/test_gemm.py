@@ -427,10 +427,8 @@ SHARED_CORE = """
 import os, sys
 import numpy as np
 import cnn_core
-from cnn_core import _config
 from cnn_core.kernels import _gemm, gemm
 os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # every thread the team starts lands on one CPU
-_config._pool_force_alone(FORCE_ALONE)
 cnn_core.set_num_threads(2)
 rng = np.random.default_rng(0)
 a, b = rng.standard_normal((64, 784)).astype(np.float32), rng.standard_normal((784, 100)).astype(np.float32)
@@ -456,69 +454,13 @@ print(*out)
 
 @pytest.mark.skipif(not (cnn_core.openmp_enabled() and hasattr(__import__("os"), "sched_setaffinity")),
                     reason="needs OpenMP and os.sched_setaffinity (Linux)")
-@pytest.mark.parametrize("force_alone", [-1, 1])   # the machine's real load; told the process is alone
-def test_team_on_one_cpu_backs_off_to_one_thread(tmp_path, force_alone):
+def test_team_on_one_cpu_backs_off_to_one_thread(tmp_path):
     # A small product whose team threads all start on one CPU sets the back-off (thresholds.h's
     # CNN_GEMM_SHARED_CORE_BACKOFF = 64 small products on one thread); each small product then uses one
-    # count; large products and forced paths leave it alone. In a fresh process pinned to one CPU: fewer
-    # cores than the team is sharing them whatever the load, so it backs off even when the pool's look at
-    # the load is forced to say "alone".
+    # count; large products and forced paths leave it alone. In a fresh process pinned to one CPU.
     import subprocess
     import sys
-    proc = subprocess.run([sys.executable, "-c", SHARED_CORE.replace("FORCE_ALONE", str(force_alone))],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", SHARED_CORE], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["0", "64", "63", "63", "64", "0"]
-
-
-@pytest.fixture
-def load_look():
-    """Two threads, no back-off; afterwards the pool's look at the load reads the machine again."""
-    from cnn_core import _config
-    before = cnn_core.get_num_threads()
-    cnn_core.set_num_threads(2)
-    _gemm.reset_backoff()
-    yield _config
-    _config._pool_force_alone(-1)
-    _gemm.reset_backoff()
-    cnn_core.set_num_threads(before)
-
-
-@pytest.mark.skipif(not (cnn_core.openmp_enabled() and __import__("sys").platform.startswith("linux")),
-                    reason="the load check is the small-job pool's (OpenMP builds on Linux)")
-@pytest.mark.skipif(len(getattr(__import__("os"), "sched_getaffinity", lambda _: ())(0)) < 2,
-                    reason="needs at least 2 CPUs in the affinity mask")
-def test_backoff_engages_only_while_the_cores_are_shared(load_look):
-    # A team seen on one CPU backs off only when the pool says other work runs (not "alone"): on a quiet
-    # machine one such team (a thread woken beside another library's spinning worker) must not put the
-    # next 64 products on one thread. The back-off also ends at the next small product once the process
-    # is alone again. Team CPUs are reported through the drivers' own hook.
-    config = load_look
-    rng = np.random.default_rng(0)
-    a, b = make(rng, (64, 784), np.float32), make(rng, (784, 100), np.float32)   # a static 2-thread product
-    cnn_core.set_num_threads(1)
-    expected = gemm(a, b)
-    cnn_core.set_num_threads(2)
-
-    config._pool_force_alone(1)
-    assert not config._cores_shared(2)
-    _gemm._note_team_cpus([3, 3])          # both threads on CPU 3, the process alone: no back-off
-    assert _gemm.backoff_left() == 0
-
-    config._pool_force_alone(0)
-    assert config._cores_shared(2)
-    _gemm._note_team_cpus([0, 1])          # spread: nothing to do
-    _gemm._note_team_cpus([-1, -1])        # CPUs unknown: nothing to do
-    assert _gemm.backoff_left() == 0
-    _gemm._note_team_cpus([3, 3])          # on one CPU while others run: back off
-    assert _gemm.backoff_left() == 64
-    jobs = config._pool_stats()[0]
-    for left in (63, 62):                  # small products on the calling thread alone, the same result
-        np.testing.assert_array_equal(gemm(a, b), expected)
-        assert _gemm.backoff_left() == left
-    assert config._pool_stats()[0] == jobs
-
-    config._pool_force_alone(1)            # the load went away: the next small product has its team
-    np.testing.assert_array_equal(gemm(a, b), expected)
-    assert _gemm.backoff_left() == 0
-    assert config._pool_stats()[0] == jobs + 1

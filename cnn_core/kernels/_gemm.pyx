@@ -7,7 +7,7 @@ from cpython.buffer cimport PyBUF_FORMAT, PyBUF_STRIDES, PyBuffer_Release, PyObj
 from cnn_core.kernels._buffer cimport float_kind
 from libc.stddef cimport ptrdiff_t
 
-from cnn_core._config cimport cnn_pool_job, cores_shared, pool_run, simd_level, team_size
+from cnn_core._config cimport cnn_pool_job, pool_run, simd_level, team_size
 
 
 cdef extern from "gemm.h" nogil:
@@ -16,9 +16,6 @@ cdef extern from "gemm.h" nogil:
     int cnn_gemm_init(cnn_team_size_fn team_size, cnn_simd_level_fn simd_level)
     ctypedef int (*cnn_pool_run_fn)(cnn_pool_job job, void *arg, int nt) noexcept nogil
     void cnn_gemm_set_pool(cnn_pool_run_fn pool)
-    ctypedef int (*cnn_cores_shared_fn)(int team) noexcept nogil
-    void cnn_gemm_set_cores_shared(cnn_cores_shared_fn fn)
-    void cnn_gemm_note_cpus(const int *cpus, int nt)
     int cnn_sgemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                   float alpha, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
                   float beta, float *c, ptrdiff_t ldc)
@@ -48,7 +45,6 @@ cdef extern from "gemm.h" nogil:
 if cnn_gemm_init(team_size, simd_level) != 0:
     raise ImportError("cnn_core.kernels._gemm: could not create the thread-local key of the packing buffers")
 cnn_gemm_set_pool(pool_run)
-cnn_gemm_set_cores_shared(cores_shared)
 
 
 def set_pool(bint on) -> None:
@@ -229,18 +225,6 @@ def backoff_left() -> int:
 def reset_backoff() -> None:
     """End the one-thread back-off now (tests)."""
     cnn_gemm_reset_backoff()
-
-
-def _note_team_cpus(cpus) -> None:
-    """Report a small product's team as having started on CPUs `cpus` (one per thread), as the drivers do
-    after each team: all on one CPU sets the back-off if the cores are shared. For the tests."""
-    cdef int ids[256]
-    cdef int nt = len(cpus)
-    if not 1 <= nt <= 256:
-        raise ValueError(f"cpus: expected 1 to 256 CPU ids, got {nt}")
-    for t in range(nt):
-        ids[t] = cpus[t]
-    cnn_gemm_note_cpus(ids, nt)
 
 
 def blocking(dtype) -> dict:
