@@ -32,8 +32,9 @@ cdef extern from "threads.h" nogil:
     int cnn_threads_forked_serial()
     int cnn_threads_team(ptrdiff_t work)
     int cnn_pool_run(cnn_pool_job job, void *arg, int nt)
-    void cnn_pool_stats(long out[2])
+    void cnn_pool_stats(long out[3])
     void cnn_pool_set_spin_us(int us)
+    void cnn_threads_leave_cpu(int leader_cpu)
 
 cdef extern from "cpu.h" nogil:
     int CNN_SIMD_NLEVELS
@@ -55,11 +56,16 @@ cdef int pool_run(cnn_pool_job job, void *arg, int nt) noexcept nogil:
     return cnn_pool_run(job, arg, nt)
 
 
+cdef void leave_cpu(int leader_cpu) noexcept nogil:
+    cnn_threads_leave_cpu(leader_cpu)
+
+
 def _pool_stats() -> tuple:
-    """(jobs the small-job pool ran, idle waits it slept through at once on a busy machine); for tests."""
-    cdef long out[2]
+    """(jobs the small-job pool ran, idle waits it slept through at once on a busy machine, team members
+    that moved off their leader's CPU); for tests."""
+    cdef long out[3]
     cnn_pool_stats(out)
-    return out[0], out[1]
+    return out[0], out[1], out[2]
 
 
 def _pool_set_spin_us(int us) -> None:

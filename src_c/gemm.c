@@ -14,6 +14,9 @@
 #if defined(__linux__)
 #include <sched.h>
 #endif
+#if CNN_CORE_OPENMP
+#include <omp.h>
+#endif
 
 #if defined(_WIN32)
 #include <windows.h>
@@ -153,17 +156,46 @@ void cnn_gemm_set_pool(cnn_pool_run_fn pool)
     cnn_gemm_pool = pool;
 }
 
+/* OpenMP teams' members move off the CPU of the thread that started the team when the scheduler woke
+ * them there on an otherwise idle machine (threads.c, cnn_threads_leave_cpu, says when and why); the pool
+ * does the same for its own workers. Installed by cnn_gemm_set_leave_cpu. */
+static cnn_leave_cpu_fn cnn_gemm_leave_cpu = NULL;
+
+void cnn_gemm_set_leave_cpu(cnn_leave_cpu_fn leave_cpu)
+{
+    cnn_gemm_leave_cpu = leave_cpu;
+}
+
+static int cnn_gemm_cpu(void)
+{
+#if defined(__linux__)
+    return sched_getcpu();
+#else
+    return -1;
+#endif
+}
+
+/* At the start of member t's share of a team started from leader_cpu. */
+static void cnn_gemm_spread(int t, int leader_cpu)
+{
+    if (t > 0 && cnn_gemm_leave_cpu != NULL)
+        cnn_gemm_leave_cpu(leader_cpu);
+}
+
 /* Run job(arg, t) for t = 0..nt-1: on the pool when there is one and it takes the job, else on an OpenMP
  * team (or serially in a build without OpenMP). The shares never depend on which runs them. */
 static void cnn_gemm_run_team(cnn_pool_job job, void *arg, int nt)
 {
     if (nt > 1 && cnn_gemm_pool != NULL && cnn_gemm_pool(job, arg, nt) == 0)
         return;
+    const int leader = cnn_gemm_cpu();
 #if CNN_CORE_OPENMP
     #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
 #endif
-    for (int t = 0; t < nt; ++t)
+    for (int t = 0; t < nt; ++t) {
+        cnn_gemm_spread(t, leader);
         job(arg, t);
+    }
 }
 
 int cnn_gemm_init(cnn_team_size_fn team_size, cnn_simd_level_fn simd_level)
@@ -217,18 +249,10 @@ static int cnn_gemm_team(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
  * fc1's 64x100x784 201 us on one CPU against 102 us on two and ~100 us on one thread. So every small
  * parallel product (gemm_static and the unpacked path) notes the CPU each thread starts on; when all
  * started on one, the next CNN_GEMM_SHARED_CORE_BACKOFF small products run on the calling thread, then a
- * team is tried again. Results never depend on the thread count: only the time changes. Linux only
+ * team is tried again. (On an otherwise idle machine a member woken on its caller's CPU moves off it before
+ * its share starts, cnn_gemm_spread, and notes the CPU it moved to: the back-off is for busy machines.) Results never depend on the thread count: only the time changes. Linux only
  * (sched_getcpu); elsewhere every team counts as spread. */
 static atomic_int cnn_gemm_backoff = 0;
-
-static int cnn_gemm_cpu(void)
-{
-#if defined(__linux__)
-    return sched_getcpu();
-#else
-    return -1;
-#endif
-}
 
 /* After a small product's team: back off when every thread (cpus[0..nt)) started on one CPU. */
 static void cnn_gemm_note_cpus(const int *cpus, int nt)

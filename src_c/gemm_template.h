@@ -223,43 +223,47 @@ static int G(gemm_parallel)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, i
         return -1;
     T *const pa = (T *)va, *const pb = (T *)vb;
 
+    const int leader = cnn_gemm_cpu();
     #pragma omp parallel num_threads(nt)
-    for (ptrdiff_t jc = 0; jc < n; jc += nb) {
-        const ptrdiff_t nc = n - jc < nb ? n - jc : nb;
-        const ptrdiff_t npanels_b = (nc + NR - 1) / NR;
-        for (ptrdiff_t pc = 0; pc < k; pc += kb) {
-            const ptrdiff_t kc = k - pc < kb ? k - pc : kb;
-            const T beta_pc = pc == 0 ? beta : (T)1;
-            for (ptrdiff_t ig = 0; ig < m; ig += mg) {
-                const ptrdiff_t mgc = m - ig < mg ? m - ig : mg;
-                const ptrdiff_t npanels_a = (mgc + MR - 1) / MR;
-                /* The group's A panels, after B's panels for the first group: one barrier for both. */
-                const ptrdiff_t first_a = ig == 0 ? npanels_b : 0;
-                #pragma omp for schedule(static)
-                for (ptrdiff_t q = 0; q < first_a + npanels_a; ++q) {
-                    if (q < first_a) {
-                        const ptrdiff_t j = q * NR;
-                        G(pack_b)(bs, kc, nc - j < NR ? nc - j : NR, b + pc * rsb + (jc + j) * csb, rsb, csb,
-                                  pb + j * kc);
-                    } else {
-                        const ptrdiff_t i = (q - first_a) * MR;
-                        G(pack_a)(bs, mgc - i < MR ? mgc - i : MR, kc, a + (ig + i) * rsa + pc * csa, rsa,
-                                  csa, pa + i * kc);
+    {
+        cnn_gemm_spread(omp_get_thread_num(), leader);
+        for (ptrdiff_t jc = 0; jc < n; jc += nb) {
+            const ptrdiff_t nc = n - jc < nb ? n - jc : nb;
+            const ptrdiff_t npanels_b = (nc + NR - 1) / NR;
+            for (ptrdiff_t pc = 0; pc < k; pc += kb) {
+                const ptrdiff_t kc = k - pc < kb ? k - pc : kb;
+                const T beta_pc = pc == 0 ? beta : (T)1;
+                for (ptrdiff_t ig = 0; ig < m; ig += mg) {
+                    const ptrdiff_t mgc = m - ig < mg ? m - ig : mg;
+                    const ptrdiff_t npanels_a = (mgc + MR - 1) / MR;
+                    /* The group's A panels, after B's panels for the first group: one barrier for both. */
+                    const ptrdiff_t first_a = ig == 0 ? npanels_b : 0;
+                    #pragma omp for schedule(static)
+                    for (ptrdiff_t q = 0; q < first_a + npanels_a; ++q) {
+                        if (q < first_a) {
+                            const ptrdiff_t j = q * NR;
+                            G(pack_b)(bs, kc, nc - j < NR ? nc - j : NR, b + pc * rsb + (jc + j) * csb, rsb, csb,
+                                      pb + j * kc);
+                        } else {
+                            const ptrdiff_t i = (q - first_a) * MR;
+                            G(pack_a)(bs, mgc - i < MR ? mgc - i : MR, kc, a + (ig + i) * rsa + pc * csa, rsa,
+                                      csa, pa + i * kc);
+                        }
                     }
-                }
-                /* Items: the group's row blocks times column chunks of whole NR panels, enough of them
-                 * (about 8 per thread) for the dynamic schedule to balance. */
-                const ptrdiff_t nblk = (mgc + mb - 1) / mb;
-                ptrdiff_t nchunk = (8 * (ptrdiff_t)nt + nblk - 1) / nblk;
-                if (nchunk > npanels_b)
-                    nchunk = npanels_b;
-                const ptrdiff_t cw = (npanels_b + nchunk - 1) / nchunk * NR;
-                nchunk = (nc + cw - 1) / cw;
-                #pragma omp for schedule(dynamic, 1)
-                for (ptrdiff_t item = 0; item < nblk * nchunk; ++item) {
-                    const ptrdiff_t i = (item / nchunk) * mb, j = (item % nchunk) * cw;
-                    G(macro_kernel)(cx, bs, mgc - i < mb ? mgc - i : mb, nc - j < cw ? nc - j : cw, kc,
-                                    alpha, pa + i * kc, pb + j * kc, beta_pc, c + (ig + i) * ldc + jc + j, ldc);
+                    /* Items: the group's row blocks times column chunks of whole NR panels, enough of them
+                     * (about 8 per thread) for the dynamic schedule to balance. */
+                    const ptrdiff_t nblk = (mgc + mb - 1) / mb;
+                    ptrdiff_t nchunk = (8 * (ptrdiff_t)nt + nblk - 1) / nblk;
+                    if (nchunk > npanels_b)
+                        nchunk = npanels_b;
+                    const ptrdiff_t cw = (npanels_b + nchunk - 1) / nchunk * NR;
+                    nchunk = (nc + cw - 1) / cw;
+                    #pragma omp for schedule(dynamic, 1)
+                    for (ptrdiff_t item = 0; item < nblk * nchunk; ++item) {
+                        const ptrdiff_t i = (item / nchunk) * mb, j = (item % nchunk) * cw;
+                        G(macro_kernel)(cx, bs, mgc - i < mb ? mgc - i : mb, nc - j < cw ? nc - j : cw, kc,
+                                        alpha, pa + i * kc, pb + j * kc, beta_pc, c + (ig + i) * ldc + jc + j, ldc);
+                    }
                 }
             }
         }

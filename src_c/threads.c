@@ -110,8 +110,12 @@ int cnn_threads_team(ptrdiff_t work)
  * then sleeps on a futex; when the process is not alone, or the spin was preempted (a gap of
  * CNN_POOL_PREEMPTED_NS between two looks at the clock: another thread wanted the core), it sleeps at once.
  * The caller, once its own share is done, waits for the others as plan.c's barrier does: CNN_POOL_PAUSES
- * pauses, up to CNN_POOL_YIELDS sched_yield()s, then a futex. So under load nothing spins for long, which
- * is what made the original 30x collapse (threads spinning for a partner the scheduler had not run). */
+ * pauses, up to CNN_POOL_YIELDS sched_yield()s (while the process is alone: yields for up to the spin
+ * window), then a futex. So under load nothing spins for long, which is what made the original 30x
+ * collapse (threads spinning for a partner the scheduler had not run). A caller woken from the futex is
+ * put on the CPU of the worker that woke it (see cnn_threads_leave_cpu), so on a quiet machine it keeps
+ * yielding instead: a worker that had to move CPUs first finishes later than the caller, and a caller
+ * asleep then would follow it to its new CPU, and the next job would start with both on one CPU again. */
 #if CNN_CORE_OPENMP && defined(__linux__)
 #include <errno.h>
 #include <limits.h>
@@ -141,6 +145,8 @@ static struct {
     atomic_int spin_us;
     atomic_llong alone_checked;      /* when `alone` was last read (CLOCK_MONOTONIC ns), 0: never */
     atomic_int alone;
+    int caller_cpu;                  /* the CPU the current job's caller started it on, -1: unknown */
+    atomic_long moves;               /* team members that left their leader's CPU (cnn_threads_leave_cpu) */
 } cnn_pool = {.busy = ATOMIC_FLAG_INIT, .spin_us = CNN_POOL_SPIN_US};
 
 static long long cnn_pool_now(void)
@@ -190,6 +196,36 @@ static int cnn_pool_alone(long long now)
     return alone;
 }
 
+/* A team member that starts on its leader's CPU: the scheduler puts a thread woken from a futex on the
+ * CPU of the thread that woke it once the cores have been busy for a while (Linux skips its search for an
+ * idle CPU when the last-level cache's recent use is high), and there both run one after the other while
+ * the other core idles. Traced on the 2-vCPU EPYC, 256^3 float32 on the pool's 2 threads, calls in blocks
+ * of 30 after a 0.2 s pause: 170 us while the worker ran on the other CPU, then from one block on 359 us
+ * (29 of 30 calls with both threads on one CPU, every block after), one thread's time being 315 us; the
+ * worker's spin, preempted by its own caller, went to sleep every time and was woken onto the caller's
+ * CPU again. So, while the process is alone on its cores, such a member moves itself to another CPU of its
+ * affinity mask (by narrowing the mask, which migrates it at once) and restores the mask: from there it
+ * spins undisturbed between jobs and stays. Under load it stays put (the GEMM's back-off handles that). */
+void cnn_threads_leave_cpu(int leader_cpu)
+{
+    if (leader_cpu < 0 || sched_getcpu() != leader_cpu || !cnn_pool_alone(cnn_pool_now()))
+        return;
+    cpu_set_t all, others;
+    if (sched_getaffinity(0, sizeof all, &all) != 0)
+        return;
+    others = all;
+    CPU_CLR(leader_cpu, &others);
+    if (CPU_COUNT(&others) == 0 || sched_setaffinity(0, sizeof others, &others) != 0)
+        return;
+    sched_setaffinity(0, sizeof all, &all);
+    atomic_fetch_add_explicit(&cnn_pool.moves, 1, memory_order_relaxed);
+}
+
+int cnn_threads_cpu(void)
+{
+    return sched_getcpu();
+}
+
 /* Wait until the job word differs from `seen`; returns the new word. */
 static unsigned cnn_pool_wait_job(unsigned seen)
 {
@@ -233,6 +269,7 @@ static void *cnn_pool_worker(void *p)
         seen = cnn_pool_wait_job(seen);
         if (t >= (int)(seen & ((1u << CNN_POOL_NT_BITS) - 1)))
             continue;
+        cnn_threads_leave_cpu(cnn_pool.caller_cpu);
         cnn_pool.job(cnn_pool.arg, t);
         /* seq_cst, against the caller's store of caller_sleeps then load of pending */
         if (atomic_fetch_sub(&cnn_pool.pending, 1) == 1 && atomic_load(&cnn_pool.caller_sleeps))
@@ -282,6 +319,7 @@ int cnn_pool_run(cnn_pool_job job, void *arg, int nt)
     }
     cnn_pool.job = job;
     cnn_pool.arg = arg;
+    cnn_pool.caller_cpu = sched_getcpu();
     atomic_store_explicit(&cnn_pool.pending, nt - 1, memory_order_relaxed);
     const unsigned word = atomic_load_explicit(&cnn_pool.word, memory_order_relaxed);
     /* seq_cst: the job is in place before the word changes, and against a worker going to sleep */
@@ -289,10 +327,16 @@ int cnn_pool_run(cnn_pool_job job, void *arg, int nt)
     if (atomic_load(&cnn_pool.sleepers) > 0)
         cnn_futex_wake(&cnn_pool.word);
     job(arg, 0);
+    long long yield_until = 0;       /* set at the first yield: while alone, yield up to the spin window */
     for (int i = 0; atomic_load_explicit(&cnn_pool.pending, memory_order_acquire) != 0; ++i) {
         if (i < CNN_POOL_PAUSES) {
             cnn_pool_pause();
-        } else if (i < CNN_POOL_PAUSES + CNN_POOL_YIELDS) {
+        } else if (i < CNN_POOL_PAUSES + CNN_POOL_YIELDS || cnn_pool_now() < yield_until) {
+            if (i == CNN_POOL_PAUSES) {
+                const long long now = cnn_pool_now();
+                if (cnn_pool_alone(now))
+                    yield_until = now + 1000LL * atomic_load_explicit(&cnn_pool.spin_us, memory_order_relaxed);
+            }
             sched_yield();
         } else {
             atomic_store(&cnn_pool.caller_sleeps, 1);
@@ -316,10 +360,11 @@ static void cnn_pool_atfork_child(void)
     atomic_store(&cnn_pool.caller_sleeps, 0);
 }
 
-void cnn_pool_stats(long out[2])
+void cnn_pool_stats(long out[3])
 {
     out[0] = atomic_load(&cnn_pool.jobs);
     out[1] = atomic_load(&cnn_pool.busy_sleeps);
+    out[2] = atomic_load(&cnn_pool.moves);
 }
 
 void cnn_pool_set_spin_us(int us)
@@ -341,9 +386,19 @@ int cnn_pool_run(cnn_pool_job job, void *arg, int nt)
     return -1;
 }
 
-void cnn_pool_stats(long out[2])
+void cnn_threads_leave_cpu(int leader_cpu)
 {
-    out[0] = out[1] = 0;
+    (void)leader_cpu;
+}
+
+int cnn_threads_cpu(void)
+{
+    return -1;
+}
+
+void cnn_pool_stats(long out[3])
+{
+    out[0] = out[1] = out[2] = 0;
 }
 
 void cnn_pool_set_spin_us(int us)

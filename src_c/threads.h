@@ -51,6 +51,13 @@ void cnn_threads_set(int n);
 int cnn_threads_forked_serial(void);
 int cnn_threads_team(ptrdiff_t work);
 
+/* The CPU the calling thread runs on (-1 where unknown), and, for a team member other than the leader
+ * (t > 0) at the start of its share: if it runs on leader_cpu while the process is alone on its cores,
+ * move to another CPU of its affinity mask (threads.c says why). Linux; elsewhere -1 and a no-op. */
+int cnn_threads_cpu(void);
+typedef void (*cnn_leave_cpu_fn)(int leader_cpu);
+void cnn_threads_leave_cpu(int leader_cpu);
+
 /* ---- the small-job pool (threads.c, "pool") ----
  * Persistent worker threads for short parallel jobs issued back to back with a little serial work in
  * between (the GEMM's small products: an MLP step's 30-100 us products ~100-300 us apart). An OpenMP
@@ -66,9 +73,10 @@ typedef void (*cnn_pool_job)(void *arg, int t);
  * way. Never nest: call it from outside any parallel region or pool job. */
 typedef int (*cnn_pool_run_fn)(cnn_pool_job job, void *arg, int nt);
 int cnn_pool_run(cnn_pool_job job, void *arg, int nt);
-/* Counters for the tests: jobs the pool ran, and idle waits that ended asleep without spinning because the
- * machine was busy (out[0], out[1]); the spin window in microseconds can be set (-1 restores the default). */
-void cnn_pool_stats(long out[2]);
+/* Counters for the tests: jobs the pool ran, idle waits that ended asleep without spinning because the
+ * machine was busy, and team members that left their leader's CPU (out[0..2]); the spin window in
+ * microseconds can be set (-1 restores the default). */
+void cnn_pool_stats(long out[3]);
 void cnn_pool_set_spin_us(int us);
 
 #ifdef __cplusplus

@@ -132,12 +132,12 @@ def test_busy_cores_make_idle_workers_sleep_at_once(tmp_path):
             a = rng.standard_normal((64, 784)).astype(np.float32)
             b = rng.standard_normal((784, 100)).astype(np.float32)
             cnn_core.set_num_threads(1); expected = gemm(a, b); cnn_core.set_num_threads(2)
-            jobs0, sleeps0 = _config._pool_stats()
+            jobs0, sleeps0, _ = _config._pool_stats()
             for _ in range(30):
                 _gemm.reset_backoff()
                 assert np.array_equal(gemm(a, b), expected)
                 time.sleep(0.003)   # past the pool's 2 ms between looks at the load
-            jobs, sleeps = _config._pool_stats()
+            jobs, sleeps, _ = _config._pool_stats()
             assert jobs - jobs0 == 30, (jobs, jobs0)
             assert sleeps - sleeps0 >= 25, (sleeps, sleeps0)
         finally:
@@ -176,4 +176,47 @@ def test_forked_child_after_pool_jobs_computes(tmp_path):
         out = []
         t = threading.Thread(target=lambda: out.append(child_result())); t.start(); t.join()
         assert out == [b"1"]
+        """, tmp_path)
+
+
+@needs_pool
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs os.sched_setaffinity and two CPUs")
+@pytest.mark.parametrize("pool", [True, False])   # the pool's worker; an OpenMP team's (kept spinning)
+def test_team_member_started_on_its_leaders_cpu_moves_off_it(tmp_path, pool):
+    """A team member is put on the calling thread's CPU (both pinned there, then the member's mask
+    restored): while the process is alone on its cores, its next share starts with a move to another CPU
+    (counted) instead of sharing one core with the caller, and the results stay exact."""
+    with open("/proc/loadavg") as f:
+        running = int(f.read().split()[3].split("/")[0])
+    if running > len(os.sched_getaffinity(0)):
+        pytest.skip(f"{running} tasks running: the process is not alone on its cores, so members stay put")
+    _run(f"""
+        import os, threading
+        os.environ["OMP_WAIT_POLICY"] = "active"       # OpenMP's workers spin where they are, as the pool's do
+        import numpy as np, cnn_core
+        from cnn_core import _config
+        from cnn_core.kernels import _gemm, gemm
+        _gemm.set_pool({pool})
+        rng = np.random.default_rng(0)
+        a = rng.standard_normal((64, 784)).astype(np.float32)
+        b = rng.standard_normal((784, 100)).astype(np.float32)
+        cnn_core.set_num_threads(1); expected = gemm(a, b); cnn_core.set_num_threads(2)
+        _gemm.reset_backoff(); gemm(a, b)            # starts the team's other thread
+        full = os.sched_getaffinity(0)
+        cpu = sorted(full)[0]
+        main = threading.get_native_id()
+        others = [int(t) for t in os.listdir("/proc/self/task") if int(t) != main]
+        moves0 = _config._pool_stats()[2]
+        for attempt in range(50):
+            for tid in others:
+                os.sched_setaffinity(tid, {{cpu}})      # migrates the other threads onto `cpu` now
+            os.sched_setaffinity(0, {{cpu}})
+            for tid in others:
+                os.sched_setaffinity(tid, full)
+            _gemm.reset_backoff()
+            assert np.array_equal(gemm(a, b), expected)
+            if _config._pool_stats()[2] > moves0:
+                break
+        assert _config._pool_stats()[2] > moves0, "the team member never left its leader's CPU"
         """, tmp_path)
