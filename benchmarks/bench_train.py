@@ -16,11 +16,7 @@ NaN/inf (~9 ms for Fashion-MNIST): fit screens each shuffled batch as the prefet
 fit's own work: the model, loss and optimizer that fit drives are timed from inside (forward, loss, loss
 backward, model backward, optimizer step, zero_grad); the rest of each fit call is fit's own work
 (validation of the arguments, shuffling, batch gathering, finiteness checks, scoring, snapshots), printed as
-a fraction of the call. Issue 10's target: under 3%. How they are timed (StepClock): each of the three
-objects gets a subclass of its own class whose timed methods read time.perf_counter_ns on entry and exit, so
-that what lies outside the clock is one Python call level and one addition per call (~0.1 us, 6 calls a
-step); the instance wrappers used before cost 0.3-0.4 us each outside their window, ~2 ms of an MLP epoch
-that showed as fit's own work. The model gets its own class back before the inference timings.
+a fraction of the call. Issue 10's target: under 3%.
 
 Memory: for each model and library, a fresh process imports everything, loads the data, then trains one
 epoch (the same settings; --batches N: the first N batches); the figure is the peak resident memory during
@@ -82,56 +78,39 @@ def cnn_core_model(name: str):
 
 
 class StepClock:
-    """Time spent in the model's, the loss's and the optimizer's own calls during fit (the rest of a fit call
-    is fit's own work): `seconds` accumulates it. Each object's class is swapped for a subclass of it whose
-    timed methods read the clock on entry and exit and add the difference, so that `model(x)`, `loss(a, y)`
-    and `opt.step()` reach them through the usual method lookup, with one Python call level and one addition
-    outside the timed window per call (~0.1 us; the earlier instance wrappers, with try/finally, **kwargs and
-    a proxy object for the loss, cost 0.3-0.4 us each, 6 a step: ~2 ms of an MLP epoch counted as fit's own).
-    isinstance checks on the objects still hold."""
+    """Seconds spent in the model's, the loss's and the optimizer's own calls during fit (the rest of a fit
+    call is fit's own work). Installs timed wrappers on the instances; `seconds` accumulates."""
 
     def __init__(self):
-        self._ns = [0]
-
-    @property
-    def seconds(self) -> float:
-        return self._ns[0] * 1e-9
-
-    @seconds.setter
-    def seconds(self, value: float) -> None:
-        self._ns[0] = round(value * 1e9)
+        self.seconds = 0.0
 
     def timed(self, fn):
-        ns, clock = self._ns, time.perf_counter_ns
-
-        def call(*args):   # fit passes positional arguments only
-            t0 = clock()
-            out = fn(*args)
-            ns[0] += clock() - t0
-            return out
-        # nn.Module wraps a subclass's own backward to keep frozen gradients at zero: this one calls the
-        # model's backward, already wrapped, so it must not be wrapped again (that would run outside the clock)
-        call._keeps_frozen_at_zero = True
+        def call(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - t0
         return call
 
-    def wrap(self, obj, methods, timed=None):
-        """`obj`, its `methods` (looked up on its class) timed from now on (by `timed(fn, name)` when given)."""
-        cls = type(obj)
-        attrs = {name: self.timed(getattr(cls, name)) if timed is None else timed(getattr(cls, name), name)
-                 for name in methods}
-        object.__setattr__(obj, "__class__", type(cls.__name__, (cls,), dict(attrs, _clock_timed=cls)))
-        return obj
-
     def wrap_model(self, model):
-        return self.wrap(model, ("forward", "backward", "zero_grad"))
+        for name in ("forward", "backward", "zero_grad"):
+            object.__setattr__(model, name, self.timed(getattr(model, name)))  # instance attribute, not a module
+        return model
 
-    @staticmethod
-    def unwrap(obj):
-        """`obj` with its own class back (a compiled inference plan takes only the library's own layers)."""
-        cls = type(obj).__dict__.get("_clock_timed")
-        if cls is not None:
-            object.__setattr__(obj, "__class__", cls)
-        return obj
+    def wrap(self, obj, methods):
+        clock = self
+
+        class Timed:
+            def __getattr__(self, name):
+                return getattr(obj, name)
+
+        timed = Timed()
+        for name in methods:
+            setattr(timed, name, clock.timed(getattr(obj, name)))
+        if "__call__" in methods:
+            Timed.__call__ = lambda self, *a, **k: self.__dict__["__call__"](*a, **k)
+        return timed
 
 
 def cnn_core_trainer(name, X, y, Xt, yt, limit, seed):
@@ -257,14 +236,11 @@ def profile(name: str, data: str, limit: int | None, seed: int) -> None:
             object.__setattr__(layer, phase, timed(getattr(layer, phase), f"{phase} {i} {type(layer).__name__}"))
     object.__setattr__(model, "zero_grad", timed(model.zero_grad, "zero_grad"))
     clock = StepClock()
-    names = {"__call__": "loss forward", "backward": "loss backward", "step": "optimizer step"}
-
-    def timed_as(fn, name):
-        call = timed(fn, names[name])
-        call._keeps_frozen_at_zero = True
-        return call
-    loss = clock.wrap(nn.CrossEntropyLoss(), ("__call__", "backward"), timed_as)
-    opt = clock.wrap(optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM), ("step",), timed_as)
+    loss = clock.wrap(nn.CrossEntropyLoss(), ("__call__", "backward"))
+    loss.__dict__["__call__"] = timed(loss.__dict__["__call__"], "loss forward")
+    loss.backward = timed(loss.backward, "loss backward")
+    opt = clock.wrap(optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM), ("step",))
+    opt.step = timed(opt.step, "optimizer step")
     own = ("fit: next batch", "fit: gradients' NaN/inf scan", "fit: checks of X")
     batches_fn, finite_fn, inputs_fn = (data_module.DataLoader._batches, training._all_finite,
                                         training._as_inputs)
@@ -425,7 +401,6 @@ def main(argv=None) -> int:
             print(f"  {name:7s} torch        epochs: {', '.join(f'{t:.2f}' for t in theirs)} s; "
                   f"test acc {theirs_acc:.4f}", flush=True)
         rows.append((name, ours, ours_acc, theirs, theirs_acc))
-        StepClock.unwrap(ours_model)
         if name == "lenet5" and not args.no_predict:
             infer = inference(torch, ours_model, theirs_model if torch is not None else None, data[2],
                               rounds=max(3, args.epochs))
