@@ -528,3 +528,76 @@ def test_prefetch_thread_is_left_out_on_a_busy_machine(monkeypatch):
     X[517, 2] = np.nan
     with pytest.raises(data.NonFiniteRowError, match="in sample 517$"):
         list(DataLoader(X, y, 64, shuffle=True, seed=3)._batches((X, y), 0, reuse=True, check_rows=True))
+
+
+def test_batches_per_job_follows_the_byte_budget_and_its_caps(monkeypatch):
+    # How many consecutive batches one gather job copies (cnn_core.data._batches_per_job): JOB_BYTES of rows
+    # per job, at least 1, at most MAX_BATCHES_PER_JOB and at most the epoch's batches.
+    import cnn_core.data as data
+
+    assert data._batches_per_job(64, 784 * 4 + 8, 938) == data.JOB_BYTES // (64 * 3144) == 5   # MLP/LeNet-5 batch
+    assert data._batches_per_job(64, 3 * 224 * 224 * 4, 100) == 1       # a batch larger than the budget
+    assert data._batches_per_job(8, 4, 100) == data.MAX_BATCHES_PER_JOB  # tiny rows: the cap
+    assert data._batches_per_job(8, 4, 3) == 3                           # never more than the epoch has
+    assert data._batches_per_job(1, 0, 10) == data.MAX_BATCHES_PER_JOB   # rows of no bytes
+    monkeypatch.setattr(data, "JOB_BYTES", 1)
+    assert data._batches_per_job(64, 3144, 938) == 1
+
+
+@pytest.mark.parametrize("job_bytes", [1, 3 * 10 * 5 * 4 + 1, 1 << 20])
+@pytest.mark.parametrize("thread", [False, True])
+@pytest.mark.parametrize("n,batch,drop_last", [(103, 10, False), (103, 10, True), (40, 10, False), (7, 3, True)])
+def test_grouped_jobs_yield_the_plain_batches(monkeypatch, job_bytes, thread, n, batch, drop_last):
+    # Gather jobs of one batch (a budget of 1 byte), of a few (rows of 5 float32 and an int64 label are 28
+    # bytes: 601 bytes hold 2 batches of 10 rows, 7 of 3) or of up to 8: every batch holds the plain loop's
+    # rows in order (the last one short unless drop_last), and stays unchanged until the next one is drawn.
+    import cnn_core.data as data
+
+    monkeypatch.setattr(data, "JOB_BYTES", job_bytes)
+    monkeypatch.setattr(data, "PREFETCH_THREAD", thread)
+    rng = np.random.default_rng(n + batch)
+    X = rng.standard_normal((n, 5)).astype(np.float32)
+    y = np.arange(n, dtype=np.int64)
+    loader = DataLoader(X, y, batch, shuffle=True, drop_last=drop_last, seed=2)
+    plain = [tuple(a.copy() for a in b) for b in loader._batches((X, y), 1, reuse=False)]
+    got = 0
+    for k, (xb, yb) in enumerate(loader._batches((X, y), 1, reuse=True, check_rows=True)):
+        np.testing.assert_array_equal(xb, plain[k][0])
+        np.testing.assert_array_equal(yb, plain[k][1])
+        kept = xb.copy()
+        time.sleep(0.001)   # the next job may be gathered meanwhile: this batch must not change
+        np.testing.assert_array_equal(xb, kept)
+        got += 1
+    assert got == len(plain) == len(loader)
+
+
+@pytest.mark.parametrize("thread", [False, True])
+@pytest.mark.parametrize("position", [0, 13, 19, 20, 37, 99])
+def test_a_bad_row_in_a_grouped_job_is_raised_at_its_own_batch(monkeypatch, thread, position):
+    # A job of several batches is screened as a whole, but a NaN row must stop training only at the batch
+    # holding it: the batches of the job before it are still given (fit trains them), none after it.
+    import cnn_core.data as data
+
+    monkeypatch.setattr(data, "PREFETCH_THREAD", thread)
+    X = np.random.default_rng(4).standard_normal((100, 6))
+    loader = DataLoader(X, None, 10, shuffle=True, seed=3)
+    order = np.random.default_rng([3, 0]).permutation(100)
+    assert data._batches_per_job(10, 48, 10) == 8   # batches 0-7 in the first job, 8-9 in the second
+    X[order[position], 2] = np.nan
+    given = []
+    with pytest.raises(data.NonFiniteRowError, match=f"in sample {order[position]}$"):
+        for (xb,) in loader._batches((X,), 0, reuse=True, check_rows=True):
+            assert np.isfinite(xb).all()
+            given.append(xb.copy())
+    assert len(given) == position // 10
+
+
+def test_a_bad_row_dropped_by_drop_last_is_not_raised():
+    # drop_last leaves the tail of the permutation out of the epoch; the last job still copies it (it is in
+    # the job's range of the order) but must not stop the epoch for it.
+    X = np.random.default_rng(5).standard_normal((25, 3)).astype(np.float32)
+    order = np.random.default_rng([1, 0]).permutation(25)
+    X[order[24]] = np.inf
+    batches = list(DataLoader(X, None, 6, shuffle=True, drop_last=True, seed=1)._batches((X,), 0, reuse=True,
+                                                                                        check_rows=True))
+    assert len(batches) == 4

@@ -486,3 +486,28 @@ def test_linear_keeps_fit_batches_without_a_copy_but_copies_other_inputs():
     x[:] = 1e3                       # the caller reuses its array before backward
     model.backward(np.ones((4, 3), np.float32))
     assert np.allclose(model.weight.grad, np.ones((3, 1)) * X[:4].sum(axis=0))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [None, np.nan, np.inf])
+def test_gradient_scan_takes_non_contiguous_gradients(dtype, bad):
+    # fit's gradient check (training._all_finite) hands every gradient to one compiled scan, which refuses a
+    # non-contiguous array; such gradients take NumPy's test instead, with the same verdict as the
+    # contiguous ones: finite passes, a NaN/inf anywhere fails, whichever array holds it.
+    from cnn_core.nn.module import Parameter
+    from cnn_core.training import _all_finite
+
+    params = [Parameter(np.zeros((4, 6), dtype)), Parameter(np.zeros(3, dtype))]
+    params[0].grad = np.zeros((6, 4), dtype).T          # Fortran order: not C-contiguous
+    assert not params[0].grad.flags.c_contiguous
+    params[1].grad = np.zeros(6, dtype)[::2]            # strided view
+    assert _all_finite(params)
+    if bad is not None:
+        for p in params:
+            p.grad[-1] = bad
+            assert not _all_finite(params)
+            p.grad[-1] = 0
+    assert _all_finite(params)
+    params[1].grad = np.zeros(3, dtype)                 # one contiguous, one not: still both scanned
+    params[0].grad[1, 2] = np.inf
+    assert not _all_finite(params)
