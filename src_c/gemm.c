@@ -479,8 +479,8 @@ AVX2_PACKT(d, double, __m256d, pd, 4, cnn_transpose4_pd)
 /*                   MR  NR   MC   KC    NC  supMR supNR supKmax supRatio */
 #define S_BLK_AVX2   {6, 16, 144, 256, 4096,    6,   16,    256,     160}
 #define D_BLK_AVX2   {6,  8,  96, 256, 2048,    6,    8,    256,      80}
-#define S_BLK_AVX512 {CNN_AVX512_S_MR, CNN_AVX512_S_NR, 280, 256, 4096, 6, 16, 256, 96}
-#define D_BLK_AVX512 {CNN_AVX512_D_MR, CNN_AVX512_D_NR, 280, 256, 2048, 6, 8, 256, 48}
+#define S_BLK_AVX512 {CNN_AVX512_S_MR, CNN_AVX512_S_NR, 280, 256, 4096, CNN_AVX512_SUP_MR, 32, 256, 96}
+#define D_BLK_AVX512 {CNN_AVX512_D_MR, CNN_AVX512_D_NR, 280, 256, 2048, CNN_AVX512_SUP_MR, 16, 256, 48}
 
 #define BASELINE_CNTX {s_kernel_c, d_kernel_c, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, S_BLK_AVX2, \
                        D_BLK_AVX2}
@@ -489,10 +489,10 @@ static const cnn_gemm_cntx cnn_gemm_table[CNN_SIMD_NLEVELS] = {
 #if CNN_X86
     [CNN_SIMD_AVX2] = {s_kernel_avx2, d_kernel_avx2, NULL, NULL, s_sup_avx2, d_sup_avx2, cnn_s_nt_avx2,
                        cnn_d_nt_avx2, s_packt_avx2, d_packt_avx2, S_BLK_AVX2, D_BLK_AVX2},
-    /* packed GEMM in AVX-512; the unpacked and NT kernels and the packing transpose are AVX2's */
-    [CNN_SIMD_AVX512] = {cnn_s_ukr_avx512, cnn_d_ukr_avx512, cnn_s_edge_avx512, cnn_d_edge_avx512, s_sup_avx2,
-                         d_sup_avx2, cnn_s_nt_avx2, cnn_d_nt_avx2, s_packt_avx2, d_packt_avx2, S_BLK_AVX512,
-                         D_BLK_AVX512},
+    /* packed and unpacked GEMM in AVX-512; the NT kernels and the packing transpose are AVX2's */
+    [CNN_SIMD_AVX512] = {cnn_s_ukr_avx512, cnn_d_ukr_avx512, cnn_s_edge_avx512, cnn_d_edge_avx512,
+                         cnn_s_sup_avx512, cnn_d_sup_avx512, cnn_s_nt_avx2, cnn_d_nt_avx2, s_packt_avx2,
+                         d_packt_avx2, S_BLK_AVX512, D_BLK_AVX512},
 #else
     [CNN_SIMD_AVX2] = BASELINE_CNTX,
     [CNN_SIMD_AVX512] = BASELINE_CNTX,

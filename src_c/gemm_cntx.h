@@ -82,5 +82,12 @@ void cnn_s_edge_avx512(ptrdiff_t k, const float *a, const float *b, float *c, pt
                        float beta, ptrdiff_t mr, ptrdiff_t nr);
 void cnn_d_edge_avx512(ptrdiff_t k, const double *a, const double *b, double *c, ptrdiff_t ldc, double alpha,
                        double beta, ptrdiff_t mr, ptrdiff_t nr);
+/* gemm_avx512.c's unpacked kernels: a tile is CNN_AVX512_SUP_MR rows of two zmm vectors. */
+#define CNN_AVX512_SUP_MR 8
+void cnn_s_sup_avx512(ptrdiff_t k, const float *a, ptrdiff_t rsa, ptrdiff_t csa, const float *b, ptrdiff_t rsb,
+                      float *c, ptrdiff_t ldc, float alpha, float beta, ptrdiff_t mr, ptrdiff_t nr);
+void cnn_d_sup_avx512(ptrdiff_t k, const double *a, ptrdiff_t rsa, ptrdiff_t csa, const double *b,
+                      ptrdiff_t rsb, double *c, ptrdiff_t ldc, double alpha, double beta, ptrdiff_t mr,
+                      ptrdiff_t nr);
 
 #endif
