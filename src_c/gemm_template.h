@@ -369,7 +369,7 @@ static void G(gemm_sup)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, ptrdi
 /* Packing costs about one cycle per element of A and of B, i.e. k * (m + n) cycles, against the
  * arithmetic's m * n * k / (MR * NR / 6) cycles on the AVX2 kernel: the unpacked path wins while packing
  * would cost more than ~10% of that, (m + n) * sup_ratio >= m * n (square sizes up to ~300 in float32,
- * ~150 in float64, on the AVX2 kernels; ~190 and ~100 beside the faster packed AVX-512 kernels), and
+ * ~150 in float64, on the AVX2 kernels; ~256 and ~192 at the AVX-512 level: gemm.c's table), and
  * while its B slivers (k rows each, read in place with B's row stride) stay cheap to stream: with k past
  * sup_kmax they do not (a (64, 288) @ (288, 50176) im2col product: 53 GFLOP/s unpacked, 74 packed, on a
  * Zen 4 core). It needs B's rows contiguous, for the direct vector loads. */

@@ -168,7 +168,8 @@ def test_packing_transpose_equals_elementwise_copy(simd, dtype, m, n, k):
 
 
 # Shapes for the parallel drivers: square-ish, one row tile and many columns, many rows and few columns,
-# the MLP layer, LeNet conv2's w @ cols (3 unpacked row tiles: split by columns on 2 threads), more row groups than one team pass takes (M = 3400 rows in AVX-512 blocks of 266: groups
+# the MLP layer, LeNet conv2's w @ cols (2 AVX-512 / 3 AVX2 unpacked row tiles: split by columns on 2
+# threads), more row groups than one team pass takes (M = 3400 rows in AVX-512 blocks of 266: groups
 # of 8 blocks on 2 threads, of 12 on 3, so the group boundaries move with the thread count) with two depth
 # blocks (K = 300 > KC = 256), and two NC column blocks (N > 4096).
 PARALLEL_SHAPES = [(300, 520, 270), (6, 5000, 40), (257, 9, 700), (64, 100, 784), (16, 6400, 150),
