@@ -328,12 +328,14 @@ static int G(gemm_shared)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, int
     const ptrdiff_t row_tiles = (m + MR - 1) / MR, col_tiles = (n + NR - 1) / NR;
     /* Packed: split the columns when A is the smaller operand to pack twice, or when the rows are too
      * few. Unpacked: bands of rows (each thread's rows of A stay in L2 while all of B streams past),
-     * unless bands of columns leave the busiest thread fewer tiles: a short wide product such as LeNet
-     * conv2's (16 x 150) @ (150 x 6400), 3 row tiles, gave one thread 2 bands and the other 1 (and each
-     * streamed all of B); by columns each computes half the tiles from half of B. */
+     * unless bands of columns leave the busiest thread fewer tiles, or as many with A the smaller operand
+     * (then each thread streams only its part of B, and all of the small A): a short wide product such as
+     * LeNet conv2's (16 x 150) @ (150 x 6400), 3 AVX2 row tiles, gave one thread 2 bands and the other 1
+     * (and each streamed all of B); by columns each computes half the tiles from half of B. */
     const ptrdiff_t busiest_rows = (row_tiles + nt - 1) / nt * col_tiles;
     const ptrdiff_t busiest_cols = (col_tiles + nt - 1) / nt * row_tiles;
-    const int by_cols = sup ? busiest_cols < busiest_rows : (m <= n && col_tiles >= nt) || row_tiles < nt;
+    const int by_cols = sup ? busiest_cols < busiest_rows || (busiest_cols == busiest_rows && m < n)
+                            : (m <= n && col_tiles >= nt) || row_tiles < nt;
     G(share_job) j = {cx, bs, m, n, k, alpha, beta, a, b, rsa, csa, rsb, csb, ldc, c, sup, by_cols,
                       ((by_cols ? col_tiles : row_tiles) + nt - 1) / nt * (by_cols ? NR : MR)};
     atomic_init(&j.err, 0);
