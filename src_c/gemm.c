@@ -405,6 +405,77 @@ int cnn_gemm_backoff_left(void)
 AVX2_KERNELS(s, float, __m256, ps, ss, 8)
 AVX2_KERNELS(d, double, __m256d, pd, sd, 4)
 
+/* ---- packing of contiguous lines (gemm_cntx.h's packt): a transpose in LANES x LANES register blocks --
+ *
+ * A row-major A (its rows are the panel's lines) and the B of x @ w.T (w's rows) are packed step-major,
+ * dst[p*W + i] = x[i*ls + p]: element by element that is a load and a store per value, ~30 us of the
+ * 64 x 100 x 784 product x @ w.T (162 us, float32, Zen 4). Here each block of LANES lines x LANES steps is
+ * loaded as LANES row vectors, transposed in registers (unpack/shuffle/permute) and stored as LANES step
+ * vectors; lines past w load as zeros (the panel's padding), the last group of a width W that is not a
+ * multiple of LANES (MR = 6 or 14) is stored masked, and steps past the last whole block one by one. A copy:
+ * the packed values, and so every result, are the element-by-element loop's. */
+
+/* r[0..7] (8 lines x 8 steps) -> r[q] = step q of the 8 lines. */
+CNN_AVX2_INLINE void cnn_transpose8_ps(__m256 r[8])
+{
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);       /* lines i, i+1 interleaved: steps 0,1 | 4,5 */
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);   /* steps 2,3 | 6,7 */
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));      /* step 0 | 4 of 4 lines */
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));  /* step 1 | 5 */
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0)); /* step 2 | 6 */
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2)); /* step 3 | 7 */
+    }
+    for (int q = 0; q < 4; ++q) {
+        r[q] = _mm256_permute2f128_ps(u[q], u[q + 4], 0x20);       /* lines 0-3 | lines 4-7, step q */
+        r[q + 4] = _mm256_permute2f128_ps(u[q], u[q + 4], 0x31);   /* step q + 4 */
+    }
+}
+
+/* r[0..3] (4 lines x 4 steps) -> r[q] = step q of the 4 lines. */
+CNN_AVX2_INLINE void cnn_transpose4_pd(__m256d r[4])
+{
+    const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
+    const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
+    r[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
+    r[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
+    r[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
+    r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
+}
+
+#define AVX2_PACKT(T, V, W_, SFX, LANES, TRANSPOSE)                                                       \
+    CNN_AVX2 static void T##_packt_avx2(int W, ptrdiff_t w, ptrdiff_t kc, const V *x, ptrdiff_t ls,      \
+                                        V *dst)                                                           \
+    {                                                                                                     \
+        const ptrdiff_t kv = kc / LANES * LANES;                                                          \
+        for (ptrdiff_t p = 0; p < kv; p += LANES) {                                                       \
+            for (int i0 = 0; i0 < W; i0 += LANES) {                                                       \
+                W_ r[LANES];                                                                              \
+                for (int i = 0; i < LANES; ++i)                                                           \
+                    r[i] = i0 + i < w ? _mm256_loadu_##SFX(x + (i0 + i) * ls + p) : _mm256_setzero_##SFX(); \
+                TRANSPOSE(r);                                                                             \
+                V *d = dst + p * W + i0;                                                                  \
+                if (W - i0 >= LANES) {                                                                    \
+                    for (int q = 0; q < LANES; ++q)                                                       \
+                        _mm256_storeu_##SFX(d + q * W, r[q]);                                             \
+                } else {                                                                                  \
+                    const __m256i mask = cnn_lanes_##SFX(W - i0);                                         \
+                    for (int q = 0; q < LANES; ++q)                                                       \
+                        _mm256_maskstore_##SFX(d + q * W, mask, r[q]);                                    \
+                }                                                                                         \
+            }                                                                                             \
+        }                                                                                                 \
+        for (ptrdiff_t p = kv; p < kc; ++p)                                                               \
+            for (int i = 0; i < W; ++i)                                                                   \
+                dst[p * W + i] = i < w ? x[i * ls + p] : 0;                                               \
+    }
+
+AVX2_PACKT(s, float, __m256, ps, 8, cnn_transpose8_ps)
+AVX2_PACKT(d, double, __m256d, pd, 4, cnn_transpose4_pd)
+
 #endif /* CNN_X86 */
 
 /* ---- float and double instantiations of the blocked driver ---------------------------------------- */
@@ -432,18 +503,25 @@ AVX2_KERNELS(d, double, __m256d, pd, sd, 4)
 /*                   MR  NR   MC   KC    NC  supMR supNR supKmax supRatio */
 #define S_BLK_AVX2   {6, 16, 144, 256, 4096,    6,   16,    256,     160}
 #define D_BLK_AVX2   {6,  8,  96, 256, 2048,    6,    8,    256,      80}
-#define S_BLK_AVX512 {CNN_AVX512_S_MR, CNN_AVX512_S_NR, 280, 256, 4096, 6, 16, 256, 96}
-#define D_BLK_AVX512 {CNN_AVX512_D_MR, CNN_AVX512_D_NR, 280, 256, 2048, 6, 8, 256, 48}
+#define S_BLK_AVX512 {CNN_AVX512_S_MR, CNN_AVX512_S_NR, 280, 256, 4096, CNN_AVX512_SUP_MR, 32, 256, 128}
+#define D_BLK_AVX512 {CNN_AVX512_D_MR, CNN_AVX512_D_NR, 280, 256, 2048, CNN_AVX512_SUP_MR, 16, 256, 96}
+/* The AVX-512 sup ratios, measured on the Zen 4 core with the AVX-512 unpacked kernel (one thread, best of 15
+ * blocks, us, unpacked vs packed): float32 256^3 291 vs 319, 192^3 123 vs 139, (128 x 128) @ (128 x 3136)
+ * 1354 vs 1370, (300 x 128) @ (128 x 300) 218 vs 220, LeNet conv2 dcols (150 x 16) @ (16 x 6400) 341 vs 322
+ * (stays packed); float64 128^3 74 vs 82, 192^3 247 vs 264, 256^3 588 vs 620 (stays packed at 96, the
+ * lesser gain), (128 x 128) @ (128 x 3136) 3787 vs 2894 (B's 25 KB rows: its slivers stream badly). */
 
-#define BASELINE_CNTX {s_kernel_c, d_kernel_c, NULL, NULL, NULL, NULL, NULL, NULL, S_BLK_AVX2, D_BLK_AVX2}
+#define BASELINE_CNTX {s_kernel_c, d_kernel_c, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, S_BLK_AVX2, \
+                       D_BLK_AVX2}
 static const cnn_gemm_cntx cnn_gemm_table[CNN_SIMD_NLEVELS] = {
     [CNN_SIMD_BASELINE] = BASELINE_CNTX,
 #if CNN_X86
     [CNN_SIMD_AVX2] = {s_kernel_avx2, d_kernel_avx2, NULL, NULL, s_sup_avx2, d_sup_avx2, cnn_s_nt_avx2,
-                       cnn_d_nt_avx2, S_BLK_AVX2, D_BLK_AVX2},
-    /* packed GEMM in AVX-512; the unpacked and NT kernels are AVX2's */
-    [CNN_SIMD_AVX512] = {cnn_s_ukr_avx512, cnn_d_ukr_avx512, cnn_s_edge_avx512, cnn_d_edge_avx512, s_sup_avx2,
-                         d_sup_avx2, cnn_s_nt_avx2, cnn_d_nt_avx2, S_BLK_AVX512, D_BLK_AVX512},
+                       cnn_d_nt_avx2, s_packt_avx2, d_packt_avx2, S_BLK_AVX2, D_BLK_AVX2},
+    /* packed and unpacked GEMM in AVX-512; the NT kernels and the packing transpose are AVX2's */
+    [CNN_SIMD_AVX512] = {cnn_s_ukr_avx512, cnn_d_ukr_avx512, cnn_s_edge_avx512, cnn_d_edge_avx512,
+                         cnn_s_sup_avx512, cnn_d_sup_avx512, cnn_s_nt_avx2, cnn_d_nt_avx2, s_packt_avx2,
+                         d_packt_avx2, S_BLK_AVX512, D_BLK_AVX512},
 #else
     [CNN_SIMD_AVX2] = BASELINE_CNTX,
     [CNN_SIMD_AVX512] = BASELINE_CNTX,

@@ -104,6 +104,66 @@
         }                                                                                                \
     }
 
+/* Unpacked kernel (gemm_cntx.h's sup, for products too small to repay packing): a tile of
+ * CNN_AVX512_SUP_MR = 8 rows of C by two zmm vectors (32 floats, 16 doubles), A read in place through its
+ * strides (8 row streams: rows past mr repeat row mr - 1, computed but not stored), B's contiguous rows
+ * loaded directly (masked past nr), the whole depth in one pass. acc0[i], acc1[i] hold row i, vectors 0
+ * and 1: 16 zmm, plus 2 for the B row and 1 for the broadcast; per depth step 2 loads of B, 8 broadcasts,
+ * 16 FMAs. Eight rows, not the packed kernel's 14, so that the row pointers fit the general registers,
+ * and M = 16 or 64 (LeNet conv2's filters, batch 64) are whole tiles. Each element of C gets the FMAs of
+ * its dot product in depth order, then alpha * acc + beta * C, as in every other kernel of this file. */
+#define AVX512_SUP(T, V, W, SFX, LANES, MASK)                                                            \
+    CNN_AVX512 void cnn_##T##_sup_avx512(ptrdiff_t k, const V *a, ptrdiff_t rsa, ptrdiff_t csa,          \
+                                         const V *b, ptrdiff_t rsb, V *c, ptrdiff_t ldc, V alpha, V beta, \
+                                         ptrdiff_t mr, ptrdiff_t nr)                                     \
+    {                                                                                                    \
+        enum { SMR = CNN_AVX512_SUP_MR };                                                                \
+        const V *ar[SMR];                                                                                \
+        W acc0[SMR], acc1[SMR];                                                                          \
+        _Pragma("GCC unroll 8") for (int i = 0; i < SMR; ++i) {                                          \
+            ar[i] = a + (i < mr ? i : mr - 1) * rsa;                                                     \
+            acc0[i] = _mm512_setzero_##SFX();                                                            \
+            acc1[i] = _mm512_setzero_##SFX();                                                            \
+        }                                                                                                \
+        const MASK m0 = cnn_mask_##T##x(nr), m1 = cnn_mask_##T##x(nr - LANES);                           \
+        ptrdiff_t pa = 0;                                                                                \
+        const V *bp = b;                                                                                 \
+        if (nr == 2 * LANES) {                                                                           \
+            for (ptrdiff_t p = 0; p < k; ++p, pa += csa, bp += rsb) {                                    \
+                const W b0 = _mm512_loadu_##SFX(bp), b1 = _mm512_loadu_##SFX(bp + LANES);               \
+                _Pragma("GCC unroll 8") for (int i = 0; i < SMR; ++i) {                                  \
+                    const W ai = _mm512_set1_##SFX(ar[i][pa]);                                           \
+                    acc0[i] = _mm512_fmadd_##SFX(ai, b0, acc0[i]);                                       \
+                    acc1[i] = _mm512_fmadd_##SFX(ai, b1, acc1[i]);                                       \
+                }                                                                                        \
+            }                                                                                            \
+        } else {                                                                                         \
+            for (ptrdiff_t p = 0; p < k; ++p, pa += csa, bp += rsb) {                                    \
+                const W b0 = _mm512_maskz_loadu_##SFX(m0, bp), b1 = _mm512_maskz_loadu_##SFX(m1, bp + LANES); \
+                _Pragma("GCC unroll 8") for (int i = 0; i < SMR; ++i) {                                  \
+                    const W ai = _mm512_set1_##SFX(ar[i][pa]);                                           \
+                    acc0[i] = _mm512_fmadd_##SFX(ai, b0, acc0[i]);                                       \
+                    acc1[i] = _mm512_fmadd_##SFX(ai, b1, acc1[i]);                                       \
+                }                                                                                        \
+            }                                                                                            \
+        }                                                                                                \
+        const W va = _mm512_set1_##SFX(alpha), vb = _mm512_set1_##SFX(beta);                             \
+        _Pragma("GCC unroll 8") for (int i = 0; i < SMR; ++i) {                                          \
+            if (i >= mr)                                                                                 \
+                break;                                                                                   \
+            V *ci = c + i * ldc;                                                                         \
+            if (beta == 0) {                                                                             \
+                _mm512_mask_storeu_##SFX(ci, m0, _mm512_mul_##SFX(va, acc0[i]));                         \
+                _mm512_mask_storeu_##SFX(ci + LANES, m1, _mm512_mul_##SFX(va, acc1[i]));                 \
+            } else {                                                                                     \
+                const W c0 = _mm512_maskz_loadu_##SFX(m0, ci), c1 = _mm512_maskz_loadu_##SFX(m1, ci + LANES); \
+                _mm512_mask_storeu_##SFX(ci, m0, _mm512_fmadd_##SFX(va, acc0[i], _mm512_mul_##SFX(vb, c0))); \
+                _mm512_mask_storeu_##SFX(ci + LANES, m1,                                                 \
+                                         _mm512_fmadd_##SFX(va, acc1[i], _mm512_mul_##SFX(vb, c1)));     \
+            }                                                                                            \
+        }                                                                                                \
+    }
+
 #define cnn_mask_sx cnn_mask_ps
 #define cnn_mask_dx cnn_mask_pd
 
@@ -111,5 +171,7 @@ AVX512_TILE(s, float, __m512, ps, 16, __mmask16, CNN_AVX512_S_MR)
 AVX512_TILE(d, double, __m512d, pd, 8, __mmask8, CNN_AVX512_D_MR)
 AVX512_KERNELS(s, float, __mmask16, CNN_AVX512_S_MR)
 AVX512_KERNELS(d, double, __mmask8, CNN_AVX512_D_MR)
+AVX512_SUP(s, float, __m512, ps, 16, __mmask16)
+AVX512_SUP(d, double, __m512d, pd, 8, __mmask8)
 
 #endif /* CNN_X86 */

@@ -20,6 +20,9 @@
     typedef void (*T##_sup_t)(ptrdiff_t k, const V *a, ptrdiff_t rsa, ptrdiff_t csa, const V *b,         \
                               ptrdiff_t rsb, V *c, ptrdiff_t ldc, V alpha, V beta, ptrdiff_t mr,         \
                               ptrdiff_t nr);                                                             \
+    /* packing of contiguous lines: dst[p*W + i] = x[i*ls + p] for p < kc, lines i < w (w <= W) and     \
+     * zeros for i in [w, W) */                                                                           \
+    typedef void (*T##_packt_t)(int W, ptrdiff_t w, ptrdiff_t kc, const V *x, ptrdiff_t ls, V *dst);     \
     /* C += A @ B^T, K contiguous in both (gemm_nt.c) */                                                  \
     typedef void (*T##_nt_t)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const V *a, ptrdiff_t lda,           \
                              const V *b, ptrdiff_t ldb, V *c, ptrdiff_t ldc);
@@ -40,7 +43,8 @@ typedef struct {
 #define CNN_GEMM_MAX_NR 32
 
 /* One level's kernels and blocking; a NULL kernel is one the level lacks: no edge kernel, edge tiles go
- * through a buffer; no sup or nt kernel, the packed GEMM does that work. */
+ * through a buffer; no sup or nt kernel, the packed GEMM does that work; no packt, the packing loops
+ * of gemm_template.h copy contiguous lines element by element. */
 typedef struct {
     s_ukr_t s_ukr;
     d_ukr_t d_ukr;
@@ -50,6 +54,8 @@ typedef struct {
     d_sup_t d_sup;
     s_nt_t s_nt;
     d_nt_t d_nt;
+    s_packt_t s_packt;
+    d_packt_t d_packt;
     cnn_gemm_blksz s_blk;
     cnn_gemm_blksz d_blk;
 } cnn_gemm_cntx;
@@ -76,5 +82,12 @@ void cnn_s_edge_avx512(ptrdiff_t k, const float *a, const float *b, float *c, pt
                        float beta, ptrdiff_t mr, ptrdiff_t nr);
 void cnn_d_edge_avx512(ptrdiff_t k, const double *a, const double *b, double *c, ptrdiff_t ldc, double alpha,
                        double beta, ptrdiff_t mr, ptrdiff_t nr);
+/* gemm_avx512.c's unpacked kernels: a tile is CNN_AVX512_SUP_MR rows of two zmm vectors. */
+#define CNN_AVX512_SUP_MR 8
+void cnn_s_sup_avx512(ptrdiff_t k, const float *a, ptrdiff_t rsa, ptrdiff_t csa, const float *b, ptrdiff_t rsb,
+                      float *c, ptrdiff_t ldc, float alpha, float beta, ptrdiff_t mr, ptrdiff_t nr);
+void cnn_d_sup_avx512(ptrdiff_t k, const double *a, ptrdiff_t rsa, ptrdiff_t csa, const double *b,
+                      ptrdiff_t rsb, double *c, ptrdiff_t ldc, double alpha, double beta, ptrdiff_t mr,
+                      ptrdiff_t nr);
 
 #endif

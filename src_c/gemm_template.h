@@ -54,7 +54,8 @@ static void G(kernel_c)(ptrdiff_t k, const T *a, const T *b, T *c, ptrdiff_t ldc
  * step by step (W values per p), the last panel zero-padded to W. Element p of line i is x[i*ls + p*ps].
  * A is packed by rows (lines = rows of op(A): ls = rsa, ps = csa), B by columns (ls = csb, ps = rsb). */
 static inline __attribute__((always_inline)) void G(pack_w)(const int W, ptrdiff_t extent, ptrdiff_t kc,
-                                                            const T *x, ptrdiff_t ls, ptrdiff_t ps, T *dst)
+                                                            const T *x, ptrdiff_t ls, ptrdiff_t ps, T *dst,
+                                                            G(packt_t) packt)
 {
     const ptrdiff_t full = ls == 1 ? extent / W * W : 0;
     /* The lines' elements adjacent (B row-major, A column-major): CNN_GEMM_PACK_STEPS steps p at a time,
@@ -74,7 +75,9 @@ static inline __attribute__((always_inline)) void G(pack_w)(const int W, ptrdiff
     for (ptrdiff_t i0 = full; i0 < extent; i0 += W) {
         const ptrdiff_t w = extent - i0 < W ? extent - i0 : W;
         const T *xp = x + i0 * ls;
-        if (w == W && ps == 1) {               /* each line contiguous: W streams read in step */
+        if (ps == 1 && packt != NULL) {        /* each line contiguous: the level's vector transpose */
+            packt(W, w, kc, xp, ls, dst);
+        } else if (w == W && ps == 1) {        /* each line contiguous: W streams read in step */
             for (ptrdiff_t p = 0; p < kc; ++p)
                 for (int i = 0; i < W; ++i)
                     dst[p * W + i] = xp[i * ls + p];
@@ -91,32 +94,35 @@ static inline __attribute__((always_inline)) void G(pack_w)(const int W, ptrdiff
 }
 
 /* pack_w with the panel width a compile-time constant for every MR and NR of the context table (so the
- * copy loops unroll and vectorize), a run-time one otherwise. */
-static void G(pack)(int W, ptrdiff_t extent, ptrdiff_t kc, const T *x, ptrdiff_t ls, ptrdiff_t ps, T *dst)
+ * copy loops unroll and vectorize), a run-time one otherwise; packt: the level's transposing copy of
+ * contiguous lines, or NULL. */
+static void G(pack)(int W, ptrdiff_t extent, ptrdiff_t kc, const T *x, ptrdiff_t ls, ptrdiff_t ps, T *dst,
+                    G(packt_t) packt)
 {
     switch (W) {
-    case 6: G(pack_w)(6, extent, kc, x, ls, ps, dst); break;
-    case 8: G(pack_w)(8, extent, kc, x, ls, ps, dst); break;
-    case 14: G(pack_w)(14, extent, kc, x, ls, ps, dst); break;
-    case 16: G(pack_w)(16, extent, kc, x, ls, ps, dst); break;
-    case 32: G(pack_w)(32, extent, kc, x, ls, ps, dst); break;
-    default: G(pack_w)(W, extent, kc, x, ls, ps, dst); break;
+    case 6: G(pack_w)(6, extent, kc, x, ls, ps, dst, packt); break;
+    case 8: G(pack_w)(8, extent, kc, x, ls, ps, dst, packt); break;
+    case 14: G(pack_w)(14, extent, kc, x, ls, ps, dst, packt); break;
+    case 16: G(pack_w)(16, extent, kc, x, ls, ps, dst, packt); break;
+    case 32: G(pack_w)(32, extent, kc, x, ls, ps, dst, packt); break;
+    default: G(pack_w)(W, extent, kc, x, ls, ps, dst, packt); break;
     }
 }
 
-/* Pack an mc x kc block of op(A) into MR-row panels (op(A) = A.T of a row-major array has rsa == 1). */
-static void G(pack_a)(const cnn_gemm_blksz *bs, ptrdiff_t mc, ptrdiff_t kc, const T *a, ptrdiff_t rsa,
-                      ptrdiff_t csa, T *dst)
+/* Pack an mc x kc block of op(A) into MR-row panels (a row-major A has csa == 1: its rows are contiguous
+ * lines, transposed by the level's packt; op(A) = A.T of a row-major array has rsa == 1). */
+static void G(pack_a)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, ptrdiff_t mc, ptrdiff_t kc,
+                      const T *a, ptrdiff_t rsa, ptrdiff_t csa, T *dst)
 {
-    G(pack)(bs->mr, mc, kc, a, rsa, csa, dst);
+    G(pack)(bs->mr, mc, kc, a, rsa, csa, dst, cx->G(packt));
 }
 
 /* Pack a kc x nc block of op(B) into NR-column panels (plain row-major B has csb == 1; op(B) = B.T of a
- * row-major array, as in x @ w.T, has rsb == 1). */
-static void G(pack_b)(const cnn_gemm_blksz *bs, ptrdiff_t kc, ptrdiff_t nc, const T *b, ptrdiff_t rsb,
-                      ptrdiff_t csb, T *dst)
+ * row-major array, as in x @ w.T, has rsb == 1: contiguous lines, transposed by the level's packt). */
+static void G(pack_b)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, ptrdiff_t kc, ptrdiff_t nc,
+                      const T *b, ptrdiff_t rsb, ptrdiff_t csb, T *dst)
 {
-    G(pack)(bs->nr, nc, kc, b, csb, rsb, dst);
+    G(pack)(bs->nr, nc, kc, b, csb, rsb, dst, cx->G(packt));
 }
 
 /* C[mc x nc] = alpha * packed A @ packed B + beta * C, one MR x NR tile at a time: pa holds mc rows of A
@@ -183,10 +189,10 @@ static int G(gemm_serial)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, ptr
         for (ptrdiff_t pc = 0; pc < k; pc += kb) {
             const ptrdiff_t kc = k - pc < kb ? k - pc : kb;
             const T beta_pc = pc == 0 ? beta : (T)1;   /* later depth blocks accumulate */
-            G(pack_b)(bs, kc, nc, b + pc * rsb + jc * csb, rsb, csb, pb);
+            G(pack_b)(cx, bs, kc, nc, b + pc * rsb + jc * csb, rsb, csb, pb);
             for (ptrdiff_t ic = 0; ic < m; ic += mb) {
                 const ptrdiff_t mc = m - ic < mb ? m - ic : mb;
-                G(pack_a)(bs, mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa);
+                G(pack_a)(cx, bs, mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa);
                 G(macro_kernel)(cx, bs, mc, nc, kc, alpha, pa, pb, beta_pc, c + ic * ldc + jc, ldc);
             }
         }
@@ -242,12 +248,12 @@ static int G(gemm_parallel)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, i
                     for (ptrdiff_t q = 0; q < first_a + npanels_a; ++q) {
                         if (q < first_a) {
                             const ptrdiff_t j = q * NR;
-                            G(pack_b)(bs, kc, nc - j < NR ? nc - j : NR, b + pc * rsb + (jc + j) * csb, rsb, csb,
-                                      pb + j * kc);
+                            G(pack_b)(cx, bs, kc, nc - j < NR ? nc - j : NR, b + pc * rsb + (jc + j) * csb,
+                                      rsb, csb, pb + j * kc);
                         } else {
                             const ptrdiff_t i = (q - first_a) * MR;
-                            G(pack_a)(bs, mgc - i < MR ? mgc - i : MR, kc, a + (ig + i) * rsa + pc * csa, rsa,
-                                      csa, pa + i * kc);
+                            G(pack_a)(cx, bs, mgc - i < MR ? mgc - i : MR, kc,
+                                      a + (ig + i) * rsa + pc * csa, rsa, csa, pa + i * kc);
                         }
                     }
                     /* Items: the group's row blocks times column chunks of whole NR panels, enough of them
@@ -325,8 +331,14 @@ static int G(gemm_shared)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, int
     const ptrdiff_t MR = sup ? bs->sup_mr : bs->mr, NR = sup ? bs->sup_nr : bs->nr;
     const ptrdiff_t row_tiles = (m + MR - 1) / MR, col_tiles = (n + NR - 1) / NR;
     /* Packed: split the columns when A is the smaller operand to pack twice, or when the rows are too
-     * few. Unpacked: bands of rows, unless the rows are too few and the columns more. */
-    const int by_cols = sup ? !(row_tiles >= nt || row_tiles >= col_tiles)
+     * few. Unpacked: bands of rows (each thread's rows of A stay in L2 while all of B streams past),
+     * unless bands of columns leave the busiest thread fewer tiles, or as many with A the smaller operand
+     * (then each thread streams only its part of B, and all of the small A): a short wide product such as
+     * LeNet conv2's (16 x 150) @ (150 x 6400), 3 AVX2 row tiles, gave one thread 2 bands and the other 1
+     * (and each streamed all of B); by columns each computes half the tiles from half of B. */
+    const ptrdiff_t busiest_rows = (row_tiles + nt - 1) / nt * col_tiles;
+    const ptrdiff_t busiest_cols = (col_tiles + nt - 1) / nt * row_tiles;
+    const int by_cols = sup ? busiest_cols < busiest_rows || (busiest_cols == busiest_rows && m < n)
                             : (m <= n && col_tiles >= nt) || row_tiles < nt;
     G(share_job) j = {cx, bs, m, n, k, alpha, beta, a, b, rsa, csa, rsb, csb, ldc, c, sup, by_cols,
                       ((by_cols ? col_tiles : row_tiles) + nt - 1) / nt * (by_cols ? NR : MR)};
@@ -363,7 +375,7 @@ static void G(gemm_sup)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, ptrdi
 /* Packing costs about one cycle per element of A and of B, i.e. k * (m + n) cycles, against the
  * arithmetic's m * n * k / (MR * NR / 6) cycles on the AVX2 kernel: the unpacked path wins while packing
  * would cost more than ~10% of that, (m + n) * sup_ratio >= m * n (square sizes up to ~300 in float32,
- * ~150 in float64, on the AVX2 kernels; ~190 and ~100 beside the faster packed AVX-512 kernels), and
+ * ~150 in float64, on the AVX2 kernels; ~256 and ~192 at the AVX-512 level: gemm.c's table), and
  * while its B slivers (k rows each, read in place with B's row stride) stay cheap to stream: with k past
  * sup_kmax they do not (a (64, 288) @ (288, 50176) im2col product: 53 GFLOP/s unpacked, 74 packed, on a
  * Zen 4 core). It needs B's rows contiguous, for the direct vector loads. */

@@ -140,12 +140,40 @@ def test_transposed_view_equals_trans_flag(dtype):
     np.testing.assert_array_equal(gemm(a.T, b), gemm(a, b, trans_a=True))
 
 
+# Contiguous lines (a row-major A's rows, the B rows of x @ w.T) are packed by the level's register
+# transpose (src_c/gemm.c's packt: 8 x 8 float / 4 x 4 double blocks); the other layout of the same matrix
+# (A.T's columns, w.T's rows) by the element-wise copy. The packed panels are the same values either way,
+# so the products are equal bit for bit. Shapes: panel widths off the transpose's blocks (MR = 6 and 14),
+# a last panel of fewer lines (zero lines), K off the 8 / 4 steps of a block and below one block, two
+# depth blocks (K > KC = 256), one line.
+PACKT_SHAPES = [(64, 100, 784), (64, 64, 64), (13, 17, 257), (6, 16, 8), (14, 32, 7), (15, 33, 3), (1, 1, 9),
+                (29, 41, 523)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", PACKT_SHAPES)
+def test_packing_transpose_equals_elementwise_copy(simd, dtype, m, n, k):
+    rng = np.random.default_rng(m * 7 + n * 3 + k)
+    a = make(rng, (m, k), dtype)                 # rows contiguous: the transposing pack
+    b = make(rng, (n, k), dtype)                 # op(B) = b.T, rows of b contiguous: the transposing pack
+    a_cols = np.ascontiguousarray(a.T)           # op(A) = a_cols.T: the element-wise copy
+    b_cols = np.ascontiguousarray(b.T)           # op(B) = b_cols: the element-wise copy
+    _gemm.set_unpacked(0)
+    try:
+        c = gemm(a, b, trans_b=True)
+        np.testing.assert_array_equal(c, gemm(a_cols, b_cols, trans_a=True))
+    finally:
+        _gemm.set_unpacked(-1)
+    assert_gemm_close(c, a, b, trans_b=True)
+
+
 # Shapes for the parallel drivers: square-ish, one row tile and many columns, many rows and few columns,
-# the MLP layer, more row groups than one team pass takes (M = 3400 rows in AVX-512 blocks of 266: groups
+# the MLP layer, LeNet conv2's w @ cols (2 AVX-512 / 3 AVX2 unpacked row tiles: split by columns on 2
+# threads), more row groups than one team pass takes (M = 3400 rows in AVX-512 blocks of 266: groups
 # of 8 blocks on 2 threads, of 12 on 3, so the group boundaries move with the thread count) with two depth
 # blocks (K = 300 > KC = 256), and two NC column blocks (N > 4096).
-PARALLEL_SHAPES = [(300, 520, 270), (6, 5000, 40), (257, 9, 700), (64, 100, 784), (3400, 40, 300),
-                   (20, 4200, 140)]
+PARALLEL_SHAPES = [(300, 520, 270), (6, 5000, 40), (257, 9, 700), (64, 100, 784), (16, 6400, 150),
+                   (3400, 40, 300), (20, 4200, 140)]
 
 
 @pytest.fixture(params=["shared", "static"])
