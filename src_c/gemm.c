@@ -250,8 +250,9 @@ static int cnn_gemm_team(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
  * parallel product (gemm_static and the unpacked path) notes the CPU each thread starts on; when all
  * started on one, the next CNN_GEMM_SHARED_CORE_BACKOFF small products run on the calling thread, then a
  * team is tried again. (On an otherwise idle machine a member woken on its caller's CPU moves off it before
- * its share starts, cnn_gemm_spread, and notes the CPU it moved to: the back-off is for busy machines.) Results never depend on the thread count: only the time changes. Linux only
- * (sched_getcpu); elsewhere every team counts as spread. */
+ * its share starts, cnn_gemm_spread, and notes the CPU it moved to: the back-off is for busy machines.)
+ * Results never depend on the thread count: only the time changes. Linux only (sched_getcpu); elsewhere
+ * every team counts as spread. */
 static atomic_int cnn_gemm_backoff = 0;
 
 /* After a small product's team: back off when every thread (cpus[0..nt)) started on one CPU. */
