@@ -13,6 +13,6 @@ cdef extern from "threads.h" nogil:
 # threads.h's small-job pool: job(arg, t) for t = 0..nt-1 (0 on the caller); -1 when it cannot take the
 # job (the caller then runs it its own way). The GEMM receives it as a pointer at import.
 cdef int pool_run(cnn_pool_job job, void *arg, int nt) noexcept nogil
-# threads.h's cnn_threads_leave_cpu: a team member other than the first, at the start of its share, moves
-# off the team's starting CPU when the scheduler put it there on an otherwise idle machine.
-cdef void leave_cpu(int leader_cpu) noexcept nogil
+# threads.h's cnn_threads_team_start: called by each thread t of a team as its share starts (the leader,
+# t = 0, keeps the members off its CPU on an otherwise idle machine).
+cdef void team_start(int t) noexcept nogil

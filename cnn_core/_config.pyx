@@ -34,7 +34,7 @@ cdef extern from "threads.h" nogil:
     int cnn_pool_run(cnn_pool_job job, void *arg, int nt)
     void cnn_pool_stats(long out[3])
     void cnn_pool_set_spin_us(int us)
-    void cnn_threads_leave_cpu(int leader_cpu)
+    void cnn_threads_team_start(int t)
 
 cdef extern from "cpu.h" nogil:
     int CNN_SIMD_NLEVELS
@@ -56,13 +56,13 @@ cdef int pool_run(cnn_pool_job job, void *arg, int nt) noexcept nogil:
     return cnn_pool_run(job, arg, nt)
 
 
-cdef void leave_cpu(int leader_cpu) noexcept nogil:
-    cnn_threads_leave_cpu(leader_cpu)
+cdef void team_start(int t) noexcept nogil:
+    cnn_threads_team_start(t)
 
 
 def _pool_stats() -> tuple:
     """(jobs the small-job pool ran, idle waits it slept through at once on a busy machine, team members
-    that moved off their leader's CPU); for tests."""
+    changes of the team members' CPU masks); for tests."""
     cdef long out[3]
     cnn_pool_stats(out)
     return out[0], out[1], out[2]

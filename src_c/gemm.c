@@ -156,14 +156,14 @@ void cnn_gemm_set_pool(cnn_pool_run_fn pool)
     cnn_gemm_pool = pool;
 }
 
-/* OpenMP teams' members move off the CPU of the thread that started the team when the scheduler woke
- * them there on an otherwise idle machine (threads.c, cnn_threads_leave_cpu, says when and why); the pool
- * does the same for its own workers. Installed by cnn_gemm_set_leave_cpu. */
-static cnn_leave_cpu_fn cnn_gemm_leave_cpu = NULL;
+/* threads.h's cnn_threads_team_start, called by every thread of an OpenMP team as its share starts (the
+ * pool calls it itself): keeps the members off the leader's CPU on an otherwise idle machine. Installed by
+ * cnn_gemm_set_team_start; NULL: the scheduler places them. */
+static cnn_team_start_fn cnn_gemm_team_start = NULL;
 
-void cnn_gemm_set_leave_cpu(cnn_leave_cpu_fn leave_cpu)
+void cnn_gemm_set_team_start(cnn_team_start_fn team_start)
 {
-    cnn_gemm_leave_cpu = leave_cpu;
+    cnn_gemm_team_start = team_start;
 }
 
 static int cnn_gemm_cpu(void)
@@ -175,11 +175,11 @@ static int cnn_gemm_cpu(void)
 #endif
 }
 
-/* At the start of member t's share of a team started from leader_cpu. */
-static void cnn_gemm_spread(int t, int leader_cpu)
+/* At the start of thread t's share of an OpenMP team. */
+static void cnn_gemm_share_start(int t)
 {
-    if (t > 0 && cnn_gemm_leave_cpu != NULL)
-        cnn_gemm_leave_cpu(leader_cpu);
+    if (cnn_gemm_team_start != NULL)
+        cnn_gemm_team_start(t);
 }
 
 /* Run job(arg, t) for t = 0..nt-1: on the pool when there is one and it takes the job, else on an OpenMP
@@ -188,12 +188,12 @@ static void cnn_gemm_run_team(cnn_pool_job job, void *arg, int nt)
 {
     if (nt > 1 && cnn_gemm_pool != NULL && cnn_gemm_pool(job, arg, nt) == 0)
         return;
-    const int leader = cnn_gemm_cpu();
 #if CNN_CORE_OPENMP
     #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
 #endif
     for (int t = 0; t < nt; ++t) {
-        cnn_gemm_spread(t, leader);
+        if (nt > 1)
+            cnn_gemm_share_start(t);
         job(arg, t);
     }
 }
@@ -249,8 +249,8 @@ static int cnn_gemm_team(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
  * fc1's 64x100x784 201 us on one CPU against 102 us on two and ~100 us on one thread. So every small
  * parallel product (gemm_static and the unpacked path) notes the CPU each thread starts on; when all
  * started on one, the next CNN_GEMM_SHARED_CORE_BACKOFF small products run on the calling thread, then a
- * team is tried again. (On an otherwise idle machine a member woken on its caller's CPU moves off it before
- * its share starts, cnn_gemm_spread, and notes the CPU it moved to: the back-off is for busy machines.)
+ * team is tried again. (On an otherwise idle machine the members are kept off the leader's CPU,
+ * cnn_threads_team_start: the back-off is for busy machines.)
  * Results never depend on the thread count: only the time changes. Linux only (sched_getcpu); elsewhere
  * every team counts as spread. */
 static atomic_int cnn_gemm_backoff = 0;

@@ -27,9 +27,9 @@ int cnn_gemm_init(cnn_team_size_fn team_size, cnn_simd_level_fn simd_level);
 /* The small products' (static partition, unpacked path) team: threads.h's pool (the _gemm module installs
  * cnn_core._config's at import); without one they run on OpenMP teams. */
 void cnn_gemm_set_pool(cnn_pool_run_fn pool);
-/* threads.h's cnn_threads_leave_cpu, called by each OpenMP team member but the first at the start of its
- * share with the CPU the team was started from; NULL (the default): members stay where they start. */
-void cnn_gemm_set_leave_cpu(cnn_leave_cpu_fn leave_cpu);
+/* threads.h's cnn_threads_team_start, called by every thread of the GEMM's OpenMP teams as its share
+ * starts; NULL (the default): nothing is called. */
+void cnn_gemm_set_team_start(cnn_team_start_fn team_start);
 
 int cnn_sgemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
               float alpha, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,

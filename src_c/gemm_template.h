@@ -229,10 +229,9 @@ static int G(gemm_parallel)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, i
         return -1;
     T *const pa = (T *)va, *const pb = (T *)vb;
 
-    const int leader = cnn_gemm_cpu();
     #pragma omp parallel num_threads(nt)
     {
-        cnn_gemm_spread(omp_get_thread_num(), leader);
+        cnn_gemm_share_start(omp_get_thread_num());
         for (ptrdiff_t jc = 0; jc < n; jc += nb) {
             const ptrdiff_t nc = n - jc < nb ? n - jc : nb;
             const ptrdiff_t npanels_b = (nc + NR - 1) / NR;

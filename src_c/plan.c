@@ -1,8 +1,5 @@
 /* The plan interpreter (plan.h): plan_template.h's ops instantiated per dtype and instruction-set level,
  * one table of chunk runners per level, and the batch loop over chunks with its thread team. */
-#if defined(__linux__) && !defined(_GNU_SOURCE)
-#define _GNU_SOURCE   /* sched_getcpu */
-#endif
 #include "plan.h"
 #include "activations.h"
 #include "gemm.h"
@@ -61,16 +58,16 @@ typedef struct {
     int next __attribute__((aligned(64)));   /* units claimed so far in the call (claim numbers) */
     int done __attribute__((aligned(64)));   /* units finished so far, every step's */
     int sleepers;                            /* threads asleep (or about to be) on done */
-    int leader_cpu;                          /* the CPU the team was started from, -1: unknown */
 } cnn_plan_barrier;
 
-/* threads.h's cnn_threads_leave_cpu (installed by cnn_plan_set_leave_cpu, NULL: members stay put): a team
- * member woken on its leader's CPU on an otherwise idle machine moves off it before its first piece. */
-static cnn_leave_cpu_fn cnn_plan_leave_cpu = NULL;
+/* threads.h's cnn_threads_team_start, called by every thread of a team as it starts (installed by
+ * cnn_plan_set_team_start; NULL: nothing is called): keeps the members off the leader's CPU on an
+ * otherwise idle machine. */
+static cnn_team_start_fn cnn_plan_team_start = NULL;
 
-void cnn_plan_set_leave_cpu(cnn_leave_cpu_fn leave_cpu)
+void cnn_plan_set_team_start(cnn_team_start_fn team_start)
 {
-    cnn_plan_leave_cpu = leave_cpu;
+    cnn_plan_team_start = team_start;
 }
 
 /* A thread's place in the team that runs an op or a chunk: thread tid of nth, with the team's counters
@@ -176,11 +173,6 @@ static inline void cnn_plan_barrier_init(cnn_plan_barrier *b, int nth)
     b->next = 0;
     b->done = 0;
     b->sleepers = 0;
-#if CNN_CORE_OPENMP && defined(__linux__)
-    b->leader_cpu = sched_getcpu();
-#else
-    b->leader_cpu = -1;
-#endif
 }
 
 /* The calling thread's place in a parallel region whose counters b were set up for b->nth threads (a
@@ -193,8 +185,8 @@ static inline cnn_plan_thread cnn_plan_thread_of(cnn_plan_barrier *b)
         th.tid = omp_get_thread_num();
         th.nth = b->nth;
         th.bar = b;
-        if (th.tid > 0 && cnn_plan_leave_cpu != NULL)
-            cnn_plan_leave_cpu(b->leader_cpu);
+        if (cnn_plan_team_start != NULL)
+            cnn_plan_team_start(th.tid);
     } else if (omp_get_thread_num() != 0) {
         th.tid = -1;
     }

@@ -107,8 +107,8 @@ typedef struct {
 
 /* Once, at import: the thread-team and SIMD-level sources (cnn_core._config's), as cnn_gemm_init. */
 void cnn_plan_init(cnn_team_size_fn team_size, cnn_simd_level_fn simd_level);
-/* Once, at import: threads.h's cnn_threads_leave_cpu, for the members of the plan's teams. */
-void cnn_plan_set_leave_cpu(cnn_leave_cpu_fn leave_cpu);
+/* Once, at import: threads.h's cnn_threads_team_start, for the threads of the plan's teams. */
+void cnn_plan_set_team_start(cnn_team_start_fn team_start);
 
 /* Runs the ops over n samples: x holds n rows of x_row bytes (the dtype's values, or ptrdiff_t indices
  * when the first op is a gather), y receives n rows of y_row elements; chunks of at

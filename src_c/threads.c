@@ -113,9 +113,8 @@ int cnn_threads_team(ptrdiff_t work)
  * pauses, up to CNN_POOL_YIELDS sched_yield()s (while the process is alone: yields for up to the spin
  * window), then a futex. So under load nothing spins for long, which is what made the original 30x
  * collapse (threads spinning for a partner the scheduler had not run). A caller woken from the futex is
- * put on the CPU of the worker that woke it (see cnn_threads_leave_cpu), so on a quiet machine it keeps
- * yielding instead: a worker that had to move CPUs first finishes later than the caller, and a caller
- * asleep then would follow it to its new CPU, and the next job would start with both on one CPU again. */
+ * put on the CPU of the worker that woke it (see "where team members run" below), so on a quiet machine it
+ * keeps yielding instead of sleeping: asleep, it would follow a late worker to its CPU. */
 #if CNN_CORE_OPENMP && defined(__linux__)
 #include <errno.h>
 #include <limits.h>
@@ -145,8 +144,6 @@ static struct {
     atomic_int spin_us;
     atomic_llong alone_checked;      /* when `alone` was last read (CLOCK_MONOTONIC ns), 0: never */
     atomic_int alone;
-    int caller_cpu;                  /* the CPU the current job's caller started it on, -1: unknown */
-    atomic_long moves;               /* team members that left their leader's CPU (cnn_threads_leave_cpu) */
 } cnn_pool = {.busy = ATOMIC_FLAG_INIT, .spin_us = CNN_POOL_SPIN_US};
 
 static long long cnn_pool_now(void)
@@ -174,7 +171,8 @@ static void cnn_futex_wake(void *addr)
 }
 
 /* 1 while no task waits for a core: running tasks (the 4th field of /proc/loadavg, "running/total")
- * at most the cores this process may use. Re-read at most every CNN_POOL_BUSY_CHECK_NS; 0 if unreadable. */
+ * at most the cores this process may use (its main thread's mask: a steered member's own mask is
+ * narrower). Re-read at most every CNN_POOL_BUSY_CHECK_NS; 0 if unreadable. */
 static int cnn_pool_alone(long long now)
 {
     const long long last = atomic_load_explicit(&cnn_pool.alone_checked, memory_order_relaxed);
@@ -188,7 +186,7 @@ static int cnn_pool_alone(long long now)
         int running, total;
         cpu_set_t set;
         if (fscanf(f, "%lf %lf %lf %d/%d", &l1, &l5, &l15, &running, &total) == 5
-                && sched_getaffinity(0, sizeof set, &set) == 0)
+                && sched_getaffinity(getpid(), sizeof set, &set) == 0)
             alone = running <= CPU_COUNT(&set);
         fclose(f);
     }
@@ -196,34 +194,75 @@ static int cnn_pool_alone(long long now)
     return alone;
 }
 
-/* A team member that starts on its leader's CPU: the scheduler puts a thread woken from a futex on the
- * CPU of the thread that woke it once the cores have been busy for a while (Linux skips its search for an
- * idle CPU when the last-level cache's recent use is high), and there both run one after the other while
- * the other core idles. Traced on the 2-vCPU EPYC, 256^3 float32 on the pool's 2 threads, calls in blocks
- * of 30 after a 0.2 s pause: 170 us while the worker ran on the other CPU, then from one block on 359 us
- * (29 of 30 calls with both threads on one CPU, every block after), one thread's time being 315 us; the
- * worker's spin, preempted by its own caller, went to sleep every time and was woken onto the caller's
- * CPU again. So, while the process is alone on its cores, such a member moves itself to another CPU of its
- * affinity mask (by narrowing the mask, which migrates it at once) and restores the mask: from there it
- * spins undisturbed between jobs and stays. Under load it stays put (the GEMM's back-off handles that). */
-void cnn_threads_leave_cpu(int leader_cpu)
+/* Where team members run. Once the cores have been busy for a while, Linux wakes a thread sleeping on a
+ * futex on the CPU of the thread that woke it (it skips its search for an idle CPU when the last-level
+ * cache's recent use is high), and there a team's members run one after the other while the other core
+ * idles: traced on the 2-vCPU EPYC, 256^3 float32 on the pool's 2 threads, calls in blocks of 30 after a
+ * 0.2 s pause, 170 us while the worker ran on the other CPU, then from one block on 359 us (29 of 30 calls
+ * with both threads on one CPU, every block after; one thread: 315 us); the worker's spin, preempted by its
+ * own caller, went to sleep every time and was woken onto the caller's CPU again. A member that moves
+ * itself once it runs comes too late when it is queued behind a busy leader (512^3 float64 on an OpenMP
+ * team: 4.5-5.9 ms, one thread 5.1 ms, two 2.6 ms). So, while the process is alone on its cores, the
+ * leader steers: every thread that has run a share as a member (registered at its first share) gets the
+ * leader's affinity mask without the leader's CPU, and the kernel moves a member waiting or running there
+ * at once and wakes a sleeping one elsewhere. The masks change only when the leader's CPU, the set of
+ * members or the alone look changes; when the process is not alone the members get the leader's whole
+ * mask back, and the scheduler places them freely (the GEMM's back-off handles a team that shares a core
+ * then). Not done for OpenMP threads bound by OMP_PROC_BIND (the user's placement). */
+static struct {
+    atomic_int tids[2 * CNN_MAX_NUM_THREADS];   /* the members registered so far (pool and OpenMP threads) */
+    atomic_int n;
+    atomic_flag busy;                /* a leader is changing the masks */
+    int cpu;                         /* the CPU the masks leave out, -1: whole masks */
+    int steered;                     /* members whose masks follow `cpu` */
+    atomic_long changes;             /* mask changes applied, for the tests */
+} cnn_team = {.busy = ATOMIC_FLAG_INIT, .cpu = -1};
+static _Thread_local int cnn_team_registered = 0;
+
+static void cnn_team_register(void)
 {
-    if (leader_cpu < 0 || sched_getcpu() != leader_cpu || !cnn_pool_alone(cnn_pool_now()))
+    if (cnn_team_registered)
         return;
-    cpu_set_t all, others;
-    if (sched_getaffinity(0, sizeof all, &all) != 0)
-        return;
-    others = all;
-    CPU_CLR(leader_cpu, &others);
-    if (CPU_COUNT(&others) == 0 || sched_setaffinity(0, sizeof others, &others) != 0)
-        return;
-    sched_setaffinity(0, sizeof all, &all);
-    atomic_fetch_add_explicit(&cnn_pool.moves, 1, memory_order_relaxed);
+    cnn_team_registered = 1;
+    const int i = atomic_fetch_add(&cnn_team.n, 1);
+    if (i < 2 * CNN_MAX_NUM_THREADS)
+        atomic_store(&cnn_team.tids[i], (int)syscall(SYS_gettid));
 }
 
-int cnn_threads_cpu(void)
+/* The leader, before (pool) or at the start of (OpenMP) a team's shares. */
+static void cnn_team_steer(void)
 {
-    return sched_getcpu();
+    const int cpu = cnn_pool_alone(cnn_pool_now()) ? sched_getcpu() : -1;
+    int n = atomic_load_explicit(&cnn_team.n, memory_order_relaxed);
+    if (n > 2 * CNN_MAX_NUM_THREADS)
+        n = 2 * CNN_MAX_NUM_THREADS;
+    if ((cpu == cnn_team.cpu && n == cnn_team.steered)
+            || atomic_flag_test_and_set_explicit(&cnn_team.busy, memory_order_acquire))
+        return;
+    cpu_set_t mask;
+    if (sched_getaffinity(0, sizeof mask, &mask) == 0) {
+        if (cpu >= 0 && CPU_COUNT(&mask) > 1)
+            CPU_CLR(cpu, &mask);
+        for (int i = 0; i < n; ++i) {
+            const int tid = atomic_load_explicit(&cnn_team.tids[i], memory_order_relaxed);
+            if (tid > 0)
+                sched_setaffinity(tid, sizeof mask, &mask);
+        }
+        cnn_team.cpu = cpu;
+        cnn_team.steered = n;
+        atomic_fetch_add_explicit(&cnn_team.changes, 1, memory_order_relaxed);
+    }
+    atomic_flag_clear_explicit(&cnn_team.busy, memory_order_release);
+}
+
+void cnn_threads_team_start(int t)
+{
+    if (t > 0) {
+        if (omp_get_proc_bind() == omp_proc_bind_false)
+            cnn_team_register();
+    } else {
+        cnn_team_steer();
+    }
 }
 
 /* Wait until the job word differs from `seen`; returns the new word. */
@@ -265,11 +304,11 @@ static void *cnn_pool_worker(void *p)
 {
     const int t = (int)(ptrdiff_t)p;
     unsigned seen = cnn_pool.start_word[t];   /* the job that started it comes next */
+    cnn_team_register();
     for (;;) {
         seen = cnn_pool_wait_job(seen);
         if (t >= (int)(seen & ((1u << CNN_POOL_NT_BITS) - 1)))
             continue;
-        cnn_threads_leave_cpu(cnn_pool.caller_cpu);
         cnn_pool.job(cnn_pool.arg, t);
         /* seq_cst, against the caller's store of caller_sleeps then load of pending */
         if (atomic_fetch_sub(&cnn_pool.pending, 1) == 1 && atomic_load(&cnn_pool.caller_sleeps))
@@ -319,7 +358,7 @@ int cnn_pool_run(cnn_pool_job job, void *arg, int nt)
     }
     cnn_pool.job = job;
     cnn_pool.arg = arg;
-    cnn_pool.caller_cpu = sched_getcpu();
+    cnn_team_steer();
     atomic_store_explicit(&cnn_pool.pending, nt - 1, memory_order_relaxed);
     const unsigned word = atomic_load_explicit(&cnn_pool.word, memory_order_relaxed);
     /* seq_cst: the job is in place before the word changes, and against a worker going to sleep */
@@ -358,13 +397,17 @@ static void cnn_pool_atfork_child(void)
     cnn_pool.nworkers = 0;
     atomic_store(&cnn_pool.sleepers, 0);
     atomic_store(&cnn_pool.caller_sleeps, 0);
+    atomic_store(&cnn_team.n, 0);                      /* the registered threads are the parent's */
+    cnn_team.cpu = -1;
+    cnn_team.steered = 0;
+    atomic_flag_clear(&cnn_team.busy);
 }
 
 void cnn_pool_stats(long out[3])
 {
     out[0] = atomic_load(&cnn_pool.jobs);
     out[1] = atomic_load(&cnn_pool.busy_sleeps);
-    out[2] = atomic_load(&cnn_pool.moves);
+    out[2] = atomic_load(&cnn_team.changes);
 }
 
 void cnn_pool_set_spin_us(int us)
@@ -386,14 +429,9 @@ int cnn_pool_run(cnn_pool_job job, void *arg, int nt)
     return -1;
 }
 
-void cnn_threads_leave_cpu(int leader_cpu)
+void cnn_threads_team_start(int t)
 {
-    (void)leader_cpu;
-}
-
-int cnn_threads_cpu(void)
-{
-    return -1;
+    (void)t;
 }
 
 void cnn_pool_stats(long out[3])

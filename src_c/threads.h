@@ -51,12 +51,12 @@ void cnn_threads_set(int n);
 int cnn_threads_forked_serial(void);
 int cnn_threads_team(ptrdiff_t work);
 
-/* The CPU the calling thread runs on (-1 where unknown), and, for a team member other than the leader
- * (t > 0) at the start of its share: if it runs on leader_cpu while the process is alone on its cores,
- * move to another CPU of its affinity mask (threads.c says why). Linux; elsewhere -1 and a no-op. */
-int cnn_threads_cpu(void);
-typedef void (*cnn_leave_cpu_fn)(int leader_cpu);
-void cnn_threads_leave_cpu(int leader_cpu);
+/* Called by each thread of a team (the pool's or an OpenMP team of the GEMM or the plan) as its share
+ * starts, t its place in the team: t = 0, the leader, keeps the other members off its CPU while the process
+ * is alone on its cores; t > 0 registers the thread as a member (threads.c, "where team members run").
+ * Linux with OpenMP; elsewhere a no-op. */
+typedef void (*cnn_team_start_fn)(int t);
+void cnn_threads_team_start(int t);
 
 /* ---- the small-job pool (threads.c, "pool") ----
  * Persistent worker threads for short parallel jobs issued back to back with a little serial work in
@@ -74,7 +74,7 @@ typedef void (*cnn_pool_job)(void *arg, int t);
 typedef int (*cnn_pool_run_fn)(cnn_pool_job job, void *arg, int nt);
 int cnn_pool_run(cnn_pool_job job, void *arg, int nt);
 /* Counters for the tests: jobs the pool ran, idle waits that ended asleep without spinning because the
- * machine was busy, and team members that left their leader's CPU (out[0..2]); the spin window in
+ * machine was busy, and changes of the team members' CPU masks (out[0..2]); the spin window in
  * microseconds can be set (-1 restores the default). */
 void cnn_pool_stats(long out[3]);
 void cnn_pool_set_spin_us(int us);

@@ -182,18 +182,17 @@ def test_forked_child_after_pool_jobs_computes(tmp_path):
 @needs_pool
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
                     reason="needs os.sched_setaffinity and two CPUs")
-@pytest.mark.parametrize("pool", [True, False])   # the pool's worker; an OpenMP team's (kept spinning)
-def test_team_member_started_on_its_leaders_cpu_moves_off_it(tmp_path, pool):
-    """A team member is put on the calling thread's CPU (both pinned there, then the member's mask
-    restored): while the process is alone on its cores, its next share starts with a move to another CPU
-    (counted) instead of sharing one core with the caller, and the results stay exact."""
+@pytest.mark.parametrize("pool", [True, False])   # the pool's worker; an OpenMP team's thread
+def test_team_members_are_kept_off_the_leaders_cpu_on_an_idle_machine(tmp_path, pool):
+    """While the process is alone on its cores, the threads that ran a team's shares get the leader's mask
+    without the leader's CPU (so the scheduler cannot wake them onto it); when the leader moves to another
+    CPU, the next product moves them off that one; the results stay exact."""
     with open("/proc/loadavg") as f:
         running = int(f.read().split()[3].split("/")[0])
     if running > len(os.sched_getaffinity(0)):
-        pytest.skip(f"{running} tasks running: the process is not alone on its cores, so members stay put")
+        pytest.skip(f"{running} tasks running: the process is not alone on its cores, so members are not steered")
     _run(f"""
         import os, threading
-        os.environ["OMP_WAIT_POLICY"] = "active"       # OpenMP's workers spin where they are, as the pool's do
         import numpy as np, cnn_core
         from cnn_core import _config
         from cnn_core.kernels import _gemm, gemm
@@ -202,21 +201,24 @@ def test_team_member_started_on_its_leaders_cpu_moves_off_it(tmp_path, pool):
         a = rng.standard_normal((64, 784)).astype(np.float32)
         b = rng.standard_normal((784, 100)).astype(np.float32)
         cnn_core.set_num_threads(1); expected = gemm(a, b); cnn_core.set_num_threads(2)
-        _gemm.reset_backoff(); gemm(a, b)            # starts the team's other thread
         full = os.sched_getaffinity(0)
-        cpu = sorted(full)[0]
         main = threading.get_native_id()
-        others = [int(t) for t in os.listdir("/proc/self/task") if int(t) != main]
-        moves0 = _config._pool_stats()[2]
-        for attempt in range(50):
-            for tid in others:
-                os.sched_setaffinity(tid, {{cpu}})      # migrates the other threads onto `cpu` now
-            os.sched_setaffinity(0, {{cpu}})
-            for tid in others:
-                os.sched_setaffinity(tid, full)
-            _gemm.reset_backoff()
-            assert np.array_equal(gemm(a, b), expected)
-            if _config._pool_stats()[2] > moves0:
-                break
-        assert _config._pool_stats()[2] > moves0, "the team member never left its leader's CPU"
+
+        def members_avoid(cpu):
+            masks = [os.sched_getaffinity(int(t)) for t in os.listdir("/proc/self/task") if int(t) != main]
+            return any(m == full - {{cpu}} for m in masks)
+
+        changes0 = _config._pool_stats()[2]
+        for cpu in sorted(full)[:2]:
+            os.sched_setaffinity(0, {{cpu}})          # the leader runs on `cpu` (its mask: that CPU alone)
+            os.sched_setaffinity(0, full)             # ... and stays there until the scheduler moves it
+            for attempt in range(50):
+                _gemm.reset_backoff()
+                assert np.array_equal(gemm(a, b), expected)
+                here = int(open("/proc/thread-self/stat").read().rsplit(")", 1)[1].split()[36])
+                if here == cpu and members_avoid(cpu):
+                    break
+            else:
+                raise AssertionError(f"no member kept off CPU {{cpu}}")
+        assert _config._pool_stats()[2] > changes0
         """, tmp_path)

@@ -7,7 +7,7 @@ from cpython.buffer cimport PyBUF_FORMAT, PyBUF_STRIDES, PyBuffer_Release, PyObj
 from cnn_core.kernels._buffer cimport float_kind
 from libc.stddef cimport ptrdiff_t
 
-from cnn_core._config cimport cnn_pool_job, leave_cpu, pool_run, simd_level, team_size
+from cnn_core._config cimport cnn_pool_job, pool_run, simd_level, team_size, team_start
 
 
 cdef extern from "gemm.h" nogil:
@@ -16,8 +16,8 @@ cdef extern from "gemm.h" nogil:
     int cnn_gemm_init(cnn_team_size_fn team_size, cnn_simd_level_fn simd_level)
     ctypedef int (*cnn_pool_run_fn)(cnn_pool_job job, void *arg, int nt) noexcept nogil
     void cnn_gemm_set_pool(cnn_pool_run_fn pool)
-    ctypedef void (*cnn_leave_cpu_fn)(int leader_cpu) noexcept nogil
-    void cnn_gemm_set_leave_cpu(cnn_leave_cpu_fn leave_cpu)
+    ctypedef void (*cnn_team_start_fn)(int t) noexcept nogil
+    void cnn_gemm_set_team_start(cnn_team_start_fn team_start)
     int cnn_sgemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                   float alpha, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
                   float beta, float *c, ptrdiff_t ldc)
@@ -47,7 +47,7 @@ cdef extern from "gemm.h" nogil:
 if cnn_gemm_init(team_size, simd_level) != 0:
     raise ImportError("cnn_core.kernels._gemm: could not create the thread-local key of the packing buffers")
 cnn_gemm_set_pool(pool_run)
-cnn_gemm_set_leave_cpu(leave_cpu)
+cnn_gemm_set_team_start(team_start)
 
 
 def set_pool(bint on) -> None:

@@ -8,13 +8,13 @@ from libc.string cimport memcmp
 from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 import numpy as np
 
-from cnn_core._config cimport leave_cpu, simd_level, team_size
+from cnn_core._config cimport simd_level, team_size, team_start
 
 
 cdef extern from "plan.h" nogil:
     ctypedef int (*cnn_team_size_fn)(ptrdiff_t work) noexcept nogil
     ctypedef int (*cnn_simd_level_fn)() noexcept nogil
-    ctypedef void (*cnn_leave_cpu_fn)(int leader_cpu) noexcept nogil
+    ctypedef void (*cnn_team_start_fn)(int t) noexcept nogil
     enum: CNN_PLAN_NPARAM
     ctypedef struct cnn_plan_op:
         int kind, act
@@ -27,7 +27,7 @@ cdef extern from "plan.h" nogil:
         const void *b2
         const ptrdiff_t *tab
     void cnn_plan_init(cnn_team_size_fn team_size, cnn_simd_level_fn simd_level)
-    void cnn_plan_set_leave_cpu(cnn_leave_cpu_fn leave_cpu)
+    void cnn_plan_set_team_start(cnn_team_start_fn team_start)
     int cnn_plan_run_f32(const cnn_plan_op *ops, int nops, ptrdiff_t n, ptrdiff_t chunk, const void *x,
                          ptrdiff_t x_row, float *y, ptrdiff_t y_row, float *arena, ptrdiff_t arena_row,
                          int max_threads, int team_threads, double work_per_sample)
@@ -40,7 +40,7 @@ cdef extern from "plan.h" nogil:
 
 cdef extern from "gemm.h" nogil:
     int cnn_gemm_init(cnn_team_size_fn team_size, cnn_simd_level_fn simd_level)
-    void cnn_gemm_set_leave_cpu(cnn_leave_cpu_fn leave_cpu)
+    void cnn_gemm_set_team_start(cnn_team_start_fn team_start)
 
 cdef extern from "activations.h" nogil:
     void cnn_act_init(cnn_simd_level_fn simd_level)
@@ -62,8 +62,8 @@ if cnn_gemm_init(team_size, simd_level) != 0:
 cnn_act_init(simd_level)
 cnn_wino_init(simd_level)
 cnn_plan_init(team_size, simd_level)
-cnn_plan_set_leave_cpu(leave_cpu)
-cnn_gemm_set_leave_cpu(leave_cpu)
+cnn_plan_set_team_start(team_start)
+cnn_gemm_set_team_start(team_start)
 
 NPARAM = CNN_PLAN_NPARAM
 # when the plan runs a convolution as Winograd (thresholds.h): the fewest input channels and filters, and
