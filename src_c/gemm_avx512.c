@@ -112,6 +112,14 @@
  * 16 FMAs. Eight rows, not the packed kernel's 14, so that the row pointers fit the general registers,
  * and M = 16 or 64 (LeNet conv2's filters, batch 64) are whole tiles. Each element of C gets the FMAs of
  * its dot product in depth order, then alpha * acc + beta * C, as in every other kernel of this file. */
+/* One depth step of the unpacked kernel: row i of the tile += A[i][p] * (b0 | b1). */
+#define AVX512_SUP_RANK1(W, SFX)                                                                         \
+    _Pragma("GCC unroll 8") for (int i = 0; i < SMR; ++i) {                                              \
+        const W ai = _mm512_set1_##SFX(ar[i][pa]);                                                       \
+        acc0[i] = _mm512_fmadd_##SFX(ai, b0, acc0[i]);                                                   \
+        acc1[i] = _mm512_fmadd_##SFX(ai, b1, acc1[i]);                                                   \
+    }
+
 #define AVX512_SUP(T, V, W, SFX, LANES, MASK)                                                            \
     CNN_AVX512 void cnn_##T##_sup_avx512(ptrdiff_t k, const V *a, ptrdiff_t rsa, ptrdiff_t csa,          \
                                          const V *b, ptrdiff_t rsb, V *c, ptrdiff_t ldc, V alpha, V beta, \
@@ -131,20 +139,12 @@
         if (nr == 2 * LANES) {                                                                           \
             for (ptrdiff_t p = 0; p < k; ++p, pa += csa, bp += rsb) {                                    \
                 const W b0 = _mm512_loadu_##SFX(bp), b1 = _mm512_loadu_##SFX(bp + LANES);               \
-                _Pragma("GCC unroll 8") for (int i = 0; i < SMR; ++i) {                                  \
-                    const W ai = _mm512_set1_##SFX(ar[i][pa]);                                           \
-                    acc0[i] = _mm512_fmadd_##SFX(ai, b0, acc0[i]);                                       \
-                    acc1[i] = _mm512_fmadd_##SFX(ai, b1, acc1[i]);                                       \
-                }                                                                                        \
+                AVX512_SUP_RANK1(W, SFX);                                                                \
             }                                                                                            \
         } else {                                                                                         \
             for (ptrdiff_t p = 0; p < k; ++p, pa += csa, bp += rsb) {                                    \
                 const W b0 = _mm512_maskz_loadu_##SFX(m0, bp), b1 = _mm512_maskz_loadu_##SFX(m1, bp + LANES); \
-                _Pragma("GCC unroll 8") for (int i = 0; i < SMR; ++i) {                                  \
-                    const W ai = _mm512_set1_##SFX(ar[i][pa]);                                           \
-                    acc0[i] = _mm512_fmadd_##SFX(ai, b0, acc0[i]);                                       \
-                    acc1[i] = _mm512_fmadd_##SFX(ai, b1, acc1[i]);                                       \
-                }                                                                                        \
+                AVX512_SUP_RANK1(W, SFX);                                                                \
             }                                                                                            \
         }                                                                                                \
         const W va = _mm512_set1_##SFX(alpha), vb = _mm512_set1_##SFX(beta);                             \
