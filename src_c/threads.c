@@ -213,8 +213,8 @@ static struct {
     atomic_int tids[2 * CNN_MAX_NUM_THREADS];   /* the members registered so far (pool and OpenMP threads) */
     atomic_int n;
     atomic_flag busy;                /* a leader is changing the masks */
-    int cpu;                         /* the CPU the masks leave out, -1: whole masks */
-    int steered;                     /* members whose masks follow `cpu` */
+    atomic_int cpu;                  /* the CPU the masks leave out, -1: whole masks */
+    atomic_int steered;              /* members whose masks follow `cpu` */
     atomic_long changes;             /* mask changes applied, for the tests */
 } cnn_team = {.busy = ATOMIC_FLAG_INIT, .cpu = -1};
 static _Thread_local int cnn_team_registered = 0;
@@ -236,7 +236,8 @@ static void cnn_team_steer(void)
     int n = atomic_load_explicit(&cnn_team.n, memory_order_relaxed);
     if (n > 2 * CNN_MAX_NUM_THREADS)
         n = 2 * CNN_MAX_NUM_THREADS;
-    if ((cpu == cnn_team.cpu && n == cnn_team.steered)
+    if ((cpu == atomic_load_explicit(&cnn_team.cpu, memory_order_relaxed)
+         && n == atomic_load_explicit(&cnn_team.steered, memory_order_relaxed))
             || atomic_flag_test_and_set_explicit(&cnn_team.busy, memory_order_acquire))
         return;
     cpu_set_t mask;
@@ -245,11 +246,17 @@ static void cnn_team_steer(void)
             CPU_CLR(cpu, &mask);
         for (int i = 0; i < n; ++i) {
             const int tid = atomic_load_explicit(&cnn_team.tids[i], memory_order_relaxed);
-            if (tid > 0)
+            char task[64];
+            if (tid <= 0)
+                continue;
+            snprintf(task, sizeof task, "/proc/self/task/%d", tid);
+            if (access(task, F_OK) != 0)        /* exited (an OpenMP team of a finished Python thread) */
+                atomic_store_explicit(&cnn_team.tids[i], 0, memory_order_relaxed);
+            else
                 sched_setaffinity(tid, sizeof mask, &mask);
         }
-        cnn_team.cpu = cpu;
-        cnn_team.steered = n;
+        atomic_store_explicit(&cnn_team.cpu, cpu, memory_order_relaxed);
+        atomic_store_explicit(&cnn_team.steered, n, memory_order_relaxed);
         atomic_fetch_add_explicit(&cnn_team.changes, 1, memory_order_relaxed);
     }
     atomic_flag_clear_explicit(&cnn_team.busy, memory_order_release);
@@ -398,8 +405,8 @@ static void cnn_pool_atfork_child(void)
     atomic_store(&cnn_pool.sleepers, 0);
     atomic_store(&cnn_pool.caller_sleeps, 0);
     atomic_store(&cnn_team.n, 0);                      /* the registered threads are the parent's */
-    cnn_team.cpu = -1;
-    cnn_team.steered = 0;
+    atomic_store(&cnn_team.cpu, -1);
+    atomic_store(&cnn_team.steered, 0);
     atomic_flag_clear(&cnn_team.busy);
 }
 
