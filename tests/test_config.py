@@ -109,7 +109,7 @@ def test_set_simd_reaches_every_dispatch_table(use_simd):
 
 
 @pytest.mark.skipif("avx512" not in cnn_core.cpu_simd_levels(), reason="CPU without AVX-512")
-def test_avx512_runs_the_avx2_kernels_outside_the_packed_gemm(use_simd):
+def test_avx512_gives_the_avx2_bits_outside_the_packed_gemm(use_simd):
     # Only the packed GEMM's AVX-512 kernels round differently (tests/test_gemm.py checks that the level
     # reaches them); the unpacked GEMM (this 64 x 64 product) has an AVX-512 kernel that gives the AVX2
     # one's bits (each element's FMAs in depth order in both), and the NT kernel and the activations at
