@@ -61,8 +61,8 @@ cdef void team_start(int t) noexcept nogil:
 
 
 def _pool_stats() -> tuple:
-    """(jobs the small-job pool ran, idle waits it slept through at once on a busy machine, team members
-    changes of the team members' CPU masks); for tests."""
+    """(jobs the small-job pool ran, idle waits it slept through at once on a busy machine, changes of the
+    team members' CPU masks); for tests."""
     cdef long out[3]
     cnn_pool_stats(out)
     return out[0], out[1], out[2]

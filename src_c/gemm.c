@@ -166,15 +166,6 @@ void cnn_gemm_set_team_start(cnn_team_start_fn team_start)
     cnn_gemm_team_start = team_start;
 }
 
-static int cnn_gemm_cpu(void)
-{
-#if defined(__linux__)
-    return sched_getcpu();
-#else
-    return -1;
-#endif
-}
-
 /* At the start of thread t's share of an OpenMP team. */
 static void cnn_gemm_share_start(int t)
 {
@@ -254,6 +245,15 @@ static int cnn_gemm_team(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
  * Results never depend on the thread count: only the time changes. Linux only (sched_getcpu); elsewhere
  * every team counts as spread. */
 static atomic_int cnn_gemm_backoff = 0;
+
+static int cnn_gemm_cpu(void)
+{
+#if defined(__linux__)
+    return sched_getcpu();
+#else
+    return -1;
+#endif
+}
 
 /* After a small product's team: back off when every thread (cpus[0..nt)) started on one CPU. */
 static void cnn_gemm_note_cpus(const int *cpus, int nt)

@@ -104,14 +104,6 @@
         }                                                                                                \
     }
 
-/* Unpacked kernel (gemm_cntx.h's sup, for products too small to repay packing): a tile of
- * CNN_AVX512_SUP_MR = 8 rows of C by two zmm vectors (32 floats, 16 doubles), A read in place through its
- * strides (8 row streams: rows past mr repeat row mr - 1, computed but not stored), B's contiguous rows
- * loaded directly (masked past nr), the whole depth in one pass. acc0[i], acc1[i] hold row i, vectors 0
- * and 1: 16 zmm, plus 2 for the B row and 1 for the broadcast; per depth step 2 loads of B, 8 broadcasts,
- * 16 FMAs. Eight rows, not the packed kernel's 14, so that the row pointers fit the general registers,
- * and M = 16 or 64 (LeNet conv2's filters, batch 64) are whole tiles. Each element of C gets the FMAs of
- * its dot product in depth order, then alpha * acc + beta * C, as in every other kernel of this file. */
 /* One depth step of the unpacked kernel: row i of the tile += A[i][p] * (b0 | b1). */
 #define AVX512_SUP_RANK1(W, SFX)                                                                         \
     _Pragma("GCC unroll 8") for (int i = 0; i < SMR; ++i) {                                              \
@@ -120,6 +112,14 @@
         acc1[i] = _mm512_fmadd_##SFX(ai, b1, acc1[i]);                                                   \
     }
 
+/* Unpacked kernel (gemm_cntx.h's sup, for products too small to repay packing): a tile of
+ * CNN_AVX512_SUP_MR = 8 rows of C by two zmm vectors (32 floats, 16 doubles), A read in place through its
+ * strides (8 row streams: rows past mr repeat row mr - 1, computed but not stored), B's contiguous rows
+ * loaded directly (masked past nr), the whole depth in one pass. acc0[i], acc1[i] hold row i, vectors 0
+ * and 1: 16 zmm, plus 2 for the B row and 1 for the broadcast; per depth step 2 loads of B, 8 broadcasts,
+ * 16 FMAs. Eight rows, not the packed kernel's 14, so that the row pointers fit the general registers,
+ * and M = 16 or 64 (LeNet conv2's filters, batch 64) are whole tiles. Each element of C gets the FMAs of
+ * its dot product in depth order, then alpha * acc + beta * C, as in every other kernel of this file. */
 #define AVX512_SUP(T, V, W, SFX, LANES, MASK)                                                            \
     CNN_AVX512 void cnn_##T##_sup_avx512(ptrdiff_t k, const V *a, ptrdiff_t rsa, ptrdiff_t csa,          \
                                          const V *b, ptrdiff_t rsb, V *c, ptrdiff_t ldc, V alpha, V beta, \
