@@ -14,6 +14,9 @@
 #if defined(__linux__)
 #include <sched.h>
 #endif
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#endif
 #if CNN_CORE_OPENMP
 #include <omp.h>
 #endif
@@ -189,12 +192,35 @@ static void cnn_gemm_run_team(cnn_pool_job job, void *arg, int nt)
     }
 }
 
+/* One core's L2 cache in bytes, read once at import (glibc's sysconf, from CPUID); 0 where unknown. */
+static ptrdiff_t cnn_gemm_l2_bytes = 0;
+
+/* NC for a depth block of kc elements of `size` bytes: the level's NC, capped so that the packed kc x nc block
+ * of B fills at most half of one core's L2. The macro-kernel runs each MR-row panel of A across the whole
+ * block (ir outside jr), so the block is read once per panel: it must stay in L2. With NC from the table
+ * (4096 floats, 2048 doubles: 4 MiB at KC = 256, tuned on a Zen 4 core, whose L3 kept up) the block spilled
+ * out of the 2 MiB L2 of an Intel Xeon with AVX-512 (a model 0xA7 VM) and the large products fell behind:
+ * one thread, ratio to numpy.matmul (OpenBLAS SkylakeX), table NC / capped (1024 floats, 512 doubles):
+ * 2048^3 float32 1.14-1.20 / 0.95-0.97, float64 1.18-1.44 / 0.99-1.01, 1024^3 float64 1.11-1.18 /
+ * 0.94-0.95, 512^3 and below unchanged. NC only splits C's columns: results do not depend on it. */
+static ptrdiff_t cnn_gemm_nc(const cnn_gemm_blksz *bs, ptrdiff_t kc, size_t size)
+{
+    if (cnn_gemm_l2_bytes <= 0)
+        return bs->nc;
+    const ptrdiff_t cap = cnn_gemm_l2_bytes / 2 / (kc * (ptrdiff_t)size) / bs->nr * bs->nr;
+    return cap >= bs->nc ? bs->nc : cap > bs->nr ? cap : bs->nr;
+}
+
 int cnn_gemm_init(cnn_team_size_fn team_size, cnn_simd_level_fn simd_level)
 {
     static int done = 0;
     if (!done && cnn_bufs_key_create() != 0)
         return -1;
     done = 1;
+#if defined(_SC_LEVEL2_CACHE_SIZE)
+    const long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    cnn_gemm_l2_bytes = l2 > 0 ? (ptrdiff_t)l2 : 0;
+#endif
     cnn_gemm_team_size = team_size;
     cnn_gemm_level = simd_level;
     return 0;
@@ -496,7 +522,8 @@ AVX2_PACKT(d, double, __m256d, pd, 4, cnn_transpose4_pd)
 /* ---- the kernels and blocking of each instruction-set level ----------------------------------------
  *
  * Block sizes are data, one line per dtype and level (BLIS's blocksizes): MR x NR the micro-tile, MC x KC
- * the block of A kept in L2, KC x NC the block of B kept in L3, then the unpacked kernel's tile and when
+ * the block of A kept in L2, KC x NC the block of B (NC capped at run time to half of the core's L2,
+ * cnn_gemm_nc), then the unpacked kernel's tile and when
  * it is used (use_sup in gemm_template.h). The AVX-512 figures were tuned on a Zen 4 core (32 KiB L1d,
  * 1 MiB L2, 3.7 GHz), timing KC in 128..320, MC in 140..420 and NC in 512..4096 at square sizes 256..2048
  * and on im2col products: KC = 256 beat 128 by 5-8% at 1024 and 2048, MC and NC moved results by < 3%. */
@@ -535,7 +562,7 @@ const cnn_gemm_cntx *cnn_gemm_context(void)
     return &cnn_gemm_table[level >= 0 && level < CNN_SIMD_NLEVELS ? level : CNN_SIMD_BASELINE];
 }
 
-void cnn_gemm_blocking(int dtype, int out[5])
+void cnn_gemm_blocking(int dtype, ptrdiff_t out[6])
 {
     const cnn_gemm_cntx *cx = cnn_gemm_context();
     const cnn_gemm_blksz *bs = dtype ? &cx->d_blk : &cx->s_blk;
@@ -543,7 +570,8 @@ void cnn_gemm_blocking(int dtype, int out[5])
     out[1] = bs->nr;
     out[2] = bs->mc;
     out[3] = bs->kc;
-    out[4] = bs->nc;
+    out[4] = cnn_gemm_nc(bs, bs->kc, dtype ? sizeof(double) : sizeof(float));
+    out[5] = cnn_gemm_l2_bytes;
 }
 
 /* ---- public entry points ------------------------------------------------------------------------- */

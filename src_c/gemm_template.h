@@ -178,7 +178,7 @@ static int G(gemm_serial)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, ptr
 {
     const ptrdiff_t kb = G(even_block)(k, bs->kc, 1);
     const ptrdiff_t mb = G(even_block)(m, bs->mc, bs->mr);
-    const ptrdiff_t nb = G(even_block)(n, bs->nc, bs->nr);
+    const ptrdiff_t nb = G(even_block)(n, cnn_gemm_nc(bs, kb, sizeof(T)), bs->nr);
     void *va, *vb;
     if (cnn_gemm_buffers((size_t)(mb * kb) * sizeof(T), (size_t)(kb * nb) * sizeof(T), &va, &vb) != 0)
         return -1;
@@ -215,7 +215,7 @@ static int G(gemm_parallel)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, i
 {
     const ptrdiff_t MR = bs->mr, NR = bs->nr;
     const ptrdiff_t kb = G(even_block)(k, bs->kc, 1);
-    const ptrdiff_t nb = G(even_block)(n, bs->nc, NR);
+    const ptrdiff_t nb = G(even_block)(n, cnn_gemm_nc(bs, kb, sizeof(T)), NR);
     /* Row blocks: at most MC rows, and at least 2 per thread where m allows, for the dynamic balance. */
     ptrdiff_t mb = G(even_block)(m, bs->mc, MR);
     const ptrdiff_t few = (m + 2 * nt - 1) / (2 * nt);

@@ -1,4 +1,6 @@
 """cnn_core.kernels.gemm against the float64 formula oracle (tests/oracles_dense.py)."""
+import pathlib
+
 import numpy as np
 import pytest
 from oracles_dense import gemm_ref, gemm_tolerance
@@ -227,6 +229,38 @@ def test_static_partition_with_beta_and_strides(simd, num_threads, dtype):
         _gemm.set_partition(-1)
 
 
+def l2_capped_nc(nc, kc, nr, itemsize):
+    """The table's NC capped so that a packed kc x nc block of B fills at most half of one core's L2
+    (src_c/gemm.c, cnn_gemm_nc), in whole NR panels; the table's NC where the L2 size is unknown."""
+    l2 = _gemm.blocking(np.float32)["l2"]
+    if l2 <= 0:
+        return nc
+    cap = l2 // 2 // (kc * itemsize) // nr * nr
+    return nc if cap >= nc else max(cap, nr)
+
+
+def test_l2_size_is_the_systems():
+    # The cap's L2 size (glibc's sysconf) is what Linux reports for this CPU's level-2 cache.
+    caches = pathlib.Path("/sys/devices/system/cpu/cpu0/cache")
+    sizes = [(d / "size").read_text().strip() for d in caches.glob("index*")
+             if (d / "level").exists() and (d / "level").read_text().strip() == "2"]
+    if not sizes or not sizes[0].endswith("K"):
+        pytest.skip("no level-2 cache size in sysfs")
+    assert _gemm.blocking(np.float32)["l2"] in (0, int(sizes[0][:-1]) * 1024)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_columns_across_the_l2_capped_nc(kernel, dtype):
+    # At depth KC the reported nc is the column block of B (capped by the L2 size on this machine): C's columns
+    # one below, one above and two blocks and one past it cross the block's edges.
+    blocks = _gemm.blocking(dtype)
+    nc, kc = blocks["nc"], blocks["kc"]
+    rng = np.random.default_rng(nc)
+    for n in (nc - 1, nc + 1, 2 * nc + 1):
+        a, b = operands(rng, 7, n, kc, False, False, dtype)
+        assert_gemm_close(gemm(a, b), a, b, what=f"7x{n}x{kc}, nc {nc}")
+
+
 # AVX-512 blocking (src_c/gemm.c): MR = 14 rows; NR = 32 float32 / 16 float64 columns; KC = 256; MC = 280.
 # Every dimension at 1, one below, at and one above each of them.
 AVX512_EDGES = [(1, 1, 1), (13, 31, 255), (14, 32, 256), (15, 33, 257), (14, 16, 1), (15, 17, 2), (13, 15, 3),
@@ -238,8 +272,9 @@ AVX512_EDGES = [(1, 1, 1), (13, 31, 255), (14, 32, 256), (15, 33, 257), (14, 16,
 def test_avx512_blocking_is_the_tables(use_simd):
     # The level switch selects the level's blocking; the edge shapes above are placed around these values.
     use_simd("avx512")
-    assert _gemm.blocking(np.float32) == dict(mr=14, nr=32, mc=280, kc=256, nc=4096)
-    assert _gemm.blocking(np.float64) == dict(mr=14, nr=16, mc=280, kc=256, nc=2048)
+    l2 = _gemm.blocking(np.float32)["l2"]
+    assert _gemm.blocking(np.float32) == dict(mr=14, nr=32, mc=280, kc=256, nc=l2_capped_nc(4096, 256, 32, 4), l2=l2)
+    assert _gemm.blocking(np.float64) == dict(mr=14, nr=16, mc=280, kc=256, nc=l2_capped_nc(2048, 256, 16, 8), l2=l2)
     use_simd("avx2")
     assert _gemm.blocking(np.float32)["mr"] == 6 and _gemm.blocking(np.float64)["nr"] == 8
 

@@ -41,7 +41,7 @@ cdef extern from "gemm.h" nogil:
     int cnn_gemm_backoff_left()
     void cnn_gemm_reset_backoff()
     double cnn_fma_probe(int kind, long iters)
-    void cnn_gemm_blocking(int dtype, int *out)
+    void cnn_gemm_blocking(int dtype, Py_ssize_t *out)
 
 
 if cnn_gemm_init(team_size, simd_level) != 0:
@@ -232,10 +232,11 @@ def reset_backoff() -> None:
 
 def blocking(dtype) -> dict:
     """The packed GEMM's blocking at the SIMD level in use for `dtype` (float32 or float64): the micro-tile
-    mr x nr and the cache blocks mc, kc, nc (src_c/gemm.c's table). For tests and benchmarks."""
-    cdef int out[5]
+    mr x nr and the cache blocks mc, kc, nc (src_c/gemm.c's table, nc as capped at depth kc by half of one
+    core's L2), and l2, the L2 size the cap used in bytes (0: unknown, no cap). For tests and benchmarks."""
+    cdef Py_ssize_t out[6]
     cnn_gemm_blocking(1 if dtype == np.float64 else 0, out)
-    return dict(mr=out[0], nr=out[1], mc=out[2], kc=out[3], nc=out[4])
+    return dict(mr=out[0], nr=out[1], mc=out[2], kc=out[3], nc=out[4], l2=out[5])
 
 
 def fma_probe(kind: int, iters: int) -> float:
