@@ -10,9 +10,14 @@ cdef int simd_level() noexcept nogil
 
 cdef extern from "threads.h" nogil:
     ctypedef void (*cnn_pool_job)(void *arg, int t) noexcept nogil
+    ctypedef struct cnn_team_count:
+        pass
 # threads.h's small-job pool: job(arg, t) for t = 0..nt-1 (0 on the caller); -1 when it cannot take the
 # job (the caller then runs it its own way). The GEMM receives it as a pointer at import.
 cdef int pool_run(cnn_pool_job job, void *arg, int nt) noexcept nogil
 # threads.h's cnn_threads_team_start: called by each thread t of a team as its share starts (the leader,
 # t = 0, keeps the members off its CPU on an otherwise idle machine).
 cdef void team_start(int t) noexcept nogil
+# threads.h's cnn_team_barrier: the g-th barrier of a team of nt threads on count c passes when the count
+# reaches target = g * nt; waits with the pool's policy (the GEMM's shared-panel team, through a pointer).
+cdef void team_barrier(cnn_team_count *c, int target) noexcept nogil

@@ -34,7 +34,10 @@ cdef extern from "threads.h" nogil:
     int cnn_pool_run(cnn_pool_job job, void *arg, int nt)
     void cnn_pool_stats(long out[3])
     void cnn_pool_set_spin_us(int us)
+    void cnn_pool_set_load_file(const char *path)
+    int cnn_pool_alone_now()
     void cnn_threads_team_start(int t)
+    void cnn_team_barrier(cnn_team_count *c, int target)
 
 cdef extern from "cpu.h" nogil:
     int CNN_SIMD_NLEVELS
@@ -60,6 +63,10 @@ cdef void team_start(int t) noexcept nogil:
     cnn_threads_team_start(t)
 
 
+cdef void team_barrier(cnn_team_count *c, int target) noexcept nogil:
+    cnn_team_barrier(c, target)
+
+
 def _pool_stats() -> tuple:
     """(jobs the small-job pool ran, idle waits it slept through at once on a busy machine, changes of the
     team members' CPU masks); for tests."""
@@ -72,6 +79,22 @@ def _pool_set_spin_us(int us) -> None:
     """How long an idle pool worker spins for the next job while the process is alone on its cores, in
     microseconds (-1: the default, CNN_POOL_SPIN_US of src_c/thresholds.h); for tests and benchmarks."""
     cnn_pool_set_spin_us(us)
+
+
+def _pool_set_load_file(path) -> None:
+    """Read the load from `path` (a str, in /proc/loadavg's format) instead of /proc/loadavg, or from
+    /proc/loadavg again (None); forgets the looks so far. For tests."""
+    if path is None:
+        cnn_pool_set_load_file(NULL)
+    else:
+        encoded = os.fsencode(path)
+        cnn_pool_set_load_file(encoded)
+
+
+def _pool_alone() -> bool:
+    """Whether the process counts as alone on its cores now (the pool's look at the load, taken when the
+    last is older than CNN_POOL_BUSY_CHECK_NS, 2 ms); for tests."""
+    return bool(cnn_pool_alone_now())
 
 
 cdef int simd_level() noexcept nogil:

@@ -176,6 +176,34 @@ static void cnn_gemm_share_start(int t)
         cnn_gemm_team_start(t);
 }
 
+/* threads.h's cnn_team_barrier, where the shared-panel driver's team waits between its steps (installed by
+ * cnn_gemm_set_barrier; NULL: OpenMP's barrier). OpenMP's barrier spins GOMP_SPINCOUNT pauses (cnn_core
+ * sets 1000, ~50 us, for busy machines) and then sleeps, and a leader asleep there is woken on its
+ * member's CPU, so the next call re-steers the masks, and until then both threads share one CPU (on the
+ * 2-vCPU EPYC, 128x576x3136 on 2 threads ran whole blocks of calls at one thread's speed, 4.3-5.0 ms
+ * against 2.5 ms). threads.c's wait yields instead while the process is alone on its cores. Measured on
+ * a 2-vCPU Xeon (AVX-512), 8 blocks of 12-22 calls after 0.2 s pauses, load 0.3: mask changes 9-36 -> 2-5
+ * (128x576x3136 float32) and 18 -> 4-8 (512^3 float64), block medians 2540-2732 -> 2322-2526 us and
+ * 2586-2698 -> 2387-2550 us. */
+static cnn_team_barrier_fn cnn_gemm_team_barrier = NULL;
+
+void cnn_gemm_set_barrier(cnn_team_barrier_fn barrier)
+{
+    cnn_gemm_team_barrier = barrier;
+}
+
+#if CNN_CORE_OPENMP
+/* The next barrier of a team of nthr threads on count c; *passed: the barriers this thread has passed. */
+static void cnn_gemm_barrier(cnn_team_count *c, int *passed, int nthr)
+{
+    if (cnn_gemm_team_barrier != NULL) {
+        cnn_gemm_team_barrier(c, ++*passed * nthr);
+    } else {
+        #pragma omp barrier
+    }
+}
+#endif
+
 /* Run job(arg, t) for t = 0..nt-1: on the pool when there is one and it takes the job, else on an OpenMP
  * team (or serially in a build without OpenMP). The shares never depend on which runs them. */
 static void cnn_gemm_run_team(cnn_pool_job job, void *arg, int nt)

@@ -30,6 +30,9 @@ void cnn_gemm_set_pool(cnn_pool_run_fn pool);
 /* threads.h's cnn_threads_team_start, called by every thread of the GEMM's OpenMP teams as its share
  * starts; NULL (the default): nothing is called. */
 void cnn_gemm_set_team_start(cnn_team_start_fn team_start);
+/* threads.h's cnn_team_barrier, for the barriers of the GEMM's shared-panel OpenMP team; NULL (the
+ * default): OpenMP's barrier. */
+void cnn_gemm_set_barrier(cnn_team_barrier_fn barrier);
 
 int cnn_sgemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
               float alpha, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,

@@ -205,10 +205,11 @@ static int G(gemm_serial)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, ptr
  * team takes the rows in groups of up to nt * 4 MC-row blocks: packs the group's A panels (with, for the
  * first group, B's NR panels; the panels split statically), then hands out the group's work items, (row
  * block, column chunk) pairs, dynamically (OpenMP's dynamic schedule is one shared atomic counter), so a
- * thread slowed by the rest of the machine takes fewer items. Each packing loop ends at the worksharing
- * loop's barrier before anyone reads the panels, each item loop at one before they are overwritten: two
- * barriers per group. A and B are packed once, whatever the thread count, in the calling thread's
- * buffers. */
+ * thread slowed by the rest of the machine takes fewer items. Each packing loop ends at a barrier before
+ * anyone reads the panels, each item loop at one before they are overwritten: two barriers per group,
+ * threads.c's (cnn_gemm_barrier: the worksharing loops are nowait), which do not put the leader to sleep
+ * while the process is alone on its cores. A and B are packed once, whatever the thread count, in the
+ * calling thread's buffers. */
 static int G(gemm_parallel)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, int nt, ptrdiff_t m,
                             ptrdiff_t n, ptrdiff_t k, T alpha, const T *a, ptrdiff_t rsa, ptrdiff_t csa,
                             const T *b, ptrdiff_t rsb, ptrdiff_t csb, T beta, T *c, ptrdiff_t ldc)
@@ -228,9 +229,14 @@ static int G(gemm_parallel)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, i
     if (cnn_gemm_buffers((size_t)(mg_padded * kb) * sizeof(T), (size_t)(kb * nb) * sizeof(T), &va, &vb) != 0)
         return -1;
     T *const pa = (T *)va, *const pb = (T *)vb;
+    cnn_team_count bar;
+    atomic_init(&bar.count, 0);
+    atomic_init(&bar.sleepers, 0);
 
     #pragma omp parallel num_threads(nt)
     {
+        const int nthr = omp_get_num_threads();
+        int passed = 0;
         cnn_gemm_share_start(omp_get_thread_num());
         for (ptrdiff_t jc = 0; jc < n; jc += nb) {
             const ptrdiff_t nc = n - jc < nb ? n - jc : nb;
@@ -243,7 +249,7 @@ static int G(gemm_parallel)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, i
                     const ptrdiff_t npanels_a = (mgc + MR - 1) / MR;
                     /* The group's A panels, after B's panels for the first group: one barrier for both. */
                     const ptrdiff_t first_a = ig == 0 ? npanels_b : 0;
-                    #pragma omp for schedule(static)
+                    #pragma omp for schedule(static) nowait
                     for (ptrdiff_t q = 0; q < first_a + npanels_a; ++q) {
                         if (q < first_a) {
                             const ptrdiff_t j = q * NR;
@@ -255,6 +261,7 @@ static int G(gemm_parallel)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, i
                                       a + (ig + i) * rsa + pc * csa, rsa, csa, pa + i * kc);
                         }
                     }
+                    cnn_gemm_barrier(&bar, &passed, nthr);
                     /* Items: the group's row blocks times column chunks of whole NR panels, enough of them
                      * (about 8 per thread) for the dynamic schedule to balance. */
                     const ptrdiff_t nblk = (mgc + mb - 1) / mb;
@@ -263,12 +270,13 @@ static int G(gemm_parallel)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, i
                         nchunk = npanels_b;
                     const ptrdiff_t cw = (npanels_b + nchunk - 1) / nchunk * NR;
                     nchunk = (nc + cw - 1) / cw;
-                    #pragma omp for schedule(dynamic, 1)
+                    #pragma omp for schedule(dynamic, 1) nowait
                     for (ptrdiff_t item = 0; item < nblk * nchunk; ++item) {
                         const ptrdiff_t i = (item / nchunk) * mb, j = (item % nchunk) * cw;
                         G(macro_kernel)(cx, bs, mgc - i < mb ? mgc - i : mb, nc - j < cw ? nc - j : cw, kc,
                                         alpha, pa + i * kc, pb + j * kc, beta_pc, c + (ig + i) * ldc + jc + j, ldc);
                     }
+                    cnn_gemm_barrier(&bar, &passed, nthr);
                 }
             }
         }

@@ -100,8 +100,8 @@ int cnn_threads_team(ptrdiff_t work)
  *
  * Workers 1..nworkers wait on `word`, the job word: a job count in the high bits and the job's thread count
  * nt in the low CNN_POOL_NT_BITS, bumped by the caller once the job is in place. A worker whose index is
- * below the new nt runs its share and counts `pending` down; the others go back to waiting. A worker reads
- * job/arg only when it takes part, and the caller changes them only after every taker has counted down, so
+ * below the new nt runs its share and counts one in `done`; the others go back to waiting. A worker reads
+ * job/arg only when it takes part, and the caller changes them only after every taker has been counted, so
  * a worker that wakes late never sees a half-written job.
  *
  * Waiting for the next job: while the process is alone on its cores (the running tasks of /proc/loadavg,
@@ -109,12 +109,13 @@ int cnn_threads_team(ptrdiff_t work)
  * most every CNN_POOL_BUSY_CHECK_NS) a worker spins for CNN_POOL_SPIN_US, yielding every few microseconds,
  * then sleeps on a futex; when the process is not alone, or the spin was preempted (a gap of
  * CNN_POOL_PREEMPTED_NS between two looks at the clock: another thread wanted the core), it sleeps at once.
- * The caller, once its own share is done, waits for the others as plan.c's barrier does: CNN_POOL_PAUSES
- * pauses, up to CNN_POOL_YIELDS sched_yield()s (while the process is alone: yields for up to the spin
- * window), then a futex. So under load nothing spins for long, which is what made the original 30x
- * collapse (threads spinning for a partner the scheduler had not run). A caller woken from the futex is
- * put on the CPU of the worker that woke it (see "where team members run" below), so on a quiet machine it
- * keeps yielding instead of sleeping: asleep, it would follow a late worker to its CPU. */
+ * The caller, once its own share is done, waits for the others (cnn_team_wait, as plan.c's barrier does):
+ * CNN_POOL_PAUSES pauses, up to CNN_POOL_YIELDS sched_yield()s (while the process is alone: yields for up
+ * to the spin window), then a futex; the GEMM's shared-panel driver waits at its barriers the same way. So
+ * under load nothing spins for long, which is what made the original 30x collapse (threads spinning for a
+ * partner the scheduler had not run). A caller woken from the futex is put on the CPU of the worker that
+ * woke it (see "where team members run" below), so on a quiet machine it keeps yielding instead of
+ * sleeping: asleep, it would follow a late worker to its CPU. */
 #if CNN_CORE_OPENMP && defined(__linux__)
 #include <errno.h>
 #include <limits.h>
@@ -122,6 +123,7 @@ int cnn_threads_team(ptrdiff_t work)
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -132,9 +134,8 @@ int cnn_threads_team(ptrdiff_t work)
 
 static struct {
     atomic_uint word;                /* job count << CNN_POOL_NT_BITS | nt */
-    atomic_int pending;              /* takers of the current job still running */
+    cnn_team_count done;             /* takers of the current job that have finished */
     atomic_int sleepers;             /* workers asleep (or about to be) on word */
-    atomic_int caller_sleeps;        /* the caller asleep (or about to be) on pending */
     atomic_flag busy;                /* a caller holds the pool */
     cnn_pool_job job;
     void *arg;
@@ -142,8 +143,9 @@ static struct {
     unsigned start_word[CNN_MAX_NUM_THREADS];   /* the job word when worker t was started */
     atomic_long jobs, busy_sleeps;   /* counters for the tests */
     atomic_int spin_us;
-    atomic_llong alone_checked;      /* when `alone` was last read (CLOCK_MONOTONIC ns), 0: never */
+    atomic_llong alone_checked;      /* when `alone` was last looked at (CLOCK_MONOTONIC ns), 0: never */
     atomic_int alone;
+    atomic_int busy_looks;           /* busy looks in a row */
 } cnn_pool = {.busy = ATOMIC_FLAG_INIT, .spin_us = CNN_POOL_SPIN_US};
 
 static long long cnn_pool_now(void)
@@ -160,9 +162,9 @@ static void cnn_pool_pause(void)
 #endif
 }
 
-static void cnn_futex_wait(atomic_uint *addr, unsigned expected)
+static void cnn_futex_wait(void *addr, unsigned expected)
 {
-    syscall(SYS_futex, (void *)addr, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+    syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
 }
 
 static void cnn_futex_wake(void *addr)
@@ -170,26 +172,43 @@ static void cnn_futex_wake(void *addr)
     syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
-/* 1 while no task waits for a core: running tasks (the 4th field of /proc/loadavg, "running/total")
- * at most the cores this process may use (its main thread's mask: a steered member's own mask is
- * narrower). Re-read at most every CNN_POOL_BUSY_CHECK_NS; 0 if unreadable. */
-static int cnn_pool_alone(long long now)
+/* Where the load is read (a test's own file, cnn_pool_set_load_file). */
+static _Atomic(const char *) cnn_pool_load_file = "/proc/loadavg";
+
+/* One look at the load: 1 when more tasks run than the cores this process may use (the running tasks,
+ * the 4th field of /proc/loadavg, "running/total", against its main thread's mask: a steered member's own
+ * mask is narrower), 0 when not, -1 if unreadable. */
+static int cnn_pool_busy_look(void)
 {
-    const long long last = atomic_load_explicit(&cnn_pool.alone_checked, memory_order_relaxed);
-    if (last != 0 && now - last < CNN_POOL_BUSY_CHECK_NS)
-        return atomic_load_explicit(&cnn_pool.alone, memory_order_relaxed);
-    atomic_store_explicit(&cnn_pool.alone_checked, now, memory_order_relaxed);
-    int alone = 0;
-    FILE *f = fopen("/proc/loadavg", "r");
+    int busy = -1;
+    FILE *f = fopen(atomic_load_explicit(&cnn_pool_load_file, memory_order_acquire), "r");
     if (f != NULL) {
         double l1, l5, l15;
         int running, total;
         cpu_set_t set;
         if (fscanf(f, "%lf %lf %lf %d/%d", &l1, &l5, &l15, &running, &total) == 5
                 && sched_getaffinity(getpid(), sizeof set, &set) == 0)
-            alone = running <= CPU_COUNT(&set);
+            busy = running > CPU_COUNT(&set);
         fclose(f);
     }
+    return busy;
+}
+
+/* 1 while the process is alone on its cores: no task waits for a core. Looked at most every
+ * CNN_POOL_BUSY_CHECK_NS, by one thread at a time (the others take the last answer), and not alone only
+ * from the CNN_POOL_BUSY_LOOKS-th busy look in a row (thresholds.h says why); alone again at the first
+ * calm look. 0 if the load is unreadable. */
+static int cnn_pool_alone(long long now)
+{
+    long long last = atomic_load_explicit(&cnn_pool.alone_checked, memory_order_relaxed);
+    if ((last != 0 && now - last < CNN_POOL_BUSY_CHECK_NS)
+            || !atomic_compare_exchange_strong_explicit(&cnn_pool.alone_checked, &last, now,
+                                                        memory_order_relaxed, memory_order_relaxed))
+        return atomic_load_explicit(&cnn_pool.alone, memory_order_relaxed);
+    const int busy = cnn_pool_busy_look();
+    const int looks = busy == 1 ? atomic_load_explicit(&cnn_pool.busy_looks, memory_order_relaxed) + 1 : 0;
+    atomic_store_explicit(&cnn_pool.busy_looks, looks, memory_order_relaxed);
+    const int alone = busy == 0 || (busy == 1 && looks < CNN_POOL_BUSY_LOOKS);
     atomic_store_explicit(&cnn_pool.alone, alone, memory_order_relaxed);
     return alone;
 }
@@ -272,6 +291,43 @@ void cnn_threads_team_start(int t)
     }
 }
 
+void cnn_team_arrive(cnn_team_count *c, int target)
+{
+    /* seq_cst: the shares' writes before the count, and against a waiter's increment of sleepers then
+     * load of the count */
+    if (atomic_fetch_add(&c->count, 1) + 1 == target && atomic_load(&c->sleepers) > 0)
+        cnn_futex_wake(&c->count);
+}
+
+void cnn_team_wait(cnn_team_count *c, int target)
+{
+    long long yield_until = 0;       /* set at the first yield: while alone, yield up to the spin window */
+    int seen;
+    for (int i = 0; (seen = atomic_load_explicit(&c->count, memory_order_acquire)) < target; ++i) {
+        if (i < CNN_POOL_PAUSES) {
+            cnn_pool_pause();
+        } else if (i < CNN_POOL_PAUSES + CNN_POOL_YIELDS || cnn_pool_now() < yield_until) {
+            if (i == CNN_POOL_PAUSES) {
+                const long long now = cnn_pool_now();
+                if (cnn_pool_alone(now))
+                    yield_until = now + 1000LL * atomic_load_explicit(&cnn_pool.spin_us, memory_order_relaxed);
+            }
+            sched_yield();
+        } else {
+            atomic_fetch_add(&c->sleepers, 1);
+            if ((seen = atomic_load(&c->count)) < target)
+                cnn_futex_wait(&c->count, (unsigned)seen);
+            atomic_fetch_sub(&c->sleepers, 1);
+        }
+    }
+}
+
+void cnn_team_barrier(cnn_team_count *c, int target)
+{
+    cnn_team_arrive(c, target);
+    cnn_team_wait(c, target);
+}
+
 /* Wait until the job word differs from `seen`; returns the new word. */
 static unsigned cnn_pool_wait_job(unsigned seen)
 {
@@ -317,9 +373,7 @@ static void *cnn_pool_worker(void *p)
         if (t >= (int)(seen & ((1u << CNN_POOL_NT_BITS) - 1)))
             continue;
         cnn_pool.job(cnn_pool.arg, t);
-        /* seq_cst, against the caller's store of caller_sleeps then load of pending */
-        if (atomic_fetch_sub(&cnn_pool.pending, 1) == 1 && atomic_load(&cnn_pool.caller_sleeps))
-            cnn_futex_wake(&cnn_pool.pending);
+        cnn_team_arrive(&cnn_pool.done, (int)(seen & ((1u << CNN_POOL_NT_BITS) - 1)) - 1);
     }
     return NULL;
 }
@@ -366,32 +420,14 @@ int cnn_pool_run(cnn_pool_job job, void *arg, int nt)
     cnn_pool.job = job;
     cnn_pool.arg = arg;
     cnn_team_steer();
-    atomic_store_explicit(&cnn_pool.pending, nt - 1, memory_order_relaxed);
+    atomic_store_explicit(&cnn_pool.done.count, 0, memory_order_relaxed);
     const unsigned word = atomic_load_explicit(&cnn_pool.word, memory_order_relaxed);
     /* seq_cst: the job is in place before the word changes, and against a worker going to sleep */
     atomic_store(&cnn_pool.word, ((word >> CNN_POOL_NT_BITS) + 1) << CNN_POOL_NT_BITS | (unsigned)nt);
     if (atomic_load(&cnn_pool.sleepers) > 0)
         cnn_futex_wake(&cnn_pool.word);
     job(arg, 0);
-    long long yield_until = 0;       /* set at the first yield: while alone, yield up to the spin window */
-    for (int i = 0; atomic_load_explicit(&cnn_pool.pending, memory_order_acquire) != 0; ++i) {
-        if (i < CNN_POOL_PAUSES) {
-            cnn_pool_pause();
-        } else if (i < CNN_POOL_PAUSES + CNN_POOL_YIELDS || cnn_pool_now() < yield_until) {
-            if (i == CNN_POOL_PAUSES) {
-                const long long now = cnn_pool_now();
-                if (cnn_pool_alone(now))
-                    yield_until = now + 1000LL * atomic_load_explicit(&cnn_pool.spin_us, memory_order_relaxed);
-            }
-            sched_yield();
-        } else {
-            atomic_store(&cnn_pool.caller_sleeps, 1);
-            const int left = atomic_load(&cnn_pool.pending);
-            if (left != 0)
-                cnn_futex_wait((atomic_uint *)(void *)&cnn_pool.pending, (unsigned)left);
-            atomic_store(&cnn_pool.caller_sleeps, 0);
-        }
-    }
+    cnn_team_wait(&cnn_pool.done, nt - 1);
     atomic_fetch_add_explicit(&cnn_pool.jobs, 1, memory_order_relaxed);
     atomic_flag_clear_explicit(&cnn_pool.busy, memory_order_release);
     return 0;
@@ -403,7 +439,7 @@ static void cnn_pool_atfork_child(void)
 {
     cnn_pool.nworkers = 0;
     atomic_store(&cnn_pool.sleepers, 0);
-    atomic_store(&cnn_pool.caller_sleeps, 0);
+    atomic_store(&cnn_pool.done.sleepers, 0);
     atomic_store(&cnn_team.n, 0);                      /* the registered threads are the parent's */
     atomic_store(&cnn_team.cpu, -1);
     atomic_store(&cnn_team.steered, 0);
@@ -422,7 +458,26 @@ void cnn_pool_set_spin_us(int us)
     atomic_store(&cnn_pool.spin_us, us < 0 ? CNN_POOL_SPIN_US : us);
 }
 
+void cnn_pool_set_load_file(const char *path)
+{
+    /* a copy, never freed: another thread may be opening the previous one */
+    const char *copy = path == NULL ? NULL : strdup(path);
+    atomic_store(&cnn_pool_load_file, copy != NULL ? copy : "/proc/loadavg");
+    atomic_store(&cnn_pool.busy_looks, 0);
+    atomic_store(&cnn_pool.alone_checked, 0);
+}
+
+int cnn_pool_alone_now(void)
+{
+    return cnn_pool_alone(cnn_pool_now());
+}
+
 #else  /* no OpenMP build, or no futex: every job runs the caller's own way */
+#if defined(_WIN32)
+#include <windows.h>
+#else
+#include <sched.h>
+#endif
 
 #if CNN_CORE_OPENMP && !defined(_WIN32)
 static void cnn_pool_atfork_child(void) {}
@@ -446,8 +501,42 @@ void cnn_pool_stats(long out[3])
     out[0] = out[1] = out[2] = 0;
 }
 
+/* Without a futex: a spin that yields the core. */
+void cnn_team_arrive(cnn_team_count *c, int target)
+{
+    (void)target;
+    atomic_fetch_add(&c->count, 1);
+}
+
+void cnn_team_wait(cnn_team_count *c, int target)
+{
+    while (atomic_load(&c->count) < target) {
+#if defined(_WIN32)
+        SwitchToThread();
+#else
+        sched_yield();
+#endif
+    }
+}
+
+void cnn_team_barrier(cnn_team_count *c, int target)
+{
+    cnn_team_arrive(c, target);
+    cnn_team_wait(c, target);
+}
+
 void cnn_pool_set_spin_us(int us)
 {
     (void)us;
+}
+
+void cnn_pool_set_load_file(const char *path)
+{
+    (void)path;
+}
+
+int cnn_pool_alone_now(void)
+{
+    return 0;
 }
 #endif

@@ -19,6 +19,7 @@
 #define CNN_CORE_THREADS_H
 
 #include <stddef.h>
+#include <stdatomic.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -73,11 +74,32 @@ typedef void (*cnn_pool_job)(void *arg, int t);
  * way. Never nest: call it from outside any parallel region or pool job. */
 typedef int (*cnn_pool_run_fn)(cnn_pool_job job, void *arg, int nt);
 int cnn_pool_run(cnn_pool_job job, void *arg, int nt);
+/* ---- waiting for a team's other threads, with the pool's wait policy ----
+ * A count that only grows while a job runs (set to 0 before it starts), and the threads asleep on it.
+ * cnn_team_arrive counts one arrival: the writes made before it are seen by the waiters it releases;
+ * the one that brings the count to `target` wakes the sleepers. cnn_team_wait returns once the count has
+ * reached target: it pauses, then yields (for up to the pool's spin window while the process is alone on
+ * its cores: asleep on a futex, a thread is woken on the CPU of the thread that woke it, see threads.c's
+ * "where team members run"), then sleeps. cnn_team_barrier is both: the g-th barrier of a team of nt
+ * threads on one count passes when it reaches g * nt. */
+typedef struct {
+    atomic_int count;
+    atomic_int sleepers;
+} cnn_team_count;
+void cnn_team_arrive(cnn_team_count *c, int target);
+void cnn_team_wait(cnn_team_count *c, int target);
+typedef void (*cnn_team_barrier_fn)(cnn_team_count *c, int target);
+void cnn_team_barrier(cnn_team_count *c, int target);
+
 /* Counters for the tests: jobs the pool ran, idle waits that ended asleep without spinning because the
  * machine was busy, and changes of the team members' CPU masks (out[0..2]); the spin window in
  * microseconds can be set (-1 restores the default). */
 void cnn_pool_stats(long out[3]);
 void cnn_pool_set_spin_us(int us);
+/* For the tests: the file read in place of /proc/loadavg (NULL: /proc/loadavg again), which also forgets
+ * the looks so far; and whether the process counts as alone now (a look, if the last is old enough). */
+void cnn_pool_set_load_file(const char *path);
+int cnn_pool_alone_now(void);
 
 #ifdef __cplusplus
 }

@@ -146,6 +146,37 @@ def test_busy_cores_make_idle_workers_sleep_at_once(tmp_path):
 
 
 @needs_pool
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="needs os.sched_getaffinity")
+def test_one_busy_look_is_not_enough(tmp_path):
+    """The pool's look at the load (here a file of the test's own in /proc/loadavg's format, looked at
+    after the 2 ms between looks): the process stops counting as alone at the second busy look in a row,
+    not the first (a moment's extra task on a quiet machine), and counts as alone again at the first calm
+    look; an unreadable load counts as not alone."""
+    proc = _run(f"""
+        import os, time
+        from cnn_core import _config
+        cpus = len(os.sched_getaffinity(0))
+        path = {str(tmp_path / "loadavg")!r}
+
+        def look(running):
+            with open(path, "w") as f:
+                f.write(f"0.50 0.40 0.30 {{running}}/120 4242\\n")
+            time.sleep(0.003)
+            return int(_config._pool_alone())
+
+        _config._pool_set_load_file(path)
+        seen = [look(1), look(cpus + 1), look(1), look(cpus + 1), look(cpus + 1), look(cpus + 2), look(cpus),
+                look(cpus + 1)]
+        os.remove(path)
+        time.sleep(0.003)
+        seen.append(int(_config._pool_alone()))
+        _config._pool_set_load_file(None)
+        print(*seen)
+        """, tmp_path)
+    assert proc.stdout.split() == ["1", "1", "1", "1", "0", "0", "1", "1", "0"]
+
+
+@needs_pool
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_forked_child_after_pool_jobs_computes(tmp_path):
     """A child forked after the pool ran jobs (its workers do not exist there) finishes its products with

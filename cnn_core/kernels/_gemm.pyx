@@ -7,7 +7,7 @@ from cpython.buffer cimport PyBUF_FORMAT, PyBUF_STRIDES, PyBuffer_Release, PyObj
 from cnn_core.kernels._buffer cimport float_kind
 from libc.stddef cimport ptrdiff_t
 
-from cnn_core._config cimport cnn_pool_job, pool_run, simd_level, team_size, team_start
+from cnn_core._config cimport cnn_pool_job, cnn_team_count, pool_run, simd_level, team_barrier, team_size, team_start
 
 
 cdef extern from "gemm.h" nogil:
@@ -18,6 +18,8 @@ cdef extern from "gemm.h" nogil:
     void cnn_gemm_set_pool(cnn_pool_run_fn pool)
     ctypedef void (*cnn_team_start_fn)(int t) noexcept nogil
     void cnn_gemm_set_team_start(cnn_team_start_fn team_start)
+    ctypedef void (*cnn_team_barrier_fn)(cnn_team_count *c, int target) noexcept nogil
+    void cnn_gemm_set_barrier(cnn_team_barrier_fn barrier)
     int cnn_sgemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                   float alpha, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
                   float beta, float *c, ptrdiff_t ldc)
@@ -48,6 +50,7 @@ if cnn_gemm_init(team_size, simd_level) != 0:
     raise ImportError("cnn_core.kernels._gemm: could not create the thread-local key of the packing buffers")
 cnn_gemm_set_pool(pool_run)
 cnn_gemm_set_team_start(team_start)
+cnn_gemm_set_barrier(team_barrier)
 
 
 def set_pool(bint on) -> None:
