@@ -8,7 +8,7 @@ from libc.string cimport memcmp
 from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 import numpy as np
 
-from cnn_core._config cimport simd_level, team_size, team_start
+from cnn_core._config cimport cnn_team_count, simd_level, team_barrier, team_size, team_start
 
 
 cdef extern from "plan.h" nogil:
@@ -41,6 +41,8 @@ cdef extern from "plan.h" nogil:
 cdef extern from "gemm.h" nogil:
     int cnn_gemm_init(cnn_team_size_fn team_size, cnn_simd_level_fn simd_level)
     void cnn_gemm_set_team_start(cnn_team_start_fn team_start)
+    ctypedef void (*cnn_team_barrier_fn)(cnn_team_count *c, int target) noexcept nogil
+    void cnn_gemm_set_barrier(cnn_team_barrier_fn barrier)
 
 cdef extern from "activations.h" nogil:
     void cnn_act_init(cnn_simd_level_fn simd_level)
@@ -64,6 +66,7 @@ cnn_wino_init(simd_level)
 cnn_plan_init(team_size, simd_level)
 cnn_plan_set_team_start(team_start)
 cnn_gemm_set_team_start(team_start)
+cnn_gemm_set_barrier(team_barrier)
 
 NPARAM = CNN_PLAN_NPARAM
 # when the plan runs a convolution as Winograd (thresholds.h): the fewest input channels and filters, and
