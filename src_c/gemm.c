@@ -278,6 +278,11 @@ static int cnn_gemm_use_static(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
     return (double)m * (double)n * (double)k <= (double)CNN_GEMM_STATIC_MAX_WORK;
 }
 
+static int cnn_gemm_is_small(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
+{
+    return (double)m * (double)n * (double)k <= (double)CNN_GEMM_SMALL_MAX_WORK;
+}
+
 /* The team for an m x n x k product: one thread per CNN_GEMM_MIN_WORK_PER_THREAD multiply-adds, capped
  * by the process-wide count (and 1 inside an enclosing parallel region: no nested teams). */
 static int cnn_gemm_team(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
@@ -291,11 +296,11 @@ static int cnn_gemm_team(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
  * the finished threads' spin at the closing barrier in between. Traced on the 2-vCPU EPYC under the other
  * helpers' compiler load (omp_get_wtime and sched_getcpu per thread of gemm_static): 128^3 on 2 threads on
  * one CPU took 104 us (thread 1 ran 28-52 us, thread 0 78-102 us) against 41 us on one thread, and MLP
- * fc1's 64x100x784 201 us on one CPU against 102 us on two and ~100 us on one thread. So every small
- * parallel product (gemm_static and the unpacked path) notes the CPU each thread starts on; when all
- * started on one, the next CNN_GEMM_SHARED_CORE_BACKOFF small products run on the calling thread, then a
- * team is tried again. (On an otherwise idle machine the members are kept off the leader's CPU,
- * cnn_threads_team_start: the back-off is for busy machines.)
+ * fc1's 64x100x784 201 us on one CPU against 102 us on two and ~100 us on one thread. So every parallel
+ * product of the static split or the unpacked path notes the CPU each thread starts on; when all started
+ * on one, the next CNN_GEMM_SHARED_CORE_BACKOFF small products (CNN_GEMM_SMALL_MAX_WORK) run on the
+ * calling thread, then a team is tried again. (On an otherwise idle machine the members are kept off the
+ * leader's CPU, cnn_threads_team_start: the back-off is for busy machines.)
  * Results never depend on the thread count: only the time changes. Linux only (sched_getcpu); elsewhere
  * every team counts as spread. */
 static atomic_int cnn_gemm_backoff = 0;

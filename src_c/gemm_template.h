@@ -285,12 +285,12 @@ static int G(gemm_parallel)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, i
 }
 #endif
 
-/* Mid-size products on a team of nt threads with no synchronisation but the job's end: C is cut into
+/* Products up to 2048^3 on a team of nt threads with no synchronisation but the job's end: C is cut into
  * nt panels of whole micro-tiles along its wider side, and each thread runs gemm_serial on its panel with
  * its own packing buffers, packing its share of one operand and all of the other (columns split: every
- * thread packs all of A and its own columns of B, so B is packed once). Below
- * CNN_GEMM_STATIC_MAX_WORK that duplicated packing costs less than gemm_parallel's two barriers per row
- * group (measured by benchmarks/bench_gemm.py; thresholds.h). The panels start at multiples of MR or NR,
+ * thread packs all of A and its own columns of B, so B is packed once). Up to CNN_GEMM_STATIC_MAX_WORK
+ * that duplicated packing costs less than gemm_parallel's barriers and its panels read across cores
+ * (measured; thresholds.h). The panels start at multiples of MR or NR,
  * so every micro-tile keeps its place and its operations: the result is the serial one, bit for bit. The
  * same job struct serves the unpacked path (sup = 1: bands of whole sup_mr x sup_nr tiles). */
 typedef struct {
@@ -426,7 +426,7 @@ static int G(gemm_strided)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
     const cnn_gemm_blksz *bs = &cx->G(blk);
     int nt = cnn_gemm_team(m, n, k);
     const int sup = G(use_sup)(cx, bs, m, n, k, csb);
-    if (sup || cnn_gemm_use_static(m, n, k))
+    if (sup || cnn_gemm_is_small(m, n, k))
         nt = cnn_gemm_small_team(nt);
     if (sup || (nt > 1 && cnn_gemm_use_static(m, n, k)))
         return G(gemm_shared)(cx, bs, nt, sup, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);

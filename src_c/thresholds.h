@@ -11,12 +11,24 @@
 
 /* GEMM on a team: multiply-adds up to which C is split statically into one panel per thread, each thread
  * packing its own operands (gemm_template.h's gemm_static), instead of sharing packed panels behind two
- * barriers per row group. */
-#define CNN_GEMM_STATIC_MAX_WORK (1 << 25)
+ * barriers per row group (gemm_parallel). Up to 2^25 on the Zen 4 machine where the shared panels were
+ * first measured; on an Intel Xeon with AVX-512 (2 MiB L2 per core, 2 vCPUs) the shared panels, each
+ * packed by one thread and read by both, ran at about one thread's speed where the static split ran at
+ * two (2 threads, forced partitions alternated in one process, 3 runs, ms, shared / static / numpy.matmul):
+ * float32 (64x288)@(288x50176) 15.5-16.1 / 8.0-8.6 / 10.3-11.3, (128x576)@(576x3136) 3.7-4.0 / 1.7 /
+ * 1.9, 1024^3 8.1-14.1 / 6.8-7.0 / 7.1-7.3, 2048^3 65-68 / 59-61 / 59-60; float64 the same rows 33.8-35.1
+ * / 19.0-19.3 / 19.7-20.5, 5.1-9.2 / 3.5-4.1 / 3.6-3.8, 19.7-20.1 / 16.5-17.8 / 16.2-17.4, 155-158 /
+ * 139-144 / 131-138. So the static split up to 2048^3; the shared panels above, where every thread
+ * packing all of the other operand (32 MiB of float64 at 2048) would double its memory traffic. */
+#define CNN_GEMM_STATIC_MAX_WORK (1LL << 33)
 
-/* GEMM: small products (the static and unpacked paths) run on one thread after a team whose threads all
- * started on one CPU (other processes held the rest): that many, then a team is tried again
- * (gemm.c, "teams that share one core"). An MLP step makes 3-5 such products. */
+/* GEMM: multiply-adds up to which a product is small: the unpacked path's and the static split's products
+ * of at most this size run on one thread after a team whose threads all started on one CPU (below). */
+#define CNN_GEMM_SMALL_MAX_WORK (1 << 25)
+
+/* GEMM: small products run on one thread after a team whose threads all started on one CPU (other
+ * processes held the rest): that many, then a team is tried again (gemm.c, "teams that share one core").
+ * An MLP step makes 3-5 such products. */
 #define CNN_GEMM_SHARED_CORE_BACKOFF 64
 
 /* The small-job pool (threads.c): how long an idle worker spins for the next job, in microseconds, while
