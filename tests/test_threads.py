@@ -29,6 +29,7 @@ import pytest
 
 import cnn_core
 from cnn_core import _config
+from cnn_core.kernels import _gemm
 from cnn_core.kernels import (avg_pool2d_backward, avg_pool2d_forward, col2im, gemm, gemm_batched, im2col,
                               linear_forward, max_pool2d_backward, max_pool2d_forward, sigmoid)
 
@@ -51,6 +52,16 @@ needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on t
 CAP_WORK = 256
 
 
+def shared_panels_gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b on the GEMM's shared-panel driver, an OpenMP team whatever the size (by default a product up to
+    2048^3 splits C statically on the small-job pool, whose workers the team counts here would not see)."""
+    _gemm.set_partition(0)
+    try:
+        return gemm(a, b)
+    finally:
+        _gemm.set_partition(-1)
+
+
 def kernel_digests(seed: int = 0) -> dict[str, str]:
     """SHA-256 of every parallel kernel's output on fixed inputs (equal digests = equal bits)."""
     rng = np.random.default_rng(seed)
@@ -63,7 +74,7 @@ def kernel_digests(seed: int = 0) -> dict[str, str]:
     pooled, argmax = max_pool2d_forward(x, 2)
     averaged = avg_pool2d_forward(x, 3, 2)
     outputs = {
-        "gemm": gemm(a, a.T),
+        "gemm": shared_panels_gemm(a, a.T),
         "im2col": cols,
         "col2im": col2im(cols, x.shape, 3, padding=1),
         "max_pool2d": pooled,
@@ -347,7 +358,7 @@ def test_thread_count_applies_to_kernels_in_other_python_threads():
         import test_threads as t
         a = np.ones((512, 512))
         x = np.ones((4, 64, 48, 48))   # above the pooling and im2col thresholds for 4 threads
-        kernels = {"gemm": lambda: gemm(a, a), "im2col": lambda: im2col(x, 3),
+        kernels = {"gemm": lambda: t.shared_panels_gemm(a, a), "im2col": lambda: im2col(x, 3),
                    "max_pool2d": lambda: max_pool2d_forward(x, 2)}
         seen = {}
         for n in (1, 3, 4):
