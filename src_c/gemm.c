@@ -184,7 +184,8 @@ static void cnn_gemm_share_start(int t)
  * against 2.5 ms). threads.c's wait yields instead while the process is alone on its cores. Measured on
  * a 2-vCPU Xeon (AVX-512), 8 blocks of 12-22 calls after 0.2 s pauses, load 0.3: mask changes 9-36 -> 2-5
  * (128x576x3136 float32) and 18 -> 4-8 (512^3 float64), block medians 2540-2732 -> 2322-2526 us and
- * 2586-2698 -> 2387-2550 us. */
+ * 2586-2698 -> 2387-2550 us. (Measured while these products still took the shared panels; they now take
+ * the static split, CNN_GEMM_STATIC_MAX_WORK, and the shared panels run products above 2048^3.) */
 static cnn_team_barrier_fn cnn_gemm_team_barrier = NULL;
 
 void cnn_gemm_set_barrier(cnn_team_barrier_fn barrier)

@@ -29,8 +29,7 @@ import pytest
 
 import cnn_core
 from cnn_core import _config
-from cnn_core.kernels import _gemm
-from cnn_core.kernels import (avg_pool2d_backward, avg_pool2d_forward, col2im, gemm, gemm_batched, im2col,
+from cnn_core.kernels import (_gemm, avg_pool2d_backward, avg_pool2d_forward, col2im, gemm, gemm_batched, im2col,
                               linear_forward, max_pool2d_backward, max_pool2d_forward, sigmoid)
 
 TESTS = Path(__file__).resolve().parent
