@@ -247,8 +247,8 @@ def profile(name: str, data: str, limit: int | None, seed: int) -> None:
                                                       training._as_inputs, data_module.Gatherer)
 
     class TimedGatherer(gatherer_cls):
-        """The gatherer whose result() (the wait for the prefetch thread's job, or the job run here when the
-        thread had not started it) is its own row, taken out of "fit: next batch" that contains it."""
+        """The gatherer whose result() (the pieces of the job no helper had taken, gathered here, and the wait
+        for those under way) is its own row, taken out of "fit: next batch" that contains it."""
 
         def result(self):
             t0 = time.perf_counter()
@@ -405,11 +405,12 @@ def main(argv=None) -> int:
         times = _timing.interleaved_samples([t[0] for t in trainers], repeats=1, rounds=args.epochs, warmup=0)
         ours, ours_acc = times[0], ours_accuracy()
         own = [(total - inside) / total for total, inside in overheads]
-        late = {k: v - counts[k] for k, v in cnn_core.data._gather_counts.items()}
+        pieces = {k: v - counts[k] for k, v in cnn_core.data._gather_counts.items()}
+        shares = ", ".join(f"{who} {100 * v / max(1, sum(pieces.values())):.0f}%" for who, v in pieces.items())
         print(f"  {name:7s} cnn_core.fit epochs: {', '.join(f'{t:.2f}' for t in ours)} s; test acc {ours_acc:.4f}; "
               f"fit's own work {', '.join(f'{100 * f:.2f}%' for f in own)} of each call "
-              f"({', '.join(f'{1e3 * (t - i):.1f}' for t, i in overheads)} ms); batches gathered on the training "
-              f"thread (prefetch thread off or late) {late['on_training_thread']} of {late['batches']}", flush=True)
+              f"({', '.join(f'{1e3 * (t - i):.1f}' for t, i in overheads)} ms); gather pieces taken by the "
+              f"training thread (caller), the prefetch thread, the pool's workers: {shares}", flush=True)
         own_rows.append((name, statistics.median(own), statistics.median(t - i for t, i in overheads)))
         theirs = theirs_acc = None
         if torch is not None:

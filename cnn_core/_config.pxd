@@ -10,6 +10,7 @@ cdef int simd_level() noexcept nogil
 
 cdef extern from "threads.h" nogil:
     ctypedef void (*cnn_pool_job)(void *arg, int t) noexcept nogil
+    ctypedef int (*cnn_pool_idle_fn)(void *arg) noexcept nogil
     ctypedef struct cnn_team_count:
         pass
 # threads.h's small-job pool: job(arg, t) for t = 0..nt-1 (0 on the caller); -1 when it cannot take the
@@ -21,3 +22,8 @@ cdef void team_start(int t) noexcept nogil
 # threads.h's cnn_team_barrier: the g-th barrier of a team of nt threads on count c passes when the count
 # reaches target = g * nt; waits with the pool's policy (the GEMM's shared-panel team, through a pointer).
 cdef void team_barrier(cnn_team_count *c, int target) noexcept nogil
+# threads.h's idle hook: the pool's workers call fn(arg), one short piece of work per call, between their jobs
+# while the process is alone on its cores (fit's batch gatherer); -1 when another client holds it or there
+# is no pool. pool_idle_clear(arg) returns once no worker is inside fn.
+cdef int pool_idle_set(cnn_pool_idle_fn fn, void *arg) noexcept nogil
+cdef void pool_idle_clear(void *arg) noexcept nogil

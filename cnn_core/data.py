@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from cnn_core._config import get_num_threads
 from cnn_core._random import get_rng
 from cnn_core._validation import as_float_array, check_bool, check_int, check_real, not_an_array
 from cnn_core.kernels._batches import Gatherer
@@ -179,9 +180,10 @@ def _apply(t: Callable, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 # The prefetch thread: None decides by the load (_use_prefetch_thread); True or False forces it (tests).
 PREFETCH_THREAD: bool | None = None
 
-# fit's gathered batches since import: how many, and how many of them the training thread gathered itself
-# because the prefetch thread was off or had not started them (benchmarks/bench_train.py prints the share).
-_gather_counts = {"batches": 0, "on_training_thread": 0}
+# fit's gather pieces since import (kernels/_batches.pyx) by who gathered them: the training thread (the
+# prefetch helpers off or late), the prefetch thread, the pool's workers (benchmarks/bench_train.py prints
+# the shares).
+_gather_counts = {"caller": 0, "thread": 0, "pool": 0}
 
 # fit's gather jobs: consecutive batches gathered by one compiled call, about JOB_BYTES of rows per job and at
 # most MAX_BATCHES_PER_JOB batches (see _batches_per_job).
@@ -411,9 +413,11 @@ class DataLoader:
         screen_here = floats and not check   # float16 and the like: NumPy's test after the gather
         gatherer = Gatherer([_byte_rows(a) for a in present], [[_byte_rows(a) for a in s] for s in bufs],
                             order, job_rows, check)
-        worker = threading.Thread(target=gatherer.run, name="cnn_core-prefetch", daemon=True) if thread else None
+        # helpers: the pool's workers when the kernels run on more than one thread, else a thread of its own
+        pooled = thread and get_num_threads() > 1 and gatherer.use_pool()
+        worker = threading.Thread(target=gatherer.run, name="cnn_core-prefetch", daemon=True) \
+            if thread and not pooled else None
         jobs = -(-count // per)
-        given = claimed = 0
         bad_at = n   # position in `order` of the current job's first bad row, n when none
         try:
             if worker is not None:
@@ -423,10 +427,7 @@ class DataLoader:
             job, i, slot = 0, per, 0
             for k in range(count):
                 if i == per:   # the next job's batches: collect it and hand the one after over
-                    before = gatherer.claimed
                     bad = gatherer.result()
-                    if gatherer.claimed != before:
-                        claimed += min(per, count - job * per)
                     if bad >= 0:
                         lo = job * job_rows
                         bad_at = lo + int(np.flatnonzero(order[lo:lo + job_rows] == bad)[0])
@@ -438,7 +439,6 @@ class DataLoader:
                 m = min(b, n - lo)
                 batch = full[slot][i] if m == b else batch_of(slot, i, m)
                 i += 1
-                given += 1
                 if bad_at < lo + m:
                     raise NonFiniteRowError("X", int(order[bad_at]))
                 if screen_here and not _all_finite(batch[0]):
@@ -450,8 +450,8 @@ class DataLoader:
             gatherer.close()
             if worker is not None and worker.ident is not None:
                 worker.join()
-            _gather_counts["batches"] += given
-            _gather_counts["on_training_thread"] += min(claimed, given)
+            for who, pieces in zip(("caller", "thread", "pool"), gatherer.pieces):
+                _gather_counts[who] += pieces
 
     def __repr__(self) -> str:
         return (f"DataLoader({len(self.X)} samples, batch_size={self.batch_size}, shuffle={self.shuffle}, "

@@ -146,7 +146,11 @@ static struct {
     atomic_llong alone_checked;      /* when `alone` was last looked at (CLOCK_MONOTONIC ns), 0: never */
     atomic_int alone;
     atomic_int busy_looks;           /* busy looks in a row */
-} cnn_pool = {.busy = ATOMIC_FLAG_INIT, .spin_us = CNN_POOL_SPIN_US};
+    atomic_flag idle_held;           /* a client holds the idle hook */
+    _Atomic(cnn_pool_idle_fn) idle_fn;
+    _Atomic(void *) idle_arg;        /* the hook's argument, NULL: no idle work */
+    atomic_int idle_inside;          /* workers inside idle_fn */
+} cnn_pool = {.busy = ATOMIC_FLAG_INIT, .spin_us = CNN_POOL_SPIN_US, .idle_held = ATOMIC_FLAG_INIT};
 
 static long long cnn_pool_now(void)
 {
@@ -328,17 +332,55 @@ void cnn_team_barrier(cnn_team_count *c, int target)
     cnn_team_wait(c, target);
 }
 
-/* Wait until the job word differs from `seen`; returns the new word. */
+int cnn_pool_idle_set(cnn_pool_idle_fn fn, void *arg)
+{
+    if (fn == NULL || arg == NULL || atomic_flag_test_and_set_explicit(&cnn_pool.idle_held, memory_order_acquire))
+        return -1;
+    atomic_store_explicit(&cnn_pool.idle_fn, fn, memory_order_relaxed);
+    atomic_store(&cnn_pool.idle_arg, arg);             /* seq_cst: fn before it, against a worker's look */
+    return 0;
+}
+
+void cnn_pool_idle_clear(void *arg)
+{
+    if (arg == NULL || atomic_load(&cnn_pool.idle_arg) != arg)
+        return;
+    /* seq_cst store then load, against a worker's increment of idle_inside then load of idle_arg: either
+     * the worker sees NULL, or this sees it inside and waits for it to leave */
+    atomic_store(&cnn_pool.idle_arg, NULL);
+    while (atomic_load(&cnn_pool.idle_inside) > 0)
+        cnn_pool_pause();
+    atomic_flag_clear_explicit(&cnn_pool.idle_held, memory_order_release);
+}
+
+/* One piece of the idle hook's work, if there is a hook: 1 when a piece was done. */
+static int cnn_pool_idle_piece(void)
+{
+    if (atomic_load_explicit(&cnn_pool.idle_arg, memory_order_relaxed) == NULL)
+        return 0;
+    atomic_fetch_add(&cnn_pool.idle_inside, 1);
+    void *arg = atomic_load(&cnn_pool.idle_arg);
+    const int did = arg != NULL && atomic_load_explicit(&cnn_pool.idle_fn, memory_order_relaxed)(arg);
+    atomic_fetch_sub_explicit(&cnn_pool.idle_inside, 1, memory_order_release);
+    return did;
+}
+
+/* Wait until the job word differs from `seen`; returns the new word. While alone, idle work first. */
 static unsigned cnn_pool_wait_job(unsigned seen)
 {
     unsigned w;
     long long t0 = cnn_pool_now();
     if (cnn_pool_alone(t0)) {
-        const long long end = t0 + 1000LL * atomic_load_explicit(&cnn_pool.spin_us, memory_order_relaxed);
-        long long prev = t0;
+        const long long spin = 1000LL * atomic_load_explicit(&cnn_pool.spin_us, memory_order_relaxed);
+        long long end = t0 + spin, prev = t0;
         for (int i = 1;; ++i) {
             if ((w = atomic_load_explicit(&cnn_pool.word, memory_order_acquire)) != seen)
                 return w;
+            if (cnn_pool_idle_piece()) {     /* the window starts again after the piece */
+                prev = cnn_pool_now();
+                end = prev + spin;
+                continue;
+            }
             cnn_pool_pause();
             if (i % 64 == 0) {               /* ~2 us of pauses on Zen 4 */
                 const long long now = cnn_pool_now();
@@ -444,6 +486,9 @@ static void cnn_pool_atfork_child(void)
     atomic_store(&cnn_team.cpu, -1);
     atomic_store(&cnn_team.steered, 0);
     atomic_flag_clear(&cnn_team.busy);
+    atomic_store(&cnn_pool.idle_arg, NULL);            /* no worker will run the parent's idle work */
+    atomic_store(&cnn_pool.idle_inside, 0);
+    atomic_flag_clear(&cnn_pool.idle_held);
 }
 
 void cnn_pool_stats(long out[3])
@@ -499,6 +544,18 @@ void cnn_threads_team_start(int t)
 void cnn_pool_stats(long out[3])
 {
     out[0] = out[1] = out[2] = 0;
+}
+
+int cnn_pool_idle_set(cnn_pool_idle_fn fn, void *arg)
+{
+    (void)fn;
+    (void)arg;
+    return -1;
+}
+
+void cnn_pool_idle_clear(void *arg)
+{
+    (void)arg;
 }
 
 /* Without a futex: a spin that yields the core. */

@@ -74,6 +74,17 @@ typedef void (*cnn_pool_job)(void *arg, int t);
  * way. Never nest: call it from outside any parallel region or pool job. */
 typedef int (*cnn_pool_run_fn)(cnn_pool_job job, void *arg, int nt);
 int cnn_pool_run(cnn_pool_job job, void *arg, int nt);
+/* ---- idle work for the pool's workers ----
+ * A client (fit's batch gatherer, gather.h) may give the workers work for the time between jobs: while a
+ * worker waits for the next job and the process is alone on its cores, it calls fn(arg) again and again,
+ * each call one short piece of work (a few microseconds: a job that arrives meanwhile waits for it) that
+ * returns 0 when none is left; the worker's spin window starts again after each piece. One client at a
+ * time. cnn_pool_idle_set returns 0, or -1 when another client holds the hook or there is no pool (the
+ * client then gets its work done elsewhere); cnn_pool_idle_clear(arg) ends the client's hook and returns
+ * once no worker is inside fn. */
+typedef int (*cnn_pool_idle_fn)(void *arg);
+int cnn_pool_idle_set(cnn_pool_idle_fn fn, void *arg);
+void cnn_pool_idle_clear(void *arg);
 /* ---- waiting for a team's other threads, with the pool's wait policy ----
  * A count that only grows while a job runs (set to 0 before it starts), and the threads asleep on it.
  * cnn_team_arrive counts one arrival: the writes made before it are seen by the waiters it releases;

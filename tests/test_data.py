@@ -321,6 +321,103 @@ def test_gatherer_screens_rows_and_names_the_first_bad_one_in_batch_order(dtype)
     assert g.result() == -1
 
 
+@pytest.fixture
+def calm_pool(tmp_path):
+    """Two threads, and the pool's look at the load reading a calm machine (a file of the test's own), so
+    that its workers spin, and take idle work, between jobs whatever else the machine runs."""
+    import cnn_core
+    from cnn_core import _config
+    from cnn_core.kernels import _gemm
+
+    if not (cnn_core.openmp_enabled() and sys.platform.startswith("linux")):
+        pytest.skip("the pool exists in OpenMP builds on Linux (futex) only")
+    path = tmp_path / "loadavg"
+    path.write_text("0.00 0.00 0.00 1/100 4242\n")
+    before = cnn_core.get_num_threads()
+    cnn_core.set_num_threads(2)
+    _config._pool_set_load_file(str(path))
+    _gemm.reset_backoff()
+    yield
+    _config._pool_set_load_file(None)
+    cnn_core.set_num_threads(before)
+
+
+def _pool_products(count: int = 1) -> None:
+    """Products the GEMM runs on the pool (the MLP's fc1 forward, 2 threads): its workers' idle time comes
+    between them."""
+    from cnn_core.kernels import gemm
+
+    a, b = np.ones((64, 784), np.float32), np.ones((784, 100), np.float32)
+    for _ in range(count):
+        gemm(a, b)
+
+
+@pytest.mark.parametrize("helper", ["caller", "thread", "pool"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gatherer_pieces_of_wide_rows_equal_fancy_indexing_and_name_the_first_bad_row(helper, dtype, request):
+    # Rows wider than a piece's bytes (PIECE_BYTES): one row per piece, taken by the caller alone, by a
+    # helper thread, or by the pool's workers between products, the caller taking what is left. Every
+    # batch equals NumPy's fancy indexing, and of two bad rows found by different pieces (maybe by
+    # different threads, in any order) the first in batch order is named.
+    import threading
+
+    from cnn_core.kernels._batches import PIECE_BYTES
+
+    if helper == "pool":
+        request.getfixturevalue("calm_pool")
+    rng = np.random.default_rng(11)
+    width = PIECE_BYTES // np.dtype(dtype).itemsize + 1
+    X = rng.standard_normal((57, width)).astype(dtype)
+    y = rng.integers(0, 10, 57)
+    order = rng.permutation(57)
+    X[order[27], 5] = np.nan          # batch 2 (rows 20..29), its 8th row
+    X[order[23], width - 1] = np.inf  # batch 2, its 4th row: the first in batch order
+    g, bufs = _gatherer([X, y], order, 10, np.dtype(dtype).itemsize)
+    t = threading.Thread(target=g.run, daemon=True) if helper == "thread" else None
+    if t is not None:
+        t.start()
+    if helper == "pool":
+        assert g.use_pool()
+    got = []
+    for k in range(6):
+        g.submit(k)
+        if helper == "pool":
+            _pool_products(3)
+        got.append(g.result())
+        idx = order[k * 10:(k + 1) * 10]
+        np.testing.assert_array_equal(bufs[k % 2][0][:len(idx)], X[idx])
+        np.testing.assert_array_equal(bufs[k % 2][1][:len(idx)], y[idx])
+    g.close()
+    if t is not None:
+        t.join(10)
+        assert not t.is_alive()
+    assert got == [-1, -1, order[23], -1, -1, -1]
+    assert sum(g.pieces) == 57 and (helper != "caller" or g.pieces[0] == 57)
+
+
+def test_pool_workers_take_pieces_between_products_and_one_gatherer_holds_the_hook(calm_pool):
+    # With the hook (use_pool), the pool's worker gathers pieces while it waits for the next product; a
+    # second gatherer cannot take the hook until the first closes; after close no worker takes a piece.
+    X = np.random.default_rng(4).standard_normal((4000, 512)).astype(np.float32)   # 2 KiB rows: 8 per piece
+    order = np.random.default_rng(5).permutation(4000)
+    g, bufs = _gatherer([X], order, 400)
+    other, _ = _gatherer([X], order, 400)
+    assert g.use_pool() and not other.use_pool()
+    for k in range(10):
+        g.submit(k)
+        _pool_products(20)
+        assert g.result() == -1
+        np.testing.assert_array_equal(bufs[k % 2][0], X[order[k * 400:(k + 1) * 400]])
+    pool_pieces = g.pieces[2]
+    assert pool_pieces > 0, g.pieces
+    g.close()
+    g.submit(0)
+    _pool_products(20)
+    assert g.result() == -1 and g.pieces[2] == pool_pieces
+    assert other.use_pool()
+    other.close()
+
+
 def test_gatherer_rejects_inconsistent_buffers():
     from cnn_core.kernels._batches import Gatherer
 
@@ -395,7 +492,7 @@ def test_gatherer_close_at_any_point():
     assert g.result() == -1
     assert closes_in_time(g, t)
     g.submit(3)                    # after the worker ended: the caller gathers the job itself
-    assert g.result() == -1 and g.claimed >= 1
+    assert g.result() == -1 and g.pieces[0] >= 1
     g.close()
     g.close()
     for k in range(3000):          # close right after a submit, the thread just woken (the old race's spot)
@@ -404,18 +501,19 @@ def test_gatherer_close_at_any_point():
         assert closes_in_time(g, t)
 
 
-def test_gatherer_job_not_started_is_run_by_the_caller():
-    # result() takes back a job the worker has not started (its `go` signal is the claim) and gathers it on
-    # the calling thread: with no worker at all every job is the caller's, with the same rows.
+def test_gatherer_pieces_no_helper_took_are_run_by_the_caller():
+    # result() gathers the pieces of the job no helper has taken, on the calling thread: with no helper at
+    # all every piece is the caller's, with the same rows.
     X = np.random.default_rng(2).standard_normal((300, 5))
     order = np.random.default_rng(3).permutation(300)
     g, bufs = _gatherer([X], order, 64)
+    assert g.result() == -1                 # before any job: nothing to gather
     for k in range(5):
         g.submit(k)
         assert g.result() == -1
         np.testing.assert_array_equal(bufs[k % 2][0][:len(order[k * 64:(k + 1) * 64])], X[order[k * 64:(k + 1) * 64]])
-    assert g.claimed == 5
-    # the loader counts the batches the training thread gathered (bench_train.py prints the share)
+    assert g.pieces == (5, 0, 0)            # rows of 40 bytes: one piece per job of 64
+    # the loader counts the pieces by who gathered them (bench_train.py prints the shares)
     import cnn_core.data as data
     before = dict(data._gather_counts)
     data.PREFETCH_THREAD = False
@@ -423,8 +521,8 @@ def test_gatherer_job_not_started_is_run_by_the_caller():
         assert len(list(DataLoader(X, None, 64, shuffle=True, seed=0)._batches((X,), 0, reuse=True))) == 5
     finally:
         data.PREFETCH_THREAD = None
-    assert data._gather_counts["batches"] - before["batches"] == 5
-    assert data._gather_counts["on_training_thread"] - before["on_training_thread"] == 5
+    # the 5 batches are one job (_batches_per_job) of 300 rows of 40 bytes: one piece
+    assert {k: v - before[k] for k, v in data._gather_counts.items()} == {"caller": 1, "thread": 0, "pool": 0}
     # and a loader whose thread is slow to start still yields the plain loop's batches
     X = np.arange(4000, dtype=np.float32).reshape(1000, 4)
     y = np.arange(1000)
@@ -444,6 +542,7 @@ def test_prefetch_thread_runs_at_the_lowest_priority(monkeypatch):
     import cnn_core.data as data
 
     monkeypatch.setattr(data, "PREFETCH_THREAD", True)
+    monkeypatch.setattr(data, "get_num_threads", lambda: 1)   # on more threads the pool's workers gather
     X = np.arange(4000, dtype=np.float32).reshape(1000, 4)
     it = DataLoader(X, None, 64, shuffle=True, seed=3)._batches((X,), 0, reuse=True)
     next(it)
