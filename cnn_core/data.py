@@ -4,7 +4,8 @@
 `X_batch` alone without y), gathering each shuffled batch by index (one compiled row copy per batch, never a
 copy of the whole set per epoch); unshuffled batches are views. `cnn_core.fit(model, loss, opt, loader,
 epochs=...)` trains from a loader; fit gathers into buffers it reuses, the next few shuffled batches at once
-on a background thread while the current ones train (on the training thread itself while the 1-minute load
+in the background while the current ones train (on the GEMM pool's workers between their products, or on a
+thread of its own when the kernels run on one thread; on the training thread itself while the 1-minute load
 average exceeds the cores; `cnn_core.data.PREFETCH_THREAD = True` or `False` forces it), while iterating a
 loader yourself gives fresh arrays.
 
@@ -177,7 +178,8 @@ def _apply(t: Callable, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 # ---- DataLoader ------------------------------------------------------------------------------------------
 
-# The prefetch thread: None decides by the load (_use_prefetch_thread); True or False forces it (tests).
+# Gathering in the background (the pool's workers or the prefetch thread): None decides by the load
+# (_use_prefetch_thread); True or False forces it (tests).
 PREFETCH_THREAD: bool | None = None
 
 # fit's gather pieces since import (kernels/_batches.pyx) by who gathered them: the training thread (the
@@ -199,8 +201,8 @@ def _batches_per_job(batch: int, row_bytes: int, count: int) -> int:
     an MLP 784-100-10 epoch on Fashion-MNIST (938 batches of 64, 0.36 s), 0.7% against issue 10's 3% budget
     for all of fit's own work. A job of 1 MiB is 5 of those batches (rows of 3,136 + 8 bytes): ~0.5 us a
     batch. The cost of a bigger job is memory: two slots of one job each per array (1.9 MiB here instead
-    of 0.4), and a job the training thread has to take back itself (the worker not started in time: the
-    Gatherer's claim) is that many batches gathered at once. Batches over 1 MiB stay one per job, where the
+    of 0.4), and the training thread gathers what no helper has taken of a job when it needs the job's first
+    batch (in pieces: kernels/_batches.pyx). Batches over 1 MiB stay one per job, where the
     wake is under 2% of the gather (~28 us per 200 KiB of shuffled rows from memory here)."""
     per = JOB_BYTES // max(1, batch * row_bytes)
     return max(1, min(per, MAX_BATCHES_PER_JOB, count))
@@ -270,9 +272,9 @@ def _lowest_priority(thread: threading.Thread) -> None:
     own nice value): it then runs on cycles the training's threads leave idle instead of preempting them. At
     its normal priority, woken on the core of a busy training thread it took that core at once: handing a
     batch over cost the training thread 38 us (median; 2-vCPU EPYC, other processes busy), about the
-    gather itself, where it costs 0.6 us at nice 19. A batch the thread has not started by the time it is
-    needed is gathered by the training thread (the Gatherer's claim), so a starved thread costs no more
-    than no thread. Elsewhere, or when refused, the thread keeps its priority."""
+    gather itself, where it costs 0.6 us at nice 19. The pieces of a job the thread has not taken by the
+    time it is needed are gathered by the training thread (kernels/_batches.pyx), so a starved thread costs
+    no more than no thread. Elsewhere, or when refused, the thread keeps its priority."""
     if sys.platform.startswith("linux") and thread.native_id is not None:
         try:
             os.setpriority(os.PRIO_PROCESS, thread.native_id, 19)
@@ -389,9 +391,15 @@ class DataLoader:
         (kernels/_batches.pyx) into one of two buffers per array, X's rows screened for NaN/inf as they are
         copied when check_rows. One call (a job) gathers `_batches_per_job` consecutive batches at once: the
         rows of consecutive batches are consecutive entries of `order`, so a job is one batch of that many
-        times the rows, and the hand-over to the worker is paid once per job. With `thread`, a worker thread
-        that never takes the GIL gathers job j + 1 while the caller trains on job j's batches (a batch stays
-        valid until the next one is drawn); without, the caller gathers each job itself. The transform, and
+        times the rows, and the hand-over is paid once per job. With `thread`, helpers that never take the
+        GIL gather job j + 1 in pieces while the caller trains on job j's batches (a batch stays valid until
+        the next one is drawn), the caller taking the pieces left when it needs the job: the pool's workers
+        between their products when the kernels run on more than one thread (their idle time; a thread of
+        our own at the lowest priority got little of either core while the training's two threads held
+        them: MLP 784-100-10 epochs on Fashion-MNIST, 2-vCPU Xeon, interleaved, 589 ms with the pool's
+        workers against 648 ms with the thread, fit's own work 64.7 against 70.5 ms, medians of 5), else a
+        thread of its own (the other core is idle then); without `thread`, the caller gathers each job
+        itself. The transform, and
         with it every draw from rng, stays on the caller's thread in batch order: the batches are those of
         the plain loop, value for value. A NaN/inf row found by a job is raised at the batch holding it."""
         n, b, count = len(self.X), self.batch_size, len(self)

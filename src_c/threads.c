@@ -109,6 +109,8 @@ int cnn_threads_team(ptrdiff_t work)
  * most every CNN_POOL_BUSY_CHECK_NS) a worker spins for CNN_POOL_SPIN_US, yielding every few microseconds,
  * then sleeps on a futex; when the process is not alone, or the spin was preempted (a gap of
  * CNN_POOL_PREEMPTED_NS between two looks at the clock: another thread wanted the core), it sleeps at once.
+ * While it spins, a worker does the idle hook's work first, piece by piece (cnn_pool_idle_set: fit's batch
+ * gather), the spin window starting again after each piece.
  * The caller, once its own share is done, waits for the others (cnn_team_wait, as plan.c's barrier does):
  * CNN_POOL_PAUSES pauses, up to CNN_POOL_YIELDS sched_yield()s (while the process is alone: yields for up
  * to the spin window), then a futex; the GEMM's shared-panel driver waits at its barriers the same way. So
