@@ -65,10 +65,16 @@ _WINO_MIN_OUT_CHANNELS = 16
 # 23.8 / 23.0, 64 -> 128 at 16x16 51.9 / 48.6. Larger planes were not measured: they keep F(2x2).
 _WINO4_MAX_SIZE = 32
 # F(4x4)'s scratch per chunk: its transforms run over the chunk's samples (one vector op for 16 float32), so
-# the chunk is this budget's worth of samples, rounded down to a multiple of 8. Measured at 64 -> 128, 7x7
-# (one thread, forward + backward ms, chunks of 8 / 16 / 32): float32 13.2 / 11.6 / 18.1; float64 (8 / 16)
-# 26.7 / 29.9.
-_WINO4_CHUNK_BYTES = 2 << 20
+# the chunk is this budget's worth of samples, rounded down to a multiple of 8, and at most _WINO4_MAX_CHUNK.
+# Measured at 64 -> 128, 7x7 (2-vCPU EPYC Zen 4, one thread, forward + backward ms, chunks of 8 / 16 / 32):
+# float32 13.2 / 11.6 / 18.1; float64 (8 / 16) 26.7 / 29.9. The budget was 2 MB; on the 2-vCPU Xeon (2 MiB L2
+# per core; 2 threads, forward + backward ms, medians of 15 interleaved, 2 MB / 4 MB) 4 MB ran float32
+# 32 -> 32 at 28x28 16.9 / 14.0 (chunks of 4 / 8 samples), 32 -> 64 at 14x14 7.9 / 7.4, batch 32 64 -> 128 at
+# 16x16 15.2 / 14.3, 64 -> 128 at 7x7 6.5 / 6.6 (16 / 32 samples); float64 36.1 / 28.1, 15.6 / 13.9, 26.5 /
+# 23.6, 64 -> 128 at 7x7 14.9 / 13.8. 8 MB was no better than 4 and 16 MB 1.2-2x slower. The cap keeps
+# 64 -> 128 at 7x7 float32 at the 16 samples Zen 4 preferred.
+_WINO4_CHUNK_BYTES = 4 << 20
+_WINO4_MAX_CHUNK = 16
 
 # Direct convolution (src_c/conv_direct.c: no columns, no packing) for stride-1 one-group convs with at most
 # _DIRECT_MAX_IN_CHANNELS input channels and in_channels * out_channels at most _DIRECT_MAX_CHANNEL_PAIRS, where
@@ -285,7 +291,7 @@ class Conv2d(Module):
         _chunk."""
         per_sample = _conv.wino_scratch(1, c, f, oh, ow, tile) * self._dtype.itemsize
         if tile == 4:
-            chunk = max(1, _WINO4_CHUNK_BYTES // per_sample)
+            chunk = min(_WINO4_MAX_CHUNK, max(1, _WINO4_CHUNK_BYTES // per_sample))
             chunk = min(n, chunk - chunk % 8 if chunk >= 8 else chunk)
             return chunk, _conv.wino_scratch(chunk, c, f, oh, ow, 4)
         # A multiple of NSLOTS chunks of equal size where the batch allows, so that 2, 4 or 8 threads get
