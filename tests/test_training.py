@@ -488,6 +488,39 @@ def test_linear_keeps_fit_batches_without_a_copy_but_copies_other_inputs():
     assert np.allclose(model.weight.grad, np.ones((3, 1)) * X[:4].sum(axis=0))
 
 
+def test_conv_keeps_fit_batches_without_a_copy_but_copies_other_inputs():
+    # As Linear: the first Conv2d of a model trained by fit keeps fit's batch itself for backward (Winograd,
+    # im2col and the direct path alike); outside fit it keeps a private copy, so changing x in place after
+    # forward cannot change the gradients.
+    from cnn_core.nn import Conv2d, Flatten
+    seen = []
+
+    def hook(module, args, out):
+        if module.training:
+            seen.append(module._cache[0] is args[0])
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 24)
+    # Winograd (24 -> 16 channels), im2col (stride 2), direct (few channels)
+    for conv in (Conv2d(24, 16, 3, padding=1, rng=0), Conv2d(2, 3, 3, stride=2, rng=0), Conv2d(2, 3, 3, rng=0)):
+        X = rng.standard_normal((24, conv.in_channels, 6, 6)).astype(np.float32)
+        assert conv._winograd((1, 1)) == (conv.in_channels == 24)
+        model = Sequential(conv, Flatten(), Linear(conv(X[:1]).size, 2, rng=1))
+        seen.clear()
+        conv.register_forward_hook(hook)
+        fit(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), X, y, epochs=1, batch_size=8, seed=0)
+        assert seen == [True] * 3
+        x = X[:4].copy()
+        conv.zero_grad()
+        z = conv(x)
+        x[:] = 1e3                   # the caller reuses its array before backward
+        conv.backward(np.ones_like(z))
+        expected = conv.weight.grad.copy()
+        conv.zero_grad()
+        conv(X[:4])
+        conv.backward(np.ones_like(z))
+        assert seen[3] is False and np.array_equal(conv.weight.grad, expected)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("bad", [None, np.nan, np.inf])
 def test_gradient_scan_takes_non_contiguous_gradients(dtype, bad):
