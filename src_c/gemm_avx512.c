@@ -120,11 +120,14 @@
  * 16 FMAs. Eight rows, not the packed kernel's 14, so that the row pointers fit the general registers,
  * and M = 16 or 64 (LeNet conv2's filters, batch 64) are whole tiles. Each element of C gets the FMAs of
  * its dot product in depth order, then alpha * acc + beta * C, as in every other kernel of this file.
- * Full-width tiles prefetch, row by row, the B sliver two slivers to the right (the driver's next column
- * tiles): each of the k rows of a sliver lies on its own page when B is wide, more streams than the
- * hardware prefetchers follow. Measured on an Intel Xeon with AVX-512 (2 MiB L2), one thread, best of 7
+ * Full-width tiles prefetch, row by row, the B sliver three slivers to the right (the driver's column
+ * tiles after next): each of the k rows of a sliver lies on its own page when B is wide, more streams than
+ * the hardware prefetchers follow. Measured on an Intel Xeon with AVX-512 (2 MiB L2), one thread, best of 7
  * blocks: (16 x 150) @ (150 x 6400), LeNet conv2's product, float32 441-485 -> 340-364 us, float64
- * 1016-1060 -> 917-943 us (numpy.matmul 423-574 / 666-729); (6 x 25) @ (25 x 50176) unchanged (289-340). */
+ * 1016-1060 -> 917-943 us (numpy.matmul 423-574 / 666-729) with the sliver two to the right; three to the
+ * right (minimum of 9 blocks interleaved with numpy.matmul, 4 runs each, the machine noisy): float64 ratio
+ * to NumPy 1.03-1.23 -> 0.87-0.96, float32 0.65-0.71 -> 0.66-0.74; four: float64 1.06-1.09. (6 x 25) @
+ * (25 x 50176) unchanged. The AVX2 kernel keeps two (three: 543 -> 583-633 us float32 at that level). */
 #define AVX512_SUP(T, V, W, SFX, LANES, MASK)                                                            \
     CNN_AVX512 void cnn_##T##_sup_avx512(ptrdiff_t k, const V *a, ptrdiff_t rsa, ptrdiff_t csa,          \
                                          const V *b, ptrdiff_t rsb, V *c, ptrdiff_t ldc, V alpha, V beta, \
@@ -144,8 +147,8 @@
         if (nr == 2 * LANES) {                                                                           \
             for (ptrdiff_t p = 0; p < k; ++p, pa += csa, bp += rsb) {                                    \
                 const W b0 = _mm512_loadu_##SFX(bp), b1 = _mm512_loadu_##SFX(bp + LANES);               \
-                _mm_prefetch((const char *)(bp + 4 * LANES), _MM_HINT_T0);                               \
-                _mm_prefetch((const char *)(bp + 5 * LANES), _MM_HINT_T0);                               \
+                _mm_prefetch((const char *)(bp + 6 * LANES), _MM_HINT_T0);                               \
+                _mm_prefetch((const char *)(bp + 7 * LANES), _MM_HINT_T0);                               \
                 AVX512_SUP_RANK1(W, SFX);                                                                \
             }                                                                                            \
         } else {                                                                                         \
