@@ -399,9 +399,9 @@ class DataLoader:
         them: MLP 784-100-10 epochs on Fashion-MNIST, 2-vCPU Xeon, interleaved, 589 ms with the pool's
         workers against 648 ms with the thread, fit's own work 64.7 against 70.5 ms, medians of 5), else a
         thread of its own (the other core is idle then); without `thread`, the caller gathers each job
-        itself. The transform, and
-        with it every draw from rng, stays on the caller's thread in batch order: the batches are those of
-        the plain loop, value for value. A NaN/inf row found by a job is raised at the batch holding it."""
+        itself. The transform, and with it every draw from rng, stays on the caller's thread in batch order:
+        the batches are those of the plain loop, value for value. A NaN/inf row found by a job is raised at
+        the batch holding it."""
         n, b, count = len(self.X), self.batch_size, len(self)
         present = [a for a in arrays if a is not None]
         per = _batches_per_job(b, sum(a.nbytes // n for a in present), count)

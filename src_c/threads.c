@@ -383,7 +383,7 @@ static unsigned cnn_pool_wait_job(unsigned seen)
                  * share one CPU (see "where team members run"), and one queued behind a worker running a
                  * job's pieces back to back (~170 us) would hold its team up. A gap since the last look
                  * means that thread ran: sleep, as a preempted spin does. Else the window starts again.
-                 * (MLP 784-100-10 epochs with / without the yield, 3 alternating runs: 525-551 / 536-584 ms.) */
+                 * (MLP 784-100-10 epochs with / without the yield, 3 alternating runs: 513-551 / 536-584 ms.) */
                 sched_yield();
                 const long long now = cnn_pool_now();
                 if (now - prev >= CNN_POOL_PREEMPTED_NS)

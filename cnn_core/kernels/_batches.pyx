@@ -46,8 +46,8 @@ cdef extern from "gather.h" nogil:
     void cnn_gather_counts(cnn_gather *g, long *out)
 
 # A piece: rows of about this many bytes over all the arrays (at least one row). A pool worker's piece
-# delays a product that arrives meanwhile by its copy, ~3 us at the ~5 GB/s a shuffled gather reaches
-# on the 2-vCPU Xeon; the per-piece bookkeeping (a compare-and-swap and two atomic adds) is ~50 ns.
+# delays a product that arrives meanwhile by its copy, ~3 us at the ~5 GB/s a shuffled gather reaches on
+# the 2-vCPU Xeon; smaller pieces pay the bookkeeping (a compare-and-swap and two atomic adds) more often.
 PIECE_BYTES = 16384
 
 
