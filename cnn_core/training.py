@@ -6,7 +6,6 @@ update, and on Ctrl-C returns with the weights of the last finished epoch.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import threading
@@ -22,7 +21,7 @@ from cnn_core.data import DataLoader, NonFiniteRowError, _apply
 from cnn_core.kernels._optim import all_finite as _grads_finite
 from cnn_core.kernels.augment import _all_finite as _all_finite_array, _count_argmax_hits
 from cnn_core.nn.loss import _ClassLoss
-from cnn_core.nn.module import fed_by_a_layer, input_kept, restore_modes, save_modes, takes_integer_input
+from cnn_core.nn.module import batch_feed, fed_by_a_layer, restore_modes, save_modes, takes_integer_input
 from cnn_core.plan import _predict_plan
 
 # In a distributed fit, the callbacks that print or write files run on rank 0 only (see fit).
@@ -161,8 +160,10 @@ def _shape_targets(y: np.ndarray, out_shape: tuple[int, ...], dtype, name: str) 
 
 
 def _n_correct(kind: str | None, out: np.ndarray, labels: np.ndarray | None) -> int:
+    """How many of out's rows are right: argmax == label, or (binary) out > 0.5 == label."""
     if kind == "argmax":
-        return int(np.count_nonzero(out.argmax(axis=1) == labels))
+        hits = _count_argmax_hits(out, labels)  # -1: not a C-contiguous float matrix with int64 labels
+        return hits if hits >= 0 else int(np.count_nonzero(out.argmax(axis=1) == labels))
     if kind == "binary":
         return int(np.count_nonzero((out.reshape(len(out)) > 0.5) == labels))
     return 0
@@ -488,11 +489,10 @@ def _train(model, loss, optimizer, loader, X, y, kind, labels, val, callbacks, e
     for cb in callbacks:
         cb.set_model(model)
     arrays = (X, y, labels if labels is not y else None)
-    # The batch stays unchanged from a step's forward to its backward, so layers may keep it without a copy
-    # (nn.module.input_kept), unless a layer of the model writes into its input (inplace=True).
+    # The batch stays unchanged from a step's forward to its backward, so layers may keep it without a copy,
+    # unless a layer of the model writes into its input (inplace=True).
     modules = getattr(model, "modules", None)
-    kept = input_kept if callable(modules) and not any(getattr(m, "inplace", False) for m in modules()) \
-        else contextlib.nullcontext
+    kept = callable(modules) and not any(getattr(m, "inplace", False) for m in modules())
     with _train_mode(model):
         if dist is not None:
             dist.start(model, optimizer)  # rank 0's weights, buffers and optimizer state everywhere
@@ -507,14 +507,14 @@ def _train(model, loss, optimizer, loader, X, y, kind, labels, val, callbacks, e
                 # X was screened for NaN/inf (up front, or batch by batch as gathered: check_rows): the first
                 # layer need not screen each batch again, unless a transform made it (a NaN from a user's
                 # transform is still caught there, as the forward pass's NonFiniteError)
-                screened = fed_by_a_layer if loader.transform is None else contextlib.nullcontext
-                if dist is None:
-                    logs = _train_epoch(model, loss, optimizer, batch_iter, kind, epoch, epochs, batches, callbacks,
-                                        screened, kept)
-                else:
-                    logs = _train_epoch_distributed(model, loss, optimizer, batch_iter, kind, epoch, epochs,
-                                                    batches, callbacks, dist, screened, kept)
-                    dist.sync_buffers()  # every rank validates and keeps rank 0's running statistics
+                with batch_feed(kept, screened=loader.transform is None) as feed:
+                    if dist is None:
+                        logs = _train_epoch(model, loss, optimizer, batch_iter, kind, epoch, epochs, batches,
+                                            callbacks, feed)
+                    else:
+                        logs = _train_epoch_distributed(model, loss, optimizer, batch_iter, kind, epoch, epochs,
+                                                        batches, callbacks, dist, feed)
+                        dist.sync_buffers()  # every rank validates and keeps rank 0's running statistics
                 if val is None:
                     logs["val_loss"] = logs["val_acc"] = None
                 elif dist is None:
@@ -561,15 +561,15 @@ def _split(X, y, fraction: float):
 
 
 def _train_epoch(model, loss, optimizer, batches_iter, kind, epoch, epochs, batches, callbacks,
-                 screened=contextlib.nullcontext, kept=contextlib.nullcontext) -> dict[str, Any]:
+                 feed: batch_feed) -> dict[str, Any]:
     params = model.parameters()
     start_time = time.perf_counter()
     total, correct, seen = 0.0, 0, 0
     for batch, (xb, yb, lb) in enumerate(batches_iter):
         model.zero_grad()
+        feed(xb)
         try:
-            with screened(), kept(xb):
-                a = _forward(model, xb)
+            a = _forward(model, xb)
             value = float(loss(a, yb))
         except NonFiniteError as e:
             # X and y were checked finite up front, so NaN/inf inside forward comes from the weights.
@@ -579,9 +579,7 @@ def _train_epoch(model, loss, optimizer, batches_iter, kind, epoch, epochs, batc
             raise NonFiniteLossError(f"loss became {value}", epoch, epochs, batch, batches)
         # Scored before backward: a layer may reuse its output buffer in the backward pass.
         size = len(xb)
-        if kind == "argmax" and a.dtype.kind == "f" and a.ndim == 2 and a.flags.c_contiguous:
-            correct += _count_argmax_hits(a, yb if lb is None else lb)
-        elif kind:
+        if kind:
             correct += _n_correct(kind, a, yb if lb is None else lb)
         model.backward(loss.backward())
         if not _all_finite(params):
@@ -627,7 +625,7 @@ def _loss_divisor(loss, y: np.ndarray) -> float:
 
 
 def _train_epoch_distributed(model, loss, optimizer, batches_iter, kind, epoch, epochs, batches, callbacks,
-                             dist, screened=contextlib.nullcontext, kept=contextlib.nullcontext) -> dict[str, Any]:
+                             dist, feed: batch_feed) -> dict[str, Any]:
     """_train_epoch on this rank's shard of every global batch. One small all-reduce before backward agrees
     on the global loss, the accuracy count, the loss's divisor and any reason to stop (a non-finite loss on
     some rank, Ctrl-C on some rank); the gradients' all-reduce follows backward (dist.allreduce)."""
@@ -647,19 +645,16 @@ def _train_epoch_distributed(model, loss, optimizer, batches_iter, kind, epoch, 
         value, hits, bad = 0.0, 0, None
         divisor = _loss_divisor(loss, ys) if len(xs) else 0.0
         if len(xs):
+            feed(xs)
             try:
-                with screened(), kept(xs):
-                    a = _forward(model, xs)
+                a = _forward(model, xs)
                 value = float(loss(a, ys))
             except NonFiniteError as e:
                 bad = f"the forward pass produced NaN or infinity ({e})"
             if bad is None and not math.isfinite(value):
                 bad = f"loss became {value}"
             if bad is None and kind:
-                if kind == "argmax" and a.dtype.kind == "f" and a.ndim == 2 and a.flags.c_contiguous:
-                    hits = _count_argmax_hits(a, ys if ls is None else ls)
-                else:
-                    hits = _n_correct(kind, a, ys if ls is None else ls)
+                hits = _n_correct(kind, a, ys if ls is None else ls)
         s = dist.reduce([0.0 if bad else value * divisor, divisor, hits, bad is not None, dist.stop_requested])
         if s[dist.BAD]:
             raise dist.together(NonFiniteLossError(bad or "the loss or the forward pass became NaN or infinity on "

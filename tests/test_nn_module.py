@@ -374,6 +374,28 @@ def test_screen_is_per_thread():
         t.join()
 
 
+def test_batch_feed_skips_the_screen_and_keeps_only_the_named_batch():
+    from cnn_core.nn.module import batch_feed, is_kept
+    batch, other = np.ones((1, 2), np.float32), NAN.copy()
+    fed = np.full((1, 2), np.nan, np.float32)   # a batch the caller says it screened: not screened again
+    with batch_feed(kept=True, screened=True) as feed:
+        feed(fed)
+        nn.ReLU()(fed)
+        assert is_kept(fed) and not is_kept(batch)
+        with pytest.raises(ValueError, match="ReLU: z: expected finite values"):
+            nn.ReLU()(other)                      # any other array still is
+        with batch_feed(kept=False, screened=False) as inner:
+            inner(fed)
+            assert not is_kept(fed)
+            with pytest.raises(ValueError, match="ReLU: z: expected finite values"):
+                nn.ReLU()(fed)
+        assert is_kept(fed)                       # the enclosing block's promises come back
+        nn.ReLU()(fed)
+    assert not is_kept(fed)
+    with pytest.raises(ValueError, match="ReLU: z: expected finite values"):
+        nn.ReLU()(fed)
+
+
 # ---- issue 9: one home for saving and restoring each module's mode ---------------------------------------
 
 @pytest.mark.parametrize("training", [True, False])

@@ -464,7 +464,7 @@ def test_fit_screens_X_once_not_per_batch(monkeypatch):
 
 
 def test_linear_keeps_fit_batches_without_a_copy_but_copies_other_inputs():
-    # fit promises its batch stays unchanged until backward (nn.module.input_kept): the first Linear keeps a
+    # fit promises its batch stays unchanged until backward (nn.module.batch_feed): the first Linear keeps a
     # reference to it; outside fit, or in a model with an in-place layer, Linear keeps a private copy, so
     # changing x in place after forward cannot change the gradients.
     from cnn_core.nn import LeakyReLU, ReLU

@@ -3,12 +3,14 @@
 Every entry point takes C-contiguous buffers that the Python wrappers (kernels/augment.py) have checked and
 allocated; they run without the GIL, so a batch can be prepared while other Python code runs.
 """
+from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, Py_buffer, PyBuffer_Release, PyObject_GetBuffer
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
 from cnn_core._config cimport team_size
+from cnn_core.kernels._buffer cimport float_kind
 from cnn_core.kernels._finite cimport bad32, bad64
 
 # Elements per task of the finiteness scan: large enough that a thread's share outweighs waking it.
@@ -49,20 +51,59 @@ def gather_rows(const unsigned char[:, ::1] src, const int64_t[::1] idx, unsigne
             memcpy(&out[k, 0], &src[idx[k], 0], row)
 
 
-def count_argmax_hits(const floating[:, ::1] out, const int64_t[::1] labels):
-    """The number of rows i with argmax(out[i]) == labels[i] (the first maximum, as NumPy's argmax, for finite
-    rows: fit scores only outputs whose loss was finite)."""
-    cdef Py_ssize_t i, j, n = out.shape[0], c = out.shape[1], best, hits = 0
+cdef Py_ssize_t argmax_hits(const floating* out, const int64_t* labels, Py_ssize_t n, Py_ssize_t c) noexcept nogil:
+    cdef Py_ssize_t i, j, best, hits = 0
     cdef floating v
-    with nogil:
-        for i in range(n):
-            best = 0
-            v = out[i, 0]
-            for j in range(1, c):
-                if out[i, j] > v:
-                    v = out[i, j]
-                    best = j
-            hits += best == labels[i]
+    for i in range(n):
+        best = 0
+        v = out[i * c]
+        for j in range(1, c):
+            if out[i * c + j] > v:
+                v = out[i * c + j]
+                best = j
+        hits += best == labels[i]
+    return hits
+
+
+cdef bint is_int64(const Py_buffer* v) noexcept:
+    """Whether v's struct format is a native 8-byte signed integer ('q', or 'l' where long has 8 bytes)."""
+    cdef const char* f = v.format
+    if f == NULL or v.itemsize != 8:
+        return False
+    if (f[0] == b'=' or f[0] == b'@' or f[0] == b'<') and f[1] != 0:
+        f += 1
+    return f[1] == 0 and (f[0] == b'q' or f[0] == b'l')
+
+
+def count_argmax_hits(out, labels) -> int:
+    """The number of rows i with argmax(out[i]) == labels[i] (the first maximum, as NumPy's argmax, for finite
+    rows: fit scores only outputs whose loss was finite); 0 when out has no column; -1 when out is not a
+    C-contiguous float32/float64 (N, C) array or labels not a C-contiguous int64 vector of N labels (in
+    range [0, C), unchecked). Through the buffer protocol: fit calls it every step, where typed memoryviews'
+    fused-type dispatch cost more than the count."""
+    cdef Py_buffer vo, vl
+    cdef Py_ssize_t hits = -1, n, c
+    try:
+        PyObject_GetBuffer(out, &vo, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
+    except (BufferError, TypeError, ValueError):
+        return -1
+    try:
+        PyObject_GetBuffer(labels, &vl, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
+    except (BufferError, TypeError, ValueError):
+        PyBuffer_Release(&vo)
+        return -1
+    kind = float_kind(&vo)
+    if kind and vo.ndim == 2 and vl.ndim == 1 and is_int64(&vl) and vl.shape[0] == vo.shape[0]:
+        n, c = vo.shape[0], vo.shape[1]
+        with nogil:
+            if c == 0:
+                hits = 0
+            elif kind == 4:
+                hits = argmax_hits(<const float*>vo.buf, <const int64_t*>vl.buf, n, c)
+            else:
+                hits = argmax_hits(<const double*>vo.buf, <const int64_t*>vl.buf, n, c)
+    PyBuffer_Release(&vl)
+    PyBuffer_Release(&vo)
     return hits
 
 

@@ -26,17 +26,16 @@ def all_finite(x: np.ndarray) -> bool:
     return _all_finite(as_float_array(x, "x", contiguous=False))
 
 
+# Rows of a C-contiguous float (N, C) `out` whose argmax equals the int64 label, -1 for other arrays.
+_count_argmax_hits = _augment.count_argmax_hits
+
+
 def _gather(src: np.ndarray, idx: np.ndarray, out: np.ndarray) -> np.ndarray:
     """out[k] = src[idx[k]]: src and out C-contiguous of one dtype, idx int64 in range (unchecked)."""
     if out.size:
         _augment.gather_rows(src.reshape(len(src), -1).view(np.uint8), idx,
                              out.reshape(len(out), -1).view(np.uint8))
     return out
-
-
-def _count_argmax_hits(out: np.ndarray, labels: np.ndarray) -> int:
-    """Rows of a C-contiguous float (N, C) `out` whose argmax equals the int64 label (unchecked)."""
-    return _augment.count_argmax_hits(out, labels) if out.shape[1] else 0
 
 
 def gather(src: np.ndarray, idx, out: np.ndarray | None = None) -> np.ndarray:

@@ -75,7 +75,7 @@ class Linear(Module):
         xc = np.ascontiguousarray(x)
         # backward needs x as it is now: keep a private copy, so that the caller changing x in place before
         # backward cannot change the gradients (unless ascontiguousarray already copied a strided x, or the
-        # caller promised to leave x alone: fit's batch, see nn.module.input_kept; 200 KB an MLP step).
+        # caller promised to leave x alone: fit's batch, see nn.module.batch_feed; 200 KB an MLP step).
         if not self.training:
             self._a_prev = None
         else:
