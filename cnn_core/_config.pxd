@@ -22,6 +22,10 @@ cdef void team_start(int t) noexcept nogil
 # threads.h's cnn_team_barrier: the g-th barrier of a team of nt threads on count c passes when the count
 # reaches target = g * nt; waits with the pool's policy (the GEMM's shared-panel team, through a pointer).
 cdef void team_barrier(cnn_team_count *c, int target) noexcept nogil
+# Its halves: team_arrive counts one arrival (waking the sleepers at target), team_wait returns once the
+# count reaches target (fit's batch gatherer, through pointers).
+cdef void team_arrive(cnn_team_count *c, int target) noexcept nogil
+cdef void team_wait(cnn_team_count *c, int target) noexcept nogil
 # threads.h's idle hook: the pool's workers call fn(arg), one short piece of work per call, between their jobs
 # while the process is alone on its cores (fit's batch gatherer); -1 when another client holds it or there
 # is no pool. pool_idle_clear(arg) returns once no worker is inside fn.

@@ -38,6 +38,8 @@ cdef extern from "threads.h" nogil:
     int cnn_pool_alone_now()
     void cnn_threads_team_start(int t)
     void cnn_team_barrier(cnn_team_count *c, int target)
+    void cnn_team_arrive(cnn_team_count *c, int target)
+    void cnn_team_wait(cnn_team_count *c, int target)
     int cnn_pool_idle_set(cnn_pool_idle_fn fn, void *arg)
     void cnn_pool_idle_clear(void *arg)
 
@@ -67,6 +69,14 @@ cdef void team_start(int t) noexcept nogil:
 
 cdef void team_barrier(cnn_team_count *c, int target) noexcept nogil:
     cnn_team_barrier(c, target)
+
+
+cdef void team_arrive(cnn_team_count *c, int target) noexcept nogil:
+    cnn_team_arrive(c, target)
+
+
+cdef void team_wait(cnn_team_count *c, int target) noexcept nogil:
+    cnn_team_wait(c, target)
 
 
 cdef int pool_idle_set(cnn_pool_idle_fn fn, void *arg) noexcept nogil:

@@ -1,19 +1,11 @@
 /* fit's batch gather in pieces (see gather.h). */
 #include "gather.h"
-#include "cpu.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(_WIN32)
-#include <windows.h>
-#else
-#include <sched.h>
-#endif
-
 #define CNN_GATHER_NO_JOB ((uint64_t)UINT32_MAX)   /* the claim word before the first job: no piece */
-#define CNN_GATHER_PAUSES 256                     /* the caller's pauses before it yields its core */
 
 struct cnn_gather {
     const unsigned char *src[CNN_GATHER_MAX_ARRAYS];
@@ -24,7 +16,7 @@ struct cnn_gather {
     int narrays;
     cnn_rows_bad_fn bad;
     _Atomic uint64_t claim;          /* job << 32 | the next piece to take */
-    atomic_long done;                /* pieces of the current job finished */
+    cnn_team_count done;             /* pieces of the current job finished */
     _Atomic ptrdiff_t first_bad;     /* the current job's first bad row (a position in order), n: none */
     atomic_long counts[CNN_GATHER_WHO];
 };
@@ -49,11 +41,21 @@ cnn_gather *cnn_gather_new(int narrays, const unsigned char *const *src, unsigne
     g->piece_rows = piece_rows < 1 ? 1 : piece_rows;
     g->bad = bad;
     atomic_init(&g->claim, CNN_GATHER_NO_JOB);
-    atomic_init(&g->done, 0);
+    atomic_init(&g->done.count, 0);
+    atomic_init(&g->done.sleepers, 0);
     atomic_init(&g->first_bad, n);
     for (int w = 0; w < CNN_GATHER_WHO; ++w)
         atomic_init(&g->counts[w], 0);
     return g;
+}
+
+/* threads.h's cnn_team_arrive and cnn_team_wait (cnn_core/_config's), handed over at import. */
+static cnn_team_barrier_fn cnn_gather_arrive = NULL, cnn_gather_wait = NULL;
+
+void cnn_gather_set_wait(cnn_team_barrier_fn arrive, cnn_team_barrier_fn wait)
+{
+    cnn_gather_arrive = arrive;
+    cnn_gather_wait = wait;
 }
 
 void cnn_gather_free(cnn_gather *g)
@@ -77,7 +79,7 @@ static long cnn_gather_pieces(const cnn_gather *g, ptrdiff_t k)
 
 void cnn_gather_submit(cnn_gather *g, ptrdiff_t k)
 {
-    atomic_store_explicit(&g->done, 0, memory_order_relaxed);
+    atomic_store_explicit(&g->done.count, 0, memory_order_relaxed);
     atomic_store_explicit(&g->first_bad, g->n, memory_order_relaxed);
     /* release: a helper whose claim succeeds sees the counts reset */
     atomic_store_explicit(&g->claim, (uint64_t)k << 32, memory_order_release);
@@ -129,8 +131,9 @@ int cnn_gather_piece(cnn_gather *g, int who)
             ;
     }
     atomic_fetch_add_explicit(&g->counts[who], 1, memory_order_relaxed);
-    /* release: the rows copied (and first_bad) before the caller sees the piece finished */
-    atomic_fetch_add_explicit(&g->done, 1, memory_order_release);
+    /* the rows copied (and first_bad) before the caller sees the piece finished; the job's last piece wakes
+     * a caller asleep in cnn_gather_result */
+    cnn_gather_arrive(&g->done, (int)cnn_gather_pieces(g, (ptrdiff_t)(w >> 32)));
     return 1;
 }
 
@@ -146,22 +149,10 @@ int64_t cnn_gather_result(cnn_gather *g)
         return -1;
     while (cnn_gather_piece(g, CNN_GATHER_CALLER))
         ;
-    const long pieces = cnn_gather_pieces(g, (ptrdiff_t)(w >> 32));
-    /* A piece under way on a helper: a few microseconds, unless the helper was preempted; then the caller
-     * yields its core (which such a helper may be waiting for) instead of spinning on it. */
-    for (int i = 0; atomic_load_explicit(&g->done, memory_order_acquire) < pieces; ++i) {
-        if (i < CNN_GATHER_PAUSES) {
-#if CNN_X86
-            __builtin_ia32_pause();
-#endif
-        } else {
-#if defined(_WIN32)
-            SwitchToThread();
-#else
-            sched_yield();
-#endif
-        }
-    }
+    /* A piece under way on a helper takes a few microseconds, unless the helper was preempted: the caller
+     * waits as the pool's callers do (threads.h's cnn_team_wait: pauses, yields while the process is alone,
+     * then sleeps until the last piece's arrival wakes it), not spinning on a core such a helper may need. */
+    cnn_gather_wait(&g->done, (int)cnn_gather_pieces(g, (ptrdiff_t)(w >> 32)));
     const ptrdiff_t bad = atomic_load_explicit(&g->first_bad, memory_order_relaxed);
     return bad < g->n ? g->order[bad] : -1;
 }

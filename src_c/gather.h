@@ -5,8 +5,8 @@
  * cut into pieces of `piece_rows` rows; the caller hands a job over (cnn_gather_submit), helpers take its
  * pieces one at a time (cnn_gather_piece: the pool's workers between their jobs, threads.h's idle hook,
  * and a helper thread), and the caller, when it needs the batch, takes whatever piece is left and waits
- * only for pieces already under way (cnn_gather_result). So a helper that is slow to start, or preempted,
- * holds the caller up for one piece at most, never for the whole job.
+ * only for pieces already under way (cnn_gather_result), as the pool's callers wait. So a helper that is
+ * slow to start, or preempted, holds the caller up for one piece at most, never for the whole job.
  *
  * Pieces are claimed through one word, job << 32 | next piece: a helper that read a job number the caller
  * has since replaced fails its compare-and-swap and takes nothing. The caller submits job k + 1 only after
@@ -17,6 +17,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "threads.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -39,6 +41,9 @@ cnn_gather *cnn_gather_new(int narrays, const unsigned char *const *src, unsigne
                            const ptrdiff_t *row, const int64_t *order, ptrdiff_t n, ptrdiff_t batch,
                            ptrdiff_t piece_rows, cnn_rows_bad_fn bad);
 void cnn_gather_free(cnn_gather *g);
+/* How pieces finish and the caller waits for them: threads.h's cnn_team_arrive and cnn_team_wait, which live
+ * in another extension module (cnn_core/_config), set once at import before any gather. */
+void cnn_gather_set_wait(cnn_team_barrier_fn arrive, cnn_team_barrier_fn wait);
 /* Hand job k over (the previous job's result taken first). */
 void cnn_gather_submit(cnn_gather *g, ptrdiff_t k);
 /* Take one piece of the current job and gather it, counted for `who`: 1, or 0 when none is left. */

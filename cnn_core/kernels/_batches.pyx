@@ -23,7 +23,7 @@ from cpython.pythread cimport (NOWAIT_LOCK, WAIT_LOCK, PyThread_acquire_lock, Py
 from libc.stddef cimport ptrdiff_t
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 
-from cnn_core._config cimport pool_idle_clear, pool_idle_set
+from cnn_core._config cimport cnn_team_count, pool_idle_clear, pool_idle_set, team_arrive, team_wait
 from cnn_core.kernels._finite cimport bad32, bad64
 
 
@@ -33,6 +33,8 @@ cdef extern from "gather.h" nogil:
         CNN_GATHER_THREAD
         CNN_GATHER_WHO
     ctypedef int (*cnn_rows_bad_fn)(const unsigned char *p, ptrdiff_t nbytes) noexcept nogil
+    ctypedef void (*cnn_team_barrier_fn)(cnn_team_count *c, int target) noexcept nogil
+    void cnn_gather_set_wait(cnn_team_barrier_fn arrive, cnn_team_barrier_fn wait)
     ctypedef struct cnn_gather:
         pass
     cnn_gather *cnn_gather_new(int narrays, const unsigned char **src, unsigned char **dst,
@@ -44,6 +46,8 @@ cdef extern from "gather.h" nogil:
     int cnn_gather_pool_piece(void *g) noexcept
     int64_t cnn_gather_result(cnn_gather *g)
     void cnn_gather_counts(cnn_gather *g, long *out)
+
+cnn_gather_set_wait(team_arrive, team_wait)
 
 # A piece: rows of about this many bytes over all the arrays (at least one row). A pool worker's piece
 # delays a product that arrives meanwhile by its copy, ~3 us at the ~5 GB/s a shuffled gather reaches on
