@@ -1,4 +1,4 @@
-"""Fixtures shared by the kernel tests: the SIMD level and the OpenMP thread count.
+"""Fixtures shared by the tests: the SIMD level, the OpenMP thread count, and a calm machine for the pool.
 
 The oracles (``tests/oracles_*.py``, one module per concept) are imported by name; pyproject.toml's
 ``[tool.pytest.ini_options] pythonpath = ["tests"]`` puts this directory on sys.path, so that works in every
@@ -63,3 +63,33 @@ def num_threads() -> Iterator[Callable[[int], None]]:
         yield cnn_core.set_num_threads
     finally:
         cnn_core.set_num_threads(before)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def calm_machine(tmp_path_factory) -> Iterator[None]:
+    """The pool's look at the load (src_c/threads.c) reads a calm machine for the whole session, a file of
+    the session's own in /proc/loadavg's format: teams, and the pool's workers, then do not depend on what
+    else the machine runs (a busy machine runs every product on one thread). The tests of the busy machine
+    run in subprocesses, which read the real load or their own file."""
+    from cnn_core import _config
+
+    path = tmp_path_factory.mktemp("load") / "loadavg"
+    path.write_text("0.00 0.00 0.00 1/100 4242\n")
+    _config._pool_set_load_file(str(path))
+    yield
+    _config._pool_set_load_file(None)
+
+
+@pytest.fixture
+def two_threads() -> Iterator[None]:
+    """Two threads, the GEMM's back-off after a shared core forgotten, and the pool's spin window restored
+    afterwards: the pool's tests and those of the work it runs between its jobs."""
+    from cnn_core import _config
+    from cnn_core.kernels import _gemm
+
+    before = cnn_core.get_num_threads()
+    cnn_core.set_num_threads(2)
+    _gemm.reset_backoff()
+    yield
+    cnn_core.set_num_threads(before)
+    _config._pool_set_spin_us(-1)

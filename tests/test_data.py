@@ -322,24 +322,14 @@ def test_gatherer_screens_rows_and_names_the_first_bad_one_in_batch_order(dtype)
 
 
 @pytest.fixture
-def calm_pool(tmp_path):
-    """Two threads, and the pool's look at the load reading a calm machine (a file of the test's own), so
-    that its workers spin, and take idle work, between jobs whatever else the machine runs."""
+def calm_pool(two_threads):
+    """Two threads on the pool, whose workers spin between jobs (the session reads a calm machine, conftest)
+    and take idle work meanwhile."""
     import cnn_core
-    from cnn_core import _config
-    from cnn_core.kernels import _gemm
 
     if not (cnn_core.openmp_enabled() and sys.platform.startswith("linux")):
         pytest.skip("the pool exists in OpenMP builds on Linux (futex) only")
-    path = tmp_path / "loadavg"
-    path.write_text("0.00 0.00 0.00 1/100 4242\n")
-    before = cnn_core.get_num_threads()
-    cnn_core.set_num_threads(2)
-    _config._pool_set_load_file(str(path))
-    _gemm.reset_backoff()
     yield
-    _config._pool_set_load_file(None)
-    cnn_core.set_num_threads(before)
 
 
 def _pool_products(count: int = 1) -> None:

@@ -87,6 +87,20 @@ def kernel_digests(seed: int = 0) -> dict[str, str]:
     return {name: hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest() for name, v in outputs.items()}
 
 
+def calm_load() -> None:
+    """In a test's fresh interpreter: the pool's look at the load reads a calm machine (a file removed at
+    exit), as conftest's calm_machine makes it for the test session, so that the team sizes observed do not
+    depend on what else the machine runs (a busy machine runs every kernel on one thread)."""
+    import atexit
+    import tempfile
+
+    fd, path = tempfile.mkstemp(suffix=".loadavg")
+    os.write(fd, b"0.00 0.00 0.00 1/100 4242\n")
+    os.close(fd)
+    _config._pool_set_load_file(path)
+    atexit.register(os.remove, path)
+
+
 def task_count() -> int:
     """Threads of this process (Python threads and OpenMP workers alike)."""
     return len(os.listdir("/proc/self/task"))
@@ -249,6 +263,7 @@ def test_fork_before_any_team_keeps_all_threads():
         import json, os, threading
         import cnn_core
         import test_threads as t
+        t.calm_load()
         cnn_core.set_num_threads(2)
         worker = threading.Thread(target=t.kernel_digests)   # a team owned by another thread
         worker.start(); worker.join()
@@ -298,6 +313,7 @@ def test_kernels_run_with_teams_at_the_cap():
         import json, threading
         import cnn_core
         import test_threads as t
+        t.calm_load()
         cnn_core.set_num_threads(1)
         serial = t.kernel_digests()
         cnn_core.set_num_threads(cnn_core._config.MAX_NUM_THREADS)
@@ -355,6 +371,7 @@ def test_thread_count_applies_to_kernels_in_other_python_threads():
         import numpy as np
         from cnn_core.kernels import gemm, im2col, max_pool2d_forward
         import test_threads as t
+        t.calm_load()
         a = np.ones((512, 512))
         x = np.ones((4, 64, 48, 48))   # above the pooling and im2col thresholds for 4 threads
         kernels = {"gemm": lambda: t.shared_panels_gemm(a, a), "im2col": lambda: im2col(x, 3),
