@@ -301,7 +301,9 @@ static int cnn_gemm_team(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
  * product of the static split or the unpacked path notes the CPU each thread starts on; when all started
  * on one, the next CNN_GEMM_SHARED_CORE_BACKOFF small products (CNN_GEMM_SMALL_MAX_WORK) run on the
  * calling thread, then a team is tried again. (On an otherwise idle machine the members are kept off the
- * leader's CPU, cnn_threads_team_start: the back-off is for busy machines.)
+ * leader's CPU, cnn_threads_team_start, and once the load shows other processes' tasks no team starts,
+ * cnn_threads_team: the back-off covers the load that appears between two looks, and the one the look
+ * cannot see.)
  * Results never depend on the thread count: only the time changes. Linux only (sched_getcpu); elsewhere
  * every team counts as spread. */
 static atomic_int cnn_gemm_backoff = 0;

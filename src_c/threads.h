@@ -34,7 +34,8 @@ extern "C" {
 #define CNN_MAX_NUM_THREADS 256
 
 /* A region's team size for `work` independent items: min(count, work), at least 1; 1 inside a parallel
- * region (no nested teams). The GEMM takes this through a pointer (cnn_gemm_init). */
+ * region (no nested teams), and 1 while other processes' running tasks leave the team no cores (the
+ * pool's look at the load, below). The GEMM takes this through a pointer (cnn_gemm_init). */
 typedef int (*cnn_team_size_fn)(ptrdiff_t work);
 
 /* Once, at import: the initial count from the OpenMP runtime (OMP_NUM_THREADS, else the cores), clamped

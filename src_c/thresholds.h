@@ -38,9 +38,8 @@
 /* How often (nanoseconds) the pool re-reads whether the process is alone on its cores (the running-task
  * count of /proc/loadavg against the cores it may use): a read costs a few microseconds. */
 #define CNN_POOL_BUSY_CHECK_NS 2000000
-/* Busy looks in a row after which the process counts as not alone (then the team members' masks are
- * given back whole, idle workers sleep at once, and a team that lands on one CPU sends the small products
- * into the GEMM's back-off): one look alone is no evidence. On the quiet 2-vCPU machine (load 0.5-0.75),
+/* Busy looks in a row after which the process counts as not alone (then kernels start no team, the team
+ * members' masks are given back whole and idle workers sleep at once): one look alone is no evidence. On the quiet 2-vCPU machine (load 0.5-0.75),
  * looks every 2 ms with two tasks running saw a third for 96-135 of ~4500 looks in 10 s, 60-80 of them
  * single looks and 13-15 runs of two or more; a single such look had un-steered the masks and sent 5 of 18
  * small-product rows of bench_gemm.py's 2-thread sweep into the back-off (3 interleaved runs; 2 of 18 when
