@@ -152,6 +152,7 @@ static struct {
     atomic_llong alone_checked;      /* when `alone` was last looked at (CLOCK_MONOTONIC ns), 0: never */
     atomic_int alone;
     atomic_int busy_looks;           /* busy looks in a row */
+    atomic_int load_unknown;         /* the last look could not read the load */
     atomic_flag idle_held;           /* a client holds the idle hook */
     _Atomic(cnn_pool_idle_fn) idle_fn;
     _Atomic(void *) idle_arg;        /* the hook's argument, NULL: no idle work */
@@ -189,10 +190,15 @@ static _Atomic(const char *) cnn_pool_load_file = "/proc/loadavg";
  * process-wide count, at most its cores) need, 0 when not, -1 if unreadable. The cores: its main thread's
  * mask (a steered member's own mask is narrower). The other tasks: the running tasks (the 4th field of
  * /proc/loadavg, "running/total") less this process's own, taken as the looking thread (or the caller of
- * the pool's job, which runs while a worker looks) and the pool's workers not asleep. Counting the others
- * rather than every running task: with one spinning process beside it and its worker asleep, the process
- * ran 2 tasks on 2 cores and looked alone, so its teams of 2 kept starting, each waiting for a member that
- * shared a core with the spinner (see cnn_threads_team). */
+ * the pool's job, which runs while a worker looks) and the pool's workers not asleep. Any other thread that
+ * runs counts as another task, this process's own too: OpenBLAS's threads, which spin for tens of
+ * milliseconds after each numpy.matmul (512^3 float32 on the pool's team right after two numpy.matmul
+ * calls: 2.8-3.9 ms, on the calling thread 1.7 ms, 0.9 ms after a pause), the caller's other Python
+ * threads, and an OpenMP team's threads in their ~50 us spin after a region (one reason a single busy look
+ * is no evidence, CNN_POOL_BUSY_LOOKS). Counting the others rather than every running task: with one
+ * spinning process beside it and its worker asleep, the process ran 2 tasks on 2 cores and looked alone,
+ * so its teams of 2 kept starting, each waiting for a member that shared a core with the spinner (see
+ * cnn_threads_team). */
 static int cnn_pool_busy_look(void)
 {
     int busy = -1;
@@ -204,7 +210,8 @@ static int cnn_pool_busy_look(void)
         if (fscanf(f, "%lf %lf %lf %d/%d", &l1, &l5, &l15, &running, &total) == 5
                 && sched_getaffinity(getpid(), sizeof set, &set) == 0) {
             const int cores = CPU_COUNT(&set), threads = cnn_threads_get();
-            const int ours = 1 + cnn_pool.nworkers - atomic_load_explicit(&cnn_pool.sleepers, memory_order_relaxed);
+            const int asleep = atomic_load_explicit(&cnn_pool.sleepers, memory_order_relaxed);
+            const int ours = 1 + cnn_pool.nworkers - asleep;
             const int others = running > ours ? running - ours : 0;
             busy = others + (threads < cores ? threads : cores) > cores;
         }
@@ -225,6 +232,7 @@ static int cnn_pool_alone(long long now)
                                                         memory_order_relaxed, memory_order_relaxed))
         return atomic_load_explicit(&cnn_pool.alone, memory_order_relaxed);
     const int busy = cnn_pool_busy_look();
+    atomic_store_explicit(&cnn_pool.load_unknown, busy < 0, memory_order_relaxed);
     const int looks = busy == 1 ? atomic_load_explicit(&cnn_pool.busy_looks, memory_order_relaxed) + 1 : 0;
     atomic_store_explicit(&cnn_pool.busy_looks, looks, memory_order_relaxed);
     const int alone = busy == 0 || (busy == 1 && looks < CNN_POOL_BUSY_LOOKS);
@@ -541,14 +549,14 @@ int cnn_pool_alone_now(void)
     return cnn_pool_alone(cnn_pool_now());
 }
 
-/* Teams only while the process is alone on its cores. Once other tasks hold a core, a team's members share
- * the rest with them: each share waits its turn behind the other task's time slice, and the team finishes
- * at the pace of its slowest member. Measured on the 2-vCPU Xeon beside one spinning process, MLP 784-100-10
- * epochs of 20,000 Fashion-MNIST samples through fit, 5 alternating each: 2 threads 0.39-1.11 s, 1 thread
- * 0.18 s (quiet: 0.12-0.13 s on 2 threads). */
+/* Teams only while the process is alone on its cores (or the load cannot be read: then as if it were).
+ * Once other tasks hold a core, a team's members share the rest with them: each share waits its turn
+ * behind the other task's time slice, and the team finishes at the pace of its slowest member. Measured on
+ * the 2-vCPU Xeon beside one spinning process, MLP 784-100-10 epochs of 20,000 Fashion-MNIST samples
+ * through fit, 5 alternating each: 2 threads 0.39-1.11 s, 1 thread 0.18 s (quiet: 0.12-0.13 s on 2). */
 static int cnn_threads_alone(void)
 {
-    return cnn_pool_alone(cnn_pool_now());
+    return cnn_pool_alone(cnn_pool_now()) || atomic_load_explicit(&cnn_pool.load_unknown, memory_order_relaxed);
 }
 
 #else  /* no OpenMP build, or no futex: every job runs the caller's own way */
