@@ -26,6 +26,10 @@ CASES = [
     (2, 5, 5, 6, 6, 3, 1, "valid", 1, 5, False),           # depthwise, 'valid'
     (2, 4, 8, 5, 6, 3, 1, "same", 1, 4, True),             # depthwise with channel multiplier 2
     (2, 6, 4, 5, 5, 1, 1, 0, 3, 2, True),                  # 1x1 grouped (dilation has no effect)
+    (3, 24, 20, 5, 7, 1, 1, 0, 1, 1, True),                # 1x1 past the row loops' sizes (the GEMMs)
+    (2, 24, 16, 6, 5, 1, 1, "same", 1, 2, False),          # the same, grouped, no bias
+    (2, 20, 24, 5, 5, 1, 1, 1, 1, 1, True),                # 1x1 padded
+    (2, 20, 24, 6, 6, 1, 2, 0, 1, 1, True),                # 1x1 stride 2
     (1, 2, 3, 5, 6, 4, 1, "same", 1, 1, True),             # 'same' with an even kernel, one group
     (2, 2, 3, 4, 4, 3, 1, "same", 3, 1, True),             # dilated kernel larger than the input, 'same'
     (2, 3, 2, 8, 7, (3, 2), (2, 3), (1, 0), (2, 3), 1, True),  # every pair non-square
@@ -74,7 +78,7 @@ def test_gradcheck(case):
 @pytest.mark.parametrize("chunk_bytes", [1, 20000, 1 << 30])
 @pytest.mark.parametrize("case", [(19, 4, 6, 5, 6, 3, 1, 1, 1, 2, True), (21, 4, 8, 5, 5, 3, 1, "same", 1, 4, True),
                                   (18, 6, 4, 4, 5, 1, 1, 0, 1, 2, True), (20, 3, 4, 6, 6, 3, 2, 1, 2, 1, True),
-                                  (19, 3, 4, 6, 8, 3, 2, 1, 1, 1, True)])
+                                  (19, 3, 4, 6, 8, 3, 2, 1, 1, 1, True), (19, 24, 20, 4, 5, 1, 1, 0, 1, 1, True)])
 def test_chunking_changes_nothing_but_speed(case, chunk_bytes, monkeypatch):
     """One sample per chunk (up to 21 chunks, more than the 8 slots: slots summing several), two or three
     (a shorter last chunk; 3 = ceil(N / 8), the most the chunking takes): every split gives the oracle's
@@ -96,16 +100,17 @@ def test_chunking_changes_nothing_but_speed(case, chunk_bytes, monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("groups,stride", [(1, 1), (4, 1), (16, 1), (1, 2)])   # stride 2: the phase-split im2col
-def test_thread_count_changes_no_result(groups, stride, dtype, num_threads):
-    """Bit for bit with 1, 2 and 3 threads, on a batch of several chunks (dW and db sum over them)."""
+@pytest.mark.parametrize("groups,stride,k", [(1, 1, 3), (4, 1, 3), (16, 1, 3), (1, 2, 3), (1, 1, 1), (2, 1, 1)])
+def test_thread_count_changes_no_result(groups, stride, k, dtype, num_threads):
+    """Bit for bit with 1, 2 and 3 threads, on a batch of several chunks (dW and db sum over them); stride 2:
+    the phase-split im2col; k = 1: 1x1 convolutions."""
     rng = np.random.default_rng(4)
     x = rng.standard_normal((12, 16, 10, 10)).astype(dtype)     # 3 chunks of 4 samples
     delta = rng.standard_normal((12, 32, 10 // stride, 10 // stride)).astype(dtype)
     results = []
     for t in (1, 2, 3):
         num_threads(t)
-        m = nn.Conv2d(16, 32, 3, stride=stride, padding=1, groups=groups, dtype=dtype, rng=0)
+        m = nn.Conv2d(16, 32, k, stride=stride, padding=k // 2, groups=groups, dtype=dtype, rng=0)
         z = m(x)
         results.append((z, m.backward(delta), m.weight.grad.copy(), m.bias.grad.copy()))
     for other in results[1:]:
