@@ -490,8 +490,12 @@ SHARED_CORE = """
 import os, sys
 import numpy as np
 import cnn_core
+from cnn_core import _config
 from cnn_core.kernels import _gemm, gemm
 os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # every thread the team starts lands on one CPU
+with open("loadavg", "w") as f:   # a calm machine: teams start whatever else runs (tests/conftest.py)
+    f.write("0.00 0.00 0.00 1/100 4242\\n")
+_config._pool_set_load_file(os.path.abspath("loadavg"))
 cnn_core.set_num_threads(2)
 rng = np.random.default_rng(0)
 a, b = rng.standard_normal((64, 784)).astype(np.float32), rng.standard_normal((784, 100)).astype(np.float32)
