@@ -35,6 +35,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from typing import Any, Callable, Sequence
 
@@ -264,6 +265,9 @@ def was_raised_together(exc: BaseException) -> bool:
     return getattr(exc, "_cnn_core_all_ranks", False)
 
 
+_ABORT_DRAIN_SECONDS = 0.5
+
+
 def abort(exc: BaseException | None = None, code: int = 1) -> None:
     """Print `exc`'s traceback (naming this rank) to stderr and abort every rank of the job (MPI Abort): the
     way out when one rank fails where the others may be waiting in a collective."""
@@ -274,6 +278,11 @@ def abort(exc: BaseException | None = None, code: int = 1) -> None:
                          f"the job:\n{text}")
     sys.stderr.flush()
     sys.stdout.flush()
+    # mpiexec forwards a rank's output through its proxy, asynchronously: an Abort right after the write can
+    # end the job before the text is forwarded (in one local CI run the mpiexec -n 2 job of
+    # tests/test_distributed.py's raising rank printed nothing at all; it passed in the other runs and in 8
+    # reruns). A moment's wait lets the text through; the job still ends within about a second.
+    time.sleep(_ABORT_DRAIN_SECONDS)
     comm.Abort(code)
 
 
