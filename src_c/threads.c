@@ -193,7 +193,7 @@ static _Atomic(const char *) cnn_pool_load_file = "/proc/loadavg";
  * the pool's job, which runs while a worker looks) and the pool's workers not asleep. Any other thread that
  * runs counts as another task, this process's own too: OpenBLAS's threads, which spin for tens of
  * milliseconds after each numpy.matmul (512^3 float32 on the pool's team right after two numpy.matmul
- * calls: 2.8-3.9 ms, on the calling thread 1.7 ms, 0.9 ms after a pause), the caller's other Python
+ * calls: 2.9-3.6 ms, on the calling thread 1.7 ms, 0.9 ms after a pause), the caller's other Python
  * threads, and an OpenMP team's threads in their ~50 us spin after a region (one reason a single busy look
  * is no evidence, CNN_POOL_BUSY_LOOKS). Counting the others rather than every running task: with one
  * spinning process beside it and its worker asleep, the process ran 2 tasks on 2 cores and looked alone,

@@ -71,11 +71,10 @@ def calm_machine(tmp_path_factory) -> Iterator[None]:
     the session's own in /proc/loadavg's format: teams, and the pool's workers, then do not depend on what
     else the machine runs (a busy machine runs every product on one thread). The tests of the busy machine
     run in subprocesses, which read the real load or their own file."""
+    from calm import use_calm_load
     from cnn_core import _config
 
-    path = tmp_path_factory.mktemp("load") / "loadavg"
-    path.write_text("0.00 0.00 0.00 1/100 4242\n")
-    _config._pool_set_load_file(str(path))
+    use_calm_load(tmp_path_factory.mktemp("load") / "loadavg")
     yield
     _config._pool_set_load_file(None)
 

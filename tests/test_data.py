@@ -325,10 +325,10 @@ def test_gatherer_screens_rows_and_names_the_first_bad_one_in_batch_order(dtype)
 def calm_pool(two_threads):
     """Two threads on the pool, whose workers spin between jobs (the session reads a calm machine, conftest)
     and take idle work meanwhile."""
-    import cnn_core
+    from calm import HAS_POOL, NO_POOL
 
-    if not (cnn_core.openmp_enabled() and sys.platform.startswith("linux")):
-        pytest.skip("the pool exists in OpenMP builds on Linux (futex) only")
+    if not HAS_POOL:
+        pytest.skip(NO_POOL)
     yield
 
 

@@ -490,12 +490,11 @@ SHARED_CORE = """
 import os, sys
 import numpy as np
 import cnn_core
-from cnn_core import _config
 from cnn_core.kernels import _gemm, gemm
 os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # every thread the team starts lands on one CPU
-with open("loadavg", "w") as f:   # a calm machine: teams start whatever else runs (tests/conftest.py)
-    f.write("0.00 0.00 0.00 1/100 4242\\n")
-_config._pool_set_load_file(os.path.abspath("loadavg"))
+sys.path.insert(0, sys.argv[1])   # tests/
+from calm import use_calm_load
+use_calm_load("loadavg")          # a calm machine: teams start whatever else runs
 cnn_core.set_num_threads(2)
 rng = np.random.default_rng(0)
 a, b = rng.standard_normal((64, 784)).astype(np.float32), rng.standard_normal((784, 100)).astype(np.float32)
@@ -528,7 +527,7 @@ def test_team_on_one_cpu_backs_off_to_one_thread(tmp_path):
     # alone. In a fresh process pinned to one CPU.
     import subprocess
     import sys
-    proc = subprocess.run([sys.executable, "-c", SHARED_CORE], capture_output=True, text=True, cwd=tmp_path,
+    proc = subprocess.run([sys.executable, "-c", SHARED_CORE, str(pathlib.Path(__file__).parent)], capture_output=True, text=True, cwd=tmp_path,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["0", "64", "63", "64", "64", "0"]

@@ -18,9 +18,8 @@ import cnn_core
 from cnn_core import _config
 from cnn_core.kernels import _gemm, gemm
 
-LINUX = sys.platform.startswith("linux")
-needs_pool = pytest.mark.skipif(not (cnn_core.openmp_enabled() and LINUX),
-                                reason="the pool exists in OpenMP builds on Linux (futex) only")
+from calm import needs_pool
+
 
 # (m, n, k): the MLP's fc1 forward and weight gradient (static partition), a small unpacked product, one
 # whose rows are too few for a band per thread (column panels), and odd edges.

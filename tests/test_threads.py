@@ -94,10 +94,11 @@ def calm_load() -> None:
     import atexit
     import tempfile
 
+    from calm import use_calm_load
+
     fd, path = tempfile.mkstemp(suffix=".loadavg")
-    os.write(fd, b"0.00 0.00 0.00 1/100 4242\n")
     os.close(fd)
-    _config._pool_set_load_file(path)
+    use_calm_load(path)
     atexit.register(os.remove, path)
 
 
