@@ -6,6 +6,8 @@ A test session (conftest's calm_machine) and the fresh interpreters some tests s
 calm_load, test_gemm's one-CPU script) point the look at a file of their own that shows a calm machine, so
 that the team sizes they observe do not depend on what else the machine runs. The tests of the busy
 machine write other loads, or read the real one."""
+from __future__ import annotations
+
 import os
 import sys
 
