@@ -74,7 +74,7 @@ def show_config() -> None:
     if openmp_enabled():
         print(f"  waiting: {_OMP_WAIT}")
     level = get_simd()
-    note = " (AVX-512: the packed GEMM; every other kernel runs its AVX2 version)" if level == "avx512" else ""
+    note = " (AVX-512 where a kernel has an AVX-512 version, its AVX2 version elsewhere)" if level == "avx512" else ""
     print(f"  SIMD:    {level}{note}; CPU: {', '.join(cpu_simd_levels())}")
     print(f"  dtypes:  {', '.join(SUPPORTED_DTYPES)}")
 

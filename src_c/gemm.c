@@ -587,9 +587,9 @@ static const cnn_gemm_cntx cnn_gemm_table[CNN_SIMD_NLEVELS] = {
 #if CNN_X86
     [CNN_SIMD_AVX2] = {s_kernel_avx2, d_kernel_avx2, NULL, NULL, s_sup_avx2, d_sup_avx2, cnn_s_nt_avx2,
                        cnn_d_nt_avx2, s_packt_avx2, d_packt_avx2, S_BLK_AVX2, D_BLK_AVX2},
-    /* packed and unpacked GEMM in AVX-512; the NT kernels and the packing transpose are AVX2's */
+    /* packed, unpacked and NT GEMM in AVX-512; the packing transpose is AVX2's */
     [CNN_SIMD_AVX512] = {cnn_s_ukr_avx512, cnn_d_ukr_avx512, cnn_s_edge_avx512, cnn_d_edge_avx512,
-                         cnn_s_sup_avx512, cnn_d_sup_avx512, cnn_s_nt_avx2, cnn_d_nt_avx2, s_packt_avx2,
+                         cnn_s_sup_avx512, cnn_d_sup_avx512, cnn_s_nt_avx512, cnn_d_nt_avx512, s_packt_avx2,
                          d_packt_avx2, S_BLK_AVX512, D_BLK_AVX512},
 #else
     [CNN_SIMD_AVX2] = BASELINE_CNTX,

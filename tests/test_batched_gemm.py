@@ -112,11 +112,13 @@ def test_output_overlapping_an_input_is_rejected():
         gemm_batched(a, np.ones((2, 3, 3)), c=a)
 
 
-# The NT kernel works in 4 x 3 blocks of c along 8 (float32) or 4 (float64) lanes of k: these shapes cover
-# m and n below, at and past a block edge, k below one vector, at a multiple, and with every tail length.
+# The NT kernel works in 4 x 3 blocks of c along 8 / 16 (float32, AVX2 / AVX-512) or 4 / 8 (float64) lanes
+# of k: these shapes cover m and n below, at and past a block edge, k below one vector, at a multiple, and
+# with every tail length of both widths.
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("m, n, k", [(1, 1, 1), (4, 3, 8), (5, 4, 9), (6, 25, 784), (16, 150, 100), (7, 2, 3),
-                                     (3, 5, 17), (2, 7, 12), (9, 1, 31), (1, 6, 4), (8, 6, 15)])
+                                     (3, 5, 17), (2, 7, 12), (9, 1, 31), (1, 6, 4), (8, 6, 15), (4, 3, 16),
+                                     (5, 7, 32), (3, 2, 47), (6, 4, 392), (2, 5, 23), (7, 3, 11)])
 @pytest.mark.parametrize("batch", [1, 5])
 def test_gemm_batched_sum_nt_edges(simd, dtype, m, n, k, batch):
     rng = np.random.default_rng(m * 1000 + n * 10 + k)
