@@ -9,13 +9,16 @@ benchmark prints it in its header.
 Timing: ``median_time`` (one function) and ``interleaved`` (peers timed in alternating rounds, because on a
 small machine OpenBLAS's, OpenMP's and PyTorch's spinning worker threads slow whichever library runs right
 after another). Both return seconds per call: the median over blocks, each block a warm-up call and then
-``number`` timed calls (``number=None``: doubled until a block lasts ``min_time``).
+``number`` timed calls (``number=None``: doubled until a block lasts ``min_time``). A peer library runs in
+a process of its own (``Child``, ``serve``), as its users run it.
 """
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 import warnings
@@ -30,6 +33,11 @@ BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 # well. 0.1 s was too short at 2.6 GHz: a 128x576x3136 product took its one-thread time (4.5 ms against
 # 2.7-2.9 ms in a loop of its own) right after NumPy's block.
 SETTLE = 0.2
+# A block's warm-up lasts at least this long (calls of the timed function until then, at least `warmup` of
+# them): after SETTLE's pause both CPUs of a VM come back cold. Measured (2-vCPU Xeon, 0.2 s pauses): the first
+# convolution step after the pause took 20-29 ms for both libraries (PyTorch: 4.5 ms steady), and ours took
+# 5-7 ms for the next 3-5 steps before its steady 2.5-3 ms; about 50 ms of calls cover both.
+WARMUP_SECONDS = 0.05
 
 
 def _reexec_without_blas_overrides() -> None:
@@ -62,8 +70,14 @@ def calls_per_block(fn: Callable[[], object], min_time: float) -> int:
 
 
 def _blocks(fn: Callable[[], object], repeats: int, number: int, warmup: int) -> list[float]:
+    """Seconds per call in each of `repeats` blocks of `number` calls, after the warm-up (`warmup` calls,
+    continued until WARMUP_SECONDS have passed)."""
+    start = time.perf_counter()
     for _ in range(warmup):
         fn()
+    if warmup:
+        while time.perf_counter() - start < WARMUP_SECONDS:
+            fn()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -82,23 +96,88 @@ def median_time(fn: Callable[[], object], repeats: int = 15, *, number: int | No
     return statistics.median(_blocks(fn, repeats, number, warmup))
 
 
-def interleaved_samples(fns: Sequence[Callable[[], object]], repeats: int, rounds: int = 3, *, number: int = 1,
+def interleaved_samples(fns: Sequence, repeats: int, rounds: int = 3, *, number: int = 1,
                         warmup: int = 1) -> list[list[float]]:
     """Seconds per call of each of `fns`, one list per function, timed in `rounds` rounds that run each in
     turn (`warmup` calls, then `repeats` blocks of `number` calls), so that every peer sees the same machine
-    state."""
+    state. An entry is a function of this process or a ``(Child, action name)`` pair, timed in its own."""
     samples: list[list[float]] = [[] for _ in fns]
     for _ in range(rounds):
         for fn, times in zip(fns, samples):
             time.sleep(SETTLE)
-            times += _blocks(fn, repeats, number, warmup)
+            if isinstance(fn, tuple):
+                times += fn[0].blocks(fn[1], repeats, number, warmup)
+            else:
+                times += _blocks(fn, repeats, number, warmup)
     return samples
 
 
-def interleaved(fns: Sequence[Callable[[], object]], repeats: int, rounds: int = 3, *, number: int = 1,
+def interleaved(fns: Sequence, repeats: int, rounds: int = 3, *, number: int = 1,
                 warmup: int = 1) -> list[float]:
     """The median of each function's ``interleaved_samples``."""
     return [statistics.median(t) for t in interleaved_samples(fns, repeats, rounds, number=number, warmup=warmup)]
+
+
+class Child:
+    """A peer library in a process of its own, whose command line `argv` ends in ``serve(actions)``: its
+    named actions are timed there (``blocks``, or a ``(child, name)`` entry in ``interleaved``) or called
+    for a result (``call``). A context manager; closing it ends the process.
+
+    Why processes: peers in one process share its OpenMP runtime, and whichever library loads libgomp first
+    sets its spin-wait for both (cnn_core sets 1,000 pauses when it loads it). With cnn_core imported before
+    torch, torch's 1x1 128 -> 128 convolution step took 5.3-6.2 ms against 4.1-4.2 ms in a process of its
+    own (ours 4.0-4.5 against 2.3-2.6), its MLP 784-100-10 epoch on 10,000 samples 0.26 s against 0.12-0.13 s
+    and its LeNet-5 epoch 1.15-1.47 s against 0.73-0.93 s (2-vCPU Xeon): a figure from a shared process is
+    neither library's as its users meet it."""
+
+    def __init__(self, argv: Sequence[str]):
+        self.argv = list(argv)
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     cwd="/")
+
+    def _ask(self, request: str):
+        self.proc.stdin.write(request + "\n")
+        self.proc.stdin.flush()
+        reply = self.proc.stdout.readline()
+        if not reply:
+            raise RuntimeError(f"benchmark peer exited with {self.proc.wait()} on {request!r}")
+        return json.loads(reply)
+
+    def blocks(self, name: str, repeats: int, number: int = 1, warmup: int = 1) -> list[float]:
+        """Seconds per call of the peer's action `name` in each of `repeats` blocks (as ``_blocks``)."""
+        return self._ask(f"time {name} {repeats} {number} {warmup}")
+
+    def call(self, name: str):
+        """The peer's action `name` called once: its (JSON) result."""
+        return self._ask(f"call {name}")
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+    def __enter__(self) -> "Child":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def serve(actions: dict[str, Callable[[], object]]) -> None:
+    """A Child's side: answer the parent's requests on stdin until it closes them. "time NAME REPEATS NUMBER
+    WARMUP" replies with ``_blocks(actions[NAME], ...)``, "call NAME" with ``actions[NAME]()``, one JSON line
+    each on stdout (so the actions must print nothing there)."""
+    for line in sys.stdin:
+        what, name, *counts = line.split()
+        if what == "time":
+            repeats, number, warmup = map(int, counts)
+            result = _blocks(actions[name], repeats, number, warmup)
+        else:
+            result = actions[name]()
+        sys.stdout.write(json.dumps(result) + "\n")
+        sys.stdout.flush()
 
 
 def _cpu_model() -> str:

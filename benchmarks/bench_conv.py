@@ -4,18 +4,21 @@
 
 For each shape (LeNet-5's two convolutions and the modern 3x3 / 1x1 ones of issue 10) both libraries run one
 training step of the layer alone: forward, then backward with a fixed upstream gradient, the input gradient
-included (torch: ``x.requires_grad``; cnn_core: ``Conv2d.backward`` returns it). Timed in alternating rounds
-(``_timing.interleaved``, medians), same thread count on both sides. Prints ours/torch per shape (< 1: we are
-faster) and the geometric mean. Targets (issue 10): every shape <= 1.0,
+included (torch: ``x.requires_grad``; cnn_core: ``Conv2d.backward`` returns it). Each library runs in a
+child process of its own, as its users run it (one process would share one OpenMP runtime between them: see
+``_timing.interleaved_processes``), timed in alternating rounds (medians), same thread count on both sides.
+Prints ours/torch per shape (< 1: we are faster) and the geometric mean. Targets (issue 10): every shape <= 1.0,
 geometric mean <= 0.7, in float32 and float64.
 
-``--memory`` instead measures, in child processes, the resident memory one shape's training steps add (peak RSS
-minus RSS after imports, data, the layer and one forward call are in place) for each library.
+``--memory`` instead measures, in the same kind of child processes, the resident memory one shape's training
+steps add (peak RSS minus RSS after imports, data, the layer and one forward call are in place) for each
+library.
 """
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import subprocess
 import sys
 
@@ -23,12 +26,13 @@ import _timing  # first: re-executes without OpenBLAS overrides before NumPy loa
 import numpy as np
 
 import cnn_core
-from cnn_core import nn
 
 try:
     import torch
 except ImportError:  # the comparison needs PyTorch; the benchmark says so and stops
     torch = None
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 # (name, batch, in, out, kernel, stride, padding, H=W)
 SHAPES = [
@@ -45,39 +49,15 @@ SHAPES = [
 ]
 
 
-def ours(shape, dtype):
-    _, n, c, f, k, s, p, hw = shape
-    m = nn.Conv2d(c, f, k, stride=s, padding=p, dtype=dtype, rng=0)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((n, c, hw, hw)).astype(dtype)
-    dy = rng.standard_normal(m(x).shape).astype(dtype)
-
-    def step():
-        m(x)
-        m.backward(dy)
-    return step
-
-
-def theirs(shape, dtype):
-    _, n, c, f, k, s, p, hw = shape
-    tdtype = torch.float32 if dtype == np.float32 else torch.float64
-    m = torch.nn.Conv2d(c, f, k, stride=s, padding=p, dtype=tdtype)
-    x = torch.randn((n, c, hw, hw), dtype=tdtype, requires_grad=True)
-    dy = torch.randn(m(x).shape, dtype=tdtype)
-
-    def step():
-        m(x).backward(dy)
-    return step
-
-
-def run_table(dtype, repeat: int, rounds: int) -> list[float]:
+def run_table(dtype, repeat: int, rounds: int, threads: int) -> list[float]:
     print(f"\n{np.dtype(dtype).name}: median ms per forward+backward step")
     print(f"{'shape':<26}{'ours ms':>10}{'torch ms':>10}{'ours/torch':>12}")
     ratios = []
     for shape in SHAPES:
-        step = ours(shape, dtype)
-        t_ours, t_torch = _timing.interleaved([step, theirs(shape, dtype)], max(1, repeat // rounds),
-                                              rounds=rounds, warmup=2)
+        with _timing.Child(_child("serve", "cnn_core", np.dtype(dtype).name, shape, threads, HERE)) as ours, \
+                _timing.Child(_child("serve", "torch", np.dtype(dtype).name, shape, threads, HERE)) as theirs:
+            t_ours, t_torch = _timing.interleaved([(ours, "step"), (theirs, "step")], max(1, repeat // rounds),
+                                                  rounds=rounds, warmup=2)
         ratios.append(t_ours / t_torch)
         print(f"{shape[0]:<26}{1e3 * t_ours:>10.3f}{1e3 * t_torch:>10.3f}{ratios[-1]:>12.2f}", flush=True)
     gm = math.exp(sum(map(math.log, ratios)) / len(ratios))
@@ -85,10 +65,12 @@ def run_table(dtype, repeat: int, rounds: int) -> list[float]:
     return ratios
 
 
-_MEM_CHILD = r"""
-import resource, sys
+# A child process's script: one library's layer, data and step(), then either the memory measurement or
+# _timing.serve. Each child imports only its own library.
+_CHILD = r"""
+import sys
 import numpy as np
-lib, dtype, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+mode, lib, dtype = sys.argv[1], sys.argv[2], sys.argv[3]
 n, c, f, k, s, p, hw = map(int, sys.argv[4:11])
 threads = int(sys.argv[11])
 
@@ -125,23 +107,34 @@ else:
     def step():
         m(x)
         m.backward(dy)
-# Reset the peak to the current RSS so the figure is what the training steps add.
-with open("/proc/self/clear_refs", "w") as fh:
-    fh.write("5")
-base = rss_kib()
-for _ in range(steps):
-    step()
-print(peak_kib() - base)
+if mode == "memory":
+    # Reset the peak to the current RSS so the figure is what the training steps add.
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+    base = rss_kib()
+    for _ in range(int(sys.argv[12])):
+        step()
+    print(peak_kib() - base)
+else:
+    sys.path.insert(0, sys.argv[12])
+    import _timing
+    _timing.serve({"step": step})
 """
+
+
+def _child(mode: str, lib: str, dtype: str, shape, threads: int, extra: str) -> list[str]:
+    """The command line of a child process running _CHILD: `extra` is the number of steps (memory) or this
+    directory, where _timing is (serve)."""
+    return [sys.executable, "-c", _CHILD, mode, lib, dtype, *map(str, shape[1:]), str(threads), extra]
 
 
 def memory(shape, dtype: str, threads: int, steps: int = 5) -> tuple[int, int]:
     """KiB of resident memory `steps` training steps add, (ours, torch), each in a fresh process."""
     out = []
     for lib in ("cnn_core", "torch"):
-        args = [sys.executable, "-c", _MEM_CHILD, lib, dtype, str(steps), *map(str, shape[1:]), str(threads)]
-        out.append(int(subprocess.run(args, check=True, capture_output=True, text=True,
-                                      cwd="/").stdout.split()[-1]))
+        proc = subprocess.run(_child("memory", lib, dtype, shape, threads, str(steps)), check=True,
+                              capture_output=True, text=True, cwd="/")
+        out.append(int(proc.stdout.split()[-1]))
     return out[0], out[1]
 
 
@@ -159,11 +152,10 @@ def main() -> None:
     global SHAPES
     if args.shape:
         SHAPES = [SHAPES[i] for i in args.shape]
-    cnn_core.set_num_threads(args.threads)
-    torch.set_num_threads(args.threads)
+    cnn_core.set_num_threads(args.threads)   # the header's figure; each child sets its own library's
     print(_timing.machine())
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; cnn_core {cnn_core.get_num_threads()} "
-          "threads")
+    print(f"torch {torch.__version__}, {args.threads} threads; cnn_core {args.threads} threads; each in a process "
+          "of its own")
     if args.memory:
         print(f"{'shape':<26}{'dtype':>8}{'ours MiB':>10}{'torch MiB':>10}   (peak RSS added by 5 steps)")
         for shape in SHAPES:
@@ -172,7 +164,7 @@ def main() -> None:
                 print(f"{shape[0]:<26}{dtype:>8}{a / 1024:>10.1f}{b / 1024:>10.1f}", flush=True)
         return
     for dtype in args.dtype:
-        run_table(np.dtype(dtype).type, args.repeat, args.rounds)
+        run_table(np.dtype(dtype).type, args.repeat, args.rounds, args.threads)
 
 
 if __name__ == "__main__":

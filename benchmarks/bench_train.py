@@ -6,7 +6,9 @@ per epoch, 2 threads (cnn_core.set_num_threads(2), torch.set_num_threads(2)). Bo
 same initial weights (cnn_core's PyTorch-style init, copied into the torch model) and see the same batches
 in the same order (epoch e's permutation is fit's, np.random.default_rng([seed, e])), so their test
 accuracies differ only by floating-point rounding along the way. Each trains for --epochs epochs, the two
-libraries taking turns epoch by epoch (so both see the same machine state): cnn_core as a user runs it,
+libraries taking turns epoch by epoch (so both see the same machine state), each in a process of its own
+(PyTorch's started by this script, so that the two do not share an OpenMP runtime; see _timing.Child):
+cnn_core as a user runs it,
 `cnn_core.fit(..., epochs=e + 1, initial_epoch=e)` per epoch (argument checks included), PyTorch as the usual
 hand-written loop. The figure per model is the median epoch time, then both test accuracies. Users
 usually call fit once for all epochs (the examples, the cli, the README); one call per epoch charges every
@@ -41,6 +43,7 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
 
 import _timing  # first: re-executes without OpenBLAS overrides before NumPy loads
@@ -54,11 +57,15 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-import cnn_core  # noqa: E402
-from cnn_core import nn, optim  # noqa: E402
-from cnn_core.datasets import load_mnist  # noqa: E402
-from cnn_core.models import lenet5, mlp  # noqa: E402
-from cnn_core.training import evaluate  # noqa: E402
+# The PyTorch side runs in a process of its own (torch_peer, started by main), which must not load cnn_core:
+# cnn_core would set the OpenMP runtime both libraries then share (see _timing.Child).
+PEER = "--torch-peer" in sys.argv
+if not PEER:
+    import cnn_core  # noqa: E402
+    from cnn_core import nn, optim  # noqa: E402
+    from cnn_core.datasets import load_mnist  # noqa: E402
+    from cnn_core.models import lenet5, mlp  # noqa: E402
+    from cnn_core.training import evaluate  # noqa: E402
 
 LR, MOMENTUM, BATCH = 0.05, 0.9, 64
 FASHION = "/usr/share/datasets/fashion-mnist"
@@ -185,26 +192,52 @@ def torch_trainer(torch, name, init, X, y, Xt, yt, limit, seed):
     return epoch, test_accuracy, model
 
 
-def inference(torch, ours_model, theirs_model, Xt, rounds: int) -> tuple[float, float, float | None, float | None]:
-    """(predict 10k s, batch-1 s) for cnn_core.predict and, when torch is given, torch.inference_mode."""
+def inference(ours_model, peer, Xt, rounds: int) -> tuple[float, float, float | None, float | None]:
+    """(predict 10k s, batch-1 s) for cnn_core.predict and, when `peer` (the torch_peer Child) is given,
+    torch.inference_mode there."""
     one = Xt[:1]
-    fns = [lambda: cnn_core.predict(ours_model, Xt, batch_size=256), lambda: cnn_core.predict(ours_model, one)]
-    if torch is not None:
-        theirs_model.eval()
-        T, T1 = torch.from_numpy(Xt), torch.from_numpy(one)
+    big = [lambda: cnn_core.predict(ours_model, Xt, batch_size=256)] + ([(peer, "infer_all")] if peer else [])
+    small = [lambda: cnn_core.predict(ours_model, one)] + ([(peer, "infer_one")] if peer else [])
+    big = _timing.interleaved(big, repeats=3, rounds=rounds)
+    small = _timing.interleaved(small, repeats=5, rounds=rounds, number=200)
+    return big[0], small[0], (big[1] if peer else None), (small[1] if peer else None)
 
-        def torch_all():
-            with torch.inference_mode():
-                for i in range(0, len(T), 256):
-                    theirs_model(T[i:i + 256])
 
-        def torch_one():
-            with torch.inference_mode():
-                theirs_model(T1)
-        fns += [torch_all, torch_one]
-    big = _timing.interleaved([fns[0]] + fns[2:3], repeats=3, rounds=rounds)
-    small = _timing.interleaved([fns[1]] + fns[3:4], repeats=5, rounds=rounds, number=200)
-    return big[0], small[0], (big[1] if torch else None), (small[1] if torch else None)
+def torch_peer(args) -> None:
+    """The PyTorch side of a run, in this process of its own: the model, data and initial weights from the
+    file main wrote (args.torch_peer), then serving main's requests (_timing.serve): one training epoch,
+    the test accuracy, inference on the test images (batch 256) and on one image."""
+    import torch
+    torch.set_num_threads(THREADS)
+    with np.load(args.torch_peer) as f:
+        X, y, Xt, yt = f["X"], f["y"], f["Xt"], f["yt"]
+        init = {k[len("init/"):]: f[k] for k in f.files if k.startswith("init/")}
+    epoch, test_accuracy, model = torch_trainer(torch, args.models, init, X, y, Xt, yt, args.batches, args.seed)
+    T, T1 = torch.from_numpy(Xt), torch.from_numpy(Xt[:1])
+
+    def infer_all():
+        if model.training:
+            model.eval()
+        with torch.inference_mode():
+            for i in range(0, len(T), 256):
+                model(T[i:i + 256])
+
+    def infer_one():
+        if model.training:
+            model.eval()
+        with torch.inference_mode():
+            model(T1)
+    _timing.serve({"epoch": epoch, "accuracy": test_accuracy, "infer_all": infer_all, "infer_one": infer_one})
+
+
+def start_torch_peer(name: str, data: tuple, init: dict, limit: int | None, seed: int, tmp: str):
+    """A _timing.Child running torch_peer for model `name` on `data` (X, y, Xt, yt) from `init`."""
+    path = os.path.join(tmp, f"{name}.npz")
+    X, y, Xt, yt = data
+    np.savez(path, X=X, y=y, Xt=Xt, yt=yt, **{f"init/{k}": v for k, v in init.items()})
+    return _timing.Child([sys.executable, os.path.abspath(__file__), "--torch-peer", path, "--models", name,
+                          "--seed", str(seed), "--threads", str(THREADS)]
+                         + ([] if limit is None else ["--batches", str(limit)]))
 
 
 def profile(name: str, data: str, limit: int | None, seed: int) -> None:
@@ -359,7 +392,11 @@ def main(argv=None) -> int:
     ap.add_argument("--omp-teams", action="store_true",
                     help="small GEMM products on OpenMP teams instead of the small-job pool (for A/B runs)")
     ap.add_argument("--memory-child", choices=("cnn_core", "torch"), help=argparse.SUPPRESS)
+    ap.add_argument("--torch-peer", metavar="FILE", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.torch_peer:
+        torch_peer(args)
+        return 0
     if args.omp_teams:
         from cnn_core.kernels import _gemm
         _gemm.set_pool(False)
@@ -373,20 +410,22 @@ def main(argv=None) -> int:
         return 0
 
     cnn_core.set_num_threads(THREADS)
-    torch = None
+    torch = None   # PyTorch's version when it is there: it runs in a process of its own (torch_peer)
     if not args.no_torch:
-        try:
-            import torch
-            torch.set_num_threads(THREADS)
-        except ImportError:
+        import importlib.util
+        if importlib.util.find_spec("torch") is None:
             print("PyTorch not importable: cnn_core figures only")
+        else:
+            from importlib.metadata import version
+            torch = version("torch")
+    tmp = tempfile.TemporaryDirectory()   # the peer's copy of the data
     X, y = load_mnist(args.data, "train")
     Xt, yt = load_mnist(args.data, "test")
     span = "full epochs" if args.batches is None else f"first {args.batches} batches of each epoch"
     print(f"data: {args.data} ({len(X)} train, {len(Xt)} test); batch {BATCH}, SGD lr {LR} momentum {MOMENTUM}, "
           f"float32, {THREADS} threads; {args.epochs} epochs, timing {span}")
     print(_timing.machine())
-    print(f"cnn_core {cnn_core.__version__}" + (f", torch {torch.__version__}" if torch else ""))
+    print(f"cnn_core {cnn_core.__version__}" + (f", torch {torch} (in a process of its own)" if torch else ""))
     with open("/proc/loadavg") as f:
         print(f"load average at the start {' '.join(f.read().split()[:3])}")
     rows, own_rows, infer = [], [], None
@@ -395,14 +434,11 @@ def main(argv=None) -> int:
         data = (X.reshape(shape), y, Xt.reshape(shape), yt)
         ours_epoch, ours_accuracy, init, ours_model, overheads = cnn_core_trainer(name, *data, args.batches,
                                                                                   args.seed)
-        trainers = [(ours_epoch, ours_accuracy)]
-        if torch is not None:
-            theirs_epoch, theirs_accuracy, theirs_model = torch_trainer(torch, name, init, *data, args.batches,
-                                                                        args.seed)
-            trainers.append((theirs_epoch, theirs_accuracy))
+        peer = start_torch_peer(name, data, init, args.batches, args.seed, tmp.name) if torch else None
         # One epoch each per round, no warm-up: every epoch trains on, so each counts.
         counts = dict(cnn_core.data._gather_counts)
-        times = _timing.interleaved_samples([t[0] for t in trainers], repeats=1, rounds=args.epochs, warmup=0)
+        times = _timing.interleaved_samples([ours_epoch] + ([(peer, "epoch")] if peer else []), repeats=1,
+                                            rounds=args.epochs, warmup=0)
         ours, ours_acc = times[0], ours_accuracy()
         own = [(total - inside) / total for total, inside in overheads]
         pieces = {k: v - counts[k] for k, v in cnn_core.data._gather_counts.items()}
@@ -413,14 +449,15 @@ def main(argv=None) -> int:
               f"training thread (caller), the prefetch thread, the pool's workers: {shares}", flush=True)
         own_rows.append((name, statistics.median(own), statistics.median(t - i for t, i in overheads)))
         theirs = theirs_acc = None
-        if torch is not None:
-            theirs, theirs_acc = times[1], trainers[1][1]()
+        if peer is not None:
+            theirs, theirs_acc = times[1], peer.call("accuracy")
             print(f"  {name:7s} torch        epochs: {', '.join(f'{t:.2f}' for t in theirs)} s; "
                   f"test acc {theirs_acc:.4f}", flush=True)
         rows.append((name, ours, ours_acc, theirs, theirs_acc))
         if name == "lenet5" and not args.no_predict:
-            infer = inference(torch, ours_model, theirs_model if torch is not None else None, data[2],
-                              rounds=max(3, args.epochs))
+            infer = inference(ours_model, peer, data[2], rounds=max(3, args.epochs))
+        if peer is not None:
+            peer.close()
 
     print("\n| model | cnn_core.fit epoch (s, median) | PyTorch epoch (s, median) | ratio | cnn_core test acc "
           "| PyTorch test acc | epochs |")

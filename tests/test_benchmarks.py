@@ -22,6 +22,7 @@ def timing(monkeypatch):
     spec.loader.exec_module(mod)
     clock = [0.0]
     monkeypatch.setattr(mod.time, "perf_counter", lambda: clock[0])
+    mod.SETTLE = mod.WARMUP_SECONDS = 0.0   # the arithmetic below counts calls; warm-up time has its own test
 
     def tick(ms=1.0):
         clock[0] += ms * 1e-3
@@ -62,6 +63,42 @@ def test_interleaved_alternates_peers_round_by_round(timing):
     assert "".join(order) == "aaa" "bbb" "aaa" "bbb"
     assert samples == [[pytest.approx(1e-3)] * 4, [pytest.approx(3e-3)] * 4]
     assert timing.interleaved([a, b], repeats=1, rounds=1, warmup=0) == [pytest.approx(1e-3), pytest.approx(3e-3)]
+
+
+def test_children_serve_timed_actions_round_by_round(tmp_path):
+    # Peers in processes of their own (_timing.Child running _timing.serve) alternate as functions of this
+    # process do, and answer calls for results.
+    spec = importlib.util.spec_from_file_location("_timing", BENCH / "_timing.py")
+    timing = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(timing)
+    timing.SETTLE = timing.WARMUP_SECONDS = 0.0
+    log = tmp_path / "calls"
+
+    def child(letter: str):
+        code = (f"import sys\nsys.path.insert(0, {str(BENCH)!r})\nimport _timing\n_timing.WARMUP_SECONDS = 0\n"
+                f"def step():\n    open({str(log)!r}, 'a').write({letter!r})\n"
+                f"_timing.serve({{'step': step, 'name': lambda: {letter!r} * 2}})\n")
+        return timing.Child([sys.executable, "-c", code])
+
+    with child("a") as a, child("b") as b:
+        medians = timing.interleaved([(a, "step"), (b, "step")], repeats=2, rounds=2, warmup=1)
+        assert log.read_text() == "aaa" "bbb" "aaa" "bbb"
+        assert len(medians) == 2 and all(0 < t < 1 for t in medians)
+        assert b.call("name") == "bb"
+    broken = timing.Child([sys.executable, "-c", "raise SystemExit(3)"])
+    with pytest.raises(RuntimeError, match="exited with 3"):
+        broken.call("name")
+    broken.close()
+
+
+def test_warmup_lasts_warmup_seconds(timing):
+    calls = []
+    timing.WARMUP_SECONDS = 10e-3
+    timing.median_time(lambda: (calls.append(1), timing.tick(2.0)), repeats=1, number=1, warmup=2)
+    assert len(calls) == 5 + 1   # warm-up calls until 10 ms have passed (2 ms each), then the timed one
+    calls.clear()
+    timing.interleaved([lambda: (calls.append(1), timing.tick(2.0))], repeats=1, rounds=1, warmup=0)
+    assert len(calls) == 1       # no warm-up asked: none
 
 
 def test_openblas_overrides_are_dropped_before_numpy_loads(tmp_path):
