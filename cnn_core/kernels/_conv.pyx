@@ -78,7 +78,10 @@ cdef void _im2col_plane(const floating* x, floating* cols, Py_ssize_t ld, Py_ssi
                     zero_row(dst + ow_hi, OW - ow_hi)
                     dst += OW
             dst = row + oh_lo * OW + ow_lo
-            if SW == 1:
+            if SW == 1 and n_valid == OW and step == OW:
+                # whole rows, as many in the plane as in the columns (a 1x1 stride-1 tap): one run
+                copy_row(dst, src, (oh_hi - oh_lo) * OW)
+            elif SW == 1:
                 for oh in range(oh_lo, oh_hi):
                     copy_row(dst, src, n_valid)
                     dst += OW
@@ -109,6 +112,13 @@ cdef void _col2im_plane(const floating* cols, floating* x, Py_ssize_t ld, Py_ssi
             if n_valid <= 0:
                 continue
             row = cols + (i * KW + j) * ld
+            if SW == 1 and n_valid == OW and SH * W == OW:
+                # whole rows back to back in both (a 1x1 stride-1 tap): one run
+                src = row + oh_lo * OW
+                dst = x + (oh_lo * SH - PH + i * DH) * W + (ow_lo * SW - PW + j * DW)
+                for t in range((oh_hi - oh_lo) * OW):
+                    dst[t] += src[t]
+                continue
             for oh in range(oh_lo, oh_hi):
                 src = row + oh * OW + ow_lo
                 dst = x + (oh * SH - PH + i * DH) * W + (ow_lo * SW - PW + j * DW)
