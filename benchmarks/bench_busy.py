@@ -44,6 +44,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import _timing  # first: re-executes without OpenBLAS overrides before NumPy loads
@@ -129,21 +130,32 @@ def stop_load(procs: list[subprocess.Popen]) -> None:
 
 # ---- workers (a fresh process per library and round) -----------------------------------------------------
 
-def _data(model: str, n: int, data_dir: str):
+def _data(path: str):
+    """The samples main saved for this model (a PyTorch worker must not load cnn_core, which would set the
+    OpenMP runtime the two then share; benchmarks/_timing.py's Child says what that does)."""
+    import numpy as np
+    with np.load(path) as f:
+        return f["X"], f["y"]
+
+
+def save_data(model: str, n: int, data_dir: str, tmp: str) -> str:
+    """The first n training samples, shaped for `model`, in a file the workers read: its path."""
     import numpy as np
 
     from cnn_core.datasets import load_mnist
     X, y = load_mnist(data_dir, "train")
     X, y = np.ascontiguousarray(X[:n]), y[:n]
-    return (X if model == "lenet5" else X.reshape(len(X), -1)), y
+    path = os.path.join(tmp, f"{model}_{n}.npz")
+    np.savez(path, X=X if model == "lenet5" else X.reshape(len(X), -1), y=y)
+    return path
 
 
-def worker_cnn_core(model: str, n: int, epochs: int, data_dir: str) -> list[float]:
+def worker_cnn_core(model: str, epochs: int, data: str) -> list[float]:
     import cnn_core
     from cnn_core import nn, optim
     from cnn_core.models import lenet5, mlp
     cnn_core.set_num_threads(THREADS)
-    X, y = _data(model, n, data_dir)
+    X, y = _data(data)
     cnn_core.manual_seed(0)
     net = lenet5() if model == "lenet5" else mlp([784, 100, 10], activation="relu")
     loss = nn.CrossEntropyLoss()
@@ -155,11 +167,11 @@ def worker_cnn_core(model: str, n: int, epochs: int, data_dir: str) -> list[floa
     return _timing.interleaved_samples([epoch], repeats=epochs, rounds=1, warmup=1)[0]
 
 
-def worker_torch(model: str, n: int, epochs: int, data_dir: str) -> list[float]:
+def worker_torch(model: str, epochs: int, data: str) -> list[float]:
     import numpy as np
     import torch
     torch.set_num_threads(THREADS)
-    X, y = _data(model, n, data_dir)
+    X, y = _data(data)
     tnn = torch.nn
     torch.manual_seed(0)
     if model == "lenet5":
@@ -183,20 +195,20 @@ def worker_torch(model: str, n: int, epochs: int, data_dir: str) -> list[float]:
     return _timing.interleaved_samples([epoch], repeats=epochs, rounds=1, warmup=1)[0]
 
 
-def run_worker(lib: str, model: str, n: int, epochs: int, data_dir: str, env_extra: dict[str, str]) -> list[float]:
+def run_worker(lib: str, model: str, epochs: int, data: str, env_extra: dict[str, str]) -> list[float]:
     env = dict(os.environ)
     env.update(env_extra)
     env.setdefault("OMP_NUM_THREADS", str(THREADS))
-    out = subprocess.run([sys.executable, os.path.join(HERE, "bench_busy.py"), "--worker", lib, model, str(n),
-                          str(epochs), data_dir], env=env, cwd="/", capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, os.path.join(HERE, "bench_busy.py"), "--worker", lib, model,
+                          str(epochs), data], env=env, cwd="/", capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None) -> int:
     if argv is None and sys.argv[1:2] == ["--worker"]:
-        lib, model, n, epochs, data_dir = sys.argv[2:7]
+        lib, model, epochs, data = sys.argv[2:6]
         fn = worker_cnn_core if lib == "cnn_core" else worker_torch
-        print(json.dumps(fn(model, int(n), int(epochs), data_dir)))
+        print(json.dumps(fn(model, int(epochs), data)))
         return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--loads", default="quiet,spin1,omp,build3,build")
@@ -217,16 +229,18 @@ def main(argv=None) -> int:
           f"{args.rounds} rounds x {args.epochs} epochs; cnn_core env {cnn_env or 'as given'}")
     print(_timing.machine())
     results = {}
+    tmp = tempfile.TemporaryDirectory()
+    data = {model: save_data(model, args.lenet_samples if model == "lenet5" else args.mlp_samples, args.data,
+                             tmp.name) for model in args.models.split(",")}
     for load in args.loads.split(","):
         procs = start_load(load)
         try:
             for model in args.models.split(","):
-                n = args.lenet_samples if model == "lenet5" else args.mlp_samples
                 samples = {lib: [] for lib in libs}
                 with LoadSampler() as sampler:
                     for _ in range(args.rounds):
                         for lib in libs:
-                            samples[lib] += run_worker(lib, model, n, args.epochs, args.data,
+                            samples[lib] += run_worker(lib, model, args.epochs, data[model],
                                                        cnn_env if lib == "cnn_core" else {})
                 with open("/proc/loadavg") as f:
                     loadavg = f.read().split()[0]

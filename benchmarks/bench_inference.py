@@ -63,6 +63,12 @@ def prepare(net: str, workdir: str) -> None:
     X = np.random.default_rng(1).random((N_IMAGES,) + shape, dtype=np.float32)
     np.save(os.path.join(workdir, f"{net}_X.npy"), X)
     np.save(os.path.join(workdir, f"{net}_ref.npy"), model(X[:64]))
+    if net == "small_cnn":
+        import inspect
+        from cnn_core import models
+        with open(os.path.join(workdir, f"{net}_defaults.json"), "w") as f:
+            json.dump({k: p.default for k, p in inspect.signature(models.small_cnn).parameters.items()
+                       if k in ("channels", "depth")}, f)
 
 
 def _check(out, workdir: str, net: str) -> float:
@@ -105,7 +111,7 @@ def worker_ort(net: str, threads: int, workdir: str) -> dict[str, float]:
     return {**_time(lambda x: sess.run(None, {name: x}), X[:1], X), "err": err}
 
 
-def _torch_model(net: str):
+def _torch_model(net: str, workdir: str):
     import torch
     tnn = torch.nn
     if net == "lenet5":
@@ -114,11 +120,10 @@ def _torch_model(net: str):
                               tnn.Linear(400, 120), tnn.ReLU(), tnn.Linear(120, 84), tnn.ReLU(), tnn.Linear(84, 10))
     if net == "mlp":
         return tnn.Sequential(tnn.Linear(784, 100), tnn.ReLU(), tnn.Linear(100, 10))
-    import inspect
-
-    from cnn_core import models
-    # small_cnn's own defaults, so that the twin follows the network cnn_core builds
-    defaults = {k: p.default for k, p in inspect.signature(models.small_cnn).parameters.items()}
+    # small_cnn's own defaults (prepare saved them: this process must not load cnn_core, which would set the
+    # OpenMP runtime torch then shares; see _timing.Child), so that the twin follows the network cnn_core builds
+    with open(os.path.join(workdir, f"{net}_defaults.json")) as f:
+        defaults = json.load(f)
     layers, cin = [], 1
     for i, (cout, depth) in enumerate(zip(defaults["channels"], defaults["depth"])):
         for _ in range(depth):
@@ -133,7 +138,7 @@ def worker_torch(net: str, threads: int, workdir: str) -> dict[str, float]:
     import numpy as np
     import torch
     torch.set_num_threads(threads)
-    model = _torch_model(net).eval()
+    model = _torch_model(net, workdir).eval()
     state = np.load(os.path.join(workdir, f"{net}_state.npz"))
     model.load_state_dict({k: torch.from_numpy(np.array(state[k])) for k in state.files})
     X = torch.from_numpy(np.load(os.path.join(workdir, f"{net}_X.npy")))

@@ -18,24 +18,26 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 
 import _timing  # first: re-executes without OpenBLAS overrides before NumPy loads
+import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FASHION = "/usr/share/datasets/fashion-mnist"
 BATCH = 256
 
 
-def _test_images(data_dir: str):
-    from cnn_core.datasets import load_mnist
-    return load_mnist(data_dir, "test")[0]
+def _test_images(path: str):
+    """The test images main saved (a worker for PyTorch must not load cnn_core: see the docstring)."""
+    return np.load(path)
 
 
-def worker_cnn_core(threads: int, data_dir: str) -> dict[str, float]:
+def worker_cnn_core(threads: int, images: str) -> dict[str, float]:
     import cnn_core
     from cnn_core.models import lenet5
     cnn_core.set_num_threads(threads)
-    X = _test_images(data_dir)
+    X = _test_images(images)
     cnn_core.manual_seed(0)
     model = lenet5().eval()
     x1 = X[:1]
@@ -44,10 +46,10 @@ def worker_cnn_core(threads: int, data_dir: str) -> dict[str, float]:
     return {"10k": full, "batch1": one}
 
 
-def worker_torch(threads: int, data_dir: str) -> dict[str, float]:
+def worker_torch(threads: int, images: str) -> dict[str, float]:
     import torch
     torch.set_num_threads(threads)
-    X = torch.from_numpy(_test_images(data_dir))
+    X = torch.from_numpy(_test_images(images))
     tnn = torch.nn
     model = tnn.Sequential(tnn.Conv2d(1, 6, 5, padding=2), tnn.ReLU(), tnn.MaxPool2d(2),
                            tnn.Conv2d(6, 16, 5), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Flatten(),
@@ -67,8 +69,8 @@ def worker_torch(threads: int, data_dir: str) -> dict[str, float]:
 
 def main(argv=None) -> int:
     if argv is None and sys.argv[1:2] == ["--worker"]:
-        lib, threads, data_dir = sys.argv[2], int(sys.argv[3]), sys.argv[4]
-        print(json.dumps((worker_cnn_core if lib == "cnn_core" else worker_torch)(threads, data_dir)))
+        lib, threads, images = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+        print(json.dumps((worker_cnn_core if lib == "cnn_core" else worker_torch)(threads, images)))
         return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
@@ -82,10 +84,14 @@ def main(argv=None) -> int:
     print(_timing.machine())
     samples = {lib: {"10k": [], "batch1": []} for lib in libs}
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    from cnn_core.datasets import load_mnist
+    tmp = tempfile.TemporaryDirectory()
+    images = os.path.join(tmp.name, "test_images.npy")
+    np.save(images, load_mnist(args.data, "test")[0])
     for _ in range(args.rounds):
         for lib in libs:
             out = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", lib, str(args.threads),
-                                  args.data], env=env, cwd="/", capture_output=True, text=True)
+                                  images], env=env, cwd="/", capture_output=True, text=True)
             if out.returncode != 0:
                 if lib == "torch" and "ModuleNotFoundError" in out.stderr:
                     print("PyTorch not importable: cnn_core figures only")
