@@ -34,10 +34,13 @@ BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 # 2.7-2.9 ms in a loop of its own) right after NumPy's block.
 SETTLE = 0.2
 # A block's warm-up lasts at least this long (calls of the timed function until then, at least `warmup` of
-# them): after SETTLE's pause both CPUs of a VM come back cold. Measured (2-vCPU Xeon, 0.2 s pauses): the first
-# convolution step after the pause took 20-29 ms for both libraries (PyTorch: 4.5 ms steady), and ours took
-# 5-7 ms for the next 3-5 steps before its steady 2.5-3 ms; about 50 ms of calls cover both.
-WARMUP_SECONDS = 0.05
+# them): after SETTLE's pause both CPUs of a VM come back cold, and a team's wake-ups stay slow for a while
+# (the host's halt polling, which adapts to how often a vCPU is woken, is one likely cause). Measured (2-vCPU
+# Xeon, 0.2 s pauses): the first 1x1 convolution step after the pause took 20-29 ms in either library
+# (PyTorch: 4.5 ms steady), ours 5-7 ms for the next 3-5 steps (2.5-3 ms steady); LeNet-5's conv2 step on 2
+# threads took 1.9 ms (median) for the first 40 ms, 1.2 ms for the next 30 and 1.05-1.1 ms from 90 ms on (on 1
+# thread 1.7 ms throughout). A training loop runs in the steady state: 0.1 s of calls reach it.
+WARMUP_SECONDS = 0.1
 
 
 def _reexec_without_blas_overrides() -> None:
