@@ -587,9 +587,13 @@ static const cnn_gemm_cntx cnn_gemm_table[CNN_SIMD_NLEVELS] = {
 #if CNN_X86
     [CNN_SIMD_AVX2] = {s_kernel_avx2, d_kernel_avx2, NULL, NULL, s_sup_avx2, d_sup_avx2, cnn_s_nt_avx2,
                        cnn_d_nt_avx2, s_packt_avx2, d_packt_avx2, S_BLK_AVX2, D_BLK_AVX2},
-    /* packed, unpacked and NT GEMM in AVX-512; the packing transpose is AVX2's */
+    /* packed and unpacked GEMM in AVX-512; no NT kernel: A @ B^T takes the GEMM, which beat the AVX2 NT
+     * kernel on every weight-gradient shape measured here (one thread, float32 / float64, NT / GEMM us:
+     * (128x128x392) 171 / 88, 205 / 155; (64x32x64) 10.2 / 2.8, 12.6 / 5.3; (128x576x196) 417 / 185,
+     * 662 / 380; LeNet-5's (16x150x800) 44.5 / 45.5, 85 / 89), as did an AVX-512 NT kernel (4 x 6 blocks:
+     * 131 us at 128x128x392); the packing transpose is AVX2's */
     [CNN_SIMD_AVX512] = {cnn_s_ukr_avx512, cnn_d_ukr_avx512, cnn_s_edge_avx512, cnn_d_edge_avx512,
-                         cnn_s_sup_avx512, cnn_d_sup_avx512, cnn_s_nt_avx512, cnn_d_nt_avx512, s_packt_avx2,
+                         cnn_s_sup_avx512, cnn_d_sup_avx512, NULL, NULL, s_packt_avx2,
                          d_packt_avx2, S_BLK_AVX512, D_BLK_AVX512},
 #else
     [CNN_SIMD_AVX2] = BASELINE_CNTX,

@@ -63,15 +63,11 @@ typedef struct {
 /* The kernels of the level in use (gemm.c). A call reads it once, so a GEMM never mixes levels. */
 const cnn_gemm_cntx *cnn_gemm_context(void);
 
-/* gemm_nt.c's kernels (AVX2+FMA, AVX-512), for gemm.c's table. */
+/* gemm_nt.c's AVX2+FMA kernels, for gemm.c's table. */
 void cnn_s_nt_avx2(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *b,
                    ptrdiff_t ldb, float *c, ptrdiff_t ldc);
 void cnn_d_nt_avx2(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t lda, const double *b,
                    ptrdiff_t ldb, double *c, ptrdiff_t ldc);
-void cnn_s_nt_avx512(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *b,
-                     ptrdiff_t ldb, float *c, ptrdiff_t ldc);
-void cnn_d_nt_avx512(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t lda, const double *b,
-                     ptrdiff_t ldb, double *c, ptrdiff_t ldc);
 
 /* gemm_avx512.c's kernels: an MR x NR tile is MR rows of two zmm vectors (32 floats, 16 doubles). */
 #define CNN_AVX512_S_MR 14

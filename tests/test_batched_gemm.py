@@ -112,9 +112,9 @@ def test_output_overlapping_an_input_is_rejected():
         gemm_batched(a, np.ones((2, 3, 3)), c=a)
 
 
-# The NT kernel works in 4 x 3 blocks of c along 8 / 16 (float32, AVX2 / AVX-512) or 4 / 8 (float64) lanes
-# of k: these shapes cover m and n below, at and past a block edge, k below one vector, at a multiple, and
-# with every tail length of both widths.
+# The NT kernel (AVX2; the other levels take the GEMM) works in 4 x 3 blocks of c along 8 (float32) or 4
+# (float64) lanes of k: these shapes cover m and n below, at and past a block edge, k below one vector, at a
+# multiple, and with every tail length; the longer k also the AVX-512 GEMM's 16 and 8 lanes.
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("m, n, k", [(1, 1, 1), (4, 3, 8), (5, 4, 9), (6, 25, 784), (16, 150, 100), (7, 2, 3),
                                      (3, 5, 17), (2, 7, 12), (9, 1, 31), (1, 6, 4), (8, 6, 15), (4, 3, 16),
