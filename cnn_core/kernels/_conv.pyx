@@ -79,7 +79,8 @@ cdef void _im2col_plane(const floating* x, floating* cols, Py_ssize_t ld, Py_ssi
                     dst += OW
             dst = row + oh_lo * OW + ow_lo
             if SW == 1 and n_valid == OW and step == OW:
-                # whole rows, as many in the plane as in the columns (a 1x1 stride-1 tap): one run
+                # whole rows back to back in both (a 1x1 stride-1 kernel, the middle column of a padded
+                # stride-1 one): one run
                 copy_row(dst, src, (oh_hi - oh_lo) * OW)
             elif SW == 1:
                 for oh in range(oh_lo, oh_hi):
@@ -113,7 +114,7 @@ cdef void _col2im_plane(const floating* cols, floating* x, Py_ssize_t ld, Py_ssi
                 continue
             row = cols + (i * KW + j) * ld
             if SW == 1 and n_valid == OW and SH * W == OW:
-                # whole rows back to back in both (a 1x1 stride-1 tap): one run
+                # whole rows back to back in both (as in im2col): one run
                 src = row + oh_lo * OW
                 dst = x + (oh_lo * SH - PH + i * DH) * W + (ow_lo * SW - PW + j * DW)
                 for t in range((oh_hi - oh_lo) * OW):
