@@ -8,9 +8,9 @@ benchmark prints it in its header.
 
 Timing: ``median_time`` (one function) and ``interleaved`` (peers timed in alternating rounds, because on a
 small machine OpenBLAS's, OpenMP's and PyTorch's spinning worker threads slow whichever library runs right
-after another). Both return seconds per call: the median over blocks, each block a warm-up call and then
-``number`` timed calls (``number=None``: doubled until a block lasts ``min_time``). A peer library runs in
-a process of its own (``Child``, ``serve``), as its users run it.
+after another). Both return seconds per call: the median over blocks, each block warm-up calls (for at
+least WARMUP_SECONDS) and then ``number`` timed calls (``number=None``: doubled until a block lasts
+``min_time``). A peer library runs in a process of its own (``Child``, ``serve``), as its users run it.
 """
 from __future__ import annotations
 
@@ -134,8 +134,7 @@ class Child:
     neither library's as its users meet it."""
 
     def __init__(self, argv: Sequence[str]):
-        self.argv = list(argv)
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        self.proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                      cwd="/")
 
     def _ask(self, request: str):

@@ -6,7 +6,7 @@ For each shape (LeNet-5's two convolutions and the modern 3x3 / 1x1 ones of issu
 training step of the layer alone: forward, then backward with a fixed upstream gradient, the input gradient
 included (torch: ``x.requires_grad``; cnn_core: ``Conv2d.backward`` returns it). Each library runs in a
 child process of its own, as its users run it (one process would share one OpenMP runtime between them: see
-``_timing.interleaved_processes``), timed in alternating rounds (medians), same thread count on both sides.
+``_timing.Child``), timed in alternating rounds (medians), same thread count on both sides.
 Prints ours/torch per shape (< 1: we are faster) and the geometric mean. Targets (issue 10): every shape <= 1.0,
 geometric mean <= 0.7, in float32 and float64.
 

@@ -410,14 +410,14 @@ def main(argv=None) -> int:
         return 0
 
     cnn_core.set_num_threads(THREADS)
-    torch = None   # PyTorch's version when it is there: it runs in a process of its own (torch_peer)
+    torch_version = None   # PyTorch runs in a process of its own (torch_peer): the parent only finds it
     if not args.no_torch:
         import importlib.util
         if importlib.util.find_spec("torch") is None:
             print("PyTorch not importable: cnn_core figures only")
         else:
             from importlib.metadata import version
-            torch = version("torch")
+            torch_version = version("torch")
     tmp = tempfile.TemporaryDirectory()   # the peer's copy of the data
     X, y = load_mnist(args.data, "train")
     Xt, yt = load_mnist(args.data, "test")
@@ -425,7 +425,8 @@ def main(argv=None) -> int:
     print(f"data: {args.data} ({len(X)} train, {len(Xt)} test); batch {BATCH}, SGD lr {LR} momentum {MOMENTUM}, "
           f"float32, {THREADS} threads; {args.epochs} epochs, timing {span}")
     print(_timing.machine())
-    print(f"cnn_core {cnn_core.__version__}" + (f", torch {torch} (in a process of its own)" if torch else ""))
+    print(f"cnn_core {cnn_core.__version__}"
+          + (f", torch {torch_version} (in a process of its own)" if torch_version else ""))
     with open("/proc/loadavg") as f:
         print(f"load average at the start {' '.join(f.read().split()[:3])}")
     rows, own_rows, infer = [], [], None
@@ -434,7 +435,7 @@ def main(argv=None) -> int:
         data = (X.reshape(shape), y, Xt.reshape(shape), yt)
         ours_epoch, ours_accuracy, init, ours_model, overheads = cnn_core_trainer(name, *data, args.batches,
                                                                                   args.seed)
-        peer = start_torch_peer(name, data, init, args.batches, args.seed, tmp.name) if torch else None
+        peer = start_torch_peer(name, data, init, args.batches, args.seed, tmp.name) if torch_version else None
         # One epoch each per round, no warm-up: every epoch trains on, so each counts.
         counts = dict(cnn_core.data._gather_counts)
         times = _timing.interleaved_samples([ours_epoch] + ([(peer, "epoch")] if peer else []), repeats=1,
@@ -475,7 +476,7 @@ def main(argv=None) -> int:
     for name, frac, seconds in own_rows:
         print(f"| {name} | {1e3 * seconds:.1f} ms | {100 * frac:.2f}% |")
     if not args.no_memory:
-        libs = ["cnn_core"] + (["torch"] if torch is not None else [])
+        libs = ["cnn_core"] + (["torch"] if torch_version else [])
         print("\n| model | memory one epoch adds: cnn_core.fit | PyTorch | ratio |")
         print("|---|---|---|---|")
         for name in args.models.split(","):

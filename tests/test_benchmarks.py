@@ -85,10 +85,9 @@ def test_children_serve_timed_actions_round_by_round(tmp_path):
         assert log.read_text() == "aaa" "bbb" "aaa" "bbb"
         assert len(medians) == 2 and all(0 < t < 1 for t in medians)
         assert b.call("name") == "bb"
-    broken = timing.Child([sys.executable, "-c", "raise SystemExit(3)"])
-    with pytest.raises(RuntimeError, match="exited with 3"):
-        broken.call("name")
-    broken.close()
+    with timing.Child([sys.executable, "-c", "raise SystemExit(3)"]) as broken:
+        with pytest.raises(RuntimeError, match="exited with 3"):
+            broken.call("name")
 
 
 def test_warmup_lasts_warmup_seconds(timing):

@@ -112,9 +112,9 @@ def test_set_simd_reaches_every_dispatch_table(use_simd):
 def test_avx512_reaches_gemm_nt_and_gives_the_avx2_bits_elsewhere(use_simd):
     # At avx512, A @ B^T (gemm_nt) takes the AVX-512 GEMM instead of the AVX2 NT kernel, which sums each dot
     # product in 8 lanes, so the level is seen in its last bits (the oracle tests bound both; the packed
-    # GEMM's AVX-512 kernels differ too, tests/test_gemm.py checks that the level reaches them). The unpacked GEMM (this 64 x 64 product) has
-    # an AVX-512 kernel that gives the AVX2 one's bits (each element's FMAs in depth order in both), and
-    # the activations at avx512 are the AVX2 ones, bit for bit.
+    # GEMM's AVX-512 kernels differ too, tests/test_gemm.py checks that the level reaches them). The
+    # unpacked GEMM (this 64 x 64 product) has an AVX-512 kernel that gives the AVX2 one's bits (each
+    # element's FMAs in depth order in both), and the activations at avx512 are the AVX2 ones, bit for bit.
     outputs = {}
     for level in ("avx512", "avx2"):
         use_simd(level)
