@@ -266,8 +266,9 @@ def profile(name: str, data: str, limit: int | None, seed: int) -> None:
         return call
 
     for i, layer in enumerate(model.children()):
-        for phase in ("forward", "backward"):
-            object.__setattr__(layer, phase, timed(getattr(layer, phase), f"{phase} {i} {type(layer).__name__}"))
+        for phase in ("forward", "backward") + (("_forward_relu",) if layer._fuses_relu else ()):
+            key = f"{phase} {i} {type(layer).__name__}".replace("_forward_relu", "forward+ReLU")
+            object.__setattr__(layer, phase, timed(getattr(layer, phase), key))
     object.__setattr__(model, "zero_grad", timed(model.zero_grad, "zero_grad"))
     clock = StepClock()
     loss = clock.wrap(nn.CrossEntropyLoss(), ("__call__", "backward"))

@@ -110,13 +110,17 @@ static const struct {
 #endif
 
 static const struct {
-    void (*fwd_s)(const cnn_dconv_geom *, ptrdiff_t, const float *, const float *, const float *, float *, float *);
-    void (*fwd_d)(const cnn_dconv_geom *, ptrdiff_t, const double *, const double *, const double *, double *,
+    void (*fwd_s)(const cnn_dconv_geom *, ptrdiff_t, const float *, const float *, const float *, int, float *,
+                  float *);
+    void (*fwd_d)(const cnn_dconv_geom *, ptrdiff_t, const double *, const double *, const double *, int, double *,
                   double *);
-    void (*dw_s)(const cnn_dconv_geom *, ptrdiff_t, const float *, const float *, float *, float *, float *);
-    void (*dw_d)(const cnn_dconv_geom *, ptrdiff_t, const double *, const double *, double *, double *, double *);
-    void (*dx_s)(const cnn_dconv_geom *, ptrdiff_t, const float *, const float *, float *, float *);
-    void (*dx_d)(const cnn_dconv_geom *, ptrdiff_t, const double *, const double *, double *, double *);
+    void (*dw_s)(const cnn_dconv_geom *, ptrdiff_t, const float *, const float *, const float *, float *, float *,
+                 float *);
+    void (*dw_d)(const cnn_dconv_geom *, ptrdiff_t, const double *, const double *, const double *, double *,
+                 double *, double *);
+    void (*dx_s)(const cnn_dconv_geom *, ptrdiff_t, const float *, const float *, const float *, float *, float *);
+    void (*dx_d)(const cnn_dconv_geom *, ptrdiff_t, const double *, const double *, const double *, double *,
+                 double *);
 } dconv_table[CNN_SIMD_NLEVELS] = {
     [CNN_SIMD_BASELINE] = {s_base_forward, d_base_forward, s_base_dw, d_base_dw, s_base_dx, d_base_dx},
 #if CNN_X86
@@ -194,22 +198,22 @@ ptrdiff_t cnn_dconv_scratch(const cnn_dconv_geom *g)
                 wp[(k / XJ * F + f) * XJ + k % XJ] = k < K ? w[f * K + k] : (T)0;                             \
     }                                                                                                         \
                                                                                                               \
-    void cnn_##SFX##dconv_dx(const cnn_dconv_geom *g, ptrdiff_t n, const T *dy, const T *wp, T *dx,          \
-                             T *scratch)                                                                      \
+    void cnn_##SFX##dconv_dx(const cnn_dconv_geom *g, ptrdiff_t n, const T *dy, const T *a, const T *wp,     \
+                             T *dx, T *scratch)                                                               \
     {                                                                                                         \
-        dconv_table[g->level].dx_##SFX(g, n, dy, wp, dx, scratch);                                            \
+        dconv_table[g->level].dx_##SFX(g, n, dy, a, wp, dx, scratch);                                         \
     }                                                                                                         \
                                                                                                               \
     void cnn_##SFX##dconv_forward(const cnn_dconv_geom *g, ptrdiff_t n, const T *x, const T *wp,              \
-                                  const T *bias, T *y, T *scratch)                                            \
+                                  const T *bias, int relu, T *y, T *scratch)                                  \
     {                                                                                                         \
-        dconv_table[g->level].fwd_##SFX(g, n, x, wp, bias, y, scratch);                                       \
+        dconv_table[g->level].fwd_##SFX(g, n, x, wp, bias, relu, y, scratch);                                 \
     }                                                                                                         \
                                                                                                               \
-    void cnn_##SFX##dconv_dw(const cnn_dconv_geom *g, ptrdiff_t n, const T *x, const T *dy, T *gw, T *gb,    \
-                             T *scratch)                                                                      \
+    void cnn_##SFX##dconv_dw(const cnn_dconv_geom *g, ptrdiff_t n, const T *x, const T *dy, const T *a,      \
+                             T *gw, T *gb, T *scratch)                                                        \
     {                                                                                                         \
-        dconv_table[g->level].dw_##SFX(g, n, x, dy, gw, gb, scratch);                                         \
+        dconv_table[g->level].dw_##SFX(g, n, x, dy, a, gw, gb, scratch);                                      \
     }
 
 DCONV_DEFS(float, s)

@@ -64,24 +64,29 @@ void cnn_ddconv_pack(const cnn_dconv_geom *g, const double *w, double *wp);
 void cnn_sdconv_pack_dx(const cnn_dconv_geom *g, const float *w, float *wp);
 void cnn_ddconv_pack_dx(const cnn_dconv_geom *g, const double *w, double *wp);
 
-/* dx (n, C, H, W) = dC/dx from dy (n, F, OH, OW) and wp from cnn_*dconv_pack_dx. */
-void cnn_sdconv_dx(const cnn_dconv_geom *g, ptrdiff_t n, const float *dy, const float *wp, float *dx,
-                   float *scratch);
-void cnn_ddconv_dx(const cnn_dconv_geom *g, ptrdiff_t n, const double *dy, const double *wp, double *dx,
-                   double *scratch);
+/* A ReLU fused after the convolution: forward's `relu` (nonzero) stores a = max(z, 0) instead of z, and the
+ * gradients' `a` (not NULL, the forward's output) takes dy as dC/da, masking it to dC/dz = dy where a > 0
+ * (0 elsewhere) as it is read; exactly activations.c's relu and its backward. */
 
-/* y (n, F, OH, OW) = conv(x (n, C, H, W), wp) (+ bias when not NULL), samples contiguous. */
+/* dx (n, C, H, W) = dC/dx from dy (n, F, OH, OW) (masked by a when not NULL) and wp from cnn_*dconv_pack_dx. */
+void cnn_sdconv_dx(const cnn_dconv_geom *g, ptrdiff_t n, const float *dy, const float *a, const float *wp,
+                   float *dx, float *scratch);
+void cnn_ddconv_dx(const cnn_dconv_geom *g, ptrdiff_t n, const double *dy, const double *a, const double *wp,
+                   double *dx, double *scratch);
+
+/* y (n, F, OH, OW) = conv(x (n, C, H, W), wp) (+ bias when not NULL; max(., 0) when relu), samples
+ * contiguous. */
 void cnn_sdconv_forward(const cnn_dconv_geom *g, ptrdiff_t n, const float *x, const float *wp, const float *bias,
-                        float *y, float *scratch);
+                        int relu, float *y, float *scratch);
 void cnn_ddconv_forward(const cnn_dconv_geom *g, ptrdiff_t n, const double *x, const double *wp,
-                        const double *bias, double *y, double *scratch);
+                        const double *bias, int relu, double *y, double *scratch);
 
 /* gw (F, C*KH*KW) += dC/dw and gb (F,) += dC/db (when not NULL) over n samples in order: x (n, C, H, W),
- * dy (n, F, OH, OW). */
-void cnn_sdconv_dw(const cnn_dconv_geom *g, ptrdiff_t n, const float *x, const float *dy, float *gw, float *gb,
-                   float *scratch);
-void cnn_ddconv_dw(const cnn_dconv_geom *g, ptrdiff_t n, const double *x, const double *dy, double *gw,
-                   double *gb, double *scratch);
+ * dy (n, F, OH, OW) (masked by a when not NULL). */
+void cnn_sdconv_dw(const cnn_dconv_geom *g, ptrdiff_t n, const float *x, const float *dy, const float *a,
+                   float *gw, float *gb, float *scratch);
+void cnn_ddconv_dw(const cnn_dconv_geom *g, ptrdiff_t n, const double *x, const double *dy, const double *a,
+                   double *gw, double *gb, double *scratch);
 
 #ifdef __cplusplus
 }

@@ -117,8 +117,8 @@ static void D(fwd_tiles_b)(const cnn_dconv_geom *g, const T *xs, const T *wp, T 
     }
 }
 
-static void D(forward)(const cnn_dconv_geom *g, ptrdiff_t n, const T *x, const T *wp, const T *bias, T *y,
-                       T *scratch)
+static void D(forward)(const cnn_dconv_geom *g, ptrdiff_t n, const T *x, const T *wp, const T *bias, int relu,
+                       T *y, T *scratch)
 {
     const ptrdiff_t F = g->F, P = g->OH * g->OW, Pw = g->Pw;
     T *pad = scratch, *out = scratch + g->npad;
@@ -128,16 +128,34 @@ static void D(forward)(const cnn_dconv_geom *g, ptrdiff_t n, const T *x, const T
             D(fwd_tiles_a)(g, pad, wp, out);
         else
             D(fwd_tiles_b)(g, pad, wp, out);
-        /* epilogue: + bias, the rows cut to the P outputs */
+        /* epilogue: + bias, then max(z, 0) for a fused ReLU (NaN kept, as activations.c's), the rows cut to
+         * the P outputs */
         T *ys = y + s * F * P;
         for (ptrdiff_t f = 0; f < F; ++f) {
             const T b = bias != NULL ? bias[f] : (T)0;
             const T *src = out + f * Pw;
             T *dst = ys + f * P;
-            for (ptrdiff_t q = 0; q < P; ++q)
-                dst[q] = src[q] + b;
+            if (relu)
+                for (ptrdiff_t q = 0; q < P; ++q) {
+                    const T z = src[q] + b;
+                    dst[q] = z <= 0 ? (T)0 : z;
+                }
+            else
+                for (ptrdiff_t q = 0; q < P; ++q)
+                    dst[q] = src[q] + b;
         }
     }
+}
+
+/* dd[q] = dy[q] for q < L, or, through a fused ReLU whose output is a (not NULL), dy[q] where a[q] > 0 and 0
+ * elsewhere (activations.c's relu backward): the output gradient row the dW and dX tiles read. */
+static void D(grad_row)(const T *dy, const T *a, T *dd, ptrdiff_t L)
+{
+    if (a == NULL)
+        memcpy(dd, dy, (size_t)L * sizeof(T));
+    else
+        for (ptrdiff_t q = 0; q < L; ++q)
+            dd[q] = a[q] > 0 ? dy[q] : (T)0;
 }
 
 /* res[j*W_JK + k] = sum over the ns samples (dd and x `ss` elements apart) and nv position vectors of
@@ -183,7 +201,8 @@ static void D(dw_tile)(ptrdiff_t ns, ptrdiff_t ss, ptrdiff_t nv, const T *dd, pt
 
 /* Samples in groups of g->grp (from the geometry alone): each sample's shifted copies and output
  * gradient side by side in scratch (`ss` elements per sample), then every tile runs over the whole group. */
-static void D(dw)(const cnn_dconv_geom *g, ptrdiff_t n, const T *x, const T *dy, T *gw, T *gb, T *scratch)
+static void D(dw)(const cnn_dconv_geom *g, ptrdiff_t n, const T *x, const T *dy, const T *a, T *gw, T *gb,
+                  T *scratch)
 {
     const ptrdiff_t F = g->F, Pw = g->Pw, K = g->K, L = g->OH * g->OW, ss = g->npad + g->Fq * Pw;
     /* dd (Fq, Pw) after each sample's shifted copies: rows past F stay zero, and in rows < F the positions
@@ -193,11 +212,11 @@ static void D(dw)(const cnn_dconv_geom *g, ptrdiff_t n, const T *x, const T *dy,
     for (ptrdiff_t s0 = 0; s0 < n; s0 += g->grp) {
         const ptrdiff_t ns = n - s0 < g->grp ? n - s0 : g->grp;
         for (ptrdiff_t s = 0; s < ns; ++s) {
-            const T *dys = dy + (s0 + s) * F * L;
+            const ptrdiff_t at = (s0 + s) * F * L;
             T *dd = scratch + s * ss + g->npad;
             D(pad)(g, x + (s0 + s) * g->C * g->H * g->W, scratch + s * ss);
             for (ptrdiff_t f = 0; f < F; ++f)
-                memcpy(dd + f * Pw, dys + f * L, (size_t)L * sizeof(T));
+                D(grad_row)(dy + at + f * L, a != NULL ? a + at + f * L : NULL, dd + f * Pw, L);
         }
         if (gb != NULL)     /* db[f] = the sum of dd's row f (zero past L): lane-wise, then across */
             for (ptrdiff_t f = 0; f < F; ++f) {
@@ -260,16 +279,17 @@ static inline __attribute__((always_inline)) void D(dx_tile)(const int VP, ptrdi
 /* dx (n, C, H, W) = dC/dx from dy (n, F, OH, OW) and wp (cnn_*dconv_pack_dx): per sample, the output
  * gradient with zeros past L (as dW's), the gradient of the shifted copies built tap block by tap block in a
  * fixed order, then folded: dx[c][h][w] = sum over j (in order) of dxs[j][c][h + PH][w + PW - j]. */
-static void D(dx)(const cnn_dconv_geom *g, ptrdiff_t n, const T *dy, const T *wp, T *dx, T *scratch)
+static void D(dx)(const cnn_dconv_geom *g, ptrdiff_t n, const T *dy, const T *a, const T *wp, T *dx,
+                  T *scratch)
 {
     const ptrdiff_t C = g->C, H = g->H, W = g->W, F = g->F, OW = g->OW, Pw = g->Pw, Hp = g->Hp;
     const ptrdiff_t K = g->K, L = g->OH * OW, S = g->S;
     T *dxs = scratch, *dd = scratch + g->npad;
     memset(dd, 0, (size_t)(F * Pw) * sizeof(T));
     for (ptrdiff_t s = 0; s < n; ++s) {
-        const T *dys = dy + s * F * L;
+        const ptrdiff_t at = s * F * L;
         for (ptrdiff_t f = 0; f < F; ++f)
-            memcpy(dd + f * Pw, dys + f * L, (size_t)L * sizeof(T));
+            D(grad_row)(dy + at + f * L, a != NULL ? a + at + f * L : NULL, dd + f * Pw, L);
         memset(dxs, 0, (size_t)g->npad * sizeof(T));
         for (ptrdiff_t tb = 0; tb < g->Kx; tb += X_JT) {
             ptrdiff_t off[X_JT];

@@ -119,6 +119,11 @@ class ReLU(_Activation):
 
     _op = "relu"
 
+    def _keep_output(self, a: np.ndarray) -> None:
+        """Hold a = max(z, 0), computed by the layer before this one (nn.Sequential's fusion), as forward
+        would."""
+        self._a = a if self.training else None
+
 
 @register_module
 class ELU(_Activation):

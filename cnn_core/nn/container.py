@@ -11,6 +11,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from cnn_core.nn.activation import ReLU
 from cnn_core.nn.module import (Module, fed_by_a_layer, module_from_config, module_to_config,
                                 parameter_shapes_from_config, register_module, takes_integer_input)
 
@@ -61,6 +62,11 @@ class Sequential(Module):
     rejects it. The modules themselves are not changed, so a layer keeps screening when used alone or in
     another model. ``input_grad`` is the first layer's.
 
+    A ``ReLU`` right after a ``Linear`` or ``Conv2d`` runs inside that layer's forward, ``a = max(z, 0)``
+    written as z is made, and its mask inside that layer's backward (the same values as two separate
+    passes, without the pass over z and over delta between them; neither module may have forward hooks, or
+    the two run apart). The ReLU still holds its output, as after a call of its own.
+
     Indexing returns a module, slicing a new Sequential of the same (shared) modules.
 
     Args:
@@ -89,6 +95,7 @@ class Sequential(Module):
         for i, m in enumerate(modules):
             setattr(self, str(i), m)
         self._layers = list(modules)
+        self._fused: frozenset[int] = frozenset()     # the last forward's ReLUs run inside the layer before
 
     @property
     def input_grad(self) -> bool:
@@ -108,15 +115,26 @@ class Sequential(Module):
     def forward(self, x: np.ndarray) -> np.ndarray:
         if not self._layers:
             return x
-        x = self._layers[0](x)
+        self._fused = fused = _fused_relus(self._layers)
+        x = self._call(0, x, fused)
         with fed_by_a_layer():
-            for m in self._layers[1:]:
-                x = m(x)
+            for i in range(1, len(self._layers)):
+                if i not in fused:
+                    x = self._call(i, x, fused)
         return x
 
+    def _call(self, i: int, x: np.ndarray, fused: frozenset[int]) -> np.ndarray:
+        """Module i on x, with the ReLU after it when that one is fused."""
+        if i + 1 not in fused:
+            return self._layers[i](x)
+        a = self._layers[i]._forward_relu(x)
+        self._layers[i + 1]._keep_output(a)
+        return a
+
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        for m in reversed(self._layers):
-            dy = m.backward(dy)
+        for i in reversed(range(len(self._layers))):
+            if i not in self._fused:          # a fused ReLU's mask is in the backward of the layer before it
+                dy = self._layers[i].backward(dy)
         return dy
 
     def __len__(self) -> int:
@@ -140,6 +158,14 @@ class Sequential(Module):
     @classmethod
     def _parameter_shapes_from_config(cls, cfg: dict) -> dict[str, tuple[int, ...]] | None:
         return _prefixed_shapes((str(i), m) for i, m in enumerate(_config_list(cfg, "Sequential", "modules")))
+
+
+def _fused_relus(layers: list[Module]) -> frozenset[int]:
+    """Indices of the ReLUs (the class itself) that follow a layer able to apply them (Module._fuses_relu),
+    neither with forward hooks."""
+    return frozenset(i for i in range(1, len(layers))
+                     if type(layers[i]) is ReLU and layers[i - 1]._fuses_relu
+                     and not layers[i]._forward_hooks and not layers[i - 1]._forward_hooks)
 
 
 @register_module

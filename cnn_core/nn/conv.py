@@ -36,6 +36,7 @@ from cnn_core._random import get_rng
 from cnn_core._validation import as_pair, check_bool, check_nbytes, check_nonempty, check_size, conv_output_size
 from cnn_core._config import get_num_threads
 from cnn_core.kernels import _conv, _conv_direct
+from cnn_core.kernels.activations import _sigma, _sigma_backward
 from cnn_core.nn.init import check_init, check_parameter_bytes, layer_weights
 from cnn_core.nn.module import Module, Parameter, is_kept, register_module
 
@@ -165,8 +166,8 @@ class Conv2d(Module):
         self._cache = None
         # Scratch reused between steps (never handed out): the copy of the input backward reads; per thread,
         # one chunk's columns, GEMM output / delta in the GEMM's (F, m*OH*OW) layout and column gradient
-        # (_conv.conv_forward / conv_backward); the partial sums of dW and db.
-        self._xin = self._work = self._partial = self._wino_u = self._wino_uflip = None
+        # (_conv.conv_forward / conv_backward); the partial sums of dW and db; dC/dz behind a fused ReLU.
+        self._xin = self._work = self._partial = self._wino_u = self._wino_uflip = self._dz = None
 
     @classmethod
     def parameter_shapes(cls, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
@@ -176,7 +177,17 @@ class Conv2d(Module):
         shape = (out, c // _check_groups(groups, c, out), *as_pair(kernel_size, "kernel_size"))
         return {"weight": shape, "bias": (out,)} if check_bool(bias, "bias") else {"weight": shape}
 
+    _fuses_relu = True
+
     def forward(self, x: np.ndarray) -> np.ndarray:
+        return self._forward(x, relu=False)
+
+    def _forward_relu(self, x: np.ndarray) -> np.ndarray:
+        return self._forward(x, relu=True)
+
+    def _forward(self, x: np.ndarray, relu: bool) -> np.ndarray:
+        """z = conv(x) + b, or a = max(z, 0) with `relu` (a fused ReLU: in the direct convolution's epilogue,
+        in place on z on the other paths); the cache keeps a for backward's mask."""
         self._check_input(x, "x", 4, "(N, C, H, W)")
         n, c, h, w = x.shape
         if c != self.in_channels:
@@ -200,9 +211,9 @@ class Conv2d(Module):
             packed, per_thread = _conv_direct.sizes(c, h, w, f, *self.kernel_size, *pads, oh, ow)
             _conv_direct.direct_forward(x, self.weight.data, None if self.bias is None else self.bias.data, z,
                                         np.empty(packed, self._dtype),
-                                        self._scratch("_work", (get_num_threads(), per_thread), at_least=True), *pads)
-            self._cache = (x, pads) if self.training else None
-            return z
+                                        self._scratch("_work", (get_num_threads(), per_thread), at_least=True), *pads,
+                                        relu)
+            return self._keep(x, pads, z, relu, applied=True)
         if self._winograd(pads):
             z = np.empty((n, f, oh, ow), dtype=self._dtype)
             tile = _wino_tile(oh, ow)
@@ -211,8 +222,7 @@ class Conv2d(Module):
             chunk, per_thread = self._wino_chunk(n, c, f, oh, ow, tile)
             scratch = self._scratch("_work", (get_num_threads(), per_thread), at_least=True)
             _conv.wino_conv3x3(x, u, None if self.bias is None else self.bias.data, z, scratch, chunk, *pads)
-            self._cache = (x, pads) if self.training else None
-            return z
+            return self._keep(x, pads, z, relu)
         z = np.empty((n, f, oh * ow), dtype=self._dtype)
         chunk = self._chunk(n, oh * ow)
         # Sized for backward already in training, so that forward and backward share one buffer.
@@ -221,15 +231,29 @@ class Conv2d(Module):
         _conv.conv_forward(x, self.weight.data.reshape(f, -1), None if self.bias is None else self.bias.data, z,
                            scratch, self.groups, chunk, *self.kernel_size, *self.stride, *pads, *self.dilation,
                            oh, ow)
-        self._cache = (x, pads) if self.training else None
-        return z.reshape(n, f, oh, ow)
+        return self._keep(x, pads, z.reshape(n, f, oh, ow), relu)
+
+    def _keep(self, x: np.ndarray, pads: tuple[int, int], z: np.ndarray, relu: bool,
+              applied: bool = False) -> np.ndarray:
+        """The output, max(z, 0) with `relu` (done here unless the kernel `applied` it), and the cache of what
+        backward reads: x, the padding, and the ReLU's output (None without one)."""
+        if relu and not applied:
+            _sigma("relu", z, z)
+        self._cache = (x, pads, z if relu else None) if self.training else None
+        return z
 
     def backward(self, delta: np.ndarray) -> np.ndarray | None:
-        x, pads = self._need_cache(self._cache)
+        """delta = dC/dz (N, F, OH, OW), or dC/da after a forward with a fused ReLU; returns dC/dx (None when
+        not input_grad) and accumulates dC/dw, dC/db."""
+        x, pads, a = self._need_cache(self._cache)
         n, f = x.shape[0], self.out_channels
         _, (oh, ow) = self._geometry(*x.shape[2:])
         self._check_grad(delta, "delta", (n, f, oh, ow))
-        delta = np.ascontiguousarray(delta).reshape(n, f, oh * ow)
+        delta = np.ascontiguousarray(delta)
+        if a is not None and not self._direct(pads):      # the direct kernels mask delta as they read it
+            delta = _sigma_backward("relu", delta, a, self._scratch("_dz", delta.shape))
+            a = None
+        delta = delta.reshape(n, f, oh * ow)
         dx = np.empty(x.shape, dtype=self._dtype) if self.input_grad else None
         if self._direct(pads):
             packed, per_thread = _conv_direct.sizes(*x.shape[1:], f, *self.kernel_size, *pads, oh, ow)
@@ -237,7 +261,7 @@ class Conv2d(Module):
                                          None if self.bias is None else self.bias.grad, dx,
                                          np.empty(packed, self._dtype),
                                          self._scratch("_work", (get_num_threads(), per_thread), at_least=True),
-                                         self._scratch("_partial", (_conv.NSLOTS, f * self._k + f)), *pads)
+                                         self._scratch("_partial", (_conv.NSLOTS, f * self._k + f)), *pads, a)
             return dx
         if self._winograd(pads):
             # dC/dw = G^T [sum over tiles (A delta A^T) .* (B^T x B)] G, the adjoint of the forward transforms;
@@ -346,7 +370,7 @@ class Conv2d(Module):
 
     def _clear_cache(self) -> None:
         self._cache = None
-        self._xin = self._work = self._partial = self._wino_u = self._wino_uflip = None
+        self._xin = self._work = self._partial = self._wino_u = self._wino_uflip = self._dz = None
 
     def get_config(self) -> dict:
         # Files written before dilation and groups existed have neither key: the defaults (1) rebuild them.

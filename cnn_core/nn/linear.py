@@ -5,6 +5,7 @@ import numpy as np
 
 from cnn_core._random import get_rng
 from cnn_core._validation import check_bool, check_size
+from cnn_core.kernels.activations import _sigma, _sigma_backward
 from cnn_core.kernels.dense import _bias_grad, _linear
 from cnn_core.kernels.gemm import _matmul
 from cnn_core.nn.init import check_init, check_parameter_bytes, layer_weights
@@ -60,7 +61,7 @@ class Linear(Module):
                              init, get_rng(rng), self._dtype)
         self.weight = Parameter(w)
         self.bias = Parameter(b) if bias else None
-        self._a_prev = None
+        self._a_prev = self._a = None     # forward's input, and its output when a ReLU was fused (else None)
 
     @classmethod
     def parameter_shapes(cls, in_features, out_features, bias=True, **config) -> dict[str, tuple[int, ...]]:
@@ -68,7 +69,16 @@ class Linear(Module):
         shape = (check_size(out_features, "out_features"), check_size(in_features, "in_features"))
         return {"weight": shape, "bias": shape[:1]} if check_bool(bias, "bias") else {"weight": shape}
 
+    _fuses_relu = True
+
     def forward(self, x: np.ndarray) -> np.ndarray:
+        return self._forward(x, relu=False)
+
+    def _forward_relu(self, x: np.ndarray) -> np.ndarray:
+        return self._forward(x, relu=True)
+
+    def _forward(self, x: np.ndarray, relu: bool) -> np.ndarray:
+        """z = x w^T + b, or a = max(z, 0) in place on z with `relu` (a fused ReLU, kept for backward's mask)."""
         self._check_input(x, "x", 2, "(batch, in_features)")
         if x.shape[1] != self.in_features:
             raise ValueError(f"Linear: x: expected {self.in_features} features (in_features), got shape {x.shape}")
@@ -80,14 +90,20 @@ class Linear(Module):
             self._a_prev = None
         else:
             self._a_prev = xc.copy() if np.may_share_memory(xc, x) and not is_kept(x) else xc
-        return _linear(xc, self.weight.data, None if self.bias is None else self.bias.data)
+        z = _linear(xc, self.weight.data, None if self.bias is None else self.bias.data)
+        if relu:
+            _sigma("relu", z, z)
+        self._a = z if relu and self.training else None
+        return z
 
     def backward(self, delta: np.ndarray) -> np.ndarray | None:
-        """delta = dC/dz of this layer (N, out); returns dC/da_prev (N, in) (None when not input_grad) and
-        accumulates dC/dw, dC/db."""
+        """delta = dC/dz of this layer (N, out), or dC/da after a forward with a fused ReLU; returns dC/da_prev
+        (N, in) (None when not input_grad) and accumulates dC/dw, dC/db."""
         a_prev = self._need_cache(self._a_prev)
         self._check_grad(delta, "delta", (a_prev.shape[0], self.out_features))
         delta = np.ascontiguousarray(delta)
+        if self._a is not None:
+            delta = _sigma_backward("relu", delta, self._a)     # BP2's (.) sigma'(z), sigma' = [a > 0]
         # BP3: dC/db = delta, summed over the batch (column sum).
         if self.bias is not None:
             self.bias.grad += _bias_grad(delta)
@@ -99,7 +115,7 @@ class Linear(Module):
         return _matmul(delta, self.weight.data)
 
     def _clear_cache(self) -> None:
-        self._a_prev = None
+        self._a_prev = self._a = None
 
     def get_config(self) -> dict:
         return {"in_features": self.in_features, "out_features": self.out_features,

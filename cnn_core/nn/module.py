@@ -213,6 +213,10 @@ class Module:
     # True for a layer whose input is integer indices (Embedding); containers answer for their first module
     # (see takes_integer_input), so that fit, predict and summary pass such inputs through uncast.
     integer_input: bool = False
+    # True for a layer that can end its forward with a ReLU in the same pass, a = max(z, 0): it defines
+    # `_forward_relu(x) -> a`, after which its backward takes dC/da and applies the deck's sigma'(z) = [a > 0]
+    # itself. Sequential runs such a layer and a ReLU right after it as one (nn.container).
+    _fuses_relu: bool = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
