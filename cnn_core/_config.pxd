@@ -16,6 +16,10 @@ cdef extern from "threads.h" nogil:
 # threads.h's small-job pool: job(arg, t) for t = 0..nt-1 (0 on the caller); -1 when it cannot take the
 # job (the caller then runs it its own way). The GEMM receives it as a pointer at import.
 cdef int pool_run(cnn_pool_job job, void *arg, int nt) noexcept nogil
+# job(arg, t) for t = 0..nt-1 (t = 0 on the caller): on the small-job pool, else on an OpenMP team (nt < 2:
+# on the caller alone). For kernels issued once or a few times a step with Python in between (fit's
+# convolutions and poolings): the pool's workers spin across that gap, an OpenMP team's have gone to sleep.
+cdef void run_team(cnn_pool_job job, void *arg, int nt) noexcept nogil
 # threads.h's cnn_threads_team_start: called by each thread t of a team as its share starts (the leader,
 # t = 0, keeps the members off its CPU on an otherwise idle machine).
 cdef void team_start(int t) noexcept nogil

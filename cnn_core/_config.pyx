@@ -20,6 +20,7 @@ import os
 import warnings
 
 cimport cython
+from cython.parallel cimport prange
 from libc.stddef cimport ptrdiff_t
 
 
@@ -61,6 +62,15 @@ cdef int team_size(ptrdiff_t work) noexcept nogil:
 
 cdef int pool_run(cnn_pool_job job, void *arg, int nt) noexcept nogil:
     return cnn_pool_run(job, arg, nt)
+
+
+cdef void run_team(cnn_pool_job job, void *arg, int nt) noexcept nogil:
+    cdef int t
+    if nt < 2:
+        job(arg, 0)
+    elif cnn_pool_run(job, arg, nt) != 0:
+        for t in prange(nt, schedule="static", num_threads=nt):
+            job(arg, t)
 
 
 cdef void team_start(int t) noexcept nogil:

@@ -162,10 +162,15 @@ void cnn_dconv_geom_init(cnn_dconv_geom *g, int level, ptrdiff_t C, ptrdiff_t H,
     g->Pw = round_up(OH * OW, dconv_tiles[level].vb / (ptrdiff_t)sizeof(float));
     /* the furthest read (or write): tap (C-1, KH-1, KW-1) of the last position, below KW*S + Pw */
     g->npad = KW * g->S + g->Pw;
+    /* the padded planes' rows: read from t = j < KW in whole vectors covering OW */
+    g->Wr = KW - 1 + round_up(OW, dconv_tiles[level].vb / (ptrdiff_t)sizeof(float));
     /* dW's samples per group: about DCONV_DW_GROUP_BYTES of float copies (L2-resident), at most 16 */
     const ptrdiff_t per = (g->npad + g->Fq * g->Pw) * (ptrdiff_t)sizeof(float);
     g->grp = DCONV_DW_GROUP_BYTES / per;
     g->grp = g->grp < 1 ? 1 : g->grp > 16 ? 16 : g->grp;
+    /* the padded planes after the forward's or dW's work (the larger; dX's is the forward's size or less) */
+    const ptrdiff_t fwd = g->npad + g->Fp * g->Pw, dw = g->grp * (g->npad + g->Fq * g->Pw);
+    g->xp_at = fwd > dw ? fwd : dw;
 }
 
 ptrdiff_t cnn_dconv_packed_size(const cnn_dconv_geom *g)
@@ -175,8 +180,7 @@ ptrdiff_t cnn_dconv_packed_size(const cnn_dconv_geom *g)
 
 ptrdiff_t cnn_dconv_scratch(const cnn_dconv_geom *g)
 {
-    const ptrdiff_t fwd = g->npad + g->Fp * g->Pw, dw = g->grp * (g->npad + g->Fq * g->Pw);
-    return fwd > dw ? fwd : dw;
+    return g->xp_at + g->C * g->Hp * g->Wr;
 }
 
 #define DCONV_DEFS(T, SFX)                                                                                    \

@@ -46,6 +46,7 @@ typedef struct {
     ptrdiff_t npad;            /* elements of the padded copy (its slack past the planes is read, never used) */
     ptrdiff_t grp;             /* dW: samples swept together by each tile (from the shapes alone) */
     ptrdiff_t XJ, Kx;          /* dX tile: XJ taps (x 2 vectors of positions); taps rounded up */
+    ptrdiff_t Wr, xp_at;       /* the zero-padded planes the shifted copies come from: row width, offset in scratch */
 } cnn_dconv_geom;
 
 /* Fill g's derived fields for `level` (cpu.h; a level this build lacks falls back to baseline). */

@@ -16,36 +16,28 @@ static inline __attribute__((always_inline)) void D(store)(T *p, D(vec) v) { *(D
 
 /* xs[j][c][r][q] = x[c][r - PH][q + j - PW] (zero outside x) for j < KW, r < Hp, q < OW: the KW column-shifted
  * copies of the padded planes, each only OW wide, so that tap (c, i, j) of output p = oh*OW + ow is
- * xs + j*S + c*Hp*OW + i*OW + p (S = C*Hp*OW): every position computed is an output. Then zeros up to npad. */
-__attribute__((optimize("no-tree-loop-distribute-patterns")))   /* keep the short loops inline */
-static void D(pad)(const cnn_dconv_geom *g, const T *x, T *xs)
+ * xs + j*S + c*Hp*OW + i*OW + p (S = C*Hp*OW): every position computed is an output. Then zeros up to npad.
+ * Built through xp, the zero-padded planes xp[c][r][t] = x[c][r - PH][t - PW] (Wr wide): row (j, c, r) of xs
+ * is OW elements of xp[c][r] from t = j, moved in whole vectors with no branch per element (rows are short:
+ * 10 at LeNet-5's conv2). A row's last vector runs on into the row after it in xs, which is written later (the
+ * loops go in memory order); the last row's runs into the slack, zeroed at the end. */
+static void D(pad)(const cnn_dconv_geom *g, const T *x, T *xs, T *xp)
 {
-    const ptrdiff_t C = g->C, H = g->H, W = g->W, Hp = g->Hp, OW = g->OW, ph = g->PH, pw = g->PW;
-    for (ptrdiff_t j = 0; j < g->KW; ++j) {
-        /* q reads column q + j - pw: inside x for q in [qlo, qhi) */
-        const ptrdiff_t qlo = pw - j > 0 ? pw - j : 0;
-        ptrdiff_t qhi = W + pw - j < OW ? W + pw - j : OW;
-        if (qhi < qlo)
-            qhi = qlo;
-        for (ptrdiff_t c = 0; c < C; ++c)
-            for (ptrdiff_t r = 0; r < Hp; ++r) {
-                /* rows are short (10 at LeNet's conv2): loops, not a memset / memcpy call per piece */
-                T *pr = xs + ((j * C + c) * Hp + r) * OW;
-                const ptrdiff_t row = r - ph;
-                if (row < 0 || row >= H) {
-                    for (ptrdiff_t q = 0; q < OW; ++q)
-                        pr[q] = 0;
-                    continue;
-                }
-                const T *xr = x + (c * H + row) * W;
-                for (ptrdiff_t q = 0; q < qlo; ++q)
-                    pr[q] = 0;
-                for (ptrdiff_t q = qlo; q < qhi; ++q)
-                    pr[q] = xr[q + j - pw];
-                for (ptrdiff_t q = qhi; q < OW; ++q)
-                    pr[q] = 0;
-            }
-    }
+    const ptrdiff_t C = g->C, H = g->H, W = g->W, Hp = g->Hp, OW = g->OW, Wr = g->Wr, pw = g->PW;
+    /* x's columns that some output reads: t = w + PW < OW + KW - 1 */
+    const ptrdiff_t wn = W < OW + g->KW - 1 - pw ? W : OW + g->KW - 1 - pw;
+    memset(xp, 0, (size_t)(C * Hp * Wr) * sizeof(T));
+    for (ptrdiff_t c = 0; c < C; ++c)
+        for (ptrdiff_t h = 0; h < H && h + g->PH < Hp; ++h)
+            memcpy(xp + (c * Hp + h + g->PH) * Wr + pw, x + (c * H + h) * W, (size_t)wn * sizeof(T));
+    const ptrdiff_t nv = (OW + DVL - 1) / DVL;
+    for (ptrdiff_t j = 0; j < g->KW; ++j)
+        for (ptrdiff_t cr = 0; cr < C * Hp; ++cr) {
+            const T *src = xp + cr * Wr + j;
+            T *dst = xs + (j * C * Hp + cr) * OW;
+            for (ptrdiff_t v = 0; v < nv; ++v)
+                D(store)(dst + v * DVL, D(load)(src + v * DVL));
+        }
     memset(xs + g->S * g->KW, 0, (size_t)(g->npad - g->S * g->KW) * sizeof(T));
 }
 
@@ -123,7 +115,7 @@ static void D(forward)(const cnn_dconv_geom *g, ptrdiff_t n, const T *x, const T
     const ptrdiff_t F = g->F, P = g->OH * g->OW, Pw = g->Pw;
     T *pad = scratch, *out = scratch + g->npad;
     for (ptrdiff_t s = 0; s < n; ++s) {
-        D(pad)(g, x + s * g->C * g->H * g->W, pad);
+        D(pad)(g, x + s * g->C * g->H * g->W, pad, scratch + g->xp_at);
         if (g->JF == FA_JF && g->VP == FA_VP)
             D(fwd_tiles_a)(g, pad, wp, out);
         else
@@ -214,7 +206,7 @@ static void D(dw)(const cnn_dconv_geom *g, ptrdiff_t n, const T *x, const T *dy,
         for (ptrdiff_t s = 0; s < ns; ++s) {
             const ptrdiff_t at = (s0 + s) * F * L;
             T *dd = scratch + s * ss + g->npad;
-            D(pad)(g, x + (s0 + s) * g->C * g->H * g->W, scratch + s * ss);
+            D(pad)(g, x + (s0 + s) * g->C * g->H * g->W, scratch + s * ss, scratch + g->xp_at);
             for (ptrdiff_t f = 0; f < F; ++f)
                 D(grad_row)(dy + at + f * L, a != NULL ? a + at + f * L : NULL, dd + f * Pw, L);
         }

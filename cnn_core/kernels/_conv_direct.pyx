@@ -9,10 +9,9 @@ cut into min(NSLOTS, N) slots of fixed sample ranges (from N alone), each summed
 Shapes are checked by the caller (nn.Conv2d).
 """
 from cython cimport floating
-from cython.parallel cimport prange, threadid
 from libc.string cimport memset
 
-from cnn_core._config cimport simd_level, team_size
+from cnn_core._config cimport run_team, simd_level, team_size
 from cnn_core.kernels._conv import NSLOTS as _NSLOTS_PY
 
 cdef extern from "conv_direct.h" nogil:
@@ -65,32 +64,95 @@ def sizes(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t F, Py_ssize_t KH,
     return packed, scratch
 
 
+# One call's arguments, shared by the threads of its team (run_team): float32 or float64 data behind void
+# pointers, `is_double` saying which; each thread t takes a fixed share (samples for the forward, slots for
+# the backward) and its own scratch row.
+ctypedef struct _Call:
+    cnn_dconv_geom g
+    bint is_double, relu, want_dx
+    int nt
+    Py_ssize_t n, nslots, xs, ys, ss, psize, ps
+    const void *x
+    const void *w
+    const void *bias
+    const void *delta
+    const void *a
+    void *y
+    void *scratch
+    void *partial
+    void *dx
+
+
+cdef void _forward_share(void *arg, int t) noexcept nogil:
+    """Samples [t*N/nt, (t+1)*N/nt) of direct_forward."""
+    cdef _Call *c = <_Call *>arg
+    cdef Py_ssize_t s0 = t * c.n // c.nt, s1 = (t + 1) * c.n // c.nt
+    if c.is_double:
+        cnn_ddconv_forward(&c.g, s1 - s0, <const double *>c.x + s0 * c.xs, <const double *>c.w,
+                           <const double *>c.bias, c.relu, <double *>c.y + s0 * c.ys,
+                           <double *>c.scratch + t * c.ss)
+    else:
+        cnn_sdconv_forward(&c.g, s1 - s0, <const float *>c.x + s0 * c.xs, <const float *>c.w,
+                           <const float *>c.bias, c.relu, <float *>c.y + s0 * c.ys, <float *>c.scratch + t * c.ss)
+
+
+cdef void _backward_share(void *arg, int t) noexcept nogil:
+    """Slots [t*nslots/nt, (t+1)*nslots/nt) of direct_backward: each its fixed samples, summed into its row of
+    partial; and their input gradients."""
+    cdef _Call *c = <_Call *>arg
+    cdef Py_ssize_t sl, n0, n1, wsize = c.psize - c.g.F
+    cdef const void *a
+    for sl in range(t * c.nslots // c.nt, (t + 1) * c.nslots // c.nt):
+        n0 = sl * c.n // c.nslots
+        n1 = (sl + 1) * c.n // c.nslots
+        if c.is_double:
+            a = c.a
+            if a != NULL:
+                a = <const double *>c.a + n0 * c.ys
+            memset(<double *>c.partial + sl * c.ps, 0, c.psize * sizeof(double))
+            cnn_ddconv_dw(&c.g, n1 - n0, <const double *>c.x + n0 * c.xs, <const double *>c.delta + n0 * c.ys,
+                          <const double *>a, <double *>c.partial + sl * c.ps,
+                          NULL if c.bias == NULL else <double *>c.partial + sl * c.ps + wsize,
+                          <double *>c.scratch + t * c.ss)
+            if c.want_dx:
+                cnn_ddconv_dx(&c.g, n1 - n0, <const double *>c.delta + n0 * c.ys, <const double *>a,
+                              <const double *>c.w, <double *>c.dx + n0 * c.xs, <double *>c.scratch + t * c.ss)
+        else:
+            a = c.a
+            if a != NULL:
+                a = <const float *>c.a + n0 * c.ys
+            memset(<float *>c.partial + sl * c.ps, 0, c.psize * sizeof(float))
+            cnn_sdconv_dw(&c.g, n1 - n0, <const float *>c.x + n0 * c.xs, <const float *>c.delta + n0 * c.ys,
+                          <const float *>a, <float *>c.partial + sl * c.ps,
+                          NULL if c.bias == NULL else <float *>c.partial + sl * c.ps + wsize,
+                          <float *>c.scratch + t * c.ss)
+            if c.want_dx:
+                cnn_sdconv_dx(&c.g, n1 - n0, <const float *>c.delta + n0 * c.ys, <const float *>a,
+                              <const float *>c.w, <float *>c.dx + n0 * c.xs, <float *>c.scratch + t * c.ss)
+
+
 def direct_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w, const floating[::1] bias,
                    floating[:, :, :, ::1] y, floating[::1] packed, floating[:, ::1] scratch, Py_ssize_t PH,
                    Py_ssize_t PW, bint relu=False):
     """y (N, F, OH, OW) = the stride-1 convolution of x (N, C, H, W) with w (F, C, KH, KW), padding PH, PW before
     (+ bias when not None; then max(., 0) with `relu`, a fused ReLU). packed, scratch: at least sizes(...)[0]
     elements, and one row of sizes(...)[1] per thread."""
-    cdef Py_ssize_t N = x.shape[0], s
-    cdef cnn_dconv_geom g = _geom(x.shape[1], x.shape[2], x.shape[3], w.shape[0], w.shape[2], w.shape[3], PH, PW,
-                                  y.shape[2], y.shape[3], simd_level())
-    cdef Py_ssize_t xs = x.shape[1] * x.shape[2] * x.shape[3], ys = y.shape[1] * y.shape[2] * y.shape[3]
-    cdef const floating* bp = NULL
+    cdef _Call c
+    c.g = _geom(x.shape[1], x.shape[2], x.shape[3], w.shape[0], w.shape[2], w.shape[3], PH, PW, y.shape[2],
+                y.shape[3], simd_level())
+    c.is_double, c.relu, c.n = floating is double, relu, x.shape[0]
+    c.xs, c.ys, c.ss = x.shape[1] * x.shape[2] * x.shape[3], y.shape[1] * y.shape[2] * y.shape[3], scratch.shape[1]
+    c.x, c.w, c.y, c.scratch = &x[0, 0, 0, 0], &packed[0], &y[0, 0, 0, 0], &scratch[0, 0]
+    c.bias = NULL
     if bias is not None:
-        bp = &bias[0]
-    cdef int nt = min(team_size(N), scratch.shape[0])
+        c.bias = &bias[0]
+    c.nt = min(team_size(c.n), scratch.shape[0])
     with nogil:
         if floating is float:
-            cnn_sdconv_pack(&g, &w[0, 0, 0, 0], &packed[0])
+            cnn_sdconv_pack(&c.g, &w[0, 0, 0, 0], &packed[0])
         else:
-            cnn_ddconv_pack(&g, &w[0, 0, 0, 0], &packed[0])
-        for s in prange(N, schedule="static", num_threads=nt):
-            if floating is float:
-                cnn_sdconv_forward(&g, 1, &x[0, 0, 0, 0] + s * xs, &packed[0], bp, relu, &y[0, 0, 0, 0] + s * ys,
-                                   &scratch[threadid(), 0])
-            else:
-                cnn_ddconv_forward(&g, 1, &x[0, 0, 0, 0] + s * xs, &packed[0], bp, relu, &y[0, 0, 0, 0] + s * ys,
-                                   &scratch[threadid(), 0])
+            cnn_ddconv_pack(&c.g, &w[0, 0, 0, 0], &packed[0])
+        run_team(_forward_share, &c, c.nt)
 
 
 def direct_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
@@ -102,54 +164,38 @@ def direct_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1]
     `relu`, delta's shape) delta is dC/da, read as dC/dz = delta where a > 0, 0 elsewhere. partial: at least
     min(NSLOTS, N) rows of F*C*KH*KW + F elements (the slots' sums); packed and scratch as for
     direct_forward."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t F = delta.shape[1], OH = delta.shape[2], OW = delta.shape[3], KH = w.shape[2], KW = w.shape[3]
-    cdef int level = simd_level()
-    cdef cnn_dconv_geom g = _geom(C, H, W, F, KH, KW, PH, PW, OH, OW, level)
-    cdef Py_ssize_t xs = C * H * W, ds = F * OH * OW, wsize = F * C * KH * KW, psize = wsize + F
-    cdef Py_ssize_t nslots = min(NSLOTS, N), sl, n0, n1, e
-    cdef bint has_bias = gb is not None, want_dx = dx is not None
-    cdef floating* pw
-    cdef floating* pb
-    cdef const floating* pa = NULL
-    cdef const floating* pa_sl
+    cdef Py_ssize_t N = x.shape[0], F = delta.shape[1], e, sl
+    cdef Py_ssize_t wsize = F * x.shape[1] * w.shape[2] * w.shape[3]
     cdef floating acc
+    cdef _Call c
+    c.g = _geom(x.shape[1], x.shape[2], x.shape[3], F, w.shape[2], w.shape[3], PH, PW, delta.shape[2],
+                delta.shape[3], simd_level())
+    c.is_double, c.want_dx, c.n, c.nslots = floating is double, dx is not None, N, min(NSLOTS, N)
+    c.xs, c.ys, c.ss = x.shape[1] * x.shape[2] * x.shape[3], F * delta.shape[2] * delta.shape[3], scratch.shape[1]
+    c.psize, c.ps = wsize + F, partial.shape[1]
+    c.x, c.delta, c.w, c.scratch, c.partial = &x[0, 0, 0, 0], &delta[0, 0, 0, 0], &packed[0], &scratch[0, 0], \
+        &partial[0, 0]
+    c.a = c.bias = c.dx = NULL
     if a is not None:
-        pa = &a[0, 0, 0, 0]
-    cdef int nt = min(team_size(nslots), scratch.shape[0])
+        c.a = &a[0, 0, 0, 0]
+    if gb is not None:
+        c.bias = &gb[0]                     # (only whether dC/db is wanted: the shares write partial)
+    if dx is not None:
+        c.dx = &dx[0, 0, 0, 0]
+    c.nt = min(team_size(c.nslots), scratch.shape[0])
     with nogil:
-        if want_dx:
+        if c.want_dx:
             if floating is float:
-                cnn_sdconv_pack_dx(&g, &w[0, 0, 0, 0], &packed[0])
+                cnn_sdconv_pack_dx(&c.g, &w[0, 0, 0, 0], &packed[0])
             else:
-                cnn_ddconv_pack_dx(&g, &w[0, 0, 0, 0], &packed[0])
-        for sl in prange(nslots, schedule="static", num_threads=nt):
-            n0 = sl * N // nslots
-            n1 = (sl + 1) * N // nslots
-            pw = &partial[sl, 0]
-            pb = pw + wsize if has_bias else NULL
-            memset(pw, 0, psize * sizeof(floating))
-            pa_sl = pa
-            if pa != NULL:
-                pa_sl = pa + n0 * ds
-            if floating is float:
-                cnn_sdconv_dw(&g, n1 - n0, &x[0, 0, 0, 0] + n0 * xs, &delta[0, 0, 0, 0] + n0 * ds, pa_sl, pw, pb,
-                              &scratch[threadid(), 0])
-                if want_dx:
-                    cnn_sdconv_dx(&g, n1 - n0, &delta[0, 0, 0, 0] + n0 * ds, pa_sl, &packed[0],
-                                  &dx[0, 0, 0, 0] + n0 * xs, &scratch[threadid(), 0])
-            else:
-                cnn_ddconv_dw(&g, n1 - n0, &x[0, 0, 0, 0] + n0 * xs, &delta[0, 0, 0, 0] + n0 * ds, pa_sl, pw, pb,
-                              &scratch[threadid(), 0])
-                if want_dx:
-                    cnn_ddconv_dx(&g, n1 - n0, &delta[0, 0, 0, 0] + n0 * ds, pa_sl, &packed[0],
-                                  &dx[0, 0, 0, 0] + n0 * xs, &scratch[threadid(), 0])
+                cnn_ddconv_pack_dx(&c.g, &w[0, 0, 0, 0], &packed[0])
+        run_team(_backward_share, &c, c.nt)
         # The slots' sums, added in slot order (a few thousand elements: serial).
-        for e in range(psize):
+        for e in range(c.psize):
             acc = 0
-            for sl in range(nslots):
+            for sl in range(c.nslots):
                 acc = acc + partial[sl, e]
             if e < wsize:
                 (&gw[0, 0, 0, 0])[e] += acc
-            elif has_bias:
+            elif gb is not None:
                 gb[e - wsize] += acc

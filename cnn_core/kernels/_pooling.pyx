@@ -14,7 +14,7 @@ from libc.stdint cimport int64_t
 from libc.math cimport INFINITY
 from libc.string cimport memset
 
-from cnn_core._config cimport simd_level, team_size
+from cnn_core._config cimport run_team, simd_level, team_size
 from cnn_core.kernels._rows cimport zero_row
 
 import numpy as np
@@ -31,6 +31,8 @@ cdef extern from "maxpool2x2.h" nogil:
 
 cdef extern from "thresholds.h" nogil:
     Py_ssize_t CNN_POOL_MIN_PER_THREAD
+cdef extern from "threads.h" nogil:
+    enum: CNN_MAX_NUM_THREADS
 
 
 cnn_maxpool2x2_init(simd_level)
@@ -165,20 +167,74 @@ cdef void _avg_backward_plane(const floating* dout, floating* dx, floating* spre
             d = d + W
 
 
+# One max-pooling call's arguments, shared by its team (run_team): float32 or float64 behind void pointers,
+# `is_double` saying which; thread t takes planes [t*NC/nt, (t+1)*NC/nt) and counts its bad indices in bad[t].
+ctypedef struct _MaxCall:
+    bint is_double, fast, empty_windows
+    int nt
+    Py_ssize_t NC, HW, W, L, OH, OW, KH, KW, SH, SW
+    const void *src
+    void *dst
+    int64_t *argmax
+    Py_ssize_t *bad
+
+
+cdef void _max_forward_share(void *arg, int t) noexcept nogil:
+    cdef _MaxCall *c = <_MaxCall *>arg
+    cdef Py_ssize_t p
+    for p in range(t * c.NC // c.nt, (t + 1) * c.NC // c.nt):
+        if c.is_double:
+            _max_plane_any(<const double *>c.src + p * c.HW, <double *>c.dst + p * c.L, c.argmax + p * c.L, c)
+        else:
+            _max_plane_any(<const float *>c.src + p * c.HW, <float *>c.dst + p * c.L, c.argmax + p * c.L, c)
+
+
+cdef inline void _max_plane_any(const floating* x, floating* out, int64_t* argmax, _MaxCall *c) noexcept nogil:
+    if not (c.fast and _max_plane_2x2(x, out, argmax, c.W, c.OH, c.OW)):
+        _max_plane(x, out, argmax, c.W, c.KH, c.KW, c.SH, c.SW, c.OH, c.OW)
+
+
 def max_pool2d_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
                        int64_t[:, :, :, ::1] argmax, Py_ssize_t KH, Py_ssize_t KW,
                        Py_ssize_t SH, Py_ssize_t SW):
     """Fill out and argmax (N, C, OH, OW) from x (N, C, H, W); shapes are checked by the caller."""
-    cdef Py_ssize_t NC = x.shape[0] * x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t OH = out.shape[2], OW = out.shape[3], p
-    cdef const floating* xp = &x[0, 0, 0, 0]
-    cdef floating* op = &out[0, 0, 0, 0]
-    cdef int64_t* ap = &argmax[0, 0, 0, 0]
-    cdef bint fast = KH == 2 and KW == 2 and SH == 2 and SW == 2
+    cdef _MaxCall c
+    c.is_double, c.fast = floating is double, KH == 2 and KW == 2 and SH == 2 and SW == 2
+    c.NC, c.HW, c.W = x.shape[0] * x.shape[1], x.shape[2] * x.shape[3], x.shape[3]
+    c.OH, c.OW, c.L = out.shape[2], out.shape[3], out.shape[2] * out.shape[3]
+    c.KH, c.KW, c.SH, c.SW = KH, KW, SH, SW
+    c.src, c.dst, c.argmax = &x[0, 0, 0, 0], &out[0, 0, 0, 0], &argmax[0, 0, 0, 0]
+    c.nt = _team(c.NC, c.NC * c.HW)
     with nogil:
-        for p in prange(NC, schedule="static", num_threads=_team(NC, NC * H * W)):
-            if not (fast and _max_plane_2x2(xp + p * H * W, op + p * OH * OW, ap + p * OH * OW, W, OH, OW)):
-                _max_plane(xp + p * H * W, op + p * OH * OW, ap + p * OH * OW, W, KH, KW, SH, SW, OH, OW)
+        run_team(_max_forward_share, &c, c.nt)
+
+
+cdef void _max_backward_share(void *arg, int t) noexcept nogil:
+    cdef _MaxCall *c = <_MaxCall *>arg
+    cdef Py_ssize_t p
+    c.bad[t] = 0
+    for p in range(t * c.NC // c.nt, (t + 1) * c.NC // c.nt):
+        if c.is_double:
+            c.bad[t] += _route(<const double *>c.src + p * c.L, c.argmax + p * c.L, <double *>c.dst + p * c.HW, c)
+        else:
+            c.bad[t] += _route(<const float *>c.src + p * c.L, c.argmax + p * c.L, <float *>c.dst + p * c.HW, c)
+
+
+cdef inline Py_ssize_t _route(const floating* g, const int64_t* ap, floating* d, _MaxCall *c) noexcept nogil:
+    """One plane of dx: zeros, then each of the L deltas added at its argmax; the indices out of range
+    (skipped) counted."""
+    cdef Py_ssize_t k, bad = 0
+    cdef int64_t idx
+    memset(d, 0, c.HW * sizeof(floating))
+    for k in range(c.L):
+        idx = ap[k]
+        if idx == -1 and c.empty_windows:   # a window of padding only: no winner, no gradient
+            pass
+        elif idx < 0 or idx >= c.HW:
+            bad += 1
+        else:
+            d[idx] += g[k]
+    return bad
 
 
 def max_pool2d_backward(const floating[:, :, :, ::1] dout, const int64_t[:, :, :, ::1] argmax,
@@ -189,25 +245,15 @@ def max_pool2d_backward(const floating[:, :, :, ::1] dout, const int64_t[:, :, :
     raises when the count is non-zero. With empty_windows, -1 (a window of padding only, from
     max_pool2d_forward_general) is no winner rather than out of range.
     """
-    cdef Py_ssize_t NC = dx.shape[0] * dx.shape[1], HW = dx.shape[2] * dx.shape[3]
-    cdef Py_ssize_t L = dout.shape[2] * dout.shape[3], p, k
-    cdef int64_t idx
-    cdef Py_ssize_t bad = 0
-    cdef const floating* gp = &dout[0, 0, 0, 0]
-    cdef const int64_t* ap = &argmax[0, 0, 0, 0]
-    cdef floating* dp = &dx[0, 0, 0, 0]
+    cdef Py_ssize_t bad[CNN_MAX_NUM_THREADS]
+    cdef _MaxCall c
+    c.is_double, c.empty_windows = floating is double, empty_windows
+    c.NC, c.HW, c.L = dx.shape[0] * dx.shape[1], dx.shape[2] * dx.shape[3], dout.shape[2] * dout.shape[3]
+    c.src, c.dst, c.argmax, c.bad = &dout[0, 0, 0, 0], &dx[0, 0, 0, 0], <int64_t *>&argmax[0, 0, 0, 0], bad
+    c.nt = _team(c.NC, c.NC * c.HW)
     with nogil:
-        for p in prange(NC, schedule="static", num_threads=_team(NC, NC * HW)):
-            memset(dp + p * HW, 0, HW * sizeof(floating))
-            for k in range(p * L, (p + 1) * L):
-                idx = ap[k]
-                if idx == -1 and empty_windows:   # a window of padding only: no winner, no gradient
-                    pass
-                elif idx < 0 or idx >= HW:
-                    bad += 1
-                else:
-                    dp[p * HW + idx] += gp[k]
-    return bad
+        run_team(_max_backward_share, &c, c.nt)
+    return sum(bad[t] for t in range(c.nt))
 
 
 cdef Py_ssize_t _scratch_stride(Py_ssize_t W, Py_ssize_t itemsize) noexcept:
