@@ -33,7 +33,7 @@ cdef extern from "threads.h" nogil:
     int cnn_threads_forked_serial()
     int cnn_threads_team(ptrdiff_t work)
     int cnn_pool_run(cnn_pool_job job, void *arg, int nt)
-    void cnn_pool_stats(long out[3])
+    void cnn_pool_stats(long out[4])
     void cnn_pool_set_spin_us(int us)
     void cnn_pool_set_load_file(const char *path)
     int cnn_pool_alone_now()
@@ -99,10 +99,10 @@ cdef void pool_idle_clear(void *arg) noexcept nogil:
 
 def _pool_stats() -> tuple:
     """(jobs the small-job pool ran, idle waits it slept through at once on a busy machine, changes of the
-    team members' CPU masks); for tests."""
-    cdef long out[3]
+    team members' CPU masks, its workers started); for tests."""
+    cdef long out[4]
     cnn_pool_stats(out)
-    return out[0], out[1], out[2]
+    return out[0], out[1], out[2], out[3]
 
 
 def _pool_set_spin_us(int us) -> None:

@@ -523,11 +523,12 @@ static void cnn_pool_atfork_child(void)
     atomic_flag_clear(&cnn_pool.idle_held);
 }
 
-void cnn_pool_stats(long out[3])
+void cnn_pool_stats(long out[4])
 {
     out[0] = atomic_load(&cnn_pool.jobs);
     out[1] = atomic_load(&cnn_pool.busy_sleeps);
     out[2] = atomic_load(&cnn_team.changes);
+    out[3] = cnn_pool.nworkers;
 }
 
 void cnn_pool_set_spin_us(int us)
@@ -583,9 +584,9 @@ void cnn_threads_team_start(int t)
     (void)t;
 }
 
-void cnn_pool_stats(long out[3])
+void cnn_pool_stats(long out[4])
 {
-    out[0] = out[1] = out[2] = 0;
+    out[0] = out[1] = out[2] = out[3] = 0;
 }
 
 int cnn_pool_idle_set(cnn_pool_idle_fn fn, void *arg)

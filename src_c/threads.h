@@ -104,9 +104,9 @@ typedef void (*cnn_team_barrier_fn)(cnn_team_count *c, int target);
 void cnn_team_barrier(cnn_team_count *c, int target);
 
 /* Counters for the tests: jobs the pool ran, idle waits that ended asleep without spinning because the
- * machine was busy, and changes of the team members' CPU masks (out[0..2]); the spin window in
- * microseconds can be set (-1 restores the default). */
-void cnn_pool_stats(long out[3]);
+ * machine was busy, changes of the team members' CPU masks, and the workers started (out[0..3]); the spin
+ * window in microseconds can be set (-1 restores the default). */
+void cnn_pool_stats(long out[4]);
 void cnn_pool_set_spin_us(int us);
 /* For the tests: the file read in place of /proc/loadavg (NULL: /proc/loadavg again), which also forgets
  * the looks so far; and whether the process counts as alone now (a look, if the last is old enough). */

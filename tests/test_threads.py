@@ -119,15 +119,21 @@ def settled_task_count(timeout: float = 10.0) -> int:
     raise AssertionError(f"thread count still changing after {timeout} s")
 
 
+def pool_workers() -> int:
+    """The small-job pool's workers started so far (one set for the whole process, grown on demand)."""
+    return _config._pool_stats()[3]
+
+
 def team_workers(fn) -> int:
-    """OpenMP workers started by running fn in a fresh Python thread (its team size - 1)."""
+    """OpenMP workers started by running fn in a fresh Python thread (its team size - 1); the small-job
+    pool's workers it starts are not counted (pool_workers)."""
     settled_task_count()
     out = {}
 
     def run():
-        before = task_count()
+        before, pool_before = task_count(), pool_workers()
         fn()
-        out["workers"] = task_count() - before
+        out["workers"] = task_count() - before - (pool_workers() - pool_before)
 
     t = threading.Thread(target=run)
     t.start()
@@ -270,6 +276,7 @@ def test_fork_before_any_team_keeps_all_threads():
         worker.start(); worker.join()
         state = t.run_forked(lambda: {"threads": cnn_core.get_num_threads(),
                                       "workers": t.team_workers(t.kernel_digests),
+                                      "pool_workers": t.pool_workers(),
                                       "digests": t.kernel_digests()})
         state["expected"] = t.kernel_digests()
         print(json.dumps(state))
@@ -277,6 +284,7 @@ def test_fork_before_any_team_keeps_all_threads():
     state = json.loads(out)
     assert state["threads"] == 2
     assert state["workers"] == 1
+    assert state["pool_workers"] == 1          # the pooling kernels' team: the child's own pool
     assert state["digests"] == state["expected"]
 
 
@@ -318,15 +326,17 @@ def test_kernels_run_with_teams_at_the_cap():
         cnn_core.set_num_threads(1)
         serial = t.kernel_digests()
         cnn_core.set_num_threads(cnn_core._config.MAX_NUM_THREADS)
-        base = t.task_count()
+        base, pool_base = t.task_count(), t.pool_workers()
         main = t.kernel_digests()
-        main_workers = t.task_count() - base
+        pool = t.pool_workers() - pool_base
+        main_workers = t.task_count() - base - pool
         workers = t.team_workers(t.kernel_digests)
         print(json.dumps({"equal": main == serial, "main_workers": main_workers, "workers": workers,
-                          "threads": cnn_core.get_num_threads()}))
+                          "pool": pool, "threads": cnn_core.get_num_threads()}))
     """)
     state = json.loads(out)
-    assert state == {"equal": True, "main_workers": 255, "workers": 255, "threads": 256}
+    # (the poolings run on the pool: 327,680 elements make a team of 2 at CNN_POOL_MIN_PER_THREAD)
+    assert state == {"equal": True, "main_workers": 255, "workers": 255, "pool": 1, "threads": 256}
 
 
 @needs_openmp
@@ -380,7 +390,9 @@ def test_thread_count_applies_to_kernels_in_other_python_threads():
         seen = {}
         for n in (1, 3, 4):
             cnn_core.set_num_threads(n)
-            seen[n] = {name: t.team_workers(fn) for name, fn in kernels.items()}
+            seen[n] = {name: t.team_workers(fn) for name, fn in kernels.items() if name != "max_pool2d"}
+            t.team_workers(kernels["max_pool2d"])     # on the pool, which grows to its largest team
+            seen[n]["max_pool2d"] = t.pool_workers()
         setter = threading.Thread(target=cnn_core.set_num_threads, args=(2,))
         setter.start(); setter.join()
         print(json.dumps({"seen": seen, "after_thread_set": cnn_core.get_num_threads()}))
