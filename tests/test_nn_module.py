@@ -87,6 +87,38 @@ def test_zero_grad_clears_all():
     assert not any(p.grad.any() for p in m.parameters())
 
 
+@pytest.mark.parametrize("clear", ["module", "optimizer"])
+def test_backward_after_zero_grad_equals_a_fresh_gradient_and_later_ones_add(clear):
+    """zero_grad marks the gradients; a Linear's next backward writes them outright (beta = 0), any other
+    reader or layer first sees zeros: the first backward gives a fresh model's gradient, a second one adds."""
+    rng = np.random.default_rng(1)
+    x, dys = rng.standard_normal((4, 1, 6, 6)), [rng.standard_normal((4, 3)) for _ in range(2)]
+    m = small_net(np.float64)
+    opt = cnn_core.optim.SGD(m.parameters(), lr=0.1)
+    m(x)
+    m.backward(np.ones((4, 3)))                                         # stale gradients, to be cleared
+    held = m[4].weight.grad
+    stale = held.copy()
+    m.zero_grad() if clear == "module" else opt.zero_grad()
+    fresh = []                                                          # each dy's gradients alone
+    for dy in dys:
+        m(x)
+        m.backward(dy)
+        one = small_net(np.float64)
+        one(x)
+        one.backward(dy)
+        fresh.append([p.grad for p in one.parameters()])
+        if len(fresh) == 1:
+            for p, q in zip(m.parameters(), fresh[0]):
+                np.testing.assert_array_equal(p.grad, q)
+    # the accumulating GEMM adds the second product into the first block by block: rounding differs
+    for p, q1, q2 in zip(m.parameters(), *fresh):
+        np.testing.assert_allclose(p.grad, q1 + q2, rtol=1e-12, atol=1e-14)
+    assert m[4].weight.grad is held and not np.array_equal(held, stale)  # the same array, rewritten
+    m.zero_grad() if clear == "module" else opt.zero_grad()
+    assert not any(p.grad.any() for p in m.parameters())
+
+
 def test_eval_mode_keeps_no_cache_and_backward_raises():
     m = small_net()
     x = np.ones((2, 1, 6, 6), np.float32)

@@ -106,9 +106,15 @@ class Linear(Module):
             delta = _sigma_backward("relu", delta, self._a)     # BP2's (.) sigma'(z), sigma' = [a > 0]
         # BP3: dC/db = delta, summed over the batch (column sum).
         if self.bias is not None:
-            self.bias.grad += _bias_grad(delta)
-        # BP4: dC/dw_jk = a_k^{l-1} delta_j, i.e. delta^T a_prev over the batch, accumulated in place (beta=1).
-        _matmul(delta, a_prev, c=self.weight.grad, beta=1.0, trans_a=True)
+            gb, accumulate = self.bias._grad_to_write()
+            if accumulate:
+                gb += _bias_grad(delta)
+            else:
+                gb[...] = _bias_grad(delta)
+        # BP4: dC/dw_jk = a_k^{l-1} delta_j, i.e. delta^T a_prev over the batch, accumulated in place (beta=1)
+        # or, after zero_grad, written (beta=0).
+        gw, accumulate = self.weight._grad_to_write()
+        _matmul(delta, a_prev, c=gw, beta=1.0 if accumulate else 0.0, trans_a=True)
         if not self.input_grad:
             return None
         # BP2's (w^{l})^T delta^{l} in row layout: the error handed to the previous layer (before its sigma').

@@ -180,7 +180,10 @@ class Optimizer:
         """Set every gradient to zero in place (backward passes accumulate into `.grad`)."""
         for g in self.param_groups:
             for p in g["params"]:
-                if p.grad is not None:
+                lazy = getattr(p, "_zero_grad", None)     # nn.Parameter: zeroed when next read or written
+                if lazy is not None:
+                    lazy()
+                elif p.grad is not None:
                     p.grad.fill(0)
 
     def _scratch_buffer(self, p, key: str) -> np.ndarray:
