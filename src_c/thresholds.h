@@ -54,6 +54,14 @@
 #define CNN_ACT_MIN_PARALLEL (1 << 20)
 #define CNN_ACT_CHUNK 32768
 
+/* SGD's step: parameter elements per thread (on the small-job pool, whose workers spin between a step's
+ * kernels; an OpenMP team's wake-up had made a split step slower than a serial one). Each thread updates the
+ * part of the weights it last read or wrote, instead of one core pulling the other's lines: MLP 784-100-10's
+ * first weight (78,400) runs on 2, its epoch through fit 0.23-0.25 s against 0.25-0.29 s serial (bench_train
+ * --no-torch, 2 alternating runs of 3 epochs, 2-vCPU Xeon); LeNet-5's largest (48,000) stays serial (a team
+ * from 2^13 on made no difference there). */
+#define CNN_OPTIM_MIN_PER_THREAD (1 << 15)
+
 /* Pooling: input elements per thread. A 2x2 max pooling reads ~0.3 ns per element on one core (AMD EPYC,
  * AVX2), so 2^17 elements are ~40 us of work: below that a thread's share costs less than waking it
  * (a few us on a quiet machine; a scheduler time slice on a busy one, where the team's other thread has

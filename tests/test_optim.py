@@ -114,6 +114,31 @@ def test_sgd_compiled_step_equals_ufuncs_bitwise(dtype, kw, shape, simd):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sgd_step_split_over_threads_equals_one_thread_and_the_ufuncs_bitwise(dtype, num_threads, two_threads):
+    """A parameter of 3 * 2^15 + 1 elements takes a team of 2 on the small-job pool (CNN_OPTIM_MIN_PER_THREAD,
+    shares cut at whole cache lines, the last one odd): the same bits as on one thread and as NumPy's ufuncs."""
+    from cnn_core import _config
+    rng = np.random.default_rng(4)
+    values = rng.standard_normal((5, 3 * 2 ** 15 // 5 + 1)).astype(dtype)
+    grads = [rng.standard_normal(values.shape).astype(dtype) for _ in range(3)]
+    results = []
+    for threads in (2, 1):
+        num_threads(threads)
+        fast, slow = _contiguous_and_strided(values)
+        opts = [SGD([fast], lr=0.07, momentum=0.9, weight_decay=0.01), SGD([slow], lr=0.07, momentum=0.9,
+                                                                            weight_decay=0.01)]
+        jobs = _config._pool_stats()[0]
+        for g in grads:
+            for q, opt in zip((fast, slow), opts):
+                q.grad[...] = g
+                opt.step()
+        assert _config._pool_stats()[0] - jobs == (len(grads) if threads == 2 else 0)
+        np.testing.assert_array_equal(fast.data, slow.data)
+        results.append(fast.data)
+    np.testing.assert_array_equal(*results)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("cls", [Adam, AdamW])
 @pytest.mark.parametrize("kw", [
     {}, {"weight_decay": 0.1}, {"amsgrad": True}, {"weight_decay": 0.05, "amsgrad": True, "lr": 0.02},
@@ -347,6 +372,25 @@ def test_all_grads_finite_scan(dtype, bad, simd):
     assert all_finite([big, -big])
     with pytest.raises(TypeError, match="float32/float64"):
         all_finite([np.zeros(3, np.int32)])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_all_grads_finite_scan_split_over_threads_finds_every_place(dtype, num_threads, two_threads):
+    """An array of 3 * 2^15 + 1 elements is scanned by a team of 2 on the small-job pool: a NaN or an infinity
+    at either end of either share is found, on 2 threads and on 1."""
+    from cnn_core import _config
+    from cnn_core.kernels._optim import all_finite
+    a = np.ones(3 * 2 ** 15 + 1, dtype)
+    for threads in (2, 1):
+        num_threads(threads)
+        jobs = _config._pool_stats()[0]
+        assert all_finite([np.ones(3, dtype), a])
+        for pos in (0, a.size // 2 - 1, a.size // 2, a.size - 1):
+            for bad in (np.nan, -np.inf):
+                a[pos] = bad
+                assert not all_finite([a]), (threads, pos, bad)
+                a[pos] = 1.0
+        assert _config._pool_stats()[0] - jobs == (9 if threads == 2 else 0)
 
 
 @pytest.mark.parametrize("dtype, bits", [(np.float32, np.uint32), (np.float64, np.uint64)])

@@ -1,6 +1,6 @@
 # distutils: extra_compile_args = -ffp-contract=off
 # distutils: sources = src_c/optim.c
-# distutils: depends = src_c/optim.h src_c/cpu.h
+# distutils: depends = src_c/optim.h src_c/cpu.h src_c/thresholds.h
 """Compiled optimizer kernels for the training loop: the finiteness scan of every gradient in one call, and
 SGD's and Adam's update of one parameter in one pass (cnn_core.optim.SGD, Adam and cnn_core.training call
 them on arrays they have checked).
@@ -13,9 +13,15 @@ process-wide one of cnn_core.set_simd), built with -ffp-contract=off: no multipl
 CFLAGS a build passes, so sgd_step rounds as NumPy's ufuncs do at every level.
 """
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
-from cnn_core._config cimport simd_level
+from cnn_core._config cimport run_team, simd_level, team_size
 from cnn_core.kernels._buffer cimport float_kind
 from libc.stdint cimport uint32_t, uint64_t
+
+
+cdef extern from "thresholds.h" nogil:
+    Py_ssize_t CNN_OPTIM_MIN_PER_THREAD
+cdef extern from "threads.h" nogil:
+    enum: CNN_MAX_NUM_THREADS
 
 
 cdef extern from "optim.h" nogil:
@@ -42,26 +48,48 @@ cdef extern from "optim.h" nogil:
 cnn_optim_init(simd_level)
 
 
+# One array of all_finite for its team: thread t scans its share and sets bad[t].
+ctypedef struct _ScanCall:
+    const void *buf
+    Py_ssize_t n
+    int nt, kind
+    int bad[CNN_MAX_NUM_THREADS]
+
+
+cdef void _scan_share(void *arg, int t) noexcept nogil:
+    cdef _ScanCall *c = <_ScanCall *>arg
+    cdef Py_ssize_t lo = t * c.n // c.nt, hi = (t + 1) * c.n // c.nt
+    if c.kind == 4:
+        c.bad[t] = cnn_nonfinite_f32(<const uint32_t *>c.buf + lo, hi - lo)
+    else:
+        c.bad[t] = cnn_nonfinite_f64(<const uint64_t *>c.buf + lo, hi - lo)
+
+
 def all_finite(arrays) -> bool:
     """True when no element of any array in the sequence `arrays` (C-contiguous float32/float64 arrays) is
-    NaN or infinite; None entries are skipped. One serial pass over each (a step's gradients are far too
-    small to pay for waking threads)."""
+    NaN or infinite; None entries are skipped. One pass over each, split over a team from
+    CNN_OPTIM_MIN_PER_THREAD elements a thread as sgd_step's (each thread then reads the part of a gradient
+    it has likely written itself)."""
     cdef Py_buffer v
+    cdef _ScanCall c
+    cdef int t
     cdef bint bad
-    cdef int kind
     for a in arrays:
         if a is None:
             continue
         PyObject_GetBuffer(a, &v, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
-        kind = float_kind(&v)
-        with nogil:
-            if kind == 4:
-                bad = cnn_nonfinite_f32(<const uint32_t *>v.buf, v.len // 4)
-            elif kind == 8:
-                bad = cnn_nonfinite_f64(<const uint64_t *>v.buf, v.len // 8)
+        c.kind = float_kind(&v)
+        if c.kind != 0:
+            c.buf, c.n = v.buf, v.len // c.kind
+            c.nt = team_size(c.n // CNN_OPTIM_MIN_PER_THREAD)
+            with nogil:
+                run_team(_scan_share, &c, c.nt)
         PyBuffer_Release(&v)
-        if kind == 0:
+        if c.kind == 0:
             raise TypeError(f"arrays: expected float32/float64 arrays, got {getattr(a, 'dtype', type(a).__name__)}")
+        bad = False
+        for t in range(c.nt):
+            bad = bad or c.bad[t]
         if bad:
             return False
     return True
@@ -79,8 +107,10 @@ def sgd_step(p, g, buf, double lr, double momentum, double dampening, double wei
     p, g and buf (the momentum buffer, updated in place; None without momentum): C-contiguous arrays of one
     float dtype and size (unchecked beyond the buffer's kind). Each operation is rounded in the arrays' dtype
     in the order NumPy's ufuncs take (the scalars cast to that dtype first, no fused multiply-add), so the
-    result equals the ufunc sequence of cnn_core.optim.SGD bit for bit."""
+    result equals the ufunc sequence of cnn_core.optim.SGD bit for bit. From CNN_OPTIM_MIN_PER_THREAD
+    elements a thread (src_c/thresholds.h) the elements are split over a team: the same bits."""
     cdef Py_buffer vp, vg, vb
+    cdef _SgdCall c
     cdef bint has_buf = momentum != 0.0
     cdef int mode = 0 if not has_buf else (1 if first else (2 if dampening == 0.0 else 3))
     cdef int kind
@@ -97,14 +127,12 @@ def sgd_step(p, g, buf, double lr, double momentum, double dampening, double wei
                 if kind == 0 or float_kind(&vg) != kind or vg.len != vp.len or (has_buf and (float_kind(&vb) != kind
                                                                                           or vb.len != vp.len)):
                     raise TypeError("sgd_step: expected p, g and buf of one float dtype and size")
+                c.p, c.g, c.buf, c.n, c.kind, c.mode = vp.buf, vg.buf, vb.buf, vp.len // kind, kind, mode
+                c.lr, c.mu, c.damp1, c.wd = lr, momentum, 1.0 - dampening, weight_decay
+                c.use_wd, c.nesterov = weight_decay != 0.0, nesterov
+                c.nt = team_size(c.n // CNN_OPTIM_MIN_PER_THREAD)
                 with nogil:
-                    if kind == 4:
-                        cnn_sgd_f32(<float *>vp.buf, <const float *>vg.buf, <float *>vb.buf, vp.len // 4,
-                                    <float>lr, <float>momentum, <float>(1.0 - dampening), <float>weight_decay,
-                                    weight_decay != 0.0, mode, nesterov)
-                    else:
-                        cnn_sgd_f64(<double *>vp.buf, <const double *>vg.buf, <double *>vb.buf, vp.len // 8, lr,
-                                    momentum, 1.0 - dampening, weight_decay, weight_decay != 0.0, mode, nesterov)
+                    run_team(_sgd_share, &c, c.nt)
             finally:
                 if has_buf:
                     PyBuffer_Release(&vb)
@@ -112,6 +140,28 @@ def sgd_step(p, g, buf, double lr, double momentum, double dampening, double wei
             PyBuffer_Release(&vg)
     finally:
         PyBuffer_Release(&vp)
+
+
+# One sgd_step call's arguments for its team (run_team): thread t updates elements [lo, hi) of its share,
+# whole cache lines of float64 (8 elements) except at the end; elementwise, so any split gives the same bits.
+ctypedef struct _SgdCall:
+    void *p
+    const void *g
+    void *buf
+    Py_ssize_t n
+    int nt, kind, mode, use_wd, nesterov
+    double lr, mu, damp1, wd
+
+
+cdef void _sgd_share(void *arg, int t) noexcept nogil:
+    cdef _SgdCall *c = <_SgdCall *>arg
+    cdef Py_ssize_t lo = (t * c.n // c.nt) & ~7, hi = c.n if t == c.nt - 1 else ((t + 1) * c.n // c.nt) & ~7
+    if c.kind == 4:
+        cnn_sgd_f32(<float *>c.p + lo, <const float *>c.g + lo, NULL if c.buf == NULL else <float *>c.buf + lo,
+                    hi - lo, <float>c.lr, <float>c.mu, <float>c.damp1, <float>c.wd, c.use_wd, c.mode, c.nesterov)
+    else:
+        cnn_sgd_f64(<double *>c.p + lo, <const double *>c.g + lo, NULL if c.buf == NULL else <double *>c.buf + lo,
+                    hi - lo, c.lr, c.mu, c.damp1, c.wd, c.use_wd, c.mode, c.nesterov)
 
 
 def adam_step(p, g, m, v, vmax, double beta1, double beta2, double eps, double wd, bint decoupled,
