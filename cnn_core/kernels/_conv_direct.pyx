@@ -97,38 +97,39 @@ cdef void _forward_share(void *arg, int t) noexcept nogil:
 
 
 cdef void _backward_share(void *arg, int t) noexcept nogil:
-    """Slots [t*nslots/nt, (t+1)*nslots/nt) of direct_backward: each its fixed samples, summed into its row of
-    partial; and their input gradients."""
+    """Slots [t*nslots/nt, (t+1)*nslots/nt) of direct_backward."""
     cdef _Call *c = <_Call *>arg
-    cdef Py_ssize_t sl, n0, n1, wsize = c.psize - c.g.F
-    cdef const void *a
+    cdef Py_ssize_t sl
     for sl in range(t * c.nslots // c.nt, (t + 1) * c.nslots // c.nt):
-        n0 = sl * c.n // c.nslots
-        n1 = (sl + 1) * c.n // c.nslots
         if c.is_double:
-            a = c.a
-            if a != NULL:
-                a = <const double *>c.a + n0 * c.ys
-            memset(<double *>c.partial + sl * c.ps, 0, c.psize * sizeof(double))
-            cnn_ddconv_dw(&c.g, n1 - n0, <const double *>c.x + n0 * c.xs, <const double *>c.delta + n0 * c.ys,
-                          <const double *>a, <double *>c.partial + sl * c.ps,
-                          NULL if c.bias == NULL else <double *>c.partial + sl * c.ps + wsize,
-                          <double *>c.scratch + t * c.ss)
-            if c.want_dx:
-                cnn_ddconv_dx(&c.g, n1 - n0, <const double *>c.delta + n0 * c.ys, <const double *>a,
-                              <const double *>c.w, <double *>c.dx + n0 * c.xs, <double *>c.scratch + t * c.ss)
+            _backward_slot(c, t, sl, <const double *>c.x, <const double *>c.delta, <const double *>c.a,
+                           <double *>c.partial)
         else:
-            a = c.a
-            if a != NULL:
-                a = <const float *>c.a + n0 * c.ys
-            memset(<float *>c.partial + sl * c.ps, 0, c.psize * sizeof(float))
-            cnn_sdconv_dw(&c.g, n1 - n0, <const float *>c.x + n0 * c.xs, <const float *>c.delta + n0 * c.ys,
-                          <const float *>a, <float *>c.partial + sl * c.ps,
-                          NULL if c.bias == NULL else <float *>c.partial + sl * c.ps + wsize,
-                          <float *>c.scratch + t * c.ss)
-            if c.want_dx:
-                cnn_sdconv_dx(&c.g, n1 - n0, <const float *>c.delta + n0 * c.ys, <const float *>a,
-                              <const float *>c.w, <float *>c.dx + n0 * c.xs, <float *>c.scratch + t * c.ss)
+            _backward_slot(c, t, sl, <const float *>c.x, <const float *>c.delta, <const float *>c.a,
+                           <float *>c.partial)
+
+
+cdef inline void _backward_slot(_Call *c, int t, Py_ssize_t sl, const floating *x, const floating *delta,
+                                const floating *a, floating *partial) noexcept nogil:
+    """Slot sl's fixed samples, summed into its row of partial (dW, then db when wanted); their input
+    gradients when wanted. `a`: the fused ReLU's output, or NULL."""
+    cdef Py_ssize_t n0 = sl * c.n // c.nslots, n1 = (sl + 1) * c.n // c.nslots
+    cdef floating *pw = partial + sl * c.ps
+    cdef floating *pb = NULL if c.bias == NULL else pw + c.psize - c.g.F
+    cdef floating *scratch = <floating *>c.scratch + t * c.ss
+    if a != NULL:
+        a = a + n0 * c.ys
+    memset(pw, 0, c.psize * sizeof(floating))
+    if floating is float:
+        cnn_sdconv_dw(&c.g, n1 - n0, x + n0 * c.xs, delta + n0 * c.ys, a, pw, pb, scratch)
+        if c.want_dx:
+            cnn_sdconv_dx(&c.g, n1 - n0, delta + n0 * c.ys, a, <const float *>c.w, <float *>c.dx + n0 * c.xs,
+                          scratch)
+    else:
+        cnn_ddconv_dw(&c.g, n1 - n0, x + n0 * c.xs, delta + n0 * c.ys, a, pw, pb, scratch)
+        if c.want_dx:
+            cnn_ddconv_dx(&c.g, n1 - n0, delta + n0 * c.ys, a, <const double *>c.w, <double *>c.dx + n0 * c.xs,
+                          scratch)
 
 
 def direct_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w, const floating[::1] bias,
