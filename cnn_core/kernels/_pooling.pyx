@@ -211,13 +211,13 @@ def max_pool2d_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] ou
 
 cdef void _max_backward_share(void *arg, int t) noexcept nogil:
     cdef _MaxCall *c = <_MaxCall *>arg
-    cdef Py_ssize_t p
-    c.bad[t] = 0
+    cdef Py_ssize_t p, bad = 0       # (bad[t] written once: the threads' counters share a cache line)
     for p in range(t * c.NC // c.nt, (t + 1) * c.NC // c.nt):
         if c.is_double:
-            c.bad[t] += _route(<const double *>c.src + p * c.L, c.argmax + p * c.L, <double *>c.dst + p * c.HW, c)
+            bad += _route(<const double *>c.src + p * c.L, c.argmax + p * c.L, <double *>c.dst + p * c.HW, c)
         else:
-            c.bad[t] += _route(<const float *>c.src + p * c.L, c.argmax + p * c.L, <float *>c.dst + p * c.HW, c)
+            bad += _route(<const float *>c.src + p * c.L, c.argmax + p * c.L, <float *>c.dst + p * c.HW, c)
+    c.bad[t] = bad
 
 
 cdef inline Py_ssize_t _route(const floating* g, const int64_t* ap, floating* d, _MaxCall *c) noexcept nogil:
