@@ -20,7 +20,8 @@ def rand(*shape, dtype=np.float64, seed=0):
 
 
 def _conv_case(path, dtype):
-    """(layer, input) for one Conv2d path, with a bias that pushes about half the outputs below zero."""
+    """(layer, input) for one Conv2d path; random inputs and default weights leave about half the outputs
+    below zero (the test checks that the mask matters)."""
     if path == "direct":
         conv, x = nn.Conv2d(2, 6, 5, padding=2, dtype=dtype, rng=0), rand(5, 2, 9, 9, dtype=dtype)
         assert conv._direct((2, 2))

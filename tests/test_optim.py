@@ -139,6 +139,32 @@ def test_sgd_step_split_over_threads_equals_one_thread_and_the_ufuncs_bitwise(dt
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("cls, kw", [(Adam, {"amsgrad": True}), (AdamW, {"weight_decay": 0.05})])
+def test_adam_step_split_over_threads_equals_one_thread_and_the_ufuncs_bitwise(dtype, cls, kw, num_threads,
+                                                                               two_threads):
+    """Adam's and AdamW's compiled step on 3 * 2^15 + 1 elements takes a team of 2 on the small-job pool, as
+    SGD's: the same bits as on one thread and as NumPy's ufuncs."""
+    from cnn_core import _config
+    rng = np.random.default_rng(5)
+    values = rng.standard_normal((5, 3 * 2 ** 15 // 5 + 1)).astype(dtype)
+    grads = [rng.standard_normal(values.shape).astype(dtype) for _ in range(3)]
+    results = []
+    for threads in (2, 1):
+        num_threads(threads)
+        fast, slow = _contiguous_and_strided(values)
+        opts = [cls([fast], lr=0.01, **kw), cls([slow], lr=0.01, **kw)]
+        jobs = _config._pool_stats()[0]
+        for g in grads:
+            for q, opt in zip((fast, slow), opts):
+                q.grad[...] = g
+                opt.step()
+        assert _config._pool_stats()[0] - jobs == (len(grads) if threads == 2 else 0)
+        np.testing.assert_array_equal(fast.data, slow.data)
+        results.append(fast.data)
+    np.testing.assert_array_equal(*results)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("cls", [Adam, AdamW])
 @pytest.mark.parametrize("kw", [
     {}, {"weight_decay": 0.1}, {"amsgrad": True}, {"weight_decay": 0.05, "amsgrad": True, "lr": 0.02},

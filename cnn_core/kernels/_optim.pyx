@@ -164,18 +164,42 @@ cdef void _sgd_share(void *arg, int t) noexcept nogil:
                     hi - lo, c.lr, c.mu, c.damp1, c.wd, c.use_wd, c.mode, c.nesterov)
 
 
+# One adam_step call's arguments for its team (run_team), split as sgd_step's.
+ctypedef struct _AdamCall:
+    void *p
+    void *m
+    void *v
+    void *vmax
+    const void *g
+    Py_ssize_t n
+    int nt, kind
+    cnn_adam_params_f32 h32
+    cnn_adam_params_f64 h64
+
+
+cdef void _adam_share(void *arg, int t) noexcept nogil:
+    cdef _AdamCall *c = <_AdamCall *>arg
+    cdef Py_ssize_t lo = (t * c.n // c.nt) & ~7, hi = c.n if t == c.nt - 1 else ((t + 1) * c.n // c.nt) & ~7
+    if c.kind == 4:
+        cnn_adam_f32(<float *>c.p + lo, <const float *>c.g + lo, <float *>c.m + lo, <float *>c.v + lo,
+                     NULL if c.vmax == NULL else <float *>c.vmax + lo, hi - lo, &c.h32)
+    else:
+        cnn_adam_f64(<double *>c.p + lo, <const double *>c.g + lo, <double *>c.m + lo, <double *>c.v + lo,
+                     NULL if c.vmax == NULL else <double *>c.vmax + lo, hi - lo, &c.h64)
+
+
 def adam_step(p, g, m, v, vmax, double beta1, double beta2, double eps, double wd, bint decoupled,
               double step_size, double bias2_sqrt, double decay) -> None:
     """One Adam/AdamW update of the parameter array p (in place) from its gradient g, with the moment
     buffers m, v and (amsgrad; else None) vmax updated in place: cnn_core.optim.Adam's formulas, each
     operation rounded in the arrays' dtype in the order of its NumPy sequence (the scalars cast to that
     dtype first: step_size = lr / (1 - beta1**t), bias2_sqrt = sqrt(1 - beta2**t), decay = 1 - lr * wd),
-    so the result equals the ufuncs bit for bit. Arrays: C-contiguous, one float dtype and size."""
+    so the result equals the ufuncs bit for bit. Arrays: C-contiguous, one float dtype and size. Split over
+    a team as sgd_step's: the same bits."""
     cdef Py_buffer views[5]
     cdef int held = 0, kind = 0, k
     cdef bint ams = vmax is not None
-    cdef cnn_adam_params_f32 h32
-    cdef cnn_adam_params_f64 h64
+    cdef _AdamCall c
     arrays = (p, m, v, vmax, g) if ams else (p, m, v, g)
     try:
         for k in range(len(arrays)):
@@ -187,19 +211,19 @@ def adam_step(p, g, m, v, vmax, double beta1, double beta2, double eps, double w
             if kind == 0 or float_kind(&views[k]) != kind or views[k].len != views[0].len:
                 raise TypeError("adam_step: expected p, g, m, v (and vmax) of one float dtype and size")
         mode = 0 if wd == 0.0 else (2 if decoupled else 1)
+        c.kind, c.n = kind, views[0].len // kind
+        c.p, c.m, c.v, c.g = views[0].buf, views[1].buf, views[2].buf, views[held - 1].buf
+        c.vmax = views[3].buf if ams else NULL
         if kind == 4:
-            h32 = cnn_adam_params_f32(<float>beta1, <float>(1.0 - beta1), <float>beta2, <float>(1.0 - beta2), <float>wd,
-                               <float>decay, <float>bias2_sqrt, <float>eps, <float>step_size, mode)
-            with nogil:
-                cnn_adam_f32(<float *>views[0].buf, <const float *>views[held - 1].buf, <float *>views[1].buf,
-                             <float *>views[2].buf, <float *>views[3].buf if ams else NULL, views[0].len // 4,
-                             &h32)
+            c.h32 = cnn_adam_params_f32(<float>beta1, <float>(1.0 - beta1), <float>beta2, <float>(1.0 - beta2),
+                                        <float>wd, <float>decay, <float>bias2_sqrt, <float>eps, <float>step_size,
+                                        mode)
         else:
-            h64 = cnn_adam_params_f64(beta1, 1.0 - beta1, beta2, 1.0 - beta2, wd, decay, bias2_sqrt, eps, step_size, mode)
-            with nogil:
-                cnn_adam_f64(<double *>views[0].buf, <const double *>views[held - 1].buf, <double *>views[1].buf,
-                             <double *>views[2].buf, <double *>views[3].buf if ams else NULL, views[0].len // 8,
-                             &h64)
+            c.h64 = cnn_adam_params_f64(beta1, 1.0 - beta1, beta2, 1.0 - beta2, wd, decay, bias2_sqrt, eps,
+                                        step_size, mode)
+        c.nt = team_size(c.n // CNN_OPTIM_MIN_PER_THREAD)
+        with nogil:
+            run_team(_adam_share, &c, c.nt)
     finally:
         for k in range(held):
             PyBuffer_Release(&views[k])
