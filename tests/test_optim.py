@@ -114,9 +114,14 @@ def test_sgd_compiled_step_equals_ufuncs_bitwise(dtype, kw, shape, simd):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_sgd_step_split_over_threads_equals_one_thread_and_the_ufuncs_bitwise(dtype, num_threads, two_threads):
+@pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.07, momentum=0.9, weight_decay=0.01),
+                                  lambda ps: Adam(ps, lr=0.01, amsgrad=True),
+                                  lambda ps: AdamW(ps, lr=0.01, weight_decay=0.05)], ids=["SGD", "Adam", "AdamW"])
+def test_compiled_step_split_over_threads_equals_one_thread_and_the_ufuncs_bitwise(dtype, make, num_threads,
+                                                                                   two_threads):
     """A parameter of 3 * 2^15 + 1 elements takes a team of 2 on the small-job pool (CNN_OPTIM_MIN_PER_THREAD,
-    shares cut at whole cache lines, the last one odd): the same bits as on one thread and as NumPy's ufuncs."""
+    shares cut at whole cache lines, the last one odd): SGD's, Adam's and AdamW's compiled steps give the same
+    bits as on one thread and as NumPy's ufuncs."""
     from cnn_core import _config
     rng = np.random.default_rng(4)
     values = rng.standard_normal((5, 3 * 2 ** 15 // 5 + 1)).astype(dtype)
@@ -125,34 +130,7 @@ def test_sgd_step_split_over_threads_equals_one_thread_and_the_ufuncs_bitwise(dt
     for threads in (2, 1):
         num_threads(threads)
         fast, slow = _contiguous_and_strided(values)
-        opts = [SGD([fast], lr=0.07, momentum=0.9, weight_decay=0.01), SGD([slow], lr=0.07, momentum=0.9,
-                                                                            weight_decay=0.01)]
-        jobs = _config._pool_stats()[0]
-        for g in grads:
-            for q, opt in zip((fast, slow), opts):
-                q.grad[...] = g
-                opt.step()
-        assert _config._pool_stats()[0] - jobs == (len(grads) if threads == 2 else 0)
-        np.testing.assert_array_equal(fast.data, slow.data)
-        results.append(fast.data)
-    np.testing.assert_array_equal(*results)
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("cls, kw", [(Adam, {"amsgrad": True}), (AdamW, {"weight_decay": 0.05})])
-def test_adam_step_split_over_threads_equals_one_thread_and_the_ufuncs_bitwise(dtype, cls, kw, num_threads,
-                                                                               two_threads):
-    """Adam's and AdamW's compiled step on 3 * 2^15 + 1 elements takes a team of 2 on the small-job pool, as
-    SGD's: the same bits as on one thread and as NumPy's ufuncs."""
-    from cnn_core import _config
-    rng = np.random.default_rng(5)
-    values = rng.standard_normal((5, 3 * 2 ** 15 // 5 + 1)).astype(dtype)
-    grads = [rng.standard_normal(values.shape).astype(dtype) for _ in range(3)]
-    results = []
-    for threads in (2, 1):
-        num_threads(threads)
-        fast, slow = _contiguous_and_strided(values)
-        opts = [cls([fast], lr=0.01, **kw), cls([slow], lr=0.01, **kw)]
+        opts = [make([fast]), make([slow])]
         jobs = _config._pool_stats()[0]
         for g in grads:
             for q, opt in zip((fast, slow), opts):

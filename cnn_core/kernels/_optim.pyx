@@ -48,6 +48,12 @@ cdef extern from "optim.h" nogil:
 cnn_optim_init(simd_level)
 
 
+cdef inline Py_ssize_t _cut(Py_ssize_t n, int nt, int t) noexcept nogil:
+    """Where share t of n elements split over nt threads starts (share nt: n): whole cache lines of float64
+    (8 elements), so no two threads write one line."""
+    return n if t == nt else (t * n // nt) & ~7
+
+
 # One array of all_finite for its team: thread t scans its share and sets bad[t].
 ctypedef struct _ScanCall:
     const void *buf
@@ -58,7 +64,7 @@ ctypedef struct _ScanCall:
 
 cdef void _scan_share(void *arg, int t) noexcept nogil:
     cdef _ScanCall *c = <_ScanCall *>arg
-    cdef Py_ssize_t lo = t * c.n // c.nt, hi = (t + 1) * c.n // c.nt
+    cdef Py_ssize_t lo = _cut(c.n, c.nt, t), hi = _cut(c.n, c.nt, t + 1)
     if c.kind == 4:
         c.bad[t] = cnn_nonfinite_f32(<const uint32_t *>c.buf + lo, hi - lo)
     else:
@@ -142,8 +148,8 @@ def sgd_step(p, g, buf, double lr, double momentum, double dampening, double wei
         PyBuffer_Release(&vp)
 
 
-# One sgd_step call's arguments for its team (run_team): thread t updates elements [lo, hi) of its share,
-# whole cache lines of float64 (8 elements) except at the end; elementwise, so any split gives the same bits.
+# One sgd_step call's arguments for its team (run_team): thread t updates elements [_cut(t), _cut(t + 1));
+# elementwise, so any split gives the same bits.
 ctypedef struct _SgdCall:
     void *p
     const void *g
@@ -155,7 +161,7 @@ ctypedef struct _SgdCall:
 
 cdef void _sgd_share(void *arg, int t) noexcept nogil:
     cdef _SgdCall *c = <_SgdCall *>arg
-    cdef Py_ssize_t lo = (t * c.n // c.nt) & ~7, hi = c.n if t == c.nt - 1 else ((t + 1) * c.n // c.nt) & ~7
+    cdef Py_ssize_t lo = _cut(c.n, c.nt, t), hi = _cut(c.n, c.nt, t + 1)
     if c.kind == 4:
         cnn_sgd_f32(<float *>c.p + lo, <const float *>c.g + lo, NULL if c.buf == NULL else <float *>c.buf + lo,
                     hi - lo, <float>c.lr, <float>c.mu, <float>c.damp1, <float>c.wd, c.use_wd, c.mode, c.nesterov)
@@ -179,7 +185,7 @@ ctypedef struct _AdamCall:
 
 cdef void _adam_share(void *arg, int t) noexcept nogil:
     cdef _AdamCall *c = <_AdamCall *>arg
-    cdef Py_ssize_t lo = (t * c.n // c.nt) & ~7, hi = c.n if t == c.nt - 1 else ((t + 1) * c.n // c.nt) & ~7
+    cdef Py_ssize_t lo = _cut(c.n, c.nt, t), hi = _cut(c.n, c.nt, t + 1)
     if c.kind == 4:
         cnn_adam_f32(<float *>c.p + lo, <const float *>c.g + lo, <float *>c.m + lo, <float *>c.v + lo,
                      NULL if c.vmax == NULL else <float *>c.vmax + lo, hi - lo, &c.h32)
