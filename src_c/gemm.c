@@ -626,7 +626,7 @@ int cnn_sgemm_strided(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
                       const float *b, ptrdiff_t rsb, ptrdiff_t csb,
                       float beta, float *c, ptrdiff_t ldc)
 {
-    return s_gemm_strided(m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);
+    return s_gemm_strided(m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc, 0);
 }
 
 int cnn_dgemm_strided(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alpha,
@@ -634,22 +634,25 @@ int cnn_dgemm_strided(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alpha,
                       const double *b, ptrdiff_t rsb, ptrdiff_t csb,
                       double beta, double *c, ptrdiff_t ldc)
 {
-    return d_gemm_strided(m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);
+    return d_gemm_strided(m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc, 0);
 }
 
-/* Row-major BLAS-style interface: A is M x K (lda) or, transposed, K x M; likewise B. */
-int cnn_sgemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
-              float alpha, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
-              float beta, float *c, ptrdiff_t ldc)
-{
-    return s_gemm_strided(m, n, k, alpha, a, trans_a ? 1 : lda, trans_a ? lda : 1,
-                          b, trans_b ? 1 : ldb, trans_b ? ldb : 1, beta, c, ldc);
-}
+/* Row-major BLAS-style interface: A is M x K (lda) or, transposed, K x M; likewise B. The _row_shares
+ * variants split C's rows between a team's threads as threads.h's cnn_row_share does. */
+#define ROW_MAJOR_ENTRIES(T, P)                                                                               \
+    int cnn_##P##gemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha, const T *a, \
+                      ptrdiff_t lda, const T *b, ptrdiff_t ldb, T beta, T *c, ptrdiff_t ldc)                  \
+    {                                                                                                         \
+        return P##_gemm_strided(m, n, k, alpha, a, trans_a ? 1 : lda, trans_a ? lda : 1, b, trans_b ? 1 : ldb, \
+                                trans_b ? ldb : 1, beta, c, ldc, 0);                                          \
+    }                                                                                                         \
+    int cnn_##P##gemm_row_shares(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,    \
+                                 const T *a, ptrdiff_t lda, const T *b, ptrdiff_t ldb, T beta, T *c,          \
+                                 ptrdiff_t ldc)                                                               \
+    {                                                                                                         \
+        return P##_gemm_strided(m, n, k, alpha, a, trans_a ? 1 : lda, trans_a ? lda : 1, b, trans_b ? 1 : ldb, \
+                                trans_b ? ldb : 1, beta, c, ldc, 1);                                          \
+    }
 
-int cnn_dgemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
-              double alpha, const double *a, ptrdiff_t lda, const double *b, ptrdiff_t ldb,
-              double beta, double *c, ptrdiff_t ldc)
-{
-    return d_gemm_strided(m, n, k, alpha, a, trans_a ? 1 : lda, trans_a ? lda : 1,
-                          b, trans_b ? 1 : ldb, trans_b ? ldb : 1, beta, c, ldc);
-}
+ROW_MAJOR_ENTRIES(float, s)
+ROW_MAJOR_ENTRIES(double, d)

@@ -41,6 +41,16 @@ int cnn_dgemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
               double alpha, const double *a, ptrdiff_t lda, const double *b, ptrdiff_t ldb,
               double beta, double *c, ptrdiff_t ldc);
 
+/* The same product with C's rows split between the team's threads by threads.h's cnn_row_share: for a
+ * product whose rows are a parameter's rows (a Linear layer's w @ x^T and delta^T @ x), so each thread
+ * reads or writes the rows the optimizer's step gives it. The same result as cnn_sgemm, bit for bit. */
+int cnn_sgemm_row_shares(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                         float alpha, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
+                         float beta, float *c, ptrdiff_t ldc);
+int cnn_dgemm_row_shares(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                         double alpha, const double *a, ptrdiff_t lda, const double *b, ptrdiff_t ldb,
+                         double beta, double *c, ptrdiff_t ldc);
+
 int cnn_sgemm_strided(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
                       const float *a, ptrdiff_t rsa, ptrdiff_t csa,
                       const float *b, ptrdiff_t rsb, ptrdiff_t csb,

@@ -286,13 +286,16 @@ static int G(gemm_parallel)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, i
 #endif
 
 /* Products up to 2048^3 on a team of nt threads with no synchronisation but the job's end: C is cut into
- * nt panels of whole micro-tiles along its wider side, and each thread runs gemm_serial on its panel with
+ * nt panels of whole micro-tiles along its wider side (or, for a product asked to, into the row shares of
+ * threads.h's cnn_row_share), and each thread runs gemm_serial on its panel with
  * its own packing buffers, packing its share of one operand and all of the other (columns split: every
  * thread packs all of A and its own columns of B, so B is packed once). Up to CNN_GEMM_STATIC_MAX_WORK
  * that duplicated packing costs less than gemm_parallel's barriers and its panels read across cores
  * (measured; thresholds.h). The panels start at multiples of MR or NR,
- * so every micro-tile keeps its place and its operations: the result is the serial one, bit for bit. The
- * same job struct serves the unpacked path (sup = 1: bands of whole sup_mr x sup_nr tiles). */
+ * so every micro-tile keeps its place and its operations: the result is the serial one, bit for bit (a
+ * row share may start inside a tile: every micro-kernel, whole or edge, gives each element of C the same
+ * multiply-adds in the same order wherever its tile starts, so that too is the serial result). The same
+ * job struct serves the unpacked path (sup = 1: bands of whole sup_mr x sup_nr tiles). */
 typedef struct {
     const cnn_gemm_cntx *cx;
     const cnn_gemm_blksz *bs;
@@ -302,6 +305,7 @@ typedef struct {
     ptrdiff_t rsa, csa, rsb, csb, ldc;
     T *c;
     int sup, by_cols;                /* the unpacked path; panels of columns rather than rows */
+    int row_shares, nt;              /* rows cut by cnn_row_share over nt threads, else `per` a thread */
     ptrdiff_t per;                   /* rows or columns per thread */
     atomic_int err;
     int cpus[CNN_MAX_NUM_THREADS];   /* the CPU each share started on */
@@ -315,10 +319,13 @@ static void G(gemm_share)(void *arg, int t)
 {
     G(share_job) *j = (G(share_job) *)arg;
     j->cpus[t] = cnn_gemm_cpu();
-    const ptrdiff_t lo = t * j->per, extent = j->by_cols ? j->n : j->m;
-    if (lo >= extent)
+    const ptrdiff_t extent = j->by_cols ? j->n : j->m;
+    const ptrdiff_t lo = j->row_shares ? cnn_row_share(extent, j->nt, t, 1) : t * j->per;
+    const ptrdiff_t hi = j->row_shares ? cnn_row_share(extent, j->nt, t + 1, 1)
+                                       : extent - lo < j->per ? extent : lo + j->per;
+    if (lo >= hi)
         return;
-    const ptrdiff_t len = extent - lo < j->per ? extent - lo : j->per;
+    const ptrdiff_t len = hi - lo;
     const ptrdiff_t mt = j->by_cols ? j->m : len, nt = j->by_cols ? len : j->n;
     const T *a = j->by_cols ? j->a : j->a + lo * j->rsa;
     const T *b = j->by_cols ? j->b + lo * j->csb : j->b;
@@ -330,8 +337,10 @@ static void G(gemm_share)(void *arg, int t)
         atomic_store_explicit(&j->err, 1, memory_order_relaxed);
 }
 
-/* The static partition (sup = 0) or the unpacked path (sup = 1) on nt threads. */
-static int G(gemm_shared)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, int nt, int sup, ptrdiff_t m,
+/* The static partition (sup = 0) or the unpacked path (sup = 1) on nt threads; row_shares: C's rows in
+ * cnn_row_share's shares. */
+static int G(gemm_shared)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, int nt, int sup, int row_shares,
+                          ptrdiff_t m,
                           ptrdiff_t n, ptrdiff_t k, T alpha, const T *a, ptrdiff_t rsa, ptrdiff_t csa,
                           const T *b, ptrdiff_t rsb, ptrdiff_t csb, T beta, T *c, ptrdiff_t ldc)
 {
@@ -345,10 +354,11 @@ static int G(gemm_shared)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, int
      * (and each streamed all of B); by columns each computes half the tiles from half of B. */
     const ptrdiff_t busiest_rows = (row_tiles + nt - 1) / nt * col_tiles;
     const ptrdiff_t busiest_cols = (col_tiles + nt - 1) / nt * row_tiles;
-    const int by_cols = sup ? busiest_cols < busiest_rows || (busiest_cols == busiest_rows && m < n)
-                            : (m <= n && col_tiles >= nt) || row_tiles < nt;
-    G(share_job) j = {cx, bs, m, n, k, alpha, beta, a, b, rsa, csa, rsb, csb, ldc, c, sup, by_cols,
-                      ((by_cols ? col_tiles : row_tiles) + nt - 1) / nt * (by_cols ? NR : MR)};
+    const int by_cols = row_shares ? 0
+                        : sup ? busiest_cols < busiest_rows || (busiest_cols == busiest_rows && m < n)
+                        : (m <= n && col_tiles >= nt) || row_tiles < nt;
+    G(share_job) j = {cx, bs, m, n, k, alpha, beta, a, b, rsa, csa, rsb, csb, ldc, c, sup, by_cols, row_shares,
+                      nt, ((by_cols ? col_tiles : row_tiles) + nt - 1) / nt * (by_cols ? NR : MR)};
     atomic_init(&j.err, 0);
     cnn_gemm_run_team(G(gemm_share), &j, nt);
     if (nt > 1)
@@ -411,10 +421,12 @@ static void G(scale_c)(ptrdiff_t m, ptrdiff_t n, T beta, T *c, ptrdiff_t ldc)
     }
 }
 
+/* row_shares: on a team, C's rows split by cnn_row_share (a product whose rows are a parameter's rows:
+ * gemm.h's cnn_sgemm_row_shares), whatever the shape; else the split and path the shape picks. */
 static int G(gemm_strided)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
                            const T *a, ptrdiff_t rsa, ptrdiff_t csa,
                            const T *b, ptrdiff_t rsb, ptrdiff_t csb,
-                           T beta, T *c, ptrdiff_t ldc)
+                           T beta, T *c, ptrdiff_t ldc, int row_shares)
 {
     if (m <= 0 || n <= 0)
         return 0;
@@ -428,8 +440,10 @@ static int G(gemm_strided)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
     const int sup = G(use_sup)(cx, bs, m, n, k, csb);
     if (sup || cnn_gemm_is_small(m, n, k))
         nt = cnn_gemm_small_team(nt);
-    if (sup || (nt > 1 && cnn_gemm_use_static(m, n, k)))
-        return G(gemm_shared)(cx, bs, nt, sup, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);
+    row_shares = row_shares && nt > 1 && m >= nt;
+    if (sup || row_shares || (nt > 1 && cnn_gemm_use_static(m, n, k)))
+        return G(gemm_shared)(cx, bs, nt, sup, row_shares, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c,
+                              ldc);
 #if CNN_CORE_OPENMP
     if (nt > 1)
         return G(gemm_parallel)(cx, bs, nt, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc);

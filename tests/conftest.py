@@ -55,6 +55,20 @@ def simd(request, use_simd) -> str:
     return request.param
 
 
+@pytest.fixture(params=["avx512", "avx512-packed", "avx512-unpacked", "avx2", "avx2-packed", "avx2-unpacked",
+                        "baseline"])
+def kernel(request, use_simd):
+    """Run a test with the AVX-512 and the AVX2+FMA micro-kernels (packing chosen by shape, forced on,
+    forced off) and with the portable C one (a level the CPU lacks is skipped)."""
+    from cnn_core.kernels import _gemm
+
+    path, _, packing = request.param.partition("-")
+    use_simd(path)
+    _gemm.set_unpacked({"packed": 0, "unpacked": 1}.get(packing, -1))
+    yield request.param
+    _gemm.set_unpacked(-1)
+
+
 @pytest.fixture
 def num_threads() -> Iterator[Callable[[int], None]]:
     """``cnn_core.set_num_threads``, with the thread count in force before the test restored afterwards."""

@@ -73,6 +73,59 @@ def test_forward_threads_match_serial_bitwise(num_threads):
     np.testing.assert_array_equal(linear_forward(x, w, b), serial)
 
 
+# Row shares (the training forward's z.T = w @ x.T and the weight gradient, each thread on the rows of w the
+# optimizer's step gives it): the MLP's layers, odd row counts (the shares meet inside a micro-tile), fewer
+# rows than threads (no split) and a batch of one.
+ROW_SHARE_SHAPES = [(64, 784, 100), (64, 100, 10), (37, 53, 29), (64, 784, 1), (1, 300, 67), (130, 20, 3)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,n_in,n_out", ROW_SHARE_SHAPES)
+@pytest.mark.parametrize("bias", [True, False])
+def test_forward_row_shares_equal_the_plain_forward_bitwise(dtype, n, n_in, n_out, bias, kernel, num_threads,
+                                                            two_threads):
+    """The row-shares forward (a layer in training) gives the plain forward's bits, on 2 threads and on 1,
+    at every micro-kernel: the same products summed in the same order, whichever operand is A."""
+    from cnn_core import _config
+    from cnn_core.kernels.dense import _linear
+
+    rng = np.random.default_rng(n + 3 * n_in + 7 * n_out)
+    x, w = make(rng, (n, n_in), dtype), make(rng, (n_out, n_in), dtype, scale=1 / np.sqrt(n_in))
+    b = make(rng, (n_out,), dtype) if bias else None
+    plain = check_forward(x, w, b)
+    for threads in (2, 1):
+        num_threads(threads)
+        jobs = _config._pool_stats()[0]
+        np.testing.assert_array_equal(_linear(x, w, b, row_shares=True), plain, err_msg=f"{threads} threads")
+        if threads == 2 and n_in * n * n_out >= 2 ** 21:   # a team of 2 (CNN_GEMM_MIN_WORK_PER_THREAD)
+            assert _config._pool_stats()[0] > jobs
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,n_in,n_out", ROW_SHARE_SHAPES)
+def test_weight_grad_row_shares_match_oracle_and_gemm_bitwise(dtype, n, n_in, n_out, kernel, num_threads,
+                                                              two_threads):
+    """dw = delta.T @ x on dw's row shares equals the oracle, and the GEMM's own split bit for bit (2 threads
+    and 1), written (beta 0: NaN in dw's old values does not leak) or accumulated."""
+    from cnn_core.kernels import gemm
+    from cnn_core.kernels.dense import _weight_grad
+
+    rng = np.random.default_rng(n + 5 * n_in + 11 * n_out)
+    x, delta = make(rng, (n, n_in), dtype), make(rng, (n, n_out), dtype)
+    _, dw_ref, _ = linear_backward_ref(x, np.zeros((n_out, n_in), dtype), delta)
+    start = make(rng, (n_out, n_in), dtype)
+    for threads in (2, 1):
+        num_threads(threads)
+        dw = np.full((n_out, n_in), np.nan, dtype)
+        _weight_grad(delta, x, dw, accumulate=False)
+        err = np.abs(dw.astype(np.float64) - dw_ref)
+        assert np.all(err <= gemm_tolerance(delta, x, trans_a=True, dtype=dtype)), f"max error {err.max():.3g}"
+        np.testing.assert_array_equal(dw, gemm(delta, x, trans_a=True))
+        acc = start.copy()
+        _weight_grad(delta, x, acc, accumulate=True)
+        np.testing.assert_array_equal(acc, gemm(delta, x, start.copy(), beta=1.0, trans_a=True))
+
+
 def assert_backward_close(x, w, delta):
     dx, dw, db = linear_backward(x, w, delta)
     dx_ref, dw_ref, db_ref = linear_backward_ref(x, w, delta)

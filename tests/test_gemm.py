@@ -33,18 +33,6 @@ def assert_gemm_close(c, a, b, c0=None, alpha=1.0, beta=0.0, trans_a=False, tran
     assert np.all(err <= tol), f"{what}: max error {err.max():.3g}, at tolerance {tol.flat[np.argmax(err - tol)]:.3g}"
 
 
-@pytest.fixture(params=["avx512", "avx512-packed", "avx512-unpacked", "avx2", "avx2-packed", "avx2-unpacked",
-                        "baseline"])
-def kernel(request, use_simd):
-    """Run a test with the AVX-512 and the AVX2+FMA micro-kernels (packing chosen by shape, forced on,
-    forced off) and with the portable C one (a level the CPU lacks is skipped)."""
-    path, _, packing = request.param.partition("-")
-    use_simd(path)
-    _gemm.set_unpacked({"packed": 0, "unpacked": 1}.get(packing, -1))
-    yield request.param
-    _gemm.set_unpacked(-1)
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m,n,k", SHAPES)
 @pytest.mark.parametrize("trans_a,trans_b", TRANS)

@@ -119,9 +119,9 @@ def test_sgd_compiled_step_equals_ufuncs_bitwise(dtype, kw, shape, simd):
                                   lambda ps: AdamW(ps, lr=0.01, weight_decay=0.05)], ids=["SGD", "Adam", "AdamW"])
 def test_compiled_step_split_over_threads_equals_one_thread_and_the_ufuncs_bitwise(dtype, make, num_threads,
                                                                                    two_threads):
-    """A parameter of 3 * 2^15 + 1 elements takes a team of 2 on the small-job pool (CNN_OPTIM_MIN_PER_THREAD,
-    shares cut at whole cache lines, the last one odd): SGD's, Adam's and AdamW's compiled steps give the same
-    bits as on one thread and as NumPy's ufuncs."""
+    """A parameter of 5 rows, 3 * 2^15 + 5 elements, takes a team of 2 on the small-job pool
+    (CNN_OPTIM_MIN_PER_THREAD; shares of whole rows, 2 and 3, as the GEMM's row shares): SGD's, Adam's and
+    AdamW's compiled steps give the same bits as on one thread and as NumPy's ufuncs."""
     from cnn_core import _config
     rng = np.random.default_rng(4)
     values = rng.standard_normal((5, 3 * 2 ** 15 // 5 + 1)).astype(dtype)
@@ -379,21 +379,25 @@ def test_all_grads_finite_scan(dtype, bad, simd):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_all_grads_finite_scan_split_over_threads_finds_every_place(dtype, num_threads, two_threads):
-    """An array of 3 * 2^15 + 1 elements is scanned by a team of 2 on the small-job pool: a NaN or an infinity
-    at either end of either share is found, on 2 threads and on 1."""
+@pytest.mark.parametrize("shape, cut", [((3 * 2 ** 15 + 1,), (3 * 2 ** 15 + 1) // 2 // 8 * 8),
+                                        ((5, 3 * 2 ** 15 // 5 + 1), 2 * (3 * 2 ** 15 // 5 + 1))],
+                         ids=["1-D, cache lines", "5 rows, rows"])
+def test_all_grads_finite_scan_split_over_threads_finds_every_place(dtype, shape, cut, num_threads, two_threads):
+    """An array of over 3 * 2^15 elements is scanned by a team of 2 on the small-job pool, a 1-D one in shares
+    of whole cache lines, one of 5 rows in 2 and 3 rows (the GEMM's row shares): a NaN or an infinity at
+    either end of either share (the second starting at `cut`) is found, on 2 threads and on 1."""
     from cnn_core import _config
     from cnn_core.kernels._optim import all_finite
-    a = np.ones(3 * 2 ** 15 + 1, dtype)
+    a = np.ones(shape, dtype)
     for threads in (2, 1):
         num_threads(threads)
         jobs = _config._pool_stats()[0]
         assert all_finite([np.ones(3, dtype), a])
-        for pos in (0, a.size // 2 - 1, a.size // 2, a.size - 1):
+        for pos in (0, cut - 1, cut, a.size - 1):
             for bad in (np.nan, -np.inf):
-                a[pos] = bad
+                a.flat[pos] = bad
                 assert not all_finite([a]), (threads, pos, bad)
-                a[pos] = 1.0
+                a.flat[pos] = 1.0
         assert _config._pool_stats()[0] - jobs == (9 if threads == 2 else 0)
 
 

@@ -4,10 +4,12 @@
 # Row-major, BLAS argument order; see src_c/gemm.h. Returns 0, or -1 if packing buffers cannot be allocated.
 from cython cimport floating
 
-# c = alpha * op(a) @ op(b) + beta * c; with beta == 0, c is not read.
+# c = alpha * op(a) @ op(b) + beta * c; with beta == 0, c is not read. row_shares: on a team, c's rows split
+# between the threads as a parameter's rows are (threads.h's cnn_row_share), for products whose rows are a
+# weight's rows, so each thread touches the rows the optimizer's step gives it (the same result).
 cdef int gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
               floating alpha, const floating *a, Py_ssize_t lda, const floating *b, Py_ssize_t ldb,
-              floating beta, floating *c, Py_ssize_t ldc) noexcept nogil
+              floating beta, floating *c, Py_ssize_t ldc, bint row_shares=*) noexcept nogil
 # c += a @ b.T with a (m, k) and b (n, k) rows contiguous (a weight gradient's NT product); see gemm.h.
 cdef int gemm_nt_acc(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const floating *a, Py_ssize_t lda,
                      const floating *b, Py_ssize_t ldb, floating *c, Py_ssize_t ldc) noexcept nogil

@@ -26,6 +26,12 @@ cdef extern from "gemm.h" nogil:
     int cnn_dgemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                   double alpha, const double *a, ptrdiff_t lda, const double *b, ptrdiff_t ldb,
                   double beta, double *c, ptrdiff_t ldc)
+    int cnn_sgemm_row_shares(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                             float alpha, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
+                             float beta, float *c, ptrdiff_t ldc)
+    int cnn_dgemm_row_shares(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                             double alpha, const double *a, ptrdiff_t lda, const double *b, ptrdiff_t ldb,
+                             double beta, double *c, ptrdiff_t ldc)
     int cnn_sgemm_strided(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
                           const float *a, ptrdiff_t rsa, ptrdiff_t csa,
                           const float *b, ptrdiff_t rsb, ptrdiff_t csb,
@@ -61,10 +67,14 @@ def set_pool(bint on) -> None:
 
 cdef int gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
               floating alpha, const floating *a, Py_ssize_t lda, const floating *b, Py_ssize_t ldb,
-              floating beta, floating *c, Py_ssize_t ldc) noexcept nogil:
+              floating beta, floating *c, Py_ssize_t ldc, bint row_shares=False) noexcept nogil:
     if floating is float:
+        if row_shares:
+            return cnn_sgemm_row_shares(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
         return cnn_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
     else:
+        if row_shares:
+            return cnn_dgemm_row_shares(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
         return cnn_dgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 
 

@@ -22,6 +22,7 @@ cdef extern from "thresholds.h" nogil:
     Py_ssize_t CNN_OPTIM_MIN_PER_THREAD
 cdef extern from "threads.h" nogil:
     enum: CNN_MAX_NUM_THREADS
+    Py_ssize_t cnn_row_share(Py_ssize_t rows, int nt, int t, Py_ssize_t unit)
 
 
 cdef extern from "optim.h" nogil:
@@ -48,23 +49,32 @@ cdef extern from "optim.h" nogil:
 cnn_optim_init(simd_level)
 
 
-cdef inline Py_ssize_t _cut(Py_ssize_t n, int nt, int t) noexcept nogil:
-    """Where share t of n elements split over nt threads starts (share nt: n): whole cache lines of float64
-    (8 elements), so no two threads write one line."""
-    return n if t == nt else (t * n // nt) & ~7
+cdef inline Py_ssize_t _cut(Py_ssize_t n, Py_ssize_t row, int nt, int t) noexcept nogil:
+    """Where share t of an array of n elements, in rows of `row` elements, split over nt threads starts
+    (share nt: n): whole rows, the row shares the GEMM gives the same threads for a Linear layer's products
+    (threads.h's cnn_row_share: each thread then updates the rows it has just read or written); or, for a
+    1-D array or one with fewer rows than threads, whole cache lines of float64 (8 elements)."""
+    if row > 1 and n // row >= nt:
+        return cnn_row_share(n // row, nt, t, 1) * row
+    return cnn_row_share(n, nt, t, 8)
+
+
+cdef inline Py_ssize_t _row(const Py_buffer *v, Py_ssize_t n) noexcept nogil:
+    """Elements per row (along the first axis) of an array of n elements; 1 for 0-D and 1-D arrays."""
+    return n // v.shape[0] if v.ndim >= 2 and v.shape[0] > 0 else 1
 
 
 # One array of all_finite for its team: thread t scans its share and sets bad[t].
 ctypedef struct _ScanCall:
     const void *buf
-    Py_ssize_t n
+    Py_ssize_t n, row
     int nt, kind
     int bad[CNN_MAX_NUM_THREADS]
 
 
 cdef void _scan_share(void *arg, int t) noexcept nogil:
     cdef _ScanCall *c = <_ScanCall *>arg
-    cdef Py_ssize_t lo = _cut(c.n, c.nt, t), hi = _cut(c.n, c.nt, t + 1)
+    cdef Py_ssize_t lo = _cut(c.n, c.row, c.nt, t), hi = _cut(c.n, c.row, c.nt, t + 1)
     if c.kind == 4:
         c.bad[t] = cnn_nonfinite_f32(<const uint32_t *>c.buf + lo, hi - lo)
     else:
@@ -87,6 +97,7 @@ def all_finite(arrays) -> bool:
         c.kind = float_kind(&v)
         if c.kind != 0:
             c.buf, c.n = v.buf, v.len // c.kind
+            c.row = _row(&v, c.n)
             c.nt = team_size(c.n // CNN_OPTIM_MIN_PER_THREAD)
             with nogil:
                 run_team(_scan_share, &c, c.nt)
@@ -134,6 +145,7 @@ def sgd_step(p, g, buf, double lr, double momentum, double dampening, double wei
                                                                                           or vb.len != vp.len)):
                     raise TypeError("sgd_step: expected p, g and buf of one float dtype and size")
                 c.p, c.g, c.buf, c.n, c.kind, c.mode = vp.buf, vg.buf, vb.buf, vp.len // kind, kind, mode
+                c.row = _row(&vp, c.n)
                 c.lr, c.mu, c.damp1, c.wd = lr, momentum, 1.0 - dampening, weight_decay
                 c.use_wd, c.nesterov = weight_decay != 0.0, nesterov
                 c.nt = team_size(c.n // CNN_OPTIM_MIN_PER_THREAD)
@@ -154,14 +166,14 @@ ctypedef struct _SgdCall:
     void *p
     const void *g
     void *buf
-    Py_ssize_t n
+    Py_ssize_t n, row
     int nt, kind, mode, use_wd, nesterov
     double lr, mu, damp1, wd
 
 
 cdef void _sgd_share(void *arg, int t) noexcept nogil:
     cdef _SgdCall *c = <_SgdCall *>arg
-    cdef Py_ssize_t lo = _cut(c.n, c.nt, t), hi = _cut(c.n, c.nt, t + 1)
+    cdef Py_ssize_t lo = _cut(c.n, c.row, c.nt, t), hi = _cut(c.n, c.row, c.nt, t + 1)
     if c.kind == 4:
         cnn_sgd_f32(<float *>c.p + lo, <const float *>c.g + lo, NULL if c.buf == NULL else <float *>c.buf + lo,
                     hi - lo, <float>c.lr, <float>c.mu, <float>c.damp1, <float>c.wd, c.use_wd, c.mode, c.nesterov)
@@ -177,7 +189,7 @@ ctypedef struct _AdamCall:
     void *v
     void *vmax
     const void *g
-    Py_ssize_t n
+    Py_ssize_t n, row
     int nt, kind
     cnn_adam_params_f32 h32
     cnn_adam_params_f64 h64
@@ -185,7 +197,7 @@ ctypedef struct _AdamCall:
 
 cdef void _adam_share(void *arg, int t) noexcept nogil:
     cdef _AdamCall *c = <_AdamCall *>arg
-    cdef Py_ssize_t lo = _cut(c.n, c.nt, t), hi = _cut(c.n, c.nt, t + 1)
+    cdef Py_ssize_t lo = _cut(c.n, c.row, c.nt, t), hi = _cut(c.n, c.row, c.nt, t + 1)
     if c.kind == 4:
         cnn_adam_f32(<float *>c.p + lo, <const float *>c.g + lo, <float *>c.m + lo, <float *>c.v + lo,
                      NULL if c.vmax == NULL else <float *>c.vmax + lo, hi - lo, &c.h32)
@@ -218,6 +230,7 @@ def adam_step(p, g, m, v, vmax, double beta1, double beta2, double eps, double w
                 raise TypeError("adam_step: expected p, g, m, v (and vmax) of one float dtype and size")
         mode = 0 if wd == 0.0 else (2 if decoupled else 1)
         c.kind, c.n = kind, views[0].len // kind
+        c.row = _row(&views[0], c.n)
         c.p, c.m, c.v, c.g = views[0].buf, views[1].buf, views[2].buf, views[held - 1].buf
         c.vmax = views[3].buf if ams else NULL
         if kind == 4:

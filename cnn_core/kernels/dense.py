@@ -30,13 +30,21 @@ def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) ->
     return _linear(x, w, b)
 
 
-def _linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+def _linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, row_shares: bool = False) -> np.ndarray:
     """linear_forward without argument checks, for layers that have checked x, w and b (C-contiguous, one
-    float dtype, matching shapes) at their own boundary."""
+    float dtype, matching shapes) at their own boundary. row_shares: w is about to be updated (training):
+    each thread reads the rows of w the optimizer's step gives it (same result)."""
     z = np.empty((x.shape[0], w.shape[0]), dtype=x.dtype)
     has_bias = b is not None
-    _dense.linear_forward_into(x, w, b if has_bias else np.empty(0, x.dtype), has_bias, z)
+    _dense.linear_forward_into(x, w, b if has_bias else np.empty(0, x.dtype), has_bias, z, row_shares)
     return z
+
+
+def _weight_grad(delta: np.ndarray, x: np.ndarray, dw: np.ndarray, accumulate: bool) -> None:
+    """dw = delta.T @ x, or dw += delta.T @ x with `accumulate`, without argument checks: BP4's weight
+    gradient of a layer that has checked delta (N, out), x (N, in) and dw (out, in), C-contiguous arrays of
+    one float dtype; dw's rows split between the threads as the optimizer's step splits them."""
+    _dense.linear_weight_grad_into(x, delta, dw, accumulate)
 
 
 def linear_backward(x: np.ndarray, w: np.ndarray, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

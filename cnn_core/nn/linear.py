@@ -6,7 +6,7 @@ import numpy as np
 from cnn_core._random import get_rng
 from cnn_core._validation import check_bool, check_size
 from cnn_core.kernels.activations import _sigma, _sigma_backward
-from cnn_core.kernels.dense import _bias_grad, _linear
+from cnn_core.kernels.dense import _bias_grad, _linear, _weight_grad
 from cnn_core.kernels.gemm import _matmul
 from cnn_core.nn.init import check_init, check_parameter_bytes, layer_weights
 from cnn_core.nn.module import Module, Parameter, is_kept, register_module
@@ -90,7 +90,7 @@ class Linear(Module):
             self._a_prev = None
         else:
             self._a_prev = xc.copy() if np.may_share_memory(xc, x) and not is_kept(x) else xc
-        z = _linear(xc, self.weight.data, None if self.bias is None else self.bias.data)
+        z = _linear(xc, self.weight.data, None if self.bias is None else self.bias.data, row_shares=self.training)
         if relu:
             _sigma("relu", z, z)
         self._a = z if relu and self.training else None
@@ -114,7 +114,7 @@ class Linear(Module):
         # BP4: dC/dw_jk = a_k^{l-1} delta_j, i.e. delta^T a_prev over the batch, accumulated in place (beta=1)
         # or, after zero_grad, written (beta=0).
         gw, accumulate = self.weight._grad_to_write()
-        _matmul(delta, a_prev, c=gw, beta=1.0 if accumulate else 0.0, trans_a=True)
+        _weight_grad(delta, a_prev, gw, accumulate)
         if not self.input_grad:
             return None
         # BP2's (w^{l})^T delta^{l} in row layout: the error handed to the previous layer (before its sigma').
