@@ -62,6 +62,15 @@
  * from 2^13 on made no difference there). */
 #define CNN_OPTIM_MIN_PER_THREAD (1 << 15)
 
+/* A Linear layer's forward in training: the largest output z (batch x out_features elements) computed as
+ * z.T = w @ x.T on the weight's row shares (threads.h's cnn_row_share) and transposed back in one serial
+ * pass; larger ones take the plain z = x @ w.T. The row shares spare the optimizer's step the lines of w the
+ * other core has read, but every thread packs all of x and the transposing pass grows with z. Forward + SGD
+ * step on 2 threads, float32, us, plain / row shares (2-vCPU Xeon VM, AVX-512): 784 -> 100 at batch 64
+ * 107 / 53, 256: 251 / 158, 1024: 628 / 722; 512 -> 128 at 128 (16,384 outputs) 88 / 78, 256: 203 / 139;
+ * 256 -> 256 at 64 (16,384) 42 / 45, 256: 122 / 133; 128 -> 512 at 64 (32,768) 51 / 57, 256: 130 / 188. */
+#define CNN_DENSE_ROW_SHARES_MAX_OUTPUTS (1 << 14)
+
 /* Pooling: input elements per thread. A 2x2 max pooling reads ~0.3 ns per element on one core (AMD EPYC,
  * AVX2), so 2^17 elements are ~40 us of work: below that a thread's share costs less than waking it
  * (a few us on a quiet machine; a scheduler time slice on a busy one, where the team's other thread has

@@ -75,8 +75,9 @@ def test_forward_threads_match_serial_bitwise(num_threads):
 
 # Row shares (the training forward's z.T = w @ x.T and the weight gradient, each thread on the rows of w the
 # optimizer's step gives it): the MLP's layers, odd row counts (the shares meet inside a micro-tile), fewer
-# rows than threads (no split) and a batch of one.
-ROW_SHARE_SHAPES = [(64, 784, 100), (64, 100, 10), (37, 53, 29), (64, 784, 1), (1, 300, 67), (130, 20, 3)]
+# rows than threads (no split), a batch of one, and a forward past CNN_DENSE_ROW_SHARES_MAX_OUTPUTS (plain).
+ROW_SHARE_SHAPES = [(64, 784, 100), (64, 100, 10), (37, 53, 29), (64, 784, 1), (1, 300, 67), (130, 20, 3),
+                    (300, 37, 129)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -1,3 +1,4 @@
+# distutils: depends = src_c/thresholds.h
 """Loops of the fully connected layer (validation lives in dense.py).
 
 Forward: z = x @ w.T on the blocked C GEMM, then one pass over z, still hot in cache, that adds the bias.
@@ -13,6 +14,10 @@ from cython cimport floating
 from libc.stdlib cimport free, malloc
 
 from cnn_core.kernels._gemm cimport gemm
+
+cdef extern from "thresholds.h":
+    Py_ssize_t CNN_DENSE_ROW_SHARES_MAX_OUTPUTS
+
 
 cdef enum:
     # Columns summed per sweep in bias_grad: the double accumulators stay in L1 while rows stream past.
@@ -50,9 +55,10 @@ def linear_forward_into(const floating[:, ::1] x, const floating[:, ::1] w, cons
                         bint has_bias, floating[:, ::1] z, bint row_shares):
     """z = x @ w.T + b: x (N, in), w (out, in), b (out,) read only if has_bias, z (N, out).
 
-    row_shares: compute z.T = w @ x.T with w's rows split between the threads as the optimizer's step
-    splits them (the GEMM's row shares), then z = (z.T).T + b in one pass; for a weight about to be updated. The
-    same products in the same order: the same bits as the plain z = x @ w.T."""
+    row_shares: for a weight about to be updated, compute z.T = w @ x.T with w's rows split between the
+    threads as the optimizer's step splits them (the GEMM's row shares), then z = (z.T).T + b in one pass,
+    when z has at most CNN_DENSE_ROW_SHARES_MAX_OUTPUTS elements (thresholds.h). The same products in the same
+    order: the same bits as the plain z = x @ w.T."""
     cdef Py_ssize_t n = x.shape[0], n_in = x.shape[1], n_out = w.shape[0], i, j, i0, i1
     cdef const floating *pb = &b[0] if has_bias and n_out > 0 else NULL
     cdef floating *zi
@@ -62,6 +68,7 @@ def linear_forward_into(const floating[:, ::1] x, const floating[:, ::1] w, cons
     cdef int err = 0
     if n == 0 or n_out == 0:
         return
+    row_shares = row_shares and n * n_out <= CNN_DENSE_ROW_SHARES_MAX_OUTPUTS
     with nogil:
         if not row_shares:
             err = gemm(False, True, n, n_out, n_in, <floating>1, _cptr(x), n_in, _cptr(w), n_in, <floating>0,
