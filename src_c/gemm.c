@@ -221,6 +221,9 @@ static void cnn_gemm_run_team(cnn_pool_job job, void *arg, int nt)
     }
 }
 
+/* An Intel CPU (the AVX-512 level's blocking: gemm_avx512_intel), read once at import by cnn_gemm_init. */
+static int cnn_gemm_intel = 0;
+
 /* One core's L2 cache in bytes, read once at import (glibc's sysconf, from CPUID); 0 where unknown. */
 static ptrdiff_t cnn_gemm_l2_bytes = 0;
 
@@ -252,6 +255,10 @@ int cnn_gemm_init(cnn_team_size_fn team_size, cnn_simd_level_fn simd_level)
 #endif
     cnn_gemm_team_size = team_size;
     cnn_gemm_level = simd_level;
+#if CNN_X86
+    __builtin_cpu_init();
+    cnn_gemm_intel = __builtin_cpu_is("intel");
+#endif
     return 0;
 }
 
@@ -569,11 +576,21 @@ AVX2_PACKT(d, double, __m256d, pd, 4, cnn_transpose4_pd)
  * 1 MiB L2, 3.7 GHz), timing KC in 128..320, MC in 140..420 and NC in 512..4096 at square sizes 256..2048
  * and on im2col products: KC = 256 beat 128 by 5-8% at 1024 and 2048, MC and NC moved results by < 3%. */
 
-/*                   MR  NR   MC   KC    NC  supMR supNR supKmax supRatio */
-#define S_BLK_AVX2   {6, 16, 144, 256, 4096,    6,   16,    256,     160}
-#define D_BLK_AVX2   {6,  8,  96, 256, 2048,    6,    8,    256,      80}
-#define S_BLK_AVX512 {CNN_AVX512_S_MR, CNN_AVX512_S_NR, 280, 256, 4096, CNN_AVX512_SUP_MR, 32, 256, 128}
-#define D_BLK_AVX512 {CNN_AVX512_D_MR, CNN_AVX512_D_NR, 280, 256, 2048, CNN_AVX512_SUP_MR, 16, 256, 96}
+/*                   MR  NR   MC   KC    NC  supMR supNR supKmax supRatio (one thread, team) */
+#define S_BLK_AVX2   {6, 16, 144, 256, 4096,    6,   16,    256,     160, 160}
+#define D_BLK_AVX2   {6,  8,  96, 256, 2048,    6,    8,    256,      80,  80}
+#define S_BLK_AVX512 {CNN_AVX512_S_MR, CNN_AVX512_S_NR, 280, 256, 4096, CNN_AVX512_SUP_MR, 32, 256, 128, 128}
+#define D_BLK_AVX512 {CNN_AVX512_D_MR, CNN_AVX512_D_NR, 280, 256, 2048, CNN_AVX512_SUP_MR, 16, 256, 96, 96}
+/* Intel cores with AVX-512 (BLIS keeps skx apart from zen4 the same way): the same kernels and cache
+ * blocks, a smaller unpacked region, and a larger one for teams, whose threads each pack all of the
+ * operand they share (the static split). Measured on the Xeon VM (model 0xA7, 2 MiB L2), best of 7 blocks,
+ * packed / unpacked us: one thread, float32 128^3 22.7 / 21.8, 192^3 70 / 86, 256^3 162 / 209 (numpy.matmul
+ * 186: the Zen 4 table's unpacked 256^3 was 1.12x OpenBLAS here), (100 x 64) @ (64 x 784) 52.8 / 57.1;
+ * float64 96^3 19.9 / 19.9, 128^3 46 / 55, 192^3 147 / 184; two threads, float32 128^3 17.0 / 14.1, 192^3
+ * 37.4 / 34.8, 256^3 95 / 103; float64 128^3 28.3 / 22.8, 192^3 93 / 104. At this level the unpacked and
+ * packed kernels give the same bits for k <= KC (tests/test_gemm.py checks it). */
+#define S_BLK_AVX512_INTEL {CNN_AVX512_S_MR, CNN_AVX512_S_NR, 280, 256, 4096, CNN_AVX512_SUP_MR, 32, 256, 64, 96}
+#define D_BLK_AVX512_INTEL {CNN_AVX512_D_MR, CNN_AVX512_D_NR, 280, 256, 2048, CNN_AVX512_SUP_MR, 16, 256, 48, 72}
 /* The AVX-512 sup ratios, measured on the Zen 4 core with the AVX-512 unpacked kernel (one thread, best of 15
  * blocks, us, unpacked vs packed): float32 256^3 291 vs 319, 192^3 123 vs 139, (128 x 128) @ (128 x 3136)
  * 1354 vs 1370, (300 x 128) @ (128 x 300) 218 vs 220, LeNet conv2 dcols (150 x 16) @ (16 x 6400) 341 vs 322
@@ -582,6 +599,8 @@ AVX2_PACKT(d, double, __m256d, pd, 4, cnn_transpose4_pd)
 
 #define BASELINE_CNTX {s_kernel_c, d_kernel_c, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, S_BLK_AVX2, \
                        D_BLK_AVX2}
+#define AVX512_KERNELS_CNTX cnn_s_ukr_avx512, cnn_d_ukr_avx512, cnn_s_edge_avx512, cnn_d_edge_avx512, \
+                            cnn_s_sup_avx512, cnn_d_sup_avx512, NULL, NULL, s_packt_avx2, d_packt_avx2
 static const cnn_gemm_cntx cnn_gemm_table[CNN_SIMD_NLEVELS] = {
     [CNN_SIMD_BASELINE] = BASELINE_CNTX,
 #if CNN_X86
@@ -592,22 +611,27 @@ static const cnn_gemm_cntx cnn_gemm_table[CNN_SIMD_NLEVELS] = {
      * (128x128x392) 171 / 88, 205 / 155; (64x32x64) 10.2 / 2.8, 12.6 / 5.3; (128x576x196) 417 / 185,
      * 662 / 380; LeNet-5's (16x150x800) 44.5 / 45.5, 85 / 89), as did an AVX-512 NT kernel (4 x 6 blocks:
      * 131 us at 128x128x392); the packing transpose is AVX2's */
-    [CNN_SIMD_AVX512] = {cnn_s_ukr_avx512, cnn_d_ukr_avx512, cnn_s_edge_avx512, cnn_d_edge_avx512,
-                         cnn_s_sup_avx512, cnn_d_sup_avx512, NULL, NULL, s_packt_avx2,
-                         d_packt_avx2, S_BLK_AVX512, D_BLK_AVX512},
+    [CNN_SIMD_AVX512] = {AVX512_KERNELS_CNTX, S_BLK_AVX512, D_BLK_AVX512},
 #else
     [CNN_SIMD_AVX2] = BASELINE_CNTX,
     [CNN_SIMD_AVX512] = BASELINE_CNTX,
 #endif
 };
 
+#if CNN_X86
+static const cnn_gemm_cntx cnn_gemm_avx512_intel = {AVX512_KERNELS_CNTX, S_BLK_AVX512_INTEL, D_BLK_AVX512_INTEL};
+#endif
 const cnn_gemm_cntx *cnn_gemm_context(void)
 {
     const int level = cnn_gemm_level();
+#if CNN_X86
+    if (level == CNN_SIMD_AVX512 && cnn_gemm_intel)
+        return &cnn_gemm_avx512_intel;
+#endif
     return &cnn_gemm_table[level >= 0 && level < CNN_SIMD_NLEVELS ? level : CNN_SIMD_BASELINE];
 }
 
-void cnn_gemm_blocking(int dtype, ptrdiff_t out[6])
+void cnn_gemm_blocking(int dtype, ptrdiff_t out[9])
 {
     const cnn_gemm_cntx *cx = cnn_gemm_context();
     const cnn_gemm_blksz *bs = dtype ? &cx->d_blk : &cx->s_blk;
@@ -617,6 +641,9 @@ void cnn_gemm_blocking(int dtype, ptrdiff_t out[6])
     out[3] = bs->kc;
     out[4] = cnn_gemm_nc(bs, bs->kc, dtype ? sizeof(double) : sizeof(float));
     out[5] = cnn_gemm_l2_bytes;
+    out[6] = bs->sup_kmax;
+    out[7] = bs->sup_ratio;
+    out[8] = bs->sup_ratio_team;
 }
 
 /* ---- public entry points ------------------------------------------------------------------------- */

@@ -83,8 +83,9 @@ int cnn_gemm_backoff_left(void);
 void cnn_gemm_reset_backoff(void);
 
 /* The blocking of the level in use for float (dtype 0) or double (1): mr, nr, mc, kc, nc (capped at depth kc by
- * the L2 size) in out[0..4], the L2 size in bytes the cap uses (0: unknown) in out[5]. */
-void cnn_gemm_blocking(int dtype, ptrdiff_t out[6]);
+ * the L2 size) in out[0..4], the L2 size in bytes the cap uses (0: unknown) in out[5], the unpacked path's
+ * sup_kmax, sup_ratio and sup_ratio_team in out[6..8]. */
+void cnn_gemm_blocking(int dtype, ptrdiff_t out[9]);
 
 /* Seconds taken by a probe of the FMA units (src_c/gemm_peak.c: kind 0 one dependent chain, 1 AVX2 and
  * 2 AVX-512 throughput, over iters steps), or -1 where the CPU lacks it; for the benchmarks' peak. */

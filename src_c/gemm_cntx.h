@@ -32,10 +32,13 @@ CNN_GEMM_KERNEL_TYPES(d, double)
 
 /* Blocking of one dtype at one level (BLIS's blocksizes): MR x NR the packed micro-tile, MC x KC the block
  * of A kept in L2, KC x NC the block of B kept in L3; sup_mr x sup_nr the unpacked kernel's tile, used
- * while k <= sup_kmax and (m + n) * sup_ratio >= m * n (gemm_template.h's use_sup says why). */
+ * while k <= sup_kmax and (m + n) * ratio >= m * n, ratio = sup_ratio on one thread and sup_ratio_team on
+ * a team (gemm_template.h's use_sup says why). The two ratios may differ only where the unpacked and the
+ * packed kernels give the same bits (sup_kmax <= KC, one depth block, and the same epilogue), so that
+ * the thread count never changes a result. */
 typedef struct {
     int mr, nr, mc, kc, nc;
-    int sup_mr, sup_nr, sup_kmax, sup_ratio;
+    int sup_mr, sup_nr, sup_kmax, sup_ratio, sup_ratio_team;
 } cnn_gemm_blksz;
 
 /* The largest MR and NR of any level (the driver's edge-tile buffer). */

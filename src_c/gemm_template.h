@@ -19,7 +19,8 @@
  *
  * Results never depend on the thread count: the depth blocks (KC) depend on k alone and the micro-tiles
  * are anchored at C's corner whatever the rows and columns each thread takes, so every element of C gets
- * the same operations in the same order (and the packed/unpacked choice depends on the shape alone).
+ * the same operations in the same order (and the packed/unpacked choice depends on the shape alone, or
+ * also on the thread count where both kernels give the same bits: gemm_cntx.h's sup_ratio_team).
  */
 
 /* Portable micro-kernel: fixed trip counts so the compiler unrolls and vectorizes the j loop. */
@@ -395,15 +396,17 @@ static void G(gemm_sup)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, ptrdi
  * ~150 in float64, on the AVX2 kernels; ~256 and ~192 at the AVX-512 level: gemm.c's table), and
  * while its B slivers (k rows each, read in place with B's row stride) stay cheap to stream: with k past
  * sup_kmax they do not (a (64, 288) @ (288, 50176) im2col product: 53 GFLOP/s unpacked, 74 packed, on a
- * Zen 4 core). It needs B's rows contiguous, for the direct vector loads. */
+ * Zen 4 core). It needs B's rows contiguous, for the direct vector loads. On a team of nt threads each
+ * thread packs all of the operand the threads share, so packing weighs more there: sup_ratio_team. */
 static int G(use_sup)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, ptrdiff_t m, ptrdiff_t n,
-                      ptrdiff_t k, ptrdiff_t csb)
+                      ptrdiff_t k, ptrdiff_t csb, int nt)
 {
     if (csb != 1 || cx->G(sup) == NULL)
         return 0;
     if (cnn_gemm_sup_mode >= 0)
         return cnn_gemm_sup_mode;
-    return k <= bs->sup_kmax && (double)(m + n) * bs->sup_ratio >= (double)m * (double)n;
+    const int ratio = nt > 1 ? bs->sup_ratio_team : bs->sup_ratio;
+    return k <= bs->sup_kmax && (double)(m + n) * ratio >= (double)m * (double)n;
 }
 
 /* C = beta * C without reading C when beta == 0 (the alpha == 0 or k == 0 case). */
@@ -437,7 +440,7 @@ static int G(gemm_strided)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,
     const cnn_gemm_cntx *cx = cnn_gemm_context();   /* one level for the whole call, every thread */
     const cnn_gemm_blksz *bs = &cx->G(blk);
     int nt = cnn_gemm_team(m, n, k);
-    const int sup = G(use_sup)(cx, bs, m, n, k, csb);
+    const int sup = G(use_sup)(cx, bs, m, n, k, csb, nt);
     if (sup || cnn_gemm_is_small(m, n, k))
         nt = cnn_gemm_small_team(nt);
     row_shares = row_shares && nt > 1 && m >= nt;

@@ -259,12 +259,47 @@ AVX512_EDGES = [(1, 1, 1), (13, 31, 255), (14, 32, 256), (15, 33, 257), (14, 16,
 @pytest.mark.skipif("avx512" not in cnn_core.cpu_simd_levels(), reason="CPU without AVX-512")
 def test_avx512_blocking_is_the_tables(use_simd):
     # The level switch selects the level's blocking; the edge shapes above are placed around these values.
+    # Intel's unpacked region is its own (src_c/gemm.c's S_BLK_AVX512_INTEL), the rest is one table.
     use_simd("avx512")
     l2 = _gemm.blocking(np.float32)["l2"]
-    assert _gemm.blocking(np.float32) == dict(mr=14, nr=32, mc=280, kc=256, nc=l2_capped_nc(4096, 256, 32, 4), l2=l2)
-    assert _gemm.blocking(np.float64) == dict(mr=14, nr=16, mc=280, kc=256, nc=l2_capped_nc(2048, 256, 16, 8), l2=l2)
+    intel = "GenuineIntel" in open("/proc/cpuinfo").read()
+    sup32, sup64 = ((64, 96), (48, 72)) if intel else ((128, 128), (96, 96))
+    assert _gemm.blocking(np.float32) == dict(mr=14, nr=32, mc=280, kc=256, nc=l2_capped_nc(4096, 256, 32, 4), l2=l2,
+                                              sup_kmax=256, sup_ratio=sup32[0], sup_ratio_team=sup32[1])
+    assert _gemm.blocking(np.float64) == dict(mr=14, nr=16, mc=280, kc=256, nc=l2_capped_nc(2048, 256, 16, 8), l2=l2,
+                                              sup_kmax=256, sup_ratio=sup64[0], sup_ratio_team=sup64[1])
     use_simd("avx2")
     assert _gemm.blocking(np.float32)["mr"] == 6 and _gemm.blocking(np.float64)["nr"] == 8
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_thread_dependent_unpacked_choice_only_where_both_paths_agree_bitwise(dtype, simd, num_threads):
+    # A level may pick the unpacked path by a different ratio on a team (sup_ratio_team) only if, for every
+    # depth the unpacked path takes (k <= sup_kmax), it gives the packed path's bits: one depth block (KC),
+    # the same epilogue. Then a product whose choice flips between 1 and 2 threads (the squares 128-256)
+    # gives the same bits on both.
+    blocks = _gemm.blocking(dtype)
+    if blocks["sup_ratio"] == blocks["sup_ratio_team"]:
+        pytest.skip(f"{simd}: one unpacked ratio for any thread count")
+    assert blocks["sup_kmax"] <= blocks["kc"]
+    rng = np.random.default_rng(17)
+    for m, n, k in [(128, 128, 128), (192, 192, 192), (256, 256, 256), (100, 784, 64), (37, 300, 255), (5, 7, 1)]:
+        a, b = operands(rng, m, n, k, False, False, dtype)
+        c0 = rng.standard_normal((m, n)).astype(dtype)
+        for alpha, beta in ((1.0, 0.0), (0.7, 0.5), (-1.5, 1.0)):
+            got = {}
+            for mode in (0, 1):
+                _gemm.set_unpacked(mode)
+                try:
+                    got[mode] = gemm(a, b, c0.copy(), alpha=alpha, beta=beta)
+                finally:
+                    _gemm.set_unpacked(-1)
+            np.testing.assert_array_equal(got[0], got[1], err_msg=f"{m}x{n}x{k} alpha {alpha} beta {beta}")
+            by_threads = []
+            for threads in (1, 2):
+                num_threads(threads)
+                by_threads.append(gemm(a, b, c0.copy(), alpha=alpha, beta=beta))
+            np.testing.assert_array_equal(*by_threads, err_msg=f"{m}x{n}x{k} alpha {alpha} beta {beta}")
 
 
 @pytest.mark.skipif("avx512" not in cnn_core.cpu_simd_levels(), reason="CPU without AVX-512")

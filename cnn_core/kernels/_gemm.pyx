@@ -246,10 +246,12 @@ def reset_backoff() -> None:
 def blocking(dtype) -> dict:
     """The packed GEMM's blocking at the SIMD level in use for `dtype` (float32 or float64): the micro-tile
     mr x nr and the cache blocks mc, kc, nc (src_c/gemm.c's table, nc as capped at depth kc by half of one
-    core's L2), and l2, the L2 size the cap used in bytes (0: unknown, no cap). For tests and benchmarks."""
-    cdef Py_ssize_t out[6]
+    core's L2), l2, the L2 size the cap used in bytes (0: unknown, no cap), and the unpacked path's limits:
+    sup_kmax, sup_ratio (one thread) and sup_ratio_team. For tests and benchmarks."""
+    cdef Py_ssize_t out[9]
     cnn_gemm_blocking(1 if dtype == np.float64 else 0, out)
-    return dict(mr=out[0], nr=out[1], mc=out[2], kc=out[3], nc=out[4], l2=out[5])
+    return dict(mr=out[0], nr=out[1], mc=out[2], kc=out[3], nc=out[4], l2=out[5], sup_kmax=out[6],
+                sup_ratio=out[7], sup_ratio_team=out[8])
 
 
 def fma_probe(kind: int, iters: int) -> float:
