@@ -341,8 +341,7 @@ static void G(gemm_share)(void *arg, int t)
 /* The static partition (sup = 0) or the unpacked path (sup = 1) on nt threads; row_shares: C's rows in
  * cnn_row_share's shares. */
 static int G(gemm_shared)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, int nt, int sup, int row_shares,
-                          ptrdiff_t m,
-                          ptrdiff_t n, ptrdiff_t k, T alpha, const T *a, ptrdiff_t rsa, ptrdiff_t csa,
+                          ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha, const T *a, ptrdiff_t rsa, ptrdiff_t csa,
                           const T *b, ptrdiff_t rsb, ptrdiff_t csb, T beta, T *c, ptrdiff_t ldc)
 {
     const ptrdiff_t MR = sup ? bs->sup_mr : bs->mr, NR = sup ? bs->sup_nr : bs->nr;
