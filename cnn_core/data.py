@@ -32,9 +32,9 @@ import numpy as np
 
 from cnn_core._config import get_num_threads
 from cnn_core._random import get_rng
-from cnn_core._validation import as_float_array, check_bool, check_int, check_real, not_an_array
+from cnn_core._validation import all_finite, as_float_array, check_bool, check_int, check_real, not_an_array
 from cnn_core.kernels._batches import Gatherer
-from cnn_core.kernels.augment import _all_finite, _gather, _normalize, _shift_crop
+from cnn_core.kernels.augment import _gather, _normalize, _shift_crop
 
 __all__ = ["DataLoader", "Transform", "Compose", "RandomCrop", "RandomHorizontalFlip", "RandomShift", "Normalize"]
 
@@ -449,7 +449,7 @@ class DataLoader:
                 i += 1
                 if bad_at < lo + m:
                     raise NonFiniteRowError("X", int(order[bad_at]))
-                if screen_here and not _all_finite(batch[0]):
+                if screen_here and not all_finite(batch[0]):
                     raise NonFiniteRowError("X", int(order[lo + _first_bad_row(batch[0])]))
                 if self.transform is not None:
                     batch = (_apply(self.transform, batch[0], rng),) + batch[1:]

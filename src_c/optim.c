@@ -1,10 +1,9 @@
-/* SGD's update and the gradients' finiteness scan, one loop per dtype and instruction-set level (see
- * optim.h), and Adam's. The loops are plain C that the compiler vectorizes for each target: a literal use_wd, mode and
- * nesterov give each case its own branch-free loop (one shared loop with the tests inside ran scalar, 2.5x
- * slower than NumPy's four ufuncs on a 100 x 784 weight). Measured on a Zen 4 core (CPU time, loaded
+/* SGD's and Adam's update, one loop per dtype and instruction-set level (see optim.h). The loops are plain
+ * C that the compiler vectorizes for each target: a literal use_wd, mode and nesterov give each case its own
+ * branch-free loop (one shared loop with the tests inside ran scalar, 2.5x slower than NumPy's four ufuncs
+ * on a 100 x 784 weight). Measured on a Zen 4 core (CPU time, loaded
  * machine), a 100 x 784 float32 weight: SGD with momentum 13.6 us baseline, 11.5 AVX2 and AVX-512 (memory
- * bound: p, g and the buffer are ~1 MB together); the finiteness scan 6.6 / 3.6 / 3.9 us; Adam 34.7 us
- * (AVX-512) against 138.8 us for the ufuncs. */
+ * bound: p, g and the buffer are ~1 MB together); Adam 34.7 us (AVX-512) against 138.8 us for the ufuncs. */
 #include "optim.h"
 
 #include <math.h>
@@ -97,39 +96,11 @@
         }                                                                                                  \
     }
 
-/* float32: x is NaN or +-inf exactly when its bits without the sign, as an unsigned integer, are at least
- * 0x7f800000 (exponent all ones), so one unsigned max-reduction of |bits| answers for the whole array:
- * an and and a max per vector (2.66 us for a 100 x 784 gradient in L2 at AVX-512 on Zen 4, against 3.41 us
- * for an OR-reduction of per-element tests, which also spends a compare per vector). float64 keeps the
- * OR-reduction: AVX2 has no unsigned 64-bit max. */
-#define SCAN_LOOP_MAX(U, SFX, ABS, EXP, TGT, ATTR)                                                         \
-    ATTR static int nonfinite_##SFX##_##TGT(const U *b, ptrdiff_t n)                                       \
-    {                                                                                                      \
-        U top = 0;                                                                                         \
-        for (ptrdiff_t i = 0; i < n; ++i) {                                                                \
-            const U a = b[i] & ABS;                                                                        \
-            top = a > top ? a : top;                                                                       \
-        }                                                                                                  \
-        return top >= EXP;                                                                                 \
-    }
-
-/* An integer OR-reduction of "exponent bits all ones" (NaN, +-inf), which vectorizes. */
-#define SCAN_LOOP(U, SFX, EXP, TGT, ATTR)                                                                  \
-    ATTR static int nonfinite_##SFX##_##TGT(const U *b, ptrdiff_t n)                                       \
-    {                                                                                                      \
-        U bad = 0;                                                                                         \
-        for (ptrdiff_t i = 0; i < n; ++i)                                                                  \
-            bad |= (U)((b[i] & EXP) == EXP);                                                               \
-        return bad != 0;                                                                                   \
-    }
-
 #define OPTIM_LOOPS(TGT, ATTR)                                                                             \
     SGD_LOOPS(float, f32, TGT, ATTR)                                                                       \
     SGD_LOOPS(double, f64, TGT, ATTR)                                                                      \
     ADAM_LOOPS(float, f32, sqrtf, TGT, ATTR)                                                               \
-    ADAM_LOOPS(double, f64, sqrt, TGT, ATTR)                                                               \
-    SCAN_LOOP_MAX(uint32_t, f32, 0x7fffffffu, 0x7f800000u, TGT, ATTR)                                      \
-    SCAN_LOOP(uint64_t, f64, 0x7ff0000000000000u, TGT, ATTR)
+    ADAM_LOOPS(double, f64, sqrt, TGT, ATTR)
 
 OPTIM_LOOPS(base, )
 #if CNN_X86
@@ -142,13 +113,10 @@ static const struct {
     void (*sgd_f32)(float *, const float *, float *, ptrdiff_t, float, float, float, float, int, int, int);
     void (*sgd_f64)(double *, const double *, double *, ptrdiff_t, double, double, double, double, int, int,
                     int);
-    int (*nonfinite_f32)(const uint32_t *, ptrdiff_t);
-    int (*nonfinite_f64)(const uint64_t *, ptrdiff_t);
     void (*adam_f32)(float *, const float *, float *, float *, float *, ptrdiff_t, const cnn_adam_params_f32 *);
     void (*adam_f64)(double *, const double *, double *, double *, double *, ptrdiff_t, const cnn_adam_params_f64 *);
 } cnn_optim_table[CNN_SIMD_NLEVELS] = {
-#define OPTIM_ROW(TGT) {sgd_f32_##TGT, sgd_f64_##TGT, nonfinite_f32_##TGT, nonfinite_f64_##TGT, adam_f32_##TGT, \
-                        adam_f64_##TGT}
+#define OPTIM_ROW(TGT) {sgd_f32_##TGT, sgd_f64_##TGT, adam_f32_##TGT, adam_f64_##TGT}
     [CNN_SIMD_BASELINE] = OPTIM_ROW(base),
 #if CNN_X86
     [CNN_SIMD_AVX2] = OPTIM_ROW(avx2),
@@ -184,16 +152,6 @@ void cnn_sgd_f64(double *p, const double *g, double *buf, ptrdiff_t n, double lr
                  double wd, int use_wd, int mode, int nesterov)
 {
     OPTIM_CNTX()->sgd_f64(p, g, buf, n, lr, mu, damp1, wd, use_wd, mode, nesterov);
-}
-
-int cnn_nonfinite_f32(const uint32_t *b, ptrdiff_t n)
-{
-    return OPTIM_CNTX()->nonfinite_f32(b, n);
-}
-
-int cnn_nonfinite_f64(const uint64_t *b, ptrdiff_t n)
-{
-    return OPTIM_CNTX()->nonfinite_f64(b, n);
 }
 
 void cnn_adam_f32(float *p, const float *g, float *m, float *v, float *vmax, ptrdiff_t n, const cnn_adam_params_f32 *h)

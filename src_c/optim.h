@@ -1,6 +1,5 @@
-/* The training step's elementwise kernels (kernels/_optim.pyx): SGD's and Adam's update of one parameter
- * and the finiteness scan of the gradients, float32 and float64, over n contiguous elements, one loop per
- * instruction-set level (cpu.h). No multiply-add is fused (optim.c is built with -ffp-contract=off and the
+/* The training step's elementwise kernels (kernels/_optim.pyx): SGD's and Adam's update of one parameter,
+ * float32 and float64, over n contiguous elements, one loop per instruction-set level (cpu.h). No multiply-add is fused (optim.c is built with -ffp-contract=off and the
  * loops use none), so every level rounds as NumPy's ufuncs do: results are equal bit for bit. */
 #ifndef CNN_CORE_OPTIM_H
 #define CNN_CORE_OPTIM_H
@@ -47,7 +46,4 @@ void cnn_adam_f32(float *p, const float *g, float *m, float *v, float *vmax, ptr
 void cnn_adam_f64(double *p, const double *g, double *m, double *v, double *vmax, ptrdiff_t n,
                   const cnn_adam_params_f64 *h);
 
-/* 1 when one of the n values (as their bit patterns) is NaN or +-inf: exponent bits all ones. */
-int cnn_nonfinite_f32(const uint32_t *b, ptrdiff_t n);
-int cnn_nonfinite_f64(const uint64_t *b, ptrdiff_t n);
 #endif

@@ -82,6 +82,17 @@ static inline ptrdiff_t cnn_row_share(ptrdiff_t rows, int nt, int t, ptrdiff_t u
     return t >= nt ? rows : (ptrdiff_t)t * rows / nt / unit * unit;
 }
 
+/* Where share t of an array of n elements, in rows of `row` elements, split over nt threads starts (share
+ * nt: n): whole rows, the row shares the GEMM gives the same threads for a Linear layer's products (so the
+ * optimizer's step and fit's gradient scan touch the rows each thread has just written); or, for a 1-D
+ * array or one with fewer rows than threads, whole cache lines of float64 (8 elements). */
+static inline ptrdiff_t cnn_array_share(ptrdiff_t n, ptrdiff_t row, int nt, int t)
+{
+    if (row > 1 && n / row >= nt)
+        return cnn_row_share(n / row, nt, t, 1) * row;
+    return cnn_row_share(n, nt, t, 8);
+}
+
 /* One job: share t of nt (t = 0 on the calling thread). */
 typedef void (*cnn_pool_job)(void *arg, int t);
 /* Run job(arg, t) for t = 0..nt-1, t = 0 on the calling thread, and return once all have finished: 0; or

@@ -359,10 +359,10 @@ def test_bad_types_raise_type_error(make, match):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_all_grads_finite_scan(dtype, bad, simd):
-    # fit's one-call scan of every gradient (kernels/_optim.pyx, src_c/optim.c's loop of each SIMD level)
+    # fit's one-call scan of every gradient (cnn_core/_finite.pyx, src_c/finite.c's loop of each SIMD level)
     # against np.isfinite: a bad value anywhere in any array (first, middle, last element; 1-D to 4-D,
     # sizes below, at and past full vector blocks; None entries skipped) is found.
-    from cnn_core.kernels._optim import all_finite
+    from cnn_core._finite import all_finite
     rng = np.random.default_rng(4)
     arrays = [rng.standard_normal(s).astype(dtype) for s in [(7,), (3, 5), (2, 3, 4, 5), (33,), (64,), (1001,)]]
     assert all_finite(arrays) and all_finite([None, *arrays, None]) and all_finite([])
@@ -387,7 +387,7 @@ def test_all_grads_finite_scan_split_over_threads_finds_every_place(dtype, shape
     of whole cache lines, one of 5 rows in 2 and 3 rows (the GEMM's row shares): a NaN or an infinity at
     either end of either share (the second starting at `cut`) is found, on 2 threads and on 1."""
     from cnn_core import _config
-    from cnn_core.kernels._optim import all_finite
+    from cnn_core._finite import all_finite
     a = np.ones(shape, dtype)
     for threads in (2, 1):
         num_threads(threads)
@@ -403,10 +403,11 @@ def test_all_grads_finite_scan_split_over_threads_finds_every_place(dtype, shape
 
 @pytest.mark.parametrize("dtype, bits", [(np.float32, np.uint32), (np.float64, np.uint64)])
 def test_all_grads_finite_scan_at_the_bit_pattern_edges(dtype, bits, simd):
-    # The float32 scan reads max(|bits|) >= the exponent-all-ones pattern (src_c/optim.c): every NaN payload
+    # The scan reads max(|bits|) >= the exponent-all-ones pattern (src_c/finite.c: float32, and float64 at
+    # AVX-512; an OR of per-element tests elsewhere): every NaN payload
     # (quiet, signalling, negative), both infinities are found; the largest finite magnitude, -0.0,
     # subnormals are not, at a place inside a vector block and in the tail.
-    from cnn_core.kernels._optim import all_finite
+    from cnn_core._finite import all_finite
     nbits = 8 * np.dtype(dtype).itemsize
     exp = {32: 0x7f800000, 64: 0x7ff0000000000000}[nbits]
     sign = 1 << (nbits - 1)

@@ -204,3 +204,36 @@ def test_layers_still_refuse_bad_input_at_their_boundary(layer, shape):
     x = np.zeros(shape, np.float64 if layer.parameters() else np.int64)
     with pytest.raises(TypeError, match=f"^{type(layer).__name__}: [xz]: expected dtype float32"):
         layer(x)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, ">f4", ">f8", np.float16])
+@pytest.mark.parametrize("n", [1, 17, 1000, 3 * 2 ** 15 + 5], ids=["1", "17", "1000", "team"])
+def test_all_finite_and_check_finite_agree_with_numpy(dtype, n, simd, num_threads, monkeypatch):
+    """_validation.all_finite, the one test behind check_finite: the compiled scan (cnn_core/_finite.pyx) for
+    C-contiguous native float32/float64 at every SIMD level, on one thread and split over a team, NumPy's
+    test for strided views, other byte orders and other dtypes; a NaN or an infinity at the first, a middle
+    and the last element is found, and check_finite names the argument."""
+    from cnn_core import _finite, _validation
+    from cnn_core._validation import NonFiniteError, all_finite, check_finite
+
+    compiled = []
+    real = _finite.all_finite
+    monkeypatch.setattr(_finite, "all_finite", lambda arrays: compiled.append(1) or real(arrays))
+    native = np.dtype(dtype) in _validation.FLOAT_DTYPES
+    x = np.random.default_rng(n).standard_normal((n, 3)).astype(dtype)
+    for threads in (1, 2):
+        num_threads(threads)
+        for a in (x, x[:, ::2]):
+            del compiled[:]
+            assert all_finite(a)
+            check_finite(a, "X")
+            for pos in (0, a.size // 2, a.size - 1):
+                for bad in (np.nan, np.inf, -np.inf):
+                    b = a.copy() if a.flags.c_contiguous else a
+                    keep = b.flat[pos]
+                    b.flat[pos] = bad
+                    assert not all_finite(b), (threads, pos, bad)
+                    with pytest.raises(NonFiniteError, match="X: expected finite values"):
+                        check_finite(b, "X")
+                    b.flat[pos] = keep
+            assert bool(compiled) == (native and a.flags.c_contiguous)

@@ -5,35 +5,10 @@ allocated; they run without the GIL, so a batch can be prepared while other Pyth
 """
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, Py_buffer, PyBuffer_Release, PyObject_GetBuffer
 from cython cimport floating
-from cython.parallel cimport prange
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 
-from cnn_core._config cimport team_size
 from cnn_core.kernels._buffer cimport float_kind
-from cnn_core.kernels._finite cimport bad32, bad64
-
-# Elements per task of the finiteness scan: large enough that a thread's share outweighs waking it.
-cdef Py_ssize_t FINITE_CHUNK = 1 << 18
-
-
-def all_finite(const unsigned char[::1] raw, int itemsize):
-    """True when no float in `raw` (float32 when itemsize is 4, else float64, C-contiguous bytes) is NaN or
-    infinite: one read of the data, no temporary, split over threads in FINITE_CHUNK tasks."""
-    cdef Py_ssize_t n = raw.shape[0] // itemsize, nchunks = (n + FINITE_CHUNK - 1) // FINITE_CHUNK, c, lo, m
-    cdef int bad = 0
-    if n == 0:
-        return True
-    cdef const unsigned char* base = &raw[0]
-    with nogil:
-        for c in prange(nchunks, num_threads=team_size(nchunks), schedule="static"):
-            lo = c * FINITE_CHUNK
-            m = min(FINITE_CHUNK, n - lo)
-            if itemsize == 4:
-                bad += bad32(<const uint32_t*>base + lo, m)
-            else:
-                bad += bad64(<const uint64_t*>base + lo, m)
-    return bad == 0
 
 
 def gather_rows(const unsigned char[:, ::1] src, const int64_t[::1] idx, unsigned char[:, ::1] out):

@@ -21,10 +21,10 @@ were busy with the GEMM team. Here the helper thread waits on a PyThread lock (n
 from cpython.pythread cimport (NOWAIT_LOCK, WAIT_LOCK, PyThread_acquire_lock, PyThread_allocate_lock,
                                PyThread_free_lock, PyThread_release_lock, PyThread_type_lock)
 from libc.stddef cimport ptrdiff_t
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t
 
 from cnn_core._config cimport cnn_team_count, pool_idle_clear, pool_idle_set, team_arrive, team_wait
-from cnn_core.kernels._finite cimport bad32, bad64
+from cnn_core._finite cimport nonfinite
 
 
 cdef extern from "gather.h" nogil:
@@ -56,11 +56,11 @@ PIECE_BYTES = 16384
 
 
 cdef int rows_bad32(const unsigned char *p, ptrdiff_t nbytes) noexcept nogil:
-    return bad32(<const uint32_t*>p, nbytes // 4)
+    return nonfinite(p, nbytes // 4, 4)
 
 
 cdef int rows_bad64(const unsigned char *p, ptrdiff_t nbytes) noexcept nogil:
-    return bad64(<const uint64_t*>p, nbytes // 8)
+    return nonfinite(p, nbytes // 8, 8)
 
 
 cdef class Gatherer:

@@ -16,3 +16,8 @@ cdef inline int float_kind(const Py_buffer *v) noexcept:
     if f[0] == b'd' and v.itemsize == 8:
         return 8
     return 0
+
+
+cdef inline Py_ssize_t row_size(const Py_buffer *v, Py_ssize_t n) noexcept nogil:
+    """Elements per row (along the first axis) of v, an array of n elements; 1 for 0-D and 1-D arrays."""
+    return n // v.shape[0] if v.ndim >= 2 and v.shape[0] > 0 else 1

@@ -1,9 +1,8 @@
 # distutils: extra_compile_args = -ffp-contract=off
 # distutils: sources = src_c/optim.c
-# distutils: depends = src_c/optim.h src_c/cpu.h src_c/thresholds.h
-"""Compiled optimizer kernels for the training loop: the finiteness scan of every gradient in one call, and
-SGD's and Adam's update of one parameter in one pass (cnn_core.optim.SGD, Adam and cnn_core.training call
-them on arrays they have checked).
+# distutils: depends = src_c/optim.h src_c/cpu.h src_c/threads.h src_c/thresholds.h
+"""Compiled optimizer kernels for the training loop: SGD's and Adam's update of one parameter in one pass
+(cnn_core.optim.SGD and Adam call them on arrays they have checked).
 
 Arrays are taken through the buffer protocol (any C-contiguous float32/float64 array, any number of
 dimensions), which costs a fraction of a microsecond per array: a LeNet-5 step has ten parameters, and
@@ -14,15 +13,14 @@ CFLAGS a build passes, so sgd_step rounds as NumPy's ufuncs do at every level.
 """
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cnn_core._config cimport run_team, simd_level, team_size
-from cnn_core.kernels._buffer cimport float_kind
-from libc.stdint cimport uint32_t, uint64_t
+from cnn_core.kernels._buffer cimport float_kind, row_size
 
 
 cdef extern from "thresholds.h" nogil:
     Py_ssize_t CNN_OPTIM_MIN_PER_THREAD
 cdef extern from "threads.h" nogil:
     enum: CNN_MAX_NUM_THREADS
-    Py_ssize_t cnn_row_share(Py_ssize_t rows, int nt, int t, Py_ssize_t unit)
+    Py_ssize_t cnn_array_share(Py_ssize_t n, Py_ssize_t row, int nt, int t)
 
 
 cdef extern from "optim.h" nogil:
@@ -32,7 +30,6 @@ cdef extern from "optim.h" nogil:
                      float wd, int use_wd, int mode, int nesterov)
     void cnn_sgd_f64(double *p, const double *g, double *buf, Py_ssize_t n, double lr, double mu,
                      double damp1, double wd, int use_wd, int mode, int nesterov)
-    int cnn_nonfinite_f32(const uint32_t *b, Py_ssize_t n)
     ctypedef struct cnn_adam_params_f32:
         float beta1, one_minus_beta1, beta2, one_minus_beta2, wd, decay, bias2_sqrt, eps, step_size
         int decay_mode
@@ -43,73 +40,9 @@ cdef extern from "optim.h" nogil:
                       const cnn_adam_params_f32 *h)
     void cnn_adam_f64(double *p, const double *g, double *m, double *v, double *vmax, Py_ssize_t n,
                       const cnn_adam_params_f64 *h)
-    int cnn_nonfinite_f64(const uint64_t *b, Py_ssize_t n)
 
 
 cnn_optim_init(simd_level)
-
-
-cdef inline Py_ssize_t _cut(Py_ssize_t n, Py_ssize_t row, int nt, int t) noexcept nogil:
-    """Where share t of an array of n elements, in rows of `row` elements, split over nt threads starts
-    (share nt: n): whole rows, the row shares the GEMM gives the same threads for a Linear layer's products
-    (threads.h's cnn_row_share: each thread then updates the rows it has just read or written); or, for a
-    1-D array or one with fewer rows than threads, whole cache lines of float64 (8 elements)."""
-    if row > 1 and n // row >= nt:
-        return cnn_row_share(n // row, nt, t, 1) * row
-    return cnn_row_share(n, nt, t, 8)
-
-
-cdef inline Py_ssize_t _row(const Py_buffer *v, Py_ssize_t n) noexcept nogil:
-    """Elements per row (along the first axis) of an array of n elements; 1 for 0-D and 1-D arrays."""
-    return n // v.shape[0] if v.ndim >= 2 and v.shape[0] > 0 else 1
-
-
-# One array of all_finite for its team: thread t scans its share and sets bad[t].
-ctypedef struct _ScanCall:
-    const void *buf
-    Py_ssize_t n, row
-    int nt, kind
-    int bad[CNN_MAX_NUM_THREADS]
-
-
-cdef void _scan_share(void *arg, int t) noexcept nogil:
-    cdef _ScanCall *c = <_ScanCall *>arg
-    cdef Py_ssize_t lo = _cut(c.n, c.row, c.nt, t), hi = _cut(c.n, c.row, c.nt, t + 1)
-    if c.kind == 4:
-        c.bad[t] = cnn_nonfinite_f32(<const uint32_t *>c.buf + lo, hi - lo)
-    else:
-        c.bad[t] = cnn_nonfinite_f64(<const uint64_t *>c.buf + lo, hi - lo)
-
-
-def all_finite(arrays) -> bool:
-    """True when no element of any array in the sequence `arrays` (C-contiguous float32/float64 arrays) is
-    NaN or infinite; None entries are skipped. One pass over each, split over a team from
-    CNN_OPTIM_MIN_PER_THREAD elements a thread as sgd_step's (each thread then reads the part of a gradient
-    it has likely written itself)."""
-    cdef Py_buffer v
-    cdef _ScanCall c
-    cdef int t
-    cdef bint bad
-    for a in arrays:
-        if a is None:
-            continue
-        PyObject_GetBuffer(a, &v, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
-        c.kind = float_kind(&v)
-        if c.kind != 0:
-            c.buf, c.n = v.buf, v.len // c.kind
-            c.row = _row(&v, c.n)
-            c.nt = team_size(c.n // CNN_OPTIM_MIN_PER_THREAD)
-            with nogil:
-                run_team(_scan_share, &c, c.nt)
-        PyBuffer_Release(&v)
-        if c.kind == 0:
-            raise TypeError(f"arrays: expected float32/float64 arrays, got {getattr(a, 'dtype', type(a).__name__)}")
-        bad = False
-        for t in range(c.nt):
-            bad = bad or c.bad[t]
-        if bad:
-            return False
-    return True
 
 
 def sgd_step(p, g, buf, double lr, double momentum, double dampening, double weight_decay, bint nesterov,
@@ -145,7 +78,7 @@ def sgd_step(p, g, buf, double lr, double momentum, double dampening, double wei
                                                                                           or vb.len != vp.len)):
                     raise TypeError("sgd_step: expected p, g and buf of one float dtype and size")
                 c.p, c.g, c.buf, c.n, c.kind, c.mode = vp.buf, vg.buf, vb.buf, vp.len // kind, kind, mode
-                c.row = _row(&vp, c.n)
+                c.row = row_size(&vp, c.n)
                 c.lr, c.mu, c.damp1, c.wd = lr, momentum, 1.0 - dampening, weight_decay
                 c.use_wd, c.nesterov = weight_decay != 0.0, nesterov
                 c.nt = team_size(c.n // CNN_OPTIM_MIN_PER_THREAD)
@@ -160,8 +93,8 @@ def sgd_step(p, g, buf, double lr, double momentum, double dampening, double wei
         PyBuffer_Release(&vp)
 
 
-# One sgd_step call's arguments for its team (run_team): thread t updates elements [_cut(t), _cut(t + 1));
-# elementwise, so any split gives the same bits.
+# One sgd_step call's arguments for its team (run_team): thread t updates its share of the elements
+# (threads.h's cnn_array_share); elementwise, so any split gives the same bits.
 ctypedef struct _SgdCall:
     void *p
     const void *g
@@ -173,7 +106,7 @@ ctypedef struct _SgdCall:
 
 cdef void _sgd_share(void *arg, int t) noexcept nogil:
     cdef _SgdCall *c = <_SgdCall *>arg
-    cdef Py_ssize_t lo = _cut(c.n, c.row, c.nt, t), hi = _cut(c.n, c.row, c.nt, t + 1)
+    cdef Py_ssize_t lo = cnn_array_share(c.n, c.row, c.nt, t), hi = cnn_array_share(c.n, c.row, c.nt, t + 1)
     if c.kind == 4:
         cnn_sgd_f32(<float *>c.p + lo, <const float *>c.g + lo, NULL if c.buf == NULL else <float *>c.buf + lo,
                     hi - lo, <float>c.lr, <float>c.mu, <float>c.damp1, <float>c.wd, c.use_wd, c.mode, c.nesterov)
@@ -197,7 +130,7 @@ ctypedef struct _AdamCall:
 
 cdef void _adam_share(void *arg, int t) noexcept nogil:
     cdef _AdamCall *c = <_AdamCall *>arg
-    cdef Py_ssize_t lo = _cut(c.n, c.row, c.nt, t), hi = _cut(c.n, c.row, c.nt, t + 1)
+    cdef Py_ssize_t lo = cnn_array_share(c.n, c.row, c.nt, t), hi = cnn_array_share(c.n, c.row, c.nt, t + 1)
     if c.kind == 4:
         cnn_adam_f32(<float *>c.p + lo, <const float *>c.g + lo, <float *>c.m + lo, <float *>c.v + lo,
                      NULL if c.vmax == NULL else <float *>c.vmax + lo, hi - lo, &c.h32)
@@ -230,7 +163,7 @@ def adam_step(p, g, m, v, vmax, double beta1, double beta2, double eps, double w
                 raise TypeError("adam_step: expected p, g, m, v (and vmax) of one float dtype and size")
         mode = 0 if wd == 0.0 else (2 if decoupled else 1)
         c.kind, c.n = kind, views[0].len // kind
-        c.row = _row(&views[0], c.n)
+        c.row = row_size(&views[0], c.n)
         c.p, c.m, c.v, c.g = views[0].buf, views[1].buf, views[2].buf, views[held - 1].buf
         c.vmax = views[3].buf if ams else NULL
         if kind == 4:

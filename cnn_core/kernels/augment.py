@@ -7,18 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn_core._validation import as_float_array, check_output, not_an_array
+from cnn_core._validation import all_finite as _all_finite, as_float_array, check_output, not_an_array
 from cnn_core.kernels import _augment
 
 __all__ = ["gather", "shift_crop", "normalize", "all_finite"]
-
-
-def _all_finite(x: np.ndarray) -> bool:
-    """No NaN or infinity in the float array x: one compiled pass without a temporary when x is
-    C-contiguous (np.isfinite(x).all() allocates a bool array as large as x), NumPy's otherwise."""
-    if x.flags.c_contiguous and x.dtype.kind == "f" and x.dtype.itemsize in (4, 8):
-        return _augment.all_finite(x.reshape(-1).view(np.uint8), x.dtype.itemsize)
-    return bool(np.isfinite(x).all())
 
 
 def all_finite(x: np.ndarray) -> bool:
