@@ -521,6 +521,34 @@ def test_conv_keeps_fit_batches_without_a_copy_but_copies_other_inputs():
         assert seen[3] is False and np.array_equal(conv.weight.grad, expected)
 
 
+def test_gradient_scan_reads_written_gradients_and_skips_marked_ones():
+    # fit's gradient check lists the gradients from the Parameters' slots (nn.module.grads_to_scan): one that
+    # zero_grad marked and no backward wrote since reads as zeros, so stale values in its array are neither
+    # flagged nor filled; once written (or read through .grad) it is scanned; duck-typed parameters are read
+    # through .grad.
+    from types import SimpleNamespace
+
+    from cnn_core.nn.module import Parameter
+    from cnn_core.training import _all_finite
+
+    p, q = Parameter(np.zeros(5)), Parameter(np.zeros(70000, np.float32))
+    p.grad[2] = np.nan
+    assert not _all_finite([q, p])
+    p._zero_grad()
+    assert _all_finite([q, p]) and np.isnan(p._grad[2])   # marked: zeros, not filled by the check
+    p.grad[3] = np.inf                                     # read through .grad: filled, then written
+    assert not _all_finite([p, q])
+    q._zero_grad()
+    q.grad[-1] = np.nan                                    # the team-split array, written after the mark
+    p.grad[3] = 0
+    assert not _all_finite([p, q])
+    duck = SimpleNamespace(data=np.zeros(2), grad=np.array([0.0, np.inf]))
+    assert not _all_finite([p, duck]) and not _all_finite([duck])
+    duck.grad[1] = 1.0
+    q.grad[-1] = 0
+    assert _all_finite([q, duck, p])
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("bad", [None, np.nan, np.inf])
 def test_gradient_scan_takes_non_contiguous_gradients(dtype, bad):

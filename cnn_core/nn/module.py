@@ -171,6 +171,17 @@ class Parameter:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype}{frozen})"
 
 
+def grads_to_scan(params) -> list:
+    """The gradient arrays a check for NaN/inf must read, one per parameter of `params`: a Parameter's own,
+    or None when zero_grad marked it and no backward wrote it since (it reads as zeros); `.grad` for other
+    objects. Why not `.grad` throughout: the property's call is most of the cost of listing them in fit's
+    step (an MLP 784-100-10, 4 parameters: 1.8 us a step), and it would fill a marked gradient with zeros."""
+    try:
+        return [None if p._zeroed else p._grad for p in params]
+    except AttributeError:
+        return [p.grad for p in params]
+
+
 class _IncompatibleKeys(NamedTuple):
     """What ``load_state_dict`` returns (PyTorch's fields): the module's keys the dict lacked, and the dict's
     keys the module does not have."""
