@@ -100,6 +100,50 @@ def test_chunking_changes_nothing_but_speed(case, chunk_bytes, monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("chunk_bytes", [1, 1 << 30])
+@pytest.mark.parametrize("case, kept", [((3, 24, 20, 5, 7, 1, 1, 0, 1, 1, True), True),
+                                        ((5, 6, 4, 5, 5, 1, 1, 0, 3, 2, True), True),
+                                        ((2, 20, 24, 6, 6, 1, 2, 0, 1, 1, True), True),
+                                        ((4, 2, 3, 6, 6, 3, 2, 0, 1, 1, True), True),
+                                        ((2, 20, 24, 5, 5, 1, 1, 1, 1, 1, True), False),
+                                        ((3, 5, 6, 14, 14, 3, 2, 1, 1, 1, True), False)],
+                         ids=["1x1", "1x1 grouped", "1x1 stride 2", "3x3 stride 2 to 2x2", "1x1 padded",
+                              "3x3 stride 2"])
+def test_kept_columns_give_the_bits_of_columns_rebuilt_from_x(case, kept, chunk_bytes, dtype, monkeypatch):
+    """Where im2col's columns are no larger than x (1x1 kernels, strided ones with small outputs), forward in
+    training keeps every chunk's columns and backward reads them instead of x: the same bits as backward
+    building them again from x (the kernels called without `kept`), one sample per chunk and all in one; x
+    changed in place after forward changes no gradient. Larger columns (padding, 3x3 at 7x7) keep x and
+    build them again."""
+    from cnn_core.kernels import _conv
+    monkeypatch.setattr(conv_module, "_COLS_CHUNK_BYTES", chunk_bytes)
+    m, x_shape = _layer(case, dtype)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    z = m(x)
+    cols = m._cache[3]
+    assert (cols is not None) == kept
+    x_kept = x.copy()
+    x[:] = 1e3                                   # the caller reuses its array before backward
+    delta = rng.standard_normal(z.shape).astype(dtype)
+    dx = m.backward(delta)
+    n, f = x.shape[0], m.out_channels
+    oh, ow = z.shape[2:]
+    pads = m._geometry(*x.shape[2:])[0]
+    chunk = m._chunk(n, oh * ow)
+    scratch = np.empty((cnn_core.get_num_threads(), (2 * m._k + f) * chunk * oh * ow), dtype)
+    z_ref = np.empty((n, f, oh * ow), dtype)
+    args = (m.groups, chunk, *m.kernel_size, *m.stride, *pads, *m.dilation, oh, ow)
+    _conv.conv_forward(x_kept, m.weight.data.reshape(f, -1), m.bias.data, z_ref, scratch, *args)
+    gw, gb, dx_ref = np.zeros_like(m.weight.data), np.zeros_like(m.bias.data), np.empty_like(x)
+    partial = np.empty((_conv.NSLOTS, f * (m._k // m.groups + 1)), dtype)
+    _conv.conv_backward(x_kept, m.weight.data.reshape(f, -1), delta.reshape(n, f, -1), gw.reshape(f, -1), gb,
+                        dx_ref, scratch, partial, *args)
+    assert np.array_equal(z, z_ref.reshape(z.shape))
+    assert np.array_equal(m.weight.grad, gw) and np.array_equal(m.bias.grad, gb) and np.array_equal(dx, dx_ref)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("groups,stride,k", [(1, 1, 3), (4, 1, 3), (16, 1, 3), (1, 2, 3), (1, 1, 1), (2, 1, 1)])
 def test_thread_count_changes_no_result(groups, stride, k, dtype, num_threads):
     """Bit for bit with 1, 2 and 3 threads, on a batch of several chunks (dW and db sum over them); stride 2:

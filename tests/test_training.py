@@ -500,8 +500,10 @@ def test_conv_keeps_fit_batches_without_a_copy_but_copies_other_inputs():
             seen.append(module._cache[0] is args[0])
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 24)
-    # Winograd (24 -> 16 channels), im2col (stride 2), direct (few channels)
-    for conv in (Conv2d(24, 16, 3, padding=1, rng=0), Conv2d(2, 3, 3, stride=2, rng=0), Conv2d(2, 3, 3, rng=0)):
+    # Winograd (24 -> 16 channels), im2col (stride 2, padded: columns larger than x, which backward rebuilds
+    # them from; smaller ones are kept instead, test_conv's test_kept_columns_*), direct (few channels)
+    for conv in (Conv2d(24, 16, 3, padding=1, rng=0), Conv2d(2, 3, 3, stride=2, padding=1, rng=0),
+                 Conv2d(2, 3, 3, rng=0)):
         X = rng.standard_normal((24, conv.in_channels, 6, 6)).astype(np.float32)
         assert conv._winograd((1, 1)) == (conv.in_channels == 24)
         model = Sequential(conv, Flatten(), Linear(conv(X[:1]).size, 2, rng=1))

@@ -387,10 +387,11 @@ cdef void _rows_nt_acc(Py_ssize_t M, Py_ssize_t K, Py_ssize_t n, const floating*
 def conv_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w2, const floating[::1] bias,
                  floating[:, :, ::1] z, floating[:, ::1] scratch, Py_ssize_t groups, Py_ssize_t chunk,
                  Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW,
-                 Py_ssize_t DH, Py_ssize_t DW, Py_ssize_t OH, Py_ssize_t OW):
+                 Py_ssize_t DH, Py_ssize_t DW, Py_ssize_t OH, Py_ssize_t OW, floating[::1] kept=None):
     """z (N, F, OH*OW) = conv(x, w2 (F, C/G*KH*KW)) (+ bias), PH and PW the padding before (the output size
-    bounds the padding after); scratch: one row of at least
-    (C*KH*KW + F) * chunk * L elements per thread of the team."""
+    bounds the padding after); scratch: one row of at least (C*KH*KW + F) * chunk * L elements per thread
+    of the team, or F * chunk * L with `kept`: at least N * C*KH*KW * L elements where the columns of every
+    chunk stay for conv_backward (chunk c's at c * chunk * C*KH*KW * L) instead of in the scratch."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t F = z.shape[1], L = OH * OW, K = C * KH * KW, Kg = K // groups, Fg = F // groups
     cdef Py_ssize_t nchunks = (N + chunk - 1) // chunk, ci, n0, m, g, j, f, t
@@ -401,13 +402,18 @@ def conv_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w2, cons
     cdef floating* dst
     cdef const floating* src
     cdef floating b
+    cdef bint keep = kept is not None
     cdef int nt = min(team_size(nchunks), scratch.shape[0])
     with nogil:
         for ci in prange(nchunks, schedule="static", num_threads=nt):
             n0 = ci * chunk
             m = min(chunk, N - n0)
-            cols = &scratch[threadid(), 0]
-            rows = cols + K * m * L
+            if keep:
+                cols = &kept[n0 * K * L]
+                rows = &scratch[threadid(), 0]
+            else:
+                cols = &scratch[threadid(), 0]
+                rows = cols + K * m * L
             _im2col_chunk(&x[n0, 0, 0, 0], cols, m, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
             if L >= WIDE_ROWS and not (Kg <= SMALL_DEPTH and Fg <= SMALL_FILTERS):
                 # Wide images: one GEMM per sample and group, straight into z (no layout move).
@@ -443,10 +449,11 @@ def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w2, con
                   floating[:, ::1] gw, floating[::1] gb, floating[:, :, :, ::1] dx, floating[:, ::1] scratch,
                   floating[:, ::1] partial, Py_ssize_t groups, Py_ssize_t chunk,
                   Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW,
-                  Py_ssize_t DH, Py_ssize_t DW, Py_ssize_t OH, Py_ssize_t OW):
+                  Py_ssize_t DH, Py_ssize_t DW, Py_ssize_t OH, Py_ssize_t OW, const floating[::1] kept=None):
     """gw (F, C/G*KH*KW) += dC/dw, gb (F,) += dC/db (when not None), dx = dC/dx (when not None), from x and
-    delta (N, F, L). scratch: one row of (2*C*KH*KW + F) * chunk * L elements per thread; partial: at least min(NSLOTS, number of chunks) rows
-    of F*(C/G*KH*KW + 1) elements (the slots' sums)."""
+    delta (N, F, L). scratch: one row of (2*C*KH*KW + F) * chunk * L elements per thread, or (C*KH*KW + F)
+    * chunk * L with `kept`, the columns conv_forward kept (then x is not read: no im2col); partial: at least
+    min(NSLOTS, number of chunks) rows of F*(C/G*KH*KW + 1) elements (the slots' sums)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t F = delta.shape[1], L = OH * OW, K = C * KH * KW, Kg = K // groups, Fg = F // groups
     cdef Py_ssize_t KK = KH * KW
@@ -456,7 +463,9 @@ def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w2, con
     cdef bint has_bias = gb is not None, want_dx = dx is not None
     cdef bint s2 = _is_s2_3x3(H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
     cdef int err = 0
-    cdef floating* cols
+    cdef bint keep = kept is not None
+    cdef const floating* cols
+    cdef floating* own
     cdef floating* dt
     cdef floating* dcols
     cdef floating* pw
@@ -465,8 +474,8 @@ def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w2, con
     cdef int nt = min(team_size(nslots), scratch.shape[0])
     with nogil:
         for s in prange(nslots, schedule="static", num_threads=nt):
-            cols = &scratch[threadid(), 0]
-            dt = cols + K * chunk * L
+            own = &scratch[threadid(), 0]
+            dt = own + (0 if keep else K * chunk * L)
             dcols = dt + F * chunk * L
             pw = &partial[s, 0]
             pb = pw + wsize
@@ -474,7 +483,11 @@ def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w2, con
             for ci in range(s * nchunks // nslots, (s + 1) * nchunks // nslots):
                 n0 = ci * chunk
                 m = min(chunk, N - n0)
-                _im2col_chunk(&x[n0, 0, 0, 0], cols, m, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
+                if keep:
+                    cols = &kept[n0 * K * L]
+                else:
+                    _im2col_chunk(&x[n0, 0, 0, 0], own, m, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
+                    cols = own
                 for j in range(m):                      # delta (m, F, L) -> dt (F, m*L)
                     for f in range(F):
                         copy_row(dt + f * m * L + j * L, &delta[n0 + j, f, 0], L)

@@ -164,10 +164,11 @@ class Conv2d(Module):
         self.weight = Parameter(w)
         self.bias = Parameter(b) if bias else None
         self._cache = None
-        # Scratch reused between steps (never handed out): the copy of the input backward reads; per thread,
-        # one chunk's columns, GEMM output / delta in the GEMM's (F, m*OH*OW) layout and column gradient
-        # (_conv.conv_forward / conv_backward); the partial sums of dW and db; dC/dz behind a fused ReLU.
-        self._xin = self._work = self._partial = self._wino_u = self._wino_uflip = self._dz = None
+        # Scratch reused between steps (never handed out): the copy of the input backward reads, or the
+        # whole batch's im2col columns in its place (1x1 kernels); per thread, one chunk's columns, GEMM
+        # output / delta in the GEMM's (F, m*OH*OW) layout and column gradient (_conv.conv_forward /
+        # conv_backward); the partial sums of dW and db; dC/dz behind a fused ReLU.
+        self._xin = self._cols = self._work = self._partial = self._wino_u = self._wino_uflip = self._dz = None
 
     @classmethod
     def parameter_shapes(cls, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
@@ -198,7 +199,11 @@ class Conv2d(Module):
         check_nbytes((c * self.kernel_size[0] * self.kernel_size[1], oh * ow), x.dtype,
                      f"Conv2d: kernel_size {self.kernel_size}, stride {self.stride}, padding {self.padding}, "
                      f"dilation {self.dilation}", "the im2col buffer")
-        if self.training and not (is_kept(x) and x.flags.c_contiguous):
+        direct, winograd = self._direct(pads), self._winograd(pads)
+        # im2col's columns no larger than x (1x1 kernels): in training, forward keeps every chunk's columns
+        # for backward, which then reads neither x nor a copy of it, and builds no columns
+        keep_cols = self.training and not (direct or winograd) and self._k * oh * ow <= c * h * w
+        if self.training and not keep_cols and not (is_kept(x) and x.flags.c_contiguous):
             # Backward rebuilds the columns from x: it keeps its own copy (a reused buffer, the input's size),
             # so a caller changing x in place after forward changes no gradient; fit's batch, which fit
             # promises to leave unchanged until backward (nn.module.batch_feed), is kept as it is (LeNet-5's
@@ -206,7 +211,7 @@ class Conv2d(Module):
             x = self._copy_into("_xin", x)
         else:
             x = np.ascontiguousarray(x)
-        if self._direct(pads):
+        if direct:
             z = np.empty((n, f, oh, ow), dtype=self._dtype)
             packed, per_thread = _conv_direct.sizes(c, h, w, f, *self.kernel_size, *pads, oh, ow)
             _conv_direct.direct_forward(x, self.weight.data, None if self.bias is None else self.bias.data, z,
@@ -214,7 +219,7 @@ class Conv2d(Module):
                                         self._scratch("_work", (get_num_threads(), per_thread), at_least=True), *pads,
                                         relu)
             return self._keep(x, pads, z, relu, applied=True)
-        if self._winograd(pads):
+        if winograd:
             z = np.empty((n, f, oh, ow), dtype=self._dtype)
             tile = _wino_tile(oh, ow)
             u = self._scratch("_wino_u", ((tile + 2) ** 2, f, c))
@@ -225,27 +230,29 @@ class Conv2d(Module):
             return self._keep(x, pads, z, relu)
         z = np.empty((n, f, oh * ow), dtype=self._dtype)
         chunk = self._chunk(n, oh * ow)
+        cols = self._scratch("_cols", (n * self._k * oh * ow,), at_least=True) if keep_cols else None
         # Sized for backward already in training, so that forward and backward share one buffer.
-        per_thread = ((2 if self.training else 1) * self._k + f) * chunk * oh * ow
+        per_thread = ((1 if keep_cols or not self.training else 2) * self._k + f) * chunk * oh * ow
         scratch = self._scratch("_work", (get_num_threads(), per_thread), at_least=True)
         _conv.conv_forward(x, self.weight.data.reshape(f, -1), None if self.bias is None else self.bias.data, z,
                            scratch, self.groups, chunk, *self.kernel_size, *self.stride, *pads, *self.dilation,
-                           oh, ow)
-        return self._keep(x, pads, z.reshape(n, f, oh, ow), relu)
+                           oh, ow, cols)
+        return self._keep(x, pads, z.reshape(n, f, oh, ow), relu, cols=cols)
 
     def _keep(self, x: np.ndarray, pads: tuple[int, int], z: np.ndarray, relu: bool,
-              applied: bool = False) -> np.ndarray:
+              applied: bool = False, cols: np.ndarray | None = None) -> np.ndarray:
         """The output, max(z, 0) with `relu` (done here unless the kernel `applied` it), and the cache of what
-        backward reads: x, the padding, and the ReLU's output (None without one)."""
+        backward reads: x, the padding, the ReLU's output (None without one) and the im2col columns forward
+        kept (None: backward builds them from x)."""
         if relu and not applied:
             _sigma("relu", z, z)
-        self._cache = (x, pads, z if relu else None) if self.training else None
+        self._cache = (x, pads, z if relu else None, cols) if self.training else None
         return z
 
     def backward(self, delta: np.ndarray) -> np.ndarray | None:
         """delta = dC/dz (N, F, OH, OW), or dC/da after a forward with a fused ReLU; returns dC/dx (None when
         not input_grad) and accumulates dC/dw, dC/db."""
-        x, pads, a = self._need_cache(self._cache)
+        x, pads, a, cols = self._need_cache(self._cache)
         n, f = x.shape[0], self.out_channels
         _, (oh, ow) = self._geometry(*x.shape[2:])
         self._check_grad(delta, "delta", (n, f, oh, ow))
@@ -285,13 +292,14 @@ class Conv2d(Module):
                 _conv.wino_conv3x3(delta, u, None, dx, scratch, wchunk, 2 - pads[0], 2 - pads[1])
             return dx
         chunk = self._chunk(n, oh * ow)
-        scratch = self._scratch("_work", (get_num_threads(), (2 * self._k + f) * chunk * oh * ow), at_least=True)
+        scratch = self._scratch("_work", (get_num_threads(), ((2 if cols is None else 1) * self._k + f) * chunk
+                                          * oh * ow), at_least=True)
         partial = self._scratch("_partial", (_conv.NSLOTS, f * (self._k // self.groups + 1)))
         # dC/db = sum of delta over the batch and positions; dC/dw = delta * rot180(a_prev) = delta @ cols^T;
         # delta_prev = delta * rot180(w) = col2im(w^T @ delta): all three per chunk in one compiled pass.
         _conv.conv_backward(x, self.weight.data.reshape(f, -1), delta, self.weight.grad.reshape(f, -1),
                             None if self.bias is None else self.bias.grad, dx, scratch, partial, self.groups,
-                            chunk, *self.kernel_size, *self.stride, *pads, *self.dilation, oh, ow)
+                            chunk, *self.kernel_size, *self.stride, *pads, *self.dilation, oh, ow, cols)
         return dx
 
     def _direct(self, pads: tuple[int, int]) -> bool:
@@ -370,7 +378,7 @@ class Conv2d(Module):
 
     def _clear_cache(self) -> None:
         self._cache = None
-        self._xin = self._work = self._partial = self._wino_u = self._wino_uflip = self._dz = None
+        self._xin = self._cols = self._work = self._partial = self._wino_u = self._wino_uflip = self._dz = None
 
     def get_config(self) -> dict:
         # Files written before dilation and groups existed have neither key: the defaults (1) rebuild them.
