@@ -16,8 +16,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from cnn_core._finite import all_finite as _grads_finite
-from cnn_core._validation import NonFiniteError, all_finite as _all_array_finite, check_bool, check_int, check_real, \
-    not_an_array
+from cnn_core._validation import (NonFiniteError, all_finite as _all_finite_array, check_bool, check_int, check_real,
+                                  not_an_array)
 from cnn_core.callbacks import CSVLogger, Callback, History, ModelCheckpoint, ProgressBar
 from cnn_core.data import DataLoader, NonFiniteRowError, _apply
 from cnn_core.kernels.augment import _count_argmax_hits
@@ -75,7 +75,7 @@ def _as_inputs(X, name: str, model, scan: bool = True) -> np.ndarray:
     dtype = getattr(model, "dtype", None)
     if dtype is not None and X.dtype != dtype and X.dtype.kind == "f":
         X = X.astype(dtype)
-    if scan and not _all_array_finite(X):  # one compiled pass, no temporary
+    if scan and not _all_finite_array(X):  # one compiled pass, no temporary
         raise ValueError(f"{name}: expected finite values, got NaN or infinity")
     return X
 
@@ -454,7 +454,7 @@ def _fit_arguments(model, loss, optimizer, X, y, epochs, batch_size, validation_
             X, y, validation_data = _split(X, y, validation_split)
         loader = DataLoader(X, y, batch_size, shuffle, seed=seed)
     X = _as_inputs(X, "X", model, scan=False)
-    if not _all_array_finite(X[:1]):  # the sample that finds the output shape below
+    if not _all_finite_array(X[:1]):  # the sample that finds the output shape below
         raise NonFiniteRowError("X", 0)
     sample = X[:1] if loader.transform is None else _apply(loader.transform, X[:1], np.random.default_rng(0))
     out_shape = _output_shape(model, sample)
@@ -464,7 +464,7 @@ def _fit_arguments(model, loss, optimizer, X, y, epochs, batch_size, validation_
     # cache, off the training thread) when fit's batches take that path, else by one scan of X here. A
     # distributed fit scans here too, so that every rank refuses X before any collective starts.
     check_rows = not distributed and loader._prefetches((X, y, labels if labels is not y else None))
-    if not check_rows and not _all_array_finite(X):
+    if not check_rows and not _all_finite_array(X):
         raise ValueError("X: expected finite values, got NaN or infinity")
     val = None
     if validation_data is not None:
@@ -705,7 +705,7 @@ def _all_finite(params) -> bool:
     try:
         return _grads_finite(grads)
     except ValueError:
-        return all(g is None or _all_array_finite(g) for g in grads)
+        return all(g is None or _all_finite_array(g) for g in grads)
 
 
 def _snapshot(model, optimizer) -> tuple[dict, Any]:
