@@ -9,6 +9,10 @@ cdef int team_size(ptrdiff_t work) noexcept nogil
 cdef int simd_level() noexcept nogil
 
 cdef extern from "threads.h" nogil:
+    # the most threads set_num_threads accepts: the size of per-thread arrays
+    enum: CNN_MAX_NUM_THREADS
+    # where share t of an array of n elements, in rows of `row`, split over nt threads starts (n for t = nt)
+    ptrdiff_t cnn_array_share(ptrdiff_t n, ptrdiff_t row, int nt, int t)
     ctypedef void (*cnn_pool_job)(void *arg, int t) noexcept nogil
     ctypedef int (*cnn_pool_idle_fn)(void *arg) noexcept nogil
     ctypedef struct cnn_team_count:

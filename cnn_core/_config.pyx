@@ -25,7 +25,6 @@ from libc.stddef cimport ptrdiff_t
 
 
 cdef extern from "threads.h" nogil:
-    int CNN_MAX_NUM_THREADS
     int cnn_threads_init()
     int cnn_threads_openmp()
     int cnn_threads_get()

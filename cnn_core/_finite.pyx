@@ -13,15 +13,12 @@ here).
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBuffer_Release, PyObject_GetBuffer
 from libc.stdint cimport uint32_t, uint64_t
 
-from cnn_core._config cimport run_team, simd_level, team_size
+from cnn_core._config cimport CNN_MAX_NUM_THREADS, cnn_array_share, run_team, simd_level, team_size
 from cnn_core.kernels._buffer cimport float_kind, row_size
 
 
 cdef extern from "thresholds.h" nogil:
     Py_ssize_t CNN_OPTIM_MIN_PER_THREAD
-cdef extern from "threads.h" nogil:
-    enum: CNN_MAX_NUM_THREADS
-    Py_ssize_t cnn_array_share(Py_ssize_t n, Py_ssize_t row, int nt, int t)
 cdef extern from "finite.h" nogil:
     ctypedef int (*cnn_simd_level_fn)() noexcept nogil
     void cnn_finite_init(cnn_simd_level_fn simd_level)

@@ -12,15 +12,12 @@ process-wide one of cnn_core.set_simd), built with -ffp-contract=off: no multipl
 CFLAGS a build passes, so sgd_step rounds as NumPy's ufuncs do at every level.
 """
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
-from cnn_core._config cimport run_team, simd_level, team_size
+from cnn_core._config cimport CNN_MAX_NUM_THREADS, cnn_array_share, run_team, simd_level, team_size
 from cnn_core.kernels._buffer cimport float_kind, row_size
 
 
 cdef extern from "thresholds.h" nogil:
     Py_ssize_t CNN_OPTIM_MIN_PER_THREAD
-cdef extern from "threads.h" nogil:
-    enum: CNN_MAX_NUM_THREADS
-    Py_ssize_t cnn_array_share(Py_ssize_t n, Py_ssize_t row, int nt, int t)
 
 
 cdef extern from "optim.h" nogil:

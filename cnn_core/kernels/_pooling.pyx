@@ -14,7 +14,7 @@ from libc.stdint cimport int64_t
 from libc.math cimport INFINITY
 from libc.string cimport memset
 
-from cnn_core._config cimport run_team, simd_level, team_size
+from cnn_core._config cimport CNN_MAX_NUM_THREADS, run_team, simd_level, team_size
 from cnn_core.kernels._rows cimport zero_row
 
 import numpy as np
@@ -31,8 +31,6 @@ cdef extern from "maxpool2x2.h" nogil:
 
 cdef extern from "thresholds.h" nogil:
     Py_ssize_t CNN_POOL_MIN_PER_THREAD
-cdef extern from "threads.h" nogil:
-    enum: CNN_MAX_NUM_THREADS
 
 
 cnn_maxpool2x2_init(simd_level)
