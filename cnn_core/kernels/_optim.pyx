@@ -12,7 +12,7 @@ process-wide one of cnn_core.set_simd), built with -ffp-contract=off: no multipl
 CFLAGS a build passes, so sgd_step rounds as NumPy's ufuncs do at every level.
 """
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
-from cnn_core._config cimport CNN_MAX_NUM_THREADS, cnn_array_share, run_team, simd_level, team_size
+from cnn_core._config cimport cnn_array_share, run_team, simd_level, team_size
 from cnn_core.kernels._buffer cimport float_kind, row_size
 
 
