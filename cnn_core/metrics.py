@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from cnn_core._validation import check_choice, check_int, is_sparse, not_an_array
+from cnn_core._validation import all_finite, check_choice, check_int, is_sparse, not_an_array
 
 __all__ = ["accuracy_score", "confusion_matrix", "precision_recall_f1", "classification_report"]
 
@@ -26,7 +26,7 @@ def _as_labels(y, name: str) -> np.ndarray:
         raise TypeError(f"{name}: expected labels of integers, bools, floats or strings, got dtype {a.dtype}")
     if a.ndim != 1:
         raise ValueError(f"{name}: expected a 1-D array of labels, got shape {a.shape}")
-    if a.dtype.kind == "f" and not np.isfinite(a).all():
+    if a.dtype.kind == "f" and not all_finite(a):
         raise ValueError(f"{name}: expected finite labels, got NaN or infinity")
     return a
 

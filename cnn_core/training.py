@@ -98,7 +98,7 @@ def _as_targets(y, name: str, n: int, dtype) -> np.ndarray:
         return y.astype(np.int64, copy=False)
     if y.dtype.kind != "f":
         raise TypeError(f"{name}: expected integer labels or a float array, got dtype {y.dtype}")
-    if not np.isfinite(y).all():
+    if not _all_finite_array(y):
         raise ValueError(f"{name}: expected finite values, got NaN or infinity")
     return y.astype(dtype, copy=False) if dtype is not None else y
 

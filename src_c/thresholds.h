@@ -59,7 +59,8 @@
  * part of the weights it last read or wrote, instead of one core pulling the other's lines: MLP 784-100-10's
  * first weight (78,400) runs on 2, its epoch through fit 0.23-0.25 s against 0.25-0.29 s serial (bench_train
  * --no-torch, 2 alternating runs of 3 epochs, 2-vCPU Xeon); LeNet-5's largest (48,000) stays serial (a team
- * from 2^13 on made no difference there). */
+ * from 2^13 on made no difference there). The finiteness scan (cnn_core/_finite.pyx) splits every array it
+ * screens at this size too, in the step's shares, so fit's gradient scan reads what each thread wrote. */
 #define CNN_OPTIM_MIN_PER_THREAD (1 << 15)
 
 /* A Linear layer's forward in training: the largest output z (batch x out_features elements) computed as

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnn_core._validation import all_finite
+
 PIXEL_RULE = "integer pixels 0..255 (scaled by 1/255) or floats already in [0, 1]"
 
 
@@ -23,7 +25,7 @@ def to_unit_range(images: np.ndarray, what: str) -> np.ndarray:
     if kind not in "iuf":
         raise ValueError(f"{what}: expected {PIXEL_RULE}, got dtype {images.dtype}: convert it, e.g. "
                          f"a.astype(numpy.uint8) for 0..255 pixels")
-    if kind == "f" and not np.isfinite(images).all():
+    if kind == "f" and not all_finite(images):
         at = int(np.flatnonzero(~np.isfinite(images).ravel())[0])
         raise ValueError(f"{what}: expected {PIXEL_RULE}, got NaN or infinity "
                          f"({images.ravel()[at].item()!r} at index {_index(at, images.shape)})")

@@ -21,7 +21,7 @@ import warnings
 
 import numpy as np
 
-from cnn_core._validation import is_sparse, not_an_array
+from cnn_core._validation import all_finite, is_sparse, not_an_array
 
 __all__ = ["NotFittedError", "DataConversionWarning", "ConvergenceWarning", "InputTypeError", "BaseClassifier",
            "LinearClassifier"]
@@ -117,7 +117,7 @@ def check_X(X, name: str = "X") -> np.ndarray:
     X = np.ascontiguousarray(X, dtype=np.float64)
     if not X.flags.writeable:  # e.g. a read-only memory map: the compiled solvers take writable views
         X = X.copy()
-    if not np.isfinite(X).all():
+    if not all_finite(X):
         raise ValueError(f"{name}: expected finite values, got NaN or infinity")
     return X
 
