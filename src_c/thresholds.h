@@ -56,12 +56,16 @@
 
 /* SGD's step: parameter elements per thread (on the small-job pool, whose workers spin between a step's
  * kernels; an OpenMP team's wake-up had made a split step slower than a serial one). Each thread updates the
- * part of the weights it last read or wrote, instead of one core pulling the other's lines: MLP 784-100-10's
- * first weight (78,400) runs on 2, its epoch through fit 0.23-0.25 s against 0.25-0.29 s serial (bench_train
- * --no-torch, 2 alternating runs of 3 epochs, 2-vCPU Xeon); LeNet-5's largest (48,000) stays serial (a team
- * from 2^13 on made no difference there). The finiteness scan (cnn_core/_finite.pyx) splits every array it
- * screens at this size too, in the step's shares, so fit's gradient scan reads what each thread wrote. */
-#define CNN_OPTIM_MIN_PER_THREAD (1 << 15)
+ * part of the weights it last read or wrote (the Linear layers' row shares), instead of one core pulling the
+ * other's lines: MLP 784-100-10's first weight (78,400) runs on 2, its epoch through fit 0.23-0.25 s against
+ * 0.25-0.29 s serial (bench_train --no-torch, 2 alternating runs of 3 epochs, 2-vCPU Xeon). LeNet-5's fc1
+ * and fc2 weights (48,000 and 10,080), whose gradients the GEMM writes on row shares, run on 2 from 2^12: its
+ * whole step in fit (10 parameters, one compiled call) 91-92 us at 2^15 (both serial), 70-73 at 2^11, 66-67 at
+ * 2^12, 67-70 at 2^13 (line timing, 20,000 samples, 2 runs each). The finiteness scan (cnn_core/_finite.pyx)
+ * splits every array it screens at this size too, in the step's shares, so fit's gradient scan reads what
+ * each thread wrote (check_finite, 2 threads, us, 2^15 / 2^12: (64, 784) 1.9 / 2.1, (64, 6, 12, 12) 3.2 /
+ * 2.7, (64, 16, 4, 4) 1.2 / 1.5, (64, 120) 0.6 / 0.6). */
+#define CNN_OPTIM_MIN_PER_THREAD (1 << 12)
 
 /* A Linear layer's forward in training: the largest output z (batch x out_features elements) computed as
  * z.T = w @ x.T on the weight's row shares (threads.h's cnn_row_share) and transposed back in one serial

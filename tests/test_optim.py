@@ -422,3 +422,70 @@ def test_all_grads_finite_scan_at_the_bit_pattern_edges(dtype, bits, simd):
             a[pos] = pattern
             assert not all_finite([a.view(dtype)]), hex(pattern)
             assert not np.isfinite(a.view(dtype)).all()
+
+
+def _sgd_model(dtype, rng, sizes=((100, 784), (100,), (10, 100), (10,))):
+    """Parameters shaped like an MLP's, gradients filled (the weight, 78,400 elements, is split over a team of 2:
+    CNN_OPTIM_MIN_PER_THREAD)."""
+    from cnn_core.nn.module import Parameter
+    params = [Parameter(rng.standard_normal(s).astype(dtype)) for s in sizes]
+    for p in params:
+        p.grad[...] = rng.standard_normal(p.data.shape)
+    return params
+
+
+def _strided(params):
+    """Copies of `params` whose data are strided views (NumPy's ufuncs take them, not the compiled step)."""
+    out = []
+    for p in params:
+        q = type(p)(p.data.copy())
+        wide = np.zeros(p.data.shape + (2,), p.data.dtype)
+        wide[..., 0] = p.data
+        q.data = wide[..., 0]
+        q.grad = None if p.grad is None else p.grad.copy()
+        out.append(q)
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sgd_step_of_all_parameters_in_one_call_equals_the_ufuncs(dtype, num_threads, two_threads):
+    """SGD's step updates a group's parameters in one compiled call (kernels/_optim.pyx's sgd_step): the bits
+    of NumPy's ufuncs (the same parameters as strided views), on 2 threads and on 1, step after step; a
+    parameter that joins later (its gradient None at first) takes its first momentum step then, beside the
+    others' later steps. A float64 parameter among float32 ones sends the group parameter by parameter,
+    with the same bits."""
+    results = []
+    for threads in (2, 1):
+        num_threads(threads)
+        rng = np.random.default_rng(6)
+        params = _sgd_model(dtype, rng)
+        twins = _strided(params)
+        params[3].grad = twins[3].grad = None
+        opt, ref = (SGD(ps, lr=0.03, momentum=0.9, weight_decay=0.01) for ps in (params, twins))
+        for step in range(4):
+            if step == 2:
+                params[3].grad, twins[3].grad = np.zeros_like(params[3].data), np.zeros(params[3].data.shape, dtype)
+            for p, q in zip(params, twins):
+                if p.grad is not None:
+                    p.grad[...] = q.grad[...] = rng.standard_normal(p.data.shape)
+            opt.step()
+            ref.step()
+            for p, q in zip(params, twins):
+                np.testing.assert_array_equal(p.data, q.data, err_msg=f"step {step}")
+                buffers = [o.state.get(r, {}).get("momentum_buffer") for o, r in ((opt, p), (ref, q))]
+                assert (buffers[0] is None) == (p.grad is None)
+                np.testing.assert_array_equal(*buffers)
+        results.append([p.data.copy() for p in params])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+    params = _sgd_model(np.float32, rng)
+    params[1].data, params[1].grad = params[1].data.astype(np.float64), params[1].grad.astype(np.float64)
+    twins = _strided(params)
+    opt, ref = SGD(params, lr=0.03, momentum=0.9), SGD(twins, lr=0.03, momentum=0.9)
+    for _ in range(3):
+        for p, q in zip(params, twins):
+            p.grad[...] = q.grad[...] = rng.standard_normal(p.data.shape)
+        opt.step()
+        ref.step()
+        for p, q in zip(params, twins):
+            np.testing.assert_array_equal(p.data, q.data)

@@ -12,6 +12,7 @@ process-wide one of cnn_core.set_simd), built with -ffp-contract=off: no multipl
 CFLAGS a build passes, so sgd_step rounds as NumPy's ufuncs do at every level.
 """
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cnn_core._config cimport cnn_array_share, run_team, simd_level, team_size
 from cnn_core.kernels._buffer cimport float_kind, row_size
 
@@ -42,74 +43,119 @@ cdef extern from "optim.h" nogil:
 cnn_optim_init(simd_level)
 
 
-def sgd_step(p, g, buf, double lr, double momentum, double dampening, double weight_decay, bint nesterov,
-             bint first) -> None:
-    """One SGD update of the parameter array p (in place) from its gradient g, PyTorch's formulas:
+# One parameter of an sgd_step call: its arrays, size, row length (threads.h's cnn_array_share), the team that
+# splits it (its first nt threads of the call's team; the others skip it) and its momentum mode (optim.h).
+ctypedef struct _SgdArray:
+    void *p
+    const void *g
+    void *buf
+    Py_ssize_t n, row
+    int nt, mode
+
+
+# One sgd_step call for its team (run_team): thread t takes share t of every parameter split over more than t
+# threads, the shares of one call per parameter, so a thread touches the rows of each weight it wrote in the
+# backward pass (threads.h's row shares). Elementwise: any split gives the same bits.
+ctypedef struct _SgdCall:
+    _SgdArray *arrays
+    Py_ssize_t count
+    int kind, use_wd, nesterov
+    double lr, mu, damp1, wd
+
+
+cdef void _sgd_share(void *arg, int t) noexcept nogil:
+    cdef _SgdCall *c = <_SgdCall *>arg
+    cdef _SgdArray *a
+    cdef Py_ssize_t i, lo, hi
+    for i in range(c.count):
+        a = &c.arrays[i]
+        if t >= a.nt:
+            continue
+        lo, hi = cnn_array_share(a.n, a.row, a.nt, t), cnn_array_share(a.n, a.row, a.nt, t + 1)
+        if c.kind == 4:
+            cnn_sgd_f32(<float *>a.p + lo, <const float *>a.g + lo, NULL if a.buf == NULL else <float *>a.buf + lo,
+                        hi - lo, <float>c.lr, <float>c.mu, <float>c.damp1, <float>c.wd, c.use_wd, a.mode,
+                        c.nesterov)
+        else:
+            cnn_sgd_f64(<double *>a.p + lo, <const double *>a.g + lo,
+                        NULL if a.buf == NULL else <double *>a.buf + lo, hi - lo, c.lr, c.mu, c.damp1, c.wd,
+                        c.use_wd, a.mode, c.nesterov)
+
+
+cdef bint _same_shape(const Py_buffer *a, const Py_buffer *b) noexcept:
+    cdef int d
+    if a.ndim != b.ndim:
+        return False
+    for d in range(a.ndim):
+        if a.shape[d] != b.shape[d]:
+            return False
+    return True
+
+
+def sgd_step(ps, gs, bufs, firsts, double lr, double momentum, double dampening, double weight_decay,
+             bint nesterov) -> None:
+    """One SGD update of every parameter array ps[i] (in place) from its gradient gs[i], PyTorch's formulas:
 
         g' = g + weight_decay * p
         buf = g' (first step), else momentum * buf + (1 - dampening) * g'      (when momentum != 0)
         g' = g' + momentum * buf (nesterov), else buf                           (when momentum != 0)
         p = p - lr * g'
 
-    p, g and buf (the momentum buffer, updated in place; None without momentum): C-contiguous arrays of one
-    float dtype and size (unchecked beyond the buffer's kind). Each operation is rounded in the arrays' dtype
-    in the order NumPy's ufuncs take (the scalars cast to that dtype first, no fused multiply-add), so the
-    result equals the ufunc sequence of cnn_core.optim.SGD bit for bit. From CNN_OPTIM_MIN_PER_THREAD
-    elements a thread (src_c/thresholds.h) the elements are split over a team: the same bits."""
-    cdef Py_buffer vp, vg, vb
-    cdef _SgdCall c
+    bufs (the momentum buffers, updated in place) and firsts (whether parameter i takes its first step,
+    buf = g') are read only with momentum. The arrays: C-contiguous, one float dtype for every parameter of
+    the call, one shape per parameter; anything else raises TypeError or ValueError before an element is
+    written (the caller then takes NumPy's ufuncs). Each operation is rounded in the arrays' dtype in the
+    order NumPy's ufuncs take (the scalars cast to that dtype first, no fused multiply-add), so the result
+    equals the ufunc sequence of cnn_core.optim.SGD bit for bit.
+
+    One call for all the parameters (a Python call per parameter cost ~2 us of a training step): a parameter
+    of at least 2 * CNN_OPTIM_MIN_PER_THREAD elements (src_c/thresholds.h) is split over a team in threads.h's
+    array shares, the others are updated on the calling thread; the same bits on any number of threads."""
+    cdef Py_ssize_t count = len(ps), i, held = 0
     cdef bint has_buf = momentum != 0.0
-    cdef int mode = 0 if not has_buf else (1 if first else (2 if dampening == 0.0 else 3))
-    cdef int kind
-    PyObject_GetBuffer(p, &vp, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE)
+    cdef int per = 3 if has_buf else 2, nt = 1, t, kind
+    cdef _SgdCall c
+    if len(gs) != count or (has_buf and (len(bufs) != count or len(firsts) != count)):
+        raise ValueError("sgd_step: expected ps, gs, bufs and firsts of one length")
+    cdef Py_buffer *views = <Py_buffer *>PyMem_Malloc(max(1, per * count) * sizeof(Py_buffer))
+    c.arrays = <_SgdArray *>PyMem_Malloc(max(1, count) * sizeof(_SgdArray))
     try:
-        PyObject_GetBuffer(g, &vg, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
-        try:
+        if views == NULL or c.arrays == NULL:
+            raise MemoryError()
+        c.count, c.kind = count, 0
+        for i in range(count):
+            PyObject_GetBuffer(ps[i], &views[held], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE)
+            held += 1
+            PyObject_GetBuffer(gs[i], &views[held], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
+            held += 1
             if has_buf:
-                PyObject_GetBuffer(buf, &vb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE)
-            else:
-                vb.buf = NULL
-            try:
-                kind = float_kind(&vp)
-                if kind == 0 or float_kind(&vg) != kind or vg.len != vp.len or (has_buf and (float_kind(&vb) != kind
-                                                                                          or vb.len != vp.len)):
-                    raise TypeError("sgd_step: expected p, g and buf of one float dtype and size")
-                c.p, c.g, c.buf, c.n, c.kind, c.mode = vp.buf, vg.buf, vb.buf, vp.len // kind, kind, mode
-                c.row = row_size(&vp, c.n)
-                c.lr, c.mu, c.damp1, c.wd = lr, momentum, 1.0 - dampening, weight_decay
-                c.use_wd, c.nesterov = weight_decay != 0.0, nesterov
-                c.nt = team_size(c.n // CNN_OPTIM_MIN_PER_THREAD)
-                with nogil:
-                    run_team(_sgd_share, &c, c.nt)
-            finally:
-                if has_buf:
-                    PyBuffer_Release(&vb)
-        finally:
-            PyBuffer_Release(&vg)
+                PyObject_GetBuffer(bufs[i], &views[held], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE)
+                held += 1
+            kind = float_kind(&views[held - per])
+            if i == 0:
+                c.kind = kind
+            for t in range(held - per, held):
+                if kind == 0 or kind != c.kind or float_kind(&views[t]) != kind or \
+                        not _same_shape(&views[t], &views[held - per]):
+                    raise TypeError("sgd_step: expected p, g and buf of one shape, and one float dtype for "
+                                    "every parameter")
+            c.arrays[i].p, c.arrays[i].g = views[held - per].buf, views[held - per + 1].buf
+            c.arrays[i].buf = views[held - 1].buf if has_buf else NULL
+            c.arrays[i].n = views[held - per].len // kind
+            c.arrays[i].row = row_size(&views[held - per], c.arrays[i].n)
+            c.arrays[i].nt = team_size(c.arrays[i].n // CNN_OPTIM_MIN_PER_THREAD)
+            c.arrays[i].mode = 0 if not has_buf else (1 if firsts[i] else (2 if dampening == 0.0 else 3))
+            nt = max(nt, c.arrays[i].nt)
+        c.lr, c.mu, c.damp1, c.wd = lr, momentum, 1.0 - dampening, weight_decay
+        c.use_wd, c.nesterov = weight_decay != 0.0, nesterov
+        if count:
+            with nogil:
+                run_team(_sgd_share, &c, nt)
     finally:
-        PyBuffer_Release(&vp)
-
-
-# One sgd_step call's arguments for its team (run_team): thread t updates its share of the elements
-# (threads.h's cnn_array_share); elementwise, so any split gives the same bits.
-ctypedef struct _SgdCall:
-    void *p
-    const void *g
-    void *buf
-    Py_ssize_t n, row
-    int nt, kind, mode, use_wd, nesterov
-    double lr, mu, damp1, wd
-
-
-cdef void _sgd_share(void *arg, int t) noexcept nogil:
-    cdef _SgdCall *c = <_SgdCall *>arg
-    cdef Py_ssize_t lo = cnn_array_share(c.n, c.row, c.nt, t), hi = cnn_array_share(c.n, c.row, c.nt, t + 1)
-    if c.kind == 4:
-        cnn_sgd_f32(<float *>c.p + lo, <const float *>c.g + lo, NULL if c.buf == NULL else <float *>c.buf + lo,
-                    hi - lo, <float>c.lr, <float>c.mu, <float>c.damp1, <float>c.wd, c.use_wd, c.mode, c.nesterov)
-    else:
-        cnn_sgd_f64(<double *>c.p + lo, <const double *>c.g + lo, NULL if c.buf == NULL else <double *>c.buf + lo,
-                    hi - lo, c.lr, c.mu, c.damp1, c.wd, c.use_wd, c.mode, c.nesterov)
+        for i in range(held):
+            PyBuffer_Release(&views[i])
+        PyMem_Free(views)
+        PyMem_Free(c.arrays)
 
 
 # One adam_step call's arguments for its team (run_team), split as sgd_step's.

@@ -52,36 +52,56 @@ class SGD(Optimizer):
         """Apply one update to every trainable parameter from its current `.grad`."""
         for group in self.param_groups:
             lr, mu, damp, wd = group["lr"], group["momentum"], group["dampening"], group["weight_decay"]
-            for p, state in self._trainable(group):
-                buf = state.get("momentum_buffer")
-                if _compiled(p, buf):
-                    # one compiled pass, the same roundings as the ufuncs below (kernels/_optim.pyx)
-                    first = mu != 0.0 and buf is None
+            todo = list(self._trainable(group))
+            ps, gs = [p.data for p, _ in todo], [p.grad for p, _ in todo]
+            bufs = firsts = None
+            if mu != 0.0:
+                bufs = [s.get("momentum_buffer") for _, s in todo]
+                firsts = [b is None for b in bufs]
+                bufs = [np.empty_like(d) if b is None else b for d, b in zip(ps, bufs)]
+            try:
+                # the group in one compiled call (kernels/_optim.pyx: the roundings of _step_one's ufuncs)
+                _sgd_step(ps, gs, bufs, firsts, lr, mu, damp, wd, group["nesterov"])
+            except (TypeError, ValueError):   # a strided array, mixed dtypes: parameter by parameter
+                for k, (p, state) in enumerate(todo):
+                    self._step_one(p, state, None if bufs is None else bufs[k], group)
+                continue
+            if firsts is not None and any(firsts):
+                for (_, state), b, first in zip(todo, bufs, firsts):
                     if first:
-                        buf = state["momentum_buffer"] = np.empty_like(p.data)
-                    _sgd_step(p.data, p.grad, buf, lr, mu, damp, wd, group["nesterov"], first)
-                    continue
-                g = self._grad_with_decay(p, wd)
-                if mu != 0.0:
-                    buf = state.get("momentum_buffer")
-                    if buf is None:
-                        buf = state["momentum_buffer"] = g.copy()
-                    else:
-                        np.multiply(buf, mu, out=buf)
-                        if damp != 0.0:
-                            t = self._scratch_buffer(p, "t")
-                            np.multiply(g, 1.0 - damp, out=t)
-                            np.add(buf, t, out=buf)
-                        else:
-                            np.add(buf, g, out=buf)
-                    if group["nesterov"]:
-                        d = self._scratch_buffer(p, "d")
-                        t = self._scratch_buffer(p, "t")
-                        np.multiply(buf, mu, out=t)
-                        np.add(g, t, out=d)
-                        g = d
-                    else:
-                        g = buf
+                        state["momentum_buffer"] = b
+
+    def _step_one(self, p, state: dict, new_buf, group: dict) -> None:
+        """One parameter's update: the compiled pass when its arrays allow (new_buf: a momentum buffer to
+        take if it has none yet), else NumPy's ufuncs."""
+        lr, mu, damp, wd = group["lr"], group["momentum"], group["dampening"], group["weight_decay"]
+        buf = state.get("momentum_buffer")
+        if _compiled(p, buf if buf is not None else new_buf):
+            first = mu != 0.0 and buf is None
+            if first:
+                buf = state["momentum_buffer"] = new_buf
+            _sgd_step([p.data], [p.grad], [buf], [first], lr, mu, damp, wd, group["nesterov"])
+            return
+        g = self._grad_with_decay(p, wd)
+        if mu != 0.0:
+            if buf is None:
+                buf = state["momentum_buffer"] = g.copy()
+            else:
+                np.multiply(buf, mu, out=buf)
+                if damp != 0.0:
+                    t = self._scratch_buffer(p, "t")
+                    np.multiply(g, 1.0 - damp, out=t)
+                    np.add(buf, t, out=buf)
+                else:
+                    np.add(buf, g, out=buf)
+            if group["nesterov"]:
+                d = self._scratch_buffer(p, "d")
                 t = self._scratch_buffer(p, "t")
-                np.multiply(g, lr, out=t)
-                np.subtract(p.data, t, out=p.data)
+                np.multiply(buf, mu, out=t)
+                np.add(g, t, out=d)
+                g = d
+            else:
+                g = buf
+        t = self._scratch_buffer(p, "t")
+        np.multiply(g, lr, out=t)
+        np.subtract(p.data, t, out=p.data)
