@@ -447,13 +447,22 @@ def _strided(params):
     return out
 
 
+_STATE_KEYS = ("momentum_buffer", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "step")
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_sgd_step_of_all_parameters_in_one_call_equals_the_ufuncs(dtype, num_threads, two_threads):
-    """SGD's step updates a group's parameters in one compiled call (kernels/_optim.pyx's sgd_step): the bits
-    of NumPy's ufuncs (the same parameters as strided views), on 2 threads and on 1, step after step; a
-    parameter that joins later (its gradient None at first) takes its first momentum step then, beside the
-    others' later steps. A float64 parameter among float32 ones sends the group parameter by parameter,
-    with the same bits."""
+@pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.03, momentum=0.9, weight_decay=0.01),
+                                  lambda ps: SGD(ps, lr=0.03, momentum=0.8, dampening=0.1, nesterov=False),
+                                  lambda ps: SGD(ps, lr=0.03),
+                                  lambda ps: Adam(ps, lr=0.01, weight_decay=0.01, amsgrad=True),
+                                  lambda ps: AdamW(ps, lr=0.01, weight_decay=0.05)],
+                         ids=["SGD", "SGD-dampening", "SGD-plain", "Adam-amsgrad", "AdamW"])
+def test_step_of_all_parameters_in_one_call_equals_the_ufuncs(dtype, make, num_threads, two_threads):
+    """SGD's and Adam's steps update a group's parameters in one compiled call (kernels/_optim.pyx): the bits
+    of NumPy's ufuncs (the same parameters as strided views), state included, on 2 threads and on 1, step
+    after step; a parameter that joins later (its gradient None at first) takes its first step then, beside
+    the others' later steps (its own momentum start, its own bias corrections). A float64 parameter among
+    float32 ones sends the group parameter by parameter, with the same bits."""
     results = []
     for threads in (2, 1):
         num_threads(threads)
@@ -461,7 +470,7 @@ def test_sgd_step_of_all_parameters_in_one_call_equals_the_ufuncs(dtype, num_thr
         params = _sgd_model(dtype, rng)
         twins = _strided(params)
         params[3].grad = twins[3].grad = None
-        opt, ref = (SGD(ps, lr=0.03, momentum=0.9, weight_decay=0.01) for ps in (params, twins))
+        opt, ref = make(params), make(twins)
         for step in range(4):
             if step == 2:
                 params[3].grad, twins[3].grad = np.zeros_like(params[3].data), np.zeros(params[3].data.shape, dtype)
@@ -472,16 +481,16 @@ def test_sgd_step_of_all_parameters_in_one_call_equals_the_ufuncs(dtype, num_thr
             ref.step()
             for p, q in zip(params, twins):
                 np.testing.assert_array_equal(p.data, q.data, err_msg=f"step {step}")
-                buffers = [o.state.get(r, {}).get("momentum_buffer") for o, r in ((opt, p), (ref, q))]
-                assert (buffers[0] is None) == (p.grad is None)
-                np.testing.assert_array_equal(*buffers)
+                for key in _STATE_KEYS:
+                    np.testing.assert_array_equal(opt.state.get(p, {}).get(key), ref.state.get(q, {}).get(key))
+        assert (opt.state[params[3]].get("step", 2), opt.state[params[0]].get("step", 4)) == (2, 4)
         results.append([p.data.copy() for p in params])
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
     params = _sgd_model(np.float32, rng)
     params[1].data, params[1].grad = params[1].data.astype(np.float64), params[1].grad.astype(np.float64)
     twins = _strided(params)
-    opt, ref = SGD(params, lr=0.03, momentum=0.9), SGD(twins, lr=0.03, momentum=0.9)
+    opt, ref = make(params), make(twins)
     for _ in range(3):
         for p, q in zip(params, twins):
             p.grad[...] = q.grad[...] = rng.standard_normal(p.data.shape)

@@ -1,19 +1,21 @@
 # distutils: extra_compile_args = -ffp-contract=off
 # distutils: sources = src_c/optim.c
 # distutils: depends = src_c/optim.h src_c/cpu.h src_c/threads.h src_c/thresholds.h
-"""Compiled optimizer kernels for the training loop: SGD's and Adam's update of one parameter in one pass
-(cnn_core.optim.SGD and Adam call them on arrays they have checked).
+"""Compiled optimizer kernels for the training loop: SGD's and Adam's update of a parameter group, every
+parameter in one pass, all of them in one call (cnn_core.optim.SGD and Adam call them on arrays they have
+checked).
 
 Arrays are taken through the buffer protocol (any C-contiguous float32/float64 array, any number of
 dimensions), which costs a fraction of a microsecond per array: a LeNet-5 step has ten parameters, and
 NumPy's per-ufunc overhead (a microsecond or more per call, four to five calls per parameter) was most of
-the optimizer's time at batch 64. The loops are src_c/optim.c's, one per instruction-set level (the
+the optimizer's time at batch 64; then one call per parameter still cost ~2 us of Python each (LeNet-5's
+whole step in fit, line timing: 74-75 us one call per parameter, 60-61 us one call). The loops are src_c/optim.c's, one per instruction-set level (the
 process-wide one of cnn_core.set_simd), built with -ffp-contract=off: no multiply-add is fused, whatever
 CFLAGS a build passes, so sgd_step rounds as NumPy's ufuncs do at every level.
 """
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from cnn_core._config cimport cnn_array_share, run_team, simd_level, team_size
+from cnn_core._config cimport cnn_array_share, cnn_pool_job, run_team, simd_level, team_size
 from cnn_core.kernels._buffer cimport float_kind, row_size
 
 
@@ -43,43 +45,26 @@ cdef extern from "optim.h" nogil:
 cnn_optim_init(simd_level)
 
 
-# One parameter of an sgd_step call: its arrays, size, row length (threads.h's cnn_array_share), the team that
-# splits it (its first nt threads of the call's team; the others skip it) and its momentum mode (optim.h).
-ctypedef struct _SgdArray:
-    void *p
-    const void *g
-    void *buf
+# One parameter of a step call: its arrays (a[0] the parameter, a[1] its gradient, then the optimizer's state:
+# SGD's momentum buffer; Adam's m, v and v_max; NULL where absent), its size and row length (threads.h's
+# cnn_array_share), the team that splits it (the first nt threads of the call's team; the others skip it),
+# and what differs between parameters: SGD's momentum mode (optim.h), Adam's bias-corrected scalars.
+ctypedef struct _Param:
+    void *a[5]
     Py_ssize_t n, row
     int nt, mode
+    cnn_adam_params_f32 h32
+    cnn_adam_params_f64 h64
 
 
-# One sgd_step call for its team (run_team): thread t takes share t of every parameter split over more than t
-# threads, the shares of one call per parameter, so a thread touches the rows of each weight it wrote in the
-# backward pass (threads.h's row shares). Elementwise: any split gives the same bits.
-ctypedef struct _SgdCall:
-    _SgdArray *arrays
+# One step call for its team (run_team): thread t takes share t of every parameter split over more than t
+# threads, the shares one call per parameter would take, so a thread touches the rows of each weight it wrote
+# in the backward pass (threads.h's row shares). Elementwise: any split gives the same bits.
+ctypedef struct _StepCall:
+    _Param *params
     Py_ssize_t count
     int kind, use_wd, nesterov
     double lr, mu, damp1, wd
-
-
-cdef void _sgd_share(void *arg, int t) noexcept nogil:
-    cdef _SgdCall *c = <_SgdCall *>arg
-    cdef _SgdArray *a
-    cdef Py_ssize_t i, lo, hi
-    for i in range(c.count):
-        a = &c.arrays[i]
-        if t >= a.nt:
-            continue
-        lo, hi = cnn_array_share(a.n, a.row, a.nt, t), cnn_array_share(a.n, a.row, a.nt, t + 1)
-        if c.kind == 4:
-            cnn_sgd_f32(<float *>a.p + lo, <const float *>a.g + lo, NULL if a.buf == NULL else <float *>a.buf + lo,
-                        hi - lo, <float>c.lr, <float>c.mu, <float>c.damp1, <float>c.wd, c.use_wd, a.mode,
-                        c.nesterov)
-        else:
-            cnn_sgd_f64(<double *>a.p + lo, <const double *>a.g + lo,
-                        NULL if a.buf == NULL else <double *>a.buf + lo, hi - lo, c.lr, c.mu, c.damp1, c.wd,
-                        c.use_wd, a.mode, c.nesterov)
 
 
 cdef bint _same_shape(const Py_buffer *a, const Py_buffer *b) noexcept:
@@ -90,6 +75,88 @@ cdef bint _same_shape(const Py_buffer *a, const Py_buffer *b) noexcept:
         if a.shape[d] != b.shape[d]:
             return False
     return True
+
+
+cdef class _Params:
+    """The buffers of a step call's arrays, column j of `columns` (a sequence per array role, None for a role
+    absent from this call) holding parameter i's array of that role at [i]; held until release(). Every
+    array C-contiguous, of one float dtype for the whole call, of its parameter's shape (else TypeError or
+    ValueError, before anything is written); role 1 (the gradient) read-only, the others written."""
+    cdef Py_buffer *views
+    cdef Py_ssize_t held
+    cdef _Param *params
+    cdef Py_ssize_t count
+    cdef int kind, nt
+
+    def __cinit__(self, str what, tuple columns):
+        cdef Py_ssize_t i, first
+        cdef int j, kind
+        self.count = len(columns[0])
+        for col in columns:
+            if col is not None and len(col) != self.count:
+                raise ValueError(f"{what}: expected one array per parameter in every argument")
+        self.views = <Py_buffer *>PyMem_Malloc(max(1, len(columns) * self.count) * sizeof(Py_buffer))
+        self.params = <_Param *>PyMem_Malloc(max(1, self.count) * sizeof(_Param))
+        if self.views == NULL or self.params == NULL:
+            raise MemoryError()
+        self.kind, self.nt = 0, 1
+        for i in range(self.count):
+            first = self.held
+            for j in range(5):
+                self.params[i].a[j] = NULL
+            for j, col in enumerate(columns):
+                if col is None:
+                    continue
+                PyObject_GetBuffer(col[i], &self.views[self.held],
+                                   PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (0 if j == 1 else PyBUF_WRITABLE))
+                self.held += 1
+                kind = float_kind(&self.views[self.held - 1])
+                if i == 0 and j == 0:
+                    self.kind = kind
+                if kind == 0 or kind != self.kind or not _same_shape(&self.views[self.held - 1], &self.views[first]):
+                    raise TypeError(f"{what}: expected every array of a parameter of its shape, and one float "
+                                    f"dtype for every parameter")
+                self.params[i].a[j] = self.views[self.held - 1].buf
+            self.params[i].n = self.views[first].len // self.kind
+            self.params[i].row = row_size(&self.views[first], self.params[i].n)
+            self.params[i].nt = team_size(self.params[i].n // CNN_OPTIM_MIN_PER_THREAD)
+            self.nt = max(self.nt, self.params[i].nt)
+
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        for i in range(self.held):
+            PyBuffer_Release(&self.views[i])
+        PyMem_Free(self.views)
+        PyMem_Free(self.params)
+
+    cdef void run(self, cnn_pool_job job, _StepCall *c) noexcept:
+        c.params, c.count, c.kind = self.params, self.count, self.kind
+        if self.count:
+            with nogil:
+                run_team(job, c, self.nt)
+
+
+cdef inline void _share(const _Param *a, int t, Py_ssize_t *lo, Py_ssize_t *hi) noexcept nogil:
+    lo[0], hi[0] = cnn_array_share(a.n, a.row, a.nt, t), cnn_array_share(a.n, a.row, a.nt, t + 1)
+
+
+cdef void _sgd_share(void *arg, int t) noexcept nogil:
+    cdef _StepCall *c = <_StepCall *>arg
+    cdef const _Param *a
+    cdef Py_ssize_t i, lo, hi
+    for i in range(c.count):
+        a = &c.params[i]
+        if t >= a.nt:
+            continue
+        _share(a, t, &lo, &hi)
+        if c.kind == 4:
+            cnn_sgd_f32(<float *>a.a[0] + lo, <const float *>a.a[1] + lo,
+                        NULL if a.a[2] == NULL else <float *>a.a[2] + lo, hi - lo, <float>c.lr, <float>c.mu,
+                        <float>c.damp1, <float>c.wd, c.use_wd, a.mode, c.nesterov)
+        else:
+            cnn_sgd_f64(<double *>a.a[0] + lo, <const double *>a.a[1] + lo,
+                        NULL if a.a[2] == NULL else <double *>a.a[2] + lo, hi - lo, c.lr, c.mu, c.damp1, c.wd,
+                        c.use_wd, a.mode, c.nesterov)
 
 
 def sgd_step(ps, gs, bufs, firsts, double lr, double momentum, double dampening, double weight_decay,
@@ -111,114 +178,60 @@ def sgd_step(ps, gs, bufs, firsts, double lr, double momentum, double dampening,
     One call for all the parameters (a Python call per parameter cost ~2 us of a training step): a parameter
     of at least 2 * CNN_OPTIM_MIN_PER_THREAD elements (src_c/thresholds.h) is split over a team in threads.h's
     array shares, the others are updated on the calling thread; the same bits on any number of threads."""
-    cdef Py_ssize_t count = len(ps), i, held = 0
     cdef bint has_buf = momentum != 0.0
-    cdef int per = 3 if has_buf else 2, nt = 1, t, kind
-    cdef _SgdCall c
-    if len(gs) != count or (has_buf and (len(bufs) != count or len(firsts) != count)):
-        raise ValueError("sgd_step: expected ps, gs, bufs and firsts of one length")
-    cdef Py_buffer *views = <Py_buffer *>PyMem_Malloc(max(1, per * count) * sizeof(Py_buffer))
-    c.arrays = <_SgdArray *>PyMem_Malloc(max(1, count) * sizeof(_SgdArray))
-    try:
-        if views == NULL or c.arrays == NULL:
-            raise MemoryError()
-        c.count, c.kind = count, 0
-        for i in range(count):
-            PyObject_GetBuffer(ps[i], &views[held], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE)
-            held += 1
-            PyObject_GetBuffer(gs[i], &views[held], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
-            held += 1
-            if has_buf:
-                PyObject_GetBuffer(bufs[i], &views[held], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE)
-                held += 1
-            kind = float_kind(&views[held - per])
-            if i == 0:
-                c.kind = kind
-            for t in range(held - per, held):
-                if kind == 0 or kind != c.kind or float_kind(&views[t]) != kind or \
-                        not _same_shape(&views[t], &views[held - per]):
-                    raise TypeError("sgd_step: expected p, g and buf of one shape, and one float dtype for "
-                                    "every parameter")
-            c.arrays[i].p, c.arrays[i].g = views[held - per].buf, views[held - per + 1].buf
-            c.arrays[i].buf = views[held - 1].buf if has_buf else NULL
-            c.arrays[i].n = views[held - per].len // kind
-            c.arrays[i].row = row_size(&views[held - per], c.arrays[i].n)
-            c.arrays[i].nt = team_size(c.arrays[i].n // CNN_OPTIM_MIN_PER_THREAD)
-            c.arrays[i].mode = 0 if not has_buf else (1 if firsts[i] else (2 if dampening == 0.0 else 3))
-            nt = max(nt, c.arrays[i].nt)
-        c.lr, c.mu, c.damp1, c.wd = lr, momentum, 1.0 - dampening, weight_decay
-        c.use_wd, c.nesterov = weight_decay != 0.0, nesterov
-        if count:
-            with nogil:
-                run_team(_sgd_share, &c, nt)
-    finally:
-        for i in range(held):
-            PyBuffer_Release(&views[i])
-        PyMem_Free(views)
-        PyMem_Free(c.arrays)
-
-
-# One adam_step call's arguments for its team (run_team), split as sgd_step's.
-ctypedef struct _AdamCall:
-    void *p
-    void *m
-    void *v
-    void *vmax
-    const void *g
-    Py_ssize_t n, row
-    int nt, kind
-    cnn_adam_params_f32 h32
-    cnn_adam_params_f64 h64
+    cdef _Params params = _Params("sgd_step", (ps, gs, bufs if has_buf else None))
+    cdef _StepCall c
+    cdef Py_ssize_t i
+    if has_buf and len(firsts) != params.count:
+        raise ValueError("sgd_step: expected one flag per parameter in firsts")
+    for i in range(params.count):
+        params.params[i].mode = 0 if not has_buf else (1 if firsts[i] else (2 if dampening == 0.0 else 3))
+    c.lr, c.mu, c.damp1, c.wd = lr, momentum, 1.0 - dampening, weight_decay
+    c.use_wd, c.nesterov = weight_decay != 0.0, nesterov
+    params.run(_sgd_share, &c)
 
 
 cdef void _adam_share(void *arg, int t) noexcept nogil:
-    cdef _AdamCall *c = <_AdamCall *>arg
-    cdef Py_ssize_t lo = cnn_array_share(c.n, c.row, c.nt, t), hi = cnn_array_share(c.n, c.row, c.nt, t + 1)
-    if c.kind == 4:
-        cnn_adam_f32(<float *>c.p + lo, <const float *>c.g + lo, <float *>c.m + lo, <float *>c.v + lo,
-                     NULL if c.vmax == NULL else <float *>c.vmax + lo, hi - lo, &c.h32)
-    else:
-        cnn_adam_f64(<double *>c.p + lo, <const double *>c.g + lo, <double *>c.m + lo, <double *>c.v + lo,
-                     NULL if c.vmax == NULL else <double *>c.vmax + lo, hi - lo, &c.h64)
-
-
-def adam_step(p, g, m, v, vmax, double beta1, double beta2, double eps, double wd, bint decoupled,
-              double step_size, double bias2_sqrt, double decay) -> None:
-    """One Adam/AdamW update of the parameter array p (in place) from its gradient g, with the moment
-    buffers m, v and (amsgrad; else None) vmax updated in place: cnn_core.optim.Adam's formulas, each
-    operation rounded in the arrays' dtype in the order of its NumPy sequence (the scalars cast to that
-    dtype first: step_size = lr / (1 - beta1**t), bias2_sqrt = sqrt(1 - beta2**t), decay = 1 - lr * wd),
-    so the result equals the ufuncs bit for bit. Arrays: C-contiguous, one float dtype and size. Split over
-    a team as sgd_step's: the same bits."""
-    cdef Py_buffer views[5]
-    cdef int held = 0, kind = 0, k
-    cdef bint ams = vmax is not None
-    cdef _AdamCall c
-    arrays = (p, m, v, vmax, g) if ams else (p, m, v, g)
-    try:
-        for k in range(len(arrays)):
-            PyObject_GetBuffer(arrays[k], &views[k], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT |
-                               (0 if k == len(arrays) - 1 else PyBUF_WRITABLE))
-            held += 1
-            if k == 0:
-                kind = float_kind(&views[0])
-            if kind == 0 or float_kind(&views[k]) != kind or views[k].len != views[0].len:
-                raise TypeError("adam_step: expected p, g, m, v (and vmax) of one float dtype and size")
-        mode = 0 if wd == 0.0 else (2 if decoupled else 1)
-        c.kind, c.n = kind, views[0].len // kind
-        c.row = row_size(&views[0], c.n)
-        c.p, c.m, c.v, c.g = views[0].buf, views[1].buf, views[2].buf, views[held - 1].buf
-        c.vmax = views[3].buf if ams else NULL
-        if kind == 4:
-            c.h32 = cnn_adam_params_f32(<float>beta1, <float>(1.0 - beta1), <float>beta2, <float>(1.0 - beta2),
-                                        <float>wd, <float>decay, <float>bias2_sqrt, <float>eps, <float>step_size,
-                                        mode)
+    cdef _StepCall *c = <_StepCall *>arg
+    cdef const _Param *a
+    cdef Py_ssize_t i, lo, hi
+    for i in range(c.count):
+        a = &c.params[i]
+        if t >= a.nt:
+            continue
+        _share(a, t, &lo, &hi)
+        if c.kind == 4:
+            cnn_adam_f32(<float *>a.a[0] + lo, <const float *>a.a[1] + lo, <float *>a.a[2] + lo,
+                         <float *>a.a[3] + lo, NULL if a.a[4] == NULL else <float *>a.a[4] + lo, hi - lo, &a.h32)
         else:
-            c.h64 = cnn_adam_params_f64(beta1, 1.0 - beta1, beta2, 1.0 - beta2, wd, decay, bias2_sqrt, eps,
-                                        step_size, mode)
-        c.nt = team_size(c.n // CNN_OPTIM_MIN_PER_THREAD)
-        with nogil:
-            run_team(_adam_share, &c, c.nt)
-    finally:
-        for k in range(held):
-            PyBuffer_Release(&views[k])
+            cnn_adam_f64(<double *>a.a[0] + lo, <const double *>a.a[1] + lo, <double *>a.a[2] + lo,
+                         <double *>a.a[3] + lo, NULL if a.a[4] == NULL else <double *>a.a[4] + lo, hi - lo,
+                         &a.h64)
+
+
+def adam_step(ps, gs, ms, vs, vmaxs, double beta1, double beta2, double eps, double wd, bint decoupled,
+              step_sizes, bias2_sqrts, double decay) -> None:
+    """One Adam/AdamW update of every parameter array ps[i] (in place) from its gradient gs[i], with its
+    moment buffers ms[i], vs[i] and (amsgrad; else vmaxs is None) vmaxs[i] updated in place:
+    cnn_core.optim.Adam's formulas, each operation rounded in the arrays' dtype in the order of its NumPy
+    sequence (the scalars cast to that dtype first: step_sizes[i] = lr / (1 - beta1**t_i), bias2_sqrts[i] =
+    sqrt(1 - beta2**t_i) with parameter i's step count t_i, decay = 1 - lr * wd), so the result equals the
+    ufuncs bit for bit. Arrays as sgd_step's (else TypeError or ValueError before anything is written), split
+    over a team as sgd_step's: the same bits."""
+    cdef _Params params = _Params("adam_step", (ps, gs, ms, vs, vmaxs))
+    cdef _StepCall c
+    cdef Py_ssize_t i
+    cdef int mode = 0 if wd == 0.0 else (2 if decoupled else 1)
+    cdef double step_size, bias2_sqrt
+    if len(step_sizes) != params.count or len(bias2_sqrts) != params.count:
+        raise ValueError("adam_step: expected one step size and one bias correction per parameter")
+    for i in range(params.count):
+        step_size, bias2_sqrt = step_sizes[i], bias2_sqrts[i]
+        if params.kind == 4:
+            params.params[i].h32 = cnn_adam_params_f32(<float>beta1, <float>(1.0 - beta1), <float>beta2,
+                                                       <float>(1.0 - beta2), <float>wd, <float>decay,
+                                                       <float>bias2_sqrt, <float>eps, <float>step_size, mode)
+        else:
+            params.params[i].h64 = cnn_adam_params_f64(beta1, 1.0 - beta1, beta2, 1.0 - beta2, wd, decay,
+                                                       bias2_sqrt, eps, step_size, mode)
+    params.run(_adam_share, &c)

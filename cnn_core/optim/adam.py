@@ -56,46 +56,62 @@ class Adam(Optimizer):
     def step(self) -> None:
         """Apply one update to every trainable parameter from its current `.grad`."""
         for group in self.param_groups:
-            lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-            for p, state in self._trainable(group):
+            lr, (beta1, beta2), wd, ams = group["lr"], group["betas"], group["weight_decay"], group["amsgrad"]
+            todo = list(self._trainable(group))
+            for p, state in todo:
                 if not state:
                     state["step"] = 0
                     state["exp_avg"] = np.zeros_like(p.data)
                     state["exp_avg_sq"] = np.zeros_like(p.data)
-                    if group["amsgrad"]:
+                    if ams:
                         state["max_exp_avg_sq"] = np.zeros_like(p.data)
                 state["step"] += 1
-                t_step, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
-                vmax = state["max_exp_avg_sq"] if group["amsgrad"] else None
-                if _compiled(p, (m, v) if vmax is None else (m, v, vmax)):
-                    # one compiled pass, the same roundings as the ufuncs below (kernels/_optim.pyx)
-                    _adam_step(p.data, p.grad, m, v, vmax, beta1, beta2, eps, wd, self._decoupled,
-                               lr / (1.0 - beta1 ** t_step), math.sqrt(1.0 - beta2 ** t_step), 1.0 - lr * wd)
-                    continue
-                t = self._scratch_buffer(p, "t")
-                if self._decoupled:
-                    if wd != 0.0:
-                        np.multiply(p.data, 1.0 - lr * wd, out=p.data)
-                    g = p.grad
-                else:
-                    g = self._grad_with_decay(p, wd)
-                np.multiply(m, beta1, out=m)
-                np.multiply(g, 1.0 - beta1, out=t)
-                np.add(m, t, out=m)
-                np.multiply(v, beta2, out=v)
-                np.multiply(g, g, out=t)
-                np.multiply(t, 1.0 - beta2, out=t)
-                np.add(v, t, out=v)
-                if vmax is not None:
-                    np.maximum(vmax, v, out=vmax)
-                    v = vmax
-                step_size = lr / (1.0 - beta1 ** t_step)
-                np.sqrt(v, out=t)
-                np.divide(t, math.sqrt(1.0 - beta2 ** t_step), out=t)
-                np.add(t, eps, out=t)
-                np.divide(m, t, out=t)
-                np.multiply(t, step_size, out=t)
-                np.subtract(p.data, t, out=p.data)
+            states = [s for _, s in todo]
+            try:
+                # the group in one compiled call (kernels/_optim.pyx: the roundings of _step_one's ufuncs)
+                _adam_step([p.data for p, _ in todo], [p.grad for p, _ in todo], [s["exp_avg"] for s in states],
+                           [s["exp_avg_sq"] for s in states], [s["max_exp_avg_sq"] for s in states] if ams else None,
+                           beta1, beta2, group["eps"], wd, self._decoupled,
+                           [lr / (1.0 - beta1 ** s["step"]) for s in states],
+                           [math.sqrt(1.0 - beta2 ** s["step"]) for s in states], 1.0 - lr * wd)
+            except (TypeError, ValueError):   # a strided array, mixed dtypes: parameter by parameter
+                for p, state in todo:
+                    self._step_one(p, state, group)
+
+    def _step_one(self, p, state: dict, group: dict) -> None:
+        """One parameter's update (its state made and its step counted): the compiled pass when its arrays
+        allow, else NumPy's ufuncs."""
+        lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        t_step, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+        vmax = state["max_exp_avg_sq"] if group["amsgrad"] else None
+        step_size, bias2_sqrt = lr / (1.0 - beta1 ** t_step), math.sqrt(1.0 - beta2 ** t_step)
+        if _compiled(p, (m, v) if vmax is None else (m, v, vmax)):
+            _adam_step([p.data], [p.grad], [m], [v], None if vmax is None else [vmax], beta1, beta2, eps, wd,
+                       self._decoupled, [step_size], [bias2_sqrt], 1.0 - lr * wd)
+            return
+        t = self._scratch_buffer(p, "t")
+        if self._decoupled:
+            if wd != 0.0:
+                np.multiply(p.data, 1.0 - lr * wd, out=p.data)
+            g = p.grad
+        else:
+            g = self._grad_with_decay(p, wd)
+        np.multiply(m, beta1, out=m)
+        np.multiply(g, 1.0 - beta1, out=t)
+        np.add(m, t, out=m)
+        np.multiply(v, beta2, out=v)
+        np.multiply(g, g, out=t)
+        np.multiply(t, 1.0 - beta2, out=t)
+        np.add(v, t, out=v)
+        if vmax is not None:
+            np.maximum(vmax, v, out=vmax)
+            v = vmax
+        np.sqrt(v, out=t)
+        np.divide(t, bias2_sqrt, out=t)
+        np.add(t, eps, out=t)
+        np.divide(m, t, out=t)
+        np.multiply(t, step_size, out=t)
+        np.subtract(p.data, t, out=p.data)
 
 
 class AdamW(Adam):
