@@ -15,7 +15,7 @@ CFLAGS a build passes, so sgd_step rounds as NumPy's ufuncs do at every level.
 """
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from cnn_core._config cimport cnn_array_share, cnn_pool_job, run_team, simd_level, team_size
+from cnn_core._config cimport cnn_array_share, run_team, simd_level, team_size
 from cnn_core.kernels._buffer cimport float_kind, row_size
 
 
@@ -57,6 +57,10 @@ ctypedef struct _Param:
     cnn_adam_params_f64 h64
 
 
+# The update of elements [lo, hi) of one parameter (SGD's or Adam's).
+ctypedef void (*_Update)(const _StepCall *c, const _Param *a, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil
+
+
 # One step call for its team (run_team): thread t takes share t of every parameter split over more than t
 # threads, the shares one call per parameter would take, so a thread touches the rows of each weight it wrote
 # in the backward pass (threads.h's row shares). Elementwise: any split gives the same bits.
@@ -65,6 +69,17 @@ ctypedef struct _StepCall:
     Py_ssize_t count
     int kind, use_wd, nesterov
     double lr, mu, damp1, wd
+    _Update update
+
+
+cdef void _step_share(void *arg, int t) noexcept nogil:
+    cdef _StepCall *c = <_StepCall *>arg
+    cdef const _Param *a
+    cdef Py_ssize_t i
+    for i in range(c.count):
+        a = &c.params[i]
+        if t < a.nt:
+            c.update(c, a, cnn_array_share(a.n, a.row, a.nt, t), cnn_array_share(a.n, a.row, a.nt, t + 1))
 
 
 cdef bint _same_shape(const Py_buffer *a, const Py_buffer *b) noexcept:
@@ -129,34 +144,22 @@ cdef class _Params:
         PyMem_Free(self.views)
         PyMem_Free(self.params)
 
-    cdef void run(self, cnn_pool_job job, _StepCall *c) noexcept:
-        c.params, c.count, c.kind = self.params, self.count, self.kind
+    cdef void run(self, _Update update, _StepCall *c) noexcept:
+        """update(c, parameter, lo, hi) over every parameter's shares, on the team."""
+        c.params, c.count, c.kind, c.update = self.params, self.count, self.kind, update
         if self.count:
             with nogil:
-                run_team(job, c, self.nt)
+                run_team(_step_share, c, self.nt)
 
 
-cdef inline void _share(const _Param *a, int t, Py_ssize_t *lo, Py_ssize_t *hi) noexcept nogil:
-    lo[0], hi[0] = cnn_array_share(a.n, a.row, a.nt, t), cnn_array_share(a.n, a.row, a.nt, t + 1)
-
-
-cdef void _sgd_share(void *arg, int t) noexcept nogil:
-    cdef _StepCall *c = <_StepCall *>arg
-    cdef const _Param *a
-    cdef Py_ssize_t i, lo, hi
-    for i in range(c.count):
-        a = &c.params[i]
-        if t >= a.nt:
-            continue
-        _share(a, t, &lo, &hi)
-        if c.kind == 4:
-            cnn_sgd_f32(<float *>a.a[0] + lo, <const float *>a.a[1] + lo,
-                        NULL if a.a[2] == NULL else <float *>a.a[2] + lo, hi - lo, <float>c.lr, <float>c.mu,
-                        <float>c.damp1, <float>c.wd, c.use_wd, a.mode, c.nesterov)
-        else:
-            cnn_sgd_f64(<double *>a.a[0] + lo, <const double *>a.a[1] + lo,
-                        NULL if a.a[2] == NULL else <double *>a.a[2] + lo, hi - lo, c.lr, c.mu, c.damp1, c.wd,
-                        c.use_wd, a.mode, c.nesterov)
+cdef void _sgd_update(const _StepCall *c, const _Param *a, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    if c.kind == 4:
+        cnn_sgd_f32(<float *>a.a[0] + lo, <const float *>a.a[1] + lo, NULL if a.a[2] == NULL else <float *>a.a[2] + lo,
+                    hi - lo, <float>c.lr, <float>c.mu, <float>c.damp1, <float>c.wd, c.use_wd, a.mode, c.nesterov)
+    else:
+        cnn_sgd_f64(<double *>a.a[0] + lo, <const double *>a.a[1] + lo,
+                    NULL if a.a[2] == NULL else <double *>a.a[2] + lo, hi - lo, c.lr, c.mu, c.damp1, c.wd, c.use_wd,
+                    a.mode, c.nesterov)
 
 
 def sgd_step(ps, gs, bufs, firsts, double lr, double momentum, double dampening, double weight_decay,
@@ -188,25 +191,16 @@ def sgd_step(ps, gs, bufs, firsts, double lr, double momentum, double dampening,
         params.params[i].mode = 0 if not has_buf else (1 if firsts[i] else (2 if dampening == 0.0 else 3))
     c.lr, c.mu, c.damp1, c.wd = lr, momentum, 1.0 - dampening, weight_decay
     c.use_wd, c.nesterov = weight_decay != 0.0, nesterov
-    params.run(_sgd_share, &c)
+    params.run(_sgd_update, &c)
 
 
-cdef void _adam_share(void *arg, int t) noexcept nogil:
-    cdef _StepCall *c = <_StepCall *>arg
-    cdef const _Param *a
-    cdef Py_ssize_t i, lo, hi
-    for i in range(c.count):
-        a = &c.params[i]
-        if t >= a.nt:
-            continue
-        _share(a, t, &lo, &hi)
-        if c.kind == 4:
-            cnn_adam_f32(<float *>a.a[0] + lo, <const float *>a.a[1] + lo, <float *>a.a[2] + lo,
-                         <float *>a.a[3] + lo, NULL if a.a[4] == NULL else <float *>a.a[4] + lo, hi - lo, &a.h32)
-        else:
-            cnn_adam_f64(<double *>a.a[0] + lo, <const double *>a.a[1] + lo, <double *>a.a[2] + lo,
-                         <double *>a.a[3] + lo, NULL if a.a[4] == NULL else <double *>a.a[4] + lo, hi - lo,
-                         &a.h64)
+cdef void _adam_update(const _StepCall *c, const _Param *a, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    if c.kind == 4:
+        cnn_adam_f32(<float *>a.a[0] + lo, <const float *>a.a[1] + lo, <float *>a.a[2] + lo, <float *>a.a[3] + lo,
+                     NULL if a.a[4] == NULL else <float *>a.a[4] + lo, hi - lo, &a.h32)
+    else:
+        cnn_adam_f64(<double *>a.a[0] + lo, <const double *>a.a[1] + lo, <double *>a.a[2] + lo,
+                     <double *>a.a[3] + lo, NULL if a.a[4] == NULL else <double *>a.a[4] + lo, hi - lo, &a.h64)
 
 
 def adam_step(ps, gs, ms, vs, vmaxs, double beta1, double beta2, double eps, double wd, bint decoupled,
@@ -234,4 +228,4 @@ def adam_step(ps, gs, ms, vs, vmaxs, double beta1, double beta2, double eps, dou
         else:
             params.params[i].h64 = cnn_adam_params_f64(beta1, 1.0 - beta1, beta2, 1.0 - beta2, wd, decay,
                                                        bias2_sqrt, eps, step_size, mode)
-    params.run(_adam_share, &c)
+    params.run(_adam_update, &c)
