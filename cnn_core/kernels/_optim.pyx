@@ -93,10 +93,11 @@ cdef bint _same_shape(const Py_buffer *a, const Py_buffer *b) noexcept:
 
 
 cdef class _Params:
-    """The buffers of a step call's arrays, column j of `columns` (a sequence per array role, None for a role
-    absent from this call) holding parameter i's array of that role at [i]; held until release(). Every
-    array C-contiguous, of one float dtype for the whole call, of its parameter's shape (else TypeError or
-    ValueError, before anything is written); role 1 (the gradient) read-only, the others written."""
+    """The buffers of a step call's arrays, column j of `columns` (a sequence per array role, at most 5 roles,
+    None for a role absent from this call) holding parameter i's array of that role at [i]; held while the
+    object lives. Every array C-contiguous, of one float dtype for the whole call, of its parameter's shape
+    (else TypeError or ValueError, before anything is written); role 1 (the gradient) read-only, the others
+    written."""
     cdef Py_buffer *views
     cdef Py_ssize_t held
     cdef _Param *params
@@ -107,6 +108,8 @@ cdef class _Params:
         cdef Py_ssize_t i, first
         cdef int j, kind
         self.count = len(columns[0])
+        if len(columns) > 5:
+            raise ValueError(f"{what}: expected at most 5 arrays per parameter, got {len(columns)}")
         for col in columns:
             if col is not None and len(col) != self.count:
                 raise ValueError(f"{what}: expected one array per parameter in every argument")
