@@ -24,6 +24,22 @@ def test_named_parameters_use_dotted_names():
     assert len(small_net().parameters()) == 4
 
 
+def test_parameters_are_named_parameters_in_order():
+    # parameters() walks the modules without building names (zero_grad calls it every step): the same
+    # objects in the same order, with a module's own parameters before its children's, nested containers
+    # and a recurrent layer included.
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(np.ones(3, np.float32))
+            self.inner = nn.Sequential(nn.Linear(3, 3, rng=0), nn.Sequential(nn.Linear(3, 2, rng=1)))
+
+    for model in (small_net(), Scaled(), nn.Sequential(Scaled(), nn.LSTM(2, 4, num_layers=2, rng=0))):
+        named = [p for _, p in model.named_parameters()]
+        listed = model.parameters()
+        assert len(named) > 2 and len(listed) == len(named) and all(a is b for a, b in zip(listed, named))
+
+
 def test_linear_without_bias_registers_only_weight():
     m = nn.Linear(3, 2, bias=False)
     assert [n for n, _ in m.named_parameters()] == ["weight"] and m.bias is None

@@ -357,7 +357,11 @@ class Module:
         return out
 
     def parameters(self) -> list[Parameter]:
-        return [p for _, p in self.named_parameters()]
+        # named_parameters' order, without building the names: zero_grad walks this every training step
+        out = list(self._parameters.values())
+        for m in self._modules.values():
+            out.extend(m.parameters())
+        return out
 
     def zero_grad(self) -> None:
         for p in self.parameters():
