@@ -10,14 +10,6 @@ from cnn_core.kernels._optim import adam_step as _adam_step
 from cnn_core.optim.optimizer import Optimizer
 
 
-def _compiled(p, arrays) -> bool:
-    """Whether the compiled step applies: p's data, grad and moment buffers C-contiguous arrays of one dtype
-    and shape (every layer's parameters are); anything else takes the ufuncs."""
-    d = p.data
-    return d.flags.c_contiguous and all(a.flags.c_contiguous and a.dtype == d.dtype and a.shape == d.shape
-                                        for a in (p.grad, *arrays))
-
-
 class Adam(Optimizer):
     """PyTorch's Adam. Per parameter p with gradient g, at step t = 1, 2, ...:
 
@@ -79,15 +71,18 @@ class Adam(Optimizer):
                     self._step_one(p, state, group)
 
     def _step_one(self, p, state: dict, group: dict) -> None:
-        """One parameter's update (its state made and its step counted): the compiled pass when its arrays
-        allow, else NumPy's ufuncs."""
+        """One parameter's update (its state made and its step counted): the compiled pass, else, where the
+        pass refuses its arrays (TypeError or ValueError before an element is written), NumPy's ufuncs."""
         lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         t_step, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
         vmax = state["max_exp_avg_sq"] if group["amsgrad"] else None
         step_size, bias2_sqrt = lr / (1.0 - beta1 ** t_step), math.sqrt(1.0 - beta2 ** t_step)
-        if _compiled(p, (m, v) if vmax is None else (m, v, vmax)):
+        try:
             _adam_step([p.data], [p.grad], [m], [v], None if vmax is None else [vmax], beta1, beta2, eps, wd,
                        self._decoupled, [step_size], [bias2_sqrt], 1.0 - lr * wd)
+        except (TypeError, ValueError):
+            pass
+        else:
             return
         t = self._scratch_buffer(p, "t")
         if self._decoupled:

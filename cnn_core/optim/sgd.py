@@ -8,14 +8,6 @@ from cnn_core.kernels._optim import sgd_step as _sgd_step
 from cnn_core.optim.optimizer import Optimizer
 
 
-def _compiled(p, buf) -> bool:
-    """Whether the compiled step applies: p's data, grad and momentum buffer C-contiguous arrays of one dtype
-    and shape (every layer's parameters are); anything else takes the ufuncs."""
-    d, g = p.data, p.grad
-    return (d.flags.c_contiguous and g.flags.c_contiguous and g.dtype == d.dtype and g.shape == d.shape
-            and (buf is None or (buf.flags.c_contiguous and buf.dtype == d.dtype and buf.shape == d.shape)))
-
-
 class SGD(Optimizer):
     """PyTorch's SGD. Per parameter p with gradient g, each step:
 
@@ -72,15 +64,19 @@ class SGD(Optimizer):
                         state["momentum_buffer"] = b
 
     def _step_one(self, p, state: dict, new_buf, group: dict) -> None:
-        """One parameter's update: the compiled pass when its arrays allow (new_buf: a momentum buffer to
-        take if it has none yet), else NumPy's ufuncs."""
+        """One parameter's update: the compiled pass (new_buf: the momentum buffer it takes on its first step,
+        kept once the pass ran), else, where the pass refuses its arrays (TypeError or ValueError before an
+        element is written: a strided array, a gradient of another dtype), NumPy's ufuncs."""
         lr, mu, damp, wd = group["lr"], group["momentum"], group["dampening"], group["weight_decay"]
         buf = state.get("momentum_buffer")
-        if _compiled(p, buf if buf is not None else new_buf):
-            first = mu != 0.0 and buf is None
+        first = mu != 0.0 and buf is None
+        try:
+            _sgd_step([p.data], [p.grad], [new_buf if first else buf], [first], lr, mu, damp, wd, group["nesterov"])
+        except (TypeError, ValueError):
+            pass
+        else:
             if first:
-                buf = state["momentum_buffer"] = new_buf
-            _sgd_step([p.data], [p.grad], [buf], [first], lr, mu, damp, wd, group["nesterov"])
+                state["momentum_buffer"] = new_buf
             return
         g = self._grad_with_decay(p, wd)
         if mu != 0.0:
