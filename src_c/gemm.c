@@ -490,37 +490,6 @@ AVX2_KERNELS(d, double, __m256d, pd, sd, 4)
  * multiple of LANES (MR = 6 or 14) is stored masked, and steps past the last whole block one by one. A copy:
  * the packed values, and so every result, are the element-by-element loop's. */
 
-/* r[0..7] (8 lines x 8 steps) -> r[q] = step q of the 8 lines. */
-CNN_AVX2_INLINE void cnn_transpose8_ps(__m256 r[8])
-{
-    __m256 t[8], u[8];
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);       /* lines i, i+1 interleaved: steps 0,1 | 4,5 */
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);   /* steps 2,3 | 6,7 */
-    }
-    for (int i = 0; i < 8; i += 4) {
-        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));      /* step 0 | 4 of 4 lines */
-        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));  /* step 1 | 5 */
-        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0)); /* step 2 | 6 */
-        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2)); /* step 3 | 7 */
-    }
-    for (int q = 0; q < 4; ++q) {
-        r[q] = _mm256_permute2f128_ps(u[q], u[q + 4], 0x20);       /* lines 0-3 | lines 4-7, step q */
-        r[q + 4] = _mm256_permute2f128_ps(u[q], u[q + 4], 0x31);   /* step q + 4 */
-    }
-}
-
-/* r[0..3] (4 lines x 4 steps) -> r[q] = step q of the 4 lines. */
-CNN_AVX2_INLINE void cnn_transpose4_pd(__m256d r[4])
-{
-    const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
-    const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
-    r[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
-    r[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
-    r[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
-    r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
-}
-
 #define AVX2_PACKT(T, V, W_, SFX, LANES, TRANSPOSE)                                                       \
     CNN_AVX2 static void T##_packt_avx2(int W, ptrdiff_t w, ptrdiff_t kc, const V *x, ptrdiff_t ls,      \
                                         V *dst)                                                           \

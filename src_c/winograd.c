@@ -41,6 +41,22 @@
 #undef WATTR
 
 #if CNN_X86
+#include "avx2.h"
+/* The vector levels copy the F(4x4) canvases (winograd_template.h's to_lanes / from_lanes) in register
+ * transposes of WVEC_LANES samples: per element type the register, its lane count, its intrinsics, the mask
+ * of its first k lanes and the transpose (avx2.h). */
+#define WVEC
+#define WVEC_TYPE_s __m256
+#define WVEC_TYPE_d __m256d
+#define WVEC_LANES_s 8
+#define WVEC_LANES_d 4
+#define WVEC_OP_s(op) _mm256_##op##_ps
+#define WVEC_OP_d(op) _mm256_##op##_pd
+#define WVEC_MASK_s cnn_lanes_ps
+#define WVEC_MASK_d cnn_lanes_pd
+#define WVEC_TRANSPOSE_s cnn_transpose8_ps
+#define WVEC_TRANSPOSE_d cnn_transpose4_pd
+
 #define WATTR __attribute__((target("avx2,fma")))
 #define WTGT avx2
 #define WT float
@@ -70,6 +86,7 @@
 #undef WSFX
 #undef WTGT
 #undef WATTR
+#undef WVEC
 #endif
 
 /* The transforms of each level. */

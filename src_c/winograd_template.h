@@ -5,6 +5,8 @@
 #define WCAT_(a, b, c) a##_##b##_##c
 #define WCAT(a, b, c) WCAT_(a, b, c)
 #define WFN(name) WCAT(name, WSFX, WTGT)
+#define WCAT2_(a, b) a##b
+#define WCAT2(a, b) WCAT2_(a, b)
 
 /* The four rows of B^T d for every row r of a: d_i[r*Q + q] from a[(r + k)*Q + q], k < 4, over n = rows*Q
  * values (rows (a0 - a2, a1 + a2, a2 - a1, a1 - a3), d_i at d + i*n). */
@@ -226,6 +228,61 @@ WATTR static inline void WFN(wino4_a)(const WT *restrict y, ptrdiff_t is, WT *re
     }
 }
 
+/* Row j of n samples' planes into the sample-minor canvas: o[j*n + s] = x[s*xs + j], s < n, j < w. At a vector
+ * level WVEC_LANES samples at a time, blocks of lanes x lanes values loaded as the samples' row pieces,
+ * transposed in registers and stored as one vector per column (a row's last k < lanes values through a
+ * masked load, which reads nothing past them); one by one without vectors and for the samples left over
+ * (n not a multiple of the lanes). A copy: the canvas holds the same values either way. */
+WATTR WINO_NOCALLS static inline void WFN(to_lanes)(ptrdiff_t n, const WT *restrict x, ptrdiff_t xs, ptrdiff_t w,
+                                                   WT *restrict o)
+{
+    ptrdiff_t s0 = 0;
+#ifdef WVEC
+    enum { L = WCAT2(WVEC_LANES_, WSFX) };
+    for (; s0 + L <= n; s0 += L)
+        for (ptrdiff_t j = 0; j < w; j += L) {
+            const ptrdiff_t k = w - j < L ? w - j : L;
+            WCAT2(WVEC_TYPE_, WSFX) r[L];
+            for (int s = 0; s < L; s++)
+                r[s] = k == L ? WCAT2(WVEC_OP_, WSFX)(loadu)(x + (s0 + s) * xs + j)
+                              : WCAT2(WVEC_OP_, WSFX)(maskload)(x + (s0 + s) * xs + j, WCAT2(WVEC_MASK_, WSFX)(k));
+            WCAT2(WVEC_TRANSPOSE_, WSFX)(r);
+            for (int q = 0; q < k; q++) WCAT2(WVEC_OP_, WSFX)(storeu)(o + (j + q) * n + s0, r[q]);
+        }
+#endif
+    for (ptrdiff_t s = s0; s < n; s++)
+        for (ptrdiff_t j = 0; j < w; j++) o[j * n + s] = x[s * xs + j];
+}
+
+/* The inverse copy, with a constant added: y[s*ys + j] = o[j*n + s] + b, s < n, j < w (the canvas's row out to
+ * n samples' planes), in the same register transposes (a row's last k < lanes values stored masked). */
+WATTR static inline void WFN(from_lanes)(ptrdiff_t n, const WT *restrict o, ptrdiff_t w, WT b, WT *restrict y,
+                                        ptrdiff_t ys)
+{
+    ptrdiff_t s0 = 0;
+#ifdef WVEC
+    enum { L = WCAT2(WVEC_LANES_, WSFX) };
+    const WCAT2(WVEC_TYPE_, WSFX) bv = WCAT2(WVEC_OP_, WSFX)(set1)(b);
+    for (; s0 + L <= n; s0 += L)
+        for (ptrdiff_t j = 0; j < w; j += L) {
+            const ptrdiff_t k = w - j < L ? w - j : L;
+            WCAT2(WVEC_TYPE_, WSFX) r[L];
+            for (int q = 0; q < L; q++)
+                r[q] = q < k ? WCAT2(WVEC_OP_, WSFX)(loadu)(o + (j + q) * n + s0) : WCAT2(WVEC_OP_, WSFX)(setzero)();
+            WCAT2(WVEC_TRANSPOSE_, WSFX)(r);
+            for (int s = 0; s < L; s++) {
+                const WCAT2(WVEC_TYPE_, WSFX) v = WCAT2(WVEC_OP_, WSFX)(add)(r[s], bv);
+                if (k == L)
+                    WCAT2(WVEC_OP_, WSFX)(storeu)(y + (s0 + s) * ys + j, v);
+                else
+                    WCAT2(WVEC_OP_, WSFX)(maskstore)(y + (s0 + s) * ys + j, WCAT2(WVEC_MASK_, WSFX)(k), v);
+            }
+        }
+#endif
+    for (ptrdiff_t s = s0; s < n; s++)
+        for (ptrdiff_t j = 0; j < w; j++) y[s * ys + j] = o[j * n + s] + b;
+}
+
 /* V[xi*vs + (th*TW + tw)*n + s] = (B^T d B)[xi] for the TH x TW tiles of one channel's plane in each of n
  * samples, x + s*xs_n (H x W, zero outside; tile (th, tw) reads rows 4*th - ph .. +5, columns 4*tw - pw .. +5).
  * The planes go sample-minor into a zeroed canvas pad[(r*Q + j)*n + s] (R = 4*TH + 2 rows, Q = 4*TW + 2
@@ -237,17 +294,17 @@ WATTR WINO_NOCALLS static void WFN(wino4_in)(ptrdiff_t n, const WT *restrict x, 
 {
     const ptrdiff_t R = 4 * TH + 2, Q = 4 * TW + 2;
     WT *restrict pad = line, *restrict h = line + R * Q * n;
-    const ptrdiff_t rlo = ph > 0 ? ph : 0, rhi = H + ph < R ? H + ph : R;    /* canvas rows inside the plane */
-    const ptrdiff_t jlo = pw > 0 ? pw : 0, jhi = W + pw < Q ? W + pw : Q;    /* and columns */
-    for (ptrdiff_t i = 0; i < R * Q * n; i++) pad[i] = 0;
-    /* sample by sample: each plane read in order (the n planes are a sample's size apart: reading them side by
-     * side touched n pages per element), written n apart into the canvas (in L1) */
-    for (ptrdiff_t s = 0; s < n; s++)
-        for (ptrdiff_t r = rlo; r < rhi; r++) {
-            const WT *restrict xr = x + s * xs_n + (r - ph) * W - pw;
-            WT *restrict pr = pad + r * Q * n + s;
-            for (ptrdiff_t j = jlo; j < jhi; j++) pr[j * n] = xr[j];
-        }
+    /* canvas rows [rlo, rhi) and columns [jlo, jhi) inside the plane, the rest zeros */
+    const ptrdiff_t rlo = ph <= 0 ? 0 : ph < R ? ph : R, rhi = H + ph < R ? (H + ph > rlo ? H + ph : rlo) : R;
+    const ptrdiff_t jlo = pw <= 0 ? 0 : pw < Q ? pw : Q, jhi = W + pw < Q ? (W + pw > jlo ? W + pw : jlo) : Q;
+    for (ptrdiff_t i = 0; i < rlo * Q * n; i++) pad[i] = 0;
+    for (ptrdiff_t i = rhi * Q * n; i < R * Q * n; i++) pad[i] = 0;
+    for (ptrdiff_t r = rlo; r < rhi; r++) {
+        WT *restrict pr = pad + r * Q * n;
+        for (ptrdiff_t i = 0; i < jlo * n; i++) pr[i] = 0;
+        for (ptrdiff_t i = jhi * n; i < Q * n; i++) pr[i] = 0;
+        WFN(to_lanes)(n, x + (r - ph) * W - pw + jlo, xs_n, jhi - jlo, pr + jlo * n);
+    }
     for (ptrdiff_t th = 0; th < TH; th++)
         for (ptrdiff_t tw = 0; tw < TW; tw++) {
             const WT *restrict base = pad + (4 * th * Q + 4 * tw) * n;
@@ -274,12 +331,7 @@ WATTR static void WFN(wino4_out)(ptrdiff_t n, const WT *restrict m, ptrdiff_t ms
             for (int i = 0; i < 4; i++)
                 WFN(wino4_at)(P + 6 * i * n, n, Yc + ((4 * th + i) * CW + 4 * tw) * n, n, n);
         }
-    for (ptrdiff_t s = 0; s < n; s++)
-        for (ptrdiff_t r = 0; r < OH; r++) {
-            const WT *restrict yc = Yc + r * CW * n + s;
-            WT *restrict yr = y + s * ys_n + r * OW;
-            for (ptrdiff_t c = 0; c < OW; c++) yr[c] = yc[c * n] + b;
-        }
+    for (ptrdiff_t r = 0; r < OH; r++) WFN(from_lanes)(n, Yc + r * CW * n, OW, b, y + r * OW, ys_n);
 }
 
 /* Delta's tiles for the weight gradient: D[xi*ds + (th*TW + tw)*n + s] = (A dy A^T)[xi] for the 4x4 blocks dy
@@ -292,13 +344,11 @@ WATTR WINO_NOCALLS static void WFN(wino4_dout)(ptrdiff_t n, const WT *restrict d
 {
     const ptrdiff_t CW = 4 * TW;
     WT *restrict E = line, *restrict Dc = line + 24 * n;
-    for (ptrdiff_t i = 0; i < 4 * TH * CW * n; i++) Dc[i] = 0;
-    for (ptrdiff_t s = 0; s < n; s++)
-        for (ptrdiff_t r = 0; r < OH; r++) {
-            const WT *restrict yr = dy + s * ys_n + r * OW;
-            WT *restrict dc = Dc + r * CW * n + s;
-            for (ptrdiff_t c = 0; c < OW; c++) dc[c * n] = yr[c];
-        }
+    for (ptrdiff_t r = 0; r < OH; r++) {   /* the plane's rows, zeros past its edge (OW <= CW, OH <= 4TH) */
+        WFN(to_lanes)(n, dy + r * OW, ys_n, OW, Dc + r * CW * n);
+        for (ptrdiff_t i = OW * n; i < CW * n; i++) Dc[r * CW * n + i] = 0;
+    }
+    for (ptrdiff_t i = OH * CW * n; i < 4 * TH * CW * n; i++) Dc[i] = 0;
     for (ptrdiff_t th = 0; th < TH; th++)
         for (ptrdiff_t tw = 0; tw < TW; tw++) {
             const WT *restrict bt = Dc + (4 * th * CW + 4 * tw) * n;
@@ -311,3 +361,5 @@ WATTR WINO_NOCALLS static void WFN(wino4_dout)(ptrdiff_t n, const WT *restrict d
 #undef WFN
 #undef WCAT
 #undef WCAT_
+#undef WCAT2
+#undef WCAT2_

@@ -47,6 +47,11 @@ CASES = [
     (2, 2, 3, 6, 6, (-1, 0), (2, 4), 2, True),    # negative padding: a crop
     (1, 1, 1, 1, 1, (1, 1), None, 1, True),       # one pixel
     (4, 16, 8, 7, 7, (1, 1), None, 3, True),      # a modern shape in miniature; a short last chunk
+    # chunks of 8 or more: F(4x4)'s canvases copied in register transposes at the vector levels (8 float32
+    # or 4 float64 samples at a time), the samples left over one by one
+    (9, 3, 4, 11, 19, (1, 1), None, 9, True),     # 8 + 1 samples; rows of 19: 2 whole vectors and 3 masked
+    (8, 2, 3, 18, 16, (1, 1), None, 8, False),    # rows of 16: whole vectors only
+    (8, 2, 2, 5, 6, (-1, 0), (2, 4), 8, True),    # a crop: rows shorter than a vector
 ]
 
 
@@ -234,14 +239,16 @@ DW_CASES = [  # (N, C, F, H, W, (ph, pw), (OH, OW))
     (2, 3, 6, 7, 9, (1, 1), (7, 9)),       # odd outputs: the last tiles' blocks are cut
     (5, 2, 4, 5, 6, (0, 2), (3, 8)),       # unequal padding; chunks of 2 leave a short one
     (9, 3, 3, 4, 4, (2, 2), (6, 6)),       # more chunks than slots
+    (9, 1, 2, 2, 9, (2, 2), (4, 11)),      # rows of 9 in, 11 out (chunks of 9: transposes, masked tails, a sample left)
 ]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", DW_CASES)
 @pytest.mark.parametrize("tile", TILES)
-def test_weight_gradient_matches_oracle_within_bound(case, dtype, tile, simd):
-    x, delta, gw, gb = _run_dw(case, dtype, chunk=2, tile=tile)
+@pytest.mark.parametrize("chunk", [2, 9])   # 9: F(4x4)'s canvas copies in register transposes (see CASES)
+def test_weight_gradient_matches_oracle_within_bound(case, dtype, tile, chunk, simd):
+    x, delta, gw, gb = _run_dw(case, dtype, chunk=chunk, tile=tile)
     _, dw_ref, db_ref = conv2d_general_backward_ref(x, np.zeros((case[2], case[1], 3, 3)), delta, 1, case[5])
     assert np.all(np.abs(gw - dw_ref) <= _dw_bound(x, delta, case[5], dtype, tile=tile))
     assert np.all(np.abs(gb - db_ref) <= _db_bound(delta, dtype, 0.25))
