@@ -169,6 +169,11 @@ ptrdiff_t cnn_wino_scratch(ptrdiff_t n, ptrdiff_t C, ptrdiff_t F, ptrdiff_t OH, 
     return 16 * (C * T + WINO_PAD) + 16 * (F * T + WINO_PAD) + (in > out ? in : out);
 }
 
+ptrdiff_t cnn_wino_vsize(ptrdiff_t n, ptrdiff_t C, ptrdiff_t OH, ptrdiff_t OW)
+{
+    return 16 * (C * n * WINO_TILES(OH) * WINO_TILES(OW) + WINO_PAD);
+}
+
 /* ---- the transforms on their own (winograd.h): the plan's Winograd convolution runs its own products ---- */
 ptrdiff_t cnn_wino_line_in(ptrdiff_t OH, ptrdiff_t OW) { return WINO_LINE_IN(WINO_TILES(OH), WINO_TILES(OW)); }
 
@@ -277,6 +282,11 @@ ptrdiff_t cnn_wino4_scratch(ptrdiff_t n, ptrdiff_t C, ptrdiff_t F, ptrdiff_t OH,
     return 36 * (C * T + WINO_PAD) + 36 * (F * T + WINO_PAD) + (in > out ? in : out);
 }
 
+ptrdiff_t cnn_wino4_vsize(ptrdiff_t n, ptrdiff_t C, ptrdiff_t OH, ptrdiff_t OW)
+{
+    return 36 * (C * n * WINO4_TILES(OH) * WINO4_TILES(OW) + WINO_PAD);
+}
+
 /* G applied to nb 3-vectors at once (k0[q], k1[q], k2[q]) -> o[a*os + q], a < 6,
  * G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]; loops over q, so that
  * the weight transform runs a block of WINO_WB filter-channel pairs as vector operations. */
@@ -375,12 +385,13 @@ WINO4_DEFS(double, d)
     int cnn_##WSFX##NAME##_conv3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const WT *x,       \
                                  ptrdiff_t xs_n, ptrdiff_t xs_c, ptrdiff_t F, const WT *u, const WT *bias, \
                                  ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, WT *y,           \
-                                 ptrdiff_t ys_n, ptrdiff_t ys_f, WT *scratch, cnn_##WSFX##gemm_fn gemm)   \
+                                 ptrdiff_t ys_n, ptrdiff_t ys_f, WT *keep, WT *scratch,                   \
+                                 cnn_##WSFX##gemm_fn gemm)                                                \
     {                                                                                                     \
         const int level = wino_level();                                                                   \
         const ptrdiff_t TH = TILES(OH), TW = TILES(OW), TS = TH * TW, T = n * TS;                         \
         const ptrdiff_t vs = C * T + WINO_PAD, ms = F * T + WINO_PAD;                                     \
-        WT *v = scratch, *m = v + NPOS * vs, *line = m + NPOS * ms;                                       \
+        WT *m = scratch + NPOS * vs, *line = m + NPOS * ms, *v = keep ? keep : scratch;                   \
         /* V[xi] (C, T) at v + xi*vs: tile t = s*TS + th*TW + tw */                                       \
         for (ptrdiff_t c = 0; c < C; c++)                                                                 \
             cnn_wino_table[level].IN##_##WSFX(n, x + c * xs_c, xs_n, H, W, ph, pw, TH, TW, v + c * T, vs, \
@@ -400,15 +411,17 @@ WINO4_DEFS(double, d)
     int cnn_##WSFX##NAME##_dw3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const WT *x,         \
                                ptrdiff_t xs_n, ptrdiff_t xs_c, ptrdiff_t F, const WT *dy, ptrdiff_t ys_n, \
                                ptrdiff_t ys_f, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW,    \
-                               WT *du, WT *scratch, cnn_##WSFX##gemm_nt_fn gemm_nt)                       \
+                               WT *du, const WT *kept, WT *scratch, cnn_##WSFX##gemm_nt_fn gemm_nt)       \
     {                                                                                                     \
         const int level = wino_level();                                                                   \
         const ptrdiff_t TH = TILES(OH), TW = TILES(OW), T = n * TH * TW;                                  \
         const ptrdiff_t vs = C * T + WINO_PAD, ds = F * T + WINO_PAD;                                     \
-        WT *v = scratch, *dd = v + NPOS * vs, *line = dd + NPOS * ds;                                     \
-        for (ptrdiff_t c = 0; c < C; c++)                                                                 \
-            cnn_wino_table[level].IN##_##WSFX(n, x + c * xs_c, xs_n, H, W, ph, pw, TH, TW, v + c * T, vs, \
-                                            line);                                                        \
+        WT *dd = scratch + NPOS * vs, *line = dd + NPOS * ds;                                             \
+        const WT *v = kept ? kept : scratch;                                                              \
+        if (!kept)                                                                                        \
+            for (ptrdiff_t c = 0; c < C; c++)                                                             \
+                cnn_wino_table[level].IN##_##WSFX(n, x + c * xs_c, xs_n, H, W, ph, pw, TH, TW,               \
+                                                scratch + c * T, vs, line);                               \
         for (ptrdiff_t f = 0; f < F; f++)                                                                 \
             cnn_wino_table[level].DOUT##_##WSFX(n, dy + f * ys_f, ys_n, TH, TW, OH, OW, dd + f * T, ds,   \
                                               line);                                                      \

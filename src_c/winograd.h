@@ -53,8 +53,10 @@ void cnn_wino_init(cnn_simd_level_fn simd_level);
 void cnn_swino_weights(const float *w, ptrdiff_t F, ptrdiff_t C, int flip, float *u);
 void cnn_dwino_weights(const double *w, ptrdiff_t F, ptrdiff_t C, int flip, double *u);
 
-/* Elements of scratch cnn_*wino_conv3x3 needs for n samples of C input and F output channels. */
+/* Elements of scratch cnn_*wino_conv3x3 needs for n samples of C input and F output channels; elements of
+ * the transformed input V (16, C, T) for n samples (cnn_*wino_conv3x3's keep, cnn_*wino_dw3x3's kept). */
 ptrdiff_t cnn_wino_scratch(ptrdiff_t n, ptrdiff_t C, ptrdiff_t F, ptrdiff_t OH, ptrdiff_t OW);
+ptrdiff_t cnn_wino_vsize(ptrdiff_t n, ptrdiff_t C, ptrdiff_t OH, ptrdiff_t OW);
 
 /* The transforms of cnn_*wino_conv3x3 on their own, for a caller that runs the 16 products itself (the
  * inference plan, src_c/plan_template.h): the input transform of one channel's planes in n samples,
@@ -77,27 +79,32 @@ void cnn_dwino_out(ptrdiff_t n, const double *m, ptrdiff_t ms, double b, double 
  * s < n, f < F, oh < OH, ow < OW, x taken as zero outside its H x W planes (ph, pw may be any integers:
  * the padding before; OH, OW bound the padding after). x: sample s, channel c at x + s*xs_n + c*xs_c,
  * rows W apart; y: sample s, filter f at y + s*ys_n + f*ys_f, rows OW apart; bias may be NULL.
- * u from cnn_*wino_weights (16, F, C). Returns 0, or the GEMM's nonzero status. */
+ * u from cnn_*wino_weights (16, F, C). keep: NULL, or where the transformed input V goes instead of the
+ * scratch (cnn_wino_vsize(n, C, OH, OW) elements), for a later cnn_*wino_dw3x3 of the same x to read as
+ * its kept. Returns 0, or the GEMM's nonzero status. */
 int cnn_swino_conv3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const float *x, ptrdiff_t xs_n,
                       ptrdiff_t xs_c, ptrdiff_t F, const float *u, const float *bias, ptrdiff_t ph, ptrdiff_t pw,
-                      ptrdiff_t OH, ptrdiff_t OW, float *y, ptrdiff_t ys_n, ptrdiff_t ys_f, float *scratch,
-                      cnn_sgemm_fn gemm);
+                      ptrdiff_t OH, ptrdiff_t OW, float *y, ptrdiff_t ys_n, ptrdiff_t ys_f, float *keep,
+                      float *scratch, cnn_sgemm_fn gemm);
 int cnn_dwino_conv3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const double *x, ptrdiff_t xs_n,
                       ptrdiff_t xs_c, ptrdiff_t F, const double *u, const double *bias, ptrdiff_t ph,
                       ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, double *y, ptrdiff_t ys_n, ptrdiff_t ys_f,
-                      double *scratch, cnn_dgemm_fn gemm);
+                      double *keep, double *scratch, cnn_dgemm_fn gemm);
 
 /* The weight gradient of the same convolution, in the transformed domain: du (16, F, C) +=
  * sum over the n samples' tiles of (A dy A^T)[xi] (B^T d B)[xi], dy the output gradient (sample s, filter f at
  * dy + s*ys_n + f*ys_f, OH x OW, rows OW apart), x, ph, pw, OH, OW as for cnn_*wino_conv3x3 (same scratch);
- * then cnn_*wino_dw_finish adds G^T du G (F, C, 3, 3) to gw. The 16 products (F, T) @ (C, T)^T sum over
- * the tiles: an NT product (gemm_nt). Returns 0, or the GEMM's nonzero status. */
+ * kept: NULL (V transformed from x), or V as a cnn_*wino_conv3x3 of these n samples of x left it in its keep
+ * (x is then not read); then cnn_*wino_dw_finish adds G^T du G (F, C, 3, 3) to gw. The 16 products
+ * (F, T) @ (C, T)^T sum over the tiles: an NT product (gemm_nt). Returns 0, or the GEMM's nonzero status. */
 int cnn_swino_dw3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const float *x, ptrdiff_t xs_n,
                     ptrdiff_t xs_c, ptrdiff_t F, const float *dy, ptrdiff_t ys_n, ptrdiff_t ys_f, ptrdiff_t ph,
-                    ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, float *du, float *scratch, cnn_sgemm_nt_fn gemm_nt);
+                    ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, float *du, const float *kept, float *scratch,
+                    cnn_sgemm_nt_fn gemm_nt);
 int cnn_dwino_dw3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const double *x, ptrdiff_t xs_n,
                     ptrdiff_t xs_c, ptrdiff_t F, const double *dy, ptrdiff_t ys_n, ptrdiff_t ys_f, ptrdiff_t ph,
-                    ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, double *du, double *scratch, cnn_dgemm_nt_fn gemm_nt);
+                    ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, double *du, const double *kept, double *scratch,
+                    cnn_dgemm_nt_fn gemm_nt);
 void cnn_swino_dw_finish(const float *du, ptrdiff_t F, ptrdiff_t C, float *gw);
 void cnn_dwino_dw_finish(const double *du, ptrdiff_t F, ptrdiff_t C, double *gw);
 
@@ -106,26 +113,29 @@ void cnn_dwino_dw_finish(const double *du, ptrdiff_t F, ptrdiff_t C, double *gw)
  *   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1],
  *   G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1],
  *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1].
- * u is (36, F, C) (flipped: (36, C, F)), du (36, F, C). The larger coefficients (up to 8 in A^T, 5 in B^T)
- * and the inexact 1/6, 1/12, 1/24 of G make its float32 rounding larger than F(2x2, 3x3)'s relative to
- * the outputs (tests/test_conv_winograd.py states the bound). */
+ * u is (36, F, C) (flipped: (36, C, F)), du (36, F, C), V (36, C, T) (cnn_wino4_vsize elements). The larger
+ * coefficients (up to 8 in A^T, 5 in B^T) and the inexact 1/6, 1/12, 1/24 of G make its float32 rounding
+ * larger than F(2x2, 3x3)'s relative to the outputs (tests/test_conv_winograd.py states the bound). */
 void cnn_swino4_weights(const float *w, ptrdiff_t F, ptrdiff_t C, int flip, float *u);
 void cnn_dwino4_weights(const double *w, ptrdiff_t F, ptrdiff_t C, int flip, double *u);
 ptrdiff_t cnn_wino4_scratch(ptrdiff_t n, ptrdiff_t C, ptrdiff_t F, ptrdiff_t OH, ptrdiff_t OW);
+ptrdiff_t cnn_wino4_vsize(ptrdiff_t n, ptrdiff_t C, ptrdiff_t OH, ptrdiff_t OW);
 int cnn_swino4_conv3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const float *x, ptrdiff_t xs_n,
                        ptrdiff_t xs_c, ptrdiff_t F, const float *u, const float *bias, ptrdiff_t ph, ptrdiff_t pw,
-                       ptrdiff_t OH, ptrdiff_t OW, float *y, ptrdiff_t ys_n, ptrdiff_t ys_f, float *scratch,
-                       cnn_sgemm_fn gemm);
+                       ptrdiff_t OH, ptrdiff_t OW, float *y, ptrdiff_t ys_n, ptrdiff_t ys_f, float *keep,
+                       float *scratch, cnn_sgemm_fn gemm);
 int cnn_dwino4_conv3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const double *x, ptrdiff_t xs_n,
                        ptrdiff_t xs_c, ptrdiff_t F, const double *u, const double *bias, ptrdiff_t ph,
                        ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, double *y, ptrdiff_t ys_n, ptrdiff_t ys_f,
-                       double *scratch, cnn_dgemm_fn gemm);
+                       double *keep, double *scratch, cnn_dgemm_fn gemm);
 int cnn_swino4_dw3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const float *x, ptrdiff_t xs_n,
                      ptrdiff_t xs_c, ptrdiff_t F, const float *dy, ptrdiff_t ys_n, ptrdiff_t ys_f, ptrdiff_t ph,
-                     ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, float *du, float *scratch, cnn_sgemm_nt_fn gemm_nt);
+                     ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, float *du, const float *kept, float *scratch,
+                     cnn_sgemm_nt_fn gemm_nt);
 int cnn_dwino4_dw3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const double *x, ptrdiff_t xs_n,
                      ptrdiff_t xs_c, ptrdiff_t F, const double *dy, ptrdiff_t ys_n, ptrdiff_t ys_f, ptrdiff_t ph,
-                     ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, double *du, double *scratch, cnn_dgemm_nt_fn gemm_nt);
+                     ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, double *du, const double *kept, double *scratch,
+                     cnn_dgemm_nt_fn gemm_nt);
 void cnn_swino4_dw_finish(const float *du, ptrdiff_t F, ptrdiff_t C, float *gw);
 void cnn_dwino4_dw_finish(const double *du, ptrdiff_t F, ptrdiff_t C, double *gw);
 

@@ -270,6 +270,41 @@ def test_weight_gradient_thread_count_never_changes_a_result(dtype, tile, num_th
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("tile", TILES)
+@pytest.mark.parametrize("chunk", [4, 9])   # 4: three chunks, the last of 1 sample; 9: one, in transposes
+def test_kept_tiles_give_the_bits_of_tiles_from_x(dtype, tile, chunk, simd):
+    """wino_conv3x3 with `kept` leaves every chunk's transformed input tiles there and computes the same y;
+    wino_dw3x3 reading them gives the bits of wino_dw3x3 transforming x again, and does not read x (a garbage
+    x with the kept tiles changes nothing). A buffer too small for every chunk is refused."""
+    n, c, f, h, w, pad = 9, 5, 4, 9, 11, (1, 1)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((f, c, 3, 3)).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype)
+    u = np.empty(((tile + 2) ** 2, f, c), dtype)
+    _conv.wino_weights(wt, u, False)
+    scratch = np.empty((cnn_core.get_num_threads(), _conv.wino_scratch(chunk, c, f, h, w, tile)), dtype)
+    nchunks = -(-n // chunk)
+    kept = np.full(nchunks * _conv.wino_kept_size(chunk, c, h, w, tile), np.nan, dtype)
+    y, y_kept = np.empty((n, f, h, w), dtype), np.empty((n, f, h, w), dtype)
+    _conv.wino_conv3x3(x, u, b, y, scratch, chunk, *pad)
+    _conv.wino_conv3x3(x, u, b, y_kept, scratch, chunk, *pad, kept)
+    assert np.array_equal(y, y_kept)
+    delta = rng.standard_normal((n, f, h, w)).astype(dtype)
+    partial = np.empty((_conv.NSLOTS, (tile + 2) ** 2 * f * c + f), dtype)
+    grads = []
+    for xs, tiles in ((x, None), (np.full_like(x, 1e3), kept)):
+        gw, gb = np.zeros((f, c, 3, 3), dtype), np.zeros(f, dtype)
+        _conv.wino_dw3x3(xs, delta, gw, gb, scratch, partial, chunk, *pad, tile=tile, kept=tiles)
+        grads.append((gw, gb))
+    assert np.array_equal(grads[0][0], grads[1][0]) and np.array_equal(grads[0][1], grads[1][1])
+    with pytest.raises(ValueError, match="kept: expected at least"):
+        _conv.wino_conv3x3(x, u, b, y_kept, scratch, chunk, *pad, kept[:-1])
+    with pytest.raises(ValueError, match="kept: expected at least"):
+        _conv.wino_dw3x3(x, delta, gw, gb, scratch, partial, chunk, *pad, tile=tile, kept=kept[:-1])
+
+
 # ---- Conv2d on the Winograd path (3x3, stride 1, one group, 24+ input and 16+ output channels) -------------
 
 # (N, C, F, H, W, padding, bias)
@@ -342,3 +377,33 @@ def test_layer_paths_agree_and_thread_count_never_changes_a_result(num_threads, 
         np.testing.assert_array_equal(a, b)
     for a, b in zip(out[1], out[2]):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * np.abs(b).max())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("wino4_max", [0, conv_module._WINO4_MAX_SIZE])   # F(2x2) / F(4x4) forward and dW
+def test_layer_keeps_the_tiles_for_the_weight_gradient(dtype, wino4_max, monkeypatch):
+    """In training, forward keeps the transformed input tiles and backward reads them in place of x (which it
+    neither copies nor reads): the same bits as the kernels on x without `kept`, with the caller's x changed
+    in place between forward and backward; in eval mode nothing is kept."""
+    monkeypatch.setattr(conv_module, "_WINO4_MAX_SIZE", wino4_max)
+    n, c, f, h, w = 9, 24, 16, 8, 8
+    m = nn.Conv2d(c, f, 3, padding=1, dtype=dtype, rng=0)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    z = m(x)
+    assert m._cache[3] is not None and m._xin is None
+    x_kept = x.copy()
+    x[:] = 1e3                                   # the caller reuses its array before backward
+    delta = rng.standard_normal(z.shape).astype(dtype)
+    m.backward(delta)
+    tile = conv_module._wino_tile(h, w)
+    assert tile == (4 if wino4_max else 2)
+    chunk, per_thread = m._wino_chunk(n, c, f, h, w, tile)
+    scratch = np.empty((cnn_core.get_num_threads(), per_thread), dtype)
+    gw, gb = np.zeros_like(m.weight.data), np.zeros_like(m.bias.data)
+    partial = np.empty((_conv.NSLOTS, (tile + 2) ** 2 * f * c + f), dtype)
+    _conv.wino_dw3x3(x_kept, delta, gw, gb, scratch, partial, chunk, 1, 1, tile=tile)
+    assert np.array_equal(m.weight.grad, gw) and np.array_equal(m.bias.grad, gb)
+    m.eval()
+    m(x_kept)
+    assert m._cache is None

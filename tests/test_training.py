@@ -490,8 +490,8 @@ def test_linear_keeps_fit_batches_without_a_copy_but_copies_other_inputs():
 
 def test_conv_keeps_fit_batches_without_a_copy_but_copies_other_inputs():
     # As Linear: the first Conv2d of a model trained by fit keeps fit's batch itself for backward (Winograd,
-    # im2col and the direct path alike); outside fit it keeps a private copy, so changing x in place after
-    # forward cannot change the gradients.
+    # im2col and the direct path alike); outside fit it keeps a private copy (Winograd: x's transformed tiles,
+    # and x only for its shape), so changing x in place after forward cannot change the gradients.
     from cnn_core.nn import Conv2d, Flatten
     seen = []
 
@@ -520,7 +520,7 @@ def test_conv_keeps_fit_batches_without_a_copy_but_copies_other_inputs():
         conv.zero_grad()
         conv(X[:4])
         conv.backward(np.ones_like(z))
-        assert seen[3] is False and np.array_equal(conv.weight.grad, expected)
+        assert seen[3] is conv._winograd((1, 1)) and np.array_equal(conv.weight.grad, expected)
 
 
 def test_gradient_scan_reads_written_gradients_and_skips_marked_ones():

@@ -554,42 +554,47 @@ cdef extern from "winograd.h" nogil:
     void cnn_swino_weights(const float *w, ptrdiff_t F, ptrdiff_t C, int flip, float *u)
     void cnn_dwino_weights(const double *w, ptrdiff_t F, ptrdiff_t C, int flip, double *u)
     ptrdiff_t cnn_wino_scratch(ptrdiff_t n, ptrdiff_t C, ptrdiff_t F, ptrdiff_t OH, ptrdiff_t OW)
+    ptrdiff_t cnn_wino_vsize(ptrdiff_t n, ptrdiff_t C, ptrdiff_t OH, ptrdiff_t OW)
     int cnn_swino_conv3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const float *x, ptrdiff_t xs_n,
                           ptrdiff_t xs_c, ptrdiff_t F, const float *u, const float *bias, ptrdiff_t ph,
                           ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, float *y, ptrdiff_t ys_n, ptrdiff_t ys_f,
-                          float *scratch, cnn_sgemm_fn gemm)
+                          float *keep, float *scratch, cnn_sgemm_fn gemm)
     int cnn_dwino_conv3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const double *x, ptrdiff_t xs_n,
                           ptrdiff_t xs_c, ptrdiff_t F, const double *u, const double *bias, ptrdiff_t ph,
                           ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, double *y, ptrdiff_t ys_n, ptrdiff_t ys_f,
-                          double *scratch, cnn_dgemm_fn gemm)
+                          double *keep, double *scratch, cnn_dgemm_fn gemm)
 
     int cnn_swino_dw3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const float *x, ptrdiff_t xs_n,
                         ptrdiff_t xs_c, ptrdiff_t F, const float *dy, ptrdiff_t ys_n, ptrdiff_t ys_f, ptrdiff_t ph,
-                        ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, float *du, float *scratch, cnn_sgemm_nt_fn gemm_nt)
+                        ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, float *du, const float *kept, float *scratch,
+                        cnn_sgemm_nt_fn gemm_nt)
     int cnn_dwino_dw3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const double *x, ptrdiff_t xs_n,
                         ptrdiff_t xs_c, ptrdiff_t F, const double *dy, ptrdiff_t ys_n, ptrdiff_t ys_f, ptrdiff_t ph,
-                        ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, double *du, double *scratch, cnn_dgemm_nt_fn gemm_nt)
+                        ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, double *du, const double *kept, double *scratch,
+                        cnn_dgemm_nt_fn gemm_nt)
     void cnn_swino_dw_finish(const float *du, ptrdiff_t F, ptrdiff_t C, float *gw)
     void cnn_dwino_dw_finish(const double *du, ptrdiff_t F, ptrdiff_t C, double *gw)
     # F(4x4, 3x3): the same signatures on 36 transformed positions
     void cnn_swino4_weights(const float *w, ptrdiff_t F, ptrdiff_t C, int flip, float *u)
     void cnn_dwino4_weights(const double *w, ptrdiff_t F, ptrdiff_t C, int flip, double *u)
     ptrdiff_t cnn_wino4_scratch(ptrdiff_t n, ptrdiff_t C, ptrdiff_t F, ptrdiff_t OH, ptrdiff_t OW)
+    ptrdiff_t cnn_wino4_vsize(ptrdiff_t n, ptrdiff_t C, ptrdiff_t OH, ptrdiff_t OW)
     int cnn_swino4_conv3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const float *x, ptrdiff_t xs_n,
                            ptrdiff_t xs_c, ptrdiff_t F, const float *u, const float *bias, ptrdiff_t ph,
                            ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, float *y, ptrdiff_t ys_n, ptrdiff_t ys_f,
-                           float *scratch, cnn_sgemm_fn gemm)
+                           float *keep, float *scratch, cnn_sgemm_fn gemm)
     int cnn_dwino4_conv3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const double *x, ptrdiff_t xs_n,
                            ptrdiff_t xs_c, ptrdiff_t F, const double *u, const double *bias, ptrdiff_t ph,
                            ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, double *y, ptrdiff_t ys_n, ptrdiff_t ys_f,
-                           double *scratch, cnn_dgemm_fn gemm)
+                           double *keep, double *scratch, cnn_dgemm_fn gemm)
     int cnn_swino4_dw3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const float *x, ptrdiff_t xs_n,
                          ptrdiff_t xs_c, ptrdiff_t F, const float *dy, ptrdiff_t ys_n, ptrdiff_t ys_f, ptrdiff_t ph,
-                         ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, float *du, float *scratch, cnn_sgemm_nt_fn gemm_nt)
+                         ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, float *du, const float *kept, float *scratch,
+                         cnn_sgemm_nt_fn gemm_nt)
     int cnn_dwino4_dw3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const double *x, ptrdiff_t xs_n,
                          ptrdiff_t xs_c, ptrdiff_t F, const double *dy, ptrdiff_t ys_n, ptrdiff_t ys_f,
-                         ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, double *du, double *scratch,
-                         cnn_dgemm_nt_fn gemm_nt)
+                         ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, double *du, const double *kept,
+                         double *scratch, cnn_dgemm_nt_fn gemm_nt)
     void cnn_swino4_dw_finish(const float *du, ptrdiff_t F, ptrdiff_t C, float *gw)
     void cnn_dwino4_dw_finish(const double *du, ptrdiff_t F, ptrdiff_t C, double *gw)
 
@@ -622,6 +627,12 @@ def wino_scratch(Py_ssize_t n, Py_ssize_t C, Py_ssize_t F, Py_ssize_t OH, Py_ssi
     return cnn_wino4_scratch(n, C, F, OH, OW) if tile == 4 else cnn_wino_scratch(n, C, F, OH, OW)
 
 
+def wino_kept_size(Py_ssize_t n, Py_ssize_t C, Py_ssize_t OH, Py_ssize_t OW, int tile=2) -> int:
+    """Elements of one chunk of n samples' transformed input tiles, V (16 or 36, C, T), in wino_conv3x3's
+    `kept` (F(tile x tile, 3x3), tile 2 or 4)."""
+    return cnn_wino4_vsize(n, C, OH, OW) if tile == 4 else cnn_wino_vsize(n, C, OH, OW)
+
+
 def wino_weights(const floating[:, :, :, ::1] w, floating[:, :, ::1] u, bint flip):
     """u (16, F, C) = G w G^T per filter and channel of w (F, C, 3, 3), F(2x2, 3x3)'s, or u (36, F, C),
     F(4x4, 3x3)'s (the first axis of u says which); with flip, u (16 or 36, C, F) for the input gradient (the
@@ -637,13 +648,27 @@ def wino_weights(const floating[:, :, :, ::1] w, floating[:, :, ::1] u, bint fli
         cnn_dwino_weights(&w[0, 0, 0, 0], w.shape[0], w.shape[1], flip, &u[0, 0, 0])
 
 
+cdef Py_ssize_t _kept_per_chunk(object kept, Py_ssize_t nchunks, Py_ssize_t chunk, Py_ssize_t C, Py_ssize_t OH,
+                                Py_ssize_t OW, int tile, str who) except -1:
+    """Elements per chunk in a `kept` buffer of transformed input tiles (0 without one), checked to hold
+    every chunk's."""
+    if kept is None:
+        return 0
+    cdef Py_ssize_t per = wino_kept_size(chunk, C, OH, OW, tile)
+    if len(kept) < nchunks * per:
+        raise ValueError(f"{who}: kept: expected at least {nchunks * per} elements, got {len(kept)}")
+    return per
+
+
 def wino_conv3x3(const floating[:, :, :, ::1] x, const floating[:, :, ::1] u, const floating[::1] bias,
                  floating[:, :, :, ::1] y, floating[:, ::1] scratch, Py_ssize_t chunk, Py_ssize_t PH,
-                 Py_ssize_t PW):
+                 Py_ssize_t PW, floating[::1] kept=None):
     """y (N, F, OH, OW) = the 3x3 stride-1 convolution of x (N, C, H, W), padding PH, PW before, with the
     kernel transformed into u (+ bias when not None), by Winograd F(2x2, 3x3) when u is (16, F, C) or
     F(4x4, 3x3) when it is (36, F, C), chunks of `chunk` samples per thread; scratch: one row of
-    wino_scratch(chunk, C, F, OH, OW, tile) elements per thread."""
+    wino_scratch(chunk, C, F, OH, OW, tile) elements per thread. kept: None, or at least chunks *
+    wino_kept_size(chunk, C, OH, OW, tile) elements where every chunk's transformed input tiles stay (chunk
+    c's at c * wino_kept_size(...)) for wino_dw3x3 to read instead of transforming x again."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t F = y.shape[1], OH = y.shape[2], OW = y.shape[3]
     cdef Py_ssize_t nchunks = (N + chunk - 1) // chunk, ci, n0, m
@@ -652,6 +677,8 @@ def wino_conv3x3(const floating[:, :, :, ::1] x, const floating[:, :, ::1] u, co
         bp = &bias[0]
     cdef int err = 0
     cdef bint four = u.shape[0] == 36
+    cdef Py_ssize_t per = _kept_per_chunk(kept, nchunks, chunk, C, OH, OW, 4 if four else 2, "wino_conv3x3")
+    cdef floating* kp
     cdef int nt = min(team_size(nchunks), scratch.shape[0])
     with nogil:
         # Dynamic: chunks are independent (no sums across them), so the order they are taken in changes no
@@ -659,22 +686,23 @@ def wino_conv3x3(const floating[:, :, :, ::1] x, const floating[:, :, ::1] u, co
         for ci in prange(nchunks, schedule="dynamic", num_threads=nt):
             n0 = ci * chunk
             m = min(chunk, N - n0)
+            kp = NULL if per == 0 else &kept[ci * per]
             if four:
                 if floating is float:
                     err |= cnn_swino4_conv3x3(m, C, H, W, &x[n0, 0, 0, 0], C * H * W, H * W, F, &u[0, 0, 0], bp,
-                                              PH, PW, OH, OW, &y[n0, 0, 0, 0], F * OH * OW, OH * OW,
+                                              PH, PW, OH, OW, &y[n0, 0, 0, 0], F * OH * OW, OH * OW, kp,
                                               &scratch[threadid(), 0], _sgemm)
                 else:
                     err |= cnn_dwino4_conv3x3(m, C, H, W, &x[n0, 0, 0, 0], C * H * W, H * W, F, &u[0, 0, 0], bp,
-                                              PH, PW, OH, OW, &y[n0, 0, 0, 0], F * OH * OW, OH * OW,
+                                              PH, PW, OH, OW, &y[n0, 0, 0, 0], F * OH * OW, OH * OW, kp,
                                               &scratch[threadid(), 0], _dgemm)
             elif floating is float:
                 err |= cnn_swino_conv3x3(m, C, H, W, &x[n0, 0, 0, 0], C * H * W, H * W, F, &u[0, 0, 0], bp,
-                                         PH, PW, OH, OW, &y[n0, 0, 0, 0], F * OH * OW, OH * OW,
+                                         PH, PW, OH, OW, &y[n0, 0, 0, 0], F * OH * OW, OH * OW, kp,
                                          &scratch[threadid(), 0], _sgemm)
             else:
                 err |= cnn_dwino_conv3x3(m, C, H, W, &x[n0, 0, 0, 0], C * H * W, H * W, F, &u[0, 0, 0], bp,
-                                         PH, PW, OH, OW, &y[n0, 0, 0, 0], F * OH * OW, OH * OW,
+                                         PH, PW, OH, OW, &y[n0, 0, 0, 0], F * OH * OW, OH * OW, kp,
                                          &scratch[threadid(), 0], _dgemm)
     if err:
         raise MemoryError("wino_conv3x3: could not allocate the GEMM packing buffers")
@@ -683,13 +711,15 @@ def wino_conv3x3(const floating[:, :, :, ::1] x, const floating[:, :, ::1] u, co
 
 def wino_dw3x3(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] delta, floating[:, :, :, ::1] gw,
                floating[::1] gb, floating[:, ::1] scratch, floating[:, ::1] partial, Py_ssize_t chunk,
-               Py_ssize_t PH, Py_ssize_t PW, int tile=2):
+               Py_ssize_t PH, Py_ssize_t PW, int tile=2, const floating[::1] kept=None):
     """gw (F, C, 3, 3) += dC/dw and gb (F,) += dC/db (when not None) of the 3x3 stride-1 convolution of x
     (N, C, H, W), padding PH, PW before, whose output gradient is delta (N, F, OH, OW), by Winograd
     F(tile x tile, 3x3) (tile 2 or 4) in the transformed domain (chunks of `chunk` samples). As conv_backward,
-    the chunks' sums go into min(NSLOTS, chunks) rows of `partial` (XI*F*C + F elements each, XI = 16 or 36), slot s taking a fixed range of
-    chunks in order, then the slots are added in order: the same arithmetic for any thread count. scratch:
-    one row of wino_scratch(chunk, C, F, OH, OW, tile) elements per thread."""
+    the chunks' sums go into min(NSLOTS, chunks) rows of `partial` (XI*F*C + F elements each, XI = 16 or 36),
+    slot s taking a fixed range of chunks in order, then the slots are added in order: the same arithmetic
+    for any thread count. scratch:
+    one row of wino_scratch(chunk, C, F, OH, OW, tile) elements per thread. kept: None, or the transformed
+    input tiles a wino_conv3x3 of this x with the same chunk left in its `kept` (x is then not read)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t F = delta.shape[1], OH = delta.shape[2], OW = delta.shape[3], L = OH * OW
     cdef Py_ssize_t nchunks = (N + chunk - 1) // chunk
@@ -701,6 +731,8 @@ def wino_dw3x3(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] delt
     cdef floating* pu
     cdef floating* pb
     cdef floating acc
+    cdef Py_ssize_t per = _kept_per_chunk(kept, nchunks, chunk, C, OH, OW, tile, "wino_dw3x3")
+    cdef const floating* kp
     cdef int nt = min(team_size(nslots), scratch.shape[0])
     with nogil:
         for s in prange(nslots, schedule="static", num_threads=nt):
@@ -710,21 +742,22 @@ def wino_dw3x3(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] delt
             for ci in range(s * nchunks // nslots, (s + 1) * nchunks // nslots):
                 n0 = ci * chunk
                 m = min(chunk, N - n0)
+                kp = NULL if per == 0 else &kept[ci * per]
                 if four:
                     if floating is float:
                         err |= cnn_swino4_dw3x3(m, C, H, W, &x[n0, 0, 0, 0], C * H * W, H * W, F,
                                                 &delta[n0, 0, 0, 0], F * L, L, PH, PW, OH, OW, pu,
-                                                &scratch[threadid(), 0], _sgemm_nt)
+                                                kp, &scratch[threadid(), 0], _sgemm_nt)
                     else:
                         err |= cnn_dwino4_dw3x3(m, C, H, W, &x[n0, 0, 0, 0], C * H * W, H * W, F,
                                                 &delta[n0, 0, 0, 0], F * L, L, PH, PW, OH, OW, pu,
-                                                &scratch[threadid(), 0], _dgemm_nt)
+                                                kp, &scratch[threadid(), 0], _dgemm_nt)
                 elif floating is float:
                     err |= cnn_swino_dw3x3(m, C, H, W, &x[n0, 0, 0, 0], C * H * W, H * W, F, &delta[n0, 0, 0, 0],
-                                           F * L, L, PH, PW, OH, OW, pu, &scratch[threadid(), 0], _sgemm_nt)
+                                           F * L, L, PH, PW, OH, OW, pu, kp, &scratch[threadid(), 0], _sgemm_nt)
                 else:
                     err |= cnn_dwino_dw3x3(m, C, H, W, &x[n0, 0, 0, 0], C * H * W, H * W, F, &delta[n0, 0, 0, 0],
-                                           F * L, L, PH, PW, OH, OW, pu, &scratch[threadid(), 0], _dgemm_nt)
+                                           F * L, L, PH, PW, OH, OW, pu, kp, &scratch[threadid(), 0], _dgemm_nt)
                 if has_bias:
                     for f in range(F):
                         acc = 0

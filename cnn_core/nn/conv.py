@@ -164,10 +164,10 @@ class Conv2d(Module):
         self.weight = Parameter(w)
         self.bias = Parameter(b) if bias else None
         self._cache = None
-        # Scratch reused between steps (never handed out): the copy of the input backward reads, or the
-        # whole batch's im2col columns in its place (1x1 kernels); per thread, one chunk's columns, GEMM
-        # output / delta in the GEMM's (F, m*OH*OW) layout and column gradient (_conv.conv_forward /
-        # conv_backward); the partial sums of dW and db; dC/dz behind a fused ReLU.
+        # Scratch reused between steps (never handed out): the copy of the input backward reads, or in its
+        # place the whole batch's im2col columns (1x1 kernels) or Winograd-transformed tiles; per thread, one
+        # chunk's columns, GEMM output / delta in the GEMM's (F, m*OH*OW) layout and column gradient
+        # (_conv.conv_forward / conv_backward); the partial sums of dW and db; dC/dz behind a fused ReLU.
         self._xin = self._cols = self._work = self._partial = self._wino_u = self._wino_uflip = self._dz = None
 
     @classmethod
@@ -200,9 +200,12 @@ class Conv2d(Module):
                      f"Conv2d: kernel_size {self.kernel_size}, stride {self.stride}, padding {self.padding}, "
                      f"dilation {self.dilation}", "the im2col buffer")
         direct, winograd = self._direct(pads), self._winograd(pads)
-        # im2col's columns no larger than x (1x1 kernels): in training, forward keeps every chunk's columns
-        # for backward, which then reads neither x nor a copy of it, and builds no columns
-        keep_cols = self.training and not (direct or winograd) and self._k * oh * ow <= c * h * w
+        # In training, forward keeps x as the weight gradient reads it, im2col's columns where they are no
+        # larger than x (1x1 kernels) or Winograd's transformed input tiles, every chunk's: backward then
+        # reads neither x nor a copy of it, and builds no columns or tiles (32 -> 32 channels at 28x28, batch
+        # 64, F(4x4): 14.5 MB of float32 tiles in place of the 6.4 MB copy of x, and one input transform a
+        # step instead of two)
+        keep_cols = self.training and (winograd or (not direct and self._k * oh * ow <= c * h * w))
         if self.training and not keep_cols and not (is_kept(x) and x.flags.c_contiguous):
             # Backward rebuilds the columns from x: it keeps its own copy (a reused buffer, the input's size),
             # so a caller changing x in place after forward changes no gradient; fit's batch, which fit
@@ -226,8 +229,10 @@ class Conv2d(Module):
             _conv.wino_weights(self.weight.data, u, False)
             chunk, per_thread = self._wino_chunk(n, c, f, oh, ow, tile)
             scratch = self._scratch("_work", (get_num_threads(), per_thread), at_least=True)
-            _conv.wino_conv3x3(x, u, None if self.bias is None else self.bias.data, z, scratch, chunk, *pads)
-            return self._keep(x, pads, z, relu)
+            tiles = self._scratch("_cols", (-(-n // chunk) * _conv.wino_kept_size(chunk, c, oh, ow, tile),),
+                                  at_least=True) if keep_cols else None
+            _conv.wino_conv3x3(x, u, None if self.bias is None else self.bias.data, z, scratch, chunk, *pads, tiles)
+            return self._keep(x, pads, z, relu, kept=tiles)
         z = np.empty((n, f, oh * ow), dtype=self._dtype)
         chunk = self._chunk(n, oh * ow)
         cols = self._scratch("_cols", (n * self._k * oh * ow,), at_least=True) if keep_cols else None
@@ -237,22 +242,23 @@ class Conv2d(Module):
         _conv.conv_forward(x, self.weight.data.reshape(f, -1), None if self.bias is None else self.bias.data, z,
                            scratch, self.groups, chunk, *self.kernel_size, *self.stride, *pads, *self.dilation,
                            oh, ow, cols)
-        return self._keep(x, pads, z.reshape(n, f, oh, ow), relu, cols=cols)
+        return self._keep(x, pads, z.reshape(n, f, oh, ow), relu, kept=cols)
 
     def _keep(self, x: np.ndarray, pads: tuple[int, int], z: np.ndarray, relu: bool,
-              applied: bool = False, cols: np.ndarray | None = None) -> np.ndarray:
+              applied: bool = False, kept: np.ndarray | None = None) -> np.ndarray:
         """The output, max(z, 0) with `relu` (done here unless the kernel `applied` it), and the cache of what
-        backward reads: x, the padding, the ReLU's output (None without one) and the im2col columns forward
-        kept (None: backward builds them from x)."""
+        backward reads: x, the padding, the ReLU's output (None without one) and what forward kept of x for
+        the weight gradient, im2col's columns or Winograd's transformed tiles (None: backward builds them
+        from x)."""
         if relu and not applied:
             _sigma("relu", z, z)
-        self._cache = (x, pads, z if relu else None, cols) if self.training else None
+        self._cache = (x, pads, z if relu else None, kept) if self.training else None
         return z
 
     def backward(self, delta: np.ndarray) -> np.ndarray | None:
         """delta = dC/dz (N, F, OH, OW), or dC/da after a forward with a fused ReLU; returns dC/dx (None when
         not input_grad) and accumulates dC/dw, dC/db."""
-        x, pads, a, cols = self._need_cache(self._cache)
+        x, pads, a, kept = self._need_cache(self._cache)
         n, f = x.shape[0], self.out_channels
         _, (oh, ow) = self._geometry(*x.shape[2:])
         self._check_grad(delta, "delta", (n, f, oh, ow))
@@ -282,7 +288,7 @@ class Conv2d(Module):
             # wino_dw3x3 uses min(NSLOTS, chunks) rows (F(4x4)'s 36*F*C sums: 1.2 MB a float32 row at 64 -> 128)
             partial = self._scratch("_partial", (min(_conv.NSLOTS, -(-n // chunk)), (tile + 2) ** 2 * f * c + f))
             _conv.wino_dw3x3(x, delta, self.weight.grad, None if self.bias is None else self.bias.grad, scratch,
-                             partial, chunk, *pads, tile=tile)
+                             partial, chunk, *pads, tile=tile, kept=kept)
             if dx is not None:
                 tile = _wino_tile(*x.shape[2:])
                 u = self._scratch("_wino_uflip", ((tile + 2) ** 2, c, f))
@@ -292,14 +298,14 @@ class Conv2d(Module):
                 _conv.wino_conv3x3(delta, u, None, dx, scratch, wchunk, 2 - pads[0], 2 - pads[1])
             return dx
         chunk = self._chunk(n, oh * ow)
-        scratch = self._scratch("_work", (get_num_threads(), ((2 if cols is None else 1) * self._k + f) * chunk
+        scratch = self._scratch("_work", (get_num_threads(), ((2 if kept is None else 1) * self._k + f) * chunk
                                           * oh * ow), at_least=True)
         partial = self._scratch("_partial", (_conv.NSLOTS, f * (self._k // self.groups + 1)))
         # dC/db = sum of delta over the batch and positions; dC/dw = delta * rot180(a_prev) = delta @ cols^T;
         # delta_prev = delta * rot180(w) = col2im(w^T @ delta): all three per chunk in one compiled pass.
         _conv.conv_backward(x, self.weight.data.reshape(f, -1), delta, self.weight.grad.reshape(f, -1),
                             None if self.bias is None else self.bias.grad, dx, scratch, partial, self.groups,
-                            chunk, *self.kernel_size, *self.stride, *pads, *self.dilation, oh, ow, cols)
+                            chunk, *self.kernel_size, *self.stride, *pads, *self.dilation, oh, ow, kept)
         return dx
 
     def _direct(self, pads: tuple[int, int]) -> bool:
