@@ -1,5 +1,6 @@
 /* The transforms of winograd.c for one element type and instruction-set level; included once per pair with
- *   WT (float or double), WSFX (s or d), WTGT (base, avx2, avx512) and WATTR (the target attribute).
+ *   WT (float or double), WSFX (s or d), WTGT (base, avx2, avx512) and WATTR (the target attribute), and
+ *   WVEC defined at the vector levels (winograd.c's WVEC_* pieces: the canvas copies' register transposes).
  * Every inner loop runs over the tiles of one tile row, contiguous in V and M, so the compiler vectorizes
  * it for the level's target. */
 #define WCAT_(a, b, c) a##_##b##_##c
