@@ -205,8 +205,8 @@ class Conv2d(Module):
         # reads neither x nor a copy of it, and builds no columns or tiles (32 -> 32 channels at 28x28, batch
         # 64, F(4x4): 14.5 MB of float32 tiles in place of the 6.4 MB copy of x, and one input transform a
         # step instead of two)
-        keep_cols = self.training and (winograd or (not direct and self._k * oh * ow <= c * h * w))
-        if self.training and not keep_cols and not (is_kept(x) and x.flags.c_contiguous):
+        keep_for_dw = self.training and (winograd or (not direct and self._k * oh * ow <= c * h * w))
+        if self.training and not keep_for_dw and not (is_kept(x) and x.flags.c_contiguous):
             # Backward rebuilds the columns from x: it keeps its own copy (a reused buffer, the input's size),
             # so a caller changing x in place after forward changes no gradient; fit's batch, which fit
             # promises to leave unchanged until backward (nn.module.batch_feed), is kept as it is (LeNet-5's
@@ -230,14 +230,14 @@ class Conv2d(Module):
             chunk, per_thread = self._wino_chunk(n, c, f, oh, ow, tile)
             scratch = self._scratch("_work", (get_num_threads(), per_thread), at_least=True)
             tiles = self._scratch("_cols", (-(-n // chunk) * _conv.wino_kept_size(chunk, c, oh, ow, tile),),
-                                  at_least=True) if keep_cols else None
+                                  at_least=True) if keep_for_dw else None
             _conv.wino_conv3x3(x, u, None if self.bias is None else self.bias.data, z, scratch, chunk, *pads, tiles)
             return self._keep(x, pads, z, relu, kept=tiles)
         z = np.empty((n, f, oh * ow), dtype=self._dtype)
         chunk = self._chunk(n, oh * ow)
-        cols = self._scratch("_cols", (n * self._k * oh * ow,), at_least=True) if keep_cols else None
+        cols = self._scratch("_cols", (n * self._k * oh * ow,), at_least=True) if keep_for_dw else None
         # Sized for backward already in training, so that forward and backward share one buffer.
-        per_thread = ((1 if keep_cols or not self.training else 2) * self._k + f) * chunk * oh * ow
+        per_thread = ((1 if keep_for_dw or not self.training else 2) * self._k + f) * chunk * oh * ow
         scratch = self._scratch("_work", (get_num_threads(), per_thread), at_least=True)
         _conv.conv_forward(x, self.weight.data.reshape(f, -1), None if self.bias is None else self.bias.data, z,
                            scratch, self.groups, chunk, *self.kernel_size, *self.stride, *pads, *self.dilation,
