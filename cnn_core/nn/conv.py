@@ -200,12 +200,14 @@ class Conv2d(Module):
                      f"Conv2d: kernel_size {self.kernel_size}, stride {self.stride}, padding {self.padding}, "
                      f"dilation {self.dilation}", "the im2col buffer")
         direct, winograd = self._direct(pads), self._winograd(pads)
-        # In training, forward keeps x as the weight gradient reads it, im2col's columns where they are no
-        # larger than x (1x1 kernels) or Winograd's transformed input tiles, every chunk's: backward then
-        # reads neither x nor a copy of it, and builds no columns or tiles (32 -> 32 channels at 28x28, batch
-        # 64, F(4x4): 14.5 MB of float32 tiles in place of the 6.4 MB copy of x, and one input transform a
-        # step instead of two)
-        keep_for_dw = self.training and (winograd or (not direct and self._k * oh * ow <= c * h * w))
+        tile = _wino_tile(oh, ow) if winograd else 0
+        # In training, forward keeps x as the weight gradient reads it, every chunk's, where that costs little
+        # memory: im2col's columns where they are no larger than x (1x1 kernels), Winograd F(4x4)'s transformed
+        # input tiles (2.25x x); backward then reads neither x nor a copy of it, and builds no columns or
+        # tiles. 32 -> 32 channels at 28x28, batch 64, float32: 14.5 MB of tiles in place of the 6.4 MB copy
+        # of x, one input transform a step instead of two, 8.9-9.2 -> 8.1-8.4 ms. F(2x2)'s tiles, 4x x, are
+        # not kept: 32 -> 32 at 56x56 49-51 ms against 53-54 for 77 MB more, 64 -> 64 at 40x40 no faster.
+        keep_for_dw = self.training and (tile == 4 or (not (direct or winograd) and self._k * oh * ow <= c * h * w))
         if self.training and not keep_for_dw and not (is_kept(x) and x.flags.c_contiguous):
             # Backward rebuilds the columns from x: it keeps its own copy (a reused buffer, the input's size),
             # so a caller changing x in place after forward changes no gradient; fit's batch, which fit
@@ -224,7 +226,6 @@ class Conv2d(Module):
             return self._keep(x, pads, z, relu, applied=True)
         if winograd:
             z = np.empty((n, f, oh, ow), dtype=self._dtype)
-            tile = _wino_tile(oh, ow)
             u = self._scratch("_wino_u", ((tile + 2) ** 2, f, c))
             _conv.wino_weights(self.weight.data, u, False)
             chunk, per_thread = self._wino_chunk(n, c, f, oh, ow, tile)
