@@ -85,9 +85,15 @@ def test_children_serve_timed_actions_round_by_round(tmp_path):
         assert log.read_text() == "aaa" "bbb" "aaa" "bbb"
         assert len(medians) == 2 and all(0 < t < 1 for t in medians)
         assert b.call("name") == "bb"
-    with timing.Child([sys.executable, "-c", "raise SystemExit(3)"]) as broken:
-        with pytest.raises(RuntimeError, match="exited with 3"):
-            broken.call("name")
+    # The constructor waits for the peer's start-up (its imports and data) to end, so that nothing of it runs
+    # beside the first timed call.
+    ready = tmp_path / "ready"
+    code = (f"import sys, time\nsys.path.insert(0, {str(BENCH)!r})\nimport _timing\ntime.sleep(0.3)\n"
+            f"open({str(ready)!r}, 'w').write('set up')\n_timing.serve({{}})\n")
+    with timing.Child([sys.executable, "-c", code]):
+        assert ready.read_text() == "set up"
+    with pytest.raises(RuntimeError, match="exited with 3"):
+        timing.Child([sys.executable, "-c", "raise SystemExit(3)"])
 
 
 def test_warmup_lasts_warmup_seconds(timing):
