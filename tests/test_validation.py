@@ -237,3 +237,32 @@ def test_all_finite_and_check_finite_agree_with_numpy(dtype, n, simd, num_thread
                         check_finite(b, "X")
                     b.flat[pos] = keep
             assert bool(compiled) == (native and a.flags.c_contiguous)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_finite_scan_at_every_start_in_a_cache_line(dtype, simd):
+    """src_c/finite.c's loops read a head up to the first 64-byte boundary, blocks of 256 bytes from there
+    and a tail: arrays starting at every element of a line, of lengths around the block, with one NaN or
+    infinity at each place (head, first and last element of a block, tail); the largest finite values,
+    subnormals and -0.0 are finite."""
+    from cnn_core._finite import all_finite
+
+    item = np.dtype(dtype).itemsize
+    block = 256 // item
+    info = np.finfo(dtype)
+    edge = np.array([info.max, -info.max, info.smallest_subnormal, -info.smallest_subnormal, -0.0, 0.0], dtype)
+    buf = np.empty(4 * block + 64, dtype)
+    lead = (-buf.ctypes.data % 64) // item   # buf[lead] starts a line
+    for start in range(64 // item):
+        for n in (0, 1, 64 // item - 1, block - 1, block, block + 1, 2 * block + 5, 3 * block + 64 // item):
+            a = buf[lead + start:lead + start + n]
+            a[:] = np.resize(edge, n)
+            assert all_finite([a]), (start, n)
+            for pos in sorted({0, min(n - 1, 64 // item - start), min(n - 1, block), n // 2, max(n - 1, 0)}):
+                if n == 0:
+                    break
+                for bad in (np.nan, np.inf, -np.inf):
+                    keep = a[pos]
+                    a[pos] = bad
+                    assert not all_finite([a]), (start, n, pos, bad)
+                    a[pos] = keep
