@@ -171,6 +171,18 @@ def _n_correct(kind: str | None, out: np.ndarray, labels: np.ndarray | None) -> 
     return 0
 
 
+def _batch_hits(kind: str, loss, out: np.ndarray, targets: np.ndarray, labels: np.ndarray | None) -> int:
+    """_n_correct of a training batch just passed through `loss`: where the targets are the labels (labels
+    None) and the loss counted the argmax hits on its way (_Loss._argmax_hits, CrossEntropyLoss's compiled
+    pass), its count, without reading out again (an MLP 784-100-10 step: ~2 us less of fit's own work)."""
+    if labels is None:
+        hits = getattr(loss, "_argmax_hits", None) if kind == "argmax" else None
+        if hits is not None:
+            return hits
+        labels = targets
+    return _n_correct(kind, out, labels)
+
+
 # ---- modes ---------------------------------------------------------------------------------------------
 # A model's mode is shared state, so the calls that switch it coordinate through one lock: predict/evaluate
 # calls on one model count themselves in, the first saves every module's mode (nn.module.save_modes) and
@@ -582,7 +594,7 @@ def _train_epoch(model, loss, optimizer, batches_iter, kind, epoch, epochs, batc
         # Scored before backward: a layer may reuse its output buffer in the backward pass.
         size = len(xb)
         if kind:
-            correct += _n_correct(kind, a, yb if lb is None else lb)
+            correct += _batch_hits(kind, loss, a, yb, lb)
         model.backward(loss.backward())
         if not _all_finite(params):
             raise NonFiniteLossError("gradients became NaN or infinity", epoch, epochs, batch, batches)
@@ -656,7 +668,7 @@ def _train_epoch_distributed(model, loss, optimizer, batches_iter, kind, epoch, 
             if bad is None and not math.isfinite(value):
                 bad = f"loss became {value}"
             if bad is None and kind:
-                hits = _n_correct(kind, a, ys if ls is None else ls)
+                hits = _batch_hits(kind, loss, a, ys, ls)
         s = dist.reduce([0.0 if bad else value * divisor, divisor, hits, bad is not None, dist.stop_requested])
         if s[dist.BAD]:
             raise dist.together(NonFiniteLossError(bad or "the loss or the forward pass became NaN or infinity on "

@@ -181,3 +181,34 @@ def test_loss_options_after_weight_are_keyword_only_as_pytorch_has_deprecated_sl
         nn.CrossEntropyLoss(None, 3)
     with pytest.raises(TypeError):
         nn.MSELoss("sum")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_cross_entropy_counts_argmax_hits_as_numpy(dtype):
+    """kernels/_loss.pyx's pass also counts the rows whose first maximal logit is at the label (NumPy's
+    argmax, ties included: rows of equal logits, a maximum repeated later in the row), ignored rows and
+    labels alike; CrossEntropyLoss keeps the count as _argmax_hits, and every call not through that pass
+    (class weights, label smoothing) leaves None, not the last compiled call's count."""
+    from cnn_core.kernels._loss import cross_entropy as compiled
+
+    rng = np.random.default_rng(5)
+    z = rng.integers(-2, 3, size=(200, 6)).astype(dtype)   # small integers: many ties
+    z[:20] = 1                                              # whole rows tied: argmax 0
+    y = rng.integers(0, 6, 200)
+    y[::7] = -100
+    want = int(np.count_nonzero(z.argmax(axis=1) == y))
+    losses, local = np.empty(200, dtype), np.empty_like(z)
+    assert compiled(z, y, -100, losses, local) == (int(np.count_nonzero(y != -100)), want)
+    y[3] = 6
+    assert compiled(z, y, -100, losses, local) == (-2, 0)
+
+    crit = nn.CrossEntropyLoss()
+    crit(z, np.where(y == 6, 0, y))
+    assert crit._argmax_hits == int(np.count_nonzero(z.argmax(axis=1) == np.where(y == 6, 0, y)))
+    for other in (nn.CrossEntropyLoss(weight=np.ones(6)), nn.CrossEntropyLoss(label_smoothing=0.1)):
+        other(z, np.where(y == 6, 0, y))
+        assert other._argmax_hits is None
+    crit(z[:, :1].copy(), np.zeros(200, np.int64))
+    assert crit._argmax_hits == 200
+    crit(np.asfortranarray(z), np.where(y == 6, 0, y))     # NumPy's formulation: no count
+    assert crit._argmax_hits is None

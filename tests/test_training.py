@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from cnn_core.callbacks import Callback, History
+from cnn_core import nn
 from cnn_core.nn import (BCELoss, CrossEntropyLoss, Linear, Module, MSELoss, QuadraticLoss, Sequential,
                          Sigmoid)
 from cnn_core.optim import SGD, Adam
@@ -574,3 +575,29 @@ def test_gradient_scan_takes_non_contiguous_gradients(dtype, bad):
     params[1].grad = np.zeros(3, dtype)                 # one contiguous, one not: still both scanned
     params[0].grad[1, 2] = np.inf
     assert not _all_finite(params)
+
+
+@pytest.mark.parametrize("loss", [CrossEntropyLoss(), CrossEntropyLoss(label_smoothing=0.1)],
+                         ids=["counted by the loss", "scored by fit"])
+def test_train_acc_is_the_argmax_accuracy_of_the_batches_seen(loss):
+    """fit's train_acc counts argmax(out) == label over the epoch's batches, whether the loss counted the
+    hits in its own pass (CrossEntropyLoss's compiled case) or fit scored the output itself; a model ending
+    in ReLU gives rows of tied zeros, whose argmax is the first column."""
+    X, y = blobs(100)
+    model = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 3), nn.ReLU())
+    model[2].bias.data[:] = -1.0   # outputs start at 0: whole rows tied
+    seen = []
+
+    class Recording(type(loss)):
+        def forward(self, pred, target):
+            seen.append((pred.copy(), target.copy()))
+            return super().forward(pred, target)
+
+    rec = Recording(label_smoothing=loss.label_smoothing)
+    hist = fit(model, rec, SGD(model.parameters(), lr=0.5), X, y, epochs=2, batch_size=16, seed=0)
+    for e in range(2):
+        batches = seen[e * 7:(e + 1) * 7]
+        assert sum(len(t) for _, t in batches) == 100
+        hits = sum(int(np.count_nonzero(p.argmax(axis=1) == t)) for p, t in batches)
+        assert hist.train_acc[e] == hits / 100
+    assert sum(int(np.count_nonzero(p.max(axis=1) == 0)) for p, _ in seen) > 10   # tied rows were scored

@@ -8,32 +8,37 @@ from libc.stdint cimport int64_t
 
 
 def cross_entropy(const floating[:, ::1] z, const int64_t[::1] y, int64_t ignore_index, floating[::1] losses,
-                  floating[:, ::1] local) -> int:
+                  floating[:, ::1] local) -> tuple[int, int]:
     """Per row i of the logits z (n, C) with label y[i]: p = softmax(z_i) by the shifted exponentials,
 
         losses[i] = -(z_i[y_i] - m_i - log sum_c e^(z_ic - m_i)),   m_i = max_c z_ic
         local[i]  = p - onehot(y_i)
 
-    and zeros where y[i] == ignore_index. Returns the number of rows not ignored, or -1 when z holds NaN or
-    infinity, -2 when a label is outside [0, C) and not ignore_index (the caller then reports it; the
-    outputs are then incomplete). Each row's arithmetic is in z's dtype, as NumPy's."""
-    cdef Py_ssize_t n = z.shape[0], c = z.shape[1], i, j
+    and zeros where y[i] == ignore_index. Returns (the number of rows not ignored, the number of rows whose
+    first maximal logit is at y[i]: argmax(z_i) == y_i as NumPy's argmax, a by-product of m_i's search
+    that fit counts as its training accuracy), or (-1, 0) when z holds NaN or infinity, (-2, 0) when a
+    label is outside [0, C) and not ignore_index (the caller then reports it; the outputs are then
+    incomplete). Each row's arithmetic is in z's dtype, as NumPy's."""
+    cdef Py_ssize_t n = z.shape[0], c = z.shape[1], i, j, first
     cdef int64_t label
-    cdef Py_ssize_t kept = 0
+    cdef Py_ssize_t kept = 0, hits = 0
     cdef floating m, s, v
     cdef int status = 0
     with nogil:
         for i in range(n):
             label = y[i]
             m = z[i, 0]
+            first = 0
             for j in range(c):
                 v = z[i, j]
                 if not isfinite(v):
                     status = -1
                 if v > m:
                     m = v
+                    first = j
             if status != 0:
                 break
+            hits += first == label
             if label == ignore_index:
                 losses[i] = 0
                 for j in range(c):
@@ -58,4 +63,6 @@ def cross_entropy(const floating[:, ::1] z, const int64_t[::1] y, int64_t ignore
             else:
                 losses[i] = -((z[i, label] - m) - log(s))
             kept += 1
-    return status if status != 0 else kept
+    if status != 0:
+        return status, 0
+    return kept, hits

@@ -69,17 +69,22 @@ def _check_real_target(target, pred: np.ndarray, cls: str) -> np.ndarray:
 class _Loss:
     """Base of the losses: subclasses implement ``_compute(pred, target) -> (unreduced, local, denom)``, the
     per-sample (or per-element) losses, their derivatives with respect to pred (pred's shape: entry i of a
-    class loss's unreduced array depends only on row i of pred), and what 'mean' divides the sum by."""
+    class loss's unreduced array depends only on row i of pred), and what 'mean' divides the sum by.
+
+    ``_argmax_hits``: how many rows of the last forward's pred have their first maximum at the row's
+    target, where the loss counted them on its way (CrossEntropyLoss's compiled pass, from its row maxima),
+    else None; fit takes it as the batch's accuracy count instead of scanning pred again."""
 
     def __init__(self, *, reduction: str = "mean"):
         self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
-        self._state = None
+        self._state = self._argmax_hits = None
 
     def __call__(self, pred: np.ndarray, target: np.ndarray):
         return self.forward(pred, target)
 
     def forward(self, pred: np.ndarray, target: np.ndarray):
         """The loss: a Python float for 'mean' and 'sum', the unreduced array for 'none'."""
+        self._argmax_hits = None
         unreduced, local, denom = self._compute(pred, target)
         self._state = (unreduced.shape, local, denom)
         if self.reduction == "none":
@@ -263,8 +268,9 @@ class CrossEntropyLoss(_ClassLoss):
             # fit's case: one compiled pass (kernels/_loss.pyx); on bad values it stops, and the checks below
             # say what is wrong
             unreduced, local = np.empty(len(pred), pred.dtype), np.empty_like(pred)
-            kept = _cross_entropy(pred, np.ascontiguousarray(target), self.ignore_index, unreduced, local)
+            kept, hits = _cross_entropy(pred, np.ascontiguousarray(target), self.ignore_index, unreduced, local)
             if kept >= 0:
+                self._argmax_hits = hits
                 return unreduced, local, kept
         z = _check_pred(pred, "CrossEntropyLoss", 2)
         y, keep, w = self._labels(z, target)
