@@ -153,3 +153,29 @@ def test_bench_train_profile_and_memory_child_run():
                            text=True, timeout=300)
     assert child.returncode == 0, child.stderr
     assert float(child.stdout.split()[-1]) >= 0.0
+
+
+def test_bench_train_clock_times_the_objects_fit_is_given():
+    """bench_train's StepClock times the model's, the loss's and the optimizer's calls through attributes of
+    those objects themselves (fit is given the real loss and optimizer, no proxy whose extra frames would count
+    as fit's own work), and a timed epoch through fit spends part, not all, of the call inside them."""
+    import numpy as np
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_train", BENCH / "bench_train.py")
+        bt = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(bt)
+    finally:
+        sys.path.remove(str(BENCH))
+    clock = bt.StepClock()
+    loss = clock.wrap(cnn_core.nn.CrossEntropyLoss(), ("forward", "backward"))
+    assert type(loss) is cnn_core.nn.CrossEntropyLoss
+    loss(np.eye(3, dtype=np.float32), np.array([0, 1, 0]))
+    assert clock.seconds > 0 and loss._argmax_hits == 2
+    rng = np.random.default_rng(0)
+    X, y = rng.random((640, 784), dtype=np.float32), rng.integers(0, 10, 640)
+    epoch, _, _, _, overheads = bt.cnn_core_trainer("mlp", X, y, X[:10], y[:10], None, 0)
+    epoch()
+    (total, inside), = overheads
+    assert 0 < inside < total
