@@ -7,6 +7,9 @@
 #include "optim.h"
 
 #include <math.h>
+#if CNN_X86
+#include <xmmintrin.h>
+#endif
 
 #define ALWAYS_INLINE __attribute__((always_inline)) static inline
 
@@ -142,16 +145,42 @@ static inline int optim_level(void)
     return level >= 0 && level < CNN_SIMD_NLEVELS ? level : CNN_SIMD_BASELINE;
 }
 
+/* SGD runs with subnormal values taken as zero: MXCSR's DAZ (subnormal operands read as zero) and FTZ
+ * (subnormal results written as zero) bits, set on the running thread for the loop and restored after it.
+ * Why: where a weight's gradient is zero step after step (a dead ReLU unit's row), its momentum buffer
+ * decays by mu per step down through the subnormal range, and every vector instruction touching a
+ * subnormal takes a microcode assist. An MLP 784-100-10 on Fashion-MNIST (SGD, lr 0.05, momentum 0.9, one
+ * thread, 2-vCPU Xeon model 0xCF at AVX-512): 3,200-4,000 subnormal entries in the first weight's buffer
+ * after each epoch, and the step took 36, 71, 84, 88 us in epochs 1-4; flushed, 28, 29, 28, 27 us, and
+ * epochs 2-4 took 0.28, 0.28, 0.26 s against 0.31, 0.35, 0.35 s, with the same training losses to 6 digits.
+ * What it changes: a buffer entry below the smallest normal (2^-126 in float32, 2^-1022 in float64) moves
+ * its parameter by lr times that, less than half an ulp of any parameter above ~2^-100 (float32, lr <= 1),
+ * so the parameters keep NumPy's bits unless they are that small themselves; such buffer entries reach
+ * zero sooner. SGD has no division, so no result grows from a flushed value. Adam's steps are not flushed:
+ * a flushed second moment under a tiny eps would enlarge an update. x86 only (elsewhere nothing is set). */
+#if CNN_X86
+#define MXCSR_DAZ_FTZ 0x8040u
+#define FLUSH_SUBNORMALS(call)                                                                             \
+    do {                                                                                                   \
+        const unsigned csr_ = _mm_getcsr();                                                                \
+        _mm_setcsr(csr_ | MXCSR_DAZ_FTZ);                                                                  \
+        call;                                                                                              \
+        _mm_setcsr(csr_);                                                                                  \
+    } while (0)
+#else
+#define FLUSH_SUBNORMALS(call) call
+#endif
+
 void cnn_sgd_f32(float *p, const float *g, float *buf, ptrdiff_t n, float lr, float mu, float damp1, float wd,
                  int use_wd, int mode, int nesterov)
 {
-    OPTIM_CNTX()->sgd_f32(p, g, buf, n, lr, mu, damp1, wd, use_wd, mode, nesterov);
+    FLUSH_SUBNORMALS(OPTIM_CNTX()->sgd_f32(p, g, buf, n, lr, mu, damp1, wd, use_wd, mode, nesterov));
 }
 
 void cnn_sgd_f64(double *p, const double *g, double *buf, ptrdiff_t n, double lr, double mu, double damp1,
                  double wd, int use_wd, int mode, int nesterov)
 {
-    OPTIM_CNTX()->sgd_f64(p, g, buf, n, lr, mu, damp1, wd, use_wd, mode, nesterov);
+    FLUSH_SUBNORMALS(OPTIM_CNTX()->sgd_f64(p, g, buf, n, lr, mu, damp1, wd, use_wd, mode, nesterov));
 }
 
 void cnn_adam_f32(float *p, const float *g, float *m, float *v, float *vmax, ptrdiff_t n, const cnn_adam_params_f32 *h)

@@ -1,5 +1,6 @@
 """Optimizers, schedules and clipping against updates written out from the formulas in plain Python."""
 import math
+import platform
 
 import numpy as np
 import pytest
@@ -111,6 +112,69 @@ def test_sgd_compiled_step_equals_ufuncs_bitwise(dtype, kw, shape, simd):
     assert not np.array_equal(fast.data, values)
     if kw.get("momentum"):
         np.testing.assert_array_equal(opts[0].state[fast]["momentum_buffer"], opts[1].state[slow]["momentum_buffer"])
+
+
+def _flush(x: np.ndarray) -> np.ndarray:
+    """x with its subnormal values replaced by zeros of their sign (what MXCSR's DAZ reads and FTZ writes)."""
+    return np.where(np.abs(x) < np.finfo(x.dtype).tiny, np.copysign(np.zeros_like(x), x), x)
+
+
+def _flushed_sgd(p, g, buf, lr, mu, damp1, nesterov):
+    """One SGD step with momentum (no weight decay), src_c/optim.c's sequence and rounding, every operand
+    and every result flushed: the oracle of the compiled step under DAZ and FTZ."""
+    T = p.dtype.type
+    p, g, buf = _flush(p), _flush(g), _flush(buf)
+    buf = _flush(_flush(buf * T(mu)) + (g if damp1 is None else _flush(g * T(damp1))))
+    step = _flush(g + _flush(buf * T(mu))) if nesterov else buf
+    return _flush(p - _flush(step * T(lr))), buf
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="DAZ/FTZ are set on x86 only")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kw", [dict(momentum=0.9), dict(momentum=0.8, nesterov=True),
+                                dict(momentum=0.7, dampening=0.25)], ids=["momentum", "nesterov", "dampening"])
+def test_sgd_compiled_step_takes_subnormals_as_zero(dtype, kw, simd, num_threads):
+    """SGD's compiled step runs with subnormal operands and results taken as zero (src_c/optim.c, MXCSR's
+    DAZ and FTZ): a momentum buffer decaying where the gradient stays zero (a dead unit's rows) goes to zero
+    instead of through the subnormals, step for step as an oracle that flushes every operand and result;
+    the parameters keep the bits of NumPy's unflushed ufuncs (the updates from subnormal entries are below
+    half an ulp of them); on one thread and two, every level; and the threads' modes are restored after it
+    (NumPy's arithmetic here, and the GEMM on the pool's threads, still make subnormals)."""
+    from cnn_core.kernels.gemm import gemm
+
+    tiny = np.finfo(dtype).tiny
+    rng = np.random.default_rng(8)
+    values = rng.standard_normal((5, 3 * 2 ** 15 // 5 + 1)).astype(dtype)   # a team of 2 on two threads
+    for threads in (1, 2):
+        num_threads(threads)
+        fast, slow = _contiguous_and_strided(values)
+        opts = [SGD([fast], lr=0.07, **kw), SGD([slow], lr=0.07, **kw)]
+        g = rng.standard_normal(values.shape).astype(dtype)
+        g[1:3] = 0                                        # two dead rows
+        for q, opt in zip((fast, slow), opts):
+            q.grad[...] = g
+            opt.step()                                    # the first step: buffer = g
+            opt.state[q]["momentum_buffer"][1:3] = tiny * 2 ** 4 * rng.random((2, values.shape[1]))
+        buf = opts[0].state[fast]["momentum_buffer"].copy()
+        p = fast.data.copy()
+        damp1 = 1 - kw["dampening"] if "dampening" in kw else None
+        for t in range(400):                              # until NumPy's buffer is subnormal in the dead rows
+            if np.abs(opts[1].state[slow]["momentum_buffer"][1:3]).max() < tiny:
+                break
+            for q, opt in zip((fast, slow), opts):
+                opt.step()
+            p, buf = _flushed_sgd(p, g, buf, 0.07, kw["momentum"], damp1, kw.get("nesterov", False))
+            bits = np.uint32 if dtype == np.float32 else np.uint64
+            np.testing.assert_array_equal(opts[0].state[fast]["momentum_buffer"].view(bits), buf.view(bits),
+                                          err_msg=f"step {t}")
+            np.testing.assert_array_equal(fast.data.view(bits), p.view(bits), err_msg=f"step {t}")
+            np.testing.assert_array_equal(fast.data, slow.data, err_msg=f"step {t}")
+        unflushed = opts[1].state[slow]["momentum_buffer"][1:3]
+        assert 3 < t < 400 and (opts[0].state[fast]["momentum_buffer"][1:3] == 0).all()
+        assert np.count_nonzero((unflushed != 0) & (np.abs(unflushed) < tiny)) > 1000
+        assert dtype(tiny) * dtype(0.25) != 0                # NumPy, on this thread
+        a = np.full((64, 64), np.sqrt(tiny) * 2 ** -8, dtype)
+        assert (gemm(a, a) != 0).all()                       # the pool's threads (2 threads: a team)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
