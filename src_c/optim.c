@@ -6,6 +6,7 @@
  * bound: p, g and the buffer are ~1 MB together); Adam 34.7 us (AVX-512) against 138.8 us for the ufuncs. */
 #include "optim.h"
 
+#include <float.h>
 #include <math.h>
 #if CNN_X86
 #include <xmmintrin.h>
@@ -60,11 +61,12 @@
 
 /* Adam: the operations of cnn_core.optim.Adam's ufunc sequence, in its order and rounding (decay 0: none,
  * 1: coupled, g + p * wd; 2: decoupled, p * (1 - lr * wd) first), each case its own loop. np.maximum's
- * NaN propagation for amsgrad: a NaN in either operand is the result. */
-#define ADAM_LOOPS(T, SFX, SQRT, TGT, ATTR)                                                                \
+ * NaN propagation for amsgrad: a NaN in either operand is the result. A moment below its floor is stored
+ * as zero (m_floor, v_floor: cnn_adam_f32's comment says why and when). */
+#define ADAM_LOOPS(T, SFX, SQRT, FABS, TGT, ATTR)                                                          \
     ATTR ALWAYS_INLINE void adam_loop_##SFX##_##TGT(T *p, const T *g, T *m, T *v, T *vmax, ptrdiff_t n,    \
-                                                     const cnn_adam_params_##SFX *h, const int decay,             \
-                                                     const int ams)                                        \
+                                                     const cnn_adam_params_##SFX *h, T m_floor, T v_floor, \
+                                                     const int decay, const int ams)                       \
     {                                                                                                      \
         for (ptrdiff_t i = 0; i < n; ++i) {                                                                \
             T pi = p[i], gi = g[i];                                                                        \
@@ -72,12 +74,15 @@
                 gi = gi + pi * h->wd;                                                                      \
             else if (decay == 2)                                                                           \
                 pi = pi * h->decay;                                                                        \
-            const T mi = m[i] * h->beta1 + gi * h->one_minus_beta1;                                        \
+            T mi = m[i] * h->beta1 + gi * h->one_minus_beta1;                                              \
             T vi = v[i] * h->beta2 + gi * gi * h->one_minus_beta2;                                         \
+            mi = FABS(mi) < m_floor ? (T)0 : mi;                                                           \
+            vi = FABS(vi) < v_floor ? (T)0 : vi;                                                           \
             m[i] = mi;                                                                                     \
             v[i] = vi;                                                                                     \
             if (ams) {                                                                                     \
-                const T a = vmax[i];                                                                       \
+                T a = vmax[i];                                                                             \
+                a = FABS(a) < v_floor ? (T)0 : a;                                                          \
                 vi = a != a ? a : vi != vi ? vi : a > vi ? a : vi;                                         \
                 vmax[i] = vi;                                                                              \
             }                                                                                              \
@@ -86,24 +91,24 @@
         }                                                                                                  \
     }                                                                                                      \
     ATTR static void adam_##SFX##_##TGT(T *p, const T *g, T *m, T *v, T *vmax, ptrdiff_t n,                \
-                                        const cnn_adam_params_##SFX *h)                                           \
+                                        const cnn_adam_params_##SFX *h, T m_floor, T v_floor)             \
     {                                                                                                      \
         const int ams = vmax != NULL;                                                                      \
         switch (h->decay_mode * 2 + ams) {                                                                 \
-        case 0: adam_loop_##SFX##_##TGT(p, g, m, v, vmax, n, h, 0, 0); break;                              \
-        case 1: adam_loop_##SFX##_##TGT(p, g, m, v, vmax, n, h, 0, 1); break;                              \
-        case 2: adam_loop_##SFX##_##TGT(p, g, m, v, vmax, n, h, 1, 0); break;                              \
-        case 3: adam_loop_##SFX##_##TGT(p, g, m, v, vmax, n, h, 1, 1); break;                              \
-        case 4: adam_loop_##SFX##_##TGT(p, g, m, v, vmax, n, h, 2, 0); break;                              \
-        default: adam_loop_##SFX##_##TGT(p, g, m, v, vmax, n, h, 2, 1);                                    \
+        case 0: adam_loop_##SFX##_##TGT(p, g, m, v, vmax, n, h, m_floor, v_floor, 0, 0); break;            \
+        case 1: adam_loop_##SFX##_##TGT(p, g, m, v, vmax, n, h, m_floor, v_floor, 0, 1); break;            \
+        case 2: adam_loop_##SFX##_##TGT(p, g, m, v, vmax, n, h, m_floor, v_floor, 1, 0); break;            \
+        case 3: adam_loop_##SFX##_##TGT(p, g, m, v, vmax, n, h, m_floor, v_floor, 1, 1); break;            \
+        case 4: adam_loop_##SFX##_##TGT(p, g, m, v, vmax, n, h, m_floor, v_floor, 2, 0); break;            \
+        default: adam_loop_##SFX##_##TGT(p, g, m, v, vmax, n, h, m_floor, v_floor, 2, 1);                  \
         }                                                                                                  \
     }
 
 #define OPTIM_LOOPS(TGT, ATTR)                                                                             \
     SGD_LOOPS(float, f32, TGT, ATTR)                                                                       \
     SGD_LOOPS(double, f64, TGT, ATTR)                                                                      \
-    ADAM_LOOPS(float, f32, sqrtf, TGT, ATTR)                                                               \
-    ADAM_LOOPS(double, f64, sqrt, TGT, ATTR)
+    ADAM_LOOPS(float, f32, sqrtf, fabsf, TGT, ATTR)                                                        \
+    ADAM_LOOPS(double, f64, sqrt, fabs, TGT, ATTR)
 
 OPTIM_LOOPS(base, )
 #if CNN_X86
@@ -116,8 +121,10 @@ static const struct {
     void (*sgd_f32)(float *, const float *, float *, ptrdiff_t, float, float, float, float, int, int, int);
     void (*sgd_f64)(double *, const double *, double *, ptrdiff_t, double, double, double, double, int, int,
                     int);
-    void (*adam_f32)(float *, const float *, float *, float *, float *, ptrdiff_t, const cnn_adam_params_f32 *);
-    void (*adam_f64)(double *, const double *, double *, double *, double *, ptrdiff_t, const cnn_adam_params_f64 *);
+    void (*adam_f32)(float *, const float *, float *, float *, float *, ptrdiff_t, const cnn_adam_params_f32 *,
+                     float, float);
+    void (*adam_f64)(double *, const double *, double *, double *, double *, ptrdiff_t, const cnn_adam_params_f64 *,
+                     double, double);
 } cnn_optim_table[CNN_SIMD_NLEVELS] = {
 #define OPTIM_ROW(TGT) {sgd_f32_##TGT, sgd_f64_##TGT, adam_f32_##TGT, adam_f64_##TGT}
     [CNN_SIMD_BASELINE] = OPTIM_ROW(base),
@@ -156,8 +163,8 @@ static inline int optim_level(void)
  * What it changes: a buffer entry below the smallest normal (2^-126 in float32, 2^-1022 in float64) moves
  * its parameter by lr times that, less than half an ulp of any parameter above ~2^-100 (float32, lr <= 1),
  * so the parameters keep NumPy's bits unless they are that small themselves; such buffer entries reach
- * zero sooner. SGD has no division, so no result grows from a flushed value. Adam's steps are not flushed:
- * a flushed second moment under a tiny eps would enlarge an update. x86 only (elsewhere nothing is set). */
+ * zero sooner. SGD has no division, so no result grows from a flushed value (Adam, which has one, floors its
+ * moments by compares instead: below). x86 only (elsewhere nothing is set). */
 #if CNN_X86
 #define MXCSR_DAZ_FTZ 0x8040u
 #define FLUSH_SUBNORMALS(call)                                                                             \
@@ -183,13 +190,38 @@ void cnn_sgd_f64(double *p, const double *g, double *buf, ptrdiff_t n, double lr
     FLUSH_SUBNORMALS(OPTIM_CNTX()->sgd_f64(p, g, buf, n, lr, mu, damp1, wd, use_wd, mode, nesterov));
 }
 
+/* Adam stores a moment below the smallest normal number (FLT_MIN, DBL_MIN) as zero, by a compare in the
+ * loop (no change of the floating-point mode): m decays by beta1 per step where the gradient stays zero
+ * (a dead ReLU unit's weights), v by beta2 (0.999: thousands of steps) through the subnormals, where every
+ * vector instruction reading one takes a microcode assist. An MLP 784-100-10 on Fashion-MNIST (Adam, lr
+ * 1e-3, one thread, 2-vCPU Xeon model 0xCF): the step took 103, 196, 185, 210 us in epochs 1-4, and
+ * 98, 83, 75, 78 us with the moments floored (epochs 2-4 0.47-0.63 s against 0.35-0.43 s), the same
+ * training losses to 6 digits.
+ * What it changes, and when v is spared: p - m / (sqrt(v) / bias2_sqrt + eps) * step_size. A zeroed m
+ * (|m| < FLT_MIN) moves p by at most FLT_MIN / eps * step_size less: below half an ulp of any p above
+ * ~2^-100 / eps * step_size. A zeroed v changes sqrt(v) / bias2_sqrt by less than sqrt(FLT_MIN) /
+ * bias2_sqrt; where that is below a quarter ulp of eps, the denominator rounds to eps either way (bit for
+ * bit the same); otherwise (a tiny eps, or bias2_sqrt tiny: beta2 near 1 in the first steps) v and v_max
+ * keep their subnormals (v_floor 0). cnn_core.optim.Adam's ufuncs apply the same floors. */
+static float adam_v_floor_f32(const cnn_adam_params_f32 *h)
+{
+    return h->eps > 0 && sqrtf(FLT_MIN) / h->bias2_sqrt < (nextafterf(h->eps, INFINITY) - h->eps) / 4
+           ? FLT_MIN : 0.0f;
+}
+
+static double adam_v_floor_f64(const cnn_adam_params_f64 *h)
+{
+    return h->eps > 0 && sqrt(DBL_MIN) / h->bias2_sqrt < (nextafter(h->eps, INFINITY) - h->eps) / 4
+           ? DBL_MIN : 0.0;
+}
+
 void cnn_adam_f32(float *p, const float *g, float *m, float *v, float *vmax, ptrdiff_t n, const cnn_adam_params_f32 *h)
 {
-    OPTIM_CNTX()->adam_f32(p, g, m, v, vmax, n, h);
+    OPTIM_CNTX()->adam_f32(p, g, m, v, vmax, n, h, FLT_MIN, adam_v_floor_f32(h));
 }
 
 void cnn_adam_f64(double *p, const double *g, double *m, double *v, double *vmax, ptrdiff_t n,
                   const cnn_adam_params_f64 *h)
 {
-    OPTIM_CNTX()->adam_f64(p, g, m, v, vmax, n, h);
+    OPTIM_CNTX()->adam_f64(p, g, m, v, vmax, n, h, DBL_MIN, adam_v_floor_f64(h));
 }

@@ -1,7 +1,8 @@
 /* The training step's elementwise kernels (kernels/_optim.pyx): SGD's and Adam's update of one parameter,
  * float32 and float64, over n contiguous elements, one loop per instruction-set level (cpu.h). No multiply-add is fused (optim.c is built with -ffp-contract=off and the
  * loops use none), so every level rounds as NumPy's ufuncs do: results are equal bit for bit, but that SGD
- * takes subnormal values as zero (optim.c says why and what that changes). */
+ * takes subnormal values as zero (optim.c says why and what that changes; Adam's ufuncs floor its moments
+ * as its loops do). */
 #ifndef CNN_CORE_OPTIM_H
 #define CNN_CORE_OPTIM_H
 #include <stddef.h>

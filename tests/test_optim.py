@@ -177,6 +177,63 @@ def test_sgd_compiled_step_takes_subnormals_as_zero(dtype, kw, simd, num_threads
         assert (gemm(a, a) != 0).all()                       # the pool's threads (2 threads: a team)
 
 
+def _adam_unfloored(p, g, m, v, vmax, lr, beta1, beta2, eps, t):
+    """One step of Adam's ufunc sequence (cnn_core.optim.Adam._step_one) without the moments' floors."""
+    step_size, bias2_sqrt = lr / (1.0 - beta1 ** t), math.sqrt(1.0 - beta2 ** t)
+    m[...] = m * beta1 + g * (1.0 - beta1)
+    v[...] = v * beta2 + g * g * (1.0 - beta2)
+    if vmax is not None:
+        np.maximum(vmax, v, out=vmax)
+    p[...] = p - m / (np.sqrt(v if vmax is None else vmax) / bias2_sqrt + eps) * step_size
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("tiny_eps", [False, True], ids=["eps 1e-8", "tiny eps"])
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_adam_stores_subnormal_moments_as_zero(dtype, tiny_eps, amsgrad, simd):
+    """Adam's moments below the smallest normal number are stored as zero (src_c/optim.c): m always, v and
+    v_max only where eps is large enough for the denominator to keep its bits (1e-8; not 1e-30 in float32,
+    1e-300 in float64, where v keeps its subnormals). Against the unfloored ufunc sequence: the moments equal
+    it with its subnormals zeroed, the parameters bit for bit; the compiled pass and NumPy's ufuncs (a
+    strided view) agree."""
+    tiny = np.finfo(dtype).tiny
+    eps = (1e-30 if dtype == np.float32 else 1e-300) if tiny_eps else 1e-8
+    rng = np.random.default_rng(9)
+    values = rng.standard_normal((37, 41)).astype(dtype)
+    g = rng.standard_normal(values.shape).astype(dtype)
+    g[1:3] = 0                                            # two dead rows
+    fast, slow = _contiguous_and_strided(values)
+    opts = [Adam([fast], lr=0.01, eps=eps, amsgrad=amsgrad), Adam([slow], lr=0.01, eps=eps, amsgrad=amsgrad)]
+    for q, opt in zip((fast, slow), opts):
+        q.grad[...] = g
+        opt.step()
+    names = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if amsgrad else [])
+    start = {k: opts[0].state[fast][k].copy() for k in names}
+    start["exp_avg"][1:3] = tiny * 2 ** 4 * rng.random((2, 41))        # m decays into the subnormals
+    start["exp_avg_sq"][1:3] = tiny * 0.5 * rng.random((2, 41))        # v is there already
+    if amsgrad:
+        start["max_exp_avg_sq"][1:3] = start["exp_avg_sq"][1:3]
+    for q, opt in zip((fast, slow), opts):
+        for k in names:
+            opt.state[q][k][...] = start[k]
+    ref = [fast.data.copy()] + [start[k].copy() for k in names] + ([None] if not amsgrad else [])
+    for t in range(2, 40):
+        for q, opt in zip((fast, slow), opts):
+            opt.step()
+        _adam_unfloored(ref[0], g, ref[1], ref[2], ref[3], 0.01, 0.9, 0.999, eps, t)
+        bits = np.uint32 if dtype == np.float32 else np.uint64
+        np.testing.assert_array_equal(fast.data.view(bits), ref[0].view(bits), err_msg=f"step {t}")
+        np.testing.assert_array_equal(fast.data, slow.data, err_msg=f"step {t}")
+        for k, want in zip(names, ref[1:]):
+            floored = k == "exp_avg" or not tiny_eps
+            want = np.where(np.abs(want) < tiny, 0, want) if floored else want
+            np.testing.assert_array_equal(opts[0].state[fast][k], want, err_msg=f"{k} step {t}")
+            np.testing.assert_array_equal(opts[1].state[slow][k], want, err_msg=f"{k} step {t}")
+    assert np.count_nonzero(np.abs(ref[1][1:3]) < tiny) > 40                  # m went subnormal unfloored
+    assert (opts[0].state[fast]["exp_avg"][1:3] == 0).all()
+    assert (opts[0].state[fast]["exp_avg_sq"][1:3] == 0).all() != tiny_eps
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.07, momentum=0.9, weight_decay=0.01),
                                   lambda ps: Adam(ps, lr=0.01, amsgrad=True),
