@@ -201,6 +201,17 @@ def test_compiled_cross_entropy_counts_argmax_hits_as_numpy(dtype):
     assert compiled(z, y, -100, losses, local) == (int(np.count_nonzero(y != -100)), want)
     y[3] = 6
     assert compiled(z, y, -100, losses, local) == (-2, 0)
+    z[1, 2] = np.nan
+    assert compiled(z, y, -100, losses, local) == (-1, 0)
+    z[1, 2] = 0
+    with pytest.raises(TypeError, match="int64"):
+        compiled(z, y.astype(np.int32), -100, losses, local)
+    with pytest.raises(TypeError, match="one float dtype"):
+        compiled(z, y, -100, losses.astype(np.float16), local)
+    with pytest.raises(ValueError, match=r"local \(n, C\)"):
+        compiled(z, y, -100, losses, local[:, :5].copy())
+    with pytest.raises(ValueError, match="contiguous"):
+        compiled(z[:, ::2], y, -100, losses, local[:, ::2].copy())
 
     crit = nn.CrossEntropyLoss()
     crit(z, np.where(y == 6, 0, y))

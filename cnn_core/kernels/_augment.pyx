@@ -8,7 +8,7 @@ from cython cimport floating
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 
-from cnn_core.kernels._buffer cimport float_kind
+from cnn_core.kernels._buffer cimport float_kind, is_int64
 
 
 def gather_rows(const unsigned char[:, ::1] src, const int64_t[::1] idx, unsigned char[:, ::1] out):
@@ -38,16 +38,6 @@ cdef Py_ssize_t argmax_hits(const floating* out, const int64_t* labels, Py_ssize
                 best = j
         hits += best == labels[i]
     return hits
-
-
-cdef bint is_int64(const Py_buffer* v) noexcept:
-    """Whether v's struct format is a native 8-byte signed integer ('q', or 'l' where long has 8 bytes)."""
-    cdef const char* f = v.format
-    if f == NULL or v.itemsize != 8:
-        return False
-    if (f[0] == b'=' or f[0] == b'@' or f[0] == b'<') and f[1] != 0:
-        f += 1
-    return f[1] == 0 and (f[0] == b'q' or f[0] == b'l')
 
 
 def count_argmax_hits(out, labels) -> int:
