@@ -6,8 +6,9 @@ feature_version=floor)` checks grammar only (match, except*, PEP 695 generics ..
 oldest Python can still fail there when it runs, so the source is also searched for what does: `X | Y`
 between types evaluated at run time (an annotation is not, in a module with `from __future__ import
 annotations`), zip(strict=), dataclass(slots=/kw_only=), and standard-library names newer than the floor
-used outside a `try` that catches their absence or an `if sys.version_info ...` block. The whole suite run on
-the oldest interpreter (.ci/run does) is the complete check.
+used outside a `try` that catches their absence or an `if sys.version_info ...` block. The suite run on the
+oldest interpreter (.ci/run runs all of it there but three files of kernel sweeps, whose Python wrappers the
+other files reach too) is the complete check.
 """
 from __future__ import annotations
 
