@@ -158,8 +158,10 @@ static inline int optim_level(void)
  * decays by mu per step down through the subnormal range, and every vector instruction touching a
  * subnormal takes a microcode assist. An MLP 784-100-10 on Fashion-MNIST (SGD, lr 0.05, momentum 0.9, one
  * thread, 2-vCPU Xeon model 0xCF at AVX-512): 3,200-4,000 subnormal entries in the first weight's buffer
- * after each epoch, and the step took 36, 71, 84, 88 us in epochs 1-4; flushed, 28, 29, 28, 27 us, and
- * epochs 2-4 took 0.28, 0.28, 0.26 s against 0.31, 0.35, 0.35 s, with the same training losses to 6 digits.
+ * after each epoch, and the step took 36, 71, 84, 88 us in epochs 1-4; with the modes set for the whole
+ * thread, 28, 29, 28, 27 us, epochs 2-4 0.28, 0.28, 0.26 s against 0.31, 0.35, 0.35 s, the same training
+ * losses to 6 digits; with them set for this loop alone, 32-34 us in every epoch (one thread, the VM in a
+ * slow phase) and 21-31 us on two threads. The model's other kernels are not flushed: only this loop.
  * What it changes: a buffer entry below the smallest normal (2^-126 in float32, 2^-1022 in float64) moves
  * its parameter by lr times that, less than half an ulp of any parameter above ~2^-100 (float32, lr <= 1),
  * so the parameters keep NumPy's bits unless they are that small themselves; such buffer entries reach
