@@ -39,6 +39,9 @@
 
 /* Bytes of A the unpacked path keeps in L2 while B streams past. */
 #define CNN_GEMM_SUP_A_BYTES (256 * 1024)
+/* Bytes of packed A up to which the serial nest packs all of A's rows for a depth block once for every
+ * column block (gemm_template.h's gemm_serial): 2048 rows x KC = 256 doubles is 4 MiB. */
+#define CNN_GEMM_A_SLICE_BYTES (8 << 20)
 /* Depth steps the packing routine copies side by side (gemm_template.h's pack_w): 8 beat 1, 4 and 16 by
  * 2-17% on im2col products, the same at square sizes (Zen 4, float32 and float64). */
 #define CNN_GEMM_PACK_STEPS 8

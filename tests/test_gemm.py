@@ -249,6 +249,33 @@ def test_columns_across_the_l2_capped_nc(kernel, dtype):
         assert_gemm_close(gemm(a, b), a, b, what=f"7x{n}x{kc}, nc {nc}")
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_packed_once_for_every_column_block(kernel, num_threads, dtype):
+    # Over nc columns the serial nest packs each depth block of A once for all the column blocks (here two
+    # row blocks, M > MC, and two depth blocks, K > KC). Each tile of C gets the kernel calls it gets in a
+    # product of one column block, so slices of B's columns (nc wide, whole NR panels) give the same bits;
+    # on 2 threads each thread's columns span more than one block too. The oracle checks rows at both ends
+    # and across the middle (its rank-1 updates over every row would take seconds).
+    blocks = _gemm.blocking(dtype)
+    nc, kc, mc = blocks["nc"], blocks["kc"], blocks["mc"]
+    m, n, k = mc + 9, 2 * nc + 5, kc + 37
+    rows = np.r_[0:7, m // 2 - 7:m // 2 + 7, m - 7:m]
+    rng = np.random.default_rng(n)
+    for trans_a, trans_b in [(False, False), (True, True)]:
+        a, b = operands(rng, m, n, k, trans_a, trans_b, dtype)
+        opa, opb = (a.T if trans_a else a), (b.T if trans_b else b)
+        c0 = make(rng, (m, n), dtype)
+        num_threads(1)
+        c = gemm(a, b, c0.copy(), alpha=0.5, beta=-1.5, trans_a=trans_a, trans_b=trans_b)
+        assert_gemm_close(c[rows], opa[rows], opb, c0[rows], 0.5, -1.5, what=f"{m}x{n}x{k}")
+        for j in range(0, n, nc):
+            part = gemm(opa, opb[:, j:j + nc], c0[:, j:j + nc].copy(), alpha=0.5, beta=-1.5)
+            np.testing.assert_array_equal(c[:, j:j + nc], part, err_msg=f"columns {j}..")
+        num_threads(2)
+        np.testing.assert_array_equal(gemm(a, b, c0.copy(), alpha=0.5, beta=-1.5, trans_a=trans_a,
+                                           trans_b=trans_b), c, err_msg="2 threads")
+
+
 # AVX-512 blocking (src_c/gemm.c): MR = 14 rows; NR = 32 float32 / 16 float64 columns; KC = 256; MC = 280.
 # Every dimension at 1, one below, at and one above each of them.
 AVX512_EDGES = [(1, 1, 1), (13, 31, 255), (14, 32, 256), (15, 33, 257), (14, 16, 1), (15, 17, 2), (13, 15, 3),
