@@ -121,6 +121,21 @@ def interleaved(fns: Sequence, repeats: int, rounds: int = 3, *, number: int = 1
     return [statistics.median(t) for t in interleaved_samples(fns, repeats, rounds, number=number, warmup=warmup)]
 
 
+def paired_ratio(fns: Sequence, repeats: int, rounds: int, *, number: int = 1,
+                 warmup: int = 1) -> tuple[float, float, float]:
+    """(median seconds per call of fns[0], of fns[1], median over rounds of the ratio of fns[0]'s block to
+    fns[1]'s block in that round). The two blocks of a round run ~0.3 s apart, so a slow phase of the
+    machine that lasts seconds (this VM's: everything up to 1.6x slower) slows both or neither, where the
+    ratio of the two overall medians takes whichever side more of those phases fell on: a 64^3 product,
+    ~4.3 us a call on both sides in a fast phase and ~7 in a slow one, read 0.59x to 1.69x in one run that
+    way (2-vCPU model 0xCF Xeon, 5 rows of the same product, 3 rounds each)."""
+    ta, tb = interleaved_samples(fns, repeats, rounds, number=number, warmup=warmup)
+    per = len(ta) // rounds
+    ratios = [statistics.median(ta[r * per:(r + 1) * per]) / statistics.median(tb[r * per:(r + 1) * per])
+              for r in range(rounds)]
+    return statistics.median(ta), statistics.median(tb), statistics.median(ratios)
+
+
 class Child:
     """A peer library in a process of its own, whose command line `argv` ends in ``serve(actions)``: its
     named actions are timed there (``blocks``, or a ``(child, name)`` entry in ``interleaved``) or called

@@ -4,8 +4,8 @@
 
 The sweep (main): square sizes 64..2048 and the layers' GEMMs (LeNet-5 and MLP at batch 64, and im2col
 products of modern 3x3 / 1x1 convolutions), for every thread count (cnn_core and OpenBLAS both set to it)
-and dtype. Per row: the median time of each side, the time ratio ours/numpy (< 1: we are faster), the
-GFLOP/s of each side, and each side's fraction of the machine's peak for that thread count:
+and dtype. Per row: the median time of each side, the time ratio ours/numpy (< 1: we are faster; the
+median over rounds of the ratio of a round's two adjacent blocks, _timing.paired_ratio), the GFLOP/s of each side, and each side's fraction of the machine's peak for that thread count:
 
     peak = threads x clock x FLOPs per cycle per core,
 
@@ -121,6 +121,9 @@ def print_row(row, flops) -> None:
 # ---- the sweep ------------------------------------------------------------------------------------
 
 SQUARE = (64, 128, 256, 512, 1024, 2048)
+# Rounds per row of the sweep: each gives one paired ratio (_timing.paired_ratio); 3 had left a row's
+# ratio to where the VM's slow phases fell.
+ROUNDS = 5
 # (label, M, N, K, trans_a, trans_b): the layers' GEMMs at batch 64.
 LAYERS = [
     ("mlp fc1 x@w.T", BATCH, 100, 784, False, True),
@@ -170,7 +173,7 @@ def peak_per_core() -> tuple[float, dict[str, float], str]:
         "float32 / {:.0f} float64 FLOPs/cycle/core".format(per_cycle / 2))
 
 
-def sweep(threads: list[int], dtypes: list[str], repeats: int, shapes) -> None:
+def sweep(threads: list[int], dtypes: list[str], repeats: int, shapes, rounds: int = ROUNDS) -> None:
     clock, per_cycle, how = peak_per_core()
     print(f"peak: {how}")
     print(f"{'case':<44} {'thr':>3} {'dtype':>7} {'ours us':>10} {'numpy us':>10} {'ours/np':>7} "
@@ -188,14 +191,14 @@ def sweep(threads: list[int], dtypes: list[str], repeats: int, shapes) -> None:
                 opa, opb = (a.T if ta else a), (b.T if tb else b)
                 flops = 2.0 * m * n * k
                 reps = max(3, min(repeats, int(repeats * 2e8 / flops)))
-                t_ours, t_np = _timing.interleaved(
+                t_ours, t_np, ratio = _timing.paired_ratio(
                     [lambda: gemm(a, b, c, trans_a=ta, trans_b=tb), lambda: np.matmul(opa, opb, out=c)],
-                    reps, rounds=3)
+                    reps, rounds)
                 g_ours, g_np = flops / t_ours / 1e9, flops / t_np / 1e9
                 top = peak * per_cycle[dtype] / 1e9
                 frac = (f"{100 * g_ours / top:5.0f}% {100 * g_np / top:5.0f}%" if top else "   n/a    n/a")
                 print(f"{label + f' ({m}x{k})@({k}x{n})':<44} {t:>3} {dtype:>7} {t_ours * 1e6:10.1f} "
-                      f"{t_np * 1e6:10.1f} {t_ours / t_np:7.2f} {g_ours:8.1f} {g_np:7.1f} {frac}", flush=True)
+                      f"{t_np * 1e6:10.1f} {ratio:7.2f} {g_ours:8.1f} {g_np:7.1f} {frac}", flush=True)
 
 
 def main() -> None:
@@ -205,6 +208,7 @@ def main() -> None:
     parser.add_argument("--dtypes", default="float32,float64", help="comma-separated dtypes")
     parser.add_argument("--square-only", action="store_true", help="only the square sizes")
     parser.add_argument("--layers-only", action="store_true", help="only the layers' shapes")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"interleaved rounds per row (default {ROUNDS})")
     parser.add_argument("--quick", action="store_true", help="3 calls per block: checks that every row runs")
     parser.add_argument("--omp-teams", action="store_true",
                         help="small products on OpenMP teams instead of the small-job pool (for A/B runs)")
@@ -218,9 +222,10 @@ def main() -> None:
     print(f"load average {' '.join(fields[:3])}, runnable tasks now {fields[3]}")
     shapes = [] if args.layers_only else [(f"square {s}", s, s, s, False, False) for s in SQUARE]
     shapes += [] if args.square_only else LAYERS
-    print("medians of interleaved blocks; ours/np = time ratio (< 1: cnn_core faster)")
+    print(f"times: medians of {args.rounds} interleaved rounds; ours/np: the median over rounds of the time ratio "
+          "of a round's two blocks (< 1: cnn_core faster)")
     sweep([int(t) for t in args.threads.split(",")], args.dtypes.split(","), 3 if args.quick else args.repeats,
-          shapes)
+          shapes, args.rounds)
 
 
 if __name__ == "__main__":

@@ -65,6 +65,18 @@ def test_interleaved_alternates_peers_round_by_round(timing):
     assert timing.interleaved([a, b], repeats=1, rounds=1, warmup=0) == [pytest.approx(1e-3), pytest.approx(3e-3)]
 
 
+def test_paired_ratio_pairs_each_rounds_two_blocks(timing):
+    # a takes twice b's time. A slow phase (x1.6) over round 0's a-block and both of round 1's blocks: the
+    # overall medians (3.2 ms, 1.0 ms) say 3.2x; each round's pair says 3.2, 2.0, 2.0, median 2.0.
+    speed = iter([1.6] * 2 + [1.0] * 2 + [1.6] * 4 + [1.0] * 4)   # 2 calls a block, no warm-up
+    base = {"a": 2.0, "b": 1.0}
+    fn = lambda name: lambda: timing.tick(base[name] * next(speed))  # noqa: E731
+    t_a, t_b, ratio = timing.paired_ratio([fn("a"), fn("b")], repeats=2, rounds=3, warmup=0)
+    assert t_a == pytest.approx(3.2e-3) and t_b == pytest.approx(1.0e-3)
+    assert ratio == pytest.approx(2.0)
+    assert next(speed, None) is None
+
+
 def test_children_serve_timed_actions_round_by_round(tmp_path):
     # Peers in processes of their own (_timing.Child running _timing.serve) alternate as functions of this
     # process do, and answer calls for results.
