@@ -9,6 +9,7 @@ from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 
 from cnn_core.kernels._buffer cimport float_kind, is_int64
+from cnn_core.kernels._rows cimport first_max
 
 
 def gather_rows(const unsigned char[:, ::1] src, const int64_t[::1] idx, unsigned char[:, ::1] out):
@@ -27,16 +28,9 @@ def gather_rows(const unsigned char[:, ::1] src, const int64_t[::1] idx, unsigne
 
 
 cdef Py_ssize_t argmax_hits(const floating* out, const int64_t* labels, Py_ssize_t n, Py_ssize_t c) noexcept nogil:
-    cdef Py_ssize_t i, j, best, hits = 0
-    cdef floating v
+    cdef Py_ssize_t i, hits = 0
     for i in range(n):
-        best = 0
-        v = out[i * c]
-        for j in range(1, c):
-            if out[i * c + j] > v:
-                v = out[i * c + j]
-                best = j
-        hits += best == labels[i]
+        hits += first_max(out + i * c, c, False) == labels[i]
     return hits
 
 

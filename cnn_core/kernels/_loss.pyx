@@ -5,10 +5,11 @@ takes about thirty array operations (~70 us a batch of 64 x 10, as much as a sma
 from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, Py_buffer, PyBuffer_Release,
                              PyObject_GetBuffer)
 from cython cimport floating
-from libc.math cimport exp, expf, isfinite, log, logf
+from libc.math cimport exp, expf, log, logf
 from libc.stdint cimport int64_t
 
 from cnn_core.kernels._buffer cimport float_kind, is_int64
+from cnn_core.kernels._rows cimport first_max
 
 
 def cross_entropy(z, y, int64_t ignore_index, losses, local) -> tuple[int, int]:
@@ -69,16 +70,11 @@ cdef Py_ssize_t _cross_entropy(const floating *z, const int64_t *y, Py_ssize_t n
     for i in range(n):
         label = y[i]
         zi, li = z + i * c, local + i * c
-        m = zi[0]
-        first = 0
-        for j in range(c):
-            v = zi[j]
-            if not isfinite(v):
-                hits[0] = 0
-                return -1
-            if v > m:
-                m = v
-                first = j
+        first = first_max(zi, c, True)
+        if first < 0:
+            hits[0] = 0
+            return -1
+        m = zi[first]
         hits[0] += first == label
         if label == ignore_index:
             losses[i] = 0

@@ -1,5 +1,7 @@
-"""Short-row copy and fill helpers shared by the im2col and pooling loops (inline, header only)."""
+"""Short-row helpers (inline, header only): copy and fill, shared by the im2col and pooling loops; a row's first
+maximum, shared by the cross-entropy pass (kernels/_loss.pyx) and fit's scoring (kernels/_augment.pyx)."""
 from cython cimport floating
+from libc.math cimport isfinite
 from libc.string cimport memcpy, memset
 
 # Rows here are short (often 10-30 elements; padding edges 1-3), where a memcpy/memset call per row
@@ -38,3 +40,19 @@ cdef inline void zero_row(floating* dst, Py_ssize_t n) noexcept nogil:
             dst[1] = 0
         if n > 2:
             dst[2] = 0
+
+
+cdef inline Py_ssize_t first_max(const floating* row, Py_ssize_t n, bint finite_only) noexcept nogil:
+    """The index of the first maximum of row[0:n] (n >= 1), as NumPy's argmax for a finite row. With
+    finite_only, -1 as soon as a value is NaN or infinity: the caller's check, in the same pass (a constant
+    at every call site, so the inlined loop has the test or not)."""
+    cdef Py_ssize_t j, best = 0
+    cdef floating v, m = row[0]
+    for j in range(n):
+        v = row[j]
+        if finite_only and not isfinite(v):
+            return -1
+        if v > m:
+            m = v
+            best = j
+    return best
