@@ -204,26 +204,25 @@ void cnn_sgd_f64(double *p, const double *g, double *buf, ptrdiff_t n, double lr
  * ~2^-100 / eps * step_size. A zeroed v changes sqrt(v) / bias2_sqrt by less than sqrt(FLT_MIN) /
  * bias2_sqrt; where that is below a quarter ulp of eps, the denominator rounds to eps either way (bit for
  * bit the same); otherwise (a tiny eps, or bias2_sqrt tiny: beta2 near 1 in the first steps) v and v_max
- * keep their subnormals (v_floor 0). cnn_core.optim.Adam's ufuncs apply the same floors. */
-static float adam_v_floor_f32(const cnn_adam_params_f32 *h)
+ * keep their subnormals (v_floor 0). cnn_core.optim.Adam's ufuncs apply the same floors, from these
+ * functions. */
+float cnn_adam_v_floor_f32(float eps, float bias2_sqrt)
 {
-    return h->eps > 0 && sqrtf(FLT_MIN) / h->bias2_sqrt < (nextafterf(h->eps, INFINITY) - h->eps) / 4
-           ? FLT_MIN : 0.0f;
+    return eps > 0 && sqrtf(FLT_MIN) / bias2_sqrt < (nextafterf(eps, INFINITY) - eps) / 4 ? FLT_MIN : 0.0f;
 }
 
-static double adam_v_floor_f64(const cnn_adam_params_f64 *h)
+double cnn_adam_v_floor_f64(double eps, double bias2_sqrt)
 {
-    return h->eps > 0 && sqrt(DBL_MIN) / h->bias2_sqrt < (nextafter(h->eps, INFINITY) - h->eps) / 4
-           ? DBL_MIN : 0.0;
+    return eps > 0 && sqrt(DBL_MIN) / bias2_sqrt < (nextafter(eps, INFINITY) - eps) / 4 ? DBL_MIN : 0.0;
 }
 
 void cnn_adam_f32(float *p, const float *g, float *m, float *v, float *vmax, ptrdiff_t n, const cnn_adam_params_f32 *h)
 {
-    OPTIM_CNTX()->adam_f32(p, g, m, v, vmax, n, h, FLT_MIN, adam_v_floor_f32(h));
+    OPTIM_CNTX()->adam_f32(p, g, m, v, vmax, n, h, FLT_MIN, cnn_adam_v_floor_f32(h->eps, h->bias2_sqrt));
 }
 
 void cnn_adam_f64(double *p, const double *g, double *m, double *v, double *vmax, ptrdiff_t n,
                   const cnn_adam_params_f64 *h)
 {
-    OPTIM_CNTX()->adam_f64(p, g, m, v, vmax, n, h, DBL_MIN, adam_v_floor_f64(h));
+    OPTIM_CNTX()->adam_f64(p, g, m, v, vmax, n, h, DBL_MIN, cnn_adam_v_floor_f64(h->eps, h->bias2_sqrt));
 }

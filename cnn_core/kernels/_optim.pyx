@@ -40,6 +40,8 @@ cdef extern from "optim.h" nogil:
                       const cnn_adam_params_f32 *h)
     void cnn_adam_f64(double *p, const double *g, double *m, double *v, double *vmax, Py_ssize_t n,
                       const cnn_adam_params_f64 *h)
+    float cnn_adam_v_floor_f32(float eps, float bias2_sqrt)
+    double cnn_adam_v_floor_f64(double eps, double bias2_sqrt)
 
 
 cnn_optim_init(simd_level)
@@ -232,3 +234,12 @@ def adam_step(ps, gs, ms, vs, vmaxs, double beta1, double beta2, double eps, dou
             params.params[i].h64 = cnn_adam_params_f64(beta1, 1.0 - beta1, beta2, 1.0 - beta2, wd, decay,
                                                        bias2_sqrt, eps, step_size, mode)
     params.run(_adam_update, &c)
+
+
+def adam_v_floor(bint single, double eps, double bias2_sqrt) -> float:
+    """The value below which adam_step stores v (and v_max) as zero, in float32 (single) or float64
+    arithmetic: the smallest normal number, or 0 where v keeps its subnormals (src_c/optim.c says why). For
+    the ufunc fallback of cnn_core.optim.Adam, which applies the same floors."""
+    if single:
+        return cnn_adam_v_floor_f32(<float>eps, <float>bias2_sqrt)
+    return cnn_adam_v_floor_f64(eps, bias2_sqrt)

@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from cnn_core._validation import check_bool, check_real
-from cnn_core.kernels._optim import adam_step as _adam_step
+from cnn_core.kernels._optim import adam_step as _adam_step, adam_v_floor as _adam_v_floor
 from cnn_core.optim.optimizer import Optimizer
 
 
@@ -120,14 +120,10 @@ class Adam(Optimizer):
 
 
 def _moment_floors(dtype: np.dtype, eps: float, bias2_sqrt: float) -> tuple[float, float]:
-    """The values below which Adam stores m and v (and v_max) as zero, src_c/optim.c's (which says why):
-    the smallest normal number for m; for v too where sqrt(that) / bias2_sqrt stays below a quarter ulp of
-    eps (the denominator then rounds to eps either way), else 0 (v keeps its subnormals). In `dtype`'s
-    arithmetic, as the compiled loop computes them."""
-    t = np.dtype(dtype).type
-    tiny, e = np.finfo(dtype).tiny, t(eps)
-    spared = e > 0 and np.sqrt(tiny) / t(bias2_sqrt) < (np.nextafter(e, t(np.inf)) - e) / t(4)
-    return tiny, (tiny if spared else t(0))
+    """The values below which Adam stores m and v (and v_max) as zero, the compiled step's (src_c/optim.c
+    says why): the smallest normal number for m; for v that, or 0 where v keeps its subnormals."""
+    dtype = np.dtype(dtype)
+    return float(np.finfo(dtype).tiny), _adam_v_floor(dtype == np.float32, eps, bias2_sqrt)
 
 
 class AdamW(Adam):
