@@ -5,7 +5,8 @@
 The sweep (main): square sizes 64..2048 and the layers' GEMMs (LeNet-5 and MLP at batch 64, and im2col
 products of modern 3x3 / 1x1 convolutions), for every thread count (cnn_core and OpenBLAS both set to it)
 and dtype. Per row: the median time of each side, the time ratio ours/numpy (< 1: we are faster; the
-median over rounds of the ratio of a round's two adjacent blocks, _timing.paired_ratio), the GFLOP/s of each side, and each side's fraction of the machine's peak for that thread count:
+median over rounds of the ratio of a round's two adjacent blocks, _timing.paired_ratio), the GFLOP/s of
+each side, and each side's fraction of the machine's peak for that thread count:
 
     peak = threads x clock x FLOPs per cycle per core,
 

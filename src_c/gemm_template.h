@@ -201,7 +201,8 @@ static int G(gemm_serial)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, ptr
             const ptrdiff_t kc = k - pc < kb ? k - pc : kb;
             const T beta_pc = pc == 0 ? beta : (T)1;   /* later depth blocks accumulate */
             for (ptrdiff_t ic = 0; ic < m; ic += mb)   /* block ic's panels start at row ic: mb is whole panels */
-                G(pack_a)(cx, bs, m - ic < mb ? m - ic : mb, kc, a + ic * rsa + pc * csa, rsa, csa, pa + ic * kc);
+                G(pack_a)(cx, bs, m - ic < mb ? m - ic : mb, kc, a + ic * rsa + pc * csa, rsa, csa,
+                          pa + ic * kc);
             for (ptrdiff_t jc = 0; jc < n; jc += nb) {
                 const ptrdiff_t nc = n - jc < nb ? n - jc : nb;
                 G(pack_b)(cx, bs, kc, nc, b + pc * rsb + jc * csb, rsb, csb, pb);

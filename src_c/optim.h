@@ -45,11 +45,11 @@ typedef CNN_ADAM_PARAMS(double) cnn_adam_params_f64;
  *   p = p' - m / (sqrt(v) / bias2_sqrt + eps) * step_size */
 void cnn_adam_f32(float *p, const float *g, float *m, float *v, float *vmax, ptrdiff_t n,
                   const cnn_adam_params_f32 *h);
+void cnn_adam_f64(double *p, const double *g, double *m, double *v, double *vmax, ptrdiff_t n,
+                  const cnn_adam_params_f64 *h);
 /* The value below which Adam stores v (and v_max) as zero for these eps and bias2_sqrt: the smallest normal
  * number, or 0 where v keeps its subnormals (optim.c says when); m's is always the smallest normal number. */
 float cnn_adam_v_floor_f32(float eps, float bias2_sqrt);
 double cnn_adam_v_floor_f64(double eps, double bias2_sqrt);
-void cnn_adam_f64(double *p, const double *g, double *m, double *v, double *vmax, ptrdiff_t n,
-                  const cnn_adam_params_f64 *h);
 
 #endif
