@@ -352,8 +352,12 @@ def test_layer_forward_backward_within_bound(case, dtype, wino4_max, simd, monke
         assert np.all(np.abs(m.bias.grad - db_ref) <= _db_bound(delta, dtype, 0))
 
 
-@pytest.mark.parametrize("case", LAYER_CASES[:3])
-@pytest.mark.parametrize("wino4_max", [0, 8])      # F(2x2); with 8: F(2x2), mixed, F(4x4) on the three cases
+# F(2x2) (_WINO4_MAX_SIZE 0); with 8: F(2x2), mixed, F(4x4) on the three cases. The first case in F(2x2) and
+# the second with 8 (F(4x4) forward and dW, F(2x2) input gradient) run every kernel; the rest are exhaustive
+# (pyproject.toml's markers).
+@pytest.mark.parametrize("case,wino4_max", [
+    pytest.param(case, wino4_max, marks=() if (i, wino4_max) in ((0, 0), (1, 8)) else pytest.mark.exhaustive)
+    for i, case in enumerate(LAYER_CASES[:3]) for wino4_max in (0, 8)])
 def test_layer_gradcheck(case, wino4_max, monkeypatch):
     monkeypatch.setattr(conv_module, "_WINO4_MAX_SIZE", wino4_max)
     n, c, f, h, w, padding, bias = case
