@@ -6,8 +6,10 @@ For each shape (LeNet-5's two convolutions and the modern 3x3 / 1x1 ones of issu
 training step of the layer alone: forward, then backward with a fixed upstream gradient, the input gradient
 included (torch: ``x.requires_grad``; cnn_core: ``Conv2d.backward`` returns it). Each library runs in a
 child process of its own, as its users run it (one process would share one OpenMP runtime between them: see
-``_timing.Child``), timed in alternating rounds (medians), same thread count on both sides.
-Prints ours/torch per shape (< 1: we are faster) and the geometric mean. Targets (issue 10): every shape <= 1.0,
+``_timing.Child``), timed in alternating rounds, same thread count on both sides. Prints each library's median
+step time and ours/torch per shape (< 1: we are faster), the median over the rounds of the two libraries'
+ratio within a round (``_timing.paired_ratio``: a slow phase of a shared machine slows both blocks of a round
+or neither), and the geometric mean of those ratios. Targets (issue 10): every shape <= 1.0,
 geometric mean <= 0.7, in float32 and float64.
 
 ``--memory`` instead measures, in the same kind of child processes, the resident memory one shape's training
@@ -50,15 +52,16 @@ SHAPES = [
 
 
 def run_table(dtype, repeat: int, rounds: int, threads: int) -> list[float]:
-    print(f"\n{np.dtype(dtype).name}: median ms per forward+backward step")
+    print(f"\n{np.dtype(dtype).name}: median ms per forward+backward step; ours/torch: the median over {rounds} rounds "
+          "of the round's ratio")
     print(f"{'shape':<26}{'ours ms':>10}{'torch ms':>10}{'ours/torch':>12}")
     ratios = []
     for shape in SHAPES:
         with _timing.Child(_child("serve", "cnn_core", np.dtype(dtype).name, shape, threads, HERE)) as ours, \
                 _timing.Child(_child("serve", "torch", np.dtype(dtype).name, shape, threads, HERE)) as theirs:
-            t_ours, t_torch = _timing.interleaved([(ours, "step"), (theirs, "step")], max(1, repeat // rounds),
-                                                  rounds=rounds, warmup=2)
-        ratios.append(t_ours / t_torch)
+            t_ours, t_torch, ratio = _timing.paired_ratio([(ours, "step"), (theirs, "step")],
+                                                          max(1, repeat // rounds), rounds, warmup=2)
+        ratios.append(ratio)
         print(f"{shape[0]:<26}{1e3 * t_ours:>10.3f}{1e3 * t_torch:>10.3f}{ratios[-1]:>12.2f}", flush=True)
     gm = math.exp(sum(map(math.log, ratios)) / len(ratios))
     print(f"{'geometric mean':<26}{'':>20}{gm:>12.2f}   (max {max(ratios):.2f}; targets <= 1.0 each, <= 0.7 mean)")
@@ -142,7 +145,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=30, help="timed steps per library and shape")
-    ap.add_argument("--rounds", type=int, default=3)
+    # 5 rounds of 6 steps: with 3 rounds of overall medians the 32->32 float32 row read 1.05x and 0.86x
+    # minutes apart (2-vCPU model 0xCF Xeon), as the machine's slow phases fell on one side or the other.
+    ap.add_argument("--rounds", type=int, default=5, help="alternating rounds, each giving one paired ratio")
     ap.add_argument("--dtype", nargs="+", default=["float32", "float64"], choices=["float32", "float64"])
     ap.add_argument("--memory", action="store_true", help="measure the training steps' added peak RSS instead")
     ap.add_argument("--shape", nargs="*", type=int, default=None, help="indices into the shape list")
