@@ -52,8 +52,8 @@ SHAPES = [
 
 
 def run_table(dtype, repeat: int, rounds: int, threads: int) -> list[float]:
-    print(f"\n{np.dtype(dtype).name}: median ms per forward+backward step; ours/torch: the median over {rounds} rounds "
-          "of the round's ratio")
+    print(f"\n{np.dtype(dtype).name}: median ms per forward+backward step; ours/torch: the median over "
+          f"{rounds} rounds of the round's ratio")
     print(f"{'shape':<26}{'ours ms':>10}{'torch ms':>10}{'ours/torch':>12}")
     ratios = []
     for shape in SHAPES:
