@@ -67,6 +67,14 @@
  * 2.7, (64, 16, 4, 4) 1.2 / 1.5, (64, 120) 0.6 / 0.6). */
 #define CNN_OPTIM_MIN_PER_THREAD (1 << 12)
 
+/* Winograd's weight transform (_conv.wino_weights: once a forward and once an input gradient, serial until
+ * the eighteenth session): filter-channel pairs per thread, on the small-job pool. Measured (2-vCPU Xeon, model
+ * 0xCF, 600 alternating calls, medians, one / two threads, us, F(2x2) then F(4x4)): float32 16 x 16 pairs
+ * 5.7 / 6.4 and 11.5 / 8.5, 32 x 16 10.4 / 8.1 and 21.2 / 15.5, 32 x 32 17.6 / 12.3 and 35.2 / 22.7, 64 x 32
+ * 35.2 / 19.5 and 63.7 / 36.1, 128 x 64 156 / 86 and 305 / 163; float64 16 x 16 8.5 / 7.2 and 16.0 / 11.6,
+ * 128 x 64 156 / 82 and 433 / 212. A Conv2d step of 64 -> 128 channels at 7x7 makes two F(4x4) transforms. */
+#define CNN_WINO_WEIGHT_MIN_PAIRS 256
+
 /* A Linear layer's forward in training: the largest output z (batch x out_features elements) computed as
  * z.T = w @ x.T on the weight's row shares (threads.h's cnn_row_share) and transposed back in one serial
  * pass; larger ones take the plain z = x @ w.T. The row shares spare the optimizer's step the lines of w the

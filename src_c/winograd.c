@@ -228,14 +228,15 @@ WINO_WEIGHT_DEF(double, d)
 
 /* ---- one definition of the weight transform and the driver, per element type ---- */
 #define WINO_DEFS(WT, WSFX)                                                                                 \
-    void cnn_##WSFX##wino_weights(const WT *w, ptrdiff_t F, ptrdiff_t C, int flip, WT *u)                 \
+    void cnn_##WSFX##wino_weights(const WT *w, ptrdiff_t F, ptrdiff_t C, int flip, WT *u, ptrdiff_t p0,   \
+                               ptrdiff_t p1)                                                              \
     {                                                                                                     \
         /* rows of u's (16, P, R) matrices: P outputs (F, or C when flipped), R inputs. A block of WINO_WB\
          * pairs of one row at a time into a small buffer, then 16 short sequential copies: written pair by\
          * pair, the 16 matrices' streams (P*R apart, often a multiple of 4 KiB) would share cache sets. */\
         const ptrdiff_t P = flip ? C : F, R = flip ? F : C, PR = P * R;                                   \
         WT buf[16 * WINO_WB];                                                                             \
-        for (ptrdiff_t p = 0; p < P; p++)                                                                 \
+        for (ptrdiff_t p = p0; p < p1; p++)                                                               \
             for (ptrdiff_t r0 = 0; r0 < R; r0 += WINO_WB) {                                               \
                 const ptrdiff_t nb = R - r0 < WINO_WB ? R - r0 : WINO_WB;                                 \
                 for (ptrdiff_t b = 0; b < nb; b++) {                                                      \
@@ -333,13 +334,14 @@ WINO4_WEIGHT_DEF(float, s)
 WINO4_WEIGHT_DEF(double, d)
 
 #define WINO4_DEFS(WT, WSFX)                                                                                \
-    void cnn_##WSFX##wino4_weights(const WT *w, ptrdiff_t F, ptrdiff_t C, int flip, WT *u)                \
+    void cnn_##WSFX##wino4_weights(const WT *w, ptrdiff_t F, ptrdiff_t C, int flip, WT *u, ptrdiff_t p0,  \
+                                ptrdiff_t p1)                                                             \
     {                                                                                                     \
         /* as cnn_*wino_weights: blocks of WINO_WB pairs of one row of the (36, P, R) matrices */         \
         const ptrdiff_t P = flip ? C : F, R = flip ? F : C, PR = P * R;                                   \
         WT buf[36 * WINO_WB], k[9 * WINO_WB], t[18 * WINO_WB];                                            \
         const WT *g[WINO_WB];                                                                             \
-        for (ptrdiff_t p = 0; p < P; p++)                                                                 \
+        for (ptrdiff_t p = p0; p < p1; p++)                                                               \
             for (ptrdiff_t r0 = 0; r0 < R; r0 += WINO_WB) {                                               \
                 const ptrdiff_t nb = R - r0 < WINO_WB ? R - r0 : WINO_WB;                                 \
                 for (ptrdiff_t b = 0; b < nb; b++)                                                        \

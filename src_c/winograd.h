@@ -49,9 +49,12 @@ typedef int (*cnn_dgemm_nt_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const doub
 void cnn_wino_init(cnn_simd_level_fn simd_level);
 
 /* u (16, F, C) from w (F, C, 3, 3) contiguous; with flip set, u (16, C, F) of the input-gradient
- * convolution, whose kernel is w'[c, f, i, j] = w[f, c, 2 - i, 2 - j] (C outputs, F inputs). */
-void cnn_swino_weights(const float *w, ptrdiff_t F, ptrdiff_t C, int flip, float *u);
-void cnn_dwino_weights(const double *w, ptrdiff_t F, ptrdiff_t C, int flip, double *u);
+ * convolution, whose kernel is w'[c, f, i, j] = w[f, c, 2 - i, 2 - j] (C outputs, F inputs). Only rows
+ * p0 <= p < p1 of the 16 matrices (p < F, or p < C flipped): each element comes from its own filter-channel
+ * pair, so callers split the rows between threads and every split gives the same bits. */
+void cnn_swino_weights(const float *w, ptrdiff_t F, ptrdiff_t C, int flip, float *u, ptrdiff_t p0, ptrdiff_t p1);
+void cnn_dwino_weights(const double *w, ptrdiff_t F, ptrdiff_t C, int flip, double *u, ptrdiff_t p0,
+                       ptrdiff_t p1);
 
 /* Elements of scratch cnn_*wino_conv3x3 needs for n samples of C input and F output channels; elements of
  * the transformed input V (16, C, T) for n samples (cnn_*wino_conv3x3's keep, cnn_*wino_dw3x3's kept). */
@@ -116,8 +119,10 @@ void cnn_dwino_dw_finish(const double *du, ptrdiff_t F, ptrdiff_t C, double *gw)
  * u is (36, F, C) (flipped: (36, C, F)), du (36, F, C), V (36, C, T) (cnn_wino4_vsize elements). The larger
  * coefficients (up to 8 in A^T, 5 in B^T) and the inexact 1/6, 1/12, 1/24 of G make its float32 rounding
  * larger than F(2x2, 3x3)'s relative to the outputs (tests/test_conv_winograd.py states the bound). */
-void cnn_swino4_weights(const float *w, ptrdiff_t F, ptrdiff_t C, int flip, float *u);
-void cnn_dwino4_weights(const double *w, ptrdiff_t F, ptrdiff_t C, int flip, double *u);
+void cnn_swino4_weights(const float *w, ptrdiff_t F, ptrdiff_t C, int flip, float *u, ptrdiff_t p0,
+                        ptrdiff_t p1);
+void cnn_dwino4_weights(const double *w, ptrdiff_t F, ptrdiff_t C, int flip, double *u, ptrdiff_t p0,
+                        ptrdiff_t p1);
 ptrdiff_t cnn_wino4_scratch(ptrdiff_t n, ptrdiff_t C, ptrdiff_t F, ptrdiff_t OH, ptrdiff_t OW);
 ptrdiff_t cnn_wino4_vsize(ptrdiff_t n, ptrdiff_t C, ptrdiff_t OH, ptrdiff_t OW);
 int cnn_swino4_conv3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const float *x, ptrdiff_t xs_n,

@@ -185,6 +185,25 @@ def test_flipped_weights_give_the_input_gradient(dtype, pad, tile, simd):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("flip", [False, True])
+@pytest.mark.parametrize("tile", TILES)
+def test_weights_thread_count_never_changes_a_result(dtype, flip, tile, num_threads):
+    """The weight transform splits the rows of u's matrices between threads (CNN_WINO_WEIGHT_MIN_PAIRS
+    pairs a thread): every row written, the same bits on 1 and 2 threads. 71 x 40 pairs: an odd row count,
+    more than two threads' worth; u starts as NaN, so a row no share wrote shows."""
+    w = np.random.default_rng(2).standard_normal((71, 40, 3, 3)).astype(dtype)
+    xi = (tile + 2) ** 2
+    out = []
+    for threads in (1, 2):
+        num_threads(threads)
+        u = np.full((xi, 40, 71) if flip else (xi, 71, 40), np.nan, dtype)
+        _conv.wino_weights(w, u, flip)
+        out.append(u)
+    assert np.isfinite(out[1]).all()
+    np.testing.assert_array_equal(out[0], out[1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("tile", TILES)
 def test_thread_count_and_chunk_never_change_a_result(dtype, tile, num_threads):
     case = (5, 6, 7, 9, 9, (1, 1), None, 2, True)

@@ -23,6 +23,7 @@ from cnn_core.kernels._rows cimport copy_row, zero_row
 
 cdef extern from "thresholds.h" nogil:
     Py_ssize_t CNN_IM2COL_MIN_PER_THREAD
+    Py_ssize_t CNN_WINO_WEIGHT_MIN_PAIRS
 
 
 cdef inline int _team(Py_ssize_t planes, Py_ssize_t elements) noexcept nogil:
@@ -538,7 +539,7 @@ def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w2, con
 # calls the GEMM serially (inside the region the GEMM keeps to one thread).
 
 from libc.stddef cimport ptrdiff_t
-from cnn_core._config cimport simd_level
+from cnn_core._config cimport run_team, simd_level
 
 cdef extern from "winograd.h" nogil:
     ctypedef int (*cnn_simd_level_fn)() noexcept nogil
@@ -551,8 +552,10 @@ cdef extern from "winograd.h" nogil:
     ctypedef int (*cnn_dgemm_nt_fn)(ptrdiff_t, ptrdiff_t, ptrdiff_t, const double *, ptrdiff_t, const double *,
                                     ptrdiff_t, double *, ptrdiff_t) noexcept nogil
     void cnn_wino_init(cnn_simd_level_fn simd_level)
-    void cnn_swino_weights(const float *w, ptrdiff_t F, ptrdiff_t C, int flip, float *u)
-    void cnn_dwino_weights(const double *w, ptrdiff_t F, ptrdiff_t C, int flip, double *u)
+    void cnn_swino_weights(const float *w, ptrdiff_t F, ptrdiff_t C, int flip, float *u, ptrdiff_t p0,
+                           ptrdiff_t p1)
+    void cnn_dwino_weights(const double *w, ptrdiff_t F, ptrdiff_t C, int flip, double *u, ptrdiff_t p0,
+                           ptrdiff_t p1)
     ptrdiff_t cnn_wino_scratch(ptrdiff_t n, ptrdiff_t C, ptrdiff_t F, ptrdiff_t OH, ptrdiff_t OW)
     ptrdiff_t cnn_wino_vsize(ptrdiff_t n, ptrdiff_t C, ptrdiff_t OH, ptrdiff_t OW)
     int cnn_swino_conv3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const float *x, ptrdiff_t xs_n,
@@ -575,8 +578,10 @@ cdef extern from "winograd.h" nogil:
     void cnn_swino_dw_finish(const float *du, ptrdiff_t F, ptrdiff_t C, float *gw)
     void cnn_dwino_dw_finish(const double *du, ptrdiff_t F, ptrdiff_t C, double *gw)
     # F(4x4, 3x3): the same signatures on 36 transformed positions
-    void cnn_swino4_weights(const float *w, ptrdiff_t F, ptrdiff_t C, int flip, float *u)
-    void cnn_dwino4_weights(const double *w, ptrdiff_t F, ptrdiff_t C, int flip, double *u)
+    void cnn_swino4_weights(const float *w, ptrdiff_t F, ptrdiff_t C, int flip, float *u, ptrdiff_t p0,
+                            ptrdiff_t p1)
+    void cnn_dwino4_weights(const double *w, ptrdiff_t F, ptrdiff_t C, int flip, double *u, ptrdiff_t p0,
+                            ptrdiff_t p1)
     ptrdiff_t cnn_wino4_scratch(ptrdiff_t n, ptrdiff_t C, ptrdiff_t F, ptrdiff_t OH, ptrdiff_t OW)
     ptrdiff_t cnn_wino4_vsize(ptrdiff_t n, ptrdiff_t C, ptrdiff_t OH, ptrdiff_t OW)
     int cnn_swino4_conv3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const float *x, ptrdiff_t xs_n,
@@ -633,19 +638,44 @@ def wino_kept_size(Py_ssize_t n, Py_ssize_t C, Py_ssize_t OH, Py_ssize_t OW, int
     return cnn_wino4_vsize(n, C, OH, OW) if tile == 4 else cnn_wino_vsize(n, C, OH, OW)
 
 
+# One wino_weights call for the team: thread t transforms rows [p0, p1) of u's matrices, its share of P.
+ctypedef struct _WeightsJob:
+    const void *w
+    void *u
+    Py_ssize_t F, C, P
+    int flip, four, itemsize, nt
+
+
+cdef void _weights_share(void *arg, int t) noexcept nogil:
+    cdef _WeightsJob *j = <_WeightsJob *>arg
+    cdef Py_ssize_t p0 = j.P * t // j.nt, p1 = j.P * (t + 1) // j.nt
+    if j.itemsize == 4:
+        if j.four:
+            cnn_swino4_weights(<const float *>j.w, j.F, j.C, j.flip, <float *>j.u, p0, p1)
+        else:
+            cnn_swino_weights(<const float *>j.w, j.F, j.C, j.flip, <float *>j.u, p0, p1)
+    elif j.four:
+        cnn_dwino4_weights(<const double *>j.w, j.F, j.C, j.flip, <double *>j.u, p0, p1)
+    else:
+        cnn_dwino_weights(<const double *>j.w, j.F, j.C, j.flip, <double *>j.u, p0, p1)
+
+
 def wino_weights(const floating[:, :, :, ::1] w, floating[:, :, ::1] u, bint flip):
     """u (16, F, C) = G w G^T per filter and channel of w (F, C, 3, 3), F(2x2, 3x3)'s, or u (36, F, C),
     F(4x4, 3x3)'s (the first axis of u says which); with flip, u (16 or 36, C, F) for the input gradient (the
-    kernel w[f, c, 2 - i, 2 - j], channels transposed)."""
-    if u.shape[0] == 36:
-        if floating is float:
-            cnn_swino4_weights(&w[0, 0, 0, 0], w.shape[0], w.shape[1], flip, &u[0, 0, 0])
-        else:
-            cnn_dwino4_weights(&w[0, 0, 0, 0], w.shape[0], w.shape[1], flip, &u[0, 0, 0])
-    elif floating is float:
-        cnn_swino_weights(&w[0, 0, 0, 0], w.shape[0], w.shape[1], flip, &u[0, 0, 0])
-    else:
-        cnn_dwino_weights(&w[0, 0, 0, 0], w.shape[0], w.shape[1], flip, &u[0, 0, 0])
+    kernel w[f, c, 2 - i, 2 - j], channels transposed). The rows of u's matrices are split between a team
+    from CNN_WINO_WEIGHT_MIN_PAIRS filter-channel pairs a thread (each element from its own pair: the same
+    bits for any split)."""
+    cdef _WeightsJob j
+    j.w, j.u = &w[0, 0, 0, 0], &u[0, 0, 0]
+    j.F, j.C = w.shape[0], w.shape[1]
+    j.P = j.C if flip else j.F
+    j.flip, j.four, j.itemsize = flip, u.shape[0] == 36, sizeof(floating)
+    j.nt = team_size(j.F * j.C // CNN_WINO_WEIGHT_MIN_PAIRS)
+    if j.nt > j.P:
+        j.nt = <int>j.P
+    with nogil:
+        run_team(_weights_share, &j, j.nt)
 
 
 cdef Py_ssize_t _kept_per_chunk(object kept, Py_ssize_t nchunks, Py_ssize_t chunk, Py_ssize_t C, Py_ssize_t OH,
