@@ -75,6 +75,13 @@
  * 128 x 64 156 / 82 and 433 / 212. A Conv2d step of 64 -> 128 channels at 7x7 makes two F(4x4) transforms. */
 #define CNN_WINO_WEIGHT_MIN_PAIRS 256
 
+/* Its adjoint, the weight gradient's last step (wino_dw3x3: gw += G^T du G per pair, once a backward):
+ * pairs per thread. One thread (best of 300 calls, 2-vCPU Xeon model 0xCF, us, F(2x2) / F(4x4)): 32 x 32
+ * pairs 7.1 / 10.1, 64 x 32 13.9 / 20.7, 128 x 64 61.6 / 98.4, about a third of the weight transform's cost
+ * a pair; handing half to the pool's worker costs ~3.5 us (the weight transform's 16 x 16 pairs: 5.7 us on
+ * one thread, 6.4 on two). */
+#define CNN_WINO_FINISH_MIN_PAIRS 1024
+
 /* A Linear layer's forward in training: the largest output z (batch x out_features elements) computed as
  * z.T = w @ x.T on the weight's row shares (threads.h's cnn_row_share) and transposed back in one serial
  * pass; larger ones take the plain z = x @ w.T. The row shares spare the optimizer's step the lines of w the

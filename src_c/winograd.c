@@ -248,10 +248,11 @@ WINO_WEIGHT_DEF(double, d)
             }                                                                                             \
     }                                                                                                     \
                                                                                                           \
-    void cnn_##WSFX##wino_dw_finish(const WT *du, ptrdiff_t F, ptrdiff_t C, WT *gw)                       \
+    void cnn_##WSFX##wino_dw_finish(const WT *du, ptrdiff_t F, ptrdiff_t C, WT *gw, ptrdiff_t q0,         \
+                                  ptrdiff_t q1)                                                          \
     {                                                                                                     \
         /* gw[f, c] += G^T dU[:, f, c] G: G^T's rows (1, 1/2, 1/2, 0), (0, 1/2, -1/2, 0), (0, 1/2, 1/2, 1) */ \
-        for (ptrdiff_t fc = 0; fc < F * C; fc++) {                                                        \
+        for (ptrdiff_t fc = q0; fc < q1; fc++) {                                                          \
             WT t[3][4];                                                                                   \
             for (int b = 0; b < 4; b++) {                                                                 \
                 const WT u0 = du[b * F * C + fc], u1 = du[(4 + b) * F * C + fc],                          \
@@ -352,14 +353,15 @@ WINO4_WEIGHT_DEF(double, d)
             }                                                                                             \
     }                                                                                                     \
                                                                                                           \
-    void cnn_##WSFX##wino4_dw_finish(const WT *du, ptrdiff_t F, ptrdiff_t C, WT *gw)                      \
+    void cnn_##WSFX##wino4_dw_finish(const WT *du, ptrdiff_t F, ptrdiff_t C, WT *gw, ptrdiff_t q0,        \
+                                   ptrdiff_t q1)                                                         \
     {                                                                                                     \
         /* gw[f, c] += G^T dU[:, f, c] G, WINO_WB pairs at a time: down each of the 6 columns (reading     \
          * dU's rows sequentially), then across each of the 3 rows */                                     \
         const ptrdiff_t FC = F * C;                                                                       \
         WT t[18 * WINO_WB];                                                                               \
-        for (ptrdiff_t p0 = 0; p0 < FC; p0 += WINO_WB) {                                                  \
-            const ptrdiff_t nb = FC - p0 < WINO_WB ? FC - p0 : WINO_WB;                                   \
+        for (ptrdiff_t p0 = q0; p0 < q1; p0 += WINO_WB) {                                                 \
+            const ptrdiff_t nb = q1 - p0 < WINO_WB ? q1 - p0 : WINO_WB;                                   \
             for (int b = 0; b < 6; b++)                                                                   \
                 for (ptrdiff_t q = 0; q < nb; q++) {                                                      \
                     WT o[3];                                                                              \

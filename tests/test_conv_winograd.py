@@ -279,8 +279,10 @@ def test_weight_gradient_matches_oracle_within_bound(case, dtype, tile, chunk, s
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("tile", TILES)
-def test_weight_gradient_thread_count_never_changes_a_result(dtype, tile, num_threads):
-    case = DW_CASES[3]
+# more chunks than slots; 41 x 53 filter-channel pairs, an odd count split between two threads in the last step
+# (G^T du G per pair, CNN_WINO_FINISH_MIN_PAIRS)
+@pytest.mark.parametrize("case", [DW_CASES[3], (2, 41, 53, 4, 4, (1, 1), (4, 4))])
+def test_weight_gradient_thread_count_never_changes_a_result(dtype, tile, case, num_threads):
     num_threads(1)
     one = _run_dw(case, dtype, chunk=1, tile=tile)
     num_threads(2)

@@ -24,6 +24,7 @@ from cnn_core.kernels._rows cimport copy_row, zero_row
 cdef extern from "thresholds.h" nogil:
     Py_ssize_t CNN_IM2COL_MIN_PER_THREAD
     Py_ssize_t CNN_WINO_WEIGHT_MIN_PAIRS
+    Py_ssize_t CNN_WINO_FINISH_MIN_PAIRS
 
 
 cdef inline int _team(Py_ssize_t planes, Py_ssize_t elements) noexcept nogil:
@@ -575,8 +576,8 @@ cdef extern from "winograd.h" nogil:
                         ptrdiff_t xs_c, ptrdiff_t F, const double *dy, ptrdiff_t ys_n, ptrdiff_t ys_f, ptrdiff_t ph,
                         ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, double *du, const double *kept, double *scratch,
                         cnn_dgemm_nt_fn gemm_nt)
-    void cnn_swino_dw_finish(const float *du, ptrdiff_t F, ptrdiff_t C, float *gw)
-    void cnn_dwino_dw_finish(const double *du, ptrdiff_t F, ptrdiff_t C, double *gw)
+    void cnn_swino_dw_finish(const float *du, ptrdiff_t F, ptrdiff_t C, float *gw, ptrdiff_t q0, ptrdiff_t q1)
+    void cnn_dwino_dw_finish(const double *du, ptrdiff_t F, ptrdiff_t C, double *gw, ptrdiff_t q0, ptrdiff_t q1)
     # F(4x4, 3x3): the same signatures on 36 transformed positions
     void cnn_swino4_weights(const float *w, ptrdiff_t F, ptrdiff_t C, int flip, float *u, ptrdiff_t p0,
                             ptrdiff_t p1)
@@ -600,8 +601,8 @@ cdef extern from "winograd.h" nogil:
                          ptrdiff_t xs_c, ptrdiff_t F, const double *dy, ptrdiff_t ys_n, ptrdiff_t ys_f,
                          ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, double *du, const double *kept,
                          double *scratch, cnn_dgemm_nt_fn gemm_nt)
-    void cnn_swino4_dw_finish(const float *du, ptrdiff_t F, ptrdiff_t C, float *gw)
-    void cnn_dwino4_dw_finish(const double *du, ptrdiff_t F, ptrdiff_t C, double *gw)
+    void cnn_swino4_dw_finish(const float *du, ptrdiff_t F, ptrdiff_t C, float *gw, ptrdiff_t q0, ptrdiff_t q1)
+    void cnn_dwino4_dw_finish(const double *du, ptrdiff_t F, ptrdiff_t C, double *gw, ptrdiff_t q0, ptrdiff_t q1)
 
 cnn_wino_init(simd_level)
 
@@ -638,44 +639,61 @@ def wino_kept_size(Py_ssize_t n, Py_ssize_t C, Py_ssize_t OH, Py_ssize_t OW, int
     return cnn_wino4_vsize(n, C, OH, OW) if tile == 4 else cnn_wino_vsize(n, C, OH, OW)
 
 
-# One wino_weights call for the team: thread t transforms rows [p0, p1) of u's matrices, its share of P.
-ctypedef struct _WeightsJob:
-    const void *w
-    void *u
-    Py_ssize_t F, C, P
-    int flip, four, itemsize, nt
+# One call of the weight transform (wino_weights) or of its adjoint (wino_dw3x3's finish) for the team:
+# thread t takes its share of `rows`, rows of u's matrices (P of them) or filter-channel pairs (F * C).
+ctypedef struct _PairsJob:
+    const void *src                  # w, or the summed du
+    void *dst                        # u, or gw
+    Py_ssize_t F, C, rows
+    int finish, flip, four, itemsize, nt
 
 
-cdef void _weights_share(void *arg, int t) noexcept nogil:
-    cdef _WeightsJob *j = <_WeightsJob *>arg
-    cdef Py_ssize_t p0 = j.P * t // j.nt, p1 = j.P * (t + 1) // j.nt
-    if j.itemsize == 4:
-        if j.four:
-            cnn_swino4_weights(<const float *>j.w, j.F, j.C, j.flip, <float *>j.u, p0, p1)
+cdef void _pairs_share(void *arg, int t) noexcept nogil:
+    cdef _PairsJob *j = <_PairsJob *>arg
+    cdef Py_ssize_t lo = j.rows * t // j.nt, hi = j.rows * (t + 1) // j.nt
+    if j.finish:
+        if j.itemsize == 4:
+            if j.four:
+                cnn_swino4_dw_finish(<const float *>j.src, j.F, j.C, <float *>j.dst, lo, hi)
+            else:
+                cnn_swino_dw_finish(<const float *>j.src, j.F, j.C, <float *>j.dst, lo, hi)
+        elif j.four:
+            cnn_dwino4_dw_finish(<const double *>j.src, j.F, j.C, <double *>j.dst, lo, hi)
         else:
-            cnn_swino_weights(<const float *>j.w, j.F, j.C, j.flip, <float *>j.u, p0, p1)
+            cnn_dwino_dw_finish(<const double *>j.src, j.F, j.C, <double *>j.dst, lo, hi)
+    elif j.itemsize == 4:
+        if j.four:
+            cnn_swino4_weights(<const float *>j.src, j.F, j.C, j.flip, <float *>j.dst, lo, hi)
+        else:
+            cnn_swino_weights(<const float *>j.src, j.F, j.C, j.flip, <float *>j.dst, lo, hi)
     elif j.four:
-        cnn_dwino4_weights(<const double *>j.w, j.F, j.C, j.flip, <double *>j.u, p0, p1)
+        cnn_dwino4_weights(<const double *>j.src, j.F, j.C, j.flip, <double *>j.dst, lo, hi)
     else:
-        cnn_dwino_weights(<const double *>j.w, j.F, j.C, j.flip, <double *>j.u, p0, p1)
+        cnn_dwino_weights(<const double *>j.src, j.F, j.C, j.flip, <double *>j.dst, lo, hi)
+
+
+cdef void _run_pairs(const void *src, void *dst, Py_ssize_t F, Py_ssize_t C, bint finish, bint flip, bint four,
+                     int itemsize) noexcept nogil:
+    """_pairs_share on a team of one thread per min_pairs filter-channel pairs (thresholds.h), at most one
+    per row: each element comes from its own pair, so every split gives the same bits."""
+    cdef _PairsJob j
+    j.src, j.dst, j.F, j.C = src, dst, F, C
+    j.rows = F * C if finish else (C if flip else F)
+    j.finish, j.flip, j.four, j.itemsize = finish, flip, four, itemsize
+    j.nt = team_size(F * C // (CNN_WINO_FINISH_MIN_PAIRS if finish else CNN_WINO_WEIGHT_MIN_PAIRS))
+    if j.nt > j.rows:
+        j.nt = <int>j.rows
+    run_team(_pairs_share, &j, j.nt)
 
 
 def wino_weights(const floating[:, :, :, ::1] w, floating[:, :, ::1] u, bint flip):
     """u (16, F, C) = G w G^T per filter and channel of w (F, C, 3, 3), F(2x2, 3x3)'s, or u (36, F, C),
     F(4x4, 3x3)'s (the first axis of u says which); with flip, u (16 or 36, C, F) for the input gradient (the
     kernel w[f, c, 2 - i, 2 - j], channels transposed). The rows of u's matrices are split between a team
-    from CNN_WINO_WEIGHT_MIN_PAIRS filter-channel pairs a thread (each element from its own pair: the same
-    bits for any split)."""
-    cdef _WeightsJob j
-    j.w, j.u = &w[0, 0, 0, 0], &u[0, 0, 0]
-    j.F, j.C = w.shape[0], w.shape[1]
-    j.P = j.C if flip else j.F
-    j.flip, j.four, j.itemsize = flip, u.shape[0] == 36, sizeof(floating)
-    j.nt = team_size(j.F * j.C // CNN_WINO_WEIGHT_MIN_PAIRS)
-    if j.nt > j.P:
-        j.nt = <int>j.P
+    from CNN_WINO_WEIGHT_MIN_PAIRS filter-channel pairs a thread."""
     with nogil:
-        run_team(_weights_share, &j, j.nt)
+        _run_pairs(&w[0, 0, 0, 0], &u[0, 0, 0], w.shape[0], w.shape[1], False, flip, u.shape[0] == 36,
+                   sizeof(floating))
 
 
 cdef Py_ssize_t _kept_per_chunk(object kept, Py_ssize_t nchunks, Py_ssize_t chunk, Py_ssize_t C, Py_ssize_t OH,
@@ -805,12 +823,5 @@ def wino_dw3x3(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] delt
                 gb[f] += partial[0, usize + f]
     if err:
         raise MemoryError("wino_dw3x3: could not allocate the GEMM packing buffers")
-    if four:
-        if floating is float:
-            cnn_swino4_dw_finish(&partial[0, 0], F, C, &gw[0, 0, 0, 0])
-        else:
-            cnn_dwino4_dw_finish(&partial[0, 0], F, C, &gw[0, 0, 0, 0])
-    elif floating is float:
-        cnn_swino_dw_finish(&partial[0, 0], F, C, &gw[0, 0, 0, 0])
-    else:
-        cnn_dwino_dw_finish(&partial[0, 0], F, C, &gw[0, 0, 0, 0])
+    with nogil:
+        _run_pairs(&partial[0, 0], &gw[0, 0, 0, 0], F, C, True, False, four, sizeof(floating))
