@@ -226,6 +226,26 @@ WINO_PARTS(double, d)
 WINO_WEIGHT_DEF(float, s)
 WINO_WEIGHT_DEF(double, d)
 
+/* sum[xi*WINO_WB + q] = du_0 + du_1 + ... + du_{nslots-1}, added in slot order, at du_k[xi*FC + p0 + q]
+ * (slot k at du + k*ss), for xi < npos and q < nb: the dw_finish functions' block of pairs, the partial sums
+ * of the weight gradient's chunks added as they are read rather than in a pass of their own. */
+#define WINO_SLOT_SUM_DEF(WT, WSFX)                                                                         \
+    static inline void wino_slot_sum_##WSFX(const WT *du, ptrdiff_t nslots, ptrdiff_t ss, ptrdiff_t FC,   \
+                                            int npos, ptrdiff_t p0, ptrdiff_t nb, WT *restrict sum)       \
+    {                                                                                                     \
+        for (int xi = 0; xi < npos; xi++) {                                                               \
+            const WT *restrict d = du + xi * FC + p0;                                                     \
+            WT *restrict o = sum + xi * WINO_WB;                                                          \
+            for (ptrdiff_t q = 0; q < nb; q++) o[q] = d[q];                                               \
+            for (ptrdiff_t k = 1; k < nslots; k++) {                                                      \
+                d += ss;                                                                                  \
+                for (ptrdiff_t q = 0; q < nb; q++) o[q] = o[q] + d[q];                                    \
+            }                                                                                             \
+        }                                                                                                 \
+    }
+WINO_SLOT_SUM_DEF(float, s)
+WINO_SLOT_SUM_DEF(double, d)
+
 /* ---- one definition of the weight transform and the driver, per element type ---- */
 #define WINO_DEFS(WT, WSFX)                                                                                 \
     void cnn_##WSFX##wino_weights(const WT *w, ptrdiff_t F, ptrdiff_t C, int flip, WT *u, ptrdiff_t p0,   \
@@ -248,24 +268,30 @@ WINO_WEIGHT_DEF(double, d)
             }                                                                                             \
     }                                                                                                     \
                                                                                                           \
-    void cnn_##WSFX##wino_dw_finish(const WT *du, ptrdiff_t F, ptrdiff_t C, WT *gw, ptrdiff_t q0,         \
-                                  ptrdiff_t q1)                                                          \
+    void cnn_##WSFX##wino_dw_finish(const WT *du, ptrdiff_t nslots, ptrdiff_t ss, ptrdiff_t F, ptrdiff_t C, \
+                                  WT *gw, ptrdiff_t q0, ptrdiff_t q1)                                    \
     {                                                                                                     \
-        /* gw[f, c] += G^T dU[:, f, c] G: G^T's rows (1, 1/2, 1/2, 0), (0, 1/2, -1/2, 0), (0, 1/2, 1/2, 1) */ \
-        for (ptrdiff_t fc = q0; fc < q1; fc++) {                                                          \
-            WT t[3][4];                                                                                   \
-            for (int b = 0; b < 4; b++) {                                                                 \
-                const WT u0 = du[b * F * C + fc], u1 = du[(4 + b) * F * C + fc],                          \
-                         u2 = du[(8 + b) * F * C + fc], u3 = du[(12 + b) * F * C + fc];                   \
-                t[0][b] = u0 + (u1 + u2) * (WT)0.5;                                                       \
-                t[1][b] = (u1 - u2) * (WT)0.5;                                                            \
-                t[2][b] = (u1 + u2) * (WT)0.5 + u3;                                                       \
-            }                                                                                             \
-            WT *g = gw + fc * 9;                                                                          \
-            for (int i = 0; i < 3; i++) {                                                                 \
-                g[i * 3] += t[i][0] + (t[i][1] + t[i][2]) * (WT)0.5;                                      \
-                g[i * 3 + 1] += (t[i][1] - t[i][2]) * (WT)0.5;                                            \
-                g[i * 3 + 2] += (t[i][1] + t[i][2]) * (WT)0.5 + t[i][3];                                  \
+        /* gw[f, c] += G^T dU[:, f, c] G: G^T's rows (1, 1/2, 1/2, 0), (0, 1/2, -1/2, 0), (0, 1/2, 1/2, 1); \
+         * dU the slots' sum, WINO_WB pairs at a time */                                                  \
+        WT sum[16 * WINO_WB];                                                                             \
+        for (ptrdiff_t p0 = q0; p0 < q1; p0 += WINO_WB) {                                                 \
+            const ptrdiff_t nb = q1 - p0 < WINO_WB ? q1 - p0 : WINO_WB;                                   \
+            wino_slot_sum_##WSFX(du, nslots, ss, F * C, 16, p0, nb, sum);                                 \
+            for (ptrdiff_t q = 0; q < nb; q++) {                                                          \
+                WT t[3][4];                                                                               \
+                for (int b = 0; b < 4; b++) {                                                             \
+                    const WT u0 = sum[b * WINO_WB + q], u1 = sum[(4 + b) * WINO_WB + q],                  \
+                             u2 = sum[(8 + b) * WINO_WB + q], u3 = sum[(12 + b) * WINO_WB + q];           \
+                    t[0][b] = u0 + (u1 + u2) * (WT)0.5;                                                   \
+                    t[1][b] = (u1 - u2) * (WT)0.5;                                                        \
+                    t[2][b] = (u1 + u2) * (WT)0.5 + u3;                                                   \
+                }                                                                                         \
+                WT *g = gw + (p0 + q) * 9;                                                                \
+                for (int i = 0; i < 3; i++) {                                                             \
+                    g[i * 3] += t[i][0] + (t[i][1] + t[i][2]) * (WT)0.5;                                  \
+                    g[i * 3 + 1] += (t[i][1] - t[i][2]) * (WT)0.5;                                        \
+                    g[i * 3 + 2] += (t[i][1] + t[i][2]) * (WT)0.5 + t[i][3];                              \
+                }                                                                                         \
             }                                                                                             \
         }                                                                                                 \
     }
@@ -353,19 +379,19 @@ WINO4_WEIGHT_DEF(double, d)
             }                                                                                             \
     }                                                                                                     \
                                                                                                           \
-    void cnn_##WSFX##wino4_dw_finish(const WT *du, ptrdiff_t F, ptrdiff_t C, WT *gw, ptrdiff_t q0,        \
-                                   ptrdiff_t q1)                                                         \
+    void cnn_##WSFX##wino4_dw_finish(const WT *du, ptrdiff_t nslots, ptrdiff_t ss, ptrdiff_t F,            \
+                                   ptrdiff_t C, WT *gw, ptrdiff_t q0, ptrdiff_t q1)                      \
     {                                                                                                     \
-        /* gw[f, c] += G^T dU[:, f, c] G, WINO_WB pairs at a time: down each of the 6 columns (reading     \
-         * dU's rows sequentially), then across each of the 3 rows */                                     \
-        const ptrdiff_t FC = F * C;                                                                       \
-        WT t[18 * WINO_WB];                                                                               \
+        /* gw[f, c] += G^T dU[:, f, c] G, dU the slots' sum, WINO_WB pairs at a time: the block's sums,    \
+         * then down each of the 6 columns, then across each of the 3 rows */                             \
+        WT sum[36 * WINO_WB], t[18 * WINO_WB];                                                            \
         for (ptrdiff_t p0 = q0; p0 < q1; p0 += WINO_WB) {                                                 \
             const ptrdiff_t nb = q1 - p0 < WINO_WB ? q1 - p0 : WINO_WB;                                   \
+            wino_slot_sum_##WSFX(du, nslots, ss, F * C, 36, p0, nb, sum);                                 \
             for (int b = 0; b < 6; b++)                                                                   \
                 for (ptrdiff_t q = 0; q < nb; q++) {                                                      \
                     WT o[3];                                                                              \
-                    wino4_gt_##WSFX(du + b * FC + p0 + q, 6 * FC, o);                                     \
+                    wino4_gt_##WSFX(sum + b * WINO_WB + q, 6 * WINO_WB, o);                               \
                     for (int i = 0; i < 3; i++) t[(6 * i + b) * WINO_WB + q] = o[i];                      \
                 }                                                                                         \
             for (ptrdiff_t q = 0; q < nb; q++) {                                                          \

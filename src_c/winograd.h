@@ -99,7 +99,8 @@ int cnn_dwino_conv3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const 
  * dy + s*ys_n + f*ys_f, OH x OW, rows OW apart), x, ph, pw, OH, OW as for cnn_*wino_conv3x3 (same scratch);
  * kept: NULL (V transformed from x), or V as a cnn_*wino_conv3x3 of these n samples of x left it in its keep
  * (x is then not read); then cnn_*wino_dw_finish adds G^T du G (F, C, 3, 3) to gw for the filter-channel
- * pairs q0 <= f*C + c < q1 (each from its own pair: callers split them between threads). The 16 products
+ * pairs q0 <= f*C + c < q1 (each from its own pair: callers split them between threads), du being the sum,
+ * added in slot order, of nslots partial sums ss elements apart (one per range of chunks). The 16 products
  * (F, T) @ (C, T)^T sum over the tiles: an NT product (gemm_nt). Returns 0, or the GEMM's nonzero status. */
 int cnn_swino_dw3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const float *x, ptrdiff_t xs_n,
                     ptrdiff_t xs_c, ptrdiff_t F, const float *dy, ptrdiff_t ys_n, ptrdiff_t ys_f, ptrdiff_t ph,
@@ -109,8 +110,10 @@ int cnn_dwino_dw3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const do
                     ptrdiff_t xs_c, ptrdiff_t F, const double *dy, ptrdiff_t ys_n, ptrdiff_t ys_f, ptrdiff_t ph,
                     ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, double *du, const double *kept, double *scratch,
                     cnn_dgemm_nt_fn gemm_nt);
-void cnn_swino_dw_finish(const float *du, ptrdiff_t F, ptrdiff_t C, float *gw, ptrdiff_t q0, ptrdiff_t q1);
-void cnn_dwino_dw_finish(const double *du, ptrdiff_t F, ptrdiff_t C, double *gw, ptrdiff_t q0, ptrdiff_t q1);
+void cnn_swino_dw_finish(const float *du, ptrdiff_t nslots, ptrdiff_t ss, ptrdiff_t F, ptrdiff_t C, float *gw,
+                         ptrdiff_t q0, ptrdiff_t q1);
+void cnn_dwino_dw_finish(const double *du, ptrdiff_t nslots, ptrdiff_t ss, ptrdiff_t F, ptrdiff_t C, double *gw,
+                         ptrdiff_t q0, ptrdiff_t q1);
 
 /* Winograd F(4x4, 3x3): the same interface on 6x6 tiles 4 apart (36 products, 4x fewer multiplies than a
  * direct convolution per full tile; 7x7 outputs take 2x2 tiles):
@@ -142,8 +145,10 @@ int cnn_dwino4_dw3x3(ptrdiff_t n, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, const d
                      ptrdiff_t xs_c, ptrdiff_t F, const double *dy, ptrdiff_t ys_n, ptrdiff_t ys_f, ptrdiff_t ph,
                      ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, double *du, const double *kept, double *scratch,
                      cnn_dgemm_nt_fn gemm_nt);
-void cnn_swino4_dw_finish(const float *du, ptrdiff_t F, ptrdiff_t C, float *gw, ptrdiff_t q0, ptrdiff_t q1);
-void cnn_dwino4_dw_finish(const double *du, ptrdiff_t F, ptrdiff_t C, double *gw, ptrdiff_t q0, ptrdiff_t q1);
+void cnn_swino4_dw_finish(const float *du, ptrdiff_t nslots, ptrdiff_t ss, ptrdiff_t F, ptrdiff_t C, float *gw,
+                          ptrdiff_t q0, ptrdiff_t q1);
+void cnn_dwino4_dw_finish(const double *du, ptrdiff_t nslots, ptrdiff_t ss, ptrdiff_t F, ptrdiff_t C, double *gw,
+                          ptrdiff_t q0, ptrdiff_t q1);
 
 #ifdef __cplusplus
 }

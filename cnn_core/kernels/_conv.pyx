@@ -576,8 +576,10 @@ cdef extern from "winograd.h" nogil:
                         ptrdiff_t xs_c, ptrdiff_t F, const double *dy, ptrdiff_t ys_n, ptrdiff_t ys_f, ptrdiff_t ph,
                         ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, double *du, const double *kept, double *scratch,
                         cnn_dgemm_nt_fn gemm_nt)
-    void cnn_swino_dw_finish(const float *du, ptrdiff_t F, ptrdiff_t C, float *gw, ptrdiff_t q0, ptrdiff_t q1)
-    void cnn_dwino_dw_finish(const double *du, ptrdiff_t F, ptrdiff_t C, double *gw, ptrdiff_t q0, ptrdiff_t q1)
+    void cnn_swino_dw_finish(const float *du, ptrdiff_t nslots, ptrdiff_t ss, ptrdiff_t F, ptrdiff_t C,
+                             float *gw, ptrdiff_t q0, ptrdiff_t q1)
+    void cnn_dwino_dw_finish(const double *du, ptrdiff_t nslots, ptrdiff_t ss, ptrdiff_t F, ptrdiff_t C,
+                             double *gw, ptrdiff_t q0, ptrdiff_t q1)
     # F(4x4, 3x3): the same signatures on 36 transformed positions
     void cnn_swino4_weights(const float *w, ptrdiff_t F, ptrdiff_t C, int flip, float *u, ptrdiff_t p0,
                             ptrdiff_t p1)
@@ -601,8 +603,10 @@ cdef extern from "winograd.h" nogil:
                          ptrdiff_t xs_c, ptrdiff_t F, const double *dy, ptrdiff_t ys_n, ptrdiff_t ys_f,
                          ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW, double *du, const double *kept,
                          double *scratch, cnn_dgemm_nt_fn gemm_nt)
-    void cnn_swino4_dw_finish(const float *du, ptrdiff_t F, ptrdiff_t C, float *gw, ptrdiff_t q0, ptrdiff_t q1)
-    void cnn_dwino4_dw_finish(const double *du, ptrdiff_t F, ptrdiff_t C, double *gw, ptrdiff_t q0, ptrdiff_t q1)
+    void cnn_swino4_dw_finish(const float *du, ptrdiff_t nslots, ptrdiff_t ss, ptrdiff_t F, ptrdiff_t C,
+                              float *gw, ptrdiff_t q0, ptrdiff_t q1)
+    void cnn_dwino4_dw_finish(const double *du, ptrdiff_t nslots, ptrdiff_t ss, ptrdiff_t F, ptrdiff_t C,
+                              double *gw, ptrdiff_t q0, ptrdiff_t q1)
 
 cnn_wino_init(simd_level)
 
@@ -642,9 +646,10 @@ def wino_kept_size(Py_ssize_t n, Py_ssize_t C, Py_ssize_t OH, Py_ssize_t OW, int
 # One call of the weight transform (wino_weights) or of its adjoint (wino_dw3x3's finish) for the team:
 # thread t takes its share of `rows`, rows of u's matrices (P of them) or filter-channel pairs (F * C).
 ctypedef struct _PairsJob:
-    const void *src                  # w, or the summed du
+    const void *src                  # w, or the first of the weight gradient's partial sums du
     void *dst                        # u, or gw
     Py_ssize_t F, C, rows
+    Py_ssize_t nslots, ss            # the finish: partial sums, ss elements apart
     int finish, flip, four, itemsize, nt
 
 
@@ -654,13 +659,13 @@ cdef void _pairs_share(void *arg, int t) noexcept nogil:
     if j.finish:
         if j.itemsize == 4:
             if j.four:
-                cnn_swino4_dw_finish(<const float *>j.src, j.F, j.C, <float *>j.dst, lo, hi)
+                cnn_swino4_dw_finish(<const float *>j.src, j.nslots, j.ss, j.F, j.C, <float *>j.dst, lo, hi)
             else:
-                cnn_swino_dw_finish(<const float *>j.src, j.F, j.C, <float *>j.dst, lo, hi)
+                cnn_swino_dw_finish(<const float *>j.src, j.nslots, j.ss, j.F, j.C, <float *>j.dst, lo, hi)
         elif j.four:
-            cnn_dwino4_dw_finish(<const double *>j.src, j.F, j.C, <double *>j.dst, lo, hi)
+            cnn_dwino4_dw_finish(<const double *>j.src, j.nslots, j.ss, j.F, j.C, <double *>j.dst, lo, hi)
         else:
-            cnn_dwino_dw_finish(<const double *>j.src, j.F, j.C, <double *>j.dst, lo, hi)
+            cnn_dwino_dw_finish(<const double *>j.src, j.nslots, j.ss, j.F, j.C, <double *>j.dst, lo, hi)
     elif j.itemsize == 4:
         if j.four:
             cnn_swino4_weights(<const float *>j.src, j.F, j.C, j.flip, <float *>j.dst, lo, hi)
@@ -673,11 +678,12 @@ cdef void _pairs_share(void *arg, int t) noexcept nogil:
 
 
 cdef void _run_pairs(const void *src, void *dst, Py_ssize_t F, Py_ssize_t C, bint finish, bint flip, bint four,
-                     int itemsize) noexcept nogil:
-    """_pairs_share on a team of one thread per min_pairs filter-channel pairs (thresholds.h), at most one
-    per row: each element comes from its own pair, so every split gives the same bits."""
+                     int itemsize, Py_ssize_t nslots=1, Py_ssize_t ss=0) noexcept nogil:
+    """_pairs_share on a team of one thread per CNN_WINO_WEIGHT_MIN_PAIRS (the transform) or
+    CNN_WINO_FINISH_MIN_PAIRS (the finish, whose src holds nslots partial sums ss elements apart) filter-channel
+    pairs, at most one per row: each element comes from its own pair, so every split gives the same bits."""
     cdef _PairsJob j
-    j.src, j.dst, j.F, j.C = src, dst, F, C
+    j.src, j.dst, j.F, j.C, j.nslots, j.ss = src, dst, F, C, nslots, ss
     j.rows = F * C if finish else (C if flip else F)
     j.finish, j.flip, j.four, j.itemsize = finish, flip, four, itemsize
     j.nt = team_size(F * C // (CNN_WINO_FINISH_MIN_PAIRS if finish else CNN_WINO_WEIGHT_MIN_PAIRS))
@@ -771,7 +777,7 @@ def wino_dw3x3(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] delt
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t F = delta.shape[1], OH = delta.shape[2], OW = delta.shape[3], L = OH * OW
     cdef Py_ssize_t nchunks = (N + chunk - 1) // chunk
-    cdef Py_ssize_t nslots = min(<Py_ssize_t>_NSLOTS, nchunks), s, ci, n0, m, f, j, e
+    cdef Py_ssize_t nslots = min(<Py_ssize_t>_NSLOTS, nchunks), s, ci, n0, m, f, j
     cdef bint four = tile == 4
     cdef Py_ssize_t usize = (36 if four else 16) * F * C, psize = usize + F
     cdef bint has_bias = gb is not None
@@ -812,16 +818,15 @@ def wino_dw3x3(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] delt
                         for j in range(m):
                             acc = acc + _sum(&delta[n0 + j, f, 0, 0], L)
                         pb[f] += acc
-        # The slots' sums, added in slot order into slot 0 (each element by one thread).
-        for e in prange(psize, schedule="static", num_threads=team_size(psize)):
-            acc = partial[0, e]
-            for s in range(1, nslots):
-                acc = acc + partial[s, e]
-            partial[0, e] = acc
+        # The slots' sums added in slot order: db's here, dU's as the last step reads them.
         if has_bias:
             for f in range(F):
-                gb[f] += partial[0, usize + f]
+                acc = partial[0, usize + f]
+                for s in range(1, nslots):
+                    acc = acc + partial[s, usize + f]
+                gb[f] += acc
     if err:
         raise MemoryError("wino_dw3x3: could not allocate the GEMM packing buffers")
     with nogil:
-        _run_pairs(&partial[0, 0], &gw[0, 0, 0, 0], F, C, True, False, four, sizeof(floating))
+        _run_pairs(&partial[0, 0], &gw[0, 0, 0, 0], F, C, True, False, four, sizeof(floating), nslots,
+                   partial.shape[1])
