@@ -11,6 +11,8 @@ cdef int simd_level() noexcept nogil
 cdef extern from "threads.h" nogil:
     # the most threads set_num_threads accepts: the size of per-thread arrays
     enum: CNN_MAX_NUM_THREADS
+    # where share t of `rows` rows split over nt threads starts, in whole units of `unit` rows (rows for t = nt)
+    ptrdiff_t cnn_row_share(ptrdiff_t rows, int nt, int t, ptrdiff_t unit)
     # where share t of an array of n elements, in rows of `row`, split over nt threads starts (n for t = nt)
     ptrdiff_t cnn_array_share(ptrdiff_t n, ptrdiff_t row, int nt, int t)
     ctypedef void (*cnn_pool_job)(void *arg, int t) noexcept nogil

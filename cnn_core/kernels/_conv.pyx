@@ -540,7 +540,7 @@ def conv_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] w2, con
 # calls the GEMM serially (inside the region the GEMM keeps to one thread).
 
 from libc.stddef cimport ptrdiff_t
-from cnn_core._config cimport run_team, simd_level
+from cnn_core._config cimport cnn_row_share, run_team, simd_level
 
 cdef extern from "winograd.h" nogil:
     ctypedef int (*cnn_simd_level_fn)() noexcept nogil
@@ -644,7 +644,9 @@ def wino_kept_size(Py_ssize_t n, Py_ssize_t C, Py_ssize_t OH, Py_ssize_t OW, int
 
 
 # One call of the weight transform (wino_weights) or of its adjoint (wino_dw3x3's finish) for the team:
-# thread t takes its share of `rows`, rows of u's matrices (P of them) or filter-channel pairs (F * C).
+# thread t takes its row share (threads.h's cnn_row_share) of `rows`: rows of u's matrices (P of them), or
+# filters (F: the finish's pairs f*C + c, whole filters a thread, so each thread writes the rows of gw the
+# optimizer's step gives it).
 ctypedef struct _PairsJob:
     const void *src                  # w, or the first of the weight gradient's partial sums du
     void *dst                        # u, or gw
@@ -655,8 +657,9 @@ ctypedef struct _PairsJob:
 
 cdef void _pairs_share(void *arg, int t) noexcept nogil:
     cdef _PairsJob *j = <_PairsJob *>arg
-    cdef Py_ssize_t lo = j.rows * t // j.nt, hi = j.rows * (t + 1) // j.nt
+    cdef Py_ssize_t lo = cnn_row_share(j.rows, j.nt, t, 1), hi = cnn_row_share(j.rows, j.nt, t + 1, 1)
     if j.finish:
+        lo, hi = lo * j.C, hi * j.C
         if j.itemsize == 4:
             if j.four:
                 cnn_swino4_dw_finish(<const float *>j.src, j.nslots, j.ss, j.F, j.C, <float *>j.dst, lo, hi)
@@ -684,7 +687,7 @@ cdef void _run_pairs(const void *src, void *dst, Py_ssize_t F, Py_ssize_t C, bin
     pairs, at most one per row: each element comes from its own pair, so every split gives the same bits."""
     cdef _PairsJob j
     j.src, j.dst, j.F, j.C, j.nslots, j.ss = src, dst, F, C, nslots, ss
-    j.rows = F * C if finish else (C if flip else F)
+    j.rows = C if flip and not finish else F
     j.finish, j.flip, j.four, j.itemsize = finish, flip, four, itemsize
     j.nt = team_size(F * C // (CNN_WINO_FINISH_MIN_PAIRS if finish else CNN_WINO_WEIGHT_MIN_PAIRS))
     if j.nt > j.rows:
