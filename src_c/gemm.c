@@ -531,6 +531,14 @@ AVX2_PACKT(d, double, __m256d, pd, 4, cnn_transpose4_pd)
 #define G(name) s_##name
 #define C_MR 6
 #define C_NR 16
+/* How gemm_template.h's gemm_runs reads a batch (gemm.h's cnn_?gemm_batch, cnn_?gemm_nt_batch): C's and
+ * B's columns in runs of w, run s at B + s*sb and C + s*sc (w = n: one run); the depth in runs of kw, run r
+ * at A + r*sa and B + r*sbk (kw = 0: op(A) and op(B) through their strides). */
+typedef struct {
+    ptrdiff_t w, sb, sc;
+    ptrdiff_t kw, sa, sbk;
+} cnn_gemm_runs;
+
 #include "gemm_template.h"
 
 #define T double
@@ -634,6 +642,35 @@ int cnn_dgemm_strided(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alpha,
                       double beta, double *c, ptrdiff_t ldc)
 {
     return d_gemm_strided(m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc, 0);
+}
+
+int cnn_sgemm_batch(int trans_a, ptrdiff_t m, ptrdiff_t w, ptrdiff_t k, ptrdiff_t batch, float alpha,
+                    const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, ptrdiff_t sb, float beta,
+                    float *c, ptrdiff_t ldc, ptrdiff_t sc)
+{
+    return s_gemm_batch(m, w, k, batch, alpha, a, trans_a ? 1 : lda, trans_a ? lda : 1, b, ldb, sb, beta, c, ldc,
+                        sc);
+}
+
+int cnn_dgemm_batch(int trans_a, ptrdiff_t m, ptrdiff_t w, ptrdiff_t k, ptrdiff_t batch, double alpha,
+                    const double *a, ptrdiff_t lda, const double *b, ptrdiff_t ldb, ptrdiff_t sb, double beta,
+                    double *c, ptrdiff_t ldc, ptrdiff_t sc)
+{
+    return d_gemm_batch(m, w, k, batch, alpha, a, trans_a ? 1 : lda, trans_a ? lda : 1, b, ldb, sb, beta, c, ldc,
+                        sc);
+}
+
+int cnn_sgemm_nt_batch(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t batch, const float *a, ptrdiff_t lda,
+                       ptrdiff_t sa, const float *b, ptrdiff_t ldb, ptrdiff_t sb, float beta, float *c, ptrdiff_t ldc)
+{
+    return s_gemm_nt_batch(m, n, k, batch, a, lda, sa, b, ldb, sb, beta, c, ldc);
+}
+
+int cnn_dgemm_nt_batch(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t batch, const double *a, ptrdiff_t lda,
+                       ptrdiff_t sa, const double *b, ptrdiff_t ldb, ptrdiff_t sb, double beta, double *c,
+                       ptrdiff_t ldc)
+{
+    return d_gemm_nt_batch(m, n, k, batch, a, lda, sa, b, ldb, sb, beta, c, ldc);
 }
 
 /* Row-major BLAS-style interface: A is M x K (lda) or, transposed, K x M; likewise B. The _row_shares

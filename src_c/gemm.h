@@ -60,6 +60,19 @@ int cnn_dgemm_strided(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alpha,
                       const double *b, ptrdiff_t rsb, ptrdiff_t csb,
                       double beta, double *c, ptrdiff_t ldc);
 
+/* A batch of products sharing A: C_s = alpha * op(A) @ B_s + beta * C_s for s < batch, op(A) M x K (A
+ * row-major with row stride lda, transposed when trans_a), B_s = b + s*sb (K x W, rows ldb apart, columns
+ * contiguous), C_s = c + s*sc (M x W, rows ldc apart, columns contiguous): one product over the batch's
+ * W * batch columns side by side, A packed once per block, the micro-tiles running across the batch (a 1x1
+ * convolution's samples, W positions each, straight from and into NCHW arrays). On the calling thread
+ * only. Returns 0 or -1. */
+int cnn_sgemm_batch(int trans_a, ptrdiff_t m, ptrdiff_t w, ptrdiff_t k, ptrdiff_t batch, float alpha,
+                    const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, ptrdiff_t sb, float beta,
+                    float *c, ptrdiff_t ldc, ptrdiff_t sc);
+int cnn_dgemm_batch(int trans_a, ptrdiff_t m, ptrdiff_t w, ptrdiff_t k, ptrdiff_t batch, double alpha,
+                    const double *a, ptrdiff_t lda, const double *b, ptrdiff_t ldb, ptrdiff_t sb, double beta,
+                    double *c, ptrdiff_t ldc, ptrdiff_t sc);
+
 /* C += A @ B^T for A (M x K, row stride lda) and B (N x K, row stride ldb), K contiguous in both
  * (src_c/gemm_nt.c: the level's unpacked dot-product kernel where it has one, else the packed GEMM).
  * Returns 0 or -1. */
@@ -67,6 +80,16 @@ int cnn_sgemm_nt_acc(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrd
                      const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc);
 int cnn_dgemm_nt_acc(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t lda,
                      const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc);
+
+/* C = beta * C + sum_s A_s @ B_s^T over s < batch, A_s = a + s*sa (M x K, rows lda apart) and B_s = b + s*sb
+ * (N x K, rows ldb apart), K contiguous in both: one packed product of depth K * batch, the batch's depth runs
+ * end to end (a 1x1 convolution's weight gradient over a chunk of samples, from NCHW arrays). With beta == 0,
+ * C is only written. On the calling thread only. Returns 0 or -1. */
+int cnn_sgemm_nt_batch(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t batch, const float *a, ptrdiff_t lda,
+                       ptrdiff_t sa, const float *b, ptrdiff_t ldb, ptrdiff_t sb, float beta, float *c, ptrdiff_t ldc);
+int cnn_dgemm_nt_batch(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t batch, const double *a, ptrdiff_t lda,
+                       ptrdiff_t sa, const double *b, ptrdiff_t ldb, ptrdiff_t sb, double beta, double *c,
+                       ptrdiff_t ldc);
 
 /* Small problems skip packing (levels with an unpacked kernel, B rows contiguous): -1 decides by shape
  * (default), 0 never, 1 always where possible. For tests and benchmarks; not thread-safe against

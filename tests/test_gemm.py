@@ -143,6 +143,59 @@ PACKT_SHAPES = [(64, 100, 784), (64, 64, 64), (13, 17, 257), (6, 16, 8), (14, 32
                 (29, 41, 523)]
 
 
+# gemm.h's batches for 1x1 convolutions. (M, W, K, batch): one column, one sample; samples narrower than a
+# micro-tile (every panel crosses several); the 128 -> 128 channel 7x7 layer's chunk; K over KC = 256; W a
+# multiple of every NR (no tile crosses); M over MC = 280 and W * batch over NC (several column blocks).
+BATCH_SHAPES = [(1, 1, 1, 1), (7, 5, 3, 4), (128, 49, 128, 8), (15, 33, 300, 3), (29, 64, 9, 2),
+                (300, 17, 20, 300)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,w,k,batch", BATCH_SHAPES)
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (-0.5, 2.5)])
+def test_batch_sharing_a_matches_oracle(simd, dtype, m, w, k, batch, trans_a, alpha, beta):
+    """c[s] = alpha * op(a) @ b[s] + beta * c[s] (cnn_?gemm_batch) on views whose samples and rows have gaps
+    between them; the gaps are never written, and with beta = 0 the NaN in c is never read."""
+    rng = np.random.default_rng(m * 7 + w * 3 + k + batch)
+    a = make(rng, (k, m) if trans_a else (m, k), dtype)
+    b = make(rng, (batch, k + 2, w + 3), dtype)[:, 1:k + 1, 2:w + 2]
+    c_buf = make(rng, (batch, m + 1, w + 2), dtype)
+    if beta == 0:
+        c_buf[:, :m, 1:w + 1] = np.nan
+    c0 = c_buf.copy()
+    c = c_buf[:, :m, 1:w + 1]
+    _gemm.gemm_batch_into(a, b, c, trans_a, alpha, beta)
+    for s in range(batch):
+        assert_gemm_close(c[s], a, b[s], c0[s, :m, 1:w + 1], alpha, beta, trans_a=trans_a, what=f"sample {s}")
+    gaps = np.ones(c_buf.shape, bool)
+    gaps[:, :m, 1:w + 1] = False
+    assert np.array_equal(c_buf[gaps], c0[gaps])
+
+
+# (M, N, K, batch): the 7x7 layer's chunk (K = 49 positions); samples of depth 7 in panels of 8 steps; K over
+# KC inside one sample; depth blocks of 250 split inside samples; N over NC (several column blocks); M over MC.
+NT_BATCH_SHAPES = [(1, 1, 1, 1), (128, 128, 49, 8), (5, 3, 7, 11), (30, 1, 300, 4), (17, 33, 100, 5),
+                   (3, 5000, 4, 3), (300, 20, 10, 3)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k,batch", NT_BATCH_SHAPES)
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+def test_nt_batch_matches_oracle(simd, dtype, m, n, k, batch, beta):
+    """c = beta * c + sum_s a[s] @ b[s].T (cnn_?gemm_nt_batch) on views with gaps between samples and rows:
+    the oracle is one product of the samples' depth runs end to end; with beta = 0 the NaN in c is never
+    read."""
+    rng = np.random.default_rng(m * 5 + n * 3 + k + batch)
+    a = make(rng, (batch, m + 1, k + 2), dtype)[:, 1:, :k]
+    b = make(rng, (batch, n, k + 3), dtype)[:, :, 3:]
+    c0 = np.full((m, n), np.nan, dtype) if beta == 0 else make(rng, (m, n), dtype)
+    c = c0.copy()
+    _gemm.gemm_nt_batch_into(a, b, c, beta)
+    a_cat, b_cat = np.concatenate(list(a), axis=1), np.concatenate(list(b), axis=1)
+    assert_gemm_close(c, a_cat, b_cat, c0, 1.0, beta, trans_b=True)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m,n,k", PACKT_SHAPES)
 def test_packing_transpose_equals_elementwise_copy(simd, dtype, m, n, k):

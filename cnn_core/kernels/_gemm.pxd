@@ -13,3 +13,13 @@ cdef int gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t
 # c += a @ b.T with a (m, k) and b (n, k) rows contiguous (a weight gradient's NT product); see gemm.h.
 cdef int gemm_nt_acc(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const floating *a, Py_ssize_t lda,
                      const floating *b, Py_ssize_t ldb, floating *c, Py_ssize_t ldc) noexcept nogil
+# c + s*sc = alpha * op(a) @ (b + s*sb) + beta * (c + s*sc) for s < batch: a batch of (k, w) and (m, w)
+# matrices sharing op(a), as one product over their columns side by side; on the calling thread (gemm.h).
+cdef int gemm_batch(bint trans_a, Py_ssize_t m, Py_ssize_t w, Py_ssize_t k, Py_ssize_t batch, floating alpha,
+                    const floating *a, Py_ssize_t lda, const floating *b, Py_ssize_t ldb, Py_ssize_t sb,
+                    floating beta, floating *c, Py_ssize_t ldc, Py_ssize_t sc) noexcept nogil
+# c = beta * c + sum over s < batch of (a + s*sa) @ (b + s*sb).T, each (m, k) and (n, k) with rows lda / ldb
+# apart and k contiguous: one product of depth k * batch, on the calling thread (gemm.h).
+cdef int gemm_nt_batch(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t batch, const floating *a,
+                       Py_ssize_t lda, Py_ssize_t sa, const floating *b, Py_ssize_t ldb, Py_ssize_t sb,
+                       floating beta, floating *c, Py_ssize_t ldc) noexcept nogil

@@ -40,6 +40,18 @@ cdef extern from "gemm.h" nogil:
                           const double *a, ptrdiff_t rsa, ptrdiff_t csa,
                           const double *b, ptrdiff_t rsb, ptrdiff_t csb,
                           double beta, double *c, ptrdiff_t ldc)
+    int cnn_sgemm_batch(int trans_a, ptrdiff_t m, ptrdiff_t w, ptrdiff_t k, ptrdiff_t batch, float alpha,
+                        const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, ptrdiff_t sb, float beta,
+                        float *c, ptrdiff_t ldc, ptrdiff_t sc)
+    int cnn_dgemm_batch(int trans_a, ptrdiff_t m, ptrdiff_t w, ptrdiff_t k, ptrdiff_t batch, double alpha,
+                        const double *a, ptrdiff_t lda, const double *b, ptrdiff_t ldb, ptrdiff_t sb, double beta,
+                        double *c, ptrdiff_t ldc, ptrdiff_t sc)
+    int cnn_sgemm_nt_batch(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t batch, const float *a, ptrdiff_t lda,
+                           ptrdiff_t sa, const float *b, ptrdiff_t ldb, ptrdiff_t sb, float beta, float *c,
+                           ptrdiff_t ldc)
+    int cnn_dgemm_nt_batch(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t batch, const double *a, ptrdiff_t lda,
+                           ptrdiff_t sa, const double *b, ptrdiff_t ldb, ptrdiff_t sb, double beta, double *c,
+                           ptrdiff_t ldc)
     int cnn_sgemm_nt_acc(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda,
                          const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc)
     int cnn_dgemm_nt_acc(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t lda,
@@ -84,6 +96,24 @@ cdef int gemm_nt_acc(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const floating *a
         return cnn_sgemm_nt_acc(m, n, k, a, lda, b, ldb, c, ldc)
     else:
         return cnn_dgemm_nt_acc(m, n, k, a, lda, b, ldb, c, ldc)
+
+
+cdef int gemm_batch(bint trans_a, Py_ssize_t m, Py_ssize_t w, Py_ssize_t k, Py_ssize_t batch, floating alpha,
+                    const floating *a, Py_ssize_t lda, const floating *b, Py_ssize_t ldb, Py_ssize_t sb,
+                    floating beta, floating *c, Py_ssize_t ldc, Py_ssize_t sc) noexcept nogil:
+    if floating is float:
+        return cnn_sgemm_batch(trans_a, m, w, k, batch, alpha, a, lda, b, ldb, sb, beta, c, ldc, sc)
+    else:
+        return cnn_dgemm_batch(trans_a, m, w, k, batch, alpha, a, lda, b, ldb, sb, beta, c, ldc, sc)
+
+
+cdef int gemm_nt_batch(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t batch, const floating *a,
+                       Py_ssize_t lda, Py_ssize_t sa, const floating *b, Py_ssize_t ldb, Py_ssize_t sb,
+                       floating beta, floating *c, Py_ssize_t ldc) noexcept nogil:
+    if floating is float:
+        return cnn_sgemm_nt_batch(m, n, k, batch, a, lda, sa, b, ldb, sb, beta, c, ldc)
+    else:
+        return cnn_dgemm_nt_batch(m, n, k, batch, a, lda, sa, b, ldb, sb, beta, c, ldc)
 
 
 cdef inline bint _overlap(const char *x, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t rs, Py_ssize_t cs,
@@ -141,6 +171,50 @@ def gemm_into(const floating[:, :] opa, const floating[:, :] opb, floating[:, ::
             err = cnn_dgemm_strided(m, n, k, alpha, pa, rsa, csa, pb, rsb, csb, beta, &c[0, 0], c.shape[1])
     if err != 0:
         raise MemoryError("gemm: could not allocate the packing buffers")
+
+
+def gemm_batch_into(const floating[:, ::1] a, const floating[:, :, :] b, floating[:, :, :] c,
+                    bint trans_a, double alpha, double beta):
+    """c[s] = alpha * op(a) @ b[s] + beta * c[s] for every s, by gemm.h's cnn_?gemm_batch (the 1x1
+    convolution's product): a (M, K), or (K, M) with trans_a; b (batch, K, W); c (batch, M, W); views whose
+    first two axes may be strided (b's and c's samples and rows with gaps between them); for the tests."""
+    cdef Py_ssize_t size = sizeof(floating), batch = b.shape[0], w = b.shape[2]
+    cdef Py_ssize_t m = a.shape[1] if trans_a else a.shape[0], k = a.shape[0] if trans_a else a.shape[1]
+    cdef int err
+    if b.shape[1] != k or c.shape[0] != batch or c.shape[1] != m or c.shape[2] != w:
+        raise ValueError(f"gemm_batch_into: shapes {a.shape}, {b.shape}, {c.shape} do not match")
+    if (w > 1 and (b.strides[2] != size or c.strides[2] != size)) or b.strides[0] % size or b.strides[1] % size \
+            or c.strides[0] % size or c.strides[1] % size:
+        raise ValueError("gemm_batch_into: b and c need contiguous rows and whole-element strides")
+    if batch == 0 or m == 0 or w == 0:
+        return
+    with nogil:
+        err = gemm_batch(trans_a, m, w, k, batch, <floating>alpha, &a[0, 0] if k > 0 else NULL, a.shape[1],
+                         &b[0, 0, 0] if k > 0 else NULL, b.strides[1] // size, b.strides[0] // size,
+                         <floating>beta, &c[0, 0, 0], c.strides[1] // size, c.strides[0] // size)
+    if err != 0:
+        raise MemoryError("gemm_batch_into: could not allocate the packing buffers")
+
+
+def gemm_nt_batch_into(const floating[:, :, :] a, const floating[:, :, :] b, floating[:, ::1] c, double beta):
+    """c = beta * c + sum_s a[s] @ b[s].T by gemm.h's cnn_?gemm_nt_batch (the 1x1 convolution's weight
+    gradient): a (batch, M, K), b (batch, N, K), c (M, N); a's and b's first two axes may be strided, their
+    last is contiguous; for the tests."""
+    cdef Py_ssize_t size = sizeof(floating), batch = a.shape[0], m = a.shape[1], k = a.shape[2], n = b.shape[1]
+    cdef int err
+    if b.shape[0] != batch or b.shape[2] != k or c.shape[0] != m or c.shape[1] != n:
+        raise ValueError(f"gemm_nt_batch_into: shapes {a.shape}, {b.shape}, {c.shape} do not match")
+    if (k > 1 and (a.strides[2] != size or b.strides[2] != size)) or a.strides[0] % size or a.strides[1] % size \
+            or b.strides[0] % size or b.strides[1] % size:
+        raise ValueError("gemm_nt_batch_into: a and b need contiguous rows and whole-element strides")
+    if m == 0 or n == 0:
+        return
+    with nogil:
+        err = gemm_nt_batch(m, n, k, batch, &a[0, 0, 0] if batch and k else NULL, a.strides[1] // size,
+                            a.strides[0] // size, &b[0, 0, 0] if batch and k else NULL, b.strides[1] // size,
+                            b.strides[0] // size, <floating>beta, &c[0, 0], n)
+    if err != 0:
+        raise MemoryError("gemm_nt_batch_into: could not allocate the packing buffers")
 
 
 _ndarray = np.ndarray

@@ -95,7 +95,8 @@ class Conv2d(Module):
     taps ``dilation`` apart) over the zero-padded input with the given stride. Computed as im2col + one GEMM per
     chunk of samples whose columns fit in cache, or, for 3x3 stride-1 kernels with 24 or more channels in and
     16 or more out, by Winograd F(2x2, 3x3), or, for stride-1 convs with few channels, directly (module
-    docstring); F(4x4, 3x3) for the passes on planes of at most 32x32.
+    docstring); F(4x4, 3x3) for the passes on planes of at most 32x32. A 1x1 stride-1 unpadded kernel with
+    more channels is a GEMM on the input itself (its planes are their own columns): no im2col.
 
     Output size, per spatial axis (PyTorch's formula)::
 
@@ -200,14 +201,18 @@ class Conv2d(Module):
                      f"Conv2d: kernel_size {self.kernel_size}, stride {self.stride}, padding {self.padding}, "
                      f"dilation {self.dilation}", "the im2col buffer")
         direct, winograd = self._direct(pads), self._winograd(pads)
+        pointwise = self._pointwise(pads, (h, w), (oh, ow))
         tile = _wino_tile(oh, ow) if winograd else 0
         # In training, forward keeps x as the weight gradient reads it, every chunk's, where that costs little
-        # memory: im2col's columns where they are no larger than x (1x1 kernels), Winograd F(4x4)'s transformed
+        # memory: im2col's columns where they are no larger than x (1x1 kernels with stride or padding), the
+        # 1x1 GEMM's copy of x (each chunk's, made by the thread whose GEMM then reads it from cache; fit's
+        # batch needs none), Winograd F(4x4)'s transformed
         # input tiles (2.25x x); backward then reads neither x nor a copy of it, and builds no columns or
         # tiles. 32 -> 32 channels at 28x28, batch 64, float32: 14.5 MB of tiles in place of the 6.4 MB copy
         # of x, one input transform a step instead of two, 8.9-9.2 -> 8.1-8.4 ms. F(2x2)'s tiles, 4x x, are
         # not kept: 32 -> 32 at 56x56 49-51 ms against 53-54 for 77 MB more, 64 -> 64 at 40x40 no faster.
-        keep_for_dw = self.training and (tile == 4 or (not (direct or winograd) and self._k * oh * ow <= c * h * w))
+        keep_for_dw = self.training and (tile == 4 or (pointwise and not is_kept(x))
+                                         or (not (direct or winograd or pointwise) and self._k * oh * ow <= c * h * w))
         if self.training and not keep_for_dw and not (is_kept(x) and x.flags.c_contiguous):
             # Backward rebuilds the columns from x: it keeps its own copy (a reused buffer, the input's size),
             # so a caller changing x in place after forward changes no gradient; fit's batch, which fit
@@ -237,6 +242,10 @@ class Conv2d(Module):
         z = np.empty((n, f, oh * ow), dtype=self._dtype)
         chunk = self._chunk(n, oh * ow)
         cols = self._scratch("_cols", (n * self._k * oh * ow,), at_least=True) if keep_for_dw else None
+        if pointwise:
+            _conv.pointwise_forward(x.reshape(n, c, h * w), self.weight.data.reshape(f, -1),
+                                    None if self.bias is None else self.bias.data, z, self.groups, chunk, cols)
+            return self._keep(x, pads, z.reshape(n, f, oh, ow), relu, kept=cols)
         # Sized for backward already in training, so that forward and backward share one buffer.
         per_thread = ((1 if keep_for_dw or not self.training else 2) * self._k + f) * chunk * oh * ow
         scratch = self._scratch("_work", (get_num_threads(), per_thread), at_least=True)
@@ -299,6 +308,15 @@ class Conv2d(Module):
                 _conv.wino_conv3x3(delta, u, None, dx, scratch, wchunk, 2 - pads[0], 2 - pads[1])
             return dx
         chunk = self._chunk(n, oh * ow)
+        if self._pointwise(pads, x.shape[2:], (oh, ow)):
+            # dC/dw = sum_n delta_n @ x_n^T, delta_prev = w^T @ delta_n: the 1x1 kernel's columns are x itself.
+            xs = x if kept is None else kept[:x.size].reshape(x.shape)     # forward's copy of x, when it made one
+            _conv.pointwise_backward(xs.reshape(n, x.shape[1], -1), self.weight.data.reshape(f, -1), delta,
+                                     self.weight.grad.reshape(f, -1), None if self.bias is None else self.bias.grad,
+                                     None if dx is None else dx.reshape(n, x.shape[1], -1),
+                                     self._scratch("_partial", (_conv.NSLOTS, f * (self._k // self.groups + 1))),
+                                     self.groups, chunk)
+            return dx
         scratch = self._scratch("_work", (get_num_threads(), ((2 if kept is None else 1) * self._k + f) * chunk
                                           * oh * ow), at_least=True)
         partial = self._scratch("_partial", (_conv.NSLOTS, f * (self._k // self.groups + 1)))
@@ -317,6 +335,13 @@ class Conv2d(Module):
                 and pads[0] < self.kernel_size[0] and pads[1] < self.kernel_size[1]
                 and self.in_channels <= _DIRECT_MAX_IN_CHANNELS
                 and self.in_channels * self.out_channels <= _DIRECT_MAX_CHANNEL_PAIRS)
+
+    def _pointwise(self, pads: tuple[int, int], hw: tuple[int, int], ohw: tuple[int, int]) -> bool:
+        """Whether this call runs the 1x1 convolution as GEMMs on x and z themselves (_conv.pointwise_forward):
+        a 1x1 kernel, stride 1, no padding (the output the input's size), any groups; when the direct
+        convolution does not take it (few channels)."""
+        return (self.kernel_size == (1, 1) and self.stride == (1, 1) and pads == (0, 0) and tuple(hw) == tuple(ohw)
+                and not self._direct(pads))
 
     def _winograd(self, pads: tuple[int, int]) -> bool:
         """Whether this call runs Winograd F(2x2, 3x3) (src_c/winograd.c) for forward and both gradients:
