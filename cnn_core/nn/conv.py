@@ -206,11 +206,11 @@ class Conv2d(Module):
         # In training, forward keeps x as the weight gradient reads it, every chunk's, where that costs little
         # memory: im2col's columns where they are no larger than x (1x1 kernels with stride or padding), the
         # 1x1 GEMM's copy of x (each chunk's, made by the thread whose GEMM then reads it from cache; fit's
-        # batch needs none), Winograd F(4x4)'s transformed
-        # input tiles (2.25x x); backward then reads neither x nor a copy of it, and builds no columns or
-        # tiles. 32 -> 32 channels at 28x28, batch 64, float32: 14.5 MB of tiles in place of the 6.4 MB copy
-        # of x, one input transform a step instead of two, 8.9-9.2 -> 8.1-8.4 ms. F(2x2)'s tiles, 4x x, are
-        # not kept: 32 -> 32 at 56x56 49-51 ms against 53-54 for 77 MB more, 64 -> 64 at 40x40 no faster.
+        # batch needs none), Winograd F(4x4)'s transformed input tiles (2.25x x); backward then reads neither
+        # x nor a copy of it, and builds no columns or tiles. 32 -> 32 channels at 28x28, batch 64, float32:
+        # 14.5 MB of tiles in place of the 6.4 MB copy of x, one input transform a step instead of two,
+        # 8.9-9.2 -> 8.1-8.4 ms. F(2x2)'s tiles, 4x x, are not kept: 32 -> 32 at 56x56 49-51 ms against 53-54
+        # for 77 MB more, 64 -> 64 at 40x40 no faster.
         keep_for_dw = self.training and (tile == 4 or (pointwise and not is_kept(x))
                                          or (not (direct or winograd or pointwise) and self._k * oh * ow <= c * h * w))
         if self.training and not keep_for_dw and not (is_kept(x) and x.flags.c_contiguous):
