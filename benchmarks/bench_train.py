@@ -10,7 +10,11 @@ libraries taking turns epoch by epoch (so both see the same machine state), each
 (PyTorch's started by this script, so that the two do not share an OpenMP runtime; see _timing.Child):
 cnn_core as a user runs it,
 `cnn_core.fit(..., epochs=e + 1, initial_epoch=e)` per epoch (argument checks included), PyTorch as the usual
-hand-written loop. The figure per model is the median epoch time, then both test accuracies. Users
+hand-written loop. The figures per model are the median epoch times, their ratio as the median over the
+rounds of each round's ratio (the two epochs of a round run one after the other, so a slow phase of the VM,
+which lasts seconds and slows everything up to 1.6x, tends to slow both or neither; the ratio of the overall
+medians takes whichever side more of those phases fell on, as in bench_conv and bench_gemm: _timing's
+paired_ratio), then both test accuracies. Users
 usually call fit once for all epochs (the examples, the cli, the README); one call per epoch charges every
 epoch with fit's per-call work, the harder case. That work no longer includes a scan of all of X for
 NaN/inf (~9 ms for Fashion-MNIST): fit screens each shuffled batch as the prefetch thread gathers it.
@@ -454,17 +458,18 @@ def main(argv=None) -> int:
         if peer is not None:
             peer.close()
 
-    print("\n| model | cnn_core.fit epoch (s, median) | PyTorch epoch (s, median) | ratio | cnn_core test acc "
-          "| PyTorch test acc | epochs |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| model | cnn_core.fit epoch (s, median) | PyTorch epoch (s, median) | ratio (paired) "
+          "| ratio of the medians | cnn_core test acc | PyTorch test acc | epochs |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, ours, ours_acc, theirs, theirs_acc in rows:
         m_ours = statistics.median(ours)
         if theirs:
             m_theirs = statistics.median(theirs)
-            print(f"| {name} | {m_ours:.2f} | {m_theirs:.2f} | {m_ours / m_theirs:.2f}x | {ours_acc:.4f} "
-                  f"| {theirs_acc:.4f} | {args.epochs} |")
+            paired = statistics.median(o / t for o, t in zip(ours, theirs))
+            print(f"| {name} | {m_ours:.2f} | {m_theirs:.2f} | {paired:.2f}x | {m_ours / m_theirs:.2f}x "
+                  f"| {ours_acc:.4f} | {theirs_acc:.4f} | {args.epochs} |")
         else:
-            print(f"| {name} | {m_ours:.2f} | - | - | {ours_acc:.4f} | - | {args.epochs} |")
+            print(f"| {name} | {m_ours:.2f} | - | - | - | {ours_acc:.4f} | - | {args.epochs} |")
     print("\n| model | fit's own work per epoch (median) | share of the fit call (target < 3%) |")
     print("|---|---|---|")
     for name, frac, seconds in own_rows:
