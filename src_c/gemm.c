@@ -531,7 +531,7 @@ AVX2_PACKT(d, double, __m256d, pd, 4, cnn_transpose4_pd)
 #define G(name) s_##name
 #define C_MR 6
 #define C_NR 16
-/* How gemm_template.h's gemm_runs reads a batch (gemm.h's cnn_?gemm_batch, cnn_?gemm_nt_batch): C's and
+/* How gemm_template.h's gemm_nest reads a batch (gemm.h's cnn_?gemm_batch, cnn_?gemm_nt_batch): C's and
  * B's columns in runs of w, run s at B + s*sb and C + s*sc (w = n: one run); the depth in runs of kw, run r
  * at A + r*sa and B + r*sbk (kw = 0: op(A) and op(B) through their strides). */
 typedef struct {

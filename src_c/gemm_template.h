@@ -182,6 +182,161 @@ static ptrdiff_t G(even_block)(ptrdiff_t total, ptrdiff_t block, ptrdiff_t unit)
     return (size + unit - 1) / unit * unit;
 }
 
+/* ---- a batch of products that share A: C_s = alpha * op(A) @ B_s + beta * C_s, s < batch ---------------
+ *
+ * One product whose n = batch * w columns are the batch's columns side by side: column j is column j % w of
+ * B_s and C_s, s = j / w, with B_s = b + s * sb (k x w, rows ldb apart, columns contiguous) and C_s = c +
+ * s * sc (m x w, rows ldc apart). A 1x1 convolution in NCHW layout is such a batch, A the weight, B_s and
+ * C_s the samples' (channels, positions) planes: its B and C are the layer's arrays as they are, with no
+ * copy into a (channels, batch * positions) matrix and none back, and the micro-tiles run across the
+ * samples, so a plane of 49 positions wastes no tile width (one product per sample would fill 4 tiles of 16
+ * columns with 49). The panels of B that cross from one sample into the next are gathered run by run, and
+ * the tiles of C that do are computed into a buffer and copied to their samples' rows. On the calling
+ * thread alone (a kernel's product for one chunk of samples inside its own parallel region). */
+
+/* Pack columns [j0, j0 + nc) of the batch's B over depth kc (b at the block's first depth step) into
+ * NR-column panels: runs of whole panels within one sample by the level's packing, a panel that crosses a
+ * sample boundary (a sample's last columns and the next sample's first) one run of columns at a time. */
+static void G(pack_b_batch)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, ptrdiff_t kc, ptrdiff_t j0,
+                            ptrdiff_t nc, const T *b, ptrdiff_t ldb, ptrdiff_t w, ptrdiff_t sb, T *dst)
+{
+    const ptrdiff_t NR = bs->nr;
+    ptrdiff_t j = 0;
+    while (j < nc) {
+        const ptrdiff_t col = j0 + j, o = col % w;
+        const T *bj = b + col / w * sb + o;
+        const ptrdiff_t in_sample = w - o < nc - j ? w - o : nc - j;   /* columns left in this sample */
+        if (in_sample >= NR || in_sample == nc - j) {
+            /* whole panels, or the block's last (zero-padded) panel, inside one sample */
+            const ptrdiff_t extent = in_sample == nc - j ? in_sample : in_sample / NR * NR;
+            G(pack)((int)NR, extent, kc, bj, 1, ldb, dst + j * kc, cx->G(packt));
+            j += (extent + NR - 1) / NR * NR;
+            continue;
+        }
+        /* A panel across samples: its runs of columns, one sample's each, copied depth step by step. */
+        const ptrdiff_t width = nc - j < NR ? nc - j : NR;
+        T *d = dst + j * kc;
+        for (ptrdiff_t i0 = 0; i0 < width;) {
+            const ptrdiff_t oi = (col + i0) % w, run = w - oi < width - i0 ? w - oi : width - i0;
+            const T *src = b + (col + i0) / w * sb + oi;
+            for (ptrdiff_t p = 0; p < kc; ++p)
+                for (ptrdiff_t i = 0; i < run; ++i)
+                    d[p * NR + i0 + i] = src[p * ldb + i];
+            i0 += run;
+        }
+        for (ptrdiff_t p = 0; p < kc && width < NR; ++p)
+            for (ptrdiff_t i = width; i < NR; ++i)
+                d[p * NR + i] = 0;
+        j += NR;
+    }
+}
+
+/* macro_kernel for columns [j0, j0 + nc) of the batch's C (c at the block's first row). */
+static void G(macro_kernel_batch)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, ptrdiff_t mc,
+                                  ptrdiff_t j0, ptrdiff_t nc, ptrdiff_t kc, T alpha, const T *pa, const T *pb,
+                                  T beta, T *c, ptrdiff_t ldc, ptrdiff_t w, ptrdiff_t sc)
+{
+    const ptrdiff_t MR = bs->mr, NR = bs->nr;
+    CNN_ALIGN64 T tile[CNN_GEMM_MAX_MR * CNN_GEMM_MAX_NR];
+    for (ptrdiff_t ir = 0; ir < mc; ir += MR) {
+        const ptrdiff_t mr = mc - ir < MR ? mc - ir : MR;
+        for (ptrdiff_t jr = 0; jr < nc; jr += NR) {
+            const ptrdiff_t nr = nc - jr < NR ? nc - jr : NR, col = j0 + jr, o = col % w;
+            T *cc = c + col / w * sc + ir * ldc + o;
+            if (o + nr <= w) {
+                G(tile_update)(cx, bs, kc, alpha, pa + ir * kc, pb + jr * kc, beta, cc, ldc, mr, nr, tile);
+                continue;
+            }
+            cx->G(ukr)(kc, pa + ir * kc, pb + jr * kc, tile, NR, alpha, (T)0);
+            for (ptrdiff_t t = 0; t < nr;) {          /* the tile's runs of columns, one sample each */
+                const ptrdiff_t ot = (col + t) % w, run = w - ot < nr - t ? w - ot : nr - t;
+                G(add_tile)(tile + t, NR, mr, run, beta, c + (col + t) / w * sc + ir * ldc + ot, ldc);
+                t += run;
+            }
+        }
+    }
+}
+
+/* ---- a batch of weight-gradient products: C = beta * C + sum_s A_s @ B_s^T, s < batch ---------------------
+ *
+ * A_s = a + s * sa (m x k, rows lda apart) and B_s = b + s * sb (n x k, rows ldb apart), k contiguous in
+ * both: one product of depth batch * k, the batch's depth runs end to end (a 1x1 convolution's weight
+ * gradient, delta_s @ x_s^T summed over the samples, straight from the NCHW arrays: one depth block of up
+ * to KC steps across several samples, where a product per sample of depth k = 49 positions loaded and
+ * stored C's tiles for every 49 steps). The packed panels take each sample's run of depth in turn. On the
+ * calling thread alone. */
+
+/* Pack lines [0, extent) over the batch's depth steps [pc, pc + kc) into W-line panels (dst: panel i0/W at
+ * i0 * kc); line i of sample s is x + s * sx + i * ls, k contiguous values. */
+static void G(pack_depth_batch)(const cnn_gemm_cntx *cx, int W, ptrdiff_t extent, ptrdiff_t pc, ptrdiff_t kc,
+                                const T *x, ptrdiff_t ls, ptrdiff_t k, ptrdiff_t sx, T *dst)
+{
+    const G(packt_t) packt = cx->G(packt);
+    for (ptrdiff_t i0 = 0; i0 < extent; i0 += W) {
+        const ptrdiff_t w = extent - i0 < W ? extent - i0 : W;
+        for (ptrdiff_t p = pc; p < pc + kc;) {
+            const ptrdiff_t o = p % k, run = k - o < pc + kc - p ? k - o : pc + kc - p;
+            const T *src = x + p / k * sx + i0 * ls + o;
+            T *d = dst + i0 * kc + (p - pc) * W;
+            if (packt != NULL) {
+                packt(W, w, run, src, ls, d);
+            } else {
+                for (ptrdiff_t q = 0; q < run; ++q) {
+                    for (ptrdiff_t i = 0; i < w; ++i)
+                        d[q * W + i] = src[i * ls + q];
+                    for (ptrdiff_t i = w; i < W; ++i)
+                        d[q * W + i] = 0;
+                }
+            }
+            p += run;
+        }
+    }
+}
+
+/* The plain loop nest on the calling thread's packing buffers (k >= 1, alpha != 0): for each column block,
+ * each depth block, B's block packed once and A's blocks packed in turn. r == NULL: op(A) and op(B) through
+ * their strides; else a batch (gemm_runs): B's rows rsb apart in column runs of r->w (csb == 1), or, with
+ * depth runs of r->kw, A's rows rsa apart and op(B)'s columns csb apart (csa == rsb == 1). */
+static int G(gemm_nest)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, ptrdiff_t m, ptrdiff_t n,
+                        ptrdiff_t k, T alpha, const T *a, ptrdiff_t rsa, ptrdiff_t csa, const T *b, ptrdiff_t rsb,
+                        ptrdiff_t csb, T beta, T *c, ptrdiff_t ldc, const cnn_gemm_runs *r)
+{
+    const ptrdiff_t kb = G(even_block)(k, bs->kc, 1);
+    const ptrdiff_t mb = G(even_block)(m, bs->mc, bs->mr);
+    const ptrdiff_t nb = G(even_block)(n, cnn_gemm_nc(bs, kb, sizeof(T)), bs->nr);
+    const int depth_runs = r != NULL && r->kw > 0;
+    void *va, *vb;
+    if (cnn_gemm_buffers((size_t)(mb * kb) * sizeof(T), (size_t)(kb * nb) * sizeof(T), &va, &vb) != 0)
+        return -1;
+    T *pa = (T *)va, *pb = (T *)vb;
+    for (ptrdiff_t jc = 0; jc < n; jc += nb) {
+        const ptrdiff_t nc = n - jc < nb ? n - jc : nb;
+        for (ptrdiff_t pc = 0; pc < k; pc += kb) {
+            const ptrdiff_t kc = k - pc < kb ? k - pc : kb;
+            const T beta_pc = pc == 0 ? beta : (T)1;   /* later depth blocks accumulate */
+            if (r == NULL)
+                G(pack_b)(cx, bs, kc, nc, b + pc * rsb + jc * csb, rsb, csb, pb);
+            else if (depth_runs)
+                G(pack_depth_batch)(cx, bs->nr, nc, pc, kc, b + jc * csb, csb, r->kw, r->sbk, pb);
+            else
+                G(pack_b_batch)(cx, bs, kc, jc, nc, b + pc * rsb, rsb, r->w, r->sb, pb);
+            for (ptrdiff_t ic = 0; ic < m; ic += mb) {
+                const ptrdiff_t mc = m - ic < mb ? m - ic : mb;
+                if (depth_runs)
+                    G(pack_depth_batch)(cx, bs->mr, mc, pc, kc, a + ic * rsa, rsa, r->kw, r->sa, pa);
+                else
+                    G(pack_a)(cx, bs, mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa);
+                if (r == NULL)
+                    G(macro_kernel)(cx, bs, mc, nc, kc, alpha, pa, pb, beta_pc, c + ic * ldc + jc, ldc);
+                else
+                    G(macro_kernel_batch)(cx, bs, mc, jc, nc, kc, alpha, pa, pb, beta_pc, c + ic * ldc, ldc, r->w,
+                                          r->sc);
+            }
+        }
+    }
+    return 0;
+}
+
 /* Single-threaded blocked GEMM on the calling thread's packing buffers (k >= 1, alpha != 0).
  *
  * With more than one column block (n > NC), every row of A for a depth block is packed once and serves all
@@ -223,24 +378,7 @@ static int G(gemm_serial)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, ptr
         }
         return 0;
     }
-    if (cnn_gemm_buffers((size_t)(mb * kb) * sizeof(T), (size_t)(kb * nb) * sizeof(T), &va, &vb) != 0)
-        return -1;
-    T *pa = (T *)va, *pb = (T *)vb;
-
-    for (ptrdiff_t jc = 0; jc < n; jc += nb) {
-        const ptrdiff_t nc = n - jc < nb ? n - jc : nb;
-        for (ptrdiff_t pc = 0; pc < k; pc += kb) {
-            const ptrdiff_t kc = k - pc < kb ? k - pc : kb;
-            const T beta_pc = pc == 0 ? beta : (T)1;   /* later depth blocks accumulate */
-            G(pack_b)(cx, bs, kc, nc, b + pc * rsb + jc * csb, rsb, csb, pb);
-            for (ptrdiff_t ic = 0; ic < m; ic += mb) {
-                const ptrdiff_t mc = m - ic < mb ? m - ic : mb;
-                G(pack_a)(cx, bs, mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa);
-                G(macro_kernel)(cx, bs, mc, nc, kc, alpha, pa, pb, beta_pc, c + ic * ldc + jc, ldc);
-            }
-        }
-    }
-    return 0;
+    return G(gemm_nest)(cx, bs, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc, NULL);
 }
 
 #if CNN_CORE_OPENMP
@@ -465,123 +603,11 @@ static void G(scale_c)(ptrdiff_t m, ptrdiff_t n, T beta, T *c, ptrdiff_t ldc)
     }
 }
 
-/* ---- a batch of products that share A: C_s = alpha * op(A) @ B_s + beta * C_s, s < batch ---------------
- *
- * One product whose n = batch * w columns are the batch's columns side by side: column j is column j % w of
- * B_s and C_s, s = j / w, with B_s = b + s * sb (k x w, rows ldb apart, columns contiguous) and C_s = c +
- * s * sc (m x w, rows ldc apart). A 1x1 convolution in NCHW layout is such a batch, A the weight, B_s and
- * C_s the samples' (channels, positions) planes: its B and C are the layer's arrays as they are, with no
- * copy into a (channels, batch * positions) matrix and none back, and the micro-tiles run across the
- * samples, so a plane of 49 positions wastes no tile width (one product per sample would fill 4 tiles of 16
- * columns with 49). The panels of B that cross from one sample into the next are gathered run by run, and
- * the tiles of C that do are computed into a buffer and copied to their samples' rows. On the calling
- * thread alone (a kernel's product for one chunk of samples inside its own parallel region). */
-
-/* Pack columns [j0, j0 + nc) of the batch's B over depth kc (b at the block's first depth step) into
- * NR-column panels: runs of whole panels within one sample by the level's packing, a panel that crosses a
- * sample boundary (a sample's last columns and the next sample's first) one run of columns at a time. */
-static void G(pack_b_batch)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, ptrdiff_t kc, ptrdiff_t j0,
-                            ptrdiff_t nc, const T *b, ptrdiff_t ldb, ptrdiff_t w, ptrdiff_t sb, T *dst)
-{
-    const ptrdiff_t NR = bs->nr;
-    ptrdiff_t j = 0;
-    while (j < nc) {
-        const ptrdiff_t col = j0 + j, o = col % w;
-        const T *bj = b + col / w * sb + o;
-        const ptrdiff_t in_sample = w - o < nc - j ? w - o : nc - j;   /* columns left in this sample */
-        if (in_sample >= NR || in_sample == nc - j) {
-            /* whole panels, or the block's last (zero-padded) panel, inside one sample */
-            const ptrdiff_t extent = in_sample == nc - j ? in_sample : in_sample / NR * NR;
-            G(pack)((int)NR, extent, kc, bj, 1, ldb, dst + j * kc, cx->G(packt));
-            j += (extent + NR - 1) / NR * NR;
-            continue;
-        }
-        /* A panel across samples: its runs of columns, one sample's each, copied depth step by step. */
-        const ptrdiff_t width = nc - j < NR ? nc - j : NR;
-        T *d = dst + j * kc;
-        for (ptrdiff_t i0 = 0; i0 < width;) {
-            const ptrdiff_t oi = (col + i0) % w, run = w - oi < width - i0 ? w - oi : width - i0;
-            const T *src = b + (col + i0) / w * sb + oi;
-            for (ptrdiff_t p = 0; p < kc; ++p)
-                for (ptrdiff_t i = 0; i < run; ++i)
-                    d[p * NR + i0 + i] = src[p * ldb + i];
-            i0 += run;
-        }
-        for (ptrdiff_t p = 0; p < kc && width < NR; ++p)
-            for (ptrdiff_t i = width; i < NR; ++i)
-                d[p * NR + i] = 0;
-        j += NR;
-    }
-}
-
-/* macro_kernel for columns [j0, j0 + nc) of the batch's C (c at the block's first row). */
-static void G(macro_kernel_batch)(const cnn_gemm_cntx *cx, const cnn_gemm_blksz *bs, ptrdiff_t mc,
-                                  ptrdiff_t j0, ptrdiff_t nc, ptrdiff_t kc, T alpha, const T *pa, const T *pb,
-                                  T beta, T *c, ptrdiff_t ldc, ptrdiff_t w, ptrdiff_t sc)
-{
-    const ptrdiff_t MR = bs->mr, NR = bs->nr;
-    CNN_ALIGN64 T tile[CNN_GEMM_MAX_MR * CNN_GEMM_MAX_NR];
-    for (ptrdiff_t ir = 0; ir < mc; ir += MR) {
-        const ptrdiff_t mr = mc - ir < MR ? mc - ir : MR;
-        for (ptrdiff_t jr = 0; jr < nc; jr += NR) {
-            const ptrdiff_t nr = nc - jr < NR ? nc - jr : NR, col = j0 + jr, o = col % w;
-            T *cc = c + col / w * sc + ir * ldc + o;
-            if (o + nr <= w) {
-                G(tile_update)(cx, bs, kc, alpha, pa + ir * kc, pb + jr * kc, beta, cc, ldc, mr, nr, tile);
-                continue;
-            }
-            cx->G(ukr)(kc, pa + ir * kc, pb + jr * kc, tile, NR, alpha, (T)0);
-            for (ptrdiff_t t = 0; t < nr;) {          /* the tile's runs of columns, one sample each */
-                const ptrdiff_t ot = (col + t) % w, run = w - ot < nr - t ? w - ot : nr - t;
-                G(add_tile)(tile + t, NR, mr, run, beta, c + (col + t) / w * sc + ir * ldc + ot, ldc);
-                t += run;
-            }
-        }
-    }
-}
-
-/* ---- a batch of weight-gradient products: C = beta * C + sum_s A_s @ B_s^T, s < batch ---------------------
- *
- * A_s = a + s * sa (m x k, rows lda apart) and B_s = b + s * sb (n x k, rows ldb apart), k contiguous in
- * both: one product of depth batch * k, the batch's depth runs end to end (a 1x1 convolution's weight
- * gradient, delta_s @ x_s^T summed over the samples, straight from the NCHW arrays: one depth block of up
- * to KC steps across several samples, where a product per sample of depth k = 49 positions loaded and
- * stored C's tiles for every 49 steps). The packed panels take each sample's run of depth in turn. On the
- * calling thread alone. */
-
-/* Pack lines [0, extent) over the batch's depth steps [pc, pc + kc) into W-line panels (dst: panel i0/W at
- * i0 * kc); line i of sample s is x + s * sx + i * ls, k contiguous values. */
-static void G(pack_depth_batch)(const cnn_gemm_cntx *cx, int W, ptrdiff_t extent, ptrdiff_t pc, ptrdiff_t kc,
-                                const T *x, ptrdiff_t ls, ptrdiff_t k, ptrdiff_t sx, T *dst)
-{
-    const G(packt_t) packt = cx->G(packt);
-    for (ptrdiff_t i0 = 0; i0 < extent; i0 += W) {
-        const ptrdiff_t w = extent - i0 < W ? extent - i0 : W;
-        for (ptrdiff_t p = pc; p < pc + kc;) {
-            const ptrdiff_t o = p % k, run = k - o < pc + kc - p ? k - o : pc + kc - p;
-            const T *src = x + p / k * sx + i0 * ls + o;
-            T *d = dst + i0 * kc + (p - pc) * W;
-            if (packt != NULL) {
-                packt(W, w, run, src, ls, d);
-            } else {
-                for (ptrdiff_t q = 0; q < run; ++q) {
-                    for (ptrdiff_t i = 0; i < w; ++i)
-                        d[q * W + i] = src[i * ls + q];
-                    for (ptrdiff_t i = w; i < W; ++i)
-                        d[q * W + i] = 0;
-                }
-            }
-            p += run;
-        }
-    }
-}
-
-/* The loop nest of gemm_serial's plain form for both batches: C (m x n, the columns in runs of r->w) =
- * alpha * op(A) @ op(B) + beta * C over depth k; with r->kw == 0, op(A) through rsa / csa and B's rows ldb
- * apart in runs of r->w columns (gemm_batch's products sharing A), else both packed from depth runs of
- * r->kw, A's rows rsa apart and op(B)'s columns ldb apart (gemm_nt_batch's sum). */
+/* A batch's product (the columns in runs of r->w, or the depth in runs of r->kw): the plain nest on the
+ * calling thread. */
 static int G(gemm_runs)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha, const T *a, ptrdiff_t rsa, ptrdiff_t csa,
-                        const T *b, ptrdiff_t ldb, T beta, T *c, ptrdiff_t ldc, const cnn_gemm_runs *r)
+                        const T *b, ptrdiff_t rsb, ptrdiff_t csb, T beta, T *c, ptrdiff_t ldc,
+                        const cnn_gemm_runs *r)
 {
     if (m <= 0 || n <= 0)
         return 0;
@@ -592,33 +618,7 @@ static int G(gemm_runs)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha, const T 
     }
     const cnn_gemm_cntx *cx = cnn_gemm_context();
     const cnn_gemm_blksz *bs = &cx->G(blk);
-    const ptrdiff_t kb = G(even_block)(k, bs->kc, 1);
-    const ptrdiff_t mb = G(even_block)(m, bs->mc, bs->mr);
-    const ptrdiff_t nb = G(even_block)(n, cnn_gemm_nc(bs, kb, sizeof(T)), bs->nr);
-    void *va, *vb;
-    if (cnn_gemm_buffers((size_t)(mb * kb) * sizeof(T), (size_t)(kb * nb) * sizeof(T), &va, &vb) != 0)
-        return -1;
-    T *pa = (T *)va, *pb = (T *)vb;
-    for (ptrdiff_t jc = 0; jc < n; jc += nb) {
-        const ptrdiff_t nc = n - jc < nb ? n - jc : nb;
-        for (ptrdiff_t pc = 0; pc < k; pc += kb) {
-            const ptrdiff_t kc = k - pc < kb ? k - pc : kb;
-            const T beta_pc = pc == 0 ? beta : (T)1;   /* later depth blocks accumulate */
-            if (r->kw)
-                G(pack_depth_batch)(cx, bs->nr, nc, pc, kc, b + jc * ldb, ldb, r->kw, r->sbk, pb);
-            else
-                G(pack_b_batch)(cx, bs, kc, jc, nc, b + pc * ldb, ldb, r->w, r->sb, pb);
-            for (ptrdiff_t ic = 0; ic < m; ic += mb) {
-                const ptrdiff_t mc = m - ic < mb ? m - ic : mb;
-                if (r->kw)
-                    G(pack_depth_batch)(cx, bs->mr, mc, pc, kc, a + ic * rsa, rsa, r->kw, r->sa, pa);
-                else
-                    G(pack_a)(cx, bs, mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa);
-                G(macro_kernel_batch)(cx, bs, mc, jc, nc, kc, alpha, pa, pb, beta_pc, c + ic * ldc, ldc, r->w, r->sc);
-            }
-        }
-    }
-    return 0;
+    return G(gemm_nest)(cx, bs, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, ldc, r);
 }
 
 static int G(gemm_batch)(ptrdiff_t m, ptrdiff_t w, ptrdiff_t k, ptrdiff_t batch, T alpha, const T *a,
@@ -626,14 +626,15 @@ static int G(gemm_batch)(ptrdiff_t m, ptrdiff_t w, ptrdiff_t k, ptrdiff_t batch,
                          ptrdiff_t ldc, ptrdiff_t sc)
 {
     const cnn_gemm_runs r = {w, sb, sc, 0, 0, 0};
-    return w <= 0 || batch <= 0 ? 0 : G(gemm_runs)(m, w * batch, k, alpha, a, rsa, csa, b, ldb, beta, c, ldc, &r);
+    return w <= 0 || batch <= 0 ? 0 : G(gemm_runs)(m, w * batch, k, alpha, a, rsa, csa, b, ldb, 1, beta, c, ldc,
+                                                   &r);
 }
 
 static int G(gemm_nt_batch)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t batch, const T *a, ptrdiff_t lda,
                             ptrdiff_t sa, const T *b, ptrdiff_t ldb, ptrdiff_t sb, T beta, T *c, ptrdiff_t ldc)
 {
     const cnn_gemm_runs r = {n, 0, 0, k, sa, sb};
-    return G(gemm_runs)(m, n, k * batch, (T)1, a, lda, 1, b, ldb, beta, c, ldc, &r);
+    return G(gemm_runs)(m, n, k * batch, (T)1, a, lda, 1, b, 1, ldb, beta, c, ldc, &r);
 }
 
 /* row_shares: on a team, C's rows split by cnn_row_share (a product whose rows are a parameter's rows:
