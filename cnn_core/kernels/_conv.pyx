@@ -327,6 +327,16 @@ cdef enum:
     WIDE_ROWS = 256
 
 
+cdef inline void _add_bias(floating* z, const floating* bias, Py_ssize_t F, Py_ssize_t L) noexcept nogil:
+    """z[f, t] += bias[f] for one sample's (F, L) output."""
+    cdef Py_ssize_t f, t
+    cdef floating b
+    for f in range(F):
+        b = bias[f]
+        for t in range(L):
+            z[f * L + t] = z[f * L + t] + b
+
+
 cdef void _rows_nn(Py_ssize_t M, Py_ssize_t K, Py_ssize_t n, const floating* a, const floating* b,
                    floating* c) noexcept nogil:
     """c (M, n) = a (M, K) @ b (K, n): each row of c a sum of K scaled rows of b, in order."""
@@ -424,11 +434,7 @@ def conv_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w2, cons
                         err |= gemm(False, False, Fg, L, Kg, <floating>1, &w2[g * Fg, 0], Kg,
                                     cols + g * Kg * m * L + j * L, m * L, <floating>0, &z[n0 + j, g * Fg, 0], L)
                     if has_bias:
-                        for f in range(F):
-                            dst = &z[n0 + j, f, 0]
-                            b = bias[f]
-                            for t in range(L):
-                                dst[t] = dst[t] + b
+                        _add_bias(&z[n0 + j, 0, 0], &bias[0], F, L)
                 continue
             for g in range(groups):
                 if Kg <= SMALL_DEPTH and Fg <= SMALL_FILTERS:
@@ -556,11 +562,9 @@ def pointwise_forward(const floating[:, :, ::1] x, const floating[:, ::1] w2, co
     for the weight gradient (the copy, made by the chunk's thread, is what its GEMM then reads from cache)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2], F = z.shape[1]
     cdef Py_ssize_t Cg = C // groups, Fg = F // groups, nchunks = (N + chunk - 1) // chunk
-    cdef Py_ssize_t ci, n0, m, g, j, f, t
+    cdef Py_ssize_t ci, n0, m, g, j
     cdef bint has_bias = bias is not None
-    cdef floating* dst
     cdef const floating* xs
-    cdef floating b
     cdef int err = 0
     with nogil:
         for ci in prange(nchunks, schedule="static", num_threads=team_size(nchunks)):
@@ -575,11 +579,7 @@ def pointwise_forward(const floating[:, :, ::1] x, const floating[:, ::1] w2, co
                                   C * L, <floating>0, &z[n0, g * Fg, 0], L, F * L)
             if has_bias:
                 for j in range(n0, n0 + m):
-                    for f in range(F):
-                        dst = &z[j, f, 0]
-                        b = bias[f]
-                        for t in range(L):
-                            dst[t] = dst[t] + b
+                    _add_bias(&z[j, 0, 0], &bias[0], F, L)
     if err:
         raise MemoryError("pointwise_forward: could not allocate the GEMM packing buffers")
 

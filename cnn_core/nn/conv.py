@@ -201,7 +201,7 @@ class Conv2d(Module):
                      f"Conv2d: kernel_size {self.kernel_size}, stride {self.stride}, padding {self.padding}, "
                      f"dilation {self.dilation}", "the im2col buffer")
         direct, winograd = self._direct(pads), self._winograd(pads)
-        pointwise = self._pointwise(pads, (h, w), (oh, ow))
+        pointwise = self._pointwise(pads)
         tile = _wino_tile(oh, ow) if winograd else 0
         # In training, forward keeps x as the weight gradient reads it, every chunk's, where that costs little
         # memory: im2col's columns where they are no larger than x (1x1 kernels with stride or padding), the
@@ -308,10 +308,11 @@ class Conv2d(Module):
                 _conv.wino_conv3x3(delta, u, None, dx, scratch, wchunk, 2 - pads[0], 2 - pads[1])
             return dx
         chunk = self._chunk(n, oh * ow)
-        if self._pointwise(pads, x.shape[2:], (oh, ow)):
-            # dC/dw = sum_n delta_n @ x_n^T, delta_prev = w^T @ delta_n: the 1x1 kernel's columns are x itself.
-            xs = x if kept is None else kept[:x.size].reshape(x.shape)     # forward's copy of x, when it made one
-            _conv.pointwise_backward(xs.reshape(n, x.shape[1], -1), self.weight.data.reshape(f, -1), delta,
+        if self._pointwise(pads):
+            # dC/dw = sum_n delta_n @ x_n^T, delta_prev = w^T @ delta_n: the 1x1 kernel's columns are x itself
+            # (or forward's copy of it, when it made one).
+            xs = (x if kept is None else kept[:x.size]).reshape(n, x.shape[1], -1)
+            _conv.pointwise_backward(xs, self.weight.data.reshape(f, -1), delta,
                                      self.weight.grad.reshape(f, -1), None if self.bias is None else self.bias.grad,
                                      None if dx is None else dx.reshape(n, x.shape[1], -1),
                                      self._scratch("_partial", (_conv.NSLOTS, f * (self._k // self.groups + 1))),
@@ -336,11 +337,11 @@ class Conv2d(Module):
                 and self.in_channels <= _DIRECT_MAX_IN_CHANNELS
                 and self.in_channels * self.out_channels <= _DIRECT_MAX_CHANNEL_PAIRS)
 
-    def _pointwise(self, pads: tuple[int, int], hw: tuple[int, int], ohw: tuple[int, int]) -> bool:
+    def _pointwise(self, pads: tuple[int, int]) -> bool:
         """Whether this call runs the 1x1 convolution as GEMMs on x and z themselves (_conv.pointwise_forward):
-        a 1x1 kernel, stride 1, no padding (the output the input's size), any groups; when the direct
+        a 1x1 kernel, stride 1, no padding (so the output is the input's size), any groups; when the direct
         convolution does not take it (few channels)."""
-        return (self.kernel_size == (1, 1) and self.stride == (1, 1) and pads == (0, 0) and tuple(hw) == tuple(ohw)
+        return (self.kernel_size == (1, 1) and self.stride == (1, 1) and pads == (0, 0)
                 and not self._direct(pads))
 
     def _winograd(self, pads: tuple[int, int]) -> bool:
