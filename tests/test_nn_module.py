@@ -462,3 +462,52 @@ def test_temporary_mode_restores_every_module_even_after_an_error(training):
         with temporary_mode(model, training):
             1 / 0
     assert [m.training for m in model.modules()] == before
+
+
+# ---- Module._handout: arrays handed out in training, recycled once nobody else holds them ----------------
+
+def test_handout_recycles_only_arrays_nobody_else_holds():
+    m = nn.ReLU()
+    a = m._handout("out", (3, 4), np.float32)
+    b = m._handout("out", (3, 4), np.float32)
+    assert b is not a                                  # a is still held here
+    del a
+    c = m._handout("out", (3, 4), np.float32)          # the first one is free again
+    assert c is not b and c.shape == (3, 4) and c.dtype == np.float32
+    view = c[1:]
+    del c
+    assert m._handout("out", (3, 4), np.float32) is not view.base   # a view keeps its base held
+    mv = memoryview(b)
+    del b
+    assert m._handout("out", (3, 4), np.float32) is not mv.obj           # a buffer export too
+    assert len(m._handouts["out"]) <= 2
+
+
+def test_handout_takes_the_shape_and_dtype_asked_and_keeps_at_most_two():
+    m = nn.ReLU()
+    for shape, dtype in [((2, 3), np.float32), ((2, 3), np.float64), ((5,), np.int64), ((2, 3), np.float32)]:
+        a = m._handout("out", shape, dtype)
+        assert a.shape == shape and a.dtype == dtype
+        assert len(m._handouts["out"]) <= 2
+    held = [m._handout("out", (4,), np.float32) for _ in range(5)]    # all held: five distinct arrays
+    assert len({id(h) for h in held}) == 5 and len(m._handouts["out"]) == 2
+
+
+def test_handout_in_eval_mode_is_always_new_and_eval_drops_the_kept_arrays():
+    m = nn.ReLU()
+    m._handout("out", (3,), np.float32)
+    m.eval()
+    assert "_handouts" not in m.__dict__
+    assert m._handout("out", (3,), np.float32) is not m._handout("out", (3,), np.float32)
+    assert "_handouts" not in m.__dict__
+
+
+def test_pickles_and_deep_copies_leave_the_handouts_out():
+    import copy
+    import pickle
+    m = nn.Sequential(nn.MaxPool2d(2))
+    m(np.ones((1, 1, 4, 4), np.float32))
+    assert m[0]._handouts
+    for clone in (copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
+        assert "_handouts" not in clone[0].__dict__
+        np.testing.assert_array_equal(clone(np.ones((1, 1, 4, 4), np.float32)), np.ones((1, 1, 2, 2)))

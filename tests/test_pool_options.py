@@ -235,3 +235,44 @@ def test_a_window_of_padding_only_gives_minus_infinity_and_no_gradient():
     np.testing.assert_array_equal(pool.backward(np.ones_like(out)), np.zeros_like(x))
     with pytest.raises(ValueError, match="argmax"):   # the public kernel still refuses -1 from a caller
         cnn_core.kernels.max_pool2d_backward(np.ones((1, 1, 1, 1)), -np.ones((1, 1, 1, 1), np.int64), (1, 1, 2, 2))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_pool_recycled_arrays_never_overwrite_a_held_result(dtype):
+    """The layer refills its output, argmax and input gradient arrays from step to step (Module._handout):
+    every array a caller still holds (whole, or through a view) keeps its values through later calls."""
+    pool = nn.MaxPool2d(2)
+    xs = [_x((2, 3, 6, 6), dtype, seed) for seed in range(6)]
+    kept, views = [], []
+    for step, x in enumerate(xs):
+        a = pool(x)
+        dy = _x(a.shape, dtype, 10 + step)
+        dx = pool.backward(dy)
+        ref, argmax = max_pool2d_general_ref(x, 2, 2, 0, 1, False)
+        np.testing.assert_array_equal(a, ref)
+        np.testing.assert_array_equal(dx, max_pool2d_backward_ref(dy, argmax, x.shape))
+        if step % 2:
+            kept.append((a, dx, ref, max_pool2d_backward_ref(dy, argmax, x.shape)))
+        else:
+            views.append((a[0], ref[0]))
+    for a, dx, ref, dref in kept:
+        np.testing.assert_array_equal(a, ref)
+        np.testing.assert_array_equal(dx, dref)
+    for v, ref in views:
+        np.testing.assert_array_equal(v, ref)
+
+
+def test_max_pool_reuses_its_arrays_in_a_training_loop():
+    import weakref
+    pool = nn.MaxPool2d(2)
+    x = _x((2, 3, 6, 6), np.float32)
+    outs, grads = [], []
+    for _ in range(4):
+        a = pool(x)
+        dx = pool.backward(np.ones_like(a))
+        outs.append(weakref.ref(a))
+        grads.append(weakref.ref(dx))
+        del a, dx
+    # nothing held them between steps: every step filled the same two arrays again (new ones would have died)
+    assert outs[0]() is not None and all(r() is outs[0]() for r in outs)
+    assert grads[0]() is not None and all(r() is grads[0]() for r in grads)

@@ -91,21 +91,25 @@ def avg_pool2d_backward(dout: np.ndarray, x_shape: tuple[int, int, int, int], ke
 # The unchecked entry points for layers that have validated the geometry and arrays at their own boundary
 # (C-contiguous arrays, pairs of ints, (OH, OW) from conv_output_size).
 
-def _max_pool2d(x: np.ndarray, k: tuple[int, int], s: tuple[int, int], out_hw: tuple[int, int]
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """max_pool2d_forward without argument checks."""
-    out = np.empty((*x.shape[:2], *out_hw), dtype=x.dtype)
-    argmax = np.empty(out.shape, dtype=np.int64)
+def _max_pool2d(x: np.ndarray, k: tuple[int, int], s: tuple[int, int], out_hw: tuple[int, int],
+                out: np.ndarray | None = None, argmax: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """max_pool2d_forward without argument checks; `out` and `argmax`, when given, are filled (C-contiguous,
+    of the output's shape; x's dtype and int64)."""
+    if out is None:
+        out = np.empty((*x.shape[:2], *out_hw), dtype=x.dtype)
+        argmax = np.empty(out.shape, dtype=np.int64)
     _pooling.max_pool2d_forward(x, out, argmax, *k, *s)
     return out, argmax
 
 
 def _max_pool2d_backward(dout: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, int, int, int],
-                         empty_windows: bool = False) -> np.ndarray:
+                         empty_windows: bool = False, dx: np.ndarray | None = None) -> np.ndarray:
     """max_pool2d_backward without argument checks; an argmax outside its plane is still refused (the
     compiled loop reports it). empty_windows: an argmax of -1 (a window of padding only, from
-    _max_pool2d_padded) routes nothing."""
-    dx = np.empty(x_shape, dtype=dout.dtype)
+    _max_pool2d_padded) routes nothing. dx, when given, is overwritten (C-contiguous, x_shape, dout's
+    dtype)."""
+    if dx is None:
+        dx = np.empty(x_shape, dtype=dout.dtype)
     if _pooling.max_pool2d_backward(dout, argmax, dx, empty_windows):
         h, w = x_shape[2:]
         raise ValueError(f"argmax: expected flat indices in 0..{h * w - 1} (H*W - 1 for x_shape {x_shape}), "
@@ -151,15 +155,17 @@ def _fits(size: int, k: int, s: int, p: int, d: int, out: int) -> bool:
 
 
 def _max_pool2d_padded(x: np.ndarray, k: tuple[int, int], s: tuple[int, int], p: tuple[int, int],
-                       d: tuple[int, int], out_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+                       d: tuple[int, int], out_hw: tuple[int, int], out: np.ndarray | None = None,
+                       argmax: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Max pooling with padding (never a candidate) and dilation, without argument checks; windows that lie
     inside the input take the fast loops of _max_pool2d. A window of padding only (possible with dilation)
-    gives -inf and argmax -1, as PyTorch's -inf."""
+    gives -inf and argmax -1, as PyTorch's -inf. `out`, `argmax`: as _max_pool2d's."""
     h, w = x.shape[2:]
     if _fits(h, k[0], s[0], p[0], d[0], out_hw[0]) and _fits(w, k[1], s[1], p[1], d[1], out_hw[1]):
-        return _max_pool2d(x, k, s, out_hw)
-    out = np.empty((*x.shape[:2], *out_hw), dtype=x.dtype)
-    argmax = np.empty(out.shape, dtype=np.int64)
+        return _max_pool2d(x, k, s, out_hw, out, argmax)
+    if out is None:
+        out = np.empty((*x.shape[:2], *out_hw), dtype=x.dtype)
+        argmax = np.empty(out.shape, dtype=np.int64)
     _pooling.max_pool2d_forward_general(x, out, argmax, *k, *s, *p, *d)
     return out, argmax
 

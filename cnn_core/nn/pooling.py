@@ -121,7 +121,9 @@ class MaxPool2d(_Pool2d):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x, out_hw = self._check_x(x)
-        a, argmax = _max_pool2d_padded(x, self.kernel_size, self.stride, self.padding, self.dilation, out_hw)
+        shape = (*x.shape[:2], *out_hw)
+        a, argmax = _max_pool2d_padded(x, self.kernel_size, self.stride, self.padding, self.dilation, out_hw,
+                                       self._handout("a", shape, x.dtype), self._handout("argmax", shape, np.int64))
         self._cache = (x.shape, x.dtype, argmax) if self.training else None
         return a
 
@@ -129,7 +131,8 @@ class MaxPool2d(_Pool2d):
         x_shape, dtype, argmax = self._need_cache(self._cache)
         self._check_grad(delta, "delta", argmax.shape, dtype)
         # upsample: delta goes to the position that won the max, zeros elsewhere.
-        return _max_pool2d_backward(np.ascontiguousarray(delta), argmax, x_shape, empty_windows=True)
+        return _max_pool2d_backward(np.ascontiguousarray(delta), argmax, x_shape, empty_windows=True,
+                                    dx=self._handout("dx", x_shape, dtype))
 
     def get_config(self) -> dict:
         return {**super().get_config(), "dilation": list(self.dilation)}
