@@ -10,8 +10,9 @@
  * filters least; each with as many position vectors as the registers hold (JF*VP accumulators + VP inputs +
  * a broadcast weight). dW: W_JF filters x W_JK taps of accumulators + W_JF output-gradient vectors + one input.
  * avx512 (32 zmm): A 6 x 4, B 8 x 3, dW 6 x 4; avx2 (16 ymm) and baseline (16 xmm; SSE2 has no FMA, so one more
- * temporary): A 6 x 2, B 4 x 3, dW 3 x 4 (avx2) and 3 x 3 (baseline). dX: X_JT taps x 2 vectors of positions
- * (+ 2 output-gradient vectors + a broadcast weight): 6 at avx512 (LeNet's 150 taps in 25 blocks), 4 below. */
+ * temporary): A 6 x 2, B 4 x 3, dW 3 x 4 (avx2) and 3 x 3 (baseline). dX: X_JT planes x X_VP vectors of positions
+ * (+ X_VP output-gradient vectors + a broadcast weight): 6 x 3 at avx512 (LeNet's conv2: 30 planes in 5 blocks, 144
+ * positions in 3 tiles), 4 x 2 below. */
 static const struct {
     int fa_jf, fa_vp, fb_jf, fb_vp, w_jf, w_jk, x_jt, vb;
 } dconv_tiles[CNN_SIMD_NLEVELS] = {
@@ -29,6 +30,7 @@ static const struct {
 #define FB_VP 3
 #define W_JF 3
 #define W_JK 3
+#define X_VP 2
 #define X_JT 4
 #include "conv_direct_template.h"
 #undef T
@@ -46,6 +48,7 @@ static const struct {
 #undef W_JF
 #undef W_JK
 #undef X_JT
+#undef X_VP
 
 #if CNN_X86
 #pragma GCC push_options
@@ -57,6 +60,7 @@ static const struct {
 #define FB_VP 3
 #define W_JF 3
 #define W_JK 4
+#define X_VP 2
 #define X_JT 4
 #define T float
 #define D(name) s_avx2_##name
@@ -76,6 +80,7 @@ static const struct {
 #undef W_JF
 #undef W_JK
 #undef X_JT
+#undef X_VP
 #pragma GCC pop_options
 
 #pragma GCC push_options
@@ -87,6 +92,7 @@ static const struct {
 #define FB_VP 3
 #define W_JF 6
 #define W_JK 4
+#define X_VP 3
 #define X_JT 6
 #define T float
 #define D(name) s_avx512_##name
@@ -106,6 +112,7 @@ static const struct {
 #undef W_JF
 #undef W_JK
 #undef X_JT
+#undef X_VP
 #pragma GCC pop_options
 #endif
 
@@ -157,7 +164,7 @@ void cnn_dconv_geom_init(cnn_dconv_geom *g, int level, ptrdiff_t C, ptrdiff_t H,
     g->Fp = round_up(F, g->JF);
     g->WJF = dconv_tiles[level].w_jf, g->WJK = dconv_tiles[level].w_jk;
     g->Fq = round_up(F, g->WJF), g->Kq = round_up(g->K, g->WJK);
-    g->XJ = dconv_tiles[level].x_jt, g->Kx = round_up(g->K, g->XJ);
+    g->XJ = dconv_tiles[level].x_jt, g->Kx = round_up(C * KW, g->XJ);
     /* float and double share the geometry: whole float vectors (two double vectors each) */
     g->Pw = round_up(OH * OW, dconv_tiles[level].vb / (ptrdiff_t)sizeof(float));
     /* the furthest read (or write): tap (C-1, KH-1, KW-1) of the last position, below KW*S + Pw */
@@ -171,16 +178,22 @@ void cnn_dconv_geom_init(cnn_dconv_geom *g, int level, ptrdiff_t C, ptrdiff_t H,
     /* the padded planes after the forward's or dW's work (the larger; dX's is the forward's size or less) */
     const ptrdiff_t fwd = g->npad + g->Fp * g->Pw, dw = g->grp * (g->npad + g->Fq * g->Pw);
     g->xp_at = fwd > dw ? fwd : dw;
+    /* the input gradient's: Kx planes of the shifted copies' gradient (whole vectors of their Hp*OW
+     * positions), then the output gradient rows with KH-1 rows of zeros before and after */
+    g->PL = round_up(g->Hp * OW, dconv_tiles[level].vb / (ptrdiff_t)sizeof(float));
+    g->Rd = (KH - 1) * OW + g->PL;
 }
 
 ptrdiff_t cnn_dconv_packed_size(const cnn_dconv_geom *g)
 {
-    return g->Fp * g->K > g->Kx * g->F ? g->Fp * g->K : g->Kx * g->F;   /* the forward's or the input gradient's */
+    const ptrdiff_t fwd = g->Fp * g->K, dx = g->Kx * g->F * g->KH;
+    return fwd > dx ? fwd : dx;   /* the forward's or the input gradient's */
 }
 
 ptrdiff_t cnn_dconv_scratch(const cnn_dconv_geom *g)
 {
-    return g->xp_at + g->C * g->Hp * g->Wr;
+    const ptrdiff_t fwd_dw = g->xp_at + g->C * g->Hp * g->Wr, dx = g->Kx * g->PL + g->F * g->Rd;
+    return fwd_dw > dx ? fwd_dw : dx;
 }
 
 #define DCONV_DEFS(T, SFX)                                                                                    \
@@ -195,11 +208,14 @@ ptrdiff_t cnn_dconv_scratch(const cnn_dconv_geom *g)
                                                                                                               \
     void cnn_##SFX##dconv_pack_dx(const cnn_dconv_geom *g, const T *w, T *wp)                              \
     {                                                                                                         \
-        /* (Kx/XJ, F, XJ): for each block of XJ taps, each filter's XJ weights contiguous; zero past K */     \
-        const ptrdiff_t F = g->F, K = g->K, XJ = g->XJ;                                                       \
-        for (ptrdiff_t k = 0; k < g->Kx; ++k)                                                                 \
+        /* (Kx/XJ, F, KH, XJ): for each block of XJ planes c*KW + j, each filter's and kernel row's XJ weights  \
+         * w[f, c, i, j] contiguous; zero past the C*KW planes */                                            \
+        const ptrdiff_t F = g->F, KH = g->KH, KW = g->KW, XJ = g->XJ, CK = g->C * KW;                         \
+        for (ptrdiff_t pl = 0; pl < g->Kx; ++pl)                                                              \
             for (ptrdiff_t f = 0; f < F; ++f)                                                                 \
-                wp[(k / XJ * F + f) * XJ + k % XJ] = k < K ? w[f * K + k] : (T)0;                             \
+                for (ptrdiff_t i = 0; i < KH; ++i)                                                            \
+                    wp[((pl / XJ * F + f) * KH + i) * XJ + pl % XJ] =                                         \
+                        pl < CK ? w[((f * g->C + pl / KW) * KH + i) * KW + pl % KW] : (T)0;                   \
     }                                                                                                         \
                                                                                                               \
     void cnn_##SFX##dconv_dx(const cnn_dconv_geom *g, ptrdiff_t n, const T *dy, const T *a, const T *wp,     \

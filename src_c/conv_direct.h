@@ -9,11 +9,12 @@
  *             tile: JF filters x VP vectors of positions, acc[j][v] += w[tap][j] * xs[tap + v*VL]
  *   dW        dW[f, (c,i,j)] += sum_p dz[f, p] xs[j, c, i*OW + p], dz zero past the OH*OW outputs;
  *             tile: WJF filters x WJK taps of vector accumulators over a group of samples, summed across lanes
- *   dX        the adjoint of the forward: dxs[j, c, i*OW + p] += sum_f w[f, c, i, j] dz[f, p], then folded
- *             back, dx[c, h, w] = sum_j dxs[j, c, h + PH, w + PW - j]; tile: XJ taps x 2 vectors of positions,
- *             each accumulated over the F filters in registers, then added into dxs (every product an output's:
- *             no zero padding of dz, which a full correlation of dz would multiply)
- * Filters (and dW's and dX's taps) are padded up to whole tiles with zero weights (zero rows of dz), whose
+ *   dX        the adjoint of the forward, gathered: dxs[c*KW + j][r*OW + q] = sum_{f,i} w[f, c, i, j] dz[f, (r-i)*OW + q]
+ *             (dz zero outside its rows), then folded back, dx[c, h, w] = sum_j dxs[c*KW + j][h + PH, w + PW - j];
+ *             tile: XJ planes (c, j) x X_VP vectors of positions, each accumulated over the F filters and KH rows
+ *             in registers and stored once (a zero frame of KH-1 rows around dz: (OH + KH - 1) / OH times the
+ *             products of a scatter of each output's, without its read-modify-writes of dxs)
+ * Filters (and dW's taps, dX's planes) are padded up to whole tiles with zero weights (zero rows of dz), whose
  * results are dropped; positions up to whole vectors (Pw), the extra outputs dropped (dz is zero there). The
  * loops are compiled once per instruction-set level of cpu.h (conv_direct_template.h, vectors of the level's
  * width) and picked by the `level` the caller passes, the same for packing and running.
@@ -45,7 +46,8 @@ typedef struct {
     ptrdiff_t Pw;              /* positions computed per sample: OH*OW rounded up to whole vectors */
     ptrdiff_t npad;            /* elements of the padded copy (its slack past the planes is read, never used) */
     ptrdiff_t grp;             /* dW: samples swept together by each tile (from the shapes alone) */
-    ptrdiff_t XJ, Kx;          /* dX tile: XJ taps (x 2 vectors of positions); taps rounded up */
+    ptrdiff_t XJ, Kx;          /* dX tile: XJ planes (c, j) of the copies' gradient; C*KW planes rounded up */
+    ptrdiff_t PL, Rd;          /* dX: elements per plane of the copies' gradient; per zero-framed output gradient row */
     ptrdiff_t Wr, xp_at;       /* the zero-padded planes the shifted copies come from: row width, offset in scratch */
 } cnn_dconv_geom;
 
@@ -61,7 +63,7 @@ ptrdiff_t cnn_dconv_scratch(const cnn_dconv_geom *g);
 void cnn_sdconv_pack(const cnn_dconv_geom *g, const float *w, float *wp);
 void cnn_ddconv_pack(const cnn_dconv_geom *g, const double *w, double *wp);
 
-/* wp = w (F, C, KH, KW) packed for the input gradient's tile: (Kx/XJ, F, XJ), zero past K. */
+/* wp = w (F, C, KH, KW) packed for the input gradient's tile: (Kx/XJ, F, KH, XJ), zero past the C*KW planes. */
 void cnn_sdconv_pack_dx(const cnn_dconv_geom *g, const float *w, float *wp);
 void cnn_ddconv_pack_dx(const cnn_dconv_geom *g, const double *w, double *wp);
 
