@@ -175,7 +175,7 @@ void cnn_dconv_geom_init(cnn_dconv_geom *g, int level, ptrdiff_t C, ptrdiff_t H,
     const ptrdiff_t per = (g->npad + g->Fq * g->Pw) * (ptrdiff_t)sizeof(float);
     g->grp = DCONV_DW_GROUP_BYTES / per;
     g->grp = g->grp < 1 ? 1 : g->grp > 16 ? 16 : g->grp;
-    /* the padded planes after the forward's or dW's work (the larger; dX's is the forward's size or less) */
+    /* the padded planes after the forward's or dW's work (the larger; dX's scratch is its own, below) */
     const ptrdiff_t fwd = g->npad + g->Fp * g->Pw, dw = g->grp * (g->npad + g->Fq * g->Pw);
     g->xp_at = fwd > dw ? fwd : dw;
     /* the input gradient's: Kx planes of the shifted copies' gradient (whole vectors of their Hp*OW

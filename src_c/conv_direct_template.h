@@ -242,9 +242,9 @@ static void D(dw)(const cnn_dconv_geom *g, ptrdiff_t n, const T *x, const T *dy,
  * their positions P from the tile's start, acc[t][v] = sum over f < F, i < KH of w[(f*KH + i)*X_JT + t] *
  * dd[f*R + (KH-1-i)*OW + v*VL + l], the output gradients P - i*OW (zero rows around them in dd): a gather over
  * the filters and kernel rows, stored once. (The adjoint of the forward's reads as a scatter, each tap's products
- * added into the copies' gradient tile by tile, loaded and stored that copy's vectors at offsets a row of
- * outputs apart, 12 read-modify-writes per 16 filters' products: LeNet-5's conv2 input gradient ran at about a
- * quarter of the FMA units' rate, the forward at a third.) */
+ * added into the copies' gradient tile by tile, 12 read-modify-writes of vectors a row of outputs apart per 16
+ * filters' products, did fewer products but took longer: LeNet-5's conv2 backward, one thread, 1046-1141 us
+ * against 969-1057 now; two threads 850-886 against 605-845.) */
 static inline __attribute__((always_inline)) void D(dx_tile)(const int VP, ptrdiff_t F, ptrdiff_t KH, ptrdiff_t OW,
                                                              ptrdiff_t R, const T *dd, const T *w, T *out,
                                                              ptrdiff_t ldo)
