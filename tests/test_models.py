@@ -257,12 +257,13 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 30)
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts the page faults Linux reports")
 @pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
                     reason="AddressSanitizer's allocator (the CI's sanitizer stage) quarantines freed memory")
-def test_lenet5_training_steps_fault_in_no_fresh_memory():
+def test_lenet5_training_steps_fault_in_no_fresh_memory(tmp_path):
     """A training step refills the arrays of the step before (Module._handout) instead of asking the allocator
     for new ones, which come back from the system zeroed, page fault by page fault: in a fresh process (the
     allocator's state at a user's first fit, which a test process long past it no longer has), LeNet-5's steps
     took 125-133 page faults each before (most in its max-pooling layers' arrays), 0 after."""
     import subprocess
-    out = subprocess.run([sys.executable, "-c", _FAULTS_PER_STEP], capture_output=True, text=True, check=True,
-                         timeout=120)
+    # cwd=tmp_path: a source tree in the current directory must not shadow the package under test
+    out = subprocess.run([sys.executable, "-c", _FAULTS_PER_STEP], cwd=tmp_path, capture_output=True, text=True,
+                         check=True, timeout=120)
     assert float(out.stdout) < 5
