@@ -222,7 +222,7 @@ class Conv2d(Module):
         else:
             x = np.ascontiguousarray(x)
         if direct:
-            z = np.empty((n, f, oh, ow), dtype=self._dtype)
+            z = self._handout("z", (n, f, oh, ow), self._dtype)
             packed, per_thread = _conv_direct.sizes(c, h, w, f, *self.kernel_size, *pads, oh, ow)
             _conv_direct.direct_forward(x, self.weight.data, None if self.bias is None else self.bias.data, z,
                                         np.empty(packed, self._dtype),
@@ -230,7 +230,7 @@ class Conv2d(Module):
                                         relu)
             return self._keep(x, pads, z, relu, applied=True)
         if winograd:
-            z = np.empty((n, f, oh, ow), dtype=self._dtype)
+            z = self._handout("z", (n, f, oh, ow), self._dtype)
             u = self._scratch("_wino_u", ((tile + 2) ** 2, f, c))
             _conv.wino_weights(self.weight.data, u, False)
             chunk, per_thread = self._wino_chunk(n, c, f, oh, ow, tile)
@@ -239,7 +239,7 @@ class Conv2d(Module):
                                   at_least=True) if keep_for_dw else None
             _conv.wino_conv3x3(x, u, None if self.bias is None else self.bias.data, z, scratch, chunk, *pads, tiles)
             return self._keep(x, pads, z, relu, kept=tiles)
-        z = np.empty((n, f, oh * ow), dtype=self._dtype)
+        z = self._handout("z", (n, f, oh * ow), self._dtype)
         chunk = self._chunk(n, oh * ow)
         cols = self._scratch("_cols", (n * self._k * oh * ow,), at_least=True) if keep_for_dw else None
         if pointwise:
@@ -277,7 +277,7 @@ class Conv2d(Module):
             delta = _sigma_backward("relu", delta, a, self._scratch("_dz", delta.shape))
             a = None
         delta = delta.reshape(n, f, oh * ow)
-        dx = np.empty(x.shape, dtype=self._dtype) if self.input_grad else None
+        dx = self._handout("dx", x.shape, self._dtype) if self.input_grad else None
         if self._direct(pads):
             packed, per_thread = _conv_direct.sizes(*x.shape[1:], f, *self.kernel_size, *pads, oh, ow)
             _conv_direct.direct_backward(x, self.weight.data, delta.reshape(n, f, oh, ow), self.weight.grad,
