@@ -371,6 +371,9 @@ def fit(model, loss, optimizer, X, y: np.ndarray | None = None, epochs: int = 1,
     callbacks: cnn_core.callbacks.Callback objects; each gets the model (set_model) first. A callback setting
     `model.stop_training = True` ends the run after the current epoch; on_train_end runs on every exit path.
     The model runs in train mode during fit (eval mode for validation); its previous mode is restored.
+    Layers keep the batch and the arrays other layers hand them for backward without copying them (unless a
+    layer has inplace=True): a custom module's forward must not write into an array after passing it to a
+    layer, as PyTorch's autograd refuses such writes.
     Raises NonFiniteLossError (a FloatingPointError) when the loss, an activation or a gradient is NaN/inf,
     before that batch's update.
     Ctrl-C (KeyboardInterrupt) ends training: the model and optimizer are restored to the end of the last

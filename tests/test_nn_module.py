@@ -511,3 +511,32 @@ def test_pickles_and_deep_copies_leave_the_handouts_out():
     for clone in (copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
         assert "_handouts" not in clone[0].__dict__
         np.testing.assert_array_equal(clone(np.ones((1, 1, 4, 4), np.float32)), np.ones((1, 1, 2, 2)))
+
+
+# BatchNorm's output and input gradient and the activations' (kept output a, input gradient) come from
+# _handout too: each case is (layer, input shape).
+RECYCLING_LAYERS = [(lambda: nn.BatchNorm2d(3), (4, 3, 5, 5)), (lambda: nn.BatchNorm1d(3), (6, 3)),
+                    (nn.ReLU, (4, 3, 5, 5)), (nn.Sigmoid, (6, 7)), (nn.Tanh, (6, 7)), (nn.ELU, (2, 3, 4))]
+
+
+@pytest.mark.parametrize("make, shape", RECYCLING_LAYERS)
+def test_recycled_outputs_and_gradients_never_overwrite_a_held_result(make, shape):
+    """A caller holding a step's output or input gradient keeps its values through later steps, which
+    refill the layer's other arrays; a loop holding nothing gets the same two arrays back."""
+    import weakref
+    rng = np.random.default_rng(0)
+    layer = make()
+    held, refs = [], []
+    for step in range(6):
+        x = rng.standard_normal(shape).astype(np.float32)
+        a = layer(x)
+        dx = layer.backward(rng.standard_normal(shape).astype(np.float32))
+        if step < 3:
+            held.append((a, dx, a.copy(), dx.copy()))
+        else:                          # held by nobody: refilled (the layer keeps at most two of each)
+            refs += [weakref.ref(a), weakref.ref(dx)]
+            del a, dx
+    for a, dx, a_then, dx_then in held:
+        np.testing.assert_array_equal(a, a_then)
+        np.testing.assert_array_equal(dx, dx_then)
+    assert all(r() is not None for r in refs)

@@ -524,6 +524,64 @@ def test_conv_keeps_fit_batches_without_a_copy_but_copies_other_inputs():
         assert seen[3] is conv._winograd((1, 1)) and np.array_equal(conv.weight.grad, expected)
 
 
+
+def _handing_on_model():
+    """Layers that keep their input for backward, each fed by a layer whose output array is recycled
+    (Module._handout): Conv2d -> BatchNorm2d (keeps z) -> ReLU -> Conv2d (direct path, keeps a) ->
+    MaxPool2d -> Flatten -> Linear (keeps a view of the pooled output) -> GELU (keeps its input) -> Linear."""
+    from cnn_core.nn import BatchNorm2d, Conv2d, Flatten, GELU, MaxPool2d, ReLU
+    return Sequential(Conv2d(2, 4, 3, padding=1, rng=0), BatchNorm2d(4), ReLU(), Conv2d(4, 4, 3, rng=1),
+                      MaxPool2d(2), Flatten(), Linear(16, 8, rng=2), GELU(), Linear(8, 2, rng=3))
+
+
+def test_layers_keep_the_arrays_other_layers_hand_on_in_fit_without_a_copy():
+    # fit promises that nothing but the model touches the arrays its layers hand on until the step's
+    # backward (nn.module.batch_feed): a layer fed by another keeps the array itself. With an in-place layer
+    # in the model, or outside fit, it keeps a private copy.
+    from cnn_core.nn import LeakyReLU
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((24, 2, 6, 6)).astype(np.float32)
+    y = rng.integers(0, 2, 24)
+    cached = {nn.BatchNorm2d: lambda m: m._cache[0], nn.Conv2d: lambda m: m._cache[0],
+              Linear: lambda m: m._a_prev, nn.GELU: lambda m: m._z}
+    for inplace in (False, True):
+        model = _handing_on_model()
+        if inplace:
+            model = Sequential(*model, LeakyReLU(inplace=True))
+        seen = []
+        for i in (1, 3, 6, 7):
+            def hook(module, args, out):
+                if module.training:      # not fit's eval-mode probe of the output shape
+                    seen.append(cached[type(module)](module) is args[0])
+            model[i].register_forward_hook(hook)
+        fit(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), X, y, epochs=1, batch_size=8, seed=0)
+        assert seen == [not inplace] * 12
+        seen.clear()
+        model(X[:4])
+        assert seen == [False] * 4
+
+
+def test_fit_with_arrays_kept_uncopied_equals_a_plain_loop_bit_for_bit():
+    # The arrays kept without a copy (and the recycled outputs they are) hold the values each backward
+    # needs: fit's weights after two epochs are those of a loop of forward/backward/step calls, which makes
+    # no promise (every layer keeps copies), on the same batches.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((32, 2, 6, 6)).astype(np.float32)
+    y = rng.integers(0, 2, 32)
+    fitted, looped = _handing_on_model(), _handing_on_model()
+    loss = CrossEntropyLoss()
+    fit(fitted, loss, SGD(fitted.parameters(), lr=0.1, momentum=0.9), X, y, epochs=2, batch_size=8,
+        shuffle=False)
+    opt = SGD(looped.parameters(), lr=0.1, momentum=0.9)
+    looped.train()
+    for _ in range(2):
+        for lo in range(0, 32, 8):
+            looped.zero_grad()
+            loss(looped(X[lo:lo + 8]), y[lo:lo + 8])
+            looped.backward(loss.backward())
+            opt.step()
+    assert states_equal(fitted.state_dict(), looped.state_dict())
+
 def test_gradient_scan_reads_written_gradients_and_skips_marked_ones():
     # fit's gradient check lists the gradients from the Parameters' slots (nn.module.grads_to_scan): one that
     # zero_grad marked and no backward wrote since reads as zeros, so stale values in its array are neither

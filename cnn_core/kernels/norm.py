@@ -21,11 +21,13 @@ def _ncl(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a).reshape(a.shape[0], a.shape[1], -1)
 
 
-def _bn_train(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float
+def _bn_train(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float, y: np.ndarray | None = None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(y, mean, var, invstd) with batch statistics; x (N, C, *) with N*L >= 1, gamma/beta (C,) of x's dtype."""
+    """(y, mean, var, invstd) with batch statistics; x (N, C, *) with N*L >= 1, gamma/beta (C,) of x's dtype;
+    y, when given, is overwritten (C-contiguous, x's shape and dtype)."""
     c = x.shape[1]
-    y = np.empty(x.shape, x.dtype)
+    if y is None:
+        y = np.empty(x.shape, x.dtype)
     mean, var, invstd = (np.empty(c, x.dtype) for _ in range(3))
     if c:
         _norm.forward_train(_ncl(x), gamma, beta, y.reshape(x.shape[0], c, -1), mean, var, invstd, eps)
@@ -45,11 +47,16 @@ def _bn_eval(x: np.ndarray, mean: np.ndarray, var: np.ndarray, gamma: np.ndarray
 
 
 def _bn_backward(x: np.ndarray, dy: np.ndarray, mean: np.ndarray, invstd: np.ndarray, gamma: np.ndarray,
-                 batch_stats: bool, need_dx: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-    """(dx or None, dgamma, dbeta) for x and dy (N, C, *) of one dtype; see _norm.backward."""
+                 batch_stats: bool, need_dx: bool = True, dx: np.ndarray | None = None
+                 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """(dx or None, dgamma, dbeta) for x and dy (N, C, *) of one dtype; see _norm.backward. dx, when given (and
+    need_dx), is overwritten (C-contiguous, x's shape and dtype)."""
     n, c = x.shape[:2]
     dgamma, dbeta = np.zeros(c, x.dtype), np.zeros(c, x.dtype)
-    dx = np.empty(x.shape, x.dtype) if need_dx else None
+    if not need_dx:
+        dx = None
+    elif dx is None:
+        dx = np.empty(x.shape, x.dtype)
     if x.size:
         _norm.backward(_ncl(x), _ncl(dy), mean, invstd, gamma,
                        dx.reshape(n, c, -1) if need_dx else np.empty((1, 1, 1), x.dtype),

@@ -17,7 +17,7 @@ from cnn_core._validation import check_bool, check_choice, check_real
 from cnn_core.kernels import _special
 from cnn_core.kernels.activations import _sigma, _sigma_backward
 from cnn_core.nn.functional import _shifted_exp
-from cnn_core.nn.module import Module, no_parameters, register_module
+from cnn_core.nn.module import Module, is_kept, no_parameters, register_module
 
 
 class _Activation(Module):
@@ -34,14 +34,15 @@ class _Activation(Module):
 
     def forward(self, z: np.ndarray) -> np.ndarray:
         self._check_input(z, "z", None, "", any_float=True)
-        a = _sigma(self._op, np.ascontiguousarray(z), alpha=self._alpha)
+        a = _sigma(self._op, np.ascontiguousarray(z), self._handout("a", z.shape, z.dtype), alpha=self._alpha)
         self._a = a if self.training else None
         return a
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         a = self._need_cache(self._a)
         self._check_grad(dy, "dy", a.shape, a.dtype)
-        return _sigma_backward(self._op, np.ascontiguousarray(dy), a, alpha=self._alpha)
+        return _sigma_backward(self._op, np.ascontiguousarray(dy), a, self._handout("dx", a.shape, a.dtype),
+                               alpha=self._alpha)
 
     def _clear_cache(self) -> None:
         self._a = None
@@ -176,7 +177,8 @@ class _Elementwise(Module):
     def forward(self, z: np.ndarray) -> np.ndarray:
         self._check_input(z, "z", None, "", any_float=True)
         zc = np.ascontiguousarray(z)
-        self._z = (zc.copy() if np.may_share_memory(zc, z) else zc) if self.training else None
+        # backward reads z as it is now: a private copy unless it is one already, or is_kept (see BatchNorm)
+        self._z = (zc.copy() if np.may_share_memory(zc, z) and not is_kept(z) else zc) if self.training else None
         return self._f(zc)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:

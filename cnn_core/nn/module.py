@@ -51,8 +51,11 @@ class batch_feed:
     the block's end, and an enclosing block's promises come back).
 
     kept: x stays unchanged until the backward pass of the step's forward (fit's batch: nothing but the model
-    runs between a step's forward and backward, and fit refills a batch buffer only two batches later), so a
-    layer given x itself may keep a reference to it for backward instead of a private copy (see Linear).
+    runs between a step's forward and backward, and fit refills a batch buffer only two batches later), and
+    so does every array one layer of the model hands to the next (no layer writes into its input: fit makes
+    the promise only for models without ``inplace`` layers), so a layer given x itself, or inside
+    ``fed_by_a_layer`` another layer's output, may keep a reference to it for backward instead of a private
+    copy (is_kept; Linear, Conv2d, BatchNorm, the activations that keep their input).
     screened: the caller screened x's values for NaN/inf, so a layer given x itself skips its screen (as
     inside ``fed_by_a_layer``). A layer given any other array copies and screens it as before. Per thread.
     One object for the loop, not a context per step: entering two contexts cost ~6 us a step inside fit's
@@ -77,8 +80,12 @@ class batch_feed:
 
 
 def is_kept(x: np.ndarray) -> bool:
-    """Whether `x` is the batch an enclosing ``batch_feed(kept=True)`` promises to leave unchanged."""
-    return getattr(_forward_state, "kept", None) is x
+    """Whether a layer may keep `x` for its backward pass without a private copy: inside an enclosing
+    ``batch_feed(kept=True)``, `x` is the step's batch, or (inside ``fed_by_a_layer``) an array another layer
+    of the model handed on, which nothing but the model touches until the step's backward is done (the
+    promise excludes models with a layer that writes into its input)."""
+    kept = getattr(_forward_state, "kept", None)
+    return kept is not None and (kept is x or getattr(_forward_state, "depth", 0) > 0)
 
 
 def resolve_dtype(dtype, name: str = "dtype") -> np.dtype:

@@ -11,7 +11,7 @@ import numpy as np
 
 from cnn_core._validation import check_bool, check_real, check_size
 from cnn_core.kernels.norm import _bn_backward, _bn_eval, _bn_train
-from cnn_core.nn.module import Module, Parameter, register_module
+from cnn_core.nn.module import Module, Parameter, is_kept, register_module
 
 
 class _BatchNorm(Module):
@@ -79,7 +79,7 @@ class _BatchNorm(Module):
         if m < 2 and self.training:
             raise ValueError(f"{type(self).__name__}: x: expected more than 1 value per channel when training, "
                              f"got shape {x.shape}")
-        y, mean, var, invstd = _bn_train(x, gamma, beta, self.eps)
+        y, mean, var, invstd = _bn_train(x, gamma, beta, self.eps, self._handout("y", x.shape, x.dtype))
         if self.training and self.track_running_stats:
             self.num_batches_tracked += 1
             f = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
@@ -89,8 +89,10 @@ class _BatchNorm(Module):
             self.running_var += (f * m / (m - 1)) * var  # the unbiased variance, as PyTorch keeps
         if self.training:
             xc = np.ascontiguousarray(x)
-            # backward reads x as it is now: a private copy unless ascontiguousarray already made one
-            self._cache = (xc.copy() if np.may_share_memory(xc, x) else xc, mean, invstd)
+            # backward reads x as it is now: a private copy unless ascontiguousarray already made one, or the
+            # caller promised to leave x alone (fit's batch and the arrays its layers hand on: is_kept; the
+            # copy was 16 MB a step of small_cnn's five batch norms)
+            self._cache = (xc.copy() if np.may_share_memory(xc, x) and not is_kept(x) else xc, mean, invstd)
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
@@ -99,7 +101,8 @@ class _BatchNorm(Module):
         x, mean, invstd = self._need_cache(self._cache)
         self._check_grad(dy, "dy", x.shape)
         gamma, _ = self._gamma_beta()
-        dx, dgamma, dbeta = _bn_backward(x, np.ascontiguousarray(dy), mean, invstd, gamma, True, self.input_grad)
+        dx = self._handout("dx", x.shape, x.dtype) if self.input_grad else None
+        dx, dgamma, dbeta = _bn_backward(x, np.ascontiguousarray(dy), mean, invstd, gamma, True, self.input_grad, dx)
         if self.affine:
             self.weight.grad += dgamma
             self.bias.grad += dbeta
