@@ -22,8 +22,8 @@ from cnn_core.callbacks import CSVLogger, Callback, History, ModelCheckpoint, Pr
 from cnn_core.data import DataLoader, NonFiniteRowError, _apply
 from cnn_core.kernels.augment import _count_argmax_hits
 from cnn_core.nn.loss import _ClassLoss
-from cnn_core.nn.module import (batch_feed, fed_by_a_layer, grads_to_scan, restore_modes, save_modes,
-                                 takes_integer_input)
+from cnn_core.nn.module import (batch_feed, fed_by_a_layer, grads_to_scan, handouts_kept, restore_modes,
+                                 save_modes, takes_integer_input)
 from cnn_core.plan import _predict_plan
 
 # In a distributed fit, the callbacks that print or write files run on rank 0 only (see fit).
@@ -216,7 +216,8 @@ class _eval_mode:
                 if not any(training for _, training in saved):
                     saved = None
                 else:
-                    self.model.eval()
+                    with handouts_kept():   # training resumes after this (fit's probe and validation)
+                        self.model.eval()
                 _eval_users[key] = [1, saved]
             else:
                 users[0] += 1

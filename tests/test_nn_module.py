@@ -513,10 +513,12 @@ def test_pickles_and_deep_copies_leave_the_handouts_out():
         np.testing.assert_array_equal(clone(np.ones((1, 1, 4, 4), np.float32)), np.ones((1, 1, 2, 2)))
 
 
-# BatchNorm's output and input gradient and the activations' (kept output a, input gradient) come from
-# _handout too: each case is (layer, input shape).
+# BatchNorm's, the average poolings' and the activations' outputs and input gradients come from _handout
+# too: each case is (layer, input shape).
 RECYCLING_LAYERS = [(lambda: nn.BatchNorm2d(3), (4, 3, 5, 5)), (lambda: nn.BatchNorm1d(3), (6, 3)),
-                    (nn.ReLU, (4, 3, 5, 5)), (nn.Sigmoid, (6, 7)), (nn.Tanh, (6, 7)), (nn.ELU, (2, 3, 4))]
+                    (nn.ReLU, (4, 3, 5, 5)), (nn.Sigmoid, (6, 7)), (nn.Tanh, (6, 7)), (nn.ELU, (2, 3, 4)),
+                    (lambda: nn.AvgPool2d(2), (2, 3, 6, 6)), (lambda: nn.AvgPool2d(3, 2, 1), (2, 3, 7, 7)),
+                    (lambda: nn.AdaptiveAvgPool2d(1), (2, 3, 5, 5))]
 
 
 @pytest.mark.parametrize("make, shape", RECYCLING_LAYERS)
@@ -530,7 +532,7 @@ def test_recycled_outputs_and_gradients_never_overwrite_a_held_result(make, shap
     for step in range(6):
         x = rng.standard_normal(shape).astype(np.float32)
         a = layer(x)
-        dx = layer.backward(rng.standard_normal(shape).astype(np.float32))
+        dx = layer.backward(rng.standard_normal(a.shape).astype(np.float32))
         if step < 3:
             held.append((a, dx, a.copy(), dx.copy()))
         else:                          # held by nobody: refilled (the layer keeps at most two of each)

@@ -117,17 +117,22 @@ def _max_pool2d_backward(dout: np.ndarray, argmax: np.ndarray, x_shape: tuple[in
     return dx
 
 
-def _avg_pool2d(x: np.ndarray, k: tuple[int, int], s: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
-    """avg_pool2d_forward without argument checks."""
-    out = np.empty((*x.shape[:2], *out_hw), dtype=x.dtype)
+def _avg_pool2d(x: np.ndarray, k: tuple[int, int], s: tuple[int, int], out_hw: tuple[int, int],
+                out: np.ndarray | None = None) -> np.ndarray:
+    """avg_pool2d_forward without argument checks; out, when given, is overwritten (C-contiguous, the output's
+    shape, x's dtype)."""
+    if out is None:
+        out = np.empty((*x.shape[:2], *out_hw), dtype=x.dtype)
     _pooling.avg_pool2d_forward(x, out, *k, *s)
     return out
 
 
 def _avg_pool2d_backward(dout: np.ndarray, x_shape: tuple[int, int, int, int], k: tuple[int, int],
-                         s: tuple[int, int]) -> np.ndarray:
-    """avg_pool2d_backward without argument checks."""
-    dx = np.empty(x_shape, dtype=dout.dtype)
+                         s: tuple[int, int], dx: np.ndarray | None = None) -> np.ndarray:
+    """avg_pool2d_backward without argument checks; dx, when given, is overwritten (C-contiguous, x_shape,
+    dout's dtype)."""
+    if dx is None:
+        dx = np.empty(x_shape, dtype=dout.dtype)
     _pooling.avg_pool2d_backward(dout, dx, *k, *s)
     return dx
 
@@ -188,15 +193,19 @@ def _adaptive_windows(size: int, out: int):
     return start, end, end - start
 
 
-def _avg_pool2d_windows(x: np.ndarray, rows, cols) -> np.ndarray:
-    """Window means of x over per-row and per-column windows (_avg_windows, _adaptive_windows)."""
-    out = np.empty((*x.shape[:2], len(rows[0]), len(cols[0])), dtype=x.dtype)
+def _avg_pool2d_windows(x: np.ndarray, rows, cols, out: np.ndarray | None = None) -> np.ndarray:
+    """Window means of x over per-row and per-column windows (_avg_windows, _adaptive_windows); out as in
+    _avg_pool2d."""
+    if out is None:
+        out = np.empty((*x.shape[:2], len(rows[0]), len(cols[0])), dtype=x.dtype)
     _pooling.avg_pool2d_forward_windows(x, out, *rows, *cols)
     return out
 
 
-def _avg_pool2d_windows_backward(dout: np.ndarray, x_shape: tuple[int, int, int, int], rows, cols) -> np.ndarray:
-    """Transpose of _avg_pool2d_windows."""
-    dx = np.empty(x_shape, dtype=dout.dtype)
+def _avg_pool2d_windows_backward(dout: np.ndarray, x_shape: tuple[int, int, int, int], rows, cols,
+                                 dx: np.ndarray | None = None) -> np.ndarray:
+    """Transpose of _avg_pool2d_windows; dx as in _avg_pool2d_backward."""
+    if dx is None:
+        dx = np.empty(x_shape, dtype=dout.dtype)
     _pooling.avg_pool2d_backward_windows(dout, dx, *rows, *cols)
     return dx

@@ -165,11 +165,7 @@ class Conv2d(Module):
         self.weight = Parameter(w)
         self.bias = Parameter(b) if bias else None
         self._cache = None
-        # Scratch reused between steps (never handed out): the copy of the input backward reads, or in its
-        # place the whole batch's im2col columns (1x1 kernels) or Winograd-transformed tiles; per thread, one
-        # chunk's columns, GEMM output / delta in the GEMM's (F, m*OH*OW) layout and column gradient
-        # (_conv.conv_forward / conv_backward); the partial sums of dW and db; dC/dz behind a fused ReLU.
-        self._xin = self._cols = self._work = self._partial = self._wino_u = self._wino_uflip = self._dz = None
+        self._drop_buffers()   # the _reused scratch: none yet
 
     @classmethod
     def parameter_shapes(cls, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
@@ -180,6 +176,11 @@ class Conv2d(Module):
         return {"weight": shape, "bias": (out,)} if check_bool(bias, "bias") else {"weight": shape}
 
     _fuses_relu = True
+    # Scratch reused between steps (never handed out): the copy of the input backward reads, or in its place
+    # the whole batch's im2col columns (1x1 kernels) or Winograd-transformed tiles; per thread, one chunk's
+    # columns, GEMM output / delta in the GEMM's (F, m*OH*OW) layout and column gradient
+    # (_conv.conv_forward / conv_backward); the partial sums of dW and db; dC/dz behind a fused ReLU.
+    _reused = ("_xin", "_cols", "_work", "_partial", "_wino_u", "_wino_uflip", "_dz")
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         return self._forward(x, relu=False)
@@ -411,7 +412,6 @@ class Conv2d(Module):
 
     def _clear_cache(self) -> None:
         self._cache = None
-        self._xin = self._cols = self._work = self._partial = self._wino_u = self._wino_uflip = self._dz = None
 
     def get_config(self) -> dict:
         # Files written before dilation and groups existed have neither key: the defaults (1) rebuild them.

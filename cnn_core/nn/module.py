@@ -292,10 +292,16 @@ class Module:
         object.__setattr__(self, "_dtype", resolve_dtype(dtype))
         object.__setattr__(self, "input_grad", True)
 
+    # Attributes holding scratch arrays a layer reuses from step to step (None when absent): dropped with the
+    # arrays _handout keeps (_drop_buffers) and left out of pickles and deep copies.
+    _reused: tuple[str, ...] = ()
+
     def __getstate__(self) -> dict:
-        """Pickles and deep copies leave out the arrays kept by _handout (scratch, not state)."""
+        """Pickles and deep copies leave out the arrays kept by _handout and the _reused scratch (not state)."""
         state = self.__dict__.copy()
         state.pop("_handouts", None)
+        for name in self._reused:
+            state[name] = None
         return state
 
     # -- registration ------------------------------------------------------------------------------------
@@ -413,6 +419,12 @@ class Module:
     def _clear_cache(self) -> None:
         """Drop what forward kept for backward (layers with caches override)."""
 
+    def _drop_buffers(self) -> None:
+        """Drop the arrays kept for reuse between training steps: _handout's and the _reused scratch."""
+        self.__dict__.pop("_handouts", None)
+        for name in self._reused:
+            object.__setattr__(self, name, None)
+
     def _need_cache(self, cache):
         """Return the forward cache for backward, or raise the RuntimeError that says why there is none."""
         if cache is None:
@@ -488,11 +500,13 @@ class Module:
 
     # -- modes -------------------------------------------------------------------------------------------
     def train(self, mode: bool = True) -> "Module":
+        keep = getattr(_forward_state, "handouts_kept", False)
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
             if not mode:
                 m._clear_cache()
-                m.__dict__.pop("_handouts", None)
+                if not keep:
+                    m._drop_buffers()
         return self
 
     def eval(self) -> "Module":
@@ -510,6 +524,7 @@ class Module:
         for m in self.modules():
             object.__setattr__(m, "_dtype", dt)
             m._clear_cache()
+            m._drop_buffers()
             for p in m._parameters.values():
                 if p.data.dtype != dt:
                     p.data = p.data.astype(dt)
@@ -594,6 +609,22 @@ class Module:
         return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
 
 
+@contextmanager
+def handouts_kept() -> Iterator[None]:
+    """Within the block (on this thread), eval() keeps the arrays Module._handout recycles: for a switch to
+    eval mode between training steps (predict, evaluate, fit's probe of the output shape and its validation
+    each epoch), after which training refills those arrays instead of faulting in new ones (small_cnn, fit
+    calls of 20 steps with validation: the first step of each call after the first took 16,000-18,000 page
+    faults, the whole call 20,000-22,000; now 0-130 and 900-1,800). An eval() outside such a block drops
+    them (a model put in eval mode for good does not hold its training arrays)."""
+    saved = getattr(_forward_state, "handouts_kept", False)
+    _forward_state.handouts_kept = True
+    try:
+        yield
+    finally:
+        _forward_state.handouts_kept = saved
+
+
 def save_modes(module) -> list[tuple[Any, bool]]:
     """Every module's train/eval flag, the module's own first and then its descendants' (``modules()``
     order), for ``restore_modes``. A model that is not a Module (duck-typed, as ``fit`` accepts) is one entry."""
@@ -628,7 +659,8 @@ def temporary_mode(module, training: bool) -> Iterator[None]:
         [True, True, False]
     """
     saved = save_modes(module)
-    module.train() if training else module.eval()
+    with handouts_kept():
+        module.train() if training else module.eval()
     try:
         yield
     finally:

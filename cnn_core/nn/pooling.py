@@ -197,18 +197,20 @@ class AvgPool2d(_Pool2d):
         x, out_hw = self._check_x(x)
         windows = self._windows(x.shape, out_hw)
         self._cache = (x.shape, x.dtype, out_hw, windows) if self.training else None
+        a = self._handout("a", (*x.shape[:2], *out_hw), x.dtype)
         if windows is None:
-            return _avg_pool2d(x, self.kernel_size, self.stride, out_hw)
-        return _avg_pool2d_windows(x, *windows)
+            return _avg_pool2d(x, self.kernel_size, self.stride, out_hw, a)
+        return _avg_pool2d_windows(x, *windows, a)
 
     def backward(self, delta: np.ndarray) -> np.ndarray:
         x_shape, dtype, out_hw, windows = self._need_cache(self._cache)
         self._check_grad(delta, "delta", (*x_shape[:2], *out_hw), dtype)
         delta = np.ascontiguousarray(delta)
         # upsample: each delta is spread as delta / D over its window.
+        dx = self._handout("dx", x_shape, dtype)
         if windows is None:
-            return _avg_pool2d_backward(delta, x_shape, self.kernel_size, self.stride)
-        return _avg_pool2d_windows_backward(delta, x_shape, *windows)
+            return _avg_pool2d_backward(delta, x_shape, self.kernel_size, self.stride, dx)
+        return _avg_pool2d_windows_backward(delta, x_shape, *windows, dx)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "count_include_pad": self.count_include_pad}
@@ -261,12 +263,13 @@ class AdaptiveAvgPool2d(Module):
         oh, ow = self._out_hw(x.shape)
         windows = (_adaptive_windows(x.shape[2], oh), _adaptive_windows(x.shape[3], ow))
         self._cache = (x.shape, x.dtype, windows) if self.training else None
-        return _avg_pool2d_windows(x, *windows)
+        return _avg_pool2d_windows(x, *windows, self._handout("a", (*x.shape[:2], oh, ow), x.dtype))
 
     def backward(self, delta: np.ndarray) -> np.ndarray:
         x_shape, dtype, windows = self._need_cache(self._cache)
         self._check_grad(delta, "delta", (*x_shape[:2], *self._out_hw(x_shape)), dtype)
-        return _avg_pool2d_windows_backward(np.ascontiguousarray(delta), x_shape, *windows)
+        return _avg_pool2d_windows_backward(np.ascontiguousarray(delta), x_shape, *windows,
+                                            self._handout("dx", x_shape, dtype))
 
     def _clear_cache(self) -> None:
         self._cache = None
