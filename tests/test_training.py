@@ -582,6 +582,61 @@ def test_fit_with_arrays_kept_uncopied_equals_a_plain_loop_bit_for_bit():
             opt.step()
     assert states_equal(fitted.state_dict(), looped.state_dict())
 
+
+def test_fit_keeps_the_recycled_arrays_through_its_eval_switches_and_eval_drops_them():
+    # fit's output-shape probe and its validation switch the model to eval mode and back: the arrays the
+    # layers recycle (Module._handout) and Conv2d's scratch stay for the next steps (nn.module.handouts_kept);
+    # an eval() of the caller's drops them, and pickles never carry them.
+    import pickle
+    import weakref
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((32, 2, 6, 6)).astype(np.float32)
+    y = rng.integers(0, 2, 32)
+    model = _handing_on_model()
+    conv, bn = model[0], model[1]
+    opt = SGD(model.parameters(), lr=0.1)
+    fit(model, CrossEntropyLoss(), opt, X, y, epochs=2, batch_size=8, validation_data=(X[:8], y[:8]))
+    arrays = [a for m in (conv, bn) for kind in m._handouts.values() for a in kind]
+    arrays += [getattr(conv, name) for name in conv._reused if getattr(conv, name) is not None]
+    refs = [weakref.ref(a) for a in arrays]
+    del arrays
+    fit(model, CrossEntropyLoss(), opt, X, y, epochs=3, initial_epoch=2, batch_size=8,
+        validation_data=(X[:8], y[:8]))
+    assert len(refs) > 4 and all(r() is not None for r in refs)
+    clone = pickle.loads(pickle.dumps(model))
+    assert "_handouts" not in clone[0].__dict__ and all(getattr(clone[0], n) is None for n in conv._reused)
+    np.testing.assert_array_equal(clone.eval()(X[:4]), model.eval()(X[:4]))
+    assert "_handouts" not in conv.__dict__ and all(getattr(conv, n) is None for n in conv._reused)
+    assert all(r() is None for r in refs)
+
+
+def test_threads_evaluating_one_model_at_once_get_the_results_of_one_thread():
+    # evaluate runs the layers in eval mode, where nothing a call writes may be shared between calls:
+    # Conv2d's scratch (every path: direct, Winograd, the 1x1 GEMMs, im2col) was, and threads evaluating one
+    # model at once read each other's half-written buffers.
+    import threading
+    from cnn_core.nn import BatchNorm2d, Conv2d, Flatten, MaxPool2d, ReLU
+    model = Sequential(Conv2d(2, 24, 3, padding=1, rng=0), BatchNorm2d(24), ReLU(),
+                       Conv2d(24, 24, 3, padding=1, rng=1), MaxPool2d(2), Conv2d(24, 16, 1, rng=2),
+                       Conv2d(16, 8, 3, stride=2, padding=1, rng=3), Flatten(), Linear(32, 3, rng=4))
+    assert model[0]._direct((1, 1)) and model[3]._winograd((1, 1)) and model[5]._pointwise((0, 0))
+    rng = np.random.default_rng(0)
+    data = [(rng.standard_normal((16, 2, 8, 8)).astype(np.float32), rng.integers(0, 3, 16)) for _ in range(4)]
+    loss = CrossEntropyLoss()
+    alone = [evaluate(model, loss, X, y) for X, y in data]
+    wrong = []
+
+    def run(k):
+        for _ in range(15):
+            if evaluate(model, loss, *data[k]) != alone[k]:
+                wrong.append(k)
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
+
 def test_gradient_scan_reads_written_gradients_and_skips_marked_ones():
     # fit's gradient check lists the gradients from the Parameters' slots (nn.module.grads_to_scan): one that
     # zero_grad marked and no backward wrote since reads as zeros, so stale values in its array are neither

@@ -397,7 +397,11 @@ class Conv2d(Module):
     def _scratch(self, name: str, shape: tuple[int, ...], at_least: bool = False) -> np.ndarray:
         """The layer's reusable buffer `name` of this shape and dtype (or, with `at_least`, of at least this
         shape: the kernels use a prefix of each row), allocated again only when it does not fit: a fresh array
-        per step would page-fault its memory in again every time."""
+        per step would page-fault its memory in again every time. In eval mode, where several threads may
+        run the layer at once (predict, evaluate), always a new array of the shape: a shared one let threads
+        evaluating one model overwrite each other's scratch."""
+        if not self.training:
+            return np.empty(shape, dtype=self._dtype)
         buf = getattr(self, name)
         if (buf is None or buf.dtype != self._dtype
                 or (buf.shape != shape if not at_least else any(b < s for b, s in zip(buf.shape, shape)))):
