@@ -93,6 +93,16 @@ def calm_machine(tmp_path_factory) -> Iterator[None]:
     _config._pool_set_load_file(None)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def recycle_small_arrays() -> Iterator[None]:
+    """Module._handout recycles arrays of every size (nn.module._HANDOUT_MIN_BYTES = 0): the tests' small
+    shapes then exercise the recycling that full-size layers get (test_nn_module checks the threshold)."""
+    from cnn_core.nn import module
+    saved, module._HANDOUT_MIN_BYTES = module._HANDOUT_MIN_BYTES, 0
+    yield
+    module._HANDOUT_MIN_BYTES = saved
+
+
 @pytest.fixture
 def two_threads() -> Iterator[None]:
     """Two threads, the GEMM's back-off after a shared core forgotten, and the pool's spin window restored

@@ -493,6 +493,19 @@ def test_handout_takes_the_shape_and_dtype_asked_and_keeps_at_most_two():
     assert len({id(h) for h in held}) == 5 and len(m._handouts["out"]) == 2
 
 
+def test_handout_below_the_threshold_is_always_new(monkeypatch):
+    from cnn_core.nn import module
+    monkeypatch.setattr(module, "_HANDOUT_MIN_BYTES", 64 << 10)
+    m = nn.ReLU()
+    small = [m._handout("out", (64, 100), np.float32) for _ in range(2)]   # 25,600 bytes
+    del small
+    assert "_handouts" not in m.__dict__
+    big = m._handout("out", (128, 128), np.float32)                        # 65,536 bytes: kept
+    assert len(m._handouts["out"]) == 1 and m._handouts["out"][0] is big
+    del big
+    assert m._handout("out", (128, 128), np.float32) is m._handouts["out"][0]
+
+
 def test_handout_in_eval_mode_is_always_new_and_eval_drops_the_kept_arrays():
     m = nn.ReLU()
     m._handout("out", (3,), np.float32)
