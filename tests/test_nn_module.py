@@ -526,9 +526,13 @@ def test_pickles_and_deep_copies_leave_the_handouts_out():
         np.testing.assert_array_equal(clone(np.ones((1, 1, 4, 4), np.float32)), np.ones((1, 1, 2, 2)))
 
 
-# BatchNorm's, the average poolings' and the activations' outputs and input gradients come from _handout
-# too: each case is (layer, input shape).
-RECYCLING_LAYERS = [(lambda: nn.BatchNorm2d(3), (4, 3, 5, 5)), (lambda: nn.BatchNorm1d(3), (6, 3)),
+# The layers whose outputs and input gradients come from _handout (max pooling's are checked against its
+# oracle in test_pool_options): each case is (layer, input shape); Conv2d on each of its four paths.
+RECYCLING_LAYERS = [(lambda: nn.Conv2d(1, 6, 5, padding=2, rng=0), (3, 1, 12, 12)),            # direct
+                    (lambda: nn.Conv2d(32, 32, 3, padding=1, rng=0), (3, 32, 8, 8)),         # Winograd
+                    (lambda: nn.Conv2d(32, 32, 1, rng=0), (3, 32, 6, 6)),                    # 1x1 GEMMs
+                    (lambda: nn.Conv2d(3, 8, 3, stride=2, padding=1, rng=0), (3, 3, 9, 9)),  # im2col
+                    (lambda: nn.BatchNorm2d(3), (4, 3, 5, 5)), (lambda: nn.BatchNorm1d(3), (6, 3)),
                     (nn.ReLU, (4, 3, 5, 5)), (nn.Sigmoid, (6, 7)), (nn.Tanh, (6, 7)), (nn.ELU, (2, 3, 4)),
                     (lambda: nn.AvgPool2d(2), (2, 3, 6, 6)), (lambda: nn.AvgPool2d(3, 2, 1), (2, 3, 7, 7)),
                     (lambda: nn.AdaptiveAvgPool2d(1), (2, 3, 5, 5))]
@@ -549,7 +553,7 @@ def test_recycled_outputs_and_gradients_never_overwrite_a_held_result(make, shap
         if step < 3:
             held.append((a, dx, a.copy(), dx.copy()))
         else:                          # held by nobody: refilled (the layer keeps at most two of each)
-            refs += [weakref.ref(a), weakref.ref(dx)]
+            refs += [weakref.ref(r if r.base is None else r.base) for r in (a, dx)]   # a view's array
             del a, dx
     for a, dx, a_then, dx_then in held:
         np.testing.assert_array_equal(a, a_then)
